@@ -1,0 +1,209 @@
+//! Command-line shape. Every server flag can also be set as `KEYWARD_<FLAG>`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about = "Self-hosted API key management")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the storage, a workspace, its owner, and print the owner's management key once.
+    Init(InitArgs),
+    /// Run the server (initialises an empty data dir first).
+    Serve(ServeArgs),
+    /// Save a server URL and management key in ~/.keyward/config.toml.
+    Login(LoginArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Verify a secret key (exit status 0 when valid, 1 when not).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// Where the embedded database and the pepper file live.
+    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "./keyward-data")]
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
+    #[arg(long, env = "KEYWARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Workspace name.
+    #[arg(long, env = "KEYWARD_WORKSPACE", default_value = "default")]
+    pub workspace: String,
+    /// Key prefix, e.g. `caibo` gives `caibo_live_sk_…`.
+    #[arg(long, env = "KEYWARD_PREFIX", default_value = "kw")]
+    pub prefix: String,
+    #[arg(long, env = "KEYWARD_OWNER_EMAIL", default_value = "owner@localhost")]
+    pub owner_email: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:5399")]
+    pub listen: SocketAddr,
+    /// Require `Keyward-Verify-Token: TOKEN` on the verification endpoints.
+    #[arg(long, env = "KEYWARD_VERIFY_TOKEN")]
+    pub verify_token: Option<String>,
+    /// Peers (IP or CIDR) whose X-Forwarded-For is believed; default loopback. Repeatable.
+    #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Most key records kept in the verification cache.
+    #[arg(long, env = "KEYWARD_CACHE_CAPACITY", default_value_t = 1_000_000)]
+    pub cache_capacity: u64,
+    /// Seconds between writes of last-used marks.
+    #[arg(long, env = "KEYWARD_FLUSH_INTERVAL", default_value_t = 2)]
+    pub flush_interval: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KEYWARD_BODY_LIMIT", default_value_t = 65536)]
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// e.g. http://127.0.0.1:5399
+    #[arg(long)]
+    pub server: String,
+    /// A management key.
+    #[arg(long)]
+    pub token: String,
+}
+
+/// Where the CLI sends management calls; defaults come from `keyward login`.
+#[derive(Debug, Args, Clone)]
+pub struct Remote {
+    #[arg(long, global = true, env = "KEYWARD_SERVER")]
+    pub server: Option<String>,
+    #[arg(long, global = true, env = "KEYWARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a secret key (its secret is shown once).
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        fields: KeyFields,
+        #[arg(long = "env", default_value = "test")]
+        environment: String,
+        /// temporary or permanent
+        #[arg(long = "type")]
+        key_type: Option<String>,
+        /// e.g. 30d, 12h, 6mo, 1y
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// List keys, newest first.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "env")]
+        environment: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Search name, id and start.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one key.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Change a key's settings.
+    Update {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[command(flatten)]
+        fields: KeyFields,
+        /// Remove the expiry.
+        #[arg(long, conflicts_with = "expires_at")]
+        no_expiry: bool,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Replace a key by a new one with the same settings.
+    Rotate {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        /// How long the old key keeps working, e.g. 24h (default 0s: stops at once).
+        #[arg(long)]
+        grace: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Repeatable, or comma-separated.
+    #[arg(long = "role", value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    #[arg(long = "permission", value_delimiter = ',')]
+    pub permissions: Option<Vec<String>>,
+    #[arg(long = "scope", value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// Allowed client IPs or CIDR ranges.
+    #[arg(long = "ip", value_delimiter = ',')]
+    pub ip_allowlist: Option<Vec<String>>,
+    /// A JSON object.
+    #[arg(long)]
+    pub meta: Option<String>,
+    /// RFC 3339 time.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    #[arg(long)]
+    pub callback_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// The secret key to check.
+    pub key: String,
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A permission query, e.g. "wallet.read AND (tx.create OR tx.approve)".
+    #[arg(long)]
+    pub permissions: Option<String>,
+    #[arg(long)]
+    pub scope: Option<String>,
+}

@@ -1,0 +1,52 @@
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::process::ExitCode;
+
+use keyward_core::{OsRandom, SystemClock};
+use keyward_server::bootstrap::{initialise, InitError, InitOptions};
+use keyward_store::Store;
+
+use crate::args::InitArgs;
+use crate::datadir;
+
+pub async fn run(a: InitArgs) -> Result<ExitCode> {
+    let url = datadir::database_url(&a.storage)?;
+    let store = Store::connect(&url).await?;
+    // Check before touching the pepper file: a refused init changes nothing.
+    if store.is_initialised().await? {
+        bail!("{} is already initialised; nothing was changed", where_(&a.storage));
+    }
+    let pepper = datadir::load_or_create_pepper(&a.storage.data_dir)?;
+    let opts = InitOptions { workspace_name: a.workspace, prefix: a.prefix, owner_email: a.owner_email };
+    let out = match initialise(&store, &pepper, &SystemClock, &OsRandom, &opts).await {
+        Ok(o) => o,
+        Err(InitError::AlreadyInitialised) => {
+            bail!("{} is already initialised; nothing was changed", where_(&a.storage))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store.close().await;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "workspace_id": out.workspace_id,
+                "member_id": out.member_id,
+                "management_key": out.management_key,
+                "prefix": out.prefix,
+            })
+        );
+    } else {
+        println!("Initialised workspace {} in {}.", out.workspace_id, where_(&a.storage));
+        println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
+        println!("Next: keyward serve, then keyward login --server http://127.0.0.1:5399 --token <key>");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn where_(s: &crate::args::StorageArgs) -> String {
+    match &s.database_url {
+        Some(_) => "the database".into(),
+        None => s.data_dir.display().to_string(),
+    }
+}

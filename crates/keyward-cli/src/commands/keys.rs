@@ -1,0 +1,89 @@
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+
+use keyward_client::{CreateKeyRequest, KeyView, ListKeys, UpdateKeyRequest};
+
+use crate::args::{KeyFields, KeysCommand, Remote};
+use crate::output;
+
+fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
+    raw.as_deref().map(|m| serde_json::from_str(m).context("--meta must be JSON")).transpose()
+}
+
+fn show(remote: &Remote, k: &KeyView) -> Result<()> {
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(k)?);
+    } else {
+        println!("{}", output::key_detail(k));
+        if let Some(s) = &k.secret {
+            println!("\nSecret (shown once, store it now):\n\n  {s}\n");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
+    match cmd {
+        KeysCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
+            let c = super::client(&remote, true)?;
+            let KeyFields { name, roles, permissions, scopes, ip_allowlist, meta: _, expires_at, callback_url } =
+                fields.clone();
+            let req = CreateKeyRequest {
+                name,
+                environment: Some(environment),
+                key_type,
+                expires_at,
+                expires_in,
+                ip_allowlist,
+                roles,
+                permissions,
+                scopes,
+                meta: meta(&fields.meta)?,
+                callback_url,
+                ..Default::default()
+            };
+            let k = c.create_key(&req, idempotency_key.as_deref()).await?;
+            show(&remote, &k)?;
+        }
+        KeysCommand::List { remote, status, environment, kind, q, limit, cursor } => {
+            let c = super::client(&remote, true)?;
+            let page = c.list_keys(&ListKeys { status, environment, kind, q, limit, cursor }).await?;
+            if remote.json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                println!("{}", output::key_rows(&page.items));
+                if let Some(n) = page.next_cursor {
+                    println!("\nmore: --cursor {n}");
+                }
+            }
+        }
+        KeysCommand::Show { remote, id } => {
+            let k = super::client(&remote, true)?.get_key(&id).await?;
+            show(&remote, &k)?;
+        }
+        KeysCommand::Update { remote, id, fields, no_expiry } => {
+            let c = super::client(&remote, true)?;
+            let req = UpdateKeyRequest {
+                name: fields.name.clone(),
+                roles: fields.roles.clone(),
+                permissions: fields.permissions.clone(),
+                scopes: fields.scopes.clone(),
+                ip_allowlist: fields.ip_allowlist.clone(),
+                meta: meta(&fields.meta)?,
+                expires_at: if no_expiry { Some(None) } else { fields.expires_at.clone().map(Some) },
+                callback_url: fields.callback_url.clone().map(Some),
+            };
+            let k = c.update_key(&id, &req).await?;
+            show(&remote, &k)?;
+        }
+        KeysCommand::Revoke { remote, id } => {
+            let k = super::client(&remote, true)?.revoke_key(&id).await?;
+            show(&remote, &k)?;
+        }
+        KeysCommand::Rotate { remote, id, grace } => {
+            let k = super::client(&remote, true)?.rotate_key(&id, grace.as_deref()).await?;
+            show(&remote, &k)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,53 @@
+mod init;
+mod keys;
+mod serve;
+
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+
+use keyward_client::{Client, VerifyKeyRequest};
+
+use crate::args::{Cli, Command, Remote};
+use crate::{output, userconfig};
+
+pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init(a) => init::run(a).await,
+        Command::Serve(a) => serve::run(a).await,
+        Command::Login(a) => {
+            let client = Client::new(&a.server, Some(a.token.clone()))?;
+            // Check the pair before saving it: a typo should fail here, not on first use.
+            client
+                .list_keys(&keyward_client::ListKeys { limit: Some(1), ..Default::default() })
+                .await
+                .context("the server refused this token")?;
+            let path = userconfig::save_login(&a.server, &a.token)?;
+            println!("Logged in to {}; saved in {}", a.server, path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(k) => keys::run(k).await,
+        Command::Verify(a) => {
+            let client = client(&a.remote, false)?;
+            let v = client
+                .verify_key(&VerifyKeyRequest { key: a.key, ip: a.ip, permissions: a.permissions, scope: a.scope })
+                .await?;
+            if a.remote.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", output::verify_line(&v));
+            }
+            Ok(if v.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+/// A client for the server named by flags, env or `keyward login`.
+fn client(remote: &Remote, needs_token: bool) -> Result<Client> {
+    let (saved_url, saved_token) = userconfig::load_login()?;
+    let server = remote.server.clone().or(saved_url).unwrap_or_else(|| "http://127.0.0.1:5399".into());
+    let token = remote.token.clone().or(saved_token);
+    if needs_token && token.is_none() {
+        anyhow::bail!("no management key: run `keyward login --server URL --token KEY` or pass --token");
+    }
+    Ok(Client::new(&server, token)?)
+}

@@ -1,0 +1,83 @@
+//! The data dir: the embedded database and the pepper file. The pepper (the key under which
+//! API keys are hashed) lives outside the database: a 0600 file here, or `KEYWARD_PEPPER`
+//! (64 hex characters) so several nodes can share it.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use keyward_core::pepper::Pepper;
+use keyward_core::OsRandom;
+
+use crate::args::StorageArgs;
+
+const PEPPER_FILE: &str = "pepper";
+const PEPPER_ENV: &str = "KEYWARD_PEPPER";
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))
+}
+
+/// The database URL: `--database-url`, or SQLite inside the data dir (created if needed).
+pub fn database_url(s: &StorageArgs) -> Result<String> {
+    if let Some(url) = &s.database_url {
+        return Ok(url.clone());
+    }
+    ensure_dir(&s.data_dir)?;
+    Ok(keyward_store::sqlite_url(&s.data_dir))
+}
+
+fn pepper_path(dir: &Path) -> PathBuf {
+    dir.join(PEPPER_FILE)
+}
+
+/// The pepper from the environment or the data dir; `None` when neither has one.
+pub fn load_pepper(dir: &Path) -> Result<Option<Pepper>> {
+    if let Ok(v) = std::env::var(PEPPER_ENV) {
+        return Pepper::from_hex(&v).map(Some).with_context(|| format!("{PEPPER_ENV} must be 64 hex characters"));
+    }
+    let path = pepper_path(dir);
+    match fs::read_to_string(&path) {
+        Ok(s) => Pepper::from_hex(&s)
+            .map(Some)
+            .with_context(|| format!("{} is not a valid pepper file (64 hex characters)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Loads the pepper, creating a new 0600 pepper file when there is none (first start only).
+pub fn load_or_create_pepper(dir: &Path) -> Result<Pepper> {
+    if let Some(p) = load_pepper(dir)? {
+        return Ok(p);
+    }
+    ensure_dir(dir)?;
+    let pepper = Pepper::generate(&OsRandom);
+    let path = pepper_path(dir);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(format!("{}\n", pepper.to_hex()).as_bytes())?;
+    f.sync_all()?;
+    Ok(pepper)
+}
+
+/// The pepper of an initialised database: without it no existing key could be verified.
+pub fn require_pepper(dir: &Path) -> Result<Pepper> {
+    match load_pepper(dir)? {
+        Some(p) => Ok(p),
+        None => bail!(
+            "the database is initialised but there is no pepper: put the pepper file in {} or set {PEPPER_ENV}",
+            dir.display()
+        ),
+    }
+}

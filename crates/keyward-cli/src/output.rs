@@ -1,0 +1,88 @@
+//! Human-readable output: aligned tables and key details.
+
+use keyward_client::{KeyView, VerifyResponse};
+
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push('\n');
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub fn key_rows(keys: &[KeyView]) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                k.name.clone(),
+                k.environment.clone(),
+                k.status_str(),
+                format!("{}…", k.start),
+                time(k.expires_at),
+                time(k.last_used_at),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED"], &rows)
+}
+
+trait StatusStr {
+    fn status_str(&self) -> String;
+}
+
+impl StatusStr for KeyView {
+    fn status_str(&self) -> String {
+        serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+pub fn key_detail(k: &KeyView) -> String {
+    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    let mut rows = vec![
+        ("id", k.id.clone()),
+        ("name", k.name.clone()),
+        ("status", k.status_str()),
+        ("environment", k.environment.clone()),
+        ("start", format!("{}…", k.start)),
+        ("roles", list(&k.roles)),
+        ("permissions", list(&k.permissions)),
+        ("scopes", list(&k.scopes)),
+        ("ip allowlist", list(&k.ip_allowlist)),
+        ("meta", serde_json::Value::Object(k.meta.clone()).to_string()),
+        ("expires", time(k.expires_at)),
+        ("created", time(Some(k.created_at))),
+        ("last used", time(k.last_used_at)),
+    ];
+    if let Some(ip) = &k.last_used_ip {
+        rows.push(("last used ip", ip.clone()));
+    }
+    if let Some(t) = k.revoked_at {
+        rows.push(("revoked", time(Some(t))));
+    }
+    let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    rows.iter().map(|(l, v)| format!("{l:<w$}  {v}")).collect::<Vec<_>>().join("\n")
+}
+
+pub fn verify_line(v: &VerifyResponse) -> String {
+    let code = serde_json::to_value(v.code).ok().and_then(|c| c.as_str().map(str::to_string)).unwrap_or_default();
+    match (&v.key_id, &v.name) {
+        (Some(id), Some(name)) => format!("{code}  {id}  {name}"),
+        _ => code,
+    }
+}

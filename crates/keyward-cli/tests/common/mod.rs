@@ -1,0 +1,266 @@
+//! Test harness: real servers on ephemeral ports, on SQLite and (when
+//! `KEYWARD_TEST_DATABASE_URL` is set) on a fresh PostgreSQL database per test.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_client::Client;
+use keyward_core::pepper::Pepper;
+use keyward_core::{ManualClock, OsRandom};
+use keyward_server::bootstrap::{initialise, InitOptions};
+use keyward_server::{RunningServer, ServerConfig, Services};
+use keyward_store::Store;
+use sqlx::Connection;
+
+/// Runs each named test function (taking a [`Backend`]) once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(b) = $crate::common::Backend::postgres(stringify!($name)) {
+                        super::$name(b).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend, or a visible "skipped" line when it is not configured.
+    pub fn postgres(test: &str) -> Option<Backend> {
+        match std::env::var("KEYWARD_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                // Written to the real stderr (not the captured test output), so it is seen.
+                let _ = writeln!(std::io::stderr(), "SKIPPED postgres::{test}: KEYWARD_TEST_DATABASE_URL is not set");
+                None
+            }
+        }
+    }
+}
+
+/// A database for one test, removed at the end.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", keyward_core::ids::new_id("t", chrono::Utc::now(), &OsRandom).to_lowercase())
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => TestDb { url: keyward_store::sqlite_url(dir.path()), dir, pg: None },
+            Backend::Postgres(admin) => {
+                let name = unique("kwtest");
+                let mut c = sqlx::PgConnection::connect(admin).await.expect("connect to KEYWARD_TEST_DATABASE_URL");
+                sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create database");
+                c.close().await.ok();
+                let url = with_database(admin, &name);
+                TestDb { url, dir, pg: Some((admin.clone(), name)) }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    pub async fn drop_db(&self) {
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
+                let _ =
+                    sqlx::Executor::execute(&mut c, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+            }
+        }
+    }
+}
+
+/// `postgres://u@h:p/db?x` with its database replaced.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let head = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    format!("{head}/{db}{query}")
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub management_key: String,
+    pub workspace_id: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub store: Store,
+    pub pepper: Pepper,
+    pub server: Option<RunningServer>,
+    pub db: Arc<TestDb>,
+}
+
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        flush_interval: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(50),
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, test_config()).await
+    }
+
+    pub async fn start_with(backend: Backend, config: ServerConfig) -> TestServer {
+        let db = Arc::new(TestDb::new(&backend).await);
+        let store = Store::connect(&db.url).await.expect("store");
+        let pepper = Pepper::generate(&OsRandom);
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let out = initialise(&store, &pepper, clock.as_ref(), &OsRandom, &InitOptions::default()).await.expect("init");
+        Self::attach(db, store, pepper, clock, out.management_key, out.workspace_id, config).await
+    }
+
+    /// Another node on the same database (its own cache, pool and listener).
+    pub async fn second_node(&self) -> TestServer {
+        let store = Store::connect(&self.db.url).await.expect("store");
+        Self::attach(
+            self.db.clone(),
+            store,
+            self.pepper.clone(),
+            self.clock.clone(),
+            self.management_key.clone(),
+            self.workspace_id.clone(),
+            test_config(),
+        )
+        .await
+    }
+
+    async fn attach(
+        db: Arc<TestDb>,
+        store: Store,
+        pepper: Pepper,
+        clock: Arc<ManualClock>,
+        management_key: String,
+        workspace_id: String,
+        config: ServerConfig,
+    ) -> TestServer {
+        let services =
+            Services { store: store.clone(), pepper: pepper.clone(), clock: clock.clone(), random: Arc::new(OsRandom) };
+        let server = keyward_server::start(services, config).await.expect("start");
+        let addr = server.addr;
+        let base = format!("http://{addr}");
+        let client = Client::new(&base, Some(management_key.clone())).expect("client");
+        TestServer { addr, base, management_key, workspace_id, client, clock, store, pepper, server: Some(server), db }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.expect("clean stop");
+        }
+        self.store.close().await;
+        if Arc::strong_count(&self.db) == 1 {
+            self.db.drop_db().await;
+        }
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A raw management request.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut rb = self.http().request(method, self.url(path)).bearer_auth(&self.management_key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("send");
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
+    pub async fn verify(&self, key: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut body = serde_json::json!({"key": key});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = self.http().post(self.url("/v1/keys/verify")).json(&body).send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    /// Creates a key and returns (id, secret).
+    pub async fn create(&self, body: serde_json::Value) -> (String, String) {
+        let (s, v) = self.call(reqwest::Method::POST, "/v1/keys", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        (v["id"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string())
+    }
+}
+
+pub fn code(v: &serde_json::Value) -> &str {
+    v["code"].as_str().unwrap_or("")
+}
+
+/// Every file under `dir`, as bytes.
+pub fn files_under(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}

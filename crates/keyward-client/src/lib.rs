@@ -1,0 +1,180 @@
+//! The Keyward Rust SDK: a typed client for the management and verification API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keyward_client::ClientError> {
+//! use keyward_client::{Client, CreateKeyRequest};
+//! let kw = Client::new("http://127.0.0.1:5399", Some("kw_mk_…".into()))?;
+//! let key = kw.create_key(&CreateKeyRequest { name: Some("billing".into()), ..Default::default() }, None).await?;
+//! let answer = kw.verify(key.secret.as_deref().unwrap_or_default()).await?;
+//! assert!(answer.valid);
+//! # Ok(()) }
+//! ```
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use keyward_core::model::{KeyList, KeyStatus, KeyView, RotateRequest, VerifyKeyRequest, VerifyResponse};
+pub use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
+pub use keyward_core::verify::VerifyCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message} ({code}{})", field.as_deref().map(|f| format!(", field {f}")).unwrap_or_default())]
+    Api { status: u16, code: String, message: String, field: Option<String> },
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+    field: Option<String>,
+}
+
+/// Filters of `GET /v1/keys`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `base_url` like `http://127.0.0.1:5399`; `token` a management key (needed for management calls).
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("keyward-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Client { base: base_url.trim_end_matches('/').to_string(), token, http })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(rb: RequestBuilder) -> Result<T, ClientError> {
+        let resp = rb.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+            Ok(env) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: env.error.code,
+                message: env.error.message,
+                field: env.error.field,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: status.canonical_reason().unwrap_or("error").to_lowercase(),
+                message: format!("HTTP {status}"),
+                field: None,
+            }),
+        }
+    }
+
+    pub async fn health(&self) -> Result<bool, ClientError> {
+        let resp =
+            self.request(Method::GET, "/healthz").send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(resp.status() == StatusCode::OK)
+    }
+
+    /// Creates a secret key; the answer's `secret` is the only time it is shown.
+    pub async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<KeyView, ClientError> {
+        let mut rb = self.request(Method::POST, "/v1/keys").json(req);
+        if let Some(k) = idempotency_key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        Self::send(rb).await
+    }
+
+    pub async fn list_keys(&self, f: &ListKeys) -> Result<KeyList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/keys").query(f)).await
+    }
+
+    pub async fn get_key(&self, id: &str) -> Result<KeyView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/keys/{}", path_segment(id)))).await
+    }
+
+    pub async fn update_key(&self, id: &str, req: &UpdateKeyRequest) -> Result<KeyView, ClientError> {
+        Self::send(self.request(Method::PATCH, &format!("/v1/keys/{}", path_segment(id))).json(req)).await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<KeyView, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/keys/{}/revoke", path_segment(id)))).await
+    }
+
+    /// Rotates a secret key; the old one keeps working for `grace_period` (e.g. `24h`).
+    pub async fn rotate_key(&self, id: &str, grace_period: Option<&str>) -> Result<KeyView, ClientError> {
+        let body = RotateRequest { grace_period: grace_period.map(str::to_string) };
+        Self::send(self.request(Method::POST, &format!("/v1/keys/{}/rotate", path_segment(id))).json(&body)).await
+    }
+
+    /// Verifies a secret key with optional requirements.
+    pub async fn verify_key(&self, req: &VerifyKeyRequest) -> Result<VerifyResponse, ClientError> {
+        Self::send(self.http.post(format!("{}/v1/keys/verify", self.base)).json(req)).await
+    }
+
+    pub async fn verify(&self, key: &str) -> Result<VerifyResponse, ClientError> {
+        self.verify_key(&VerifyKeyRequest { key: key.to_string(), ..Default::default() }).await
+    }
+}
+
+/// Ids are plain ASCII; anything else is escaped rather than trusted into a URL path.
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

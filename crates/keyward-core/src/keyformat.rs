@@ -1,0 +1,148 @@
+//! Secret and management key formats.
+//!
+//! Secret key:      `<prefix>_<env>_sk_<43 random base62><6 base62 CRC32 of the random part>`
+//! Management key:  `<prefix>_mk_<43 random base62><6 base62 CRC32>`
+//!
+//! The checksum lets the server (and secret scanners) reject a mistyped or made-up key before
+//! any storage access.
+
+use crate::random::{base62_string, base62_u32, Random, BASE62};
+
+pub const RANDOM_LEN: usize = 43;
+pub const CHECKSUM_LEN: usize = 6;
+const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
+/// Longest token we bother parsing; anything longer is malformed without further work.
+const MAX_TOKEN_LEN: usize = 128;
+/// Characters of the random part kept in the display hint.
+const HINT_RANDOM_CHARS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Secret,
+    Management,
+}
+
+/// A syntactically valid key (checksum verified). Holds no more than the caller passed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedToken<'a> {
+    pub kind: TokenKind,
+    pub prefix: &'a str,
+    /// `Some("live")` for secret keys.
+    pub environment: Option<&'a str>,
+    /// The display hint: everything up to and including the first 4 random characters.
+    pub start: &'a str,
+}
+
+fn checksum(random: &str) -> String {
+    base62_u32(crc32fast::hash(random.as_bytes()), CHECKSUM_LEN)
+}
+
+fn body(rng: &dyn Random) -> String {
+    let random = base62_string(rng, RANDOM_LEN);
+    let sum = checksum(&random);
+    random + &sum
+}
+
+pub fn generate_secret(prefix: &str, environment: &str, rng: &dyn Random) -> String {
+    format!("{prefix}_{environment}_sk_{}", body(rng))
+}
+
+pub fn generate_management(prefix: &str, rng: &dyn Random) -> String {
+    format!("{prefix}_mk_{}", body(rng))
+}
+
+/// A workspace key prefix: 1–16 lowercase letters or digits, starting with a letter.
+pub fn valid_prefix(p: &str) -> bool {
+    (1..=16).contains(&p.len())
+        && p.as_bytes()[0].is_ascii_lowercase()
+        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn valid_env(e: &str) -> bool {
+    (1..=16).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Parses and checksums a token. `None` means malformed.
+pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
+    if token.len() > MAX_TOKEN_LEN || token.len() <= BODY_LEN || !token.is_ascii() {
+        return None;
+    }
+    let (head, body) = token.split_at(token.len() - BODY_LEN);
+    let head = head.strip_suffix('_')?;
+    if !body.bytes().all(|b| BASE62.contains(&b)) {
+        return None;
+    }
+    let (random, sum) = body.split_at(RANDOM_LEN);
+    if checksum(random) != sum {
+        return None;
+    }
+    let start = &token[..head.len() + 1 + HINT_RANDOM_CHARS];
+    let mut parts = head.rsplitn(3, '_');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("sk"), Some(env), Some(prefix)) if valid_env(env) && valid_prefix(prefix) => {
+            Some(ParsedToken { kind: TokenKind::Secret, prefix, environment: Some(env), start })
+        }
+        (Some("mk"), Some(prefix), None) if valid_prefix(prefix) => {
+            Some(ParsedToken { kind: TokenKind::Management, prefix, environment: None, start })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OsRandom;
+
+    #[test]
+    fn generated_secret_parses_with_its_parts() {
+        let k = generate_secret("caibo", "live", &OsRandom);
+        assert!(k.starts_with("caibo_live_sk_"));
+        assert_eq!(k.len(), "caibo_live_sk_".len() + 49);
+        let p = parse(&k).expect("parses");
+        assert_eq!(p.kind, TokenKind::Secret);
+        assert_eq!(p.prefix, "caibo");
+        assert_eq!(p.environment, Some("live"));
+        assert_eq!(p.start, &k[.."caibo_live_sk_".len() + 4]);
+    }
+
+    #[test]
+    fn management_key_parses() {
+        let k = generate_management("kw", &OsRandom);
+        let p = parse(&k).expect("parses");
+        assert_eq!(p.kind, TokenKind::Management);
+        assert_eq!(p.environment, None);
+    }
+
+    #[test]
+    fn any_single_character_change_is_caught() {
+        let k = generate_secret("kw", "test", &OsRandom);
+        let body_start = "kw_test_sk_".len();
+        for i in body_start..k.len() {
+            let mut bytes = k.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(bytes).unwrap();
+            assert!(parse(&changed).is_none(), "change at {i} not caught");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "kw_test_sk_", "hello", "kw_test_xx_0000000000000000000000000000000000000000000000000", "ü"] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        let k = generate_secret("kw", "test", &OsRandom);
+        assert!(parse(&format!("{k}x")).is_none());
+        assert!(parse(&k.replace("kw_", "KW_")).is_none());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(valid_prefix("kw"));
+        assert!(valid_prefix("caibo2"));
+        assert!(!valid_prefix("2kw"));
+        assert!(!valid_prefix("k_w"));
+        assert!(!valid_prefix(""));
+        assert!(!valid_prefix("abcdefghijklmnopq"));
+    }
+}

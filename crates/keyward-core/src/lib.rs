@@ -1,0 +1,21 @@
+//! Keyward's domain layer: key formats, hashing, permission queries, scopes, IP allowlists,
+//! input validation and the verification decision. It performs no I/O; time and randomness
+//! are passed in so that every rule can be tested without sleeping or mocking the OS.
+
+pub mod clock;
+pub mod duration;
+pub mod error;
+pub mod ids;
+pub mod ip;
+pub mod keyformat;
+pub mod model;
+pub mod pepper;
+pub mod permissions;
+pub mod random;
+pub mod scopes;
+pub mod validate;
+pub mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::CoreError;
+pub use random::{OsRandom, Random};

@@ -1,0 +1,342 @@
+//! Validation of management input. Each rule answers with the field it concerns.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::error::CoreError;
+use crate::model::{KeyType, ENVIRONMENTS};
+use crate::{duration, ip, permissions};
+
+pub const MAX_NAME_CHARS: usize = 64;
+pub const MAX_META_BYTES: usize = 4096;
+pub const MAX_LIST_ENTRIES: usize = 100;
+pub const MAX_URL_LEN: usize = 2048;
+/// Expiry of a `temporary` key when none is given (seed: "A temporary key expires in 30 days").
+pub const TEMPORARY_DEFAULT_DAYS: i64 = 30;
+
+/// `POST /v1/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: Option<String>,
+    pub environment: Option<String>,
+    pub algorithm: Option<String>,
+    pub public_key: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
+    pub expires_at: Option<String>,
+    pub expires_in: Option<String>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Value>,
+    pub callback_url: Option<String>,
+}
+
+/// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Value>,
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub callback_url: Option<Option<String>>,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A validated create request for a secret key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    pub name: String,
+    pub environment: String,
+    pub key_type: Option<KeyType>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ip_allowlist: Vec<String>,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub scopes: Vec<String>,
+    pub meta: Map<String, Value>,
+    pub callback_url: Option<String>,
+}
+
+/// A validated patch: `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub meta: Option<Map<String, Value>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub callback_url: Option<Option<String>>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == KeyChanges::default()
+    }
+}
+
+pub fn name(raw: &str) -> Result<String, CoreError> {
+    let n = raw.trim();
+    if n.is_empty() {
+        return Err(CoreError::invalid("name", "name must not be empty"));
+    }
+    if n.chars().count() > MAX_NAME_CHARS {
+        return Err(CoreError::invalid("name", format!("name must be at most {MAX_NAME_CHARS} characters")));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(CoreError::invalid("name", "name must not contain control characters"));
+    }
+    Ok(n.to_string())
+}
+
+pub fn environment(raw: Option<&str>) -> Result<String, CoreError> {
+    let e = raw.unwrap_or("test");
+    if ENVIRONMENTS.contains(&e) {
+        Ok(e.to_string())
+    } else {
+        Err(CoreError::invalid("environment", format!("unknown environment {e:?}: use \"test\" or \"live\"")))
+    }
+}
+
+fn names(field: &str, list: &[String], valid: fn(&str) -> bool) -> Result<Vec<String>, CoreError> {
+    if list.len() > MAX_LIST_ENTRIES {
+        return Err(CoreError::invalid(field, format!("at most {MAX_LIST_ENTRIES} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        if !valid(item) {
+            return Err(CoreError::invalid(
+                format!("{field}[{i}]"),
+                format!("{item:?} is not valid: use letters, digits and . _ - : * / (1-128 characters)"),
+            ));
+        }
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn meta(raw: &Value) -> Result<Map<String, Value>, CoreError> {
+    let Value::Object(m) = raw else {
+        return Err(CoreError::invalid("meta", "meta must be a JSON object"));
+    };
+    let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_META_BYTES {
+        return Err(CoreError::invalid("meta", format!("meta must be at most {MAX_META_BYTES} bytes of JSON")));
+    }
+    Ok(m.clone())
+}
+
+pub fn callback_url(raw: &str) -> Result<String, CoreError> {
+    let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
+        && raw.len() <= MAX_URL_LEN
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(CoreError::invalid("callback_url", "callback_url must be an http(s) URL"))
+    }
+}
+
+fn timestamp(field: &str, raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CoreError> {
+    let t = DateTime::parse_from_rfc3339(raw)
+        .map_err(|_| CoreError::invalid(field, format!("{field} must be an RFC 3339 time")))?
+        .with_timezone(&Utc);
+    if t <= now {
+        return Err(CoreError::invalid(field, format!("{field} must be in the future")));
+    }
+    Ok(t)
+}
+
+impl CreateKeyRequest {
+    /// Validates a secret-key create. `now` anchors `expires_in` and the future-time checks.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<NewKey, CoreError> {
+        if self.public_key.is_some() || self.algorithm.is_some() {
+            let field = if self.public_key.is_some() { "public_key" } else { "algorithm" };
+            return Err(CoreError::invalid(
+                field,
+                "public-key registration is not available on this server yet; omit public_key and algorithm to create a secret key",
+            ));
+        }
+        let name = name(self.name.as_deref().ok_or_else(|| CoreError::invalid("name", "name is required"))?)?;
+        let environment = environment(self.environment.as_deref())?;
+        let key_type = match self.key_type.as_deref() {
+            None => None,
+            Some(t) => Some(KeyType::parse(t).ok_or_else(|| {
+                CoreError::invalid("type", format!("unknown type {t:?}: use \"temporary\" or \"permanent\""))
+            })?),
+        };
+        let mut expires_at = match (&self.expires_at, &self.expires_in) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::invalid("expires_in", "give expires_at or expires_in, not both"))
+            }
+            (Some(at), None) => Some(timestamp("expires_at", at, now)?),
+            (None, Some(d)) => {
+                let d = duration::parse(d)
+                    .filter(|d| *d > Duration::zero())
+                    .ok_or_else(|| CoreError::invalid("expires_in", "expires_in must look like 30d, 12h, 6mo or 1y"))?;
+                Some(now + d)
+            }
+            (None, None) => None,
+        };
+        let ip_allowlist = ip::normalise(self.ip_allowlist.as_deref().unwrap_or(&[]))?;
+        match key_type {
+            Some(KeyType::Permanent) if expires_at.is_some() => {
+                return Err(CoreError::invalid("type", "a permanent key has no expiry"));
+            }
+            Some(KeyType::Permanent) if ip_allowlist.is_empty() => {
+                return Err(CoreError::invalid("ip_allowlist", "a permanent key needs a non-empty ip_allowlist"));
+            }
+            Some(KeyType::Temporary) if expires_at.is_none() => {
+                expires_at = Some(now + Duration::days(TEMPORARY_DEFAULT_DAYS));
+            }
+            _ => {}
+        }
+        Ok(NewKey {
+            name,
+            environment,
+            key_type,
+            expires_at,
+            ip_allowlist,
+            roles: names("roles", self.roles.as_deref().unwrap_or(&[]), permissions::valid_name)?,
+            permissions: names("permissions", self.permissions.as_deref().unwrap_or(&[]), permissions::valid_name)?,
+            scopes: names("scopes", self.scopes.as_deref().unwrap_or(&[]), crate::scopes::valid_scope)?,
+            meta: self.meta.as_ref().map(meta).transpose()?.unwrap_or_default(),
+            callback_url: self.callback_url.as_deref().map(callback_url).transpose()?,
+        })
+    }
+}
+
+impl UpdateKeyRequest {
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<KeyChanges, CoreError> {
+        Ok(KeyChanges {
+            name: self.name.as_deref().map(name).transpose()?,
+            roles: self.roles.as_deref().map(|l| names("roles", l, permissions::valid_name)).transpose()?,
+            permissions: self
+                .permissions
+                .as_deref()
+                .map(|l| names("permissions", l, permissions::valid_name))
+                .transpose()?,
+            scopes: self.scopes.as_deref().map(|l| names("scopes", l, crate::scopes::valid_scope)).transpose()?,
+            ip_allowlist: self.ip_allowlist.as_deref().map(ip::normalise).transpose()?,
+            meta: self.meta.as_ref().map(meta).transpose()?,
+            expires_at: match &self.expires_at {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(t)) => Some(Some(timestamp("expires_at", t, now)?)),
+            },
+            callback_url: match &self.callback_url {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(u)) => Some(Some(callback_url(u)?)),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn create(v: Value) -> Result<NewKey, CoreError> {
+        serde_json::from_value::<CreateKeyRequest>(v).unwrap().validate(now())
+    }
+
+    #[test]
+    fn minimal_create_has_defaults() {
+        let k = create(json!({"name": "  billing  "})).unwrap();
+        assert_eq!(k.name, "billing");
+        assert_eq!(k.environment, "test");
+        assert_eq!(k.expires_at, None);
+        assert!(k.meta.is_empty());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (json!({}), "name"),
+            (json!({"name": "   "}), "name"),
+            (json!({"name": "x".repeat(65)}), "name"),
+            (json!({"name": "a", "environment": "prod"}), "environment"),
+            (json!({"name": "a", "ip_allowlist": ["10.0.0.0/99"]}), "ip_allowlist[0]"),
+            (json!({"name": "a", "meta": [1]}), "meta"),
+            (json!({"name": "a", "meta": {"x": "y".repeat(5000)}}), "meta"),
+            (json!({"name": "a", "expires_in": "soon"}), "expires_in"),
+            (json!({"name": "a", "expires_at": "yesterday"}), "expires_at"),
+            (json!({"name": "a", "expires_at": "2000-01-01T00:00:00Z"}), "expires_at"),
+            (json!({"name": "a", "expires_at": "2099-01-01T00:00:00Z", "expires_in": "1d"}), "expires_in"),
+            (json!({"name": "a", "roles": ["ok", "not ok"]}), "roles[1]"),
+            (json!({"name": "a", "permissions": ["AND"]}), "permissions[0]"),
+            (json!({"name": "a", "scopes": [""]}), "scopes[0]"),
+            (json!({"name": "a", "callback_url": "ftp://x"}), "callback_url"),
+            (json!({"name": "a", "type": "forever"}), "type"),
+            (json!({"name": "a", "type": "permanent"}), "ip_allowlist"),
+            (json!({"name": "a", "type": "permanent", "ip_allowlist": ["1.2.3.4"], "expires_in": "1d"}), "type"),
+            (json!({"name": "a", "public_key": "ab"}), "public_key"),
+        ];
+        for (input, field) in cases {
+            let e = create(input.clone()).unwrap_err();
+            assert_eq!(e.field(), field, "{input}");
+        }
+    }
+
+    #[test]
+    fn name_of_64_unicode_chars_is_fine() {
+        assert!(create(json!({"name": "é".repeat(64)})).is_ok());
+    }
+
+    #[test]
+    fn expiry_forms() {
+        let k = create(json!({"name": "a", "expires_in": "12h"})).unwrap();
+        assert_eq!(k.expires_at, Some(now() + Duration::hours(12)));
+        let k = create(json!({"name": "a", "type": "temporary"})).unwrap();
+        assert_eq!(k.expires_at, Some(now() + Duration::days(30)));
+    }
+
+    #[test]
+    fn patch_null_clears_and_absent_keeps() {
+        let u: UpdateKeyRequest = serde_json::from_value(json!({"expires_at": null})).unwrap();
+        assert_eq!(u.validate(now()).unwrap().expires_at, Some(None));
+        let u: UpdateKeyRequest = serde_json::from_value(json!({"name": "x"})).unwrap();
+        let c = u.validate(now()).unwrap();
+        assert_eq!(c.expires_at, None);
+        assert_eq!(c.name.as_deref(), Some("x"));
+        assert!(UpdateKeyRequest::default().validate(now()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicates_in_lists_are_dropped() {
+        let k = create(json!({"name": "a", "roles": ["x", "x", "y"]})).unwrap();
+        assert_eq!(k.roles, vec!["x", "y"]);
+    }
+}

@@ -1,0 +1,189 @@
+//! The verification decision for a key that storage has found. Pure: the caller supplies the
+//! record, the time, the client IP and what the request needs.
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::ToSchema;
+
+use crate::model::{KeyRecord, KeyStatus};
+use crate::permissions::Query;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    Pending,
+    IpNotAllowed,
+    InsufficientPermissions,
+    RateLimited,
+    InvalidSignature,
+    NonceExpired,
+    Replayed,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::Malformed => "MALFORMED",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::Pending => "PENDING",
+            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
+            VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::InvalidSignature => "INVALID_SIGNATURE",
+            VerifyCode::NonceExpired => "NONCE_EXPIRED",
+            VerifyCode::Replayed => "REPLAYED",
+        }
+    }
+
+    /// Refusals about the credential itself (forward-auth answers 401); the others are about
+    /// what the credential may do (403).
+    pub fn is_authentication_failure(self) -> bool {
+        !matches!(self, VerifyCode::Valid | VerifyCode::IpNotAllowed | VerifyCode::InsufficientPermissions)
+    }
+}
+
+/// A key record prepared for repeated verification: its allowlist parsed once.
+#[derive(Debug, Clone)]
+pub struct VerifiableKey {
+    pub record: KeyRecord,
+    pub nets: Vec<IpNet>,
+}
+
+impl VerifiableKey {
+    pub fn new(record: KeyRecord) -> Self {
+        let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
+        VerifiableKey { record, nets }
+    }
+}
+
+/// What a request asks of the key.
+#[derive(Debug, Default)]
+pub struct Requirements<'a> {
+    pub ip: Option<IpAddr>,
+    pub permissions: Option<&'a Query>,
+    pub scope: Option<&'a str>,
+}
+
+pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
+    let r = &key.record;
+    match r.status {
+        KeyStatus::Revoked => return VerifyCode::Revoked,
+        KeyStatus::PendingCreate => return VerifyCode::Pending,
+        KeyStatus::Rejected => return VerifyCode::NotFound,
+        KeyStatus::Expired => return VerifyCode::Expired,
+        // A pending update keeps the old settings in force; a pending revoke keeps the key working.
+        KeyStatus::Active | KeyStatus::PendingUpdate | KeyStatus::PendingRevoke => {}
+    }
+    if matches!(r.expires_at, Some(t) if t <= now) {
+        return VerifyCode::Expired;
+    }
+    if !key.nets.is_empty() {
+        // With an allowlist, a caller that cannot say where the request came from is refused.
+        match req.ip {
+            Some(ip) if crate::ip::allowed(&key.nets, ip) => {}
+            _ => return VerifyCode::IpNotAllowed,
+        }
+    }
+    if let Some(q) = req.permissions {
+        if !q.allows(&r.permissions) {
+            return VerifyCode::InsufficientPermissions;
+        }
+    }
+    if let Some(s) = req.scope {
+        if !crate::scopes::any_covers(&r.scopes, s) {
+            return VerifyCode::InsufficientPermissions;
+        }
+    }
+    VerifyCode::Valid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::KeyKind;
+    use chrono::Duration;
+
+    fn rec() -> KeyRecord {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        KeyRecord {
+            id: "key_1".into(),
+            workspace_id: "ws_1".into(),
+            name: "n".into(),
+            kind: KeyKind::Secret,
+            algorithm: None,
+            public_key: None,
+            key_type: None,
+            environment: "test".into(),
+            status: KeyStatus::Active,
+            hash: Some("h".into()),
+            start: "kw_test_sk_abcd".into(),
+            roles: vec![],
+            permissions: vec!["wallet.*".into()],
+            scopes: vec!["wallet:*".into()],
+            ip_allowlist: vec![],
+            meta: Default::default(),
+            callback_url: None,
+            expires_at: None,
+            created_at: t,
+            updated_at: t,
+            created_by: None,
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_100, 0).unwrap()
+    }
+
+    #[test]
+    fn codes_in_order() {
+        let none = Requirements::default();
+        assert_eq!(decide(&VerifiableKey::new(rec()), now(), &none), VerifyCode::Valid);
+
+        let mut r = rec();
+        r.status = KeyStatus::Revoked;
+        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Revoked);
+
+        let mut r = rec();
+        r.expires_at = Some(now() - Duration::seconds(1));
+        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Expired);
+
+        let mut r = rec();
+        r.status = KeyStatus::PendingCreate;
+        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Pending);
+    }
+
+    #[test]
+    fn ip_permissions_scope() {
+        let mut r = rec();
+        r.ip_allowlist = vec!["10.0.0.0/8".into()];
+        let k = VerifiableKey::new(r);
+        let inside = Requirements { ip: Some("10.1.1.1".parse().unwrap()), ..Default::default() };
+        let outside = Requirements { ip: Some("11.1.1.1".parse().unwrap()), ..Default::default() };
+        assert_eq!(decide(&k, now(), &inside), VerifyCode::Valid);
+        assert_eq!(decide(&k, now(), &outside), VerifyCode::IpNotAllowed);
+        assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::IpNotAllowed);
+
+        let k = VerifiableKey::new(rec());
+        let q = Query::parse("wallet.read AND tx.create").unwrap();
+        let need = Requirements { permissions: Some(&q), ..Default::default() };
+        assert_eq!(decide(&k, now(), &need), VerifyCode::InsufficientPermissions);
+        let q = Query::parse("wallet.read").unwrap();
+        let need = Requirements { permissions: Some(&q), scope: Some("wallet:w_1"), ..Default::default() };
+        assert_eq!(decide(&k, now(), &need), VerifyCode::Valid);
+        let need = Requirements { scope: Some("vault:v_1"), ..Default::default() };
+        assert_eq!(decide(&k, now(), &need), VerifyCode::InsufficientPermissions);
+    }
+}

@@ -1,0 +1,156 @@
+//! Assembling and running a server: router, middleware, background tasks, shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use keyward_core::pepper::Pepper;
+use keyward_core::{Clock, Random};
+use keyward_store::Store;
+
+use crate::cache::KeyCache;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::state::{AppState, SharedState};
+use crate::usage::UsageBuffer;
+use crate::{invalidation, routes};
+
+/// What a server is built from; time and randomness are injectable for tests.
+pub struct Services {
+    pub store: Store,
+    pub pepper: Pepper,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+}
+
+pub fn state(services: Services, config: ServerConfig) -> SharedState {
+    Arc::new(AppState {
+        cache: KeyCache::new(config.cache_capacity),
+        usage: UsageBuffer::default(),
+        store: services.store,
+        pepper: services.pepper,
+        clock: services.clock,
+        random: services.random,
+        config,
+    })
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = ApiError::Invalid { field: None, message: "method not allowed on this route".into() }.into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+pub fn router(state: SharedState) -> Router {
+    let limit = state.config.body_limit;
+    let (router, _doc) = routes::api().split_for_parts();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A server running in this process (tests, or the binary's `serve`).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes requests in flight, stops background tasks and writes
+    /// pending last-used marks.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let served = self.http.await.map_err(std::io::Error::other)?;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.state.usage.flush(&self.state.store).await {
+            tracing::warn!(error = %e, "could not write last-used marks at shutdown");
+        }
+        served
+    }
+}
+
+/// Binds and starts serving with background tasks.
+pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = state(services, config);
+    let (stop, stopped) = watch::channel(false);
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut rx = stopped.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let tasks = vec![
+        tokio::spawn(flusher(state.clone(), stopped.clone())),
+        tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
+        tokio::spawn(pruner(state.clone(), stopped)),
+    ];
+    Ok(RunningServer { addr, state, stop, http, tasks })
+}
+
+/// Runs until `shutdown` completes (e.g. SIGTERM), then stops gracefully.
+pub async fn run(services: Services, config: ServerConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let server = start(services, config).await?;
+    tracing::info!(addr = %server.addr, "keyward listening");
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn flusher(state: SharedState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.flush_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = state.usage.flush(&state.store).await {
+            tracing::warn!(error = %e, "could not write last-used marks; will retry");
+        }
+    }
+}
+
+async fn pruner(state: SharedState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let now = state.clock.now();
+        let _ = state.store.prune_events(now - chrono::Duration::minutes(10)).await;
+        let _ = state.store.prune_idempotency(now - chrono::Duration::hours(24)).await;
+    }
+}

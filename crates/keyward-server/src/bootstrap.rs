@@ -1,0 +1,72 @@
+//! `keyward init`: the first workspace, its owner and the owner's management key.
+
+use keyward_core::model::InitOutcome;
+use keyward_core::pepper::Pepper;
+use keyward_core::{ids, keyformat, Clock, Random};
+use keyward_store::{NewManagementKey, NewWorkspace, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub workspace_name: String,
+    pub prefix: String,
+    pub owner_email: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { workspace_name: "default".into(), prefix: "kw".into(), owner_email: "owner@localhost".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this database is already initialised; nothing was changed")]
+    AlreadyInitialised,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+pub async fn initialise(
+    store: &Store,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    opts: &InitOptions,
+) -> Result<InitOutcome, InitError> {
+    if !keyformat::valid_prefix(&opts.prefix) {
+        return Err(InitError::Invalid(format!(
+            "prefix {:?} must be 1-16 lowercase letters or digits, starting with a letter",
+            opts.prefix
+        )));
+    }
+    let name = opts.workspace_name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(InitError::Invalid("workspace name must be 1-64 characters".into()));
+    }
+    if !opts.owner_email.contains('@') || opts.owner_email.len() > 254 {
+        return Err(InitError::Invalid(format!("{:?} is not an email address", opts.owner_email)));
+    }
+    let now = clock.now();
+    let token = keyformat::generate_management(&opts.prefix, rng);
+    let start = keyformat::parse(&token)
+        .map(|p| p.start.to_string())
+        .ok_or_else(|| InitError::Invalid("generated key failed to parse".into()))?;
+    let ws = NewWorkspace {
+        id: ids::new_id("ws", now, rng),
+        name: name.to_string(),
+        prefix: opts.prefix.clone(),
+        owner_id: ids::new_id("mem", now, rng),
+        owner_email: opts.owner_email.clone(),
+        created_at: now,
+    };
+    let mk = NewManagementKey { id: ids::new_id("mk", now, rng), hash: pepper.hash(&token), start };
+    match store.init_workspace(&ws, &mk).await {
+        Ok(()) => {
+            Ok(InitOutcome { workspace_id: ws.id, member_id: ws.owner_id, management_key: token, prefix: ws.prefix })
+        }
+        Err(StoreError::AlreadyInitialised) => Err(InitError::AlreadyInitialised),
+        Err(e) => Err(InitError::Store(e)),
+    }
+}

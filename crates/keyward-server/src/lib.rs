@@ -1,0 +1,19 @@
+//! Keyward's HTTP server: management API, verification, forward-auth and OpenAPI, over the
+//! storage layer. `app` assembles it; `routes` holds the handlers; `error` is the one place
+//! errors become HTTP answers.
+
+pub mod app;
+pub mod bootstrap;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod invalidation;
+pub mod routes;
+mod seal;
+pub mod state;
+pub mod usage;
+mod verifier;
+
+pub use app::{router, run, start, RunningServer, Services};
+pub use config::ServerConfig;

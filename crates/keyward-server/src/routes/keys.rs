@@ -1,0 +1,404 @@
+//! Management of keys: create, list, get, patch, revoke, rotate.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
+
+use keyward_core::model::{KeyKind, KeyList, KeyRecord, KeyStatus, KeyView, RotateRequest, ENVIRONMENTS};
+use keyward_core::pepper::hex_encode;
+use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
+use keyward_core::{clock, duration, ids, keyformat};
+use keyward_store::{IdempotencyRecord, InsertOutcome, KeyFilter, RotateOutcome, Rotation};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{parse_json, ApiJson, Caller, RawBody};
+use crate::seal;
+use crate::state::{AppState, SharedState};
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl AppState {
+    /// A key's view with this node's not-yet-written last-used mark applied.
+    fn view(&self, rec: &KeyRecord) -> KeyView {
+        let mut v = rec.view(self.clock.now());
+        if let Some((ms, ip)) = self.usage.pending_for(&rec.id) {
+            let at = clock::from_ms(ms);
+            if v.last_used_at.is_none_or(|t| t < at) {
+                v.last_used_at = Some(at);
+                v.last_used_ip = ip;
+            }
+        }
+        v
+    }
+
+    /// Drops this node's cached copy at once; other nodes hear of it through change events.
+    fn forget(&self, rec: &KeyRecord) {
+        if let Some(h) = &rec.hash {
+            self.cache.invalidate(h);
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
+    let mut r = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    r
+}
+
+/// The client's idempotency key, checked.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
+    let s = v.to_str().unwrap_or("");
+    if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY || !s.is_ascii() {
+        return Err(ApiError::invalid("Idempotency-Key", "Idempotency-Key must be 1-255 ASCII characters"));
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// Idempotency for one request: what is stored, and how to answer a retry.
+struct Idem {
+    raw: String,
+    key_hash: String,
+    request_hash: String,
+}
+
+impl Idem {
+    fn new(state: &AppState, workspace_id: &str, raw: String, scope: &str, body: &[u8]) -> Self {
+        let key_hash = hex_encode(&state.pepper.derive("idempotency-key", &format!("{workspace_id}\0{raw}")));
+        let mut h = Sha256::new();
+        h.update(scope.as_bytes());
+        h.update([0]);
+        h.update(body);
+        Idem { raw, key_hash, request_hash: hex_encode(&h.finalize()) }
+    }
+
+    fn record(
+        &self,
+        state: &AppState,
+        workspace_id: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> ApiResult<IdempotencyRecord> {
+        let sealed = seal::seal(&state.pepper, state.random.as_ref(), workspace_id, &self.raw, body)
+            .ok_or_else(|| ApiError::Internal("sealing failed".into()))?;
+        Ok(IdempotencyRecord {
+            workspace_id: workspace_id.to_string(),
+            key_hash: self.key_hash.clone(),
+            request_hash: self.request_hash.clone(),
+            status: i64::from(status.as_u16()),
+            sealed_body: sealed,
+            created_at: clock::to_ms(state.clock.now()),
+        })
+    }
+
+    fn replay(&self, state: &AppState, rec: &IdempotencyRecord) -> ApiResult<Response> {
+        if rec.request_hash != self.request_hash {
+            return Err(ApiError::Conflict {
+                field: Some("Idempotency-Key".into()),
+                message: "this Idempotency-Key was used with a different request".into(),
+            });
+        }
+        let body = seal::open(&state.pepper, &rec.workspace_id, &self.raw, &rec.sealed_body)
+            .ok_or_else(|| ApiError::Internal("stored idempotent answer cannot be opened".into()))?;
+        let status =
+            u16::try_from(rec.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+        Ok(json_response(status, body, true))
+    }
+
+    async fn earlier(&self, state: &AppState, workspace_id: &str) -> ApiResult<Option<Response>> {
+        match state.store.idempotency(workspace_id, &self.key_hash).await? {
+            Some(r) => self.replay(state, &r).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first answer")),
+    responses((status = 201, description = "created; `secret` is shown only here", body = KeyView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn create_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    caller.require_write()?;
+    let p = &caller.0;
+    let req: CreateKeyRequest = parse_json(&body)?;
+    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, &p.workspace_id, raw, "POST /v1/keys", &body));
+    if let Some(i) = &idem {
+        if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
+            return Ok(r);
+        }
+    }
+    let now = state.clock.now();
+    let new = req.validate(now)?;
+    let rng = state.random.as_ref();
+    let secret = keyformat::generate_secret(&p.prefix, &new.environment, rng);
+    let start = keyformat::parse(&secret).map(|t| t.start.to_string()).unwrap_or_default();
+    let rec = KeyRecord {
+        id: ids::new_id("key", now, rng),
+        workspace_id: p.workspace_id.clone(),
+        name: new.name,
+        kind: KeyKind::Secret,
+        algorithm: None,
+        public_key: None,
+        key_type: new.key_type,
+        environment: new.environment,
+        status: KeyStatus::Active,
+        hash: Some(state.pepper.hash(&secret)),
+        start,
+        roles: new.roles,
+        permissions: new.permissions,
+        scopes: new.scopes,
+        ip_allowlist: new.ip_allowlist,
+        meta: new.meta,
+        callback_url: new.callback_url,
+        expires_at: new.expires_at,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(p.member_id.clone()),
+        last_used_at: None,
+        last_used_ip: None,
+        revoked_at: None,
+    };
+    let mut view = rec.view(now);
+    view.secret = Some(secret);
+    let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
+    match state.store.insert_key(&rec, now, stored.as_ref()).await? {
+        InsertOutcome::Created => {
+            state.forget(&rec);
+            Ok(json_response(StatusCode::CREATED, out, false))
+        }
+        InsertOutcome::Replayed(r) => match &idem {
+            Some(i) => i.replay(&state, &r),
+            None => Err(ApiError::Internal("replay without idempotency key".into())),
+        },
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// active, revoked, expired, pending_create, pending_update, pending_revoke, rejected
+    pub status: Option<String>,
+    /// test or live
+    pub environment: Option<String>,
+    /// secret or public
+    pub kind: Option<String>,
+    /// searches name, id and start
+    pub q: Option<String>,
+    /// 1-200, default 50
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    fn filter(self) -> ApiResult<KeyFilter> {
+        let status = self
+            .status
+            .map(|s| KeyStatus::parse(&s).ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}"))))
+            .transpose()?;
+        if let Some(e) = &self.environment {
+            if !ENVIRONMENTS.contains(&e.as_str()) {
+                return Err(ApiError::invalid("environment", format!("unknown environment {e:?}")));
+            }
+        }
+        let kind = self
+            .kind
+            .map(|k| KeyKind::parse(&k).ok_or_else(|| ApiError::invalid("kind", format!("unknown kind {k:?}"))))
+            .transpose()?;
+        let limit = match self.limit {
+            None => 50,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=200).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 200"))?,
+        };
+        if let Some(c) = &self.cursor {
+            if !(c.starts_with("key_") && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+                return Err(ApiError::invalid("cursor", "cursor must be a next_cursor from an earlier page"));
+            }
+        }
+        if self.q.as_ref().is_some_and(|q| q.len() > 256) {
+            return Err(ApiError::invalid("q", "q must be at most 256 characters"));
+        }
+        Ok(KeyFilter { status, environment: self.environment, kind, q: self.q, cursor: self.cursor, limit })
+    }
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListParams),
+    responses((status = 200, body = KeyList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn list_keys(
+    State(state): State<SharedState>,
+    caller: Caller,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<KeyList>> {
+    let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
+    let f = params.filter()?;
+    let mut rows = state.store.list_keys(&caller.0.workspace_id, &f, state.clock.now()).await?;
+    let more = rows.len() > f.limit as usize;
+    rows.truncate(f.limit as usize);
+    let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    Ok(Json(KeyList { items: rows.iter().map(|r| state.view(r)).collect(), next_cursor }))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
+    state
+        .store
+        .get_key(&caller.0.workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn get_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    Ok(Json(state.view(&find(&state, &caller, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
+    responses((status = 200, body = KeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn update_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateKeyRequest>,
+) -> ApiResult<Json<KeyView>> {
+    caller.require_write()?;
+    let now = state.clock.now();
+    let changes = req.validate(now)?;
+    if changes.is_empty() {
+        return Ok(Json(state.view(&find(&state, &caller, &id).await?)));
+    }
+    let rec = state
+        .store
+        .update_key(&caller.0.workspace_id, &id, &changes, now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    state.forget(&rec);
+    Ok(Json(state.view(&rec)))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn revoke_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    caller.require_write()?;
+    let rec = state
+        .store
+        .revoke_key(&caller.0.workspace_id, &id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    state.forget(&rec);
+    Ok(Json(state.view(&rec)))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first answer")),
+    request_body = RotateRequest,
+    responses((status = 201, description = "the successor, with its `secret`", body = KeyView),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn rotate_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    caller.require_write()?;
+    let p = &caller.0;
+    let req: RotateRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { RotateRequest::default() } else { parse_json(&body)? };
+    let grace = match req.grace_period.as_deref() {
+        None => chrono::Duration::zero(),
+        Some(g) => duration::parse(g)
+            .ok_or_else(|| ApiError::invalid("grace_period", "grace_period must look like 0s, 15m, 24h or 7d"))?,
+    };
+    let scope = format!("POST /v1/keys/{id}/rotate");
+    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, &p.workspace_id, raw, &scope, &body));
+    if let Some(i) = &idem {
+        if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
+            return Ok(r);
+        }
+    }
+    let now = state.clock.now();
+    let rng = state.random.as_ref();
+    let new_id = ids::new_id("key", now, rng);
+    let grace_end = (grace > chrono::Duration::zero()).then(|| now + grace);
+    // The successor's secret must exist before the transaction, so it can be sealed into the
+    // idempotency record; its environment is known only from the old key, read here.
+    let current = find(&state, &caller, &id).await?;
+    let secret = keyformat::generate_secret(&p.prefix, &current.environment, rng);
+    let hash = state.pepper.hash(&secret);
+    let start = keyformat::parse(&secret).map(|t| t.start.to_string()).unwrap_or_default();
+    let make_new = |old: &KeyRecord| KeyRecord {
+        id: new_id.clone(),
+        hash: Some(hash.clone()),
+        start: start.clone(),
+        status: KeyStatus::Active,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(p.member_id.clone()),
+        last_used_at: None,
+        last_used_ip: None,
+        revoked_at: None,
+        ..old.clone()
+    };
+    let mut view = make_new(&current).view(now);
+    view.secret = Some(secret.clone());
+    let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
+    match state
+        .store
+        .rotate_key(
+            &Rotation {
+                workspace_id: &p.workspace_id,
+                id: &id,
+                now,
+                grace_end,
+                new_id: &new_id,
+                idem: stored.as_ref(),
+            },
+            make_new,
+        )
+        .await?
+    {
+        RotateOutcome::Rotated { old, new } => {
+            state.forget(&old);
+            state.forget(&new);
+            // Settings may have changed between the read above and the claim; answer with
+            // what was stored.
+            let mut view = new.view(now);
+            view.secret = Some(secret);
+            let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(json_response(StatusCode::CREATED, out, false))
+        }
+        RotateOutcome::Replayed(r) => match &idem {
+            Some(i) => i.replay(&state, &r),
+            None => Err(ApiError::Internal("replay without idempotency key".into())),
+        },
+        RotateOutcome::NotFound => Err(ApiError::NotFound(format!("no key with id {id:?}"))),
+        RotateOutcome::Refused(m) => Err(ApiError::Conflict { field: None, message: m }),
+    }
+}

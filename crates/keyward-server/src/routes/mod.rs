@@ -1,0 +1,53 @@
+//! The route table. Routes are registered through utoipa-axum, so a route cannot exist
+//! without its OpenAPI description.
+
+pub mod keys;
+pub mod system;
+pub mod verify;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::SharedState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keyward", description = "Self-hosted API key management: issue, verify, rotate and revoke API keys."),
+    modifiers(&ManagementAuth),
+    tags((name = "keys", description = "manage keys (management key required)"),
+         (name = "verification", description = "verify keys; the key is the credential"),
+         (name = "system"))
+)]
+pub struct ApiDoc;
+
+struct ManagementAuth;
+
+impl Modify for ManagementAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "management_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every API route with its documentation.
+pub fn api() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::get_key, keys::update_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(verify::verify_key))
+        .routes(routes!(verify::forward_auth))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::openapi_json))
+}
+
+/// The OpenAPI document of [`api`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}

@@ -1,0 +1,149 @@
+//! Verification surfaces: `POST /v1/keys/verify` and forward-auth `GET /v1/auth`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use keyward_core::model::{VerifyKeyRequest, VerifyResponse};
+use keyward_core::permissions::Query as PermQuery;
+use keyward_core::verify::{Requirements, VerifyCode};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{bearer, ApiJson};
+use crate::state::{AppState, SharedState};
+use crate::verifier::parse_ip;
+
+const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
+
+impl AppState {
+    /// With `--verify-token`, only callers that present it may verify.
+    fn check_verify_token(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let Some(expected) = &self.config.verify_token else { return Ok(()) };
+        let given = headers.get(VERIFY_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if keyward_core::pepper::hashes_equal(given, expected) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthenticated("missing or wrong Keyward-Verify-Token".into()))
+        }
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says the client was.
+    fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = keyward_core::ip::canonical(peer);
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        // Walk X-Forwarded-For from the right: the first hop not run by us is the client.
+        if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let hops: Vec<IpAddr> =
+                xff.split(',').filter_map(|h| h.trim().parse().ok()).map(keyward_core::ip::canonical).collect();
+            if let Some(ip) = hops.iter().rev().find(|ip| !trusted(ip)).or(hops.first()) {
+                return *ip;
+            }
+        }
+        headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .map(keyward_core::ip::canonical)
+            .unwrap_or(peer)
+    }
+}
+
+fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
+    Ok(raw.map(PermQuery::parse).transpose()?)
+}
+
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", request_body = VerifyKeyRequest,
+    params(("Keyward-Verify-Token" = Option<String>, Header, description = "required when the server runs with --verify-token")),
+    responses((status = 200, description = "always 200 for a well-formed request; see `code`", body = VerifyResponse),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn verify_key(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<VerifyKeyRequest>,
+) -> ApiResult<Json<VerifyResponse>> {
+    state.check_verify_token(&headers)?;
+    let query = parse_query(req.permissions.as_deref())?;
+    let needs =
+        Requirements { ip: parse_ip(req.ip.as_deref())?, permissions: query.as_ref(), scope: req.scope.as_deref() };
+    Ok(Json(state.verify_secret(&req.key, &needs).await?))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthParams {
+    /// A permission query the request must satisfy, e.g. `wallet.read AND tx.create`.
+    pub permissions: Option<String>,
+    /// A resource scope the key must cover, e.g. `wallet:w_123`.
+    pub scope: Option<String>,
+}
+
+fn refused(code: VerifyCode) -> ApiError {
+    let message = match code {
+        VerifyCode::Malformed => "missing or malformed API key",
+        VerifyCode::NotFound => "unknown API key",
+        VerifyCode::Revoked => "API key revoked",
+        VerifyCode::Expired => "API key expired",
+        VerifyCode::Pending => "API key awaits approval",
+        VerifyCode::IpNotAllowed => "request IP not allowed for this key",
+        VerifyCode::InsufficientPermissions => "API key lacks the required permissions",
+        _ => "request refused",
+    };
+    ApiError::Refused { code, message: message.into() }
+}
+
+fn header(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[utoipa::path(get, path = "/v1/auth", tag = "verification", params(AuthParams,
+        ("X-API-Key" = Option<String>, Header, description = "the secret key (or Authorization: Bearer)"),
+        ("X-Forwarded-For" = Option<String>, Header, description = "believed only from trusted proxies")),
+    responses((status = 200, description = "valid; identity in X-Keyward-* headers", body = VerifyResponse),
+        (status = 401, description = "missing or bad credentials", body = ErrorBody),
+        (status = 403, description = "IP or permission refusal", body = ErrorBody)))]
+pub async fn forward_auth(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Result<Query<AuthParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    state.check_verify_token(&headers)?;
+    let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
+    let token = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| bearer(&headers));
+    let Some(token) = token else {
+        if headers.contains_key("biz-api-key") {
+            return Err(ApiError::Refused {
+                code: VerifyCode::InvalidSignature,
+                message: "signed requests (Biz-Api-*) are not accepted by this server yet".into(),
+            });
+        }
+        return Err(refused(VerifyCode::Malformed));
+    };
+    let query = parse_query(params.permissions.as_deref())?;
+    let needs = Requirements {
+        ip: Some(state.client_ip(peer.ip(), &headers)),
+        permissions: query.as_ref(),
+        scope: params.scope.as_deref(),
+    };
+    let v = state.verify_secret(token.trim(), &needs).await?;
+    if !v.valid {
+        return Err(refused(v.code));
+    }
+    let mut resp = Json(&v).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-keyward-key-id", header(v.key_id.as_deref().unwrap_or_default()));
+    h.insert("x-keyward-workspace", header(v.workspace_id.as_deref().unwrap_or_default()));
+    h.insert("x-keyward-environment", header(v.environment.as_deref().unwrap_or_default()));
+    h.insert("x-keyward-roles", header(&v.roles.as_deref().unwrap_or_default().join(",")));
+    h.insert("x-keyward-scopes", header(&v.scopes.as_deref().unwrap_or_default().join(",")));
+    h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+    Ok(resp)
+}

@@ -1,0 +1,45 @@
+//! Sealing of stored idempotent answers: they may carry a new key's secret, which must not
+//! reach the database in clear. The sealing key derives from the pepper and the client's
+//! idempotency key, neither of which is stored.
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use keyward_core::pepper::{hex_decode, hex_encode, Pepper};
+use keyward_core::Random;
+
+fn cipher(pepper: &Pepper, workspace_id: &str, idem_key: &str) -> ChaCha20Poly1305 {
+    let k = pepper.derive("idempotency-seal", &format!("{workspace_id}\0{idem_key}"));
+    ChaCha20Poly1305::new(Key::from_slice(&k))
+}
+
+pub fn seal(pepper: &Pepper, rng: &dyn Random, workspace_id: &str, idem_key: &str, body: &[u8]) -> Option<String> {
+    let mut nonce = [0u8; 12];
+    rng.fill(&mut nonce);
+    let ct = cipher(pepper, workspace_id, idem_key).encrypt(Nonce::from_slice(&nonce), body).ok()?;
+    Some(hex_encode(&nonce) + &hex_encode(&ct))
+}
+
+pub fn open(pepper: &Pepper, workspace_id: &str, idem_key: &str, sealed: &str) -> Option<Vec<u8>> {
+    let raw = hex_decode(sealed)?;
+    if raw.len() < 12 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    cipher(pepper, workspace_id, idem_key).decrypt(Nonce::from_slice(nonce), ct).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::OsRandom;
+
+    #[test]
+    fn round_trip_and_wrong_key() {
+        let p = Pepper::generate(&OsRandom);
+        let s = seal(&p, &OsRandom, "ws", "idem-1", b"{\"secret\":\"x\"}").unwrap();
+        assert!(!s.contains("secret"));
+        assert_eq!(open(&p, "ws", "idem-1", &s).unwrap(), b"{\"secret\":\"x\"}");
+        assert!(open(&p, "ws", "idem-2", &s).is_none());
+        assert!(open(&Pepper::generate(&OsRandom), "ws", "idem-1", &s).is_none());
+    }
+}

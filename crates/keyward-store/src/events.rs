@@ -1,0 +1,85 @@
+//! Change events that keep every node's verification cache honest. Each key change writes a
+//! row to `key_events` in its own transaction; on PostgreSQL it also sends `NOTIFY`, which
+//! nodes receive at commit (push, well under a second). Nodes sharing an SQLite file read the
+//! table instead.
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::to_ms;
+use sqlx::postgres::PgListener;
+use sqlx::{Any, Row};
+
+use crate::{Backend, Store, StoreError};
+
+pub const CHANNEL: &str = "keyward_keys";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    pub seq: i64,
+    pub cache_key: String,
+}
+
+pub(crate) async fn emit(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    cache_key: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2)")
+        .bind(cache_key)
+        .bind(to_ms(now))
+        .execute(&mut **tx)
+        .await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(cache_key).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL notification stream.
+pub struct Subscription(PgListener);
+
+impl Subscription {
+    /// The next changed cache key. `Ok(None)` means the connection dropped and notifications
+    /// may have been missed: the caller must forget everything it cached. The next call
+    /// reconnects.
+    pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
+        match self.0.try_recv().await {
+            Ok(Some(n)) => Ok(Some(n.payload().to_string())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StoreError::from(e)),
+        }
+    }
+}
+
+impl Store {
+    /// On PostgreSQL, a live notification stream; `None` on SQLite (use [`Store::events_after`]).
+    pub async fn subscribe(&self) -> Result<Option<Subscription>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut l = PgListener::connect(&self.url).await?;
+        l.listen(CHANNEL).await?;
+        Ok(Some(Subscription(l)))
+    }
+
+    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let v: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub async fn events_after(&self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
+            .bind(seq)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+    }
+
+    /// Events older than `before` have been seen by every live node.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query("DELETE FROM key_events WHERE created_at < $1").bind(to_ms(before)).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+}

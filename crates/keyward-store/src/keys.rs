@@ -1,0 +1,381 @@
+//! API key queries. Every state change is one transaction that also records a change event,
+//! so other nodes drop their cached copy.
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::to_ms;
+use keyward_core::model::{KeyKind, KeyRecord, KeyStatus};
+use keyward_core::validate::KeyChanges;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::events::emit;
+use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
+use crate::rows::{json_list, key_from_row, opt_ms, KEY_COLUMNS};
+use crate::{Store, StoreError};
+
+/// Filters of `GET /v1/keys`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub status: Option<StatusFilter>,
+    pub environment: Option<String>,
+    pub kind: Option<KeyKind>,
+    pub q: Option<String>,
+    /// The last id of the previous page; pages run newest first.
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+pub type StatusFilter = KeyStatus;
+
+/// A use of a key seen by the verify path, flushed in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUsed {
+    pub key_id: String,
+    pub at_ms: i64,
+    pub ip: Option<String>,
+}
+
+/// What a rotation needs besides the successor's construction.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub workspace_id: &'a str,
+    pub id: &'a str,
+    pub now: DateTime<Utc>,
+    /// `None`: the old key is revoked at once; otherwise it expires then.
+    pub grace_end: Option<DateTime<Utc>>,
+    pub new_id: &'a str,
+    pub idem: Option<&'a IdempotencyRecord>,
+}
+
+#[derive(Debug)]
+pub enum RotateOutcome {
+    Rotated {
+        old: Box<KeyRecord>,
+        new: Box<KeyRecord>,
+    },
+    /// The same `Idempotency-Key` was used before: its first answer.
+    Replayed(IdempotencyRecord),
+    NotFound,
+    /// The key exists but cannot be rotated (revoked, expired, already rotated, not secret).
+    Refused(String),
+}
+
+/// The cache key under which verification finds a record: the secret's hash.
+fn cache_key(rec: &KeyRecord) -> Option<&str> {
+    rec.hash.as_deref().or(rec.public_key.as_deref())
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, args: Vec<Arg>) -> Query<'q, Any, AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
+fn like_pattern(q: &str) -> String {
+    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+async fn insert_row(tx: &mut sqlx::Transaction<'_, Any>, rec: &KeyRecord) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    );
+    sqlx::query(&sql)
+        .bind(&rec.id)
+        .bind(&rec.workspace_id)
+        .bind(&rec.name)
+        .bind(rec.kind.as_str())
+        .bind(&rec.algorithm)
+        .bind(&rec.public_key)
+        .bind(rec.key_type.map(|t| t.as_str()))
+        .bind(&rec.environment)
+        .bind(rec.status.as_str())
+        .bind(&rec.hash)
+        .bind(&rec.start)
+        .bind(json_list(&rec.roles))
+        .bind(json_list(&rec.permissions))
+        .bind(json_list(&rec.scopes))
+        .bind(json_list(&rec.ip_allowlist))
+        .bind(serde_json::Value::Object(rec.meta.clone()).to_string())
+        .bind(&rec.callback_url)
+        .bind(opt_ms(rec.expires_at))
+        .bind(to_ms(rec.created_at))
+        .bind(to_ms(rec.updated_at))
+        .bind(&rec.created_by)
+        .bind(opt_ms(rec.last_used_at))
+        .bind(&rec.last_used_ip)
+        .bind(opt_ms(rec.revoked_at))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a new key. With an idempotency record, a retry of the same request finds the
+    /// first answer instead (`InsertOutcome::Replayed`) and nothing new is written.
+    pub async fn insert_key(
+        &self,
+        rec: &KeyRecord,
+        now: DateTime<Utc>,
+        idem: Option<&IdempotencyRecord>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(i) = idem {
+            if !insert_idempotency(&mut tx, i).await? {
+                tx.rollback().await?;
+                return self
+                    .idempotency(&i.workspace_id, &i.key_hash)
+                    .await?
+                    .map(InsertOutcome::Replayed)
+                    .ok_or_else(|| StoreError::Conflict("idempotent request in flight".into()));
+            }
+        }
+        insert_row(&mut tx, rec).await?;
+        // A node may have cached "no such key" for this hash; tell it.
+        if let Some(k) = cache_key(rec) {
+            emit(&mut tx, self.backend, k, now).await?;
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome::Created)
+    }
+
+    pub async fn get_key(&self, workspace_id: &str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2");
+        let row = sqlx::query(&sql).bind(workspace_id).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// The verify path's lookup: by the HMAC of the presented secret.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
+        let row = sqlx::query(&sql).bind(hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// One page, newest first; returns `limit + 1` rows at most so the caller can tell
+    /// whether another page follows.
+    pub async fn list_keys(
+        &self,
+        workspace_id: &str,
+        f: &KeyFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1");
+        let mut args = vec![Arg::Text(workspace_id.to_string())];
+        let next = |sql: &mut String, clause: &str, arg: Arg, args: &mut Vec<Arg>| {
+            args.push(arg);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        let now_ms = to_ms(now);
+        match f.status {
+            None => {}
+            Some(KeyStatus::Expired) => next(
+                &mut sql,
+                " AND status IN ('active', 'pending_update', 'pending_revoke') AND expires_at IS NOT NULL AND expires_at <= ?",
+                Arg::Int(now_ms),
+                &mut args,
+            ),
+            Some(s @ (KeyStatus::Active | KeyStatus::PendingUpdate | KeyStatus::PendingRevoke)) => {
+                next(&mut sql, " AND status = ?", Arg::Text(s.as_str().into()), &mut args);
+                next(&mut sql, " AND (expires_at IS NULL OR expires_at > ?)", Arg::Int(now_ms), &mut args);
+            }
+            Some(s) => next(&mut sql, " AND status = ?", Arg::Text(s.as_str().into()), &mut args),
+        }
+        if let Some(e) = &f.environment {
+            next(&mut sql, " AND environment = ?", Arg::Text(e.clone()), &mut args);
+        }
+        if let Some(k) = f.kind {
+            next(&mut sql, " AND kind = ?", Arg::Text(k.as_str().into()), &mut args);
+        }
+        if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
+            next(&mut sql, " AND (LOWER(name) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(q)), &mut args);
+            next(&mut sql, " OR id = ?", Arg::Text(q.to_string()), &mut args);
+            next(&mut sql, " OR start LIKE ? ESCAPE '\\')", Arg::Text(like_pattern(q)), &mut args);
+        }
+        if let Some(c) = &f.cursor {
+            next(&mut sql, " AND id < ?", Arg::Text(c.clone()), &mut args);
+        }
+        next(&mut sql, " ORDER BY id DESC LIMIT ?", Arg::Int(i64::from(f.limit) + 1), &mut args);
+        let rows = bind_all(sqlx::query(&sql), args).fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Applies a validated patch; `Ok(None)` when no such key. A revoked key is refused.
+    pub async fn update_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        c: &KeyChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
+             permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
+             ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
+             expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
+             callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11 \
+             WHERE workspace_id = $12 AND id = $13 AND status <> 'revoked' RETURNING {KEY_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&sql)
+            .bind(c.name.clone())
+            .bind(c.roles.as_deref().map(json_list))
+            .bind(c.permissions.as_deref().map(json_list))
+            .bind(c.scopes.as_deref().map(json_list))
+            .bind(c.ip_allowlist.as_deref().map(json_list))
+            .bind(c.meta.clone().map(|m| serde_json::Value::Object(m).to_string()))
+            .bind(i64::from(c.expires_at.is_some()))
+            .bind(c.expires_at.flatten().map(to_ms))
+            .bind(i64::from(c.callback_url.is_some()))
+            .bind(c.callback_url.clone().flatten())
+            .bind(to_ms(now))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return match self.get_key(workspace_id, id).await? {
+                Some(_) => Err(StoreError::Conflict("a revoked key cannot be changed".into())),
+                None => Ok(None),
+            };
+        };
+        let rec = key_from_row(&row)?;
+        if let Some(k) = cache_key(&rec) {
+            emit(&mut tx, self.backend, k, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
+    /// Revokes a key (idempotent: revoking a revoked key returns it unchanged).
+    pub async fn revoke_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1 \
+             WHERE workspace_id = $2 AND id = $3 AND status <> 'revoked' RETURNING {KEY_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return self.get_key(workspace_id, id).await;
+        };
+        let rec = key_from_row(&row)?;
+        if let Some(k) = cache_key(&rec) {
+            emit(&mut tx, self.backend, k, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
+    /// Rotates a secret key in one transaction: the old key is revoked at once (`grace_end`
+    /// `None`) or expires at `grace_end`, and `make_new` builds its successor.
+    pub async fn rotate_key(
+        &self,
+        r: &Rotation<'_>,
+        make_new: impl FnOnce(&KeyRecord) -> KeyRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        let Rotation { workspace_id, id, now, grace_end, new_id, idem } = *r;
+        // Claim the key first: this takes the write lock and returns its current settings,
+        // which the successor copies.
+        let claim = format!(
+            "UPDATE api_keys SET updated_at = $1, replaced_by = $2 \
+             WHERE workspace_id = $3 AND id = $4 AND kind = 'secret' AND status = 'active' \
+             AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > $1) RETURNING {KEY_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        if let Some(i) = idem {
+            if !insert_idempotency(&mut tx, i).await? {
+                tx.rollback().await?;
+                return self
+                    .idempotency(&i.workspace_id, &i.key_hash)
+                    .await?
+                    .map(RotateOutcome::Replayed)
+                    .ok_or_else(|| StoreError::Conflict("idempotent request in flight".into()));
+            }
+        }
+        let claimed = sqlx::query(&claim)
+            .bind(to_ms(now))
+            .bind(new_id)
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = claimed else {
+            tx.rollback().await?;
+            return Ok(match self.get_key(workspace_id, id).await? {
+                None => RotateOutcome::NotFound,
+                Some(r) if r.kind != KeyKind::Secret => {
+                    RotateOutcome::Refused("only secret keys can be rotated".into())
+                }
+                Some(r) => RotateOutcome::Refused(format!(
+                    "key is {} and cannot be rotated (it may have been rotated already)",
+                    r.effective_status(now).as_str()
+                )),
+            });
+        };
+        let new = make_new(&key_from_row(&row)?);
+        let retire = match grace_end {
+            None => {
+                format!("UPDATE api_keys SET status = 'revoked', revoked_at = $1 WHERE id = $2 RETURNING {KEY_COLUMNS}")
+            }
+            Some(_) => format!(
+                "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 \
+                 ELSE expires_at END WHERE id = $2 RETURNING {KEY_COLUMNS}"
+            ),
+        };
+        let row = sqlx::query(&retire).bind(to_ms(grace_end.unwrap_or(now))).bind(id).fetch_one(&mut *tx).await?;
+        let old = key_from_row(&row)?;
+        insert_row(&mut tx, &new).await?;
+        for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
+            emit(&mut tx, self.backend, k, now).await?;
+        }
+        tx.commit().await?;
+        Ok(RotateOutcome::Rotated { old: Box::new(old), new: Box::new(new) })
+    }
+
+    /// Writes a batch of last-used marks in one transaction; never moves a mark backwards.
+    pub async fn record_last_used(&self, batch: &[LastUsed]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for u in batch {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
+                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(u.at_ms)
+            .bind(&u.ip)
+            .bind(&u.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}
