@@ -150,7 +150,7 @@ async fn pruner(state: SharedState, mut stopped: watch::Receiver<bool>) {
             _ = stopped.wait_for(|s| *s) => return,
         }
         let now = state.clock.now();
-        let _ = state.store.prune_events(now - chrono::Duration::minutes(10)).await;
+        let _ = state.store.prune_events(now - invalidation::EVENT_RETENTION).await;
         let _ = state.store.prune_idempotency(now - chrono::Duration::hours(24)).await;
     }
 }

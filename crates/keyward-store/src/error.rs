@@ -25,16 +25,20 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-            // Lost connection mid-query on PostgreSQL, or a busy SQLite file past its timeout.
-            sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "5" | "6")) =>
-            {
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_unavailable_code) => {
                 StoreError::Unavailable(e.to_string())
             }
             sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Internal(e.to_string()),
         }
     }
+}
+
+/// PostgreSQL: connection exceptions (class 08), the database gone (3D000), too many
+/// connections (53300), server shutting down (57P01–57P03). SQLite: busy or locked past the
+/// timeout (5, 6), I/O error (10), cannot open (14).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "3D000" | "53300" | "57P01" | "57P02" | "57P03" | "5" | "6" | "10" | "14")
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {

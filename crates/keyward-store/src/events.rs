@@ -40,8 +40,8 @@ pub struct Subscription(PgListener);
 
 impl Subscription {
     /// The next changed cache key. `Ok(None)` means the connection dropped and notifications
-    /// may have been missed: the caller must forget everything it cached. The next call
-    /// reconnects.
+    /// may have been missed: the caller must catch up from `key_events` (or forget what it
+    /// cached).
     pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
         match self.0.try_recv().await {
             Ok(Some(n)) => Ok(Some(n.payload().to_string())),
@@ -71,6 +71,16 @@ impl Store {
     pub async fn events_after(&self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
         let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
             .bind(seq)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+    }
+
+    /// Events written at or after `since`, at most `limit` of them, oldest first.
+    pub async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE created_at >= $1 ORDER BY seq LIMIT $2")
+            .bind(to_ms(since))
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
