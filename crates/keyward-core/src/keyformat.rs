@@ -37,6 +37,17 @@ fn checksum(random: &str) -> String {
     base62_u32(crc32fast::hash(random.as_bytes()), CHECKSUM_LEN)
 }
 
+/// Checks a checksum without allocating: this runs on every verification.
+fn checksum_matches(random: &str, sum: &str) -> bool {
+    let mut v = crc32fast::hash(random.as_bytes());
+    let mut ok = true;
+    for &c in sum.as_bytes().iter().rev() {
+        ok &= c == BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    ok && sum.len() == CHECKSUM_LEN
+}
+
 fn body(rng: &dyn Random) -> String {
     let random = base62_string(rng, RANDOM_LEN);
     let sum = checksum(&random);
@@ -69,11 +80,12 @@ pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
     }
     let (head, body) = token.split_at(token.len() - BODY_LEN);
     let head = head.strip_suffix('_')?;
-    if !body.bytes().all(|b| BASE62.contains(&b)) {
+    // Base62 is exactly the ASCII letters and digits.
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     let (random, sum) = body.split_at(RANDOM_LEN);
-    if checksum(random) != sum {
+    if !checksum_matches(random, sum) {
         return None;
     }
     let start = &token[..head.len() + 1 + HINT_RANDOM_CHARS];

@@ -10,7 +10,11 @@ use crate::random::Random;
 pub const PEPPER_LEN: usize = 32;
 
 #[derive(Clone)]
-pub struct Pepper([u8; PEPPER_LEN]);
+pub struct Pepper {
+    bytes: [u8; PEPPER_LEN],
+    /// HMAC keyed once: every verification clones it instead of re-hashing the key pads.
+    keyed: Hmac<Sha256>,
+}
 
 impl std::fmt::Debug for Pepper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -19,21 +23,27 @@ impl std::fmt::Debug for Pepper {
 }
 
 impl Pepper {
+    fn from_bytes(bytes: [u8; PEPPER_LEN]) -> Self {
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&bytes)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        Pepper { bytes, keyed }
+    }
+
     pub fn generate(rng: &dyn Random) -> Self {
         let mut b = [0u8; PEPPER_LEN];
         rng.fill(&mut b);
-        Pepper(b)
+        Self::from_bytes(b)
     }
 
     pub fn to_hex(&self) -> String {
-        hex_encode(&self.0)
+        hex_encode(&self.bytes)
     }
 
     /// Parses 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(s: &str) -> Option<Self> {
         let bytes = hex_decode(s.trim())?;
         let arr: [u8; PEPPER_LEN] = bytes.try_into().ok()?;
-        Some(Pepper(arr))
+        Some(Self::from_bytes(arr))
     }
 
     /// HMAC-SHA-256 of the whole token, hex: the only form of a key that is stored.
@@ -51,8 +61,7 @@ impl Pepper {
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
@@ -92,6 +101,15 @@ mod tests {
         assert_eq!(a.hash("x"), a.hash("x"));
         assert_ne!(a.hash("x"), b.hash("x"));
         assert_eq!(a.hash("x").len(), 64);
+    }
+
+    #[test]
+    fn hash_is_hmac_sha256_under_the_pepper() {
+        // Expected value from Python: hmac.new(bytes(range(32)), b"kw_test_sk_x", sha256).
+        let p = Pepper::from_hex(&hex_encode(&(0u8..32).collect::<Vec<_>>())).unwrap();
+        assert_eq!(p.hash("kw_test_sk_x"), "922c85c41f3befebe8fb40b3f415158e30fc8a9cadbccc18160765988a4a1b12");
+        // The keyed state is reused, never updated in place.
+        assert_eq!(p.hash("kw_test_sk_x"), p.hash("kw_test_sk_x"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use utoipa::ToSchema;
 
-use crate::model::{KeyRecord, KeyStatus};
+use crate::model::{KeyRecord, KeyStatus, VerifyResponse};
 use crate::permissions::Query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -52,19 +52,58 @@ impl VerifyCode {
     }
 }
 
-/// A key record prepared for repeated verification: its allowlist parsed once.
+/// What the verification cache keeps of a key: only the fields a decision or an answer needs
+/// (a node may cache a million of these), its allowlist parsed once, and the part of its
+/// verify answer that names the key serialized once.
 #[derive(Debug, Clone)]
 pub struct VerifiableKey {
-    pub record: KeyRecord,
-    pub nets: Vec<IpNet>,
+    pub id: Box<str>,
+    pub workspace_id: Box<str>,
+    pub environment: Box<str>,
+    pub status: KeyStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub roles: Box<[String]>,
+    pub permissions: Box<[String]>,
+    pub scopes: Box<[String]>,
+    pub nets: Box<[IpNet]>,
+    /// `"key_id":…,"expires_at":…}`: the answer's fields after `valid` and `code`.
+    identity_json: Box<str>,
 }
 
 impl VerifiableKey {
     pub fn new(record: KeyRecord) -> Self {
         let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
-        VerifiableKey { record, nets }
+        // Serialized by the answer type itself, so the spliced answer cannot drift from it.
+        let full = serde_json::to_string(&VerifyResponse::about(&record, VerifyCode::Valid)).unwrap_or_default();
+        let identity_json = full.strip_prefix(VALID_HEAD).unwrap_or_default().into();
+        VerifiableKey {
+            id: record.id.into(),
+            workspace_id: record.workspace_id.into(),
+            environment: record.environment.into(),
+            status: record.status,
+            expires_at: record.expires_at,
+            roles: record.roles.into(),
+            permissions: record.permissions.into(),
+            scopes: record.scopes.into(),
+            nets,
+            identity_json,
+        }
+    }
+
+    /// The JSON of `VerifyResponse::about(record, code)`, without building one.
+    pub fn answer_json(&self, code: VerifyCode) -> String {
+        let mut out = String::with_capacity(self.identity_json.len() + 48);
+        out.push_str(r#"{"valid":"#);
+        out.push_str(if code == VerifyCode::Valid { "true" } else { "false" });
+        out.push_str(r#","code":""#);
+        out.push_str(code.as_str());
+        out.push_str("\",");
+        out.push_str(&self.identity_json);
+        out
     }
 }
+
+const VALID_HEAD: &str = r#"{"valid":true,"code":"VALID","#;
 
 /// What a request asks of the key.
 #[derive(Debug, Default)]
@@ -75,7 +114,7 @@ pub struct Requirements<'a> {
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
-    let r = &key.record;
+    let r = key;
     match r.status {
         KeyStatus::Revoked => return VerifyCode::Revoked,
         KeyStatus::PendingCreate => return VerifyCode::Pending,
@@ -145,6 +184,22 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_100, 0).unwrap()
+    }
+
+    #[test]
+    fn spliced_answer_equals_the_serialized_one() {
+        let mut with_all = rec();
+        with_all.name = "quote \" and \u{e9}".into();
+        with_all.meta.insert("plan".into(), serde_json::json!({"tier": 2}));
+        with_all.expires_at = Some(now());
+        with_all.roles = vec!["admin".into()];
+        for r in [rec(), with_all] {
+            let k = VerifiableKey::new(r.clone());
+            for code in [VerifyCode::Valid, VerifyCode::Revoked, VerifyCode::InsufficientPermissions] {
+                let want = serde_json::to_string(&VerifyResponse::about(&r, code)).unwrap();
+                assert_eq!(k.answer_json(code), want);
+            }
+        }
     }
 
     #[test]

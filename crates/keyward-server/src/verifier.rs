@@ -6,21 +6,44 @@ use std::sync::Arc;
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::VerifyResponse;
-use keyward_core::pepper::hashes_equal;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 
 use crate::cache::Entry;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
+/// The outcome of a verification: the code, and the key when one was found.
+pub struct Verdict {
+    pub code: VerifyCode,
+    pub key: Option<Arc<VerifiableKey>>,
+}
+
+impl Verdict {
+    fn bare(code: VerifyCode) -> Self {
+        Verdict { code, key: None }
+    }
+
+    pub fn valid(&self) -> bool {
+        self.code == VerifyCode::Valid
+    }
+
+    /// The answer's JSON; for a found key, spliced from its cached serialization.
+    pub fn to_json(&self) -> String {
+        match &self.key {
+            Some(k) => k.answer_json(self.code),
+            None => serde_json::to_string(&VerifyResponse::bare(self.code)).unwrap_or_default(),
+        }
+    }
+}
+
 impl AppState {
     /// Verifies a secret key. `Err` only when the key is unknown to this node's cache and
     /// storage cannot be reached.
-    pub async fn verify_secret(&self, token: &str, req: &Requirements<'_>) -> ApiResult<VerifyResponse> {
+    pub async fn verify_secret(&self, token: &str, req: &Requirements<'_>) -> ApiResult<Verdict> {
         // The checksum rejects typos and made-up keys before any lookup.
         match keyformat::parse(token) {
             Some(p) if p.kind == TokenKind::Secret => {}
-            _ => return Ok(VerifyResponse::bare(VerifyCode::Malformed)),
+            _ => return Ok(Verdict::bare(VerifyCode::Malformed)),
         }
         let hash = self.pepper.hash(token);
         let entry = match self.cache.get(&hash) {
@@ -28,15 +51,16 @@ impl AppState {
             None => self.load(hash.clone()).await?,
         };
         let key = match entry {
-            Entry::Found(k) if k.record.hash.as_deref().is_some_and(|h| hashes_equal(h, &hash)) => k,
-            _ => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
+            // The cache and the store are keyed by this hash, so a found entry is this key.
+            Entry::Found(k) => k,
+            _ => return Ok(Verdict::bare(VerifyCode::NotFound)),
         };
         let now = self.clock.now();
         let code = decide(&key, now, req);
         if code == VerifyCode::Valid {
-            self.usage.record(&key.record.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
+            self.usage.record(&key.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
         }
-        Ok(VerifyResponse::about(&key.record, code))
+        Ok(Verdict { code, key: Some(key) })
     }
 
     async fn load(&self, hash: String) -> ApiResult<Entry> {

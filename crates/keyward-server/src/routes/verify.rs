@@ -3,9 +3,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -68,12 +68,17 @@ pub async fn verify_key(
     State(state): State<SharedState>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
-) -> ApiResult<Json<VerifyResponse>> {
+) -> ApiResult<Response> {
     state.check_verify_token(&headers)?;
     let query = parse_query(req.permissions.as_deref())?;
     let needs =
         Requirements { ip: parse_ip(req.ip.as_deref())?, permissions: query.as_ref(), scope: req.scope.as_deref() };
-    Ok(Json(state.verify_secret(&req.key, &needs).await?))
+    let verdict = state.verify_secret(&req.key, &needs).await?;
+    Ok(json_response(verdict.to_json()))
+}
+
+fn json_response(body: String) -> Response {
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -133,17 +138,18 @@ pub async fn forward_auth(
         permissions: query.as_ref(),
         scope: params.scope.as_deref(),
     };
-    let v = state.verify_secret(token.trim(), &needs).await?;
-    if !v.valid {
-        return Err(refused(v.code));
-    }
-    let mut resp = Json(&v).into_response();
+    let verdict = state.verify_secret(token.trim(), &needs).await?;
+    let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
+        return Err(refused(verdict.code));
+    };
+    let r = key;
+    let mut resp = json_response(verdict.to_json());
     let h = resp.headers_mut();
-    h.insert("x-keyward-key-id", header(v.key_id.as_deref().unwrap_or_default()));
-    h.insert("x-keyward-workspace", header(v.workspace_id.as_deref().unwrap_or_default()));
-    h.insert("x-keyward-environment", header(v.environment.as_deref().unwrap_or_default()));
-    h.insert("x-keyward-roles", header(&v.roles.as_deref().unwrap_or_default().join(",")));
-    h.insert("x-keyward-scopes", header(&v.scopes.as_deref().unwrap_or_default().join(",")));
+    h.insert("x-keyward-key-id", header(&r.id));
+    h.insert("x-keyward-workspace", header(&r.workspace_id));
+    h.insert("x-keyward-environment", header(&r.environment));
+    h.insert("x-keyward-roles", header(&r.roles.join(",")));
+    h.insert("x-keyward-scopes", header(&r.scopes.join(",")));
     h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
     Ok(resp)
 }
