@@ -60,6 +60,11 @@ impl Pepper {
         self.mac(&input)
     }
 
+    /// The raw HMAC-SHA-256 of a token; [`Pepper::hash`] is its hex form.
+    pub fn hash_bytes(&self, token: &str) -> [u8; 32] {
+        self.mac(token.as_bytes())
+    }
+
     fn mac(&self, data: &[u8]) -> [u8; 32] {
         let mut mac = self.keyed.clone();
         mac.update(data);

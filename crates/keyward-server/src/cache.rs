@@ -14,18 +14,52 @@ pub enum Entry {
     Missing,
 }
 
+/// A key's HMAC under the pepper, raw.
+pub type KeyHash = [u8; 32];
+
+/// Hashes a [`KeyHash`] by taking 8 of its bytes. Safe because the bytes are HMAC outputs
+/// that nobody without the pepper can steer, and it spares SipHash on every verification.
+#[derive(Default, Clone)]
+pub struct PrefixHasher(u64);
+
+impl std::hash::Hasher for PrefixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+
+    fn write_usize(&mut self, _len: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Hasher = std::hash::BuildHasherDefault<PrefixHasher>;
+
+/// The raw form of a hex hash as stored and sent in change events.
+pub fn key_hash(hex: &str) -> Option<KeyHash> {
+    keyward_core::pepper::hex_decode(hex)?.try_into().ok()
+}
+
 pub struct KeyCache {
-    entries: Cache<String, Entry>,
+    entries: Cache<KeyHash, Entry, Hasher>,
     /// Bumped by every invalidation; a fill that raced one is thrown away.
     epoch: AtomicU64,
 }
 
 impl KeyCache {
     pub fn new(capacity: u64) -> Self {
-        KeyCache { entries: Cache::new(capacity), epoch: AtomicU64::new(0) }
+        KeyCache {
+            entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
+            epoch: AtomicU64::new(0),
+        }
     }
 
-    pub fn get(&self, key: &str) -> Option<Entry> {
+    pub fn get(&self, key: &KeyHash) -> Option<Entry> {
         self.entries.get(key)
     }
 
@@ -36,8 +70,8 @@ impl KeyCache {
 
     /// Caches what storage said, unless an invalidation happened since `epoch` was read:
     /// the record may then be stale, and the next request will read it again.
-    pub fn fill(&self, key: String, entry: Entry, epoch: u64) {
-        self.entries.insert(key.clone(), entry);
+    pub fn fill(&self, key: KeyHash, entry: Entry, epoch: u64) {
+        self.entries.insert(key, entry);
         // Checked after inserting: an invalidation either bumped the epoch before this check
         // (we remove our insert) or removes the entry itself after bumping.
         if self.epoch.load(Ordering::SeqCst) != epoch {
@@ -45,9 +79,14 @@ impl KeyCache {
         }
     }
 
-    pub fn invalidate(&self, key: &str) {
+    /// Drops the entry of a hex hash (as stored and as change events name it).
+    pub fn invalidate(&self, hex: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate(key);
+        match key_hash(hex) {
+            Some(k) => self.entries.invalidate(&k),
+            // Not a hash we could have cached under; drop everything rather than guess.
+            None => self.entries.invalidate_all(),
+        }
     }
 
     pub fn clear(&self) {
@@ -69,17 +108,32 @@ impl KeyCache {
 mod tests {
     use super::*;
 
+    const HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
     #[test]
     fn fill_after_invalidation_is_discarded() {
         let c = KeyCache::new(10);
+        let k = key_hash(HEX).unwrap();
         let e = c.epoch();
-        c.invalidate("k");
-        c.fill("k".into(), Entry::Missing, e);
-        assert!(c.get("k").is_none());
+        c.invalidate(HEX);
+        c.fill(k, Entry::Missing, e);
+        assert!(c.get(&k).is_none());
         let e = c.epoch();
-        c.fill("k".into(), Entry::Missing, e);
-        assert!(matches!(c.get("k"), Some(Entry::Missing)));
-        c.invalidate("k");
-        assert!(c.get("k").is_none());
+        c.fill(k, Entry::Missing, e);
+        assert!(matches!(c.get(&k), Some(Entry::Missing)));
+        c.invalidate(HEX);
+        assert!(c.get(&k).is_none());
+    }
+
+    #[test]
+    fn hashes_sharing_a_prefix_stay_distinct() {
+        let c = KeyCache::new(10);
+        let a = key_hash(HEX).unwrap();
+        let mut b = a;
+        b[31] ^= 1; // same first 8 bytes: same bucket, still two keys
+        c.fill(a, Entry::Missing, c.epoch());
+        assert!(c.get(&b).is_none());
+        c.invalidate("not hex");
+        assert!(c.get(&a).is_none(), "an unreadable event drops everything");
     }
 }

@@ -8,9 +8,10 @@ use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::VerifyResponse;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 
-use crate::cache::Entry;
+use crate::cache::{Entry, KeyHash};
 use crate::error::ApiResult;
 use crate::state::AppState;
+use keyward_core::pepper::hex_encode;
 
 /// The outcome of a verification: the code, and the key when one was found.
 pub struct Verdict {
@@ -45,10 +46,10 @@ impl AppState {
             Some(p) if p.kind == TokenKind::Secret => {}
             _ => return Ok(Verdict::bare(VerifyCode::Malformed)),
         }
-        let hash = self.pepper.hash(token);
+        let hash = self.pepper.hash_bytes(token);
         let entry = match self.cache.get(&hash) {
             Some(e) => e,
-            None => self.load(hash.clone()).await?,
+            None => self.load(hash).await?,
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
@@ -63,9 +64,9 @@ impl AppState {
         Ok(Verdict { code, key: Some(key) })
     }
 
-    async fn load(&self, hash: String) -> ApiResult<Entry> {
+    async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
         let epoch = self.cache.epoch();
-        let entry = match self.store.key_by_hash(&hash).await? {
+        let entry = match self.store.key_by_hash(&hex_encode(&hash)).await? {
             Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
             None => Entry::Missing,
         };
