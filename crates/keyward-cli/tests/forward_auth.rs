@@ -109,8 +109,7 @@ fn free_port() -> u16 {
 async fn nginx_example_config(b: Backend) {
     let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())
     else {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED nginx_example_config: nginx is not installed");
+        common::skipped("nginx_example_config", "nginx is not installed");
         return;
     };
     let s = TestServer::start(b).await;

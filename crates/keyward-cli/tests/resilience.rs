@@ -17,10 +17,8 @@ async fn database_outage_keeps_verification_up(b: Backend) {
     let s = TestServer::start(b).await;
     if !s.db.is_postgres() {
         // An embedded SQLite file cannot be taken away from a running process the same way.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED sqlite::database_outage_keeps_verification_up: PostgreSQL only");
-        s.stop().await;
-        return;
+        common::skipped("sqlite::database_outage_keeps_verification_up", "PostgreSQL only");
+        return s.stop().await;
     }
     let (_, known) = s.create(json!({"name": "cached", "permissions": ["wallet.read"]})).await;
     let (_, revoked_key) = s.create(json!({"name": "gone"})).await;
@@ -77,10 +75,8 @@ async fn admin(sql: &str) {
 async fn missed_notifications_are_caught_up(b: Backend) {
     let a = TestServer::start(b).await;
     if !a.db.is_postgres() {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED sqlite::missed_notifications_are_caught_up: PostgreSQL only");
-        a.stop().await;
-        return;
+        common::skipped("sqlite::missed_notifications_are_caught_up", "PostgreSQL only");
+        return a.stop().await;
     }
     let other = a.second_node().await;
     let (id, key) = a.create(json!({"name": "revoked while deaf"})).await;

@@ -114,8 +114,7 @@ pub struct Requirements<'a> {
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
-    let r = key;
-    match r.status {
+    match key.status {
         KeyStatus::Revoked => return VerifyCode::Revoked,
         KeyStatus::PendingCreate => return VerifyCode::Pending,
         KeyStatus::Rejected => return VerifyCode::NotFound,
@@ -123,7 +122,7 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
         // A pending update keeps the old settings in force; a pending revoke keeps the key working.
         KeyStatus::Active | KeyStatus::PendingUpdate | KeyStatus::PendingRevoke => {}
     }
-    if matches!(r.expires_at, Some(t) if t <= now) {
+    if matches!(key.expires_at, Some(t) if t <= now) {
         return VerifyCode::Expired;
     }
     if !key.nets.is_empty() {
@@ -134,12 +133,12 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
         }
     }
     if let Some(q) = req.permissions {
-        if !q.allows(&r.permissions) {
+        if !q.allows(&key.permissions) {
             return VerifyCode::InsufficientPermissions;
         }
     }
     if let Some(s) = req.scope {
-        if !crate::scopes::any_covers(&r.scopes, s) {
+        if !crate::scopes::any_covers(&key.scopes, s) {
             return VerifyCode::InsufficientPermissions;
         }
     }

@@ -53,12 +53,17 @@ impl Backend {
         match std::env::var("KEYWARD_TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
             _ => {
-                // Written to the real stderr (not the captured test output), so it is seen.
-                let _ = writeln!(std::io::stderr(), "SKIPPED postgres::{test}: KEYWARD_TEST_DATABASE_URL is not set");
+                skipped(&format!("postgres::{test}"), "KEYWARD_TEST_DATABASE_URL is not set");
                 None
             }
         }
     }
+}
+
+/// Says that a test did not run here, and why: on the real stderr (not the captured test
+/// output), so it is seen, and counted by `.ci/run`.
+pub fn skipped(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// A database for one test, removed at the end.

@@ -142,14 +142,13 @@ pub async fn forward_auth(
     let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
         return Err(refused(verdict.code));
     };
-    let r = key;
     let mut resp = json_response(verdict.to_json());
     let h = resp.headers_mut();
-    h.insert("x-keyward-key-id", header(&r.id));
-    h.insert("x-keyward-workspace", header(&r.workspace_id));
-    h.insert("x-keyward-environment", header(&r.environment));
-    h.insert("x-keyward-roles", header(&r.roles.join(",")));
-    h.insert("x-keyward-scopes", header(&r.scopes.join(",")));
+    h.insert("x-keyward-key-id", header(&key.id));
+    h.insert("x-keyward-workspace", header(&key.workspace_id));
+    h.insert("x-keyward-environment", header(&key.environment));
+    h.insert("x-keyward-roles", header(&key.roles.join(",")));
+    h.insert("x-keyward-scopes", header(&key.scopes.join(",")));
     h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
     Ok(resp)
 }
