@@ -127,8 +127,9 @@ async fn rotation_with_and_without_grace(b: Backend) {
     assert_eq!(code(&s.verify(&old, json!({})).await), "VALID");
     assert_eq!(code(&s.verify(&new, json!({})).await), "VALID");
     // Rotating the same key twice is refused.
-    let (st, _) = s.call(Method::POST, &format!("/v1/keys/{id}/rotate"), None).await;
+    let (st, e) = s.call(Method::POST, &format!("/v1/keys/{id}/rotate"), None).await;
     assert_eq!(st, 409);
+    assert!(e["error"]["message"].as_str().unwrap().contains("already rotated"), "{e}");
     s.clock.advance(Duration::minutes(61));
     assert_eq!(code(&s.verify(&old, json!({})).await), "EXPIRED");
     assert_eq!(code(&s.verify(&new, json!({})).await), "VALID");
@@ -140,6 +141,9 @@ async fn rotation_with_and_without_grace(b: Backend) {
     assert_eq!(st, 201);
     assert_eq!(code(&s.verify(&new, json!({})).await), "REVOKED");
     assert_eq!(code(&s.verify(again["secret"].as_str().unwrap(), json!({})).await), "VALID");
+    let (st, e) = s.call(Method::POST, &format!("/v1/keys/{new_id}/rotate"), None).await;
+    assert_eq!(st, 409);
+    assert!(e["error"]["message"].as_str().unwrap().contains("is revoked"), "{e}");
     let (st, e) =
         s.call(Method::POST, &format!("/v1/keys/{new_id}/rotate"), Some(json!({"grace_period": "soon"}))).await;
     assert_eq!(st, 400);

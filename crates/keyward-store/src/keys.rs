@@ -324,10 +324,13 @@ impl Store {
                 Some(r) if r.kind != KeyKind::Secret => {
                     RotateOutcome::Refused("only secret keys can be rotated".into())
                 }
-                Some(r) => RotateOutcome::Refused(format!(
-                    "key is {} and cannot be rotated (it may have been rotated already)",
-                    r.effective_status(now).as_str()
-                )),
+                // Still usable, so the claim failed on `replaced_by`: it is in its grace period.
+                Some(r) if r.effective_status(now) == KeyStatus::Active => RotateOutcome::Refused(
+                    "key was already rotated and is in its grace period; rotate its replacement instead".into(),
+                ),
+                Some(r) => {
+                    RotateOutcome::Refused(format!("key is {} and cannot be rotated", r.effective_status(now).as_str()))
+                }
             });
         };
         let new = make_new(&key_from_row(&row)?);
