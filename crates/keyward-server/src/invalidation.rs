@@ -31,6 +31,12 @@ async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for key changes; retrying");
+                // The pool may still reach the database (e.g. no connection slot was left for
+                // the listener): read the changes from `key_events` meanwhile.
+                let polled_at = state.clock.now();
+                if catch_up(&state, deaf_since).await.is_ok() {
+                    deaf_since = polled_at;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = stopped.wait_for(|s| *s) => return,
