@@ -13,6 +13,7 @@ pub mod pepper;
 pub mod permissions;
 pub mod random;
 pub mod scopes;
+pub mod signing;
 pub mod validate;
 pub mod verify;
 
