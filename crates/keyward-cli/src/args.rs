@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "KEYWARD_BODY_LIMIT", default_value_t = 65536)]
     pub body_limit: usize,
+    /// Seconds a signed request's Biz-Api-Nonce may differ from the server's clock.
+    #[arg(long, env = "KEYWARD_SIGNATURE_WINDOW", default_value_t = 30)]
+    pub signature_window: u64,
 }
 
 #[derive(Debug, Args)]

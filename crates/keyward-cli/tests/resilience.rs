@@ -115,6 +115,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/keys/{id}/revoke"),
     ("post", "/v1/keys/{id}/rotate"),
     ("post", "/v1/keys/verify"),
+    ("post", "/v1/requests/verify"),
     ("get", "/v1/auth"),
 ];
 

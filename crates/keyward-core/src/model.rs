@@ -215,6 +215,36 @@ pub struct VerifyKeyRequest {
     pub scope: Option<String>,
 }
 
+/// `POST /v1/requests/verify`: a signed request as the service received it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySignedRequest {
+    /// e.g. `POST`
+    pub method: String,
+    /// The path without host or query, e.g. `/v2/wallets`.
+    pub path: String,
+    /// The raw query string as sent, without `?`.
+    #[serde(default)]
+    pub query: String,
+    /// The raw body as sent (empty when none).
+    #[serde(default)]
+    pub body: String,
+    /// `Biz-Api-Key`, `Biz-Api-Nonce`, `Biz-Api-Signature` (names in any case).
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl VerifySignedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// The answer of every verification surface; always `200` from the verify endpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyResponse {

@@ -78,6 +78,8 @@ pub struct NewKey {
     pub scopes: Vec<String>,
     pub meta: Map<String, Value>,
     pub callback_url: Option<String>,
+    /// A public key to register (normalised to lower-case hex) instead of generating a secret.
+    pub public_key: Option<(crate::signing::Algorithm, String)>,
 }
 
 /// A validated patch: `None` leaves a field alone.
@@ -174,15 +176,10 @@ fn timestamp(field: &str, raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>
 }
 
 impl CreateKeyRequest {
-    /// Validates a secret-key create. `now` anchors `expires_in` and the future-time checks.
+    /// Validates a create: a secret key, or a public key to register. `now` anchors
+    /// `expires_in` and the future-time checks.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<NewKey, CoreError> {
-        if self.public_key.is_some() || self.algorithm.is_some() {
-            let field = if self.public_key.is_some() { "public_key" } else { "algorithm" };
-            return Err(CoreError::invalid(
-                field,
-                "public-key registration is not available on this server yet; omit public_key and algorithm to create a secret key",
-            ));
-        }
+        let public_key = self.public_key()?;
         let name = name(self.name.as_deref().ok_or_else(|| CoreError::invalid("name", "name is required"))?)?;
         let environment = environment(self.environment.as_deref())?;
         let key_type = match self.key_type.as_deref() {
@@ -228,7 +225,27 @@ impl CreateKeyRequest {
             scopes: names("scopes", self.scopes.as_deref().unwrap_or(&[]), crate::scopes::valid_scope)?,
             meta: self.meta.as_ref().map(meta).transpose()?.unwrap_or_default(),
             callback_url: self.callback_url.as_deref().map(callback_url).transpose()?,
+            public_key,
         })
+    }
+
+    fn public_key(&self) -> Result<Option<(crate::signing::Algorithm, String)>, CoreError> {
+        use crate::signing::{Algorithm, PublicKey};
+        let algorithm = match self.algorithm.as_deref() {
+            None => None,
+            Some(a) => Some(Algorithm::parse(a).ok_or_else(|| {
+                CoreError::invalid("algorithm", format!("unknown algorithm {a:?}: use \"ed25519\" or \"secp256k1\""))
+            })?),
+        };
+        let Some(hex) = self.public_key.as_deref() else {
+            return match algorithm {
+                Some(_) => Err(CoreError::invalid("public_key", "algorithm needs a public_key")),
+                None => Ok(None),
+            };
+        };
+        let alg = algorithm.unwrap_or(Algorithm::Ed25519);
+        let key = PublicKey::parse(alg, hex.trim()).map_err(|e| CoreError::invalid("public_key", e.to_string()))?;
+        Ok(Some((alg, key.to_hex())))
     }
 }
 
@@ -282,6 +299,16 @@ mod tests {
     }
 
     #[test]
+    fn public_key_is_normalised() {
+        let pk = crate::signing::SecretKey::generate(crate::signing::Algorithm::Secp256k1, &crate::OsRandom)
+            .public_key()
+            .to_hex();
+        let k = create(json!({"name": "p", "public_key": pk.to_uppercase(), "algorithm": "SECP256K1"})).unwrap();
+        assert_eq!(k.public_key, Some((crate::signing::Algorithm::Secp256k1, pk)));
+        assert_eq!(create(json!({"name": "s"})).unwrap().public_key, None);
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases = [
             (json!({}), "name"),
@@ -303,6 +330,10 @@ mod tests {
             (json!({"name": "a", "type": "permanent"}), "ip_allowlist"),
             (json!({"name": "a", "type": "permanent", "ip_allowlist": ["1.2.3.4"], "expires_in": "1d"}), "type"),
             (json!({"name": "a", "public_key": "ab"}), "public_key"),
+            (json!({"name": "a", "public_key": "zz".repeat(32)}), "public_key"),
+            (json!({"name": "a", "public_key": "ab".repeat(32), "algorithm": "secp256k1"}), "public_key"),
+            (json!({"name": "a", "public_key": "ab".repeat(32), "algorithm": "rsa"}), "algorithm"),
+            (json!({"name": "a", "algorithm": "ed25519"}), "public_key"),
         ];
         for (input, field) in cases {
             let e = create(input.clone()).unwrap_err();

@@ -66,6 +66,8 @@ pub struct VerifiableKey {
     pub permissions: Box<[String]>,
     pub scopes: Box<[String]>,
     pub nets: Box<[IpNet]>,
+    /// For a registered public key: the key, parsed once, that its requests are signed with.
+    pub public_key: Option<crate::signing::PublicKey>,
     /// `"key_id":…,"expires_at":…}`: the answer's fields after `valid` and `code`.
     identity_json: Box<str>,
 }
@@ -76,6 +78,11 @@ impl VerifiableKey {
         // Serialized by the answer type itself, so the spliced answer cannot drift from it.
         let full = serde_json::to_string(&VerifyResponse::about(&record, VerifyCode::Valid)).unwrap_or_default();
         let identity_json = full.strip_prefix(VALID_HEAD).unwrap_or_default().into();
+        let public_key =
+            match (record.algorithm.as_deref().and_then(crate::signing::Algorithm::parse), &record.public_key) {
+                (Some(alg), Some(hex)) => crate::signing::PublicKey::parse(alg, hex).ok(),
+                _ => None,
+            };
         VerifiableKey {
             id: record.id.into(),
             workspace_id: record.workspace_id.into(),
@@ -86,6 +93,7 @@ impl VerifiableKey {
             permissions: record.permissions.into(),
             scopes: record.scopes.into(),
             nets,
+            public_key,
             identity_json,
         }
     }

@@ -38,6 +38,7 @@ pub fn state(services: Services, config: ServerConfig) -> SharedState {
     Arc::new(AppState {
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
+        replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
         store: services.store,
         pepper: services.pepper,
         clock: services.clock,

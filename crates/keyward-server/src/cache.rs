@@ -47,6 +47,8 @@ pub fn key_hash(hex: &str) -> Option<KeyHash> {
 
 pub struct KeyCache {
     entries: Cache<KeyHash, Entry, Hasher>,
+    /// Registered public keys by their lower-case hex.
+    public: Cache<String, Entry>,
     /// Bumped by every invalidation; a fill that raced one is thrown away.
     epoch: AtomicU64,
 }
@@ -55,6 +57,7 @@ impl KeyCache {
     pub fn new(capacity: u64) -> Self {
         KeyCache {
             entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
+            public: Cache::new(capacity),
             epoch: AtomicU64::new(0),
         }
     }
@@ -79,24 +82,45 @@ impl KeyCache {
         }
     }
 
-    /// Drops the entry of a hex hash (as stored and as change events name it).
-    pub fn invalidate(&self, hex: &str) {
+    pub fn get_public(&self, public_key: &str) -> Option<Entry> {
+        self.public.get(public_key)
+    }
+
+    /// Like [`KeyCache::fill`], for a public key.
+    pub fn fill_public(&self, public_key: String, entry: Entry, epoch: u64) {
+        self.public.insert(public_key.clone(), entry);
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.public.invalidate(&public_key);
+        }
+    }
+
+    /// Drops the entry a change event names: a secret's hex hash, or `pk:` and a public key.
+    pub fn invalidate(&self, event_key: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        match key_hash(hex) {
+        if let Some(pk) = event_key.strip_prefix(keyward_store::PUBLIC_KEY_EVENT_PREFIX) {
+            self.public.invalidate(pk);
+            return;
+        }
+        match key_hash(event_key) {
             Some(k) => self.entries.invalidate(&k),
             // Not a hash we could have cached under; drop everything rather than guess.
-            None => self.entries.invalidate_all(),
+            None => {
+                self.entries.invalidate_all();
+                self.public.invalidate_all();
+            }
         }
     }
 
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
+        self.public.invalidate_all();
     }
 
     pub fn len(&self) -> u64 {
         self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.public.run_pending_tasks();
+        self.entries.entry_count() + self.public.entry_count()
     }
 
     pub fn is_empty(&self) -> bool {

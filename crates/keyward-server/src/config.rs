@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// Largest accepted request body.
     pub body_limit: usize,
+    /// How far a signed request's nonce (its time) may be from this server's clock.
+    pub signature_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             flush_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             body_limit: 64 * 1024,
+            signature_window: Duration::from_secs(30),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod invalidation;
+pub mod replay;
 pub mod routes;
 mod seal;
 pub mod state;

@@ -15,6 +15,8 @@ pub struct AppState {
     pub random: Arc<dyn Random>,
     pub cache: KeyCache,
     pub usage: UsageBuffer,
+    /// Signatures seen within the freshness window (this node only).
+    pub replays: crate::replay::ReplayGuard,
     pub config: ServerConfig,
 }
 

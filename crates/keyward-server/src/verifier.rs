@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::VerifyResponse;
+use keyward_core::signing::SignedParts;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 
 use crate::cache::{Entry, KeyHash};
@@ -62,6 +63,54 @@ impl AppState {
             self.usage.record(&key.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
         }
         Ok(Verdict { code, key: Some(key) })
+    }
+
+    /// Verifies a signed request: the key registered for `public_key`, the nonce's freshness,
+    /// the signature over `parts`, then the same checks as a secret key. `Err` only when the
+    /// key is unknown to this node and storage cannot be reached.
+    pub async fn verify_signed(
+        &self,
+        parts: &SignedParts<'_>,
+        public_key: &str,
+        signature: &str,
+        req: &Requirements<'_>,
+    ) -> ApiResult<Verdict> {
+        let pk = public_key.trim().to_ascii_lowercase();
+        let well_formed = matches!(pk.len(), 64 | 66) && pk.bytes().all(|b| b.is_ascii_hexdigit());
+        let Some(nonce_ms) = parts.nonce.trim().parse::<i64>().ok().filter(|_| well_formed) else {
+            return Ok(Verdict::bare(VerifyCode::Malformed));
+        };
+        let now = self.clock.now();
+        let window = i64::try_from(self.config.signature_window.as_millis()).unwrap_or(i64::MAX);
+        if now.timestamp_millis().abs_diff(nonce_ms) > window.unsigned_abs() {
+            return Ok(Verdict::bare(VerifyCode::NonceExpired));
+        }
+        let entry = match self.cache.get_public(&pk) {
+            Some(e) => e,
+            None => self.load_public(pk.clone()).await?,
+        };
+        let Entry::Found(key) = entry else { return Ok(Verdict::bare(VerifyCode::NotFound)) };
+        if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
+            return Ok(Verdict::bare(VerifyCode::InvalidSignature));
+        }
+        if !self.replays.first_use(&pk, parts.nonce, signature.trim()) {
+            return Ok(Verdict::bare(VerifyCode::Replayed));
+        }
+        let code = decide(&key, now, req);
+        if code == VerifyCode::Valid {
+            self.usage.record(&key.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
+        }
+        Ok(Verdict { code, key: Some(key) })
+    }
+
+    async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
+        let epoch = self.cache.epoch();
+        let entry = match self.store.key_by_public_key(&public_key).await? {
+            Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
+            None => Entry::Missing,
+        };
+        self.cache.fill_public(public_key, entry.clone(), epoch);
+        Ok(entry)
     }
 
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {

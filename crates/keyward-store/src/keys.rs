@@ -62,9 +62,16 @@ pub enum RotateOutcome {
 }
 
 /// The cache key under which verification finds a record: the secret's hash.
-fn cache_key(rec: &KeyRecord) -> Option<&str> {
-    rec.hash.as_deref().or(rec.public_key.as_deref())
+/// What change events name a key by: its secret's hash, or `pk:` and its public key.
+pub fn cache_key(rec: &KeyRecord) -> Option<String> {
+    match (&rec.hash, &rec.public_key) {
+        (Some(h), _) => Some(h.clone()),
+        (None, Some(pk)) => Some(format!("{PUBLIC_KEY_EVENT_PREFIX}{pk}")),
+        (None, None) => None,
+    }
 }
+
+pub const PUBLIC_KEY_EVENT_PREFIX: &str = "pk:";
 
 enum Arg {
     Text(String),
@@ -144,7 +151,7 @@ impl Store {
         insert_row(&mut tx, rec).await?;
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
-            emit(&mut tx, self.backend, k, now).await?;
+            emit(&mut tx, self.backend, &k, now).await?;
         }
         tx.commit().await?;
         Ok(InsertOutcome::Created)
@@ -160,6 +167,13 @@ impl Store {
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
         let row = sqlx::query(&sql).bind(hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// The signed-request path's lookup: by the registered public key (lower-case hex).
+    pub async fn key_by_public_key(&self, public_key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE public_key = $1");
+        let row = sqlx::query(&sql).bind(public_key).fetch_optional(&self.pool).await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -253,7 +267,7 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         if let Some(k) = cache_key(&rec) {
-            emit(&mut tx, self.backend, k, now).await?;
+            emit(&mut tx, self.backend, &k, now).await?;
         }
         tx.commit().await?;
         Ok(Some(rec))
@@ -278,7 +292,7 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         if let Some(k) = cache_key(&rec) {
-            emit(&mut tx, self.backend, k, now).await?;
+            emit(&mut tx, self.backend, &k, now).await?;
         }
         tx.commit().await?;
         Ok(Some(rec))
@@ -347,7 +361,7 @@ impl Store {
         let old = key_from_row(&row)?;
         insert_row(&mut tx, &new).await?;
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
-            emit(&mut tx, self.backend, k, now).await?;
+            emit(&mut tx, self.backend, &k, now).await?;
         }
         tx.commit().await?;
         Ok(RotateOutcome::Rotated { old: Box::new(old), new: Box::new(new) })

@@ -13,7 +13,7 @@ mod workspaces;
 pub use error::StoreError;
 pub use events::{KeyEvent, Subscription};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
-pub use keys::{KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter};
+pub use keys::{cache_key, KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter, PUBLIC_KEY_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace, Principal};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};

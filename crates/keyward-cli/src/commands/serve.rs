@@ -41,6 +41,7 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
         cache_capacity: a.cache_capacity,
         flush_interval: Duration::from_secs(a.flush_interval.max(1)),
         body_limit: a.body_limit,
+        signature_window: Duration::from_secs(a.signature_window.max(1)),
         ..ServerConfig::default()
     };
     if !a.trusted_proxies.is_empty() {

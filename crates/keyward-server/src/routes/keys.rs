@@ -21,6 +21,8 @@ use crate::state::{AppState, SharedState};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Characters of a registered public key shown as its display hint.
+const PUBLIC_KEY_HINT: usize = 12;
 
 impl AppState {
     /// A key's view with this node's not-yet-written last-used mark applied.
@@ -38,8 +40,8 @@ impl AppState {
 
     /// Drops this node's cached copy at once; other nodes hear of it through change events.
     fn forget(&self, rec: &KeyRecord) {
-        if let Some(h) = &rec.hash {
-            self.cache.invalidate(h);
+        if let Some(k) = keyward_store::cache_key(rec) {
+            self.cache.invalidate(&k);
         }
     }
 }
@@ -143,19 +145,27 @@ pub async fn create_key(
     let now = state.clock.now();
     let new = req.validate(now)?;
     let rng = state.random.as_ref();
-    let secret = keyformat::generate_secret(&p.prefix, &new.environment, rng);
-    let start = keyformat::parse(&secret).map(|t| t.start.to_string()).unwrap_or_default();
+    // A secret is generated here and shown once; a public key is registered as given.
+    let (kind, secret, algorithm, public_key) = match new.public_key {
+        Some((alg, pk)) => (KeyKind::Public, None, Some(alg.as_str().to_string()), Some(pk)),
+        None => (KeyKind::Secret, Some(keyformat::generate_secret(&p.prefix, &new.environment, rng)), None, None),
+    };
+    let start = match (&secret, &public_key) {
+        (Some(s), _) => keyformat::parse(s).map(|t| t.start.to_string()).unwrap_or_default(),
+        (None, Some(pk)) => pk.chars().take(PUBLIC_KEY_HINT).collect(),
+        (None, None) => String::new(),
+    };
     let rec = KeyRecord {
         id: ids::new_id("key", now, rng),
         workspace_id: p.workspace_id.clone(),
         name: new.name,
-        kind: KeyKind::Secret,
-        algorithm: None,
-        public_key: None,
+        kind,
+        algorithm,
+        public_key,
         key_type: new.key_type,
         environment: new.environment,
         status: KeyStatus::Active,
-        hash: Some(state.pepper.hash(&secret)),
+        hash: secret.as_deref().map(|s| state.pepper.hash(s)),
         start,
         roles: new.roles,
         permissions: new.permissions,
@@ -172,10 +182,20 @@ pub async fn create_key(
         revoked_at: None,
     };
     let mut view = rec.view(now);
-    view.secret = Some(secret);
+    view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    match state.store.insert_key(&rec, now, stored.as_ref()).await? {
+    let inserted = state.store.insert_key(&rec, now, stored.as_ref()).await.map_err(|e| match e {
+        // The unique index on public_key; other conflicts (an idempotent retry in flight) pass.
+        keyward_store::StoreError::Conflict(m) if rec.public_key.is_some() && m.contains("public_key") => {
+            ApiError::Conflict {
+                field: Some("public_key".into()),
+                message: "this public key is already registered".into(),
+            }
+        }
+        e => e.into(),
+    })?;
+    match inserted {
         InsertOutcome::Created => {
             state.forget(&rec);
             Ok(json_response(StatusCode::CREATED, out, false))

@@ -42,6 +42,7 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(verify::verify_key))
+        .routes(routes!(verify::verify_request))
         .routes(routes!(verify::forward_auth))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))

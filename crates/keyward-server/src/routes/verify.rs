@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::model::{VerifyKeyRequest, VerifyResponse};
+use keyward_core::model::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 use keyward_core::permissions::Query as PermQuery;
+use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -81,6 +82,37 @@ fn json_response(body: String) -> Response {
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
+#[utoipa::path(post, path = "/v1/requests/verify", tag = "verification", request_body = VerifySignedRequest,
+    params(("Keyward-Verify-Token" = Option<String>, Header, description = "required when the server runs with --verify-token")),
+    responses((status = 200, description = "always 200 for a well-formed request; see `code`", body = VerifyResponse),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn verify_request(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<VerifySignedRequest>,
+) -> ApiResult<Response> {
+    state.check_verify_token(&headers)?;
+    let query = parse_query(req.permissions.as_deref())?;
+    let needs =
+        Requirements { ip: parse_ip(req.ip.as_deref())?, permissions: query.as_ref(), scope: req.scope.as_deref() };
+    let (Some(key), Some(nonce), Some(signature)) =
+        (req.header(HEADER_KEY), req.header(HEADER_NONCE), req.header(HEADER_SIGNATURE))
+    else {
+        return Ok(json_response(
+            serde_json::to_string(&VerifyResponse::bare(VerifyCode::Malformed)).unwrap_or_default(),
+        ));
+    };
+    let parts = SignedParts {
+        method: &req.method,
+        path: &req.path,
+        nonce,
+        params: req.query.strip_prefix('?').unwrap_or(&req.query),
+        body: req.body.as_bytes(),
+    };
+    let verdict = state.verify_signed(&parts, key, signature, &needs).await?;
+    Ok(json_response(verdict.to_json()))
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuthParams {
@@ -99,6 +131,9 @@ fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::Pending => "API key awaits approval",
         VerifyCode::IpNotAllowed => "request IP not allowed for this key",
         VerifyCode::InsufficientPermissions => "API key lacks the required permissions",
+        VerifyCode::InvalidSignature => "request signature does not match",
+        VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
+        VerifyCode::Replayed => "this signed request was already used",
         _ => "request refused",
     };
     ApiError::Refused { code, message: message.into() }
@@ -122,23 +157,38 @@ pub async fn forward_auth(
 ) -> ApiResult<Response> {
     state.check_verify_token(&headers)?;
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
-    let token = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| bearer(&headers));
-    let Some(token) = token else {
-        if headers.contains_key("biz-api-key") {
-            return Err(ApiError::Refused {
-                code: VerifyCode::InvalidSignature,
-                message: "signed requests (Biz-Api-*) are not accepted by this server yet".into(),
-            });
-        }
-        return Err(refused(VerifyCode::Malformed));
-    };
     let query = parse_query(params.permissions.as_deref())?;
     let needs = Requirements {
         ip: Some(state.client_ip(peer.ip(), &headers)),
         permissions: query.as_ref(),
         scope: params.scope.as_deref(),
     };
-    let verdict = state.verify_secret(token.trim(), &needs).await?;
+    let token = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| bearer(&headers));
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let verdict = match (token, text(HEADER_KEY)) {
+        (Some(token), _) => state.verify_secret(token.trim(), &needs).await?,
+        (None, Some(public_key)) => {
+            // The request being authorised, as the proxy describes it; its body is not sent
+            // to forward-auth, so it is taken as empty (signed requests with bodies go
+            // through the gateway or POST /v1/requests/verify).
+            let method = text("x-original-method").or_else(|| text("x-forwarded-method"));
+            let uri = text("x-original-uri").or_else(|| text("x-forwarded-uri"));
+            let (Some(method), Some(uri), Some(nonce), Some(signature)) =
+                (method, uri, text(HEADER_NONCE), text(HEADER_SIGNATURE))
+            else {
+                return Err(ApiError::Refused {
+                    code: VerifyCode::Malformed,
+                    message: "a signed request needs Biz-Api-Nonce, Biz-Api-Signature and the original method \
+                              and URI (X-Original-Method / X-Original-URI or X-Forwarded-Method / X-Forwarded-Uri)"
+                        .into(),
+                });
+            };
+            let (path, params) = uri.split_once('?').unwrap_or((uri, ""));
+            let parts = SignedParts { method, path, nonce, params, body: b"" };
+            state.verify_signed(&parts, public_key, signature, &needs).await?
+        }
+        (None, None) => return Err(refused(VerifyCode::Malformed)),
+    };
     let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
         return Err(refused(verdict.code));
     };
