@@ -24,6 +24,38 @@ pub enum Command {
     Keys(KeysCommand),
     /// Verify a secret key (exit status 0 when valid, 1 when not).
     Verify(VerifyArgs),
+    /// Send a request signed with the configured key pair to the environment's api_host.
+    Request(RequestArgs),
+}
+
+/// Where a key pair lives.
+#[derive(Debug, Args, Clone)]
+pub struct PairArgs {
+    /// The config section (environment) of the pair.
+    #[arg(long = "env", default_value = "test")]
+    pub env: String,
+    /// Config file (default ~/.keyward/config.toml, or KEYWARD_CONFIG).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// API or APP
+    #[arg(long = "key-type", default_value = "API")]
+    pub key_type: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// GET, POST, …
+    pub method: String,
+    /// e.g. /v2/wallets
+    pub path: String,
+    /// A query parameter K=V (repeatable), sent in this order.
+    #[arg(long = "query")]
+    pub query: Vec<String>,
+    /// A JSON body.
+    #[arg(long)]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub pair: PairArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -103,6 +135,49 @@ pub struct Remote {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    /// Generate a key pair for signed requests and save it; prints the public key only.
+    Generate {
+        #[command(flatten)]
+        pair: PairArgs,
+        /// ed25519 or secp256k1
+        #[arg(long, default_value = "ed25519")]
+        alg: String,
+        /// Replace an existing pair.
+        #[arg(long)]
+        force: bool,
+        /// Write a dotenv file (KEYWARD_API_KEY / KEYWARD_API_SECRET) instead of the config.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Where `keyward request` sends this environment's requests.
+        #[arg(long)]
+        api_host: Option<String>,
+    },
+    /// Check that a private key and a public key belong together (exit 0 when they do).
+    Validate {
+        #[arg(long)]
+        alg: String,
+        /// The private key, hex.
+        #[arg(long, env = "KEYWARD_API_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The public key, hex.
+        #[arg(long)]
+        pubkey: String,
+    },
+    /// Register the configured public key with the server.
+    Register {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        pair: PairArgs,
+        #[command(flatten)]
+        fields: KeyFields,
+        /// test or live (default: --env when it is one of them, else test).
+        #[arg(long)]
+        environment: Option<String>,
+        /// e.g. 30d, 12h, 6mo, 1y
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
     /// Create a secret key (its secret is shown once).
     Create {
         #[command(flatten)]

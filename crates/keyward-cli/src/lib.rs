@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod datadir;
+mod keypairs;
 mod output;
 mod userconfig;
 

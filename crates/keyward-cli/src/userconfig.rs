@@ -17,8 +17,12 @@ pub fn path() -> Result<PathBuf> {
 }
 
 fn read() -> Result<toml::Table> {
-    let p = path()?;
-    match fs::read_to_string(&p) {
+    read_from(&path()?)
+}
+
+/// A TOML config file's table; empty when the file does not exist.
+pub fn read_from(p: &std::path::Path) -> Result<toml::Table> {
+    match fs::read_to_string(p) {
         Ok(s) => s.parse::<toml::Table>().with_context(|| format!("{} is not valid TOML", p.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(toml::Table::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
@@ -26,15 +30,20 @@ fn read() -> Result<toml::Table> {
 }
 
 fn write(table: &toml::Table) -> Result<()> {
-    let p = path()?;
+    write_file(&path()?, toml::to_string(table)?.as_bytes())
+}
+
+/// Writes a private file atomically: 0600 in a 0700 folder, temp file then rename, so a
+/// reader never sees half a file and a crash never leaves one.
+pub fn write_file(p: &std::path::Path, contents: &[u8]) -> Result<()> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     let tmp = p.with_extension(format!("tmp{}", std::process::id()));
     let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(toml::to_string(table)?.as_bytes())?;
+    f.write_all(contents)?;
     f.sync_all()?;
-    fs::rename(&tmp, &p).with_context(|| format!("cannot write {}", p.display()))?;
+    fs::rename(&tmp, p).with_context(|| format!("cannot write {}", p.display()))?;
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod signer;
+
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

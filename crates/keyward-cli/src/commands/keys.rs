@@ -10,7 +10,7 @@ fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
     raw.as_deref().map(|m| serde_json::from_str(m).context("--meta must be JSON")).transpose()
 }
 
-fn show(remote: &Remote, k: &KeyView) -> Result<()> {
+pub(super) fn show(remote: &Remote, k: &KeyView) -> Result<()> {
     if remote.json {
         println!("{}", serde_json::to_string_pretty(k)?);
     } else {
@@ -24,6 +24,13 @@ fn show(remote: &Remote, k: &KeyView) -> Result<()> {
 
 pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
     match cmd {
+        KeysCommand::Generate { pair, alg, force, file, api_host } => {
+            return super::pairs::generate(pair, &alg, force, file.as_deref(), api_host.as_deref());
+        }
+        KeysCommand::Validate { alg, secret, pubkey } => return super::pairs::validate(&alg, &secret, &pubkey),
+        KeysCommand::Register { remote, pair, fields, environment, expires_in } => {
+            return super::pairs::register(remote, pair, fields, environment, expires_in).await;
+        }
         KeysCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
             let c = super::client(&remote, true)?;
             let KeyFields { name, roles, permissions, scopes, ip_allowlist, meta: _, expires_at, callback_url } =

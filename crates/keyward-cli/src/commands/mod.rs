@@ -1,5 +1,6 @@
 mod init;
 mod keys;
+mod pairs;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(k) => keys::run(k).await,
+        Command::Request(a) => pairs::request(a).await,
         Command::Verify(a) => {
             let client = client(&a.remote, false)?;
             let v = client
