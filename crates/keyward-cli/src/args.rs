@@ -17,6 +17,8 @@ pub enum Command {
     Init(InitArgs),
     /// Run the server (initialises an empty data dir first).
     Serve(ServeArgs),
+    /// Run a reverse proxy that lets through only requests with a valid key or signature.
+    Gateway(GatewayArgs),
     /// Save a server URL and management key in ~/.keyward/config.toml.
     Login(LoginArgs),
     /// Manage API keys.
@@ -91,6 +93,13 @@ pub struct ServeArgs {
     pub storage: StorageArgs,
     #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:5399")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+/// Settings `serve` and `gateway` share.
+#[derive(Debug, Args)]
+pub struct ServerFlags {
     /// Require `Keyward-Verify-Token: TOKEN` on the verification endpoints.
     #[arg(long, env = "KEYWARD_VERIFY_TOKEN")]
     pub verify_token: Option<String>,
@@ -109,6 +118,25 @@ pub struct ServeArgs {
     /// Seconds a signed request's Biz-Api-Nonce may differ from the server's clock.
     #[arg(long, env = "KEYWARD_SIGNATURE_WINDOW", default_value_t = 30)]
     pub signature_window: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The API to protect, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "KEYWARD_UPSTREAM")]
+    pub upstream: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[arg(long, env = "KEYWARD_GATEWAY_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// A TOML file of `[[route]]` rules: `prefix` and the `permissions` query it requires.
+    #[arg(long, env = "KEYWARD_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Largest request body passed to the upstream, in bytes (413 beyond).
+    #[arg(long, env = "KEYWARD_MAX_BODY", default_value_t = 1_048_576)]
+    pub max_body: usize,
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 #[derive(Debug, Args)]

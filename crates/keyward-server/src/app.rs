@@ -98,13 +98,36 @@ impl RunningServer {
     }
 }
 
-/// Binds and starts serving with background tasks.
+/// Binds and starts serving the API with background tasks.
 pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<RunningServer> {
+    start_with(services, config, router).await
+}
+
+/// Binds and starts the gateway (a reverse proxy to `gateway.upstream`) with the same
+/// background tasks: cache invalidation, last-used marks.
+pub async fn start_gateway(
+    services: Services,
+    config: ServerConfig,
+    gateway: crate::gateway::GatewayConfig,
+) -> std::io::Result<RunningServer> {
+    start_with(services, config, move |state| {
+        crate::gateway::router(state, gateway)
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(TraceLayer::new_for_http())
+    })
+    .await
+}
+
+async fn start_with(
+    services: Services,
+    config: ServerConfig,
+    make: impl FnOnce(SharedState) -> Router,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let state = state(services, config);
     let (stop, stopped) = watch::channel(false);
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = make(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut rx = stopped.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -124,6 +147,11 @@ pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<
 /// Runs until `shutdown` completes (e.g. SIGTERM), then stops gracefully.
 pub async fn run(services: Services, config: ServerConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let server = start(services, config).await?;
+    serve_until(server, shutdown).await
+}
+
+/// Runs a started server (API or gateway) until `shutdown`, then stops it gracefully.
+pub async fn serve_until(server: RunningServer, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     tracing::info!(addr = %server.addr, "keyward listening");
     shutdown.await;
     tracing::info!("shutting down");

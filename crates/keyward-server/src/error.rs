@@ -21,6 +21,8 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// The gateway's upstream cannot be reached.
+    BadGateway(String),
     /// The database cannot be reached.
     Unavailable,
     /// Detail goes to the log, never to the client.
@@ -49,6 +51,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "conflict", field.as_deref(), message.clone())
             }
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None, m.clone()),
+            ApiError::BadGateway(m) => (StatusCode::BAD_GATEWAY, "bad_gateway", None, m.clone()),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

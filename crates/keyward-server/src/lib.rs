@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 mod invalidation;
 pub mod replay;
 pub mod routes;
@@ -16,5 +17,5 @@ pub mod state;
 pub mod usage;
 mod verifier;
 
-pub use app::{router, run, start, RunningServer, Services};
+pub use app::{router, run, serve_until, start, start_gateway, RunningServer, Services};
 pub use config::ServerConfig;

@@ -15,6 +15,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(a) => init::run(a).await,
         Command::Serve(a) => serve::run(a).await,
+        Command::Gateway(a) => serve::gateway(a).await,
         Command::Login(a) => {
             let client = Client::new(&a.server, Some(a.token.clone()))?;
             // Check the pair before saving it: a typo should fail here, not on first use.

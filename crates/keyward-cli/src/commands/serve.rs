@@ -8,7 +8,7 @@ use keyward_server::bootstrap::{initialise, InitError, InitOptions};
 use keyward_server::{ServerConfig, Services};
 use keyward_store::Store;
 
-use crate::args::ServeArgs;
+use crate::args::{GatewayArgs, ServeArgs, ServerFlags};
 use crate::datadir;
 
 pub async fn run(a: ServeArgs) -> Result<ExitCode> {
@@ -35,17 +35,25 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
         }
         pepper
     };
+    let config = server_config(a.listen, &a.server)?;
+    let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
+    keyward_server::run(services, config, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server settings from the flags `serve` and `gateway` share.
+pub(super) fn server_config(listen: std::net::SocketAddr, f: &ServerFlags) -> Result<ServerConfig> {
     let mut config = ServerConfig {
-        listen: a.listen,
-        verify_token: a.verify_token,
-        cache_capacity: a.cache_capacity,
-        flush_interval: Duration::from_secs(a.flush_interval.max(1)),
-        body_limit: a.body_limit,
-        signature_window: Duration::from_secs(a.signature_window.max(1)),
+        listen,
+        verify_token: f.verify_token.clone(),
+        cache_capacity: f.cache_capacity,
+        flush_interval: Duration::from_secs(f.flush_interval.max(1)),
+        body_limit: f.body_limit,
+        signature_window: Duration::from_secs(f.signature_window.max(1)),
         ..ServerConfig::default()
     };
-    if !a.trusted_proxies.is_empty() {
-        config.trusted_proxies = a
+    if !f.trusted_proxies.is_empty() {
+        config.trusted_proxies = f
             .trusted_proxies
             .iter()
             .map(|s| {
@@ -53,8 +61,33 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
             })
             .collect::<Result<_>>()?;
     }
+    Ok(config)
+}
+
+/// `keyward gateway`: the proxy over an initialised database.
+pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
+    init_logging();
+    let rules = match &a.rules {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            keyward_server::gateway::parse_rules(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => Vec::new(),
+    };
+    if !(a.upstream.starts_with("http://") || a.upstream.starts_with("https://")) {
+        anyhow::bail!("--upstream must be an http:// or https:// URL");
+    }
+    let url = datadir::database_url(&a.storage)?;
+    let store = Store::connect(&url).await.context("cannot open the database")?;
+    if !store.is_initialised().await? {
+        anyhow::bail!("the database is not initialised: run `keyward init` (or `keyward serve`) first");
+    }
+    let pepper = datadir::require_pepper(&a.storage.data_dir)?;
+    let config = server_config(a.listen, &a.server)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
-    keyward_server::run(services, config, shutdown_signal()).await?;
+    let gw = keyward_server::gateway::GatewayConfig { upstream: a.upstream, max_body: a.max_body, rules };
+    let server = keyward_server::start_gateway(services, config, gw).await?;
+    keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -34,7 +34,7 @@ impl AppState {
     }
 
     /// The client's address: the peer, or what a trusted proxy says the client was.
-    fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = keyward_core::ip::canonical(peer);
         let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
         if !trusted(&peer) {
@@ -122,7 +122,7 @@ pub struct AuthParams {
     pub scope: Option<String>,
 }
 
-fn refused(code: VerifyCode) -> ApiError {
+pub(crate) fn refused(code: VerifyCode) -> ApiError {
     let message = match code {
         VerifyCode::Malformed => "missing or malformed API key",
         VerifyCode::NotFound => "unknown API key",
@@ -139,7 +139,7 @@ fn refused(code: VerifyCode) -> ApiError {
     ApiError::Refused { code, message: message.into() }
 }
 
-fn header(v: &str) -> HeaderValue {
+pub(crate) fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

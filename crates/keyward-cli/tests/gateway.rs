@@ -1,0 +1,244 @@
+//! `keyward gateway`: what reaches the upstream, what is refused and how, and the whole path
+//! `keys generate` → `keys register` → `keyward request` through the real binary.
+
+mod common;
+
+use common::{code, Backend, TestServer};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method as HttpMethod, Uri};
+use keyward_core::signing::{Algorithm, SecretKey, SignedParts};
+use keyward_core::{Clock, OsRandom};
+use keyward_server::gateway::{parse_rules, GatewayConfig};
+use keyward_server::{RunningServer, Services};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+on_both_backends!(gateway_passes_identity_and_refuses, gateway_binary_end_to_end);
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+/// An upstream that records every request and answers 201 with a marker header.
+async fn recording_upstream() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |m: HttpMethod, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let log = log.clone();
+        async move {
+            let body = String::from_utf8_lossy(&body).to_string();
+            log.lock().unwrap().push(Seen { method: m.to_string(), uri: uri.to_string(), headers, body: body.clone() });
+            (axum::http::StatusCode::CREATED, [("x-upstream", "yes")], format!("echo:{body}"))
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (url, seen, tokio::spawn(async move { axum::serve(l, app).await.unwrap() }))
+}
+
+async fn start_gateway(s: &TestServer, upstream: &str, max_body: usize) -> RunningServer {
+    let services = Services {
+        store: keyward_store::Store::connect(&s.db.url).await.unwrap(),
+        pepper: s.pepper.clone(),
+        clock: s.clock.clone(),
+        random: Arc::new(OsRandom),
+    };
+    let rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
+    let gw = GatewayConfig { upstream: upstream.to_string(), max_body, rules };
+    keyward_server::start_gateway(services, common::test_config(), gw).await.unwrap()
+}
+
+fn signed_headers(
+    s: &TestServer,
+    sk: &SecretKey,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    let nonce = s.clock.now().timestamp_millis().to_string();
+    let parts = SignedParts { method, path, nonce: &nonce, params: query, body: body.as_bytes() };
+    vec![
+        ("Biz-Api-Key", sk.public_key().to_hex()),
+        ("Biz-Api-Nonce", nonce.clone()),
+        ("Biz-Api-Signature", sk.sign(&parts.digest())),
+    ]
+}
+
+async fn gateway_passes_identity_and_refuses(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let gw = start_gateway(&s, &up, 1024).await;
+    let base = format!("http://{}", gw.addr);
+    let h = reqwest::Client::new();
+    let (id, secret) =
+        s.create(json!({"name": "svc", "environment": "live", "scopes": ["wallet:*"], "roles": ["operator"]})).await;
+
+    // A secret key: passed on without the credential, with the identity; answer streamed back.
+    let r = h
+        .post(format!("{base}/v2/wallets?limit=10&x=%26"))
+        .header("X-API-Key", &secret)
+        .header("X-Keyward-Key-Id", "spoofed")
+        .header("X-Custom", "kept")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-upstream"], "yes");
+    assert_eq!(r.text().await.unwrap(), "echo:hello");
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (got.method.as_str(), got.uri.as_str(), got.body.as_str()),
+        ("POST", "/v2/wallets?limit=10&x=%26", "hello")
+    );
+    assert_eq!(got.headers["x-keyward-key-id"], id.as_str(), "our identity, not the client's");
+    assert_eq!(got.headers["x-keyward-environment"], "live");
+    assert_eq!(got.headers["x-keyward-roles"], "operator");
+    assert_eq!(got.headers["x-keyward-scopes"], "wallet:*");
+    assert_eq!(got.headers["x-keyward-workspace"], s.workspace_id.as_str());
+    assert_eq!(got.headers["x-custom"], "kept");
+    assert!(got.headers.get("x-api-key").is_none(), "the credential is removed");
+    let r = h.get(format!("{base}/v2/x")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(seen.lock().unwrap().last().unwrap().headers.get("authorization").is_none());
+
+    // Refusals: JSON error with the verification code; nothing reaches the upstream.
+    let before = seen.lock().unwrap().len();
+    let r = h.get(format!("{base}/v2/x")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (401, "MALFORMED"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["verification_code"], "MALFORMED");
+    let r = h.get(format!("{base}/v2/admin/users")).header("X-API-Key", &secret).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()),
+        (403, "INSUFFICIENT_PERMISSIONS")
+    );
+    let r = h.post(format!("{base}/v2/x")).header("X-API-Key", &secret).body("x".repeat(2000)).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(seen.lock().unwrap().len(), before);
+
+    // A signed request with a unicode body; then the same again (replay), then tampered.
+    let sk = SecretKey::generate(Algorithm::Secp256k1, &OsRandom);
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "signer", "public_key": sk.public_key().to_hex(), "algorithm": "secp256k1"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let body = r#"{"name":"café ☕"}"#;
+    let headers = signed_headers(&s, &sk, "POST", "/v2/wallets", "a=1", body);
+    let send = |body: &'static str| {
+        let mut rb = h.post(format!("{base}/v2/wallets?a=1")).body(body);
+        for (k, v) in &headers {
+            rb = rb.header(*k, v);
+        }
+        rb.send()
+    };
+    assert_eq!(send(r#"{"name":"café ☕"}"#).await.unwrap().status(), 201);
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(got.body, body);
+    assert!(got.headers.get("biz-api-signature").is_none());
+    assert_eq!(got.headers["x-keyward-key-id"], v["id"].as_str().unwrap());
+    let r = send(r#"{"name":"café ☕"}"#).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (401, "REPLAYED"));
+    let fresh = signed_headers(&s, &sk, "POST", "/v2/wallets", "a=1", body);
+    let mut rb = h.post(format!("{base}/v2/wallets?a=1")).body(r#"{"name":"cafe"}"#);
+    for (k, v) in &fresh {
+        rb = rb.header(*k, v);
+    }
+    let r = rb.send().await.unwrap();
+    assert_eq!(r.headers()["x-keyward-code"], "INVALID_SIGNATURE", "tampered body");
+
+    // Revoked: refused at once (the gateway shares the database and hears the change).
+    s.call(Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;
+    let started = std::time::Instant::now();
+    loop {
+        let r = h.get(format!("{base}/v2/x")).header("X-API-Key", &secret).send().await.unwrap();
+        if r.status() == 401 {
+            assert_eq!(r.headers()["x-keyward-code"], "REVOKED");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "revoke not in force at the gateway within 1 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The upstream goes away: 502 with a clear message.
+    up_task.abort();
+    let _ = up_task.await;
+    let (_, other) = s.create(json!({"name": "other"})).await;
+    let r = h.get(format!("{base}/v2/x")).header("X-API-Key", &other).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "bad_gateway");
+    assert_eq!(code(&s.verify(&other, json!({})).await), "VALID");
+    gw.stop().await.unwrap();
+    s.stop().await;
+}
+
+async fn gateway_binary_end_to_end(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let mut args = vec!["gateway".to_string(), "--upstream".into(), up, "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(["--data-dir".into(), s.db.dir.path().display().to_string()]);
+    if s.db.is_postgres() {
+        args.extend(["--database-url".into(), s.db.url.clone()]);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(&args)
+        .env("KEYWARD_PEPPER", s.pepper.to_hex())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("gateway did not start");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let kw = |a: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(a)
+            .args(["--config", config.to_str().unwrap()])
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let host = format!("http://{addr}");
+    assert_eq!(kw(&["keys", "generate", "--env", "test", "--api-host", &host]).0, Some(0));
+    let (st, _) =
+        kw(&["keys", "register", "--env", "test", "--server", &s.base, "--token", &s.management_key, "--json"]);
+    assert_eq!(st, Some(0));
+    let (st, out) =
+        kw(&["request", "POST", "/v2/transfers", "--query", "q=a b&c", "--data", r#"{"amount":"1.5","memo":"naïve"}"#]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(out.starts_with("HTTP 201"), "{out}");
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(got.body, r#"{"amount":"1.5","memo":"naïve"}"#);
+    assert!(got.uri.starts_with("/v2/transfers?q="), "{}", got.uri);
+    assert!(got.headers.contains_key("x-keyward-key-id"));
+
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success(), "the gateway stops cleanly on SIGTERM");
+    up_task.abort();
+    s.stop().await;
+}

@@ -1,0 +1,191 @@
+//! `keyward gateway`: a reverse proxy in front of an API. It accepts secret keys
+//! (`X-API-Key`, `Authorization: Bearer`) and signed requests (`Biz-Api-*`, body included),
+//! checks optional per-route permission rules, removes the credentials, adds the caller's
+//! identity as `X-Keyward-*` headers, and streams the upstream's answer back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use axum::Router;
+use serde::Deserialize;
+
+use keyward_core::permissions::Query as PermQuery;
+use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+use keyward_core::verify::{Requirements, VerifyCode};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::bearer;
+use crate::routes::verify::{header, refused};
+use crate::state::SharedState;
+
+/// How the gateway runs, besides the server settings it shares with `serve`.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// e.g. `http://127.0.0.1:8080`; the request's path and query are appended.
+    pub upstream: String,
+    /// Largest request body passed on (and signed-request body checked).
+    pub max_body: usize,
+    pub rules: Vec<RouteRule>,
+}
+
+/// Requests whose path starts with `prefix` must satisfy `permissions`.
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub prefix: String,
+    pub permissions: PermQuery,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    route: Vec<RuleEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    prefix: String,
+    permissions: String,
+}
+
+/// Parses a rules file: `[[route]]` tables with `prefix` and `permissions`.
+pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, String> {
+    let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut rules = file
+        .route
+        .into_iter()
+        .map(|r| {
+            let permissions = PermQuery::parse(&r.permissions).map_err(|e| format!("route {:?}: {e}", r.prefix))?;
+            if !r.prefix.starts_with('/') {
+                return Err(format!("route prefix {:?} must start with /", r.prefix));
+            }
+            Ok(RouteRule { prefix: r.prefix, permissions })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // The longest matching prefix wins.
+    rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    Ok(rules)
+}
+
+struct Gateway {
+    state: SharedState,
+    config: GatewayConfig,
+    http: reqwest::Client,
+}
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those we rewrite.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Credentials never reach the upstream; identity headers come only from us.
+fn stripped(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+        || matches!(name, "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature")
+        || name.starts_with("x-keyward-")
+}
+
+pub fn router(state: SharedState, config: GatewayConfig) -> Router {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    let gw = Arc::new(Gateway { state, config, http });
+    Router::new().fallback(proxy).with_state(gw)
+}
+
+async fn proxy(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let too_large = || ApiError::PayloadTooLarge(format!("request bodies are limited to {} bytes", gw.config.max_body));
+    let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n: usize| n > gw.config.max_body) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, gw.config.max_body).await.map_err(|_| too_large())?;
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+
+    let state = &gw.state;
+    let client_ip = state.client_ip(peer.ip(), &parts.headers);
+    let rule = gw.config.rules.iter().find(|r| path.starts_with(&r.prefix));
+    let needs = Requirements { ip: Some(client_ip), permissions: rule.map(|r| &r.permissions), scope: None };
+    let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let token = text("x-api-key").or_else(|| bearer(&parts.headers));
+    let verdict = match (token, text(HEADER_KEY)) {
+        (Some(token), _) => state.verify_secret(token.trim(), &needs).await?,
+        (None, Some(public_key)) => match (text(HEADER_NONCE), text(HEADER_SIGNATURE)) {
+            (Some(nonce), Some(signature)) => {
+                let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
+                state.verify_signed(&signed, public_key, signature, &needs).await?
+            }
+            _ => return Err(refused(VerifyCode::Malformed)),
+        },
+        (None, None) => return Err(refused(VerifyCode::Malformed)),
+    };
+    let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
+        return Err(refused(verdict.code));
+    };
+
+    let url = format!(
+        "{}{}{}{}",
+        gw.config.upstream.trim_end_matches('/'),
+        path,
+        if query.is_empty() { "" } else { "?" },
+        query
+    );
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if !stripped(name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
+    for (name, value) in [
+        ("x-keyward-key-id", header(&key.id)),
+        ("x-keyward-workspace", header(&key.workspace_id)),
+        ("x-keyward-environment", header(&key.environment)),
+        ("x-keyward-roles", header(&key.roles.join(","))),
+        ("x-keyward-scopes", header(&key.scopes.join(","))),
+    ] {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    let upstream =
+        gw.http.request(parts.method.clone(), &url).headers(headers).body(body).send().await.map_err(|e| {
+            tracing::warn!(error = %e, "upstream unreachable");
+            ApiError::BadGateway("the upstream API cannot be reached".into())
+        })?;
+
+    let mut resp = Response::builder().status(upstream.status());
+    if let Some(h) = resp.headers_mut() {
+        for (name, value) in upstream.headers() {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+        h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+    }
+    resp.body(Body::from_stream(upstream.bytes_stream()))
+        .map_err(|e| ApiError::Internal(format!("building the gateway answer: {e}")))
+}
