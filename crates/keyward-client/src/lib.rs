@@ -10,13 +10,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod layer;
 pub mod signer;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use keyward_core::model::{KeyList, KeyStatus, KeyView, RotateRequest, VerifyKeyRequest, VerifyResponse};
+pub use keyward_core::model::{
+    KeyList, KeyStatus, KeyView, RotateRequest, VerifyKeyRequest, VerifyResponse, VerifySignedRequest,
+};
 pub use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
 pub use keyward_core::verify::VerifyCode;
 
@@ -165,6 +168,11 @@ impl Client {
 
     pub async fn verify(&self, key: &str) -> Result<VerifyResponse, ClientError> {
         self.verify_key(&VerifyKeyRequest { key: key.to_string(), ..Default::default() }).await
+    }
+
+    /// `POST /v1/requests/verify`: checks a signed request as the service received it.
+    pub async fn verify_request(&self, req: &VerifySignedRequest) -> Result<VerifyResponse, ClientError> {
+        Self::send(self.http.post(format!("{}/v1/requests/verify", self.base)).json(req)).await
     }
 }
 
