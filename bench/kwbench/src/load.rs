@@ -27,6 +27,9 @@ pub struct Args {
     duration: u64,
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Send the key as `X-API-Key` (as a gateway client does) instead of in a JSON body.
+    #[arg(long)]
+    key_in_header: bool,
 }
 
 const TIMER_TICK: Duration = Duration::from_millis(1);
@@ -38,10 +41,14 @@ fn split_url(url: &str) -> Result<(String, String)> {
     Ok((host.to_string(), format!("/{path}")))
 }
 
-fn request(host: &str, path: &str, key: &str) -> Vec<u8> {
-    let body = format!(r#"{{"key":"{key}"}}"#);
+fn request(host: &str, path: &str, key: &str, in_header: bool) -> Vec<u8> {
+    let (extra, body) = if in_header {
+        (format!("X-API-Key: {key}\r\n"), String::new())
+    } else {
+        (String::new(), format!(r#"{{"key":"{key}"}}"#))
+    };
     format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -90,7 +97,7 @@ pub async fn run(a: Args) -> Result<()> {
     let mut tasks = Vec::new();
     for w in 0..a.connections as u64 {
         let (keys, host, path) = (keys.clone(), host.clone(), path.clone());
-        let (rate, conns) = (a.rate, a.connections as u64);
+        let (rate, conns, in_header) = (a.rate, a.connections as u64, a.key_in_header);
         tasks.push(tokio::spawn(async move {
             let mut conn = TcpStream::connect(&host).await?;
             conn.set_nodelay(true)?;
@@ -109,7 +116,7 @@ pub async fn run(a: Args) -> Result<()> {
                 let from = due.min(Instant::now());
                 let key =
                     if rate == 0 { &keys[i as usize] } else { &keys[rand::thread_rng().gen_range(0..keys.len())] };
-                conn.write_all(&request(&host, &path, key)).await?;
+                conn.write_all(&request(&host, &path, key, in_header)).await?;
                 let ok = read_response(&mut conn, &mut buf).await?;
                 lat.push(from.elapsed().as_micros() as u64);
                 errors += u64::from(!ok);

@@ -94,6 +94,7 @@ async fn gateway_passes_identity_and_refuses(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["x-upstream"], "yes");
+    assert_eq!(r.headers()["content-length"], "10", "the upstream's length is kept");
     assert_eq!(r.text().await.unwrap(), "echo:hello");
     let got = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(

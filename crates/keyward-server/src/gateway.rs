@@ -180,7 +180,8 @@ async fn proxy(
     let mut resp = Response::builder().status(upstream.status());
     if let Some(h) = resp.headers_mut() {
         for (name, value) in upstream.headers() {
-            if !HOP_BY_HOP.contains(&name.as_str()) {
+            // The upstream's Content-Length stays: the streamed body has exactly that length.
+            if name == "content-length" || !HOP_BY_HOP.contains(&name.as_str()) {
                 h.append(name.clone(), value.clone());
             }
         }
