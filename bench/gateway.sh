@@ -9,25 +9,10 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 KEYS=${KEYS:-1000}
 
-cargo build --release -q -p keyward-cli -p kwbench
-BIN=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-wait_addr() {
-  for _ in $(seq 300); do
-    if grep -q "$2" "$1"; then grep "$2" "$1" | head -1 | sed -E "s/.*$3 *([0-9.:]+).*/\1/"; return; fi
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2; exit 1
-}
-
-RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 2>"$work/serve.log" &
-pids+=($!)
-addr=$(wait_addr "$work/serve.log" "keyward listening" "addr=")
-mk=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$work/serve.log" | head -1)
+start_keyward
 "$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$KEYS" --out "$work/keys.txt" 2>/dev/null
 echo '{"ok":true}' >"$work/answer.json"
 "$BIN/kwbench" ceiling --listen 127.0.0.1:0 --body-file "$work/answer.json" 2>"$work/upstream.log" &

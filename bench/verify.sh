@@ -12,21 +12,8 @@ KEYS=${KEYS:-10000}
 MEMKEYS=${MEMKEYS:-100000}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p keyward-cli -p kwbench
-BIN=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-# Waits for a line matching $2 in file $1 and prints the address after $3.
-wait_addr() {
-  for _ in $(seq 300); do
-    if grep -q "$2" "$1"; then grep "$2" "$1" | head -1 | sed -E "s/.*$3 *([0-9.:]+).*/\1/"; return; fi
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # wrk's "Requests/sec" and 50%/99% latencies (in µs).
 wrk_run() {
@@ -39,10 +26,7 @@ wrk_run() {
     END { printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad }' "$work/wrk.txt"
 }
 
-RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 2>"$work/serve.log" &
-pids+=($!); server_pid=$!
-addr=$(wait_addr "$work/serve.log" "keyward listening" "addr=")
-mk=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$work/serve.log" | head -1)
+start_keyward
 "$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$KEYS" --out "$work/keys.txt"
 
 # A real answer, byte for byte, for the ceiling to send.

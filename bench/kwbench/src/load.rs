@@ -105,6 +105,8 @@ pub async fn run(a: Args) -> Result<()> {
             let mut lat = Vec::with_capacity((total / conns + 1) as usize);
             let mut errors = 0u64;
             let mut i = w;
+            // Everyone starts together, so requests / elapsed is the rate achieved.
+            tokio::time::sleep_until(start.into()).await;
             while i < total {
                 let due =
                     if rate == 0 { Instant::now() } else { start + Duration::from_secs_f64(i as f64 / rate as f64) };
