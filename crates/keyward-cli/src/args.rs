@@ -28,6 +28,28 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Send a request signed with the configured key pair to the environment's api_host.
     Request(RequestArgs),
+    /// Manage workspaces (tenants) directly in the database.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspacesCommand {
+    /// Create a workspace with its owner; prints the owner's management key once.
+    Create {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        name: String,
+        /// Key prefix of this workspace's keys.
+        #[arg(long, default_value = "kw")]
+        prefix: String,
+        #[arg(long, default_value = "owner@localhost")]
+        owner_email: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where a key pair lives.

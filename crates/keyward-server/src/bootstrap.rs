@@ -28,12 +28,35 @@ pub enum InitError {
     Store(StoreError),
 }
 
+/// `keyward init`: the first workspace; refused when the database already has one.
 pub async fn initialise(
     store: &Store,
     pepper: &Pepper,
     clock: &dyn Clock,
     rng: &dyn Random,
     opts: &InitOptions,
+) -> Result<InitOutcome, InitError> {
+    add_workspace(store, pepper, clock, rng, opts, true).await
+}
+
+/// `keyward workspaces create`: one more tenant, with its own owner and management key.
+pub async fn create_workspace(
+    store: &Store,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    opts: &InitOptions,
+) -> Result<InitOutcome, InitError> {
+    add_workspace(store, pepper, clock, rng, opts, false).await
+}
+
+async fn add_workspace(
+    store: &Store,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    opts: &InitOptions,
+    first: bool,
 ) -> Result<InitOutcome, InitError> {
     if !keyformat::valid_prefix(&opts.prefix) {
         return Err(InitError::Invalid(format!(
@@ -62,7 +85,8 @@ pub async fn initialise(
         created_at: now,
     };
     let mk = NewManagementKey { id: ids::new_id("mk", now, rng), hash: pepper.hash(&token), start };
-    match store.init_workspace(&ws, &mk).await {
+    let added = if first { store.init_workspace(&ws, &mk).await } else { store.create_workspace(&ws, &mk).await };
+    match added {
         Ok(()) => {
             Ok(InitOutcome { workspace_id: ws.id, member_id: ws.owner_id, management_key: token, prefix: ws.prefix })
         }

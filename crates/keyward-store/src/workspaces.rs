@@ -42,9 +42,22 @@ impl Store {
     /// Creates the first workspace, its owner and the owner's management key, in one
     /// transaction; refuses when a workspace already exists.
     pub async fn init_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey) -> Result<(), StoreError> {
+        self.add_workspace(ws, key, true).await
+    }
+
+    /// Creates one more workspace with its owner and the owner's management key.
+    pub async fn create_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey) -> Result<(), StoreError> {
+        self.add_workspace(ws, key, false).await
+    }
+
+    async fn add_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey, first: bool) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = to_ms(ws.created_at);
-        // Writing first takes SQLite's write lock, so two racing inits cannot both pass the check.
+        if first && self.backend == crate::Backend::Postgres {
+            // Two nodes starting on an empty database must not both initialise it.
+            sqlx::query("LOCK TABLE workspaces IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        }
+        // On SQLite, writing first takes the write lock, so two racing inits cannot both pass.
         sqlx::query("INSERT INTO workspaces (id, name, prefix, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&ws.id)
             .bind(&ws.name)
@@ -53,7 +66,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&mut *tx).await?.try_get("n")?;
-        if n > 1 {
+        if first && n > 1 {
             tx.rollback().await?;
             return Err(StoreError::AlreadyInitialised);
         }

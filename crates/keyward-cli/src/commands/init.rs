@@ -6,7 +6,7 @@ use keyward_core::{OsRandom, SystemClock};
 use keyward_server::bootstrap::{initialise, InitError, InitOptions};
 use keyward_store::Store;
 
-use crate::args::InitArgs;
+use crate::args::{InitArgs, StorageArgs};
 use crate::datadir;
 
 pub async fn run(a: InitArgs) -> Result<ExitCode> {
@@ -40,6 +40,31 @@ pub async fn run(a: InitArgs) -> Result<ExitCode> {
         println!("Initialised workspace {} in {}.", out.workspace_id, where_(&a.storage));
         println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
         println!("Next: keyward serve, then keyward login --server http://127.0.0.1:5399 --token <key>");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keyward workspaces create`: another tenant in an existing (or new) data dir or database.
+pub async fn create_workspace(storage: StorageArgs, opts: InitOptions, json_out: bool) -> Result<ExitCode> {
+    let url = datadir::database_url(&storage)?;
+    let store = Store::connect(&url).await?;
+    // The pepper of an initialised database must be the one its keys were hashed with.
+    let pepper = if store.is_initialised().await? {
+        datadir::require_pepper(&storage.data_dir)?
+    } else {
+        datadir::load_or_create_pepper(&storage.data_dir)?
+    };
+    let out = keyward_server::bootstrap::create_workspace(&store, &pepper, &SystemClock, &OsRandom, &opts).await?;
+    store.close().await;
+    if json_out {
+        println!(
+            "{}",
+            json!({"workspace_id": out.workspace_id, "member_id": out.member_id,
+                   "management_key": out.management_key, "prefix": out.prefix})
+        );
+    } else {
+        println!("Created workspace {} in {}.", out.workspace_id, where_(&storage));
+        println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
     }
     Ok(ExitCode::SUCCESS)
 }

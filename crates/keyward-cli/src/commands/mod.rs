@@ -29,6 +29,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Keys(k) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,
+        Command::Workspaces(crate::args::WorkspacesCommand::Create { storage, name, prefix, owner_email, json }) => {
+            let opts = keyward_server::bootstrap::InitOptions { workspace_name: name, prefix, owner_email };
+            init::create_workspace(storage, opts, json).await
+        }
         Command::Verify(a) => {
             let client = client(&a.remote, false)?;
             let v = client
