@@ -111,22 +111,13 @@ pub fn load(config: &Path, env: &str, kind: PairKind) -> Result<(Signer, Option<
     let secret = var("KEYWARD_API_SECRET").or_else(|| from_file(&format!("{p}_secret"))).with_context(|| {
         format!("no key pair for [{env}] in {}: run `keyward keys generate --env {env}`", config.display())
     })?;
-    let signer = Signer::from_hex(configured_alg(config, env, kind)?, &secret)
-        .context("the configured secret is not a valid private key")?;
+    let alg = var("KEYWARD_API_ALG").or_else(|| from_file(&format!("{p}_alg"))).unwrap_or_else(|| "ed25519".into());
+    let signer =
+        Signer::from_hex(parse_alg(&alg)?, &secret).context("the configured secret is not a valid private key")?;
     if let Some(public) = var("KEYWARD_API_KEY").or_else(|| from_file(&format!("{p}_key"))) {
         if !public.eq_ignore_ascii_case(signer.public_key_hex()) {
             bail!("the configured key and secret do not belong together");
         }
     }
     Ok((signer, var("KEYWARD_API_HOST").or_else(|| from_file("api_host"))))
-}
-
-/// The algorithm of the configured pair (`KEYWARD_API_ALG` first; Ed25519 when unset).
-pub fn configured_alg(config: &Path, env: &str, kind: PairKind) -> Result<Algorithm> {
-    if let Some(a) = std::env::var("KEYWARD_API_ALG").ok().filter(|v| !v.is_empty()) {
-        return parse_alg(&a);
-    }
-    let table = userconfig::read_from(config)?;
-    let alg = table.get(env).and_then(|s| s.get(format!("{}_alg", kind.prefix()))).and_then(|v| v.as_str());
-    parse_alg(alg.unwrap_or("ed25519"))
 }

@@ -22,6 +22,10 @@ impl Signer {
         SecretKey::from_hex(alg, secret_hex).map(Self::new)
     }
 
+    pub fn algorithm(&self) -> Algorithm {
+        self.key.algorithm()
+    }
+
     pub fn public_key_hex(&self) -> &str {
         &self.public_hex
     }

@@ -14,12 +14,11 @@ use axum::Router;
 use serde::Deserialize;
 
 use keyward_core::permissions::Query as PermQuery;
-use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+use keyward_core::signing::SignedParts;
 use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::bearer;
-use crate::routes::verify::{header, refused};
+use crate::routes::verify::{credential, header, identity_headers, refused, Credential};
 use crate::state::SharedState;
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
@@ -127,22 +126,15 @@ async fn proxy(
     let client_ip = state.client_ip(peer.ip(), &parts.headers);
     let rule = gw.config.rules.iter().find(|r| path.starts_with(&r.prefix));
     let needs = Requirements { ip: Some(client_ip), permissions: rule.map(|r| &r.permissions), scope: None };
-    let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let token = text("x-api-key").or_else(|| bearer(&parts.headers));
-    let verdict = match (token, text(HEADER_KEY)) {
-        (Some(token), _) => state.verify_secret(token.trim(), &needs).await?,
-        (None, Some(public_key)) => match (text(HEADER_NONCE), text(HEADER_SIGNATURE)) {
-            (Some(nonce), Some(signature)) => {
-                let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
-                state.verify_signed(&signed, public_key, signature, &needs).await?
-            }
-            _ => return Err(refused(VerifyCode::Malformed)),
-        },
-        (None, None) => return Err(refused(VerifyCode::Malformed)),
+    let verdict = match credential(&parts.headers) {
+        Credential::Secret(token) => state.verify_secret(token, &needs).await?,
+        Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
+            let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
+            state.verify_signed(&signed, public_key, signature, &needs).await?
+        }
+        Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
     };
-    let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
-        return Err(refused(verdict.code));
-    };
+    let key = verdict.accepted()?;
 
     let url = format!(
         "{}{}{}{}",
@@ -162,14 +154,8 @@ async fn proxy(
         None => peer.ip().to_string(),
     };
     headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
-    for (name, value) in [
-        ("x-keyward-key-id", header(&key.id)),
-        ("x-keyward-workspace", header(&key.workspace_id)),
-        ("x-keyward-environment", header(&key.environment)),
-        ("x-keyward-roles", header(&key.roles.join(","))),
-        ("x-keyward-scopes", header(&key.scopes.join(","))),
-    ] {
-        headers.insert(HeaderName::from_static(name), value);
+    for (name, value) in identity_headers(key) {
+        headers.insert(name, value);
     }
     let upstream =
         gw.http.request(parts.method.clone(), &url).headers(headers).body(body).send().await.map_err(|e| {

@@ -21,12 +21,21 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn bare(code: VerifyCode) -> Self {
+    pub(crate) fn bare(code: VerifyCode) -> Self {
         Verdict { code, key: None }
     }
 
     pub fn valid(&self) -> bool {
         self.code == VerifyCode::Valid
+    }
+
+    /// The verified key, or the refusal (401/403 with the code) for the surfaces that refuse
+    /// by status: forward-auth and the gateway.
+    pub(crate) fn accepted(&self) -> ApiResult<&Arc<VerifiableKey>> {
+        match &self.key {
+            Some(k) if self.valid() => Ok(k),
+            _ => Err(crate::routes::verify::refused(self.code)),
+        }
     }
 
     /// The answer's JSON; for a found key, spliced from its cached serialization.

@@ -60,12 +60,11 @@ pub async fn register(
     let config = keypairs::config_path(pair.config.as_deref())?;
     let (signer, _) = keypairs::load(&config, &pair.env, PairKind::parse(&pair.key_type)?)?;
     let environment = environment.or_else(|| ["test", "live"].contains(&pair.env.as_str()).then(|| pair.env.clone()));
-    let alg = keypairs::configured_alg(&config, &pair.env, PairKind::parse(&pair.key_type)?)?;
     let req = CreateKeyRequest {
         name: Some(fields.name.clone().unwrap_or_else(|| format!("{}-{}", pair.env, pair.key_type.to_lowercase()))),
         environment,
         public_key: Some(signer.public_key_hex().to_string()),
-        algorithm: Some(alg.as_str().to_string()),
+        algorithm: Some(signer.algorithm().as_str().to_string()),
         expires_at: fields.expires_at.clone(),
         expires_in,
         ip_allowlist: fields.ip_allowlist.clone(),

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -12,12 +12,12 @@ use utoipa::IntoParams;
 use keyward_core::model::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 use keyward_core::permissions::Query as PermQuery;
 use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
-use keyward_core::verify::{Requirements, VerifyCode};
+use keyward_core::verify::{Requirements, VerifiableKey, VerifyCode};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{bearer, ApiJson};
 use crate::state::{AppState, SharedState};
-use crate::verifier::parse_ip;
+use crate::verifier::{parse_ip, Verdict};
 
 const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
 
@@ -98,9 +98,7 @@ pub async fn verify_request(
     let (Some(key), Some(nonce), Some(signature)) =
         (req.header(HEADER_KEY), req.header(HEADER_NONCE), req.header(HEADER_SIGNATURE))
     else {
-        return Ok(json_response(
-            serde_json::to_string(&VerifyResponse::bare(VerifyCode::Malformed)).unwrap_or_default(),
-        ));
+        return Ok(json_response(Verdict::bare(VerifyCode::Malformed).to_json()));
     };
     let parts = SignedParts {
         method: &req.method,
@@ -139,6 +137,39 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
     ApiError::Refused { code, message: message.into() }
 }
 
+/// The credential a request's headers carry: a secret key (`X-API-Key`, Bearer) or a signed
+/// request's `Biz-Api-*` headers (nonce and signature checked by the caller).
+pub(crate) enum Credential<'a> {
+    Secret(&'a str),
+    Signed { public_key: &'a str, nonce: Option<&'a str>, signature: Option<&'a str> },
+    Missing,
+}
+
+pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = text("x-api-key").or_else(|| bearer(headers)) {
+        return Credential::Secret(token.trim());
+    }
+    match text(HEADER_KEY) {
+        Some(public_key) => {
+            Credential::Signed { public_key, nonce: text(HEADER_NONCE), signature: text(HEADER_SIGNATURE) }
+        }
+        None => Credential::Missing,
+    }
+}
+
+/// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
+/// requests the gateway passes upstream.
+pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
+    [
+        (HeaderName::from_static("x-keyward-key-id"), header(&key.id)),
+        (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
+        (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
+        (HeaderName::from_static("x-keyward-roles"), header(&key.roles.join(","))),
+        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes.join(","))),
+    ]
+}
+
 pub(crate) fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -163,19 +194,16 @@ pub async fn forward_auth(
         permissions: query.as_ref(),
         scope: params.scope.as_deref(),
     };
-    let token = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| bearer(&headers));
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let verdict = match (token, text(HEADER_KEY)) {
-        (Some(token), _) => state.verify_secret(token.trim(), &needs).await?,
-        (None, Some(public_key)) => {
+    let verdict = match credential(&headers) {
+        Credential::Secret(token) => state.verify_secret(token, &needs).await?,
+        Credential::Signed { public_key, nonce, signature } => {
             // The request being authorised, as the proxy describes it; its body is not sent
             // to forward-auth, so it is taken as empty (signed requests with bodies go
             // through the gateway or POST /v1/requests/verify).
             let method = text("x-original-method").or_else(|| text("x-forwarded-method"));
             let uri = text("x-original-uri").or_else(|| text("x-forwarded-uri"));
-            let (Some(method), Some(uri), Some(nonce), Some(signature)) =
-                (method, uri, text(HEADER_NONCE), text(HEADER_SIGNATURE))
-            else {
+            let (Some(method), Some(uri), Some(nonce), Some(signature)) = (method, uri, nonce, signature) else {
                 return Err(ApiError::Refused {
                     code: VerifyCode::Malformed,
                     message: "a signed request needs Biz-Api-Nonce, Biz-Api-Signature and the original method \
@@ -187,18 +215,14 @@ pub async fn forward_auth(
             let parts = SignedParts { method, path, nonce, params, body: b"" };
             state.verify_signed(&parts, public_key, signature, &needs).await?
         }
-        (None, None) => return Err(refused(VerifyCode::Malformed)),
+        Credential::Missing => return Err(refused(VerifyCode::Malformed)),
     };
-    let Some(key) = verdict.key.as_ref().filter(|_| verdict.valid()) else {
-        return Err(refused(verdict.code));
-    };
+    let key = verdict.accepted()?;
     let mut resp = json_response(verdict.to_json());
     let h = resp.headers_mut();
-    h.insert("x-keyward-key-id", header(&key.id));
-    h.insert("x-keyward-workspace", header(&key.workspace_id));
-    h.insert("x-keyward-environment", header(&key.environment));
-    h.insert("x-keyward-roles", header(&key.roles.join(",")));
-    h.insert("x-keyward-scopes", header(&key.scopes.join(",")));
+    for (name, value) in identity_headers(key) {
+        h.insert(name, value);
+    }
     h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
     Ok(resp)
 }
