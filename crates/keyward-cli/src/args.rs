@@ -21,6 +21,8 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Save a server URL and management key in ~/.keyward/config.toml.
     Login(LoginArgs),
+    /// End the saved session (a password login) and forget the saved credentials.
+    Logout(LogoutArgs),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -31,6 +33,170 @@ pub enum Command {
     /// Manage workspaces (tenants) directly in the database.
     #[command(subcommand)]
     Workspaces(WorkspacesCommand),
+    /// Members, their roles and your own password and MFA.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Approval requests: list, show, approve, reject, cancel.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// The workspace policy: approvals per key action, key lifetimes, required MFA.
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
+}
+
+/// How the CLI gets a password: never from a flag, so it stays out of shell history.
+#[derive(Debug, Args, Clone)]
+pub struct PasswordInput {
+    /// Read the password from the first line of stdin (else KEYWARD_PASSWORD, else a prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// List the workspace's members.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Invite a member; prints the one-time setup token to hand them.
+    Invite {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, manager, developer, operator or viewer
+        #[arg(long)]
+        role: String,
+    },
+    /// Accept an invitation: set your password with the setup token.
+    Setup {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long = "setup-token", env = "KEYWARD_SETUP_TOKEN", hide_env_values = true)]
+        setup_token: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Change a member's role.
+    SetRole {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        role: String,
+    },
+    /// Remove a member with their sessions and management keys.
+    Remove {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Show who you are.
+    Me {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set your password (asks for the current one when there is one: KEYWARD_CURRENT_PASSWORD).
+    Password {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Start TOTP enrolment: prints the secret and otpauth:// URI for your authenticator app.
+    MfaEnrol {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Finish TOTP enrolment with a code; prints your recovery codes once.
+    MfaConfirm {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        otp: String,
+    },
+    /// Turn TOTP off (needs a code).
+    MfaDisable {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        otp: String,
+    },
+    /// Create a management key acting as you (for scripts); printed once.
+    CreateKey {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List requests (default: pending).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// pending, approved, rejected, cancelled, expired, or all
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Show one request.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Approve a request with a fresh code from your authenticator.
+    Approve {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        otp: String,
+    },
+    /// Reject a request with a fresh code from your authenticator.
+    Reject {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        otp: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Cancel your own request.
+    Cancel {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Print the workspace policy.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change the policy: a JSON object of the fields to change, and/or flags.
+    Set {
+        #[command(flatten)]
+        remote: Remote,
+        /// e.g. '{"key.create": {"approvals": 2}, "temporary_max_days": 7}'
+        body: Option<String>,
+        /// ACTION=N or ACTION=half_of_admins, e.g. key.create=2 (repeatable).
+        #[arg(long = "approvals")]
+        approvals: Vec<String>,
+        /// ACTION=ROLE,ROLE, e.g. key.create=owner,admin (repeatable).
+        #[arg(long = "approver-roles")]
+        approver_roles: Vec<String>,
+        #[arg(long)]
+        require_mfa: Option<bool>,
+        #[arg(long)]
+        temporary_max_days: Option<u32>,
+        #[arg(long)]
+        permanent_requires_ip_allowlist: Option<bool>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,8 +333,25 @@ pub struct LoginArgs {
     #[arg(long)]
     pub server: String,
     /// A management key.
+    #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+    pub token: Option<String>,
+    /// Log in as a member with a password instead (a session token is saved).
     #[arg(long)]
-    pub token: String,
+    pub email: Option<String>,
+    /// A TOTP code (or recovery code), when your account has MFA.
+    #[arg(long, requires = "email")]
+    pub otp: Option<String>,
+    /// When your email is a member of several workspaces.
+    #[arg(long, requires = "email")]
+    pub workspace_id: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordInput,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 /// Where the CLI sends management calls; defaults come from `keyward login`.

@@ -57,6 +57,16 @@ pub fn save_login(server: &str, token: &str) -> Result<PathBuf> {
     path()
 }
 
+/// Forgets the saved token (keeps the server address).
+pub fn clear_login() -> Result<()> {
+    let mut t = read()?;
+    if let Some(s) = t.get_mut("server").and_then(|v| v.as_table_mut()) {
+        s.remove("token");
+        write(&t)?;
+    }
+    Ok(())
+}
+
 /// `(url, token)` saved by `keyward login`, if any.
 pub fn load_login() -> Result<(Option<String>, Option<String>)> {
     let t = read()?;

@@ -9,7 +9,7 @@ use keyward_server::bootstrap::{create_workspace, InitOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(another_workspace_sees_nothing, workspaces_create_command);
+on_both_backends!(another_workspace_sees_nothing, governance_routes_are_scoped, workspaces_create_command);
 
 async fn another_workspace_sees_nothing(b: Backend) {
     let s = TestServer::start(b).await;
@@ -70,6 +70,53 @@ async fn another_workspace_sees_nothing(b: Backend) {
     assert!(rb["secret"].as_str().unwrap().starts_with("beta_test_sk_"));
     let (_, alpha_list) = s.call(Method::GET, "/v1/keys", None).await;
     assert!(alpha_list["items"].as_array().unwrap().iter().all(|k| k["name"] != "from-beta"));
+    s.stop().await;
+}
+
+/// Members, approvals and policies: another workspace's credentials see none of them.
+async fn governance_routes_are_scoped(b: Backend) {
+    let s = TestServer::start(b).await;
+    let opts =
+        InitOptions { workspace_name: "beta".into(), prefix: "beta".into(), owner_email: "b@example.com".into() };
+    let beta = create_workspace(&s.store, &s.pepper, s.clock.as_ref(), &OsRandom, &opts).await.unwrap();
+    let admin = s.member("admin", true).await;
+    s.policy(json!({"key.create": {"approvals": 1}, "temporary_max_days": 9})).await;
+    let (_, k) = s.call(Method::POST, "/v1/keys", Some(json!({"name": "alpha-pending"}))).await;
+    let apr = k["approval_id"].as_str().unwrap().to_string();
+    // Beta's owner has MFA too, so a refusal cannot be blamed on a missing code.
+    let beta_totp = s.enrol(&beta.management_key).await;
+
+    let routes = [
+        (Method::GET, format!("/v1/members/{}", admin.id), None),
+        (Method::PATCH, format!("/v1/members/{}", admin.id), Some(json!({"role": "viewer"}))),
+        (Method::DELETE, format!("/v1/members/{}", admin.id), None),
+        (Method::GET, format!("/v1/approvals/{apr}"), None),
+        (Method::POST, format!("/v1/approvals/{apr}/approve"), Some(json!({"otp": s.otp(&beta_totp)}))),
+        (Method::POST, format!("/v1/approvals/{apr}/reject"), Some(json!({"otp": s.otp(&beta_totp)}))),
+        (Method::POST, format!("/v1/approvals/{apr}/cancel"), None),
+    ];
+    for (m, path, body) in routes {
+        let (st, v) = s.call_as(&beta.management_key, m.clone(), &path, body).await;
+        assert_eq!(st, 404, "{m} {path}: {v}");
+        assert!(!v.to_string().contains("admin-"), "{v}");
+    }
+    let (_, members) = s.call_as(&beta.management_key, Method::GET, "/v1/members", None).await;
+    assert_eq!(members["items"].as_array().unwrap().len(), 1, "only beta's owner");
+    let (_, approvals) = s.call_as(&beta.management_key, Method::GET, "/v1/approvals", None).await;
+    assert_eq!(approvals["items"], json!([]));
+    let (_, policy) = s.call_as(&beta.management_key, Method::GET, "/v1/policies", None).await;
+    assert_eq!(
+        (policy["temporary_max_days"].as_u64(), policy["key.create"]["approvals"].as_u64()),
+        (Some(30), Some(0))
+    );
+    // Alpha's request and member are untouched; an alpha member cannot log in to beta.
+    let (_, a) = s.call(Method::GET, &format!("/v1/approvals/{apr}"), None).await;
+    assert_eq!(a["status"], "pending");
+    let (_, m) = s.call(Method::GET, &format!("/v1/members/{}", admin.id), None).await;
+    assert_eq!(m["role"], "admin");
+    let body = json!({"email": admin.email, "password": admin.password, "workspace_id": beta.workspace_id});
+    let r = s.http().post(s.url("/v1/sessions")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     s.stop().await;
 }
 

@@ -17,9 +17,14 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use keyward_core::governance::{
+    ApprovalList, ApprovalView, Invitation, LoginRequest, MemberList, MemberView, NewManagementKeyView, RecoveryCodes,
+    SessionView, TotpEnrolment,
+};
 pub use keyward_core::model::{
     KeyList, KeyStatus, KeyView, RotateRequest, VerifyKeyRequest, VerifyResponse, VerifySignedRequest,
 };
+pub use keyward_core::policy::{Policy, PolicyPatch};
 pub use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
 pub use keyward_core::verify::VerifyCode;
 
@@ -98,11 +103,21 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(rb: RequestBuilder) -> Result<T, ClientError> {
+        let bytes = Self::exchange(rb).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// For answers without a body (`204`).
+    async fn send_empty(rb: RequestBuilder) -> Result<(), ClientError> {
+        Self::exchange(rb).await.map(drop)
+    }
+
+    async fn exchange(rb: RequestBuilder) -> Result<bytes::Bytes, ClientError> {
         let resp = rb.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+            return Ok(bytes);
         }
         match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
             Ok(env) => Err(ClientError::Api {
@@ -173,6 +188,109 @@ impl Client {
     /// `POST /v1/requests/verify`: checks a signed request as the service received it.
     pub async fn verify_request(&self, req: &VerifySignedRequest) -> Result<VerifyResponse, ClientError> {
         Self::send(self.http.post(format!("{}/v1/requests/verify", self.base)).json(req)).await
+    }
+}
+
+/// Members, sessions and MFA.
+impl Client {
+    /// Invites a member; hand them the answer's `setup_token` (shown only here).
+    pub async fn invite_member(&self, email: &str, role: &str) -> Result<Invitation, ClientError> {
+        let body = serde_json::json!({"email": email, "role": role});
+        Self::send(self.request(Method::POST, "/v1/members").json(&body)).await
+    }
+
+    /// Sets a new member's password with their setup token (no credential needed).
+    pub async fn setup_member(&self, setup_token: &str, password: &str) -> Result<MemberView, ClientError> {
+        let body = serde_json::json!({"setup_token": setup_token, "password": password});
+        Self::send(self.http.post(format!("{}/v1/members/setup", self.base)).json(&body)).await
+    }
+
+    pub async fn list_members(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<MemberList, ClientError> {
+        let q = ListKeys { limit, cursor: cursor.map(str::to_string), ..Default::default() };
+        Self::send(self.request(Method::GET, "/v1/members").query(&q)).await
+    }
+
+    pub async fn me(&self) -> Result<MemberView, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/members/me")).await
+    }
+
+    pub async fn change_role(&self, id: &str, role: &str) -> Result<MemberView, ClientError> {
+        let body = serde_json::json!({"role": role});
+        Self::send(self.request(Method::PATCH, &format!("/v1/members/{}", path_segment(id))).json(&body)).await
+    }
+
+    pub async fn remove_member(&self, id: &str) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, &format!("/v1/members/{}", path_segment(id)))).await
+    }
+
+    pub async fn set_password(&self, password: &str, current: Option<&str>) -> Result<(), ClientError> {
+        let body = serde_json::json!({"password": password, "current_password": current});
+        Self::send_empty(self.request(Method::POST, "/v1/members/me/password").json(&body)).await
+    }
+
+    pub async fn enrol_totp(&self) -> Result<TotpEnrolment, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/members/me/mfa/totp")).await
+    }
+
+    /// Turns TOTP on; the answer's recovery codes are shown only here.
+    pub async fn confirm_totp(&self, otp: &str) -> Result<RecoveryCodes, ClientError> {
+        let body = serde_json::json!({"otp": otp});
+        Self::send(self.request(Method::POST, "/v1/members/me/mfa/totp/confirm").json(&body)).await
+    }
+
+    pub async fn disable_totp(&self, otp: &str) -> Result<(), ClientError> {
+        let body = serde_json::json!({"otp": otp});
+        Self::send_empty(self.request(Method::POST, "/v1/members/me/mfa/totp/disable").json(&body)).await
+    }
+
+    /// A management key acting as the caller, with the caller's role (shown only here).
+    pub async fn create_management_key(&self) -> Result<NewManagementKeyView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/members/me/keys")).await
+    }
+
+    /// Logs in with a password (and a one-time code when MFA is on); the answer's token is a
+    /// bearer credential for [`Client::new`].
+    pub async fn login(&self, req: &LoginRequest) -> Result<SessionView, ClientError> {
+        Self::send(self.http.post(format!("{}/v1/sessions", self.base)).json(req)).await
+    }
+
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, "/v1/sessions/current")).await
+    }
+}
+
+/// Policies and approval requests.
+impl Client {
+    pub async fn policies(&self) -> Result<Policy, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/policies")).await
+    }
+
+    /// Changes the fields given; the answer is the whole policy.
+    pub async fn set_policies(&self, patch: &PolicyPatch) -> Result<Policy, ClientError> {
+        Self::send(self.request(Method::PUT, "/v1/policies").json(patch)).await
+    }
+
+    pub async fn list_approvals(&self, status: Option<&str>) -> Result<ApprovalList, ClientError> {
+        let q: Vec<(&str, &str)> = status.map(|s| ("status", s)).into_iter().collect();
+        Self::send(self.request(Method::GET, "/v1/approvals").query(&q)).await
+    }
+
+    pub async fn get_approval(&self, id: &str) -> Result<ApprovalView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/approvals/{}", path_segment(id)))).await
+    }
+
+    pub async fn approve(&self, id: &str, otp: &str) -> Result<ApprovalView, ClientError> {
+        let body = serde_json::json!({"otp": otp});
+        Self::send(self.request(Method::POST, &format!("/v1/approvals/{}/approve", path_segment(id))).json(&body)).await
+    }
+
+    pub async fn reject(&self, id: &str, otp: &str, reason: Option<&str>) -> Result<ApprovalView, ClientError> {
+        let body = serde_json::json!({"otp": otp, "reason": reason});
+        Self::send(self.request(Method::POST, &format!("/v1/approvals/{}/reject", path_segment(id))).json(&body)).await
+    }
+
+    pub async fn cancel_approval(&self, id: &str) -> Result<ApprovalView, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/approvals/{}/cancel", path_segment(id)))).await
     }
 }
 

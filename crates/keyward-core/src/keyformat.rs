@@ -2,6 +2,7 @@
 //!
 //! Secret key:      `<prefix>_<env>_sk_<43 random base62><6 base62 CRC32 of the random part>`
 //! Management key:  `<prefix>_mk_<43 random base62><6 base62 CRC32>`
+//! Session token:   `<prefix>_st_<43 random base62><6 base62 CRC32>` (from a password login)
 //!
 //! The checksum lets the server (and secret scanners) reject a mistyped or made-up key before
 //! any storage access.
@@ -20,6 +21,7 @@ const HINT_RANDOM_CHARS: usize = 4;
 pub enum TokenKind {
     Secret,
     Management,
+    Session,
 }
 
 /// A syntactically valid key (checksum verified). Holds no more than the caller passed in.
@@ -62,6 +64,10 @@ pub fn generate_management(prefix: &str, rng: &dyn Random) -> String {
     format!("{prefix}_mk_{}", body(rng))
 }
 
+pub fn generate_session(prefix: &str, rng: &dyn Random) -> String {
+    format!("{prefix}_st_{}", body(rng))
+}
+
 /// A workspace key prefix: 1–16 lowercase letters or digits, starting with a letter.
 pub fn valid_prefix(p: &str) -> bool {
     (1..=16).contains(&p.len())
@@ -97,6 +103,9 @@ pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
         (Some("mk"), Some(prefix), None) if valid_prefix(prefix) => {
             Some(ParsedToken { kind: TokenKind::Management, prefix, environment: None, start })
         }
+        (Some("st"), Some(prefix), None) if valid_prefix(prefix) => {
+            Some(ParsedToken { kind: TokenKind::Session, prefix, environment: None, start })
+        }
         _ => None,
     }
 }
@@ -124,6 +133,8 @@ mod tests {
         let p = parse(&k).expect("parses");
         assert_eq!(p.kind, TokenKind::Management);
         assert_eq!(p.environment, None);
+        let s = generate_session("kw", &OsRandom);
+        assert_eq!(parse(&s).expect("parses").kind, TokenKind::Session);
     }
 
     #[test]

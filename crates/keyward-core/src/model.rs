@@ -122,6 +122,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The approval request a pending key waits on.
+    pub approval_id: Option<String>,
 }
 
 impl KeyRecord {
@@ -159,6 +161,7 @@ impl KeyRecord {
             last_used_at: self.last_used_at,
             last_used_ip: self.last_used_ip.clone(),
             revoked_at: self.revoked_at,
+            approval_id: self.approval_id.clone(),
             secret: None,
         }
     }
@@ -191,6 +194,9 @@ pub struct KeyView {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// While the key waits on an approval request: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }

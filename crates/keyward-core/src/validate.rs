@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::CoreError;
 use crate::model::{KeyType, ENVIRONMENTS};
+use crate::policy::Policy;
 use crate::{duration, ip, permissions};
 
 pub const MAX_NAME_CHARS: usize = 64;
@@ -57,7 +58,7 @@ pub struct UpdateKeyRequest {
 }
 
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -175,10 +176,66 @@ fn timestamp(field: &str, raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>
     Ok(t)
 }
 
+/// What the workspace policy says about a key's lifetime, checked on create and update.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime<'a> {
+    pub key_type: Option<KeyType>,
+    /// Lifetimes run from creation: an update cannot extend a key past its policy's days.
+    pub created_at: DateTime<Utc>,
+    pub ip_allowlist: &'a [String],
+    /// The input field an expiry error names.
+    pub expiry_field: &'a str,
+}
+
+impl Lifetime<'_> {
+    /// Checks `expires_at` against the policy; with `fill_default`, a key that must expire
+    /// and has no expiry gets the longest one allowed (create), otherwise it is refused.
+    pub fn check(
+        &self,
+        expires_at: &mut Option<DateTime<Utc>>,
+        policy: &Policy,
+        fill_default: bool,
+    ) -> Result<(), CoreError> {
+        if self.key_type == Some(KeyType::Permanent) {
+            if expires_at.is_some() {
+                return Err(CoreError::invalid(self.expiry_field, "a permanent key has no expiry"));
+            }
+            if policy.permanent_requires_ip_allowlist && self.ip_allowlist.is_empty() {
+                return Err(CoreError::invalid("ip_allowlist", "a permanent key needs a non-empty ip_allowlist"));
+            }
+            return Ok(());
+        }
+        let cap_days = match (self.key_type, policy.max_key_lifetime_days) {
+            (Some(KeyType::Temporary), Some(m)) => Some(m.min(policy.temporary_max_days)),
+            (Some(KeyType::Temporary), None) => Some(policy.temporary_max_days),
+            (_, m) => m,
+        };
+        let Some(days) = cap_days else { return Ok(()) };
+        let limit = self.created_at + Duration::days(i64::from(days));
+        match *expires_at {
+            None if fill_default => *expires_at = Some(limit),
+            None => {
+                return Err(CoreError::invalid(
+                    self.expiry_field,
+                    format!("this key must expire: the workspace policy allows at most {days} days"),
+                ))
+            }
+            Some(t) if t > limit => {
+                return Err(CoreError::invalid(
+                    self.expiry_field,
+                    format!("the workspace policy allows this key at most {days} days from its creation"),
+                ))
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
 impl CreateKeyRequest {
     /// Validates a create: a secret key, or a public key to register. `now` anchors
     /// `expires_in` and the future-time checks.
-    pub fn validate(&self, now: DateTime<Utc>) -> Result<NewKey, CoreError> {
+    pub fn validate(&self, now: DateTime<Utc>, policy: &Policy) -> Result<NewKey, CoreError> {
         let public_key = self.public_key()?;
         let name = name(self.name.as_deref().ok_or_else(|| CoreError::invalid("name", "name is required"))?)?;
         let environment = environment(self.environment.as_deref())?;
@@ -202,18 +259,12 @@ impl CreateKeyRequest {
             (None, None) => None,
         };
         let ip_allowlist = ip::normalise(self.ip_allowlist.as_deref().unwrap_or(&[]))?;
-        match key_type {
-            Some(KeyType::Permanent) if expires_at.is_some() => {
-                return Err(CoreError::invalid("type", "a permanent key has no expiry"));
-            }
-            Some(KeyType::Permanent) if ip_allowlist.is_empty() => {
-                return Err(CoreError::invalid("ip_allowlist", "a permanent key needs a non-empty ip_allowlist"));
-            }
-            Some(KeyType::Temporary) if expires_at.is_none() => {
-                expires_at = Some(now + Duration::days(TEMPORARY_DEFAULT_DAYS));
-            }
-            _ => {}
+        if key_type == Some(KeyType::Permanent) && expires_at.is_some() {
+            return Err(CoreError::invalid("type", "a permanent key has no expiry"));
         }
+        let expiry_field = if self.expires_in.is_some() { "expires_in" } else { "expires_at" };
+        let lifetime = Lifetime { key_type, created_at: now, ip_allowlist: &ip_allowlist, expiry_field };
+        lifetime.check(&mut expires_at, policy, true)?;
         Ok(NewKey {
             name,
             environment,
@@ -286,7 +337,7 @@ mod tests {
     }
 
     fn create(v: Value) -> Result<NewKey, CoreError> {
-        serde_json::from_value::<CreateKeyRequest>(v).unwrap().validate(now())
+        serde_json::from_value::<CreateKeyRequest>(v).unwrap().validate(now(), &Policy::default())
     }
 
     #[test]
@@ -352,6 +403,32 @@ mod tests {
         assert_eq!(k.expires_at, Some(now() + Duration::hours(12)));
         let k = create(json!({"name": "a", "type": "temporary"})).unwrap();
         assert_eq!(k.expires_at, Some(now() + Duration::days(30)));
+    }
+
+    #[test]
+    fn policy_limits_lifetimes() {
+        let p = Policy { temporary_max_days: 7, max_key_lifetime_days: Some(90), ..Policy::default() };
+        let v = |j: Value| serde_json::from_value::<CreateKeyRequest>(j).unwrap().validate(now(), &p);
+        assert_eq!(v(json!({"name": "a", "type": "temporary"})).unwrap().expires_at, Some(now() + Duration::days(7)));
+        assert_eq!(v(json!({"name": "a", "type": "temporary", "expires_in": "8d"})).unwrap_err().field(), "expires_in");
+        assert_eq!(v(json!({"name": "a"})).unwrap().expires_at, Some(now() + Duration::days(90)));
+        assert_eq!(v(json!({"name": "a", "expires_in": "1y"})).unwrap_err().field(), "expires_in");
+        let k = v(json!({"name": "a", "type": "permanent", "ip_allowlist": ["10.0.0.1"]})).unwrap();
+        assert_eq!(k.expires_at, None, "the lifetime cap does not apply to permanent keys");
+        let open = Policy { permanent_requires_ip_allowlist: false, ..Policy::default() };
+        let k = serde_json::from_value::<CreateKeyRequest>(json!({"name": "a", "type": "permanent"})).unwrap();
+        assert!(k.validate(now(), &open).is_ok());
+        let l = Lifetime {
+            key_type: Some(KeyType::Temporary),
+            created_at: now(),
+            ip_allowlist: &[],
+            expiry_field: "expires_at",
+        };
+        assert_eq!(
+            l.check(&mut None, &p, false).unwrap_err().field(),
+            "expires_at",
+            "a temporary key cannot lose its expiry"
+        );
     }
 
     #[test]

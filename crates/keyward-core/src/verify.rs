@@ -186,6 +186,7 @@ mod tests {
             last_used_at: None,
             last_used_ip: None,
             revoked_at: None,
+            approval_id: None,
         }
     }
 

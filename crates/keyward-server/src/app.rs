@@ -39,6 +39,7 @@ pub fn state(services: Services, config: ServerConfig) -> SharedState {
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
+        logins: crate::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),
         store: services.store,
         pepper: services.pepper,
         clock: services.clock,
@@ -139,7 +140,8 @@ async fn start_with(
     let tasks = vec![
         tokio::spawn(flusher(state.clone(), stopped.clone())),
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
-        tokio::spawn(pruner(state.clone(), stopped)),
+        tokio::spawn(pruner(state.clone(), stopped.clone())),
+        tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks })
 }
@@ -181,5 +183,23 @@ async fn pruner(state: SharedState, mut stopped: watch::Receiver<bool>) {
         let now = state.clock.now();
         let _ = state.store.prune_events(now - invalidation::EVENT_RETENTION).await;
         let _ = state.store.prune_idempotency(now - chrono::Duration::hours(24)).await;
+    }
+}
+
+/// Closes approval requests whose time is up (undoing their pending key states) and drops
+/// ended sessions. Requests are also expired when they are read or acted on.
+async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.sweep_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let now = state.clock.now();
+        match state.store.expire_approvals(None, now).await {
+            Ok(changed) => changed.iter().for_each(|k| state.forget(k)),
+            Err(e) => tracing::warn!(error = %e, "could not expire approval requests; will retry"),
+        }
+        let _ = state.store.purge_sessions(now).await;
     }
 }

@@ -20,6 +20,16 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How far a signed request's nonce (its time) may be from this server's clock.
     pub signature_window: Duration,
+    /// How long a session token from a password login lasts.
+    pub session_ttl: Duration,
+    /// How long an invitation's setup token lasts.
+    pub invite_ttl: Duration,
+    /// Failed logins in a row that lock an account, and for how long.
+    pub account_lockout: (u32, Duration),
+    /// Failed logins from one IP address within a window that block it, and the window.
+    pub ip_lockout: (u32, Duration),
+    /// How often expired approval requests are closed and old sessions dropped.
+    pub sweep_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +46,11 @@ impl Default for ServerConfig {
             poll_interval: Duration::from_millis(200),
             body_limit: 64 * 1024,
             signature_window: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(12 * 3600),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            account_lockout: (5, Duration::from_secs(15 * 60)),
+            ip_lockout: (20, Duration::from_secs(15 * 60)),
+            sweep_interval: Duration::from_secs(30),
         }
     }
 }

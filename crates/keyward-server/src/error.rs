@@ -21,6 +21,16 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// A one-time code is needed (401), or MFA must be enrolled first (`enrol`: 403).
+    MfaRequired {
+        enrol: bool,
+        message: String,
+    },
+    /// Too many attempts; try again after this many seconds.
+    RateLimited {
+        retry_after: u64,
+        message: String,
+    },
     /// The gateway's upstream cannot be reached.
     BadGateway(String),
     /// The database cannot be reached.
@@ -51,6 +61,15 @@ impl ApiError {
                 (StatusCode::CONFLICT, "conflict", field.as_deref(), message.clone())
             }
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None, m.clone()),
+            ApiError::MfaRequired { enrol: true, message } => {
+                (StatusCode::FORBIDDEN, "mfa_required", None, message.clone())
+            }
+            ApiError::MfaRequired { enrol: false, message } => {
+                (StatusCode::UNAUTHORIZED, "mfa_required", Some("otp"), message.clone())
+            }
+            ApiError::RateLimited { message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, message.clone())
+            }
             ApiError::BadGateway(m) => (StatusCode::BAD_GATEWAY, "bad_gateway", None, m.clone()),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +127,9 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(json!({ "error": error }))).into_response();
         if let Some(v) = verification {
             resp.headers_mut().insert("x-keyward-code", HeaderValue::from_static(v.as_str()));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
         }
         resp
     }

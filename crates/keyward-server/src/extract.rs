@@ -7,6 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use keyward_core::keyformat::{self, TokenKind};
+use keyward_core::model::KeyRecord;
+use keyward_core::roles::{roles_beyond, Action, Grant};
 use keyward_store::Principal;
 
 use crate::error::ApiError;
@@ -42,6 +44,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // serde names an unknown field in its message; point `field` at it.
         let field = if let Some(rest) = msg.strip_prefix("unknown field `") {
             rest.split('`').next().map(str::to_string)
+        } else if let Some(rest) = msg.strip_prefix("missing field `") {
+            // The path is the object that lacks it; name the whole path (`key.create.x`).
+            let f = rest.split('`').next().unwrap_or_default();
+            Some(if path == "." { f.to_string() } else { format!("{path}.{f}") })
         } else if path != "." && !inner.is_syntax() && !inner.is_eof() {
             Some(path)
         } else {
@@ -71,39 +77,70 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The authenticated caller of a management route.
+/// The authenticated caller of a management route: a management key or a session token,
+/// either way a member of one workspace acting with that member's role.
 pub struct Caller(pub Principal);
+
+/// Routes a member without MFA may still use when the policy requires MFA: enough to enrol.
+const MFA_ENROLMENT_PATHS: [&str; 4] =
+    ["/v1/members/me", "/v1/members/me/mfa/totp", "/v1/members/me/mfa/totp/confirm", "/v1/sessions/current"];
 
 impl FromRequestParts<SharedState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| {
-            ApiError::Unauthenticated("missing credentials: send Authorization: Bearer <management key>".into())
+            ApiError::Unauthenticated(
+                "missing credentials: send Authorization: Bearer <management key or session token>".into(),
+            )
         })?;
-        match keyformat::parse(token) {
-            Some(p) if p.kind == TokenKind::Management => {}
-            Some(_) => {
+        let principal = match keyformat::parse(token).map(|p| p.kind) {
+            Some(TokenKind::Management) => state.store.principal_by_hash(&state.pepper.hash(token)).await?,
+            Some(TokenKind::Session) => {
+                state.store.principal_by_session(&state.pepper.hash(token), state.clock.now()).await?
+            }
+            Some(TokenKind::Secret) => {
                 return Err(ApiError::Forbidden("API keys cannot call the management API; use a management key".into()))
             }
-            None => return Err(ApiError::Unauthenticated("invalid management key".into())),
+            None => None,
+        };
+        let p = principal.ok_or_else(|| ApiError::Unauthenticated("invalid or expired credentials".into()))?;
+        if p.policy.require_mfa && !p.mfa_enabled && !MFA_ENROLMENT_PATHS.contains(&parts.uri.path()) {
+            return Err(ApiError::MfaRequired {
+                enrol: true,
+                message: "this workspace requires MFA: enrol with POST /v1/members/me/mfa/totp first".into(),
+            });
         }
-        let hash = state.pepper.hash(token);
-        state
-            .store
-            .principal_by_hash(&hash)
-            .await?
-            .map(Caller)
-            .ok_or_else(|| ApiError::Unauthenticated("invalid management key".into()))
+        Ok(Caller(p))
     }
 }
 
 impl Caller {
-    /// Viewers read; every other role may change keys (the full matrix arrives with governance).
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.0.role == "viewer" {
-            return Err(ApiError::Forbidden("your role may only read".into()));
+    /// Refuses an action the caller's role does not allow at all.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        match self.0.role.allows(action) {
+            Grant::No => Err(ApiError::Forbidden(format!("the {} role may not do this", self.0.role))),
+            Grant::Yes | Grant::OwnKeysOnly => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Refuses an action on one key, counting "own keys only" grants.
+    pub fn require_on_key(&self, action: Action, rec: &KeyRecord) -> Result<(), ApiError> {
+        match self.0.role.allows(action) {
+            Grant::Yes => Ok(()),
+            Grant::OwnKeysOnly if rec.created_by.as_deref() == Some(self.0.member_id.as_str()) => Ok(()),
+            Grant::OwnKeysOnly => {
+                Err(ApiError::Forbidden(format!("the {} role may do this only to keys it created", self.0.role)))
+            }
+            Grant::No => Err(ApiError::Forbidden(format!("the {} role may not do this", self.0.role))),
+        }
+    }
+
+    /// Nobody gives a key a member role above their own.
+    pub fn may_grant_key_roles(&self, roles: &[String]) -> Result<(), ApiError> {
+        match roles_beyond(self.0.role, roles) {
+            Some(r) => Err(ApiError::Forbidden(format!("a {} cannot give a key the {r} role", self.0.role))),
+            None => Ok(()),
+        }
     }
 }

@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 mod invalidation;
+mod limiter;
+mod mfa;
 pub mod replay;
 pub mod routes;
 mod seal;

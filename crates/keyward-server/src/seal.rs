@@ -1,31 +1,48 @@
-//! Sealing of stored idempotent answers: they may carry a new key's secret, which must not
-//! reach the database in clear. The sealing key derives from the pepper and the client's
-//! idempotency key, neither of which is stored.
+//! Sealing of what must be stored but never in clear: idempotent answers (they may carry a
+//! new key's secret; the sealing key derives from the pepper and the client's idempotency
+//! key, neither of which is stored) and members' TOTP secrets (key from the pepper and the
+//! member id).
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use keyward_core::pepper::{hex_decode, hex_encode, Pepper};
 use keyward_core::Random;
 
-fn cipher(pepper: &Pepper, workspace_id: &str, idem_key: &str) -> ChaCha20Poly1305 {
-    let k = pepper.derive("idempotency-seal", &format!("{workspace_id}\0{idem_key}"));
+fn cipher(pepper: &Pepper, label: &str, context: &str) -> ChaCha20Poly1305 {
+    let k = pepper.derive(label, context);
     ChaCha20Poly1305::new(Key::from_slice(&k))
 }
 
-pub fn seal(pepper: &Pepper, rng: &dyn Random, workspace_id: &str, idem_key: &str, body: &[u8]) -> Option<String> {
+fn seal_with(pepper: &Pepper, rng: &dyn Random, label: &str, context: &str, body: &[u8]) -> Option<String> {
     let mut nonce = [0u8; 12];
     rng.fill(&mut nonce);
-    let ct = cipher(pepper, workspace_id, idem_key).encrypt(Nonce::from_slice(&nonce), body).ok()?;
+    let ct = cipher(pepper, label, context).encrypt(Nonce::from_slice(&nonce), body).ok()?;
     Some(hex_encode(&nonce) + &hex_encode(&ct))
 }
 
-pub fn open(pepper: &Pepper, workspace_id: &str, idem_key: &str, sealed: &str) -> Option<Vec<u8>> {
+fn open_with(pepper: &Pepper, label: &str, context: &str, sealed: &str) -> Option<Vec<u8>> {
     let raw = hex_decode(sealed)?;
     if raw.len() < 12 {
         return None;
     }
     let (nonce, ct) = raw.split_at(12);
-    cipher(pepper, workspace_id, idem_key).decrypt(Nonce::from_slice(nonce), ct).ok()
+    cipher(pepper, label, context).decrypt(Nonce::from_slice(nonce), ct).ok()
+}
+
+pub fn seal(pepper: &Pepper, rng: &dyn Random, workspace_id: &str, idem_key: &str, body: &[u8]) -> Option<String> {
+    seal_with(pepper, rng, "idempotency-seal", &format!("{workspace_id}\0{idem_key}"), body)
+}
+
+pub fn open(pepper: &Pepper, workspace_id: &str, idem_key: &str, sealed: &str) -> Option<Vec<u8>> {
+    open_with(pepper, "idempotency-seal", &format!("{workspace_id}\0{idem_key}"), sealed)
+}
+
+pub fn seal_totp(pepper: &Pepper, rng: &dyn Random, member_id: &str, secret: &[u8]) -> Option<String> {
+    seal_with(pepper, rng, "totp-seal", member_id, secret)
+}
+
+pub fn open_totp(pepper: &Pepper, member_id: &str, sealed: &str) -> Option<Vec<u8>> {
+    open_with(pepper, "totp-seal", member_id, sealed)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub struct AppState {
     pub usage: UsageBuffer,
     /// Signatures seen within the freshness window (this node only).
     pub replays: crate::replay::ReplayGuard,
+    /// Failed logins per client IP (this node only).
+    pub logins: crate::limiter::LoginLimiter,
     pub config: ServerConfig,
 }
 

@@ -9,6 +9,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
+use crate::approvals::{cancel_for_key, insert_approval, refusal, NewApproval};
 use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
 use crate::rows::{json_list, key_from_row, opt_ms, KEY_COLUMNS};
@@ -46,6 +47,9 @@ pub struct Rotation<'a> {
     pub grace_end: Option<DateTime<Utc>>,
     pub new_id: &'a str,
     pub idem: Option<&'a IdempotencyRecord>,
+    /// Rotation under approval: the successor waits (pending_create) and the old key is
+    /// retired only when the request is approved.
+    pub approval: Option<&'a NewApproval>,
 }
 
 #[derive(Debug)]
@@ -96,7 +100,7 @@ fn like_pattern(q: &str) -> String {
 async fn insert_row(tx: &mut sqlx::Transaction<'_, Any>, rec: &KeyRecord) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -123,6 +127,7 @@ async fn insert_row(tx: &mut sqlx::Transaction<'_, Any>, rec: &KeyRecord) -> Res
         .bind(opt_ms(rec.last_used_at))
         .bind(&rec.last_used_ip)
         .bind(opt_ms(rec.revoked_at))
+        .bind(&rec.approval_id)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -136,6 +141,7 @@ impl Store {
         rec: &KeyRecord,
         now: DateTime<Utc>,
         idem: Option<&IdempotencyRecord>,
+        approval: Option<&NewApproval>,
     ) -> Result<InsertOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(i) = idem {
@@ -149,6 +155,9 @@ impl Store {
             }
         }
         insert_row(&mut tx, rec).await?;
+        if let Some(a) = approval {
+            insert_approval(&mut tx, a).await?;
+        }
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
             emit(&mut tx, self.backend, &k, now).await?;
@@ -225,7 +234,8 @@ impl Store {
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Applies a validated patch; `Ok(None)` when no such key. A revoked key is refused.
+    /// Applies a validated patch to an active key; `Ok(None)` when no such key. A key that is
+    /// revoked, rejected or waiting on an approval request is refused.
     pub async fn update_key(
         &self,
         workspace_id: &str,
@@ -233,39 +243,14 @@ impl Store {
         c: &KeyChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = format!(
-            "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
-             permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
-             ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
-             expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
-             callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11 \
-             WHERE workspace_id = $12 AND id = $13 AND status <> 'revoked' RETURNING {KEY_COLUMNS}"
-        );
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&sql)
-            .bind(c.name.clone())
-            .bind(c.roles.as_deref().map(json_list))
-            .bind(c.permissions.as_deref().map(json_list))
-            .bind(c.scopes.as_deref().map(json_list))
-            .bind(c.ip_allowlist.as_deref().map(json_list))
-            .bind(c.meta.clone().map(|m| serde_json::Value::Object(m).to_string()))
-            .bind(i64::from(c.expires_at.is_some()))
-            .bind(c.expires_at.flatten().map(to_ms))
-            .bind(i64::from(c.callback_url.is_some()))
-            .bind(c.callback_url.clone().flatten())
-            .bind(to_ms(now))
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
+        let Some(rec) = apply_changes(&mut tx, workspace_id, id, c, now, None).await? else {
             tx.rollback().await?;
             return match self.get_key(workspace_id, id).await? {
-                Some(_) => Err(StoreError::Conflict("a revoked key cannot be changed".into())),
+                Some(k) => Err(StoreError::Conflict(refusal(&k, now))),
                 None => Ok(None),
             };
         };
-        let rec = key_from_row(&row)?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, self.backend, &k, now).await?;
         }
@@ -281,8 +266,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let sql = format!(
-            "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1 \
-             WHERE workspace_id = $2 AND id = $3 AND status <> 'revoked' RETURNING {KEY_COLUMNS}"
+            "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1, approval_id = NULL \
+             WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
         );
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
@@ -291,6 +276,8 @@ impl Store {
             return self.get_key(workspace_id, id).await;
         };
         let rec = key_from_row(&row)?;
+        // A revoke made directly ends any request still waiting about this key.
+        cancel_for_key(&mut tx, id, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, self.backend, &k, now).await?;
         }
@@ -305,7 +292,7 @@ impl Store {
         r: &Rotation<'_>,
         make_new: impl FnOnce(&KeyRecord) -> KeyRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let Rotation { workspace_id, id, now, grace_end, new_id, idem } = *r;
+        let Rotation { workspace_id, id, now, grace_end, new_id, idem, approval } = *r;
         // Claim the key first: this takes the write lock and returns its current settings,
         // which the successor copies.
         let claim = format!(
@@ -348,18 +335,17 @@ impl Store {
             });
         };
         let new = make_new(&key_from_row(&row)?);
-        let retire = match grace_end {
-            None => {
-                format!("UPDATE api_keys SET status = 'revoked', revoked_at = $1 WHERE id = $2 RETURNING {KEY_COLUMNS}")
-            }
-            Some(_) => format!(
-                "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 \
-                 ELSE expires_at END WHERE id = $2 RETURNING {KEY_COLUMNS}"
-            ),
+        // Under approval the old key stays as it is until the request is approved.
+        let old = match approval {
+            None => retire(&mut tx, id, grace_end, now)
+                .await?
+                .ok_or_else(|| StoreError::Internal("claimed key vanished".into()))?,
+            Some(_) => key_from_row(&row)?,
         };
-        let row = sqlx::query(&retire).bind(to_ms(grace_end.unwrap_or(now))).bind(id).fetch_one(&mut *tx).await?;
-        let old = key_from_row(&row)?;
         insert_row(&mut tx, &new).await?;
+        if let Some(a) = approval {
+            insert_approval(&mut tx, a).await?;
+        }
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
             emit(&mut tx, self.backend, &k, now).await?;
         }
@@ -395,4 +381,67 @@ impl Store {
             .await?
             .try_get("n")?)
     }
+}
+
+/// Writes a patch inside `tx`. Without `approval_id` it changes an active key; with one, the
+/// key waiting on that request, which becomes active again.
+pub(crate) async fn apply_changes(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    workspace_id: &str,
+    id: &str,
+    c: &KeyChanges,
+    now: DateTime<Utc>,
+    approval_id: Option<&str>,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let cond =
+        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $14" } else { "status = 'active'" };
+    let sql = format!(
+        "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
+         permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
+         ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
+         expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
+         callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11, \
+         status = 'active', approval_id = NULL \
+         WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(c.name.clone())
+        .bind(c.roles.as_deref().map(json_list))
+        .bind(c.permissions.as_deref().map(json_list))
+        .bind(c.scopes.as_deref().map(json_list))
+        .bind(c.ip_allowlist.as_deref().map(json_list))
+        .bind(c.meta.clone().map(|m| serde_json::Value::Object(m).to_string()))
+        .bind(i64::from(c.expires_at.is_some()))
+        .bind(c.expires_at.flatten().map(to_ms))
+        .bind(i64::from(c.callback_url.is_some()))
+        .bind(c.callback_url.clone().flatten())
+        .bind(to_ms(now))
+        .bind(workspace_id)
+        .bind(id);
+    if let Some(a) = approval_id {
+        q = q.bind(a);
+    }
+    let row = q.fetch_optional(&mut **tx).await?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+/// Ends a rotated key: revoked at once (`grace_end` `None`) or expiring at `grace_end`.
+pub(crate) async fn retire(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    id: &str,
+    grace_end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let sql = match grace_end {
+        None => format!(
+            "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1 WHERE id = $2 \
+             AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
+        ),
+        Some(_) => format!(
+            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 \
+             ELSE expires_at END WHERE id = $2 RETURNING {KEY_COLUMNS}"
+        ),
+    };
+    let row = sqlx::query(&sql).bind(to_ms(grace_end.unwrap_or(now))).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(key_from_row).transpose()
 }

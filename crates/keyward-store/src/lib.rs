@@ -2,19 +2,24 @@
 //! default, WAL) and PostgreSQL (several nodes); the few backend differences (migrations,
 //! change notifications) are chosen at run time from [`Backend`].
 
+mod approvals;
 mod error;
 mod events;
 mod idempotency;
 mod keys;
+mod members;
 mod migrate;
+mod policies;
 mod rows;
 mod workspaces;
 
+pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
 pub use error::StoreError;
 pub use events::{KeyEvent, Subscription};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use keys::{cache_key, KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter, PUBLIC_KEY_EVENT_PREFIX};
-pub use workspaces::{NewManagementKey, NewWorkspace, Principal};
+pub use members::{CredentialKind, LoginRecord, Member, NewMember, NewSession, Principal, TotpState};
+pub use workspaces::{NewManagementKey, NewWorkspace};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;

@@ -11,10 +11,12 @@ use crate::{Backend, Store, StoreError};
 const SQLITE: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "public keys", include_str!("../migrations/sqlite/0002_public_keys.sql")),
+    (3, "governance", include_str!("../migrations/sqlite/0003_governance.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "public keys", include_str!("../migrations/postgres/0002_public_keys.sql")),
+    (3, "governance", include_str!("../migrations/postgres/0003_governance.sql")),
 ];
 
 #[derive(Debug)]

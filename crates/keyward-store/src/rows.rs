@@ -9,7 +9,7 @@ use crate::StoreError;
 
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, public_key, key_type, environment, \
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
-     created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at";
+     created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -54,6 +54,7 @@ pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
         last_used_at: time(row, "last_used_at")?,
         last_used_ip: row.try_get("last_used_ip")?,
         revoked_at: time(row, "revoked_at")?,
+        approval_id: row.try_get("approval_id")?,
     })
 }
 

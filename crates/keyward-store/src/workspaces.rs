@@ -22,16 +22,6 @@ pub struct NewManagementKey {
     pub start: String,
 }
 
-/// Who is calling the management API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub workspace_id: String,
-    pub member_id: String,
-    pub role: String,
-    pub prefix: String,
-    pub hash: String,
-}
-
 impl Store {
     /// Has `init` already run on this database?
     pub async fn is_initialised(&self) -> Result<bool, StoreError> {
@@ -91,27 +81,5 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The principal behind a management key hash, if the key exists and is not revoked.
-    pub async fn principal_by_hash(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
-        let row = sqlx::query(
-            "SELECT mk.workspace_id, mk.member_id, mk.hash, m.role, w.prefix FROM management_keys mk \
-             JOIN members m ON m.id = mk.member_id JOIN workspaces w ON w.id = mk.workspace_id \
-             WHERE mk.hash = $1 AND mk.revoked_at IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(Principal {
-                workspace_id: r.try_get("workspace_id")?,
-                member_id: r.try_get("member_id")?,
-                role: r.try_get("role")?,
-                prefix: r.try_get("prefix")?,
-                hash: r.try_get("hash")?,
-            })
-        })
-        .transpose()
     }
 }

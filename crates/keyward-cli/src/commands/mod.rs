@@ -1,9 +1,10 @@
+mod governance;
 mod init;
 mod keys;
 mod pairs;
 mod serve;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::process::ExitCode;
 
 use keyward_client::{Client, VerifyKeyRequest};
@@ -16,17 +17,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Init(a) => init::run(a).await,
         Command::Serve(a) => serve::run(a).await,
         Command::Gateway(a) => serve::gateway(a).await,
-        Command::Login(a) => {
-            let client = Client::new(&a.server, Some(a.token.clone()))?;
-            // Check the pair before saving it: a typo should fail here, not on first use.
-            client
-                .list_keys(&keyward_client::ListKeys { limit: Some(1), ..Default::default() })
-                .await
-                .context("the server refused this token")?;
-            let path = userconfig::save_login(&a.server, &a.token)?;
-            println!("Logged in to {}; saved in {}", a.server, path.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Login(a) => governance::login(a).await,
+        Command::Logout(a) => governance::logout(a).await,
+        Command::Members(c) => governance::members(c).await,
+        Command::Approvals(c) => governance::approvals(c).await,
+        Command::Policies(c) => governance::policies(c).await,
         Command::Keys(k) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,
         Command::Workspaces(crate::args::WorkspacesCommand::Create { storage, name, prefix, owner_email, json }) => {
@@ -54,7 +49,9 @@ fn client(remote: &Remote, needs_token: bool) -> Result<Client> {
     let server = remote.server.clone().or(saved_url).unwrap_or_else(|| "http://127.0.0.1:5399".into());
     let token = remote.token.clone().or(saved_token);
     if needs_token && token.is_none() {
-        anyhow::bail!("no management key: run `keyward login --server URL --token KEY` or pass --token");
+        anyhow::bail!(
+            "no credentials: run `keyward login --server URL --token KEY` (or `--email EMAIL`), or pass --token"
+        );
     }
     Ok(Client::new(&server, token)?)
 }

@@ -210,14 +210,25 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// A raw management request.
+    /// A raw management request with the owner's management key.
     pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut rb = self.http().request(method, self.url(path)).bearer_auth(&self.management_key);
+        self.call_as(&self.management_key, method, path, body).await
+    }
+
+    /// A raw management request with any bearer credential.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut rb = self.http().request(method, self.url(path)).bearer_auth(token);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -242,6 +253,98 @@ impl TestServer {
         let (s, v) = self.call(reqwest::Method::POST, "/v1/keys", Some(body)).await;
         assert_eq!(s, 201, "{v}");
         (v["id"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string())
+    }
+}
+
+/// A member with a session: invited by the owner, set up, logged in.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    /// The TOTP secret, when the member enrolled.
+    pub totp: Option<Vec<u8>>,
+}
+
+static MEMBERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl TestServer {
+    /// Invites (as the owner), sets up and logs in a member; with `mfa`, enrols TOTP too.
+    pub async fn member(&self, role: &str, mfa: bool) -> Member {
+        let n = MEMBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let email = format!("{role}-{n}@example.com");
+        let password = format!("correct horse {n} battery");
+        let (s, inv) = self
+            .call(reqwest::Method::POST, "/v1/members", Some(serde_json::json!({"email": email, "role": role})))
+            .await;
+        assert_eq!(s, 201, "{inv}");
+        let token = inv["setup_token"].as_str().unwrap();
+        let (s, v) = self
+            .call_as(
+                "",
+                reqwest::Method::POST,
+                "/v1/members/setup",
+                Some(serde_json::json!({"setup_token": token, "password": password})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let token = self.login(&email, &password, None).await;
+        let mut m = Member { id: inv["id"].as_str().unwrap().to_string(), email, password, token, totp: None };
+        if mfa {
+            m.totp = Some(self.enrol(&m.token).await);
+        }
+        m
+    }
+
+    /// Logs in; panics unless it works.
+    pub async fn login(&self, email: &str, password: &str, otp: Option<&str>) -> String {
+        let (s, v) = self.try_login(email, password, otp).await;
+        assert_eq!(s, 201, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str, otp: Option<&str>) -> (u16, serde_json::Value) {
+        let mut body = serde_json::json!({"email": email, "password": password});
+        if let Some(o) = otp {
+            body["otp"] = o.into();
+        }
+        let r = self.http().post(self.url("/v1/sessions")).json(&body).send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Enrols and confirms TOTP for the holder of `token`; returns the secret.
+    pub async fn enrol(&self, token: &str) -> Vec<u8> {
+        let (s, e) = self.call_as(token, reqwest::Method::POST, "/v1/members/me/mfa/totp", None).await;
+        assert_eq!(s, 200, "{e}");
+        let secret = totp_rs::Secret::Encoded(e["secret"].as_str().unwrap().to_string()).to_bytes().unwrap();
+        let otp = self.otp(&secret);
+        let (s, r) = self
+            .call_as(
+                token,
+                reqwest::Method::POST,
+                "/v1/members/me/mfa/totp/confirm",
+                Some(serde_json::json!({"otp": otp})),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["recovery_codes"].as_array().unwrap().len(), 10);
+        // The confirming code used up this time step.
+        self.clock.advance(chrono::Duration::seconds(30));
+        secret
+    }
+
+    /// The current TOTP code for a secret, by the server's (manual) clock.
+    pub fn otp(&self, secret: &[u8]) -> String {
+        keyward_core::mfa::code_at(secret, keyward_core::Clock::now(self.clock.as_ref())).unwrap()
+    }
+
+    /// Sets the workspace policy as the owner.
+    pub async fn policy(&self, patch: serde_json::Value) -> serde_json::Value {
+        let (s, v) = self.call(reqwest::Method::PUT, "/v1/policies", Some(patch)).await;
+        assert_eq!(s, 200, "{v}");
+        v
     }
 }
 

@@ -10,9 +10,13 @@ use utoipa::IntoParams;
 
 use keyward_core::model::{KeyKind, KeyList, KeyRecord, KeyStatus, KeyView, RotateRequest, ENVIRONMENTS};
 use keyward_core::pepper::hex_encode;
-use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
+use keyward_core::policy::KeyAction;
+use keyward_core::roles::Action;
+use keyward_core::validate::{CreateKeyRequest, Lifetime, UpdateKeyRequest};
 use keyward_core::{clock, duration, ids, keyformat};
-use keyward_store::{IdempotencyRecord, InsertOutcome, KeyFilter, RotateOutcome, Rotation};
+use keyward_store::{
+    IdempotencyRecord, InsertOutcome, KeyFilter, NewApproval, RequestOutcome, RotateOutcome, Rotation,
+};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, ApiJson, Caller, RawBody};
@@ -39,7 +43,7 @@ impl AppState {
     }
 
     /// Drops this node's cached copy at once; other nodes hear of it through change events.
-    fn forget(&self, rec: &KeyRecord) {
+    pub(crate) fn forget(&self, rec: &KeyRecord) {
         if let Some(k) = keyward_store::cache_key(rec) {
             self.cache.invalidate(&k);
         }
@@ -52,6 +56,50 @@ fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response 
         r.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
     }
     r
+}
+
+/// The approval request a governed action needs, or `None` when the policy lets it through.
+/// The quorum is fixed now: `half_of_admins` counts the members who could approve, not the
+/// requester.
+async fn approval_for(
+    state: &AppState,
+    caller: &Caller,
+    action: KeyAction,
+    key_id: &str,
+    payload: serde_json::Value,
+) -> ApiResult<Option<NewApproval>> {
+    let p = &caller.0;
+    let rule = p.policy.rule(action);
+    if !rule.needs_approval() {
+        return Ok(None);
+    }
+    let eligible = state.store.members_with_roles(&p.workspace_id, &rule.approver_roles).await?;
+    let others = eligible.iter().filter(|m| **m != p.member_id).count();
+    let required = rule.approvals.required(u32::try_from(others).unwrap_or(u32::MAX));
+    if required == 0 {
+        return Ok(None);
+    }
+    let now = state.clock.now();
+    Ok(Some(NewApproval {
+        id: ids::new_id("apr", now, state.random.as_ref()),
+        workspace_id: p.workspace_id.clone(),
+        action,
+        key_id: key_id.to_string(),
+        requested_by: p.member_id.clone(),
+        required,
+        approver_roles: rule.approver_roles.clone(),
+        payload,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(i64::from(p.policy.approval_expiry_hours)),
+    }))
+}
+
+fn pending_or(outcome: RequestOutcome, id: &str) -> ApiResult<KeyRecord> {
+    match outcome {
+        RequestOutcome::Pending(rec) => Ok(*rec),
+        RequestOutcome::NotFound => Err(ApiError::NotFound(format!("no key with id {id:?}"))),
+        RequestOutcome::Refused(m) => Err(ApiError::Conflict { field: None, message: m }),
+    }
 }
 
 /// The client's idempotency key, checked.
@@ -133,7 +181,7 @@ pub async fn create_key(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    caller.require_write()?;
+    caller.require(Action::CreateKey)?;
     let p = &caller.0;
     let req: CreateKeyRequest = parse_json(&body)?;
     let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, &p.workspace_id, raw, "POST /v1/keys", &body));
@@ -143,8 +191,11 @@ pub async fn create_key(
         }
     }
     let now = state.clock.now();
-    let new = req.validate(now)?;
+    let new = req.validate(now, &p.policy)?;
+    caller.may_grant_key_roles(&new.roles)?;
     let rng = state.random.as_ref();
+    let id = ids::new_id("key", now, rng);
+    let approval = approval_for(&state, &caller, KeyAction::Create, &id, serde_json::json!({})).await?;
     // A secret is generated here and shown once; a public key is registered as given.
     let (kind, secret, algorithm, public_key) = match new.public_key {
         Some((alg, pk)) => (KeyKind::Public, None, Some(alg.as_str().to_string()), Some(pk)),
@@ -156,7 +207,7 @@ pub async fn create_key(
         (None, None) => String::new(),
     };
     let rec = KeyRecord {
-        id: ids::new_id("key", now, rng),
+        id,
         workspace_id: p.workspace_id.clone(),
         name: new.name,
         kind,
@@ -164,7 +215,8 @@ pub async fn create_key(
         public_key,
         key_type: new.key_type,
         environment: new.environment,
-        status: KeyStatus::Active,
+        // Under approval the key exists (and its secret is shown now) but does not work yet.
+        status: if approval.is_some() { KeyStatus::PendingCreate } else { KeyStatus::Active },
         hash: secret.as_deref().map(|s| state.pepper.hash(s)),
         start,
         roles: new.roles,
@@ -180,21 +232,23 @@ pub async fn create_key(
         last_used_at: None,
         last_used_ip: None,
         revoked_at: None,
+        approval_id: approval.as_ref().map(|a| a.id.clone()),
     };
     let mut view = rec.view(now);
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    let inserted = state.store.insert_key(&rec, now, stored.as_ref()).await.map_err(|e| match e {
-        // The unique index on public_key; other conflicts (an idempotent retry in flight) pass.
-        keyward_store::StoreError::Conflict(m) if rec.public_key.is_some() && m.contains("public_key") => {
-            ApiError::Conflict {
-                field: Some("public_key".into()),
-                message: "this public key is already registered".into(),
+    let inserted =
+        state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref()).await.map_err(|e| match e {
+            // The unique index on public_key; other conflicts (an idempotent retry in flight) pass.
+            keyward_store::StoreError::Conflict(m) if rec.public_key.is_some() && m.contains("public_key") => {
+                ApiError::Conflict {
+                    field: Some("public_key".into()),
+                    message: "this public key is already registered".into(),
+                }
             }
-        }
-        e => e.into(),
-    })?;
+            e => e.into(),
+        })?;
     match inserted {
         InsertOutcome::Created => {
             state.forget(&rec);
@@ -238,19 +292,8 @@ impl ListParams {
             .kind
             .map(|k| KeyKind::parse(&k).ok_or_else(|| ApiError::invalid("kind", format!("unknown kind {k:?}"))))
             .transpose()?;
-        let limit = match self.limit {
-            None => 50,
-            Some(l) => l
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=200).contains(n))
-                .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 200"))?,
-        };
-        if let Some(c) = &self.cursor {
-            if !(c.starts_with("key_") && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
-                return Err(ApiError::invalid("cursor", "cursor must be a next_cursor from an earlier page"));
-            }
-        }
+        let limit = super::paging::limit(self.limit.as_deref())?;
+        super::paging::cursor(self.cursor.as_deref(), "key_")?;
         if self.q.as_ref().is_some_and(|q| q.len() > 256) {
             return Err(ApiError::invalid("q", "q must be at most 256 characters"));
         }
@@ -302,17 +345,37 @@ pub async fn update_key(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<Json<KeyView>> {
-    caller.require_write()?;
+    caller.require(Action::UpdateKey)?;
     let now = state.clock.now();
     let changes = req.validate(now)?;
+    let current = find(&state, &caller, &id).await?;
+    caller.require_on_key(Action::UpdateKey, &current)?;
     if changes.is_empty() {
-        return Ok(Json(state.view(&find(&state, &caller, &id).await?)));
+        return Ok(Json(state.view(&current)));
     }
-    let rec = state
-        .store
-        .update_key(&caller.0.workspace_id, &id, &changes, now)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    if let Some(roles) = &changes.roles {
+        caller.may_grant_key_roles(roles)?;
+    }
+    if changes.expires_at.is_some() || changes.ip_allowlist.is_some() {
+        let mut expires_at = changes.expires_at.unwrap_or(current.expires_at);
+        let lifetime = Lifetime {
+            key_type: current.key_type,
+            created_at: current.created_at,
+            ip_allowlist: changes.ip_allowlist.as_deref().unwrap_or(&current.ip_allowlist),
+            expiry_field: "expires_at",
+        };
+        lifetime.check(&mut expires_at, &caller.0.policy, false)?;
+    }
+    let payload = serde_json::json!({ "changes": req });
+    let rec = match approval_for(&state, &caller, KeyAction::Update, &id, payload).await? {
+        // The old settings stay in force until the request is approved.
+        Some(a) => pending_or(state.store.request_change(KeyStatus::PendingUpdate, &a, now).await?, &id)?,
+        None => state
+            .store
+            .update_key(&caller.0.workspace_id, &id, &changes, now)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?,
+    };
     state.forget(&rec);
     Ok(Json(state.view(&rec)))
 }
@@ -324,12 +387,22 @@ pub async fn revoke_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyView>> {
-    caller.require_write()?;
-    let rec = state
-        .store
-        .revoke_key(&caller.0.workspace_id, &id, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    caller.require(Action::RevokeKey)?;
+    let now = state.clock.now();
+    let current = find(&state, &caller, &id).await?;
+    caller.require_on_key(Action::RevokeKey, &current)?;
+    if current.status == KeyStatus::Revoked {
+        return Ok(Json(state.view(&current)));
+    }
+    let rec = match approval_for(&state, &caller, KeyAction::Revoke, &id, serde_json::json!({})).await? {
+        // The key keeps working until the request is approved.
+        Some(a) => pending_or(state.store.request_change(KeyStatus::PendingRevoke, &a, now).await?, &id)?,
+        None => state
+            .store
+            .revoke_key(&caller.0.workspace_id, &id, now)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?,
+    };
     state.forget(&rec);
     Ok(Json(state.view(&rec)))
 }
@@ -346,7 +419,7 @@ pub async fn rotate_key(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    caller.require_write()?;
+    caller.require(Action::RotateKey)?;
     let p = &caller.0;
     let req: RotateRequest =
         if body.iter().all(u8::is_ascii_whitespace) { RotateRequest::default() } else { parse_json(&body)? };
@@ -369,6 +442,9 @@ pub async fn rotate_key(
     // The successor's secret must exist before the transaction, so it can be sealed into the
     // idempotency record; its environment is known only from the old key, read here.
     let current = find(&state, &caller, &id).await?;
+    caller.require_on_key(Action::RotateKey, &current)?;
+    let details = serde_json::json!({"old_key_id": id, "grace_period_seconds": grace.num_seconds()});
+    let approval = approval_for(&state, &caller, KeyAction::Rotate, &new_id, details).await?;
     let secret = keyformat::generate_secret(&p.prefix, &current.environment, rng);
     let hash = state.pepper.hash(&secret);
     let start = keyformat::parse(&secret).map(|t| t.start.to_string()).unwrap_or_default();
@@ -376,7 +452,8 @@ pub async fn rotate_key(
         id: new_id.clone(),
         hash: Some(hash.clone()),
         start: start.clone(),
-        status: KeyStatus::Active,
+        status: if approval.is_some() { KeyStatus::PendingCreate } else { KeyStatus::Active },
+        approval_id: approval.as_ref().map(|a| a.id.clone()),
         created_at: now,
         updated_at: now,
         created_by: Some(p.member_id.clone()),
@@ -399,6 +476,7 @@ pub async fn rotate_key(
                 grace_end,
                 new_id: &new_id,
                 idem: stored.as_ref(),
+                approval: approval.as_ref(),
             },
             make_new,
         )

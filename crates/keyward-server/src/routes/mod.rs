@@ -1,7 +1,12 @@
 //! The route table. Routes are registered through utoipa-axum, so a route cannot exist
 //! without its OpenAPI description.
 
+pub mod approvals;
 pub mod keys;
+pub mod members;
+mod paging;
+pub mod policies;
+pub mod sessions;
 pub mod system;
 pub mod verify;
 
@@ -18,6 +23,8 @@ use crate::state::SharedState;
     modifiers(&ManagementAuth),
     tags((name = "keys", description = "manage keys (management key required)"),
          (name = "verification", description = "verify keys; the key is the credential"),
+         (name = "members", description = "members, sessions and MFA"),
+         (name = "governance", description = "policies and approval requests"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -41,6 +48,23 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(keys::get_key, keys::update_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
+        .routes(routes!(members::invite_member, members::list_members))
+        .routes(routes!(members::setup_member))
+        .routes(routes!(members::me))
+        .routes(routes!(members::set_password))
+        .routes(routes!(members::enrol_totp))
+        .routes(routes!(members::confirm_totp))
+        .routes(routes!(members::disable_totp))
+        .routes(routes!(members::create_management_key))
+        .routes(routes!(members::get_member, members::change_role, members::remove_member))
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(policies::get_policies, policies::put_policies))
+        .routes(routes!(approvals::list_approvals))
+        .routes(routes!(approvals::get_approval))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
+        .routes(routes!(approvals::cancel))
         .routes(routes!(verify::verify_key))
         .routes(routes!(verify::verify_request))
         .routes(routes!(verify::forward_auth))

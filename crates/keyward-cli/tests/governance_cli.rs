@@ -1,0 +1,135 @@
+//! The governance flow from the command line: an owner invites two admins and a developer,
+//! requires two approvals for new keys; the developer's key waits until both admins approve
+//! with codes from their authenticators; a rejected key never works.
+
+mod common;
+
+use common::{Backend, TestServer};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+on_both_backends!(owner_admins_developer_flow);
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// A person at their own terminal: their own HOME (so their own `keyward login`).
+struct Person {
+    home: tempfile::TempDir,
+    server: String,
+}
+
+impl Person {
+    fn new(server: &str) -> Person {
+        Person { home: tempfile::tempdir().unwrap(), server: server.to_string() }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("KEYWARD_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let o = self.run(args, stdin);
+        assert!(o.status.success(), "keyward {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a, None);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+    }
+}
+
+/// The owner invites; the invitee sets a password and logs in, all with the CLI.
+fn join(s: &TestServer, owner: &Person, email: &str, role: &str) -> Person {
+    let inv = owner.json(&["members", "invite", "--email", email, "--role", role]);
+    let p = Person::new(&s.base);
+    let pw = format!("{email} has a long password\n");
+    let token = inv["setup_token"].as_str().unwrap();
+    p.ok(&["members", "setup", "--setup-token", token, "--password-stdin"], Some(&pw));
+    p.ok(&["login", "--server", &s.base, "--email", email, "--password-stdin"], Some(&pw));
+    let me = p.json(&["members", "me"]);
+    assert_eq!((me["email"].as_str(), me["role"].as_str()), (Some(email), Some(role)));
+    p
+}
+
+/// Enrols TOTP with the CLI; returns the secret.
+fn enrol(s: &TestServer, p: &Person) -> Vec<u8> {
+    let e = p.json(&["members", "mfa-enrol"]);
+    let secret = totp_rs::Secret::Encoded(e["secret"].as_str().unwrap().into()).to_bytes().unwrap();
+    let r = p.json(&["members", "mfa-confirm", "--otp", &s.otp(&secret)]);
+    assert_eq!(r["recovery_codes"].as_array().unwrap().len(), 10);
+    secret
+}
+
+async fn owner_admins_developer_flow(b: Backend) {
+    let s = TestServer::start(b).await;
+    let owner = Person::new(&s.base);
+    owner.ok(&["login", "--server", &s.base, "--token", &s.management_key], None);
+
+    let a1 = join(&s, &owner, "ann@example.com", "admin");
+    let a2 = join(&s, &owner, "bob@example.com", "admin");
+    let dev = join(&s, &owner, "dev@example.com", "developer");
+    let (k1, k2) = (enrol(&s, &a1), enrol(&s, &a2));
+    let members = owner.json(&["members", "list"]);
+    assert_eq!(members["items"].as_array().unwrap().len(), 4);
+
+    let policy = owner.ok(&["policies", "set", "--approvals", "key.create=2"], None);
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(policy["key.create"], serde_json::json!({"approvals": 2, "approver_roles": ["owner", "admin"]}));
+    // A developer may not change policies.
+    assert!(!dev.run(&["policies", "set", "--approvals", "key.create=0"], None).status.success());
+
+    let key = dev.json(&["keys", "create", "--name", "billing"]);
+    assert_eq!(key["status"], "pending_create");
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let apr = key["approval_id"].as_str().unwrap().to_string();
+    assert_eq!(dev.run(&["verify", &secret], None).status.code(), Some(1), "pending keys do not verify");
+
+    let pending = a1.json(&["approvals", "list"]);
+    assert_eq!(pending["items"][0]["id"].as_str(), Some(apr.as_str()));
+    let text = a1.ok(&["approvals", "show", &apr], None);
+    assert!(text.contains("0 of 2"), "{text}");
+    // The requester cannot approve; an approval without a valid code is refused.
+    assert!(!dev.run(&["approvals", "approve", &apr, "--otp", "123456"], None).status.success());
+    assert!(!a1.run(&["approvals", "approve", &apr, "--otp", "000000"], None).status.success());
+
+    s.clock.advance(chrono::Duration::seconds(30));
+    let v = a1.json(&["approvals", "approve", &apr, "--otp", &s.otp(&k1)]);
+    assert_eq!((v["status"].as_str(), v["approved_by"].as_array().map(Vec::len)), (Some("pending"), Some(1)));
+    let v = a2.json(&["approvals", "approve", &apr, "--otp", &s.otp(&k2)]);
+    assert_eq!(v["status"], "approved");
+    assert_eq!(dev.run(&["verify", &secret], None).status.code(), Some(0), "approved keys verify");
+
+    // A rejected request: the key ends rejected and never works.
+    let key = dev.json(&["keys", "create", "--name", "unwanted"]);
+    let apr = key["approval_id"].as_str().unwrap();
+    s.clock.advance(chrono::Duration::seconds(30));
+    let v = a1.json(&["approvals", "reject", apr, "--otp", &s.otp(&k1), "--reason", "no"]);
+    assert_eq!(v["status"], "rejected");
+    let shown = dev.json(&["keys", "show", key["id"].as_str().unwrap()]);
+    assert_eq!(shown["status"], "rejected");
+    assert_eq!(dev.run(&["verify", key["secret"].as_str().unwrap()], None).status.code(), Some(1));
+
+    // Logout ends the saved session on the server, not only on this machine.
+    let cfg = std::fs::read_to_string(dev.home.path().join(".keyward/config.toml")).unwrap();
+    let session = cfg.lines().find_map(|l| l.strip_prefix("token = ")).unwrap().trim_matches('"').to_string();
+    dev.ok(&["logout"], None);
+    assert!(!dev.run(&["members", "me"], None).status.success());
+    assert_eq!(s.call_as(&session, reqwest::Method::GET, "/v1/members/me", None).await.0, 401);
+    s.stop().await;
+}

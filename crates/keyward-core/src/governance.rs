@@ -1,0 +1,164 @@
+//! The shapes of members, sessions, MFA and approval requests in the public contract,
+//! shared by the server and the SDK.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::roles::Role;
+
+/// A member as the API shows it; `status` is `invited` until the setup token is used.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    /// invited or active
+    pub status: String,
+    pub mfa_enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub email: String,
+    /// owner, admin, manager, developer, operator or viewer
+    pub role: String,
+}
+
+/// The new member and the one-time `setup_token` to hand them (shown only here).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Invitation {
+    #[serde(flatten)]
+    pub member: MemberView,
+    pub setup_token: String,
+    pub setup_expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub setup_token: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub password: String,
+    /// Required when the member already has a password.
+    pub current_password: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpBody {
+    pub otp: Option<String>,
+}
+
+/// Single-use recovery codes, shown only here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NewManagementKeyView {
+    pub id: String,
+    /// Shown only here.
+    pub management_key: String,
+    pub start: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// A TOTP code (or a recovery code), when the member has MFA on.
+    pub otp: Option<String>,
+    /// Needed only when the email is a member of several workspaces.
+    pub workspace_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// `Authorization: Bearer <token>` for the management API.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub member_id: String,
+    pub workspace_id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VoteView {
+    pub member_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An approval request. `details` holds the proposed changes of an update
+/// (`{"changes": …}`) or the rotated key and grace period of a rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    pub id: String,
+    /// key.create, key.update, key.revoke or key.rotate
+    pub action: String,
+    /// The key concerned (for a rotation: the new key).
+    pub key_id: String,
+    /// pending, approved, rejected, cancelled or expired
+    pub status: String,
+    pub requested_by: String,
+    /// Approvals needed.
+    pub required: u32,
+    pub approved_by: Vec<VoteView>,
+    pub approver_roles: Vec<Role>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalList {
+    pub items: Vec<ApprovalView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// A current TOTP code (or a recovery code).
+    pub otp: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub otp: Option<String>,
+    pub reason: Option<String>,
+}

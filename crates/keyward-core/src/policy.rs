@@ -1,0 +1,303 @@
+//! Workspace policies: which key actions need approvals and from whom, the rules for
+//! permanent and temporary keys, and whether every member must use MFA.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
+
+use crate::error::CoreError;
+use crate::roles::Role;
+
+pub const MAX_APPROVALS: u32 = 20;
+
+/// How many approvals an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approvals {
+    Count(u32),
+    /// Half of the members who could approve (the requester not counted), rounded up.
+    HalfOfAdmins,
+}
+
+impl Approvals {
+    /// The quorum of one request, fixed when it is made. `eligible`: members holding an
+    /// approver role, other than the requester.
+    pub fn required(self, eligible: u32) -> u32 {
+        match self {
+            Approvals::Count(n) => n,
+            Approvals::HalfOfAdmins => eligible.div_ceil(2),
+        }
+    }
+}
+
+impl Serialize for Approvals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Approvals::Count(n) => s.serialize_u32(*n),
+            Approvals::HalfOfAdmins => s.serialize_str("half_of_admins"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Approvals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("approvals must be a number from 0 to 20 or \"half_of_admins\""))?
+        {
+            Raw::N(n) if n <= MAX_APPROVALS => Ok(Approvals::Count(n)),
+            Raw::S(s) if s == "half_of_admins" => Ok(Approvals::HalfOfAdmins),
+            _ => Err(serde::de::Error::custom("approvals must be a number from 0 to 20 or \"half_of_admins\"")),
+        }
+    }
+}
+
+fn default_approvals() -> Approvals {
+    Approvals::HalfOfAdmins
+}
+
+fn default_approver_roles() -> Vec<Role> {
+    vec![Role::Owner, Role::Admin]
+}
+
+/// The rule for one action. Given in a `PUT`, it replaces the previous rule whole: left-out
+/// `approvals` means `half_of_admins`, left-out `approver_roles` means owner and admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRule {
+    #[serde(default = "default_approvals")]
+    #[schema(value_type = Object, example = json!(2))]
+    pub approvals: Approvals,
+    #[serde(default = "default_approver_roles")]
+    pub approver_roles: Vec<Role>,
+}
+
+impl ActionRule {
+    fn none() -> Self {
+        ActionRule { approvals: Approvals::Count(0), approver_roles: default_approver_roles() }
+    }
+
+    pub fn needs_approval(&self) -> bool {
+        self.approvals != Approvals::Count(0)
+    }
+}
+
+/// The governed key actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    Create,
+    Update,
+    Revoke,
+    Rotate,
+}
+
+impl KeyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAction::Create => "key.create",
+            KeyAction::Update => "key.update",
+            KeyAction::Revoke => "key.revoke",
+            KeyAction::Rotate => "key.rotate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [KeyAction::Create, KeyAction::Update, KeyAction::Revoke, KeyAction::Rotate]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// A workspace's policy. The default needs no approvals, so a new workspace works at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Policy {
+    #[serde(rename = "key.create")]
+    pub key_create: ActionRule,
+    #[serde(rename = "key.update")]
+    pub key_update: ActionRule,
+    #[serde(rename = "key.revoke")]
+    pub key_revoke: ActionRule,
+    #[serde(rename = "key.rotate")]
+    pub key_rotate: ActionRule,
+    /// A permanent key must have a non-empty IP allowlist.
+    pub permanent_requires_ip_allowlist: bool,
+    /// A temporary key expires after at most this many days (its default expiry).
+    pub temporary_max_days: u32,
+    /// Caps the expiry of every key that is not permanent (and gives one to keys without).
+    pub max_key_lifetime_days: Option<u32>,
+    /// Every member must have TOTP enrolled to use the management API.
+    pub require_mfa: bool,
+    /// Approval requests not decided within this many hours expire.
+    pub approval_expiry_hours: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            key_create: ActionRule::none(),
+            key_update: ActionRule::none(),
+            key_revoke: ActionRule::none(),
+            key_rotate: ActionRule::none(),
+            permanent_requires_ip_allowlist: true,
+            temporary_max_days: crate::validate::TEMPORARY_DEFAULT_DAYS as u32,
+            max_key_lifetime_days: None,
+            require_mfa: false,
+            approval_expiry_hours: 72,
+        }
+    }
+}
+
+/// `PUT /v1/policies`: any subset of the fields; those left out keep their values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    #[serde(rename = "key.create", default, skip_serializing_if = "Option::is_none")]
+    pub key_create: Option<ActionRule>,
+    #[serde(rename = "key.update", default, skip_serializing_if = "Option::is_none")]
+    pub key_update: Option<ActionRule>,
+    #[serde(rename = "key.revoke", default, skip_serializing_if = "Option::is_none")]
+    pub key_revoke: Option<ActionRule>,
+    #[serde(rename = "key.rotate", default, skip_serializing_if = "Option::is_none")]
+    pub key_rotate: Option<ActionRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent_requires_ip_allowlist: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_max_days: Option<u32>,
+    /// `null` removes the cap.
+    #[serde(default, deserialize_with = "crate::validate::some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u32>)]
+    pub max_key_lifetime_days: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mfa: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expiry_hours: Option<u32>,
+}
+
+fn check_rule(field: &str, r: &ActionRule) -> Result<(), CoreError> {
+    if r.needs_approval() && r.approver_roles.is_empty() {
+        return Err(CoreError::invalid(format!("{field}.approver_roles"), "name at least one approver role"));
+    }
+    if r.approver_roles.contains(&Role::Viewer) {
+        return Err(CoreError::invalid(format!("{field}.approver_roles"), "viewers cannot approve"));
+    }
+    Ok(())
+}
+
+impl Policy {
+    pub fn rule(&self, a: KeyAction) -> &ActionRule {
+        match a {
+            KeyAction::Create => &self.key_create,
+            KeyAction::Update => &self.key_update,
+            KeyAction::Revoke => &self.key_revoke,
+            KeyAction::Rotate => &self.key_rotate,
+        }
+    }
+
+    /// The policy with a patch applied, checked.
+    pub fn patched(&self, p: &PolicyPatch) -> Result<Policy, CoreError> {
+        let mut n = self.clone();
+        for (field, new, slot) in [
+            ("key.create", &p.key_create, &mut n.key_create),
+            ("key.update", &p.key_update, &mut n.key_update),
+            ("key.revoke", &p.key_revoke, &mut n.key_revoke),
+            ("key.rotate", &p.key_rotate, &mut n.key_rotate),
+        ] {
+            if let Some(r) = new {
+                check_rule(field, r)?;
+                let mut r = r.clone();
+                r.approver_roles.sort_by(|a, b| b.cmp(a));
+                r.approver_roles.dedup();
+                *slot = r;
+            }
+        }
+        if let Some(v) = p.permanent_requires_ip_allowlist {
+            n.permanent_requires_ip_allowlist = v;
+        }
+        if let Some(d) = p.temporary_max_days {
+            if !(1..=3650).contains(&d) {
+                return Err(CoreError::invalid("temporary_max_days", "temporary_max_days must be 1-3650"));
+            }
+            n.temporary_max_days = d;
+        }
+        if let Some(m) = p.max_key_lifetime_days {
+            if m.is_some_and(|d| !(1..=36500).contains(&d)) {
+                return Err(CoreError::invalid(
+                    "max_key_lifetime_days",
+                    "max_key_lifetime_days must be 1-36500 or null",
+                ));
+            }
+            n.max_key_lifetime_days = m;
+        }
+        if let Some(v) = p.require_mfa {
+            n.require_mfa = v;
+        }
+        if let Some(h) = p.approval_expiry_hours {
+            if !(1..=720).contains(&h) {
+                return Err(CoreError::invalid("approval_expiry_hours", "approval_expiry_hours must be 1-720"));
+            }
+            n.approval_expiry_hours = h;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patch(v: serde_json::Value) -> Result<Policy, CoreError> {
+        let p: PolicyPatch = serde_json::from_value(v).map_err(|e| CoreError::invalid("body", e.to_string()))?;
+        Policy::default().patched(&p)
+    }
+
+    #[test]
+    fn default_needs_nothing_and_round_trips() {
+        let p = Policy::default();
+        assert!(!p.key_create.needs_approval());
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["key.create"], json!({"approvals": 0, "approver_roles": ["owner", "admin"]}));
+        assert_eq!(v["temporary_max_days"], 30);
+        assert_eq!(serde_json::from_value::<Policy>(v).unwrap(), p);
+    }
+
+    #[test]
+    fn patch_keeps_what_is_left_out() {
+        let p = patch(json!({"key.create": {"approvals": 2}, "temporary_max_days": 7})).unwrap();
+        assert_eq!(p.key_create.approvals, Approvals::Count(2));
+        assert_eq!(p.key_create.approver_roles, vec![Role::Owner, Role::Admin]);
+        assert!(!p.key_revoke.needs_approval());
+        assert!(p.permanent_requires_ip_allowlist);
+        assert_eq!(p.temporary_max_days, 7);
+        let p = patch(json!({"key.revoke": {}})).unwrap();
+        assert_eq!(p.key_revoke.approvals, Approvals::HalfOfAdmins);
+    }
+
+    #[test]
+    fn bad_patches_name_the_field() {
+        assert_eq!(patch(json!({"temporary_max_days": 0})).unwrap_err().field(), "temporary_max_days");
+        assert_eq!(
+            patch(json!({"key.update": {"approvals": 1, "approver_roles": []}})).unwrap_err().field(),
+            "key.update.approver_roles"
+        );
+        assert_eq!(
+            patch(json!({"key.update": {"approver_roles": ["viewer"]}})).unwrap_err().field(),
+            "key.update.approver_roles"
+        );
+        assert!(serde_json::from_value::<PolicyPatch>(json!({"key.create": {"approvals": 21}})).is_err());
+        assert!(serde_json::from_value::<PolicyPatch>(json!({"key.create": {"approvals": "most"}})).is_err());
+        assert!(serde_json::from_value::<PolicyPatch>(json!({"key.delete": {}})).is_err());
+    }
+
+    #[test]
+    fn half_of_admins_rounds_up() {
+        assert_eq!(Approvals::HalfOfAdmins.required(0), 0);
+        assert_eq!(Approvals::HalfOfAdmins.required(1), 1);
+        assert_eq!(Approvals::HalfOfAdmins.required(3), 2);
+        assert_eq!(Approvals::HalfOfAdmins.required(4), 2);
+        assert_eq!(Approvals::Count(2).required(0), 2);
+    }
+}

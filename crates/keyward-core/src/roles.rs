@@ -1,0 +1,124 @@
+//! Member roles and what each may do: the one table every management route consults.
+//!
+//! | action                         | owner | admin | manager | developer | operator | viewer |
+//! |--------------------------------|:-----:|:-----:|:-------:|:---------:|:--------:|:------:|
+//! | read keys, members, policies, approvals | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | create keys                    | ✓ | ✓ | ✓ | ✓ | ✓ |   |
+//! | update keys                    | ✓ | ✓ | ✓ | own |   |   |
+//! | rotate keys                    | ✓ | ✓ | ✓ | own | ✓ |   |
+//! | revoke keys                    | ✓ | ✓ | ✓ | own | ✓ |   |
+//! | invite, remove, change members | ✓ | ✓ |   |   |   |   |
+//! | change policies                | ✓ | ✓ |   |   |   |   |
+//!
+//! "own": only keys the developer created. Approving is governed by each policy's
+//! `approver_roles`. Nobody grants more than they hold: a member assigns roles up to their own
+//! rank, and a key's `roles` may name a member role only up to its creator's rank.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Developer,
+    Manager,
+    Admin,
+    Owner,
+}
+
+pub const ALL_ROLES: [Role; 6] =
+    [Role::Owner, Role::Admin, Role::Manager, Role::Developer, Role::Operator, Role::Viewer];
+
+/// What a management call wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    CreateKey,
+    UpdateKey,
+    RotateKey,
+    RevokeKey,
+    ManageMembers,
+    ManagePolicies,
+}
+
+/// The answer of [`allows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Yes,
+    /// Only on keys the member created.
+    OwnKeysOnly,
+    No,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Developer => "developer",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        ALL_ROLES.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn allows(self, action: Action) -> Grant {
+        use Action::*;
+        use Role::*;
+        match (self, action) {
+            (_, Read) => Grant::Yes,
+            (Owner | Admin, _) => Grant::Yes,
+            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey) => Grant::Yes,
+            (Developer, CreateKey) => Grant::Yes,
+            (Developer, UpdateKey | RotateKey | RevokeKey) => Grant::OwnKeysOnly,
+            (Operator, CreateKey | RotateKey | RevokeKey) => Grant::Yes,
+            _ => Grant::No,
+        }
+    }
+
+    /// May a member with this role give `other` to someone (a member or a key)?
+    pub fn may_grant(self, other: Role) -> bool {
+        other <= self
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The member roles named in a key's `roles` that `granter` may not give.
+pub fn roles_beyond(granter: Role, key_roles: &[String]) -> Option<&str> {
+    key_roles.iter().map(String::as_str).find(|r| Role::parse(r).is_some_and(|r| !granter.may_grant(r)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_round_trips() {
+        for r in ALL_ROLES {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn granting_is_bounded_by_rank() {
+        assert!(Role::Admin.may_grant(Role::Developer));
+        assert!(Role::Admin.may_grant(Role::Admin));
+        assert!(!Role::Admin.may_grant(Role::Owner));
+        assert!(!Role::Viewer.may_grant(Role::Operator));
+        let roles = vec!["billing".to_string(), "admin".to_string()];
+        assert_eq!(roles_beyond(Role::Developer, &roles), Some("admin"));
+        assert_eq!(roles_beyond(Role::Owner, &roles), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! Checking a member's one-time code: a TOTP code, whose time step is then claimed so it
+//! cannot be used again, or one of their recovery codes, which is used up.
+
+use keyward_core::mfa;
+use keyward_core::pepper::hex_encode;
+
+use crate::error::{ApiError, ApiResult};
+use crate::seal;
+use crate::state::AppState;
+
+fn refused(message: &str) -> ApiError {
+    ApiError::MfaRequired { enrol: false, message: message.into() }
+}
+
+/// How a recovery code is stored: keyed by the pepper and bound to its member.
+pub fn recovery_hash(state: &AppState, member_id: &str, code: &str) -> String {
+    hex_encode(&state.pepper.derive("recovery-code", &format!("{member_id}\0{}", mfa::normalise_recovery(code))))
+}
+
+/// Accepts `code` for `member_id` once, or answers `mfa_required`.
+pub async fn check_code(state: &AppState, member_id: &str, code: Option<&str>) -> ApiResult<()> {
+    let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
+        refused("a one-time code is required: send otp from your authenticator app (or a recovery code)")
+    })?;
+    let st = state.store.totp_state(member_id).await?;
+    let Some(sealed) = st.secret else {
+        return Err(ApiError::MfaRequired {
+            enrol: true,
+            message: "this needs MFA: enrol TOTP with POST /v1/members/me/mfa/totp first".into(),
+        });
+    };
+    if mfa::is_recovery_shape(code) {
+        let used = state.store.use_recovery_code(member_id, &recovery_hash(state, member_id, code)).await?;
+        return if used { Ok(()) } else { Err(refused("invalid or already used recovery code")) };
+    }
+    let secret = seal::open_totp(&state.pepper, member_id, &sealed)
+        .ok_or_else(|| ApiError::Internal("stored TOTP secret cannot be opened".into()))?;
+    let step = mfa::matching_step(&secret, code, state.clock.now()).ok_or_else(|| refused("invalid one-time code"))?;
+    if !state.store.claim_totp_step(member_id, step).await? {
+        return Err(refused("this one-time code was already used; wait for the next one"));
+    }
+    Ok(())
+}

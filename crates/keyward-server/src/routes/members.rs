@@ -1,0 +1,347 @@
+//! Members: invitations and setup, roles, removal, the caller's own password, TOTP and
+//! management keys.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use keyward_core::governance::{
+    Invitation, InviteRequest, MemberList, MemberView, NewManagementKeyView, OtpBody, PasswordChange, RecoveryCodes,
+    RoleChange, SetupRequest, TotpEnrolment,
+};
+use keyward_core::random::base62_string;
+use keyward_core::roles::{Action, Role};
+use keyward_core::{ids, keyformat, mfa, password};
+use keyward_store::{Member, NewManagementKey, NewMember};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Caller};
+use crate::mfa::{check_code, recovery_hash};
+use crate::seal;
+use crate::state::{AppState, SharedState};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberListParams {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+pub(crate) fn member_view(m: &Member) -> MemberView {
+    {
+        MemberView {
+            id: m.id.clone(),
+            email: m.email.clone(),
+            role: m.role,
+            status: if m.active { "active" } else { "invited" }.into(),
+            mfa_enabled: m.mfa_enabled,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Emails are compared without case or surrounding spaces.
+pub fn email(raw: &str) -> ApiResult<String> {
+    let e = raw.trim().to_lowercase();
+    let ok = (3..=254).contains(&e.len())
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(ApiError::invalid("email", "email must be an email address"))
+    }
+}
+
+fn role(raw: &str) -> ApiResult<Role> {
+    Role::parse(raw).ok_or_else(|| {
+        ApiError::invalid(
+            "role",
+            format!("unknown role {raw:?}: use owner, admin, manager, developer, operator or viewer"),
+        )
+    })
+}
+
+/// argon2id is deliberately slow: off the async workers.
+pub(crate) async fn hash_password(state: &AppState, pw: String) -> ApiResult<String> {
+    password::check_rules(&pw)?;
+    let rng = state.random.clone();
+    tokio::task::spawn_blocking(move || password::hash(&pw, rng.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+pub(crate) async fn password_matches(pw: String, phc: Option<String>) -> ApiResult<bool> {
+    tokio::task::spawn_blocking(move || match phc {
+        Some(h) => password::verify(&pw, &h),
+        None => {
+            password::verify_nothing(&pw);
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn target(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Member> {
+    state
+        .store
+        .get_member(&caller.0.workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no member with id {id:?}")))
+}
+
+/// Admins manage members up to their own rank; an owner is managed only by owners.
+fn may_manage(caller: &Caller, role: Role) -> ApiResult<()> {
+    if caller.0.role.may_grant(role) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("a {} cannot manage or grant the {role} role", caller.0.role)))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/members", tag = "members", request_body = InviteRequest,
+    responses((status = 201, description = "invited; `setup_token` is shown only here", body = Invitation),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn invite_member(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> ApiResult<(StatusCode, Json<Invitation>)> {
+    caller.require(Action::ManageMembers)?;
+    let email = email(&req.email)?;
+    let role = role(&req.role)?;
+    may_manage(&caller, role)?;
+    let now = state.clock.now();
+    let rng = state.random.as_ref();
+    let token = format!("{}_setup_{}", caller.0.prefix, base62_string(rng, keyformat::RANDOM_LEN));
+    let expires = now + chrono::Duration::from_std(state.config.invite_ttl).unwrap_or(chrono::Duration::days(7));
+    let m = NewMember {
+        id: ids::new_id("mem", now, rng),
+        workspace_id: caller.0.workspace_id.clone(),
+        email,
+        role,
+        setup_hash: state.pepper.hash(&token),
+        setup_expires_at: expires,
+        created_at: now,
+    };
+    state.store.invite_member(&m).await.map_err(|e| match e {
+        keyward_store::StoreError::Conflict(_) => ApiError::Conflict {
+            field: Some("email".into()),
+            message: "a member with this email already exists in this workspace".into(),
+        },
+        e => e.into(),
+    })?;
+    let member = Member {
+        id: m.id,
+        workspace_id: m.workspace_id,
+        email: m.email,
+        role,
+        created_at: now,
+        active: false,
+        mfa_enabled: false,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(Invitation { member: member_view(&member), setup_token: token, setup_expires_at: expires }),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/members/setup", tag = "members", request_body = SetupRequest,
+    responses((status = 200, description = "password set; the setup token is dead", body = MemberView),
+        (status = 400, body = ErrorBody)))]
+pub async fn setup_member(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<SetupRequest>,
+) -> ApiResult<Json<MemberView>> {
+    let phc = hash_password(&state, req.password).await?;
+    let m = state
+        .store
+        .complete_setup(&state.pepper.hash(req.setup_token.trim()), &phc, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::invalid("setup_token", "setup_token is invalid, already used or expired"))?;
+    Ok(Json(member_view(&m)))
+}
+
+#[utoipa::path(get, path = "/v1/members", tag = "members", params(MemberListParams),
+    responses((status = 200, body = MemberList), (status = 400, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn list_members(
+    State(state): State<SharedState>,
+    caller: Caller,
+    params: Result<Query<MemberListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<MemberList>> {
+    let Query(p) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
+    let limit = super::paging::limit(p.limit.as_deref())?;
+    let cursor = super::paging::cursor(p.cursor.as_deref(), "mem_")?;
+    let mut rows = state.store.list_members(&caller.0.workspace_id, cursor, limit).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|m| m.id.clone()) } else { None };
+    Ok(Json(MemberList { items: rows.iter().map(member_view).collect(), next_cursor }))
+}
+
+#[utoipa::path(get, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path)),
+    responses((status = 200, body = MemberView), (status = 404, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn get_member(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MemberView>> {
+    Ok(Json(member_view(&target(&state, &caller, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path)), request_body = RoleChange,
+    responses((status = 200, body = MemberView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the last owner", body = ErrorBody)), security(("management_key" = [])))]
+pub async fn change_role(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RoleChange>,
+) -> ApiResult<Json<MemberView>> {
+    caller.require(Action::ManageMembers)?;
+    let new = role(&req.role)?;
+    let m = target(&state, &caller, &id).await?;
+    may_manage(&caller, m.role)?;
+    may_manage(&caller, new)?;
+    let m = state
+        .store
+        .set_role(&caller.0.workspace_id, &id, new)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no member with id {id:?}")))?;
+    Ok(Json(member_view(&m)))
+}
+
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path)),
+    responses((status = 204, description = "removed with their sessions and management keys"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn remove_member(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Action::ManageMembers)?;
+    let m = target(&state, &caller, &id).await?;
+    may_manage(&caller, m.role)?;
+    if !state.store.remove_member(&caller.0.workspace_id, &id).await? {
+        return Err(ApiError::NotFound(format!("no member with id {id:?}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/members/me", tag = "members",
+    responses((status = 200, body = MemberView)), security(("management_key" = [])))]
+pub async fn me(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<MemberView>> {
+    let id = caller.0.member_id.clone();
+    Ok(Json(member_view(&target(&state, &caller, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/members/me/password", tag = "members", request_body = PasswordChange,
+    responses((status = 204, description = "password set"), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn set_password(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let id = &caller.0.member_id;
+    if let Some(current) = state.store.password_hash(id).await? {
+        let given = req.current_password.ok_or_else(|| {
+            ApiError::invalid("current_password", "current_password is required to change a password")
+        })?;
+        if !password_matches(given, Some(current)).await? {
+            return Err(ApiError::Forbidden("current_password is wrong".into()));
+        }
+    }
+    let phc = hash_password(&state, req.password).await?;
+    state.store.set_password(id, &phc).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/members/me/mfa/totp", tag = "members",
+    responses((status = 200, description = "confirm with a code to turn it on", body = TotpEnrolment),
+        (status = 409, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn enrol_totp(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<TotpEnrolment>> {
+    let p = &caller.0;
+    if p.mfa_enabled {
+        return Err(ApiError::Conflict { field: None, message: "TOTP is already on; disable it first".into() });
+    }
+    let secret = mfa::new_secret(state.random.as_ref());
+    let sealed = seal::seal_totp(&state.pepper, state.random.as_ref(), &p.member_id, &secret)
+        .ok_or_else(|| ApiError::Internal("sealing failed".into()))?;
+    let (b32, uri) = mfa::enrolment(&secret, "Keyward", &p.email)
+        .ok_or_else(|| ApiError::Internal("cannot build the otpauth URI".into()))?;
+    state.store.set_totp_pending(&p.member_id, &sealed).await?;
+    Ok(Json(TotpEnrolment { secret: b32, otpauth_uri: uri }))
+}
+
+#[utoipa::path(post, path = "/v1/members/me/mfa/totp/confirm", tag = "members", request_body = OtpBody,
+    responses((status = 200, description = "TOTP is on; recovery codes are shown only here", body = RecoveryCodes),
+        (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)), security(("management_key" = [])))]
+pub async fn confirm_totp(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<OtpBody>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    let id = &caller.0.member_id;
+    let st = state.store.totp_state(id).await?;
+    let sealed = st.pending.ok_or_else(|| ApiError::Conflict {
+        field: None,
+        message: "no TOTP enrolment is waiting: POST /v1/members/me/mfa/totp first".into(),
+    })?;
+    let secret = seal::open_totp(&state.pepper, id, &sealed)
+        .ok_or_else(|| ApiError::Internal("stored TOTP secret cannot be opened".into()))?;
+    let otp = req.otp.unwrap_or_default();
+    let step = mfa::matching_step(&secret, &otp, state.clock.now())
+        .ok_or_else(|| ApiError::MfaRequired { enrol: false, message: "invalid one-time code".into() })?;
+    let codes = mfa::recovery_codes(state.random.as_ref());
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(&state, id, c)).collect();
+    if !state.store.confirm_totp(id, step, &hashes).await? {
+        return Err(ApiError::Conflict { field: None, message: "no TOTP enrolment is waiting".into() });
+    }
+    Ok(Json(RecoveryCodes { recovery_codes: codes }))
+}
+
+#[utoipa::path(post, path = "/v1/members/me/mfa/totp/disable", tag = "members", request_body = OtpBody,
+    responses((status = 204, description = "TOTP is off"), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn disable_totp(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<OtpBody>,
+) -> ApiResult<StatusCode> {
+    if caller.0.policy.require_mfa {
+        return Err(ApiError::Conflict {
+            field: None,
+            message: "this workspace requires MFA; it cannot be turned off".into(),
+        });
+    }
+    check_code(&state, &caller.0.member_id, req.otp.as_deref()).await?;
+    state.store.disable_totp(&caller.0.member_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/members/me/keys", tag = "members",
+    responses((status = 201, description = "a management key acting as you; shown only here", body = NewManagementKeyView)),
+    security(("management_key" = [])))]
+pub async fn create_management_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<NewManagementKeyView>)> {
+    let p = &caller.0;
+    let now = state.clock.now();
+    let rng = state.random.as_ref();
+    let token = keyformat::generate_management(&p.prefix, rng);
+    let start = keyformat::parse(&token).map(|t| t.start.to_string()).unwrap_or_default();
+    let key = NewManagementKey { id: ids::new_id("mk", now, rng), hash: state.pepper.hash(&token), start };
+    state.store.add_management_key(&p.workspace_id, &p.member_id, &key, now).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewManagementKeyView { id: key.id, management_key: token, start: key.start, role: p.role }),
+    ))
+}

@@ -1,0 +1,28 @@
+//! `limit` and `cursor` of list routes.
+
+use crate::error::{ApiError, ApiResult};
+
+/// 1-200, default 50.
+pub fn limit(raw: Option<&str>) -> ApiResult<u32> {
+    match raw {
+        None => Ok(50),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 200")),
+    }
+}
+
+/// A cursor is an id from an earlier page: `<prefix>_` and ASCII letters and digits.
+pub fn cursor<'a>(raw: Option<&'a str>, prefix: &str) -> ApiResult<Option<&'a str>> {
+    match raw {
+        None => Ok(None),
+        Some(c)
+            if c.starts_with(prefix) && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            Ok(Some(c))
+        }
+        Some(_) => Err(ApiError::invalid("cursor", "cursor must be a next_cursor from an earlier page")),
+    }
+}

@@ -1,0 +1,128 @@
+//! Password logins: session tokens (bearer credentials for the management API) and logout.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{DateTime, Utc};
+
+use keyward_core::governance::{LoginRequest, SessionView};
+use keyward_core::keyformat;
+use keyward_store::{CredentialKind, LoginRecord, NewSession};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Caller};
+use crate::mfa::check_code;
+use crate::routes::members::{email, password_matches};
+use crate::state::{AppState, SharedState};
+
+fn wrong() -> ApiError {
+    ApiError::Unauthenticated("invalid email or password".into())
+}
+
+fn locked(state: &AppState, until: DateTime<Utc>) -> ApiError {
+    let secs = (until - state.clock.now()).num_seconds().max(1);
+    ApiError::RateLimited {
+        retry_after: u64::try_from(secs).unwrap_or(1),
+        message: "too many failed logins; try again later".into(),
+    }
+}
+
+/// Counts a failure against the account (in the database, so every node sees it) and the IP.
+async fn failed(state: &AppState, rec: &LoginRecord, ip: std::net::IpAddr) -> ApiResult<()> {
+    let now = state.clock.now();
+    let (limit, lock) = state.config.account_lockout;
+    let until = now + chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::minutes(15));
+    state.store.login_failed(&rec.member.id, i64::from(limit), until).await?;
+    state.logins.failed(ip, now);
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/sessions", tag = "members", request_body = LoginRequest,
+    responses((status = 201, body = SessionView), (status = 401, description = "wrong credentials, or `mfa_required`", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let ip = state.client_ip(peer.ip(), &headers);
+    let now = state.clock.now();
+    if let Some(retry_after) = state.logins.blocked(ip, now) {
+        return Err(ApiError::RateLimited {
+            retry_after,
+            message: "too many failed logins from this address; try again later".into(),
+        });
+    }
+    let email = email(&req.email)?;
+    let mut records = state.store.login_records(&email).await?;
+    records.retain(|r| r.password_hash.is_some());
+    if let Some(ws) = &req.workspace_id {
+        records.retain(|r| &r.member.workspace_id == ws);
+    }
+    if records.len() > 1 {
+        return Err(ApiError::invalid("workspace_id", "this email is a member of several workspaces; name one"));
+    }
+    let Some(rec) = records.pop() else {
+        // Same work as a real check, so the answer's timing does not reveal the email.
+        password_matches(req.password, None).await?;
+        state.logins.failed(ip, now);
+        return Err(wrong());
+    };
+    if let Some(until) = rec.locked_until.filter(|u| *u > now) {
+        return Err(locked(&state, until));
+    }
+    if !password_matches(req.password, rec.password_hash.clone()).await? {
+        failed(&state, &rec, ip).await?;
+        return Err(wrong());
+    }
+    if rec.member.mfa_enabled {
+        if req.otp.as_deref().is_none_or(|o| o.trim().is_empty()) {
+            // The password was right: asking for the second factor is not a failure.
+            return Err(ApiError::MfaRequired { enrol: false, message: "this account has MFA: send otp".into() });
+        }
+        if let Err(e) = check_code(&state, &rec.member.id, req.otp.as_deref()).await {
+            failed(&state, &rec, ip).await?;
+            return Err(e);
+        }
+    }
+    state.store.login_succeeded(&rec.member.id).await?;
+    let token = keyformat::generate_session(&rec.prefix, state.random.as_ref());
+    let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
+    state
+        .store
+        .create_session(&NewSession {
+            hash: state.pepper.hash(&token),
+            workspace_id: rec.member.workspace_id.clone(),
+            member_id: rec.member.id.clone(),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionView {
+            token,
+            expires_at,
+            member_id: rec.member.id,
+            workspace_id: rec.member.workspace_id,
+            role: rec.member.role,
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "members",
+    responses((status = 204, description = "logged out; the token no longer works"), (status = 400, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn logout(State(state): State<SharedState>, caller: Caller) -> ApiResult<StatusCode> {
+    if caller.0.kind != CredentialKind::Session {
+        return Err(ApiError::Invalid {
+            field: None,
+            message: "this credential is a management key, not a session; nothing to log out".into(),
+        });
+    }
+    state.store.delete_session(&caller.0.hash).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

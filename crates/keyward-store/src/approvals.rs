@@ -1,0 +1,529 @@
+//! Approval requests. A governed key action writes the key in a pending state and an approval
+//! request in one transaction; approving to quorum, rejecting, cancelling or expiring it
+//! applies or undoes the change in one transaction, with change events for every node's cache.
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::{from_ms, to_ms};
+use keyward_core::model::{KeyRecord, KeyStatus};
+use keyward_core::policy::KeyAction;
+use keyward_core::roles::Role;
+use keyward_core::validate::UpdateKeyRequest;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::events::emit;
+use crate::keys::{apply_changes, cache_key, retire};
+use crate::rows::{key_from_row, KEY_COLUMNS};
+use crate::{Backend, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Cancelled,
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Cancelled => "cancelled",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Cancelled, Self::Expired]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApproval {
+    pub id: String,
+    pub workspace_id: String,
+    pub action: KeyAction,
+    /// The key the request is about (for a rotation: the successor).
+    pub key_id: String,
+    pub requested_by: String,
+    pub required: u32,
+    pub approver_roles: Vec<Role>,
+    /// `{"changes": …}` for an update, `{"old_key_id", "grace_period_seconds"}` for a rotation.
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub member_id: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub request: NewApproval,
+    pub status: ApprovalStatus,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub votes: Vec<Vote>,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    /// The vote counts; more are needed.
+    Recorded(Approval),
+    /// Quorum reached (or the request closed): the change is applied (or undone).
+    Done(Approval, Vec<KeyRecord>),
+    AlreadyVoted,
+    /// The request is no longer pending (it may just have expired).
+    Closed(Approval),
+    NotFound,
+}
+
+/// Changing a key under approval.
+#[derive(Debug)]
+pub enum RequestOutcome {
+    Pending(Box<KeyRecord>),
+    NotFound,
+    Refused(String),
+}
+
+const APPROVAL_COLUMNS: &str = "id, workspace_id, action, key_id, requested_by, status, required, approver_roles, \
+     payload, reason, decided_by, created_at, expires_at, decided_at";
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Internal(format!("unreadable {what} in approvals row"))
+}
+
+fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
+    let action: String = r.try_get("action")?;
+    let status: String = r.try_get("status")?;
+    let roles: Vec<String> =
+        serde_json::from_str(&r.try_get::<String, _>("approver_roles")?).map_err(|_| bad("roles"))?;
+    Ok(Approval {
+        request: NewApproval {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            action: KeyAction::parse(&action).ok_or_else(|| bad("action"))?,
+            key_id: r.try_get("key_id")?,
+            requested_by: r.try_get("requested_by")?,
+            required: u32::try_from(r.try_get::<i64, _>("required")?).map_err(|_| bad("required"))?,
+            approver_roles: roles
+                .iter()
+                .map(|s| Role::parse(s).ok_or_else(|| bad("role")))
+                .collect::<Result<_, _>>()?,
+            payload: serde_json::from_str(&r.try_get::<String, _>("payload")?).map_err(|_| bad("payload"))?,
+            created_at: from_ms(r.try_get("created_at")?),
+            expires_at: from_ms(r.try_get("expires_at")?),
+        },
+        status: ApprovalStatus::parse(&status).ok_or_else(|| bad("status"))?,
+        reason: r.try_get("reason")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at: r.try_get::<Option<i64>, _>("decided_at")?.map(from_ms),
+        votes: Vec::new(),
+    })
+}
+
+pub(crate) async fn insert_approval(tx: &mut Transaction<'_, Any>, a: &NewApproval) -> Result<(), StoreError> {
+    let roles: Vec<&str> = a.approver_roles.iter().map(|r| r.as_str()).collect();
+    sqlx::query(&format!(
+        "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, NULL, NULL, $9, $10, NULL)"
+    ))
+    .bind(&a.id)
+    .bind(&a.workspace_id)
+    .bind(a.action.as_str())
+    .bind(&a.key_id)
+    .bind(&a.requested_by)
+    .bind(i64::from(a.required))
+    .bind(serde_json::to_string(&roles).unwrap_or_else(|_| "[]".into()))
+    .bind(a.payload.to_string())
+    .bind(to_ms(a.created_at))
+    .bind(to_ms(a.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn votes(ex: &mut sqlx::AnyConnection, id: &str) -> Result<Vec<Vote>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT member_id, created_at FROM approval_votes WHERE approval_id = $1 ORDER BY created_at, member_id",
+    )
+    .bind(id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(Vote { member_id: r.try_get("member_id")?, at: from_ms(r.try_get("created_at")?) }))
+        .collect()
+}
+
+/// Sets a key's status where it still waits on `approval_id`; returns the changed row.
+async fn set_key_status(
+    tx: &mut Transaction<'_, Any>,
+    key_id: &str,
+    approval_id: &str,
+    status: KeyStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let revoked = if status == KeyStatus::Revoked { ", revoked_at = $2" } else { "" };
+    let sql = format!(
+        "UPDATE api_keys SET status = $1, approval_id = NULL, updated_at = $2{revoked} \
+         WHERE id = $3 AND approval_id = $4 RETURNING {KEY_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(status.as_str())
+        .bind(to_ms(now))
+        .bind(key_id)
+        .bind(approval_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+fn payload_str<'a>(a: &'a NewApproval, field: &str) -> Option<&'a str> {
+    a.payload.get(field).and_then(Value::as_str)
+}
+
+/// Carries out an approved request.
+async fn apply(
+    tx: &mut Transaction<'_, Any>,
+    a: &NewApproval,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut changed = Vec::new();
+    match a.action {
+        KeyAction::Create => changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?),
+        KeyAction::Revoke => changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Revoked, now).await?),
+        KeyAction::Update => {
+            let req: UpdateKeyRequest =
+                serde_json::from_value(a.payload.get("changes").cloned().unwrap_or(Value::Null))
+                    .map_err(|_| bad("changes"))?;
+            // Checked when the request was made, against the same time.
+            let c = req.validate(a.created_at).map_err(|e| StoreError::Internal(format!("stored changes: {e}")))?;
+            changed.extend(apply_changes(tx, &a.workspace_id, &a.key_id, &c, now, Some(&a.id)).await?);
+        }
+        KeyAction::Rotate => {
+            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?);
+            if let Some(old) = payload_str(a, "old_key_id") {
+                let grace = a.payload.get("grace_period_seconds").and_then(Value::as_i64).unwrap_or(0);
+                let end = (grace > 0).then(|| now + chrono::Duration::seconds(grace));
+                changed.extend(retire(tx, old, end, now).await?);
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Undoes what a request put in place: the key returns to how it was (a create ends rejected).
+async fn undo(
+    tx: &mut Transaction<'_, Any>,
+    a: &NewApproval,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut changed = Vec::new();
+    match a.action {
+        KeyAction::Create | KeyAction::Rotate => {
+            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Rejected, now).await?);
+            if let Some(old) = payload_str(a, "old_key_id") {
+                sqlx::query("UPDATE api_keys SET replaced_by = NULL WHERE id = $1 AND replaced_by = $2")
+                    .bind(old)
+                    .bind(&a.key_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        KeyAction::Update | KeyAction::Revoke => {
+            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?)
+        }
+    }
+    Ok(changed)
+}
+
+async fn emit_all(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    keys: &[KeyRecord],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for k in keys.iter().filter_map(cache_key) {
+        emit(tx, backend, &k, now).await?;
+    }
+    Ok(())
+}
+
+/// Takes the request's row lock (PostgreSQL) or the write lock (SQLite) before anything is
+/// read, so concurrent votes are counted one after another.
+async fn lock(tx: &mut Transaction<'_, Any>, workspace_id: &str, id: &str) -> Result<Option<Approval>, StoreError> {
+    let sql = format!(
+        "UPDATE approvals SET status = status WHERE workspace_id = $1 AND id = $2 RETURNING {APPROVAL_COLUMNS}"
+    );
+    let row = sqlx::query(&sql).bind(workspace_id).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(approval_from_row).transpose()
+}
+
+async fn close(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+    status: ApprovalStatus,
+    by: Option<&str>,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE approvals SET status = $1, decided_by = $2, reason = $3, decided_at = $4 WHERE id = $5")
+        .bind(status.as_str())
+        .bind(by)
+        .bind(reason)
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Puts an active key in `pending_update` or `pending_revoke` and records the request.
+    pub async fn request_change(
+        &self,
+        key_status: KeyStatus,
+        a: &NewApproval,
+        now: DateTime<Utc>,
+    ) -> Result<RequestOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE api_keys SET status = $1, approval_id = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5 \
+             AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING {KEY_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key_status.as_str())
+            .bind(&a.id)
+            .bind(to_ms(now))
+            .bind(&a.workspace_id)
+            .bind(&a.key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(match self.get_key(&a.workspace_id, &a.key_id).await? {
+                None => RequestOutcome::NotFound,
+                Some(k) => RequestOutcome::Refused(refusal(&k, now)),
+            });
+        };
+        let rec = key_from_row(&row)?;
+        insert_approval(&mut tx, a).await?;
+        emit_all(&mut tx, self.backend, std::slice::from_ref(&rec), now).await?;
+        tx.commit().await?;
+        Ok(RequestOutcome::Pending(Box::new(rec)))
+    }
+
+    pub async fn get_approval(&self, workspace_id: &str, id: &str) -> Result<Option<Approval>, StoreError> {
+        let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE workspace_id = $1 AND id = $2");
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(&sql).bind(workspace_id).bind(id).fetch_optional(&mut *conn).await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut a = approval_from_row(&row)?;
+        a.votes = votes(&mut conn, id).await?;
+        Ok(Some(a))
+    }
+
+    /// One page, newest first; `limit + 1` rows at most.
+    pub async fn list_approvals(
+        &self,
+        workspace_id: &str,
+        status: Option<ApprovalStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE workspace_id = $1 AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id)
+            .bind(status.map(ApprovalStatus::as_str).unwrap_or(""))
+            .bind(cursor.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut a = approval_from_row(r)?;
+            a.votes = votes(&mut conn, &a.request.id).await?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Counts one approver's vote; at quorum the change is applied in the same transaction.
+    pub async fn approve(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        member_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(a) = lock(&mut tx, workspace_id, id).await? else {
+            tx.rollback().await?;
+            return Ok(Decision::NotFound);
+        };
+        if settle(&mut tx, self.backend, &a, now).await? {
+            tx.commit().await?;
+            return Ok(Decision::Closed(self.reload(&a).await?));
+        }
+        let fresh = sqlx::query(
+            "INSERT INTO approval_votes (approval_id, member_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (approval_id, member_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(member_id)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            tx.rollback().await?;
+            return Ok(Decision::AlreadyVoted);
+        }
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM approval_votes WHERE approval_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        let done = n >= i64::from(a.request.required);
+        let mut changed = Vec::new();
+        if done {
+            changed = apply(&mut tx, &a.request, now).await?;
+            emit_all(&mut tx, self.backend, &changed, now).await?;
+            close(&mut tx, id, ApprovalStatus::Approved, Some(member_id), None, now).await?;
+        }
+        tx.commit().await?;
+        let a = self
+            .get_approval(workspace_id, id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("approval vanished".into()))?;
+        Ok(if done { Decision::Done(a, changed) } else { Decision::Recorded(a) })
+    }
+
+    /// Rejects or cancels a pending request and undoes its pending state.
+    pub async fn close_approval(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        status: ApprovalStatus,
+        by: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(a) = lock(&mut tx, workspace_id, id).await? else {
+            tx.rollback().await?;
+            return Ok(Decision::NotFound);
+        };
+        if settle(&mut tx, self.backend, &a, now).await? {
+            tx.commit().await?;
+            return Ok(Decision::Closed(self.reload(&a).await?));
+        }
+        let changed = undo(&mut tx, &a.request, now).await?;
+        emit_all(&mut tx, self.backend, &changed, now).await?;
+        close(&mut tx, id, status, Some(by), reason, now).await?;
+        tx.commit().await?;
+        let a = self
+            .get_approval(workspace_id, id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("approval vanished".into()))?;
+        Ok(Decision::Done(a, changed))
+    }
+
+    async fn reload(&self, a: &Approval) -> Result<Approval, StoreError> {
+        self.get_approval(&a.request.workspace_id, &a.request.id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("approval vanished".into()))
+    }
+
+    /// Expires every pending request past its time (in one workspace, or all); returns the
+    /// keys whose state changed.
+    pub async fn expire_approvals(
+        &self,
+        workspace_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT workspace_id, id FROM approvals WHERE status = 'pending' AND expires_at <= $1 AND ($2 = '' OR workspace_id = $2)",
+        )
+        .bind(to_ms(now))
+        .bind(workspace_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut changed = Vec::new();
+        for r in rows {
+            let (ws, id): (String, String) = (r.try_get("workspace_id")?, r.try_get("id")?);
+            let mut tx = self.pool.begin().await?;
+            if let Some(a) = lock(&mut tx, &ws, &id).await? {
+                if a.status == ApprovalStatus::Pending {
+                    let c = undo(&mut tx, &a.request, now).await?;
+                    emit_all(&mut tx, self.backend, &c, now).await?;
+                    changed.extend(c);
+                    close(&mut tx, &id, ApprovalStatus::Expired, None, None, now).await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Closes the request in `tx` if it is no longer pending, expiring it (and undoing its key
+/// change) when its time is up. `true`: it is closed, go no further.
+async fn settle(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    a: &Approval,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if a.status != ApprovalStatus::Pending {
+        return Ok(true);
+    }
+    if a.request.expires_at > now {
+        return Ok(false);
+    }
+    let changed = undo(tx, &a.request, now).await?;
+    emit_all(tx, backend, &changed, now).await?;
+    close(tx, &a.request.id, ApprovalStatus::Expired, None, None, now).await?;
+    Ok(true)
+}
+
+/// Cancels the pending requests about a key (it was revoked directly).
+pub(crate) async fn cancel_for_key(
+    tx: &mut Transaction<'_, Any>,
+    key_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE approvals SET status = 'cancelled', reason = 'the key was revoked', decided_at = $1 \
+         WHERE key_id = $2 AND status = 'pending'",
+    )
+    .bind(to_ms(now))
+    .bind(key_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Why a key cannot be put under a request now.
+pub(crate) fn refusal(k: &KeyRecord, now: DateTime<Utc>) -> String {
+    match k.effective_status(now) {
+        KeyStatus::PendingCreate | KeyStatus::PendingUpdate | KeyStatus::PendingRevoke => format!(
+            "key has a pending approval request{}; decide or cancel it first",
+            k.approval_id.as_deref().map(|a| format!(" ({a})")).unwrap_or_default()
+        ),
+        s => format!("key is {} and cannot be changed", s.as_str()),
+    }
+}

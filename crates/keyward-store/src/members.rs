@@ -1,0 +1,505 @@
+//! Members, their credentials (password, TOTP, recovery codes), sessions, and the principal
+//! behind a management credential.
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::{from_ms, to_ms};
+use keyward_core::policy::Policy;
+use keyward_core::roles::Role;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// Who is calling the management API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub workspace_id: String,
+    pub member_id: String,
+    pub email: String,
+    pub role: Role,
+    pub prefix: String,
+    /// The credential's hash (management key or session token).
+    pub hash: String,
+    pub kind: CredentialKind,
+    pub mfa_enabled: bool,
+    /// The workspace's policy, read with the credential.
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    ManagementKey,
+    Session,
+}
+
+/// A member as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    /// Has the member set a password (invitation accepted)?
+    pub active: bool,
+    pub mfa_enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub role: Role,
+    pub setup_hash: String,
+    pub setup_expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a login attempt needs to know about a member.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub member: Member,
+    /// The workspace's key prefix (session tokens carry it).
+    pub prefix: String,
+    pub password_hash: Option<String>,
+    pub failed_logins: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// A member's sealed TOTP secrets and the last time step a code was used in.
+#[derive(Debug, Clone, Default)]
+pub struct TotpState {
+    pub secret: Option<String>,
+    pub pending: Option<String>,
+    pub last_step: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub hash: String,
+    pub workspace_id: String,
+    pub member_id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+const MEMBER_COLUMNS: &str = "m.id, m.workspace_id, m.email, m.role, m.created_at, m.password_hash, m.totp_secret";
+/// The same columns for RETURNING, where SQLite takes no table alias.
+const RETURNED_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret";
+
+fn role(s: &str) -> Result<Role, StoreError> {
+    Role::parse(s).ok_or_else(|| StoreError::Internal(format!("unreadable role {s:?} in members row")))
+}
+
+fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
+    Ok(Member {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        email: r.try_get("email")?,
+        role: role(&r.try_get::<String, _>("role")?)?,
+        created_at: from_ms(r.try_get("created_at")?),
+        active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        mfa_enabled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
+    })
+}
+
+pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
+    match body {
+        None => Ok(Policy::default()),
+        Some(b) => serde_json::from_str(&b).map_err(|_| StoreError::Internal("unreadable policy row".into())),
+    }
+}
+
+impl Store {
+    /// The principal behind a management key hash, if the key exists and is not revoked.
+    pub async fn principal_by_hash(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
+        self.principal(
+            "FROM management_keys c JOIN members m ON m.id = c.member_id \
+             JOIN workspaces w ON w.id = c.workspace_id LEFT JOIN policies p ON p.workspace_id = c.workspace_id \
+             WHERE c.hash = $1 AND c.revoked_at IS NULL",
+            hash,
+            None,
+            CredentialKind::ManagementKey,
+        )
+        .await
+    }
+
+    /// The principal behind a session token hash, if the session is still current.
+    pub async fn principal_by_session(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
+        self.principal(
+            "FROM sessions c JOIN members m ON m.id = c.member_id \
+             JOIN workspaces w ON w.id = c.workspace_id LEFT JOIN policies p ON p.workspace_id = c.workspace_id \
+             WHERE c.hash = $1 AND c.expires_at > $2",
+            hash,
+            Some(to_ms(now)),
+            CredentialKind::Session,
+        )
+        .await
+    }
+
+    async fn principal(
+        &self,
+        from: &str,
+        hash: &str,
+        now: Option<i64>,
+        kind: CredentialKind,
+    ) -> Result<Option<Principal>, StoreError> {
+        let sql = format!("SELECT {MEMBER_COLUMNS}, c.hash, w.prefix, p.body {from}");
+        let mut q = sqlx::query(&sql).bind(hash);
+        if let Some(n) = now {
+            q = q.bind(n);
+        }
+        let Some(r) = q.fetch_optional(&self.pool).await? else { return Ok(None) };
+        let m = member_from_row(&r)?;
+        Ok(Some(Principal {
+            workspace_id: m.workspace_id,
+            member_id: m.id,
+            email: m.email,
+            role: m.role,
+            prefix: r.try_get("prefix")?,
+            hash: r.try_get("hash")?,
+            kind,
+            mfa_enabled: m.mfa_enabled,
+            policy: policy_from(r.try_get("body")?)?,
+        }))
+    }
+
+    pub async fn invite_member(&self, m: &NewMember) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&m.id)
+        .bind(&m.workspace_id)
+        .bind(&m.email)
+        .bind(m.role.as_str())
+        .bind(to_ms(m.created_at))
+        .bind(&m.setup_hash)
+        .bind(to_ms(m.setup_expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a password with a setup token, which dies in the same statement.
+    pub async fn complete_setup(
+        &self,
+        setup_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Member>, StoreError> {
+        let sql = format!(
+            "UPDATE members SET password_hash = $1, setup_hash = NULL, setup_expires_at = NULL \
+             WHERE setup_hash = $2 AND setup_expires_at > $3 RETURNING {RETURNED_COLUMNS}"
+        );
+        let row =
+            sqlx::query(&sql).bind(password_hash).bind(setup_hash).bind(to_ms(now)).fetch_optional(&self.pool).await?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    pub async fn set_password(&self, member_id: &str, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(member_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn password_hash(&self, member_id: &str) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query("SELECT password_hash FROM members WHERE id = $1")
+            .bind(member_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get::<Option<String>, _>("password_hash")).transpose()?.flatten())
+    }
+
+    pub async fn get_member(&self, workspace_id: &str, id: &str) -> Result<Option<Member>, StoreError> {
+        let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.workspace_id = $1 AND m.id = $2");
+        let r = sqlx::query(&sql).bind(workspace_id).bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(member_from_row).transpose()
+    }
+
+    /// One page of members in id order; `limit + 1` rows at most.
+    pub async fn list_members(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Member>, StoreError> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.workspace_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id)
+            .bind(cursor.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// The ids of the members holding one of `roles`.
+    pub async fn members_with_roles(&self, workspace_id: &str, roles: &[Role]) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id, role FROM members WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            if roles.contains(&role(&r.try_get::<String, _>("role")?)?) {
+                out.push(r.try_get("id")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes a role; refused (Conflict) when it would leave the workspace without an owner.
+    pub async fn set_role(&self, workspace_id: &str, id: &str, new: Role) -> Result<Option<Member>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
+            .bind(new.as_str())
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if owners(&mut tx, workspace_id).await? == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict("a workspace must keep at least one owner".into()));
+        }
+        tx.commit().await?;
+        self.get_member(workspace_id, id).await
+    }
+
+    /// Removes a member with every credential they hold; refused when it is the last owner.
+    pub async fn remove_member(&self, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for table in ["sessions", "management_keys", "recovery_codes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if owners(&mut tx, workspace_id).await? == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict("a workspace must keep at least one owner".into()));
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every member with this email, in every workspace, for a login.
+    pub async fn login_records(&self, email: &str) -> Result<Vec<LoginRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS}, m.failed_logins, m.locked_until, w.prefix FROM members m \
+             JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id"
+        );
+        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoginRecord {
+                    member: member_from_row(r)?,
+                    prefix: r.try_get("prefix")?,
+                    password_hash: r.try_get("password_hash")?,
+                    failed_logins: r.try_get("failed_logins")?,
+                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(from_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// Counts a failed login; after `limit` in a row the account locks until `lock_until`.
+    pub async fn login_failed(&self, member_id: &str, limit: i64, lock_until: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE members SET failed_logins = failed_logins + 1, \
+             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
+        )
+        .bind(limit)
+        .bind(to_ms(lock_until))
+        .bind(member_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn login_succeeded(&self, member_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE members SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(member_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (hash, workspace_id, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.hash)
+        .bind(&s.workspace_id)
+        .bind(&s.member_id)
+        .bind(to_ms(s.created_at))
+        .bind(to_ms(s.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Drops sessions that ended before `now`.
+    pub async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(to_ms(now))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    pub async fn totp_state(&self, member_id: &str) -> Result<TotpState, StoreError> {
+        let r = sqlx::query("SELECT totp_secret, totp_pending, totp_last_step FROM members WHERE id = $1")
+            .bind(member_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = r else { return Ok(TotpState::default()) };
+        Ok(TotpState {
+            secret: r.try_get("totp_secret")?,
+            pending: r.try_get("totp_pending")?,
+            last_step: r.try_get("totp_last_step")?,
+        })
+    }
+
+    /// Keeps a sealed secret awaiting its first code.
+    pub async fn set_totp_pending(&self, member_id: &str, sealed: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE members SET totp_pending = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(member_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the pending secret the member's TOTP secret and replaces the recovery codes.
+    pub async fn confirm_totp(
+        &self,
+        member_id: &str,
+        step: i64,
+        recovery_hashes: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE members SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1 \
+             WHERE id = $2 AND totp_pending IS NOT NULL",
+        )
+        .bind(step)
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        for h in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (member_id, hash) VALUES ($1, $2)")
+                .bind(member_id)
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn disable_totp(&self, member_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE members SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1")
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims a TOTP time step: `false` when a code of this step (or a later one) was already
+    /// used. One statement, so two nodes cannot both accept the same code.
+    pub async fn claim_totp_step(&self, member_id: &str, step: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE members SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+        )
+        .bind(step)
+        .bind(member_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Uses up a recovery code: `false` when it is not (or no longer) one of the member's.
+    pub async fn use_recovery_code(&self, member_id: &str, hash: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1 AND hash = $2")
+            .bind(member_id)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, member_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// A management key for a member (shown once by the caller).
+    pub async fn add_management_key(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        key: &crate::NewManagementKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.id)
+        .bind(workspace_id)
+        .bind(member_id)
+        .bind(&key.hash)
+        .bind(&key.start)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn owners(tx: &mut sqlx::Transaction<'_, sqlx::Any>, workspace_id: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner'")
+        .bind(workspace_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?)
+}

@@ -1,0 +1,33 @@
+//! Workspace policies, stored as one JSON document per workspace (absent: the default).
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::to_ms;
+use keyward_core::policy::Policy;
+use sqlx::Row;
+
+use crate::members::policy_from;
+use crate::{Store, StoreError};
+
+impl Store {
+    pub async fn policy(&self, workspace_id: &str) -> Result<Policy, StoreError> {
+        let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+    }
+
+    pub async fn put_policy(&self, workspace_id: &str, p: &Policy, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let body = serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO policies (workspace_id, body, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(workspace_id)
+        .bind(body)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
