@@ -369,15 +369,10 @@ impl Store {
         member_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Decision, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(a) = lock(&mut tx, workspace_id, id).await? else {
-            tx.rollback().await?;
-            return Ok(Decision::NotFound);
+        let (mut tx, a) = match self.open_pending(workspace_id, id, now).await? {
+            Ok(open) => open,
+            Err(d) => return Ok(d),
         };
-        if settle(&mut tx, self.backend, &a, now).await? {
-            tx.commit().await?;
-            return Ok(Decision::Closed(self.reload(&a).await?));
-        }
         let fresh = sqlx::query(
             "INSERT INTO approval_votes (approval_id, member_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (approval_id, member_id) DO NOTHING",
@@ -422,24 +417,37 @@ impl Store {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Decision, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(a) = lock(&mut tx, workspace_id, id).await? else {
-            tx.rollback().await?;
-            return Ok(Decision::NotFound);
+        let (mut tx, a) = match self.open_pending(workspace_id, id, now).await? {
+            Ok(open) => open,
+            Err(d) => return Ok(d),
         };
-        if settle(&mut tx, self.backend, &a, now).await? {
-            tx.commit().await?;
-            return Ok(Decision::Closed(self.reload(&a).await?));
-        }
-        let changed = undo(&mut tx, &a.request, now).await?;
-        emit_all(&mut tx, self.backend, &changed, now).await?;
-        close(&mut tx, id, status, Some(by), reason, now).await?;
+        let changed = end(&mut tx, self.backend, &a, status, Some(by), reason, now).await?;
         tx.commit().await?;
         let a = self
             .get_approval(workspace_id, id)
             .await?
             .ok_or_else(|| StoreError::Internal("approval vanished".into()))?;
         Ok(Decision::Done(a, changed))
+    }
+
+    /// A transaction holding the lock of a request that is still pending, or the answer when
+    /// it is missing or closed (expiring it first when its time is up).
+    async fn open_pending(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(Transaction<'static, Any>, Approval), Decision>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(a) = lock(&mut tx, workspace_id, id).await? else {
+            tx.rollback().await?;
+            return Ok(Err(Decision::NotFound));
+        };
+        if settle(&mut tx, self.backend, &a, now).await? {
+            tx.commit().await?;
+            return Ok(Err(Decision::Closed(self.reload(&a).await?)));
+        }
+        Ok(Ok((tx, a)))
     }
 
     async fn reload(&self, a: &Approval) -> Result<Approval, StoreError> {
@@ -468,10 +476,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             if let Some(a) = lock(&mut tx, &ws, &id).await? {
                 if a.status == ApprovalStatus::Pending {
-                    let c = undo(&mut tx, &a.request, now).await?;
-                    emit_all(&mut tx, self.backend, &c, now).await?;
-                    changed.extend(c);
-                    close(&mut tx, &id, ApprovalStatus::Expired, None, None, now).await?;
+                    changed.extend(end(&mut tx, self.backend, &a, ApprovalStatus::Expired, None, None, now).await?);
                 }
             }
             tx.commit().await?;
@@ -494,10 +499,24 @@ async fn settle(
     if a.request.expires_at > now {
         return Ok(false);
     }
+    end(tx, backend, a, ApprovalStatus::Expired, None, None, now).await?;
+    Ok(true)
+}
+
+/// Closes a pending request without applying it: its key change is undone, with events.
+async fn end(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    a: &Approval,
+    status: ApprovalStatus,
+    by: Option<&str>,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyRecord>, StoreError> {
     let changed = undo(tx, &a.request, now).await?;
     emit_all(tx, backend, &changed, now).await?;
-    close(tx, &a.request.id, ApprovalStatus::Expired, None, None, now).await?;
-    Ok(true)
+    close(tx, &a.request.id, status, by, reason, now).await?;
+    Ok(changed)
 }
 
 /// Cancels the pending requests about a key (it was revoked directly).
