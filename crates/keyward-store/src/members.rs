@@ -67,12 +67,12 @@ pub struct LoginRecord {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-/// A member's sealed TOTP secrets and the last time step a code was used in.
+/// A member's sealed TOTP secret, and one awaiting confirmation. (The last time step used
+/// is only ever compared in the database, by `claim_totp_step`.)
 #[derive(Debug, Clone, Default)]
 pub struct TotpState {
     pub secret: Option<String>,
     pub pending: Option<String>,
-    pub last_step: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -373,16 +373,12 @@ impl Store {
     }
 
     pub async fn totp_state(&self, member_id: &str) -> Result<TotpState, StoreError> {
-        let r = sqlx::query("SELECT totp_secret, totp_pending, totp_last_step FROM members WHERE id = $1")
+        let r = sqlx::query("SELECT totp_secret, totp_pending FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
         let Some(r) = r else { return Ok(TotpState::default()) };
-        Ok(TotpState {
-            secret: r.try_get("totp_secret")?,
-            pending: r.try_get("totp_pending")?,
-            last_step: r.try_get("totp_last_step")?,
-        })
+        Ok(TotpState { secret: r.try_get("totp_secret")?, pending: r.try_get("totp_pending")? })
     }
 
     /// Keeps a sealed secret awaiting its first code.

@@ -108,10 +108,8 @@ pub async fn list_approvals(
     let limit = super::paging::limit(p.limit.as_deref())?;
     let cursor = super::paging::cursor(p.cursor.as_deref(), "apr_")?;
     expire(&state, &caller.0.workspace_id).await?;
-    let mut rows = state.store.list_approvals(&caller.0.workspace_id, status, cursor, limit).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|a| a.request.id.clone()) } else { None };
+    let rows = state.store.list_approvals(&caller.0.workspace_id, status, cursor, limit).await?;
+    let (rows, next_cursor) = super::paging::page(rows, limit, |a| a.request.id.as_str());
     Ok(Json(ApprovalList { items: rows.iter().map(approval_view).collect(), next_cursor }))
 }
 

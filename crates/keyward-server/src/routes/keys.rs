@@ -311,10 +311,8 @@ pub async fn list_keys(
 ) -> ApiResult<Json<KeyList>> {
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let f = params.filter()?;
-    let mut rows = state.store.list_keys(&caller.0.workspace_id, &f, state.clock.now()).await?;
-    let more = rows.len() > f.limit as usize;
-    rows.truncate(f.limit as usize);
-    let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    let rows = state.store.list_keys(&caller.0.workspace_id, &f, state.clock.now()).await?;
+    let (rows, next_cursor) = super::paging::page(rows, f.limit, |r| r.id.as_str());
     Ok(Json(KeyList { items: rows.iter().map(|r| state.view(r)).collect(), next_cursor }))
 }
 

@@ -177,10 +177,8 @@ pub async fn list_members(
     let Query(p) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let limit = super::paging::limit(p.limit.as_deref())?;
     let cursor = super::paging::cursor(p.cursor.as_deref(), "mem_")?;
-    let mut rows = state.store.list_members(&caller.0.workspace_id, cursor, limit).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|m| m.id.clone()) } else { None };
+    let rows = state.store.list_members(&caller.0.workspace_id, cursor, limit).await?;
+    let (rows, next_cursor) = super::paging::page(rows, limit, |m| m.id.as_str());
     Ok(Json(MemberList { items: rows.iter().map(member_view).collect(), next_cursor }))
 }
 

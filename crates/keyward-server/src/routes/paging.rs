@@ -26,3 +26,12 @@ pub fn cursor<'a>(raw: Option<&'a str>, prefix: &str) -> ApiResult<Option<&'a st
         Some(_) => Err(ApiError::invalid("cursor", "cursor must be a next_cursor from an earlier page")),
     }
 }
+
+/// One page from `limit + 1` rows: the rows to answer with and, when more follow, the
+/// cursor of the next page (the last row's id).
+pub fn page<T>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> &str) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(|r| id(r).to_string()) } else { None };
+    (rows, next)
+}
