@@ -1,8 +1,12 @@
-//! Command-line shape. Every server flag can also be set as `KEYWARD_<FLAG>`.
+//! Command-line shape. Every server flag can also be set as `KEYWARD_<FLAG>` or in the
+//! config file (see `settings.rs`).
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::datadir::DEFAULT_DATA_DIR;
+use crate::settings::{GatewaySettings, ServerSettings};
 
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about = "Self-hosted API key management")]
@@ -42,6 +46,9 @@ pub enum Command {
     /// The workspace policy: approvals per key action, key lifetimes, required MFA.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// The server's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// How the CLI gets a password: never from a flag, so it stays out of shell history.
@@ -251,10 +258,10 @@ pub struct RequestArgs {
 #[derive(Debug, Args, Clone)]
 pub struct StorageArgs {
     /// Where the embedded database and the pepper file live.
-    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "./keyward-data")]
+    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
-    #[arg(long, env = "KEYWARD_DATABASE_URL")]
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
@@ -277,54 +284,37 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Where the API listens [default: 127.0.0.1:5399].
+    #[arg(long, env = "KEYWARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
     #[command(flatten)]
-    pub storage: StorageArgs,
-    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:5399")]
-    pub listen: SocketAddr,
+    pub server: ServerSettings,
     #[command(flatten)]
-    pub server: ServerFlags,
+    pub config: ConfigFileArg,
 }
 
-/// Settings `serve` and `gateway` share.
+/// `--config FILE`: a TOML file of settings, below flags and `KEYWARD_*` variables.
 #[derive(Debug, Args)]
-pub struct ServerFlags {
-    /// Require `Keyward-Verify-Token: TOKEN` on the verification endpoints.
-    #[arg(long, env = "KEYWARD_VERIFY_TOKEN")]
-    pub verify_token: Option<String>,
-    /// Peers (IP or CIDR) whose X-Forwarded-For is believed; default loopback. Repeatable.
-    #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXY", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
-    /// Most key records kept in the verification cache.
-    #[arg(long, env = "KEYWARD_CACHE_CAPACITY", default_value_t = 1_000_000)]
-    pub cache_capacity: u64,
-    /// Seconds between writes of last-used marks.
-    #[arg(long, env = "KEYWARD_FLUSH_INTERVAL", default_value_t = 2)]
-    pub flush_interval: u64,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "KEYWARD_BODY_LIMIT", default_value_t = 65536)]
-    pub body_limit: usize,
-    /// Seconds a signed request's Biz-Api-Nonce may differ from the server's clock.
-    #[arg(long, env = "KEYWARD_SIGNATURE_WINDOW", default_value_t = 30)]
-    pub signature_window: u64,
+pub struct ConfigFileArg {
+    #[arg(long = "config", env = "KEYWARD_SERVER_CONFIG")]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// The API to protect, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "KEYWARD_UPSTREAM")]
-    pub upstream: String,
     #[command(flatten)]
-    pub storage: StorageArgs,
-    #[arg(long, env = "KEYWARD_GATEWAY_LISTEN", default_value = "127.0.0.1:8000")]
-    pub listen: SocketAddr,
-    /// A TOML file of `[[route]]` rules: `prefix` and the `permissions` query it requires.
-    #[arg(long, env = "KEYWARD_RULES")]
-    pub rules: Option<PathBuf>,
-    /// Largest request body passed to the upstream, in bytes (413 beyond).
-    #[arg(long, env = "KEYWARD_MAX_BODY", default_value_t = 1_048_576)]
-    pub max_body: usize,
+    pub gateway: GatewaySettings,
     #[command(flatten)]
-    pub server: ServerFlags,
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective server configuration (flags, environment, file, defaults), secrets
+    /// redacted.
+    Show(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -366,8 +356,20 @@ pub struct Remote {
     pub json: bool,
 }
 
+/// `keyward keys …`: local key pairs and keys on the server, under one word.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    #[command(flatten)]
+    Pair(PairCommand),
+    #[command(flatten)]
+    Server(ServerKeyCommand),
+}
+
+/// Key pairs for signed requests, kept on this machine.
+#[derive(Debug, Subcommand)]
+// Parsed once per process; boxing variants would only make the matches noisier.
+#[allow(clippy::large_enum_variant)]
+pub enum PairCommand {
     /// Generate a key pair for signed requests and save it; prints the public key only.
     Generate {
         #[command(flatten)]
@@ -411,6 +413,11 @@ pub enum KeysCommand {
         #[arg(long)]
         expires_in: Option<String>,
     },
+}
+
+/// Keys on the server.
+#[derive(Debug, Subcommand)]
+pub enum ServerKeyCommand {
     /// Create a secret key (its secret is shown once).
     Create {
         #[command(flatten)]

@@ -13,6 +13,8 @@ use keyward_core::OsRandom;
 
 use crate::args::StorageArgs;
 
+/// The data dir when none is named.
+pub const DEFAULT_DATA_DIR: &str = "./keyward-data";
 const PEPPER_FILE: &str = "pepper";
 const PEPPER_ENV: &str = "KEYWARD_PEPPER";
 

@@ -5,6 +5,7 @@ mod commands;
 mod datadir;
 mod keypairs;
 mod output;
+mod settings;
 mod userconfig;
 
 use clap::Parser;

@@ -86,3 +86,16 @@ pub fn verify_line(v: &VerifyResponse) -> String {
         _ => code,
     }
 }
+
+/// Prints a key (JSON or text); a secret, present only in the answer that created it, once.
+pub fn print_key(json: bool, k: &KeyView) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(k)?);
+    } else {
+        println!("{}", key_detail(k));
+        if let Some(s) = &k.secret {
+            println!("\nSecret (shown once, store it now):\n\n  {s}\n");
+        }
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //!   keyward serve &                                    # Keyward on 127.0.0.1:5399
 //!   cargo run -p keyward-client --example protect_axum # this API on 127.0.0.1:8080
 //!   curl -H "X-API-Key: kw_test_sk_…" http://127.0.0.1:8080/v2/wallets
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 

@@ -27,6 +27,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 
+use crate::ErrorBody;
 use crate::{Client, VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 
 type ClientIp = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
@@ -79,13 +80,15 @@ pub struct VerifyService<S> {
 }
 
 fn refusal<RB: From<String>>(status: StatusCode, code: Option<&str>, message: &str) -> Response<RB> {
-    let body = serde_json::json!({"error": {"code": match status {
+    let kind = match status {
         StatusCode::UNAUTHORIZED => "unauthenticated",
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         _ => "unavailable",
-    }, "message": message, "verification_code": code}});
-    let mut r = Response::new(RB::from(body.to_string()));
+    };
+    let body = ErrorBody::new(kind, message).verification_code(code);
+    // An error body of plain strings always serializes; the fallback is never taken.
+    let mut r = Response::new(RB::from(serde_json::to_string(&body).unwrap_or_default()));
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(v) = code.and_then(|c| HeaderValue::from_str(c).ok()) {

@@ -15,18 +15,18 @@ pub mod signer;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-pub use keyward_core::governance::{
+pub use keyward_core::codes::VerifyCode;
+pub use keyward_core::model::KeyStatus;
+pub use keyward_core::policy::{Policy, PolicyPatch};
+pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
+pub use keyward_core::wire::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, MemberList, MemberView, NewManagementKeyView, RecoveryCodes,
     SessionView, TotpEnrolment,
 };
-pub use keyward_core::model::{
-    KeyList, KeyStatus, KeyView, RotateRequest, VerifyKeyRequest, VerifyResponse, VerifySignedRequest,
-};
-pub use keyward_core::policy::{Policy, PolicyPatch};
-pub use keyward_core::validate::{CreateKeyRequest, UpdateKeyRequest};
-pub use keyward_core::verify::VerifyCode;
+pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
+pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -46,18 +46,6 @@ impl ClientError {
             _ => None,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-    field: Option<String>,
 }
 
 /// Filters of `GET /v1/keys`.
@@ -119,7 +107,7 @@ impl Client {
         if status.is_success() {
             return Ok(bytes);
         }
-        match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(env) => Err(ClientError::Api {
                 status: status.as_u16(),
                 code: env.error.code,

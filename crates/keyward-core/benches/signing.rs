@@ -2,6 +2,7 @@
 //! signature, strict Ed25519 check) against bare `ed25519-dalek` verification of the same
 //! digest, in the same run: the ratio is what Keyward's scheme costs over the raw crypto.
 //!   cargo bench -p keyward-core --bench signing
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ed25519_dalek::Verifier;

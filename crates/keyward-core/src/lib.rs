@@ -3,9 +3,9 @@
 //! are passed in so that every rule can be tested without sleeping or mocking the OS.
 
 pub mod clock;
+pub mod codes;
 pub mod duration;
 pub mod error;
-pub mod governance;
 pub mod ids;
 pub mod ip;
 pub mod keyformat;
@@ -18,9 +18,11 @@ pub mod policy;
 pub mod random;
 pub mod roles;
 pub mod scopes;
+pub mod secret;
 pub mod signing;
 pub mod validate;
 pub mod verify;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;

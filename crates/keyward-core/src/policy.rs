@@ -8,6 +8,8 @@ use crate::error::CoreError;
 use crate::roles::Role;
 
 pub const MAX_APPROVALS: u32 = 20;
+/// Expiry of a `temporary` key when none is given (seed: "A temporary key expires in 30 days").
+pub const TEMPORARY_DEFAULT_DAYS: i64 = 30;
 
 /// How many approvals an action needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +144,7 @@ impl Default for Policy {
             key_revoke: ActionRule::none(),
             key_rotate: ActionRule::none(),
             permanent_requires_ip_allowlist: true,
-            temporary_max_days: crate::validate::TEMPORARY_DEFAULT_DAYS as u32,
+            temporary_max_days: TEMPORARY_DEFAULT_DAYS as u32,
             max_key_lifetime_days: None,
             require_mfa: false,
             approval_expiry_hours: 72,
@@ -167,7 +169,7 @@ pub struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_max_days: Option<u32>,
     /// `null` removes the cap.
-    #[serde(default, deserialize_with = "crate::validate::some", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::wire::some", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<u32>)]
     pub max_key_lifetime_days: Option<Option<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

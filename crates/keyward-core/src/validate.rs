@@ -1,70 +1,18 @@
 //! Validation of management input. Each rule answers with the field it concerns.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
 use crate::error::CoreError;
 use crate::model::{KeyType, ENVIRONMENTS};
 use crate::policy::Policy;
+use crate::wire::keys::{CreateKeyRequest, UpdateKeyRequest};
 use crate::{duration, ip, permissions};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_META_BYTES: usize = 4096;
 pub const MAX_LIST_ENTRIES: usize = 100;
 pub const MAX_URL_LEN: usize = 2048;
-/// Expiry of a `temporary` key when none is given (seed: "A temporary key expires in 30 days").
-pub const TEMPORARY_DEFAULT_DAYS: i64 = 30;
-
-/// `POST /v1/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKeyRequest {
-    pub name: Option<String>,
-    pub environment: Option<String>,
-    pub algorithm: Option<String>,
-    pub public_key: Option<String>,
-    #[serde(rename = "type")]
-    pub key_type: Option<String>,
-    pub expires_at: Option<String>,
-    pub expires_in: Option<String>,
-    pub ip_allowlist: Option<Vec<String>>,
-    pub roles: Option<Vec<String>>,
-    pub permissions: Option<Vec<String>>,
-    pub scopes: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub meta: Option<Value>,
-    pub callback_url: Option<String>,
-}
-
-/// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateKeyRequest {
-    pub name: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub permissions: Option<Vec<String>>,
-    pub scopes: Option<Vec<String>>,
-    pub ip_allowlist: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub meta: Option<Value>,
-    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub expires_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub callback_url: Option<Option<String>>,
-}
-
-/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-pub(crate) fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// A validated create request for a secret key.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,54 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use utoipa::ToSchema;
 
-use crate::model::{KeyRecord, KeyStatus, VerifyResponse};
+pub use crate::codes::VerifyCode;
+use crate::model::{KeyRecord, KeyStatus};
 use crate::permissions::Query;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerifyCode {
-    Valid,
-    Malformed,
-    NotFound,
-    Revoked,
-    Expired,
-    Pending,
-    IpNotAllowed,
-    InsufficientPermissions,
-    RateLimited,
-    InvalidSignature,
-    NonceExpired,
-    Replayed,
-}
-
-impl VerifyCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyCode::Valid => "VALID",
-            VerifyCode::Malformed => "MALFORMED",
-            VerifyCode::NotFound => "NOT_FOUND",
-            VerifyCode::Revoked => "REVOKED",
-            VerifyCode::Expired => "EXPIRED",
-            VerifyCode::Pending => "PENDING",
-            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
-            VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
-            VerifyCode::RateLimited => "RATE_LIMITED",
-            VerifyCode::InvalidSignature => "INVALID_SIGNATURE",
-            VerifyCode::NonceExpired => "NONCE_EXPIRED",
-            VerifyCode::Replayed => "REPLAYED",
-        }
-    }
-
-    /// Refusals about the credential itself (forward-auth answers 401); the others are about
-    /// what the credential may do (403).
-    pub fn is_authentication_failure(self) -> bool {
-        !matches!(self, VerifyCode::Valid | VerifyCode::IpNotAllowed | VerifyCode::InsufficientPermissions)
-    }
-}
+use crate::wire::verify::VerifyResponse;
 
 /// What the verification cache keeps of a key: only the fields a decision or an answer needs
 /// (a node may cache a million of these), its allowlist parsed once, and the part of its

@@ -1,5 +1,6 @@
 //! The shared request-signing vectors (a copy of `shared/vectors/request-signing.json`):
 //! Keyward must produce and accept exactly what the seed's clients do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keyward_core::pepper::{hex_decode, hex_encode};
 use keyward_core::signing::{Algorithm, PublicKey, SecretKey, SignedParts};

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -34,8 +33,12 @@ pub struct Services {
     pub random: Arc<dyn Random>,
 }
 
-pub fn state(services: Services, config: ServerConfig) -> SharedState {
-    Arc::new(AppState {
+/// The shared state of a server. Fails (at startup, never later) if the OpenAPI document
+/// cannot be rendered.
+pub fn state(services: Services, config: ServerConfig) -> std::io::Result<SharedState> {
+    let openapi = routes::openapi().to_json().map_err(std::io::Error::other)?.into();
+    Ok(Arc::new(AppState {
+        openapi,
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
@@ -45,7 +48,7 @@ pub fn state(services: Services, config: ServerConfig) -> SharedState {
         clock: services.clock,
         random: services.random,
         config,
-    })
+    }))
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -56,10 +59,8 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-async fn method_not_allowed() -> Response {
-    let mut r = ApiError::Invalid { field: None, message: "method not allowed on this route".into() }.into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 pub fn router(state: SharedState) -> Router {
@@ -101,7 +102,7 @@ impl RunningServer {
 
 /// Binds and starts serving the API with background tasks.
 pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<RunningServer> {
-    start_with(services, config, router).await
+    start_with(services, config, |s| Ok(router(s))).await
 }
 
 /// Binds and starts the gateway (a reverse proxy to `gateway.upstream`) with the same
@@ -112,9 +113,9 @@ pub async fn start_gateway(
     gateway: crate::gateway::GatewayConfig,
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
-        crate::gateway::router(state, gateway)
+        Ok(crate::gateway::router(state, gateway)?
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http()))
     })
     .await
 }
@@ -122,13 +123,13 @@ pub async fn start_gateway(
 async fn start_with(
     services: Services,
     config: ServerConfig,
-    make: impl FnOnce(SharedState) -> Router,
+    make: impl FnOnce(SharedState) -> std::io::Result<Router>,
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let state = state(services, config);
+    let state = state(services, config)?;
     let (stop, stopped) = watch::channel(false);
-    let app = make(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = make(state.clone())?.into_make_service_with_connect_info::<SocketAddr>();
     let mut rx = stopped.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -1,7 +1,7 @@
 //! `keyward init`: the first workspace, its owner and the owner's management key.
 
-use keyward_core::model::InitOutcome;
 use keyward_core::pepper::Pepper;
+use keyward_core::wire::keys::InitOutcome;
 use keyward_core::{ids, keyformat, Clock, Random};
 use keyward_store::{NewManagementKey, NewWorkspace, Store, StoreError};
 

@@ -1,13 +1,15 @@
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use keyward_core::secret::Secret;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-/// How a server runs. Defaults match `keyward serve` without flags.
+/// How a server runs. `Default` is the one definition of every default: `keyward serve`
+/// without flags, config file or environment runs with exactly these.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// When set, the verification endpoints also require `Keyward-Verify-Token`.
-    pub verify_token: Option<String>,
+    pub verify_token: Option<Secret>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (forward-auth).
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.

@@ -4,8 +4,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_core::verify::VerifyCode;
 use keyward_core::CoreError;
-use keyward_store::StoreError;
-use serde_json::json;
+use keyward_store::{Conflict, StoreError};
+
+pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -16,6 +17,8 @@ pub enum ApiError {
     Unauthenticated(String),
     Forbidden(String),
     NotFound(String),
+    /// The route exists, but not with this method.
+    MethodNotAllowed,
     Conflict {
         field: Option<String>,
         message: String,
@@ -57,6 +60,9 @@ impl ApiError {
             ApiError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, "unauthenticated", None, m.clone()),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", None, m.clone()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.clone()),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, "method not allowed on this route".into())
+            }
             ApiError::Conflict { field, message } => {
                 (StatusCode::CONFLICT, "conflict", field.as_deref(), message.clone())
             }
@@ -101,9 +107,42 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%detail, "database unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Conflict(m) => ApiError::Conflict { field: None, message: m },
+            StoreError::Conflict(c) => c.into(),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+/// How each typed refusal of the store reads to a client.
+impl From<Conflict> for ApiError {
+    fn from(c: Conflict) -> Self {
+        let (field, message) = match c {
+            Conflict::PublicKeyTaken => (Some("public_key"), "this public key is already registered".into()),
+            Conflict::EmailTaken => (Some("email"), "a member with this email already exists in this workspace".into()),
+            Conflict::DuplicateSecret => (None, "a generated credential collided; try again".into()),
+            Conflict::LastOwner => (None, "a workspace must keep at least one owner".into()),
+            Conflict::IdempotencyInFlight => {
+                (Some("Idempotency-Key"), "a request with this Idempotency-Key is still in progress".into())
+            }
+            Conflict::KeyPendingApproval(id) => (
+                None,
+                format!(
+                    "key has a pending approval request{}; decide or cancel it first",
+                    id.map(|a| format!(" ({a})")).unwrap_or_default()
+                ),
+            ),
+            Conflict::KeyStatus(s) => (None, format!("key is {} and cannot be changed", s.as_str())),
+            Conflict::NotRotatable => (None, "only secret keys can be rotated".into()),
+            Conflict::AlreadyRotated => {
+                (None, "key was already rotated and is in its grace period; rotate its replacement instead".into())
+            }
+            // The constraint's name is ours (the schema's), not data; still, say no more.
+            Conflict::Unique(name) => {
+                tracing::warn!(constraint = %name, "unexpected unique violation");
+                (None, "this conflicts with an existing record".into())
+            }
+        };
+        ApiError::Conflict { field: field.map(str::to_string), message }
     }
 }
 
@@ -113,18 +152,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let mut error = json!({ "code": code, "message": message });
-        if let Some(f) = field {
-            error["field"] = json!(f);
-        }
         let verification = match &self {
             ApiError::Refused { code, .. } => Some(*code),
             _ => None,
         };
-        if let Some(v) = verification {
-            error["verification_code"] = json!(v.as_str());
-        }
-        let mut resp = (status, axum::Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody::new(code, message).field(field).verification_code(verification.map(VerifyCode::as_str));
+        let mut resp = (status, axum::Json(body)).into_response();
         if let Some(v) = verification {
             resp.headers_mut().insert("x-keyward-code", HeaderValue::from_static(v.as_str()));
         }
@@ -136,21 +169,3 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// The error shape, for the OpenAPI document.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// invalid_request, unauthenticated, forbidden, not_found, conflict, mfa_required,
-    /// rate_limited, payload_too_large, unavailable, internal
-    pub code: String,
-    pub message: String,
-    /// The input field at fault, when there is one.
-    pub field: Option<String>,
-    /// Forward-auth refusals: the verification code (e.g. `REVOKED`).
-    pub verification_code: Option<String>,
-}

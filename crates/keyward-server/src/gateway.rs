@@ -18,8 +18,9 @@ use keyward_core::signing::SignedParts;
 use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::verify::{credential, header, identity_headers, refused, Credential};
 use crate::state::SharedState;
+use crate::verifier::credential::{credential, header, identity_headers, Credential};
+use crate::verifier::refused;
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
 #[derive(Debug, Clone)]
@@ -98,13 +99,15 @@ fn stripped(name: &str) -> bool {
         || name.starts_with("x-keyward-")
 }
 
-pub fn router(state: SharedState, config: GatewayConfig) -> Router {
+/// The gateway's routes. Fails at startup if its HTTP client cannot be built: there is no
+/// fallback client, since any other would follow the upstream's redirects.
+pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .map_err(std::io::Error::other)?;
     let gw = Arc::new(Gateway { state, config, http });
-    Router::new().fallback(proxy).with_state(gw)
+    Ok(Router::new().fallback(proxy).with_state(gw))
 }
 
 async fn proxy(

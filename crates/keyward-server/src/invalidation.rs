@@ -5,14 +5,13 @@
 use std::time::Duration;
 use tokio::sync::watch;
 
-use keyward_store::Backend;
-
 use crate::state::SharedState;
 
 pub async fn run(state: SharedState, stopped: watch::Receiver<bool>) {
-    match state.store.backend() {
-        Backend::Postgres => listen(state, stopped).await,
-        Backend::Sqlite => poll(state, stopped).await,
+    if state.store.pushes_changes() {
+        listen(state, stopped).await
+    } else {
+        poll(state, stopped).await
     }
 }
 

@@ -1,4 +1,7 @@
+use keyward_core::clock;
+use keyward_core::model::KeyRecord;
 use keyward_core::pepper::Pepper;
+use keyward_core::wire::keys::KeyView;
 use keyward_core::{Clock, Random};
 use keyward_store::Store;
 use std::sync::Arc;
@@ -20,6 +23,30 @@ pub struct AppState {
     /// Failed logins per client IP (this node only).
     pub logins: crate::limiter::LoginLimiter,
     pub config: ServerConfig,
+    /// The OpenAPI document, rendered once at startup.
+    pub openapi: Arc<str>,
 }
 
 pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// A key's view with this node's not-yet-written last-used mark applied.
+    pub(crate) fn view(&self, rec: &KeyRecord) -> KeyView {
+        let mut v = rec.view(self.clock.now());
+        if let Some((ms, ip)) = self.usage.pending_for(&rec.id) {
+            let at = clock::from_ms(ms);
+            if v.last_used_at.is_none_or(|t| t < at) {
+                v.last_used_at = Some(at);
+                v.last_used_ip = ip;
+            }
+        }
+        v
+    }
+
+    /// Drops this node's cached copy at once; other nodes hear of it through change events.
+    pub(crate) fn forget(&self, rec: &KeyRecord) {
+        if let Some(k) = keyward_store::cache_key(rec) {
+            self.cache.invalidate(&k);
+        }
+    }
+}

@@ -7,15 +7,15 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
-use keyward_core::validate::UpdateKeyRequest;
+use keyward_core::wire::keys::UpdateKeyRequest;
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
-use crate::events::emit;
-use crate::keys::{apply_changes, cache_key, retire};
+use crate::dialect::Tx;
+use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
 use crate::rows::{key_from_row, KEY_COLUMNS};
-use crate::{Backend, Store, StoreError};
+use crate::{Conflict, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalStatus {
@@ -93,7 +93,7 @@ pub enum Decision {
 pub enum RequestOutcome {
     Pending(Box<KeyRecord>),
     NotFound,
-    Refused(String),
+    Refused(Conflict),
 }
 
 const APPROVAL_COLUMNS: &str = "id, workspace_id, action, key_id, requested_by, status, required, approver_roles, \
@@ -132,7 +132,7 @@ fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
     })
 }
 
-pub(crate) async fn insert_approval(tx: &mut Transaction<'_, Any>, a: &NewApproval) -> Result<(), StoreError> {
+pub(crate) async fn insert_approval(tx: &mut Tx, a: &NewApproval) -> Result<(), StoreError> {
     let roles: Vec<&str> = a.approver_roles.iter().map(|r| r.as_str()).collect();
     sqlx::query(&format!(
         "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, NULL, NULL, $9, $10, NULL)"
@@ -164,39 +164,12 @@ async fn votes(ex: &mut sqlx::AnyConnection, id: &str) -> Result<Vec<Vote>, Stor
         .collect()
 }
 
-/// Sets a key's status where it still waits on `approval_id`; returns the changed row.
-async fn set_key_status(
-    tx: &mut Transaction<'_, Any>,
-    key_id: &str,
-    approval_id: &str,
-    status: KeyStatus,
-    now: DateTime<Utc>,
-) -> Result<Option<KeyRecord>, StoreError> {
-    let revoked = if status == KeyStatus::Revoked { ", revoked_at = $2" } else { "" };
-    let sql = format!(
-        "UPDATE api_keys SET status = $1, approval_id = NULL, updated_at = $2{revoked} \
-         WHERE id = $3 AND approval_id = $4 RETURNING {KEY_COLUMNS}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(status.as_str())
-        .bind(to_ms(now))
-        .bind(key_id)
-        .bind(approval_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(key_from_row).transpose()
-}
-
 fn payload_str<'a>(a: &'a NewApproval, field: &str) -> Option<&'a str> {
     a.payload.get(field).and_then(Value::as_str)
 }
 
 /// Carries out an approved request.
-async fn apply(
-    tx: &mut Transaction<'_, Any>,
-    a: &NewApproval,
-    now: DateTime<Utc>,
-) -> Result<Vec<KeyRecord>, StoreError> {
+async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<KeyRecord>, StoreError> {
     let mut changed = Vec::new();
     match a.action {
         KeyAction::Create => changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?),
@@ -222,11 +195,7 @@ async fn apply(
 }
 
 /// Undoes what a request put in place: the key returns to how it was (a create ends rejected).
-async fn undo(
-    tx: &mut Transaction<'_, Any>,
-    a: &NewApproval,
-    now: DateTime<Utc>,
-) -> Result<Vec<KeyRecord>, StoreError> {
+async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<KeyRecord>, StoreError> {
     let mut changed = Vec::new();
     match a.action {
         KeyAction::Create | KeyAction::Rotate => {
@@ -246,21 +215,9 @@ async fn undo(
     Ok(changed)
 }
 
-async fn emit_all(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    keys: &[KeyRecord],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for k in keys.iter().filter_map(cache_key) {
-        emit(tx, backend, &k, now).await?;
-    }
-    Ok(())
-}
-
 /// Takes the request's row lock (PostgreSQL) or the write lock (SQLite) before anything is
 /// read, so concurrent votes are counted one after another.
-async fn lock(tx: &mut Transaction<'_, Any>, workspace_id: &str, id: &str) -> Result<Option<Approval>, StoreError> {
+async fn lock(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<Option<Approval>, StoreError> {
     let sql = format!(
         "UPDATE approvals SET status = status WHERE workspace_id = $1 AND id = $2 RETURNING {APPROVAL_COLUMNS}"
     );
@@ -269,7 +226,7 @@ async fn lock(tx: &mut Transaction<'_, Any>, workspace_id: &str, id: &str) -> Re
 }
 
 async fn close(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut Tx,
     id: &str,
     status: ApprovalStatus,
     by: Option<&str>,
@@ -295,7 +252,7 @@ impl Store {
         a: &NewApproval,
         now: DateTime<Utc>,
     ) -> Result<RequestOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let sql = format!(
             "UPDATE api_keys SET status = $1, approval_id = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5 \
              AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING {KEY_COLUMNS}"
@@ -317,7 +274,7 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         insert_approval(&mut tx, a).await?;
-        emit_all(&mut tx, self.backend, std::slice::from_ref(&rec), now).await?;
+        emit_all(&mut tx, std::slice::from_ref(&rec), now).await?;
         tx.commit().await?;
         Ok(RequestOutcome::Pending(Box::new(rec)))
     }
@@ -396,7 +353,7 @@ impl Store {
         let mut changed = Vec::new();
         if done {
             changed = apply(&mut tx, &a.request, now).await?;
-            emit_all(&mut tx, self.backend, &changed, now).await?;
+            emit_all(&mut tx, &changed, now).await?;
             close(&mut tx, id, ApprovalStatus::Approved, Some(member_id), None, now).await?;
         }
         tx.commit().await?;
@@ -421,7 +378,7 @@ impl Store {
             Ok(open) => open,
             Err(d) => return Ok(d),
         };
-        let changed = end(&mut tx, self.backend, &a, status, Some(by), reason, now).await?;
+        let changed = end(&mut tx, &a, status, Some(by), reason, now).await?;
         tx.commit().await?;
         let a = self
             .get_approval(workspace_id, id)
@@ -437,13 +394,13 @@ impl Store {
         workspace_id: &str,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Result<(Transaction<'static, Any>, Approval), Decision>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    ) -> Result<Result<(Tx, Approval), Decision>, StoreError> {
+        let mut tx = self.begin().await?;
         let Some(a) = lock(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(Err(Decision::NotFound));
         };
-        if settle(&mut tx, self.backend, &a, now).await? {
+        if settle(&mut tx, &a, now).await? {
             tx.commit().await?;
             return Ok(Err(Decision::Closed(self.reload(&a).await?)));
         }
@@ -473,10 +430,10 @@ impl Store {
         let mut changed = Vec::new();
         for r in rows {
             let (ws, id): (String, String) = (r.try_get("workspace_id")?, r.try_get("id")?);
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             if let Some(a) = lock(&mut tx, &ws, &id).await? {
                 if a.status == ApprovalStatus::Pending {
-                    changed.extend(end(&mut tx, self.backend, &a, ApprovalStatus::Expired, None, None, now).await?);
+                    changed.extend(end(&mut tx, &a, ApprovalStatus::Expired, None, None, now).await?);
                 }
             }
             tx.commit().await?;
@@ -487,26 +444,20 @@ impl Store {
 
 /// Closes the request in `tx` if it is no longer pending, expiring it (and undoing its key
 /// change) when its time is up. `true`: it is closed, go no further.
-async fn settle(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    a: &Approval,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+async fn settle(tx: &mut Tx, a: &Approval, now: DateTime<Utc>) -> Result<bool, StoreError> {
     if a.status != ApprovalStatus::Pending {
         return Ok(true);
     }
     if a.request.expires_at > now {
         return Ok(false);
     }
-    end(tx, backend, a, ApprovalStatus::Expired, None, None, now).await?;
+    end(tx, a, ApprovalStatus::Expired, None, None, now).await?;
     Ok(true)
 }
 
 /// Closes a pending request without applying it: its key change is undone, with events.
 async fn end(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
+    tx: &mut Tx,
     a: &Approval,
     status: ApprovalStatus,
     by: Option<&str>,
@@ -514,17 +465,13 @@ async fn end(
     now: DateTime<Utc>,
 ) -> Result<Vec<KeyRecord>, StoreError> {
     let changed = undo(tx, &a.request, now).await?;
-    emit_all(tx, backend, &changed, now).await?;
+    emit_all(tx, &changed, now).await?;
     close(tx, &a.request.id, status, by, reason, now).await?;
     Ok(changed)
 }
 
 /// Cancels the pending requests about a key (it was revoked directly).
-pub(crate) async fn cancel_for_key(
-    tx: &mut Transaction<'_, Any>,
-    key_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+pub(crate) async fn cancel_for_key(tx: &mut Tx, key_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE approvals SET status = 'cancelled', reason = 'the key was revoked', decided_at = $1 \
          WHERE key_id = $2 AND status = 'pending'",
@@ -534,15 +481,4 @@ pub(crate) async fn cancel_for_key(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Why a key cannot be put under a request now.
-pub(crate) fn refusal(k: &KeyRecord, now: DateTime<Utc>) -> String {
-    match k.effective_status(now) {
-        KeyStatus::PendingCreate | KeyStatus::PendingUpdate | KeyStatus::PendingRevoke => format!(
-            "key has a pending approval request{}; decide or cancel it first",
-            k.approval_id.as_deref().map(|a| format!(" ({a})")).unwrap_or_default()
-        ),
-        s => format!("key is {} and cannot be changed", s.as_str()),
-    }
 }

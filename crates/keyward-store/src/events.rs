@@ -5,12 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
-use sqlx::postgres::PgListener;
-use sqlx::{Any, Row};
+use sqlx::Row;
 
-use crate::{Backend, Store, StoreError};
-
-pub const CHANNEL: &str = "keyward_keys";
+use crate::dialect::{Subscription, Tx};
+use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEvent {
@@ -18,48 +16,21 @@ pub struct KeyEvent {
     pub cache_key: String,
 }
 
-pub(crate) async fn emit(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    backend: Backend,
-    cache_key: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+pub(crate) async fn emit(tx: &mut Tx, cache_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2)")
         .bind(cache_key)
         .bind(to_ms(now))
         .execute(&mut **tx)
         .await?;
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(cache_key).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// A PostgreSQL notification stream.
-pub struct Subscription(PgListener);
-
-impl Subscription {
-    /// The next changed cache key. `Ok(None)` means the connection dropped and notifications
-    /// may have been missed: the caller must catch up from `key_events` (or forget what it
-    /// cached).
-    pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
-        match self.0.try_recv().await {
-            Ok(Some(n)) => Ok(Some(n.payload().to_string())),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StoreError::from(e)),
-        }
-    }
+    let dialect = tx.dialect;
+    dialect.notify(tx, cache_key).await
 }
 
 impl Store {
-    /// On PostgreSQL, a live notification stream; `None` on SQLite (use [`Store::events_after`]).
+    /// A live stream of changes where the backend pushes them; `None` where nodes must poll
+    /// [`Store::events_after`] instead.
     pub async fn subscribe(&self) -> Result<Option<Subscription>, StoreError> {
-        if self.backend != Backend::Postgres {
-            return Ok(None);
-        }
-        let mut l = PgListener::connect(&self.url).await?;
-        l.listen(CHANNEL).await?;
-        Ok(Some(Subscription(l)))
+        self.dialect.subscribe(&self.url).await
     }
 
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {

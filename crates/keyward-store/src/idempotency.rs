@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
-use sqlx::{Any, Row};
+use sqlx::Row;
 
+use crate::dialect::Tx;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +26,7 @@ pub enum InsertOutcome {
 }
 
 /// `false` when a record with this key already exists.
-pub(crate) async fn insert_idempotency(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    r: &IdempotencyRecord,
-) -> Result<bool, StoreError> {
+pub(crate) async fn insert_idempotency(tx: &mut Tx, r: &IdempotencyRecord) -> Result<bool, StoreError> {
     let res = sqlx::query(
         "INSERT INTO idempotency (workspace_id, key_hash, request_hash, status, sealed_body, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, key_hash) DO NOTHING",

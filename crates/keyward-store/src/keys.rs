@@ -9,11 +9,12 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
-use crate::approvals::{cancel_for_key, insert_approval, refusal, NewApproval};
+use crate::approvals::{cancel_for_key, insert_approval, NewApproval};
 use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
-use crate::rows::{json_list, key_from_row, opt_ms, KEY_COLUMNS};
-use crate::{Store, StoreError};
+use crate::key_state::{apply_changes, cache_key, insert_row, refusal, retire};
+use crate::rows::{key_from_row, KEY_COLUMNS};
+use crate::{Conflict, Store, StoreError};
 
 /// Filters of `GET /v1/keys`.
 #[derive(Debug, Clone, Default)]
@@ -62,20 +63,8 @@ pub enum RotateOutcome {
     Replayed(IdempotencyRecord),
     NotFound,
     /// The key exists but cannot be rotated (revoked, expired, already rotated, not secret).
-    Refused(String),
+    Refused(Conflict),
 }
-
-/// The cache key under which verification finds a record: the secret's hash.
-/// What change events name a key by: its secret's hash, or `pk:` and its public key.
-pub fn cache_key(rec: &KeyRecord) -> Option<String> {
-    match (&rec.hash, &rec.public_key) {
-        (Some(h), _) => Some(h.clone()),
-        (None, Some(pk)) => Some(format!("{PUBLIC_KEY_EVENT_PREFIX}{pk}")),
-        (None, None) => None,
-    }
-}
-
-pub const PUBLIC_KEY_EVENT_PREFIX: &str = "pk:";
 
 enum Arg {
     Text(String),
@@ -92,45 +81,10 @@ fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, args: Vec<Arg>) -> Quer
     q
 }
 
+/// A `LIKE` pattern finding `q` anywhere, ASCII case folded (see `Dialect::ascii_lower`).
 fn like_pattern(q: &str) -> String {
-    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = q.to_ascii_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
-}
-
-async fn insert_row(tx: &mut sqlx::Transaction<'_, Any>, rec: &KeyRecord) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
-    );
-    sqlx::query(&sql)
-        .bind(&rec.id)
-        .bind(&rec.workspace_id)
-        .bind(&rec.name)
-        .bind(rec.kind.as_str())
-        .bind(&rec.algorithm)
-        .bind(&rec.public_key)
-        .bind(rec.key_type.map(|t| t.as_str()))
-        .bind(&rec.environment)
-        .bind(rec.status.as_str())
-        .bind(&rec.hash)
-        .bind(&rec.start)
-        .bind(json_list(&rec.roles))
-        .bind(json_list(&rec.permissions))
-        .bind(json_list(&rec.scopes))
-        .bind(json_list(&rec.ip_allowlist))
-        .bind(serde_json::Value::Object(rec.meta.clone()).to_string())
-        .bind(&rec.callback_url)
-        .bind(opt_ms(rec.expires_at))
-        .bind(to_ms(rec.created_at))
-        .bind(to_ms(rec.updated_at))
-        .bind(&rec.created_by)
-        .bind(opt_ms(rec.last_used_at))
-        .bind(&rec.last_used_ip)
-        .bind(opt_ms(rec.revoked_at))
-        .bind(&rec.approval_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 impl Store {
@@ -143,7 +97,7 @@ impl Store {
         idem: Option<&IdempotencyRecord>,
         approval: Option<&NewApproval>,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -151,7 +105,7 @@ impl Store {
                     .idempotency(&i.workspace_id, &i.key_hash)
                     .await?
                     .map(InsertOutcome::Replayed)
-                    .ok_or_else(|| StoreError::Conflict("idempotent request in flight".into()));
+                    .ok_or(StoreError::Conflict(Conflict::IdempotencyInFlight));
             }
         }
         insert_row(&mut tx, rec).await?;
@@ -160,7 +114,7 @@ impl Store {
         }
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
-            emit(&mut tx, self.backend, &k, now).await?;
+            emit(&mut tx, &k, now).await?;
         }
         tx.commit().await?;
         Ok(InsertOutcome::Created)
@@ -222,9 +176,10 @@ impl Store {
             next(&mut sql, " AND kind = ?", Arg::Text(k.as_str().into()), &mut args);
         }
         if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
-            next(&mut sql, " AND (LOWER(name) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(q)), &mut args);
+            let (name, start) = (self.dialect.ascii_lower("name"), self.dialect.ascii_lower("start"));
+            next(&mut sql, &format!(" AND ({name} LIKE ? ESCAPE '\\'"), Arg::Text(like_pattern(q)), &mut args);
             next(&mut sql, " OR id = ?", Arg::Text(q.to_string()), &mut args);
-            next(&mut sql, " OR start LIKE ? ESCAPE '\\')", Arg::Text(like_pattern(q)), &mut args);
+            next(&mut sql, &format!(" OR {start} LIKE ? ESCAPE '\\')"), Arg::Text(like_pattern(q)), &mut args);
         }
         if let Some(c) = &f.cursor {
             next(&mut sql, " AND id < ?", Arg::Text(c.clone()), &mut args);
@@ -243,7 +198,7 @@ impl Store {
         c: &KeyChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let Some(rec) = apply_changes(&mut tx, workspace_id, id, c, now, None).await? else {
             tx.rollback().await?;
             return match self.get_key(workspace_id, id).await? {
@@ -252,7 +207,7 @@ impl Store {
             };
         };
         if let Some(k) = cache_key(&rec) {
-            emit(&mut tx, self.backend, &k, now).await?;
+            emit(&mut tx, &k, now).await?;
         }
         tx.commit().await?;
         Ok(Some(rec))
@@ -269,7 +224,7 @@ impl Store {
             "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1, approval_id = NULL \
              WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
         let Some(row) = row else {
             tx.rollback().await?;
@@ -279,7 +234,7 @@ impl Store {
         // A revoke made directly ends any request still waiting about this key.
         cancel_for_key(&mut tx, id, now).await?;
         if let Some(k) = cache_key(&rec) {
-            emit(&mut tx, self.backend, &k, now).await?;
+            emit(&mut tx, &k, now).await?;
         }
         tx.commit().await?;
         Ok(Some(rec))
@@ -300,7 +255,7 @@ impl Store {
              WHERE workspace_id = $3 AND id = $4 AND kind = 'secret' AND status = 'active' \
              AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > $1) RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -308,7 +263,7 @@ impl Store {
                     .idempotency(&i.workspace_id, &i.key_hash)
                     .await?
                     .map(RotateOutcome::Replayed)
-                    .ok_or_else(|| StoreError::Conflict("idempotent request in flight".into()));
+                    .ok_or(StoreError::Conflict(Conflict::IdempotencyInFlight));
             }
         }
         let claimed = sqlx::query(&claim)
@@ -322,16 +277,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(match self.get_key(workspace_id, id).await? {
                 None => RotateOutcome::NotFound,
-                Some(r) if r.kind != KeyKind::Secret => {
-                    RotateOutcome::Refused("only secret keys can be rotated".into())
-                }
+                Some(r) if r.kind != KeyKind::Secret => RotateOutcome::Refused(Conflict::NotRotatable),
                 // Still usable, so the claim failed on `replaced_by`: it is in its grace period.
-                Some(r) if r.effective_status(now) == KeyStatus::Active => RotateOutcome::Refused(
-                    "key was already rotated and is in its grace period; rotate its replacement instead".into(),
-                ),
-                Some(r) => {
-                    RotateOutcome::Refused(format!("key is {} and cannot be rotated", r.effective_status(now).as_str()))
+                Some(r) if r.effective_status(now) == KeyStatus::Active => {
+                    RotateOutcome::Refused(Conflict::AlreadyRotated)
                 }
+                Some(r) => RotateOutcome::Refused(refusal(&r, now)),
             });
         };
         let new = make_new(&key_from_row(&row)?);
@@ -347,7 +298,7 @@ impl Store {
             insert_approval(&mut tx, a).await?;
         }
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
-            emit(&mut tx, self.backend, &k, now).await?;
+            emit(&mut tx, &k, now).await?;
         }
         tx.commit().await?;
         Ok(RotateOutcome::Rotated { old: Box::new(old), new: Box::new(new) })
@@ -358,7 +309,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for u in batch {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
@@ -381,67 +332,4 @@ impl Store {
             .await?
             .try_get("n")?)
     }
-}
-
-/// Writes a patch inside `tx`. Without `approval_id` it changes an active key; with one, the
-/// key waiting on that request, which becomes active again.
-pub(crate) async fn apply_changes(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    workspace_id: &str,
-    id: &str,
-    c: &KeyChanges,
-    now: DateTime<Utc>,
-    approval_id: Option<&str>,
-) -> Result<Option<KeyRecord>, StoreError> {
-    let cond =
-        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $14" } else { "status = 'active'" };
-    let sql = format!(
-        "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
-         permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
-         ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
-         expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
-         callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11, \
-         status = 'active', approval_id = NULL \
-         WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
-    );
-    let mut q = sqlx::query(&sql)
-        .bind(c.name.clone())
-        .bind(c.roles.as_deref().map(json_list))
-        .bind(c.permissions.as_deref().map(json_list))
-        .bind(c.scopes.as_deref().map(json_list))
-        .bind(c.ip_allowlist.as_deref().map(json_list))
-        .bind(c.meta.clone().map(|m| serde_json::Value::Object(m).to_string()))
-        .bind(i64::from(c.expires_at.is_some()))
-        .bind(c.expires_at.flatten().map(to_ms))
-        .bind(i64::from(c.callback_url.is_some()))
-        .bind(c.callback_url.clone().flatten())
-        .bind(to_ms(now))
-        .bind(workspace_id)
-        .bind(id);
-    if let Some(a) = approval_id {
-        q = q.bind(a);
-    }
-    let row = q.fetch_optional(&mut **tx).await?;
-    row.as_ref().map(key_from_row).transpose()
-}
-
-/// Ends a rotated key: revoked at once (`grace_end` `None`) or expiring at `grace_end`.
-pub(crate) async fn retire(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    id: &str,
-    grace_end: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Option<KeyRecord>, StoreError> {
-    let sql = match grace_end {
-        None => format!(
-            "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1 WHERE id = $2 \
-             AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
-        ),
-        Some(_) => format!(
-            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 \
-             ELSE expires_at END WHERE id = $2 RETURNING {KEY_COLUMNS}"
-        ),
-    };
-    let row = sqlx::query(&sql).bind(to_ms(grace_end.unwrap_or(now))).bind(id).fetch_optional(&mut **tx).await?;
-    row.as_ref().map(key_from_row).transpose()
 }

@@ -1,11 +1,14 @@
 //! Keyward storage. One SQL code path over sqlx's `Any` driver serves SQLite (the embedded
-//! default, WAL) and PostgreSQL (several nodes); the few backend differences (migrations,
-//! change notifications) are chosen at run time from [`Backend`].
+//! default, WAL) and PostgreSQL (several nodes); the few backend differences live in
+//! [`dialect`] alone.
 
 mod approvals;
+mod conflict;
+pub mod dialect;
 mod error;
 mod events;
 mod idempotency;
+mod key_state;
 mod keys;
 mod members;
 mod migrate;
@@ -14,33 +17,31 @@ mod rows;
 mod workspaces;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
+pub use conflict::Conflict;
+pub use dialect::Dialect;
+pub use dialect::Subscription;
 pub use error::StoreError;
-pub use events::{KeyEvent, Subscription};
+pub use events::KeyEvent;
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
-pub use keys::{cache_key, KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter, PUBLIC_KEY_EVENT_PREFIX};
+pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
+pub use keys::{KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter};
 pub use members::{CredentialKind, LoginRecord, Member, NewMember, NewSession, Principal, TotpState};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
-use sqlx::any::{install_default_drivers, AnyPoolOptions};
-use sqlx::AnyPool;
-use std::time::Duration;
+use sqlx::{AnyPool, Row};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use crate::dialect::Tx;
 
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
+    dialect: Dialect,
     url: String,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store").field("dialect", &self.dialect).finish()
     }
 }
 
@@ -52,33 +53,24 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        install_default_drivers();
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(StoreError::Config("database URL must start with sqlite: or postgres://".into()));
-        };
-        let opts = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            // Fail fast when the database is gone so management calls answer 503 promptly.
-            .acquire_timeout(Duration::from_secs(3));
-        let pool = opts.connect(url).await.map_err(StoreError::from)?;
-        if backend == Backend::Sqlite {
-            // WAL lets verification reads proceed while a write commits; it persists in the file.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
-        }
-        let store = Store { pool, backend, url: url.to_string() };
+        let dialect = Dialect::from_url(url)?;
+        let pool = dialect.connect(url).await?;
+        let store = Store { pool, dialect, url: url.to_string() };
         migrate::run(&store).await?;
         Ok(store)
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Can this store push changes to other nodes as they commit (else they poll)?
+    pub fn pushes_changes(&self) -> bool {
+        self.dialect.pushes_changes()
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Tx::begin(&self.pool, self.dialect).await
     }
 
     pub async fn close(&self) {
@@ -88,5 +80,17 @@ impl Store {
     /// Is the database reachable right now?
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Every `(table, column)` of the schema Keyward manages, sorted: both backends must end
+    /// with the same after their migrations.
+    pub async fn schema(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(self.dialect.schema_query()).fetch_all(&self.pool).await?;
+        let mut out = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>("t")?, r.try_get::<String, _>("c")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort();
+        Ok(out)
     }
 }

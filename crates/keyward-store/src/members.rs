@@ -8,7 +8,8 @@ use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::dialect::Tx;
+use crate::{Conflict, Store, StoreError};
 
 /// Who is calling the management API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +85,13 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-const MEMBER_COLUMNS: &str = "m.id, m.workspace_id, m.email, m.role, m.created_at, m.password_hash, m.totp_secret";
-/// The same columns for RETURNING, where SQLite takes no table alias.
-const RETURNED_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret";
+/// The columns a [`Member`] is read from: unqualified (as RETURNING takes them) or, in joins,
+/// qualified by the `m` alias.
+const MEMBER_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret";
+
+fn member_columns(alias: &str) -> String {
+    MEMBER_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
 
 fn role(s: &str) -> Result<Role, StoreError> {
     Role::parse(s).ok_or_else(|| StoreError::Internal(format!("unreadable role {s:?} in members row")))
@@ -145,7 +150,7 @@ impl Store {
         now: Option<i64>,
         kind: CredentialKind,
     ) -> Result<Option<Principal>, StoreError> {
-        let sql = format!("SELECT {MEMBER_COLUMNS}, c.hash, w.prefix, p.body {from}");
+        let sql = format!("SELECT {}, c.hash, w.prefix, p.body {from}", member_columns("m"));
         let mut q = sqlx::query(&sql).bind(hash);
         if let Some(n) = now {
             q = q.bind(n);
@@ -191,7 +196,7 @@ impl Store {
     ) -> Result<Option<Member>, StoreError> {
         let sql = format!(
             "UPDATE members SET password_hash = $1, setup_hash = NULL, setup_expires_at = NULL \
-             WHERE setup_hash = $2 AND setup_expires_at > $3 RETURNING {RETURNED_COLUMNS}"
+             WHERE setup_hash = $2 AND setup_expires_at > $3 RETURNING {MEMBER_COLUMNS}"
         );
         let row =
             sqlx::query(&sql).bind(password_hash).bind(setup_hash).bind(to_ms(now)).fetch_optional(&self.pool).await?;
@@ -216,7 +221,7 @@ impl Store {
     }
 
     pub async fn get_member(&self, workspace_id: &str, id: &str) -> Result<Option<Member>, StoreError> {
-        let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.workspace_id = $1 AND m.id = $2");
+        let sql = format!("SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = $1 AND id = $2");
         let r = sqlx::query(&sql).bind(workspace_id).bind(id).fetch_optional(&self.pool).await?;
         r.as_ref().map(member_from_row).transpose()
     }
@@ -228,9 +233,8 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Member>, StoreError> {
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.workspace_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
-        );
+        let sql =
+            format!("SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(workspace_id)
             .bind(cursor.unwrap_or(""))
@@ -257,7 +261,7 @@ impl Store {
 
     /// Changes a role; refused (Conflict) when it would leave the workspace without an owner.
     pub async fn set_role(&self, workspace_id: &str, id: &str, new: Role) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
             .bind(new.as_str())
             .bind(workspace_id)
@@ -271,7 +275,7 @@ impl Store {
         }
         if owners(&mut tx, workspace_id).await? == 0 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict("a workspace must keep at least one owner".into()));
+            return Err(StoreError::Conflict(Conflict::LastOwner));
         }
         tx.commit().await?;
         self.get_member(workspace_id, id).await
@@ -279,7 +283,7 @@ impl Store {
 
     /// Removes a member with every credential they hold; refused when it is the last owner.
     pub async fn remove_member(&self, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
@@ -296,7 +300,7 @@ impl Store {
         sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if owners(&mut tx, workspace_id).await? == 0 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict("a workspace must keep at least one owner".into()));
+            return Err(StoreError::Conflict(Conflict::LastOwner));
         }
         tx.commit().await?;
         Ok(true)
@@ -305,8 +309,9 @@ impl Store {
     /// Every member with this email, in every workspace, for a login.
     pub async fn login_records(&self, email: &str) -> Result<Vec<LoginRecord>, StoreError> {
         let sql = format!(
-            "SELECT {MEMBER_COLUMNS}, m.failed_logins, m.locked_until, w.prefix FROM members m \
-             JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id"
+            "SELECT {}, m.failed_logins, m.locked_until, w.prefix FROM members m \
+             JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id",
+            member_columns("m")
         );
         let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
         rows.iter()
@@ -398,7 +403,7 @@ impl Store {
         step: i64,
         recovery_hashes: &[String],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE members SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1 \
              WHERE id = $2 AND totp_pending IS NOT NULL",
@@ -425,7 +430,7 @@ impl Store {
     }
 
     pub async fn disable_totp(&self, member_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE members SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(member_id)
             .execute(&mut *tx)
@@ -492,7 +497,7 @@ impl Store {
     }
 }
 
-async fn owners(tx: &mut sqlx::Transaction<'_, sqlx::Any>, workspace_id: &str) -> Result<i64, StoreError> {
+async fn owners(tx: &mut Tx, workspace_id: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query("SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner'")
         .bind(workspace_id)
         .fetch_one(&mut **tx)

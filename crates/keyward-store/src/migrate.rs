@@ -1,35 +1,33 @@
-//! Migrations, one folder per backend, embedded in the binary and run at start. PostgreSQL
-//! takes an advisory lock, so several nodes starting at once migrate exactly once.
+//! Migrations: one set of SQL files for both backends (the dialect fills in the few words
+//! that differ), embedded in the binary and run at start. PostgreSQL takes an advisory lock,
+//! so several nodes starting at once migrate exactly once.
 
 use futures_core::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use std::borrow::Cow;
 
-use crate::{Backend, Store, StoreError};
+use crate::{Dialect, Store, StoreError};
 
-const SQLITE: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, "public keys", include_str!("../migrations/sqlite/0002_public_keys.sql")),
-    (3, "governance", include_str!("../migrations/sqlite/0003_governance.sql")),
-];
-const POSTGRES: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
-    (2, "public keys", include_str!("../migrations/postgres/0002_public_keys.sql")),
-    (3, "governance", include_str!("../migrations/postgres/0003_governance.sql")),
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "public keys", include_str!("../migrations/0002_public_keys.sql")),
+    (3, "governance", include_str!("../migrations/0003_governance.sql")),
 ];
 
 #[derive(Debug)]
-struct Embedded(&'static [(i64, &'static str, &'static str)]);
+struct Embedded(Dialect);
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
         Box::pin(async move {
-            Ok(self
-                .0
+            Ok(MIGRATIONS
                 .iter()
                 .map(|(v, d, sql)| {
-                    Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                    // The rendered text is what the checksum covers: it must stay byte for
+                    // byte what earlier versions ran, or existing databases refuse to start.
+                    let sql = Cow::Owned(self.0.migration_sql(sql));
+                    Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, sql, false)
                 })
                 .collect())
         })
@@ -37,11 +35,7 @@ impl<'s> MigrationSource<'s> for Embedded {
 }
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
-    let source = match store.backend {
-        Backend::Sqlite => Embedded(SQLITE),
-        Backend::Postgres => Embedded(POSTGRES),
-    };
-    let migrator = Migrator::new(source).await?;
+    let migrator = Migrator::new(Embedded(store.dialect)).await?;
     migrator.run(&store.pool).await?;
     Ok(())
 }

@@ -41,13 +41,12 @@ impl Store {
     }
 
     async fn add_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey, first: bool) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let now = to_ms(ws.created_at);
-        if first && self.backend == crate::Backend::Postgres {
+        if first {
             // Two nodes starting on an empty database must not both initialise it.
-            sqlx::query("LOCK TABLE workspaces IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+            self.dialect.lock_workspaces(&mut tx).await?;
         }
-        // On SQLite, writing first takes the write lock, so two racing inits cannot both pass.
         sqlx::query("INSERT INTO workspaces (id, name, prefix, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&ws.id)
             .bind(&ws.name)

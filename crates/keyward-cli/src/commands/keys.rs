@@ -3,35 +3,20 @@ use std::process::ExitCode;
 
 use keyward_client::{CreateKeyRequest, KeyView, ListKeys, UpdateKeyRequest};
 
-use crate::args::{KeyFields, KeysCommand, Remote};
+use crate::args::{KeyFields, Remote, ServerKeyCommand};
 use crate::output;
 
 fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
     raw.as_deref().map(|m| serde_json::from_str(m).context("--meta must be JSON")).transpose()
 }
 
-pub(super) fn show(remote: &Remote, k: &KeyView) -> Result<()> {
-    if remote.json {
-        println!("{}", serde_json::to_string_pretty(k)?);
-    } else {
-        println!("{}", output::key_detail(k));
-        if let Some(s) = &k.secret {
-            println!("\nSecret (shown once, store it now):\n\n  {s}\n");
-        }
-    }
-    Ok(())
+fn show(remote: &Remote, k: &KeyView) -> Result<()> {
+    output::print_key(remote.json, k)
 }
 
-pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
+pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
     match cmd {
-        KeysCommand::Generate { pair, alg, force, file, api_host } => {
-            return super::pairs::generate(pair, &alg, force, file.as_deref(), api_host.as_deref());
-        }
-        KeysCommand::Validate { alg, secret, pubkey } => return super::pairs::validate(&alg, &secret, &pubkey),
-        KeysCommand::Register { remote, pair, fields, environment, expires_in } => {
-            return super::pairs::register(remote, pair, fields, environment, expires_in).await;
-        }
-        KeysCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
+        ServerKeyCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
             let c = super::client(&remote, true)?;
             let KeyFields { name, roles, permissions, scopes, ip_allowlist, meta: _, expires_at, callback_url } =
                 fields.clone();
@@ -52,7 +37,7 @@ pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
             let k = c.create_key(&req, idempotency_key.as_deref()).await?;
             show(&remote, &k)?;
         }
-        KeysCommand::List { remote, status, environment, kind, q, limit, cursor } => {
+        ServerKeyCommand::List { remote, status, environment, kind, q, limit, cursor } => {
             let c = super::client(&remote, true)?;
             let page = c.list_keys(&ListKeys { status, environment, kind, q, limit, cursor }).await?;
             if remote.json {
@@ -64,11 +49,11 @@ pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
         }
-        KeysCommand::Show { remote, id } => {
+        ServerKeyCommand::Show { remote, id } => {
             let k = super::client(&remote, true)?.get_key(&id).await?;
             show(&remote, &k)?;
         }
-        KeysCommand::Update { remote, id, fields, no_expiry } => {
+        ServerKeyCommand::Update { remote, id, fields, no_expiry } => {
             let c = super::client(&remote, true)?;
             let req = UpdateKeyRequest {
                 name: fields.name.clone(),
@@ -83,11 +68,11 @@ pub async fn run(cmd: KeysCommand) -> Result<ExitCode> {
             let k = c.update_key(&id, &req).await?;
             show(&remote, &k)?;
         }
-        KeysCommand::Revoke { remote, id } => {
+        ServerKeyCommand::Revoke { remote, id } => {
             let k = super::client(&remote, true)?.revoke_key(&id).await?;
             show(&remote, &k)?;
         }
-        KeysCommand::Rotate { remote, id, grace } => {
+        ServerKeyCommand::Rotate { remote, id, grace } => {
             let k = super::client(&remote, true)?.rotate_key(&id, grace.as_deref()).await?;
             show(&remote, &k)?;
         }

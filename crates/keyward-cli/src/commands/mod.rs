@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use keyward_client::{Client, VerifyKeyRequest};
 
-use crate::args::{Cli, Command, Remote};
+use crate::args::{Cli, Command, KeysCommand, Remote};
 use crate::{output, userconfig};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -17,12 +17,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Init(a) => init::run(a).await,
         Command::Serve(a) => serve::run(a).await,
         Command::Gateway(a) => serve::gateway(a).await,
+        Command::Config(crate::args::ConfigCommand::Show(a)) => serve::show_config(a),
         Command::Login(a) => governance::login(a).await,
         Command::Logout(a) => governance::logout(a).await,
         Command::Members(c) => governance::members(c).await,
         Command::Approvals(c) => governance::approvals(c).await,
         Command::Policies(c) => governance::policies(c).await,
-        Command::Keys(k) => keys::run(k).await,
+        Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
+        Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,
         Command::Workspaces(crate::args::WorkspacesCommand::Create { storage, name, prefix, owner_email, json }) => {
             let opts = keyward_server::bootstrap::InitOptions { workspace_name: name, prefix, owner_email };

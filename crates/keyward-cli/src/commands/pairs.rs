@@ -7,8 +7,21 @@ use keyward_client::signer::{PrivateKey, PublicKey};
 use keyward_client::CreateKeyRequest;
 use keyward_core::OsRandom;
 
-use crate::args::{KeyFields, PairArgs, Remote, RequestArgs};
+use crate::args::{KeyFields, PairArgs, PairCommand, Remote, RequestArgs};
 use crate::keypairs::{self, PairKind};
+
+/// `keyward keys generate|validate|register`.
+pub async fn run(cmd: PairCommand) -> Result<ExitCode> {
+    match cmd {
+        PairCommand::Generate { pair, alg, force, file, api_host } => {
+            generate(pair, &alg, force, file.as_deref(), api_host.as_deref())
+        }
+        PairCommand::Validate { alg, secret, pubkey } => validate(&alg, &secret, &pubkey),
+        PairCommand::Register { remote, pair, fields, environment, expires_in } => {
+            register(remote, pair, fields, environment, expires_in).await
+        }
+    }
+}
 
 pub fn generate(
     pair: PairArgs,
@@ -76,7 +89,7 @@ pub async fn register(
         ..Default::default()
     };
     let k = super::client(&remote, true)?.create_key(&req, None).await?;
-    super::keys::show(&remote, &k)?;
+    crate::output::print_key(remote.json, &k)?;
     Ok(ExitCode::SUCCESS)
 }
 

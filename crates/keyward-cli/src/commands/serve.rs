@@ -1,30 +1,39 @@
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keyward_core::{OsRandom, SystemClock};
 use keyward_server::bootstrap::{initialise, InitError, InitOptions};
 use keyward_server::{ServerConfig, Services};
 use keyward_store::Store;
 
-use crate::args::{GatewayArgs, ServeArgs, ServerFlags};
+use crate::args::{GatewayArgs, ServeArgs, StorageArgs};
 use crate::datadir;
+use crate::settings::{ConfigFile, GatewaySettings, ServerSettings, GATEWAY_LISTEN, GATEWAY_MAX_BODY};
+
+/// The API's effective settings: flags and environment over the config file.
+fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig)> {
+    let file = ConfigFile::from_arg(a.config.path.as_deref())?;
+    let settings = a.server.clone().or(file.server);
+    let listen = a.listen.or(file.listen).unwrap_or(ServerConfig::default().listen);
+    Ok((settings.storage(), settings.resolve(listen)?))
+}
 
 pub async fn run(a: ServeArgs) -> Result<ExitCode> {
     init_logging();
-    let url = datadir::database_url(&a.storage)?;
+    let (storage, config) = serve_settings(&a)?;
+    let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
     let pepper = if store.is_initialised().await? {
-        datadir::require_pepper(&a.storage.data_dir)?
+        datadir::require_pepper(&storage.data_dir)?
     } else {
-        let pepper = datadir::load_or_create_pepper(&a.storage.data_dir)?;
+        let pepper = datadir::load_or_create_pepper(&storage.data_dir)?;
         match initialise(&store, &pepper, &SystemClock, &OsRandom, &InitOptions::default()).await {
             Ok(out) => {
                 // The one time this key is ever shown; stderr keeps it out of piped stdout.
                 eprintln!(
                     "Initialised {} (workspace {}).\nOwner management key (shown once, store it now):\n\n  {}\n",
-                    super::init::where_(&a.storage),
+                    super::init::where_(&storage),
                     out.workspace_id,
                     out.management_key
                 );
@@ -35,57 +44,68 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
         }
         pepper
     };
-    let config = server_config(a.listen, &a.server)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
     keyward_server::run(services, config, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The server settings from the flags `serve` and `gateway` share.
-pub(super) fn server_config(listen: std::net::SocketAddr, f: &ServerFlags) -> Result<ServerConfig> {
-    let mut config = ServerConfig {
-        listen,
-        verify_token: f.verify_token.clone(),
-        cache_capacity: f.cache_capacity,
-        flush_interval: Duration::from_secs(f.flush_interval.max(1)),
-        body_limit: f.body_limit,
-        signature_window: Duration::from_secs(f.signature_window.max(1)),
-        ..ServerConfig::default()
-    };
-    if !f.trusted_proxies.is_empty() {
-        config.trusted_proxies = f
-            .trusted_proxies
-            .iter()
-            .map(|s| {
-                keyward_core::ip::parse_entry(s).with_context(|| format!("--trusted-proxy {s:?} is not an IP or CIDR"))
-            })
-            .collect::<Result<_>>()?;
+/// `keyward config show`: what `serve` with the same flags, environment and file would run
+/// with, as a config file; secrets redacted.
+pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
+    let file = ConfigFile::from_arg(a.config.path.as_deref())?;
+    let settings = a.server.clone().or(file.server).or(ServerSettings::defaults());
+    let listen = a.listen.or(file.listen).unwrap_or(ServerConfig::default().listen);
+    // Resolving checks every value, as `serve` would.
+    settings.resolve(listen)?;
+    let mut out = toml::Table::new();
+    out.insert("listen".into(), toml::Value::String(listen.to_string()));
+    if let toml::Value::Table(t) = toml::Value::try_from(&settings)? {
+        out.extend(t);
     }
-    Ok(config)
+    let gateway = file.gateway.or(GatewaySettings {
+        listen: GATEWAY_LISTEN.parse().ok(),
+        max_body: Some(GATEWAY_MAX_BODY),
+        ..Default::default()
+    });
+    out.insert("gateway".into(), toml::Value::try_from(&gateway)?);
+    print!("{}", toml::to_string(&out)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `keyward gateway`: the proxy over an initialised database.
 pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     init_logging();
-    let rules = match &a.rules {
+    let file = ConfigFile::from_arg(a.config.path.as_deref())?;
+    let settings = a.server.clone().or(file.server);
+    let gw = a.gateway.clone().or(file.gateway);
+    let Some(upstream) = gw.upstream else {
+        anyhow::bail!("--upstream (KEYWARD_UPSTREAM, or upstream under [gateway]) is required");
+    };
+    let rules = match &gw.rules {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
             keyward_server::gateway::parse_rules(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
         None => Vec::new(),
     };
-    if !(a.upstream.starts_with("http://") || a.upstream.starts_with("https://")) {
+    if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
         anyhow::bail!("--upstream must be an http:// or https:// URL");
     }
-    let url = datadir::database_url(&a.storage)?;
+    let listen = match gw.listen {
+        Some(l) => l,
+        None => GATEWAY_LISTEN.parse().context("default gateway address")?,
+    };
+    let storage = settings.storage();
+    let config = settings.resolve(listen)?;
+    let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
     if !store.is_initialised().await? {
         anyhow::bail!("the database is not initialised: run `keyward init` (or `keyward serve`) first");
     }
-    let pepper = datadir::require_pepper(&a.storage.data_dir)?;
-    let config = server_config(a.listen, &a.server)?;
+    let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
-    let gw = keyward_server::gateway::GatewayConfig { upstream: a.upstream, max_body: a.max_body, rules };
+    let max_body = gw.max_body.unwrap_or(GATEWAY_MAX_BODY);
+    let gw = keyward_server::gateway::GatewayConfig { upstream, max_body, rules };
     let server = keyward_server::start_gateway(services, config, gw).await?;
     keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

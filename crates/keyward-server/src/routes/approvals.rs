@@ -5,8 +5,8 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
 use keyward_core::roles::Role;
+use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
 use keyward_store::{Approval, ApprovalStatus, Decision};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};

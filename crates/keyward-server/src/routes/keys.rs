@@ -2,171 +2,33 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use keyward_core::model::{KeyKind, KeyList, KeyRecord, KeyStatus, KeyView, RotateRequest, ENVIRONMENTS};
-use keyward_core::pepper::hex_encode;
+use keyward_core::model::{KeyKind, KeyRecord, KeyStatus, ENVIRONMENTS};
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Action;
-use keyward_core::validate::{CreateKeyRequest, Lifetime, UpdateKeyRequest};
-use keyward_core::{clock, duration, ids, keyformat};
-use keyward_store::{
-    IdempotencyRecord, InsertOutcome, KeyFilter, NewApproval, RequestOutcome, RotateOutcome, Rotation,
-};
+use keyward_core::validate::Lifetime;
+use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
+use keyward_core::{duration, ids, keyformat};
+use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, ApiJson, Caller, RawBody};
-use crate::seal;
+use crate::idempotency::{idempotency_key, json_response, Idem};
+use crate::quorum::approval_for;
 use crate::state::{AppState, SharedState};
 
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Characters of a registered public key shown as its display hint.
 const PUBLIC_KEY_HINT: usize = 12;
-
-impl AppState {
-    /// A key's view with this node's not-yet-written last-used mark applied.
-    fn view(&self, rec: &KeyRecord) -> KeyView {
-        let mut v = rec.view(self.clock.now());
-        if let Some((ms, ip)) = self.usage.pending_for(&rec.id) {
-            let at = clock::from_ms(ms);
-            if v.last_used_at.is_none_or(|t| t < at) {
-                v.last_used_at = Some(at);
-                v.last_used_ip = ip;
-            }
-        }
-        v
-    }
-
-    /// Drops this node's cached copy at once; other nodes hear of it through change events.
-    pub(crate) fn forget(&self, rec: &KeyRecord) {
-        if let Some(k) = keyward_store::cache_key(rec) {
-            self.cache.invalidate(&k);
-        }
-    }
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
-    let mut r = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
-    if replayed {
-        r.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
-    }
-    r
-}
-
-/// The approval request a governed action needs, or `None` when the policy lets it through.
-/// The quorum is fixed now: `half_of_admins` counts the members who could approve, not the
-/// requester.
-async fn approval_for(
-    state: &AppState,
-    caller: &Caller,
-    action: KeyAction,
-    key_id: &str,
-    payload: serde_json::Value,
-) -> ApiResult<Option<NewApproval>> {
-    let p = &caller.0;
-    let rule = p.policy.rule(action);
-    if !rule.needs_approval() {
-        return Ok(None);
-    }
-    let eligible = state.store.members_with_roles(&p.workspace_id, &rule.approver_roles).await?;
-    let others = eligible.iter().filter(|m| **m != p.member_id).count();
-    let required = rule.approvals.required(u32::try_from(others).unwrap_or(u32::MAX));
-    if required == 0 {
-        return Ok(None);
-    }
-    let now = state.clock.now();
-    Ok(Some(NewApproval {
-        id: ids::new_id("apr", now, state.random.as_ref()),
-        workspace_id: p.workspace_id.clone(),
-        action,
-        key_id: key_id.to_string(),
-        requested_by: p.member_id.clone(),
-        required,
-        approver_roles: rule.approver_roles.clone(),
-        payload,
-        created_at: now,
-        expires_at: now + chrono::Duration::hours(i64::from(p.policy.approval_expiry_hours)),
-    }))
-}
 
 fn pending_or(outcome: RequestOutcome, id: &str) -> ApiResult<KeyRecord> {
     match outcome {
         RequestOutcome::Pending(rec) => Ok(*rec),
         RequestOutcome::NotFound => Err(ApiError::NotFound(format!("no key with id {id:?}"))),
-        RequestOutcome::Refused(m) => Err(ApiError::Conflict { field: None, message: m }),
-    }
-}
-
-/// The client's idempotency key, checked.
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
-    let s = v.to_str().unwrap_or("");
-    if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY || !s.is_ascii() {
-        return Err(ApiError::invalid("Idempotency-Key", "Idempotency-Key must be 1-255 ASCII characters"));
-    }
-    Ok(Some(s.to_string()))
-}
-
-/// Idempotency for one request: what is stored, and how to answer a retry.
-struct Idem {
-    raw: String,
-    key_hash: String,
-    request_hash: String,
-}
-
-impl Idem {
-    fn new(state: &AppState, workspace_id: &str, raw: String, scope: &str, body: &[u8]) -> Self {
-        let key_hash = hex_encode(&state.pepper.derive("idempotency-key", &format!("{workspace_id}\0{raw}")));
-        let mut h = Sha256::new();
-        h.update(scope.as_bytes());
-        h.update([0]);
-        h.update(body);
-        Idem { raw, key_hash, request_hash: hex_encode(&h.finalize()) }
-    }
-
-    fn record(
-        &self,
-        state: &AppState,
-        workspace_id: &str,
-        status: StatusCode,
-        body: &[u8],
-    ) -> ApiResult<IdempotencyRecord> {
-        let sealed = seal::seal(&state.pepper, state.random.as_ref(), workspace_id, &self.raw, body)
-            .ok_or_else(|| ApiError::Internal("sealing failed".into()))?;
-        Ok(IdempotencyRecord {
-            workspace_id: workspace_id.to_string(),
-            key_hash: self.key_hash.clone(),
-            request_hash: self.request_hash.clone(),
-            status: i64::from(status.as_u16()),
-            sealed_body: sealed,
-            created_at: clock::to_ms(state.clock.now()),
-        })
-    }
-
-    fn replay(&self, state: &AppState, rec: &IdempotencyRecord) -> ApiResult<Response> {
-        if rec.request_hash != self.request_hash {
-            return Err(ApiError::Conflict {
-                field: Some("Idempotency-Key".into()),
-                message: "this Idempotency-Key was used with a different request".into(),
-            });
-        }
-        let body = seal::open(&state.pepper, &rec.workspace_id, &self.raw, &rec.sealed_body)
-            .ok_or_else(|| ApiError::Internal("stored idempotent answer cannot be opened".into()))?;
-        let status =
-            u16::try_from(rec.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
-        Ok(json_response(status, body, true))
-    }
-
-    async fn earlier(&self, state: &AppState, workspace_id: &str) -> ApiResult<Option<Response>> {
-        match state.store.idempotency(workspace_id, &self.key_hash).await? {
-            Some(r) => self.replay(state, &r).map(Some),
-            None => Ok(None),
-        }
+        RequestOutcome::Refused(c) => Err(c.into()),
     }
 }
 
@@ -238,17 +100,7 @@ pub async fn create_key(
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    let inserted =
-        state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref()).await.map_err(|e| match e {
-            // The unique index on public_key; other conflicts (an idempotent retry in flight) pass.
-            keyward_store::StoreError::Conflict(m) if rec.public_key.is_some() && m.contains("public_key") => {
-                ApiError::Conflict {
-                    field: Some("public_key".into()),
-                    message: "this public key is already registered".into(),
-                }
-            }
-            e => e.into(),
-        })?;
+    let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref()).await?;
     match inserted {
         InsertOutcome::Created => {
             state.forget(&rec);
@@ -495,6 +347,6 @@ pub async fn rotate_key(
             None => Err(ApiError::Internal("replay without idempotency key".into())),
         },
         RotateOutcome::NotFound => Err(ApiError::NotFound(format!("no key with id {id:?}"))),
-        RotateOutcome::Refused(m) => Err(ApiError::Conflict { field: None, message: m }),
+        RotateOutcome::Refused(c) => Err(c.into()),
     }
 }

@@ -7,12 +7,12 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::governance::{
+use keyward_core::random::base62_string;
+use keyward_core::roles::{Action, Role};
+use keyward_core::wire::governance::{
     Invitation, InviteRequest, MemberList, MemberView, NewManagementKeyView, OtpBody, PasswordChange, RecoveryCodes,
     RoleChange, SetupRequest, TotpEnrolment,
 };
-use keyward_core::random::base62_string;
-use keyward_core::roles::{Action, Role};
 use keyward_core::{ids, keyformat, mfa, password};
 use keyward_store::{Member, NewManagementKey, NewMember};
 
@@ -129,13 +129,7 @@ pub async fn invite_member(
         setup_expires_at: expires,
         created_at: now,
     };
-    state.store.invite_member(&m).await.map_err(|e| match e {
-        keyward_store::StoreError::Conflict(_) => ApiError::Conflict {
-            field: Some("email".into()),
-            message: "a member with this email already exists in this workspace".into(),
-        },
-        e => e.into(),
-    })?;
+    state.store.invite_member(&m).await?;
     let member = Member {
         id: m.id,
         workspace_id: m.workspace_id,

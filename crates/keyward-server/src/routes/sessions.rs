@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 
-use keyward_core::governance::{LoginRequest, SessionView};
 use keyward_core::keyformat;
+use keyward_core::wire::governance::{LoginRequest, SessionView};
 use keyward_store::{CredentialKind, LoginRecord, NewSession};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};

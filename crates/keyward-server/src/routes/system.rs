@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::SharedState;
 
 #[utoipa::path(get, path = "/healthz", tag = "system",
@@ -14,13 +15,11 @@ pub async fn healthz(State(state): State<SharedState>) -> Response {
     if state.store.ping().await {
         Json(json!({"status": "ok"})).into_response()
     } else {
-        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"}))).into_response()
+        ApiError::Unavailable.into_response()
     }
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system", responses((status = 200, description = "this document")))]
-pub async fn openapi_json() -> Response {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let doc = DOC.get_or_init(|| super::openapi().to_json().unwrap_or_default());
-    ([(CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+pub async fn openapi_json(State(state): State<SharedState>) -> Response {
+    ([(CONTENT_TYPE, "application/json")], state.openapi.to_string()).into_response()
 }

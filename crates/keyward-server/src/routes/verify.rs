@@ -1,61 +1,24 @@
 //! Verification surfaces: `POST /v1/keys/verify` and forward-auth `GET /v1/auth`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::model::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 use keyward_core::permissions::Query as PermQuery;
 use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
-use keyward_core::verify::{Requirements, VerifiableKey, VerifyCode};
+use keyward_core::verify::{Requirements, VerifyCode};
+use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{bearer, ApiJson};
-use crate::state::{AppState, SharedState};
-use crate::verifier::{parse_ip, Verdict};
-
-const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
-
-impl AppState {
-    /// With `--verify-token`, only callers that present it may verify.
-    fn check_verify_token(&self, headers: &HeaderMap) -> ApiResult<()> {
-        let Some(expected) = &self.config.verify_token else { return Ok(()) };
-        let given = headers.get(VERIFY_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if keyward_core::pepper::hashes_equal(given, expected) {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthenticated("missing or wrong Keyward-Verify-Token".into()))
-        }
-    }
-
-    /// The client's address: the peer, or what a trusted proxy says the client was.
-    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = keyward_core::ip::canonical(peer);
-        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(&peer) {
-            return peer;
-        }
-        // Walk X-Forwarded-For from the right: the first hop not run by us is the client.
-        if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            let hops: Vec<IpAddr> =
-                xff.split(',').filter_map(|h| h.trim().parse().ok()).map(keyward_core::ip::canonical).collect();
-            if let Some(ip) = hops.iter().rev().find(|ip| !trusted(ip)).or(hops.first()) {
-                return *ip;
-            }
-        }
-        headers
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .map(keyward_core::ip::canonical)
-            .unwrap_or(peer)
-    }
-}
+use crate::extract::ApiJson;
+use crate::state::SharedState;
+use crate::verifier::credential::{credential, identity_headers, Credential};
+use crate::verifier::{parse_ip, refused, Verdict};
 
 fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)
@@ -118,60 +81,6 @@ pub struct AuthParams {
     pub permissions: Option<String>,
     /// A resource scope the key must cover, e.g. `wallet:w_123`.
     pub scope: Option<String>,
-}
-
-pub(crate) fn refused(code: VerifyCode) -> ApiError {
-    let message = match code {
-        VerifyCode::Malformed => "missing or malformed API key",
-        VerifyCode::NotFound => "unknown API key",
-        VerifyCode::Revoked => "API key revoked",
-        VerifyCode::Expired => "API key expired",
-        VerifyCode::Pending => "API key awaits approval",
-        VerifyCode::IpNotAllowed => "request IP not allowed for this key",
-        VerifyCode::InsufficientPermissions => "API key lacks the required permissions",
-        VerifyCode::InvalidSignature => "request signature does not match",
-        VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
-        VerifyCode::Replayed => "this signed request was already used",
-        _ => "request refused",
-    };
-    ApiError::Refused { code, message: message.into() }
-}
-
-/// The credential a request's headers carry: a secret key (`X-API-Key`, Bearer) or a signed
-/// request's `Biz-Api-*` headers (nonce and signature checked by the caller).
-pub(crate) enum Credential<'a> {
-    Secret(&'a str),
-    Signed { public_key: &'a str, nonce: Option<&'a str>, signature: Option<&'a str> },
-    Missing,
-}
-
-pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(token) = text("x-api-key").or_else(|| bearer(headers)) {
-        return Credential::Secret(token.trim());
-    }
-    match text(HEADER_KEY) {
-        Some(public_key) => {
-            Credential::Signed { public_key, nonce: text(HEADER_NONCE), signature: text(HEADER_SIGNATURE) }
-        }
-        None => Credential::Missing,
-    }
-}
-
-/// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
-/// requests the gateway passes upstream.
-pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
-    [
-        (HeaderName::from_static("x-keyward-key-id"), header(&key.id)),
-        (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
-        (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
-        (HeaderName::from_static("x-keyward-roles"), header(&key.roles.join(","))),
-        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes.join(","))),
-    ]
-}
-
-pub(crate) fn header(v: &str) -> HeaderValue {
-    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[utoipa::path(get, path = "/v1/auth", tag = "verification", params(AuthParams,

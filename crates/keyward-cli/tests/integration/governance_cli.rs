@@ -2,9 +2,7 @@
 //! requires two approvals for new keys; the developer's key waits until both admins approve
 //! with codes from their authenticators; a rejected key never works.
 
-mod common;
-
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -2,10 +2,8 @@
 //! the refusals (self-approval, double approval, missing or reused one-time code, a role
 //! that may not approve), and what a pending key does meanwhile.
 
-mod common;
-
 use chrono::Duration;
-use common::{code, Backend, Member, TestServer};
+use keyward_testkit::{code, Backend, Member, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

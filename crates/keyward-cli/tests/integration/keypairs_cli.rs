@@ -2,9 +2,7 @@
 //! the config file's mode and refusals, and a signed request to an API that checks it with
 //! Keyward.
 
-mod common;
-
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,10 +2,8 @@
 //! roles and removal; TOTP enrolment, reuse refusal, recovery codes and a policy requiring
 //! MFA. Time moves only on the test's clock.
 
-mod common;
-
 use chrono::Duration;
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -94,7 +92,7 @@ async fn invite_setup_login_logout(b: Backend) {
 }
 
 async fn lockouts(b: Backend) {
-    let mut cfg = common::test_config();
+    let mut cfg = keyward_testkit::test_config();
     cfg.account_lockout = (3, std::time::Duration::from_secs(600));
     cfg.ip_lockout = (5, std::time::Duration::from_secs(600));
     let s = TestServer::start_with(b, cfg).await;

@@ -1,9 +1,7 @@
 //! Forward-auth (`GET /v1/auth`) as nginx, Traefik or Envoy call it, and the nginx example
 //! from the docs run against a real nginx when one is installed.
 
-mod common;
-
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use serde_json::json;
 
 on_both_backends!(answers_and_identity_headers, client_ip_from_trusted_proxies_only, nginx_example_config);
@@ -75,7 +73,7 @@ async fn client_ip_from_trusted_proxies_only(b: Backend) {
     s.stop().await;
 
     // With no trusted proxies, forwarded headers are ignored.
-    let cfg = keyward_server::ServerConfig { trusted_proxies: vec![], ..common::test_config() };
+    let cfg = keyward_server::ServerConfig { trusted_proxies: vec![], ..keyward_testkit::test_config() };
     let s = TestServer::start_with(b, cfg).await;
     let (_, key) = s.create(json!({"name": "ip", "ip_allowlist": ["203.0.113.0/24"]})).await;
     let r = s
@@ -109,7 +107,7 @@ fn free_port() -> u16 {
 async fn nginx_example_config(b: Backend) {
     let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())
     else {
-        common::skipped("nginx_example_config", "nginx is not installed");
+        keyward_testkit::skipped("nginx_example_config", "nginx is not installed");
         return;
     };
     let s = TestServer::start(b).await;

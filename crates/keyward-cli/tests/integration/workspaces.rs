@@ -1,11 +1,9 @@
 //! Several workspaces in one database: each management route scoped to the caller's
 //! workspace (another's objects answer 404 and never leak), and `keyward workspaces create`.
 
-mod common;
-
-use common::{code, Backend, TestServer};
 use keyward_core::OsRandom;
 use keyward_server::bootstrap::{create_workspace, InitOptions};
+use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -121,7 +119,7 @@ async fn governance_routes_are_scoped(b: Backend) {
 }
 
 async fn workspaces_create_command(b: Backend) {
-    let db = common::TestDb::new(&b).await;
+    let db = keyward_testkit::TestDb::new(&b).await;
     let data = db.dir.path().join("data");
     let mut storage = vec!["--data-dir".to_string(), data.display().to_string()];
     if db.is_postgres() {

@@ -1,6 +1,5 @@
 //! Test harness: real servers on ephemeral ports, on SQLite and (when
 //! `KEYWARD_TEST_DATABASE_URL` is set) on a fresh PostgreSQL database per test.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -24,7 +23,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
+                    super::$name($crate::Backend::Sqlite).await
                 }
             )*
         }
@@ -32,7 +31,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(b) = $crate::common::Backend::postgres(stringify!($name)) {
+                    if let Some(b) = $crate::Backend::postgres(stringify!($name)) {
                         super::$name(b).await
                     }
                 }

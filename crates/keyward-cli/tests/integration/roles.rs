@@ -1,9 +1,7 @@
 //! The role × action matrix, tried over HTTP with each role's session. The expected table is
 //! written out here (not read from the server's code), so a change to either shows up.
 
-mod common;
-
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
 

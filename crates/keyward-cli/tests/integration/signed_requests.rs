@@ -1,12 +1,10 @@
 //! Public-key API keys: registration, and signed requests through `POST /v1/requests/verify`
 //! and forward-auth, signed the way the seed's clients sign.
 
-mod common;
-
-use common::{code, Backend, TestServer};
 use keyward_core::pepper::{hex_decode, hex_encode};
 use keyward_core::signing::{Algorithm, SecretKey, SignedParts};
 use keyward_core::{Clock, OsRandom};
+use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

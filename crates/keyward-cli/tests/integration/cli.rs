@@ -1,9 +1,7 @@
 //! The `keyward` binary as users run it: `init`, `serve` (auto-init, SIGTERM), `login`,
 //! `keys …` and `verify`, with two server processes sharing one database.
 
-mod common;
-
-use common::{Backend, TestDb};
+use keyward_testkit::{Backend, TestDb};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -286,9 +284,9 @@ async fn serve_and_cli_end_to_end(b: Backend) {
         assert_eq!(occurrences(&logs, &sec[sec.len() - 49..]), 0, "a secret reached the log");
     }
     assert_eq!(occurrences(&logs, &mk), 1, "the management key is printed once: {logs}");
-    for (p, bytes) in common::files_under(&data) {
+    for (p, bytes) in keyward_testkit::files_under(&data) {
         for sec in [&secret, &new_secret, &other_secret, &mk] {
-            assert!(!common::contains(&bytes, &sec[sec.len() - 40..]), "a secret is in {}", p.display());
+            assert!(!keyward_testkit::contains(&bytes, &sec[sec.len() - 40..]), "a secret is in {}", p.display());
         }
     }
     db.drop_db().await;

@@ -5,12 +5,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use keyward_core::keyformat::{self, TokenKind};
-use keyward_core::model::VerifyResponse;
 use keyward_core::signing::SignedParts;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
+use keyward_core::wire::verify::VerifyResponse;
+
+pub mod credential;
 
 use crate::cache::{Entry, KeyHash};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use keyward_core::pepper::hex_encode;
 
@@ -34,7 +36,7 @@ impl Verdict {
     pub(crate) fn accepted(&self) -> ApiResult<&Arc<VerifiableKey>> {
         match &self.key {
             Some(k) if self.valid() => Ok(k),
-            _ => Err(crate::routes::verify::refused(self.code)),
+            _ => Err(refused(self.code)),
         }
     }
 
@@ -133,12 +135,26 @@ impl AppState {
     }
 }
 
+/// The refusal forward-auth and the gateway answer with (401 or 403, by the code).
+pub(crate) fn refused(code: VerifyCode) -> ApiError {
+    let message = match code {
+        VerifyCode::Malformed => "missing or malformed API key",
+        VerifyCode::NotFound => "unknown API key",
+        VerifyCode::Revoked => "API key revoked",
+        VerifyCode::Expired => "API key expired",
+        VerifyCode::Pending => "API key awaits approval",
+        VerifyCode::IpNotAllowed => "request IP not allowed for this key",
+        VerifyCode::InsufficientPermissions => "API key lacks the required permissions",
+        VerifyCode::InvalidSignature => "request signature does not match",
+        VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
+        VerifyCode::Replayed => "this signed request was already used",
+        _ => "request refused",
+    };
+    ApiError::Refused { code, message: message.into() }
+}
+
 /// Parses the optional `ip` of a verify request.
-pub fn parse_ip(raw: Option<&str>) -> Result<Option<IpAddr>, crate::error::ApiError> {
-    raw.map(|s| {
-        s.trim()
-            .parse::<IpAddr>()
-            .map_err(|_| crate::error::ApiError::invalid("ip", format!("{s:?} is not an IP address")))
-    })
-    .transpose()
+pub fn parse_ip(raw: Option<&str>) -> Result<Option<IpAddr>, ApiError> {
+    raw.map(|s| s.trim().parse::<IpAddr>().map_err(|_| ApiError::invalid("ip", format!("{s:?} is not an IP address"))))
+        .transpose()
 }

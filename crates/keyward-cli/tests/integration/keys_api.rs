@@ -1,9 +1,7 @@
 //! The management and verification API, end to end over HTTP, on both backends.
 
-mod common;
-
 use chrono::Duration;
-use common::{code, Backend, TestServer};
+use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
@@ -332,7 +330,8 @@ async fn management_needs_a_management_key(b: Backend) {
 }
 
 async fn verify_token_guards_verification(b: Backend) {
-    let cfg = keyward_server::ServerConfig { verify_token: Some("s3cret-token".into()), ..common::test_config() };
+    let cfg =
+        keyward_server::ServerConfig { verify_token: Some("s3cret-token".into()), ..keyward_testkit::test_config() };
     let s = TestServer::start_with(b, cfg).await;
     let (_, key) = s.create(json!({"name": "k"})).await;
     let h = s.http();
@@ -379,8 +378,10 @@ async fn last_used_is_buffered_then_written(b: Backend) {
 }
 
 async fn shutdown_flushes_pending_usage(b: Backend) {
-    let cfg =
-        keyward_server::ServerConfig { flush_interval: std::time::Duration::from_secs(3600), ..common::test_config() };
+    let cfg = keyward_server::ServerConfig {
+        flush_interval: std::time::Duration::from_secs(3600),
+        ..keyward_testkit::test_config()
+    };
     let mut s = TestServer::start_with(b, cfg).await;
     let (id, key) = s.create(json!({"name": "u"})).await;
     s.verify(&key, json!({"ip": "192.0.2.1"})).await;
@@ -461,11 +462,11 @@ async fn secrets_never_reach_the_database(b: Backend) {
             }
         }
     } else {
-        let files = common::files_under(s.db.dir.path());
+        let files = keyward_testkit::files_under(s.db.dir.path());
         assert!(!files.is_empty());
         for (p, bytes) in files {
             for sec in &secrets {
-                assert!(!common::contains(&bytes, &sec[sec.len() - 49..]), "secret found in {}", p.display());
+                assert!(!keyward_testkit::contains(&bytes, &sec[sec.len() - 49..]), "secret found in {}", p.display());
             }
         }
     }

@@ -67,7 +67,7 @@ CREATE TABLE idempotency (
 
 -- Cache invalidations for nodes sharing an SQLite file (PostgreSQL nodes also get NOTIFY).
 CREATE TABLE key_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {{SERIAL_PRIMARY_KEY}},
     key_hash TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );

@@ -1,8 +1,6 @@
 //! The database going away, and the OpenAPI document against the routes the server answers.
 
-mod common;
-
-use common::{code, Backend, TestServer};
+use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
@@ -17,7 +15,7 @@ async fn database_outage_keeps_verification_up(b: Backend) {
     let s = TestServer::start(b).await;
     if !s.db.is_postgres() {
         // An embedded SQLite file cannot be taken away from a running process the same way.
-        common::skipped("sqlite::database_outage_keeps_verification_up", "PostgreSQL only");
+        keyward_testkit::skipped("sqlite::database_outage_keeps_verification_up", "PostgreSQL only");
         return s.stop().await;
     }
     let (_, known) = s.create(json!({"name": "cached", "permissions": ["wallet.read"]})).await;
@@ -75,7 +73,7 @@ async fn admin(sql: &str) {
 async fn missed_notifications_are_caught_up(b: Backend) {
     let a = TestServer::start(b).await;
     if !a.db.is_postgres() {
-        common::skipped("sqlite::missed_notifications_are_caught_up", "PostgreSQL only");
+        keyward_testkit::skipped("sqlite::missed_notifications_are_caught_up", "PostgreSQL only");
         return a.stop().await;
     }
     let other = a.second_node().await;

@@ -1,9 +1,7 @@
 //! `keyward gateway`: what reaches the upstream, what is refused and how, and the whole path
 //! `keys generate` → `keys register` → `keyward request` through the real binary.
 
-mod common;
-
-use common::{code, Backend, TestServer};
+use keyward_testkit::{code, Backend, TestServer};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -53,7 +51,7 @@ async fn start_gateway(s: &TestServer, upstream: &str, max_body: usize) -> Runni
     };
     let rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
     let gw = GatewayConfig { upstream: upstream.to_string(), max_body, rules };
-    keyward_server::start_gateway(services, common::test_config(), gw).await.unwrap()
+    keyward_server::start_gateway(services, keyward_testkit::test_config(), gw).await.unwrap()
 }
 
 fn signed_headers(

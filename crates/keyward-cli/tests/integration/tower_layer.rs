@@ -1,8 +1,6 @@
 //! The SDK's tower layer protecting an axum API against a real Keyward server.
 
-mod common;
-
-use common::{Backend, TestServer};
+use keyward_testkit::{Backend, TestServer};
 use std::net::SocketAddr;
 
 use axum::body::Bytes;

@@ -1,0 +1,420 @@
+//! Server settings in layers: flag > `KEYWARD_*` variable > config file > default. Each
+//! setting is defined once, here: its flag, its variable and its file key (the same name);
+//! its default lives only in `keyward_server::ServerConfig::default()`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keyward_core::secret::{Secret, REDACTED};
+use keyward_server::ServerConfig;
+
+use crate::args::StorageArgs;
+use crate::datadir::DEFAULT_DATA_DIR;
+
+/// A length of time: `200ms`, `30s`, `15m`, `12h`, `7d`, or a bare number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl std::str::FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let bad = || format!("{s:?} is not a duration (e.g. 200ms, 30s, 15m, 12h, 7d)");
+        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let per = match unit {
+            "ms" => return Ok(Span(Duration::from_millis(n))),
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(per).map(|s| Span(Duration::from_secs(s))).ok_or_else(bad)
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if !ms.is_multiple_of(1000) {
+            return write!(f, "{ms}ms");
+        }
+        let s = ms / 1000;
+        match s {
+            0 => write!(f, "0s"),
+            s if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            s if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            s if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(n) => Ok(Span(Duration::from_secs(n))),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A database URL whose password is never shown.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl DatabaseUrl {
+    /// The URL with any password replaced.
+    pub fn redacted(&self) -> String {
+        let u = &self.0;
+        let Some(scheme_end) = u.find("://").map(|i| i + 3) else { return u.clone() };
+        let rest = &u[scheme_end..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        match rest[..auth_end].rfind('@') {
+            Some(at) => match rest[..at].find(':') {
+                Some(colon) => format!("{}{}:{REDACTED}{}", &u[..scheme_end], &rest[..colon], &rest[at..]),
+                None => u.clone(),
+            },
+            None => u.clone(),
+        }
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// The settings `serve` and `gateway` share. Every field is optional in every layer; what no
+/// layer sets takes its default.
+#[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where the embedded database and the pepper file live [default: ./keyward-data].
+    #[arg(long, env = "KEYWARD_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Require `Keyward-Verify-Token: TOKEN` on the verification endpoints.
+    #[arg(long, env = "KEYWARD_VERIFY_TOKEN", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_token: Option<Secret>,
+    /// Peers (IP or CIDR) whose X-Forwarded-For is believed [default: loopback]. Repeatable.
+    #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXY", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Most key records kept in the verification cache.
+    #[arg(long, env = "KEYWARD_CACHE_CAPACITY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_capacity: Option<u64>,
+    /// Between writes of last-used marks (a number of seconds, or 500ms, 2s, …).
+    #[arg(long, env = "KEYWARD_FLUSH_INTERVAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_interval: Option<Span>,
+    /// How often nodes sharing an SQLite file look for other nodes' key changes.
+    #[arg(long, env = "KEYWARD_POLL_INTERVAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<Span>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KEYWARD_BODY_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<usize>,
+    /// How far a signed request's Biz-Api-Nonce may be from the server's clock.
+    #[arg(long, env = "KEYWARD_SIGNATURE_WINDOW")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_window: Option<Span>,
+    /// How long a session from a password login lasts.
+    #[arg(long, env = "KEYWARD_SESSION_TTL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ttl: Option<Span>,
+    /// How long an invitation's setup token lasts.
+    #[arg(long, env = "KEYWARD_INVITE_TTL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_ttl: Option<Span>,
+    /// Failed logins in a row that lock an account.
+    #[arg(long, env = "KEYWARD_LOCKOUT_ATTEMPTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_attempts: Option<u32>,
+    /// How long a locked account stays locked.
+    #[arg(long, env = "KEYWARD_LOCKOUT_DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_duration: Option<Span>,
+    /// Failed logins from one IP address, within the window, that block it (this node).
+    #[arg(long, env = "KEYWARD_IP_LOCKOUT_ATTEMPTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_lockout_attempts: Option<u32>,
+    /// The window of --ip-lockout-attempts, and how long the block lasts.
+    #[arg(long, env = "KEYWARD_IP_LOCKOUT_WINDOW")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_lockout_window: Option<Span>,
+    /// How often expired approval requests are closed and ended sessions dropped.
+    #[arg(long, env = "KEYWARD_SWEEP_INTERVAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_interval: Option<Span>,
+}
+
+/// The gateway's own settings (`[gateway]` in the config file).
+#[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Where the gateway listens [default: 127.0.0.1:8000].
+    #[arg(long = "listen", env = "KEYWARD_GATEWAY_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The API to protect, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "KEYWARD_UPSTREAM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// A TOML file of `[[route]]` rules: `prefix` and the `permissions` query it requires.
+    #[arg(long, env = "KEYWARD_RULES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<PathBuf>,
+    /// Largest request body passed to the upstream, in bytes (413 beyond) [default: 1 MiB].
+    #[arg(long, env = "KEYWARD_MAX_BODY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<usize>,
+}
+
+pub const GATEWAY_LISTEN: &str = "127.0.0.1:8000";
+pub const GATEWAY_MAX_BODY: usize = 1_048_576;
+
+/// Takes each field from `self` when set, else from `lower`.
+macro_rules! layered {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        impl $t {
+            pub fn or(self, lower: $t) -> $t {
+                Self { $($f: self.$f.or(lower.$f)),* }
+            }
+        }
+    };
+}
+
+layered!(ServerSettings {
+    data_dir,
+    database_url,
+    verify_token,
+    trusted_proxies,
+    cache_capacity,
+    flush_interval,
+    poll_interval,
+    body_limit,
+    signature_window,
+    session_ttl,
+    invite_ttl,
+    lockout_attempts,
+    lockout_duration,
+    ip_lockout_attempts,
+    ip_lockout_window,
+    sweep_interval,
+});
+layered!(GatewaySettings { listen, upstream, rules, max_body });
+
+/// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub server: ServerSettings,
+    pub gateway: GatewaySettings,
+}
+
+impl ConfigFile {
+    /// Reads and checks a config file; an unknown key is an error naming it.
+    pub fn load(path: &Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<ConfigFile> {
+        let mut table: toml::Table = text.parse()?;
+        let listen = match table.remove("listen") {
+            Some(v) => Some(v.try_into::<String>()?.parse().context("listen must be HOST:PORT")?),
+            None => None,
+        };
+        let gateway = match table.remove("gateway") {
+            Some(v) => v.try_into::<GatewaySettings>().context("[gateway]")?,
+            None => GatewaySettings::default(),
+        };
+        let server = toml::Value::Table(table).try_into::<ServerSettings>()?;
+        Ok(ConfigFile { listen, server, gateway })
+    }
+
+    /// The file named by `--config` / `KEYWARD_SERVER_CONFIG`, or none.
+    pub fn from_arg(path: Option<&Path>) -> Result<ConfigFile> {
+        path.map(Self::load).transpose().map(Option::unwrap_or_default)
+    }
+}
+
+impl ServerSettings {
+    /// The defaults, in this form (for `config show`).
+    pub fn defaults() -> ServerSettings {
+        let d = ServerConfig::default();
+        ServerSettings {
+            data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: None,
+            verify_token: None,
+            trusted_proxies: Some(d.trusted_proxies.iter().map(ToString::to_string).collect()),
+            cache_capacity: Some(d.cache_capacity),
+            flush_interval: Some(Span(d.flush_interval)),
+            poll_interval: Some(Span(d.poll_interval)),
+            body_limit: Some(d.body_limit),
+            signature_window: Some(Span(d.signature_window)),
+            session_ttl: Some(Span(d.session_ttl)),
+            invite_ttl: Some(Span(d.invite_ttl)),
+            lockout_attempts: Some(d.account_lockout.0),
+            lockout_duration: Some(Span(d.account_lockout.1)),
+            ip_lockout_attempts: Some(d.ip_lockout.0),
+            ip_lockout_window: Some(Span(d.ip_lockout.1)),
+            sweep_interval: Some(Span(d.sweep_interval)),
+        }
+    }
+
+    /// Where the database is.
+    pub fn storage(&self) -> StorageArgs {
+        StorageArgs {
+            data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: self.database_url.as_ref().map(|u| u.0.clone()),
+        }
+    }
+
+    /// The server's configuration: what is set here, the default for the rest.
+    pub fn resolve(&self, listen: SocketAddr) -> Result<ServerConfig> {
+        let mut c = ServerConfig { listen, ..ServerConfig::default() };
+        let positive = |name: &str, s: Option<Span>| -> Result<Option<Duration>> {
+            match s {
+                Some(Span(d)) if d.is_zero() => bail!("{name} must be more than 0"),
+                other => Ok(other.map(|s| s.0)),
+            }
+        };
+        if let Some(t) = &self.verify_token {
+            if t.expose().is_empty() {
+                bail!("verify_token must not be empty");
+            }
+            c.verify_token = Some(t.clone());
+        }
+        if let Some(list) = &self.trusted_proxies {
+            c.trusted_proxies = list
+                .iter()
+                .map(|s| {
+                    keyward_core::ip::parse_entry(s)
+                        .with_context(|| format!("trusted_proxies: {s:?} is not an IP or CIDR"))
+                })
+                .collect::<Result<_>>()?;
+        }
+        if let Some(n) = self.cache_capacity {
+            c.cache_capacity = n;
+        }
+        if let Some(n) = self.body_limit {
+            c.body_limit = n;
+        }
+        let set = |slot: &mut Duration, v: Option<Duration>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut c.flush_interval, positive("flush_interval", self.flush_interval)?);
+        set(&mut c.poll_interval, positive("poll_interval", self.poll_interval)?);
+        set(&mut c.signature_window, positive("signature_window", self.signature_window)?);
+        set(&mut c.session_ttl, positive("session_ttl", self.session_ttl)?);
+        set(&mut c.invite_ttl, positive("invite_ttl", self.invite_ttl)?);
+        set(&mut c.account_lockout.1, positive("lockout_duration", self.lockout_duration)?);
+        set(&mut c.ip_lockout.1, positive("ip_lockout_window", self.ip_lockout_window)?);
+        set(&mut c.sweep_interval, positive("sweep_interval", self.sweep_interval)?);
+        if let Some(n) = self.lockout_attempts {
+            c.account_lockout.0 = n.max(1);
+        }
+        if let Some(n) = self.ip_lockout_attempts {
+            c.ip_lockout.0 = n.max(1);
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans() {
+        for (s, d) in [("200ms", 200), ("2", 2000), ("2s", 2000), ("15m", 900_000), ("12h", 43_200_000)] {
+            assert_eq!(s.parse::<Span>().ok(), Some(Span(Duration::from_millis(d))), "{s}");
+        }
+        assert!("2x".parse::<Span>().is_err());
+        assert!("".parse::<Span>().is_err());
+        assert_eq!(Span(Duration::from_secs(7 * 86_400)).to_string(), "7d");
+        assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        let u = DatabaseUrl("postgres://kw:s3cr3t@db:5432/keyward?sslmode=require".into());
+        assert_eq!(u.redacted(), "postgres://kw:<redacted>@db:5432/keyward?sslmode=require");
+        assert!(!format!("{u:?}").contains("s3cr3t"));
+        assert_eq!(DatabaseUrl("postgres://kw@db/k".into()).redacted(), "postgres://kw@db/k");
+    }
+
+    #[test]
+    fn file_layers_and_unknown_keys() {
+        let f = ConfigFile::parse(
+            "listen = \"127.0.0.1:7000\"\nflush_interval = 5\nsession_ttl = \"1h\"\n[gateway]\nupstream = \"http://u\"\n",
+        )
+        .map_err(|e| e.to_string());
+        let f = f.as_ref().map_err(String::as_str);
+        assert!(f.is_ok(), "{f:?}");
+        let Ok(f) = f else { return };
+        assert_eq!(f.listen, "127.0.0.1:7000".parse().ok());
+        assert_eq!(f.server.flush_interval, Some(Span(Duration::from_secs(5))));
+        assert_eq!(f.gateway.upstream.as_deref(), Some("http://u"));
+        let err = ConfigFile::parse("flush_intervall = 5\n").map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("flush_intervall")), "{err:?}");
+        let err = ConfigFile::parse("[gateway]\nupstreem = \"x\"\n").map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("upstreem")), "{err:?}");
+    }
+
+    #[test]
+    fn flags_over_file_over_defaults() {
+        let flags = ServerSettings { cache_capacity: Some(10), ..Default::default() };
+        let file = ServerSettings { cache_capacity: Some(20), body_limit: Some(30), ..Default::default() };
+        let merged = flags.or(file);
+        let listen = SocketAddr::from(([127, 0, 0, 1], 1));
+        let c = merged.resolve(listen).map_err(|e| e.to_string());
+        assert!(c.is_ok(), "{c:?}");
+        let Ok(c) = c else { return };
+        assert_eq!((c.cache_capacity, c.body_limit), (10, 30));
+        assert_eq!(c.session_ttl, ServerConfig::default().session_ttl);
+    }
+}

@@ -1,0 +1,21 @@
+//! The integration suite, one test binary (one link of the whole server, not one per file).
+//! Each module starts real servers through `keyward-testkit` and talks HTTP to them; most run
+//! on SQLite and PostgreSQL through `on_both_backends!`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+extern crate keyward_testkit;
+
+mod approvals;
+mod cli;
+mod forward_auth;
+mod gateway;
+mod governance_cli;
+mod keypairs_cli;
+mod keys_api;
+mod members;
+mod resilience;
+mod roles;
+mod signed_requests;
+mod tower_layer;
+mod workspaces;

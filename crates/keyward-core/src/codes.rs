@@ -1,0 +1,46 @@
+//! The stable verification codes every verification surface answers with.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    Pending,
+    IpNotAllowed,
+    InsufficientPermissions,
+    RateLimited,
+    InvalidSignature,
+    NonceExpired,
+    Replayed,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::Malformed => "MALFORMED",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::Pending => "PENDING",
+            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
+            VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::InvalidSignature => "INVALID_SIGNATURE",
+            VerifyCode::NonceExpired => "NONCE_EXPIRED",
+            VerifyCode::Replayed => "REPLAYED",
+        }
+    }
+
+    /// Refusals about the credential itself (forward-auth answers 401); the others are about
+    /// what the credential may do (403).
+    pub fn is_authentication_failure(self) -> bool {
+        !matches!(self, VerifyCode::Valid | VerifyCode::IpNotAllowed | VerifyCode::InsufficientPermissions)
+    }
+}

@@ -1,0 +1,139 @@
+//! Keys on the wire: `POST|GET|PATCH /v1/keys…` requests and answers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::model::{KeyKind, KeyRecord, KeyStatus, KeyType};
+use crate::wire::some;
+
+/// `POST /v1/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: Option<String>,
+    pub environment: Option<String>,
+    pub algorithm: Option<String>,
+    pub public_key: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
+    pub expires_at: Option<String>,
+    pub expires_in: Option<String>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Value>,
+    pub callback_url: Option<String>,
+}
+
+/// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Value>,
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub callback_url: Option<Option<String>>,
+}
+
+/// The key object of the API. `secret` is present only in the answer that created the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub kind: KeyKind,
+    pub algorithm: Option<String>,
+    pub public_key: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: Option<KeyType>,
+    pub environment: String,
+    pub status: KeyStatus,
+    pub start: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub scopes: Vec<String>,
+    pub ip_allowlist: Vec<String>,
+    #[schema(value_type = Object)]
+    pub meta: Map<String, Value>,
+    pub callback_url: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// While the key waits on an approval request: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyList {
+    pub items: Vec<KeyView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// How long the old key keeps working: `0s` (default) stops it at once.
+    #[serde(default)]
+    pub grace_period: Option<String>,
+}
+
+/// The answer of `keyward init` and of the first `serve` on an empty data dir.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitOutcome {
+    pub workspace_id: String,
+    pub member_id: String,
+    pub management_key: String,
+    pub prefix: String,
+}
+
+impl KeyRecord {
+    /// The key as the API shows it (without its secret).
+    pub fn view(&self, now: DateTime<Utc>) -> KeyView {
+        KeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: self.kind,
+            algorithm: self.algorithm.clone(),
+            public_key: self.public_key.clone(),
+            key_type: self.key_type,
+            environment: self.environment.clone(),
+            status: self.effective_status(now),
+            start: self.start.clone(),
+            roles: self.roles.clone(),
+            permissions: self.permissions.clone(),
+            scopes: self.scopes.clone(),
+            ip_allowlist: self.ip_allowlist.clone(),
+            meta: self.meta.clone(),
+            callback_url: self.callback_url.clone(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            created_by: self.created_by.clone(),
+            last_used_at: self.last_used_at,
+            last_used_ip: self.last_used_ip.clone(),
+            revoked_at: self.revoked_at,
+            approval_id: self.approval_id.clone(),
+            secret: None,
+        }
+    }
+}

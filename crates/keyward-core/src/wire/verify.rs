@@ -1,0 +1,116 @@
+//! Verification on the wire: the requests of `POST /v1/keys/verify` and
+//! `POST /v1/requests/verify`, and the answer every verification surface gives.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::codes::VerifyCode;
+use crate::model::KeyRecord;
+
+/// `POST /v1/keys/verify`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeyRequest {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A permission query such as `wallet.read AND (tx.create OR tx.approve)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// `POST /v1/requests/verify`: a signed request as the service received it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySignedRequest {
+    /// e.g. `POST`
+    pub method: String,
+    /// The path without host or query, e.g. `/v2/wallets`.
+    pub path: String,
+    /// The raw query string as sent, without `?`.
+    #[serde(default)]
+    pub query: String,
+    /// The raw body as sent (empty when none).
+    #[serde(default)]
+    pub body: String,
+    /// `Biz-Api-Key`, `Biz-Api-Nonce`, `Biz-Api-Signature` (names in any case).
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl VerifySignedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The answer of every verification surface; always `200` from the verify endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl VerifyResponse {
+    /// An answer that reveals nothing about the key (malformed, unknown).
+    pub fn bare(code: VerifyCode) -> Self {
+        VerifyResponse {
+            valid: false,
+            code,
+            key_id: None,
+            workspace_id: None,
+            name: None,
+            environment: None,
+            roles: None,
+            permissions: None,
+            scopes: None,
+            meta: None,
+            expires_at: None,
+        }
+    }
+
+    /// An answer about a known key.
+    pub fn about(rec: &KeyRecord, code: VerifyCode) -> Self {
+        VerifyResponse {
+            valid: code == VerifyCode::Valid,
+            code,
+            key_id: Some(rec.id.clone()),
+            workspace_id: Some(rec.workspace_id.clone()),
+            name: Some(rec.name.clone()),
+            environment: Some(rec.environment.clone()),
+            roles: Some(rec.roles.clone()),
+            permissions: Some(rec.permissions.clone()),
+            scopes: Some(rec.scopes.clone()),
+            meta: Some(rec.meta.clone()),
+            expires_at: rec.expires_at,
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What a request presents to the verifier: its credential (a secret key or a signed
+//! request's headers), its client address, the verify token; and the identity headers a
+//! verified request carries on.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+use keyward_core::verify::VerifiableKey;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::bearer;
+use crate::state::AppState;
+
+const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
+
+impl AppState {
+    /// With `--verify-token`, only callers that present it may verify.
+    pub(crate) fn check_verify_token(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let Some(expected) = &self.config.verify_token else { return Ok(()) };
+        let given = headers.get(VERIFY_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if keyward_core::pepper::hashes_equal(given, expected.expose()) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthenticated("missing or wrong Keyward-Verify-Token".into()))
+        }
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says the client was.
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = keyward_core::ip::canonical(peer);
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        // Walk X-Forwarded-For from the right: the first hop not run by us is the client.
+        if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let hops: Vec<IpAddr> =
+                xff.split(',').filter_map(|h| h.trim().parse().ok()).map(keyward_core::ip::canonical).collect();
+            if let Some(ip) = hops.iter().rev().find(|ip| !trusted(ip)).or(hops.first()) {
+                return *ip;
+            }
+        }
+        headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .map(keyward_core::ip::canonical)
+            .unwrap_or(peer)
+    }
+}
+
+/// The credential a request's headers carry: a secret key (`X-API-Key`, Bearer) or a signed
+/// request's `Biz-Api-*` headers (nonce and signature checked by the caller).
+pub(crate) enum Credential<'a> {
+    Secret(&'a str),
+    Signed { public_key: &'a str, nonce: Option<&'a str>, signature: Option<&'a str> },
+    Missing,
+}
+
+pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = text("x-api-key").or_else(|| bearer(headers)) {
+        return Credential::Secret(token.trim());
+    }
+    match text(HEADER_KEY) {
+        Some(public_key) => {
+            Credential::Signed { public_key, nonce: text(HEADER_NONCE), signature: text(HEADER_SIGNATURE) }
+        }
+        None => Credential::Missing,
+    }
+}
+
+/// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
+/// requests the gateway passes upstream.
+pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
+    [
+        (HeaderName::from_static("x-keyward-key-id"), header(&key.id)),
+        (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
+        (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
+        (HeaderName::from_static("x-keyward-roles"), header(&key.roles.join(","))),
+        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes.join(","))),
+    ]
+}
+
+pub(crate) fn header(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

@@ -1,0 +1,212 @@
+//! Everything that differs between SQLite and PostgreSQL, and nothing else: the rest of the
+//! store is one SQL code path over sqlx's `Any` driver. No other file branches on the backend.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgListener;
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use std::time::Duration;
+
+use crate::StoreError;
+
+/// Which database a store talks to, and how each differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded default: one file, WAL, several processes at most on one machine.
+    Sqlite,
+    /// Several nodes sharing one database; changes are pushed with LISTEN/NOTIFY.
+    Postgres,
+}
+
+/// The channel key changes are announced on (PostgreSQL).
+pub(crate) const CHANNEL: &str = "keyward_keys";
+
+impl Dialect {
+    /// The dialect a database URL names.
+    pub fn from_url(url: &str) -> Result<Dialect, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else {
+            Err(StoreError::Config("database URL must start with sqlite: or postgres://".into()))
+        }
+    }
+
+    /// Opens a pool: SQLite serialises writers anyway, so it needs fewer connections.
+    pub(crate) async fn connect(self, url: &str) -> Result<AnyPool, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match self {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
+            // Fail fast when the database is gone so management calls answer 503 promptly.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await?;
+        if self == Dialect::Sqlite {
+            // WAL lets verification reads proceed while a write commits; it persists in the file.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        }
+        Ok(pool)
+    }
+
+    /// A migration's SQL for this backend. The sources are shared; the only difference is
+    /// how an auto-incrementing sequence column is declared.
+    pub(crate) fn migration_sql(self, shared: &str) -> String {
+        let serial = match self {
+            Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        shared.replace("{{SERIAL_PRIMARY_KEY}}", serial)
+    }
+
+    /// Serialises the first `init` of a database. SQLite needs nothing: the first write of a
+    /// transaction takes the database's write lock.
+    pub(crate) async fn lock_workspaces(self, tx: &mut AnyConnection) -> Result<(), StoreError> {
+        if self == Dialect::Postgres {
+            sqlx::query("LOCK TABLE workspaces IN EXCLUSIVE MODE").execute(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Announces a changed cache key at commit. SQLite has no push: nodes poll `key_events`.
+    pub(crate) async fn notify(self, tx: &mut AnyConnection, cache_key: &str) -> Result<(), StoreError> {
+        if self == Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(cache_key).execute(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Listens for change announcements; `None` where the backend cannot push them.
+    pub(crate) async fn subscribe(self, url: &str) -> Result<Option<Subscription>, StoreError> {
+        if self != Dialect::Postgres {
+            return Ok(None);
+        }
+        let mut l = PgListener::connect(url).await?;
+        l.listen(CHANNEL).await?;
+        Ok(Some(Subscription(l)))
+    }
+
+    /// Can other nodes be told of changes as they commit (else they poll)?
+    pub fn pushes_changes(self) -> bool {
+        self == Dialect::Postgres
+    }
+
+    /// Lists `(t, c)`: every table and column of the schema, without the migrator's own.
+    pub(crate) fn schema_query(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'"
+            }
+            Dialect::Postgres => {
+                "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'"
+            }
+        }
+    }
+
+    /// An SQL expression folding ASCII letters of `column` to lower case, and nothing else,
+    /// so a search matches the same rows on both backends (SQLite's `LOWER` folds only ASCII;
+    /// PostgreSQL's folds every script, and its `LIKE` is case-sensitive).
+    pub(crate) fn ascii_lower(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("LOWER({column})"),
+            Dialect::Postgres => {
+                format!("translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
+            }
+        }
+    }
+}
+
+/// A stream of changed cache keys pushed by the database (PostgreSQL `LISTEN`).
+pub struct Subscription(PgListener);
+
+impl Subscription {
+    /// The next changed cache key. `Ok(None)` means the connection dropped and notifications
+    /// may have been missed: the caller must catch up from `key_events` (or forget what it
+    /// cached).
+    pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
+        match self.0.try_recv().await {
+            Ok(Some(n)) => Ok(Some(n.payload().to_string())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StoreError::from(e)),
+        }
+    }
+}
+
+/// Does a database error code mean "cannot be reached right now" (503) rather than a fault?
+/// The two backends' codes cannot be confused: PostgreSQL's are five-character SQLSTATEs,
+/// SQLite's are small integers.
+pub(crate) fn unavailable_code(code: &str) -> bool {
+    postgres_unavailable(code) || sqlite_unavailable(code)
+}
+
+/// Connection exceptions (class 08), the database gone (3D000), too many connections
+/// (53300), server shutting down (57P01–57P03).
+fn postgres_unavailable(code: &str) -> bool {
+    code.len() == 5 && (code.starts_with("08") || matches!(code, "3D000" | "53300" | "57P01" | "57P02" | "57P03"))
+}
+
+/// Busy or locked past the timeout (5, 6), I/O error (10), cannot open (14).
+fn sqlite_unavailable(code: &str) -> bool {
+    matches!(code, "5" | "6" | "10" | "14")
+}
+
+/// A transaction that knows its dialect, so code inside it (change notifications) need not
+/// be told which backend it runs on.
+pub(crate) struct Tx {
+    inner: Transaction<'static, Any>,
+    pub(crate) dialect: Dialect,
+}
+
+impl Tx {
+    pub(crate) async fn begin(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
+        Ok(Tx { inner: pool.begin().await?, dialect })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.inner.commit().await?)
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.inner.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_dialect() {
+        assert_eq!(Dialect::from_url("postgres://u@h/db").ok(), Some(Dialect::Postgres));
+        assert_eq!(Dialect::from_url("postgresql://u@h/db").ok(), Some(Dialect::Postgres));
+        assert_eq!(Dialect::from_url("sqlite://x.db").ok(), Some(Dialect::Sqlite));
+        assert!(Dialect::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn unavailable_codes_of_both_backends() {
+        for c in ["08006", "3D000", "57P01", "5", "14"] {
+            assert!(unavailable_code(c), "{c}");
+        }
+        for c in ["23505", "42P01", "19", "1"] {
+            assert!(!unavailable_code(c), "{c}");
+        }
+    }
+}
