@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::datadir::DEFAULT_DATA_DIR;
+pub use crate::datadir::StorageArgs;
 use crate::settings::{GatewaySettings, ServerSettings};
 
 #[derive(Debug, Parser)]
@@ -253,16 +253,6 @@ pub struct RequestArgs {
     pub data: Option<String>,
     #[command(flatten)]
     pub pair: PairArgs,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct StorageArgs {
-    /// Where the embedded database and the pepper file live.
-    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-    /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
-    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

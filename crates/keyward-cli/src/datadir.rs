@@ -11,11 +11,22 @@ use std::path::{Path, PathBuf};
 use keyward_core::pepper::Pepper;
 use keyward_core::OsRandom;
 
-use crate::args::StorageArgs;
+use clap::Args;
 
 /// The data dir when none is named.
 pub const DEFAULT_DATA_DIR: &str = "./keyward-data";
 const PEPPER_FILE: &str = "pepper";
+
+/// Where the database is: `--database-url`, or SQLite in the data dir.
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// Where the embedded database and the pepper file live.
+    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
 const PEPPER_ENV: &str = "KEYWARD_PEPPER";
 
 fn ensure_dir(dir: &Path) -> Result<()> {

@@ -12,8 +12,7 @@ use std::time::Duration;
 use keyward_core::secret::{Secret, REDACTED};
 use keyward_server::ServerConfig;
 
-use crate::args::StorageArgs;
-use crate::datadir::DEFAULT_DATA_DIR;
+use crate::datadir::{StorageArgs, DEFAULT_DATA_DIR};
 
 /// A length of time: `200ms`, `30s`, `15m`, `12h`, `7d`, or a bare number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ on_both_backends!(
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
 /// Storage flags for a backend: the data dir always holds the pepper file.
-fn storage(db: &TestDb, data_dir: &Path) -> Vec<String> {
+pub(crate) fn storage(db: &TestDb, data_dir: &Path) -> Vec<String> {
     let mut a = vec!["--data-dir".to_string(), data_dir.display().to_string()];
     if db.is_postgres() {
         a.extend(["--database-url".to_string(), db.url.clone()]);
@@ -27,12 +27,12 @@ fn storage(db: &TestDb, data_dir: &Path) -> Vec<String> {
 }
 
 /// A user's environment: its own HOME, so `login` never touches the real one.
-struct User {
-    home: tempfile::TempDir,
+pub(crate) struct User {
+    pub(crate) home: tempfile::TempDir,
 }
 
 impl User {
-    fn new() -> User {
+    pub(crate) fn new() -> User {
         User { home: tempfile::tempdir().unwrap() }
     }
 
@@ -40,7 +40,7 @@ impl User {
         self.home.path().join(".keyward").join("config.toml")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .env_clear()
@@ -51,7 +51,7 @@ impl User {
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
         assert!(o.status.success(), "keyward {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
@@ -64,14 +64,14 @@ impl User {
 }
 
 /// A `keyward serve` process on an ephemeral port; its stderr is collected.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Serve {
-    fn spawn(args: &[String], env: &[(&str, &str)]) -> Serve {
+    pub(crate) fn spawn(args: &[String], env: &[(&str, &str)]) -> Serve {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(args)
@@ -106,11 +106,11 @@ impl Serve {
         Serve { child, addr, log }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
@@ -146,7 +146,7 @@ fn mode(p: &Path) -> u32 {
 }
 
 /// The management key `serve` prints on its first start (the line after the notice).
-fn printed_management_key(log: &str) -> String {
+pub(crate) fn printed_management_key(log: &str) -> String {
     log.lines()
         .map(str::trim)
         .find(|l| l.contains("_mk_") && !l.contains(' '))

@@ -8,6 +8,7 @@ extern crate keyward_testkit;
 
 mod approvals;
 mod cli;
+mod config;
 mod forward_auth;
 mod gateway;
 mod governance_cli;
@@ -17,5 +18,6 @@ mod members;
 mod resilience;
 mod roles;
 mod signed_requests;
+mod storage;
 mod tower_layer;
 mod workspaces;

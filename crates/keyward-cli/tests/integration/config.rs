@@ -1,0 +1,113 @@
+//! Server configuration in layers (flag > `KEYWARD_*` > config file > default), through the
+//! real binary: `keyward config show`, an unknown key, `serve --config`, redaction.
+
+use keyward_testkit::{Backend, TestDb};
+use std::io::Write;
+
+use crate::cli::{printed_management_key, storage, Serve, User};
+
+fn file(dir: &std::path::Path, text: &str) -> String {
+    let p = dir.join("keyward.toml");
+    std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+    p.display().to_string()
+}
+
+/// `config show` with extra environment variables; its output parsed as TOML.
+fn show(user: &User, args: &[&str], env: &[(&str, &str)]) -> (bool, toml::Table, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(["config", "show"]).args(args).env_clear().env("HOME", user.home.path());
+    cmd.envs(env.iter().copied());
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let table = out.parse::<toml::Table>().unwrap_or_default();
+    (o.status.success(), table, format!("{out}{err}"))
+}
+
+#[test]
+fn precedence_flag_env_file_default() {
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(
+        dir.path(),
+        "listen = \"127.0.0.1:7001\"\ncache_capacity = 20\nbody_limit = 30\nsession_ttl = \"1h\"\n\
+         verify_token = \"file-token-xyz\"\n\n[gateway]\nupstream = \"http://127.0.0.1:9\"\n",
+    );
+    let env = [("KEYWARD_CACHE_CAPACITY", "15"), ("KEYWARD_BODY_LIMIT", "40")];
+    let (ok, t, out) = show(&user, &["--config", &f, "--cache-capacity", "10"], &env);
+    assert!(ok, "{out}");
+    assert_eq!(t["cache_capacity"].as_integer(), Some(10), "a flag beats the environment: {out}");
+    assert_eq!(t["body_limit"].as_integer(), Some(40), "the environment beats the file: {out}");
+    assert_eq!(t["session_ttl"].as_str(), Some("1h"), "the file beats the default: {out}");
+    assert_eq!(t["flush_interval"].as_str(), Some("2s"), "what nothing sets is the default: {out}");
+    assert_eq!(t["listen"].as_str(), Some("127.0.0.1:7001"), "{out}");
+    assert_eq!(t["gateway"]["upstream"].as_str(), Some("http://127.0.0.1:9"), "{out}");
+    assert_eq!(t["verify_token"].as_str(), Some("<redacted>"), "{out}");
+    assert!(!out.contains("file-token-xyz"), "a secret is printed: {out}");
+
+    // KEYWARD_SERVER_CONFIG names the file too; a database password never shows.
+    let env = [("KEYWARD_SERVER_CONFIG", f.as_str()), ("KEYWARD_DATABASE_URL", "postgres://kw:pw-123456@db/kw")];
+    let (ok, t, out) = show(&user, &[], &env);
+    assert!(ok, "{out}");
+    assert_eq!(t["cache_capacity"].as_integer(), Some(20), "{out}");
+    assert!(!out.contains("pw-123456"), "{out}");
+    assert!(t["database_url"].as_str().is_some_and(|u| u.contains("<redacted>")), "{out}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_named() {
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (text, named) in [
+        ("cache_capasity = 1\n", "cache_capasity"),
+        ("[gateway]\nupstreem = \"http://x\"\n", "upstreem"),
+        ("flush_interval = \"soon\"\n", "soon"),
+        ("trusted_proxies = [\"nonsense\"]\n", "trusted_proxies"),
+    ] {
+        let f = file(dir.path(), text);
+        let (ok, _, out) = show(&user, &["--config", &f], &[]);
+        assert!(!ok, "{text:?} was accepted: {out}");
+        assert!(out.contains(named), "the error does not name {named:?}: {out}");
+        // `serve` refuses it the same way, before opening any database.
+        let data = dir.path().join("data").display().to_string();
+        let o = user.run(&["serve", "--config", &f, "--data-dir", &data]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains(named), "{o:?}");
+        assert!(!dir.path().join("data").exists(), "serve touched the data dir");
+    }
+}
+
+#[test]
+fn secrets_stay_out_of_help() {
+    let user = User::new();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(["serve", "--help"]).env("KEYWARD_VERIFY_TOKEN", "help-token-abc").env("HOME", user.home.path());
+    cmd.env("KEYWARD_DATABASE_URL", "postgres://kw:help-pw-xyz@db/kw");
+    let o = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--verify-token") && text.contains("--config"), "{text}");
+    assert!(!text.contains("help-token-abc") && !text.contains("help-pw-xyz"), "{text}");
+}
+
+on_both_backends!(serve_runs_with_the_file);
+
+/// `serve` takes its settings from the file: a body limit set only there is enforced.
+async fn serve_runs_with_the_file(b: Backend) {
+    let db = TestDb::new(&b).await;
+    let data = db.dir.path().join("data");
+    let f = file(db.dir.path(), "body_limit = 200\nlisten = \"127.0.0.1:1\"\n");
+    let mut args = storage(&db, &data);
+    args.extend(["--config".to_string(), f]);
+    // The `--listen 127.0.0.1:0` flag Serve adds beats the file's listen.
+    let s = Serve::spawn(&args, &[]);
+    let mk = printed_management_key(&s.log());
+    let http = reqwest::Client::new();
+    let big = serde_json::json!({"name": "x".repeat(300)});
+    let r = http.post(format!("{}/v1/keys", s.url())).bearer_auth(&mk).json(&big).send().await.unwrap();
+    assert_eq!(r.status(), 413, "the file's body_limit is not in force");
+    let small = serde_json::json!({"name": "ok"});
+    let r = http.post(format!("{}/v1/keys", s.url())).bearer_auth(&mk).json(&small).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    drop(s);
+    db.drop_db().await;
+}
