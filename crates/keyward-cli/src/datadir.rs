@@ -43,6 +43,16 @@ pub fn database_url(s: &StorageArgs) -> Result<String> {
         return Ok(url.clone());
     }
     ensure_dir(&s.data_dir)?;
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+    let db = s.data_dir.join(keyward_store::SQLITE_FILE);
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)
+        .with_context(|| format!("cannot create {}", db.display()))?;
+    fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", db.display()))?;
     Ok(keyward_store::sqlite_url(&s.data_dir))
 }
 
@@ -73,15 +83,26 @@ pub fn load_or_create_pepper(dir: &Path) -> Result<Pepper> {
     ensure_dir(dir)?;
     let pepper = Pepper::generate(&OsRandom);
     let path = pepper_path(dir);
+    // Written whole under a private name, then linked into place: a process starting at the
+    // same moment either wins the link or reads the winner's complete file, never half of it.
+    let tmp = dir.join(format!(".{PEPPER_FILE}.{}.tmp", std::process::id()));
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(format!("{}\n", pepper.to_hex()).as_bytes())?;
     f.sync_all()?;
-    Ok(pepper)
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(pepper),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_pepper(dir)?.with_context(|| format!("{} appeared but cannot be read", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// The pepper of an initialised database: without it no existing key could be verified.

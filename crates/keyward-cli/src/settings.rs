@@ -185,6 +185,18 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_SWEEP_INTERVAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep_interval: Option<Span>,
+    /// A connection must send a request's headers within this, idle ones too.
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<Span>,
+    /// A request body that stops arriving for this long ends the request (408).
+    #[arg(long, env = "KEYWARD_BODY_READ_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout: Option<Span>,
+    /// Connections open at once; more are refused, logged and counted in /healthz.
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 /// The gateway's own settings (`[gateway]` in the config file).
@@ -240,6 +252,9 @@ layered!(ServerSettings {
     ip_lockout_attempts,
     ip_lockout_window,
     sweep_interval,
+    header_read_timeout,
+    body_read_timeout,
+    max_connections,
 });
 layered!(GatewaySettings { listen, upstream, rules, max_body });
 
@@ -299,6 +314,9 @@ impl ServerSettings {
             ip_lockout_attempts: Some(d.ip_lockout.0),
             ip_lockout_window: Some(Span(d.ip_lockout.1)),
             sweep_interval: Some(Span(d.sweep_interval)),
+            header_read_timeout: Some(Span(d.header_read_timeout)),
+            body_read_timeout: Some(Span(d.body_read_timeout)),
+            max_connections: Some(d.max_connections),
         }
     }
 
@@ -353,6 +371,14 @@ impl ServerSettings {
         set(&mut c.account_lockout.1, positive("lockout_duration", self.lockout_duration)?);
         set(&mut c.ip_lockout.1, positive("ip_lockout_window", self.ip_lockout_window)?);
         set(&mut c.sweep_interval, positive("sweep_interval", self.sweep_interval)?);
+        set(&mut c.header_read_timeout, positive("header_read_timeout", self.header_read_timeout)?);
+        set(&mut c.body_read_timeout, positive("body_read_timeout", self.body_read_timeout)?);
+        if let Some(n) = self.max_connections {
+            if n == 0 {
+                bail!("max_connections must be more than 0");
+            }
+            c.max_connections = n;
+        }
         if let Some(n) = self.lockout_attempts {
             c.account_lockout.0 = n.max(1);
         }

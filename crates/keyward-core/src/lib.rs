@@ -20,6 +20,7 @@ pub mod roles;
 pub mod scopes;
 pub mod secret;
 pub mod signing;
+pub mod text;
 pub mod validate;
 pub mod verify;
 pub mod wire;

@@ -18,6 +18,9 @@ pub fn check_rules(password: &str) -> Result<(), CoreError> {
     if n > MAX_CHARS {
         return Err(CoreError::invalid("password", format!("password must be at most {MAX_CHARS} characters")));
     }
+    if let Some(why) = crate::text::refusal(password) {
+        return Err(CoreError::invalid("password", format!("password {why}")));
+    }
     Ok(())
 }
 

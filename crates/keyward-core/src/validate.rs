@@ -58,8 +58,8 @@ pub fn name(raw: &str) -> Result<String, CoreError> {
     if n.chars().count() > MAX_NAME_CHARS {
         return Err(CoreError::invalid("name", format!("name must be at most {MAX_NAME_CHARS} characters")));
     }
-    if n.chars().any(char::is_control) {
-        return Err(CoreError::invalid("name", "name must not contain control characters"));
+    if let Some(why) = crate::text::refusal(n) {
+        return Err(CoreError::invalid("name", format!("name {why}")));
     }
     Ok(n.to_string())
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use keyward_core::pepper::Pepper;
@@ -39,6 +40,7 @@ pub fn state(services: Services, config: ServerConfig) -> std::io::Result<Shared
     let openapi = routes::openapi().to_json().map_err(std::io::Error::other)?.into();
     Ok(Arc::new(AppState {
         openapi,
+        connections: Arc::default(),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
@@ -65,12 +67,15 @@ async fn method_not_allowed() -> ApiError {
 
 pub fn router(state: SharedState) -> Router {
     let limit = state.config.body_limit;
+    let body_timeout = state.config.body_read_timeout;
     let (router, _doc) = routes::api().split_for_parts();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::extract::refuse_nul))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
 }
@@ -113,7 +118,9 @@ pub async fn start_gateway(
     gateway: crate::gateway::GatewayConfig,
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
+        let body_timeout = state.config.body_read_timeout;
         Ok(crate::gateway::router(state, gateway)?
+            .layer(RequestBodyTimeoutLayer::new(body_timeout))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(TraceLayer::new_for_http()))
     })
@@ -129,15 +136,15 @@ async fn start_with(
     let addr = listener.local_addr()?;
     let state = state(services, config)?;
     let (stop, stopped) = watch::channel(false);
-    let app = make(state.clone())?.into_make_service_with_connect_info::<SocketAddr>();
-    let mut rx = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let app = make(state.clone())?;
+    let http = tokio::spawn(crate::connections::serve(
+        listener,
+        app,
+        state.config.header_read_timeout,
+        state.config.max_connections,
+        state.connections.clone(),
+        stopped.clone(),
+    ));
     let tasks = vec![
         tokio::spawn(flusher(state.clone(), stopped.clone())),
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),

@@ -68,6 +68,9 @@ async fn add_workspace(
     if name.is_empty() || name.chars().count() > 64 {
         return Err(InitError::Invalid("workspace name must be 1-64 characters".into()));
     }
+    if let Some(why) = keyward_core::text::refusal(name) {
+        return Err(InitError::Invalid(format!("workspace name {why}")));
+    }
     if !opts.owner_email.contains('@') || opts.owner_email.len() > 254 {
         return Err(InitError::Invalid(format!("{:?} is not an email address", opts.owner_email)));
     }

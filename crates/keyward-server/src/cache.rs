@@ -45,12 +45,38 @@ pub fn key_hash(hex: &str) -> Option<KeyHash> {
     keyward_core::pepper::hex_decode(hex)?.try_into().ok()
 }
 
+/// Fills in flight are checked against the epoch of their key's stripe, so a change to one
+/// key discards only the fills that share its stripe (1 in 4096), not every fill on the node.
+const STRIPES: usize = 4096;
+
+fn stripe_of_bytes(b: &[u8]) -> usize {
+    let hi = usize::from(b.first().copied().unwrap_or(0));
+    let lo = usize::from(b.get(1).copied().unwrap_or(0));
+    ((hi << 8) | lo) % STRIPES
+}
+
+/// The stripe of a public key: the first 12 bits of its hex (or of its bytes, if not hex).
+fn stripe_of_public(public_key: &str) -> usize {
+    match public_key.get(..3).and_then(|h| usize::from_str_radix(h, 16).ok()) {
+        Some(n) => n % STRIPES,
+        None => stripe_of_bytes(public_key.as_bytes()),
+    }
+}
+
 pub struct KeyCache {
     entries: Cache<KeyHash, Entry, Hasher>,
     /// Registered public keys by their lower-case hex.
     public: Cache<String, Entry>,
-    /// Bumped by every invalidation; a fill that raced one is thrown away.
-    epoch: AtomicU64,
+    /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
+    /// Secret hashes and public keys share the stripes (a spurious discard costs one read).
+    epochs: Box<[AtomicU64]>,
+}
+
+/// The epoch a fill was started under; see [`KeyCache::fill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    stripe: usize,
+    value: u64,
 }
 
 impl KeyCache {
@@ -58,7 +84,7 @@ impl KeyCache {
         KeyCache {
             entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
             public: Cache::new(capacity),
-            epoch: AtomicU64::new(0),
+            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -66,18 +92,35 @@ impl KeyCache {
         self.entries.get(key)
     }
 
-    /// Call before reading storage; pass the value to [`KeyCache::fill`].
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    fn epoch_at(&self, stripe: usize) -> Epoch {
+        Epoch { stripe, value: self.epochs[stripe].load(Ordering::SeqCst) }
     }
 
-    /// Caches what storage said, unless an invalidation happened since `epoch` was read:
-    /// the record may then be stale, and the next request will read it again.
-    pub fn fill(&self, key: KeyHash, entry: Entry, epoch: u64) {
+    fn stale(&self, e: Epoch) -> bool {
+        self.epochs[e.stripe].load(Ordering::SeqCst) != e.value
+    }
+
+    fn bump(&self, stripe: usize) {
+        self.epochs[stripe].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Call before reading storage for `key`; pass the value to [`KeyCache::fill`].
+    pub fn epoch(&self, key: &KeyHash) -> Epoch {
+        self.epoch_at(stripe_of_bytes(key))
+    }
+
+    /// Like [`KeyCache::epoch`], for a public key.
+    pub fn epoch_public(&self, public_key: &str) -> Epoch {
+        self.epoch_at(stripe_of_public(public_key))
+    }
+
+    /// Caches what storage said, unless this key's stripe was invalidated since `epoch` was
+    /// read: the record may then be stale, and the next request will read it again.
+    pub fn fill(&self, key: KeyHash, entry: Entry, epoch: Epoch) {
         self.entries.insert(key, entry);
         // Checked after inserting: an invalidation either bumped the epoch before this check
         // (we remove our insert) or removes the entry itself after bumping.
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.stale(epoch) {
             self.entries.invalidate(&key);
         }
     }
@@ -87,32 +130,32 @@ impl KeyCache {
     }
 
     /// Like [`KeyCache::fill`], for a public key.
-    pub fn fill_public(&self, public_key: String, entry: Entry, epoch: u64) {
+    pub fn fill_public(&self, public_key: String, entry: Entry, epoch: Epoch) {
         self.public.insert(public_key.clone(), entry);
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.stale(epoch) {
             self.public.invalidate(&public_key);
         }
     }
 
     /// Drops the entry a change event names: a secret's hex hash, or `pk:` and a public key.
     pub fn invalidate(&self, event_key: &str) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(pk) = event_key.strip_prefix(keyward_store::PUBLIC_KEY_EVENT_PREFIX) {
+            self.bump(stripe_of_public(pk));
             self.public.invalidate(pk);
             return;
         }
         match key_hash(event_key) {
-            Some(k) => self.entries.invalidate(&k),
-            // Not a hash we could have cached under; drop everything rather than guess.
-            None => {
-                self.entries.invalidate_all();
-                self.public.invalidate_all();
+            Some(k) => {
+                self.bump(stripe_of_bytes(&k));
+                self.entries.invalidate(&k);
             }
+            // Not a hash we could have cached under; drop everything rather than guess.
+            None => self.clear(),
         }
     }
 
     pub fn clear(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        (0..STRIPES).for_each(|s| self.bump(s));
         self.entries.invalidate_all();
         self.public.invalidate_all();
     }
@@ -138,11 +181,11 @@ mod tests {
     fn fill_after_invalidation_is_discarded() {
         let c = KeyCache::new(10);
         let k = key_hash(HEX).unwrap();
-        let e = c.epoch();
+        let e = c.epoch(&k);
         c.invalidate(HEX);
         c.fill(k, Entry::Missing, e);
         assert!(c.get(&k).is_none());
-        let e = c.epoch();
+        let e = c.epoch(&k);
         c.fill(k, Entry::Missing, e);
         assert!(matches!(c.get(&k), Some(Entry::Missing)));
         c.invalidate(HEX);
@@ -155,9 +198,32 @@ mod tests {
         let a = key_hash(HEX).unwrap();
         let mut b = a;
         b[31] ^= 1; // same first 8 bytes: same bucket, still two keys
-        c.fill(a, Entry::Missing, c.epoch());
+        c.fill(a, Entry::Missing, c.epoch(&a));
         assert!(c.get(&b).is_none());
         c.invalidate("not hex");
         assert!(c.get(&a).is_none(), "an unreadable event drops everything");
+    }
+
+    /// A change to one key must not throw away fills of other keys in flight (under a steady
+    /// rate of creates, verified keys would never be cached and fail in an outage).
+    #[test]
+    fn a_change_to_another_key_keeps_a_fill() {
+        let c = KeyCache::new(10);
+        let a = key_hash(HEX).unwrap();
+        let other = "ff112233445566778899aabbccddeeff00112233445566778899aabbccddee00";
+        let e = c.epoch(&a);
+        c.invalidate(other);
+        c.invalidate("pk:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12");
+        c.fill(a, Entry::Missing, e);
+        assert!(matches!(c.get(&a), Some(Entry::Missing)), "the fill of an unchanged key was discarded");
+        let pk = "0011223344556677889900112233445566778899001122334455667788990011";
+        let e = c.epoch_public(pk);
+        c.invalidate(other);
+        c.fill_public(pk.into(), Entry::Missing, e);
+        assert!(c.get_public(pk).is_some());
+        let e = c.epoch_public(pk);
+        c.invalidate(&format!("pk:{pk}"));
+        c.fill_public(pk.into(), Entry::Missing, e);
+        assert!(c.get_public(pk).is_none(), "a fill raced by its own key's change must go");
     }
 }

@@ -32,6 +32,12 @@ pub struct ServerConfig {
     pub ip_lockout: (u32, Duration),
     /// How often expired approval requests are closed and old sessions dropped.
     pub sweep_interval: Duration,
+    /// A connection must send a request's headers within this (idle connections too).
+    pub header_read_timeout: Duration,
+    /// A request body must keep arriving: a pause this long ends the request (408).
+    pub body_read_timeout: Duration,
+    /// Connections open at once; more are refused (logged and counted in `/healthz`).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +59,9 @@ impl Default for ServerConfig {
             account_lockout: (5, Duration::from_secs(15 * 60)),
             ip_lockout: (20, Duration::from_secs(15 * 60)),
             sweep_interval: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 8192,
         }
     }
 }

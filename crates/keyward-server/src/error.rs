@@ -108,6 +108,10 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable
             }
             StoreError::Conflict(c) => c.into(),
+            StoreError::InvalidText => ApiError::Invalid {
+                field: None,
+                message: "the request holds a NUL character, which no field may contain".into(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

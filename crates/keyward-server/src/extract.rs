@@ -37,7 +37,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::Invalid { field: None, message: "request body must be a JSON object".into() });
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
@@ -55,7 +55,22 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         };
         let message = if inner.is_syntax() || inner.is_eof() { format!("malformed JSON: {msg}") } else { msg };
         ApiError::Invalid { field, message }
-    })
+    })?;
+    // One JSON value and nothing after it (whitespace aside): `{} x` is not a request.
+    de.end().map_err(|e| ApiError::Invalid { field: None, message: format!("malformed JSON: {e}") })?;
+    Ok(value)
+}
+
+/// Refuses a request whose path or query holds a NUL character (`%00`): no route takes one,
+/// and PostgreSQL cannot store one.
+pub async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let nul = |s: &str| s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if nul(req.uri().path()) || req.uri().query().is_some_and(nul) {
+        return ApiError::Invalid { field: None, message: "the path or query holds a NUL character (%00)".into() }
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// JSON body extractor using [`parse_json`].

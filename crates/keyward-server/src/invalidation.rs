@@ -5,6 +5,8 @@
 use std::time::Duration;
 use tokio::sync::watch;
 
+use keyward_store::{KeyEvent, Store, StoreError, Subscription};
+
 use crate::state::SharedState;
 
 pub async fn run(state: SharedState, stopped: watch::Receiver<bool>) {
@@ -17,77 +19,170 @@ pub async fn run(state: SharedState, stopped: watch::Receiver<bool>) {
 
 /// How long `key_events` rows are kept; a node cut off for longer cannot catch up from them.
 pub const EVENT_RETENTION: chrono::Duration = chrono::Duration::minutes(10);
-/// Allowance for clock skew between nodes and commit latency when catching up by time.
-const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::seconds(5);
+/// A quiet listener is asked a question after this long, and must answer within
+/// `ANSWER_WITHIN`: a connection that died silently (no FIN, no RST) is found in seconds.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+/// How long connecting and catching up may take before the node tries again.
+const CONNECT_WITHIN: Duration = Duration::from_secs(2);
+const RETRY_AFTER: Duration = Duration::from_millis(250);
+/// Sequence numbers are taken at insert and become visible at commit, so an event can appear
+/// below one already applied; catching up re-reads this many before the last applied (an
+/// extra invalidation costs one storage read).
+const SEQ_SLACK: i64 = 1_000;
+/// Past this many events to replay, forgetting the whole cache is cheaper.
 const CATCH_UP_LIMIT: i64 = 10_000;
 
-async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
-    // When the stream was (or may have been) deaf; at start, before the first subscription.
-    let mut deaf_since = state.clock.now();
-    loop {
-        let mut sub = match state.store.subscribe().await {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for key changes; retrying");
-                // The pool may still reach the database (e.g. no connection slot was left for
-                // the listener): read the changes from `key_events` meanwhile.
-                let polled_at = state.clock.now();
-                if catch_up(&state, deaf_since).await.is_ok() {
-                    deaf_since = polled_at;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stopped.wait_for(|s| *s) => return,
-                }
-            }
-        };
-        // Listening now: changes from here on arrive as notifications; those made while deaf
-        // are read from `key_events`. Cached entries stay in use meanwhile, so verification of
-        // known keys keeps working through a database outage.
-        if catch_up(&state, deaf_since).await.is_err() {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stopped.wait_for(|s| *s) => return,
-            }
-        }
-        loop {
-            tokio::select! {
-                msg = sub.next() => match msg {
-                    Ok(Some(key)) => state.cache.invalidate(&key),
-                    Ok(None) => {
-                        deaf_since = state.clock.now();
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost the key-change listener; reconnecting");
-                        deaf_since = state.clock.now();
-                        break;
-                    }
-                },
-                _ = stopped.wait_for(|s| *s) => return,
-            }
+/// The events this node has applied, by sequence number (never by wall clock).
+struct Applied {
+    last: i64,
+}
+
+impl Applied {
+    fn apply(&mut self, state: &SharedState, payload: &str) {
+        let (seq, key) = keyward_store::parse_announcement(payload);
+        state.cache.invalidate(key);
+        if let Some(seq) = seq {
+            self.last = self.last.max(seq);
         }
     }
 }
 
-/// Drops the cache entries of keys changed since `since`, or the whole cache when the events
-/// needed may already be pruned.
-async fn catch_up(state: &SharedState, since: chrono::DateTime<chrono::Utc>) -> Result<(), ()> {
-    let now = state.clock.now();
-    if now - since > EVENT_RETENTION - CATCH_UP_MARGIN * 2 {
-        state.cache.clear();
-        return Ok(());
-    }
-    match state.store.events_since(since - CATCH_UP_MARGIN, CATCH_UP_LIMIT).await {
-        Ok(events) if events.len() as i64 >= CATCH_UP_LIMIT => state.cache.clear(),
-        Ok(events) => events.iter().for_each(|e| state.cache.invalidate(&e.cache_key)),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot read key events yet");
-            return Err(());
+async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
+    // Everything cached from here on is newer than the events written so far.
+    let mut applied = Applied { last: state.store.last_event_seq().await.unwrap_or(0) };
+    loop {
+        tokio::select! {
+            _ = listen_once(&state, &mut applied) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+            _ = stopped.wait_for(|s| *s) => return,
         }
     }
-    Ok(())
+}
+
+/// One listening connection, from connect to its loss. Cached entries stay in use meanwhile,
+/// so verification of known keys keeps working through a database outage.
+async fn listen_once(state: &SharedState, applied: &mut Applied) {
+    let mut sub = match tokio::time::timeout(CONNECT_WITHIN, state.store.subscribe()).await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for key changes; retrying");
+            return catch_up_through_pool(state, applied).await;
+        }
+        Err(_) => {
+            tracing::warn!("listening for key changes timed out; retrying");
+            return catch_up_through_pool(state, applied).await;
+        }
+    };
+    // Listening now: changes from here on arrive as notifications; those made while deaf
+    // are read from `key_events`, on this same fresh connection.
+    match tokio::time::timeout(CONNECT_WITHIN, catch_up(state, &mut sub, applied)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read missed key changes; retrying");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("reading missed key changes timed out; retrying");
+            return;
+        }
+    }
+    loop {
+        match tokio::time::timeout(HEARTBEAT, sub.next()).await {
+            Ok(Ok(Some(payload))) => applied.apply(state, &payload),
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "lost the key-change listener; reconnecting");
+                return;
+            }
+            // Quiet: is anyone there?
+            Err(_) => match tokio::time::timeout(ANSWER_WITHIN, sub.ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "key-change listener failed its heartbeat; reconnecting");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("key-change listener did not answer its heartbeat; reconnecting");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// While the listener cannot connect, the pool may still reach the database (e.g. no
+/// connection slot was left for the listener): read the changes from `key_events` meanwhile.
+async fn catch_up_through_pool(state: &SharedState, applied: &mut Applied) {
+    let mut store = &state.store;
+    if let Ok(Err(e)) = tokio::time::timeout(CONNECT_WITHIN, catch_up(state, &mut store, applied)).await {
+        tracing::debug!(error = %e, "cannot read key events yet");
+    }
+}
+
+/// Where missed events are read from: the fresh listening connection, or the pool.
+trait EventSource {
+    /// The oldest event kept (0 when none).
+    async fn first(&mut self) -> Result<i64, StoreError>;
+    /// Up to 1,000 events after `seq`, oldest first.
+    async fn after(&mut self, seq: i64) -> Result<Vec<KeyEvent>, StoreError>;
+}
+
+impl EventSource for Subscription {
+    async fn first(&mut self) -> Result<i64, StoreError> {
+        self.first_event_seq().await
+    }
+    async fn after(&mut self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        self.events_after(seq, 1_000).await
+    }
+}
+
+impl EventSource for &Store {
+    async fn first(&mut self) -> Result<i64, StoreError> {
+        self.first_event_seq().await
+    }
+    async fn after(&mut self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        self.events_after(seq).await
+    }
+}
+
+/// Applies the events after the last one applied (less a slack for late commits), or
+/// forgets the whole cache when some may already be pruned or there are too many.
+async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut Applied) -> Result<(), StoreError> {
+    let from = (applied.last - SEQ_SLACK).max(0);
+    let first = sub.first().await?;
+    if first > applied.last + 1 && applied.last > 0 {
+        // Events after `from` may have been pruned while this node was away.
+        tracing::info!(from, first, "missed key changes are no longer all kept; clearing the cache");
+        state.cache.clear();
+        applied.last = applied.last.max(first - 1);
+    }
+    let mut after = from;
+    let mut read = 0;
+    loop {
+        let events = sub.after(after).await?;
+        let n = events.len() as i64;
+        for e in events {
+            state.cache.invalidate(&e.cache_key);
+            after = e.seq;
+            applied.last = applied.last.max(e.seq);
+        }
+        read += n;
+        if n < 1_000 {
+            return Ok(());
+        }
+        if read >= CATCH_UP_LIMIT {
+            state.cache.clear();
+            // Skip the rest: the cache is empty, and new events arrive as notifications.
+            let last = state.store.last_event_seq().await?;
+            applied.last = applied.last.max(last);
+            return Ok(());
+        }
+    }
 }
 
 async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod gateway;

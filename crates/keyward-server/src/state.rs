@@ -25,6 +25,7 @@ pub struct AppState {
     pub config: ServerConfig,
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,
+    pub connections: Arc<crate::connections::ConnectionStats>,
 }
 
 pub type SharedState = Arc<AppState>;

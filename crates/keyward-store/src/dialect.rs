@@ -88,6 +88,19 @@ impl Dialect {
         Ok(Some(Subscription(l)))
     }
 
+    /// Can this node write right now? A reachable database may still refuse writes (a
+    /// standby after a failover, `default_transaction_read_only`).
+    pub(crate) async fn writable(self, pool: &AnyPool) -> bool {
+        match self {
+            Dialect::Sqlite => true,
+            Dialect::Postgres => {
+                let q = "SELECT CASE WHEN pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' \
+                         THEN 0 ELSE 1 END AS w";
+                matches!(sqlx::query_scalar::<_, i32>(q).fetch_one(pool).await, Ok(1))
+            }
+        }
+    }
+
     /// Can other nodes be told of changes as they commit (else they poll)?
     pub fn pushes_changes(self) -> bool {
         self == Dialect::Postgres
@@ -124,15 +137,41 @@ impl Dialect {
 pub struct Subscription(PgListener);
 
 impl Subscription {
-    /// The next changed cache key. `Ok(None)` means the connection dropped and notifications
-    /// may have been missed: the caller must catch up from `key_events` (or forget what it
-    /// cached).
+    /// The next announcement (see `events::parse_announcement`). `Ok(None)` means the
+    /// connection dropped and notifications may have been missed: the caller must catch up
+    /// from `key_events` (or forget what it cached).
     pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
         match self.0.try_recv().await {
             Ok(Some(n)) => Ok(Some(n.payload().to_string())),
             Ok(None) => Ok(None),
             Err(e) => Err(StoreError::from(e)),
         }
+    }
+
+    /// A round trip on the listening connection itself. A connection that died silently (a
+    /// NAT or firewall dropping it, a host gone without a reset) never delivers another
+    /// notification and never says so: only a question that gets no answer tells.
+    pub async fn ping(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&mut self.0).await?;
+        Ok(())
+    }
+
+    /// Events after `seq`, oldest first, at most `limit`, read on the listening connection
+    /// (fresh, unlike pooled connections that may have died with it).
+    pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<crate::KeyEvent>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(&mut self.0)
+            .await?;
+        rows.iter().map(|r| Ok(crate::KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+    }
+
+    /// The oldest event kept, on the listening connection (0 when none).
+    pub async fn first_event_seq(&mut self) -> Result<i64, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM key_events").fetch_one(&mut self.0).await?;
+        Ok(v.unwrap_or(0))
     }
 }
 
@@ -143,10 +182,21 @@ pub(crate) fn unavailable_code(code: &str) -> bool {
     postgres_unavailable(code) || sqlite_unavailable(code)
 }
 
-/// Connection exceptions (class 08), the database gone (3D000), too many connections
-/// (53300), server shutting down (57P01–57P03).
+/// Connection exceptions (class 08), insufficient resources (class 53: too many
+/// connections, disk full, out of memory), the database gone or not accepting connections
+/// (3D000, 55000, 57P04), server shutting down (57P01–57P03), and a read-only database (25006:
+/// a failover to a standby, `default_transaction_read_only`).
 fn postgres_unavailable(code: &str) -> bool {
-    code.len() == 5 && (code.starts_with("08") || matches!(code, "3D000" | "53300" | "57P01" | "57P02" | "57P03"))
+    code.len() == 5
+        && (code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "3D000" | "55000" | "57P01" | "57P02" | "57P03" | "57P04" | "25006"))
+}
+
+/// Input the database cannot store as text (PostgreSQL refuses NUL in strings: 22021,
+/// 22P05). Checked at the HTTP edge first; this is the backstop.
+pub(crate) fn invalid_text_code(code: &str) -> bool {
+    matches!(code, "22021" | "22P05")
 }
 
 /// Busy or locked past the timeout (5, 6), I/O error (10), cannot open (14).
@@ -162,8 +212,15 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
+    /// Every transaction of the store writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a writer waits its turn (busy timeout) instead of failing when
+    /// a read turns into a write while another commits.
     pub(crate) async fn begin(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
-        Ok(Tx { inner: pool.begin().await?, dialect })
+        let inner = match dialect {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => pool.begin().await?,
+        };
+        Ok(Tx { inner, dialect })
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::dialect::unavailable_code;
+use crate::dialect::{invalid_text_code, unavailable_code};
 use crate::Conflict;
 
 /// Errors of the storage layer. `Unavailable` means the database could not be reached (the
@@ -16,6 +16,9 @@ pub enum StoreError {
     AlreadyInitialised,
     #[error("configuration: {0}")]
     Config(String),
+    /// Input the database cannot store (a NUL character in text).
+    #[error("input cannot be stored")]
+    InvalidText,
     #[error("storage error: {0}")]
     Internal(String),
 }
@@ -40,6 +43,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
                 StoreError::Unavailable(e.to_string())
             }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(invalid_text_code) => StoreError::InvalidText,
             sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Internal(e.to_string()),
         }
@@ -48,6 +52,6 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Internal(format!("migration failed: {e}"))
+        StoreError::Internal(format!("cannot bring the database schema up to date: {e}"))
     }
 }

@@ -16,14 +16,33 @@ pub struct KeyEvent {
     pub cache_key: String,
 }
 
+/// A change announcement names the event's sequence number and the cache key, so a node
+/// knows exactly which events it has applied and catches up from there.
+pub(crate) fn announcement(seq: i64, cache_key: &str) -> String {
+    format!("{seq} {cache_key}")
+}
+
+/// The (sequence, cache key) of an announcement; an announcement without a number (from a
+/// node of an earlier version) is only a cache key.
+pub fn parse_announcement(payload: &str) -> (Option<i64>, &str) {
+    match payload.split_once(' ') {
+        Some((n, key)) => match n.parse() {
+            Ok(seq) => (Some(seq), key),
+            Err(_) => (None, payload),
+        },
+        None => (None, payload),
+    }
+}
+
 pub(crate) async fn emit(tx: &mut Tx, cache_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2)")
+    let seq: i64 = sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
         .bind(cache_key)
         .bind(to_ms(now))
-        .execute(&mut **tx)
-        .await?;
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("seq")?;
     let dialect = tx.dialect;
-    dialect.notify(tx, cache_key).await
+    dialect.notify(tx, &announcement(seq, cache_key)).await
 }
 
 impl Store {
@@ -31,6 +50,14 @@ impl Store {
     /// [`Store::events_after`] instead.
     pub async fn subscribe(&self) -> Result<Option<Subscription>, StoreError> {
         self.dialect.subscribe(&self.url).await
+    }
+
+    /// The oldest event still kept (0 when none): a node that applied events only up to
+    /// before it may have missed pruned ones.
+    pub async fn first_event_seq(&self) -> Result<i64, StoreError> {
+        let v: Option<i64> =
+            sqlx::query("SELECT MIN(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        Ok(v.unwrap_or(0))
     }
 
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
@@ -42,16 +69,6 @@ impl Store {
     pub async fn events_after(&self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
         let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
             .bind(seq)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
-    }
-
-    /// Events written at or after `since`, at most `limit` of them, oldest first.
-    pub async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<KeyEvent>, StoreError> {
-        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE created_at >= $1 ORDER BY seq LIMIT $2")
-            .bind(to_ms(since))
-            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()

@@ -21,7 +21,7 @@ pub use conflict::Conflict;
 pub use dialect::Dialect;
 pub use dialect::Subscription;
 pub use error::StoreError;
-pub use events::KeyEvent;
+pub use events::{parse_announcement, KeyEvent};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::{KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter};
@@ -45,9 +45,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The embedded database's file name inside a data dir.
+pub const SQLITE_FILE: &str = "keyward.db";
+
 /// The URL of the embedded database inside a data dir.
 pub fn sqlite_url(data_dir: &std::path::Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("keyward.db").display())
+    format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display())
 }
 
 impl Store {
@@ -80,6 +83,11 @@ impl Store {
     /// Is the database reachable right now?
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Is the database reachable and willing to take writes right now?
+    pub async fn ready(&self) -> bool {
+        self.ping().await && self.dialect.writable(&self.pool).await
     }
 
     /// Every `(table, column)` of the schema Keyward manages, sorted: both backends must end

@@ -41,7 +41,7 @@ pub struct Member {
     pub email: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
-    /// Has the member set a password (invitation accepted)?
+    /// Not waiting on an invitation: set up, or the workspace's first owner.
     pub active: bool,
     pub mfa_enabled: bool,
 }
@@ -87,7 +87,7 @@ pub struct NewSession {
 
 /// The columns a [`Member`] is read from: unqualified (as RETURNING takes them) or, in joins,
 /// qualified by the `m` alias.
-const MEMBER_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret";
+const MEMBER_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret, setup_hash";
 
 fn member_columns(alias: &str) -> String {
     MEMBER_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
@@ -104,7 +104,9 @@ fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
         email: r.try_get("email")?,
         role: role(&r.try_get::<String, _>("role")?)?,
         created_at: from_ms(r.try_get("created_at")?),
-        active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        // Active unless an invitation is still waiting to be accepted (the first owner, made
+        // by `init`, has a management key and no password, and is active).
+        active: r.try_get::<Option<String>, _>("setup_hash")?.is_none(),
         mfa_enabled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
     })
 }
@@ -262,6 +264,7 @@ impl Store {
     /// Changes a role; refused (Conflict) when it would leave the workspace without an owner.
     pub async fn set_role(&self, workspace_id: &str, id: &str, new: Role) -> Result<Option<Member>, StoreError> {
         let mut tx = self.begin().await?;
+        lock_owners(&mut tx, workspace_id).await?;
         let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
             .bind(new.as_str())
             .bind(workspace_id)
@@ -284,6 +287,7 @@ impl Store {
     /// Removes a member with every credential they hold; refused when it is the last owner.
     pub async fn remove_member(&self, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
+        lock_owners(&mut tx, workspace_id).await?;
         let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
@@ -497,10 +501,22 @@ impl Store {
     }
 }
 
+/// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
+/// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
+/// the database's write lock on SQLite. Taken before the owners are counted.
+async fn lock_owners(tx: &mut Tx, workspace_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Owners who can act: an owner invited but never set up (a pending setup token) does not
+/// count, or the last active owner could leave the workspace to an unanswered invitation.
 async fn owners(tx: &mut Tx, workspace_id: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query("SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner'")
-        .bind(workspace_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("n")?)
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner' AND setup_hash IS NULL",
+    )
+    .bind(workspace_id)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?)
 }

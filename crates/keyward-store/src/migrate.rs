@@ -34,8 +34,21 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
+/// Runs what is not applied yet. Two processes starting on one new SQLite file (PostgreSQL
+/// has the advisory lock) can race; the loser tries again once the winner is done, when
+/// there is nothing left to apply.
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     let migrator = Migrator::new(Embedded(store.dialect)).await?;
-    migrator.run(&store.pool).await?;
-    Ok(())
+    let mut tries = 0;
+    loop {
+        match migrator.run(&store.pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                tracing::debug!(error = %e, "migration raced another process; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! Test harness: real servers on ephemeral ports, on SQLite and (when
 //! `KEYWARD_TEST_DATABASE_URL` is set) on a fresh PostgreSQL database per test.
 
+pub mod proxy;
+
+pub use proxy::Blackhole;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,6 +102,23 @@ impl TestDb {
         self.pg.is_some()
     }
 
+    /// Runs SQL as the administrator (on the admin database), `{db}` standing for this
+    /// test's database: for outages made on purpose (`ALTER DATABASE {db} …`).
+    pub async fn admin(&self, sql: &str) {
+        let Some((admin, name)) = &self.pg else { panic!("admin SQL needs PostgreSQL") };
+        let mut c = sqlx::PgConnection::connect(admin).await.expect("connect as admin");
+        sqlx::Executor::execute(&mut c, sql.replace("{db}", name).as_str()).await.expect("admin SQL");
+        c.close().await.ok();
+    }
+
+    /// Ends every session on this test's database (so pools must connect anew).
+    pub async fn terminate_sessions(&self) {
+        self.admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()",
+        )
+        .await;
+    }
+
     pub async fn drop_db(&self) {
         if let Some((admin, name)) = &self.pg {
             if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
@@ -160,7 +181,12 @@ impl TestServer {
 
     /// Another node on the same database (its own cache, pool and listener).
     pub async fn second_node(&self) -> TestServer {
-        let store = Store::connect(&self.db.url).await.expect("store");
+        self.node_at(&self.db.url).await
+    }
+
+    /// Another node reaching the same database at `url` (e.g. through a [`Blackhole`]).
+    pub async fn node_at(&self, url: &str) -> TestServer {
+        let store = Store::connect(url).await.expect("store");
         Self::attach(
             self.db.clone(),
             store,
@@ -271,11 +297,21 @@ static MEMBERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 impl TestServer {
     /// Invites (as the owner), sets up and logs in a member; with `mfa`, enrols TOTP too.
     pub async fn member(&self, role: &str, mfa: bool) -> Member {
+        self.member_as(&self.management_key.clone(), role, mfa).await
+    }
+
+    /// Like [`TestServer::member`], invited by the holder of `inviter`.
+    pub async fn member_as(&self, inviter: &str, role: &str, mfa: bool) -> Member {
         let n = MEMBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let email = format!("{role}-{n}@example.com");
         let password = format!("correct horse {n} battery");
         let (s, inv) = self
-            .call(reqwest::Method::POST, "/v1/members", Some(serde_json::json!({"email": email, "role": role})))
+            .call_as(
+                inviter,
+                reqwest::Method::POST,
+                "/v1/members",
+                Some(serde_json::json!({"email": email, "role": role})),
+            )
             .await;
         assert_eq!(s, 201, "{inv}");
         let token = inv["setup_token"].as_str().unwrap();

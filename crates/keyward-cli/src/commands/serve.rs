@@ -21,7 +21,8 @@ fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig)> {
 
 pub async fn run(a: ServeArgs) -> Result<ExitCode> {
     init_logging();
-    let (storage, config) = serve_settings(&a)?;
+    let (storage, mut config) = serve_settings(&a)?;
+    fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
     let pepper = if store.is_initialised().await? {
@@ -96,7 +97,8 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
         None => GATEWAY_LISTEN.parse().context("default gateway address")?,
     };
     let storage = settings.storage();
-    let config = settings.resolve(listen)?;
+    let mut config = settings.resolve(listen)?;
+    fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
     if !store.is_initialised().await? {
@@ -109,6 +111,27 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let server = keyward_server::start_gateway(services, config, gw).await?;
     keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the open-file soft limit to the hard limit (a common default of 1,024 would stop
+/// every request at a thousand idle sockets), and keeps `max_connections` under it, with room
+/// for the database pool, the listener and log files.
+fn fit_connections_to_descriptors(config: &mut ServerConfig) {
+    const RESERVED: u64 = 128;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let room = usize::try_from(limit.saturating_sub(RESERVED)).unwrap_or(usize::MAX).max(1);
+            if config.max_connections > room {
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    open_files = limit,
+                    "the open-file limit allows fewer connections; lowering max_connections to {room}"
+                );
+                config.max_connections = room;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
 }
 
 fn init_logging() {

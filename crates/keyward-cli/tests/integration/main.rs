@@ -9,6 +9,7 @@ extern crate keyward_testkit;
 mod approvals;
 mod cli;
 mod config;
+mod faults;
 mod forward_auth;
 mod gateway;
 mod governance_cli;

@@ -10,10 +10,14 @@ use crate::error::ApiError;
 use crate::state::SharedState;
 
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, description = "the process is up"), (status = 503, description = "the database is unreachable")))]
+    responses((status = 200, description = "the node can serve: the database is reachable and takes writes"),
+        (status = 503, description = "the database is unreachable or read-only")))]
 pub async fn healthz(State(state): State<SharedState>) -> Response {
-    if state.store.ping().await {
-        Json(json!({"status": "ok"})).into_response()
+    if state.store.ready().await {
+        let c = &state.connections;
+        let open = c.open.load(std::sync::atomic::Ordering::Relaxed);
+        let refused = c.refused.load(std::sync::atomic::Ordering::Relaxed);
+        Json(json!({"status": "ok", "connections": {"open": open, "refused": refused}})).into_response()
     } else {
         ApiError::Unavailable.into_response()
     }

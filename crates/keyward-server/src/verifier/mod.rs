@@ -115,7 +115,7 @@ impl AppState {
     }
 
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
-        let epoch = self.cache.epoch();
+        let epoch = self.cache.epoch_public(&public_key);
         let entry = match self.store.key_by_public_key(&public_key).await? {
             Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
             None => Entry::Missing,
@@ -125,7 +125,7 @@ impl AppState {
     }
 
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
-        let epoch = self.cache.epoch();
+        let epoch = self.cache.epoch(&hash);
         let entry = match self.store.key_by_hash(&hex_encode(&hash)).await? {
             Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
             None => Entry::Missing,

@@ -1,0 +1,96 @@
+//! Accepting connections with bounds: a connection that sends its headers too slowly (or
+//! nothing at all, idle between requests) is closed after `header_read_timeout`; one past
+//! `max_connections` is refused with a log line and counted, so a flood of idle sockets cannot
+//! take every file descriptor and stop every request without a word.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+/// Counters of the connection limit, shown by `/healthz`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused: AtomicU64,
+}
+
+/// How long a stopping server waits for requests in flight.
+const DRAIN_WITHIN: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `stopped`, then drains the connections.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    stats: Arc<ConnectionStats>,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => Some(a),
+            _ = async { let _ = stopped.wait_for(|s| *s).await; } => None,
+        };
+        let (stream, peer) = match accepted {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                // Out of file descriptors (EMFILE) and the like: say so, and let some close.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            None => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            if last_refusal_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                last_refusal_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    max_connections,
+                    refused = stats.refused.load(Ordering::Relaxed),
+                    "connection limit reached; refusing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|never| match never {})) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let stats = stats.clone();
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_WITHIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after {DRAIN_WITHIN:?}; closing them");
+    }
+    Ok(())
+}
