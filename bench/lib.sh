@@ -1,7 +1,12 @@
 # Shared by the bench scripts: release build, a scratch dir, process cleanup, and waiting for a
 # started process to log its address. Source it from the repository root.
-cargo build --release -q -p keyward-cli -p kwbench
-BIN=${CARGO_TARGET_DIR:-target}/release
+# BENCH_BIN=DIR uses the keyward and kwbench already in DIR (e.g. an earlier build to compare).
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release -q -p keyward-cli -p kwbench
+  BIN=${CARGO_TARGET_DIR:-target}/release
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -21,6 +21,22 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    /// Every code, in the order the contract lists them.
+    pub const ALL: [VerifyCode; 12] = [
+        VerifyCode::Valid,
+        VerifyCode::Malformed,
+        VerifyCode::NotFound,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::Pending,
+        VerifyCode::IpNotAllowed,
+        VerifyCode::InsufficientPermissions,
+        VerifyCode::RateLimited,
+        VerifyCode::InvalidSignature,
+        VerifyCode::NonceExpired,
+        VerifyCode::Replayed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerifyCode::Valid => "VALID",

@@ -45,3 +45,17 @@ impl ErrorBody {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK layer serializes this with an empty fallback; strings always serialize.
+    #[test]
+    fn error_bodies_serialize_whole() {
+        let b =
+            ErrorBody::new("forbidden", "no \"quotes\" \u{0} lost").field(Some("f")).verification_code(Some("REVOKED"));
+        let s = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<ErrorBody>(&s).unwrap(), b);
+    }
+}

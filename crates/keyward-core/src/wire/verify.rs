@@ -114,3 +114,20 @@ impl VerifyResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verify path answers unknown keys with `to_string(bare(code))` and falls back to an
+    /// empty string on error: that fallback must be impossible for every code.
+    #[test]
+    fn every_bare_answer_serializes_whole() {
+        for code in VerifyCode::ALL {
+            let s = serde_json::to_string(&VerifyResponse::bare(code)).unwrap();
+            let back: VerifyResponse = serde_json::from_str(&s).unwrap();
+            assert_eq!(back.code, code);
+            assert!(!back.valid);
+        }
+    }
+}
