@@ -37,8 +37,30 @@ fn ensure_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot create data dir {}", dir.display()))
 }
 
+/// Restricts an existing data dir and its secrets to the owner: a dir other users can read,
+/// or a pepper or database file they can, is tightened (0700 / 0600) with a warning.
+pub fn secure(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tighten = |path: &Path, mode: u32| -> Result<()> {
+        let Ok(meta) = fs::metadata(path) else { return Ok(()) };
+        let current = meta.permissions().mode() & 0o777;
+        if current & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{current:o}"), "others could read this; restricting it");
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+        }
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    for f in [PEPPER_FILE, keyward_store::SQLITE_FILE, "keyward.db-wal", "keyward.db-shm"] {
+        tighten(&dir.join(f), 0o600)?;
+    }
+    Ok(())
+}
+
 /// The database URL: `--database-url`, or SQLite inside the data dir (created if needed).
 pub fn database_url(s: &StorageArgs) -> Result<String> {
+    secure(&s.data_dir)?;
     if let Some(url) = &s.database_url {
         return Ok(url.clone());
     }

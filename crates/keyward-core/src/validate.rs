@@ -50,6 +50,20 @@ impl KeyChanges {
     }
 }
 
+/// Emails are compared without case or surrounding spaces: every place that takes one
+/// (invitations, logins, `init`) keeps it in this form.
+pub fn email(raw: &str) -> Result<String, CoreError> {
+    let e = raw.trim().to_lowercase();
+    let ok = (3..=254).contains(&e.len())
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(CoreError::invalid("email", "email must be an email address"))
+    }
+}
+
 pub fn name(raw: &str) -> Result<String, CoreError> {
     let n = raw.trim();
     if n.is_empty() {

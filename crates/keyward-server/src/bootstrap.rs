@@ -71,9 +71,10 @@ async fn add_workspace(
     if let Some(why) = keyward_core::text::refusal(name) {
         return Err(InitError::Invalid(format!("workspace name {why}")));
     }
-    if !opts.owner_email.contains('@') || opts.owner_email.len() > 254 {
-        return Err(InitError::Invalid(format!("{:?} is not an email address", opts.owner_email)));
-    }
+    // Kept as logins look it up (lower case, trimmed), or an owner typed with capitals could
+    // never log in.
+    let owner_email = keyward_core::validate::email(&opts.owner_email)
+        .map_err(|_| InitError::Invalid(format!("{:?} is not an email address", opts.owner_email)))?;
     let now = clock.now();
     let token = keyformat::generate_management(&opts.prefix, rng);
     let start = keyformat::parse(&token)
@@ -84,7 +85,7 @@ async fn add_workspace(
         name: name.to_string(),
         prefix: opts.prefix.clone(),
         owner_id: ids::new_id("mem", now, rng),
-        owner_email: opts.owner_email.clone(),
+        owner_email,
         created_at: now,
     };
     let mk = NewManagementKey { id: ids::new_id("mk", now, rng), hash: pepper.hash(&token), start };

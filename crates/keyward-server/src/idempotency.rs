@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use keyward_core::clock;
 use keyward_core::pepper::hex_encode;
-use keyward_store::IdempotencyRecord;
+use keyward_store::{IdempotencyRecord, Principal};
 
 use crate::error::{ApiError, ApiResult};
 use crate::seal;
@@ -42,8 +42,11 @@ pub(crate) struct Idem {
 }
 
 impl Idem {
-    pub(crate) fn new(state: &AppState, workspace_id: &str, raw: String, scope: &str, body: &[u8]) -> Self {
-        let key_hash = hex_encode(&state.pepper.derive("idempotency-key", &format!("{workspace_id}\0{raw}")));
+    /// Bound to the member: another member reusing the same `Idempotency-Key` gets an
+    /// answer of their own, never the first one (which may hold a secret).
+    pub(crate) fn new(state: &AppState, caller: &Principal, raw: String, scope: &str, body: &[u8]) -> Self {
+        let bound = format!("{}\0{}\0{raw}", caller.workspace_id, caller.member_id);
+        let key_hash = hex_encode(&state.pepper.derive("idempotency-key", &bound));
         let mut h = Sha256::new();
         h.update(scope.as_bytes());
         h.update([0]);

@@ -205,12 +205,26 @@ impl Store {
         row.as_ref().map(member_from_row).transpose()
     }
 
-    pub async fn set_password(&self, member_id: &str, password_hash: &str) -> Result<(), StoreError> {
+    /// Sets a new password and ends the member's sessions but `keep` (the one that changed
+    /// it): whoever logged in with the old password is out.
+    pub async fn set_password(
+        &self,
+        member_id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND hash <> $2")
+            .bind(member_id)
+            .bind(keep.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

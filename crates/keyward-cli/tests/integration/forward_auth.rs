@@ -93,7 +93,8 @@ async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     use axum::http::HeaderMap;
     let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        axum::Json(json!({"key_id": get("x-keyward-key-id"), "env": get("x-keyward-environment"), "api_key": get("x-api-key")}))
+        axum::Json(json!({"key_id": get("x-keyward-key-id"), "env": get("x-keyward-environment"),
+            "roles": get("x-keyward-roles"), "workspace": get("x-keyward-workspace"), "api_key": get("x-api-key")}))
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -111,7 +112,7 @@ async fn nginx_example_config(b: Backend) {
         return;
     };
     let s = TestServer::start(b).await;
-    let (id, key) = s.create(json!({"name": "behind-nginx", "environment": "live"})).await;
+    let (id, key) = s.create(json!({"name": "behind-nginx", "environment": "live", "roles": ["billing"]})).await;
     let (up_port, upstream) = echo_upstream().await;
     let front = free_port();
     let example =
@@ -160,11 +161,21 @@ async fn nginx_example_config(b: Backend) {
         "nginx did not start: {}",
         std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
     );
-    let r = h.get(&url).header("X-API-Key", &key).send().await.unwrap();
+    // A client's own identity headers never reach the API: Keyward's replace them.
+    let r = h
+        .get(&url)
+        .header("X-API-Key", &key)
+        .header("X-Keyward-Roles", "owner")
+        .header("X-Keyward-Workspace", "ws_someone_else")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["key_id"], id.as_str());
     assert_eq!(v["env"], "live");
+    assert_eq!(v["roles"], "billing", "a client injected X-Keyward-Roles");
+    assert_eq!(v["workspace"], s.workspace_id.as_str(), "a client injected X-Keyward-Workspace");
     assert_eq!(v["api_key"], "", "the credential is not passed upstream");
     assert_eq!(h.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(h.get(&url).header("X-API-Key", "kw_live_sk_bogus").send().await.unwrap().status(), 401);

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 on_both_backends!(registration_checks_the_public_key, signed_requests_each_code, forward_auth_accepts_signed_requests);
 
 /// Registers a new key pair; returns (id, secret key, public key hex).
-async fn register(s: &TestServer, alg: Algorithm, extra: Value) -> (String, SecretKey, String) {
+pub(crate) async fn register(s: &TestServer, alg: Algorithm, extra: Value) -> (String, SecretKey, String) {
     let sk = SecretKey::generate(alg, &OsRandom);
     let pk = sk.public_key().to_hex();
     let mut body = json!({"name": "signer", "public_key": pk, "algorithm": alg.as_str()});
@@ -22,7 +22,7 @@ async fn register(s: &TestServer, alg: Algorithm, extra: Value) -> (String, Secr
 }
 
 /// A `POST /v1/requests/verify` body for a request signed now (by the server's clock).
-fn signed(s: &TestServer, sk: &SecretKey, method: &str, path: &str, query: &str, body: &str) -> Value {
+pub(crate) fn signed(s: &TestServer, sk: &SecretKey, method: &str, path: &str, query: &str, body: &str) -> Value {
     let nonce = s.clock.now().timestamp_millis().to_string();
     let parts = SignedParts { method, path, nonce: &nonce, params: query, body: body.as_bytes() };
     json!({
@@ -32,7 +32,7 @@ fn signed(s: &TestServer, sk: &SecretKey, method: &str, path: &str, query: &str,
     })
 }
 
-async fn check(s: &TestServer, req: &Value) -> Value {
+pub(crate) async fn check(s: &TestServer, req: &Value) -> Value {
     let r = s.http().post(s.url("/v1/requests/verify")).json(req).send().await.unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()

@@ -46,15 +46,16 @@ pub async fn create_key(
     caller.require(Action::CreateKey)?;
     let p = &caller.0;
     let req: CreateKeyRequest = parse_json(&body)?;
-    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, &p.workspace_id, raw, "POST /v1/keys", &body));
+    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, p, raw, "POST /v1/keys", &body));
+    let now = state.clock.now();
+    let new = req.validate(now, &p.policy)?;
+    caller.may_grant_key_roles(&new.roles)?;
+    // A retry is answered only once the caller is known to be allowed the request itself.
     if let Some(i) = &idem {
         if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
             return Ok(r);
         }
     }
-    let now = state.clock.now();
-    let new = req.validate(now, &p.policy)?;
-    caller.may_grant_key_roles(&new.roles)?;
     let rng = state.random.as_ref();
     let id = ids::new_id("key", now, rng);
     let approval = approval_for(&state, &caller, KeyAction::Create, &id, serde_json::json!({})).await?;
@@ -279,7 +280,13 @@ pub async fn rotate_key(
             .ok_or_else(|| ApiError::invalid("grace_period", "grace_period must look like 0s, 15m, 24h or 7d"))?,
     };
     let scope = format!("POST /v1/keys/{id}/rotate");
-    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, &p.workspace_id, raw, &scope, &body));
+    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, p, raw, &scope, &body));
+    // The successor's secret must exist before the transaction, so it can be sealed into the
+    // idempotency record; its environment is known only from the old key, read here.
+    let current = find(&state, &caller, &id).await?;
+    caller.require_on_key(Action::RotateKey, &current)?;
+    // The successor carries the key's roles: rotating must not hand out roles above the caller's.
+    caller.may_grant_key_roles(&current.roles)?;
     if let Some(i) = &idem {
         if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
             return Ok(r);
@@ -289,10 +296,6 @@ pub async fn rotate_key(
     let rng = state.random.as_ref();
     let new_id = ids::new_id("key", now, rng);
     let grace_end = (grace > chrono::Duration::zero()).then(|| now + grace);
-    // The successor's secret must exist before the transaction, so it can be sealed into the
-    // idempotency record; its environment is known only from the old key, read here.
-    let current = find(&state, &caller, &id).await?;
-    caller.require_on_key(Action::RotateKey, &current)?;
     let details = serde_json::json!({"old_key_id": id, "grace_period_seconds": grace.num_seconds()});
     let approval = approval_for(&state, &caller, KeyAction::Rotate, &new_id, details).await?;
     let secret = keyformat::generate_secret(&p.prefix, &current.environment, rng);

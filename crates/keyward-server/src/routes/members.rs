@@ -14,7 +14,7 @@ use keyward_core::wire::governance::{
     RoleChange, SetupRequest, TotpEnrolment,
 };
 use keyward_core::{ids, keyformat, mfa, password};
-use keyward_store::{Member, NewManagementKey, NewMember};
+use keyward_store::{CredentialKind, Member, NewManagementKey, NewMember};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
@@ -44,15 +44,7 @@ pub(crate) fn member_view(m: &Member) -> MemberView {
 
 /// Emails are compared without case or surrounding spaces.
 pub fn email(raw: &str) -> ApiResult<String> {
-    let e = raw.trim().to_lowercase();
-    let ok = (3..=254).contains(&e.len())
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(e)
-    } else {
-        Err(ApiError::invalid("email", "email must be an email address"))
-    }
+    Ok(keyward_core::validate::email(raw)?)
 }
 
 fn role(raw: &str) -> ApiResult<Role> {
@@ -251,7 +243,9 @@ pub async fn set_password(
         }
     }
     let phc = hash_password(&state, req.password).await?;
-    state.store.set_password(id, &phc).await?;
+    // The session that changed the password stays; every other one ends.
+    let keep = (caller.0.kind == CredentialKind::Session).then_some(caller.0.hash.as_str());
+    state.store.set_password(id, &phc, keep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

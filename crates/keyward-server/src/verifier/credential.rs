@@ -33,12 +33,21 @@ impl AppState {
         if !trusted(&peer) {
             return peer;
         }
-        // Walk X-Forwarded-For from the right: the first hop not run by us is the client.
+        // Walk X-Forwarded-For from the right: the first hop not run by us is the client. A
+        // hop that is not an address ends the walk (what lies left of it was not written by a
+        // proxy we trust); the client is then the last hop read.
         if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            let hops: Vec<IpAddr> =
-                xff.split(',').filter_map(|h| h.trim().parse().ok()).map(keyward_core::ip::canonical).collect();
-            if let Some(ip) = hops.iter().rev().find(|ip| !trusted(ip)).or(hops.first()) {
-                return *ip;
+            let mut last = None;
+            for hop in xff.rsplit(',') {
+                let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+                let ip = keyward_core::ip::canonical(ip);
+                last = Some(ip);
+                if !trusted(&ip) {
+                    return ip;
+                }
+            }
+            if let Some(ip) = last {
+                return ip;
             }
         }
         headers

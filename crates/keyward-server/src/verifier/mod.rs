@@ -91,6 +91,11 @@ impl AppState {
         let Some(nonce_ms) = parts.nonce.trim().parse::<i64>().ok().filter(|_| well_formed) else {
             return Ok(Verdict::bare(VerifyCode::Malformed));
         };
+        // `|` separates the signed fields: one raw in the query could move bytes between the
+        // query and the body without changing the string signed. Clients send it as %7C.
+        if parts.params.contains('|') {
+            return Ok(Verdict::bare(VerifyCode::Malformed));
+        }
         let now = self.clock.now();
         let window = i64::try_from(self.config.signature_window.as_millis()).unwrap_or(i64::MAX);
         if now.timestamp_millis().abs_diff(nonce_ms) > window.unsigned_abs() {

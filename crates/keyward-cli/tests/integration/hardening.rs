@@ -1,0 +1,168 @@
+//! Holes a reviewer reading as an attacker found, each closed and tried here.
+
+use keyward_core::signing::Algorithm;
+use keyward_core::OsRandom;
+use keyward_server::bootstrap::{create_workspace, InitOptions};
+use keyward_testkit::{code, Backend, TestServer};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::signed_requests::{check, register, signed};
+
+on_both_backends!(
+    rotation_keeps_the_grant_ceiling,
+    idempotent_answers_belong_to_their_member,
+    a_raw_pipe_in_a_signed_query_is_malformed,
+    an_unreadable_forwarded_hop_ends_the_walk,
+    a_password_change_ends_other_sessions,
+    the_owner_email_is_normalised_at_init
+);
+
+/// Rotating a key hands its roles to the successor: an operator cannot mint an `owner` key
+/// by rotating one.
+async fn rotation_keeps_the_grant_ceiling(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (id, _) = s.create(json!({"name": "powerful", "roles": ["owner"]})).await;
+    let op = s.member("operator", false).await;
+    let (st, v) = s.call_as(&op.token, Method::POST, &format!("/v1/keys/{id}/rotate"), None).await;
+    assert_eq!(st, 403, "an operator rotated an owner key: {v}");
+    let (st, v) = s.call(Method::POST, &format!("/v1/keys/{id}/rotate"), None).await;
+    assert_eq!(st, 201, "{v}");
+    s.stop().await;
+}
+
+async fn create_with(s: &TestServer, token: &str, idem: &str) -> reqwest::Response {
+    s.http()
+        .post(s.url("/v1/keys"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", idem)
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The first answer of an idempotent create holds a secret: another member reusing the same
+/// `Idempotency-Key` gets a key of their own, and a member who lost the right to create gets
+/// 403, not the stored answer.
+async fn idempotent_answers_belong_to_their_member(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (a, other) = (s.member("developer", false).await, s.member("developer", false).await);
+    let first = create_with(&s, &a.token, "deploy-42").await;
+    assert_eq!(first.status(), 201);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let theirs = create_with(&s, &other.token, "deploy-42").await;
+    assert_eq!(theirs.status(), 201);
+    assert!(theirs.headers().get("idempotent-replayed").is_none(), "another member got a replay");
+    let theirs: serde_json::Value = theirs.json().await.unwrap();
+    assert_ne!(theirs["id"], first["id"]);
+    assert_ne!(theirs["secret"], first["secret"], "another member received the first answer's secret");
+    let again = create_with(&s, &a.token, "deploy-42").await;
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    // Demoted to viewer, the same retry is refused before any stored answer is read.
+    let (st, _) = s.call(Method::PATCH, &format!("/v1/members/{}", a.id), Some(json!({"role": "viewer"}))).await;
+    assert_eq!(st, 200);
+    assert_eq!(create_with(&s, &a.token, "deploy-42").await.status(), 403);
+    s.stop().await;
+}
+
+/// `|` separates the signed fields: with a raw one in the query, bytes could move between
+/// the query and the body under the same signature.
+async fn a_raw_pipe_in_a_signed_query_is_malformed(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, sk, _) = register(&s, Algorithm::Ed25519, json!({})).await;
+    let ok = signed(&s, &sk, "POST", "/v2/tx", "a=1%7Cb", "x");
+    assert_eq!(code(&check(&s, &ok).await), "VALID");
+    let piped = signed(&s, &sk, "POST", "/v2/tx", "a=1|b", "x");
+    assert_eq!(code(&check(&s, &piped).await), "MALFORMED");
+    s.stop().await;
+}
+
+/// Behind a trusted proxy, `X-Forwarded-For` is walked from the right; a hop that is not an
+/// address ends the walk, so nothing left of it (written by the client) can name the client.
+async fn an_unreadable_forwarded_hop_ends_the_walk(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, key) = s.create(json!({"name": "office", "ip_allowlist": ["203.0.113.9"]})).await;
+    let auth = |xff: &'static str| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            s.http()
+                .get(s.url("/v1/auth"))
+                .header("X-API-Key", key)
+                .header("X-Forwarded-For", xff)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(auth("203.0.113.9").await.status(), 200);
+    let r = auth("203.0.113.9, not-an-ip, 127.0.0.2").await;
+    assert_eq!(r.status(), 403, "a client-written hop was taken as the client");
+    assert_eq!(r.headers()["x-keyward-code"], "IP_NOT_ALLOWED");
+    s.stop().await;
+}
+
+/// Whoever logged in with the old password is out once it changes; the session that
+/// changed it stays.
+async fn a_password_change_ends_other_sessions(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("viewer", false).await;
+    let elsewhere = s.login(&m.email, &m.password, None).await;
+    assert_eq!(s.call_as(&elsewhere, Method::GET, "/v1/members/me", None).await.0, 200);
+    let (st, v) = s
+        .call_as(
+            &m.token,
+            Method::POST,
+            "/v1/members/me/password",
+            Some(json!({"password": "a brand new passphrase", "current_password": m.password})),
+        )
+        .await;
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(s.call_as(&elsewhere, Method::GET, "/v1/members/me", None).await.0, 401, "an old session survived");
+    assert_eq!(s.call_as(&m.token, Method::GET, "/v1/members/me", None).await.0, 200);
+    s.stop().await;
+}
+
+/// An owner email typed with capitals at `init` is kept as logins look it up.
+async fn the_owner_email_is_normalised_at_init(b: Backend) {
+    let s = TestServer::start(b).await;
+    let opts =
+        InitOptions { workspace_name: "acme".into(), prefix: "acme".into(), owner_email: "  Ann@Example.COM ".into() };
+    let out = create_workspace(&s.store, &s.pepper, s.clock.as_ref(), &OsRandom, &opts).await.unwrap();
+    let (st, _) = s
+        .call_as(
+            &out.management_key,
+            Method::POST,
+            "/v1/members/me/password",
+            Some(json!({"password": "owner passphrase 1"})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, v) = s.try_login("ann@example.com", "owner passphrase 1", None).await;
+    assert_eq!(st, 201, "the owner cannot log in: {v}");
+    s.stop().await;
+}
+
+/// A data dir or pepper file others can read is tightened at start.
+#[test]
+fn loose_data_dir_modes_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = crate::cli::User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.display().to_string();
+    assert!(user.run(&["init", "--data-dir", &d, "--json"]).status.success());
+    let set = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    set(&data, 0o755);
+    set(&data.join("pepper"), 0o644);
+    set(&data.join("keyward.db"), 0o644);
+    // Any start on the data dir checks it (this one then refuses: already initialised).
+    let _ = user.run(&["init", "--data-dir", &d]);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("pepper")), 0o600);
+    assert_eq!(mode(&data.join("keyward.db")), 0o600);
+}
