@@ -219,10 +219,13 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_MAX_BODY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body: Option<usize>,
+    /// An upstream silent this long (connecting, or between reads) answers 504 [default: 30s].
+    #[arg(long, env = "KEYWARD_UPSTREAM_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_timeout: Option<Span>,
 }
 
 pub const GATEWAY_LISTEN: &str = "127.0.0.1:8000";
-pub const GATEWAY_MAX_BODY: usize = 1_048_576;
 
 /// Takes each field from `self` when set, else from `lower`.
 macro_rules! layered {
@@ -256,7 +259,7 @@ layered!(ServerSettings {
     body_read_timeout,
     max_connections,
 });
-layered!(GatewaySettings { listen, upstream, rules, max_body });
+layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout });
 
 /// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
 #[derive(Debug, Default)]

@@ -36,6 +36,8 @@ pub enum ApiError {
     },
     /// The gateway's upstream cannot be reached.
     BadGateway(String),
+    /// The gateway's upstream did not answer in time.
+    GatewayTimeout(String),
     /// The database cannot be reached.
     Unavailable,
     /// Detail goes to the log, never to the client.
@@ -77,6 +79,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, message.clone())
             }
             ApiError::BadGateway(m) => (StatusCode::BAD_GATEWAY, "bad_gateway", None, m.clone()),
+            ApiError::GatewayTimeout(m) => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", None, m.clone()),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -30,6 +30,53 @@ pub struct GatewayConfig {
     /// Largest request body passed on (and signed-request body checked).
     pub max_body: usize,
     pub rules: Vec<RouteRule>,
+    /// An upstream silent this long (connecting, or between reads) answers 504.
+    pub upstream_timeout: std::time::Duration,
+}
+
+impl GatewayConfig {
+    /// Default limits: 1 MiB bodies, a 30-second upstream timeout.
+    pub fn new(upstream: impl Into<String>, rules: Vec<RouteRule>) -> Self {
+        GatewayConfig {
+            upstream: upstream.into(),
+            max_body: 1_048_576,
+            rules,
+            upstream_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The path as the upstream will receive it, refused when another reader could take it
+/// for a different one: rules are matched on exactly what is sent, so `/v2\admin` or
+/// `/a/%2e%2e/v2/admin` cannot reach `/v2/admin` past a rule for it.
+fn unambiguous_path(raw: &str) -> ApiResult<&str> {
+    let lower = raw.to_ascii_lowercase();
+    let ambiguous = !raw.starts_with('/')
+        || raw.contains('\\')
+        || raw.contains("//")
+        || ["%2f", "%2e", "%5c", "%00"].iter().any(|e| lower.contains(e))
+        || raw.split('/').any(|segment| segment == "." || segment == "..");
+    if ambiguous {
+        return Err(ApiError::Invalid {
+            field: None,
+            message: "the request path is ambiguous (backslashes, dot segments, empty segments or \
+                      encoded /, . or \\ are refused)"
+                .into(),
+        });
+    }
+    Ok(raw)
+}
+
+/// Hop-by-hop headers of one message: the fixed list and any the `Connection` header names.
+fn connection_named(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Requests whose path starts with `prefix` must satisfy `permissions`.
@@ -104,6 +151,8 @@ fn stripped(name: &str) -> bool {
 pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.upstream_timeout)
+        .read_timeout(config.upstream_timeout)
         .build()
         .map_err(std::io::Error::other)?;
     let gw = Arc::new(Gateway { state, config, http });
@@ -122,7 +171,7 @@ async fn proxy(
         return Err(too_large());
     }
     let body = axum::body::to_bytes(body, gw.config.max_body).await.map_err(|_| too_large())?;
-    let path = parts.uri.path();
+    let path = unambiguous_path(parts.uri.path())?;
     let query = parts.uri.query().unwrap_or("");
 
     let state = &gw.state;
@@ -147,8 +196,9 @@ async fn proxy(
         query
     );
     let mut headers = HeaderMap::new();
+    let named = connection_named(&parts.headers);
     for (name, value) in &parts.headers {
-        if !stripped(name.as_str()) {
+        if !stripped(name.as_str()) && !named.iter().any(|n| n == name.as_str()) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -163,14 +213,20 @@ async fn proxy(
     let upstream =
         gw.http.request(parts.method.clone(), &url).headers(headers).body(body).send().await.map_err(|e| {
             tracing::warn!(error = %e, "upstream unreachable");
-            ApiError::BadGateway("the upstream API cannot be reached".into())
+            if e.is_timeout() {
+                ApiError::GatewayTimeout("the upstream API did not answer in time".into())
+            } else {
+                ApiError::BadGateway("the upstream API cannot be reached".into())
+            }
         })?;
 
     let mut resp = Response::builder().status(upstream.status());
+    let named = connection_named(upstream.headers());
     if let Some(h) = resp.headers_mut() {
         for (name, value) in upstream.headers() {
             // The upstream's Content-Length stays: the streamed body has exactly that length.
-            if name == "content-length" || !HOP_BY_HOP.contains(&name.as_str()) {
+            let hop = HOP_BY_HOP.contains(&name.as_str()) || named.iter().any(|n| n == name.as_str());
+            if name == "content-length" || !hop {
                 h.append(name.clone(), value.clone());
             }
         }

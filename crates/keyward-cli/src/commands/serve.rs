@@ -9,7 +9,7 @@ use keyward_store::Store;
 
 use crate::args::{GatewayArgs, ServeArgs, StorageArgs};
 use crate::datadir;
-use crate::settings::{ConfigFile, GatewaySettings, ServerSettings, GATEWAY_LISTEN, GATEWAY_MAX_BODY};
+use crate::settings::{ConfigFile, GatewaySettings, ServerSettings, Span, GATEWAY_LISTEN};
 
 /// The API's effective settings: flags and environment over the config file.
 fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig)> {
@@ -63,9 +63,11 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
     if let toml::Value::Table(t) = toml::Value::try_from(&settings)? {
         out.extend(t);
     }
+    let defaults = keyward_server::gateway::GatewayConfig::new("", Vec::new());
     let gateway = file.gateway.or(GatewaySettings {
         listen: GATEWAY_LISTEN.parse().ok(),
-        max_body: Some(GATEWAY_MAX_BODY),
+        max_body: Some(defaults.max_body),
+        upstream_timeout: Some(Span(defaults.upstream_timeout)),
         ..Default::default()
     });
     out.insert("gateway".into(), toml::Value::try_from(&gateway)?);
@@ -106,8 +108,17 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     }
     let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
-    let max_body = gw.max_body.unwrap_or(GATEWAY_MAX_BODY);
-    let gw = keyward_server::gateway::GatewayConfig { upstream, max_body, rules };
+    let (max_body, upstream_timeout) = (gw.max_body, gw.upstream_timeout);
+    let mut gw = keyward_server::gateway::GatewayConfig::new(upstream, rules);
+    if let Some(m) = max_body {
+        gw.max_body = m;
+    }
+    if let Some(Span(t)) = upstream_timeout {
+        if t.is_zero() {
+            anyhow::bail!("upstream_timeout must be more than 0");
+        }
+        gw.upstream_timeout = t;
+    }
     let server = keyward_server::start_gateway(services, config, gw).await?;
     keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

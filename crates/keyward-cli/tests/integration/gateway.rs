@@ -15,7 +15,7 @@ use keyward_server::{RunningServer, Services};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(gateway_passes_identity_and_refuses, gateway_binary_end_to_end);
+on_both_backends!(gateway_passes_identity_and_refuses, gateway_paths_headers_and_timeouts, gateway_binary_end_to_end);
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -43,14 +43,17 @@ async fn recording_upstream() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::Jo
 }
 
 async fn start_gateway(s: &TestServer, upstream: &str, max_body: usize) -> RunningServer {
+    start_gateway_with(s, GatewayConfig { max_body, ..GatewayConfig::new(upstream, Vec::new()) }).await
+}
+
+async fn start_gateway_with(s: &TestServer, mut gw: GatewayConfig) -> RunningServer {
     let services = Services {
         store: keyward_store::Store::connect(&s.db.url).await.unwrap(),
         pepper: s.pepper.clone(),
         clock: s.clock.clone(),
         random: Arc::new(OsRandom),
     };
-    let rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
-    let gw = GatewayConfig { upstream: upstream.to_string(), max_body, rules };
+    gw.rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
     keyward_server::start_gateway(services, keyward_testkit::test_config(), gw).await.unwrap()
 }
 
@@ -238,6 +241,78 @@ async fn gateway_binary_end_to_end(b: Backend) {
 
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success(), "the gateway stops cleanly on SIGTERM");
+    up_task.abort();
+    s.stop().await;
+}
+
+/// Sends one request exactly as written (no client-side URL clean-up); returns the status.
+async fn raw_status(addr: std::net::SocketAddr, target: &str, key: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out).await;
+    out.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Rules are matched on exactly the path the upstream receives: paths another reader could
+/// take for a different one are refused; headers the client names in `Connection` do not
+/// travel on; a silent upstream answers 504.
+async fn gateway_paths_headers_and_timeouts(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let gw = start_gateway(&s, &up, 1024).await;
+    let (_, secret) = s.create(json!({"name": "no admin", "permissions": ["wallet.read"]})).await;
+    for target in [
+        "/v2\\admin/x",
+        "/a/%2e%2e/v2/admin/x",
+        "/a/%2E%2E/v2/admin/x",
+        "/v2/./admin/x",
+        "/a/../v2/admin/x",
+        "/v2%2fadmin/x",
+        "//v2/admin/x",
+        "/v2/admin%5cx",
+    ] {
+        assert_eq!(raw_status(gw.addr, target, &secret).await, 400, "{target}");
+    }
+    assert_eq!(raw_status(gw.addr, "/v2/admin/x", &secret).await, 403, "the rule holds");
+    assert_eq!(raw_status(gw.addr, "/v2/wallets/w%20x", &secret).await, 201);
+    assert!(seen.lock().unwrap().iter().all(|r| !r.uri.contains("admin")), "an admin path reached the upstream");
+
+    let h = reqwest::Client::new();
+    let r = h
+        .get(format!("http://{}/v2/wallets", gw.addr))
+        .header("X-API-Key", &secret)
+        .header("Connection", "keep-alive, X-Internal-Token")
+        .header("X-Internal-Token", "let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(seen.lock().unwrap().last().unwrap().headers.get("x-internal-token").is_none());
+    gw.stop().await.unwrap();
+
+    // An upstream that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            held.push(c);
+        }
+    });
+    let cfg = GatewayConfig {
+        upstream_timeout: std::time::Duration::from_millis(500),
+        ..GatewayConfig::new(format!("http://{silent_addr}"), Vec::new())
+    };
+    let gw = start_gateway_with(&s, cfg).await;
+    let r = h.get(format!("http://{}/v2/wallets", gw.addr)).header("X-API-Key", &secret).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "gateway_timeout");
+    gw.stop().await.unwrap();
+    hold.abort();
     up_task.abort();
     s.stop().await;
 }
