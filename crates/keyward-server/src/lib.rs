@@ -13,6 +13,7 @@ pub mod gateway;
 mod idempotency;
 mod invalidation;
 mod limiter;
+mod lockout;
 mod mfa;
 mod quorum;
 pub mod replay;

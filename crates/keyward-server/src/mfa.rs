@@ -17,11 +17,25 @@ pub fn recovery_hash(state: &AppState, member_id: &str, code: &str) -> String {
     hex_encode(&state.pepper.derive("recovery-code", &format!("{member_id}\0{}", mfa::normalise_recovery(code))))
 }
 
-/// Accepts `code` for `member_id` once, or answers `mfa_required`.
+/// Accepts `code` for `member_id` once, or answers `mfa_required`. Every refused code counts
+/// against the account like a wrong password; a locked account answers 429.
 pub async fn check_code(state: &AppState, member_id: &str, code: Option<&str>) -> ApiResult<()> {
     let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
         refused("a one-time code is required: send otp from your authenticator app (or a recovery code)")
     })?;
+    crate::lockout::ensure_unlocked(state, member_id).await?;
+    match verify_code(state, member_id, code).await {
+        Ok(()) => crate::lockout::succeeded(state, member_id).await,
+        Err(e @ ApiError::MfaRequired { enrol: false, .. }) => {
+            crate::lockout::failed(state, member_id).await?;
+            tracing::warn!(member_id, "a one-time code was refused");
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn verify_code(state: &AppState, member_id: &str, code: &str) -> ApiResult<()> {
     let st = state.store.totp_state(member_id).await?;
     let Some(sealed) = st.secret else {
         return Err(ApiError::MfaRequired {

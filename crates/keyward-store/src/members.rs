@@ -359,6 +359,15 @@ impl Store {
         Ok(())
     }
 
+    /// Until when the member's account is locked, if it is.
+    pub async fn locked_until(&self, member_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let r = sqlx::query("SELECT locked_until FROM members WHERE id = $1")
+            .bind(member_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get::<Option<i64>, _>("locked_until")).transpose()?.flatten().map(from_ms))
+    }
+
     pub async fn login_succeeded(&self, member_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE members SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(member_id)

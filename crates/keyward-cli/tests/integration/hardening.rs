@@ -15,7 +15,8 @@ on_both_backends!(
     a_raw_pipe_in_a_signed_query_is_malformed,
     an_unreadable_forwarded_hop_ends_the_walk,
     a_password_change_ends_other_sessions,
-    the_owner_email_is_normalised_at_init
+    the_owner_email_is_normalised_at_init,
+    one_time_codes_cannot_be_guessed
 );
 
 /// Rotating a key hands its roles to the successor: an operator cannot mint an `owner` key
@@ -165,4 +166,31 @@ fn loose_data_dir_modes_are_tightened() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("pepper")), 0o600);
     assert_eq!(mode(&data.join("keyward.db")), 0o600);
+}
+
+/// Wrong one-time codes count like wrong passwords: after five in a row the account locks
+/// (429), even for the right code, until the lock ends.
+async fn one_time_codes_cannot_be_guessed(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("admin", true).await;
+    let secret = m.totp.clone().unwrap();
+    let disable = |otp: String| {
+        let s = &s;
+        let token = m.token.clone();
+        async move { s.call_as(&token, Method::POST, "/v1/members/me/mfa/totp/disable", Some(json!({ "otp": otp }))).await }
+    };
+    let right = s.otp(&secret);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for i in 0..5 {
+        let (st, v) = disable(wrong.clone()).await;
+        assert_eq!(st, 401, "attempt {i}: {v}");
+    }
+    let (st, v) = disable(s.otp(&secret)).await;
+    assert_eq!((st, code(&v["error"])), (429, "rate_limited"), "the right code after five wrong ones: {v}");
+    // Logins are locked too: it is one account.
+    assert_eq!(s.try_login(&m.email, &m.password, Some(&s.otp(&secret))).await.0, 429);
+    s.clock.advance(chrono::Duration::minutes(16));
+    let (st, v) = disable(s.otp(&secret)).await;
+    assert_eq!(st, 204, "{v}");
+    s.stop().await;
 }

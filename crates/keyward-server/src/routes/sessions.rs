@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::{DateTime, Utc};
 
 use keyward_core::keyformat;
 use keyward_core::wire::governance::{LoginRequest, SessionView};
@@ -21,21 +20,10 @@ fn wrong() -> ApiError {
     ApiError::Unauthenticated("invalid email or password".into())
 }
 
-fn locked(state: &AppState, until: DateTime<Utc>) -> ApiError {
-    let secs = (until - state.clock.now()).num_seconds().max(1);
-    ApiError::RateLimited {
-        retry_after: u64::try_from(secs).unwrap_or(1),
-        message: "too many failed logins; try again later".into(),
-    }
-}
-
-/// Counts a failure against the account (in the database, so every node sees it) and the IP.
+/// Counts a failed login against the account and the IP.
 async fn failed(state: &AppState, rec: &LoginRecord, ip: std::net::IpAddr) -> ApiResult<()> {
-    let now = state.clock.now();
-    let (limit, lock) = state.config.account_lockout;
-    let until = now + chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::minutes(15));
-    state.store.login_failed(&rec.member.id, i64::from(limit), until).await?;
-    state.logins.failed(ip, now);
+    crate::lockout::failed(state, &rec.member.id).await?;
+    state.logins.failed(ip, state.clock.now());
     Ok(())
 }
 
@@ -72,7 +60,7 @@ pub async fn login(
         return Err(wrong());
     };
     if let Some(until) = rec.locked_until.filter(|u| *u > now) {
-        return Err(locked(&state, until));
+        return Err(crate::lockout::locked(&state, until));
     }
     if !password_matches(req.password, rec.password_hash.clone()).await? {
         failed(&state, &rec, ip).await?;
@@ -84,7 +72,8 @@ pub async fn login(
             return Err(ApiError::MfaRequired { enrol: false, message: "this account has MFA: send otp".into() });
         }
         if let Err(e) = check_code(&state, &rec.member.id, req.otp.as_deref()).await {
-            failed(&state, &rec, ip).await?;
+            // check_code has counted it against the account; count it against the address.
+            state.logins.failed(ip, now);
             return Err(e);
         }
     }
