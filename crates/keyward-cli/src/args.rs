@@ -514,4 +514,7 @@ pub struct VerifyArgs {
     pub permissions: Option<String>,
     #[arg(long)]
     pub scope: Option<String>,
+    /// Only a key of this workspace counts (another's is NOT_FOUND).
+    #[arg(long)]
+    pub workspace: Option<String>,
 }

@@ -223,6 +223,10 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_UPSTREAM_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_timeout: Option<Span>,
+    /// Let through only keys of this workspace (another's is refused as NOT_FOUND).
+    #[arg(long, env = "KEYWARD_GATEWAY_WORKSPACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 pub const GATEWAY_LISTEN: &str = "127.0.0.1:8000";
@@ -259,7 +263,7 @@ layered!(ServerSettings {
     body_read_timeout,
     max_connections,
 });
-layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout });
+layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace });
 
 /// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
 #[derive(Debug, Default)]

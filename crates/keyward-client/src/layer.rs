@@ -37,17 +37,25 @@ pub struct VerifyLayer {
     client: Client,
     max_body: usize,
     permissions: Option<String>,
+    workspace: Option<String>,
     client_ip: Option<ClientIp>,
 }
 
 impl VerifyLayer {
     pub fn new(client: Client) -> Self {
-        VerifyLayer { client, max_body: 1024 * 1024, permissions: None, client_ip: None }
+        VerifyLayer { client, max_body: 1024 * 1024, permissions: None, workspace: None, client_ip: None }
     }
 
     /// Largest body read to check a signature (413 beyond); default 1 MiB.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Accept only keys of this workspace; another's answer `NOT_FOUND` (401). A client made
+    /// `with_verify_token` with a workspace's verify token is bound to it the same way.
+    pub fn workspace(mut self, workspace_id: &str) -> Self {
+        self.workspace = Some(workspace_id.to_string());
         self
     }
 
@@ -105,7 +113,13 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
     });
     let ip = cfg.client_ip.as_ref().and_then(|f| f(parts)).map(|ip| ip.to_string());
     if let Some(key) = text("x-api-key").or(bearer) {
-        let req = VerifyKeyRequest { key, ip, permissions: cfg.permissions.clone(), scope: None };
+        let req = VerifyKeyRequest {
+            key,
+            ip,
+            permissions: cfg.permissions.clone(),
+            scope: None,
+            workspace_id: cfg.workspace.clone(),
+        };
         return cfg.client.verify_key(&req).await;
     }
     let headers = [HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE]
@@ -121,6 +135,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
         ip,
         permissions: cfg.permissions.clone(),
         scope: None,
+        workspace_id: cfg.workspace.clone(),
     };
     cfg.client.verify_request(&req).await
 }

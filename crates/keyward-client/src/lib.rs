@@ -70,6 +70,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// Sent as `Keyward-Verify-Token` on verification calls.
+    verify_token: Option<String>,
 }
 
 impl Client {
@@ -79,7 +81,7 @@ impl Client {
             .user_agent(concat!("keyward-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        Ok(Client { base: base_url.trim_end_matches('/').to_string(), token, http })
+        Ok(Client { base: base_url.trim_end_matches('/').to_string(), token, http, verify_token: None })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -164,9 +166,24 @@ impl Client {
         Self::send(self.request(Method::POST, &format!("/v1/keys/{}/rotate", path_segment(id))).json(&body)).await
     }
 
+    /// Sends `Keyward-Verify-Token` on verification calls: the server's `--verify-token`, or a
+    /// `…_vt_…` token that lets only keys of its workspace verify.
+    pub fn with_verify_token(mut self, token: impl Into<String>) -> Self {
+        self.verify_token = Some(token.into());
+        self
+    }
+
+    fn verification(&self, path: &str) -> RequestBuilder {
+        let rb = self.http.post(format!("{}{path}", self.base));
+        match &self.verify_token {
+            Some(t) => rb.header("Keyward-Verify-Token", t),
+            None => rb,
+        }
+    }
+
     /// Verifies a secret key with optional requirements.
     pub async fn verify_key(&self, req: &VerifyKeyRequest) -> Result<VerifyResponse, ClientError> {
-        Self::send(self.http.post(format!("{}/v1/keys/verify", self.base)).json(req)).await
+        Self::send(self.verification("/v1/keys/verify").json(req)).await
     }
 
     pub async fn verify(&self, key: &str) -> Result<VerifyResponse, ClientError> {
@@ -175,7 +192,7 @@ impl Client {
 
     /// `POST /v1/requests/verify`: checks a signed request as the service received it.
     pub async fn verify_request(&self, req: &VerifySignedRequest) -> Result<VerifyResponse, ClientError> {
-        Self::send(self.http.post(format!("{}/v1/requests/verify", self.base)).json(req)).await
+        Self::send(self.verification("/v1/requests/verify").json(req)).await
     }
 }
 

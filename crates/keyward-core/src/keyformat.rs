@@ -3,6 +3,7 @@
 //! Secret key:      `<prefix>_<env>_sk_<43 random base62><6 base62 CRC32 of the random part>`
 //! Management key:  `<prefix>_mk_<43 random base62><6 base62 CRC32>`
 //! Session token:   `<prefix>_st_<43 random base62><6 base62 CRC32>` (from a password login)
+//! Verify token:    `<prefix>_vt_<43 random base62><6 base62 CRC32>` (binds verification to a workspace)
 //!
 //! The checksum lets the server (and secret scanners) reject a mistyped or made-up key before
 //! any storage access.
@@ -22,6 +23,7 @@ pub enum TokenKind {
     Secret,
     Management,
     Session,
+    Verify,
 }
 
 /// A syntactically valid key (checksum verified). Holds no more than the caller passed in.
@@ -68,6 +70,10 @@ pub fn generate_session(prefix: &str, rng: &dyn Random) -> String {
     format!("{prefix}_st_{}", body(rng))
 }
 
+pub fn generate_verify_token(prefix: &str, rng: &dyn Random) -> String {
+    format!("{prefix}_vt_{}", body(rng))
+}
+
 /// A workspace key prefix: 1–16 lowercase letters or digits, starting with a letter.
 pub fn valid_prefix(p: &str) -> bool {
     (1..=16).contains(&p.len())
@@ -105,6 +111,9 @@ pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
         }
         (Some("st"), Some(prefix), None) if valid_prefix(prefix) => {
             Some(ParsedToken { kind: TokenKind::Session, prefix, environment: None, start })
+        }
+        (Some("vt"), Some(prefix), None) if valid_prefix(prefix) => {
+            Some(ParsedToken { kind: TokenKind::Verify, prefix, environment: None, start })
         }
         _ => None,
     }

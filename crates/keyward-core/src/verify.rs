@@ -74,6 +74,9 @@ const VALID_HEAD: &str = r#"{"valid":true,"code":"VALID","#;
 /// What a request asks of the key.
 #[derive(Debug, Default)]
 pub struct Requirements<'a> {
+    /// Only keys of this workspace count; another's answers `NOT_FOUND` (checked by the
+    /// verifier before anything else is decided, so it reveals nothing of the key).
+    pub workspace: Option<&'a str>,
     pub ip: Option<IpAddr>,
     pub permissions: Option<&'a Query>,
     pub scope: Option<&'a str>,

@@ -67,6 +67,8 @@ pub struct KeyCache {
     entries: Cache<KeyHash, Entry, Hasher>,
     /// Registered public keys by their lower-case hex.
     public: Cache<String, Entry>,
+    /// Verify tokens by hex hash: the workspace each binds to, or `None` (unknown, revoked).
+    tokens: Cache<String, Option<Arc<str>>>,
     /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
     /// Secret hashes and public keys share the stripes (a spurious discard costs one read).
     epochs: Box<[AtomicU64]>,
@@ -84,6 +86,7 @@ impl KeyCache {
         KeyCache {
             entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
             public: Cache::new(capacity),
+            tokens: Cache::new(10_000),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -137,8 +140,26 @@ impl KeyCache {
         }
     }
 
-    /// Drops the entry a change event names: a secret's hex hash, or `pk:` and a public key.
+    pub fn get_token(&self, hash: &str) -> Option<Option<Arc<str>>> {
+        self.tokens.get(hash)
+    }
+
+    /// Like [`KeyCache::fill`], for a verify token (`epoch` from [`KeyCache::epoch_public`]).
+    pub fn fill_token(&self, hash: String, workspace: Option<Arc<str>>, epoch: Epoch) {
+        self.tokens.insert(hash.clone(), workspace);
+        if self.stale(epoch) {
+            self.tokens.invalidate(&hash);
+        }
+    }
+
+    /// Drops the entry a change event names: a secret's hex hash, `pk:` and a public key, or
+    /// `vt:` and a verify token's hash.
     pub fn invalidate(&self, event_key: &str) {
+        if let Some(vt) = event_key.strip_prefix(keyward_store::VERIFY_TOKEN_EVENT_PREFIX) {
+            self.bump(stripe_of_public(vt));
+            self.tokens.invalidate(vt);
+            return;
+        }
         if let Some(pk) = event_key.strip_prefix(keyward_store::PUBLIC_KEY_EVENT_PREFIX) {
             self.bump(stripe_of_public(pk));
             self.public.invalidate(pk);
@@ -158,6 +179,7 @@ impl KeyCache {
         (0..STRIPES).for_each(|s| self.bump(s));
         self.entries.invalidate_all();
         self.public.invalidate_all();
+        self.tokens.invalidate_all();
     }
 
     pub fn len(&self) -> u64 {

@@ -117,6 +117,9 @@ impl FromRequestParts<SharedState> for Caller {
             Some(TokenKind::Secret) => {
                 return Err(ApiError::Forbidden("API keys cannot call the management API; use a management key".into()))
             }
+            Some(TokenKind::Verify) => {
+                return Err(ApiError::Forbidden("verify tokens only verify; use a management key".into()))
+            }
             None => None,
         };
         let p = principal.ok_or_else(|| ApiError::Unauthenticated("invalid or expired credentials".into()))?;

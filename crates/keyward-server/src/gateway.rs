@@ -32,6 +32,8 @@ pub struct GatewayConfig {
     pub rules: Vec<RouteRule>,
     /// An upstream silent this long (connecting, or between reads) answers 504.
     pub upstream_timeout: std::time::Duration,
+    /// Only keys of this workspace pass; another's is refused as `NOT_FOUND`.
+    pub workspace: Option<String>,
 }
 
 impl GatewayConfig {
@@ -42,6 +44,7 @@ impl GatewayConfig {
             max_body: 1_048_576,
             rules,
             upstream_timeout: std::time::Duration::from_secs(30),
+            workspace: None,
         }
     }
 }
@@ -177,7 +180,12 @@ async fn proxy(
     let state = &gw.state;
     let client_ip = state.client_ip(peer.ip(), &parts.headers);
     let rule = gw.config.rules.iter().find(|r| path.starts_with(&r.prefix));
-    let needs = Requirements { ip: Some(client_ip), permissions: rule.map(|r| &r.permissions), scope: None };
+    let needs = Requirements {
+        workspace: gw.config.workspace.as_deref(),
+        ip: Some(client_ip),
+        permissions: rule.map(|r| &r.permissions),
+        scope: None,
+    };
     let verdict = match credential(&parts.headers) {
         Credential::Secret(token) => state.verify_secret(token, &needs).await?,
         Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {

@@ -14,6 +14,7 @@ mod members;
 mod migrate;
 mod policies;
 mod rows;
+mod verify_tokens;
 mod workspaces;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
@@ -26,6 +27,7 @@ pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::{KeyFilter, LastUsed, RotateOutcome, Rotation, StatusFilter};
 pub use members::{CredentialKind, LoginRecord, Member, NewMember, NewSession, Principal, TotpState};
+pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
 use sqlx::{AnyPool, Row};

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "public keys", include_str!("../migrations/0002_public_keys.sql")),
     (3, "governance", include_str!("../migrations/0003_governance.sql")),
+    (4, "verify tokens", include_str!("../migrations/0004_verify_tokens.sql")),
 ];
 
 #[derive(Debug)]

@@ -33,7 +33,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => {
             let client = client(&a.remote, false)?;
             let v = client
-                .verify_key(&VerifyKeyRequest { key: a.key, ip: a.ip, permissions: a.permissions, scope: a.scope })
+                .verify_key(&VerifyKeyRequest {
+                    key: a.key,
+                    ip: a.ip,
+                    permissions: a.permissions,
+                    scope: a.scope,
+                    workspace_id: a.workspace,
+                })
                 .await?;
             if a.remote.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);

@@ -108,8 +108,9 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     }
     let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
-    let (max_body, upstream_timeout) = (gw.max_body, gw.upstream_timeout);
+    let (max_body, upstream_timeout, workspace) = (gw.max_body, gw.upstream_timeout, gw.workspace);
     let mut gw = keyward_server::gateway::GatewayConfig::new(upstream, rules);
+    gw.workspace = workspace;
     if let Some(m) = max_body {
         gw.max_body = m;
     }

@@ -19,6 +19,7 @@ mod keys_api;
 mod members;
 mod resilience;
 mod roles;
+mod scope;
 mod signed_requests;
 mod storage;
 mod tower_layer;

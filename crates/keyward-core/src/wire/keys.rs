@@ -137,3 +137,31 @@ impl KeyRecord {
         }
     }
 }
+
+/// `POST /v1/verify-tokens`: a token that binds verification to the caller's workspace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVerifyTokenRequest {
+    /// What it is for, e.g. `billing-api gateway`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A verify token as listed; `token` is present only in the answer that created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyTokenView {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: String,
+    pub start: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyTokenList {
+    pub items: Vec<VerifyTokenView>,
+}

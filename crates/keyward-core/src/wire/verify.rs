@@ -21,6 +21,9 @@ pub struct VerifyKeyRequest {
     pub permissions: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
 }
 
 /// `POST /v1/requests/verify`: a signed request as the service received it.
@@ -45,6 +48,9 @@ pub struct VerifySignedRequest {
     pub permissions: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
 }
 
 impl VerifySignedRequest {

@@ -9,6 +9,7 @@ pub mod policies;
 pub mod sessions;
 pub mod system;
 pub mod verify;
+pub mod verify_tokens;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -68,6 +69,8 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(verify::verify_key))
         .routes(routes!(verify::verify_request))
         .routes(routes!(verify::forward_auth))
+        .routes(routes!(verify_tokens::create_verify_token, verify_tokens::list_verify_tokens))
+        .routes(routes!(verify_tokens::revoke_verify_token))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }

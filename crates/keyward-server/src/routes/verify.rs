@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::SharedState;
 use crate::verifier::credential::{credential, identity_headers, Credential};
-use crate::verifier::{parse_ip, refused, Verdict};
+use crate::verifier::{bound_workspace, parse_ip, refused, Verdict};
 
 fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)
@@ -33,10 +33,18 @@ pub async fn verify_key(
     headers: HeaderMap,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
 ) -> ApiResult<Response> {
-    state.check_verify_token(&headers)?;
+    let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
-    let needs =
-        Requirements { ip: parse_ip(req.ip.as_deref())?, permissions: query.as_ref(), scope: req.scope.as_deref() };
+    let workspace = match bound_workspace(token_ws.as_deref(), req.workspace_id.as_deref()) {
+        Ok(w) => w,
+        Err(nothing) => return Ok(json_response(nothing.to_json())),
+    };
+    let needs = Requirements {
+        workspace,
+        ip: parse_ip(req.ip.as_deref())?,
+        permissions: query.as_ref(),
+        scope: req.scope.as_deref(),
+    };
     let verdict = state.verify_secret(&req.key, &needs).await?;
     Ok(json_response(verdict.to_json()))
 }
@@ -54,10 +62,18 @@ pub async fn verify_request(
     headers: HeaderMap,
     ApiJson(req): ApiJson<VerifySignedRequest>,
 ) -> ApiResult<Response> {
-    state.check_verify_token(&headers)?;
+    let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
-    let needs =
-        Requirements { ip: parse_ip(req.ip.as_deref())?, permissions: query.as_ref(), scope: req.scope.as_deref() };
+    let workspace = match bound_workspace(token_ws.as_deref(), req.workspace_id.as_deref()) {
+        Ok(w) => w,
+        Err(nothing) => return Ok(json_response(nothing.to_json())),
+    };
+    let needs = Requirements {
+        workspace,
+        ip: parse_ip(req.ip.as_deref())?,
+        permissions: query.as_ref(),
+        scope: req.scope.as_deref(),
+    };
     let (Some(key), Some(nonce), Some(signature)) =
         (req.header(HEADER_KEY), req.header(HEADER_NONCE), req.header(HEADER_SIGNATURE))
     else {
@@ -81,6 +97,8 @@ pub struct AuthParams {
     pub permissions: Option<String>,
     /// A resource scope the key must cover, e.g. `wallet:w_123`.
     pub scope: Option<String>,
+    /// Only a key of this workspace passes; another's is `NOT_FOUND`.
+    pub workspace: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/auth", tag = "verification", params(AuthParams,
@@ -95,10 +113,12 @@ pub async fn forward_auth(
     headers: HeaderMap,
     params: Result<Query<AuthParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    state.check_verify_token(&headers)?;
+    let token_ws = state.check_verify_token(&headers).await?;
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let query = parse_query(params.permissions.as_deref())?;
+    let workspace = bound_workspace(token_ws.as_deref(), params.workspace.as_deref()).map_err(|v| refused(v.code))?;
     let needs = Requirements {
+        workspace,
         ip: Some(state.client_ip(peer.ip(), &headers)),
         permissions: query.as_ref(),
         scope: params.scope.as_deref(),

@@ -3,8 +3,10 @@
 //! verified request carries on.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 use keyward_core::verify::VerifiableKey;
 
@@ -15,12 +17,29 @@ use crate::state::AppState;
 const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
 
 impl AppState {
-    /// With `--verify-token`, only callers that present it may verify.
-    pub(crate) fn check_verify_token(&self, headers: &HeaderMap) -> ApiResult<()> {
-        let Some(expected) = &self.config.verify_token else { return Ok(()) };
-        let given = headers.get(VERIFY_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    /// Who may verify, and inside which workspace: a workspace's verify token (`…_vt_…`)
+    /// binds verification to that workspace; with `--verify-token`, callers without one must
+    /// present the server's token. `Ok(Some(ws))` binds to `ws`.
+    pub(crate) async fn check_verify_token(&self, headers: &HeaderMap) -> ApiResult<Option<Arc<str>>> {
+        let given = headers.get(VERIFY_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().trim();
+        if keyformat::parse(given).is_some_and(|p| p.kind == TokenKind::Verify) {
+            let hash = self.pepper.hash(given);
+            let workspace = match self.cache.get_token(&hash) {
+                Some(w) => w,
+                None => {
+                    let epoch = self.cache.epoch_public(&hash);
+                    let w: Option<Arc<str>> = self.store.verify_token_workspace(&hash).await?.map(Into::into);
+                    self.cache.fill_token(hash, w.clone(), epoch);
+                    w
+                }
+            };
+            return workspace
+                .map(Some)
+                .ok_or_else(|| ApiError::Unauthenticated("invalid or revoked Keyward-Verify-Token".into()));
+        }
+        let Some(expected) = &self.config.verify_token else { return Ok(None) };
         if keyward_core::pepper::hashes_equal(given, expected.expose()) {
-            Ok(())
+            Ok(None)
         } else {
             Err(ApiError::Unauthenticated("missing or wrong Keyward-Verify-Token".into()))
         }

@@ -65,7 +65,7 @@ impl AppState {
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
-            Entry::Found(k) => k,
+            Entry::Found(k) if in_scope(&k, req) => k,
             _ => return Ok(Verdict::bare(VerifyCode::NotFound)),
         };
         let now = self.clock.now();
@@ -105,7 +105,11 @@ impl AppState {
             Some(e) => e,
             None => self.load_public(pk.clone()).await?,
         };
-        let Entry::Found(key) = entry else { return Ok(Verdict::bare(VerifyCode::NotFound)) };
+        // Another workspace's key is not found, before its signature is looked at.
+        let key = match entry {
+            Entry::Found(k) if in_scope(&k, req) => k,
+            _ => return Ok(Verdict::bare(VerifyCode::NotFound)),
+        };
         if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
             return Ok(Verdict::bare(VerifyCode::InvalidSignature));
         }
@@ -137,6 +141,20 @@ impl AppState {
         };
         self.cache.fill(hash, entry.clone(), epoch);
         Ok(entry)
+    }
+}
+
+/// Is `key` inside the workspace the caller bound verification to (if any)?
+fn in_scope(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
+    req.workspace.is_none_or(|w| *key.workspace_id == *w)
+}
+
+/// The workspace verification is bound to: a verify token's, or the one a request names.
+/// Both, and different: nothing can verify (`Err`: answer `NOT_FOUND`).
+pub fn bound_workspace<'a>(token: Option<&'a str>, asked: Option<&'a str>) -> Result<Option<&'a str>, Verdict> {
+    match (token, asked) {
+        (Some(t), Some(a)) if t != a => Err(Verdict::bare(VerifyCode::NotFound)),
+        (t, a) => Ok(t.or(a)),
     }
 }
 

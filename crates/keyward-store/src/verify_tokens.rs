@@ -1,0 +1,104 @@
+//! Verify tokens: credentials a verifying service sends so that only keys of one workspace
+//! verify. Revoking one emits a change event, so every node's cache forgets it.
+
+use chrono::{DateTime, Utc};
+use keyward_core::clock::{from_ms, to_ms};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::events::emit;
+use crate::{Store, StoreError};
+
+/// How change events name a verify token: `vt:` and its hash.
+pub const VERIFY_TOKEN_EVENT_PREFIX: &str = "vt:";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyToken {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub hash: String,
+    pub start: String,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, workspace_id, name, hash, start, created_by, created_at, revoked_at";
+
+fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
+    Ok(VerifyToken {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        name: r.try_get("name")?,
+        hash: r.try_get("hash")?,
+        start: r.try_get("start")?,
+        created_by: r.try_get("created_by")?,
+        created_at: from_ms(r.try_get("created_at")?),
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+    })
+}
+
+impl Store {
+    pub async fn insert_verify_token(&self, t: &VerifyToken) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&format!("INSERT INTO verify_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"))
+            .bind(&t.id)
+            .bind(&t.workspace_id)
+            .bind(&t.name)
+            .bind(&t.hash)
+            .bind(&t.start)
+            .bind(&t.created_by)
+            .bind(to_ms(t.created_at))
+            .execute(&mut *tx)
+            .await?;
+        // A node may have cached "no such token" for this hash.
+        emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), t.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The workspace a live (unrevoked) token binds to.
+    pub async fn verify_token_workspace(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get("workspace_id")).transpose()?)
+    }
+
+    pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM verify_tokens WHERE workspace_id = $1 ORDER BY id"))
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Revokes a token at once on every node; `None` when the workspace has no such token.
+    pub async fn revoke_verify_token(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VerifyToken>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE verify_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3 \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(to_ms(now))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let t = from_row(&row)?;
+        emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), now).await?;
+        tx.commit().await?;
+        Ok(Some(t))
+    }
+}
