@@ -41,6 +41,7 @@ pub fn state(services: Services, config: ServerConfig) -> std::io::Result<Shared
     Ok(Arc::new(AppState {
         openapi,
         connections: Arc::default(),
+        argon: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),

@@ -26,6 +26,8 @@ pub struct AppState {
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,
     pub connections: Arc<crate::connections::ConnectionStats>,
+    /// Bounds the argon2id computations running at once.
+    pub argon: tokio::sync::Semaphore,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -189,6 +189,16 @@ impl Store {
         Ok(())
     }
 
+    /// Is there an invitation waiting on this setup token?
+    pub async fn setup_pending(&self, setup_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT id FROM members WHERE setup_hash = $1 AND setup_expires_at > $2")
+            .bind(setup_hash)
+            .bind(to_ms(now))
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     /// Sets a password with a setup token, which dies in the same statement.
     pub async fn complete_setup(
         &self,

@@ -5,7 +5,7 @@ use keyward_core::OsRandom;
 use keyward_server::bootstrap::{create_workspace, InitOptions};
 use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::signed_requests::{check, register, signed};
 
@@ -16,7 +16,8 @@ on_both_backends!(
     an_unreadable_forwarded_hop_ends_the_walk,
     a_password_change_ends_other_sessions,
     the_owner_email_is_normalised_at_init,
-    one_time_codes_cannot_be_guessed
+    one_time_codes_cannot_be_guessed,
+    login_and_setup_answers_reveal_nothing
 );
 
 /// Rotating a key hands its roles to the successor: an operator cannot mint an `owner` key
@@ -192,5 +193,54 @@ async fn one_time_codes_cannot_be_guessed(b: Backend) {
     s.clock.advance(chrono::Duration::minutes(16));
     let (st, v) = disable(s.otp(&secret)).await;
     assert_eq!(st, 204, "{v}");
+    s.stop().await;
+}
+
+/// Without the password, a login tells nothing: an unknown email, a locked account and an
+/// email in two workspaces all answer the same 401. Made-up setup tokens are refused before
+/// any hashing and count against the address.
+async fn login_and_setup_answers_reveal_nothing(b: Backend) {
+    let mut cfg = keyward_testkit::test_config();
+    cfg.account_lockout = (2, std::time::Duration::from_secs(600));
+    cfg.ip_lockout = (1000, std::time::Duration::from_secs(600));
+    let s = TestServer::start_with(b, cfg).await;
+    let m = s.member("viewer", false).await;
+    let (_, unknown) = s.try_login("nobody@example.com", "some password here", None).await;
+    for _ in 0..2 {
+        assert_eq!(s.try_login(&m.email, "wrong password!!", None).await.0, 401);
+    }
+    let (st, locked) = s.try_login(&m.email, "wrong password!!", None).await;
+    assert_eq!((st, &locked), (401, &unknown), "a locked account reads differently from an unknown email");
+    assert_eq!(s.try_login(&m.email, &m.password, None).await.0, 429, "the right password learns of the lock");
+
+    // The same email in a second workspace, with another password.
+    let opts = InitOptions { workspace_name: "two".into(), prefix: "two".into(), owner_email: "o2@example.com".into() };
+    let two = create_workspace(&s.store, &s.pepper, s.clock.as_ref(), &OsRandom, &opts).await.unwrap();
+    let (st, inv) = s
+        .call_as(
+            &two.management_key,
+            Method::POST,
+            "/v1/members",
+            Some(json!({"email": "dual@example.com", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{inv}");
+    let setup = |token: Value, pw: &'static str| {
+        let s = &s;
+        async move {
+            s.call_as("", Method::POST, "/v1/members/setup", Some(json!({"setup_token": token, "password": pw}))).await
+        }
+    };
+    assert_eq!(setup(inv["setup_token"].clone(), "second workspace pw").await.0, 200);
+    let (_, inv1) =
+        s.call(Method::POST, "/v1/members", Some(json!({"email": "dual@example.com", "role": "viewer"}))).await;
+    assert_eq!(setup(inv1["setup_token"].clone(), "first workspace pw!").await.0, 200);
+    let (st, v) = s.try_login("dual@example.com", "a wrong password", None).await;
+    assert_eq!((st, &v), (401, &unknown), "an email in two workspaces reads differently");
+    assert_eq!(s.try_login("dual@example.com", "first workspace pw!", None).await.0, 201, "one workspace matches");
+
+    // Made-up setup tokens: 400 naming the field, and the address is counted.
+    let (st, v) = setup(json!("kw_setup_madeup"), "a fine password 1").await;
+    assert_eq!((st, v["error"]["field"].as_str()), (400, Some("setup_token")), "{v}");
     s.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Members: invitations and setup, roles, removal, the caller's own password, TOTP and
 //! management keys.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -56,9 +56,22 @@ fn role(raw: &str) -> ApiResult<Role> {
     })
 }
 
-/// argon2id is deliberately slow: off the async workers.
+/// A slot for one argon2id computation (19 MiB and most of a core each): a flood of logins
+/// or setups waits here instead of exhausting memory, and is turned away after a while.
+async fn argon_slot(state: &AppState) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), state.argon.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::RateLimited {
+            retry_after: 1,
+            message: "too many password checks at once; try again shortly".into(),
+        }),
+    }
+}
+
+/// argon2id is deliberately slow: off the async workers, a bounded number at once.
 pub(crate) async fn hash_password(state: &AppState, pw: String) -> ApiResult<String> {
     password::check_rules(&pw)?;
+    let _slot = argon_slot(state).await?;
     let rng = state.random.clone();
     tokio::task::spawn_blocking(move || password::hash(&pw, rng.as_ref()))
         .await
@@ -66,7 +79,9 @@ pub(crate) async fn hash_password(state: &AppState, pw: String) -> ApiResult<Str
         .map_err(ApiError::from)
 }
 
-pub(crate) async fn password_matches(pw: String, phc: Option<String>) -> ApiResult<bool> {
+/// Checks a password against a stored hash, or spends the same work when there is none.
+pub(crate) async fn password_matches(state: &AppState, pw: String, phc: Option<String>) -> ApiResult<bool> {
+    let _slot = argon_slot(state).await?;
     tokio::task::spawn_blocking(move || match phc {
         Some(h) => password::verify(&pw, &h),
         None => {
@@ -142,14 +157,28 @@ pub async fn invite_member(
         (status = 400, body = ErrorBody)))]
 pub async fn setup_member(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<SetupRequest>,
 ) -> ApiResult<Json<MemberView>> {
+    let ip = state.client_ip(peer.ip(), &headers);
+    let now = state.clock.now();
+    if let Some(retry_after) = state.logins.blocked(ip, now) {
+        return Err(ApiError::RateLimited {
+            retry_after,
+            message: "too many failed attempts from this address".into(),
+        });
+    }
+    password::check_rules(&req.password)?;
+    let invalid = || ApiError::invalid("setup_token", "setup_token is invalid, already used or expired");
+    // The token is looked up before any hashing: a made-up one costs a read, not argon2.
+    let hash = state.pepper.hash(req.setup_token.trim());
+    if !state.store.setup_pending(&hash, now).await? {
+        state.logins.failed(ip, now);
+        return Err(invalid());
+    }
     let phc = hash_password(&state, req.password).await?;
-    let m = state
-        .store
-        .complete_setup(&state.pepper.hash(req.setup_token.trim()), &phc, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::invalid("setup_token", "setup_token is invalid, already used or expired"))?;
+    let m = state.store.complete_setup(&hash, &phc, now).await?.ok_or_else(invalid)?;
     Ok(Json(member_view(&m)))
 }
 
@@ -238,7 +267,7 @@ pub async fn set_password(
         let given = req.current_password.ok_or_else(|| {
             ApiError::invalid("current_password", "current_password is required to change a password")
         })?;
-        if !password_matches(given, Some(current)).await? {
+        if !password_matches(&state, given, Some(current)).await? {
             return Err(ApiError::Forbidden("current_password is wrong".into()));
         }
     }

@@ -8,23 +8,16 @@ use axum::Json;
 
 use keyward_core::keyformat;
 use keyward_core::wire::governance::{LoginRequest, SessionView};
-use keyward_store::{CredentialKind, LoginRecord, NewSession};
+use keyward_store::{CredentialKind, NewSession};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::check_code;
 use crate::routes::members::{email, password_matches};
-use crate::state::{AppState, SharedState};
+use crate::state::SharedState;
 
 fn wrong() -> ApiError {
     ApiError::Unauthenticated("invalid email or password".into())
-}
-
-/// Counts a failed login against the account and the IP.
-async fn failed(state: &AppState, rec: &LoginRecord, ip: std::net::IpAddr) -> ApiResult<()> {
-    crate::lockout::failed(state, &rec.member.id).await?;
-    state.logins.failed(ip, state.clock.now());
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/sessions", tag = "members", request_body = LoginRequest,
@@ -50,21 +43,30 @@ pub async fn login(
     if let Some(ws) = &req.workspace_id {
         records.retain(|r| &r.member.workspace_id == ws);
     }
-    if records.len() > 1 {
+    // Nothing is answered before a password is checked: an unknown email, a locked account
+    // and an email in several workspaces all cost the same argon2 work and read alike to
+    // someone without the password.
+    let mut matched = Vec::new();
+    if records.is_empty() {
+        password_matches(&state, req.password.clone(), None).await?;
+    }
+    for rec in records {
+        if password_matches(&state, req.password.clone(), rec.password_hash.clone()).await? {
+            matched.push(rec);
+        } else if rec.locked_until.is_none_or(|u| u <= now) {
+            // A wrong guess while locked does not push the lock further out.
+            crate::lockout::failed(&state, &rec.member.id).await?;
+        }
+    }
+    if matched.len() > 1 {
         return Err(ApiError::invalid("workspace_id", "this email is a member of several workspaces; name one"));
     }
-    let Some(rec) = records.pop() else {
-        // Same work as a real check, so the answer's timing does not reveal the email.
-        password_matches(req.password, None).await?;
+    let Some(rec) = matched.pop() else {
         state.logins.failed(ip, now);
         return Err(wrong());
     };
     if let Some(until) = rec.locked_until.filter(|u| *u > now) {
         return Err(crate::lockout::locked(&state, until));
-    }
-    if !password_matches(req.password, rec.password_hash.clone()).await? {
-        failed(&state, &rec, ip).await?;
-        return Err(wrong());
     }
     if rec.member.mfa_enabled {
         if req.otp.as_deref().is_none_or(|o| o.trim().is_empty()) {
