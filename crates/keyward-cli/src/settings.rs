@@ -197,6 +197,10 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// How often every cached key is compared with storage, in the background.
+    #[arg(long, env = "KEYWARD_CACHE_REVALIDATE_INTERVAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_revalidate_interval: Option<Span>,
 }
 
 /// The gateway's own settings (`[gateway]` in the config file).
@@ -262,6 +266,7 @@ layered!(ServerSettings {
     header_read_timeout,
     body_read_timeout,
     max_connections,
+    cache_revalidate_interval,
 });
 layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace });
 
@@ -324,6 +329,7 @@ impl ServerSettings {
             header_read_timeout: Some(Span(d.header_read_timeout)),
             body_read_timeout: Some(Span(d.body_read_timeout)),
             max_connections: Some(d.max_connections),
+            cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
         }
     }
 
@@ -380,6 +386,7 @@ impl ServerSettings {
         set(&mut c.sweep_interval, positive("sweep_interval", self.sweep_interval)?);
         set(&mut c.header_read_timeout, positive("header_read_timeout", self.header_read_timeout)?);
         set(&mut c.body_read_timeout, positive("body_read_timeout", self.body_read_timeout)?);
+        set(&mut c.cache_revalidate_interval, positive("cache_revalidate_interval", self.cache_revalidate_interval)?);
         if let Some(n) = self.max_connections {
             if n == 0 {
                 bail!("max_connections must be more than 0");

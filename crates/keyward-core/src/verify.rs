@@ -20,6 +20,8 @@ pub struct VerifiableKey {
     pub environment: Box<str>,
     pub status: KeyStatus,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the stored record last changed: the cache's backstop compares it with storage.
+    pub updated_at: DateTime<Utc>,
     pub roles: Box<[String]>,
     pub permissions: Box<[String]>,
     pub scopes: Box<[String]>,
@@ -47,6 +49,7 @@ impl VerifiableKey {
             environment: record.environment.into(),
             status: record.status,
             expires_at: record.expires_at,
+            updated_at: record.updated_at,
             roles: record.roles.into(),
             permissions: record.permissions.into(),
             scopes: record.scopes.into(),

@@ -14,6 +14,9 @@ pub enum Entry {
     Missing,
 }
 
+/// A cache entry with the name change events use for it (hex hash, or public key).
+pub type Cached = (String, Entry);
+
 /// A key's HMAC under the pepper, raw.
 pub type KeyHash = [u8; 32];
 
@@ -180,6 +183,13 @@ impl KeyCache {
         self.entries.invalidate_all();
         self.public.invalidate_all();
         self.tokens.invalidate_all();
+    }
+
+    /// Every cached secret-key entry (hex hash) and public-key entry, for the backstop.
+    pub fn snapshot(&self) -> (Vec<Cached>, Vec<Cached>) {
+        let secret = self.entries.iter().map(|(k, e)| (keyward_core::pepper::hex_encode(&*k), e)).collect();
+        let public = self.public.iter().map(|(k, e)| ((*k).clone(), e)).collect();
+        (secret, public)
     }
 
     pub fn len(&self) -> u64 {

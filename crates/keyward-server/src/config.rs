@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Connections open at once; more are refused (logged and counted in `/healthz`).
     pub max_connections: usize,
+    /// How often every cached key is compared with storage in the background (a backstop
+    /// for a missed change event; never a read on the verify path).
+    pub cache_revalidate_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 8192,
+            cache_revalidate_interval: Duration::from_secs(300),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! errors become HTTP answers.
 
 pub mod app;
+mod backstop;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;

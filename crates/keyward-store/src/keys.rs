@@ -30,6 +30,14 @@ pub struct KeyFilter {
 
 pub type StatusFilter = KeyStatus;
 
+/// The fields of a stored key that decide whether a cached copy is still right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyVersion {
+    pub status: KeyStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A use of a key seen by the verify path, flushed in batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastUsed {
@@ -323,6 +331,41 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// What the cache's backstop compares: `(status, expires_at, updated_at)` of the keys
+    /// with these secret hashes (`by_public_key`: these public keys), by hash or public key.
+    pub async fn key_versions(
+        &self,
+        ids: &[String],
+        by_public_key: bool,
+    ) -> Result<std::collections::HashMap<String, KeyVersion>, StoreError> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let column = if by_public_key { "public_key" } else { "hash" };
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {column} AS k, status, expires_at, updated_at FROM api_keys WHERE {column} IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            let status: String = r.try_get("status")?;
+            let status = KeyStatus::parse(&status)
+                .ok_or_else(|| StoreError::Internal("unreadable status in api_keys row".into()))?;
+            let v = KeyVersion {
+                status,
+                expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(keyward_core::clock::from_ms),
+                updated_at: keyward_core::clock::from_ms(r.try_get("updated_at")?),
+            };
+            out.insert(r.try_get("k")?, v);
+        }
+        Ok(out)
     }
 
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {

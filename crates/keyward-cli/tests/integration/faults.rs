@@ -16,7 +16,8 @@ on_both_backends!(
     read_only_database_answers_503,
     malformed_input_is_refused_before_storage,
     concurrent_deletes_answer_404_not_503,
-    racing_inits_say_already_initialised
+    racing_inits_say_already_initialised,
+    a_missed_event_is_caught_by_the_backstop
 );
 
 fn pg_only(s: &TestServer, test: &str) -> bool {
@@ -372,5 +373,31 @@ async fn slow_idle_and_surplus_connections_are_bounded() {
     assert!(served, "service did not resume once connections closed");
     let v: Value = s.http().get(s.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert!(v["connections"]["refused"].as_u64().unwrap() >= 1, "{v}");
+    s.stop().await;
+}
+
+/// A change that reached storage without its event (a row changed by hand; a lost event) is
+/// still noticed: the background backstop compares cached keys with storage.
+async fn a_missed_event_is_caught_by_the_backstop(b: Backend) {
+    use sqlx::Connection;
+    let cfg = keyward_server::ServerConfig {
+        cache_revalidate_interval: Duration::from_millis(300),
+        ..keyward_testkit::test_config()
+    };
+    let s = TestServer::start_with(b, cfg).await;
+    let (id, key) = s.create(json!({"name": "changed behind our back"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(code(&s.verify(&key, json!({})).await), "VALID");
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&s.db.url).await.unwrap();
+    sqlx::query("UPDATE api_keys SET status = 'revoked', updated_at = updated_at + 1 WHERE id = $1")
+        .bind(&id)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.ok();
+    let caught =
+        eventually(Duration::from_secs(5), || async { code(&s.verify(&key, json!({})).await) == "REVOKED" }).await;
+    assert!(caught, "a revocation without its event was never noticed");
     s.stop().await;
 }

@@ -1,0 +1,60 @@
+//! The cache's backstop: change events keep every node's cache right, but if one were ever
+//! missed (a bug, a row changed by hand), a cached answer could stay wrong for as long as the
+//! node runs. Every `cache_revalidate_interval` this background task compares each cached
+//! entry with storage, in batches, and drops those that differ. It never puts a storage read
+//! on the verify path: requests keep answering from the cache meanwhile.
+
+use tokio::sync::watch;
+
+use keyward_store::{KeyVersion, StoreError, PUBLIC_KEY_EVENT_PREFIX};
+
+use crate::cache::Entry;
+use crate::state::SharedState;
+
+const BATCH: usize = 500;
+
+pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.cache_revalidate_interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        match sweep(&state).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(stale = n, "cached keys differed from storage (a change event was missed); dropped")
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot revalidate the cache now; will retry"),
+        }
+    }
+}
+
+/// Compares every cached entry with storage; returns how many were stale (and dropped).
+pub async fn sweep(state: &SharedState) -> Result<usize, StoreError> {
+    let (secret, public) = state.cache.snapshot();
+    let mut stale = 0;
+    for (entries, by_public_key) in [(secret, false), (public, true)] {
+        for chunk in entries.chunks(BATCH) {
+            let ids: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+            let stored = state.store.key_versions(&ids, by_public_key).await?;
+            for (k, entry) in chunk {
+                if differs(entry, stored.get(k)) {
+                    let event = if by_public_key { format!("{PUBLIC_KEY_EVENT_PREFIX}{k}") } else { k.clone() };
+                    state.cache.invalidate(&event);
+                    stale += 1;
+                }
+            }
+        }
+    }
+    Ok(stale)
+}
+
+fn differs(cached: &Entry, stored: Option<&KeyVersion>) -> bool {
+    match (cached, stored) {
+        (Entry::Missing, None) => false,
+        (Entry::Found(k), Some(v)) => (k.status, k.expires_at, k.updated_at) != (v.status, v.expires_at, v.updated_at),
+        _ => true,
+    }
+}
