@@ -133,6 +133,14 @@ pub enum MembersCommand {
     CreateKey {
         #[command(flatten)]
         remote: Remote,
+        #[arg(long)]
+        name: Option<String>,
+        /// e.g. 90d (default: until revoked).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// A fresh code from your authenticator (needed when you have MFA).
+        #[arg(long)]
+        otp: Option<String>,
     },
 }
 

@@ -22,8 +22,8 @@ pub use keyward_core::model::KeyStatus;
 pub use keyward_core::policy::{Policy, PolicyPatch};
 pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
 pub use keyward_core::wire::governance::{
-    ApprovalList, ApprovalView, Invitation, LoginRequest, MemberList, MemberView, NewManagementKeyView, RecoveryCodes,
-    SessionView, TotpEnrolment,
+    ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
+    NewManagementKeyRequest, NewManagementKeyView, RecoveryCodes, SessionView, TotpEnrolment,
 };
 pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
@@ -251,6 +251,24 @@ impl Client {
     /// A management key acting as the caller, with the caller's role (shown only here).
     pub async fn create_management_key(&self) -> Result<NewManagementKeyView, ClientError> {
         Self::send(self.request(Method::POST, "/v1/members/me/keys")).await
+    }
+
+    /// Like [`Client::create_management_key`], with a name, an expiry and (with MFA) a code.
+    pub async fn create_management_key_with(
+        &self,
+        req: &NewManagementKeyRequest,
+    ) -> Result<NewManagementKeyView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/members/me/keys").json(req)).await
+    }
+
+    /// The caller's management keys (owners and admins: every member's).
+    pub async fn list_management_keys(&self) -> Result<ManagementKeyList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/management-keys")).await
+    }
+
+    /// Revokes a management key at once.
+    pub async fn revoke_management_key(&self, id: &str) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, &format!("/v1/management-keys/{}", path_segment(id)))).await
     }
 
     /// Logs in with a password (and a one-time code when MFA is on); the answer's token is a

@@ -110,7 +110,9 @@ impl FromRequestParts<SharedState> for Caller {
             )
         })?;
         let principal = match keyformat::parse(token).map(|p| p.kind) {
-            Some(TokenKind::Management) => state.store.principal_by_hash(&state.pepper.hash(token)).await?,
+            Some(TokenKind::Management) => {
+                state.store.principal_by_hash(&state.pepper.hash(token), state.clock.now()).await?
+            }
             Some(TokenKind::Session) => {
                 state.store.principal_by_session(&state.pepper.hash(token), state.clock.now()).await?
             }

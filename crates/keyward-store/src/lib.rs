@@ -26,7 +26,7 @@ pub use events::{parse_announcement, KeyEvent};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
-pub use members::{CredentialKind, LoginRecord, Member, NewMember, NewSession, Principal, TotpState};
+pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, TotpState};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 

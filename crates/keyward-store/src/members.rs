@@ -33,6 +33,20 @@ pub enum CredentialKind {
     Session,
 }
 
+/// A management key as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementKey {
+    pub id: String,
+    pub member_id: String,
+    pub email: String,
+    pub member_role: Role,
+    pub name: String,
+    pub start: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A member as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -119,14 +133,15 @@ pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
 }
 
 impl Store {
-    /// The principal behind a management key hash, if the key exists and is not revoked.
-    pub async fn principal_by_hash(&self, hash: &str) -> Result<Option<Principal>, StoreError> {
+    /// The principal behind a management key hash, if the key exists, is not revoked and has
+    /// not expired.
+    pub async fn principal_by_hash(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
         self.principal(
             "FROM management_keys c JOIN members m ON m.id = c.member_id \
              JOIN workspaces w ON w.id = c.workspace_id LEFT JOIN policies p ON p.workspace_id = c.workspace_id \
-             WHERE c.hash = $1 AND c.revoked_at IS NULL",
+             WHERE c.hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)",
             hash,
-            None,
+            Some(to_ms(now)),
             CredentialKind::ManagementKey,
         )
         .await
@@ -516,11 +531,13 @@ impl Store {
         workspace_id: &str,
         member_id: &str,
         key: &crate::NewManagementKey,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&key.id)
         .bind(workspace_id)
@@ -528,9 +545,62 @@ impl Store {
         .bind(&key.hash)
         .bind(&key.start)
         .bind(to_ms(now))
+        .bind(name)
+        .bind(expires_at.map(to_ms))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A workspace's management keys, or one member's.
+    pub async fn list_management_keys(
+        &self,
+        workspace_id: &str,
+        member_id: Option<&str>,
+    ) -> Result<Vec<ManagementKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.member_id, m.email, m.role, c.name, c.start, c.created_at, c.expires_at, c.revoked_at \
+             FROM management_keys c JOIN members m ON m.id = c.member_id \
+             WHERE c.workspace_id = $1 AND ($2 = '' OR c.member_id = $2) ORDER BY c.id",
+        )
+        .bind(workspace_id)
+        .bind(member_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ManagementKey {
+                    id: r.try_get("id")?,
+                    member_id: r.try_get("member_id")?,
+                    email: r.try_get("email")?,
+                    member_role: role(&r.try_get::<String, _>("role")?)?,
+                    name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+                    start: r.try_get("start")?,
+                    created_at: from_ms(r.try_get("created_at")?),
+                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a management key at once (every node reads keys from storage on each call).
+    pub async fn revoke_management_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE management_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3",
+        )
+        .bind(to_ms(now))
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
     }
 }
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "public keys", include_str!("../migrations/0002_public_keys.sql")),
     (3, "governance", include_str!("../migrations/0003_governance.sql")),
     (4, "verify tokens", include_str!("../migrations/0004_verify_tokens.sql")),
+    (5, "management key lifecycle", include_str!("../migrations/0005_management_key_lifecycle.sql")),
 ];
 
 #[derive(Debug)]

@@ -67,8 +67,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'first owner key')",
         )
         .bind(&key.id)
         .bind(&ws.id)

@@ -183,8 +183,9 @@ pub async fn members(cmd: MembersCommand) -> Result<ExitCode> {
             super::client(&remote, true)?.disable_totp(&otp).await?;
             println!("MFA is off");
         }
-        MembersCommand::CreateKey { remote } => {
-            let k = super::client(&remote, true)?.create_management_key().await?;
+        MembersCommand::CreateKey { remote, name, expires_in, otp } => {
+            let req = keyward_client::NewManagementKeyRequest { name, expires_in, otp };
+            let k = super::client(&remote, true)?.create_management_key_with(&req).await?;
             print(&remote, &k, || {
                 format!("Management key {} (role {}), shown once:\n\n  {}\n", k.id, k.role, k.management_key)
             })?;

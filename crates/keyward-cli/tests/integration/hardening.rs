@@ -17,7 +17,8 @@ on_both_backends!(
     a_password_change_ends_other_sessions,
     the_owner_email_is_normalised_at_init,
     one_time_codes_cannot_be_guessed,
-    login_and_setup_answers_reveal_nothing
+    login_and_setup_answers_reveal_nothing,
+    management_keys_have_a_lifecycle
 );
 
 /// Rotating a key hands its roles to the successor: an operator cannot mint an `owner` key
@@ -242,5 +243,52 @@ async fn login_and_setup_answers_reveal_nothing(b: Backend) {
     // Made-up setup tokens: 400 naming the field, and the address is counted.
     let (st, v) = setup(json!("kw_setup_madeup"), "a fine password 1").await;
     assert_eq!((st, v["error"]["field"].as_str()), (400, Some("setup_token")), "{v}");
+    s.stop().await;
+}
+
+/// Management keys are listed, expire when asked to, are revoked at once (the first owner's
+/// too, once replaced), and a member with MFA needs a fresh code to mint one.
+async fn management_keys_have_a_lifecycle(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", true).await;
+    let viewer = s.member("viewer", false).await;
+    let (st, list) = s.call(Method::GET, "/v1/management-keys", None).await;
+    assert_eq!(st, 200, "{list}");
+    let first = list["items"].as_array().unwrap();
+    assert_eq!(first.len(), 1, "the key init printed is listed: {list}");
+    let first_id = first[0]["id"].as_str().unwrap().to_string();
+    assert!(first[0].get("management_key").is_none() && first[0].get("hash").is_none());
+
+    // A replacement with an expiry; then the first key is revoked with it.
+    let (st, k) = s.call(Method::POST, "/v1/members/me/keys", Some(json!({"name": "ci", "expires_in": "1h"}))).await;
+    assert_eq!(st, 201, "{k}");
+    let ci = k["management_key"].as_str().unwrap().to_string();
+    assert_eq!(s.call_as(&ci, Method::GET, "/v1/keys", None).await.0, 200);
+    let (st, _) = s.call_as(&ci, Method::DELETE, &format!("/v1/management-keys/{first_id}"), None).await;
+    assert_eq!(st, 204);
+    assert_eq!(s.call(Method::GET, "/v1/keys", None).await.0, 401, "a revoked management key still works");
+    s.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(s.call_as(&ci, Method::GET, "/v1/keys", None).await.0, 401, "an expired management key still works");
+    s.clock.advance(chrono::Duration::minutes(-61));
+
+    // With MFA, a session cannot mint a lasting credential without a fresh code.
+    let (st, v) = s.call_as(&admin.token, Method::POST, "/v1/members/me/keys", None).await;
+    assert_eq!((st, code(&v["error"])), (401, "mfa_required"), "{v}");
+    let otp = s.otp(admin.totp.as_ref().unwrap());
+    let (st, v) = s.call_as(&admin.token, Method::POST, "/v1/members/me/keys", Some(json!({ "otp": otp }))).await;
+    assert_eq!(st, 201, "{v}");
+    // An admin sees every key but cannot revoke an owner's; a viewer sees only their own.
+    let (_, all) = s.call_as(&admin.token, Method::GET, "/v1/management-keys", None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+    let (st, _) = s
+        .call_as(&admin.token, Method::DELETE, &format!("/v1/management-keys/{}", k["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(st, 403);
+    let (_, mine) = s.call_as(&viewer.token, Method::GET, "/v1/management-keys", None).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+    let (st, _) = s
+        .call_as(&viewer.token, Method::DELETE, &format!("/v1/management-keys/{}", v["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(st, 404, "another member's key is not found for a viewer");
     s.stop().await;
 }

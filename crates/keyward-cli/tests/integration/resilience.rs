@@ -129,6 +129,8 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/v1/members/{id}"),
     ("post", "/v1/sessions"),
     ("post", "/v1/verify-tokens"),
+    ("get", "/v1/management-keys"),
+    ("delete", "/v1/management-keys/{id}"),
     ("get", "/v1/verify-tokens"),
     ("delete", "/v1/verify-tokens/{id}"),
     ("delete", "/v1/sessions/current"),

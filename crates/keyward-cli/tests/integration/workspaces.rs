@@ -145,7 +145,7 @@ async fn workspaces_create_command(b: Backend) {
         keyward_core::pepper::Pepper::from_hex(&std::fs::read_to_string(data.join("pepper")).unwrap()).unwrap();
     let url = if db.is_postgres() { db.url.clone() } else { keyward_store::sqlite_url(&data) };
     let store = keyward_store::Store::connect(&url).await.unwrap();
-    let p = store.principal_by_hash(&pepper.hash(mk)).await.unwrap().expect("the key is known");
+    let p = store.principal_by_hash(&pepper.hash(mk), chrono::Utc::now()).await.unwrap().expect("the key is known");
     assert_eq!(p.workspace_id, second["workspace_id"].as_str().unwrap());
     assert_eq!((p.role.as_str(), p.prefix.as_str()), ("owner", "beta"));
     store.close().await;

@@ -10,11 +10,11 @@ use utoipa::IntoParams;
 use keyward_core::random::base62_string;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
-    Invitation, InviteRequest, MemberList, MemberView, NewManagementKeyView, OtpBody, PasswordChange, RecoveryCodes,
-    RoleChange, SetupRequest, TotpEnrolment,
+    Invitation, InviteRequest, MemberList, MemberView, OtpBody, PasswordChange, RecoveryCodes, RoleChange,
+    SetupRequest, TotpEnrolment,
 };
 use keyward_core::{ids, keyformat, mfa, password};
-use keyward_store::{CredentialKind, Member, NewManagementKey, NewMember};
+use keyward_store::{CredentialKind, Member, NewMember};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
@@ -339,24 +339,4 @@ pub async fn disable_totp(
     check_code(&state, &caller.0.member_id, req.otp.as_deref()).await?;
     state.store.disable_totp(&caller.0.member_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(post, path = "/v1/members/me/keys", tag = "members",
-    responses((status = 201, description = "a management key acting as you; shown only here", body = NewManagementKeyView)),
-    security(("management_key" = [])))]
-pub async fn create_management_key(
-    State(state): State<SharedState>,
-    caller: Caller,
-) -> ApiResult<(StatusCode, Json<NewManagementKeyView>)> {
-    let p = &caller.0;
-    let now = state.clock.now();
-    let rng = state.random.as_ref();
-    let token = keyformat::generate_management(&p.prefix, rng);
-    let start = keyformat::parse(&token).map(|t| t.start.to_string()).unwrap_or_default();
-    let key = NewManagementKey { id: ids::new_id("mk", now, rng), hash: state.pepper.hash(&token), start };
-    state.store.add_management_key(&p.workspace_id, &p.member_id, &key, now).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewManagementKeyView { id: key.id, management_key: token, start: key.start, role: p.role }),
-    ))
 }

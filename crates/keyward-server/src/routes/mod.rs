@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod keys;
+pub mod management_keys;
 pub mod members;
 mod paging;
 pub mod policies;
@@ -56,7 +57,9 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(members::enrol_totp))
         .routes(routes!(members::confirm_totp))
         .routes(routes!(members::disable_totp))
-        .routes(routes!(members::create_management_key))
+        .routes(routes!(management_keys::create_management_key))
+        .routes(routes!(management_keys::list_management_keys))
+        .routes(routes!(management_keys::revoke_management_key))
         .routes(routes!(members::get_member, members::change_role, members::remove_member))
         .routes(routes!(sessions::login))
         .routes(routes!(sessions::logout))
