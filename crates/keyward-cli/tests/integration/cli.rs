@@ -114,6 +114,12 @@ impl Serve {
         self.log.lock().unwrap().clone()
     }
 
+    /// `kill -9`: no shutdown, no flush; waits until the process is gone.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status (within 30 s).
     fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();

@@ -17,7 +17,8 @@ on_both_backends!(
     malformed_input_is_refused_before_storage,
     concurrent_deletes_answer_404_not_503,
     racing_inits_say_already_initialised,
-    a_missed_event_is_caught_by_the_backstop
+    a_missed_event_is_caught_by_the_backstop,
+    kill_9_under_load_loses_nothing_acknowledged
 );
 
 fn pg_only(s: &TestServer, test: &str) -> bool {
@@ -400,4 +401,90 @@ async fn a_missed_event_is_caught_by_the_backstop(b: Backend) {
         eventually(Duration::from_secs(5), || async { code(&s.verify(&key, json!({})).await) == "REVOKED" }).await;
     assert!(caught, "a revocation without its event was never noticed");
     s.stop().await;
+}
+
+/// `kill -9` while creates and revokes are in flight, then a restart on the same database:
+/// every create and revoke that was acknowledged is there, and no revoked key verifies.
+async fn kill_9_under_load_loses_nothing_acknowledged(b: Backend) {
+    use crate::cli::{printed_management_key, storage, Serve};
+    let db = TestDb::new(&b).await;
+    let data = db.dir.path().join("data");
+    let args = storage(&db, &data);
+    let s = Serve::spawn(&args, &[]);
+    let mk = printed_management_key(&s.log());
+    let url = s.url();
+    let h = reqwest::Client::new();
+    // Keys to revoke during the run.
+    let mut to_revoke = Vec::new();
+    for i in 0..40 {
+        let r = h
+            .post(format!("{url}/v1/keys"))
+            .bearer_auth(&mk)
+            .json(&json!({"name": format!("r{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        to_revoke.push((v["id"].as_str().unwrap().to_string(), v["secret"].as_str().unwrap().to_string()));
+    }
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let revoked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut load = Vec::new();
+    for w in 0..4 {
+        let (h, url, mk, created) = (h.clone(), url.clone(), mk.clone(), created.clone());
+        load.push(tokio::spawn(async move {
+            for i in 0..300 {
+                let body = json!({"name": format!("w{w}-{i}")});
+                match h.post(format!("{url}/v1/keys")).bearer_auth(&mk).json(&body).send().await {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        if let Some(id) = v["id"].as_str() {
+                            created.lock().unwrap().push(id.to_string());
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    {
+        let (h, url, mk, revoked, keys) = (h.clone(), url.clone(), mk.clone(), revoked.clone(), to_revoke.clone());
+        load.push(tokio::spawn(async move {
+            for (id, secret) in keys {
+                match h.post(format!("{url}/v1/keys/{id}/revoke")).bearer_auth(&mk).send().await {
+                    Ok(r) if r.status() == 200 => revoked.lock().unwrap().push(secret),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Let the load run, then cut the process down mid-flight.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.kill9();
+    for t in load {
+        let _ = t.await;
+    }
+    let (created, revoked) = (created.lock().unwrap().clone(), revoked.lock().unwrap().clone());
+    assert!(!created.is_empty(), "no create was acknowledged before the kill");
+
+    let s = Serve::spawn(&args, &[]);
+    let url = s.url();
+    for id in &created {
+        let r = h.get(format!("{url}/v1/keys/{id}")).bearer_auth(&mk).send().await.unwrap();
+        assert_eq!(r.status(), 200, "an acknowledged create of {id} was lost");
+    }
+    for secret in &revoked {
+        let v: Value = h
+            .post(format!("{url}/v1/keys/verify"))
+            .json(&json!({"key": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(code(&v), "REVOKED", "an acknowledged revoke was lost");
+    }
+    drop(s);
+    db.drop_db().await;
 }
