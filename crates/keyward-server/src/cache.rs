@@ -72,6 +72,8 @@ pub struct KeyCache {
     public: Cache<String, Entry>,
     /// Verify tokens by hex hash: the workspace each binds to, or `None` (unknown, revoked).
     tokens: Cache<String, Option<Arc<str>>>,
+    /// Which secret-key hashes exist: every event naming one adds it.
+    pub known: crate::known::KnownHashes,
     /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
     /// Secret hashes and public keys share the stripes (a spurious discard costs one read).
     epochs: Box<[AtomicU64]>,
@@ -90,6 +92,7 @@ impl KeyCache {
             entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
             public: Cache::new(capacity),
             tokens: Cache::new(10_000),
+            known: crate::known::KnownHashes::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -170,6 +173,8 @@ impl KeyCache {
         }
         match key_hash(event_key) {
             Some(k) => {
+                // An event names a key that exists (or existed): it is known from now on.
+                self.known.add(&k);
                 self.bump(stripe_of_bytes(&k));
                 self.entries.invalidate(&k);
             }

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod gateway;
 mod idempotency;
 mod invalidation;
+mod known;
 mod limiter;
 mod lockout;
 mod mfa;

@@ -368,6 +368,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Secret-key hashes after `after` in order, at most `limit` (to fill a node's set of
+    /// known hashes page by page).
+    pub async fn key_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+    }
+
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
             .bind(workspace_id)

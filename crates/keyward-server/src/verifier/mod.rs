@@ -61,6 +61,10 @@ impl AppState {
         let hash = self.pepper.hash_bytes(token);
         let entry = match self.cache.get(&hash) {
             Some(e) => e,
+            // A hash no key has: looked up only while the second's budget lasts.
+            None if !self.cache.known.may_exist(&hash) && !self.cache.known.spend_lookup(std::time::Instant::now()) => {
+                Entry::Missing
+            }
             None => self.load(hash).await?,
         };
         let key = match entry {
