@@ -150,7 +150,7 @@ async fn start_with(
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
         tokio::spawn(pruner(state.clone(), stopped.clone())),
         tokio::spawn(crate::backstop::run(state.clone(), stopped.clone())),
-        tokio::spawn(crate::known::fill(state.clone(), stopped.clone())),
+        tokio::spawn(crate::backstop::fill_known(state.clone(), stopped.clone())),
         tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks })

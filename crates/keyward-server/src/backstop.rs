@@ -2,7 +2,8 @@
 //! missed (a bug, a row changed by hand), a cached answer could stay wrong for as long as the
 //! node runs. Every `cache_revalidate_interval` this background task compares each cached
 //! entry with storage, in batches, and drops those that differ. It never puts a storage read
-//! on the verify path: requests keep answering from the cache meanwhile.
+//! on the verify path: requests keep answering from the cache meanwhile. It also fills the
+//! set of known key hashes at start (`known.rs`).
 
 use tokio::sync::watch;
 
@@ -56,5 +57,40 @@ fn differs(cached: &Entry, stored: Option<&KeyVersion>) -> bool {
         (Entry::Missing, None) => false,
         (Entry::Found(k), Some(v)) => (k.status, k.expires_at, k.updated_at) != (v.status, v.expires_at, v.updated_at),
         _ => true,
+    }
+}
+
+/// Reads every stored hash into `known`, page by page, in the background; retries until done.
+pub async fn fill_known(state: crate::state::SharedState, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut after = String::new();
+    loop {
+        let page = tokio::select! {
+            p = state.store.key_hashes_after(&after, 10_000) => p,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        match page {
+            Ok(hashes) if hashes.is_empty() => {
+                state.cache.known.mark_filled();
+                tracing::debug!(keys = state.cache.known.len(), "known key hashes loaded");
+                return;
+            }
+            Ok(hashes) => {
+                for h in &hashes {
+                    if let Some(k) = crate::cache::key_hash(h) {
+                        state.cache.known.add(&k);
+                    }
+                }
+                if let Some(last) = hashes.last() {
+                    after.clone_from(last);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot load known key hashes yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        }
     }
 }

@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
-use crate::cache::{KeyHash, PrefixHasher};
+use crate::keyhash::{Hasher, KeyHash};
 
-type Prefixes = HashSet<u64, std::hash::BuildHasherDefault<PrefixHasher>>;
+type Prefixes = HashSet<u64, Hasher>;
 
 /// Storage lookups a second for hashes the set does not hold.
 pub const LOOKUPS_PER_SECOND: u32 = 200;
@@ -69,41 +69,6 @@ impl KnownHashes {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Reads every stored hash into `known`, page by page, in the background; retries until done.
-pub async fn fill(state: crate::state::SharedState, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut after = String::new();
-    loop {
-        let page = tokio::select! {
-            p = state.store.key_hashes_after(&after, 10_000) => p,
-            _ = stopped.wait_for(|s| *s) => return,
-        };
-        match page {
-            Ok(hashes) if hashes.is_empty() => {
-                state.cache.known.mark_filled();
-                tracing::debug!(keys = state.cache.known.len(), "known key hashes loaded");
-                return;
-            }
-            Ok(hashes) => {
-                for h in &hashes {
-                    if let Some(k) = crate::cache::key_hash(h) {
-                        state.cache.known.add(&k);
-                    }
-                }
-                if let Some(last) = hashes.last() {
-                    after.clone_from(last);
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot load known key hashes yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = stopped.wait_for(|s| *s) => return,
-                }
-            }
-        }
     }
 }
 
