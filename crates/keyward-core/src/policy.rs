@@ -57,6 +57,17 @@ impl<'de> Deserialize<'de> for Approvals {
     }
 }
 
+/// `approvals` in OpenAPI: a number from 0 to 20, or `"half_of_admins"`.
+fn approvals_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(MAX_APPROVALS)))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["half_of_admins"])))
+            .build(),
+    )
+}
+
 fn default_approvals() -> Approvals {
     Approvals::HalfOfAdmins
 }
@@ -71,7 +82,7 @@ fn default_approver_roles() -> Vec<Role> {
 #[serde(deny_unknown_fields)]
 pub struct ActionRule {
     #[serde(default = "default_approvals")]
-    #[schema(value_type = Object, example = json!(2))]
+    #[schema(schema_with = approvals_schema, example = json!(2))]
     pub approvals: Approvals,
     #[serde(default = "default_approver_roles")]
     pub approver_roles: Vec<Role>,

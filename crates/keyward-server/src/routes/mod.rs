@@ -78,7 +78,47 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(system::openapi_json))
 }
 
-/// The OpenAPI document of [`api`].
+/// The OpenAPI document of [`api`], every operation listing the refusals any route can give.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut doc = api().into_openapi();
+    add_common_refusals(&mut doc);
+    doc
+}
+
+/// Refusals that do not depend on the route (bad input, credentials, limits, outages) are
+/// documented once here for every operation, in the one error shape.
+fn add_common_refusals(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const COMMON: [(&str, &str); 10] = [
+        ("400", "malformed input; `field` names it"),
+        ("401", "missing or invalid credentials"),
+        ("403", "not allowed for this caller"),
+        ("404", "no such resource"),
+        ("409", "conflicts with the stored state"),
+        ("413", "body too large"),
+        ("408", "the request body stopped arriving"),
+        ("429", "too many attempts; see Retry-After"),
+        ("500", "internal error (no detail)"),
+        ("503", "the database is unavailable or read-only"),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for op in ops.into_iter().flatten() {
+            for (code, why) in COMMON {
+                op.responses.responses.entry(code.to_string()).or_insert_with(|| {
+                    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+                    RefOr::T(ResponseBuilder::new().description(why).content("application/json", content).build())
+                });
+            }
+        }
+    }
 }
