@@ -89,7 +89,7 @@ pub struct ActionRule {
 }
 
 impl ActionRule {
-    fn none() -> Self {
+    pub(crate) fn none() -> Self {
         ActionRule { approvals: Approvals::Count(0), approver_roles: default_approver_roles() }
     }
 
@@ -105,6 +105,10 @@ pub enum KeyAction {
     Update,
     Revoke,
     Rotate,
+    /// Inviting a member with an approver role (the request's target is the member).
+    MemberInvite,
+    /// Raising a member to an approver role.
+    MemberRole,
 }
 
 impl KeyAction {
@@ -114,13 +118,27 @@ impl KeyAction {
             KeyAction::Update => "key.update",
             KeyAction::Revoke => "key.revoke",
             KeyAction::Rotate => "key.rotate",
+            KeyAction::MemberInvite => "member.invite",
+            KeyAction::MemberRole => "member.role",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [KeyAction::Create, KeyAction::Update, KeyAction::Revoke, KeyAction::Rotate]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        [
+            KeyAction::Create,
+            KeyAction::Update,
+            KeyAction::Revoke,
+            KeyAction::Rotate,
+            KeyAction::MemberInvite,
+            KeyAction::MemberRole,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// Is this about a member rather than a key?
+    pub fn is_member_action(self) -> bool {
+        matches!(self, KeyAction::MemberInvite | KeyAction::MemberRole)
     }
 }
 
@@ -135,6 +153,12 @@ pub struct Policy {
     pub key_revoke: ActionRule,
     #[serde(rename = "key.rotate")]
     pub key_rotate: ActionRule,
+    /// Inviting a member whose role is one of this rule's approver roles.
+    #[serde(rename = "member.invite", default = "ActionRule::none")]
+    pub member_invite: ActionRule,
+    /// Raising a member to one of this rule's approver roles.
+    #[serde(rename = "member.role", default = "ActionRule::none")]
+    pub member_role: ActionRule,
     /// A permanent key must have a non-empty IP allowlist.
     pub permanent_requires_ip_allowlist: bool,
     /// A temporary key expires after at most this many days (its default expiry).
@@ -154,6 +178,8 @@ impl Default for Policy {
             key_update: ActionRule::none(),
             key_revoke: ActionRule::none(),
             key_rotate: ActionRule::none(),
+            member_invite: ActionRule::none(),
+            member_role: ActionRule::none(),
             permanent_requires_ip_allowlist: true,
             temporary_max_days: TEMPORARY_DEFAULT_DAYS as u32,
             max_key_lifetime_days: None,
@@ -175,6 +201,10 @@ pub struct PolicyPatch {
     pub key_revoke: Option<ActionRule>,
     #[serde(rename = "key.rotate", default, skip_serializing_if = "Option::is_none")]
     pub key_rotate: Option<ActionRule>,
+    #[serde(rename = "member.invite", default, skip_serializing_if = "Option::is_none")]
+    pub member_invite: Option<ActionRule>,
+    #[serde(rename = "member.role", default, skip_serializing_if = "Option::is_none")]
+    pub member_role: Option<ActionRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent_requires_ip_allowlist: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +236,8 @@ impl Policy {
             KeyAction::Update => &self.key_update,
             KeyAction::Revoke => &self.key_revoke,
             KeyAction::Rotate => &self.key_rotate,
+            KeyAction::MemberInvite => &self.member_invite,
+            KeyAction::MemberRole => &self.member_role,
         }
     }
 
@@ -217,6 +249,8 @@ impl Policy {
             ("key.update", &p.key_update, &mut n.key_update),
             ("key.revoke", &p.key_revoke, &mut n.key_revoke),
             ("key.rotate", &p.key_rotate, &mut n.key_rotate),
+            ("member.invite", &p.member_invite, &mut n.member_invite),
+            ("member.role", &p.member_role, &mut n.member_role),
         ] {
             if let Some(r) = new {
                 check_rule(field, r)?;

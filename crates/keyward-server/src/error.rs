@@ -138,6 +138,9 @@ impl From<Conflict> for ApiError {
                     id.map(|a| format!(" ({a})")).unwrap_or_default()
                 ),
             ),
+            Conflict::MemberPendingApproval => {
+                (None, "the member has a pending approval request; decide or cancel it first".into())
+            }
             Conflict::KeyStatus(s) => (None, format!("key is {} and cannot be changed", s.as_str())),
             Conflict::NotRotatable => (None, "only secret keys can be rotated".into()),
             Conflict::AlreadyRotated => {

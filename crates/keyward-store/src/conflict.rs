@@ -16,6 +16,8 @@ pub enum Conflict {
     LastOwner,
     /// The same `Idempotency-Key` is being used by a request still in flight.
     IdempotencyInFlight,
+    /// The member's invitation or promotion waits on an approval request.
+    MemberPendingApproval,
     /// The key waits on an approval request (its id) and refuses other changes.
     KeyPendingApproval(Option<String>),
     /// The key's status does not allow the change.

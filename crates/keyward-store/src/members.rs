@@ -8,6 +8,7 @@ use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::approvals::{insert_approval, NewApproval};
 use crate::dialect::Tx;
 use crate::{Conflict, Store, StoreError};
 
@@ -58,6 +59,10 @@ pub struct Member {
     /// Not waiting on an invitation: set up, or the workspace's first owner.
     pub active: bool,
     pub mfa_enabled: bool,
+    /// The approval request the member's invitation or promotion waits on.
+    pub approval_id: Option<String>,
+    /// The role a pending promotion would give.
+    pub pending_role: Option<Role>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +106,8 @@ pub struct NewSession {
 
 /// The columns a [`Member`] is read from: unqualified (as RETURNING takes them) or, in joins,
 /// qualified by the `m` alias.
-const MEMBER_COLUMNS: &str = "id, workspace_id, email, role, created_at, password_hash, totp_secret, setup_hash";
+const MEMBER_COLUMNS: &str =
+    "id, workspace_id, email, role, created_at, password_hash, totp_secret, setup_hash, approval_id, pending_role";
 
 fn member_columns(alias: &str) -> String {
     MEMBER_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
@@ -122,6 +128,8 @@ fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
         // by `init`, has a management key and no password, and is active).
         active: r.try_get::<Option<String>, _>("setup_hash")?.is_none(),
         mfa_enabled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
+        approval_id: r.try_get("approval_id")?,
+        pending_role: r.try_get::<Option<String>, _>("pending_role")?.as_deref().map(role).transpose()?,
     })
 }
 
@@ -187,10 +195,12 @@ impl Store {
         }))
     }
 
-    pub async fn invite_member(&self, m: &NewMember) -> Result<(), StoreError> {
+    /// Invites a member; under `approval`, the setup token works only once it is approved.
+    pub async fn invite_member(&self, m: &NewMember, approval: Option<&NewApproval>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at, approval_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&m.id)
         .bind(&m.workspace_id)
@@ -199,19 +209,52 @@ impl Store {
         .bind(to_ms(m.created_at))
         .bind(&m.setup_hash)
         .bind(to_ms(m.setup_expires_at))
-        .execute(&self.pool)
+        .bind(approval.map(|a| a.id.as_str()))
+        .execute(&mut *tx)
         .await?;
+        if let Some(a) = approval {
+            insert_approval(&mut tx, a).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Puts a promotion under an approval request; the role stays until it is approved.
+    pub async fn request_role(&self, a: &NewApproval, role: Role) -> Result<Option<Member>, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
+             AND approval_id IS NULL",
+        )
+        .bind(role.as_str())
+        .bind(&a.id)
+        .bind(&a.workspace_id)
+        .bind(&a.key_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return match self.get_member(&a.workspace_id, &a.key_id).await? {
+                Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
+                None => Ok(None),
+            };
+        }
+        insert_approval(&mut tx, a).await?;
+        tx.commit().await?;
+        self.get_member(&a.workspace_id, &a.key_id).await
     }
 
     /// Is there an invitation waiting on this setup token?
     pub async fn setup_pending(&self, setup_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT id FROM members WHERE setup_hash = $1 AND setup_expires_at > $2")
-            .bind(setup_hash)
-            .bind(to_ms(now))
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(sqlx::query(
+            "SELECT id FROM members WHERE setup_hash = $1 AND setup_expires_at > $2 AND approval_id IS NULL",
+        )
+        .bind(setup_hash)
+        .bind(to_ms(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
     }
 
     /// Sets a password with a setup token, which dies in the same statement.
@@ -223,7 +266,7 @@ impl Store {
     ) -> Result<Option<Member>, StoreError> {
         let sql = format!(
             "UPDATE members SET password_hash = $1, setup_hash = NULL, setup_expires_at = NULL \
-             WHERE setup_hash = $2 AND setup_expires_at > $3 RETURNING {MEMBER_COLUMNS}"
+             WHERE setup_hash = $2 AND setup_expires_at > $3 AND approval_id IS NULL RETURNING {MEMBER_COLUMNS}"
         );
         let row =
             sqlx::query(&sql).bind(password_hash).bind(setup_hash).bind(to_ms(now)).fetch_optional(&self.pool).await?;
@@ -304,7 +347,7 @@ impl Store {
     pub async fn set_role(&self, workspace_id: &str, id: &str, new: Role) -> Result<Option<Member>, StoreError> {
         let mut tx = self.begin().await?;
         lock_owners(&mut tx, workspace_id).await?;
-        let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
+        let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL")
             .bind(new.as_str())
             .bind(workspace_id)
             .bind(id)
@@ -313,7 +356,10 @@ impl Store {
             .rows_affected();
         if n == 0 {
             tx.rollback().await?;
-            return Ok(None);
+            return match self.get_member(workspace_id, id).await? {
+                Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
+                None => Ok(None),
+            };
         }
         if owners(&mut tx, workspace_id).await? == 0 {
             tx.rollback().await?;

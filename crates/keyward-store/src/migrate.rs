@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "governance", include_str!("../migrations/0003_governance.sql")),
     (4, "verify tokens", include_str!("../migrations/0004_verify_tokens.sql")),
     (5, "management key lifecycle", include_str!("../migrations/0005_management_key_lifecycle.sql")),
+    (6, "governed members", include_str!("../migrations/0006_governed_members.sql")),
 ];
 
 #[derive(Debug)]

@@ -12,7 +12,8 @@ on_both_backends!(
     reject_cancel_expire,
     pending_update_revoke_rotate,
     half_of_admins_quorum,
-    key_lifetime_policy
+    key_lifetime_policy,
+    four_eyes_cover_new_approvers
 );
 
 struct Team {
@@ -289,4 +290,71 @@ async fn key_lifetime_policy(b: Backend) {
     let (st, v) = s.call(Method::PUT, "/v1/policies", Some(json!({"key.create": {"approvals": "most"}}))).await;
     assert_eq!((st, field(&v)), (400, "key.create.approvals".to_string()), "{v}");
     s.stop().await;
+}
+
+/// Under a two-person rule, one admin alone cannot make the second approver: inviting an
+/// approver and raising a member to an approver role wait on another approver's vote.
+async fn four_eyes_cover_new_approvers(b: Backend) {
+    let t = team(b).await;
+    let rule = json!({"approvals": 1, "approver_roles": ["owner", "admin"]});
+    let p = t.s.policy(json!({"member.invite": rule, "member.role": rule, "key.create": rule})).await;
+    assert_eq!(p["member.invite"], rule);
+
+    // A invites a new admin: the invitation exists, but its setup token is dead for now.
+    let (st, inv) =
+        t.as_(&t.a, Method::POST, "/v1/members", Some(json!({"email": "sock@example.com", "role": "admin"}))).await;
+    assert_eq!(st, 201, "{inv}");
+    let apr = inv["approval_id"].as_str().expect("the invitation waits on approval").to_string();
+    let setup = json!({"setup_token": inv["setup_token"], "password": "sock puppet password"});
+    let (st, v) = t.s.call_as("", Method::POST, "/v1/members/setup", Some(setup.clone())).await;
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (400, Some("setup_token")),
+        "an unapproved invitation let someone in"
+    );
+    assert_eq!(t.approve(&t.a, &apr, Some(t.otp(&t.a))).await.0, 403, "A approved their own invitation");
+    t.tick();
+    let (st, v) = t.approve(&t.b, &apr, Some(t.otp(&t.b))).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = t.s.call_as("", Method::POST, "/v1/members/setup", Some(setup)).await;
+    assert_eq!(st, 200, "approved, the invitation works: {v}");
+
+    // A raises the developer to admin: the role stays until B approves.
+    let path = format!("/v1/members/{}", t.dev.id);
+    let (st, m) = t.as_(&t.a, Method::PATCH, &path, Some(json!({"role": "admin"}))).await;
+    assert_eq!(st, 200, "{m}");
+    assert_eq!((m["role"].as_str(), m["pending_role"].as_str()), (Some("developer"), Some("admin")));
+    let (st, _) = t.as_(&t.dev, Method::POST, "/v1/keys", Some(json!({"name": "still a developer"}))).await;
+    assert_eq!(st, 201);
+    let (_, me) = t.as_(&t.dev, Method::GET, "/v1/members/me", None).await;
+    assert_eq!(me["role"], "developer", "the promotion applied before approval");
+    let apr = m["approval_id"].as_str().unwrap().to_string();
+    let (st, v) = t.as_(&t.a, Method::PATCH, &path, Some(json!({"role": "operator"}))).await;
+    assert_eq!(st, 409, "a member with a pending promotion changed role directly: {v}");
+    t.tick();
+    let (st, v) =
+        t.as_(&t.b, Method::POST, &format!("/v1/approvals/{apr}/reject"), Some(json!({"otp": t.otp(&t.b)}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, me) = t.as_(&t.dev, Method::GET, "/v1/members/me", None).await;
+    assert_eq!((me["role"].as_str(), me.get("pending_role")), (Some("developer"), None));
+
+    // A rejected invitation goes away.
+    let (_, inv) =
+        t.as_(&t.a, Method::POST, "/v1/members", Some(json!({"email": "no@example.com", "role": "owner"}))).await;
+    assert_eq!(inv.get("approval_id"), None, "an admin cannot invite an owner at all");
+    let (st, inv) =
+        t.as_(&t.a, Method::POST, "/v1/members", Some(json!({"email": "no@example.com", "role": "admin"}))).await;
+    assert_eq!(st, 201);
+    t.tick();
+    let apr = inv["approval_id"].as_str().unwrap();
+    let (st, _) =
+        t.as_(&t.b, Method::POST, &format!("/v1/approvals/{apr}/reject"), Some(json!({"otp": t.otp(&t.b)}))).await;
+    assert_eq!(st, 200);
+    let (st, _) = t.as_(&t.a, Method::GET, &format!("/v1/members/{}", inv["id"].as_str().unwrap()), None).await;
+    assert_eq!(st, 404, "a rejected invitation stays");
+    // Invitations of roles that cannot approve are not governed.
+    let (st, v) =
+        t.as_(&t.a, Method::POST, "/v1/members", Some(json!({"email": "view@example.com", "role": "viewer"}))).await;
+    assert_eq!((st, v.get("approval_id")), (201, None), "{v}");
+    t.s.stop().await;
 }

@@ -17,6 +17,12 @@ pub struct MemberView {
     pub status: String,
     pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
+    /// The approval request this member's invitation or promotion waits on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// The role a pending promotion would give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_role: Option<Role>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use keyward_core::policy::KeyAction;
 use keyward_core::random::base62_string;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
@@ -19,6 +20,7 @@ use keyward_store::{CredentialKind, Member, NewMember};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::{check_code, recovery_hash};
+use crate::quorum::approval_for;
 use crate::seal;
 use crate::state::{AppState, SharedState};
 
@@ -38,6 +40,8 @@ pub(crate) fn member_view(m: &Member) -> MemberView {
             status: if m.active { "active" } else { "invited" }.into(),
             mfa_enabled: m.mfa_enabled,
             created_at: m.created_at,
+            approval_id: m.approval_id.clone(),
+            pending_role: m.pending_role,
         }
     }
 }
@@ -127,8 +131,16 @@ pub async fn invite_member(
     let rng = state.random.as_ref();
     let token = format!("{}_setup_{}", caller.0.prefix, base62_string(rng, keyformat::RANDOM_LEN));
     let expires = now + chrono::Duration::from_std(state.config.invite_ttl).unwrap_or(chrono::Duration::days(7));
+    let id = ids::new_id("mem", now, rng);
+    // Inviting someone who could approve is itself governed when the policy says so: one
+    // admin alone cannot make the second approver of a two-person rule.
+    let approval = if caller.0.policy.member_invite.approver_roles.contains(&role) {
+        approval_for(&state, &caller, KeyAction::MemberInvite, &id, serde_json::json!({"role": role})).await?
+    } else {
+        None
+    };
     let m = NewMember {
-        id: ids::new_id("mem", now, rng),
+        id,
         workspace_id: caller.0.workspace_id.clone(),
         email,
         role,
@@ -136,7 +148,7 @@ pub async fn invite_member(
         setup_expires_at: expires,
         created_at: now,
     };
-    state.store.invite_member(&m).await?;
+    state.store.invite_member(&m, approval.as_ref()).await?;
     let member = Member {
         id: m.id,
         workspace_id: m.workspace_id,
@@ -145,6 +157,8 @@ pub async fn invite_member(
         created_at: now,
         active: false,
         mfa_enabled: false,
+        approval_id: approval.map(|a| a.id),
+        pending_role: None,
     };
     Ok((
         StatusCode::CREATED,
@@ -221,11 +235,18 @@ pub async fn change_role(
     let m = target(&state, &caller, &id).await?;
     may_manage(&caller, m.role)?;
     may_manage(&caller, new)?;
-    let m = state
-        .store
-        .set_role(&caller.0.workspace_id, &id, new)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no member with id {id:?}")))?;
+    let not_found = || ApiError::NotFound(format!("no member with id {id:?}"));
+    // Raising someone to an approver role is governed when the policy says so.
+    let governed = new > m.role && caller.0.policy.member_role.approver_roles.contains(&new);
+    let approval = if governed {
+        approval_for(&state, &caller, KeyAction::MemberRole, &id, serde_json::json!({"role": new})).await?
+    } else {
+        None
+    };
+    let m = match approval {
+        Some(a) => state.store.request_role(&a, new).await?.ok_or_else(not_found)?,
+        None => state.store.set_role(&caller.0.workspace_id, &id, new).await?.ok_or_else(not_found)?,
+    };
     Ok(Json(member_view(&m)))
 }
 
