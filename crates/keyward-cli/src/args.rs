@@ -332,6 +332,9 @@ pub struct LoginArgs {
     /// When your email is a member of several workspaces.
     #[arg(long, requires = "email")]
     pub workspace_id: Option<String>,
+    /// A PEM CA certificate to trust for an https:// server with a private CA.
+    #[arg(long, env = "KEYWARD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     #[command(flatten)]
     pub password: PasswordInput,
 }
@@ -345,10 +348,14 @@ pub struct LogoutArgs {
 /// Where the CLI sends management calls; defaults come from `keyward login`.
 #[derive(Debug, Args, Clone)]
 pub struct Remote {
+    /// e.g. https://keyward.internal:5399 (a private CA: KEYWARD_CA_CERT=ca.pem).
     #[arg(long, global = true, env = "KEYWARD_SERVER")]
     pub server: Option<String>,
     #[arg(long, global = true, env = "KEYWARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM CA certificate to trust for an https:// server with a private CA.
+    #[arg(long, global = true, env = "KEYWARD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -201,6 +201,22 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_CACHE_REVALIDATE_INTERVAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_revalidate_interval: Option<Span>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key; `[tls] cert` in the file).
+    #[arg(long, env = "KEYWARD_TLS_CERT")]
+    #[serde(skip)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (`[tls] key` in the file).
+    #[arg(long, env = "KEYWARD_TLS_KEY")]
+    #[serde(skip)]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[tls]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// The gateway's own settings (`[gateway]` in the config file).
@@ -231,6 +247,10 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_GATEWAY_WORKSPACE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// A PEM CA certificate trusted for an https:// upstream (a private CA).
+    #[arg(long = "ca-cert", env = "KEYWARD_CA_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 pub const GATEWAY_LISTEN: &str = "127.0.0.1:8000";
@@ -267,8 +287,10 @@ layered!(ServerSettings {
     body_read_timeout,
     max_connections,
     cache_revalidate_interval,
+    tls_cert,
+    tls_key,
 });
-layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace });
+layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace, ca_cert });
 
 /// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
 #[derive(Debug, Default)]
@@ -295,7 +317,13 @@ impl ConfigFile {
             Some(v) => v.try_into::<GatewaySettings>().context("[gateway]")?,
             None => GatewaySettings::default(),
         };
-        let server = toml::Value::Table(table).try_into::<ServerSettings>()?;
+        let tls = match table.remove("tls") {
+            Some(v) => v.try_into::<TlsSection>().context("[tls]")?,
+            None => TlsSection::default(),
+        };
+        let mut server = toml::Value::Table(table).try_into::<ServerSettings>()?;
+        server.tls_cert = tls.cert;
+        server.tls_key = tls.key;
         Ok(ConfigFile { listen, server, gateway })
     }
 
@@ -330,6 +358,8 @@ impl ServerSettings {
             body_read_timeout: Some(Span(d.body_read_timeout)),
             max_connections: Some(d.max_connections),
             cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -387,6 +417,11 @@ impl ServerSettings {
         set(&mut c.header_read_timeout, positive("header_read_timeout", self.header_read_timeout)?);
         set(&mut c.body_read_timeout, positive("body_read_timeout", self.body_read_timeout)?);
         set(&mut c.cache_revalidate_interval, positive("cache_revalidate_interval", self.cache_revalidate_interval)?);
+        c.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(keyward_server::config::TlsFiles { cert: cert.clone(), key: key.clone() }),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key go together"),
+        };
         if let Some(n) = self.max_connections {
             if n == 0 {
                 bail!("max_connections must be more than 0");

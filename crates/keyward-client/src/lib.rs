@@ -77,10 +77,19 @@ pub struct Client {
 impl Client {
     /// `base_url` like `http://127.0.0.1:5399`; `token` a management key (needed for management calls).
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("keyward-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Self::with_ca(base_url, token, None)
+    }
+
+    /// Like [`Client::new`], also trusting the CA certificate(s) in `ca_pem` (a private CA
+    /// of an `https://` server).
+    pub fn with_ca(base_url: &str, token: Option<String>, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
+        let mut b = reqwest::Client::builder().user_agent(concat!("keyward-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ClientError::Transport(e.to_string()))? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let http = b.build().map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(Client { base: base_url.trim_end_matches('/').to_string(), token, http, verify_token: None })
     }
 

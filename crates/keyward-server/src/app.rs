@@ -137,6 +137,7 @@ async fn start_with(
     let state = state(services, config)?;
     let (stop, stopped) = watch::channel(false);
     let app = make(state.clone())?;
+    let tls = state.config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let http = tokio::spawn(crate::connections::serve(
         listener,
         app,
@@ -144,6 +145,7 @@ async fn start_with(
         state.config.max_connections,
         state.connections.clone(),
         stopped.clone(),
+        tls,
     ));
     let tasks = vec![
         tokio::spawn(flusher(state.clone(), stopped.clone())),

@@ -41,6 +41,15 @@ pub struct ServerConfig {
     /// How often every cached key is compared with storage in the background (a backstop
     /// for a missed change event; never a read on the verify path).
     pub cache_revalidate_interval: Duration,
+    /// Serve HTTPS with this certificate chain and private key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +75,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 8192,
             cache_revalidate_interval: Duration::from_secs(300),
+            tls: None,
         }
     }
 }

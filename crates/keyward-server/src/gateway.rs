@@ -34,6 +34,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: std::time::Duration,
     /// Only keys of this workspace pass; another's is refused as `NOT_FOUND`.
     pub workspace: Option<String>,
+    /// PEM CA certificate(s) trusted for an `https://` upstream, besides the public roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl GatewayConfig {
@@ -45,6 +47,7 @@ impl GatewayConfig {
             rules,
             upstream_timeout: std::time::Duration::from_secs(30),
             workspace: None,
+            ca_pem: None,
         }
     }
 }
@@ -152,12 +155,16 @@ fn stripped(name: &str) -> bool {
 /// The gateway's routes. Fails at startup if its HTTP client cannot be built: there is no
 /// fallback client, since any other would follow the upstream's redirects.
 pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.upstream_timeout)
-        .read_timeout(config.upstream_timeout)
-        .build()
-        .map_err(std::io::Error::other)?;
+        .read_timeout(config.upstream_timeout);
+    if let Some(pem) = &config.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(std::io::Error::other)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder.build().map_err(std::io::Error::other)?;
     let gw = Arc::new(Gateway { state, config, http });
     Ok(Router::new().fallback(proxy).with_state(gw))
 }

@@ -23,6 +23,7 @@ pub mod replay;
 pub mod routes;
 mod seal;
 pub mod state;
+pub mod tls;
 pub mod usage;
 mod verifier;
 

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use keyward_client::{ApprovalView, Client, LoginRequest, MemberView, PolicyPatch};
+use keyward_client::{ApprovalView, LoginRequest, MemberView, PolicyPatch};
 
 use crate::args::{ApprovalsCommand, LoginArgs, LogoutArgs, MembersCommand, PasswordInput, PoliciesCommand, Remote};
 use crate::{output, userconfig};
@@ -67,14 +67,14 @@ fn approval_detail(a: &ApprovalView) -> String {
 pub async fn login(a: LoginArgs) -> Result<ExitCode> {
     let token = match (&a.token, &a.email) {
         (Some(t), _) => {
-            let client = Client::new(&a.server, Some(t.clone()))?;
+            let client = super::new_client(&a.server, Some(t.clone()), a.ca_cert.as_deref())?;
             // Check the pair before saving it: a typo should fail here, not on first use.
             client.me().await.context("the server refused this token")?;
             t.clone()
         }
         (None, Some(email)) => {
             let pw = password(&a.password, "Password: ")?;
-            let client = Client::new(&a.server, None)?;
+            let client = super::new_client(&a.server, None, a.ca_cert.as_deref())?;
             let req = LoginRequest {
                 email: email.clone(),
                 password: pw,

@@ -61,5 +61,15 @@ fn client(remote: &Remote, needs_token: bool) -> Result<Client> {
             "no credentials: run `keyward login --server URL --token KEY` (or `--email EMAIL`), or pass --token"
         );
     }
-    Ok(Client::new(&server, token)?)
+    new_client(&server, token, remote.ca_cert.as_deref())
+}
+
+/// A client for `server`, also trusting the PEM CA in `ca_cert` (`--ca-cert` /
+/// `KEYWARD_CA_CERT`), for an `https://` server with a private CA.
+pub(crate) fn new_client(server: &str, token: Option<String>, ca_cert: Option<&std::path::Path>) -> Result<Client> {
+    let ca = match ca_cert {
+        Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("--ca-cert {}: {e}", p.display()))?),
+        None => None,
+    };
+    Ok(Client::with_ca(server, token, ca.as_deref())?)
 }

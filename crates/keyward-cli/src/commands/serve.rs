@@ -71,6 +71,10 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
         ..Default::default()
     });
     out.insert("gateway".into(), toml::Value::try_from(&gateway)?);
+    if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
+        let tls = crate::settings::TlsSection { cert: Some(cert.clone()), key: Some(key.clone()) };
+        out.insert("tls".into(), toml::Value::try_from(&tls)?);
+    }
     print!("{}", toml::to_string(&out)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -109,8 +113,13 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
     let (max_body, upstream_timeout, workspace) = (gw.max_body, gw.upstream_timeout, gw.workspace);
+    let ca_pem = match &gw.ca_cert {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
+        None => None,
+    };
     let mut gw = keyward_server::gateway::GatewayConfig::new(upstream, rules);
     gw.workspace = workspace;
+    gw.ca_pem = ca_pem;
     if let Some(m) = max_body {
         gw.max_body = m;
     }

@@ -22,5 +22,6 @@ mod roles;
 mod scope;
 mod signed_requests;
 mod storage;
+mod tls;
 mod tower_layer;
 mod workspaces;
