@@ -55,11 +55,18 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let plain = reqwest::get(format!("http://{}/healthz", s.addr)).await;
     assert!(!plain.map(|r| r.status().is_success()).unwrap_or(false), "plain HTTP was served on the TLS port");
 
-    // The CLI over https with --ca-cert.
+    // The CLI over https: `login` with --ca-cert, then a command with KEYWARD_CA_CERT.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["keys", "create", "--name", "over-tls", "--json", "--server", &https, "--token", &s.management_key])
+        .args(["login", "--server", &https, "--token", &s.management_key])
         .arg("--ca-cert")
         .arg(&pki.ca)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "login over https: {}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["keys", "create", "--name", "over-tls", "--json"])
+        .env("KEYWARD_CA_CERT", &pki.ca)
         .env("HOME", dir.path())
         .output()
         .unwrap();
