@@ -13,6 +13,7 @@ pub mod extract;
 pub mod gateway;
 mod idempotency;
 mod invalidation;
+mod key_records;
 mod keyhash;
 mod known;
 mod limiter;

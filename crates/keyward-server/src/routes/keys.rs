@@ -12,7 +12,7 @@ use keyward_core::policy::KeyAction;
 use keyward_core::roles::Action;
 use keyward_core::validate::Lifetime;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
-use keyward_core::{duration, ids, keyformat};
+use keyward_core::{duration, ids};
 use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -20,9 +20,6 @@ use crate::extract::{parse_json, ApiJson, Caller, RawBody};
 use crate::idempotency::{idempotency_key, json_response, Idem};
 use crate::quorum::approval_for;
 use crate::state::{AppState, SharedState};
-
-/// Characters of a registered public key shown as its display hint.
-const PUBLIC_KEY_HINT: usize = 12;
 
 fn pending_or(outcome: RequestOutcome, id: &str) -> ApiResult<KeyRecord> {
     match outcome {
@@ -59,44 +56,7 @@ pub async fn create_key(
     let rng = state.random.as_ref();
     let id = ids::new_id("key", now, rng);
     let approval = approval_for(&state, &caller, KeyAction::Create, &id, serde_json::json!({})).await?;
-    // A secret is generated here and shown once; a public key is registered as given.
-    let (kind, secret, algorithm, public_key) = match new.public_key {
-        Some((alg, pk)) => (KeyKind::Public, None, Some(alg.as_str().to_string()), Some(pk)),
-        None => (KeyKind::Secret, Some(keyformat::generate_secret(&p.prefix, &new.environment, rng)), None, None),
-    };
-    let start = match (&secret, &public_key) {
-        (Some(s), _) => keyformat::parse(s).map(|t| t.start.to_string()).unwrap_or_default(),
-        (None, Some(pk)) => pk.chars().take(PUBLIC_KEY_HINT).collect(),
-        (None, None) => String::new(),
-    };
-    let rec = KeyRecord {
-        id,
-        workspace_id: p.workspace_id.clone(),
-        name: new.name,
-        kind,
-        algorithm,
-        public_key,
-        key_type: new.key_type,
-        environment: new.environment,
-        // Under approval the key exists (and its secret is shown now) but does not work yet.
-        status: if approval.is_some() { KeyStatus::PendingCreate } else { KeyStatus::Active },
-        hash: secret.as_deref().map(|s| state.pepper.hash(s)),
-        start,
-        roles: new.roles,
-        permissions: new.permissions,
-        scopes: new.scopes,
-        ip_allowlist: new.ip_allowlist,
-        meta: new.meta,
-        callback_url: new.callback_url,
-        expires_at: new.expires_at,
-        created_at: now,
-        updated_at: now,
-        created_by: Some(p.member_id.clone()),
-        last_used_at: None,
-        last_used_ip: None,
-        revoked_at: None,
-        approval_id: approval.as_ref().map(|a| a.id.clone()),
-    };
+    let (rec, secret) = state.new_key_record(p, id, new, approval.as_ref(), now);
     let mut view = rec.view(now);
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -298,23 +258,8 @@ pub async fn rotate_key(
     let grace_end = (grace > chrono::Duration::zero()).then(|| now + grace);
     let details = serde_json::json!({"old_key_id": id, "grace_period_seconds": grace.num_seconds()});
     let approval = approval_for(&state, &caller, KeyAction::Rotate, &new_id, details).await?;
-    let secret = keyformat::generate_secret(&p.prefix, &current.environment, rng);
-    let hash = state.pepper.hash(&secret);
-    let start = keyformat::parse(&secret).map(|t| t.start.to_string()).unwrap_or_default();
-    let make_new = |old: &KeyRecord| KeyRecord {
-        id: new_id.clone(),
-        hash: Some(hash.clone()),
-        start: start.clone(),
-        status: if approval.is_some() { KeyStatus::PendingCreate } else { KeyStatus::Active },
-        approval_id: approval.as_ref().map(|a| a.id.clone()),
-        created_at: now,
-        updated_at: now,
-        created_by: Some(p.member_id.clone()),
-        last_used_at: None,
-        last_used_ip: None,
-        revoked_at: None,
-        ..old.clone()
-    };
+    let (secret, successor) = state.successor_secret(p, &current.environment);
+    let make_new = |old: &KeyRecord| successor.record(old, &new_id, approval.as_ref(), now);
     let mut view = make_new(&current).view(now);
     view.secret = Some(secret.clone());
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
