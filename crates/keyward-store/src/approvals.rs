@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use crate::dialect::Tx;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
+use crate::member_state::settle_member_request;
 use crate::rows::{key_from_row, KEY_COLUMNS};
 use crate::{Conflict, Store, StoreError};
 
@@ -190,23 +191,8 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
                 changed.extend(retire(tx, old, end, now).await?);
             }
         }
-        // The invitation's setup token starts working.
-        KeyAction::MemberInvite => {
-            sqlx::query("UPDATE members SET approval_id = NULL WHERE id = $1 AND approval_id = $2")
-                .bind(&a.key_id)
-                .bind(&a.id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        KeyAction::MemberRole => {
-            sqlx::query(
-                "UPDATE members SET role = pending_role, pending_role = NULL, approval_id = NULL \
-                 WHERE id = $1 AND approval_id = $2 AND pending_role IS NOT NULL",
-            )
-            .bind(&a.key_id)
-            .bind(&a.id)
-            .execute(&mut **tx)
-            .await?;
+        KeyAction::MemberInvite | KeyAction::MemberRole => {
+            settle_member_request(tx, a.action, &a.key_id, &a.id, true).await?
         }
     }
     Ok(changed)
@@ -229,22 +215,8 @@ async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<Ke
         KeyAction::Update | KeyAction::Revoke => {
             changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?)
         }
-        // Never accepted: the invitation goes (it holds no credential yet).
-        KeyAction::MemberInvite => {
-            sqlx::query("DELETE FROM members WHERE id = $1 AND approval_id = $2")
-                .bind(&a.key_id)
-                .bind(&a.id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        KeyAction::MemberRole => {
-            sqlx::query(
-                "UPDATE members SET pending_role = NULL, approval_id = NULL WHERE id = $1 AND approval_id = $2",
-            )
-            .bind(&a.key_id)
-            .bind(&a.id)
-            .execute(&mut **tx)
-            .await?;
+        KeyAction::MemberInvite | KeyAction::MemberRole => {
+            settle_member_request(tx, a.action, &a.key_id, &a.id, false).await?
         }
     }
     Ok(changed)

@@ -10,6 +10,7 @@ mod events;
 mod idempotency;
 mod key_state;
 mod keys;
+mod member_state;
 mod members;
 mod migrate;
 mod policies;

@@ -46,11 +46,6 @@ pub(crate) fn member_view(m: &Member) -> MemberView {
     }
 }
 
-/// Emails are compared without case or surrounding spaces.
-pub fn email(raw: &str) -> ApiResult<String> {
-    Ok(keyward_core::validate::email(raw)?)
-}
-
 fn role(raw: &str) -> ApiResult<Role> {
     Role::parse(raw).ok_or_else(|| {
         ApiError::invalid(
@@ -124,7 +119,7 @@ pub async fn invite_member(
     ApiJson(req): ApiJson<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
     caller.require(Action::ManageMembers)?;
-    let email = email(&req.email)?;
+    let email = keyward_core::validate::email(&req.email)?;
     let role = role(&req.role)?;
     may_manage(&caller, role)?;
     let now = state.clock.now();

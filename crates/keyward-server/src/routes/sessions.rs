@@ -13,7 +13,7 @@ use keyward_store::{CredentialKind, NewSession};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::check_code;
-use crate::routes::members::{email, password_matches};
+use crate::routes::members::password_matches;
 use crate::state::SharedState;
 
 fn wrong() -> ApiError {
@@ -37,7 +37,7 @@ pub async fn login(
             message: "too many failed logins from this address; try again later".into(),
         });
     }
-    let email = email(&req.email)?;
+    let email = keyward_core::validate::email(&req.email)?;
     let mut records = state.store.login_records(&email).await?;
     records.retain(|r| r.password_hash.is_some());
     if let Some(ws) = &req.workspace_id {

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::SharedState;
 use crate::verifier::credential::{credential, identity_headers, Credential};
-use crate::verifier::{bound_workspace, parse_ip, refused, Verdict};
+use crate::verifier::{parse_ip, refused, Verdict};
 
 fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)
@@ -35,18 +35,28 @@ pub async fn verify_key(
 ) -> ApiResult<Response> {
     let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
-    let workspace = match bound_workspace(token_ws.as_deref(), req.workspace_id.as_deref()) {
-        Ok(w) => w,
-        Err(nothing) => return Ok(json_response(nothing.to_json())),
-    };
-    let needs = Requirements {
-        workspace,
-        ip: parse_ip(req.ip.as_deref())?,
-        permissions: query.as_ref(),
-        scope: req.scope.as_deref(),
+    let ip = parse_ip(req.ip.as_deref())?;
+    let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
+    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref()) else {
+        return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let verdict = state.verify_secret(&req.key, &needs).await?;
     Ok(json_response(verdict.to_json()))
+}
+
+/// What a verify request needs, bound to the workspace of its verify token or the one it
+/// names (`bound`). `None`: the two name different workspaces, so no key can verify.
+fn requirements<'a>(
+    bound: (Option<&'a str>, Option<&'a str>),
+    ip: Option<std::net::IpAddr>,
+    permissions: Option<&'a PermQuery>,
+    scope: Option<&'a str>,
+) -> Option<Requirements<'a>> {
+    let workspace = match bound {
+        (Some(token), Some(asked)) if token != asked => return None,
+        (token, asked) => token.or(asked),
+    };
+    Some(Requirements { workspace, ip, permissions, scope })
 }
 
 fn json_response(body: String) -> Response {
@@ -64,15 +74,10 @@ pub async fn verify_request(
 ) -> ApiResult<Response> {
     let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
-    let workspace = match bound_workspace(token_ws.as_deref(), req.workspace_id.as_deref()) {
-        Ok(w) => w,
-        Err(nothing) => return Ok(json_response(nothing.to_json())),
-    };
-    let needs = Requirements {
-        workspace,
-        ip: parse_ip(req.ip.as_deref())?,
-        permissions: query.as_ref(),
-        scope: req.scope.as_deref(),
+    let ip = parse_ip(req.ip.as_deref())?;
+    let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
+    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref()) else {
+        return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let (Some(key), Some(nonce), Some(signature)) =
         (req.header(HEADER_KEY), req.header(HEADER_NONCE), req.header(HEADER_SIGNATURE))
@@ -116,13 +121,10 @@ pub async fn forward_auth(
     let token_ws = state.check_verify_token(&headers).await?;
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let query = parse_query(params.permissions.as_deref())?;
-    let workspace = bound_workspace(token_ws.as_deref(), params.workspace.as_deref()).map_err(|v| refused(v.code))?;
-    let needs = Requirements {
-        workspace,
-        ip: Some(state.client_ip(peer.ip(), &headers)),
-        permissions: query.as_ref(),
-        scope: params.scope.as_deref(),
-    };
+    let ip = Some(state.client_ip(peer.ip(), &headers));
+    let bound = (token_ws.as_deref(), params.workspace.as_deref());
+    let needs = requirements(bound, ip, query.as_ref(), params.scope.as_deref())
+        .ok_or_else(|| refused(VerifyCode::NotFound))?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let verdict = match credential(&headers) {
         Credential::Secret(token) => state.verify_secret(token, &needs).await?,

@@ -153,15 +153,6 @@ fn in_scope(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
     req.workspace.is_none_or(|w| *key.workspace_id == *w)
 }
 
-/// The workspace verification is bound to: a verify token's, or the one a request names.
-/// Both, and different: nothing can verify (`Err`: answer `NOT_FOUND`).
-pub fn bound_workspace<'a>(token: Option<&'a str>, asked: Option<&'a str>) -> Result<Option<&'a str>, Verdict> {
-    match (token, asked) {
-        (Some(t), Some(a)) if t != a => Err(Verdict::bare(VerifyCode::NotFound)),
-        (t, a) => Ok(t.or(a)),
-    }
-}
-
 /// The refusal forward-auth and the gateway answer with (401 or 403, by the code).
 pub(crate) fn refused(code: VerifyCode) -> ApiError {
     let message = match code {
