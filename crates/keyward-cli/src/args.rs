@@ -46,6 +46,12 @@ pub enum Command {
     /// The workspace policy: approvals per key action, key lifetimes, required MFA.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Roles that grant keys permissions (the member roles among them).
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// Service accounts: integration users that own keys and cannot log in.
+    #[command(subcommand, name = "service-accounts")]
+    ServiceAccounts(ServiceAccountsCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -211,6 +217,120 @@ pub enum PoliciesCommand {
         temporary_max_days: Option<u32>,
         #[arg(long)]
         permanent_requires_ip_allowlist: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// List the workspace's roles, member roles first.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one role.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        name: String,
+    },
+    /// Create a role.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        name: String,
+        /// Repeatable, or comma-separated; wildcards as in queries (`wallet.*`).
+        #[arg(long = "permission", value_delimiter = ',')]
+        permissions: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change what a role grants (every key holding it, on every node).
+    Update {
+        #[command(flatten)]
+        remote: Remote,
+        name: String,
+        /// The role's whole new list of permissions (repeatable, or comma-separated).
+        #[arg(long = "permission", value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a role; refused while keys hold it unless --force (which takes it off them).
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountsCommand {
+    /// List service accounts.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one service account.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Create a service account with a role.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change a service account's name, role or description.
+    Update {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Stop every key of the account at once (they answer DISABLED).
+    Disable {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Let the account's keys work again.
+    Enable {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Delete the account and revoke its keys.
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Create a key owned by the account (its secret is shown once).
+    CreateKey {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[command(flatten)]
+        fields: KeyFields,
+        #[arg(long = "env", default_value = "test")]
+        environment: String,
+        /// e.g. 30d, 12h, 6mo, 1y
+        #[arg(long)]
+        expires_in: Option<String>,
     },
 }
 
@@ -503,6 +623,10 @@ pub struct KeyFields {
     pub permissions: Option<Vec<String>>,
     #[arg(long = "scope", value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
+    /// ROLE=SCOPE[,SCOPE…]: the role holds only in these scopes, e.g. operator=wallet:w_1,wallet:w_2
+    /// (repeatable).
+    #[arg(long = "grant")]
+    pub grants: Option<Vec<String>>,
     /// Allowed client IPs or CIDR ranges.
     #[arg(long = "ip", value_delimiter = ',')]
     pub ip_allowlist: Option<Vec<String>>,

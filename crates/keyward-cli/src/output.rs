@@ -36,10 +36,16 @@ pub fn key_rows(keys: &[KeyView]) -> String {
                 format!("{}…", k.start),
                 time(k.expires_at),
                 time(k.last_used_at),
+                owner(k),
             ]
         })
         .collect();
-    table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED"], &rows)
+    table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED", "OWNER"], &rows)
+}
+
+/// The service account owning a key, else the member who made it.
+fn owner(k: &KeyView) -> String {
+    k.owner.as_ref().map_or_else(|| "-".to_string(), |o| o.id.clone())
 }
 
 trait StatusStr {
@@ -63,6 +69,8 @@ pub fn key_detail(k: &KeyView) -> String {
         ("roles", list(&k.roles)),
         ("permissions", list(&k.permissions)),
         ("scopes", list(&k.scopes)),
+        ("grants", grants(k)),
+        ("owner", k.owner.as_ref().map_or_else(|| "-".to_string(), |o| format!("{} ({})", o.id, o.kind))),
         ("ip allowlist", list(&k.ip_allowlist)),
         ("meta", serde_json::Value::Object(k.meta.clone()).to_string()),
         ("expires", time(k.expires_at)),
@@ -77,6 +85,13 @@ pub fn key_detail(k: &KeyView) -> String {
     }
     let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     rows.iter().map(|(l, v)| format!("{l:<w$}  {v}")).collect::<Vec<_>>().join("\n")
+}
+
+fn grants(k: &KeyView) -> String {
+    if k.grants.is_empty() {
+        return "-".to_string();
+    }
+    k.grants.iter().map(|g| format!("{} in {}", g.role, g.scopes.join(","))).collect::<Vec<_>>().join("; ")
 }
 
 pub fn verify_line(v: &VerifyResponse) -> String {

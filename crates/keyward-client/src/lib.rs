@@ -17,6 +17,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use keyward_core::authority::KeyGrant;
 pub use keyward_core::codes::VerifyCode;
 pub use keyward_core::model::KeyStatus;
 pub use keyward_core::policy::{Policy, PolicyPatch};
@@ -25,7 +26,11 @@ pub use keyward_core::wire::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
     NewManagementKeyRequest, NewManagementKeyView, RecoveryCodes, SessionView, TotpEnrolment,
 };
-pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
+pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
+pub use keyward_core::wire::roles::{
+    CreateRoleRequest, CreateServiceAccountRequest, RoleList, RoleView, ServiceAccountList, ServiceAccountView,
+    UpdateRoleRequest, UpdateServiceAccountRequest,
+};
 pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 
 #[derive(Debug, thiserror::Error)]
@@ -323,6 +328,76 @@ impl Client {
 
     pub async fn cancel_approval(&self, id: &str) -> Result<ApprovalView, ClientError> {
         Self::send(self.request(Method::POST, &format!("/v1/approvals/{}/cancel", path_segment(id)))).await
+    }
+}
+
+/// Roles that grant permissions, and service accounts.
+impl Client {
+    pub async fn list_roles(&self) -> Result<RoleList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/roles")).await
+    }
+
+    pub async fn get_role(&self, name: &str) -> Result<RoleView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/roles/{}", path_segment(name)))).await
+    }
+
+    pub async fn create_role(&self, req: &CreateRoleRequest) -> Result<RoleView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/roles").json(req)).await
+    }
+
+    /// Changes a role; under policy `role.update` a widening change answers with an
+    /// `approval_id` and takes effect once approved.
+    pub async fn update_role(&self, name: &str, req: &UpdateRoleRequest) -> Result<RoleView, ClientError> {
+        Self::send(self.request(Method::PATCH, &format!("/v1/roles/{}", path_segment(name))).json(req)).await
+    }
+
+    /// Deletes a role; `force` takes it off the keys holding it.
+    pub async fn delete_role(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        let q: Vec<(&str, &str)> = if force { vec![("force", "true")] } else { vec![] };
+        Self::send_empty(self.request(Method::DELETE, &format!("/v1/roles/{}", path_segment(name))).query(&q)).await
+    }
+
+    pub async fn create_service_account(
+        &self,
+        req: &CreateServiceAccountRequest,
+    ) -> Result<ServiceAccountView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/service-accounts").json(req)).await
+    }
+
+    pub async fn list_service_accounts(&self) -> Result<ServiceAccountList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/service-accounts")).await
+    }
+
+    pub async fn get_service_account(&self, id: &str) -> Result<ServiceAccountView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/service-accounts/{}", path_segment(id)))).await
+    }
+
+    /// Changes an account; `disabled: Some(true)` stops all its keys at once.
+    pub async fn update_service_account(
+        &self,
+        id: &str,
+        req: &UpdateServiceAccountRequest,
+    ) -> Result<ServiceAccountView, ClientError> {
+        Self::send(self.request(Method::PATCH, &format!("/v1/service-accounts/{}", path_segment(id))).json(req)).await
+    }
+
+    /// Deletes an account and revokes its keys.
+    pub async fn delete_service_account(&self, id: &str) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, &format!("/v1/service-accounts/{}", path_segment(id)))).await
+    }
+
+    /// Creates a key owned by the account (it holds the account's role); `secret` shown once.
+    pub async fn create_service_account_key(
+        &self,
+        id: &str,
+        req: &CreateKeyRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<KeyView, ClientError> {
+        let mut rb = self.request(Method::POST, &format!("/v1/service-accounts/{}/keys", path_segment(id))).json(req);
+        if let Some(k) = idempotency_key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        Self::send(rb).await
     }
 }
 

@@ -18,11 +18,13 @@ pub enum VerifyCode {
     InvalidSignature,
     NonceExpired,
     Replayed,
+    /// The key's owner (a service account) is disabled.
+    Disabled,
 }
 
 impl VerifyCode {
     /// Every code, in the order the contract lists them.
-    pub const ALL: [VerifyCode; 12] = [
+    pub const ALL: [VerifyCode; 13] = [
         VerifyCode::Valid,
         VerifyCode::Malformed,
         VerifyCode::NotFound,
@@ -35,6 +37,7 @@ impl VerifyCode {
         VerifyCode::InvalidSignature,
         VerifyCode::NonceExpired,
         VerifyCode::Replayed,
+        VerifyCode::Disabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl VerifyCode {
             VerifyCode::InvalidSignature => "INVALID_SIGNATURE",
             VerifyCode::NonceExpired => "NONCE_EXPIRED",
             VerifyCode::Replayed => "REPLAYED",
+            VerifyCode::Disabled => "DISABLED",
         }
     }
 

@@ -112,6 +112,8 @@ pub struct KeyRecord {
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub scopes: Vec<String>,
+    /// Roles given in scopes of their own; their roles are also in `roles`.
+    pub grants: Vec<crate::authority::KeyGrant>,
     pub ip_allowlist: Vec<String>,
     pub meta: Map<String, Value>,
     pub callback_url: Option<String>,
@@ -124,6 +126,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The approval request a pending key waits on.
     pub approval_id: Option<String>,
+    /// The service account that owns the key (its role is the key's too).
+    pub service_account_id: Option<String>,
 }
 
 impl KeyRecord {

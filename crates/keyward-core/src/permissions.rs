@@ -141,6 +141,15 @@ impl Query {
             Query::Or(a, b) => a.allows(granted) || b.allows(granted),
         }
     }
+
+    /// Like [`Query::allows`], asking `has` whether each required permission is held.
+    pub fn allows_with(&self, has: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Query::Perm(p) => has(p),
+            Query::And(a, b) => a.allows_with(has) && b.allows_with(has),
+            Query::Or(a, b) => a.allows_with(has) || b.allows_with(has),
+        }
+    }
 }
 
 /// Does the granted permission `g` cover the required permission `p`?

@@ -109,6 +109,8 @@ pub enum KeyAction {
     MemberInvite,
     /// Raising a member to an approver role.
     MemberRole,
+    /// Widening what a role grants (the request's target is the role's name).
+    RoleUpdate,
 }
 
 impl KeyAction {
@@ -120,6 +122,7 @@ impl KeyAction {
             KeyAction::Rotate => "key.rotate",
             KeyAction::MemberInvite => "member.invite",
             KeyAction::MemberRole => "member.role",
+            KeyAction::RoleUpdate => "role.update",
         }
     }
 
@@ -131,6 +134,7 @@ impl KeyAction {
             KeyAction::Rotate,
             KeyAction::MemberInvite,
             KeyAction::MemberRole,
+            KeyAction::RoleUpdate,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -159,6 +163,9 @@ pub struct Policy {
     /// Raising a member to one of this rule's approver roles.
     #[serde(rename = "member.role", default = "ActionRule::none")]
     pub member_role: ActionRule,
+    /// Changing a role so that it grants more than before.
+    #[serde(rename = "role.update", default = "ActionRule::none")]
+    pub role_update: ActionRule,
     /// A permanent key must have a non-empty IP allowlist.
     pub permanent_requires_ip_allowlist: bool,
     /// A temporary key expires after at most this many days (its default expiry).
@@ -180,6 +187,7 @@ impl Default for Policy {
             key_rotate: ActionRule::none(),
             member_invite: ActionRule::none(),
             member_role: ActionRule::none(),
+            role_update: ActionRule::none(),
             permanent_requires_ip_allowlist: true,
             temporary_max_days: TEMPORARY_DEFAULT_DAYS as u32,
             max_key_lifetime_days: None,
@@ -205,6 +213,8 @@ pub struct PolicyPatch {
     pub member_invite: Option<ActionRule>,
     #[serde(rename = "member.role", default, skip_serializing_if = "Option::is_none")]
     pub member_role: Option<ActionRule>,
+    #[serde(rename = "role.update", default, skip_serializing_if = "Option::is_none")]
+    pub role_update: Option<ActionRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent_requires_ip_allowlist: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +248,7 @@ impl Policy {
             KeyAction::Rotate => &self.key_rotate,
             KeyAction::MemberInvite => &self.member_invite,
             KeyAction::MemberRole => &self.member_role,
+            KeyAction::RoleUpdate => &self.role_update,
         }
     }
 
@@ -251,6 +262,7 @@ impl Policy {
             ("key.rotate", &p.key_rotate, &mut n.key_rotate),
             ("member.invite", &p.member_invite, &mut n.member_invite),
             ("member.role", &p.member_role, &mut n.member_role),
+            ("role.update", &p.role_update, &mut n.role_update),
         ] {
             if let Some(r) = new {
                 check_rule(field, r)?;

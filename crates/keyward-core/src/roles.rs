@@ -9,10 +9,14 @@
 //! | revoke keys                    | ✓ | ✓ | ✓ | own | ✓ |   |
 //! | invite, remove, change members | ✓ | ✓ |   |   |   |   |
 //! | change policies                | ✓ | ✓ |   |   |   |   |
+//! | manage roles, service accounts | ✓ | ✓ |   |   |   |   |
 //!
 //! "own": only keys the developer created. Approving is governed by each policy's
 //! `approver_roles`. Nobody grants more than they hold: a member assigns roles up to their own
-//! rank, and a key's `roles` may name a member role only up to its creator's rank.
+//! rank, and a key's `roles` may name a member role only up to its creator's rank. What a
+//! member may put on a key in permissions is their reach (`authority::Reach`): the API
+//! permissions of their member role once an owner sets them, everything until then, and
+//! always everything for an owner.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,6 +45,8 @@ pub enum Action {
     RevokeKey,
     ManageMembers,
     ManagePolicies,
+    /// Define roles and service accounts (and create keys for the accounts).
+    ManageRoles,
 }
 
 /// The answer of [`allows`].
@@ -91,6 +97,15 @@ impl Role {
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The reach of a member of `role` whose member role grants `permissions` (`None`: unset).
+pub fn reach(role: Role, permissions: Option<&[String]>) -> crate::authority::Reach {
+    use crate::authority::Reach;
+    match (role, permissions) {
+        (Role::Owner, _) | (_, None) => Reach::Everything,
+        (_, Some(p)) => Reach::Only(p.to_vec()),
     }
 }
 

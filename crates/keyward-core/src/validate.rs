@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
+use crate::authority::KeyGrant;
 use crate::error::CoreError;
 use crate::model::{KeyType, ENVIRONMENTS};
 use crate::policy::Policy;
@@ -25,6 +26,7 @@ pub struct NewKey {
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub scopes: Vec<String>,
+    pub grants: Vec<KeyGrant>,
     pub meta: Map<String, Value>,
     pub callback_url: Option<String>,
     /// A public key to register (normalised to lower-case hex) instead of generating a secret.
@@ -38,6 +40,7 @@ pub struct KeyChanges {
     pub roles: Option<Vec<String>>,
     pub permissions: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    pub grants: Option<Vec<KeyGrant>>,
     pub ip_allowlist: Option<Vec<String>>,
     pub meta: Option<Map<String, Value>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
@@ -102,6 +105,61 @@ fn names(field: &str, list: &[String], valid: fn(&str) -> bool) -> Result<Vec<St
         if !out.contains(item) {
             out.push(item.clone());
         }
+    }
+    Ok(out)
+}
+
+pub const MAX_DESCRIPTION_CHARS: usize = 256;
+
+/// A role's name: like a permission (letters, digits, `. _ - : /`), without wildcards.
+pub fn role_name(field: &str, raw: &str) -> Result<String, CoreError> {
+    let ok = permissions::valid_name(raw) && raw.len() <= MAX_NAME_CHARS && !raw.contains('*');
+    if !ok {
+        return Err(CoreError::invalid(
+            field,
+            format!("{raw:?} is not a role name: use 1-{MAX_NAME_CHARS} letters, digits and . _ - : /"),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+pub fn description(raw: Option<&str>) -> Result<String, CoreError> {
+    let d = raw.unwrap_or("").trim();
+    if d.chars().count() > MAX_DESCRIPTION_CHARS || d.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "description",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(d.to_string())
+}
+
+/// A list of permission patterns (a role's, or a key's own).
+pub fn permission_list(field: &str, list: &[String]) -> Result<Vec<String>, CoreError> {
+    names(field, list, permissions::valid_name)
+}
+
+/// A key's `grants`: each names a role once, with at least one scope.
+pub fn grants(list: &[KeyGrant]) -> Result<Vec<KeyGrant>, CoreError> {
+    if list.len() > MAX_LIST_ENTRIES {
+        return Err(CoreError::invalid("grants", format!("at most {MAX_LIST_ENTRIES} entries")));
+    }
+    let mut out: Vec<KeyGrant> = Vec::with_capacity(list.len());
+    for (i, g) in list.iter().enumerate() {
+        if !permissions::valid_name(&g.role) {
+            return Err(CoreError::invalid(format!("grants[{i}].role"), format!("{:?} is not a role name", g.role)));
+        }
+        if out.iter().any(|o| o.role == g.role) {
+            return Err(CoreError::invalid(
+                format!("grants[{i}].role"),
+                format!("{} is granted twice: list all its scopes in one grant", g.role),
+            ));
+        }
+        let scopes = names(&format!("grants[{i}].scopes"), &g.scopes, crate::scopes::valid_scope)?;
+        if scopes.is_empty() {
+            return Err(CoreError::invalid(format!("grants[{i}].scopes"), "a grant needs at least one scope"));
+        }
+        out.push(KeyGrant { role: g.role.clone(), scopes });
     }
     Ok(out)
 }
@@ -236,6 +294,7 @@ impl CreateKeyRequest {
             roles: names("roles", self.roles.as_deref().unwrap_or(&[]), permissions::valid_name)?,
             permissions: names("permissions", self.permissions.as_deref().unwrap_or(&[]), permissions::valid_name)?,
             scopes: names("scopes", self.scopes.as_deref().unwrap_or(&[]), crate::scopes::valid_scope)?,
+            grants: grants(self.grants.as_deref().unwrap_or(&[]))?,
             meta: self.meta.as_ref().map(meta).transpose()?.unwrap_or_default(),
             callback_url: self.callback_url.as_deref().map(callback_url).transpose()?,
             public_key,
@@ -273,6 +332,7 @@ impl UpdateKeyRequest {
                 .map(|l| names("permissions", l, permissions::valid_name))
                 .transpose()?,
             scopes: self.scopes.as_deref().map(|l| names("scopes", l, crate::scopes::valid_scope)).transpose()?,
+            grants: self.grants.as_deref().map(grants).transpose()?,
             ip_allowlist: self.ip_allowlist.as_deref().map(ip::normalise).transpose()?,
             meta: self.meta.as_ref().map(meta).transpose()?,
             expires_at: match &self.expires_at {

@@ -3,16 +3,48 @@
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::net::IpAddr;
 
+use crate::authority::{Authority, Basis, KeyGrant, RoleDefs};
 pub use crate::codes::VerifyCode;
 use crate::model::{KeyRecord, KeyStatus};
 use crate::permissions::Query;
-use crate::wire::verify::VerifyResponse;
+
+/// What a key's cached copy is derived from besides its record: the permissions of the
+/// roles it holds, and the state of the service account that owns it (if any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyContext {
+    pub defs: RoleDefs,
+    pub owner: Option<OwnerState>,
+}
+
+/// A key-owning service account as verification needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerState {
+    pub role: String,
+    /// Disabled, or deleted: its keys answer `DISABLED`.
+    pub disabled: bool,
+}
+
+impl KeyContext {
+    /// Every role `rec` holds: its own, its grants' and its owner's, each once.
+    pub fn roles_of(rec: &KeyRecord, owner_role: Option<&str>) -> Vec<String> {
+        let mut roles = rec.roles.clone();
+        for r in rec.grants.iter().map(|g| g.role.as_str()).chain(owner_role) {
+            if !roles.iter().any(|x| x == r) {
+                roles.push(r.to_string());
+            }
+        }
+        roles
+    }
+}
 
 /// What the verification cache keeps of a key: only the fields a decision or an answer needs
-/// (a node may cache a million of these), its allowlist parsed once, and the part of its
-/// verify answer that names the key serialized once.
+/// (a node may cache a million of these), its allowlist parsed once, its authority derived
+/// once, and its verify answer serialized once (in three parts, so a role change re-derives
+/// only the middle one).
 #[derive(Debug, Clone)]
 pub struct VerifiableKey {
     pub id: Box<str>,
@@ -22,27 +54,77 @@ pub struct VerifiableKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the stored record last changed: the cache's backstop compares it with storage.
     pub updated_at: DateTime<Utc>,
-    pub roles: Box<[String]>,
-    pub permissions: Box<[String]>,
-    pub scopes: Box<[String]>,
+    /// The service account owning the key.
+    pub owner: Option<Box<str>>,
+    /// Its owner is disabled or deleted.
+    pub disabled: bool,
     pub nets: Box<[IpNet]>,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
     pub public_key: Option<crate::signing::PublicKey>,
-    /// `"key_id":…,"expires_at":…}`: the answer's fields after `valid` and `code`.
-    identity_json: Box<str>,
+    basis: Basis,
+    authority: Authority,
+    /// `"key_id":…,"environment":…`
+    head_json: Box<str>,
+    /// `"roles":…,"permissions":…,"grants":…`
+    derived_json: Box<str>,
+    /// `"scopes":…,"meta":…,"expires_at":…`
+    tail_json: Box<str>,
+}
+
+#[derive(Serialize)]
+struct Head<'a> {
+    key_id: &'a str,
+    workspace_id: &'a str,
+    name: &'a str,
+    environment: &'a str,
+}
+
+#[derive(Serialize)]
+struct Derived<'a> {
+    roles: &'a [String],
+    permissions: &'a [String],
+    grants: &'a [KeyGrant],
+}
+
+#[derive(Serialize)]
+struct Tail<'a> {
+    scopes: &'a [String],
+    meta: &'a Map<String, Value>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// An object's fields without its braces.
+fn fields<T: Serialize>(t: &T) -> Box<str> {
+    let s = serde_json::to_string(t).unwrap_or_default();
+    s.get(1..s.len().saturating_sub(1)).unwrap_or_default().into()
+}
+
+fn derived_json(basis: &Basis, authority: &Authority) -> Box<str> {
+    fields(&Derived { roles: &basis.roles, permissions: authority.effective(), grants: &basis.grants })
 }
 
 impl VerifiableKey {
-    pub fn new(record: KeyRecord) -> Self {
+    pub fn new(record: KeyRecord, ctx: KeyContext) -> Self {
         let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
-        // Serialized by the answer type itself, so the spliced answer cannot drift from it.
-        let full = serde_json::to_string(&VerifyResponse::about(&record, VerifyCode::Valid)).unwrap_or_default();
-        let identity_json = full.strip_prefix(VALID_HEAD).unwrap_or_default().into();
         let public_key =
             match (record.algorithm.as_deref().and_then(crate::signing::Algorithm::parse), &record.public_key) {
                 (Some(alg), Some(hex)) => crate::signing::PublicKey::parse(alg, hex).ok(),
                 _ => None,
             };
+        let roles =
+            KeyContext::roles_of(&record, ctx.owner.as_ref().map(|o| o.role.as_str()).filter(|r| !r.is_empty()));
+        let mut defs = ctx.defs;
+        defs.retain(|name, _| roles.contains(name));
+        let head_json = fields(&Head {
+            key_id: &record.id,
+            workspace_id: &record.workspace_id,
+            name: &record.name,
+            environment: &record.environment,
+        });
+        let tail_json = fields(&Tail { scopes: &record.scopes, meta: &record.meta, expires_at: record.expires_at });
+        let basis =
+            Basis { permissions: record.permissions, scopes: record.scopes, roles, grants: record.grants, defs };
+        let authority = basis.derive();
         VerifiableKey {
             id: record.id.into(),
             workspace_id: record.workspace_id.into(),
@@ -50,29 +132,70 @@ impl VerifiableKey {
             status: record.status,
             expires_at: record.expires_at,
             updated_at: record.updated_at,
-            roles: record.roles.into(),
-            permissions: record.permissions.into(),
-            scopes: record.scopes.into(),
+            owner: record.service_account_id.map(Into::into),
+            disabled: ctx.owner.is_some_and(|o| o.disabled),
             nets,
             public_key,
-            identity_json,
+            derived_json: derived_json(&basis, &authority),
+            basis,
+            authority,
+            head_json,
+            tail_json,
         }
     }
 
-    /// The JSON of `VerifyResponse::about(record, code)`, without building one.
+    /// This key with role `name` now granting `permissions` (`None`: the role is gone), or
+    /// `None` when the key does not hold the role.
+    pub fn with_role(&self, name: &str, permissions: Option<&[String]>) -> Option<VerifiableKey> {
+        if !self.holds_role(name) {
+            return None;
+        }
+        let mut basis = self.basis.clone();
+        match permissions {
+            Some(p) => basis.defs.insert(name.to_string(), p.to_vec()),
+            None => basis.defs.remove(name),
+        };
+        let authority = basis.derive();
+        Some(VerifiableKey { derived_json: derived_json(&basis, &authority), basis, authority, ..self.clone() })
+    }
+
+    pub fn holds_role(&self, name: &str) -> bool {
+        self.basis.roles.iter().any(|r| r == name)
+    }
+
+    /// Every role the key holds.
+    pub fn roles(&self) -> &[String] {
+        &self.basis.roles
+    }
+
+    /// The key's own resource scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.basis.scopes
+    }
+
+    /// Every permission the key holds: its own and its roles'.
+    pub fn permissions(&self) -> &[String] {
+        self.authority.effective()
+    }
+
+    /// The JSON of the answer about this key with `code`, without building one.
     pub fn answer_json(&self, code: VerifyCode) -> String {
-        let mut out = String::with_capacity(self.identity_json.len() + 48);
+        let len = self.head_json.len() + self.derived_json.len() + self.tail_json.len();
+        let mut out = String::with_capacity(len + 56);
         out.push_str(r#"{"valid":"#);
         out.push_str(if code == VerifyCode::Valid { "true" } else { "false" });
         out.push_str(r#","code":""#);
         out.push_str(code.as_str());
         out.push_str("\",");
-        out.push_str(&self.identity_json);
+        out.push_str(&self.head_json);
+        out.push(',');
+        out.push_str(&self.derived_json);
+        out.push(',');
+        out.push_str(&self.tail_json);
+        out.push('}');
         out
     }
 }
-
-const VALID_HEAD: &str = r#"{"valid":true,"code":"VALID","#;
 
 /// What a request asks of the key.
 #[derive(Debug, Default)]
@@ -97,6 +220,9 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
     if matches!(key.expires_at, Some(t) if t <= now) {
         return VerifyCode::Expired;
     }
+    if key.disabled {
+        return VerifyCode::Disabled;
+    }
     if !key.nets.is_empty() {
         // With an allowlist, a caller that cannot say where the request came from is refused.
         match req.ip {
@@ -104,15 +230,8 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
             _ => return VerifyCode::IpNotAllowed,
         }
     }
-    if let Some(q) = req.permissions {
-        if !q.allows(&key.permissions) {
-            return VerifyCode::InsufficientPermissions;
-        }
-    }
-    if let Some(s) = req.scope {
-        if !crate::scopes::any_covers(&key.scopes, s) {
-            return VerifyCode::InsufficientPermissions;
-        }
+    if (req.permissions.is_some() || req.scope.is_some()) && !key.authority.allows(req.permissions, req.scope) {
+        return VerifyCode::InsufficientPermissions;
     }
     VerifyCode::Valid
 }
@@ -121,6 +240,7 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
 mod tests {
     use super::*;
     use crate::model::KeyKind;
+    use crate::wire::verify::VerifyResponse;
     use chrono::Duration;
 
     fn rec() -> KeyRecord {
@@ -140,6 +260,7 @@ mod tests {
             roles: vec![],
             permissions: vec!["wallet.*".into()],
             scopes: vec!["wallet:*".into()],
+            grants: vec![],
             ip_allowlist: vec![],
             meta: Default::default(),
             callback_url: None,
@@ -151,6 +272,7 @@ mod tests {
             last_used_ip: None,
             revoked_at: None,
             approval_id: None,
+            service_account_id: None,
         }
     }
 
@@ -165,10 +287,16 @@ mod tests {
         with_all.meta.insert("plan".into(), serde_json::json!({"tier": 2}));
         with_all.expires_at = Some(now());
         with_all.roles = vec!["admin".into()];
+        with_all.grants = vec![KeyGrant { role: "operator".into(), scopes: vec!["wallet:w_1".into()] }];
+        let mut ctx = KeyContext::default();
+        ctx.defs.insert("operator".into(), vec!["tx.create".into(), "wallet.read".into()]);
         for r in [rec(), with_all] {
-            let k = VerifiableKey::new(r.clone());
+            let k = VerifiableKey::new(r.clone(), ctx.clone());
+            let roles = KeyContext::roles_of(&r, None);
+            let perms = k.permissions().to_vec();
+            assert_eq!(perms.contains(&"tx.create".to_string()), !r.grants.is_empty());
             for code in [VerifyCode::Valid, VerifyCode::Revoked, VerifyCode::InsufficientPermissions] {
-                let want = serde_json::to_string(&VerifyResponse::about(&r, code)).unwrap();
+                let want = serde_json::to_string(&VerifyResponse::about(&r, code, &roles, &perms)).unwrap();
                 assert_eq!(k.answer_json(code), want);
             }
         }
@@ -177,33 +305,53 @@ mod tests {
     #[test]
     fn codes_in_order() {
         let none = Requirements::default();
-        assert_eq!(decide(&VerifiableKey::new(rec()), now(), &none), VerifyCode::Valid);
+        assert_eq!(decide(&VerifiableKey::new(rec(), KeyContext::default()), now(), &none), VerifyCode::Valid);
 
         let mut r = rec();
         r.status = KeyStatus::Revoked;
-        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Revoked);
+        assert_eq!(decide(&VerifiableKey::new(r, KeyContext::default()), now(), &none), VerifyCode::Revoked);
 
         let mut r = rec();
         r.expires_at = Some(now() - Duration::seconds(1));
-        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Expired);
+        assert_eq!(decide(&VerifiableKey::new(r, KeyContext::default()), now(), &none), VerifyCode::Expired);
 
         let mut r = rec();
         r.status = KeyStatus::PendingCreate;
-        assert_eq!(decide(&VerifiableKey::new(r), now(), &none), VerifyCode::Pending);
+        assert_eq!(decide(&VerifiableKey::new(r, KeyContext::default()), now(), &none), VerifyCode::Pending);
+    }
+
+    #[test]
+    fn a_disabled_owner_and_role_changes() {
+        let mut r = rec();
+        r.roles = vec!["ops".into()];
+        let ctx = KeyContext { defs: RoleDefs::new(), owner: Some(OwnerState { role: "ci".into(), disabled: true }) };
+        let k = VerifiableKey::new(r.clone(), ctx);
+        assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::Disabled);
+        assert_eq!(k.roles(), ["ops", "ci"]);
+        let k = VerifiableKey::new(r, KeyContext::default());
+        let q = Query::parse("ops.run").unwrap();
+        let need = Requirements { permissions: Some(&q), ..Default::default() };
+        assert_eq!(decide(&k, now(), &need), VerifyCode::InsufficientPermissions);
+        let widened = k.with_role("ops", Some(&["ops.*".to_string()])).unwrap();
+        assert_eq!(decide(&widened, now(), &need), VerifyCode::Valid);
+        assert!(widened.answer_json(VerifyCode::Valid).contains(r#""permissions":["wallet.*","ops.*"]"#));
+        assert!(k.with_role("other", None).is_none(), "a key without the role is left alone");
+        let gone = widened.with_role("ops", None).unwrap();
+        assert_eq!(decide(&gone, now(), &need), VerifyCode::InsufficientPermissions);
     }
 
     #[test]
     fn ip_permissions_scope() {
         let mut r = rec();
         r.ip_allowlist = vec!["10.0.0.0/8".into()];
-        let k = VerifiableKey::new(r);
+        let k = VerifiableKey::new(r, KeyContext::default());
         let inside = Requirements { ip: Some("10.1.1.1".parse().unwrap()), ..Default::default() };
         let outside = Requirements { ip: Some("11.1.1.1".parse().unwrap()), ..Default::default() };
         assert_eq!(decide(&k, now(), &inside), VerifyCode::Valid);
         assert_eq!(decide(&k, now(), &outside), VerifyCode::IpNotAllowed);
         assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::IpNotAllowed);
 
-        let k = VerifiableKey::new(rec());
+        let k = VerifiableKey::new(rec(), KeyContext::default());
         let q = Query::parse("wallet.read AND tx.create").unwrap();
         let need = Requirements { permissions: Some(&q), ..Default::default() };
         assert_eq!(decide(&k, now(), &need), VerifyCode::InsufficientPermissions);

@@ -42,6 +42,7 @@ pub fn state(services: Services, config: ServerConfig) -> std::io::Result<Shared
         openapi,
         connections: Arc::default(),
         argon: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)),
+        role_changes: tokio::sync::Mutex::new(()),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),

@@ -2,6 +2,7 @@
 //! events (never expired by a TTL). "No such key" is cached too, so a flood of made-up keys
 //! costs one lookup each; creating a key sends an event that clears such an entry.
 
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -155,6 +156,53 @@ impl KeyCache {
         }
     }
 
+    /// Discards every fill in flight (they may have read a role as it was before a change).
+    pub fn bump_all(&self) {
+        (0..STRIPES).for_each(|s| self.bump(s));
+    }
+
+    /// Re-derives, in place, every cached key of `workspace` holding role `name`, which now
+    /// grants `permissions` (`None`: deleted, or unknown because storage could not say — then
+    /// the keys are dropped instead). Returns how many keys it touched. Each entry is
+    /// replaced atomically: a change event for the key itself, which removes the entry, is
+    /// never undone by this.
+    pub fn rederive_role(&self, workspace: &str, name: &str, permissions: Result<Option<&[String]>, ()>) -> usize {
+        let holds = |e: &Entry| matches!(e, Entry::Found(k) if &*k.workspace_id == workspace && k.holds_role(name));
+        let secret: Vec<KeyHash> = self.entries.iter().filter(|(_, e)| holds(e)).map(|(k, _)| *k).collect();
+        let public: Vec<String> = self.public.iter().filter(|(_, e)| holds(e)).map(|(k, _)| (*k).clone()).collect();
+        let touched = secret.len() + public.len();
+        let next = |e: &Entry| match (e, permissions) {
+            (Entry::Found(k), Ok(p)) => match k.with_role(name, p) {
+                Some(n) => Op::Put(Entry::Found(Arc::new(n))),
+                None => Op::Nop,
+            },
+            (Entry::Found(k), Err(())) if k.holds_role(name) => Op::Remove,
+            _ => Op::Nop,
+        };
+        for k in secret {
+            self.entries.entry(k).and_compute_with(|cur| compute(cur.map(|c| c.into_value()), &next));
+        }
+        for k in public {
+            self.public.entry(k).and_compute_with(|cur| compute(cur.map(|c| c.into_value()), &next));
+        }
+        touched
+    }
+
+    /// Drops every cached key owned by service account `id` (its state is read again).
+    pub fn evict_owner(&self, id: &str) {
+        let owned = |e: &Entry| matches!(e, Entry::Found(k) if k.owner.as_deref() == Some(id));
+        let secret: Vec<KeyHash> = self.entries.iter().filter(|(_, e)| owned(e)).map(|(k, _)| *k).collect();
+        let public: Vec<String> = self.public.iter().filter(|(_, e)| owned(e)).map(|(k, _)| (*k).clone()).collect();
+        for k in secret {
+            self.bump(stripe_of_bytes(&k));
+            self.entries.invalidate(&k);
+        }
+        for k in public {
+            self.bump(stripe_of_public(&k));
+            self.public.invalidate(&k);
+        }
+    }
+
     pub fn clear(&self) {
         (0..STRIPES).for_each(|s| self.bump(s));
         self.entries.invalidate_all();
@@ -177,6 +225,15 @@ impl KeyCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The new value of one entry under a role change (`next` decides for a cached entry).
+fn compute(current: Option<Entry>, next: &dyn Fn(&Entry) -> Op<Entry>) -> Op<Entry> {
+    match current {
+        // Gone meanwhile (a change to the key itself): leave it gone.
+        None => Op::Nop,
+        Some(e) => next(&e),
     }
 }
 

@@ -146,6 +146,17 @@ impl From<Conflict> for ApiError {
             Conflict::AlreadyRotated => {
                 (None, "key was already rotated and is in its grace period; rotate its replacement instead".into())
             }
+            Conflict::RoleExists => (Some("name"), "a role with this name already exists".into()),
+            Conflict::RolePendingApproval(id) => (
+                None,
+                format!(
+                    "a change of this role waits on approval request {}; decide or cancel it first",
+                    id.unwrap_or_default()
+                ),
+            ),
+            Conflict::ServiceAccountNameTaken => {
+                (Some("name"), "a service account with this name already exists".into())
+            }
             // The constraint's name is ours (the schema's), not data; still, say no more.
             Conflict::Unique(name) => {
                 tracing::warn!(constraint = %name, "unexpected unique violation");

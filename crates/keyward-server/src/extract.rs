@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::KeyRecord;
-use keyward_core::roles::{roles_beyond, Action, Grant};
+use keyward_core::roles::{Action, Grant};
 use keyward_store::Principal;
 
 use crate::error::ApiError;
@@ -153,14 +153,6 @@ impl Caller {
                 Err(ApiError::Forbidden(format!("the {} role may do this only to keys it created", self.0.role)))
             }
             Grant::No => Err(ApiError::Forbidden(format!("the {} role may not do this", self.0.role))),
-        }
-    }
-
-    /// Nobody gives a key a member role above their own.
-    pub fn may_grant_key_roles(&self, roles: &[String]) -> Result<(), ApiError> {
-        match roles_beyond(self.0.role, roles) {
-            Some(r) => Err(ApiError::Forbidden(format!("a {} cannot give a key the {r} role", self.0.role))),
-            None => Ok(()),
         }
     }
 }

@@ -41,7 +41,7 @@ struct Applied {
 impl Applied {
     fn apply(&mut self, state: &SharedState, payload: &str) {
         let (seq, key) = keyward_store::parse_announcement(payload);
-        state.cache.invalidate(key);
+        crate::changes::apply(state, key);
         if let Some(seq) = seq {
             self.last = self.last.max(seq);
         }
@@ -167,7 +167,7 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
         let events = sub.after(after).await?;
         let n = events.len() as i64;
         for e in events {
-            state.cache.invalidate(&e.cache_key);
+            crate::changes::apply(state, &e.cache_key);
             after = e.seq;
             applied.last = applied.last.max(e.seq);
         }
@@ -196,7 +196,7 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
         match state.store.events_after(seen).await {
             Ok(events) => {
                 for e in events {
-                    state.cache.invalidate(&e.cache_key);
+                    crate::changes::apply(&state, &e.cache_key);
                     seen = seen.max(e.seq);
                 }
             }

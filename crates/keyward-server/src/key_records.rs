@@ -88,6 +88,7 @@ impl AppState {
             roles: new.roles,
             permissions: new.permissions,
             scopes: new.scopes,
+            grants: new.grants,
             ip_allowlist: new.ip_allowlist,
             meta: new.meta,
             callback_url: new.callback_url,
@@ -99,6 +100,7 @@ impl AppState {
             last_used_ip: None,
             revoked_at: None,
             approval_id: approval.map(|a| a.id.clone()),
+            service_account_id: None,
         };
         (rec, secret)
     }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub connections: Arc<crate::connections::ConnectionStats>,
     /// Bounds the argon2id computations running at once.
     pub argon: tokio::sync::Semaphore,
+    /// Role changes are applied to the cache one at a time.
+    pub role_changes: tokio::sync::Mutex<()>,
 }
 
 pub type SharedState = Arc<AppState>;

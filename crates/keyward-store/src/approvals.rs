@@ -13,8 +13,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::dialect::Tx;
+use crate::events::emit;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
 use crate::member_state::settle_member_request;
+use crate::roles::{hold_role, release_role, role_event, write_role, StoredRole};
 use crate::rows::{key_from_row, KEY_COLUMNS};
 use crate::{Conflict, Store, StoreError};
 
@@ -194,6 +196,21 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
         KeyAction::MemberInvite | KeyAction::MemberRole => {
             settle_member_request(tx, a.action, &a.key_id, &a.id, true).await?
         }
+        KeyAction::RoleUpdate => {
+            let current = crate::roles::read_role(tx, &a.workspace_id, &a.key_id).await?;
+            let permissions: Option<Vec<String>> = a
+                .payload
+                .get("permissions")
+                .map(|p| serde_json::from_value(p.clone()))
+                .transpose()
+                .map_err(|_| bad("permissions"))?;
+            let description = payload_str(a, "description");
+            if let Some(current) = current {
+                write_role(tx, &a.workspace_id, &current, description, permissions.as_deref(), Some(&a.id), now)
+                    .await?;
+                emit(tx, &role_event(&a.workspace_id, &a.key_id), now).await?;
+            }
+        }
     }
     Ok(changed)
 }
@@ -218,6 +235,7 @@ async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<Ke
         KeyAction::MemberInvite | KeyAction::MemberRole => {
             settle_member_request(tx, a.action, &a.key_id, &a.id, false).await?
         }
+        KeyAction::RoleUpdate => release_role(tx, &a.workspace_id, &a.id).await?,
     }
     Ok(changed)
 }
@@ -252,6 +270,15 @@ async fn close(
 }
 
 impl Store {
+    /// Records a request to change `current` and holds the role until it is decided.
+    pub async fn request_role_update(&self, a: &NewApproval, current: &StoredRole) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        hold_role(&mut tx, &a.workspace_id, current, &a.id).await?;
+        insert_approval(&mut tx, a).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Puts an active key in `pending_update` or `pending_revoke` and records the request.
     pub async fn request_change(
         &self,

@@ -26,6 +26,12 @@ pub enum Conflict {
     NotRotatable,
     /// The key was already rotated and is in its grace period.
     AlreadyRotated,
+    /// A role with this name already exists in the workspace.
+    RoleExists,
+    /// A change of the role waits on an approval request (its id).
+    RolePendingApproval(Option<String>),
+    /// Another service account of the workspace has this name.
+    ServiceAccountNameTaken,
     /// Some other unique constraint of the schema (named by the database).
     Unique(String),
 }

@@ -9,7 +9,7 @@ use keyward_core::validate::KeyChanges;
 
 use crate::dialect::Tx;
 use crate::events::emit;
-use crate::rows::{json_list, key_from_row, opt_ms, KEY_COLUMNS};
+use crate::rows::{json_grants, json_list, key_from_row, opt_ms, KEY_COLUMNS};
 use crate::{Conflict, StoreError};
 
 /// The cache key under which verification finds a record: the secret's hash.
@@ -27,7 +27,7 @@ pub const PUBLIC_KEY_EVENT_PREFIX: &str = "pk:";
 pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -55,6 +55,8 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
         .bind(&rec.last_used_ip)
         .bind(opt_ms(rec.revoked_at))
         .bind(&rec.approval_id)
+        .bind(json_grants(&rec.grants))
+        .bind(&rec.service_account_id)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -71,14 +73,14 @@ pub(crate) async fn apply_changes(
     approval_id: Option<&str>,
 ) -> Result<Option<KeyRecord>, StoreError> {
     let cond =
-        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $14" } else { "status = 'active'" };
+        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $15" } else { "status = 'active'" };
     let sql = format!(
         "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
          permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
          ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
          expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
          callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11, \
-         status = 'active', approval_id = NULL \
+         status = 'active', approval_id = NULL, grants = COALESCE($14, grants) \
          WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
     );
     let mut q = sqlx::query(&sql)
@@ -94,7 +96,8 @@ pub(crate) async fn apply_changes(
         .bind(c.callback_url.clone().flatten())
         .bind(to_ms(now))
         .bind(workspace_id)
-        .bind(id);
+        .bind(id)
+        .bind(c.grants.as_deref().map(json_grants));
     if let Some(a) = approval_id {
         q = q.bind(a);
     }

@@ -14,7 +14,9 @@ mod member_state;
 mod members;
 mod migrate;
 mod policies;
+mod roles;
 mod rows;
+mod service_accounts;
 mod verify_tokens;
 mod workspaces;
 
@@ -28,6 +30,8 @@ pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
 pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, TotpState};
+pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
+pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 

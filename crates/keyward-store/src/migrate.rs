@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "verify tokens", include_str!("../migrations/0004_verify_tokens.sql")),
     (5, "management key lifecycle", include_str!("../migrations/0005_management_key_lifecycle.sql")),
     (6, "governed members", include_str!("../migrations/0006_governed_members.sql")),
+    (7, "roles and service accounts", include_str!("../migrations/0007_roles_service_accounts.sql")),
 ];
 
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use crate::StoreError;
 
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, public_key, key_type, environment, \
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
-     created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id";
+     created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id, grants, \
+     service_account_id";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -55,10 +56,16 @@ pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
         last_used_ip: row.try_get("last_used_ip")?,
         revoked_at: time(row, "revoked_at")?,
         approval_id: row.try_get("approval_id")?,
+        grants: serde_json::from_str(&row.try_get::<String, _>("grants")?).map_err(|_| corrupt("grants"))?,
+        service_account_id: row.try_get("service_account_id")?,
     })
 }
 
 pub(crate) fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn json_grants(v: &[keyward_core::authority::KeyGrant]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 

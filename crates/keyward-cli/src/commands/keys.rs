@@ -1,13 +1,52 @@
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 
-use keyward_client::{CreateKeyRequest, KeyView, ListKeys, UpdateKeyRequest};
+use keyward_client::{CreateKeyRequest, KeyGrant, KeyView, ListKeys, UpdateKeyRequest};
 
 use crate::args::{KeyFields, Remote, ServerKeyCommand};
 use crate::output;
 
 fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
     raw.as_deref().map(|m| serde_json::from_str(m).context("--meta must be JSON")).transpose()
+}
+
+/// `--grant ROLE=SCOPE,SCOPE`.
+pub(crate) fn grants(raw: &Option<Vec<String>>) -> Result<Option<Vec<KeyGrant>>> {
+    let Some(list) = raw else { return Ok(None) };
+    list.iter()
+        .map(|g| {
+            let (role, scopes) =
+                g.split_once('=').with_context(|| format!("--grant {g:?}: use ROLE=SCOPE[,SCOPE…]"))?;
+            let scopes = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            Ok(KeyGrant { role: role.trim().to_string(), scopes })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// A create request from the command line's key fields.
+pub(crate) fn create_request(
+    fields: &KeyFields,
+    environment: String,
+    key_type: Option<String>,
+    expires_in: Option<String>,
+) -> Result<CreateKeyRequest> {
+    let f = fields.clone();
+    Ok(CreateKeyRequest {
+        name: f.name,
+        environment: Some(environment),
+        key_type,
+        expires_at: f.expires_at,
+        expires_in,
+        ip_allowlist: f.ip_allowlist,
+        roles: f.roles,
+        permissions: f.permissions,
+        scopes: f.scopes,
+        grants: grants(&f.grants)?,
+        meta: meta(&f.meta)?,
+        callback_url: f.callback_url,
+        ..Default::default()
+    })
 }
 
 fn show(remote: &Remote, k: &KeyView) -> Result<()> {
@@ -18,22 +57,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
     match cmd {
         ServerKeyCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
             let c = super::client(&remote, true)?;
-            let KeyFields { name, roles, permissions, scopes, ip_allowlist, meta: _, expires_at, callback_url } =
-                fields.clone();
-            let req = CreateKeyRequest {
-                name,
-                environment: Some(environment),
-                key_type,
-                expires_at,
-                expires_in,
-                ip_allowlist,
-                roles,
-                permissions,
-                scopes,
-                meta: meta(&fields.meta)?,
-                callback_url,
-                ..Default::default()
-            };
+            let req = create_request(&fields, environment, key_type, expires_in)?;
             let k = c.create_key(&req, idempotency_key.as_deref()).await?;
             show(&remote, &k)?;
         }
@@ -60,6 +84,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
                 roles: fields.roles.clone(),
                 permissions: fields.permissions.clone(),
                 scopes: fields.scopes.clone(),
+                grants: grants(&fields.grants)?,
                 ip_allowlist: fields.ip_allowlist.clone(),
                 meta: meta(&fields.meta)?,
                 expires_at: if no_expiry { Some(None) } else { fields.expires_at.clone().map(Some) },

@@ -2,6 +2,7 @@ mod governance;
 mod init;
 mod keys;
 mod pairs;
+mod roles;
 mod serve;
 
 use anyhow::Result;
@@ -23,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Members(c) => governance::members(c).await,
         Command::Approvals(c) => governance::approvals(c).await,
         Command::Policies(c) => governance::policies(c).await,
+        Command::Roles(c) => roles::roles(c).await,
+        Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,

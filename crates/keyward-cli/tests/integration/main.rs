@@ -13,6 +13,7 @@ mod faults;
 mod forward_auth;
 mod gateway;
 mod governance_cli;
+mod grants;
 mod hardening;
 mod keypairs_cli;
 mod keys_api;

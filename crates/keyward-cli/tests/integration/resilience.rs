@@ -141,6 +141,17 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/approvals/{id}/approve"),
     ("post", "/v1/approvals/{id}/reject"),
     ("post", "/v1/approvals/{id}/cancel"),
+    ("get", "/v1/roles"),
+    ("post", "/v1/roles"),
+    ("get", "/v1/roles/{name}"),
+    ("patch", "/v1/roles/{name}"),
+    ("delete", "/v1/roles/{name}"),
+    ("get", "/v1/service-accounts"),
+    ("post", "/v1/service-accounts"),
+    ("get", "/v1/service-accounts/{id}"),
+    ("patch", "/v1/service-accounts/{id}"),
+    ("delete", "/v1/service-accounts/{id}"),
+    ("post", "/v1/service-accounts/{id}/keys"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::authority::KeyGrant;
 use crate::model::{KeyKind, KeyRecord, KeyStatus, KeyType};
 use crate::wire::some;
 
@@ -24,6 +25,8 @@ pub struct CreateKeyRequest {
     pub roles: Option<Vec<String>>,
     pub permissions: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    /// Roles given in scopes of their own: `[{"role": "operator", "scopes": ["wallet:w_1"]}]`.
+    pub grants: Option<Vec<KeyGrant>>,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
     pub callback_url: Option<String>,
@@ -37,6 +40,8 @@ pub struct UpdateKeyRequest {
     pub roles: Option<Vec<String>>,
     pub permissions: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<KeyGrant>>,
     pub ip_allowlist: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
@@ -64,6 +69,8 @@ pub struct KeyView {
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub scopes: Vec<String>,
+    #[serde(default)]
+    pub grants: Vec<KeyGrant>,
     pub ip_allowlist: Vec<String>,
     #[schema(value_type = Object)]
     pub meta: Map<String, Value>,
@@ -78,8 +85,20 @@ pub struct KeyView {
     /// While the key waits on an approval request: its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// Who the key belongs to: the service account that owns it, else the member who made it.
+    #[serde(default)]
+    pub owner: Option<KeyOwner>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// A key's owner in the key object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyOwner {
+    /// `service_account` or `member`
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -122,6 +141,7 @@ impl KeyRecord {
             roles: self.roles.clone(),
             permissions: self.permissions.clone(),
             scopes: self.scopes.clone(),
+            grants: self.grants.clone(),
             ip_allowlist: self.ip_allowlist.clone(),
             meta: self.meta.clone(),
             callback_url: self.callback_url.clone(),
@@ -133,6 +153,11 @@ impl KeyRecord {
             last_used_ip: self.last_used_ip.clone(),
             revoked_at: self.revoked_at,
             approval_id: self.approval_id.clone(),
+            owner: match (&self.service_account_id, &self.created_by) {
+                (Some(sa), _) => Some(KeyOwner { kind: "service_account".into(), id: sa.clone() }),
+                (None, Some(m)) => Some(KeyOwner { kind: "member".into(), id: m.clone() }),
+                (None, None) => None,
+            },
             secret: None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod governance;
 pub mod keys;
+pub mod roles;
 pub mod verify;
 
 use serde::{Deserialize, Deserializer};

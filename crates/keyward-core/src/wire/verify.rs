@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::authority::KeyGrant;
 use crate::codes::VerifyCode;
 use crate::model::KeyRecord;
 
@@ -74,8 +75,12 @@ pub struct VerifyResponse {
     pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    /// Every permission the key holds: its own and its roles'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// Roles the key holds only in scopes of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<KeyGrant>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,14 +102,15 @@ impl VerifyResponse {
             environment: None,
             roles: None,
             permissions: None,
+            grants: None,
             scopes: None,
             meta: None,
             expires_at: None,
         }
     }
 
-    /// An answer about a known key.
-    pub fn about(rec: &KeyRecord, code: VerifyCode) -> Self {
+    /// An answer about a known key holding `roles` and, through them, `permissions`.
+    pub fn about(rec: &KeyRecord, code: VerifyCode, roles: &[String], permissions: &[String]) -> Self {
         VerifyResponse {
             valid: code == VerifyCode::Valid,
             code,
@@ -112,8 +118,9 @@ impl VerifyResponse {
             workspace_id: Some(rec.workspace_id.clone()),
             name: Some(rec.name.clone()),
             environment: Some(rec.environment.clone()),
-            roles: Some(rec.roles.clone()),
-            permissions: Some(rec.permissions.clone()),
+            roles: Some(roles.to_vec()),
+            permissions: Some(permissions.to_vec()),
+            grants: Some(rec.grants.clone()),
             scopes: Some(rec.scopes.clone()),
             meta: Some(rec.meta.clone()),
             expires_at: rec.expires_at,

@@ -5,11 +5,14 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
 use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
+use keyward_core::wire::keys::UpdateKeyRequest;
 use keyward_store::{Approval, ApprovalStatus, Decision};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::escalation::Gift;
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::check_code;
 use crate::state::{AppState, SharedState};
@@ -141,9 +144,58 @@ pub async fn approve(
     if a.votes.iter().any(|v| v.member_id == caller.0.member_id) {
         return Err(ApiError::Conflict { field: None, message: "you have already approved this request".into() });
     }
+    requester_may_still_give(&state, &a).await?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
     let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now()).await?;
+    if let Decision::Done(done, _) = &d {
+        if done.request.action == KeyAction::RoleUpdate {
+            state.rederive_role(&done.request.workspace_id, &done.request.key_id).await;
+        }
+    }
     answer(&state, d, &id)
+}
+
+/// An approved request gives what its requester asked for: they must still be allowed to
+/// give it now (their role may have changed, or a role they gave may have grown meanwhile).
+async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<()> {
+    let r = &a.request;
+    if r.action.is_member_action() || r.action == KeyAction::Revoke {
+        return Ok(());
+    }
+    let gone = || ApiError::Conflict {
+        field: None,
+        message: "the requester is no longer a member; reject or cancel the request".into(),
+    };
+    let requester = state.store.get_member(&r.workspace_id, &r.requested_by).await?.ok_or_else(gone)?;
+    let refused = |e: ApiError| match e {
+        ApiError::Forbidden(m) => {
+            ApiError::Conflict { field: None, message: format!("the requester may no longer give this: {m}") }
+        }
+        other => other,
+    };
+    match r.action {
+        KeyAction::Update => {
+            let req: UpdateKeyRequest =
+                serde_json::from_value(r.payload.get("changes").cloned().unwrap_or_default()).unwrap_or_default();
+            let c = req.validate(r.created_at)?;
+            let gift = Gift {
+                permissions: c.permissions.as_deref().unwrap_or_default(),
+                roles: c.roles.as_deref().unwrap_or_default(),
+                grants: c.grants.as_deref().unwrap_or_default(),
+            };
+            state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
+        }
+        KeyAction::RoleUpdate => {
+            let perms: Vec<String> =
+                serde_json::from_value(r.payload.get("permissions").cloned().unwrap_or_default()).unwrap_or_default();
+            let gift = Gift { permissions: &perms, ..Gift::default() };
+            state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
+        }
+        _ => match state.store.get_key(&r.workspace_id, &r.key_id).await? {
+            Some(k) => state.may_give(&r.workspace_id, requester.role, Gift::of_key(&k)).await.map_err(refused),
+            None => Ok(()),
+        },
+    }
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "governance", params(("id" = String, Path)),

@@ -13,9 +13,10 @@ use keyward_core::roles::Action;
 use keyward_core::validate::Lifetime;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
 use keyward_core::{duration, ids};
-use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation};
+use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation, ServiceAccount};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::escalation::Gift;
 use crate::extract::{parse_json, ApiJson, Caller, RawBody};
 use crate::idempotency::{idempotency_key, json_response, Idem};
 use crate::quorum::approval_for;
@@ -41,26 +42,46 @@ pub async fn create_key(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     caller.require(Action::CreateKey)?;
+    create(&state, &caller, &headers, &body, None).await
+}
+
+/// Creates a key, for the caller or owned by service account `account` (whose role the key
+/// then holds).
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+    account: Option<&ServiceAccount>,
+) -> ApiResult<Response> {
     let p = &caller.0;
-    let req: CreateKeyRequest = parse_json(&body)?;
-    let idem = idempotency_key(&headers)?.map(|raw| Idem::new(&state, p, raw, "POST /v1/keys", &body));
+    let req: CreateKeyRequest = parse_json(body)?;
+    let scope = match account {
+        Some(a) => format!("POST /v1/service-accounts/{}/keys", a.id),
+        None => "POST /v1/keys".to_string(),
+    };
+    let idem = idempotency_key(headers)?.map(|raw| Idem::new(state, p, raw, &scope, body));
     let now = state.clock.now();
     let new = req.validate(now, &p.policy)?;
-    caller.may_grant_key_roles(&new.roles)?;
+    let mut roles = new.roles.clone();
+    roles.extend(account.map(|a| a.role.clone()));
+    let gift = Gift { permissions: &new.permissions, roles: &roles, grants: &new.grants };
+    state.may_give(&p.workspace_id, p.role, gift).await?;
     // A retry is answered only once the caller is known to be allowed the request itself.
     if let Some(i) = &idem {
-        if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
+        if let Some(r) = i.earlier(state, &p.workspace_id).await? {
             return Ok(r);
         }
     }
     let rng = state.random.as_ref();
     let id = ids::new_id("key", now, rng);
-    let approval = approval_for(&state, &caller, KeyAction::Create, &id, serde_json::json!({})).await?;
-    let (rec, secret) = state.new_key_record(p, id, new, approval.as_ref(), now);
+    let approval = approval_for(state, caller, KeyAction::Create, &id, serde_json::json!({})).await?;
+    let (mut rec, secret) = state.new_key_record(p, id, new, approval.as_ref(), now);
+    rec.service_account_id = account.map(|a| a.id.clone());
     let mut view = rec.view(now);
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
+    let stored = idem.as_ref().map(|i| i.record(state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
     let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref()).await?;
     match inserted {
         InsertOutcome::Created => {
@@ -68,7 +89,7 @@ pub async fn create_key(
             Ok(json_response(StatusCode::CREATED, out, false))
         }
         InsertOutcome::Replayed(r) => match &idem {
-            Some(i) => i.replay(&state, &r),
+            Some(i) => i.replay(state, &r),
             None => Err(ApiError::Internal("replay without idempotency key".into())),
         },
     }
@@ -164,9 +185,12 @@ pub async fn update_key(
     if changes.is_empty() {
         return Ok(Json(state.view(&current)));
     }
-    if let Some(roles) = &changes.roles {
-        caller.may_grant_key_roles(roles)?;
-    }
+    let gift = Gift {
+        permissions: changes.permissions.as_deref().unwrap_or_default(),
+        roles: changes.roles.as_deref().unwrap_or_default(),
+        grants: changes.grants.as_deref().unwrap_or_default(),
+    };
+    state.may_give(&caller.0.workspace_id, caller.0.role, gift).await?;
     if changes.expires_at.is_some() || changes.ip_allowlist.is_some() {
         let mut expires_at = changes.expires_at.unwrap_or(current.expires_at);
         let lifetime = Lifetime {
@@ -245,8 +269,9 @@ pub async fn rotate_key(
     // idempotency record; its environment is known only from the old key, read here.
     let current = find(&state, &caller, &id).await?;
     caller.require_on_key(Action::RotateKey, &current)?;
-    // The successor carries the key's roles: rotating must not hand out roles above the caller's.
-    caller.may_grant_key_roles(&current.roles)?;
+    // The successor carries the key's permissions and roles: rotating must not hand out more
+    // than the caller could give.
+    state.may_give(&p.workspace_id, p.role, Gift::of_key(&current)).await?;
     if let Some(i) = &idem {
         if let Some(r) = i.earlier(&state, &p.workspace_id).await? {
             return Ok(r);

@@ -7,6 +7,8 @@ pub mod management_keys;
 pub mod members;
 mod paging;
 pub mod policies;
+pub mod roles;
+pub mod service_accounts;
 pub mod sessions;
 pub mod system;
 pub mod verify;
@@ -27,6 +29,7 @@ use crate::state::SharedState;
          (name = "verification", description = "verify keys; the key is the credential"),
          (name = "members", description = "members, sessions and MFA"),
          (name = "governance", description = "policies and approval requests"),
+         (name = "roles", description = "roles that grant permissions, and service accounts"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -64,6 +67,15 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(sessions::login))
         .routes(routes!(sessions::logout))
         .routes(routes!(policies::get_policies, policies::put_policies))
+        .routes(routes!(roles::list_roles, roles::create_role))
+        .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))
+        .routes(routes!(service_accounts::create_service_account, service_accounts::list_service_accounts))
+        .routes(routes!(
+            service_accounts::get_service_account,
+            service_accounts::update_service_account,
+            service_accounts::delete_service_account
+        ))
+        .routes(routes!(service_accounts::create_account_key))
         .routes(routes!(approvals::list_approvals))
         .routes(routes!(approvals::get_approval))
         .routes(routes!(approvals::approve))

@@ -106,8 +106,8 @@ pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue
         (HeaderName::from_static("x-keyward-key-id"), header(&key.id)),
         (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
         (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
-        (HeaderName::from_static("x-keyward-roles"), header(&key.roles.join(","))),
-        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes.join(","))),
+        (HeaderName::from_static("x-keyward-roles"), header(&key.roles().join(","))),
+        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes().join(","))),
     ]
 }
 

@@ -130,7 +130,7 @@ impl AppState {
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
         let epoch = self.cache.epoch_public(&public_key);
         let entry = match self.store.key_by_public_key(&public_key).await? {
-            Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
+            Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
             None => Entry::Missing,
         };
         self.cache.fill_public(public_key, entry.clone(), epoch);
@@ -140,11 +140,20 @@ impl AppState {
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
         let epoch = self.cache.epoch(&hash);
         let entry = match self.store.key_by_hash(&hex_encode(&hash)).await? {
-            Some(rec) => Entry::Found(Arc::new(VerifiableKey::new(rec))),
+            Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
             None => Entry::Missing,
         };
         self.cache.fill(hash, entry.clone(), epoch);
         Ok(entry)
+    }
+}
+
+impl AppState {
+    /// A stored key as the cache keeps it: its roles' permissions and its owner read with it
+    /// (no extra read for a key without roles or owner).
+    async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
+        let ctx = self.store.key_context(&rec).await?;
+        Ok(VerifiableKey::new(rec, ctx))
     }
 }
 
@@ -166,6 +175,7 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::InvalidSignature => "request signature does not match",
         VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
         VerifyCode::Replayed => "this signed request was already used",
+        VerifyCode::Disabled => "API key's service account is disabled",
         _ => "request refused",
     };
     ApiError::Refused { code, message: message.into() }

@@ -1,0 +1,227 @@
+//! What a key may do: its own permissions plus those of its roles, each in the scopes it was
+//! given. Derived once when a key is cached (and again when one of its roles changes), so
+//! a verification checks precomputed lists and does no more work than a key without roles.
+//!
+//! The rule: a role named in the key's `grants` applies only inside the scopes of its grants
+//! (seed 001's "For Each Role"); the key's own permissions and every other role of the key
+//! apply inside the key's own `scopes`. An unscoped check sees every permission; a scoped one
+//! sees only those whose scopes cover the scope asked about.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::permissions::{permission_covers, Query};
+use crate::scopes::any_covers;
+
+/// One role given to a key in resource scopes of its own: `{"role": "operator", "scopes":
+/// ["wallet:w_1"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyGrant {
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+/// The permissions each role named by a key grants (a role nobody defined grants none).
+pub type RoleDefs = BTreeMap<String, Vec<String>>;
+
+/// Everything a key's authority is derived from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Basis {
+    pub permissions: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Every role the key holds (its own, its grants' and its service account's), in order.
+    pub roles: Vec<String>,
+    pub grants: Vec<KeyGrant>,
+    pub defs: RoleDefs,
+}
+
+/// A key's authority, precomputed.
+#[derive(Debug, Clone, Default)]
+pub struct Authority {
+    /// The union of every permission the key holds, in first-seen order.
+    effective: Box<[String]>,
+    /// Permissions that apply inside the key's own scopes.
+    under_own: Box<[String]>,
+    own_scopes: Box<[String]>,
+    /// Each grant's scopes and its role's permissions; empty for most keys.
+    granted: Box<[Scoped]>,
+}
+
+/// Permissions that apply only inside some scopes.
+#[derive(Debug, Clone, Default)]
+struct Scoped {
+    scopes: Box<[String]>,
+    permissions: Box<[String]>,
+}
+
+fn push_unique(out: &mut Vec<String>, items: &[String]) {
+    for p in items {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+}
+
+impl Basis {
+    /// Roles held under the key's own scopes: those with no grant of their own.
+    fn ungranted_roles(&self) -> impl Iterator<Item = &String> {
+        self.roles.iter().filter(|r| !self.grants.iter().any(|g| &g.role == *r))
+    }
+
+    pub fn derive(&self) -> Authority {
+        let none = Vec::new();
+        let def = |r: &str| self.defs.get(r).unwrap_or(&none);
+        let mut under_own = self.permissions.clone();
+        for r in self.ungranted_roles() {
+            push_unique(&mut under_own, def(r));
+        }
+        let granted: Vec<_> = self
+            .grants
+            .iter()
+            .map(|g| Scoped { scopes: g.scopes.clone().into(), permissions: def(&g.role).clone().into() })
+            .collect();
+        let mut effective = under_own.clone();
+        for g in &granted {
+            push_unique(&mut effective, &g.permissions);
+        }
+        Authority {
+            effective: effective.into(),
+            under_own: under_own.into(),
+            own_scopes: self.scopes.clone().into(),
+            granted: granted.into(),
+        }
+    }
+}
+
+impl Authority {
+    /// Every permission the key holds, whatever the scope.
+    pub fn effective(&self) -> &[String] {
+        &self.effective
+    }
+
+    /// Does the key satisfy `query` (if any) in `scope` (if any)?
+    pub fn allows(&self, query: Option<&Query>, scope: Option<&str>) -> bool {
+        let Some(scope) = scope else {
+            return query.is_none_or(|q| q.allows(&self.effective));
+        };
+        let own = any_covers(&self.own_scopes, scope);
+        if self.granted.is_empty() {
+            // The common case: exactly the work of a key without roles.
+            return own && query.is_none_or(|q| q.allows(&self.under_own));
+        }
+        let covering: Vec<&[String]> = self
+            .granted
+            .iter()
+            .filter(|g| any_covers(&g.scopes, scope))
+            .map(|g| &*g.permissions)
+            .chain(own.then_some(&*self.under_own))
+            .collect();
+        if covering.is_empty() {
+            return false;
+        }
+        query.is_none_or(|q| q.allows_with(&|p| covering.iter().any(|set| set.iter().any(|g| permission_covers(g, p)))))
+    }
+}
+
+/// What a member may hand out: everything, or only what these patterns cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    Everything,
+    Only(Vec<String>),
+}
+
+impl Reach {
+    /// The first of `permissions` outside this reach.
+    pub fn first_beyond<'a>(&self, permissions: &'a [String]) -> Option<&'a str> {
+        match self {
+            Reach::Everything => None,
+            Reach::Only(mine) => {
+                permissions.iter().map(String::as_str).find(|p| !mine.iter().any(|g| permission_covers(g, p)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Seed 001's example: operator on wallets w_1 and w_2, viewer on everything.
+    fn seed_key() -> Basis {
+        let mut defs = RoleDefs::new();
+        defs.insert("operator".into(), v(&["tx.create", "tx.approve", "wallet.read"]));
+        defs.insert("viewer".into(), v(&["wallet.read", "balance.read"]));
+        Basis {
+            permissions: v(&["profile.read"]),
+            scopes: v(&["*"]),
+            roles: v(&["operator", "viewer"]),
+            grants: vec![KeyGrant { role: "operator".into(), scopes: v(&["wallet:w_1", "wallet:w_2"]) }],
+            defs,
+        }
+    }
+
+    #[test]
+    fn table_of_cases() {
+        use crate::codes::VerifyCode::{InsufficientPermissions as No, Valid};
+        let a = seed_key().derive();
+        // (permission query, scope, expected)
+        let cases: &[(Option<&str>, Option<&str>, crate::codes::VerifyCode)] = &[
+            (Some("tx.create"), Some("wallet:w_1"), Valid),
+            (Some("tx.create"), Some("wallet:w_2"), Valid),
+            // The operator grant does not cover w_3: its permissions do not count there.
+            (Some("tx.create"), Some("wallet:w_3"), No),
+            // Viewer holds everywhere (the key's own scopes are `*`).
+            (Some("balance.read"), Some("wallet:w_3"), Valid),
+            (Some("balance.read AND tx.approve"), Some("wallet:w_1"), Valid),
+            (Some("balance.read AND tx.approve"), Some("wallet:w_3"), No),
+            (Some("profile.read"), Some("vault:v_1"), Valid),
+            // Unscoped: every permission the key holds.
+            (Some("tx.approve"), None, Valid),
+            (Some("admin.delete"), None, No),
+            (None, Some("wallet:w_9"), Valid),
+        ];
+        for (q, scope, want) in cases {
+            let query = q.map(|q| Query::parse(q).unwrap());
+            let got = if a.allows(query.as_ref(), *scope) { Valid } else { No };
+            assert_eq!(got, *want, "query {q:?} in {scope:?}");
+        }
+        assert_eq!(a.effective(), v(&["profile.read", "wallet.read", "balance.read", "tx.create", "tx.approve"]));
+    }
+
+    #[test]
+    fn a_granted_role_without_covering_scope_gives_nothing_there() {
+        let mut b = seed_key();
+        b.scopes = v(&["vault:*"]);
+        let a = b.derive();
+        let q = Query::parse("wallet.read").unwrap();
+        assert!(a.allows(Some(&q), Some("wallet:w_1")), "from the operator grant");
+        assert!(!a.allows(Some(&q), Some("wallet:w_7")), "viewer applies only in vault:*");
+        assert!(a.allows(Some(&q), Some("vault:v_1")));
+        assert!(!a.allows(None, Some("ledger:l_1")), "no scope covers ledger:l_1");
+    }
+
+    #[test]
+    fn undefined_roles_grant_nothing_and_changes_re_derive() {
+        let mut b = seed_key();
+        b.defs.remove("viewer");
+        let q = Query::parse("balance.read").unwrap();
+        assert!(!b.derive().allows(Some(&q), None));
+        b.defs.insert("viewer".into(), v(&["balance.*"]));
+        assert!(b.derive().allows(Some(&q), None));
+    }
+
+    #[test]
+    fn reach() {
+        let r = Reach::Only(v(&["wallet.*", "tx.create"]));
+        assert_eq!(r.first_beyond(&v(&["wallet.read", "tx.create"])), None);
+        assert_eq!(r.first_beyond(&v(&["wallet.*", "tx.*"])), Some("tx.*"));
+        assert_eq!(r.first_beyond(&v(&["*"])), Some("*"));
+        assert_eq!(Reach::Everything.first_beyond(&v(&["*"])), None);
+    }
+}

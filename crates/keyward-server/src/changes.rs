@@ -1,0 +1,43 @@
+//! What a change event does to this node's cache. A key's event drops its entry; a service
+//! account's drops the keys it owns; a role's re-derives, in place, the cached keys holding
+//! the role (so a busy role's keys are not all read again at once).
+
+use std::sync::Arc;
+
+use keyward_store::{parse_role_event, SERVICE_ACCOUNT_EVENT_PREFIX};
+
+use crate::state::{AppState, SharedState};
+
+/// Applies one change event. Role events need a storage read, done in the background; they
+/// are applied one at a time, in the order they arrive.
+pub fn apply(state: &SharedState, event: &str) {
+    if let Some((workspace, name)) = parse_role_event(event) {
+        let (state, workspace, name) = (Arc::clone(state), workspace.to_string(), name.to_string());
+        tokio::spawn(async move { state.rederive_role(&workspace, &name).await });
+    } else if let Some(id) = event.strip_prefix(SERVICE_ACCOUNT_EVENT_PREFIX) {
+        state.cache.evict_owner(id);
+    } else {
+        state.cache.invalidate(event);
+    }
+}
+
+impl AppState {
+    /// Brings the cached keys holding role `name` in line with storage. Awaited by the route
+    /// that changed the role, so that node answers with the new role at once.
+    pub(crate) async fn rederive_role(&self, workspace: &str, name: &str) {
+        let _one_at_a_time = self.role_changes.lock().await;
+        // Fills that read the role before the change are thrown away.
+        self.cache.bump_all();
+        let touched = match self.store.get_role(workspace, name).await {
+            Ok(role) => {
+                let permissions = role.and_then(|r| r.permissions);
+                self.cache.rederive_role(workspace, name, Ok(permissions.as_deref()))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, role = name, "cannot read a changed role; dropping the cached keys holding it");
+                self.cache.rederive_role(workspace, name, Err(()))
+            }
+        };
+        tracing::debug!(role = name, keys = touched, "role change applied to cached keys");
+    }
+}

@@ -1,0 +1,174 @@
+//! Service accounts: integration users that cannot log in and own keys. Disabling one stops
+//! all its keys at once (`DISABLED`); deleting one revokes them.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+
+use keyward_core::ids;
+use keyward_core::roles::{Action, Role};
+use keyward_core::validate;
+use keyward_core::wire::keys::{CreateKeyRequest, KeyView};
+use keyward_core::wire::roles::{
+    CreateServiceAccountRequest, ServiceAccountList, ServiceAccountView, UpdateServiceAccountRequest,
+};
+use keyward_store::{AccountChanges, ServiceAccount};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::escalation::Gift;
+use crate::extract::{ApiJson, Caller, RawBody};
+use crate::state::{AppState, SharedState};
+
+fn view(a: &ServiceAccount) -> ServiceAccountView {
+    ServiceAccountView {
+        id: a.id.clone(),
+        kind: "service".into(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        role: a.role.clone(),
+        disabled: a.disabled,
+        keys: a.keys,
+        created_by: a.created_by.clone(),
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+    }
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ServiceAccount> {
+    state
+        .store
+        .get_service_account(&caller.0.workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))
+}
+
+/// A role an account may be given by the caller: one that exists, within the caller's reach.
+async fn checked_role(state: &AppState, caller: &Caller, raw: &str) -> ApiResult<String> {
+    let role = validate::role_name("role", raw)?;
+    let exists = Role::parse(&role).is_some() || state.store.get_role(&caller.0.workspace_id, &role).await?.is_some();
+    if !exists {
+        return Err(ApiError::invalid("role", format!("no role named {role:?}")));
+    }
+    let roles = [role.clone()];
+    state.may_give(&caller.0.workspace_id, caller.0.role, Gift { roles: &roles, ..Gift::default() }).await?;
+    Ok(role)
+}
+
+#[utoipa::path(post, path = "/v1/service-accounts", tag = "roles", request_body = CreateServiceAccountRequest,
+    responses((status = 201, body = ServiceAccountView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn create_service_account(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateServiceAccountRequest>,
+) -> ApiResult<(StatusCode, Json<ServiceAccountView>)> {
+    caller.require(Action::ManageRoles)?;
+    let name = validate::name(&req.name)?;
+    let description = validate::description(req.description.as_deref())?;
+    let role = checked_role(&state, &caller, &req.role).await?;
+    let now = state.clock.now();
+    let a = ServiceAccount {
+        id: ids::new_id("sa", now, state.random.as_ref()),
+        workspace_id: caller.0.workspace_id.clone(),
+        name,
+        description,
+        role,
+        disabled: false,
+        created_by: Some(caller.0.member_id.clone()),
+        created_at: now,
+        updated_at: now,
+        keys: 0,
+    };
+    state.store.create_service_account(&a).await?;
+    Ok((StatusCode::CREATED, Json(view(&a))))
+}
+
+#[utoipa::path(get, path = "/v1/service-accounts", tag = "roles",
+    responses((status = 200, body = ServiceAccountList)), security(("management_key" = [])))]
+pub async fn list_service_accounts(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<ServiceAccountList>> {
+    let items = state.store.list_service_accounts(&caller.0.workspace_id).await?;
+    Ok(Json(ServiceAccountList { items: items.iter().map(view).collect() }))
+}
+
+#[utoipa::path(get, path = "/v1/service-accounts/{id}", tag = "roles", params(("id" = String, Path)),
+    responses((status = 200, body = ServiceAccountView), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn get_service_account(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ServiceAccountView>> {
+    Ok(Json(view(&find(&state, &caller, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/service-accounts/{id}", tag = "roles", params(("id" = String, Path)),
+    request_body = UpdateServiceAccountRequest,
+    responses((status = 200, body = ServiceAccountView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn update_service_account(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateServiceAccountRequest>,
+) -> ApiResult<Json<ServiceAccountView>> {
+    caller.require(Action::ManageRoles)?;
+    let changes = AccountChanges {
+        name: req.name.as_deref().map(validate::name).transpose()?,
+        role: match req.role.as_deref() {
+            Some(r) => Some(checked_role(&state, &caller, r).await?),
+            None => None,
+        },
+        description: req.description.as_deref().map(|d| validate::description(Some(d))).transpose()?,
+        disabled: req.disabled,
+    };
+    let a = state
+        .store
+        .update_service_account(&caller.0.workspace_id, &id, &changes, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?;
+    state.cache.evict_owner(&id);
+    Ok(Json(view(&a)))
+}
+
+#[utoipa::path(delete, path = "/v1/service-accounts/{id}", tag = "roles", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted; its keys are revoked"), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn delete_service_account(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Action::ManageRoles)?;
+    let revoked = state
+        .store
+        .delete_service_account(&caller.0.workspace_id, &id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?;
+    revoked.iter().for_each(|k| state.forget(k));
+    state.cache.evict_owner(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/service-accounts/{id}/keys", tag = "roles", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first answer")),
+    request_body = CreateKeyRequest,
+    responses((status = 201, description = "a key owned by the account, holding its role; `secret` is shown only here", body = KeyView),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn create_account_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    caller.require(Action::ManageRoles)?;
+    let account = find(&state, &caller, &id).await?;
+    super::keys::create(&state, &caller, &headers, &body, Some(&account)).await
+}
