@@ -6,7 +6,7 @@ use keyward_testkit::{Backend, TestServer};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-on_both_backends!(owner_admins_developer_flow);
+on_both_backends!(owner_admins_developer_flow, roles_grants_and_service_accounts);
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
@@ -129,5 +129,59 @@ async fn owner_admins_developer_flow(b: Backend) {
     dev.ok(&["logout"], None);
     assert!(!dev.run(&["members", "me"], None).status.success());
     assert_eq!(s.call_as(&session, reqwest::Method::GET, "/v1/members/me", None).await.0, 401);
+    s.stop().await;
+}
+
+/// Seed 001's key ("operator on wallets w_1 and w_2, viewer on everything") and seed 002's
+/// integration user, from the command line.
+async fn roles_grants_and_service_accounts(b: Backend) {
+    let s = TestServer::start(b).await;
+    let owner = Person::new(&s.base);
+    owner.ok(&["login", "--server", &s.base, "--token", &s.management_key], None);
+    owner.ok(&["roles", "update", "operator", "--permission", "tx.create,tx.approve,wallet.read"], None);
+    owner.ok(&["roles", "update", "viewer", "--permission", "wallet.read", "--permission", "balance.read"], None);
+    owner.ok(&["roles", "create", "catalog-sync", "--permission", "catalog.*", "--description", "Magento"], None);
+    let list = owner.ok(&["roles", "list"], None);
+    assert!(list.contains("catalog-sync") && list.contains("catalog.*"), "{list}");
+
+    let key = owner.json(&[
+        "keys",
+        "create",
+        "--name",
+        "treasury",
+        "--role",
+        "viewer",
+        "--scope",
+        "*",
+        "--grant",
+        "operator=wallet:w_1,wallet:w_2",
+    ]);
+    assert_eq!(key["grants"], serde_json::json!([{"role": "operator", "scopes": ["wallet:w_1", "wallet:w_2"]}]));
+    let secret = key["secret"].as_str().unwrap();
+    let verify = |perm: &str, scope: &str| {
+        owner.run(&["verify", secret, "--permissions", perm, "--scope", scope], None).status.code()
+    };
+    assert_eq!(verify("tx.create", "wallet:w_1"), Some(0));
+    assert_eq!(verify("tx.create", "wallet:w_3"), Some(1));
+    assert_eq!(verify("balance.read", "wallet:w_3"), Some(0));
+    assert!(!owner.run(&["keys", "create", "--name", "x", "--grant", "operator"], None).status.success());
+
+    let sa = owner.json(&["service-accounts", "create", "--name", "magento", "--role", "catalog-sync"]);
+    let sa_id = sa["id"].as_str().unwrap();
+    let k = owner.json(&["service-accounts", "create-key", sa_id, "--name", "magento prod"]);
+    let sa_secret = k["secret"].as_str().unwrap();
+    assert_eq!(owner.run(&["verify", sa_secret, "--permissions", "catalog.write"], None).status.code(), Some(0));
+    let keys = owner.ok(&["keys", "list"], None);
+    assert!(keys.contains("OWNER") && keys.contains(sa_id), "{keys}");
+    owner.ok(&["service-accounts", "disable", sa_id], None);
+    let out = owner.run(&["verify", sa_secret], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DISABLED"), "{out:?}");
+    owner.ok(&["service-accounts", "enable", sa_id], None);
+    assert_eq!(owner.run(&["verify", sa_secret], None).status.code(), Some(0));
+    assert!(!owner.run(&["roles", "delete", "catalog-sync"], None).status.success(), "in use");
+    owner.ok(&["service-accounts", "delete", sa_id], None);
+    assert_eq!(owner.run(&["verify", sa_secret], None).status.code(), Some(1));
+    owner.ok(&["roles", "delete", "catalog-sync", "--force"], None);
     s.stop().await;
 }
