@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 use crate::permissions::{permission_covers, Query};
@@ -29,8 +30,9 @@ pub type RoleDefs = BTreeMap<String, Vec<String>>;
 /// Everything a key's authority is derived from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Basis {
-    pub permissions: Vec<String>,
-    pub scopes: Vec<String>,
+    /// Shared with the derived authority when no role adds to them (most keys).
+    pub permissions: Arc<[String]>,
+    pub scopes: Arc<[String]>,
     /// Every role the key holds (its own, its grants' and its service account's), in order.
     pub roles: Vec<String>,
     pub grants: Vec<KeyGrant>,
@@ -41,10 +43,10 @@ pub struct Basis {
 #[derive(Debug, Clone, Default)]
 pub struct Authority {
     /// The union of every permission the key holds, in first-seen order.
-    effective: Box<[String]>,
+    effective: Arc<[String]>,
     /// Permissions that apply inside the key's own scopes.
-    under_own: Box<[String]>,
-    own_scopes: Box<[String]>,
+    under_own: Arc<[String]>,
+    own_scopes: Arc<[String]>,
     /// Each grant's scopes and its role's permissions; empty for most keys.
     granted: Box<[Scoped]>,
 }
@@ -73,25 +75,28 @@ impl Basis {
     pub fn derive(&self) -> Authority {
         let none = Vec::new();
         let def = |r: &str| self.defs.get(r).unwrap_or(&none);
-        let mut under_own = self.permissions.clone();
-        for r in self.ungranted_roles() {
-            push_unique(&mut under_own, def(r));
+        let mut under_own: Arc<[String]> = Arc::clone(&self.permissions);
+        if self.ungranted_roles().any(|r| !def(r).is_empty()) {
+            let mut v = self.permissions.to_vec();
+            for r in self.ungranted_roles() {
+                push_unique(&mut v, def(r));
+            }
+            under_own = v.into();
         }
         let granted: Vec<_> = self
             .grants
             .iter()
             .map(|g| Scoped { scopes: g.scopes.clone().into(), permissions: def(&g.role).clone().into() })
             .collect();
-        let mut effective = under_own.clone();
-        for g in &granted {
-            push_unique(&mut effective, &g.permissions);
+        let mut effective = Arc::clone(&under_own);
+        if !granted.is_empty() {
+            let mut v = under_own.to_vec();
+            for g in &granted {
+                push_unique(&mut v, &g.permissions);
+            }
+            effective = v.into();
         }
-        Authority {
-            effective: effective.into(),
-            under_own: under_own.into(),
-            own_scopes: self.scopes.clone().into(),
-            granted: granted.into(),
-        }
+        Authority { effective, under_own, own_scopes: Arc::clone(&self.scopes), granted: granted.into() }
     }
 }
 
@@ -158,8 +163,8 @@ mod tests {
         defs.insert("operator".into(), v(&["tx.create", "tx.approve", "wallet.read"]));
         defs.insert("viewer".into(), v(&["wallet.read", "balance.read"]));
         Basis {
-            permissions: v(&["profile.read"]),
-            scopes: v(&["*"]),
+            permissions: v(&["profile.read"]).into(),
+            scopes: v(&["*"]).into(),
             roles: v(&["operator", "viewer"]),
             grants: vec![KeyGrant { role: "operator".into(), scopes: v(&["wallet:w_1", "wallet:w_2"]) }],
             defs,
@@ -197,7 +202,7 @@ mod tests {
     #[test]
     fn a_granted_role_without_covering_scope_gives_nothing_there() {
         let mut b = seed_key();
-        b.scopes = v(&["vault:*"]);
+        b.scopes = v(&["vault:*"]).into();
         let a = b.derive();
         let q = Query::parse("wallet.read").unwrap();
         assert!(a.allows(Some(&q), Some("wallet:w_1")), "from the operator grant");

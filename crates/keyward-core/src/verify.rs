@@ -122,8 +122,13 @@ impl VerifiableKey {
             environment: &record.environment,
         });
         let tail_json = fields(&Tail { scopes: &record.scopes, meta: &record.meta, expires_at: record.expires_at });
-        let basis =
-            Basis { permissions: record.permissions, scopes: record.scopes, roles, grants: record.grants, defs };
+        let basis = Basis {
+            permissions: record.permissions.into(),
+            scopes: record.scopes.into(),
+            roles,
+            grants: record.grants,
+            defs,
+        };
         let authority = basis.derive();
         VerifiableKey {
             id: record.id.into(),
