@@ -34,8 +34,8 @@ pub struct Basis {
     pub permissions: Arc<[String]>,
     pub scopes: Arc<[String]>,
     /// Every role the key holds (its own, its grants' and its service account's), in order.
-    pub roles: Vec<String>,
-    pub grants: Vec<KeyGrant>,
+    pub roles: Box<[String]>,
+    pub grants: Box<[KeyGrant]>,
     pub defs: RoleDefs,
 }
 
@@ -165,8 +165,8 @@ mod tests {
         Basis {
             permissions: v(&["profile.read"]).into(),
             scopes: v(&["*"]).into(),
-            roles: v(&["operator", "viewer"]),
-            grants: vec![KeyGrant { role: "operator".into(), scopes: v(&["wallet:w_1", "wallet:w_2"]) }],
+            roles: v(&["operator", "viewer"]).into(),
+            grants: vec![KeyGrant { role: "operator".into(), scopes: v(&["wallet:w_1", "wallet:w_2"]) }].into(),
             defs,
         }
     }

@@ -63,12 +63,11 @@ pub struct VerifiableKey {
     pub public_key: Option<crate::signing::PublicKey>,
     basis: Basis,
     authority: Authority,
-    /// `"key_id":…,"environment":…`
-    head_json: Box<str>,
-    /// `"roles":…,"permissions":…,"grants":…`
-    derived_json: Box<str>,
-    /// `"scopes":…,"meta":…,"expires_at":…`
-    tail_json: Box<str>,
+    /// `"key_id":…,"environment":…,"roles":…,"permissions":…,"grants":…,"scopes":…,
+    /// "meta":…,"expires_at":…`, in one allocation; `derived` is where the part a role
+    /// change rewrites (roles to grants) lies in it.
+    identity_json: Box<str>,
+    derived: (u32, u32),
 }
 
 #[derive(Serialize)]
@@ -103,6 +102,14 @@ fn derived_json(basis: &Basis, authority: &Authority) -> Box<str> {
     fields(&Derived { roles: &basis.roles, permissions: authority.effective(), grants: &basis.grants })
 }
 
+/// `head,derived,tail` in one string, and where `derived` lies in it.
+fn splice(head: &str, derived: &str, tail: &str) -> (Box<str>, (u32, u32)) {
+    let start = head.len() + 1;
+    let end = start + derived.len();
+    let joined = format!("{head},{derived},{tail}").into_boxed_str();
+    (joined, (u32::try_from(start).unwrap_or(u32::MAX), u32::try_from(end).unwrap_or(u32::MAX)))
+}
+
 impl VerifiableKey {
     pub fn new(record: KeyRecord, ctx: KeyContext) -> Self {
         let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
@@ -125,11 +132,12 @@ impl VerifiableKey {
         let basis = Basis {
             permissions: record.permissions.into(),
             scopes: record.scopes.into(),
-            roles,
-            grants: record.grants,
+            roles: roles.into(),
+            grants: record.grants.into(),
             defs,
         };
         let authority = basis.derive();
+        let (identity_json, derived) = splice(&head_json, &derived_json(&basis, &authority), &tail_json);
         VerifiableKey {
             id: record.id.into(),
             workspace_id: record.workspace_id.into(),
@@ -141,11 +149,10 @@ impl VerifiableKey {
             disabled: ctx.owner.is_some_and(|o| o.disabled),
             nets,
             public_key,
-            derived_json: derived_json(&basis, &authority),
             basis,
             authority,
-            head_json,
-            tail_json,
+            identity_json,
+            derived,
         }
     }
 
@@ -161,7 +168,11 @@ impl VerifiableKey {
             None => basis.defs.remove(name),
         };
         let authority = basis.derive();
-        Some(VerifiableKey { derived_json: derived_json(&basis, &authority), basis, authority, ..self.clone() })
+        let (start, end) = (self.derived.0 as usize, self.derived.1 as usize);
+        let head = self.identity_json.get(..start.saturating_sub(1)).unwrap_or_default();
+        let tail = self.identity_json.get(end + 1..).unwrap_or_default();
+        let (identity_json, derived) = splice(head, &derived_json(&basis, &authority), tail);
+        Some(VerifiableKey { identity_json, derived, basis, authority, ..self.clone() })
     }
 
     pub fn holds_role(&self, name: &str) -> bool {
@@ -185,18 +196,13 @@ impl VerifiableKey {
 
     /// The JSON of the answer about this key with `code`, without building one.
     pub fn answer_json(&self, code: VerifyCode) -> String {
-        let len = self.head_json.len() + self.derived_json.len() + self.tail_json.len();
-        let mut out = String::with_capacity(len + 56);
+        let mut out = String::with_capacity(self.identity_json.len() + 56);
         out.push_str(r#"{"valid":"#);
         out.push_str(if code == VerifyCode::Valid { "true" } else { "false" });
         out.push_str(r#","code":""#);
         out.push_str(code.as_str());
         out.push_str("\",");
-        out.push_str(&self.head_json);
-        out.push(',');
-        out.push_str(&self.derived_json);
-        out.push(',');
-        out.push_str(&self.tail_json);
+        out.push_str(&self.identity_json);
         out.push('}');
         out
     }
@@ -333,13 +339,15 @@ mod tests {
         let k = VerifiableKey::new(r.clone(), ctx);
         assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::Disabled);
         assert_eq!(k.roles(), ["ops", "ci"]);
-        let k = VerifiableKey::new(r, KeyContext::default());
+        let k = VerifiableKey::new(r.clone(), KeyContext::default());
         let q = Query::parse("ops.run").unwrap();
         let need = Requirements { permissions: Some(&q), ..Default::default() };
         assert_eq!(decide(&k, now(), &need), VerifyCode::InsufficientPermissions);
         let widened = k.with_role("ops", Some(&["ops.*".to_string()])).unwrap();
         assert_eq!(decide(&widened, now(), &need), VerifyCode::Valid);
         assert!(widened.answer_json(VerifyCode::Valid).contains(r#""permissions":["wallet.*","ops.*"]"#));
+        let want = VerifyResponse::about(&r, VerifyCode::Valid, widened.roles(), widened.permissions());
+        assert_eq!(widened.answer_json(VerifyCode::Valid), serde_json::to_string(&want).unwrap());
         assert!(k.with_role("other", None).is_none(), "a key without the role is left alone");
         let gone = widened.with_role("ops", None).unwrap();
         assert_eq!(decide(&gone, now(), &need), VerifyCode::InsufficientPermissions);

@@ -26,6 +26,8 @@ pub struct CreateKeyRequest {
     pub permissions: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     /// Roles given in scopes of their own: `[{"role": "operator", "scopes": ["wallet:w_1"]}]`.
+    /// Left out when absent, so this SDK still creates keys on servers that predate grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Vec<KeyGrant>>,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
