@@ -116,17 +116,17 @@ impl Authority {
             // The common case: exactly the work of a key without roles.
             return own && query.is_none_or(|q| q.allows(&self.under_own));
         }
-        let covering: Vec<&[String]> = self
-            .granted
-            .iter()
-            .filter(|g| any_covers(&g.scopes, scope))
-            .map(|g| &*g.permissions)
-            .chain(own.then_some(&*self.under_own))
-            .collect();
-        if covering.is_empty() {
+        // No allocation: each required permission asks the covering sets directly.
+        let covers = |g: &Scoped| any_covers(&g.scopes, scope);
+        if !own && !self.granted.iter().any(covers) {
             return false;
         }
-        query.is_none_or(|q| q.allows_with(&|p| covering.iter().any(|set| set.iter().any(|g| permission_covers(g, p)))))
+        let held = |set: &[String], p: &str| set.iter().any(|g| permission_covers(g, p));
+        query.is_none_or(|q| {
+            q.allows_with(&|p| {
+                (own && held(&self.under_own, p)) || self.granted.iter().any(|g| covers(g) && held(&g.permissions, p))
+            })
+        })
     }
 }
 
