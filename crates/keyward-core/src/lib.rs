@@ -2,6 +2,7 @@
 //! input validation and the verification decision. It performs no I/O; time and randomness
 //! are passed in so that every rule can be tested without sleeping or mocking the OS.
 
+pub mod audit;
 pub mod authority;
 pub mod clock;
 pub mod codes;
@@ -24,6 +25,7 @@ pub mod signing;
 pub mod text;
 pub mod validate;
 pub mod verify;
+pub mod webhook_signature;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
