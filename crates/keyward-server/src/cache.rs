@@ -188,8 +188,10 @@ impl KeyCache {
         touched
     }
 
-    /// Drops every cached key owned by service account `id` (its state is read again).
+    /// Drops every cached key owned by service account `id` (its state is read again), and
+    /// discards every fill in flight: one may have read the account as it was before.
     pub fn evict_owner(&self, id: &str) {
+        self.bump_all();
         let owned = |e: &Entry| matches!(e, Entry::Found(k) if k.owner.as_deref() == Some(id));
         let secret: Vec<KeyHash> = self.entries.iter().filter(|(_, e)| owned(e)).map(|(k, _)| *k).collect();
         let public: Vec<String> = self.public.iter().filter(|(_, e)| owned(e)).map(|(k, _)| (*k).clone()).collect();
@@ -268,6 +270,18 @@ mod tests {
         assert!(c.get(&b).is_none());
         c.invalidate("not hex");
         assert!(c.get(&a).is_none(), "an unreadable event drops everything");
+    }
+
+    /// A key of a service account being filled while the account is disabled must not be
+    /// cached with the account's old state.
+    #[test]
+    fn an_account_change_discards_fills_in_flight() {
+        let c = KeyCache::new(10);
+        let k = key_hash(HEX).unwrap();
+        let e = c.epoch(&k);
+        c.evict_owner("sa_1");
+        c.fill(k, Entry::Missing, e);
+        assert!(c.get(&k).is_none());
     }
 
     /// A change to one key must not throw away fills of other keys in flight (under a steady
