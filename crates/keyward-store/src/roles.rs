@@ -163,12 +163,10 @@ impl Store {
         description: Option<&str>,
         permissions: Option<&[String]>,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRole>, StoreError> {
+    ) -> Result<StoredRole, StoreError> {
         let mut tx = self.begin().await?;
         let out = write_role(&mut tx, workspace_id, current, description, permissions, None, now).await?;
-        if out.is_some() {
-            emit(&mut tx, &role_event(workspace_id, &current.name), now).await?;
-        }
+        emit(&mut tx, &role_event(workspace_id, &current.name), now).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -273,7 +271,7 @@ pub(crate) async fn write_role(
     permissions: Option<&[String]>,
     approval_id: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<StoredRole>, StoreError> {
+) -> Result<StoredRole, StoreError> {
     let row = sqlx::query("SELECT approval_id FROM roles WHERE workspace_id = $1 AND name = $2")
         .bind(workspace_id)
         .bind(&current.name)
@@ -308,7 +306,7 @@ pub(crate) async fn write_role(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(Some(new))
+    Ok(new)
 }
 
 /// Marks a role as waiting on approval request `approval_id` (inserting a member role's row).

@@ -168,11 +168,8 @@ pub async fn update_role(
             return Ok(Json(view(&StoredRole { approval_id: Some(a.id), ..current }, &holders)));
         }
     }
-    let updated = state
-        .store
-        .update_role(&p.workspace_id, &current, description.as_deref(), permissions.as_deref(), now)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no role named {name:?}")))?;
+    let updated =
+        state.store.update_role(&p.workspace_id, &current, description.as_deref(), permissions.as_deref(), now).await?;
     state.rederive_role(&p.workspace_id, &name).await;
     let holders = state.store.role_holders(&p.workspace_id).await?;
     Ok(Json(view(&updated, &holders)))
