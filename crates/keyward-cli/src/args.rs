@@ -52,6 +52,9 @@ pub enum Command {
     /// Service accounts: integration users that own keys and cannot log in.
     #[command(subcommand, name = "service-accounts")]
     ServiceAccounts(ServiceAccountsCommand),
+    /// The tamper-evident audit trail: list, export, verify, head.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -217,6 +220,57 @@ pub enum PoliciesCommand {
         temporary_max_days: Option<u32>,
         #[arg(long)]
         permanent_requires_ip_allowlist: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Events, newest first.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// An action (key.create) or a prefix (key.*).
+        #[arg(long)]
+        action: Option<String>,
+        /// A member id.
+        #[arg(long)]
+        actor: Option<String>,
+        /// A key, member, role, service account or approval id.
+        #[arg(long)]
+        target: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Every event as NDJSON, oldest first.
+    Export {
+        #[command(flatten)]
+        remote: Remote,
+        /// RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Recompute every workspace's chain from the database itself (exit 1 when broken).
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Only this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Print each workspace's chain head (seq and hash), to record elsewhere.
+    Head {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        workspace: Option<String>,
     },
 }
 

@@ -17,6 +17,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use keyward_core::audit::{AuditEvent, AuditList, ChainCheck};
 pub use keyward_core::authority::KeyGrant;
 pub use keyward_core::codes::VerifyCode;
 pub use keyward_core::model::KeyStatus;
@@ -398,6 +399,46 @@ impl Client {
             rb = rb.header("Idempotency-Key", k);
         }
         Self::send(rb).await
+    }
+}
+
+/// Filters of [`Client::list_audit`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ListAudit {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// The audit trail.
+impl Client {
+    /// Events, newest first.
+    pub async fn list_audit(&self, f: &ListAudit) -> Result<AuditList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/audit").query(f)).await
+    }
+
+    /// Every event (between `since` and `until`, RFC 3339) as NDJSON, oldest first.
+    pub async fn export_audit(&self, since: Option<&str>, until: Option<&str>) -> Result<String, ClientError> {
+        let q: Vec<(&str, &str)> =
+            [("since", since), ("until", until)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let bytes = Self::exchange(self.request(Method::GET, "/v1/audit/export").query(&q)).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Recomputes the workspace's chain on the server.
+    pub async fn verify_audit(&self) -> Result<ChainCheck, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/audit/verify")).await
     }
 }
 

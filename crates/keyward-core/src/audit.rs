@@ -129,6 +129,13 @@ impl AuditEvent {
     }
 }
 
+/// `GET /v1/audit`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
 /// The outcome of recomputing a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]

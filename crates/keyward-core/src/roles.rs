@@ -10,6 +10,7 @@
 //! | invite, remove, change members | ✓ | ✓ |   |   |   |   |
 //! | change policies                | ✓ | ✓ |   |   |   |   |
 //! | manage roles, service accounts | ✓ | ✓ |   |   |   |   |
+//! | read the audit trail           | ✓ | ✓ | ✓ |   |   |   |
 //!
 //! "own": only keys the developer created. Approving is governed by each policy's
 //! `approver_roles`. Nobody grants more than they hold: a member assigns roles up to their own
@@ -47,6 +48,8 @@ pub enum Action {
     ManagePolicies,
     /// Define roles and service accounts (and create keys for the accounts).
     ManageRoles,
+    /// Read the audit trail.
+    ReadAudit,
 }
 
 /// The answer of [`allows`].
@@ -80,7 +83,7 @@ impl Role {
         match (self, action) {
             (_, Read) => Grant::Yes,
             (Owner | Admin, _) => Grant::Yes,
-            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey) => Grant::Yes,
+            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey | ReadAudit) => Grant::Yes,
             (Developer, CreateKey) => Grant::Yes,
             (Developer, UpdateKey | RotateKey | RevokeKey) => Grant::OwnKeysOnly,
             (Operator, CreateKey | RotateKey | RevokeKey) => Grant::Yes,

@@ -3,6 +3,7 @@
 //! errors become HTTP answers.
 
 pub mod app;
+mod audit;
 mod backstop;
 pub mod bootstrap;
 pub mod cache;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::audit::{append, AuditRecord};
 use crate::dialect::Tx;
 use crate::events::emit;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
@@ -19,6 +20,7 @@ use crate::member_state::settle_member_request;
 use crate::roles::{hold_role, release_role, role_event, write_role, StoredRole};
 use crate::rows::{key_from_row, KEY_COLUMNS};
 use crate::{Conflict, Store, StoreError};
+use keyward_core::audit::AuditTarget;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalStatus {
@@ -271,10 +273,16 @@ async fn close(
 
 impl Store {
     /// Records a request to change `current` and holds the role until it is decided.
-    pub async fn request_role_update(&self, a: &NewApproval, current: &StoredRole) -> Result<(), StoreError> {
+    pub async fn request_role_update(
+        &self,
+        a: &NewApproval,
+        current: &StoredRole,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         hold_role(&mut tx, &a.workspace_id, current, &a.id).await?;
         insert_approval(&mut tx, a).await?;
+        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -285,6 +293,7 @@ impl Store {
         key_status: KeyStatus,
         a: &NewApproval,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<RequestOutcome, StoreError> {
         let mut tx = self.begin().await?;
         let sql = format!(
@@ -308,6 +317,7 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         insert_approval(&mut tx, a).await?;
+        append(&mut tx, &a.workspace_id, audit, now).await?;
         emit_all(&mut tx, std::slice::from_ref(&rec), now).await?;
         tx.commit().await?;
         Ok(RequestOutcome::Pending(Box::new(rec)))
@@ -359,6 +369,7 @@ impl Store {
         id: &str,
         member_id: &str,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Decision, StoreError> {
         let (mut tx, a) = match self.open_pending(workspace_id, id, now).await? {
             Ok(open) => open,
@@ -384,8 +395,11 @@ impl Store {
             .await?
             .try_get("n")?;
         let done = n >= i64::from(a.request.required);
+        append(&mut tx, workspace_id, audit, now).await?;
         let mut changed = Vec::new();
         if done {
+            let applied = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
+            append(&mut tx, workspace_id, &audit.with("approval.approved", audit.target.clone(), applied), now).await?;
             changed = apply(&mut tx, &a.request, now).await?;
             emit_all(&mut tx, &changed, now).await?;
             close(&mut tx, id, ApprovalStatus::Approved, Some(member_id), None, now).await?;
@@ -398,21 +412,23 @@ impl Store {
         Ok(if done { Decision::Done(a, changed) } else { Decision::Recorded(a) })
     }
 
-    /// Rejects or cancels a pending request and undoes its pending state.
+    /// Rejects or cancels a pending request and undoes its pending state; the audit record's
+    /// actor is who decided it.
     pub async fn close_approval(
         &self,
         workspace_id: &str,
         id: &str,
         status: ApprovalStatus,
-        by: &str,
         reason: Option<&str>,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Decision, StoreError> {
         let (mut tx, a) = match self.open_pending(workspace_id, id, now).await? {
             Ok(open) => open,
             Err(d) => return Ok(d),
         };
-        let changed = end(&mut tx, &a, status, Some(by), reason, now).await?;
+        let changed = end(&mut tx, &a, status, audit.actor.id.as_deref(), reason, now).await?;
+        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         let a = self
             .get_approval(workspace_id, id)
@@ -468,6 +484,9 @@ impl Store {
             if let Some(a) = lock(&mut tx, &ws, &id).await? {
                 if a.status == ApprovalStatus::Pending {
                     changed.extend(end(&mut tx, &a, ApprovalStatus::Expired, None, None, now).await?);
+                    let target = AuditTarget { kind: "approval".into(), id: Some(id.clone()), name: None };
+                    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
+                    append(&mut tx, &ws, &AuditRecord::system("approval.expired", target, what), now).await?;
                 }
             }
             tx.commit().await?;

@@ -10,6 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use crate::approvals::{cancel_for_key, insert_approval, NewApproval};
+use crate::audit::{append, AuditRecord};
 use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
 use crate::key_state::{apply_changes, cache_key, insert_row, refusal, retire};
@@ -59,6 +60,7 @@ pub struct Rotation<'a> {
     /// Rotation under approval: the successor waits (pending_create) and the old key is
     /// retired only when the request is approved.
     pub approval: Option<&'a NewApproval>,
+    pub audit: &'a AuditRecord,
 }
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ impl Store {
         now: DateTime<Utc>,
         idem: Option<&IdempotencyRecord>,
         approval: Option<&NewApproval>,
+        audit: &AuditRecord,
     ) -> Result<InsertOutcome, StoreError> {
         let mut tx = self.begin().await?;
         if let Some(i) = idem {
@@ -120,6 +123,7 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
+        append(&mut tx, &rec.workspace_id, audit, now).await?;
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
             emit(&mut tx, &k, now).await?;
@@ -205,6 +209,7 @@ impl Store {
         id: &str,
         c: &KeyChanges,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut tx = self.begin().await?;
         let Some(rec) = apply_changes(&mut tx, workspace_id, id, c, now, None).await? else {
@@ -214,6 +219,7 @@ impl Store {
                 None => Ok(None),
             };
         };
+        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -227,6 +233,7 @@ impl Store {
         workspace_id: &str,
         id: &str,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let sql = format!(
             "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1, approval_id = NULL \
@@ -241,6 +248,7 @@ impl Store {
         let rec = key_from_row(&row)?;
         // A revoke made directly ends any request still waiting about this key.
         cancel_for_key(&mut tx, id, now).await?;
+        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -255,7 +263,7 @@ impl Store {
         r: &Rotation<'_>,
         make_new: impl FnOnce(&KeyRecord) -> KeyRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let Rotation { workspace_id, id, now, grace_end, new_id, idem, approval } = *r;
+        let Rotation { workspace_id, id, now, grace_end, new_id, idem, approval, audit } = *r;
         // Claim the key first: this takes the write lock and returns its current settings,
         // which the successor copies.
         let claim = format!(
@@ -305,6 +313,7 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
+        append(&mut tx, workspace_id, audit, now).await?;
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
             emit(&mut tx, &k, now).await?;
         }

@@ -3,6 +3,7 @@
 //! [`dialect`] alone.
 
 mod approvals;
+mod audit;
 mod conflict;
 pub mod dialect;
 mod error;
@@ -21,6 +22,7 @@ mod verify_tokens;
 mod workspaces;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
+pub use audit::{AuditFilter, AuditRecord, Origin};
 pub use conflict::Conflict;
 pub use dialect::Dialect;
 pub use dialect::Subscription;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "management key lifecycle", include_str!("../migrations/0005_management_key_lifecycle.sql")),
     (6, "governed members", include_str!("../migrations/0006_governed_members.sql")),
     (7, "roles and service accounts", include_str!("../migrations/0007_roles_service_accounts.sql")),
+    (8, "audit trail", include_str!("../migrations/0008_audit.sql")),
 ];
 
 #[derive(Debug)]

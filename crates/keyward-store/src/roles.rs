@@ -10,6 +10,7 @@ use keyward_core::model::KeyRecord;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::audit::{append, AuditRecord};
 use crate::dialect::Tx;
 use crate::events::emit;
 use crate::key_state::emit_all;
@@ -137,7 +138,12 @@ impl Store {
     }
 
     /// Creates a role; keys already naming it in `roles` get its permissions from now on.
-    pub async fn create_role(&self, workspace_id: &str, role: &StoredRole) -> Result<(), StoreError> {
+    pub async fn create_role(
+        &self,
+        workspace_id: &str,
+        role: &StoredRole,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 AS x FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
@@ -149,6 +155,7 @@ impl Store {
             return Err(StoreError::Conflict(Conflict::RoleExists));
         }
         insert_role(&mut tx, workspace_id, role).await?;
+        append(&mut tx, workspace_id, audit, role.created_at).await?;
         emit(&mut tx, &role_event(workspace_id, &role.name), role.created_at).await?;
         tx.commit().await?;
         Ok(())
@@ -163,9 +170,11 @@ impl Store {
         description: Option<&str>,
         permissions: Option<&[String]>,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<StoredRole, StoreError> {
         let mut tx = self.begin().await?;
         let out = write_role(&mut tx, workspace_id, current, description, permissions, None, now).await?;
+        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &role_event(workspace_id, &current.name), now).await?;
         tx.commit().await?;
         Ok(out)
@@ -179,6 +188,7 @@ impl Store {
         name: &str,
         force: bool,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<RoleDeletion, StoreError> {
         let mut tx = self.begin().await?;
         let found = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND name = $2")
@@ -229,6 +239,9 @@ impl Store {
                 .await?;
             changed.push(key_from_row(&row)?);
         }
+        let ids: Vec<&str> = changed.iter().map(|k| k.id.as_str()).collect();
+        let what = serde_json::json!({"force": force, "taken_off_keys": ids});
+        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
         emit_all(&mut tx, &changed, now).await?;
         emit(&mut tx, &role_event(workspace_id, name), now).await?;
         tx.commit().await?;

@@ -9,6 +9,7 @@ use keyward_core::verify::{KeyContext, OwnerState};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::audit::{append, AuditRecord};
 use crate::events::emit;
 use crate::key_state::emit_all;
 use crate::rows::{key_from_row, KEY_COLUMNS};
@@ -65,7 +66,7 @@ fn event(id: &str) -> String {
 }
 
 impl Store {
-    pub async fn create_service_account(&self, a: &ServiceAccount) -> Result<(), StoreError> {
+    pub async fn create_service_account(&self, a: &ServiceAccount, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let taken = sqlx::query("SELECT 1 AS x FROM service_accounts WHERE workspace_id = $1 AND name = $2")
             .bind(&a.workspace_id)
@@ -91,6 +92,7 @@ impl Store {
         .bind(to_ms(a.updated_at))
         .execute(&mut *tx)
         .await?;
+        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -118,6 +120,7 @@ impl Store {
         id: &str,
         c: &AccountChanges,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Option<ServiceAccount>, StoreError> {
         let mut tx = self.begin().await?;
         if let Some(name) = &c.name {
@@ -152,6 +155,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
+        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;
         self.get_service_account(workspace_id, id).await
@@ -163,6 +167,7 @@ impl Store {
         workspace_id: &str,
         id: &str,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
         let mut tx = self.begin().await?;
         let gone = sqlx::query("DELETE FROM service_accounts WHERE workspace_id = $1 AND id = $2")
@@ -197,6 +202,9 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let ids: Vec<&str> = revoked.iter().map(|k| k.id.as_str()).collect();
+        let what = serde_json::json!({"revoked_keys": ids});
+        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
         emit_all(&mut tx, &revoked, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;

@@ -111,6 +111,14 @@ impl TestDb {
         c.close().await.ok();
     }
 
+    /// Runs SQL on this test's database itself, on either backend (rows changed by hand).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&self.url).await.expect("connect to the test database");
+        sqlx::Executor::execute(&mut c, sql).await.expect("SQL");
+        c.close().await.ok();
+    }
+
     /// Ends every session on this test's database (so pools must connect anew).
     pub async fn terminate_sessions(&self) {
         self.admin(

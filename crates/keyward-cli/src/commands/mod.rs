@@ -1,3 +1,4 @@
+mod audit;
 mod governance;
 mod init;
 mod keys;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Approvals(c) => governance::approvals(c).await,
         Command::Policies(c) => governance::policies(c).await,
         Command::Roles(c) => roles::roles(c).await,
+        Command::Audit(c) => audit::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,

@@ -7,6 +7,7 @@
 extern crate keyward_testkit;
 
 mod approvals;
+mod audit;
 mod cli;
 mod config;
 mod faults;

@@ -11,6 +11,7 @@ use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, Re
 use keyward_core::wire::keys::UpdateKeyRequest;
 use keyward_store::{Approval, ApprovalStatus, Decision};
 
+use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::escalation::Gift;
 use crate::extract::{ApiJson, Caller};
@@ -136,6 +137,7 @@ pub async fn get_approval(
 pub async fn approve(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> ApiResult<Json<ApprovalView>> {
@@ -146,7 +148,9 @@ pub async fn approve(
     }
     requester_may_still_give(&state, &a).await?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
-    let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now()).await?;
+    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
+    let audit = caller.audit(&origin, "approval.approve", target("approval", &id, None), what);
+    let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now(), &audit).await?;
     if let Decision::Done(done, _) = &d {
         if done.request.action == KeyAction::RoleUpdate {
             state.rederive_role(&done.request.workspace_id, &done.request.key_id).await;
@@ -207,6 +211,7 @@ async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<(
 pub async fn reject(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<ApprovalView>> {
@@ -216,15 +221,18 @@ pub async fn reject(
     let a = find(&state, &caller, &id).await?;
     may_decide(&caller, &a, "reject")?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
+    let what =
+        serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id, "reason": body.reason});
+    let audit = caller.audit(&origin, "approval.reject", target("approval", &id, None), what);
     let d = state
         .store
         .close_approval(
             &caller.0.workspace_id,
             &id,
             ApprovalStatus::Rejected,
-            &caller.0.member_id,
             body.reason.as_deref(),
             state.clock.now(),
+            &audit,
         )
         .await?;
     answer(&state, d, &id)
@@ -237,6 +245,7 @@ pub async fn reject(
 pub async fn cancel(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApprovalView>> {
     let a = find(&state, &caller, &id).await?;
@@ -244,16 +253,11 @@ pub async fn cancel(
     if !mine && !matches!(caller.0.role, Role::Owner | Role::Admin) {
         return Err(ApiError::Forbidden("only the requester, an owner or an admin may cancel a request".into()));
     }
+    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
+    let audit = caller.audit(&origin, "approval.cancel", target("approval", &id, None), what);
     let d = state
         .store
-        .close_approval(
-            &caller.0.workspace_id,
-            &id,
-            ApprovalStatus::Cancelled,
-            &caller.0.member_id,
-            None,
-            state.clock.now(),
-        )
+        .close_approval(&caller.0.workspace_id, &id, ApprovalStatus::Cancelled, None, state.clock.now(), &audit)
         .await?;
     answer(&state, d, &id)
 }

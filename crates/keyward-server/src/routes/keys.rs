@@ -15,6 +15,7 @@ use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest
 use keyward_core::{duration, ids};
 use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation, ServiceAccount};
 
+use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::escalation::Gift;
 use crate::extract::{parse_json, ApiJson, Caller, RawBody};
@@ -38,11 +39,22 @@ fn pending_or(outcome: RequestOutcome, id: &str) -> ApiResult<KeyRecord> {
 pub async fn create_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     caller.require(Action::CreateKey)?;
-    create(&state, &caller, &headers, &body, None).await
+    create(&state, &caller, &origin, &headers, &body, None).await
+}
+
+/// What the audit trail records of a key's settings (never its secret or hash).
+fn settings(rec: &KeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": rec.name, "environment": rec.environment, "kind": rec.kind.as_str(), "status": rec.status.as_str(),
+        "roles": rec.roles, "permissions": rec.permissions, "scopes": rec.scopes, "grants": rec.grants,
+        "ip_allowlist": rec.ip_allowlist, "expires_at": rec.expires_at, "callback_url": rec.callback_url,
+        "service_account_id": rec.service_account_id, "approval_id": rec.approval_id,
+    })
 }
 
 /// Creates a key, for the caller or owned by service account `account` (whose role the key
@@ -50,6 +62,7 @@ pub async fn create_key(
 pub(crate) async fn create(
     state: &AppState,
     caller: &Caller,
+    origin: &RequestOrigin,
     headers: &HeaderMap,
     body: &[u8],
     account: Option<&ServiceAccount>,
@@ -82,7 +95,8 @@ pub(crate) async fn create(
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref()).await?;
+    let audit = caller.audit(origin, "key.create", target("key", &rec.id, Some(&rec.name)), settings(&rec));
+    let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref(), &audit).await?;
     match inserted {
         InsertOutcome::Created => {
             state.forget(&rec);
@@ -174,6 +188,7 @@ pub async fn get_key(
 pub async fn update_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<Json<KeyView>> {
@@ -202,12 +217,16 @@ pub async fn update_key(
         lifetime.check(&mut expires_at, &caller.0.policy, false)?;
     }
     let payload = serde_json::json!({ "changes": req });
+    let audit = caller.audit(&origin, "key.update", target("key", &id, Some(&current.name)), payload.clone());
     let rec = match approval_for(&state, &caller, KeyAction::Update, &id, payload).await? {
         // The old settings stay in force until the request is approved.
-        Some(a) => pending_or(state.store.request_change(KeyStatus::PendingUpdate, &a, now).await?, &id)?,
+        Some(a) => {
+            let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+            pending_or(state.store.request_change(KeyStatus::PendingUpdate, &a, now, &audit).await?, &id)?
+        }
         None => state
             .store
-            .update_key(&caller.0.workspace_id, &id, &changes, now)
+            .update_key(&caller.0.workspace_id, &id, &changes, now, &audit)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?,
     };
@@ -220,6 +239,7 @@ pub async fn update_key(
 pub async fn revoke_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyView>> {
     caller.require(Action::RevokeKey)?;
@@ -229,12 +249,17 @@ pub async fn revoke_key(
     if current.status == KeyStatus::Revoked {
         return Ok(Json(state.view(&current)));
     }
+    let audit = caller.audit(&origin, "key.revoke", target("key", &id, Some(&current.name)), serde_json::json!({}));
     let rec = match approval_for(&state, &caller, KeyAction::Revoke, &id, serde_json::json!({})).await? {
         // The key keeps working until the request is approved.
-        Some(a) => pending_or(state.store.request_change(KeyStatus::PendingRevoke, &a, now).await?, &id)?,
+        Some(a) => {
+            let what = serde_json::json!({"action": "key.revoke", "key_id": id});
+            let audit = audit.with("approval.request", target("approval", &a.id, None), what);
+            pending_or(state.store.request_change(KeyStatus::PendingRevoke, &a, now, &audit).await?, &id)?
+        }
         None => state
             .store
-            .revoke_key(&caller.0.workspace_id, &id, now)
+            .revoke_key(&caller.0.workspace_id, &id, now, &audit)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?,
     };
@@ -250,6 +275,7 @@ pub async fn revoke_key(
 pub async fn rotate_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -289,6 +315,9 @@ pub async fn rotate_key(
     view.secret = Some(secret.clone());
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
+    let what = serde_json::json!({"new_key_id": new_id, "grace_period_seconds": grace.num_seconds(),
+        "approval_id": approval.as_ref().map(|a| a.id.clone())});
+    let audit = caller.audit(&origin, "key.rotate", target("key", &id, Some(&current.name)), what);
     match state
         .store
         .rotate_key(
@@ -300,6 +329,7 @@ pub async fn rotate_key(
                 new_id: &new_id,
                 idem: stored.as_ref(),
                 approval: approval.as_ref(),
+                audit: &audit,
             },
             make_new,
         )

@@ -2,6 +2,7 @@
 //! without its OpenAPI description.
 
 pub mod approvals;
+pub mod audit;
 pub mod keys;
 pub mod management_keys;
 pub mod members;
@@ -30,6 +31,7 @@ use crate::state::SharedState;
          (name = "members", description = "members, sessions and MFA"),
          (name = "governance", description = "policies and approval requests"),
          (name = "roles", description = "roles that grant permissions, and service accounts"),
+         (name = "audit", description = "the tamper-evident audit trail"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -76,6 +78,9 @@ pub fn api() -> OpenApiRouter<SharedState> {
             service_accounts::delete_service_account
         ))
         .routes(routes!(service_accounts::create_account_key))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit))
+        .routes(routes!(audit::verify_audit))
         .routes(routes!(approvals::list_approvals))
         .routes(routes!(approvals::get_approval))
         .routes(routes!(approvals::approve))

@@ -16,6 +16,7 @@ use keyward_core::validate;
 use keyward_core::wire::roles::{CreateRoleRequest, RoleList, RoleView, UpdateRoleRequest};
 use keyward_store::{RoleDeletion, StoredRole};
 
+use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::escalation::Gift;
 use crate::extract::{ApiJson, Caller};
@@ -85,6 +86,7 @@ pub async fn list_roles(State(state): State<SharedState>, caller: Caller) -> Api
 pub async fn create_role(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<CreateRoleRequest>,
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     caller.require(Action::ManageRoles)?;
@@ -108,7 +110,9 @@ pub async fn create_role(
         updated_at: now,
         approval_id: None,
     };
-    state.store.create_role(&p.workspace_id, &role).await?;
+    let what = serde_json::json!({"permissions": role.permissions, "description": role.description});
+    let audit = caller.audit(&origin, "role.create", target("role", &role.name, None), what);
+    state.store.create_role(&p.workspace_id, &role, &audit).await?;
     // Keys may already name it in `roles`: they hold it from now on.
     state.rederive_role(&p.workspace_id, &role.name).await;
     let holders = state.store.role_holders(&p.workspace_id).await?;
@@ -142,6 +146,7 @@ fn widens(old: Option<&[String]>, new: &[String]) -> bool {
 pub async fn update_role(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<UpdateRoleRequest>,
 ) -> ApiResult<Json<RoleView>> {
@@ -160,16 +165,21 @@ pub async fn update_role(
     }
     let now = state.clock.now();
     let widening = permissions.as_deref().is_some_and(|n| widens(current.permissions.as_deref(), n));
+    let payload = serde_json::json!({ "permissions": permissions, "description": description });
+    let what = serde_json::json!({"from": current.permissions, "to": payload});
+    let audit = caller.audit(&origin, "role.update", target("role", &name, None), what);
     if widening {
-        let payload = serde_json::json!({ "permissions": permissions, "description": description });
         if let Some(a) = approval_for(&state, &caller, KeyAction::RoleUpdate, &name, payload).await? {
-            state.store.request_role_update(&a, &current).await?;
+            let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+            state.store.request_role_update(&a, &current, &audit).await?;
             let holders = state.store.role_holders(&p.workspace_id).await?;
             return Ok(Json(view(&StoredRole { approval_id: Some(a.id), ..current }, &holders)));
         }
     }
-    let updated =
-        state.store.update_role(&p.workspace_id, &current, description.as_deref(), permissions.as_deref(), now).await?;
+    let updated = state
+        .store
+        .update_role(&p.workspace_id, &current, description.as_deref(), permissions.as_deref(), now, &audit)
+        .await?;
     state.rederive_role(&p.workspace_id, &name).await;
     let holders = state.store.role_holders(&p.workspace_id).await?;
     Ok(Json(view(&updated, &holders)))
@@ -189,6 +199,7 @@ pub struct DeleteRoleParams {
 pub async fn delete_role(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(name): Path<String>,
     params: Result<Query<DeleteRoleParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
@@ -201,16 +212,22 @@ pub async fn delete_role(
             message: format!("{name} is a member role and cannot be deleted"),
         });
     }
-    match state.store.delete_role(ws, &name, params.force.unwrap_or(false), state.clock.now()).await? {
+    let force = params.force.unwrap_or(false);
+    let audit = caller.audit(&origin, "role.delete", target("role", &name, None), serde_json::json!({"force": force}));
+    let now = state.clock.now();
+    match state.store.delete_role(ws, &name, force, now, &audit).await? {
         RoleDeletion::NotFound => Err(ApiError::NotFound(format!("no role named {name:?}"))),
-        RoleDeletion::InUse { accounts, .. } if accounts > 0 => Err(ApiError::Conflict {
-            field: None,
-            message: format!("{accounts} service account(s) have this role; give them another role first"),
-        }),
-        RoleDeletion::InUse { keys, .. } => Err(ApiError::Conflict {
-            field: None,
-            message: format!("{keys} key(s) hold this role; delete with ?force=true to take it off them"),
-        }),
+        RoleDeletion::InUse { keys, accounts } => {
+            // Refused deletions are on the record too.
+            let what = serde_json::json!({"force": force, "refused": true, "keys": keys, "service_accounts": accounts});
+            state.store.record(ws, &audit.with("role.delete", audit.target.clone(), what), now).await?;
+            let message = if accounts > 0 {
+                format!("{accounts} service account(s) have this role; give them another role first")
+            } else {
+                format!("{keys} key(s) hold this role; delete with ?force=true to take it off them")
+            };
+            Err(ApiError::Conflict { field: None, message })
+        }
         RoleDeletion::Deleted { changed_keys } => {
             changed_keys.iter().for_each(|k| state.forget(k));
             state.rederive_role(ws, &name).await;

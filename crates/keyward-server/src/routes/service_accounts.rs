@@ -15,6 +15,7 @@ use keyward_core::wire::roles::{
 };
 use keyward_store::{AccountChanges, ServiceAccount};
 
+use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::escalation::Gift;
 use crate::extract::{ApiJson, Caller, RawBody};
@@ -62,6 +63,7 @@ async fn checked_role(state: &AppState, caller: &Caller, raw: &str) -> ApiResult
 pub async fn create_service_account(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<CreateServiceAccountRequest>,
 ) -> ApiResult<(StatusCode, Json<ServiceAccountView>)> {
     caller.require(Action::ManageRoles)?;
@@ -81,7 +83,9 @@ pub async fn create_service_account(
         updated_at: now,
         keys: 0,
     };
-    state.store.create_service_account(&a).await?;
+    let what = serde_json::json!({"name": a.name, "role": a.role, "description": a.description});
+    let audit = caller.audit(&origin, "service_account.create", target("service_account", &a.id, Some(&a.name)), what);
+    state.store.create_service_account(&a, &audit).await?;
     Ok((StatusCode::CREATED, Json(view(&a))))
 }
 
@@ -114,6 +118,7 @@ pub async fn get_service_account(
 pub async fn update_service_account(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateServiceAccountRequest>,
 ) -> ApiResult<Json<ServiceAccountView>> {
@@ -127,9 +132,11 @@ pub async fn update_service_account(
         description: req.description.as_deref().map(|d| validate::description(Some(d))).transpose()?,
         disabled: req.disabled,
     };
+    let what = serde_json::to_value(&req).unwrap_or_default();
+    let audit = caller.audit(&origin, "service_account.update", target("service_account", &id, None), what);
     let a = state
         .store
-        .update_service_account(&caller.0.workspace_id, &id, &changes, state.clock.now())
+        .update_service_account(&caller.0.workspace_id, &id, &changes, state.clock.now(), &audit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?;
     state.cache.evict_owner(&id);
@@ -142,12 +149,15 @@ pub async fn update_service_account(
 pub async fn delete_service_account(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Action::ManageRoles)?;
+    let audit =
+        caller.audit(&origin, "service_account.delete", target("service_account", &id, None), serde_json::json!({}));
     let revoked = state
         .store
-        .delete_service_account(&caller.0.workspace_id, &id, state.clock.now())
+        .delete_service_account(&caller.0.workspace_id, &id, state.clock.now(), &audit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?;
     revoked.iter().for_each(|k| state.forget(k));
@@ -164,11 +174,12 @@ pub async fn delete_service_account(
 pub async fn create_account_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     caller.require(Action::ManageRoles)?;
     let account = find(&state, &caller, &id).await?;
-    super::keys::create(&state, &caller, &headers, &body, Some(&account)).await
+    super::keys::create(&state, &caller, &origin, &headers, &body, Some(&account)).await
 }

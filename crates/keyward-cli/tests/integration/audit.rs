@@ -1,0 +1,188 @@
+//! The audit trail (issue 11, first part): key, approval, role and service-account changes
+//! append events in their own transaction; the chain names the first edited, deleted or
+//! reordered event; secrets never appear.
+
+use keyward_testkit::{Backend, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    key_changes_are_on_the_record,
+    tampering_is_found,
+    the_offline_check_and_head,
+    concurrent_writers_on_two_nodes_make_one_chain
+);
+
+async fn audit(s: &TestServer, query: &str) -> Value {
+    let (st, v) = s.call(Method::GET, &format!("/v1/audit{query}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+fn actions(v: &Value) -> Vec<String> {
+    v["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect()
+}
+
+async fn key_changes_are_on_the_record(b: Backend) {
+    let s = TestServer::start(b).await;
+    let r = s
+        .http()
+        .post(s.url("/v1/keys"))
+        .bearer_auth(&s.management_key)
+        .header("x-request-id", "req-from-client-1")
+        .header("user-agent", "audit-test/1")
+        .json(&json!({"name": "billing", "permissions": ["wallet.read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let k: Value = r.json().await.unwrap();
+    let (id, secret) = (k["id"].as_str().unwrap().to_string(), k["secret"].as_str().unwrap().to_string());
+    s.call(Method::PATCH, &format!("/v1/keys/{id}"), Some(json!({"name": "billing-2"}))).await;
+    let (_, rotated) =
+        s.call(Method::POST, &format!("/v1/keys/{id}/rotate"), Some(json!({"grace_period": "1h"}))).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    s.call(Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;
+    s.call(Method::POST, "/v1/roles", Some(json!({"name": "ops", "permissions": ["tx.*"]}))).await;
+    s.create(json!({"name": "holder", "roles": ["ops"]})).await;
+    let (st, _) = s.call(Method::DELETE, "/v1/roles/ops", None).await;
+    assert_eq!(st, 409);
+    let (_, sa) = s.call(Method::POST, "/v1/service-accounts", Some(json!({"name": "ci", "role": "ops"}))).await;
+    let sa_id = sa["id"].as_str().unwrap().to_string();
+    s.call(Method::PATCH, &format!("/v1/service-accounts/{sa_id}"), Some(json!({"disabled": true}))).await;
+    s.call(Method::DELETE, &format!("/v1/service-accounts/{sa_id}"), None).await;
+
+    let all = audit(&s, "").await;
+    assert_eq!(
+        actions(&all),
+        [
+            "service_account.delete",
+            "service_account.update",
+            "service_account.create",
+            "role.delete",
+            "key.create",
+            "role.create",
+            "key.revoke",
+            "key.rotate",
+            "key.update",
+            "key.create"
+        ]
+    );
+    let first = all["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(first["actor"]["type"], "management_key");
+    assert_eq!((first["ip"].as_str(), first["user_agent"].as_str()), (Some("127.0.0.1"), Some("audit-test/1")));
+    assert_eq!(first["request_id"], "req-from-client-1");
+    assert_eq!((first["target"]["type"].as_str(), first["target"]["id"].as_str()), (Some("key"), Some(id.as_str())));
+    assert_eq!(first["changes"]["permissions"], json!(["wallet.read"]));
+    assert_eq!(first["seq"], 1);
+    let refused = &all["items"][3];
+    assert_eq!((refused["changes"]["refused"].as_bool(), refused["changes"]["keys"].as_u64()), (Some(true), Some(1)));
+
+    // Filters and pages.
+    assert_eq!(actions(&audit(&s, "?action=key.*").await).len(), 5);
+    assert_eq!(
+        actions(&audit(&s, &format!("?target={id}")).await),
+        ["key.revoke", "key.rotate", "key.update", "key.create"]
+    );
+    let page = audit(&s, "?limit=4").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let rest = audit(&s, &format!("?limit=20&cursor={cursor}")).await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 6);
+    let (st, e) = s.call(Method::GET, "/v1/audit?since=yesterday", None).await;
+    assert_eq!((st, e["error"]["field"].as_str()), (400, Some("since")));
+    let dev = s.member("developer", false).await;
+    assert_eq!(s.call_as(&dev.token, Method::GET, "/v1/audit", None).await.0, 403, "developers do not read the trail");
+
+    // The export streams the same events, oldest first, and no secret is anywhere in them.
+    let export = s
+        .http()
+        .get(s.url("/v1/audit/export"))
+        .bearer_auth(&s.management_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 10);
+    assert_eq!(lines[0]["seq"], 1);
+    for secret in [&secret, &new_secret, &s.management_key] {
+        assert!(!export.contains(secret.as_str()), "a secret reached the audit trail");
+    }
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(10)), "{v}");
+    assert_eq!(v["head"], lines[9]["hash"]);
+    s.stop().await;
+}
+
+async fn tampering_is_found(b: Backend) {
+    for (tamper, broken_at) in [
+        ("UPDATE audit_events SET changes = '{\"name\":\"forged\"}' WHERE seq = 3", 3),
+        ("DELETE FROM audit_events WHERE seq = 2", 3),
+        ("UPDATE audit_events SET seq = 99 WHERE seq = 4", 5),
+        ("DELETE FROM audit_events WHERE seq = 5", 5),
+    ] {
+        let s = TestServer::start(b.clone()).await;
+        for i in 0..5 {
+            s.create(json!({"name": format!("k{i}")})).await;
+        }
+        let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+        assert_eq!(v["ok"], true, "{v}");
+        s.db.exec(tamper).await;
+        let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+        assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(broken_at)), "{tamper}: {v}");
+        s.stop().await;
+    }
+}
+
+/// `keyward audit verify` reads the database itself; `audit head` prints what to record.
+async fn the_offline_check_and_head(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.create(json!({"name": "k"})).await;
+    s.create(json!({"name": "l"})).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(args)
+            .args(["--database-url", &s.db.url])
+            .env_remove("KEYWARD_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let head = run(&["audit", "head"]);
+    assert!(head.status.success(), "{head:?}");
+    let head = String::from_utf8(head.stdout).unwrap();
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert!(head.contains(&format!("{} 2 {}", s.workspace_id, v["head"].as_str().unwrap())), "{head}");
+    let ok = run(&["audit", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    s.db.exec("UPDATE audit_events SET actor_name = 'someone else' WHERE seq = 1").await;
+    let broken = run(&["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("BROKEN at seq 1"), "{broken:?}");
+    s.stop().await;
+}
+
+/// Two nodes on one database writing at once still make one chain per workspace.
+async fn concurrent_writers_on_two_nodes_make_one_chain(b: Backend) {
+    let s = TestServer::start(b).await;
+    let other = s.second_node().await;
+    let mut tasks = Vec::new();
+    for node in [&s, &other] {
+        for i in 0..10 {
+            let (url, key) = (node.url("/v1/keys"), node.management_key.clone());
+            tasks.push(tokio::spawn(async move {
+                let r =
+                    reqwest::Client::new().post(url).bearer_auth(key).json(&json!({"name": format!("c{i}")})).send();
+                r.await.unwrap().status().as_u16()
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(20)), "{v}");
+    other.stop().await;
+    s.stop().await;
+}

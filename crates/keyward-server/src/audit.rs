@@ -1,0 +1,70 @@
+//! Who made a change and from where, as the audit trail records it.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use serde_json::Value;
+use std::net::SocketAddr;
+
+use keyward_core::audit::{AuditActor, AuditTarget};
+use keyward_store::{AuditRecord, CredentialKind, Origin};
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::SharedState;
+
+/// The request's origin: the client address (through trusted proxies), its user agent and
+/// its request id (`X-Request-Id` when the client sent a short one).
+pub struct RequestOrigin(pub Origin);
+
+impl FromRequestParts<SharedState> for RequestOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let header = |name: &str, max: usize| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= max && !v.chars().any(char::is_control))
+                .map(str::to_string)
+        };
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| state.client_ip(peer.ip(), &parts.headers).to_string());
+        let request_id = header("x-request-id", 128)
+            .unwrap_or_else(|| keyward_core::ids::new_id("req", state.clock.now(), state.random.as_ref()));
+        Ok(RequestOrigin(Origin { ip, user_agent: header("user-agent", 512), request_id: Some(request_id) }))
+    }
+}
+
+pub(crate) fn target(kind: &str, id: &str, name: Option<&str>) -> AuditTarget {
+    AuditTarget { kind: kind.into(), id: Some(id.into()), name: name.map(str::to_string) }
+}
+
+impl Caller {
+    /// An audit record of this caller doing `action` to `target`.
+    pub(crate) fn audit(
+        &self,
+        origin: &RequestOrigin,
+        action: &str,
+        target: AuditTarget,
+        changes: Value,
+    ) -> AuditRecord {
+        let kind = match self.0.kind {
+            CredentialKind::ManagementKey => "management_key",
+            CredentialKind::Session => "member",
+        };
+        AuditRecord {
+            actor: AuditActor {
+                kind: kind.into(),
+                id: Some(self.0.member_id.clone()),
+                name: Some(self.0.email.clone()),
+            },
+            action: action.into(),
+            target,
+            changes,
+            origin: origin.0.clone(),
+        }
+    }
+}
