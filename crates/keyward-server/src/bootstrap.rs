@@ -88,7 +88,12 @@ async fn add_workspace(
         owner_email,
         created_at: now,
     };
-    let mk = NewManagementKey { id: ids::new_id("mk", now, rng), hash: pepper.hash(&token), start };
+    let mk = NewManagementKey {
+        id: ids::new_id("mk", now, rng),
+        hash: pepper.hash(&token),
+        start,
+        name: "first owner key".into(),
+    };
     let added = if first { store.init_workspace(&ws, &mk).await } else { store.create_workspace(&ws, &mk).await };
     match added {
         Ok(()) => {

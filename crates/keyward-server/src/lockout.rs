@@ -24,12 +24,12 @@ pub async fn ensure_unlocked(state: &AppState, member_id: &str) -> ApiResult<()>
     }
 }
 
-/// Counts one failure against the member.
-pub async fn failed(state: &AppState, member_id: &str) -> ApiResult<()> {
+/// Counts one failure against the member (and records it: `action` names what failed).
+pub async fn failed(state: &AppState, member_id: &str, action: &str, origin: &keyward_store::Origin) -> ApiResult<()> {
     let now = state.clock.now();
     let (limit, lock) = state.config.account_lockout;
     let until = now + chrono::Duration::from_std(lock).unwrap_or(chrono::Duration::minutes(15));
-    state.store.login_failed(member_id, i64::from(limit), until).await?;
+    state.store.login_failed(member_id, i64::from(limit), until, now, (action, origin)).await?;
     Ok(())
 }
 

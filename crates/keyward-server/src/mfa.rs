@@ -27,7 +27,7 @@ pub async fn check_code(state: &AppState, member_id: &str, code: Option<&str>) -
     match verify_code(state, member_id, code).await {
         Ok(()) => crate::lockout::succeeded(state, member_id).await,
         Err(e @ ApiError::MfaRequired { enrol: false, .. }) => {
-            crate::lockout::failed(state, member_id).await?;
+            crate::lockout::failed(state, member_id, "member.code_refused", &keyward_store::Origin::default()).await?;
             tracing::warn!(member_id, "a one-time code was refused");
             Err(e)
         }

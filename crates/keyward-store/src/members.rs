@@ -9,8 +9,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::approvals::{insert_approval, NewApproval};
+use crate::audit::{append, AuditRecord, Origin};
 use crate::dialect::Tx;
 use crate::{Conflict, Store, StoreError};
+use keyward_core::audit::{AuditActor, AuditTarget};
 
 /// Who is calling the management API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +198,12 @@ impl Store {
     }
 
     /// Invites a member; under `approval`, the setup token works only once it is approved.
-    pub async fn invite_member(&self, m: &NewMember, approval: Option<&NewApproval>) -> Result<(), StoreError> {
+    pub async fn invite_member(
+        &self,
+        m: &NewMember,
+        approval: Option<&NewApproval>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at, approval_id) \
@@ -215,12 +222,18 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
+        append(&mut tx, &m.workspace_id, audit, m.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Puts a promotion under an approval request; the role stays until it is approved.
-    pub async fn request_role(&self, a: &NewApproval, role: Role) -> Result<Option<Member>, StoreError> {
+    pub async fn request_role(
+        &self,
+        a: &NewApproval,
+        role: Role,
+        audit: &AuditRecord,
+    ) -> Result<Option<Member>, StoreError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
@@ -241,6 +254,7 @@ impl Store {
             };
         }
         insert_approval(&mut tx, a).await?;
+        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         self.get_member(&a.workspace_id, &a.key_id).await
     }
@@ -263,25 +277,47 @@ impl Store {
         setup_hash: &str,
         password_hash: &str,
         now: DateTime<Utc>,
+        origin: &Origin,
     ) -> Result<Option<Member>, StoreError> {
         let sql = format!(
             "UPDATE members SET password_hash = $1, setup_hash = NULL, setup_expires_at = NULL \
              WHERE setup_hash = $2 AND setup_expires_at > $3 AND approval_id IS NULL RETURNING {MEMBER_COLUMNS}"
         );
+        let mut tx = self.begin().await?;
         let row =
-            sqlx::query(&sql).bind(password_hash).bind(setup_hash).bind(to_ms(now)).fetch_optional(&self.pool).await?;
-        row.as_ref().map(member_from_row).transpose()
+            sqlx::query(&sql).bind(password_hash).bind(setup_hash).bind(to_ms(now)).fetch_optional(&mut *tx).await?;
+        let Some(m) = row.as_ref().map(member_from_row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        // The one who joins is known only now: the token named them.
+        let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+        let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+        let rec = AuditRecord {
+            actor: who,
+            action: "member.join".into(),
+            target,
+            changes: serde_json::json!({"role": m.role.as_str()}),
+            origin: origin.clone(),
+        };
+        append(&mut tx, &m.workspace_id, &rec, now).await?;
+        tx.commit().await?;
+        Ok(Some(m))
     }
 
     /// Sets a new password and ends the member's sessions but `keep` (the one that changed
     /// it): whoever logged in with the old password is out.
     pub async fn set_password(
         &self,
+        workspace_id: &str,
         member_id: &str,
         password_hash: &str,
         keep: Option<&str>,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        append(&mut tx, workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(member_id)
@@ -344,7 +380,14 @@ impl Store {
     }
 
     /// Changes a role; refused (Conflict) when it would leave the workspace without an owner.
-    pub async fn set_role(&self, workspace_id: &str, id: &str, new: Role) -> Result<Option<Member>, StoreError> {
+    pub async fn set_role(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        new: Role,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<Option<Member>, StoreError> {
         let mut tx = self.begin().await?;
         lock_owners(&mut tx, workspace_id).await?;
         let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL")
@@ -365,12 +408,19 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::Conflict(Conflict::LastOwner));
         }
+        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         self.get_member(workspace_id, id).await
     }
 
     /// Removes a member with every credential they hold; refused when it is the last owner.
-    pub async fn remove_member(&self, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
+    pub async fn remove_member(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         lock_owners(&mut tx, workspace_id).await?;
         let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
@@ -391,6 +441,7 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::Conflict(Conflict::LastOwner));
         }
+        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -417,7 +468,33 @@ impl Store {
     }
 
     /// Counts a failed login; after `limit` in a row the account locks until `lock_until`.
-    pub async fn login_failed(&self, member_id: &str, limit: i64, lock_until: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn login_failed(
+        &self,
+        member_id: &str,
+        limit: i64,
+        lock_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        failure: (&str, &Origin),
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = $1"))
+            .bind(member_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(m) = row.as_ref().map(member_from_row).transpose()? {
+            // Refused secrets are on the record: the account's own failure, not a change.
+            let (action, origin) = failure;
+            let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+            let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+            let rec = AuditRecord {
+                actor: who,
+                action: action.into(),
+                target,
+                changes: serde_json::json!({}),
+                origin: origin.clone(),
+            };
+            append(&mut tx, &m.workspace_id, &rec, now).await?;
+        }
         sqlx::query(
             "UPDATE members SET failed_logins = failed_logins + 1, \
              locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
@@ -425,8 +502,9 @@ impl Store {
         .bind(limit)
         .bind(to_ms(lock_until))
         .bind(member_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -447,7 +525,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+    pub async fn create_session(&self, s: &NewSession, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (hash, workspace_id, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -456,13 +535,24 @@ impl Store {
         .bind(&s.member_id)
         .bind(to_ms(s.created_at))
         .bind(to_ms(s.expires_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append(&mut tx, &s.workspace_id, audit, s.created_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&self.pool).await?;
+    pub async fn delete_session(
+        &self,
+        workspace_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
+        append(&mut tx, workspace_id, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -497,9 +587,12 @@ impl Store {
     /// Makes the pending secret the member's TOTP secret and replaces the recovery codes.
     pub async fn confirm_totp(
         &self,
+        workspace_id: &str,
         member_id: &str,
         step: i64,
         recovery_hashes: &[String],
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
@@ -523,12 +616,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    pub async fn disable_totp(&self, member_id: &str) -> Result<(), StoreError> {
+    pub async fn disable_totp(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        append(&mut tx, workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(member_id)
             .execute(&mut *tx)
@@ -577,10 +678,12 @@ impl Store {
         workspace_id: &str,
         member_id: &str,
         key: &crate::NewManagementKey,
-        name: &str,
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<(), StoreError> {
+        let name = key.name.as_str();
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -593,8 +696,10 @@ impl Store {
         .bind(to_ms(now))
         .bind(name)
         .bind(expires_at.map(to_ms))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append(&mut tx, workspace_id, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -636,17 +741,24 @@ impl Store {
         workspace_id: &str,
         id: &str,
         now: DateTime<Utc>,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
+        let mut tx = self.begin().await?;
+        let found = sqlx::query(
             "UPDATE management_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3",
         )
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
-            == 1)
+            == 1;
+        if found {
+            append(&mut tx, workspace_id, audit, now).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 }
 

@@ -17,8 +17,15 @@ impl Store {
         policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
     }
 
-    pub async fn put_policy(&self, workspace_id: &str, p: &Policy, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn put_policy(
+        &self,
+        workspace_id: &str,
+        p: &Policy,
+        now: DateTime<Utc>,
+        audit: &crate::AuditRecord,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO policies (workspace_id, body, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (workspace_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
@@ -26,8 +33,10 @@ impl Store {
         .bind(workspace_id)
         .bind(body)
         .bind(to_ms(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

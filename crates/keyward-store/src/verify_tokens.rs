@@ -40,7 +40,7 @@ fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
 }
 
 impl Store {
-    pub async fn insert_verify_token(&self, t: &VerifyToken) -> Result<(), StoreError> {
+    pub async fn insert_verify_token(&self, t: &VerifyToken, audit: &crate::AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(&format!("INSERT INTO verify_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"))
             .bind(&t.id)
@@ -52,6 +52,7 @@ impl Store {
             .bind(to_ms(t.created_at))
             .execute(&mut *tx)
             .await?;
+        crate::audit::append(&mut tx, &t.workspace_id, audit, t.created_at).await?;
         // A node may have cached "no such token" for this hash.
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), t.created_at).await?;
         tx.commit().await?;
@@ -81,6 +82,7 @@ impl Store {
         workspace_id: &str,
         id: &str,
         now: DateTime<Utc>,
+        audit: &crate::AuditRecord,
     ) -> Result<Option<VerifyToken>, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
@@ -97,6 +99,7 @@ impl Store {
             return Ok(None);
         };
         let t = from_row(&row)?;
+        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), now).await?;
         tx.commit().await?;
         Ok(Some(t))

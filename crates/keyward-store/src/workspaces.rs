@@ -20,6 +20,7 @@ pub struct NewManagementKey {
     pub id: String,
     pub hash: String,
     pub start: String,
+    pub name: String,
 }
 
 impl Store {
@@ -68,7 +69,7 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'first owner key')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&key.id)
         .bind(&ws.id)
@@ -76,6 +77,7 @@ impl Store {
         .bind(&key.hash)
         .bind(&key.start)
         .bind(now)
+        .bind(&key.name)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -10,7 +10,8 @@ on_both_backends!(
     key_changes_are_on_the_record,
     tampering_is_found,
     the_offline_check_and_head,
-    concurrent_writers_on_two_nodes_make_one_chain
+    concurrent_writers_on_two_nodes_make_one_chain,
+    members_sessions_policies_and_credentials_are_on_the_record
 );
 
 async fn audit(s: &TestServer, query: &str) -> Value {
@@ -105,14 +106,15 @@ async fn key_changes_are_on_the_record(b: Backend) {
         .await
         .unwrap();
     let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 10);
+    // The ten above, then the developer's invitation, joining and login.
+    assert_eq!(lines.len(), 13);
     assert_eq!(lines[0]["seq"], 1);
     for secret in [&secret, &new_secret, &s.management_key] {
         assert!(!export.contains(secret.as_str()), "a secret reached the audit trail");
     }
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(10)), "{v}");
-    assert_eq!(v["head"], lines[9]["hash"]);
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(13)), "{v}");
+    assert_eq!(v["head"], lines[12]["hash"]);
     s.stop().await;
 }
 
@@ -184,5 +186,54 @@ async fn concurrent_writers_on_two_nodes_make_one_chain(b: Backend) {
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
     assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(20)), "{v}");
     other.stop().await;
+    s.stop().await;
+}
+
+/// Members, sessions (failed logins too), MFA, policies, management keys and verify tokens.
+async fn members_sessions_policies_and_credentials_are_on_the_record(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("admin", true).await; // invite, join, login, MFA on
+    let (st, _) = s.try_login(&m.email, "wrong password", None).await;
+    assert_eq!(st, 401);
+    s.call(Method::PATCH, &format!("/v1/members/{}", m.id), Some(json!({"role": "manager"}))).await;
+    s.policy(json!({"temporary_max_days": 14})).await;
+    let (_, mk) = s.call(Method::POST, "/v1/members/me/keys", Some(json!({"name": "ci"}))).await;
+    let mk_id = mk["id"].as_str().unwrap().to_string();
+    s.call(Method::DELETE, &format!("/v1/management-keys/{mk_id}"), None).await;
+    let (_, vt) = s.call(Method::POST, "/v1/verify-tokens", Some(json!({"name": "gw"}))).await;
+    s.call(Method::DELETE, &format!("/v1/verify-tokens/{}", vt["id"].as_str().unwrap()), None).await;
+    s.call_as(&m.token, Method::DELETE, "/v1/sessions/current", None).await;
+    s.call(Method::DELETE, &format!("/v1/members/{}", m.id), None).await;
+
+    let v = audit(&s, "?limit=50").await;
+    let mut got = actions(&v);
+    got.reverse();
+    assert_eq!(
+        got,
+        [
+            "member.invite",
+            "member.join",
+            "session.login",
+            "member.mfa_enable",
+            "session.login_failed",
+            "member.role",
+            "policy.update",
+            "management_key.create",
+            "management_key.revoke",
+            "verify_token.create",
+            "verify_token.revoke",
+            "session.logout",
+            "member.remove"
+        ]
+    );
+    let failed = v["items"].as_array().unwrap().iter().find(|e| e["action"] == "session.login_failed").unwrap();
+    assert_eq!((failed["actor"]["id"].as_str(), failed["ip"].as_str()), (Some(m.id.as_str()), Some("127.0.0.1")));
+    let export = s.http().get(s.url("/v1/audit/export")).bearer_auth(&s.management_key).send().await.unwrap();
+    let export = export.text().await.unwrap();
+    for secret in [mk["management_key"].as_str().unwrap(), vt["token"].as_str().unwrap(), &m.password, &m.token] {
+        assert!(!export.contains(secret), "a secret reached the audit trail");
+    }
+    let (_, check) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!(check["ok"], true, "{check}");
     s.stop().await;
 }

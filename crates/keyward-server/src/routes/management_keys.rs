@@ -14,6 +14,7 @@ use keyward_core::wire::governance::{
 use keyward_core::{duration, ids, keyformat, validate};
 use keyward_store::{ManagementKey, NewManagementKey};
 
+use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Caller, RawBody};
 use crate::mfa::check_code;
@@ -39,6 +40,7 @@ fn view(k: ManagementKey) -> ManagementKeyView {
 pub async fn create_management_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<NewManagementKeyView>)> {
     let p = &caller.0;
@@ -68,8 +70,16 @@ pub async fn create_management_key(
     let start = keyformat::parse(&token)
         .map(|t| t.start.to_string())
         .ok_or_else(|| ApiError::Internal("generated management key failed to parse".into()))?;
-    let key = NewManagementKey { id: ids::new_id("mk", now, rng), hash: state.pepper.hash(&token), start };
-    state.store.add_management_key(&p.workspace_id, &p.member_id, &key, &name, expires_at, now).await?;
+    let key = NewManagementKey {
+        id: ids::new_id("mk", now, rng),
+        hash: state.pepper.hash(&token),
+        start,
+        name: name.clone(),
+    };
+    let what = serde_json::json!({"name": key.name, "start": key.start, "expires_at": expires_at});
+    let audit =
+        caller.audit(&origin, "management_key.create", audit_target("management_key", &key.id, Some(&key.name)), what);
+    state.store.add_management_key(&p.workspace_id, &p.member_id, &key, expires_at, now, &audit).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewManagementKeyView {
@@ -108,6 +118,7 @@ pub async fn list_management_keys(
 pub async fn revoke_management_key(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let p = &caller.0;
@@ -121,6 +132,8 @@ pub async fn revoke_management_key(
     if !own && k.member_role == Role::Owner && p.role != Role::Owner {
         return Err(ApiError::Forbidden("only an owner revokes an owner's management keys".into()));
     }
-    state.store.revoke_management_key(&p.workspace_id, &id, state.clock.now()).await?;
+    let what = serde_json::json!({"member_id": k.member_id});
+    let audit = caller.audit(&origin, "management_key.revoke", audit_target("management_key", &id, None), what);
+    state.store.revoke_management_key(&p.workspace_id, &id, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

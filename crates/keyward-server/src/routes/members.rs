@@ -17,6 +17,7 @@ use keyward_core::wire::governance::{
 use keyward_core::{ids, keyformat, mfa, password};
 use keyward_store::{CredentialKind, Member, NewMember};
 
+use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::{check_code, recovery_hash};
@@ -116,6 +117,7 @@ fn may_manage(caller: &Caller, role: Role) -> ApiResult<()> {
 pub async fn invite_member(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
     caller.require(Action::ManageMembers)?;
@@ -143,7 +145,9 @@ pub async fn invite_member(
         setup_expires_at: expires,
         created_at: now,
     };
-    state.store.invite_member(&m, approval.as_ref()).await?;
+    let what = serde_json::json!({"email": m.email, "role": m.role.as_str(), "approval_id": approval.as_ref().map(|a| a.id.clone())});
+    let audit = caller.audit(&origin, "member.invite", audit_target("member", &m.id, Some(&m.email)), what);
+    state.store.invite_member(&m, approval.as_ref(), &audit).await?;
     let member = Member {
         id: m.id,
         workspace_id: m.workspace_id,
@@ -187,7 +191,12 @@ pub async fn setup_member(
         return Err(invalid());
     }
     let phc = hash_password(&state, req.password).await?;
-    let m = state.store.complete_setup(&hash, &phc, now).await?.ok_or_else(invalid)?;
+    let origin = keyward_store::Origin {
+        ip: Some(ip.to_string()),
+        user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
+        request_id: None,
+    };
+    let m = state.store.complete_setup(&hash, &phc, now, &origin).await?.ok_or_else(invalid)?;
     Ok(Json(member_view(&m)))
 }
 
@@ -222,6 +231,7 @@ pub async fn get_member(
 pub async fn change_role(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RoleChange>,
 ) -> ApiResult<Json<MemberView>> {
@@ -238,9 +248,15 @@ pub async fn change_role(
     } else {
         None
     };
+    let what = serde_json::json!({"from": m.role.as_str(), "to": new.as_str()});
+    let audit = caller.audit(&origin, "member.role", audit_target("member", &id, Some(&m.email)), what);
+    let now = state.clock.now();
     let m = match approval {
-        Some(a) => state.store.request_role(&a, new).await?.ok_or_else(not_found)?,
-        None => state.store.set_role(&caller.0.workspace_id, &id, new).await?.ok_or_else(not_found)?,
+        Some(a) => {
+            let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+            state.store.request_role(&a, new, &audit).await?.ok_or_else(not_found)?
+        }
+        None => state.store.set_role(&caller.0.workspace_id, &id, new, now, &audit).await?.ok_or_else(not_found)?,
     };
     Ok(Json(member_view(&m)))
 }
@@ -252,12 +268,19 @@ pub async fn change_role(
 pub async fn remove_member(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Action::ManageMembers)?;
     let m = target(&state, &caller, &id).await?;
     may_manage(&caller, m.role)?;
-    if !state.store.remove_member(&caller.0.workspace_id, &id).await? {
+    let audit = caller.audit(
+        &origin,
+        "member.remove",
+        audit_target("member", &id, Some(&m.email)),
+        serde_json::json!({"role": m.role.as_str()}),
+    );
+    if !state.store.remove_member(&caller.0.workspace_id, &id, state.clock.now(), &audit).await? {
         return Err(ApiError::NotFound(format!("no member with id {id:?}")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -276,6 +299,7 @@ pub async fn me(State(state): State<SharedState>, caller: Caller) -> ApiResult<J
 pub async fn set_password(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     let id = &caller.0.member_id;
@@ -290,7 +314,13 @@ pub async fn set_password(
     let phc = hash_password(&state, req.password).await?;
     // The session that changed the password stays; every other one ends.
     let keep = (caller.0.kind == CredentialKind::Session).then_some(caller.0.hash.as_str());
-    state.store.set_password(id, &phc, keep).await?;
+    let audit = caller.audit(
+        &origin,
+        "member.password",
+        audit_target("member", id, Some(&caller.0.email)),
+        serde_json::json!({}),
+    );
+    state.store.set_password(&caller.0.workspace_id, id, &phc, keep, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -317,6 +347,7 @@ pub async fn enrol_totp(State(state): State<SharedState>, caller: Caller) -> Api
 pub async fn confirm_totp(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<OtpBody>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     let id = &caller.0.member_id;
@@ -332,7 +363,13 @@ pub async fn confirm_totp(
         .ok_or_else(|| ApiError::MfaRequired { enrol: false, message: "invalid one-time code".into() })?;
     let codes = mfa::recovery_codes(state.random.as_ref());
     let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(&state, id, c)).collect();
-    if !state.store.confirm_totp(id, step, &hashes).await? {
+    let audit = caller.audit(
+        &origin,
+        "member.mfa_enable",
+        audit_target("member", id, Some(&caller.0.email)),
+        serde_json::json!({}),
+    );
+    if !state.store.confirm_totp(&caller.0.workspace_id, id, step, &hashes, state.clock.now(), &audit).await? {
         return Err(ApiError::Conflict { field: None, message: "no TOTP enrolment is waiting".into() });
     }
     Ok(Json(RecoveryCodes { recovery_codes: codes }))
@@ -344,6 +381,7 @@ pub async fn confirm_totp(
 pub async fn disable_totp(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<OtpBody>,
 ) -> ApiResult<StatusCode> {
     if caller.0.policy.require_mfa {
@@ -353,6 +391,13 @@ pub async fn disable_totp(
         });
     }
     check_code(&state, &caller.0.member_id, req.otp.as_deref()).await?;
-    state.store.disable_totp(&caller.0.member_id).await?;
+    let me = &caller.0.member_id;
+    let audit = caller.audit(
+        &origin,
+        "member.mfa_disable",
+        audit_target("member", me, Some(&caller.0.email)),
+        serde_json::json!({}),
+    );
+    state.store.disable_totp(&caller.0.workspace_id, me, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

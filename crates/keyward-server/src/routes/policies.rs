@@ -6,6 +6,7 @@ use axum::Json;
 use keyward_core::policy::{Policy, PolicyPatch};
 use keyward_core::roles::Action;
 
+use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::state::SharedState;
@@ -23,6 +24,7 @@ pub async fn get_policies(State(state): State<SharedState>, caller: Caller) -> A
 pub async fn put_policies(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(patch): ApiJson<PolicyPatch>,
 ) -> ApiResult<Json<Policy>> {
     caller.require(Action::ManagePolicies)?;
@@ -35,6 +37,9 @@ pub async fn put_policies(
             message: "enrol TOTP yourself before requiring MFA for everyone".into(),
         });
     }
-    state.store.put_policy(&caller.0.workspace_id, &next, state.clock.now()).await?;
+    let what = serde_json::to_value(&patch).unwrap_or_default();
+    let ws = caller.0.workspace_id.clone();
+    let audit = caller.audit(&origin, "policy.update", audit_target("policy", &ws, None), what);
+    state.store.put_policy(&ws, &next, state.clock.now(), &audit).await?;
     Ok(Json(next))
 }

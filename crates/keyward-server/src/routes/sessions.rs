@@ -10,6 +10,7 @@ use keyward_core::keyformat;
 use keyward_core::wire::governance::{LoginRequest, SessionView};
 use keyward_store::{CredentialKind, NewSession};
 
+use crate::audit::RequestOrigin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::check_code;
@@ -31,6 +32,11 @@ pub async fn login(
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     let ip = state.client_ip(peer.ip(), &headers);
     let now = state.clock.now();
+    let origin = keyward_store::Origin {
+        ip: Some(ip.to_string()),
+        user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
+        request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(128).collect()),
+    };
     if let Some(retry_after) = state.logins.blocked(ip, now) {
         return Err(ApiError::RateLimited {
             retry_after,
@@ -55,7 +61,7 @@ pub async fn login(
             matched.push(rec);
         } else if rec.locked_until.is_none_or(|u| u <= now) {
             // A wrong guess while locked does not push the lock further out.
-            crate::lockout::failed(&state, &rec.member.id).await?;
+            crate::lockout::failed(&state, &rec.member.id, "session.login_failed", &origin).await?;
         }
     }
     if matched.len() > 1 {
@@ -82,16 +88,26 @@ pub async fn login(
     state.store.login_succeeded(&rec.member.id).await?;
     let token = keyformat::generate_session(&rec.prefix, state.random.as_ref());
     let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
-    state
-        .store
-        .create_session(&NewSession {
-            hash: state.pepper.hash(&token),
-            workspace_id: rec.member.workspace_id.clone(),
-            member_id: rec.member.id.clone(),
-            created_at: now,
-            expires_at,
-        })
-        .await?;
+    let m = &rec.member;
+    let audit = keyward_store::AuditRecord {
+        actor: keyward_core::audit::AuditActor {
+            kind: "member".into(),
+            id: Some(m.id.clone()),
+            name: Some(m.email.clone()),
+        },
+        action: "session.login".into(),
+        target: crate::audit::target("member", &m.id, Some(&m.email)),
+        changes: serde_json::json!({"mfa": m.mfa_enabled}),
+        origin,
+    };
+    let session = NewSession {
+        hash: state.pepper.hash(&token),
+        workspace_id: m.workspace_id.clone(),
+        member_id: m.id.clone(),
+        created_at: now,
+        expires_at,
+    };
+    state.store.create_session(&session, &audit).await?;
     Ok((
         StatusCode::CREATED,
         Json(SessionView {
@@ -107,13 +123,20 @@ pub async fn login(
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "members",
     responses((status = 204, description = "logged out; the token no longer works"), (status = 400, body = ErrorBody)),
     security(("management_key" = [])))]
-pub async fn logout(State(state): State<SharedState>, caller: Caller) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<SharedState>, caller: Caller, origin: RequestOrigin) -> ApiResult<StatusCode> {
     if caller.0.kind != CredentialKind::Session {
         return Err(ApiError::Invalid {
             field: None,
             message: "this credential is a management key, not a session; nothing to log out".into(),
         });
     }
-    state.store.delete_session(&caller.0.hash).await?;
+    let me = &caller.0.member_id;
+    let audit = caller.audit(
+        &origin,
+        "session.logout",
+        crate::audit::target("member", me, Some(&caller.0.email)),
+        serde_json::json!({}),
+    );
+    state.store.delete_session(&caller.0.workspace_id, &caller.0.hash, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ use keyward_core::wire::keys::{NewVerifyTokenRequest, VerifyTokenList, VerifyTok
 use keyward_core::{ids, keyformat, validate};
 use keyward_store::VerifyToken;
 
+use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::state::SharedState;
@@ -33,6 +34,7 @@ fn view(t: VerifyToken) -> VerifyTokenView {
 pub async fn create_verify_token(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<NewVerifyTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<VerifyTokenView>)> {
     caller.require(Action::ManagePolicies)?;
@@ -57,7 +59,9 @@ pub async fn create_verify_token(
         created_at: now,
         revoked_at: None,
     };
-    state.store.insert_verify_token(&t).await?;
+    let what = serde_json::json!({"name": t.name, "start": t.start});
+    let audit = caller.audit(&origin, "verify_token.create", audit_target("verify_token", &t.id, Some(&t.name)), what);
+    state.store.insert_verify_token(&t, &audit).await?;
     state.cache.invalidate(&format!("{}{}", keyward_store::VERIFY_TOKEN_EVENT_PREFIX, t.hash));
     let mut v = view(t);
     v.token = Some(token);
@@ -78,12 +82,23 @@ pub async fn list_verify_tokens(State(state): State<SharedState>, caller: Caller
 pub async fn revoke_verify_token(
     State(state): State<SharedState>,
     caller: Caller,
+    origin: RequestOrigin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VerifyTokenView>> {
     caller.require(Action::ManagePolicies)?;
     let t = state
         .store
-        .revoke_verify_token(&caller.0.workspace_id, &id, state.clock.now())
+        .revoke_verify_token(
+            &caller.0.workspace_id,
+            &id,
+            state.clock.now(),
+            &caller.audit(
+                &origin,
+                "verify_token.revoke",
+                audit_target("verify_token", &id, None),
+                serde_json::json!({}),
+            ),
+        )
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no verify token with id {id:?}")))?;
     state.cache.invalidate(&format!("{}{}", keyward_store::VERIFY_TOKEN_EVENT_PREFIX, t.hash));
