@@ -201,6 +201,10 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_CACHE_REVALIDATE_INTERVAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_revalidate_interval: Option<Span>,
+    /// Audit events older than this many days are pruned, keeping a checkpoint (default: kept).
+    #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key; `[tls] cert` in the file).
     #[arg(long, env = "KEYWARD_TLS_CERT")]
     #[serde(skip)]
@@ -287,6 +291,7 @@ layered!(ServerSettings {
     body_read_timeout,
     max_connections,
     cache_revalidate_interval,
+    audit_retention_days,
     tls_cert,
     tls_key,
 });
@@ -358,6 +363,7 @@ impl ServerSettings {
             body_read_timeout: Some(Span(d.body_read_timeout)),
             max_connections: Some(d.max_connections),
             cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
+            audit_retention_days: d.audit_retention_days,
             tls_cert: None,
             tls_key: None,
         }
@@ -422,6 +428,12 @@ impl ServerSettings {
             (None, None) => None,
             _ => bail!("tls_cert and tls_key go together"),
         };
+        if let Some(days) = self.audit_retention_days {
+            if days == 0 {
+                bail!("audit_retention_days must be more than 0 (leave it out to keep every event)");
+            }
+            c.audit_retention_days = Some(days);
+        }
         if let Some(n) = self.max_connections {
             if n == 0 {
                 bail!("max_connections must be more than 0");

@@ -214,5 +214,12 @@ async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "could not expire approval requests; will retry"),
         }
         let _ = state.store.purge_sessions(now).await;
+        if let Some(days) = state.config.audit_retention_days {
+            match state.store.prune_audit(now - chrono::Duration::days(i64::from(days))).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "pruned audit events past retention; the chain keeps a checkpoint"),
+                Err(e) => tracing::warn!(error = %e, "could not prune audit events; will retry"),
+            }
+        }
     }
 }

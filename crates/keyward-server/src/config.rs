@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub cache_revalidate_interval: Duration,
     /// Serve HTTPS with this certificate chain and private key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Audit events older than this many days are pruned (the chain keeps a checkpoint);
+    /// `None` keeps them all.
+    pub audit_retention_days: Option<u32>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             max_connections: 8192,
             cache_revalidate_interval: Duration::from_secs(300),
             tls: None,
+            audit_retention_days: None,
         }
     }
 }

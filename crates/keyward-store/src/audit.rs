@@ -234,10 +234,20 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Recomputes `workspace_id`'s whole chain, page by page.
+    /// Recomputes `workspace_id`'s chain, page by page, from its start or from the checkpoint
+    /// left by pruning.
     pub async fn verify_audit(&self, workspace_id: &str) -> Result<ChainCheck, StoreError> {
-        let mut walk = ChainWalk::from_start();
-        let mut after = 0;
+        let checkpoint = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (mut walk, mut after, first) = match checkpoint {
+            Some(r) => {
+                let (seq, hash): (i64, String) = (r.try_get("seq")?, r.try_get("hash")?);
+                (ChainWalk::from_checkpoint(&hash, seq), seq, seq)
+            }
+            None => (ChainWalk::from_start(), 0, 0),
+        };
         loop {
             let page = self.audit_after(workspace_id, after, 1_000).await?;
             let Some(last) = page.last() else { break };
@@ -251,11 +261,49 @@ impl Store {
         Ok(match walk.finish() {
             ChainCheck::Intact { events, head, .. } if head != head_hash => ChainCheck::Broken {
                 ok: false,
-                broken_at: i64::try_from(events).unwrap_or(i64::MAX) + 1,
+                broken_at: first + i64::try_from(events).unwrap_or(i64::MAX) + 1,
                 reason: format!("the log ends before the recorded head (seq {head_seq})"),
             },
             done => done,
         })
+    }
+
+    /// Deletes every workspace's events older than `before`, keeping for each the last
+    /// pruned event's seq and hash as the chain's new starting point. Returns how many went.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        for ws in self.workspace_ids().await? {
+            let mut tx = self.begin().await?;
+            let last = sqlx::query(
+                "SELECT seq, hash FROM audit_events WHERE workspace_id = $1 AND time < $2 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(&ws)
+            .bind(to_ms(before))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(last) = last else {
+                tx.rollback().await?;
+                continue;
+            };
+            let (seq, hash): (i64, String) = (last.try_get("seq")?, last.try_get("hash")?);
+            pruned += sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
+                .bind(&ws)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (workspace_id, seq, hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            )
+            .bind(&ws)
+            .bind(seq)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(pruned)
     }
 
     /// The chain's head: its last seq and hash (0 and 64 zeros for an empty log).

@@ -11,7 +11,8 @@ on_both_backends!(
     tampering_is_found,
     the_offline_check_and_head,
     concurrent_writers_on_two_nodes_make_one_chain,
-    members_sessions_policies_and_credentials_are_on_the_record
+    members_sessions_policies_and_credentials_are_on_the_record,
+    retention_prunes_and_keeps_the_chain_verifiable
 );
 
 async fn audit(s: &TestServer, query: &str) -> Value {
@@ -235,5 +236,34 @@ async fn members_sessions_policies_and_credentials_are_on_the_record(b: Backend)
     }
     let (_, check) = s.call(Method::GET, "/v1/audit/verify", None).await;
     assert_eq!(check["ok"], true, "{check}");
+    s.stop().await;
+}
+
+/// `audit_retention_days`: the sweeper prunes old events and the chain verifies from the
+/// checkpoint it keeps; tampering after the checkpoint is still found.
+async fn retention_prunes_and_keeps_the_chain_verifiable(b: Backend) {
+    let config = keyward_server::ServerConfig {
+        audit_retention_days: Some(5),
+        sweep_interval: std::time::Duration::from_millis(50),
+        ..keyward_testkit::test_config()
+    };
+    let s = TestServer::start_with(b, config).await;
+    for i in 0..3 {
+        s.create(json!({"name": format!("old{i}")})).await;
+    }
+    s.clock.advance(chrono::Duration::days(10));
+    for i in 0..2 {
+        s.create(json!({"name": format!("new{i}")})).await;
+    }
+    let started = std::time::Instant::now();
+    while audit(&s, "").await["items"].as_array().unwrap().len() != 2 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the sweeper did not prune");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(2)), "{v}");
+    s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 4").await;
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(4)), "{v}");
     s.stop().await;
 }
