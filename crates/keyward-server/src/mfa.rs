@@ -44,7 +44,8 @@ async fn verify_code(state: &AppState, member_id: &str, code: &str) -> ApiResult
         });
     };
     if mfa::is_recovery_shape(code) {
-        let used = state.store.use_recovery_code(member_id, &recovery_hash(state, member_id, code)).await?;
+        let used =
+            state.store.use_recovery_code(member_id, &recovery_hash(state, member_id, code), state.clock.now()).await?;
         return if used { Ok(()) } else { Err(refused("invalid or already used recovery code")) };
     }
     let secret = seal::open_totp(&state.pepper, member_id, &sealed)

@@ -575,12 +575,22 @@ impl Store {
     }
 
     /// Keeps a sealed secret awaiting its first code.
-    pub async fn set_totp_pending(&self, member_id: &str, sealed: &str) -> Result<(), StoreError> {
+    pub async fn set_totp_pending(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        sealed: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE members SET totp_pending = $1 WHERE id = $2")
             .bind(sealed)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        append(&mut tx, workspace_id, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -654,14 +664,34 @@ impl Store {
     }
 
     /// Uses up a recovery code: `false` when it is not (or no longer) one of the member's.
-    pub async fn use_recovery_code(&self, member_id: &str, hash: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1 AND hash = $2")
+    /// Spends a recovery code (once); the use is on the record.
+    pub async fn use_recovery_code(&self, member_id: &str, hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let used = sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1 AND hash = $2")
             .bind(member_id)
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-            == 1)
+            == 1;
+        let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = $1"))
+            .bind(member_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let (true, Some(m)) = (used, row.as_ref().map(member_from_row).transpose()?) {
+            let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+            let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
+            let rec = AuditRecord {
+                actor: who,
+                action: "member.recovery_code_used".into(),
+                target,
+                changes: serde_json::json!({}),
+                origin: Origin::default(),
+            };
+            append(&mut tx, &m.workspace_id, &rec, now).await?;
+        }
+        tx.commit().await?;
+        Ok(used)
     }
 
     pub async fn recovery_codes_left(&self, member_id: &str) -> Result<i64, StoreError> {

@@ -1,5 +1,7 @@
 //! Workspaces, members and management keys.
 
+use crate::audit::{append, AuditRecord};
+use keyward_core::audit::AuditTarget;
 use keyward_core::clock::to_ms;
 use sqlx::Row;
 
@@ -80,6 +82,10 @@ impl Store {
         .bind(&key.name)
         .execute(&mut *tx)
         .await?;
+        // Made at the server's console (`init`, `workspaces create`), not through the API.
+        let target = AuditTarget { kind: "workspace".into(), id: Some(ws.id.clone()), name: Some(ws.name.clone()) };
+        let what = serde_json::json!({"prefix": ws.prefix, "owner_id": ws.owner_id, "owner_email": ws.owner_email});
+        append(&mut tx, &ws.id, &AuditRecord::system("workspace.create", target, what), ws.created_at).await?;
         tx.commit().await?;
         Ok(())
     }

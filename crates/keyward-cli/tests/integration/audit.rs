@@ -67,16 +67,18 @@ async fn key_changes_are_on_the_record(b: Backend) {
             "key.revoke",
             "key.rotate",
             "key.update",
-            "key.create"
+            "key.create",
+            "workspace.create"
         ]
     );
-    let first = all["items"].as_array().unwrap().last().unwrap();
+    let items = all["items"].as_array().unwrap();
+    let first = &items[items.len() - 2];
     assert_eq!(first["actor"]["type"], "management_key");
     assert_eq!((first["ip"].as_str(), first["user_agent"].as_str()), (Some("127.0.0.1"), Some("audit-test/1")));
     assert_eq!(first["request_id"], "req-from-client-1");
     assert_eq!((first["target"]["type"].as_str(), first["target"]["id"].as_str()), (Some("key"), Some(id.as_str())));
     assert_eq!(first["changes"]["permissions"], json!(["wallet.read"]));
-    assert_eq!(first["seq"], 1);
+    assert_eq!(first["seq"], 2, "after the workspace's creation");
     let refused = &all["items"][3];
     assert_eq!((refused["changes"]["refused"].as_bool(), refused["changes"]["keys"].as_u64()), (Some(true), Some(1)));
 
@@ -89,7 +91,7 @@ async fn key_changes_are_on_the_record(b: Backend) {
     let page = audit(&s, "?limit=4").await;
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let rest = audit(&s, &format!("?limit=20&cursor={cursor}")).await;
-    assert_eq!(rest["items"].as_array().unwrap().len(), 6);
+    assert_eq!(rest["items"].as_array().unwrap().len(), 7);
     let (st, e) = s.call(Method::GET, "/v1/audit?since=yesterday", None).await;
     assert_eq!((st, e["error"]["field"].as_str()), (400, Some("since")));
     let dev = s.member("developer", false).await;
@@ -107,15 +109,20 @@ async fn key_changes_are_on_the_record(b: Backend) {
         .await
         .unwrap();
     let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    // The ten above, then the developer's invitation, joining and login.
-    assert_eq!(lines.len(), 13);
+    // The workspace's creation, the ten above, then the developer's invitation, joining and login.
+    assert_eq!(lines.len(), 14);
     assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[1]["seq"], 2);
     for secret in [&secret, &new_secret, &s.management_key] {
         assert!(!export.contains(secret.as_str()), "a secret reached the audit trail");
     }
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(13)), "{v}");
-    assert_eq!(v["head"], lines[12]["hash"]);
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(14)), "{v}");
+    assert_eq!(v["head"], lines[13]["hash"]);
+    assert_eq!(
+        (lines[0]["action"].as_str(), lines[0]["actor"]["type"].as_str()),
+        (Some("workspace.create"), Some("system"))
+    );
     s.stop().await;
 }
 
@@ -124,7 +131,7 @@ async fn tampering_is_found(b: Backend) {
         ("UPDATE audit_events SET changes = '{\"name\":\"forged\"}' WHERE seq = 3", 3),
         ("DELETE FROM audit_events WHERE seq = 2", 3),
         ("UPDATE audit_events SET seq = 99 WHERE seq = 4", 5),
-        ("DELETE FROM audit_events WHERE seq = 5", 5),
+        ("DELETE FROM audit_events WHERE seq = 6", 6),
     ] {
         let s = TestServer::start(b.clone()).await;
         for i in 0..5 {
@@ -156,7 +163,7 @@ async fn the_offline_check_and_head(b: Backend) {
     assert!(head.status.success(), "{head:?}");
     let head = String::from_utf8(head.stdout).unwrap();
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert!(head.contains(&format!("{} 2 {}", s.workspace_id, v["head"].as_str().unwrap())), "{head}");
+    assert!(head.contains(&format!("{} 3 {}", s.workspace_id, v["head"].as_str().unwrap())), "{head}");
     let ok = run(&["audit", "verify"]);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     s.db.exec("UPDATE audit_events SET actor_name = 'someone else' WHERE seq = 1").await;
@@ -185,7 +192,7 @@ async fn concurrent_writers_on_two_nodes_make_one_chain(b: Backend) {
         assert_eq!(t.await.unwrap(), 201);
     }
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(20)), "{v}");
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(21)), "{v}");
     other.stop().await;
     s.stop().await;
 }
@@ -212,9 +219,11 @@ async fn members_sessions_policies_and_credentials_are_on_the_record(b: Backend)
     assert_eq!(
         got,
         [
+            "workspace.create",
             "member.invite",
             "member.join",
             "session.login",
+            "member.mfa_enrol",
             "member.mfa_enable",
             "session.login_failed",
             "member.role",
@@ -262,8 +271,8 @@ async fn retention_prunes_and_keeps_the_chain_verifiable(b: Backend) {
     }
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
     assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(2)), "{v}");
-    s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 4").await;
+    s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 5").await;
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(4)), "{v}");
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(5)), "{v}");
     s.stop().await;
 }

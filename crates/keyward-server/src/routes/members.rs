@@ -327,7 +327,11 @@ pub async fn set_password(
 #[utoipa::path(post, path = "/v1/members/me/mfa/totp", tag = "members",
     responses((status = 200, description = "confirm with a code to turn it on", body = TotpEnrolment),
         (status = 409, body = ErrorBody)), security(("management_key" = [])))]
-pub async fn enrol_totp(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<TotpEnrolment>> {
+pub async fn enrol_totp(
+    State(state): State<SharedState>,
+    caller: Caller,
+    origin: RequestOrigin,
+) -> ApiResult<Json<TotpEnrolment>> {
     let p = &caller.0;
     if p.mfa_enabled {
         return Err(ApiError::Conflict { field: None, message: "TOTP is already on; disable it first".into() });
@@ -337,7 +341,14 @@ pub async fn enrol_totp(State(state): State<SharedState>, caller: Caller) -> Api
         .ok_or_else(|| ApiError::Internal("sealing failed".into()))?;
     let (b32, uri) = mfa::enrolment(&secret, "Keyward", &p.email)
         .ok_or_else(|| ApiError::Internal("cannot build the otpauth URI".into()))?;
-    state.store.set_totp_pending(&p.member_id, &sealed).await?;
+    // The secret itself is never on the record.
+    let audit = caller.audit(
+        &origin,
+        "member.mfa_enrol",
+        audit_target("member", &p.member_id, Some(&p.email)),
+        serde_json::json!({}),
+    );
+    state.store.set_totp_pending(&p.workspace_id, &p.member_id, &sealed, state.clock.now(), &audit).await?;
     Ok(Json(TotpEnrolment { secret: b32, otpauth_uri: uri }))
 }
 
