@@ -28,7 +28,8 @@ impl AppState {
                 Some(w) => w,
                 None => {
                     let epoch = self.cache.epoch_public(&hash);
-                    let w: Option<Arc<str>> = self.store.verify_token_workspace(&hash).await?.map(Into::into);
+                    let read = async { Ok(self.store.verify_token_workspace(&hash).await?) };
+                    let w: Option<Arc<str>> = super::bounded(read).await?.map(Into::into);
                     self.cache.fill_token(hash, w.clone(), epoch);
                     w
                 }

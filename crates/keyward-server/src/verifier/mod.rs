@@ -129,20 +129,26 @@ impl AppState {
 
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
         let epoch = self.cache.epoch_public(&public_key);
-        let entry = match self.store.key_by_public_key(&public_key).await? {
-            Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
-            None => Entry::Missing,
+        let read = async {
+            Ok(match self.store.key_by_public_key(&public_key).await? {
+                Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
+                None => Entry::Missing,
+            })
         };
+        let entry = bounded(read).await?;
         self.cache.fill_public(public_key, entry.clone(), epoch);
         Ok(entry)
     }
 
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
         let epoch = self.cache.epoch(&hash);
-        let entry = match self.store.key_by_hash(&hex_encode(&hash)).await? {
-            Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
-            None => Entry::Missing,
+        let read = async {
+            Ok(match self.store.key_by_hash(&hex_encode(&hash)).await? {
+                Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
+                None => Entry::Missing,
+            })
         };
+        let entry = bounded(read).await?;
         self.cache.fill(hash, entry.clone(), epoch);
         Ok(entry)
     }
@@ -154,6 +160,22 @@ impl AppState {
     async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
         let ctx = self.store.key_context(&rec).await?;
         Ok(VerifiableKey::new(rec, ctx))
+    }
+}
+
+/// How long a verification waits for storage on a cache miss. A connection that went silent
+/// (a network that dropped packets) would otherwise hold the request forever; after this the
+/// answer is 503 and the read is abandoned (its connection closed, not reused).
+pub(crate) const STORAGE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `read`, or 503 when storage does not answer within [`STORAGE_READ_TIMEOUT`].
+pub(crate) async fn bounded<T>(read: impl std::future::Future<Output = ApiResult<T>>) -> ApiResult<T> {
+    match tokio::time::timeout(STORAGE_READ_TIMEOUT, read).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("storage did not answer a verification's read in time; answering 503");
+            Err(ApiError::Unavailable)
+        }
     }
 }
 
