@@ -44,6 +44,18 @@ impl AuditRecord {
         }
     }
 
+    /// A member acting on their own account (joining, a refused secret, a recovery code):
+    /// actor and target are both the member.
+    pub fn by_member(id: &str, email: &str, action: &str, changes: Value, origin: Origin) -> AuditRecord {
+        AuditRecord {
+            actor: AuditActor { kind: "member".into(), id: Some(id.into()), name: Some(email.into()) },
+            action: action.into(),
+            target: AuditTarget { kind: "member".into(), id: Some(id.into()), name: Some(email.into()) },
+            changes,
+            origin,
+        }
+    }
+
     /// The same actor and origin doing something else.
     pub fn with(&self, action: &str, target: AuditTarget, changes: Value) -> AuditRecord {
         AuditRecord { action: action.to_string(), target, changes, ..self.clone() }

@@ -12,7 +12,6 @@ use crate::approvals::{insert_approval, NewApproval};
 use crate::audit::{append, AuditRecord, Origin};
 use crate::dialect::Tx;
 use crate::{Conflict, Store, StoreError};
-use keyward_core::audit::{AuditActor, AuditTarget};
 
 /// Who is calling the management API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,15 +290,8 @@ impl Store {
             return Ok(None);
         };
         // The one who joins is known only now: the token named them.
-        let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-        let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-        let rec = AuditRecord {
-            actor: who,
-            action: "member.join".into(),
-            target,
-            changes: serde_json::json!({"role": m.role.as_str()}),
-            origin: origin.clone(),
-        };
+        let what = serde_json::json!({"role": m.role.as_str()});
+        let rec = AuditRecord::by_member(&m.id, &m.email, "member.join", what, origin.clone());
         append(&mut tx, &m.workspace_id, &rec, now).await?;
         tx.commit().await?;
         Ok(Some(m))
@@ -477,22 +469,10 @@ impl Store {
         failure: (&str, &Origin),
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = $1"))
-            .bind(member_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(m) = row.as_ref().map(member_from_row).transpose()? {
+        if let Some(m) = member_in(&mut tx, member_id).await? {
             // Refused secrets are on the record: the account's own failure, not a change.
             let (action, origin) = failure;
-            let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-            let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-            let rec = AuditRecord {
-                actor: who,
-                action: action.into(),
-                target,
-                changes: serde_json::json!({}),
-                origin: origin.clone(),
-            };
+            let rec = AuditRecord::by_member(&m.id, &m.email, action, serde_json::json!({}), origin.clone());
             append(&mut tx, &m.workspace_id, &rec, now).await?;
         }
         sqlx::query(
@@ -674,20 +654,14 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
-        let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = $1"))
-            .bind(member_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let (true, Some(m)) = (used, row.as_ref().map(member_from_row).transpose()?) {
-            let who = AuditActor { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-            let target = AuditTarget { kind: "member".into(), id: Some(m.id.clone()), name: Some(m.email.clone()) };
-            let rec = AuditRecord {
-                actor: who,
-                action: "member.recovery_code_used".into(),
-                target,
-                changes: serde_json::json!({}),
-                origin: Origin::default(),
-            };
+        if let (true, Some(m)) = (used, member_in(&mut tx, member_id).await?) {
+            let rec = AuditRecord::by_member(
+                &m.id,
+                &m.email,
+                "member.recovery_code_used",
+                serde_json::json!({}),
+                Origin::default(),
+            );
             append(&mut tx, &m.workspace_id, &rec, now).await?;
         }
         tx.commit().await?;
@@ -790,6 +764,15 @@ impl Store {
         tx.commit().await?;
         Ok(found)
     }
+}
+
+/// A member read inside `tx`.
+async fn member_in(tx: &mut Tx, id: &str) -> Result<Option<Member>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(member_from_row).transpose()
 }
 
 /// Serialises changes that may remove an owner, per workspace: the workspace's row lock on

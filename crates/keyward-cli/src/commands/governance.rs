@@ -25,7 +25,8 @@ fn password(input: &PasswordInput, prompt: &str) -> Result<String> {
     Ok(rpassword::prompt_password(prompt)?)
 }
 
-fn print<T: serde::Serialize>(remote: &Remote, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+/// JSON with `--json`, else the text.
+pub(crate) fn print<T: serde::Serialize>(remote: &Remote, value: &T, text: impl FnOnce() -> String) -> Result<()> {
     if remote.json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {

@@ -8,17 +8,9 @@ use keyward_client::{
     UpdateServiceAccountRequest,
 };
 
-use crate::args::{Remote, RolesCommand, ServiceAccountsCommand};
+use super::governance::print;
+use crate::args::{RolesCommand, ServiceAccountsCommand};
 use crate::output;
-
-fn print<T: serde::Serialize>(remote: &Remote, value: &T, text: impl FnOnce() -> String) -> Result<()> {
-    if remote.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        println!("{}", text());
-    }
-    Ok(())
-}
 
 fn role_line(r: &RoleView) -> String {
     let perms = match &r.permissions {

@@ -172,6 +172,7 @@ pub async fn setup_member(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<SetupRequest>,
 ) -> ApiResult<Json<MemberView>> {
     let ip = state.client_ip(peer.ip(), &headers);
@@ -191,12 +192,7 @@ pub async fn setup_member(
         return Err(invalid());
     }
     let phc = hash_password(&state, req.password).await?;
-    let origin = keyward_store::Origin {
-        ip: Some(ip.to_string()),
-        user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
-        request_id: None,
-    };
-    let m = state.store.complete_setup(&hash, &phc, now, &origin).await?.ok_or_else(invalid)?;
+    let m = state.store.complete_setup(&hash, &phc, now, &origin.0).await?.ok_or_else(invalid)?;
     Ok(Json(member_view(&m)))
 }
 

@@ -28,15 +28,12 @@ pub async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    origin: RequestOrigin,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     let ip = state.client_ip(peer.ip(), &headers);
     let now = state.clock.now();
-    let origin = keyward_store::Origin {
-        ip: Some(ip.to_string()),
-        user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
-        request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(128).collect()),
-    };
+    let RequestOrigin(origin) = origin;
     if let Some(retry_after) = state.logins.blocked(ip, now) {
         return Err(ApiError::RateLimited {
             retry_after,
@@ -89,17 +86,8 @@ pub async fn login(
     let token = keyformat::generate_session(&rec.prefix, state.random.as_ref());
     let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let m = &rec.member;
-    let audit = keyward_store::AuditRecord {
-        actor: keyward_core::audit::AuditActor {
-            kind: "member".into(),
-            id: Some(m.id.clone()),
-            name: Some(m.email.clone()),
-        },
-        action: "session.login".into(),
-        target: crate::audit::target("member", &m.id, Some(&m.email)),
-        changes: serde_json::json!({"mfa": m.mfa_enabled}),
-        origin,
-    };
+    let what = serde_json::json!({"mfa": m.mfa_enabled});
+    let audit = keyward_store::AuditRecord::by_member(&m.id, &m.email, "session.login", what, origin);
     let session = NewSession {
         hash: state.pepper.hash(&token),
         workspace_id: m.workspace_id.clone(),
