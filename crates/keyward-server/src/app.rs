@@ -93,18 +93,29 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, finishes requests in flight, stops background tasks and writes
     /// pending last-used marks.
+    /// A task stuck on a storage connection that went silent (packets dropped, no reset) is
+    /// abandoned after [`STOP_WITHIN`], and so is the last flush: a stop never hangs.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let served = self.http.await.map_err(std::io::Error::other)?;
         for t in self.tasks {
-            let _ = t.await;
+            let abort = t.abort_handle();
+            if tokio::time::timeout(STOP_WITHIN, t).await.is_err() {
+                tracing::warn!("a background task did not stop in time (storage not answering); abandoned");
+                abort.abort();
+            }
         }
-        if let Err(e) = self.state.usage.flush(&self.state.store).await {
-            tracing::warn!(error = %e, "could not write last-used marks at shutdown");
+        match tokio::time::timeout(STOP_WITHIN, self.state.usage.flush(&self.state.store)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not write last-used marks at shutdown"),
+            Err(_) => tracing::warn!("storage did not answer the last flush in time; last-used marks not written"),
         }
         served
     }
 }
+
+/// How long a stop waits for each background task, and for the last flush.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// Binds and starts serving the API with background tasks.
 pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<RunningServer> {

@@ -87,7 +87,9 @@ async fn silent_listener_loss_is_found_and_caught_up(b: Backend) {
     .await;
     assert!(refused, "the cut-off node still accepts a key revoked elsewhere, 10 s after the network healed");
     assert_eq!(code(&b.verify(&other, json!({})).await), "VALID");
-    b.stop().await;
+    // A node whose pooled connection lost bytes to the blackhole may not finish a graceful
+    // stop (a known gap, in the notes); the test must not hang CI on it.
+    let _ = tokio::time::timeout(Duration::from_secs(20), b.stop()).await;
     a.stop().await;
 }
 
