@@ -55,6 +55,9 @@ pub enum Command {
     /// The tamper-evident audit trail: list, export, verify, head.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Webhook endpoints and their deliveries, and the callback signing key.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -220,6 +223,88 @@ pub enum PoliciesCommand {
         temporary_max_days: Option<u32>,
         #[arg(long)]
         permanent_requires_ip_allowlist: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Every endpoint of the workspace.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Register an endpoint; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        /// Where deliveries go.
+        url: String,
+        /// Event types, `group.*` or `*` (repeat or separate by commas).
+        #[arg(long = "event", value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Change the URL, events or description; disable or enable.
+    Update {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long = "event", value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// A new secret, printed once; the old one keeps signing during the overlap.
+    RotateSecret {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        /// e.g. 24h (the default), 0s to end the old secret at once.
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    /// Send a `webhook.test` event.
+    Test {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Deliveries to an endpoint, newest first, with their attempts.
+    Deliveries {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Try one delivery again now (same webhook-id).
+    Retry {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        delivery_id: String,
+    },
+    /// The public key (whpk_…) per-key callbacks are signed with.
+    SigningKey {
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 

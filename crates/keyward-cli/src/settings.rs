@@ -205,6 +205,20 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention_days: Option<u32>,
+    /// Waits before each retry of a failed webhook delivery, e.g. `5s,5m,30m,2h,5h,10h,10h`
+    /// (the default; the first attempt is at once). `[webhooks] retry_schedule` in the file.
+    #[arg(long, env = "KEYWARD_WEBHOOK_RETRY_SCHEDULE")]
+    #[serde(skip)]
+    pub webhook_retry_schedule: Option<String>,
+    /// Let webhook deliveries reach loopback, private and link-local addresses (`[webhooks]
+    /// allow_private`).
+    #[arg(long, env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub webhook_allow_private: Option<bool>,
+    /// How long a webhook receiver has to answer [default: 10s] (`[webhooks] timeout`).
+    #[arg(long, env = "KEYWARD_WEBHOOK_TIMEOUT")]
+    #[serde(skip)]
+    pub webhook_timeout: Option<Span>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key; `[tls] cert` in the file).
     #[arg(long, env = "KEYWARD_TLS_CERT")]
     #[serde(skip)]
@@ -221,6 +235,15 @@ pub struct ServerSettings {
 pub struct TlsSection {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+}
+
+/// `[webhooks]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    pub retry_schedule: Option<String>,
+    pub allow_private: Option<bool>,
+    pub timeout: Option<Span>,
 }
 
 /// The gateway's own settings (`[gateway]` in the config file).
@@ -292,6 +315,9 @@ layered!(ServerSettings {
     max_connections,
     cache_revalidate_interval,
     audit_retention_days,
+    webhook_retry_schedule,
+    webhook_allow_private,
+    webhook_timeout,
     tls_cert,
     tls_key,
 });
@@ -326,7 +352,14 @@ impl ConfigFile {
             Some(v) => v.try_into::<TlsSection>().context("[tls]")?,
             None => TlsSection::default(),
         };
+        let webhooks = match table.remove("webhooks") {
+            Some(v) => v.try_into::<WebhooksSection>().context("[webhooks]")?,
+            None => WebhooksSection::default(),
+        };
         let mut server = toml::Value::Table(table).try_into::<ServerSettings>()?;
+        server.webhook_retry_schedule = webhooks.retry_schedule;
+        server.webhook_allow_private = webhooks.allow_private;
+        server.webhook_timeout = webhooks.timeout;
         server.tls_cert = tls.cert;
         server.tls_key = tls.key;
         Ok(ConfigFile { listen, server, gateway })
@@ -364,6 +397,9 @@ impl ServerSettings {
             max_connections: Some(d.max_connections),
             cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
             audit_retention_days: d.audit_retention_days,
+            webhook_retry_schedule: None,
+            webhook_allow_private: Some(d.webhook_allow_private),
+            webhook_timeout: Some(Span(d.webhook_timeout)),
             tls_cert: None,
             tls_key: None,
         }
@@ -423,6 +459,15 @@ impl ServerSettings {
         set(&mut c.header_read_timeout, positive("header_read_timeout", self.header_read_timeout)?);
         set(&mut c.body_read_timeout, positive("body_read_timeout", self.body_read_timeout)?);
         set(&mut c.cache_revalidate_interval, positive("cache_revalidate_interval", self.cache_revalidate_interval)?);
+        set(&mut c.webhook_timeout, positive("webhook_timeout", self.webhook_timeout)?);
+        if let Some(sched) = &self.webhook_retry_schedule {
+            c.webhook_retry_schedule = keyward_core::webhooks::parse_schedule(sched).with_context(|| {
+                format!("webhook_retry_schedule: {sched:?} is not a list of durations like 5s,5m,30m (at most 20)")
+            })?;
+        }
+        if let Some(v) = self.webhook_allow_private {
+            c.webhook_allow_private = v;
+        }
         c.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(keyward_server::config::TlsFiles { cert: cert.clone(), key: key.clone() }),
             (None, None) => None,

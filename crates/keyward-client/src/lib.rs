@@ -33,6 +33,10 @@ pub use keyward_core::wire::roles::{
     UpdateRoleRequest, UpdateServiceAccountRequest,
 };
 pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
+pub use keyward_core::wire::webhooks::{
+    AttemptView, DeliveryList, DeliveryView, NewWebhookRequest, RotateSecretRequest, SigningKeyView, WebhookList,
+    WebhookPatch, WebhookView,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -439,6 +443,59 @@ impl Client {
     /// Recomputes the workspace's chain on the server.
     pub async fn verify_audit(&self) -> Result<ChainCheck, ClientError> {
         Self::send(self.request(Method::GET, "/v1/audit/verify")).await
+    }
+}
+
+/// Webhook endpoints, their deliveries, and the callback signing key.
+impl Client {
+    /// Registers an endpoint; the answer's `secret` is shown only here.
+    pub async fn create_webhook(&self, req: &NewWebhookRequest) -> Result<WebhookView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/webhooks").json(req)).await
+    }
+
+    pub async fn list_webhooks(&self) -> Result<WebhookList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/webhooks")).await
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<WebhookView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/webhooks/{}", path_segment(id)))).await
+    }
+
+    pub async fn update_webhook(&self, id: &str, req: &WebhookPatch) -> Result<WebhookView, ClientError> {
+        Self::send(self.request(Method::PATCH, &format!("/v1/webhooks/{}", path_segment(id))).json(req)).await
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, &format!("/v1/webhooks/{}", path_segment(id)))).await
+    }
+
+    /// A new secret (in the answer only); the previous one signs too until `overlap` ends.
+    pub async fn rotate_webhook_secret(&self, id: &str, overlap: Option<&str>) -> Result<WebhookView, ClientError> {
+        let req = RotateSecretRequest { overlap: overlap.map(str::to_string) };
+        let path = format!("/v1/webhooks/{}/rotate-secret", path_segment(id));
+        Self::send(self.request(Method::POST, &path).json(&req)).await
+    }
+
+    /// Queues a `webhook.test` delivery to the endpoint.
+    pub async fn test_webhook(&self, id: &str) -> Result<DeliveryView, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/webhooks/{}/test", path_segment(id)))).await
+    }
+
+    pub async fn list_deliveries(&self, id: &str, limit: Option<u32>) -> Result<DeliveryList, ClientError> {
+        let q: Vec<(&str, String)> = limit.map(|l| vec![("limit", l.to_string())]).unwrap_or_default();
+        let path = format!("/v1/webhooks/{}/deliveries", path_segment(id));
+        Self::send(self.request(Method::GET, &path).query(&q)).await
+    }
+
+    /// Makes a delivery due again now (with the same `webhook-id`).
+    pub async fn retry_delivery(&self, id: &str, delivery_id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/webhooks/{}/deliveries/{}/retry", path_segment(id), path_segment(delivery_id));
+        Self::send_empty(self.request(Method::POST, &path)).await
+    }
+
+    /// The `whpk_…` public key per-key callbacks are signed with.
+    pub async fn webhook_signing_key(&self) -> Result<SigningKeyView, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/webhooks/signing-key")).await
     }
 }
 

@@ -26,6 +26,7 @@ pub mod text;
 pub mod validate;
 pub mod verify;
 pub mod webhook_signature;
+pub mod webhooks;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -176,6 +176,16 @@ pub struct Policy {
     pub require_mfa: bool,
     /// Approval requests not decided within this many hours expire.
     pub approval_expiry_hours: u32,
+    /// A `key.expiring` event is sent this many days before a key expires (0: never).
+    #[serde(default = "default_expiry_warning_days")]
+    pub expiry_warning_days: u32,
+}
+
+/// Longest `expiry_warning_days`.
+pub const MAX_EXPIRY_WARNING_DAYS: u32 = 90;
+
+fn default_expiry_warning_days() -> u32 {
+    7
 }
 
 impl Default for Policy {
@@ -193,6 +203,7 @@ impl Default for Policy {
             max_key_lifetime_days: None,
             require_mfa: false,
             approval_expiry_hours: 72,
+            expiry_warning_days: default_expiry_warning_days(),
         }
     }
 }
@@ -227,6 +238,8 @@ pub struct PolicyPatch {
     pub require_mfa: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_expiry_hours: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_days: Option<u32>,
 }
 
 fn check_rule(field: &str, r: &ActionRule) -> Result<(), CoreError> {
@@ -299,6 +312,12 @@ impl Policy {
             }
             n.approval_expiry_hours = h;
         }
+        if let Some(d) = p.expiry_warning_days {
+            if d > MAX_EXPIRY_WARNING_DAYS {
+                return Err(CoreError::invalid("expiry_warning_days", "expiry_warning_days must be 0-90"));
+            }
+            n.expiry_warning_days = d;
+        }
         Ok(n)
     }
 }
@@ -338,6 +357,8 @@ mod tests {
     #[test]
     fn bad_patches_name_the_field() {
         assert_eq!(patch(json!({"temporary_max_days": 0})).unwrap_err().field(), "temporary_max_days");
+        assert_eq!(patch(json!({"expiry_warning_days": 91})).unwrap_err().field(), "expiry_warning_days");
+        assert_eq!(patch(json!({"expiry_warning_days": 0})).unwrap().expiry_warning_days, 0);
         assert_eq!(
             patch(json!({"key.update": {"approvals": 1, "approver_roles": []}})).unwrap_err().field(),
             "key.update.approver_roles"

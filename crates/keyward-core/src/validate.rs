@@ -176,13 +176,21 @@ pub fn meta(raw: &Value) -> Result<Map<String, Value>, CoreError> {
 }
 
 pub fn callback_url(raw: &str) -> Result<String, CoreError> {
-    let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
+    http_url("callback_url", raw)
+}
+
+/// An `http(s)://host…` URL of at most [`MAX_URL_LEN`] bytes, with no spaces or control
+/// characters and no credentials before the host (they would be logged and stored).
+pub fn http_url(field: &str, raw: &str) -> Result<String, CoreError> {
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    let ok = authority.is_some_and(|a| !a.is_empty() && !a.contains('@'))
         && raw.len() <= MAX_URL_LEN
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(raw.to_string())
     } else {
-        Err(CoreError::invalid("callback_url", "callback_url must be an http(s) URL"))
+        Err(CoreError::invalid(field, format!("{field} must be an http(s) URL with a host and no credentials")))
     }
 }
 

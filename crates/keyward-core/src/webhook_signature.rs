@@ -53,6 +53,32 @@ pub fn public_key_text(key: &ed25519_dalek::VerifyingKey) -> String {
     format!("whpk_{}", B64.encode(key.to_bytes()))
 }
 
+/// A workspace's callback key, kept as its 32-byte Ed25519 seed.
+pub struct CallbackKey(ed25519_dalek::SigningKey);
+
+impl CallbackKey {
+    pub fn from_seed(seed: &[u8; 32]) -> CallbackKey {
+        CallbackKey(ed25519_dalek::SigningKey::from_bytes(seed))
+    }
+
+    /// A new key's seed, from `random`.
+    pub fn new_seed(random: &dyn crate::Random) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        random.fill(&mut seed);
+        seed
+    }
+
+    /// `whpk_<base64>`, as `GET /v1/webhooks/signing-key` publishes it.
+    pub fn public_key(&self) -> String {
+        public_key_text(&self.0.verifying_key())
+    }
+
+    /// `v1a,<base64 signature>` of one delivery.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        sign_v1a(&self.0, id, timestamp, body)
+    }
+}
+
 /// What a receiver trusts: an endpoint's secret, or a workspace's published public key.
 pub enum Trust<'a> {
     Secret(&'a str),

@@ -165,6 +165,7 @@ async fn start_with(
         tokio::spawn(pruner(state.clone(), stopped.clone())),
         tokio::spawn(crate::backstop::run(state.clone(), stopped.clone())),
         tokio::spawn(crate::backstop::fill_known(state.clone(), stopped.clone())),
+        tokio::spawn(crate::webhooks::delivery::run(state.clone(), stopped.clone())),
         tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks })
@@ -207,11 +208,20 @@ async fn pruner(state: SharedState, mut stopped: watch::Receiver<bool>) {
         let now = state.clock.now();
         let _ = state.store.prune_events(now - invalidation::EVENT_RETENTION).await;
         let _ = state.store.prune_idempotency(now - chrono::Duration::hours(24)).await;
+        let _ = state.store.prune_deliveries(now - DELIVERY_LOG_RETENTION).await;
     }
 }
 
-/// Closes approval requests whose time is up (undoing their pending key states) and drops
-/// ended sessions. Requests are also expired when they are read or acted on.
+/// How long finished webhook deliveries (and their attempts) stay listed.
+const DELIVERY_LOG_RETENTION: chrono::Duration = chrono::Duration::days(30);
+
+/// How far back a passed expiry is still told as `key.expired` (a node down longer than this
+/// does not flood receivers with old expiries when it returns).
+const EXPIRED_LOOK_BACK: chrono::Duration = chrono::Duration::days(7);
+
+/// Closes approval requests whose time is up (undoing their pending key states), tells of
+/// coming and passed key expiries, and drops ended sessions. Requests are also expired when
+/// they are read or acted on.
 async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.sweep_interval);
     loop {
@@ -223,6 +233,9 @@ async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
         match state.store.expire_approvals(None, now).await {
             Ok(changed) => changed.iter().for_each(|k| state.forget(k)),
             Err(e) => tracing::warn!(error = %e, "could not expire approval requests; will retry"),
+        }
+        if let Err(e) = state.store.announce_expiries(now, EXPIRED_LOOK_BACK).await {
+            tracing::warn!(error = %e, "could not announce key expiries; will retry");
         }
         let _ = state.store.purge_sessions(now).await;
         if let Some(days) = state.config.audit_retention_days {

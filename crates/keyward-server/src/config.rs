@@ -46,6 +46,17 @@ pub struct ServerConfig {
     /// Audit events older than this many days are pruned (the chain keeps a checkpoint);
     /// `None` keeps them all.
     pub audit_retention_days: Option<u32>,
+    /// Waits before each retry of a failed webhook delivery (the first attempt is at once).
+    pub webhook_retry_schedule: Vec<chrono::Duration>,
+    /// Let deliveries reach loopback, private and link-local addresses (tests, closed
+    /// networks). Off: such destinations are refused after resolving the host.
+    pub webhook_allow_private: bool,
+    /// How long a receiver has to answer one delivery.
+    pub webhook_timeout: Duration,
+    /// How often each node looks for due deliveries.
+    pub webhook_poll_interval: Duration,
+    /// An endpoint that has failed every delivery for this long is disabled.
+    pub webhook_disable_after: chrono::Duration,
 }
 
 /// A PEM certificate chain and its private key.
@@ -80,6 +91,11 @@ impl Default for ServerConfig {
             cache_revalidate_interval: Duration::from_secs(300),
             tls: None,
             audit_retention_days: None,
+            webhook_retry_schedule: keyward_core::webhooks::default_schedule(),
+            webhook_allow_private: false,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_poll_interval: Duration::from_millis(500),
+            webhook_disable_after: chrono::Duration::days(5),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod state;
 pub mod tls;
 pub mod usage;
 mod verifier;
+pub mod webhooks;
 
 pub use app::{router, run, serve_until, start, start_gateway, RunningServer, Services};
 pub use config::ServerConfig;

@@ -1,7 +1,8 @@
 //! Sealing of what must be stored but never in clear: idempotent answers (they may carry a
 //! new key's secret; the sealing key derives from the pepper and the client's idempotency
 //! key, neither of which is stored) and members' TOTP secrets (key from the pepper and the
-//! member id).
+//! member id), webhook endpoints' secrets (key from the pepper and the endpoint id) and each
+//! workspace's callback signing key (key from the pepper and the workspace id).
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -43,6 +44,22 @@ pub fn seal_totp(pepper: &Pepper, rng: &dyn Random, member_id: &str, secret: &[u
 
 pub fn open_totp(pepper: &Pepper, member_id: &str, sealed: &str) -> Option<Vec<u8>> {
     open_with(pepper, "totp-seal", member_id, sealed)
+}
+
+pub fn seal_webhook_secret(pepper: &Pepper, rng: &dyn Random, endpoint_id: &str, secret: &str) -> Option<String> {
+    seal_with(pepper, rng, "webhook-secret-seal", endpoint_id, secret.as_bytes())
+}
+
+pub fn open_webhook_secret(pepper: &Pepper, endpoint_id: &str, sealed: &str) -> Option<String> {
+    String::from_utf8(open_with(pepper, "webhook-secret-seal", endpoint_id, sealed)?).ok()
+}
+
+pub fn seal_signing_key(pepper: &Pepper, rng: &dyn Random, workspace_id: &str, seed: &[u8; 32]) -> Option<String> {
+    seal_with(pepper, rng, "webhook-signing-seal", workspace_id, seed)
+}
+
+pub fn open_signing_key(pepper: &Pepper, workspace_id: &str, sealed: &str) -> Option<[u8; 32]> {
+    open_with(pepper, "webhook-signing-seal", workspace_id, sealed)?.try_into().ok()
 }
 
 #[cfg(test)]

@@ -172,6 +172,8 @@ pub(crate) async fn append(
         .bind(workspace_id)
         .execute(&mut **tx)
         .await?;
+    // A webhook event's deliveries commit with it: the outbox.
+    crate::webhooks::enqueue(tx, &e).await?;
     Ok(e)
 }
 

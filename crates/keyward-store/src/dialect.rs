@@ -101,6 +101,16 @@ impl Dialect {
         }
     }
 
+    /// Appended to a `SELECT` that claims rows of `table` (its alias) for this transaction:
+    /// rows another node has claimed are skipped, not waited for. SQLite needs nothing: a
+    /// writing transaction holds the whole database.
+    pub(crate) fn skip_locked(self, table: &str) -> String {
+        match self {
+            Dialect::Sqlite => String::new(),
+            Dialect::Postgres => format!(" FOR UPDATE OF {table} SKIP LOCKED"),
+        }
+    }
+
     /// Can other nodes be told of changes as they commit (else they poll)?
     pub fn pushes_changes(self) -> bool {
         self == Dialect::Postgres

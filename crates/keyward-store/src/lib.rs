@@ -19,6 +19,7 @@ mod roles;
 mod rows;
 mod service_accounts;
 mod verify_tokens;
+mod webhooks;
 mod workspaces;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
@@ -35,6 +36,7 @@ pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember,
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
+pub use webhooks::{AfterAttempt, Attempt, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
 use sqlx::{AnyPool, Row};

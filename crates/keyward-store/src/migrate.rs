@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "roles and service accounts", include_str!("../migrations/0007_roles_service_accounts.sql")),
     (8, "audit trail", include_str!("../migrations/0008_audit.sql")),
     (9, "audit checkpoints", include_str!("../migrations/0009_audit_checkpoints.sql")),
+    (10, "webhooks", include_str!("../migrations/0010_webhooks.sql")),
 ];
 
 #[derive(Debug)]

@@ -169,6 +169,10 @@ pub fn test_config() -> ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         flush_interval: Duration::from_millis(100),
         poll_interval: Duration::from_millis(50),
+        // Receivers in tests listen on loopback; retries wait on the manual clock.
+        webhook_allow_private: true,
+        webhook_poll_interval: Duration::from_millis(50),
+        webhook_retry_schedule: vec![chrono::Duration::seconds(1); 3],
         ..ServerConfig::default()
     }
 }

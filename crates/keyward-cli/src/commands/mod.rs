@@ -5,6 +5,7 @@ mod keys;
 mod pairs;
 mod roles;
 mod serve;
+mod webhooks;
 
 use anyhow::Result;
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Policies(c) => governance::policies(c).await,
         Command::Roles(c) => roles::roles(c).await,
         Command::Audit(c) => audit::run(c).await,
+        Command::Webhooks(c) => webhooks::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,

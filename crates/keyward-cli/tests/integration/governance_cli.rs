@@ -6,7 +6,7 @@ use keyward_testkit::{Backend, TestServer};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-on_both_backends!(owner_admins_developer_flow, roles_grants_and_service_accounts);
+on_both_backends!(owner_admins_developer_flow, roles_grants_and_service_accounts, webhooks_from_the_command_line);
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
@@ -183,5 +183,35 @@ async fn roles_grants_and_service_accounts(b: Backend) {
     owner.ok(&["service-accounts", "delete", sa_id], None);
     assert_eq!(owner.run(&["verify", sa_secret], None).status.code(), Some(1));
     owner.ok(&["roles", "delete", "catalog-sync", "--force"], None);
+    s.stop().await;
+}
+
+/// `keyward webhooks …`: register (the secret printed once), list, test, deliveries, rotate,
+/// disable, the signing key, delete.
+async fn webhooks_from_the_command_line(b: Backend) {
+    let s = TestServer::start(b).await;
+    let owner = Person::new(&s.base);
+    owner.ok(&["login", "--server", &s.base, "--token", &s.management_key], None);
+    // Nothing listens here: deliveries fail and stay pending, which is all this needs.
+    let url = "http://127.0.0.1:9/hook";
+    let bad = owner.run(&["webhooks", "create", url, "--event", "key.deleted"], None);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("events"));
+    let w = owner.json(&["webhooks", "create", url, "--event", "key.*,approval.requested"]);
+    let id = w["id"].as_str().unwrap();
+    assert!(w["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(w["events"], serde_json::json!(["key.*", "approval.requested"]));
+    let list = owner.ok(&["webhooks", "list"], None);
+    assert!(list.contains(id) && list.contains("enabled") && !list.contains("whsec_"), "{list}");
+    let t = owner.json(&["webhooks", "test", id]);
+    assert_eq!(t["type"], "webhook.test");
+    let log = owner.ok(&["webhooks", "deliveries", id], None);
+    assert!(log.contains("webhook.test"), "{log}");
+    let r = owner.json(&["webhooks", "rotate-secret", id, "--overlap", "1h"]);
+    assert_ne!(r["secret"], w["secret"]);
+    owner.ok(&["webhooks", "update", id, "--disable"], None);
+    assert!(owner.ok(&["webhooks", "show", id], None).contains("disabled (manual)"));
+    assert!(owner.ok(&["webhooks", "signing-key"], None).trim().starts_with("whpk_"));
+    owner.ok(&["webhooks", "delete", id], None);
+    assert!(!owner.ok(&["webhooks", "list"], None).contains(id));
     s.stop().await;
 }

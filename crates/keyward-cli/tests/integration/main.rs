@@ -26,4 +26,5 @@ mod signed_requests;
 mod storage;
 mod tls;
 mod tower_layer;
+mod webhooks;
 mod workspaces;

@@ -155,6 +155,16 @@ const SERVED: &[(&str, &str)] = &[
     ("patch", "/v1/service-accounts/{id}"),
     ("delete", "/v1/service-accounts/{id}"),
     ("post", "/v1/service-accounts/{id}/keys"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/signing-key"),
+    ("get", "/v1/webhooks/{id}"),
+    ("patch", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/rotate-secret"),
+    ("post", "/v1/webhooks/{id}/test"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
+    ("post", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

@@ -7,6 +7,7 @@ pub mod governance;
 pub mod keys;
 pub mod roles;
 pub mod verify;
+pub mod webhooks;
 
 use serde::{Deserialize, Deserializer};
 

@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod system;
 pub mod verify;
 pub mod verify_tokens;
+pub mod webhooks;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,6 +33,7 @@ use crate::state::SharedState;
          (name = "governance", description = "policies and approval requests"),
          (name = "roles", description = "roles that grant permissions, and service accounts"),
          (name = "audit", description = "the tamper-evident audit trail"),
+         (name = "webhooks", description = "signed webhooks and per-key callbacks"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -91,6 +93,13 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(verify::forward_auth))
         .routes(routes!(verify_tokens::create_verify_token, verify_tokens::list_verify_tokens))
         .routes(routes!(verify_tokens::revoke_verify_token))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::signing_key))
+        .routes(routes!(webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }
