@@ -12,7 +12,8 @@ on_both_backends!(
     the_offline_check_and_head,
     concurrent_writers_on_two_nodes_make_one_chain,
     members_sessions_policies_and_credentials_are_on_the_record,
-    retention_prunes_and_keeps_the_chain_verifiable
+    retention_prunes_and_keeps_the_chain_verifiable,
+    a_used_recovery_code_is_on_the_record
 );
 
 async fn audit(s: &TestServer, query: &str) -> Value {
@@ -274,5 +275,29 @@ async fn retention_prunes_and_keeps_the_chain_verifiable(b: Backend) {
     s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 5").await;
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
     assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(5)), "{v}");
+    s.stop().await;
+}
+
+/// Logging in with a recovery code uses it up and says so in the trail (without the code).
+async fn a_used_recovery_code_is_on_the_record(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("developer", false).await;
+    let (st, e) = s.call_as(&m.token, Method::POST, "/v1/members/me/mfa/totp", None).await;
+    assert_eq!(st, 200, "{e}");
+    let secret = totp_rs::Secret::Encoded(e["secret"].as_str().unwrap().to_string()).to_bytes().unwrap();
+    let otp = s.otp(&secret);
+    let (st, r) =
+        s.call_as(&m.token, Method::POST, "/v1/members/me/mfa/totp/confirm", Some(json!({"otp": otp}))).await;
+    assert_eq!(st, 200, "{r}");
+    let code = r["recovery_codes"][0].as_str().unwrap().to_string();
+    s.login(&m.email, &m.password, Some(&code)).await;
+    let (st, _) = s.try_login(&m.email, &m.password, Some(&code)).await;
+    assert_eq!(st, 401, "a recovery code works once");
+    let v = audit(&s, "?action=member.recovery_code_used").await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["actor"]["id"], m.id.as_str());
+    let export = s.http().get(s.url("/v1/audit/export")).bearer_auth(&s.management_key).send().await.unwrap();
+    assert!(!export.text().await.unwrap().contains(&code), "a recovery code reached the audit trail");
     s.stop().await;
 }
