@@ -740,6 +740,18 @@ pub enum ServerKeyCommand {
         remote: Remote,
         id: String,
     },
+    /// Verifications of a key over time: totals by code, a sparkline and a table.
+    Usage {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        /// How far back, e.g. 90m, 24h (default), 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// minute, hour (default) or day.
+        #[arg(long)]
+        granularity: Option<String>,
+    },
     /// Replace a key by a new one with the same settings.
     Rotate {
         #[command(flatten)]

@@ -36,11 +36,51 @@ pub fn key_rows(keys: &[KeyView]) -> String {
                 format!("{}…", k.start),
                 time(k.expires_at),
                 time(k.last_used_at),
+                k.requests_24h.map_or_else(|| "-".to_string(), |n| n.to_string()),
                 owner(k),
             ]
         })
         .collect();
-    table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED", "OWNER"], &rows)
+    table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED", "REQ/24H", "OWNER"], &rows)
+}
+
+/// `▁▂▃▄▅▆▇█` scaled to the largest value (a blank for zero).
+pub fn sparkline(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| match v {
+            0 => ' ',
+            _ => BARS[usize::try_from((v * 7).div_ceil(max.max(1))).unwrap_or(7).min(7)],
+        })
+        .collect()
+}
+
+/// A key's usage: totals by code, a sparkline over the range, then the non-empty buckets.
+pub fn usage(u: &keyward_client::KeyUsage) -> String {
+    let codes: Vec<String> = u.by_code.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let mut out = format!(
+        "{}  {} verifications from {} to {} ({})\n{}\n|{}|\n",
+        u.key_id,
+        u.total,
+        u.from.format("%Y-%m-%d %H:%MZ"),
+        u.to.format("%Y-%m-%d %H:%MZ"),
+        u.granularity,
+        if codes.is_empty() { "-".to_string() } else { codes.join(", ") },
+        sparkline(&u.buckets.iter().map(|b| b.total).collect::<Vec<_>>())
+    );
+    let rows: Vec<Vec<String>> = u
+        .buckets
+        .iter()
+        .filter(|b| b.total > 0)
+        .map(|b| {
+            let refused = b.total - b.by_code.get("VALID").copied().unwrap_or(0);
+            vec![b.start.format("%Y-%m-%d %H:%MZ").to_string(), b.total.to_string(), refused.to_string()]
+        })
+        .collect();
+    out.push_str(&table(&["START", "TOTAL", "REFUSED"], &rows));
+    out
 }
 
 /// The service account owning a key, else the member who made it.

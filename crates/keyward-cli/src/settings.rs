@@ -205,6 +205,22 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention_days: Option<u32>,
+    /// How long per-minute verification counts are kept [default: 48h].
+    #[arg(long, env = "KEYWARD_USAGE_MINUTES_KEPT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_minutes_kept: Option<Span>,
+    /// How long per-hour verification counts are kept [default: 90d].
+    #[arg(long, env = "KEYWARD_USAGE_HOURS_KEPT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_hours_kept: Option<Span>,
+    /// How long per-day verification counts are kept [default: 730d].
+    #[arg(long, env = "KEYWARD_USAGE_DAYS_KEPT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_days_kept: Option<Span>,
+    /// Log lines as `text` (the default) or `json` (one object a line, with the request id).
+    #[arg(long, env = "KEYWARD_LOG_FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
     /// Waits before each retry of a failed webhook delivery, e.g. `5s,5m,30m,2h,5h,10h,10h`
     /// (the default; the first attempt is at once). `[webhooks] retry_schedule` in the file.
     #[arg(long, env = "KEYWARD_WEBHOOK_RETRY_SCHEDULE")]
@@ -315,6 +331,10 @@ layered!(ServerSettings {
     max_connections,
     cache_revalidate_interval,
     audit_retention_days,
+    usage_minutes_kept,
+    usage_hours_kept,
+    usage_days_kept,
+    log_format,
     webhook_retry_schedule,
     webhook_allow_private,
     webhook_timeout,
@@ -397,11 +417,24 @@ impl ServerSettings {
             max_connections: Some(d.max_connections),
             cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
             audit_retention_days: d.audit_retention_days,
+            usage_minutes_kept: d.usage_retention.0.to_std().ok().map(Span),
+            usage_hours_kept: d.usage_retention.1.to_std().ok().map(Span),
+            usage_days_kept: d.usage_retention.2.to_std().ok().map(Span),
+            log_format: Some("text".into()),
             webhook_retry_schedule: None,
             webhook_allow_private: Some(d.webhook_allow_private),
             webhook_timeout: Some(Span(d.webhook_timeout)),
             tls_cert: None,
             tls_key: None,
+        }
+    }
+
+    /// Are log lines JSON? (`log_format` is `text` or `json`.)
+    pub fn json_logs(&self) -> Result<bool> {
+        match self.log_format.as_deref() {
+            None | Some("text") => Ok(false),
+            Some("json") => Ok(true),
+            Some(other) => bail!("log_format: {other:?} is neither text nor json"),
         }
     }
 
@@ -460,6 +493,22 @@ impl ServerSettings {
         set(&mut c.body_read_timeout, positive("body_read_timeout", self.body_read_timeout)?);
         set(&mut c.cache_revalidate_interval, positive("cache_revalidate_interval", self.cache_revalidate_interval)?);
         set(&mut c.webhook_timeout, positive("webhook_timeout", self.webhook_timeout)?);
+        self.json_logs()?;
+        let kept =
+            |name: &str, s: Option<Span>, slot: &mut chrono::Duration, at_least: chrono::Duration| -> Result<()> {
+                if let Some(Span(d)) = s {
+                    let d = chrono::Duration::from_std(d).with_context(|| format!("{name} is too long"))?;
+                    if d < at_least {
+                        bail!("{name} must be at least {}h", at_least.num_hours());
+                    }
+                    *slot = d;
+                }
+                Ok(())
+            };
+        // Hours are rolled from minutes and days from hours: each must outlive its bucket.
+        kept("usage_minutes_kept", self.usage_minutes_kept, &mut c.usage_retention.0, chrono::Duration::hours(2))?;
+        kept("usage_hours_kept", self.usage_hours_kept, &mut c.usage_retention.1, chrono::Duration::hours(48))?;
+        kept("usage_days_kept", self.usage_days_kept, &mut c.usage_retention.2, chrono::Duration::days(2))?;
         if let Some(sched) = &self.webhook_retry_schedule {
             c.webhook_retry_schedule = keyward_core::webhooks::parse_schedule(sched).with_context(|| {
                 format!("webhook_retry_schedule: {sched:?} is not a list of durations like 5s,5m,30m (at most 20)")

@@ -32,6 +32,7 @@ pub use keyward_core::wire::roles::{
     CreateRoleRequest, CreateServiceAccountRequest, RoleList, RoleView, ServiceAccountList, ServiceAccountView,
     UpdateRoleRequest, UpdateServiceAccountRequest,
 };
+pub use keyward_core::wire::usage::{AlertList, AlertView, KeyUsage, TopKey, UsageBucket, WorkspaceUsage};
 pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 pub use keyward_core::wire::webhooks::{
     AttemptView, DeliveryList, DeliveryView, NewWebhookRequest, RotateSecretRequest, SigningKeyView, WebhookList,
@@ -443,6 +444,58 @@ impl Client {
     /// Recomputes the workspace's chain on the server.
     pub async fn verify_audit(&self) -> Result<ChainCheck, ClientError> {
         Self::send(self.request(Method::GET, "/v1/audit/verify")).await
+    }
+}
+
+/// Usage and alerts.
+impl Client {
+    fn usage_query(
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        granularity: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(f) = from {
+            q.push(("from", f.to_rfc3339()));
+        }
+        if let Some(t) = to {
+            q.push(("to", t.to_rfc3339()));
+        }
+        if let Some(g) = granularity {
+            q.push(("granularity", g.to_string()));
+        }
+        q
+    }
+
+    /// A key's verifications per bucket (`granularity` `minute`, `hour` or `day`).
+    pub async fn key_usage(
+        &self,
+        id: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        granularity: Option<&str>,
+    ) -> Result<KeyUsage, ClientError> {
+        let path = format!("/v1/keys/{}/usage", path_segment(id));
+        Self::send(self.request(Method::GET, &path).query(&Self::usage_query(from, to, granularity))).await
+    }
+
+    /// The workspace's totals and its busiest keys.
+    pub async fn usage(
+        &self,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        granularity: Option<&str>,
+    ) -> Result<WorkspaceUsage, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/usage").query(&Self::usage_query(from, to, granularity))).await
+    }
+
+    pub async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<AlertList, ClientError> {
+        let q: Vec<(&str, String)> = acknowledged.map(|a| vec![("acknowledged", a.to_string())]).unwrap_or_default();
+        Self::send(self.request(Method::GET, "/v1/alerts").query(&q)).await
+    }
+
+    pub async fn acknowledge_alert(&self, id: &str) -> Result<AlertView, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/alerts/{}/acknowledge", path_segment(id)))).await
     }
 }
 

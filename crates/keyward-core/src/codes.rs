@@ -40,6 +40,11 @@ impl VerifyCode {
         VerifyCode::Disabled,
     ];
 
+    /// The code's place in [`VerifyCode::ALL`] (counters index arrays by it).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerifyCode::Valid => "VALID",

@@ -146,8 +146,69 @@ impl KeyAction {
     }
 }
 
+/// Alerts on unusual use of a key (each rule off until set), evaluated in the background.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertPolicy {
+    /// A key's verifications in the last complete hour above this many times its average
+    /// hour over the 24 before (at least `min_requests`).
+    #[serde(default)]
+    pub spike_factor: Option<f64>,
+    /// Refused verifications of a key, as a share of all its verifications in the last
+    /// complete 5 minutes (at least `min_requests`), from 0 to 1.
+    #[serde(default)]
+    pub failure_ratio: Option<f64>,
+    /// Fewer verifications than this never raise `spike` or `failures`.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u32,
+    /// A key verified from an address it was never verified from before.
+    #[serde(default)]
+    pub new_ip: bool,
+    /// A live key not verified for this many days.
+    #[serde(default)]
+    pub unused_days: Option<u32>,
+}
+
+fn default_min_requests() -> u32 {
+    20
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy {
+            spike_factor: None,
+            failure_ratio: None,
+            min_requests: default_min_requests(),
+            new_ip: false,
+            unused_days: None,
+        }
+    }
+}
+
+impl AlertPolicy {
+    pub fn any(&self) -> bool {
+        self.spike_factor.is_some() || self.failure_ratio.is_some() || self.new_ip || self.unused_days.is_some()
+    }
+
+    fn check(&self) -> Result<(), CoreError> {
+        if self.spike_factor.is_some_and(|f| !(f.is_finite() && f > 1.0 && f <= 1000.0)) {
+            return Err(CoreError::invalid("alerts.spike_factor", "spike_factor must be more than 1 and at most 1000"));
+        }
+        if self.failure_ratio.is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 1.0)) {
+            return Err(CoreError::invalid("alerts.failure_ratio", "failure_ratio must be more than 0 and at most 1"));
+        }
+        if self.unused_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(CoreError::invalid("alerts.unused_days", "unused_days must be 1-3650"));
+        }
+        if self.min_requests > 1_000_000_000 {
+            return Err(CoreError::invalid("alerts.min_requests", "min_requests must be at most 1000000000"));
+        }
+        Ok(())
+    }
+}
+
 /// A workspace's policy. The default needs no approvals, so a new workspace works at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Policy {
     #[serde(rename = "key.create")]
     pub key_create: ActionRule,
@@ -179,6 +240,9 @@ pub struct Policy {
     /// A `key.expiring` event is sent this many days before a key expires (0: never).
     #[serde(default = "default_expiry_warning_days")]
     pub expiry_warning_days: u32,
+    /// Alerts on unusual use (`usage.alert` events).
+    #[serde(default)]
+    pub alerts: AlertPolicy,
 }
 
 /// Longest `expiry_warning_days`.
@@ -204,6 +268,7 @@ impl Default for Policy {
             require_mfa: false,
             approval_expiry_hours: 72,
             expiry_warning_days: default_expiry_warning_days(),
+            alerts: AlertPolicy::default(),
         }
     }
 }
@@ -240,6 +305,9 @@ pub struct PolicyPatch {
     pub approval_expiry_hours: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_warning_days: Option<u32>,
+    /// Replaces the alert rules whole (rules left out are off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertPolicy>,
 }
 
 fn check_rule(field: &str, r: &ActionRule) -> Result<(), CoreError> {
@@ -318,6 +386,10 @@ impl Policy {
             }
             n.expiry_warning_days = d;
         }
+        if let Some(a) = &p.alerts {
+            a.check()?;
+            n.alerts = a.clone();
+        }
         Ok(n)
     }
 }
@@ -359,6 +431,11 @@ mod tests {
         assert_eq!(patch(json!({"temporary_max_days": 0})).unwrap_err().field(), "temporary_max_days");
         assert_eq!(patch(json!({"expiry_warning_days": 91})).unwrap_err().field(), "expiry_warning_days");
         assert_eq!(patch(json!({"expiry_warning_days": 0})).unwrap().expiry_warning_days, 0);
+        assert_eq!(patch(json!({"alerts": {"spike_factor": 0.5}})).unwrap_err().field(), "alerts.spike_factor");
+        assert_eq!(patch(json!({"alerts": {"failure_ratio": 2}})).unwrap_err().field(), "alerts.failure_ratio");
+        assert_eq!(patch(json!({"alerts": {"unused_days": 0}})).unwrap_err().field(), "alerts.unused_days");
+        let a = patch(json!({"alerts": {"new_ip": true, "spike_factor": 3}})).unwrap().alerts;
+        assert!(a.new_ip && a.spike_factor == Some(3.0) && a.min_requests == 20);
         assert_eq!(
             patch(json!({"key.update": {"approvals": 1, "approver_roles": []}})).unwrap_err().field(),
             "key.update.approver_roles"

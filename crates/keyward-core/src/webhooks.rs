@@ -106,6 +106,14 @@ pub fn body(ty: &str, e: &AuditEvent) -> Value {
     if let Some(k) = key_of(e) {
         data["key_id"] = k.into();
     }
+    // An alert's webhook says what it is at once: {"key_id", "kind", "detail", "alert_id"}.
+    if ty == "usage.alert" {
+        for f in ["kind", "detail", "alert_id"] {
+            if let Some(v) = e.changes.get(f) {
+                data[f] = v.clone();
+            }
+        }
+    }
     json!({"type": ty, "timestamp": e.time.to_rfc3339_opts(SecondsFormat::Millis, true), "data": data})
 }
 

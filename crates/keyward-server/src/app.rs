@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use keyward_core::pepper::Pepper;
 use keyward_core::{Clock, Random};
@@ -43,6 +42,8 @@ pub fn state(services: Services, config: ServerConfig) -> std::io::Result<Shared
         connections: Arc::default(),
         argon: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)),
         role_changes: tokio::sync::Mutex::new(()),
+        metrics: crate::metrics::Metrics::default(),
+        node_id: keyward_core::ids::new_id("node", services.clock.now(), services.random.as_ref()),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
@@ -68,17 +69,18 @@ async fn method_not_allowed() -> ApiError {
 }
 
 pub fn router(state: SharedState) -> Router {
+    let state_node = state.node_id.clone();
     let limit = state.config.body_limit;
     let body_timeout = state.config.body_read_timeout;
     let (router, _doc) = routes::api().split_for_parts();
-    router
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response));
+    crate::request_id::layer(router, crate::request_id::Ids::new(&state_node))
 }
 
 /// A server running in this process (tests, or the binary's `serve`).
@@ -105,10 +107,11 @@ impl RunningServer {
                 abort.abort();
             }
         }
-        match tokio::time::timeout(STOP_WITHIN, self.state.usage.flush(&self.state.store)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not write last-used marks at shutdown"),
-            Err(_) => tracing::warn!("storage did not answer the last flush in time; last-used marks not written"),
+        // The last counts and marks: a graceful stop loses none.
+        if tokio::time::timeout(STOP_WITHIN, flush(&self.state)).await.is_err() {
+            tracing::warn!(
+                "storage did not answer the last flush in time; usage counts and last-used marks not written"
+            );
         }
         served
     }
@@ -131,10 +134,11 @@ pub async fn start_gateway(
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
         let body_timeout = state.config.body_read_timeout;
-        Ok(crate::gateway::router(state, gateway)?
+        let ids = crate::request_id::Ids::new(&state.node_id);
+        let router = crate::gateway::router(state, gateway)?
             .layer(RequestBodyTimeoutLayer::new(body_timeout))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(TraceLayer::new_for_http()))
+            .layer(CatchPanicLayer::custom(panic_response));
+        Ok(crate::request_id::layer(router, ids))
     })
     .await
 }
@@ -166,6 +170,7 @@ async fn start_with(
         tokio::spawn(crate::backstop::run(state.clone(), stopped.clone())),
         tokio::spawn(crate::backstop::fill_known(state.clone(), stopped.clone())),
         tokio::spawn(crate::webhooks::delivery::run(state.clone(), stopped.clone())),
+        tokio::spawn(crate::rollup::run(state.clone(), stopped.clone())),
         tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks })
@@ -185,6 +190,19 @@ pub async fn serve_until(server: RunningServer, shutdown: impl Future<Output = (
     server.stop().await
 }
 
+/// Writes the counts and last-used marks gathered since the last flush; addresses new to a
+/// key go on to the `new_ip` rule.
+async fn flush(state: &SharedState) {
+    let started = std::time::Instant::now();
+    let result = state.usage.flush(&state.store).await;
+    state.metrics.flushed(started.elapsed(), result.is_ok());
+    match result {
+        Ok((_, new)) if !new.is_empty() => crate::rollup::new_addresses(state, new).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not write usage counts and last-used marks; will retry"),
+    }
+}
+
 async fn flusher(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.flush_interval);
     loop {
@@ -192,9 +210,7 @@ async fn flusher(state: SharedState, mut stopped: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        if let Err(e) = state.usage.flush(&state.store).await {
-            tracing::warn!(error = %e, "could not write last-used marks; will retry");
-        }
+        flush(&state).await;
     }
 }
 

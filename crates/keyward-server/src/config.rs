@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub webhook_poll_interval: Duration,
     /// An endpoint that has failed every delivery for this long is disabled.
     pub webhook_disable_after: chrono::Duration,
+    /// How long minute, hour and day buckets of verification counts are kept.
+    pub usage_retention: (chrono::Duration, chrono::Duration, chrono::Duration),
+    /// How often the node holding the usage lease rolls counts up and evaluates alerts.
+    pub rollup_interval: Duration,
 }
 
 /// A PEM certificate chain and its private key.
@@ -96,6 +100,8 @@ impl Default for ServerConfig {
             webhook_timeout: Duration::from_secs(10),
             webhook_poll_interval: Duration::from_millis(500),
             webhook_disable_after: chrono::Duration::days(5),
+            usage_retention: (chrono::Duration::hours(48), chrono::Duration::days(90), chrono::Duration::days(730)),
+            rollup_interval: Duration::from_secs(60),
         }
     }
 }

@@ -81,7 +81,7 @@ async fn listen_once(state: &SharedState, applied: &mut Applied) {
     // Listening now: changes from here on arrive as notifications; those made while deaf
     // are read from `key_events`, on this same fresh connection.
     match tokio::time::timeout(CONNECT_WITHIN, catch_up(state, &mut sub, applied)).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => state.metrics.heard(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot read missed key changes; retrying");
             return;
@@ -93,7 +93,10 @@ async fn listen_once(state: &SharedState, applied: &mut Applied) {
     }
     loop {
         match tokio::time::timeout(HEARTBEAT, sub.next()).await {
-            Ok(Ok(Some(payload))) => applied.apply(state, &payload),
+            Ok(Ok(Some(payload))) => {
+                applied.apply(state, &payload);
+                state.metrics.heard();
+            }
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "lost the key-change listener; reconnecting");
@@ -101,7 +104,7 @@ async fn listen_once(state: &SharedState, applied: &mut Applied) {
             }
             // Quiet: is anyone there?
             Err(_) => match tokio::time::timeout(ANSWER_WITHIN, sub.ping()).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => state.metrics.heard(),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "key-change listener failed its heartbeat; reconnecting");
                     return;
@@ -199,6 +202,7 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
                     crate::changes::apply(&state, &e.cache_key);
                     seen = seen.max(e.seq);
                 }
+                state.metrics.heard();
             }
             Err(e) => tracing::debug!(error = %e, "cannot read key events"),
         }

@@ -30,6 +30,9 @@ pub struct AppState {
     pub argon: tokio::sync::Semaphore,
     /// Role changes are applied to the cache one at a time.
     pub role_changes: tokio::sync::Mutex<()>,
+    pub metrics: crate::metrics::Metrics,
+    /// This process among the nodes (holder of background leases).
+    pub node_id: String,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1,17 +1,73 @@
-//! Last-used marks kept in memory by the verify path and written in batches, so a request
-//! never waits on (or causes) a storage write of its own.
+//! What the verify path remembers of each verification — per key, per minute, per code, the
+//! last-used mark and the addresses seen — kept in memory and written in batches, so a
+//! request never waits on (or causes) a storage write of its own. Flushes add to what other
+//! nodes wrote (increments), so several nodes' counts add up.
 
-use keyward_store::{LastUsed, Store};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-type Marks = HashMap<String, (i64, Option<String>)>;
+use keyward_core::codes::VerifyCode;
+use keyward_store::{LastUsed, SeenIp, Store, UsageRow, MINUTE_MS};
+
+const CODES: usize = VerifyCode::ALL.len();
+
+/// Distinct addresses remembered per key between two flushes (enough to find a new one).
+const IPS_PER_FLUSH: usize = 8;
+
+/// One key's (or one workspace's unknown keys') verifications since the last flush.
+#[derive(Default)]
+struct Slot {
+    workspace_id: String,
+    last: Option<(i64, Option<IpAddr>)>,
+    /// Minute start (ms) → count per code; one or two minutes between flushes.
+    minutes: Vec<(i64, [u32; CODES])>,
+    ips: Vec<(IpAddr, i64)>,
+}
+
+impl Slot {
+    fn count(&mut self, at_ms: i64, code: VerifyCode) {
+        let minute = at_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        match self.minutes.iter_mut().rev().find(|(m, _)| *m == minute) {
+            Some((_, c)) => c[code.index()] = c[code.index()].saturating_add(1),
+            None => {
+                let mut c = [0u32; CODES];
+                c[code.index()] = 1;
+                self.minutes.push((minute, c));
+            }
+        }
+    }
+
+    /// Adds another slot's counts (a failed flush's, put back).
+    fn merge(&mut self, other: Slot) {
+        if self.workspace_id.is_empty() {
+            self.workspace_id = other.workspace_id;
+        }
+        if other.last.is_some_and(|(t, _)| self.last.is_none_or(|(mine, _)| mine < t)) {
+            self.last = other.last;
+        }
+        for (m, c) in other.minutes {
+            match self.minutes.iter_mut().find(|(x, _)| *x == m) {
+                Some((_, mine)) => mine.iter_mut().zip(c).for_each(|(a, b)| *a = a.saturating_add(b)),
+                None => self.minutes.push((m, c)),
+            }
+        }
+        for (ip, at) in other.ips {
+            if self.ips.len() < IPS_PER_FLUSH && !self.ips.iter().any(|(x, _)| *x == ip) {
+                self.ips.push((ip, at));
+            }
+        }
+    }
+}
+
+/// Key id (or, for verifications whose key was not known, `\0` and the workspace id) → slot.
+type Slots = HashMap<String, Slot>;
 
 /// Shards keep verifications on different cores from queueing on one lock.
 const SHARDS: usize = 16;
 
 pub struct UsageBuffer {
-    shards: [Mutex<Marks>; SHARDS],
+    shards: [Mutex<Slots>; SHARDS],
 }
 
 impl Default for UsageBuffer {
@@ -20,48 +76,176 @@ impl Default for UsageBuffer {
     }
 }
 
+/// What one flush writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub marks: Vec<LastUsed>,
+    pub counts: Vec<UsageRow>,
+    pub ips: Vec<SeenIp>,
+}
+
 impl UsageBuffer {
-    fn shard(&self, key_id: &str) -> std::sync::MutexGuard<'_, Marks> {
+    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, Slots> {
         // Key ids end in random characters: the last byte spreads them well enough.
-        let i = key_id.as_bytes().last().copied().unwrap_or(0) as usize % SHARDS;
+        let i = id.as_bytes().last().copied().unwrap_or(0) as usize % SHARDS;
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record(&self, key_id: &str, at_ms: i64, ip: Option<String>) {
-        let mut p = self.shard(key_id);
-        match p.get_mut(key_id) {
-            Some(slot) if slot.0 <= at_ms => *slot = (at_ms, ip),
-            Some(_) => {}
+    fn with_slot(&self, id: &str, workspace_id: &str, f: impl FnOnce(&mut Slot)) {
+        let mut shard = self.shard(id);
+        match shard.get_mut(id) {
+            Some(slot) => f(slot),
             None => {
-                p.insert(key_id.to_string(), (at_ms, ip));
+                let mut slot = Slot { workspace_id: workspace_id.to_string(), ..Slot::default() };
+                f(&mut slot);
+                shard.insert(id.to_string(), slot);
             }
         }
+    }
+
+    /// A verification of a known key: its count, and for a valid one the last-used mark and
+    /// the address.
+    pub fn record(&self, key_id: &str, workspace_id: &str, at_ms: i64, code: VerifyCode, ip: Option<IpAddr>) {
+        self.with_slot(key_id, workspace_id, |slot| {
+            slot.count(at_ms, code);
+            if code == VerifyCode::Valid {
+                if slot.last.is_none_or(|(t, _)| t <= at_ms) {
+                    slot.last = Some((at_ms, ip));
+                }
+                if let Some(ip) = ip {
+                    if slot.ips.len() < IPS_PER_FLUSH && !slot.ips.iter().any(|(x, _)| *x == ip) {
+                        slot.ips.push((ip, at_ms));
+                    }
+                }
+            }
+        });
+    }
+
+    /// A verification refused before its key was known (malformed, unknown): counted for the
+    /// workspace the caller bound verification to, else server-wide (`""`).
+    pub fn record_unknown(&self, workspace_id: Option<&str>, at_ms: i64, code: VerifyCode) {
+        let ws = workspace_id.unwrap_or("");
+        let mut id = String::with_capacity(ws.len() + 1);
+        id.push('\0');
+        id.push_str(ws);
+        self.with_slot(&id, ws, |slot| slot.count(at_ms, code));
     }
 
     /// The mark not yet written for a key, so management reads can show it at once.
     pub fn pending_for(&self, key_id: &str) -> Option<(i64, Option<String>)> {
-        self.shard(key_id).get(key_id).cloned()
+        self.shard(key_id).get(key_id).and_then(|s| s.last).map(|(t, ip)| (t, ip.map(|i| i.to_string())))
     }
 
-    fn take(&self) -> Vec<LastUsed> {
+    fn take(&self) -> Vec<(String, Slot)> {
         let mut out = Vec::new();
         for shard in &self.shards {
             let drained = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
-            out.extend(drained.into_iter().map(|(key_id, (at_ms, ip))| LastUsed { key_id, at_ms, ip }));
+            out.extend(drained);
         }
         out
     }
 
-    /// Writes everything pending; on failure the marks go back to be retried.
-    pub async fn flush(&self, store: &Store) -> Result<usize, keyward_store::StoreError> {
-        let batch = self.take();
-        let n = batch.len();
-        if let Err(e) = store.record_last_used(&batch).await {
-            for u in batch {
-                self.record(&u.key_id, u.at_ms, u.ip);
+    fn batch(taken: &[(String, Slot)]) -> Batch {
+        let mut b = Batch::default();
+        for (id, slot) in taken {
+            let key_id = if id.starts_with('\0') { "" } else { id.as_str() };
+            if let Some((at_ms, ip)) = slot.last {
+                b.marks.push(LastUsed { key_id: key_id.to_string(), at_ms, ip: ip.map(|i| i.to_string()) });
             }
-            return Err(e);
+            for (minute, counts) in &slot.minutes {
+                for (code, n) in VerifyCode::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                    b.counts.push(UsageRow {
+                        workspace_id: slot.workspace_id.clone(),
+                        key_id: key_id.to_string(),
+                        start_ms: *minute,
+                        code: code.as_str(),
+                        count: u64::from(*n),
+                    });
+                }
+            }
+            for (ip, at_ms) in &slot.ips {
+                b.ips.push(SeenIp {
+                    workspace_id: slot.workspace_id.clone(),
+                    key_id: key_id.to_string(),
+                    ip: ip.to_string(),
+                    at_ms: *at_ms,
+                });
+            }
         }
-        Ok(n)
+        b
+    }
+
+    /// Writes everything pending in one transaction; on failure it all goes back to be
+    /// retried (nothing was written). Answers the verifications written and the addresses
+    /// new to a key that was seen from others before.
+    pub async fn flush(&self, store: &Store) -> Result<(u64, Vec<SeenIp>), keyward_store::StoreError> {
+        let taken = self.take();
+        if taken.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let b = Self::batch(&taken);
+        match store.record_usage(&b.marks, &b.counts, &b.ips).await {
+            Ok(new) => Ok((b.counts.iter().map(|c| c.count).sum(), new)),
+            Err(e) => {
+                for (id, slot) in taken {
+                    let mut shard = self.shard(&id);
+                    shard.entry(id).or_default().merge(slot);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_key_minute_and_code() {
+        let u = UsageBuffer::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        u.record("key_a", "ws", 60_000, VerifyCode::Valid, Some(ip));
+        u.record("key_a", "ws", 61_000, VerifyCode::Valid, Some(ip));
+        u.record("key_a", "ws", 62_000, VerifyCode::Revoked, None);
+        u.record("key_a", "ws", 120_000, VerifyCode::Valid, None);
+        u.record_unknown(None, 60_500, VerifyCode::Malformed);
+        u.record_unknown(Some("ws"), 60_500, VerifyCode::NotFound);
+        let mut b = UsageBuffer::batch(&u.take());
+        b.counts.sort_by_key(|c| (c.key_id.clone(), c.start_ms, c.code));
+        let got: Vec<(&str, &str, i64, &str, u64)> = b
+            .counts
+            .iter()
+            .map(|c| (c.workspace_id.as_str(), c.key_id.as_str(), c.start_ms, c.code, c.count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("", "", 60_000, "MALFORMED", 1),
+                ("ws", "", 60_000, "NOT_FOUND", 1),
+                ("ws", "key_a", 60_000, "REVOKED", 1),
+                ("ws", "key_a", 60_000, "VALID", 2),
+                ("ws", "key_a", 120_000, "VALID", 1),
+            ]
+        );
+        assert_eq!(b.marks.len(), 1);
+        assert_eq!(b.marks[0].at_ms, 120_000);
+        assert_eq!(b.ips.len(), 1, "one address, once");
+        for (i, c) in VerifyCode::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_puts_everything_back() {
+        let u = UsageBuffer::default();
+        u.record("key_a", "ws", 60_000, VerifyCode::Valid, None);
+        let taken = u.take();
+        u.record("key_a", "ws", 60_001, VerifyCode::Valid, None);
+        for (id, slot) in taken {
+            u.shard(&id).entry(id).or_default().merge(slot);
+        }
+        let b = UsageBuffer::batch(&u.take());
+        assert_eq!(b.counts.iter().map(|c| c.count).sum::<u64>(), 2);
     }
 }

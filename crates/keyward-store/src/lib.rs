@@ -18,6 +18,7 @@ mod policies;
 mod roles;
 mod rows;
 mod service_accounts;
+mod usage;
 mod verify_tokens;
 mod webhooks;
 mod workspaces;
@@ -35,6 +36,7 @@ pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusF
 pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, TotpState};
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
+pub use usage::{Alert, Bucket, KeyActivity, SeenIp, UsageRow, DAY_MS, HOUR_MS, MINUTE_MS};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use webhooks::{AfterAttempt, Attempt, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
 pub use workspaces::{NewManagementKey, NewWorkspace};

@@ -14,7 +14,7 @@ use crate::dialect::Tx;
 use crate::{Conflict, Store, StoreError};
 
 /// Who is calling the management API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub workspace_id: String,
     pub member_id: String,

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "audit trail", include_str!("../migrations/0008_audit.sql")),
     (9, "audit checkpoints", include_str!("../migrations/0009_audit_checkpoints.sql")),
     (10, "webhooks", include_str!("../migrations/0010_webhooks.sql")),
+    (11, "usage", include_str!("../migrations/0011_usage.sql")),
 ];
 
 #[derive(Debug)]

@@ -173,6 +173,7 @@ pub fn test_config() -> ServerConfig {
         webhook_allow_private: true,
         webhook_poll_interval: Duration::from_millis(50),
         webhook_retry_schedule: vec![chrono::Duration::seconds(1); 3],
+        rollup_interval: Duration::from_millis(100),
         ..ServerConfig::default()
     }
 }

@@ -97,6 +97,17 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = super::client(&remote, true)?.revoke_key(&id).await?;
             show(&remote, &k)?;
         }
+        ServerKeyCommand::Usage { remote, id, since, granularity } => {
+            let back = keyward_core::duration::parse(&since)
+                .ok_or_else(|| anyhow::anyhow!("--since {since:?} is not a duration like 90m, 24h or 7d"))?;
+            let from = chrono::Utc::now() - back;
+            let u = super::client(&remote, true)?.key_usage(&id, Some(from), None, granularity.as_deref()).await?;
+            if remote.json {
+                println!("{}", serde_json::to_string_pretty(&u)?);
+            } else {
+                println!("{}", crate::output::usage(&u));
+            }
+        }
         ServerKeyCommand::Rotate { remote, id, grace } => {
             let k = super::client(&remote, true)?.rotate_key(&id, grace.as_deref()).await?;
             show(&remote, &k)?;

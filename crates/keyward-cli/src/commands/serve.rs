@@ -12,16 +12,16 @@ use crate::datadir;
 use crate::settings::{ConfigFile, GatewaySettings, ServerSettings, Span, GATEWAY_LISTEN};
 
 /// The API's effective settings: flags and environment over the config file.
-fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig)> {
+fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig, bool)> {
     let file = ConfigFile::from_arg(a.config.path.as_deref())?;
     let settings = a.server.clone().or(file.server);
     let listen = a.listen.or(file.listen).unwrap_or(ServerConfig::default().listen);
-    Ok((settings.storage(), settings.resolve(listen)?))
+    Ok((settings.storage(), settings.resolve(listen)?, settings.json_logs()?))
 }
 
 pub async fn run(a: ServeArgs) -> Result<ExitCode> {
-    init_logging();
-    let (storage, mut config) = serve_settings(&a)?;
+    let (storage, mut config, json) = serve_settings(&a)?;
+    init_logging(json);
     fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
@@ -81,9 +81,9 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
 
 /// `keyward gateway`: the proxy over an initialised database.
 pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
-    init_logging();
     let file = ConfigFile::from_arg(a.config.path.as_deref())?;
     let settings = a.server.clone().or(file.server);
+    init_logging(settings.json_logs()?);
     let gw = a.gateway.clone().or(file.gateway);
     let Some(upstream) = gw.upstream else {
         anyhow::bail!("--upstream (KEYWARD_UPSTREAM, or upstream under [gateway]) is required");
@@ -155,11 +155,12 @@ fn fit_connections_to_descriptors(config: &mut ServerConfig) {
     }
 }
 
-fn init_logging() {
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { fmt.json().with_current_span(true).try_init() } else { fmt.with_ansi(ansi).try_init() };
 }
 
 /// Ctrl-C or SIGTERM.

@@ -286,8 +286,7 @@ async fn a_used_recovery_code_is_on_the_record(b: Backend) {
     assert_eq!(st, 200, "{e}");
     let secret = totp_rs::Secret::Encoded(e["secret"].as_str().unwrap().to_string()).to_bytes().unwrap();
     let otp = s.otp(&secret);
-    let (st, r) =
-        s.call_as(&m.token, Method::POST, "/v1/members/me/mfa/totp/confirm", Some(json!({"otp": otp}))).await;
+    let (st, r) = s.call_as(&m.token, Method::POST, "/v1/members/me/mfa/totp/confirm", Some(json!({"otp": otp}))).await;
     assert_eq!(st, 200, "{r}");
     let code = r["recovery_codes"][0].as_str().unwrap().to_string();
     s.login(&m.email, &m.password, Some(&code)).await;

@@ -6,7 +6,12 @@ use keyward_testkit::{Backend, TestServer};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-on_both_backends!(owner_admins_developer_flow, roles_grants_and_service_accounts, webhooks_from_the_command_line);
+on_both_backends!(
+    owner_admins_developer_flow,
+    roles_grants_and_service_accounts,
+    webhooks_from_the_command_line,
+    usage_from_the_command_line
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
@@ -213,5 +218,35 @@ async fn webhooks_from_the_command_line(b: Backend) {
     assert!(owner.ok(&["webhooks", "signing-key"], None).trim().starts_with("whpk_"));
     owner.ok(&["webhooks", "delete", id], None);
     assert!(!owner.ok(&["webhooks", "list"], None).contains(id));
+    s.stop().await;
+}
+
+/// `keyward keys usage` prints totals, a sparkline and a table; `keys list` the last 24 hours.
+async fn usage_from_the_command_line(b: Backend) {
+    let s = TestServer::start(b).await;
+    let owner = Person::new(&s.base);
+    owner.ok(&["login", "--server", &s.base, "--token", &s.management_key], None);
+    let (id, secret) = s.create(serde_json::json!({"name": "counted"})).await;
+    for _ in 0..4 {
+        s.verify(&secret, serde_json::json!({})).await;
+    }
+    s.verify(&secret, serde_json::json!({"permissions": "x.y"})).await;
+    let started = std::time::Instant::now();
+    loop {
+        let out = owner.ok(&["keys", "usage", &id, "--since", "2h", "--granularity", "minute"], None);
+        if out.contains("5 verifications") {
+            assert!(out.contains("VALID 4") && out.contains("INSUFFICIENT_PERMISSIONS 1"), "{out}");
+            assert!(out.contains('█'), "a sparkline: {out}");
+            assert!(out.contains("START") && out.contains("REFUSED"), "{out}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let list = owner.ok(&["keys", "list"], None);
+    let row = list.lines().find(|l| l.contains(&id)).unwrap();
+    assert!(list.contains("REQ/24H") && row.split_whitespace().any(|c| c == "5"), "{list}");
+    let bad = owner.run(&["keys", "usage", &id, "--since", "soon"], None);
+    assert!(!bad.status.success());
     s.stop().await;
 }

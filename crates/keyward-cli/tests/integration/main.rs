@@ -26,5 +26,6 @@ mod signed_requests;
 mod storage;
 mod tls;
 mod tower_layer;
+mod usage;
 mod webhooks;
 mod workspaces;

@@ -35,7 +35,7 @@ on_both_backends!(
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Got {
+pub(crate) struct Got {
     path: String,
     id: String,
     timestamp: String,
@@ -44,7 +44,7 @@ struct Got {
 }
 
 impl Got {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 }
@@ -57,7 +57,7 @@ struct Inbox {
 }
 
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     inbox: Arc<Mutex<Inbox>>,
 }
@@ -83,7 +83,7 @@ async fn receive(State(inbox): State<Arc<Mutex<Inbox>>>, uri: axum::http::Uri, h
 }
 
 impl Receiver {
-    async fn start(script: &[u16]) -> Receiver {
+    pub(crate) async fn start(script: &[u16]) -> Receiver {
         let inbox = Arc::new(Mutex::new(Inbox { got: Vec::new(), script: script.iter().copied().collect() }));
         let app = axum::Router::new().fallback(receive).with_state(inbox.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -92,7 +92,7 @@ impl Receiver {
         Receiver { addr, inbox }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -105,7 +105,7 @@ impl Receiver {
     }
 
     /// Waits until at least `n` requests arrived (at most 10 s).
-    async fn wait_for(&self, n: usize) -> Vec<Got> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Got> {
         let started = Instant::now();
         loop {
             let got = self.got();
@@ -118,7 +118,7 @@ impl Receiver {
     }
 
     /// Nothing more arrives for a while (deliveries are polled every 50 ms in tests).
-    async fn stays_at(&self, n: usize) {
+    pub(crate) async fn stays_at(&self, n: usize) {
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(self.got().len(), n, "unexpected extra deliveries: {:?}", self.got());
     }

@@ -90,6 +90,9 @@ pub struct KeyView {
     /// Who the key belongs to: the service account that owns it, else the member who made it.
     #[serde(default)]
     pub owner: Option<KeyOwner>,
+    /// Verifications in the last 24 hours (in `GET /v1/keys` lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_24h: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -160,6 +163,7 @@ impl KeyRecord {
                 (None, Some(m)) => Some(KeyOwner { kind: "member".into(), id: m.clone() }),
                 (None, None) => None,
             },
+            requests_24h: None,
             secret: None,
         }
     }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod governance;
 pub mod keys;
 pub mod roles;
+pub mod usage;
 pub mod verify;
 pub mod webhooks;
 

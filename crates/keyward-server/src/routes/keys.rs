@@ -161,7 +161,18 @@ pub async fn list_keys(
     let f = params.filter()?;
     let rows = state.store.list_keys(&caller.0.workspace_id, &f, state.clock.now()).await?;
     let (rows, next_cursor) = super::paging::page(rows, f.limit, |r| r.id.as_str());
-    Ok(Json(KeyList { items: rows.iter().map(|r| state.view(r)).collect(), next_cursor }))
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let since = state.clock.now() - chrono::Duration::hours(24);
+    let counts = state.store.requests_since(&caller.0.workspace_id, &ids, since).await?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            let mut v = state.view(r);
+            v.requests_24h = Some(counts.get(&r.id).map_or(0, |n| u64::try_from(*n).unwrap_or(0)));
+            v
+        })
+        .collect();
+    Ok(Json(KeyList { items, next_cursor }))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {

@@ -12,6 +12,7 @@ pub mod roles;
 pub mod service_accounts;
 pub mod sessions;
 pub mod system;
+pub mod usage;
 pub mod verify;
 pub mod verify_tokens;
 pub mod webhooks;
@@ -34,6 +35,7 @@ use crate::state::SharedState;
          (name = "roles", description = "roles that grant permissions, and service accounts"),
          (name = "audit", description = "the tamper-evident audit trail"),
          (name = "webhooks", description = "signed webhooks and per-key callbacks"),
+         (name = "usage", description = "verification counts per key, and alerts on unusual use"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -93,6 +95,11 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(verify::forward_auth))
         .routes(routes!(verify_tokens::create_verify_token, verify_tokens::list_verify_tokens))
         .routes(routes!(verify_tokens::revoke_verify_token))
+        .routes(routes!(usage::key_usage))
+        .routes(routes!(usage::workspace_usage))
+        .routes(routes!(usage::list_alerts))
+        .routes(routes!(usage::acknowledge_alert))
+        .routes(routes!(usage::metrics))
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::signing_key))
         .routes(routes!(webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook))

@@ -53,13 +53,16 @@ impl AppState {
     /// Verifies a secret key. `Err` only when the key is unknown to this node's cache and
     /// storage cannot be reached.
     pub async fn verify_secret(&self, token: &str, req: &Requirements<'_>) -> ApiResult<Verdict> {
+        let started = std::time::Instant::now();
         // The checksum rejects typos and made-up keys before any lookup.
         match keyformat::parse(token) {
             Some(p) if p.kind == TokenKind::Secret => {}
-            _ => return Ok(Verdict::bare(VerifyCode::Malformed)),
+            _ => return Ok(self.unknown(req, VerifyCode::Malformed, started)),
         }
         let hash = self.pepper.hash_bytes(token);
-        let entry = match self.cache.get(&hash) {
+        let cached = self.cache.get(&hash);
+        self.metrics.cache(cached.is_some());
+        let entry = match cached {
             Some(e) => e,
             // A hash no key has: looked up only while the second's budget lasts.
             None if !self.cache.known.may_exist(&hash) && !self.cache.known.spend_lookup(std::time::Instant::now()) => {
@@ -70,14 +73,11 @@ impl AppState {
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
             Entry::Found(k) if in_scope(&k, req) => k,
-            _ => return Ok(Verdict::bare(VerifyCode::NotFound)),
+            _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
         };
         let now = self.clock.now();
         let code = decide(&key, now, req);
-        if code == VerifyCode::Valid {
-            self.usage.record(&key.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
-        }
-        Ok(Verdict { code, key: Some(key) })
+        Ok(self.counted(key, code, now, req, started))
     }
 
     /// Verifies a signed request: the key registered for `public_key`, the nonce's freshness,
@@ -90,41 +90,65 @@ impl AppState {
         signature: &str,
         req: &Requirements<'_>,
     ) -> ApiResult<Verdict> {
+        let started = std::time::Instant::now();
         let pk = public_key.trim().to_ascii_lowercase();
         let well_formed = matches!(pk.len(), 64 | 66) && pk.bytes().all(|b| b.is_ascii_hexdigit());
         let Some(nonce_ms) = parts.nonce.trim().parse::<i64>().ok().filter(|_| well_formed) else {
-            return Ok(Verdict::bare(VerifyCode::Malformed));
+            return Ok(self.unknown(req, VerifyCode::Malformed, started));
         };
         // `|` separates the signed fields: one raw in the query could move bytes between the
         // query and the body without changing the string signed. Clients send it as %7C.
         if parts.params.contains('|') {
-            return Ok(Verdict::bare(VerifyCode::Malformed));
+            return Ok(self.unknown(req, VerifyCode::Malformed, started));
         }
         let now = self.clock.now();
         let window = i64::try_from(self.config.signature_window.as_millis()).unwrap_or(i64::MAX);
         if now.timestamp_millis().abs_diff(nonce_ms) > window.unsigned_abs() {
-            return Ok(Verdict::bare(VerifyCode::NonceExpired));
+            return Ok(self.unknown(req, VerifyCode::NonceExpired, started));
         }
-        let entry = match self.cache.get_public(&pk) {
+        let cached = self.cache.get_public(&pk);
+        self.metrics.cache(cached.is_some());
+        let entry = match cached {
             Some(e) => e,
             None => self.load_public(pk.clone()).await?,
         };
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
             Entry::Found(k) if in_scope(&k, req) => k,
-            _ => return Ok(Verdict::bare(VerifyCode::NotFound)),
+            _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
         };
         if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
+            let _ = self.counted(key, VerifyCode::InvalidSignature, now, req, started);
             return Ok(Verdict::bare(VerifyCode::InvalidSignature));
         }
         if !self.replays.first_use(&pk, parts.nonce, signature.trim()) {
+            let _ = self.counted(key, VerifyCode::Replayed, now, req, started);
             return Ok(Verdict::bare(VerifyCode::Replayed));
         }
         let code = decide(&key, now, req);
-        if code == VerifyCode::Valid {
-            self.usage.record(&key.id, now.timestamp_millis(), req.ip.map(|ip| ip.to_string()));
-        }
-        Ok(Verdict { code, key: Some(key) })
+        Ok(self.counted(key, code, now, req, started))
+    }
+
+    /// A refusal before any key was known, counted for the workspace verification is bound
+    /// to (else server-wide).
+    fn unknown(&self, req: &Requirements<'_>, code: VerifyCode, started: std::time::Instant) -> Verdict {
+        self.usage.record_unknown(req.workspace, self.clock.now().timestamp_millis(), code);
+        self.metrics.verified(code, started);
+        Verdict::bare(code)
+    }
+
+    /// The decision about a found key, counted for it.
+    fn counted(
+        &self,
+        key: Arc<VerifiableKey>,
+        code: VerifyCode,
+        now: chrono::DateTime<chrono::Utc>,
+        req: &Requirements<'_>,
+        started: std::time::Instant,
+    ) -> Verdict {
+        self.usage.record(&key.id, &key.workspace_id, now.timestamp_millis(), code, req.ip);
+        self.metrics.verified(code, started);
+        Verdict { code, key: Some(key) }
     }
 
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {

@@ -112,6 +112,7 @@ async fn deliver(state: &SharedState, client: &reqwest::Client, d: DueDelivery) 
             None => AfterAttempt::Failed,
         },
     };
+    state.metrics.delivery(next == AfterAttempt::Delivered);
     match &next {
         AfterAttempt::Delivered => {}
         AfterAttempt::Gone => tracing::warn!(delivery = %d.id, "webhook endpoint answered 410: disabled"),

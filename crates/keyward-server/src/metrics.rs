@@ -1,0 +1,211 @@
+//! Prometheus metrics: plain atomics bumped where things happen (the verify path adds a
+//! handful of relaxed increments, no lock, no allocation), rendered in the text exposition
+//! format on `GET /metrics`. No label names a key or carries a secret.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use keyward_core::codes::VerifyCode;
+
+/// A histogram with fixed bucket bounds (seconds); counts per bucket, the total in
+/// nanoseconds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = self.bounds.iter().position(|b| secs <= *b).unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0u64;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            match self.bounds.get(i) {
+                Some(le) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.load(Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+const VERIFY_BOUNDS: &[f64] = &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0];
+const FLUSH_BOUNDS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+
+pub struct Metrics {
+    started: Instant,
+    verifications: [AtomicU64; VerifyCode::ALL.len()],
+    pub verify_duration: Histogram,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    pub flush_duration: Histogram,
+    flush_failures: AtomicU64,
+    deliveries: AtomicU64,
+    delivery_failures: AtomicU64,
+    /// When (ms since `started`) this node last knew it had every change event.
+    heard_ms: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            verifications: std::array::from_fn(|_| AtomicU64::new(0)),
+            verify_duration: Histogram::new(VERIFY_BOUNDS),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            flush_duration: Histogram::new(FLUSH_BOUNDS),
+            flush_failures: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            delivery_failures: AtomicU64::new(0),
+            heard_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Gauges read when scraped.
+pub struct Gauges {
+    pub cache_entries: u64,
+    pub outbox_pending: Option<i64>,
+}
+
+impl Metrics {
+    pub fn verified(&self, code: VerifyCode, started: Instant) {
+        self.verifications[code.index()].fetch_add(1, Relaxed);
+        self.verify_duration.observe(started.elapsed());
+    }
+
+    pub fn cache(&self, hit: bool) {
+        if hit { &self.cache_hits } else { &self.cache_misses }.fetch_add(1, Relaxed);
+    }
+
+    pub fn flushed(&self, took: Duration, ok: bool) {
+        self.flush_duration.observe(took);
+        if !ok {
+            self.flush_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn delivery(&self, ok: bool) {
+        if ok { &self.deliveries } else { &self.delivery_failures }.fetch_add(1, Relaxed);
+    }
+
+    /// The node has every change event as of now (a notification, a heartbeat, a poll).
+    pub fn heard(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.store(ms, Relaxed);
+    }
+
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP keyward_verifications_total Verifications answered, by code.\n# TYPE keyward_verifications_total counter"
+        );
+        for c in VerifyCode::ALL {
+            let _ = writeln!(
+                out,
+                "keyward_verifications_total{{code=\"{}\"}} {}",
+                c.as_str(),
+                self.verifications[c.index()].load(Relaxed)
+            );
+        }
+        self.verify_duration.render(&mut out, "keyward_verify_duration_seconds", "Time to decide a verification.");
+        let hits = self.cache_hits.load(Relaxed);
+        let misses = self.cache_misses.load(Relaxed);
+        let ratio = if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 };
+        let _ = write!(
+            out,
+            "# HELP keyward_cache_entries Keys (and known misses) held by the verification cache.\n# TYPE keyward_cache_entries gauge\nkeyward_cache_entries {}\n\
+             # HELP keyward_cache_hits_total Verifications answered from the cache.\n# TYPE keyward_cache_hits_total counter\nkeyward_cache_hits_total {hits}\n\
+             # HELP keyward_cache_misses_total Verifications that looked in storage.\n# TYPE keyward_cache_misses_total counter\nkeyward_cache_misses_total {misses}\n\
+             # HELP keyward_cache_hit_ratio Hits over lookups since start.\n# TYPE keyward_cache_hit_ratio gauge\nkeyward_cache_hit_ratio {ratio}\n",
+            g.cache_entries
+        );
+        let lag = (self.started.elapsed().as_millis() as f64 - self.heard_ms.load(Relaxed) as f64).max(0.0) / 1000.0;
+        let _ = write!(
+            out,
+            "# HELP keyward_invalidation_lag_seconds Seconds since this node last knew it had every change event (how stale its cache can be).\n\
+             # TYPE keyward_invalidation_lag_seconds gauge\nkeyward_invalidation_lag_seconds {lag}\n"
+        );
+        if let Some(p) = g.outbox_pending {
+            let _ = write!(
+                out,
+                "# HELP keyward_webhook_outbox_pending Webhook deliveries not yet made.\n# TYPE keyward_webhook_outbox_pending gauge\nkeyward_webhook_outbox_pending {p}\n"
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP keyward_webhook_deliveries_total Webhook attempts answered 2xx.\n# TYPE keyward_webhook_deliveries_total counter\nkeyward_webhook_deliveries_total {}\n\
+             # HELP keyward_webhook_delivery_failures_total Webhook attempts that failed.\n# TYPE keyward_webhook_delivery_failures_total counter\nkeyward_webhook_delivery_failures_total {}\n",
+            self.deliveries.load(Relaxed),
+            self.delivery_failures.load(Relaxed)
+        );
+        self.flush_duration.render(
+            &mut out,
+            "keyward_usage_flush_duration_seconds",
+            "Time to write one batch of counts and last-used marks.",
+        );
+        let _ = write!(
+            out,
+            "# HELP keyward_usage_flush_failures_total Flushes that failed (their counts are kept and retried).\n# TYPE keyward_usage_flush_failures_total counter\nkeyward_usage_flush_failures_total {}\n",
+            self.flush_failures.load(Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.verify_duration.observe(Duration::from_micros(30));
+        m.verify_duration.observe(Duration::from_micros(700));
+        m.verify_duration.observe(Duration::from_secs(9));
+        let text = m.render(&Gauges { cache_entries: 3, outbox_pending: Some(1) });
+        assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"0.00005\"} 1\n"), "{text}");
+        assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"0.001\"} 2\n"));
+        assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("keyward_verify_duration_seconds_count 3\n"));
+        assert!(text.contains("keyward_cache_entries 3\n"));
+    }
+
+    /// Every metric the documented Grafana dashboard queries is one this server exposes.
+    #[test]
+    fn the_dashboard_queries_real_metrics() {
+        let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+        let text = Metrics::default().render(&Gauges { cache_entries: 0, outbox_pending: Some(0) });
+        let mut n = 0;
+        for (i, _) in dashboard.match_indices("keyward_") {
+            let name: String = dashboard[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            assert!(text.contains(&format!("\n{name}")) || text.starts_with(&name), "{name} is not exposed");
+            n += 1;
+        }
+        assert!(n >= 10);
+    }
+}

@@ -1,0 +1,457 @@
+//! Verification counts (added by every node's flush, rolled up into hours and days by one
+//! node), the addresses each key was seen from, alerts, and leases for background work that
+//! one node does at a time.
+
+use chrono::{DateTime, Duration, Utc};
+use keyward_core::audit::AuditTarget;
+use keyward_core::clock::{from_ms, to_ms};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::append;
+use crate::{AuditRecord, LastUsed, Store, StoreError};
+
+/// Counts of one code in one minute for one key (`key_id` empty when the key was not known,
+/// `workspace_id` empty when neither was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub start_ms: i64,
+    pub code: &'static str,
+    pub count: u64,
+}
+
+/// An address a key was verified from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenIp {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub ip: String,
+    pub at_ms: i64,
+}
+
+/// A stored count as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub key_id: String,
+    pub start_ms: i64,
+    pub code: String,
+    pub count: i64,
+}
+
+/// Bucket widths, by their granularity name.
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// An alert on a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: String,
+    pub workspace_id: String,
+    pub key_id: String,
+    /// `spike`, `failures`, `new_ip` or `unused`
+    pub kind: String,
+    pub window_start: DateTime<Utc>,
+    /// What it is about within its window (the address for `new_ip`); empty otherwise.
+    pub subject: String,
+    pub detail: Value,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+}
+
+const ALERT_COLUMNS: &str =
+    "id, workspace_id, key_id, kind, window_start, subject, detail, created_at, acknowledged_at, acknowledged_by";
+
+fn alert_from_row(r: &AnyRow) -> Result<Alert, StoreError> {
+    let detail: String = r.try_get("detail")?;
+    Ok(Alert {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        key_id: r.try_get("key_id")?,
+        kind: r.try_get("kind")?,
+        window_start: from_ms(r.try_get("window_start")?),
+        subject: r.try_get("subject")?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+        created_at: from_ms(r.try_get("created_at")?),
+        acknowledged_at: r.try_get::<Option<i64>, _>("acknowledged_at")?.map(from_ms),
+        acknowledged_by: r.try_get("acknowledged_by")?,
+    })
+}
+
+fn bucket_from_row(r: &AnyRow) -> Result<Bucket, StoreError> {
+    Ok(Bucket {
+        key_id: r.try_get("key_id")?,
+        start_ms: r.try_get("start")?,
+        code: r.try_get("code")?,
+        count: r.try_get("count")?,
+    })
+}
+
+/// What a key's recent use looks like to the alert rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyActivity {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub total: i64,
+    pub valid: i64,
+}
+
+impl Store {
+    /// Writes one flush: last-used marks, counts (added to what other nodes wrote) and the
+    /// addresses seen, in one transaction — all or nothing, so a failed flush can be retried
+    /// whole. Answers the addresses that were new to a key already seen from another one.
+    pub async fn record_usage(
+        &self,
+        marks: &[LastUsed],
+        counts: &[UsageRow],
+        ips: &[SeenIp],
+    ) -> Result<Vec<SeenIp>, StoreError> {
+        if marks.is_empty() && counts.is_empty() && ips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        for u in marks {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
+                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(u.at_ms)
+            .bind(&u.ip)
+            .bind(&u.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in counts {
+            sqlx::query(
+                "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) \
+                 VALUES ('minute', $1, $2, $3, $4, $5) ON CONFLICT (granularity, workspace_id, key_id, start, code) \
+                 DO UPDATE SET count = usage_counts.count + excluded.count",
+            )
+            .bind(&c.workspace_id)
+            .bind(&c.key_id)
+            .bind(c.start_ms)
+            .bind(c.code)
+            .bind(i64::try_from(c.count).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut new = Vec::new();
+        for s in ips {
+            let inserted = sqlx::query(
+                "INSERT INTO key_ips (key_id, workspace_id, ip, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (key_id, ip) DO NOTHING",
+            )
+            .bind(&s.key_id)
+            .bind(&s.workspace_id)
+            .bind(&s.ip)
+            .bind(s.at_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_ips WHERE key_id = $1 AND ip <> $2")
+                    .bind(&s.key_id)
+                    .bind(&s.ip)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if others > 0 {
+                    new.push(s.clone());
+                }
+            } else {
+                sqlx::query("UPDATE key_ips SET last_seen = $1 WHERE key_id = $2 AND ip = $3 AND last_seen < $1")
+                    .bind(s.at_ms)
+                    .bind(&s.key_id)
+                    .bind(&s.ip)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Stored counts of `granularity` (`minute`, `hour` or `day`) in `[from, to)`, for one
+    /// key or (with `key_id` `None`) every key of the workspace.
+    pub async fn usage_buckets(
+        &self,
+        granularity: &str,
+        workspace_id: &str,
+        key_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let mut sql = String::from(
+            "SELECT key_id, start, code, count FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 \
+             AND start >= $3 AND start < $4",
+        );
+        if key_id.is_some() {
+            sql.push_str(" AND key_id = $5");
+        }
+        sql.push_str(" ORDER BY start");
+        let mut q = sqlx::query(&sql).bind(granularity).bind(workspace_id).bind(to_ms(from)).bind(to_ms(to));
+        if let Some(k) = key_id {
+            q = q.bind(k);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(bucket_from_row).collect()
+    }
+
+    /// Verifications of each of `key_ids` since `since` (minute buckets).
+    pub async fn requests_since(
+        &self,
+        workspace_id: &str,
+        key_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        if key_ids.is_empty() {
+            return Ok(out);
+        }
+        let marks: Vec<String> = (0..key_ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT key_id, CAST(SUM(count) AS BIGINT) AS n FROM usage_counts WHERE granularity = 'minute' AND workspace_id = $1 \
+             AND start >= $2 AND key_id IN ({}) GROUP BY key_id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(workspace_id).bind(to_ms(since));
+        for k in key_ids {
+            q = q.bind(k);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.insert(r.try_get("key_id")?, r.try_get::<i64, _>("n")?);
+        }
+        Ok(out)
+    }
+
+    /// Takes (or keeps) the lease `name` for `holder` until `now + ttl`; `Some(progress)` when
+    /// this holder has it, `None` when another live holder does.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO leases (name, holder, until, progress) VALUES ($1, '', 0, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let taken = sqlx::query(
+            "UPDATE leases SET holder = $1, until = $2 WHERE name = $3 AND (until <= $4 OR holder = $1) RETURNING progress",
+        )
+        .bind(holder)
+        .bind(to_ms(now + ttl))
+        .bind(name)
+        .bind(to_ms(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        taken.map(|r| r.try_get::<i64, _>("progress")).transpose().map_err(Into::into)
+    }
+
+    pub async fn set_lease_progress(&self, name: &str, holder: &str, progress: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE leases SET progress = $1 WHERE name = $2 AND holder = $3")
+            .bind(progress)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Recomputes the `coarse` buckets (`hour` from minutes, `day` from hours) starting in
+    /// `[from, to)`, each as the sum of its finer buckets: idempotent, so a pass repeated (or
+    /// made by two nodes) changes nothing, and counts flushed late are caught by the next.
+    pub async fn roll_up(
+        &self,
+        fine: &str,
+        coarse: &str,
+        width_ms: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut start = to_ms(from).div_euclid(width_ms) * width_ms;
+        let end = to_ms(to);
+        let mut tx = self.begin().await?;
+        while start < end {
+            sqlx::query(
+                "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) \
+                 SELECT $1, workspace_id, key_id, CAST($2 AS BIGINT), code, CAST(SUM(count) AS BIGINT) FROM usage_counts \
+                 WHERE granularity = $3 AND start >= $2 AND start < $4 GROUP BY workspace_id, key_id, code \
+                 ON CONFLICT (granularity, workspace_id, key_id, start, code) DO UPDATE SET count = excluded.count",
+            )
+            .bind(coarse)
+            .bind(start)
+            .bind(fine)
+            .bind(start + width_ms)
+            .execute(&mut *tx)
+            .await?;
+            start += width_ms;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops `granularity` buckets that started before `before`.
+    pub async fn prune_usage(&self, granularity: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM usage_counts WHERE granularity = $1 AND start < $2")
+            .bind(granularity)
+            .bind(to_ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Per key of `workspace_id`: verifications and valid ones in `[from, to)` (minute buckets).
+    pub async fn key_activity(
+        &self,
+        workspace_id: &str,
+        granularity: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<KeyActivity>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key_id, CAST(SUM(count) AS BIGINT) AS total, \
+             CAST(SUM(CASE WHEN code = 'VALID' THEN count ELSE 0 END) AS BIGINT) AS valid \
+             FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 AND key_id <> '' AND start >= $3 AND start < $4 \
+             GROUP BY key_id",
+        )
+        .bind(granularity)
+        .bind(workspace_id)
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyActivity {
+                    workspace_id: workspace_id.to_string(),
+                    key_id: r.try_get("key_id")?,
+                    total: r.try_get("total")?,
+                    valid: r.try_get("valid")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Live keys of the workspace not verified since `before` (never-used keys count from
+    /// their creation): `(key_id, last use or creation)`.
+    pub async fn idle_keys(
+        &self,
+        workspace_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(last_used_at, created_at) AS since FROM api_keys WHERE workspace_id = $1 \
+             AND status IN ('active', 'pending_update', 'pending_revoke') AND COALESCE(last_used_at, created_at) < $2 \
+             ORDER BY id LIMIT 1000",
+        )
+        .bind(workspace_id)
+        .bind(to_ms(before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, from_ms(r.try_get("since")?)))).collect()
+    }
+
+    /// Raises an alert unless the same one (key, kind, window, subject) was raised already;
+    /// when raised, a `usage.alert` system event (and so its webhooks and the key's
+    /// callback) goes with it. Answers whether this call raised it.
+    pub async fn raise_alert(&self, a: &Alert) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
+             ON CONFLICT (key_id, kind, window_start, subject) DO NOTHING"
+        ))
+        .bind(&a.id)
+        .bind(&a.workspace_id)
+        .bind(&a.key_id)
+        .bind(&a.kind)
+        .bind(to_ms(a.window_start))
+        .bind(&a.subject)
+        .bind(a.detail.to_string())
+        .bind(to_ms(a.created_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM api_keys WHERE id = $1")
+            .bind(&a.key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let target = AuditTarget { kind: "key".into(), id: Some(a.key_id.clone()), name };
+        let what = json!({"alert_id": a.id, "kind": a.kind, "detail": a.detail});
+        append(&mut tx, &a.workspace_id, &AuditRecord::system("usage.alert", target, what), a.created_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Alerts of a workspace, newest first; `acknowledged` filters, `key_id` narrows.
+    pub async fn list_alerts(
+        &self,
+        workspace_id: &str,
+        acknowledged: Option<bool>,
+        key_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE workspace_id = $1");
+        match acknowledged {
+            Some(true) => sql.push_str(" AND acknowledged_at IS NOT NULL"),
+            Some(false) => sql.push_str(" AND acknowledged_at IS NULL"),
+            None => {}
+        }
+        if key_id.is_some() {
+            sql.push_str(" AND key_id = $3");
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT $2");
+        let mut q = sqlx::query(&sql).bind(workspace_id).bind(limit);
+        if let Some(k) = key_id {
+            q = q.bind(k);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(alert_from_row).collect()
+    }
+
+    /// Acknowledges an alert (once; acknowledging again keeps the first); `None` when the
+    /// workspace has no such alert.
+    pub async fn acknowledge_alert(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<Option<Alert>, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 \
+             WHERE workspace_id = $3 AND id = $4 AND acknowledged_at IS NULL",
+        )
+        .bind(to_ms(now))
+        .bind(by)
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            append(&mut tx, workspace_id, audit, now).await?;
+        }
+        let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        r.as_ref().map(alert_from_row).transpose()
+    }
+}
