@@ -1,12 +1,17 @@
 //! Every request gets an id: the caller's `X-Request-Id` when it sent a usable one, else one
 //! made here (this node's id and a counter: unique across nodes, no randomness per request).
 //! It is echoed in the answer, named in the request's log span and recorded in audit events.
+//! One small layer does it all (no request extension, no boxed future): it sits in front of
+//! the verify path.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use axum::http::{HeaderName, HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
+use tower::{Layer, Service};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -22,12 +27,10 @@ impl Ids {
         let tail = &node_id[node_id.len().saturating_sub(10)..];
         Ids { prefix: format!("req_{}_", tail.to_ascii_lowercase()).into(), next: Arc::default() }
     }
-}
 
-impl MakeRequestId for Ids {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+    fn make(&self) -> Option<HeaderValue> {
         let n = self.next.fetch_add(1, Relaxed);
-        HeaderValue::from_str(&format!("{}{n:x}", self.prefix)).ok().map(RequestId::new)
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(format!("{}{n:x}", self.prefix))).ok()
     }
 }
 
@@ -37,9 +40,77 @@ pub fn usable(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
 }
 
-/// The layers, outermost first: drop an unusable caller id, set one, echo it, and open the
-/// request's log span naming it (at debug level for the verification routes, whose cost
-/// per request is kept to the minimum; info for the rest).
+#[derive(Clone)]
+pub struct RequestIdLayer(Ids);
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner, ids: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+    ids: Ids,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Echo<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = match req.headers().get(HEADER) {
+            Some(v) if usable(v) => Some(v.clone()),
+            _ => {
+                let id = self.ids.make();
+                match &id {
+                    Some(v) => req.headers_mut().insert(HEADER, v.clone()),
+                    None => req.headers_mut().remove(HEADER),
+                };
+                id
+            }
+        };
+        Echo { inner: self.inner.call(req), id }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, with the request's id added.
+    pub struct Echo<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, R, E> Future for Echo<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            res.headers_mut().insert(HEADER, id);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+/// The id layer outside the request's log span, which names the id (at debug level for the
+/// verification routes, whose cost per request is kept to the minimum; info for the rest).
 pub fn layer<S>(router: axum::Router<S>, ids: Ids) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -54,14 +125,5 @@ where
             tracing::info_span!("request", method = %req.method(), path, request_id = id)
         }
     };
-    router
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
-        .layer(PropagateRequestIdLayer::new(HEADER))
-        .layer(SetRequestIdLayer::new(HEADER, ids))
-        .layer(tower::util::MapRequestLayer::new(|mut req: Request<Body>| {
-            if req.headers().get(HEADER).is_some_and(|v| !usable(v)) {
-                req.headers_mut().remove(HEADER);
-            }
-            req
-        }))
+    router.layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span)).layer(RequestIdLayer(ids))
 }

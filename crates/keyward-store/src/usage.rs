@@ -41,6 +41,11 @@ pub struct Bucket {
     pub count: i64,
 }
 
+/// Rows written by one statement of a flush. Few statements make a flush cheap; but SQLite
+/// finds each bound parameter by a walk over the statement's parameters, so a statement
+/// with thousands of them costs more than it saves (seen in a profile).
+const ROWS_PER_STATEMENT: usize = 32;
+
 /// Bucket widths, by their granularity name.
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -114,30 +119,50 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        for u in marks {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
-                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(u.at_ms)
-            .bind(&u.ip)
-            .bind(&u.key_id)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in marks.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 3;
+                    format!("(${}, CAST(${} AS BIGINT), CAST(${} AS TEXT))", p + 1, p + 2, p + 3)
+                })
+                .collect();
+            // VALUES columns are column1… on both backends.
+            let sql = format!(
+                "UPDATE api_keys SET last_used_at = v.column2, last_used_ip = v.column3 FROM (VALUES {}) AS v \
+                 WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q.bind(&u.key_id).bind(u.at_ms).bind(&u.ip);
+            }
+            q.execute(&mut *tx).await?;
         }
-        for c in counts {
-            sqlx::query(
-                "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) \
-                 VALUES ('minute', $1, $2, $3, $4, $5) ON CONFLICT (granularity, workspace_id, key_id, start, code) \
+        // Many rows a statement: a flush of thousands of keys is a few statements, not
+        // thousands (each row is unique within a flush, as ON CONFLICT DO UPDATE requires).
+        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 5;
+                    format!("('minute', ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) VALUES {} \
+                 ON CONFLICT (granularity, workspace_id, key_id, start, code) \
                  DO UPDATE SET count = usage_counts.count + excluded.count",
-            )
-            .bind(&c.workspace_id)
-            .bind(&c.key_id)
-            .bind(c.start_ms)
-            .bind(c.code)
-            .bind(i64::try_from(c.count).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(&c.workspace_id)
+                    .bind(&c.key_id)
+                    .bind(c.start_ms)
+                    .bind(c.code)
+                    .bind(i64::try_from(c.count).unwrap_or(i64::MAX));
+            }
+            q.execute(&mut *tx).await?;
         }
         let mut new = Vec::new();
         for s in ips {

@@ -90,8 +90,12 @@ impl Serve {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("keyward listening") {
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
+                    // `addr=…` in text logs, `"addr":"…"` in JSON ones.
+                    let addr = line.split("addr=").nth(1).map(|a| a.trim().to_string()).or_else(|| {
+                        line.split("\"addr\":\"").nth(1).and_then(|a| a.split('"').next()).map(str::to_string)
+                    });
+                    if let Some(addr) = addr {
+                        let _ = tx.send(addr);
                     }
                 }
                 let mut l = sink.lock().unwrap();

@@ -63,6 +63,10 @@ fn unknown_keys_and_bad_values_are_named() {
         ("[gateway]\nupstreem = \"http://x\"\n", "upstreem"),
         ("flush_interval = \"soon\"\n", "soon"),
         ("trusted_proxies = [\"nonsense\"]\n", "trusted_proxies"),
+        ("log_format = \"yaml\"\n", "log_format"),
+        ("usage_minutes_kept = \"10m\"\n", "usage_minutes_kept"),
+        ("[webhooks]\nretry_schedule = \"soon\"\n", "webhook_retry_schedule"),
+        ("[webhooks]\nretries = 3\n", "retries"),
     ] {
         let f = file(dir.path(), text);
         let (ok, _, out) = show(&user, &["--config", &f], &[]);
@@ -89,7 +93,7 @@ fn secrets_stay_out_of_help() {
     assert!(!text.contains("help-token-abc") && !text.contains("help-pw-xyz"), "{text}");
 }
 
-on_both_backends!(serve_runs_with_the_file);
+on_both_backends!(serve_runs_with_the_file, json_logs_carry_the_request_id);
 
 /// `serve` takes its settings from the file: a body limit set only there is enforced.
 async fn serve_runs_with_the_file(b: Backend) {
@@ -108,6 +112,37 @@ async fn serve_runs_with_the_file(b: Backend) {
     let small = serde_json::json!({"name": "ok"});
     let r = http.post(format!("{}/v1/keys", s.url())).bearer_auth(&mk).json(&small).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    drop(s);
+    db.drop_db().await;
+}
+
+/// `--log-format json`: every log line is a JSON object, and a request's lines name its id.
+async fn json_logs_carry_the_request_id(b: Backend) {
+    let db = TestDb::new(&b).await;
+    let data = db.dir.path().join("data");
+    let mut args = storage(&db, &data);
+    args.extend(["--log-format".to_string(), "json".to_string()]);
+    let s = Serve::spawn(&args, &[("RUST_LOG", "info,tower_http=debug")]);
+    let r = reqwest::Client::new()
+        .get(format!("{}/healthz", s.url()))
+        .header("x-request-id", "json-log-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    loop {
+        let log = s.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+        if lines.iter().any(|l| l.contains("json-log-7")) {
+            for l in &lines {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            }
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no JSON line names the request id: {log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     drop(s);
     db.drop_db().await;
 }
