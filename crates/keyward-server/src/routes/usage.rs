@@ -233,14 +233,7 @@ pub async fn list_alerts(
         Some("false") => Some(false),
         Some(_) => return Err(ApiError::invalid("acknowledged", "acknowledged must be true or false")),
     };
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "limit must be 1-200"))?,
-    };
+    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
     if q.key_id.as_ref().is_some_and(|k| k.len() > 64) {
         return Err(ApiError::invalid("key_id", "key_id must be at most 64 characters"));
     }

@@ -285,14 +285,7 @@ pub async fn list_deliveries(
     Query(q): Query<DeliveryParams>,
 ) -> ApiResult<Json<DeliveryList>> {
     caller.require(Action::ReadAudit)?;
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "limit must be 1-200"))?,
-    };
+    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
     let ws = &caller.0.workspace_id;
     state.store.webhook(ws, &id).await?.ok_or_else(|| not_found(&id))?;
     let items = state.store.list_deliveries(ws, &id, limit).await?;
