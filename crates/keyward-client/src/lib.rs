@@ -540,6 +540,13 @@ impl Client {
         Self::send(self.request(Method::GET, &path).query(&q)).await
     }
 
+    /// Deliveries to a key's callback URL, newest first, with their attempts.
+    pub async fn list_callbacks(&self, key_id: &str, limit: Option<u32>) -> Result<DeliveryList, ClientError> {
+        let q: Vec<(&str, String)> = limit.map(|l| vec![("limit", l.to_string())]).unwrap_or_default();
+        let path = format!("/v1/keys/{}/callbacks", path_segment(key_id));
+        Self::send(self.request(Method::GET, &path).query(&q)).await
+    }
+
     /// Makes a delivery due again now (with the same `webhook-id`).
     pub async fn retry_delivery(&self, id: &str, delivery_id: &str) -> Result<(), ClientError> {
         let path = format!("/v1/webhooks/{}/deliveries/{}/retry", path_segment(id), path_segment(delivery_id));

@@ -78,6 +78,13 @@ pub enum AfterAttempt {
     Gone,
 }
 
+/// Whose deliveries to list.
+#[derive(Debug, Clone, Copy)]
+pub enum DeliveriesTo<'a> {
+    Endpoint(&'a str),
+    KeyCallback(&'a str),
+}
+
 /// A delivery as listed, with its attempts.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -578,21 +585,26 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries to one endpoint, newest first, with their attempts.
+    /// Deliveries to one endpoint, or to one key's callback URL, newest first, with their
+    /// attempts.
     pub async fn list_deliveries(
         &self,
         workspace_id: &str,
-        endpoint_id: &str,
+        to: DeliveriesTo<'_>,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
+        let (which, id) = match to {
+            DeliveriesTo::Endpoint(id) => ("d.endpoint_id = $2", id),
+            DeliveriesTo::KeyCallback(id) => ("d.endpoint_id IS NULL AND d.key_id = $2", id),
+        };
+        let rows = sqlx::query(&format!(
             "SELECT d.id, d.message_id, d.status, d.endpoint_id, d.key_id, d.attempts, d.next_attempt_at, d.last_status, \
              d.last_error, d.created_at, d.finished_at, m.type, m.body FROM webhook_deliveries d \
              JOIN webhook_messages m ON m.id = d.message_id \
-             WHERE d.workspace_id = $1 AND d.endpoint_id = $2 ORDER BY d.created_at DESC, d.id DESC LIMIT $3",
-        )
+             WHERE d.workspace_id = $1 AND {which} ORDER BY d.created_at DESC, d.id DESC LIMIT $3"
+        ))
         .bind(workspace_id)
-        .bind(endpoint_id)
+        .bind(id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -621,13 +633,13 @@ impl Store {
         if out.is_empty() {
             return Ok(out);
         }
-        let attempts = sqlx::query(
+        let attempts = sqlx::query(&format!(
             "SELECT a.delivery_id, a.time, a.status, a.error, a.duration_ms FROM webhook_attempts a \
              JOIN webhook_deliveries d ON d.id = a.delivery_id \
-             WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND d.created_at >= $3 ORDER BY a.id",
-        )
+             WHERE d.workspace_id = $1 AND {which} AND d.created_at >= $3 ORDER BY a.id"
+        ))
         .bind(workspace_id)
-        .bind(endpoint_id)
+        .bind(id)
         .bind(out.iter().map(|d| to_ms(d.created_at)).min().unwrap_or_default())
         .fetch_all(&self.pool)
         .await?;

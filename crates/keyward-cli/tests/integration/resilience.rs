@@ -160,6 +160,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/alerts"),
     ("post", "/v1/alerts/{id}/acknowledge"),
     ("get", "/metrics"),
+    ("get", "/v1/keys/{id}/callbacks"),
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks"),
     ("get", "/v1/webhooks/signing-key"),

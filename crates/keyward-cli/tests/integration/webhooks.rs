@@ -28,6 +28,7 @@ on_both_backends!(
     rotation_signs_with_both_secrets_then_gone_disables,
     key_callbacks_are_signed_with_the_workspace_key,
     pending_deliveries_survive_a_restart,
+    a_delivery_claimed_by_a_dead_node_is_made_by_another,
     two_nodes_deliver_each_event_once,
     private_destinations_are_refused,
     expiry_is_told_once,
@@ -360,6 +361,14 @@ async fn key_callbacks_are_signed_with_the_workspace_key(b: Backend) {
         // The SDK's helper agrees.
         assert!(keyward_client::verify_webhook(&pk, &g.id, &g.timestamp, &g.signature, &g.body, now_ts(&s)));
     }
+    // The key's callback deliveries are listed with their attempts.
+    let (st, cb) = s.call(Method::GET, &format!("/v1/keys/{key_id}/callbacks"), None).await;
+    assert_eq!(st, 200, "{cb}");
+    let items = cb["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{cb}");
+    assert!(items.iter().all(|d| d["key_id"] == key_id.as_str() && d["endpoint_id"].is_null()));
+    let (st, _) = s.call(Method::GET, "/v1/keys/key_nope/callbacks", None).await;
+    assert_eq!(st, 404);
     // Another key's events do not go to this key's callback.
     s.create(json!({"name": "no callback"})).await;
     r.stays_at(2).await;
@@ -397,6 +406,31 @@ async fn pending_deliveries_survive_a_restart(b: Backend) {
     let got2 = r.wait_for(3).await;
     assert_eq!(got2[2].id, got[1].id);
     third.stop().await;
+    s.stop().await;
+}
+
+/// A node that claimed a delivery and died before sending it: its lease runs out, then
+/// another node sends it (at least once).
+async fn a_delivery_claimed_by_a_dead_node_is_made_by_another(b: Backend) {
+    let config = keyward_server::ServerConfig {
+        webhook_poll_interval: Duration::from_secs(3600),
+        ..keyward_testkit::test_config()
+    };
+    let s = TestServer::start_with(b, config).await;
+    let r = Receiver::start(&[]).await;
+    endpoint(&s, &r.url("/hook"), json!(["key.*"])).await;
+    s.create(json!({"name": "a"})).await;
+    // The claim a node makes before sending, made here by hand; nothing is sent after it.
+    let now = keyward_core::Clock::now(s.clock.as_ref());
+    let claimed = s.store.claim_deliveries(now, chrono::Duration::seconds(40), 16).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let other = s.second_node().await;
+    r.stays_at(0).await;
+    s.clock.advance(chrono::Duration::seconds(41));
+    let got = r.wait_for(1).await;
+    assert_eq!(got[0].id, claimed[0].message_id);
+    r.stays_at(1).await;
+    other.stop().await;
     s.stop().await;
 }
 

@@ -107,6 +107,7 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::retry_delivery))
+        .routes(routes!(webhooks::list_callbacks))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }

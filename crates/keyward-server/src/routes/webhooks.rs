@@ -16,7 +16,7 @@ use keyward_core::wire::webhooks::{
     WebhookPatch, WebhookView,
 };
 use keyward_core::{duration, ids, validate, webhooks};
-use keyward_store::{Delivery, WebhookChanges, WebhookEndpoint};
+use keyward_store::{DeliveriesTo, Delivery, WebhookChanges, WebhookEndpoint};
 
 use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -258,7 +258,7 @@ pub async fn test_webhook(
     let body = webhooks::test_body(&ep.id, ws, now);
     let audit = caller.audit(&origin, "webhook.test", audit_target("webhook", &id, Some(&ep.url)), json!({}));
     let delivery_id = state.store.enqueue_test(&ep, &message_id, &body, now, &audit).await?;
-    let listed = state.store.list_deliveries(ws, &id, 20).await?;
+    let listed = state.store.list_deliveries(ws, DeliveriesTo::Endpoint(&id), 20).await?;
     let d = listed
         .into_iter()
         .find(|d| d.id == delivery_id)
@@ -288,7 +288,27 @@ pub async fn list_deliveries(
     let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
     let ws = &caller.0.workspace_id;
     state.store.webhook(ws, &id).await?.ok_or_else(|| not_found(&id))?;
-    let items = state.store.list_deliveries(ws, &id, limit).await?;
+    let items = state.store.list_deliveries(ws, DeliveriesTo::Endpoint(&id), limit).await?;
+    Ok(Json(DeliveryList { items: items.into_iter().map(delivery_view).collect() }))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}/callbacks", tag = "webhooks",
+    params(("id" = String, Path), DeliveryParams),
+    responses((status = 200, description = "deliveries to the key's callback URL, newest first, with every attempt",
+        body = DeliveryList),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn list_callbacks(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<DeliveryParams>,
+) -> ApiResult<Json<DeliveryList>> {
+    caller.require(Action::ReadAudit)?;
+    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
+    let ws = &caller.0.workspace_id;
+    state.store.get_key(ws, &id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    let items = state.store.list_deliveries(ws, DeliveriesTo::KeyCallback(&id), limit).await?;
     Ok(Json(DeliveryList { items: items.into_iter().map(delivery_view).collect() }))
 }
 
