@@ -502,7 +502,15 @@ impl Store {
                 previous_secret_sealed: None,
             };
             if let Some(ep) = endpoint_id {
-                let Some(ep) = Self::webhook_in(&mut tx, &d.workspace_id, &ep).await? else { continue };
+                let Some(ep) = Self::webhook_in(&mut tx, &d.workspace_id, &ep).await? else {
+                    // Its endpoint is gone: nothing to send it to.
+                    sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', finished_at = $1, lease_until = NULL WHERE id = $2")
+                        .bind(to_ms(now))
+                        .bind(&d.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                };
                 d.url = ep.url;
                 d.secret_sealed = Some(ep.secret_sealed);
                 d.previous_secret_sealed =
@@ -544,7 +552,7 @@ impl Store {
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at), \
-             lease_until = NULL, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6",
+             lease_until = NULL, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6 AND status = 'pending'",
         )
         .bind(status)
         .bind(next_at.map(to_ms))
