@@ -173,7 +173,7 @@ pub(crate) async fn append(
         .execute(&mut **tx)
         .await?;
     // A webhook event's deliveries commit with it: the outbox.
-    crate::webhooks::enqueue(tx, &e).await?;
+    crate::outbox::enqueue(tx, &e).await?;
     Ok(e)
 }
 

@@ -14,6 +14,7 @@ mod keys;
 mod member_state;
 mod members;
 mod migrate;
+mod outbox;
 mod policies;
 mod roles;
 mod rows;

@@ -3,15 +3,15 @@
 //! clear. The outbox is written by [`enqueue`] inside the audit event's own transaction.
 
 use chrono::{DateTime, Duration, Utc};
-use keyward_core::audit::{AuditEvent, AuditTarget};
+use keyward_core::audit::AuditTarget;
 use keyward_core::clock::{from_ms, to_ms};
-use keyward_core::webhooks::{body, event_type, key_of, subscribed};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
 use crate::dialect::Tx;
+use crate::outbox::{insert_delivery, insert_message};
 use crate::{AuditRecord, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,96 +137,6 @@ fn attempts_of(r: &AnyRow) -> Result<u32, StoreError> {
 
 fn endpoint_target(ep: &WebhookEndpoint) -> AuditTarget {
     AuditTarget { kind: "webhook".into(), id: Some(ep.id.clone()), name: Some(ep.url.clone()) }
-}
-
-/// Writes the outbox for `e` when it is a webhook event: one message, and one delivery per
-/// enabled endpoint subscribed to its type and for the key's callback URL. Runs inside the
-/// event's transaction, so an event and its deliveries commit (or vanish) together.
-pub(crate) async fn enqueue(tx: &mut Tx, e: &AuditEvent) -> Result<(), StoreError> {
-    let Some(ty) = event_type(&e.action) else { return Ok(()) };
-    let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0")
-        .bind(&e.workspace_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut endpoints = Vec::new();
-    for r in &rows {
-        let events: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default();
-        if subscribed(&events, ty) {
-            endpoints.push(r.try_get::<String, _>("id")?);
-        }
-    }
-    let key_id = key_of(e).map(str::to_string);
-    let callback: Option<String> = match &key_id {
-        Some(k) => sqlx::query("SELECT callback_url FROM api_keys WHERE id = $1 AND workspace_id = $2")
-            .bind(k)
-            .bind(&e.workspace_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get::<Option<String>, _>("callback_url"))
-            .transpose()?
-            .flatten(),
-        None => None,
-    };
-    if endpoints.is_empty() && callback.is_none() {
-        return Ok(());
-    }
-    let message_id = format!("msg_{}_{}", e.workspace_id, e.seq);
-    insert_message(tx, &message_id, &e.workspace_id, ty, &body(ty, e).to_string(), e.time).await?;
-    for (n, ep) in endpoints.iter().enumerate() {
-        let id = format!("whd_{}_{}_{n}", e.workspace_id, e.seq);
-        insert_delivery(tx, &id, &message_id, &e.workspace_id, Some(ep), None, None, e.time).await?;
-    }
-    if let Some(url) = callback {
-        let id = format!("whd_{}_{}_cb", e.workspace_id, e.seq);
-        insert_delivery(tx, &id, &message_id, &e.workspace_id, None, Some(&url), key_id.as_deref(), e.time).await?;
-    }
-    Ok(())
-}
-
-async fn insert_message(
-    tx: &mut Tx,
-    id: &str,
-    workspace_id: &str,
-    ty: &str,
-    body: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO webhook_messages (id, workspace_id, type, body, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(workspace_id)
-        .bind(ty)
-        .bind(body)
-        .bind(to_ms(now))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_delivery(
-    tx: &mut Tx,
-    id: &str,
-    message_id: &str,
-    workspace_id: &str,
-    endpoint_id: Option<&str>,
-    callback_url: Option<&str>,
-    key_id: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, message_id, workspace_id, endpoint_id, callback_url, key_id, status, \
-         attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
-    )
-    .bind(id)
-    .bind(message_id)
-    .bind(workspace_id)
-    .bind(endpoint_id)
-    .bind(callback_url)
-    .bind(key_id)
-    .bind(to_ms(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Disables an endpoint inside `tx`, cancels what it still had to receive and records a
