@@ -321,27 +321,6 @@ impl Store {
         Ok(RotateOutcome::Rotated { old: Box::new(old), new: Box::new(new) })
     }
 
-    /// Writes a batch of last-used marks in one transaction; never moves a mark backwards.
-    pub async fn record_last_used(&self, batch: &[LastUsed]) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        for u in batch {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
-                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(u.at_ms)
-            .bind(&u.ip)
-            .bind(&u.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// What the cache's backstop compares: `(status, expires_at, updated_at)` of the keys
     /// with these secret hashes (`by_public_key`: these public keys), by hash or public key.
     pub async fn key_versions(

@@ -7,6 +7,7 @@ use keyward_core::audit::AuditTarget;
 use keyward_core::clock::{from_ms, to_ms};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::audit::append;
@@ -48,7 +49,6 @@ pub struct DueDelivery {
     pub workspace_id: String,
     pub endpoint_id: Option<String>,
     pub url: String,
-    pub kind: String,
     pub body: String,
     /// 0 before the first attempt.
     pub attempts: u32,
@@ -139,6 +139,47 @@ fn endpoint_target(ep: &WebhookEndpoint) -> AuditTarget {
     AuditTarget { kind: "webhook".into(), id: Some(ep.id.clone()), name: Some(ep.url.clone()) }
 }
 
+async fn endpoint_by_id(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<WebhookEndpoint>, StoreError> {
+    let r =
+        sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    r.as_ref().map(endpoint_from_row).transpose()
+}
+
+fn events_text(events: &[String]) -> String {
+    serde_json::to_string(events).unwrap_or_else(|_| "[]".into())
+}
+
+/// Writes every changeable column of `ep` (an update and a rotation both read, change, save).
+async fn save_endpoint(tx: &mut Tx, ep: &WebhookEndpoint) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, disabled = $4, disabled_reason = $5, \
+         failing_since = $6, secret_sealed = $7, previous_secret_sealed = $8, previous_secret_until = $9, updated_at = $10 \
+         WHERE id = $11",
+    )
+    .bind(&ep.url)
+    .bind(events_text(&ep.events))
+    .bind(&ep.description)
+    .bind(i32::from(ep.disabled))
+    .bind(&ep.disabled_reason)
+    .bind(ep.failing_since.map(to_ms))
+    .bind(&ep.secret_sealed)
+    .bind(&ep.previous_secret_sealed)
+    .bind(ep.previous_secret_until.map(to_ms))
+    .bind(to_ms(ep.updated_at))
+    .bind(&ep.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Disables an endpoint inside `tx`, cancels what it still had to receive and records a
 /// `webhook.disabled` event (which other endpoints may subscribe to).
 async fn disable_in(
@@ -182,7 +223,7 @@ impl Store {
         .bind(&ep.workspace_id)
         .bind(&ep.url)
         .bind(&ep.description)
-        .bind(serde_json::to_string(&ep.events).unwrap_or_else(|_| "[]".into()))
+        .bind(events_text(&ep.events))
         .bind(&ep.secret_sealed)
         .bind(to_ms(ep.created_at))
         .execute(&mut *tx)
@@ -203,25 +244,7 @@ impl Store {
     }
 
     pub async fn webhook(&self, workspace_id: &str, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let r = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        r.as_ref().map(endpoint_from_row).transpose()
-    }
-
-    async fn webhook_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let r = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        r.as_ref().map(endpoint_from_row).transpose()
+        endpoint_by_id(&mut *self.pool.acquire().await?, workspace_id, id).await
     }
 
     /// Applies `c`; `None` when the workspace has no such endpoint. Disabling cancels the
@@ -235,7 +258,7 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
         let mut tx = self.begin().await?;
-        let Some(mut ep) = Self::webhook_in(&mut tx, workspace_id, id).await? else {
+        let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -262,20 +285,7 @@ impl Store {
             _ => {}
         }
         ep.updated_at = now;
-        sqlx::query(
-            "UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, disabled = $4, disabled_reason = $5, \
-             failing_since = $6, updated_at = $7 WHERE id = $8",
-        )
-        .bind(&ep.url)
-        .bind(serde_json::to_string(&ep.events).unwrap_or_else(|_| "[]".into()))
-        .bind(&ep.description)
-        .bind(i32::from(ep.disabled))
-        .bind(&ep.disabled_reason)
-        .bind(ep.failing_since.map(to_ms))
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        save_endpoint(&mut tx, &ep).await?;
         append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
@@ -292,24 +302,14 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
         let mut tx = self.begin().await?;
-        let Some(mut ep) = Self::webhook_in(&mut tx, workspace_id, id).await? else {
+        let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
         ep.previous_secret_sealed = Some(std::mem::replace(&mut ep.secret_sealed, new_sealed.to_string()));
         ep.previous_secret_until = Some(previous_until);
         ep.updated_at = now;
-        sqlx::query(
-            "UPDATE webhook_endpoints SET secret_sealed = $1, previous_secret_sealed = $2, previous_secret_until = $3, \
-             updated_at = $4 WHERE id = $5",
-        )
-        .bind(&ep.secret_sealed)
-        .bind(&ep.previous_secret_sealed)
-        .bind(to_ms(previous_until))
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        save_endpoint(&mut tx, &ep).await?;
         append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
@@ -383,7 +383,7 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let sql = format!(
-            "SELECT d.id, d.message_id, d.workspace_id, d.endpoint_id, d.callback_url, d.attempts, m.type, m.body \
+            "SELECT d.id, d.message_id, d.workspace_id, d.endpoint_id, d.callback_url, d.attempts, m.body \
              FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1) \
              ORDER BY d.next_attempt_at LIMIT $2{}",
@@ -405,14 +405,13 @@ impl Store {
                 workspace_id: r.try_get("workspace_id")?,
                 url: r.try_get::<Option<String>, _>("callback_url")?.unwrap_or_default(),
                 endpoint_id: endpoint_id.clone(),
-                kind: r.try_get("type")?,
                 body: r.try_get("body")?,
                 attempts: attempts_of(r)?,
                 secret_sealed: None,
                 previous_secret_sealed: None,
             };
             if let Some(ep) = endpoint_id {
-                let Some(ep) = Self::webhook_in(&mut tx, &d.workspace_id, &ep).await? else {
+                let Some(ep) = endpoint_by_id(&mut tx, &d.workspace_id, &ep).await? else {
                     // Its endpoint is gone: nothing to send it to.
                     sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', finished_at = $1, lease_until = NULL WHERE id = $2")
                         .bind(to_ms(now))
@@ -473,7 +472,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(ep_id) = &d.endpoint_id {
-            if let Some(ep) = Self::webhook_in(&mut tx, &d.workspace_id, ep_id).await? {
+            if let Some(ep) = endpoint_by_id(&mut tx, &d.workspace_id, ep_id).await? {
                 let system = AuditRecord::system("webhook.disabled", endpoint_target(&ep), json!({}));
                 match next {
                     AfterAttempt::Delivered => {
@@ -679,9 +678,8 @@ impl Store {
     /// claimed by a conditional update, so among several nodes one tells it. Answers how
     /// many events were written.
     pub async fn announce_expiries(&self, now: DateTime<Utc>, look_back: Duration) -> Result<u64, StoreError> {
-        let workspaces: Vec<String> = sqlx::query_scalar("SELECT id FROM workspaces").fetch_all(&self.pool).await?;
         let mut told = 0;
-        for ws in workspaces {
+        for ws in self.workspace_ids().await? {
             let warn = Duration::days(i64::from(self.policy(&ws).await?.expiry_warning_days));
             for (col, action, from, to) in [
                 ("expiry_warned_for", "key.expiring", now, now + warn),

@@ -382,11 +382,7 @@ async fn key_callbacks_are_signed_with_the_workspace_key(b: Backend) {
 
 async fn pending_deliveries_survive_a_restart(b: Backend) {
     // A node that takes the event but never gets to deliver it (as if killed at once).
-    let config = keyward_server::ServerConfig {
-        webhook_poll_interval: Duration::from_secs(3600),
-        ..keyward_testkit::test_config()
-    };
-    let s = TestServer::start_with(b, config).await;
+    let s = node_that_never_delivers(b).await;
     let r = Receiver::start(&[]).await;
     endpoint(&s, &r.url("/hook"), json!(["key.*"])).await;
     s.create(json!({"name": "a"})).await;
@@ -409,14 +405,19 @@ async fn pending_deliveries_survive_a_restart(b: Backend) {
     s.stop().await;
 }
 
-/// A node that claimed a delivery and died before sending it: its lease runs out, then
-/// another node sends it (at least once).
-async fn a_delivery_claimed_by_a_dead_node_is_made_by_another(b: Backend) {
+/// A node whose delivery worker never gets to look at the outbox (polls once an hour).
+async fn node_that_never_delivers(b: Backend) -> TestServer {
     let config = keyward_server::ServerConfig {
         webhook_poll_interval: Duration::from_secs(3600),
         ..keyward_testkit::test_config()
     };
-    let s = TestServer::start_with(b, config).await;
+    TestServer::start_with(b, config).await
+}
+
+/// A node that claimed a delivery and died before sending it: its lease runs out, then
+/// another node sends it (at least once).
+async fn a_delivery_claimed_by_a_dead_node_is_made_by_another(b: Backend) {
+    let s = node_that_never_delivers(b).await;
     let r = Receiver::start(&[]).await;
     endpoint(&s, &r.url("/hook"), json!(["key.*"])).await;
     s.create(json!({"name": "a"})).await;

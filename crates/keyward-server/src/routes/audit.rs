@@ -35,14 +35,7 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-fn time(field: &str, raw: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
-    raw.map(|t| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(|_| ApiError::invalid(field, format!("{field} must be an RFC 3339 time")))
-    })
-    .transpose()
-}
+use super::paging::time;
 
 fn short(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
     match v {

@@ -175,7 +175,8 @@ pub async fn list_keys(
     Ok(Json(KeyList { items, next_cursor }))
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
+/// The caller's workspace's key `id`, or 404.
+pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
     state
         .store
         .get_key(&caller.0.workspace_id, id)

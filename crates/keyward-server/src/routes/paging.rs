@@ -1,4 +1,4 @@
-//! `limit` and `cursor` of list routes.
+//! `limit`, `cursor` and time bounds of list routes.
 
 use crate::error::{ApiError, ApiResult};
 
@@ -12,6 +12,16 @@ pub fn limit(raw: Option<&str>) -> ApiResult<u32> {
             .filter(|n| (1..=200).contains(n))
             .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 200")),
     }
+}
+
+/// An optional RFC 3339 time parameter (`since`, `from`, …), refused naming `field`.
+pub fn time(field: &str, raw: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    raw.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| ApiError::invalid(field, format!("{field} must be an RFC 3339 time")))
+    })
+    .transpose()
 }
 
 /// A cursor is an id from an earlier page: `<prefix>_` and ASCII letters and digits.

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -43,15 +42,6 @@ struct Range {
     to: i64,
 }
 
-fn time(field: &str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    raw.map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::invalid(field, format!("{field} must be an RFC 3339 time")))
-    })
-    .transpose()
-}
-
 fn range(state: &AppState, q: &UsageParams) -> ApiResult<Range> {
     let (granularity, width) = match q.granularity.as_deref().unwrap_or("hour") {
         "minute" => ("minute", MINUTE_MS),
@@ -59,8 +49,8 @@ fn range(state: &AppState, q: &UsageParams) -> ApiResult<Range> {
         "day" => ("day", DAY_MS),
         _ => return Err(ApiError::invalid("granularity", "granularity must be minute, hour or day")),
     };
-    let to = time("to", q.to.as_deref())?.unwrap_or_else(|| state.clock.now());
-    let from = time("from", q.from.as_deref())?.unwrap_or(to - chrono::Duration::hours(24));
+    let to = super::paging::time("to", q.to.as_deref())?.unwrap_or_else(|| state.clock.now());
+    let from = super::paging::time("from", q.from.as_deref())?.unwrap_or(to - chrono::Duration::hours(24));
     if from >= to {
         return Err(ApiError::invalid("from", "from must be before to"));
     }
@@ -136,7 +126,7 @@ pub async fn key_usage(
     caller.require(Action::Read)?;
     let r = range(&state, &q)?;
     let ws = &caller.0.workspace_id;
-    state.store.get_key(ws, &id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
+    super::keys::find(&state, &caller, &id).await?;
     let rows = state.store.usage_buckets(source(&state, &r), ws, Some(&id), from_ms(r.from), from_ms(r.to)).await?;
     let (total, by_code) = totals(&rows);
     Ok(Json(KeyUsage {

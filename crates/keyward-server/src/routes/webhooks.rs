@@ -82,6 +82,27 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no webhook endpoint with id {id:?}"))
 }
 
+/// The endpoint, which must be enabled to be sent to (a test, a retry).
+async fn enabled(state: &SharedState, workspace_id: &str, id: &str) -> ApiResult<WebhookEndpoint> {
+    let ep = state.store.webhook(workspace_id, id).await?.ok_or_else(|| not_found(id))?;
+    if ep.disabled {
+        return Err(ApiError::Conflict { field: None, message: "the endpoint is disabled; enable it first".into() });
+    }
+    Ok(ep)
+}
+
+/// Deliveries (to an endpoint or a key's callback), newest first.
+async fn deliveries(
+    state: &SharedState,
+    workspace_id: &str,
+    to: DeliveriesTo<'_>,
+    q: &DeliveryParams,
+) -> ApiResult<Json<DeliveryList>> {
+    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
+    let items = state.store.list_deliveries(workspace_id, to, limit).await?;
+    Ok(Json(DeliveryList { items: items.into_iter().map(delivery_view).collect() }))
+}
+
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhookRequest,
     responses((status = 201, description = "registered; `secret` is shown only here", body = WebhookView),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -249,10 +270,7 @@ pub async fn test_webhook(
 ) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
     caller.require(Action::ManagePolicies)?;
     let ws = &caller.0.workspace_id;
-    let ep = state.store.webhook(ws, &id).await?.ok_or_else(|| not_found(&id))?;
-    if ep.disabled {
-        return Err(ApiError::Conflict { field: None, message: "the endpoint is disabled; enable it first".into() });
-    }
+    let ep = enabled(&state, ws, &id).await?;
     let now = state.clock.now();
     let message_id = ids::new_id("msg", now, state.random.as_ref());
     let body = webhooks::test_body(&ep.id, ws, now);
@@ -285,11 +303,9 @@ pub async fn list_deliveries(
     Query(q): Query<DeliveryParams>,
 ) -> ApiResult<Json<DeliveryList>> {
     caller.require(Action::ReadAudit)?;
-    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
     let ws = &caller.0.workspace_id;
     state.store.webhook(ws, &id).await?.ok_or_else(|| not_found(&id))?;
-    let items = state.store.list_deliveries(ws, DeliveriesTo::Endpoint(&id), limit).await?;
-    Ok(Json(DeliveryList { items: items.into_iter().map(delivery_view).collect() }))
+    deliveries(&state, ws, DeliveriesTo::Endpoint(&id), &q).await
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}/callbacks", tag = "webhooks",
@@ -305,11 +321,8 @@ pub async fn list_callbacks(
     Query(q): Query<DeliveryParams>,
 ) -> ApiResult<Json<DeliveryList>> {
     caller.require(Action::ReadAudit)?;
-    let limit = i64::from(super::paging::limit(q.limit.as_deref())?);
-    let ws = &caller.0.workspace_id;
-    state.store.get_key(ws, &id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id {id:?}")))?;
-    let items = state.store.list_deliveries(ws, DeliveriesTo::KeyCallback(&id), limit).await?;
-    Ok(Json(DeliveryList { items: items.into_iter().map(delivery_view).collect() }))
+    super::keys::find(&state, &caller, &id).await?;
+    deliveries(&state, &caller.0.workspace_id, DeliveriesTo::KeyCallback(&id), &q).await
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
@@ -325,10 +338,7 @@ pub async fn retry_delivery(
 ) -> ApiResult<StatusCode> {
     caller.require(Action::ManagePolicies)?;
     let ws = &caller.0.workspace_id;
-    let ep = state.store.webhook(ws, &id).await?.ok_or_else(|| not_found(&id))?;
-    if ep.disabled {
-        return Err(ApiError::Conflict { field: None, message: "the endpoint is disabled; enable it first".into() });
-    }
+    let ep = enabled(&state, ws, &id).await?;
     let audit = caller.audit(
         &origin,
         "webhook.retry",

@@ -118,11 +118,11 @@ impl AppState {
             _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
         };
         if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
-            let _ = self.counted(key, VerifyCode::InvalidSignature, now, req, started);
+            self.count(&key, VerifyCode::InvalidSignature, now, req, started);
             return Ok(Verdict::bare(VerifyCode::InvalidSignature));
         }
         if !self.replays.first_use(&pk, parts.nonce, signature.trim()) {
-            let _ = self.counted(key, VerifyCode::Replayed, now, req, started);
+            self.count(&key, VerifyCode::Replayed, now, req, started);
             return Ok(Verdict::bare(VerifyCode::Replayed));
         }
         let code = decide(&key, now, req);
@@ -146,9 +146,21 @@ impl AppState {
         req: &Requirements<'_>,
         started: std::time::Instant,
     ) -> Verdict {
+        self.count(&key, code, now, req, started);
+        Verdict { code, key: Some(key) }
+    }
+
+    /// Counts a verification of a found key: its usage slot and the metrics.
+    fn count(
+        &self,
+        key: &VerifiableKey,
+        code: VerifyCode,
+        now: chrono::DateTime<chrono::Utc>,
+        req: &Requirements<'_>,
+        started: std::time::Instant,
+    ) {
         self.usage.record(&key.id, &key.workspace_id, now.timestamp_millis(), code, req.ip);
         self.metrics.verified(code, started);
-        Verdict { code, key: Some(key) }
     }
 
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
