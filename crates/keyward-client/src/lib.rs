@@ -300,6 +300,11 @@ impl Client {
     pub async fn logout(&self) -> Result<(), ClientError> {
         Self::send_empty(self.request(Method::DELETE, "/v1/sessions/current")).await
     }
+
+    /// Ends every session of the caller's member, on every node ("log out everywhere").
+    pub async fn logout_everywhere(&self) -> Result<(), ClientError> {
+        Self::send_empty(self.request(Method::DELETE, "/v1/sessions")).await
+    }
 }
 
 /// Policies and approval requests.

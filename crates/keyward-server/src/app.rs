@@ -73,10 +73,10 @@ pub fn router(state: SharedState) -> Router {
     let limit = state.config.body_limit;
     let body_timeout = state.config.body_read_timeout;
     let (router, _doc) = routes::api().split_for_parts();
-    let router = router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
+    let console = crate::console::router(&state, api.clone());
+    let router = api
+        .nest("/console", console)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(CatchPanicLayer::custom(panic_response));

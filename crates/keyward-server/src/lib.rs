@@ -10,6 +10,7 @@ pub mod cache;
 mod changes;
 pub mod config;
 pub mod connections;
+mod console;
 pub mod error;
 mod escalation;
 pub mod extract;

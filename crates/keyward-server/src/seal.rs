@@ -62,6 +62,15 @@ pub fn open_signing_key(pepper: &Pepper, workspace_id: &str, sealed: &str) -> Op
     open_with(pepper, "webhook-signing-seal", workspace_id, sealed)?.try_into().ok()
 }
 
+/// The console's one-time reveals, readable only with the session they were made for.
+pub fn seal_console(pepper: &Pepper, rng: &dyn Random, session: &str, body: &[u8]) -> Option<String> {
+    seal_with(pepper, rng, "console-seal", session, body)
+}
+
+pub fn open_console(pepper: &Pepper, session: &str, sealed: &str) -> Option<Vec<u8>> {
+    open_with(pepper, "console-seal", session, sealed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

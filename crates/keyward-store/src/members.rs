@@ -536,6 +536,26 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every session of a member ("log out everywhere"); answers how many ended.
+    pub async fn delete_member_sessions(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE workspace_id = $1 AND member_id = $2")
+            .bind(workspace_id)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        append(&mut tx, workspace_id, audit, now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     /// Drops sessions that ended before `now`.
     pub async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")

@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod cli;
 mod config;
+mod console;
 mod faults;
 mod forward_auth;
 mod gateway;

@@ -134,6 +134,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/verify-tokens"),
     ("delete", "/v1/verify-tokens/{id}"),
     ("delete", "/v1/sessions/current"),
+    ("delete", "/v1/sessions"),
     ("get", "/v1/policies"),
     ("put", "/v1/policies"),
     ("get", "/v1/approvals"),

@@ -55,6 +55,13 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let plain = reqwest::get(format!("http://{}/healthz", s.addr)).await;
     assert!(!plain.map(|r| r.status().is_success()).unwrap_or(false), "plain HTTP was served on the TLS port");
 
+    // Under TLS the console's cookies are Secure too.
+    let ca = reqwest::Certificate::from_pem(&ca_pem).unwrap();
+    let browser = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let page = browser.get(format!("{https}/console/login")).send().await.unwrap();
+    let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.starts_with("kw_pre=") && cookie.contains("HttpOnly") && cookie.contains("; Secure"), "{cookie}");
+
     // The CLI over https: `login` with --ca-cert, then a command with KEYWARD_CA_CERT.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(["login", "--server", &https, "--token", &s.management_key])

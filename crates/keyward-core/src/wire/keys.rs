@@ -32,6 +32,11 @@ pub struct CreateKeyRequest {
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
     pub callback_url: Option<String>,
+    /// A one-time code of the caller's (TOTP or recovery code): when sent, the key is created
+    /// only if it is right, like the seeds' "Security Verification" before a registration.
+    /// The console sends it for every member with MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
 }
 
 /// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.

@@ -86,6 +86,9 @@ pub(crate) async fn create(
             return Ok(r);
         }
     }
+    if req.otp.is_some() {
+        crate::mfa::check_code(state, &p.member_id, req.otp.as_deref()).await?;
+    }
     let rng = state.random.as_ref();
     let id = ids::new_id("key", now, rng);
     let approval = approval_for(state, caller, KeyAction::Create, &id, serde_json::json!({})).await?;

@@ -72,6 +72,7 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(members::get_member, members::change_role, members::remove_member))
         .routes(routes!(sessions::login))
         .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::logout_everywhere))
         .routes(routes!(policies::get_policies, policies::put_policies))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))

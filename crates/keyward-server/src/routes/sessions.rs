@@ -128,3 +128,22 @@ pub async fn logout(State(state): State<SharedState>, caller: Caller, origin: Re
     state.store.delete_session(&caller.0.workspace_id, &caller.0.hash, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(delete, path = "/v1/sessions", tag = "members",
+    responses((status = 204, description = "every session of the caller's member ended (log out everywhere)")),
+    security(("management_key" = [])))]
+pub async fn logout_everywhere(
+    State(state): State<SharedState>,
+    caller: Caller,
+    origin: RequestOrigin,
+) -> ApiResult<StatusCode> {
+    let me = &caller.0.member_id;
+    let audit = caller.audit(
+        &origin,
+        "session.logout_all",
+        crate::audit::target("member", me, Some(&caller.0.email)),
+        serde_json::json!({}),
+    );
+    state.store.delete_member_sessions(&caller.0.workspace_id, me, state.clock.now(), &audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,553 @@
+//! The web console at the handler level, over real HTTP like a browser without script:
+//! every page renders for the roles that see it, a secret is revealed once, forms without
+//! their CSRF token are refused, cookies carry their flags, what a role may not do is
+//! neither offered nor accepted, approvals with a one-time code, log out everywhere.
+//! (`tests/browser/` drives the same flows in a real Chromium.)
+
+use std::collections::BTreeMap;
+
+use keyward_core::signing::{Algorithm, SecretKey};
+use keyward_core::OsRandom;
+use keyward_testkit::{Backend, Member, TestServer};
+use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::Method;
+use serde_json::json;
+
+on_both_backends!(
+    every_page_renders,
+    a_secret_is_shown_once,
+    forms_need_their_csrf_token,
+    roles_see_only_what_they_may_do,
+    login_tells_what_is_wrong,
+    approvals_with_a_code_and_logout_everywhere,
+    mfa_enrolment_and_audit_export,
+    a_code_confirms_a_new_key
+);
+
+/// A cookie-keeping client that does not follow redirects.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    fn csrf(&self) -> String {
+        let at = self.body.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
+        self.body[at..at + 32].to_string()
+    }
+
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+}
+
+impl Browser {
+    fn new(s: &TestServer) -> Browser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { http, base: s.base.clone(), cookies: BTreeMap::new() }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            rb = rb.header("cookie", jar.join("; "));
+        }
+        if let Some(f) = form {
+            rb = rb.form(f);
+        }
+        let r = rb.send().await.expect("send");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        for c in headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        Answer { status, headers, body: r.text().await.unwrap_or_default() }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Posts a form with the CSRF token of the page at `page`.
+    async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf = self.get(page).await.csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.send(Method::POST, action, Some(&all)).await
+    }
+
+    async fn login(&mut self, email: &str, password: &str, otp: Option<&str>) -> Answer {
+        let mut f = vec![("email", email), ("password", password)];
+        if let Some(o) = otp {
+            f.push(("otp", o));
+        }
+        self.submit("/console/login", "/console/login", &f).await
+    }
+
+    async fn signed_in(s: &TestServer, m: &Member) -> Browser {
+        let mut b = Browser::new(s);
+        let otp = m.totp.as_ref().map(|t| s.otp(t));
+        let a = b.login(&m.email, &m.password, otp.as_deref()).await;
+        assert_eq!((a.status, a.location()), (303, "/console/keys"), "{}", a.body);
+        b
+    }
+}
+
+/// Keys listed by the API (as the owner).
+async fn key_count(s: &TestServer) -> usize {
+    let (_, v) = s.call(Method::GET, "/v1/keys?limit=200", None).await;
+    v["items"].as_array().unwrap().len()
+}
+
+async fn every_page_renders(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let (key, _) = s.create(json!({"name": "render-me", "permissions": ["wallet.read"]})).await;
+    let (st, hook) =
+        s.call(Method::POST, "/v1/webhooks", Some(json!({"url": "http://127.0.0.1:9/h", "events": ["key.*"]}))).await;
+    assert_eq!(st, 201, "{hook}");
+    let hook = hook["id"].as_str().unwrap().to_string();
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let pages = [
+        ("/console/keys".to_string(), "<h1>Keys</h1>"),
+        ("/console/keys/new".into(), "Create secret key</h1>"),
+        ("/console/keys/register".into(), "Register API key (public key)"),
+        (format!("/console/keys/{key}"), "render-me</h1>"),
+        (format!("/console/keys/{key}/revoke"), "Revoke “render-me”?"),
+        ("/console/approvals".into(), "<h1>Approvals</h1>"),
+        ("/console/members".into(), "<h1>Members</h1>"),
+        ("/console/policies".into(), "<h1>Policies</h1>"),
+        ("/console/audit".into(), "<h1>Audit log</h1>"),
+        ("/console/webhooks".into(), "<h1>Webhooks</h1>"),
+        (format!("/console/webhooks/{hook}"), "http://127.0.0.1:9/h</h1>"),
+        ("/console/usage".into(), "<h1>Usage, last 24 hours</h1>"),
+        ("/console/account".into(), "<h1>Your account</h1>"),
+    ];
+    for (path, heading) in &pages {
+        let a = br.get(path).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(a.body.contains(heading), "{path} lacks {heading}: {}", a.body);
+        let csp = a.headers.get(CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(a.headers.get("cache-control").unwrap(), "no-store", "{path}");
+        // No inline script and no style attribute (the policy would block both).
+        assert!(!a.body.contains("<script>") && !a.body.contains(" style="), "{path}");
+        // Every input has a label: each id'd input is named by a label's `for`.
+        for chunk in a.body.split("<input").skip(1) {
+            let tag = &chunk[..chunk.find('>').unwrap()];
+            if tag.contains(r#"type="hidden""#) || tag.contains(r#"type="checkbox""#) || tag.contains(r#"type="radio""#)
+            {
+                continue;
+            }
+            let id = tag.split(r#"id=""#).nth(1).map(|r| &r[..r.find('"').unwrap()]);
+            let id = id.unwrap_or_else(|| panic!("{path}: an input without an id: {tag}"));
+            assert!(a.body.contains(&format!(r#"for="{id}""#)), "{path}: input {id} has no label");
+        }
+    }
+    // The key's page: the usage chart is SVG drawn on the server, the history lists its creation.
+    let a = br.get(&format!("/console/keys/{key}")).await;
+    assert!(a.body.contains(r#"<svg class="chart""#) && a.body.contains("key.create"), "{}", a.body);
+    // Filters reach the API: a search that matches nothing lists nothing.
+    let a = br.get("/console/keys?q=no-such-key&status=active&kind=secret&environment=live").await;
+    assert!(a.body.contains("No keys match these filters"), "{}", a.body);
+    let a = br.get("/console/keys?q=render").await;
+    assert!(a.body.contains("render-me"));
+    // Bad filter input is the API's 400, naming the field.
+    let a = br.get("/console/keys?status=bogus").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("status"), "{}", a.body);
+    // Assets are served from the binary; an unknown page is a 404 page.
+    assert_eq!(br.get("/console/assets/console.css").await.status, 200);
+    assert!(br.get("/console/assets/console.js").await.body.contains("data-copy"));
+    assert_eq!(br.get("/console/nope").await.status, 404);
+    s.stop().await;
+}
+
+async fn a_secret_is_shown_once(b: Backend) {
+    let s = TestServer::start(b).await;
+    let dev = s.member("developer", false).await;
+    let mut br = Browser::signed_in(&s, &dev).await;
+    let a = br
+        .submit(
+            "/console/keys/new",
+            "/console/keys",
+            &[
+                ("kind", "secret"),
+                ("name", "billing"),
+                ("environment", "live"),
+                ("type", "temporary"),
+                ("expiry", "30d"),
+            ],
+        )
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/reveal"), "{}", a.body);
+    let reveal = a.set_cookie("kw_reveal").unwrap();
+    assert!(reveal.contains("HttpOnly") && reveal.contains("SameSite=Strict") && reveal.contains("Max-Age=300"));
+    let shown = br.get("/console/reveal").await;
+    assert_eq!(shown.status, 200);
+    let mark = r#"<pre id="revealed" class="secret" tabindex="0">"#;
+    let at = shown.body.find(mark).unwrap() + mark.len();
+    let secret = shown.body[at..].split('\n').next().unwrap().to_string();
+    // What was shown is the key: it verifies, and the sealed cookie does not hold it in clear.
+    assert_eq!(s.verify(&secret, json!({})).await["code"], "VALID");
+    assert!(!reveal.contains(&secret));
+    assert!(shown.body.contains("I have stored it"));
+    let key = s.verify(&secret, json!({})).await["key_id"].as_str().unwrap().to_string();
+    // Shown once: a reload finds nothing, and the key's page never shows it.
+    let again = br.get("/console/reveal").await;
+    assert!(again.body.contains("Nothing to show") && !again.body.contains(&secret));
+    let page = br.get(&format!("/console/keys/{key}?stored=on")).await;
+    assert!(page.body.contains("billing") && !page.body.contains(&secret));
+    let (_, v) = s.call(Method::GET, &format!("/v1/keys/{key}"), None).await;
+    assert_eq!(v["expires_at"].as_str().unwrap()[..4].len(), 4);
+    assert_eq!(v["environment"], "live");
+    // A reveal cookie is bound to its session: another session cannot open it.
+    let mut other = Browser::signed_in(&s, &dev).await;
+    other.cookies.insert("kw_reveal".into(), reveal.split(';').next().unwrap()[10..].to_string());
+    assert!(other.get("/console/reveal").await.body.contains("Nothing to show"));
+
+    // Rotation reveals the new secret the same way; the old one keeps working in its grace.
+    let a = br
+        .submit(&format!("/console/keys/{key}"), &format!("/console/keys/{key}/rotate"), &[("grace_period", "1h")])
+        .await;
+    assert_eq!(a.location(), "/console/reveal", "{}", a.body);
+    let shown = br.get("/console/reveal").await;
+    let at = shown.body.find(mark).unwrap() + mark.len();
+    let rotated = shown.body[at..].split('\n').next().unwrap().to_string();
+    assert_ne!(rotated, secret);
+    assert_eq!(s.verify(&rotated, json!({})).await["code"], "VALID");
+    assert_eq!(s.verify(&secret, json!({})).await["code"], "VALID");
+
+    // A permanent key without an allowlist: the form comes back with the API's reason and the
+    // values typed so far; nothing is created.
+    let before = key_count(&s).await;
+    let a = br
+        .submit(
+            "/console/keys/new",
+            "/console/keys",
+            &[("kind", "secret"), ("name", "kept-name"), ("type", "permanent"), ("expiry", "never")],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("ip_allowlist") && a.body.contains(r#"value="kept-name""#), "{}", a.body);
+    assert_eq!(key_count(&s).await, before);
+
+    // Registering a public key: no secret to reveal, straight to its page.
+    let pk = SecretKey::generate(Algorithm::Ed25519, &OsRandom).public_key().to_hex();
+    let a = br
+        .submit(
+            "/console/keys/register",
+            "/console/keys",
+            &[
+                ("kind", "public"),
+                ("name", "partner"),
+                ("public_key", &pk),
+                ("algorithm", "ed25519"),
+                ("expiry", "30d"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(a.location().starts_with("/console/keys/"), "{}", a.location());
+    let page = br.get(a.location()).await;
+    assert!(page.body.contains("partner") && page.body.contains(&pk), "{}", page.body);
+    s.stop().await;
+}
+
+async fn forms_need_their_csrf_token(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let session = br.cookies.get("kw_session").unwrap().clone();
+    let before = key_count(&s).await;
+    let fields = [("kind", "secret"), ("name", "forged")];
+    // No token, an empty one, another session's token: refused, nothing created.
+    let a = br.send(Method::POST, "/console/keys", Some(&fields)).await;
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("security token"), "{}", a.body);
+    let mut other = Browser::signed_in(&s, &admin).await;
+    let foreign = other.get("/console/keys/new").await.csrf();
+    let mut with = vec![("csrf", foreign.as_str())];
+    with.extend_from_slice(&fields);
+    assert_eq!(br.send(Method::POST, "/console/keys", Some(&with)).await.status, 403);
+    assert_eq!(br.send(Method::POST, "/console/keys", Some(&[("csrf", ""), ("name", "x")])).await.status, 403);
+    assert_eq!(key_count(&s).await, before);
+    // The same for a sign-out: the session still works after a forged one.
+    assert_eq!(br.send(Method::POST, "/console/logout", Some(&[])).await.status, 403);
+    assert_eq!(br.get("/console/keys").await.status, 200);
+    // The login form needs its pre-session cookie and token.
+    let mut fresh = Browser::new(&s);
+    let a = fresh
+        .send(Method::POST, "/console/login", Some(&[("email", &admin.email), ("password", &admin.password)]))
+        .await;
+    assert_eq!(a.status, 403);
+    // The session cookie: HttpOnly, SameSite=Strict, scoped to the console; no Secure on plain HTTP.
+    let mut b2 = Browser::new(&s);
+    let a = b2.login(&admin.email, &admin.password, None).await;
+    let c = a.set_cookie("kw_session").unwrap();
+    assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/console"), "{c}");
+    assert!(!c.contains("Secure"));
+    // The token is the API session's, never in a URL.
+    assert!(!a.location().contains(&session));
+    s.stop().await;
+}
+
+async fn roles_see_only_what_they_may_do(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (key, _) = s.create(json!({"name": "someone-elses"})).await;
+    let viewer = s.member("viewer", false).await;
+    let mut br = Browser::signed_in(&s, &viewer).await;
+    let list = br.get("/console/keys").await;
+    assert!(list.body.contains("someone-elses"));
+    assert!(!list.body.contains("Create secret key") && !list.body.contains("Register public key"), "{}", list.body);
+    assert!(!list.body.contains("/console/audit"), "a viewer is not offered the audit log");
+    let page = br.get(&format!("/console/keys/{key}")).await;
+    assert!(
+        !page.body.contains("Revoke key") && !page.body.contains("Rotate key") && !page.body.contains("Save changes")
+    );
+    assert!(!page.body.contains("<h2 id=\"history\">"));
+    assert_eq!(br.get("/console/keys/new").await.status, 403);
+    let members = br.get("/console/members").await;
+    assert!(!members.body.contains("Invite a member"));
+    assert!(br.get("/console/policies").await.body.contains("Read-only"));
+    // Not offered, and refused by the API anyway when posted.
+    let before = key_count(&s).await;
+    let a = br.submit("/console/keys", "/console/keys", &[("kind", "secret"), ("name", "sneaky")]).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(key_count(&s).await, before);
+    let a = br.submit("/console/keys", &format!("/console/keys/{key}/revoke"), &[]).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(br.get("/console/audit").await.status, 403);
+
+    // A developer revokes their own key through the confirmation page, not another's.
+    let dev = s.member("developer", false).await;
+    let mut br = Browser::signed_in(&s, &dev).await;
+    assert!(!br.get(&format!("/console/keys/{key}")).await.body.contains("Revoke key"));
+    let (st, mine) = s.call_as(&dev.token, Method::POST, "/v1/keys", Some(json!({"name": "mine"}))).await;
+    assert_eq!(st, 201);
+    let mine = mine["id"].as_str().unwrap();
+    assert!(br.get(&format!("/console/keys/{mine}")).await.body.contains("Revoke key…"));
+    let confirm = format!("/console/keys/{mine}/revoke");
+    assert!(br.get(&confirm).await.body.contains("Cannot be undone"));
+    let a = br.submit(&confirm, &confirm, &[]).await;
+    assert_eq!(a.status, 303);
+    assert!(br.get(&format!("/console/keys/{mine}")).await.body.contains(r#"<span class="badge bad">Revoked</span>"#));
+    s.stop().await;
+}
+
+async fn login_tells_what_is_wrong(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("developer", true).await;
+    let mut br = Browser::new(&s);
+    let a = br.login(&m.email, "wrong password here", None).await;
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("invalid email or password"), "{}", a.body);
+    // The password was right: the page asks for the code instead of failing.
+    let a = br.login(&m.email, &m.password, None).await;
+    assert!(a.body.contains("one-time code") && a.body.contains("required autofocus"), "{}", a.body);
+    let otp = s.otp(m.totp.as_ref().unwrap());
+    let a = br.login(&m.email, &m.password, Some(&otp)).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    // Repeated failures end in the lockout's own words.
+    let mut br = Browser::new(&s);
+    for _ in 0..6 {
+        br.login(&m.email, "wrong password here", None).await;
+    }
+    let otp = s.otp(m.totp.as_ref().unwrap());
+    let last = br.login(&m.email, &m.password, Some(&otp)).await;
+    assert!(last.status >= 400 && last.body.contains("Locked out: too many failed attempts"), "{}", last.body);
+    s.stop().await;
+}
+
+async fn approvals_with_a_code_and_logout_everywhere(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", true).await;
+    let dev = s.member("developer", false).await;
+    // The admin sets the policy in the console: creating a key needs one admin's approval.
+    let mut ab = Browser::signed_in(&s, &admin).await;
+    let a = ab
+        .submit(
+            "/console/policies",
+            "/console/policies",
+            &[
+                ("key.create.approvals", "1"),
+                ("key.create.roles", "admin"),
+                ("key.update.approvals", "0"),
+                ("key.revoke.approvals", "0"),
+                ("key.rotate.approvals", "0"),
+                ("permanent_requires_ip_allowlist", "on"),
+                ("temporary_max_days", "30"),
+                ("approval_expiry_hours", "72"),
+                ("expiry_warning_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, p) = s.call(Method::GET, "/v1/policies", None).await;
+    assert_eq!(
+        (p["key.create"]["approvals"].as_u64(), p["key.create"]["approver_roles"][0].as_str()),
+        (Some(1), Some("admin"))
+    );
+    // A bad number names its field.
+    let a = ab.submit("/console/policies", "/console/policies", &[("key.create.approvals", "lots")]).await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("key.create.approvals"));
+
+    let mut db = Browser::signed_in(&s, &dev).await;
+    let a = db.submit("/console/keys/new", "/console/keys", &[("kind", "secret"), ("name", "needs-approval")]).await;
+    assert_eq!(a.location(), "/console/reveal");
+    assert!(db.get("/console/reveal").await.body.contains("pending approval (create)"));
+    let (_, keys) = s.call(Method::GET, "/v1/keys?q=needs-approval", None).await;
+    let key = keys["items"][0]["id"].as_str().unwrap().to_string();
+    assert!(db.get(&format!("/console/keys/{key}")).await.body.contains("Pending approval (create)"));
+    // The requester may not vote on it; the admin sees the request and approves with a code.
+    assert!(!db.get("/console/approvals").await.body.contains(">Approve</button>"));
+    let inbox = ab.get("/console/approvals").await;
+    assert!(inbox.body.contains("Create key “needs-approval”") && inbox.body.contains(&dev.email), "{}", inbox.body);
+    assert!(inbox.body.contains("Pending approval (create)"), "{}", inbox.body);
+    let id = inbox.body.split("/console/approvals/").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let a = ab.submit("/console/approvals", &format!("/console/approvals/{id}/approve"), &[("otp", "000000")]).await;
+    assert_eq!(a.status, 401, "a wrong code is refused: {}", a.body);
+    // The code that signed the admin in is spent: the next time step's code approves.
+    s.clock.advance(chrono::Duration::seconds(30));
+    let otp = s.otp(admin.totp.as_ref().unwrap());
+    let a = ab.submit("/console/approvals", &format!("/console/approvals/{id}/approve"), &[("otp", &otp)]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, v) = s.call(Method::GET, &format!("/v1/keys/{key}"), None).await;
+    assert_eq!(v["status"], "active");
+
+    // Log out everywhere ends the admin's other sessions too.
+    s.clock.advance(chrono::Duration::seconds(30));
+    let mut second = Browser::signed_in(&s, &admin).await;
+    assert_eq!(second.get("/console/keys").await.status, 200);
+    let a = ab.submit("/console/account", "/console/logout-everywhere", &[]).await;
+    assert_eq!((a.status, a.location()), (303, "/console/login"));
+    assert_eq!(second.get("/console/keys").await.location(), "/console/login");
+    assert_eq!(s.call_as(&admin.token, Method::GET, "/v1/members/me", None).await.0, 401);
+    // A plain sign-out ends only its own session.
+    let mut one = Browser::signed_in(&s, &dev).await;
+    let two_ok = db.get("/console/keys").await.status;
+    let a = one.submit("/console/keys", "/console/logout", &[]).await;
+    assert_eq!(a.location(), "/console/login");
+    assert_eq!(one.get("/console/keys").await.location(), "/console/login");
+    assert_eq!((two_ok, db.get("/console/keys").await.status), (200, 200));
+    // The SDK's log out everywhere: the developer's console session ends with its API ones.
+    let api_session = s.login(&dev.email, &dev.password, None).await;
+    let sdk = keyward_client::Client::new(&s.base, Some(api_session.clone())).unwrap();
+    sdk.logout_everywhere().await.unwrap();
+    assert_eq!(s.call_as(&api_session, Method::GET, "/v1/members/me", None).await.0, 401);
+    assert_eq!(db.get("/console/keys").await.location(), "/console/login");
+    s.stop().await;
+}
+
+async fn mfa_enrolment_and_audit_export(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let a = br.submit("/console/account", "/console/account/mfa", &[]).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains(r#"<svg role="img" aria-label="QR code"#), "the QR code is drawn on the server");
+    let mark = r#"<code id="totp-secret" class="secret">"#;
+    let at = a.body.find(mark).unwrap() + mark.len();
+    let secret = &a.body[at..at + a.body[at..].find('<').unwrap()];
+    let raw = totp_rs::Secret::Encoded(secret.to_string()).to_bytes().unwrap();
+    let csrf = a.csrf();
+    let otp = s.otp(&raw);
+    let a = br.send(Method::POST, "/console/account/mfa/confirm", Some(&[("csrf", &csrf), ("otp", &otp)])).await;
+    assert_eq!(a.location(), "/console/reveal", "{}", a.body);
+    let codes = br.get("/console/reveal").await;
+    assert!(codes.body.contains("Recovery codes"));
+    assert!(br.get("/console/reveal").await.body.contains("Nothing to show"));
+    assert!(br.get("/console/account").await.body.contains(r#"<span class="badge ok">On</span>"#));
+
+    // Invitations reveal the setup token once; the setup page sets the password.
+    let a =
+        br.submit("/console/members", "/console/members", &[("email", "new@example.com"), ("role", "viewer")]).await;
+    assert_eq!(a.location(), "/console/reveal", "{}", a.body);
+    let shown = br.get("/console/reveal").await;
+    let at = shown.body.find("kw_setup_").unwrap();
+    let token = shown.body[at..].split('\n').next().unwrap().to_string();
+    let mut invitee = Browser::new(&s);
+    let a = invitee
+        .submit(
+            "/console/setup",
+            "/console/setup",
+            &[("setup_token", &token), ("password", "a long new password"), ("password_again", "a long new password")],
+        )
+        .await;
+    assert!(a.body.contains("Your password is set"), "{}", a.body);
+    assert_eq!(invitee.login("new@example.com", "a long new password", None).await.status, 303);
+
+    // The audit export is a download of NDJSON lines; the log lists the console's changes.
+    let a = br.get("/console/audit/export").await;
+    assert_eq!(a.status, 200);
+    assert!(a.headers.get("content-disposition").unwrap().to_str().unwrap().starts_with("attachment"));
+    let actions: Vec<String> = a
+        .body
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "member.invite") && actions.iter().any(|a| a == "session.login"),
+        "{actions:?}"
+    );
+    let log = br.get("/console/audit?action=member.invite").await;
+    assert!(log.body.contains("new@example.com"), "{}", log.body);
+    // The console's requests carry the browser's address into the trail.
+    assert!(log.body.contains("127.0.0.1"));
+    s.stop().await;
+}
+
+/// The seeds' "Security Verification": a member with MFA confirms a new key with a code,
+/// checked by the API (`otp` on `POST /v1/keys`), so a wrong code creates nothing.
+async fn a_code_confirms_a_new_key(b: Backend) {
+    let s = TestServer::start(b).await;
+    let m = s.member("developer", true).await;
+    let mut br = Browser::signed_in(&s, &m).await;
+    let form = br.get("/console/keys/new").await;
+    assert!(form.body.contains("Security verification") && form.body.contains(r#"name="otp" required"#));
+    let before = key_count(&s).await;
+    let a = br
+        .submit("/console/keys/new", "/console/keys", &[("kind", "secret"), ("name", "checked"), ("otp", "123456")])
+        .await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body.contains("otp") && a.body.contains(r#"value="checked""#), "{}", a.body);
+    assert_eq!(key_count(&s).await, before);
+    s.clock.advance(chrono::Duration::seconds(30));
+    let otp = s.otp(m.totp.as_ref().unwrap());
+    let a = br
+        .submit("/console/keys/new", "/console/keys", &[("kind", "secret"), ("name", "checked"), ("otp", &otp)])
+        .await;
+    assert_eq!(a.location(), "/console/reveal", "{}", a.body);
+    assert_eq!(key_count(&s).await, before + 1);
+    // The same code again is spent; without one the API creates as before.
+    let (st, v) = s.call_as(&m.token, Method::POST, "/v1/keys", Some(json!({"name": "again", "otp": otp}))).await;
+    assert_eq!(st, 401, "{v}");
+    let (st, _) = s.call_as(&m.token, Method::POST, "/v1/keys", Some(json!({"name": "plain"}))).await;
+    assert_eq!(st, 201);
+    s.stop().await;
+}

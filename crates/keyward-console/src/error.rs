@@ -1,0 +1,113 @@
+//! The console's one error type and how each failure reads in the browser: the API's own
+//! message (it names the field), a sign-in page when the session is gone, a plain page for
+//! a refused form, and no internal detail ever.
+
+use askama::Template;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// The API refused: its status, code, message and the field at fault.
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+        field: Option<String>,
+        retry_after: Option<String>,
+    },
+    /// No session, or it ended: sign in again.
+    SignIn,
+    /// A form without its CSRF token, or with another session's.
+    Csrf,
+    Internal(String),
+}
+
+impl Fail {
+    /// Bad input (the console's own checks), worded like the API's.
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Fail {
+        Fail::Api {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request".into(),
+            message: message.into(),
+            field: Some(field.into()),
+            retry_after: None,
+        }
+    }
+
+    /// The session is gone (a 401 that is not asking for a one-time code): sign in again.
+    pub(crate) fn ends_session(&self) -> bool {
+        match self {
+            Fail::SignIn => true,
+            Fail::Api { status, .. } => *status == StatusCode::UNAUTHORIZED && !self.is_code("mfa_required"),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn is_code(&self, wanted: &str) -> bool {
+        matches!(self, Fail::Api { code, .. } if code == wanted)
+    }
+
+    /// One sentence for a banner above a form.
+    pub(crate) fn sentence(&self) -> String {
+        match self {
+            Fail::Api { message, field: Some(f), .. } => format!("{message} (field: {f})"),
+            Fail::Api { message, retry_after: Some(r), .. } => format!("{message} (retry after {r} s)"),
+            Fail::Api { message, .. } => message.clone(),
+            Fail::SignIn => "Your session has ended; sign in again.".into(),
+            Fail::Csrf => CSRF_MESSAGE.into(),
+            Fail::Internal(_) => "Something went wrong on the server. Try again.".into(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Fail::Api { status, .. } => *status,
+            Fail::SignIn => StatusCode::UNAUTHORIZED,
+            Fail::Csrf => StatusCode::FORBIDDEN,
+            Fail::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+const CSRF_MESSAGE: &str =
+    "This form was refused: its security token is missing or does not belong to your session. Reload the page and try again.";
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    title: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            _ if self.ends_session() => {
+                return (
+                    [(header::SET_COOKIE, crate::cookies::clear_session_cookie())],
+                    Redirect::to("/console/login"),
+                )
+                    .into_response();
+            }
+            Fail::Internal(detail) => tracing::error!(detail, "console: internal error"),
+            _ => {}
+        }
+        let title = match status.as_u16() {
+            400 => "That input was not accepted",
+            403 => "Not allowed",
+            404 => "Not found",
+            409 => "Conflict",
+            429 => "Too many attempts",
+            s if s >= 500 => "Server error",
+            _ => "Something went wrong",
+        };
+        let page = ErrorPage { status: status.as_u16(), title, message: self.sentence() };
+        match page.render() {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => status.into_response(),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The web console: server-rendered pages at `/console`, a person's way to do what the CLI
+//! and the API do. It holds no logic of its own: every page is one or more calls to the
+//! management API, made in-process through the API's router with the member's session
+//! token, so what a role may do is decided by the same code as for every other caller.
+
+mod assets;
+mod backend;
+mod chart;
+mod cookies;
+mod error;
+mod form;
+mod pages;
+mod session;
+mod view;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use backend::Secrets;
+
+/// What every console handler shares.
+#[derive(Clone)]
+pub struct Console {
+    /// The management API (without the console), called in-process.
+    api: Router,
+    secrets: Arc<dyn Secrets>,
+    /// Cookies carry `Secure` when the server speaks TLS.
+    secure: bool,
+}
+
+/// The console's routes, to be nested at `/console`. `api` answers the management API.
+pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
+    use pages::{account, approvals, audit, keys, members, policies, usage, webhooks};
+    let console = Console { api, secrets, secure };
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/assets/console.css", get(assets::css))
+        .route("/assets/console.js", get(assets::js))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/logout-everywhere", post(account::logout_everywhere))
+        .route("/setup", get(account::setup_page).post(account::setup))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::password))
+        .route("/account/mfa", post(account::mfa_start))
+        .route("/account/mfa/confirm", post(account::mfa_confirm))
+        .route("/reveal", get(pages::reveal))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/new", get(keys::new_secret))
+        .route("/keys/register", get(keys::new_public))
+        .route("/keys/{id}", get(keys::detail).post(keys::update))
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}/{decision}", post(approvals::decide))
+        .route("/members", get(members::list).post(members::invite))
+        .route("/members/{id}/role", post(members::change_role))
+        .route("/members/{id}/remove", post(members::remove))
+        .route("/policies", get(policies::page).post(policies::save))
+        .route("/audit", get(audit::list))
+        .route("/audit/export", get(audit::export))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::detail))
+        .route("/webhooks/{id}/{action}", post(webhooks::act))
+        .route("/webhooks/{id}/deliveries/{delivery}/retry", post(webhooks::retry))
+        .route("/usage", get(usage::page))
+        .route("/alerts/{id}/acknowledge", post(usage::acknowledge))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(assets::secure_headers))
+        .with_state(console)
+}
