@@ -405,6 +405,8 @@ pub enum RolesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing variants would only make the matches noisier.
+#[allow(clippy::large_enum_variant)]
 pub enum ServiceAccountsCommand {
     /// List service accounts.
     List {
@@ -789,6 +791,17 @@ pub struct KeyFields {
     pub expires_at: Option<String>,
     #[arg(long)]
     pub callback_url: Option<String>,
+    /// A rate limit LIMIT/DURATION or NAME=LIMIT/DURATION, e.g. 100/1m or burst=10/1s
+    /// (repeatable; on update it replaces the key's limits).
+    #[arg(long = "ratelimit")]
+    pub ratelimits: Option<Vec<String>>,
+    /// Uses the key may spend (an override on update: the count starts again).
+    #[arg(long)]
+    pub credits: Option<u64>,
+    /// Refill the credits: daily or monthly, to the --credits amount (monthly on day 1, or
+    /// monthly:DAY).
+    #[arg(long, requires = "credits")]
+    pub refill: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -804,6 +817,9 @@ pub struct VerifyArgs {
     pub permissions: Option<String>,
     #[arg(long)]
     pub scope: Option<String>,
+    /// Uses this check spends of the key's limits and credits (0: look only).
+    #[arg(long)]
+    pub cost: Option<u32>,
     /// Only a key of this workspace counts (another's is NOT_FOUND).
     #[arg(long)]
     pub workspace: Option<String>,

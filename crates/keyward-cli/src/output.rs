@@ -117,6 +117,17 @@ pub fn key_detail(k: &KeyView) -> String {
         ("created", time(Some(k.created_at))),
         ("last used", time(k.last_used_at)),
     ];
+    if !k.ratelimits.is_empty() {
+        let l: Vec<String> = k.ratelimits.iter().map(|l| format!("{}={}/{}", l.name, l.limit, l.duration)).collect();
+        rows.push(("rate limits", l.join(", ")));
+    }
+    if let Some(c) = &k.credits {
+        let refill = c.refill.map_or_else(String::new, |r| match r.interval {
+            keyward_core::ratelimit::Interval::Daily => format!(" (refill {} daily)", r.amount),
+            keyward_core::ratelimit::Interval::Monthly => format!(" (refill {} monthly on day {})", r.amount, r.day),
+        });
+        rows.push(("credits", format!("{}{refill}", c.remaining)));
+    }
     if let Some(ip) = &k.last_used_ip {
         rows.push(("last used ip", ip.clone()));
     }
@@ -136,10 +147,17 @@ fn grants(k: &KeyView) -> String {
 
 pub fn verify_line(v: &VerifyResponse) -> String {
     let code = serde_json::to_value(v.code).ok().and_then(|c| c.as_str().map(str::to_string)).unwrap_or_default();
-    match (&v.key_id, &v.name) {
+    let mut line = match (&v.key_id, &v.name) {
         (Some(id), Some(name)) => format!("{code}  {id}  {name}"),
         _ => code,
+    };
+    if let Some(r) = &v.ratelimit {
+        line.push_str(&format!("  ratelimit {} {}/{} left", r.name, r.remaining, r.limit));
     }
+    if let Some(c) = &v.credits {
+        line.push_str(&format!("  credits {}", c.remaining));
+    }
+    line
 }
 
 /// Prints a key (JSON or text); a secret, present only in the answer that created it, once.

@@ -133,6 +133,17 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_VERIFY_TOKEN", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<Secret>,
+    /// Share rate limits, credits, signed-request replay memory and login throttles with
+    /// every node through Redis (redis://[:PASSWORD@]HOST:PORT[/DB]); without it each node
+    /// keeps its own.
+    #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<Secret>,
+    /// While Redis is away: allow (answer as if a key had room) or deny (RATE_LIMITED)
+    /// [default: allow].
+    #[arg(long, env = "KEYWARD_RATELIMIT_ON_ERROR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit_on_error: Option<String>,
     /// Peers (IP or CIDR) whose X-Forwarded-For is believed [default: loopback]. Repeatable.
     #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXY", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,6 +324,8 @@ layered!(ServerSettings {
     data_dir,
     database_url,
     verify_token,
+    redis_url,
+    ratelimit_on_error,
     trusted_proxies,
     cache_capacity,
     flush_interval,
@@ -399,6 +412,8 @@ impl ServerSettings {
             data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
             database_url: None,
             verify_token: None,
+            redis_url: None,
+            ratelimit_on_error: Some("allow".into()),
             trusted_proxies: Some(d.trusted_proxies.iter().map(ToString::to_string).collect()),
             cache_capacity: Some(d.cache_capacity),
             flush_interval: Some(Span(d.flush_interval)),
@@ -460,6 +475,16 @@ impl ServerSettings {
                 bail!("verify_token must not be empty");
             }
             c.verify_token = Some(t.clone());
+        }
+        if let Some(u) = &self.redis_url {
+            if !u.expose().starts_with("redis://") {
+                bail!("redis_url must start with redis://");
+            }
+            c.redis_url = Some(u.clone());
+        }
+        if let Some(m) = &self.ratelimit_on_error {
+            c.ratelimit_on_error = keyward_server::redis::OnError::parse(m)
+                .with_context(|| format!("ratelimit_on_error: {m:?} is neither allow nor deny"))?;
         }
         if let Some(list) = &self.trusted_proxies {
             c.trusted_proxies = list

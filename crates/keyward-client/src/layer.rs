@@ -87,11 +87,31 @@ pub struct VerifyService<S> {
     cfg: VerifyLayer,
 }
 
+/// `RateLimit` and `Retry-After` from the answer's `ratelimit` block (the SDK does not know
+/// the limit's window, so `RateLimit-Policy` comes only from the server's own surfaces).
+fn limit_headers(v: &VerifyResponse) -> Vec<(&'static str, HeaderValue)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut out = Vec::new();
+    let mut wait = 86_400;
+    if let Some(r) = &v.ratelimit {
+        let t = ((r.reset - now).max(0) + 999) / 1000;
+        wait = t.max(1);
+        if let Ok(h) = HeaderValue::from_str(&format!("\"{}\";r={};t={t}", r.name, r.remaining)) {
+            out.push(("ratelimit", h));
+        }
+    }
+    out.push(("retry-after", HeaderValue::from(wait)));
+    out
+}
+
 fn refusal<RB: From<String>>(status: StatusCode, code: Option<&str>, message: &str) -> Response<RB> {
     let kind = match status {
         StatusCode::UNAUTHORIZED => "unauthenticated",
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         _ => "unavailable",
     };
     let body = ErrorBody::new(kind, message).verification_code(code);
@@ -119,6 +139,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
             permissions: cfg.permissions.clone(),
             scope: None,
             workspace_id: cfg.workspace.clone(),
+            cost: None,
         };
         return cfg.client.verify_key(&req).await;
     }
@@ -136,6 +157,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
         permissions: cfg.permissions.clone(),
         scope: None,
         workspace_id: cfg.workspace.clone(),
+        cost: None,
     };
     cfg.client.verify_request(&req).await
 }
@@ -175,6 +197,17 @@ where
                 Ok(v) if v.valid => {
                     parts.extensions.insert(v);
                     inner.call(Request::from_parts(parts, B::from(bytes))).await
+                }
+                Ok(v) if v.code.is_limit() => {
+                    let mut r = refusal(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        Some(v.code.as_str()),
+                        "rate limit reached or credits spent",
+                    );
+                    for (name, value) in limit_headers(&v) {
+                        r.headers_mut().insert(name, value);
+                    }
+                    Ok(r)
                 }
                 Ok(v) => {
                     let status = if v.code.is_authentication_failure() {

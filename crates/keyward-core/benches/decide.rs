@@ -41,6 +41,8 @@ fn record(permissions: &[&str], roles: &[&str], grants: Vec<KeyGrant>) -> KeyRec
         revoked_at: None,
         approval_id: None,
         service_account_id: None,
+        ratelimits: Vec::new(),
+        credits: None,
     }
 }
 

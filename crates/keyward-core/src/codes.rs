@@ -20,11 +20,13 @@ pub enum VerifyCode {
     Replayed,
     /// The key's owner (a service account) is disabled.
     Disabled,
+    /// The key's credits are spent.
+    UsageExceeded,
 }
 
 impl VerifyCode {
     /// Every code, in the order the contract lists them.
-    pub const ALL: [VerifyCode; 13] = [
+    pub const ALL: [VerifyCode; 14] = [
         VerifyCode::Valid,
         VerifyCode::Malformed,
         VerifyCode::NotFound,
@@ -38,6 +40,7 @@ impl VerifyCode {
         VerifyCode::NonceExpired,
         VerifyCode::Replayed,
         VerifyCode::Disabled,
+        VerifyCode::UsageExceeded,
     ];
 
     /// The code's place in [`VerifyCode::ALL`] (counters index arrays by it).
@@ -60,12 +63,26 @@ impl VerifyCode {
             VerifyCode::NonceExpired => "NONCE_EXPIRED",
             VerifyCode::Replayed => "REPLAYED",
             VerifyCode::Disabled => "DISABLED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 
     /// Refusals about the credential itself (forward-auth answers 401); the others are about
     /// what the credential may do (403).
     pub fn is_authentication_failure(self) -> bool {
-        !matches!(self, VerifyCode::Valid | VerifyCode::IpNotAllowed | VerifyCode::InsufficientPermissions)
+        !matches!(
+            self,
+            VerifyCode::Valid
+                | VerifyCode::IpNotAllowed
+                | VerifyCode::InsufficientPermissions
+                | VerifyCode::RateLimited
+                | VerifyCode::UsageExceeded
+        )
+    }
+
+    /// Refusals of a valid key that ran out of its limits or credits (429 on the surfaces
+    /// that answer by status).
+    pub fn is_limit(self) -> bool {
+        matches!(self, VerifyCode::RateLimited | VerifyCode::UsageExceeded)
     }
 }

@@ -18,6 +18,7 @@ pub mod pepper;
 pub mod permissions;
 pub mod policy;
 pub mod random;
+pub mod ratelimit;
 pub mod roles;
 pub mod scopes;
 pub mod secret;

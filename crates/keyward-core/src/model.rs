@@ -128,6 +128,10 @@ pub struct KeyRecord {
     pub approval_id: Option<String>,
     /// The service account that owns the key (its role is the key's too).
     pub service_account_id: Option<String>,
+    /// Named rate limits, checked on every verification.
+    pub ratelimits: Vec<crate::ratelimit::RateLimit>,
+    /// Credits that verifications spend.
+    pub credits: Option<crate::ratelimit::KeyCredits>,
 }
 
 impl KeyRecord {

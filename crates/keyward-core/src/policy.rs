@@ -243,6 +243,10 @@ pub struct Policy {
     /// Alerts on unusual use (`usage.alert` events).
     #[serde(default)]
     pub alerts: AlertPolicy,
+    /// Rate limits a new key gets when its request names none, by environment
+    /// (`{"live": [{"name": "default", "limit": 100, "duration": "1s"}]}`).
+    #[serde(default)]
+    pub default_ratelimits: std::collections::BTreeMap<String, Vec<crate::wire::keys::RateLimitSpec>>,
 }
 
 /// Longest `expiry_warning_days`.
@@ -268,6 +272,7 @@ impl Default for Policy {
             require_mfa: false,
             approval_expiry_hours: 72,
             expiry_warning_days: default_expiry_warning_days(),
+            default_ratelimits: Default::default(),
             alerts: AlertPolicy::default(),
         }
     }
@@ -308,6 +313,9 @@ pub struct PolicyPatch {
     /// Replaces the alert rules whole (rules left out are off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertPolicy>,
+    /// Replaces the default limits whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ratelimits: Option<std::collections::BTreeMap<String, Vec<crate::wire::keys::RateLimitSpec>>>,
 }
 
 fn check_rule(field: &str, r: &ActionRule) -> Result<(), CoreError> {
@@ -389,6 +397,20 @@ impl Policy {
         if let Some(a) = &p.alerts {
             a.check()?;
             n.alerts = a.clone();
+        }
+        if let Some(d) = &p.default_ratelimits {
+            for (env, limits) in d {
+                if !crate::model::ENVIRONMENTS.contains(&env.as_str()) {
+                    return Err(CoreError::invalid(
+                        "default_ratelimits",
+                        format!("unknown environment {env:?}: test or live"),
+                    ));
+                }
+                let specs = limits.iter().map(|l| (l.name.as_str(), l.limit, l.duration.as_str()));
+                crate::ratelimit::RateLimit::list(specs)
+                    .map_err(|e| CoreError::invalid(format!("default_ratelimits.{env}"), e.to_string()))?;
+            }
+            n.default_ratelimits = d.clone();
         }
         Ok(n)
     }

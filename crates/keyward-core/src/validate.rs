@@ -7,7 +7,8 @@ use crate::authority::KeyGrant;
 use crate::error::CoreError;
 use crate::model::{KeyType, ENVIRONMENTS};
 use crate::policy::Policy;
-use crate::wire::keys::{CreateKeyRequest, UpdateKeyRequest};
+use crate::ratelimit::{KeyCredits, RateLimit, MAX_CREDITS};
+use crate::wire::keys::{CreateKeyRequest, CreditsSpec, RateLimitSpec, UpdateKeyRequest};
 use crate::{duration, ip, permissions};
 
 pub const MAX_NAME_CHARS: usize = 64;
@@ -31,6 +32,8 @@ pub struct NewKey {
     pub callback_url: Option<String>,
     /// A public key to register (normalised to lower-case hex) instead of generating a secret.
     pub public_key: Option<(crate::signing::Algorithm, String)>,
+    pub ratelimits: Vec<RateLimit>,
+    pub credits: Option<KeyCredits>,
 }
 
 /// A validated patch: `None` leaves a field alone.
@@ -45,6 +48,8 @@ pub struct KeyChanges {
     pub meta: Option<Map<String, Value>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub callback_url: Option<Option<String>>,
+    pub ratelimits: Option<Vec<RateLimit>>,
+    pub credits: Option<Option<KeyCredits>>,
 }
 
 impl KeyChanges {
@@ -267,6 +272,10 @@ impl CreateKeyRequest {
         let public_key = self.public_key()?;
         let name = name(self.name.as_deref().ok_or_else(|| CoreError::invalid("name", "name is required"))?)?;
         let environment = environment(self.environment.as_deref())?;
+        let ratelimits = match &self.ratelimits {
+            Some(l) => ratelimits(l)?,
+            None => ratelimits(policy.default_ratelimits.get(&environment).map_or(&[][..], Vec::as_slice))?,
+        };
         let key_type = match self.key_type.as_deref() {
             None => None,
             Some(t) => Some(KeyType::parse(t).ok_or_else(|| {
@@ -306,6 +315,8 @@ impl CreateKeyRequest {
             meta: self.meta.as_ref().map(meta).transpose()?.unwrap_or_default(),
             callback_url: self.callback_url.as_deref().map(callback_url).transpose()?,
             public_key,
+            ratelimits,
+            credits: self.credits.as_ref().map(|c| credits(c, now)).transpose()?,
         })
     }
 
@@ -353,8 +364,31 @@ impl UpdateKeyRequest {
                 Some(None) => Some(None),
                 Some(Some(u)) => Some(Some(callback_url(u)?)),
             },
+            ratelimits: self.ratelimits.as_deref().map(ratelimits).transpose()?,
+            credits: self.credits.as_ref().map(|c| c.as_ref().map(|c| credits(c, now)).transpose()).transpose()?,
         })
     }
+}
+
+/// A key's limits, checked (see [`RateLimit::list`]).
+pub fn ratelimits(specs: &[RateLimitSpec]) -> Result<Vec<RateLimit>, CoreError> {
+    RateLimit::list(specs.iter().map(|s| (s.name.as_str(), s.limit, s.duration.as_str())))
+}
+
+/// Credits as set by a create or an override at `now`.
+pub fn credits(c: &CreditsSpec, now: DateTime<Utc>) -> Result<KeyCredits, CoreError> {
+    if c.remaining > MAX_CREDITS {
+        return Err(CoreError::invalid("credits.remaining", format!("at most {MAX_CREDITS}")));
+    }
+    if let Some(r) = &c.refill {
+        r.check()?;
+    }
+    Ok(KeyCredits {
+        remaining: c.remaining,
+        refill: c.refill,
+        period: c.refill.map_or(0, |r| r.period(now)),
+        set_at: now,
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct VerifiableKey {
     pub nets: Box<[IpNet]>,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
     pub public_key: Option<crate::signing::PublicKey>,
+    /// Rate limits and credits (`None` and empty for most keys: nothing to check).
+    pub limits: Option<Box<Limits>>,
     basis: Basis,
     authority: Authority,
     /// `"key_id":…,"environment":…,"roles":…,"permissions":…,"grants":…,"scopes":…,
@@ -68,6 +70,13 @@ pub struct VerifiableKey {
     /// change rewrites (roles to grants) lies in it.
     identity_json: Box<str>,
     derived: (u32, u32),
+}
+
+/// What a key's verifications spend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub ratelimits: Box<[crate::ratelimit::RateLimit]>,
+    pub credits: Option<crate::ratelimit::KeyCredits>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +158,8 @@ impl VerifiableKey {
             disabled: ctx.owner.is_some_and(|o| o.disabled),
             nets,
             public_key,
+            limits: (!record.ratelimits.is_empty() || record.credits.is_some())
+                .then(|| Box::new(Limits { ratelimits: record.ratelimits.into(), credits: record.credits })),
             basis,
             authority,
             identity_json,
@@ -194,6 +205,15 @@ impl VerifiableKey {
         self.authority.effective()
     }
 
+    /// The answer's JSON with `extra` (`,"ratelimit":{…}`) before its closing brace.
+    pub fn answer_json_with(&self, code: VerifyCode, extra: &str) -> String {
+        let mut out = self.answer_json(code);
+        out.pop();
+        out.push_str(extra);
+        out.push('}');
+        out
+    }
+
     /// The JSON of the answer about this key with `code`, without building one.
     pub fn answer_json(&self, code: VerifyCode) -> String {
         let mut out = String::with_capacity(self.identity_json.len() + 56);
@@ -217,6 +237,8 @@ pub struct Requirements<'a> {
     pub ip: Option<IpAddr>,
     pub permissions: Option<&'a Query>,
     pub scope: Option<&'a str>,
+    /// Uses spent of the key's limits and credits; `None` is 1.
+    pub cost: Option<u32>,
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
@@ -284,6 +306,8 @@ mod tests {
             revoked_at: None,
             approval_id: None,
             service_account_id: None,
+            ratelimits: Vec::new(),
+            credits: None,
         }
     }
 

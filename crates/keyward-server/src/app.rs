@@ -35,7 +35,11 @@ pub struct Services {
 
 /// The shared state of a server. Fails (at startup, never later) if the OpenAPI document
 /// cannot be rendered.
-pub fn state(services: Services, config: ServerConfig) -> std::io::Result<SharedState> {
+pub fn state(
+    services: Services,
+    config: ServerConfig,
+    shared: Option<crate::redis::Shared>,
+) -> std::io::Result<SharedState> {
     let openapi = routes::openapi().to_json().map_err(std::io::Error::other)?.into();
     Ok(Arc::new(AppState {
         openapi,
@@ -46,6 +50,8 @@ pub fn state(services: Services, config: ServerConfig) -> std::io::Result<Shared
         node_id: keyward_core::ids::new_id("node", services.clock.now(), services.random.as_ref()),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
+        limits: crate::limits::LocalLimits::default(),
+        shared,
         replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
         logins: crate::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),
         store: services.store,
@@ -150,7 +156,11 @@ async fn start_with(
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let state = state(services, config)?;
+    let shared = match &config.redis_url {
+        Some(url) => Some(crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error).await?),
+        None => None,
+    };
+    let state = state(services, config, shared)?;
     let (stop, stopped) = watch::channel(false);
     let app = make(state.clone())?;
     let tls = state.config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -193,6 +203,17 @@ pub async fn serve_until(server: RunningServer, shutdown: impl Future<Output = (
 /// Writes the counts and last-used marks gathered since the last flush; addresses new to a
 /// key go on to the `new_ip` rule.
 async fn flush(state: &SharedState) {
+    let mut credits = state.limits.take_credit_writes();
+    if let Some(shared) = &state.shared {
+        credits.extend(shared.take_credit_writes());
+    }
+    if !credits.is_empty() {
+        if let Err(e) = state.store.save_credits(&credits).await {
+            tracing::warn!(error = %e, "could not write credit counts; will retry");
+            state.limits.put_back(credits);
+        }
+    }
+    state.limits.prune(state.clock.now());
     let started = std::time::Instant::now();
     let result = state.usage.flush(&state.store).await;
     state.metrics.flushed(started.elapsed(), result.is_ok());

@@ -10,6 +10,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// When set, the verification endpoints also require `Keyward-Verify-Token`.
     pub verify_token: Option<Secret>,
+    /// Shares limits, credits, replay memory and login throttles through Redis.
+    pub redis_url: Option<Secret>,
+    /// What verification answers while Redis is away.
+    pub ratelimit_on_error: crate::redis::OnError,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (forward-auth).
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.
@@ -75,6 +79,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5399)),
             verify_token: None,
+            redis_url: None,
+            ratelimit_on_error: crate::redis::OnError::Allow,
             trusted_proxies: vec![
                 IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),

@@ -47,6 +47,13 @@ pub enum ApiError {
         code: VerifyCode,
         message: String,
     },
+    /// A valid key out of its limits or credits (forward-auth, gateway): 429 with the
+    /// verification code, `Retry-After` and the `RateLimit-Policy` / `RateLimit` headers.
+    Limited {
+        code: VerifyCode,
+        message: String,
+        headers: Vec<(&'static str, HeaderValue)>,
+    },
 }
 
 impl ApiError {
@@ -93,6 +100,7 @@ impl ApiError {
                 let kind = if status == StatusCode::UNAUTHORIZED { "unauthenticated" } else { "forbidden" };
                 (status, kind, None, message.clone())
             }
+            ApiError::Limited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, message.clone()),
         }
     }
 }
@@ -174,7 +182,7 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let verification = match &self {
-            ApiError::Refused { code, .. } => Some(*code),
+            ApiError::Refused { code, .. } | ApiError::Limited { code, .. } => Some(*code),
             _ => None,
         };
         let body = ErrorBody::new(code, message).field(field).verification_code(verification.map(VerifyCode::as_str));
@@ -184,6 +192,11 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::RateLimited { retry_after, .. } = &self {
             resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
+        }
+        if let ApiError::Limited { headers, .. } = self {
+            for (name, value) in headers {
+                resp.headers_mut().insert(name, value);
+            }
         }
         resp
     }

@@ -192,6 +192,7 @@ async fn proxy(
         ip: Some(client_ip),
         permissions: rule.map(|r| &r.permissions),
         scope: None,
+        cost: None,
     };
     let verdict = match credential(&parts.headers) {
         Credential::Secret(token) => state.verify_secret(token, &needs).await?,
@@ -246,6 +247,9 @@ async fn proxy(
             }
         }
         h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+        for (name, value) in verdict.limit_headers() {
+            h.insert(name, value);
+        }
     }
     resp.body(Body::from_stream(upstream.bytes_stream()))
         .map_err(|e| ApiError::Internal(format!("building the gateway answer: {e}")))

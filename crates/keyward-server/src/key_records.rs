@@ -101,6 +101,8 @@ impl AppState {
             revoked_at: None,
             approval_id: approval.map(|a| a.id.clone()),
             service_account_id: None,
+            ratelimits: new.ratelimits,
+            credits: new.credits,
         };
         (rec, secret)
     }

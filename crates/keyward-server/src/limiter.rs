@@ -1,5 +1,6 @@
-//! Failed logins per client IP address, kept in memory on this node (accounts are locked in
-//! the database, so that limit holds across nodes).
+//! Failed logins per client IP address, kept in memory on this node, or in Redis for every
+//! node when it is configured (accounts are locked in the database, so that limit holds
+//! across nodes anyway).
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -11,8 +12,8 @@ use std::time::Duration;
 const PRUNE_AT: usize = 10_000;
 
 pub struct LoginLimiter {
-    max: u32,
-    window: chrono::Duration,
+    pub(crate) max: u32,
+    pub(crate) window: chrono::Duration,
     seen: Mutex<HashMap<IpAddr, (u32, DateTime<Utc>)>>,
 }
 

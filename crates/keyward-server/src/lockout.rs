@@ -37,3 +37,30 @@ pub async fn failed(state: &AppState, member_id: &str, action: &str, origin: &ke
 pub async fn succeeded(state: &AppState, member_id: &str) -> ApiResult<()> {
     Ok(state.store.login_succeeded(member_id).await?)
 }
+
+/// Failed logins per address: across nodes through Redis when it is configured, else on
+/// this node (`limiter.rs`).
+impl AppState {
+    /// Seconds until `ip` may try to log in again, when it is blocked: counted across nodes
+    /// with Redis, else on this node.
+    pub(crate) async fn login_blocked(&self, ip: std::net::IpAddr, now: DateTime<Utc>) -> Option<u64> {
+        if let Some(shared) = &self.shared {
+            if let Some((n, ttl_ms)) = shared.login_count(&ip.to_string()).await {
+                return (n >= self.logins.max && ttl_ms > 0)
+                    .then(|| u64::try_from(ttl_ms.div_euclid(1000)).unwrap_or(0).max(1));
+            }
+        }
+        self.logins.blocked(ip, now)
+    }
+
+    /// Counts a failed login from `ip`.
+    pub(crate) async fn login_failed(&self, ip: std::net::IpAddr, now: DateTime<Utc>) {
+        if let Some(shared) = &self.shared {
+            let window = self.logins.window.to_std().unwrap_or(std::time::Duration::from_secs(900));
+            if shared.login_failed(&ip.to_string(), window).await.is_some() {
+                return;
+            }
+        }
+        self.logins.failed(ip, now);
+    }
+}

@@ -115,6 +115,8 @@ impl Default for Metrics {
 pub struct Gauges {
     pub cache_entries: u64,
     pub outbox_pending: Option<i64>,
+    /// Answers given without Redis (when it is configured).
+    pub redis_errors: Option<u64>,
 }
 
 impl Metrics {
@@ -191,6 +193,12 @@ impl Metrics {
             "# HELP keyward_invalidation_lag_seconds Seconds since this node last knew it had every change event (how stale its cache can be).\n\
              # TYPE keyward_invalidation_lag_seconds gauge\nkeyward_invalidation_lag_seconds {lag}\n"
         );
+        if let Some(n) = g.redis_errors {
+            let _ = write!(
+                out,
+                "# HELP keyward_redis_errors_total Limit, credit, replay and login checks answered without Redis (it did not answer in time).\n# TYPE keyward_redis_errors_total counter\nkeyward_redis_errors_total {n}\n"
+            );
+        }
         if let Some(p) = g.outbox_pending {
             let _ = write!(
                 out,
@@ -230,7 +238,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         m.verified(VerifyCode::Revoked, earlier);
         m.flush_duration.observe(Duration::from_secs(9));
-        let text = m.render(&Gauges { cache_entries: 3, outbox_pending: Some(1) });
+        let text = m.render(&Gauges { cache_entries: 3, outbox_pending: Some(1), redis_errors: Some(2) });
         assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"0.001\"} 1\n"), "{text}");
         assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("keyward_verify_duration_seconds_count 2\n"));
@@ -244,7 +252,7 @@ mod tests {
     #[test]
     fn the_dashboard_queries_real_metrics() {
         let dashboard = include_str!("../../../docs/grafana-dashboard.json");
-        let text = Metrics::default().render(&Gauges { cache_entries: 0, outbox_pending: Some(0) });
+        let text = Metrics::default().render(&Gauges { cache_entries: 0, outbox_pending: Some(0), redis_errors: None });
         let mut n = 0;
         for (i, _) in dashboard.match_indices("keyward_") {
             let name: String = dashboard[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();

@@ -1,7 +1,7 @@
 //! Replay protection for signed requests. A signature is accepted once while its nonce is
 //! fresh; after the window the nonce check refuses it anyway, so entries can expire.
 //! Memory is bounded by capacity. The set is per node: a copy of a request sent to another
-//! node within the window is not caught there (documented in docs/API.md).
+//! node within the window is not caught there unless the nodes share Redis (`redis.rs`).
 
 use moka::sync::Cache;
 use std::time::Duration;
@@ -21,4 +21,18 @@ impl ReplayGuard {
         let id = format!("{public_key}|{nonce}|{}", signature.to_ascii_lowercase());
         self.seen.entry(id).or_insert(()).is_fresh()
     }
+}
+
+/// The name a signed request is remembered by in Redis: SHA-256 of what identifies it (the
+/// signature's case does not matter, as above).
+pub fn digest(public_key: &str, nonce: &str, signature: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::new()
+        .chain_update(public_key.as_bytes())
+        .chain_update(b"|")
+        .chain_update(nonce.as_bytes())
+        .chain_update(b"|")
+        .chain_update(signature.to_ascii_lowercase().as_bytes())
+        .finalize();
+    keyward_core::pepper::hex_encode(&d)
 }

@@ -20,6 +20,10 @@ pub struct AppState {
     pub usage: UsageBuffer,
     /// Signatures seen within the freshness window (this node only).
     pub replays: crate::replay::ReplayGuard,
+    /// Rate limits and credits counted on this node.
+    pub limits: crate::limits::LocalLimits,
+    /// The same, and the replay memory and login throttles, shared through Redis.
+    pub shared: Option<crate::redis::Shared>,
     /// Failed logins per client IP (this node only).
     pub logins: crate::limiter::LoginLimiter,
     pub config: ServerConfig,

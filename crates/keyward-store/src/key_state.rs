@@ -9,7 +9,7 @@ use keyward_core::validate::KeyChanges;
 
 use crate::dialect::Tx;
 use crate::events::emit;
-use crate::rows::{json_grants, json_list, key_from_row, opt_ms, KEY_COLUMNS};
+use crate::rows::{credit_columns, json_grants, json_limits, json_list, key_from_row, opt_ms, KEY_COLUMNS};
 use crate::{Conflict, StoreError};
 
 /// The cache key under which verification finds a record: the secret's hash.
@@ -25,9 +25,10 @@ pub fn cache_key(rec: &KeyRecord) -> Option<String> {
 pub const PUBLIC_KEY_EVENT_PREFIX: &str = "pk:";
 
 pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), StoreError> {
+    let (refill, remaining, period, set_at) = credit_columns(rec.credits.as_ref());
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -57,12 +58,18 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
         .bind(&rec.approval_id)
         .bind(json_grants(&rec.grants))
         .bind(&rec.service_account_id)
+        .bind(json_limits(&rec.ratelimits))
+        .bind(refill)
+        .bind(remaining)
+        .bind(period)
+        .bind(set_at)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// Writes a patch inside `tx`. Without `approval_id` it changes an active key; with one, the
+/// Writes a patch inside `tx`. New credits always get a later `credits_set_at` than the
+/// ones they replace (even within one millisecond): nodes restart their counts on it. Without `approval_id` it changes an active key; with one, the
 /// key waiting on that request, which becomes active again.
 pub(crate) async fn apply_changes(
     tx: &mut Tx,
@@ -72,15 +79,23 @@ pub(crate) async fn apply_changes(
     now: DateTime<Utc>,
     approval_id: Option<&str>,
 ) -> Result<Option<KeyRecord>, StoreError> {
+    let (refill, remaining, period, set_at) = credit_columns(c.credits.flatten().as_ref());
     let cond =
-        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $15" } else { "status = 'active'" };
+        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $21" } else { "status = 'active'" };
     let sql = format!(
         "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
          permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
          ip_allowlist = COALESCE($5, ip_allowlist), meta = COALESCE($6, meta), \
          expires_at = CASE WHEN $7 = 1 THEN $8 ELSE expires_at END, \
          callback_url = CASE WHEN $9 = 1 THEN $10 ELSE callback_url END, updated_at = $11, \
-         status = 'active', approval_id = NULL, grants = COALESCE($14, grants) \
+         status = 'active', approval_id = NULL, grants = COALESCE($14, grants), \
+         ratelimits = COALESCE($15, ratelimits), \
+         credits_refill = CASE WHEN $16 = 1 THEN $17 ELSE credits_refill END, \
+         credits_remaining = CASE WHEN $16 = 1 THEN $18 ELSE credits_remaining END, \
+         credits_period = CASE WHEN $16 = 1 THEN $19 ELSE credits_period END, \
+         credits_set_at = CASE WHEN $16 = 1 THEN \
+           (CASE WHEN credits_set_at IS NOT NULL AND credits_set_at >= $20 THEN credits_set_at + 1 ELSE $20 END) \
+           ELSE credits_set_at END \
          WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
     );
     let mut q = sqlx::query(&sql)
@@ -97,7 +112,13 @@ pub(crate) async fn apply_changes(
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .bind(c.grants.as_deref().map(json_grants));
+        .bind(c.grants.as_deref().map(json_grants))
+        .bind(c.ratelimits.as_deref().map(json_limits))
+        .bind(i64::from(c.credits.is_some()))
+        .bind(refill)
+        .bind(remaining)
+        .bind(period)
+        .bind(set_at);
     if let Some(a) = approval_id {
         q = q.bind(a);
     }

@@ -375,3 +375,35 @@ impl Store {
             .try_get("n")?)
     }
 }
+
+/// A node's running credit count for a key, written back in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditCount {
+    pub key_id: String,
+    pub remaining: u64,
+    pub period: i64,
+    /// Written only while the stored credits are still the ones the count started from
+    /// (an override meanwhile wins).
+    pub set_at_ms: i64,
+}
+
+impl Store {
+    /// Writes running credit counts, in one transaction.
+    pub async fn save_credits(&self, counts: &[CreditCount]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for c in counts {
+            sqlx::query(
+                "UPDATE api_keys SET credits_remaining = $1, credits_period = $2 \
+                 WHERE id = $3 AND credits_set_at = $4",
+            )
+            .bind(i64::try_from(c.remaining).unwrap_or(i64::MAX))
+            .bind(c.period)
+            .bind(&c.key_id)
+            .bind(c.set_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -33,6 +33,7 @@ pub use error::StoreError;
 pub use events::{parse_announcement, KeyEvent};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
+pub use keys::CreditCount;
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
 pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, TotpState};
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};

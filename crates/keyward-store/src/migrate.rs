@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "audit checkpoints", include_str!("../migrations/0009_audit_checkpoints.sql")),
     (10, "webhooks", include_str!("../migrations/0010_webhooks.sql")),
     (11, "usage", include_str!("../migrations/0011_usage.sql")),
+    (12, "ratelimits", include_str!("../migrations/0012_ratelimits.sql")),
 ];
 
 #[derive(Debug)]

@@ -65,6 +65,79 @@ impl Backend {
 
 /// Says that a test did not run here, and why: on the real stderr (not the captured test
 /// output), so it is seen, and counted by `.ci/run`.
+/// The machine's Redis for tests that share one (`KEYWARD_TEST_REDIS_URL`), or a visible
+/// "skipped" line when it is not configured.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("KEYWARD_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skipped(&format!("redis::{test}"), "KEYWARD_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// A `redis-server` of the test's own on a free port (for tests that stop it), stopped on drop.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// `None` (with a "skipped" line) when `redis-server` is not installed.
+    pub async fn start(test: &str) -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let mut r = OwnRedis { port, child: None };
+        if r.restart().await {
+            Some(r)
+        } else {
+            skipped(test, "redis-server cannot be started");
+            None
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port; true once it answers.
+    pub async fn restart(&mut self) -> bool {
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else { return false };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 16];
+                if c.write_all(b"PING\r\n").await.is_ok()
+                    && c.read(&mut buf).await.is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Kills it (no goodbye to its clients).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 pub fn skipped(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
@@ -197,8 +270,17 @@ impl TestServer {
         self.node_at(&self.db.url).await
     }
 
+    /// Another node on the same database with its own settings.
+    pub async fn second_node_with(&self, config: ServerConfig) -> TestServer {
+        self.node(&self.db.url, config).await
+    }
+
     /// Another node reaching the same database at `url` (e.g. through a [`Blackhole`]).
     pub async fn node_at(&self, url: &str) -> TestServer {
+        self.node(url, test_config()).await
+    }
+
+    async fn node(&self, url: &str, config: ServerConfig) -> TestServer {
         let store = Store::connect(url).await.expect("store");
         Self::attach(
             self.db.clone(),
@@ -207,7 +289,7 @@ impl TestServer {
             self.clock.clone(),
             self.management_key.clone(),
             self.workspace_id.clone(),
-            test_config(),
+            config,
         )
         .await
     }

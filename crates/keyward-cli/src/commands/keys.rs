@@ -2,6 +2,7 @@ use anyhow::{Context, Result};
 use std::process::ExitCode;
 
 use keyward_client::{CreateKeyRequest, KeyGrant, KeyView, ListKeys, UpdateKeyRequest};
+use keyward_core::wire::keys::{CreditsSpec, RateLimitSpec};
 
 use crate::args::{KeyFields, Remote, ServerKeyCommand};
 use crate::output;
@@ -45,8 +46,45 @@ pub(crate) fn create_request(
         grants: grants(&f.grants)?,
         meta: meta(&f.meta)?,
         callback_url: f.callback_url,
+        ratelimits: ratelimits(&fields.ratelimits)?,
+        credits: credits(fields)?,
         ..Default::default()
     })
+}
+
+/// `--ratelimit 100/1m` (repeatable) as the API's limits.
+fn ratelimits(specs: &Option<Vec<String>>) -> Result<Option<Vec<RateLimitSpec>>> {
+    specs
+        .as_ref()
+        .map(|v| {
+            v.iter()
+                .map(|s| {
+                    let l = keyward_core::ratelimit::RateLimit::parse_spec(s)
+                        .map_err(|e| anyhow::anyhow!("--ratelimit {s:?}: {e}"))?;
+                    Ok(RateLimitSpec::from(&l))
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+/// `--credits N [--refill daily|monthly[:DAY]]`.
+fn credits(f: &crate::args::KeyFields) -> Result<Option<CreditsSpec>> {
+    use keyward_core::ratelimit::{Interval, Refill};
+    let Some(remaining) = f.credits else { return Ok(None) };
+    let refill = match f.refill.as_deref() {
+        None => None,
+        Some("daily") => Some(Refill { interval: Interval::Daily, amount: remaining, day: 1 }),
+        Some(m) if m == "monthly" || m.starts_with("monthly:") => {
+            let day = match m.strip_prefix("monthly:") {
+                Some(d) => d.parse().map_err(|_| anyhow::anyhow!("--refill monthly:DAY takes a day 1-31"))?,
+                None => 1,
+            };
+            Some(Refill { interval: Interval::Monthly, amount: remaining, day })
+        }
+        Some(other) => anyhow::bail!("--refill {other:?}: use daily, monthly or monthly:DAY"),
+    };
+    Ok(Some(CreditsSpec { remaining, refill }))
 }
 
 fn show(remote: &Remote, k: &KeyView) -> Result<()> {
@@ -89,6 +127,8 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
                 meta: meta(&fields.meta)?,
                 expires_at: if no_expiry { Some(None) } else { fields.expires_at.clone().map(Some) },
                 callback_url: fields.callback_url.clone().map(Some),
+                ratelimits: ratelimits(&fields.ratelimits)?,
+                credits: credits(&fields)?.map(Some),
             };
             let k = c.update_key(&id, &req).await?;
             show(&remote, &k)?;

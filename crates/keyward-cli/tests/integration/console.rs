@@ -125,7 +125,11 @@ async fn key_count(s: &TestServer) -> usize {
 async fn every_page_renders(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.member("admin", false).await;
-    let (key, _) = s.create(json!({"name": "render-me", "permissions": ["wallet.read"]})).await;
+    let (key, _) = s
+        .create(json!({"name": "render-me", "permissions": ["wallet.read"],
+            "ratelimits": [{"limit": 10, "duration": "1s"}],
+            "credits": {"remaining": 1000, "refill": {"interval": "monthly", "amount": 1000, "day": 1}}}))
+        .await;
     let (st, hook) =
         s.call(Method::POST, "/v1/webhooks", Some(json!({"url": "http://127.0.0.1:9/h", "events": ["key.*"]}))).await;
     assert_eq!(st, 201, "{hook}");
@@ -171,6 +175,9 @@ async fn every_page_renders(b: Backend) {
     // The key's page: the usage chart is SVG drawn on the server, the history lists its creation.
     let a = br.get(&format!("/console/keys/{key}")).await;
     assert!(a.body.contains(r#"<svg class="chart""#) && a.body.contains("key.create"), "{}", a.body);
+    assert!(
+        a.body.contains("default: 10 per 1s") && a.body.contains("1000 left, refilled to 1000 every month on day 1")
+    );
     // Filters reach the API: a search that matches nothing lists nothing.
     let a = br.get("/console/keys?q=no-such-key&status=active&kind=secret&environment=live").await;
     assert!(a.body.contains("No keys match these filters"), "{}", a.body);

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 on_both_backends!(gateway_passes_identity_and_refuses, gateway_paths_headers_and_timeouts, gateway_binary_end_to_end);
 
 #[derive(Debug, Clone)]
-struct Seen {
+pub(crate) struct Seen {
     method: String,
     uri: String,
     headers: HeaderMap,
@@ -26,7 +26,7 @@ struct Seen {
 }
 
 /// An upstream that records every request and answers 201 with a marker header.
-async fn recording_upstream() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
+pub(crate) async fn recording_upstream() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let app = axum::Router::new().fallback(move |m: HttpMethod, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -42,7 +42,7 @@ async fn recording_upstream() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::Jo
     (url, seen, tokio::spawn(async move { axum::serve(l, app).await.unwrap() }))
 }
 
-async fn start_gateway(s: &TestServer, upstream: &str, max_body: usize) -> RunningServer {
+pub(crate) async fn start_gateway(s: &TestServer, upstream: &str, max_body: usize) -> RunningServer {
     start_gateway_with(s, GatewayConfig { max_body, ..GatewayConfig::new(upstream, Vec::new()) }).await
 }
 

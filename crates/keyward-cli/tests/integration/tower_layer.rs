@@ -50,6 +50,17 @@ async fn layer_lets_through_only_verified_requests(b: Backend) {
     );
     let r = h.post(&api).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (401, "MALFORMED"));
+    // A key out of its limit: 429 with the limit's state and when to come back.
+    let (_, limited) = s
+        .create(
+            json!({"name": "limited", "permissions": ["wallet.read"], "ratelimits": [{"limit": 1, "duration": "1m"}]}),
+        )
+        .await;
+    assert_eq!(h.post(&api).header("X-API-Key", &limited).send().await.unwrap().status(), 200);
+    let r = h.post(&api).header("X-API-Key", &limited).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (429, "RATE_LIMITED"));
+    assert!(r.headers()["ratelimit"].to_str().unwrap().starts_with(r#""default";r=0;t="#));
+    assert!(r.headers().contains_key("retry-after"));
     let r = h.post(&api).header("X-API-Key", &secret).body("x".repeat(65)).send().await.unwrap();
     assert_eq!(r.status(), 413);
 

@@ -330,6 +330,14 @@ impl DetailPage {
     fn expires_on(&self) -> String {
         self.k.expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
     }
+    fn refill_words(&self) -> String {
+        use keyward_core::ratelimit::Interval;
+        match self.k.credits.as_ref().and_then(|c| c.refill) {
+            Some(r) if r.interval == Interval::Daily => "every day".into(),
+            Some(r) => format!("every month on day {}", r.day),
+            None => String::new(),
+        }
+    }
     fn meta(&self) -> String {
         if self.k.meta.is_empty() {
             String::new()

@@ -32,6 +32,12 @@ pub struct CreateKeyRequest {
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
     pub callback_url: Option<String>,
+    /// Named rate limits (GCRA); without them the policy's defaults for the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<RateLimitSpec>>,
+    /// Uses the key may spend, with an optional daily or monthly refill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsSpec>,
     /// A one-time code of the caller's (TOTP or recovery code): when sent, the key is created
     /// only if it is right, like the seeds' "Security Verification" before a registration.
     /// The console sends it for every member with MFA.
@@ -58,6 +64,13 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub callback_url: Option<Option<String>>,
+    /// Replaces the key's limits (`[]` removes them), in force on every node within a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<RateLimitSpec>>,
+    /// Sets the key's credits (an override: `remaining` starts again); `null` removes them.
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CreditsSpec>)]
+    pub credits: Option<Option<CreditsSpec>>,
 }
 
 /// The key object of the API. `secret` is present only in the answer that created the key.
@@ -98,8 +111,43 @@ pub struct KeyView {
     /// Verifications in the last 24 hours (in `GET /v1/keys` lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_24h: Option<u64>,
+    #[serde(default)]
+    pub ratelimits: Vec<RateLimitSpec>,
+    /// `remaining` as last written (counts are flushed like usage).
+    #[serde(default)]
+    pub credits: Option<CreditsSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// A named rate limit: `limit` uses per `duration` (1s-30d).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    #[serde(default = "default_limit_name")]
+    pub name: String,
+    pub limit: u32,
+    /// e.g. `1s`, `1m`, `1h`, `1d`
+    pub duration: String,
+}
+
+fn default_limit_name() -> String {
+    "default".into()
+}
+
+/// Credits: uses left, and an optional refill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsSpec {
+    pub remaining: u64,
+    #[serde(default)]
+    pub refill: Option<crate::ratelimit::Refill>,
+}
+
+impl From<&crate::ratelimit::RateLimit> for RateLimitSpec {
+    fn from(l: &crate::ratelimit::RateLimit) -> Self {
+        RateLimitSpec { name: l.name.clone(), limit: l.limit, duration: crate::ratelimit::format_window(l.duration_ms) }
+    }
 }
 
 /// A key's owner in the key object.
@@ -169,6 +217,8 @@ impl KeyRecord {
                 (None, None) => None,
             },
             requests_24h: None,
+            ratelimits: self.ratelimits.iter().map(RateLimitSpec::from).collect(),
+            credits: self.credits.map(|c| CreditsSpec { remaining: c.remaining, refill: c.refill }),
             secret: None,
         }
     }

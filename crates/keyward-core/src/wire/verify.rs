@@ -25,6 +25,10 @@ pub struct VerifyKeyRequest {
     /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// Uses this verification spends of the key's limits and credits (default 1; 0 checks
+    /// without spending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
 }
 
 /// `POST /v1/requests/verify`: a signed request as the service received it.
@@ -52,6 +56,10 @@ pub struct VerifySignedRequest {
     /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// Uses this verification spends of the key's limits and credits (default 1; 0 checks
+    /// without spending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
 }
 
 impl VerifySignedRequest {
@@ -88,6 +96,27 @@ pub struct VerifyResponse {
     pub meta: Option<Map<String, Value>>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's tightest rate limit after this verification (keys with limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RatelimitAnswer>,
+    /// The key's credits after this verification (keys with credits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsAnswer>,
+}
+
+/// A limit's state in a verify answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatelimitAnswer {
+    pub name: String,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix milliseconds when the limit is whole again.
+    pub reset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreditsAnswer {
+    pub remaining: u64,
 }
 
 impl VerifyResponse {
@@ -106,6 +135,8 @@ impl VerifyResponse {
             scopes: None,
             meta: None,
             expires_at: None,
+            ratelimit: None,
+            credits: None,
         }
     }
 
@@ -124,6 +155,8 @@ impl VerifyResponse {
             scopes: Some(rec.scopes.clone()),
             meta: Some(rec.meta.clone()),
             expires_at: rec.expires_at,
+            ratelimit: None,
+            credits: None,
         }
     }
 }

@@ -177,7 +177,7 @@ pub async fn setup_member(
 ) -> ApiResult<Json<MemberView>> {
     let ip = state.client_ip(peer.ip(), &headers);
     let now = state.clock.now();
-    if let Some(retry_after) = state.logins.blocked(ip, now) {
+    if let Some(retry_after) = state.login_blocked(ip, now).await {
         return Err(ApiError::RateLimited {
             retry_after,
             message: "too many failed attempts from this address".into(),
@@ -188,7 +188,7 @@ pub async fn setup_member(
     // The token is looked up before any hashing: a made-up one costs a read, not argon2.
     let hash = state.pepper.hash(req.setup_token.trim());
     if !state.store.setup_pending(&hash, now).await? {
-        state.logins.failed(ip, now);
+        state.login_failed(ip, now).await;
         return Err(invalid());
     }
     let phc = hash_password(&state, req.password).await?;

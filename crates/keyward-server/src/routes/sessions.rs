@@ -34,7 +34,7 @@ pub async fn login(
     let ip = state.client_ip(peer.ip(), &headers);
     let now = state.clock.now();
     let RequestOrigin(origin) = origin;
-    if let Some(retry_after) = state.logins.blocked(ip, now) {
+    if let Some(retry_after) = state.login_blocked(ip, now).await {
         return Err(ApiError::RateLimited {
             retry_after,
             message: "too many failed logins from this address; try again later".into(),
@@ -65,7 +65,7 @@ pub async fn login(
         return Err(ApiError::invalid("workspace_id", "this email is a member of several workspaces; name one"));
     }
     let Some(rec) = matched.pop() else {
-        state.logins.failed(ip, now);
+        state.login_failed(ip, now).await;
         return Err(wrong());
     };
     if let Some(until) = rec.locked_until.filter(|u| *u > now) {
@@ -78,7 +78,7 @@ pub async fn login(
         }
         if let Err(e) = check_code(&state, &rec.member.id, req.otp.as_deref()).await {
             // check_code has counted it against the account; count it against the address.
-            state.logins.failed(ip, now);
+            state.login_failed(ip, now).await;
             return Err(e);
         }
     }

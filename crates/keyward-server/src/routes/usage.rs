@@ -258,6 +258,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         .await
         .ok()
         .and_then(Result::ok);
-    let body = state.metrics.render(&Gauges { cache_entries: state.cache.len(), outbox_pending });
+    let redis_errors = state.shared.as_ref().map(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed));
+    let body = state.metrics.render(&Gauges { cache_entries: state.cache.len(), outbox_pending, redis_errors });
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

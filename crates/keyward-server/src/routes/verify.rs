@@ -37,7 +37,7 @@ pub async fn verify_key(
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
     let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
-    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref()) else {
+    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let verdict = state.verify_secret(&req.key, &needs).await?;
@@ -51,12 +51,13 @@ fn requirements<'a>(
     ip: Option<std::net::IpAddr>,
     permissions: Option<&'a PermQuery>,
     scope: Option<&'a str>,
+    cost: Option<u32>,
 ) -> Option<Requirements<'a>> {
     let workspace = match bound {
         (Some(token), Some(asked)) if token != asked => return None,
         (token, asked) => token.or(asked),
     };
-    Some(Requirements { workspace, ip, permissions, scope })
+    Some(Requirements { workspace, ip, permissions, scope, cost })
 }
 
 fn json_response(body: String) -> Response {
@@ -76,7 +77,7 @@ pub async fn verify_request(
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
     let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
-    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref()) else {
+    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let (Some(key), Some(nonce), Some(signature)) =
@@ -104,6 +105,8 @@ pub struct AuthParams {
     pub scope: Option<String>,
     /// Only a key of this workspace passes; another's is `NOT_FOUND`.
     pub workspace: Option<String>,
+    /// Uses this request spends of the key's limits and credits (default 1).
+    pub cost: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/auth", tag = "verification", params(AuthParams,
@@ -111,7 +114,8 @@ pub struct AuthParams {
         ("X-Forwarded-For" = Option<String>, Header, description = "believed only from trusted proxies")),
     responses((status = 200, description = "valid; identity in X-Keyward-* headers", body = VerifyResponse),
         (status = 401, description = "missing or bad credentials", body = ErrorBody),
-        (status = 403, description = "IP or permission refusal", body = ErrorBody)))]
+        (status = 403, description = "IP or permission refusal", body = ErrorBody),
+        (status = 429, description = "rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit", body = ErrorBody)))]
 pub async fn forward_auth(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -123,7 +127,7 @@ pub async fn forward_auth(
     let query = parse_query(params.permissions.as_deref())?;
     let ip = Some(state.client_ip(peer.ip(), &headers));
     let bound = (token_ws.as_deref(), params.workspace.as_deref());
-    let needs = requirements(bound, ip, query.as_ref(), params.scope.as_deref())
+    let needs = requirements(bound, ip, query.as_ref(), params.scope.as_deref(), params.cost)
         .ok_or_else(|| refused(VerifyCode::NotFound))?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let verdict = match credential(&headers) {
@@ -155,5 +159,8 @@ pub async fn forward_auth(
         h.insert(name, value);
     }
     h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+    for (name, value) in verdict.limit_headers() {
+        h.insert(name, value);
+    }
     Ok(resp)
 }

@@ -20,11 +20,22 @@ use keyward_core::pepper::hex_encode;
 pub struct Verdict {
     pub code: VerifyCode,
     pub key: Option<Arc<VerifiableKey>>,
+    /// What the key's limits and credits said (keys that have them).
+    pub spent: Option<Box<crate::limits::Spent>>,
 }
 
 impl Verdict {
     pub(crate) fn bare(code: VerifyCode) -> Self {
-        Verdict { code, key: None }
+        Verdict { code, key: None, spent: None }
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` (and `Retry-After` when refused) for the surfaces
+    /// that answer by status.
+    pub(crate) fn limit_headers(&self) -> Vec<(&'static str, axum::http::HeaderValue)> {
+        match (&self.spent, self.key.as_ref().and_then(|k| k.limits.as_ref())) {
+            (Some(s), Some(l)) => s.headers(l),
+            _ => Vec::new(),
+        }
     }
 
     pub fn valid(&self) -> bool {
@@ -36,15 +47,24 @@ impl Verdict {
     pub(crate) fn accepted(&self) -> ApiResult<&Arc<VerifiableKey>> {
         match &self.key {
             Some(k) if self.valid() => Ok(k),
+            _ if self.code.is_limit() => Err(ApiError::Limited {
+                code: self.code,
+                message: match self.code {
+                    VerifyCode::RateLimited => "API key's rate limit reached; see Retry-After".into(),
+                    _ => "API key's credits are spent".into(),
+                },
+                headers: self.limit_headers(),
+            }),
             _ => Err(refused(self.code)),
         }
     }
 
     /// The answer's JSON; for a found key, spliced from its cached serialization.
     pub fn to_json(&self) -> String {
-        match &self.key {
-            Some(k) => k.answer_json(self.code),
-            None => serde_json::to_string(&VerifyResponse::bare(self.code)).unwrap_or_default(),
+        match (&self.key, &self.spent) {
+            (Some(k), Some(s)) => k.answer_json_with(self.code, &s.json()),
+            (Some(k), None) => k.answer_json(self.code),
+            (None, _) => serde_json::to_string(&VerifyResponse::bare(self.code)).unwrap_or_default(),
         }
     }
 }
@@ -77,7 +97,7 @@ impl AppState {
         };
         let now = self.clock.now();
         let code = decide(&key, now, req);
-        Ok(self.counted(key, code, now, req, started))
+        Ok(self.counted(key, code, now, req, started).await)
     }
 
     /// Verifies a signed request: the key registered for `public_key`, the nonce's freshness,
@@ -121,12 +141,23 @@ impl AppState {
             self.count(&key, VerifyCode::InvalidSignature, now, req, started);
             return Ok(Verdict::bare(VerifyCode::InvalidSignature));
         }
-        if !self.replays.first_use(&pk, parts.nonce, signature.trim()) {
+        if !self.first_use(&pk, parts.nonce, signature.trim()).await {
             self.count(&key, VerifyCode::Replayed, now, req, started);
             return Ok(Verdict::bare(VerifyCode::Replayed));
         }
         let code = decide(&key, now, req);
-        Ok(self.counted(key, code, now, req, started))
+        Ok(self.counted(key, code, now, req, started).await)
+    }
+
+    /// Is this signed request new to every node (with Redis) or to this one?
+    async fn first_use(&self, public_key: &str, nonce: &str, signature: &str) -> bool {
+        if let Some(shared) = &self.shared {
+            let digest = crate::replay::digest(public_key, nonce, signature);
+            if let Some(first) = shared.first_use(&digest, self.config.signature_window).await {
+                return first;
+            }
+        }
+        self.replays.first_use(public_key, nonce, signature)
     }
 
     /// A refusal before any key was known, counted for the workspace verification is bound
@@ -137,8 +168,9 @@ impl AppState {
         Verdict::bare(code)
     }
 
-    /// The decision about a found key, counted for it.
-    fn counted(
+    /// The decision about a found key, after its limits and credits (a valid key only),
+    /// counted for it.
+    async fn counted(
         &self,
         key: Arc<VerifiableKey>,
         code: VerifyCode,
@@ -146,8 +178,17 @@ impl AppState {
         req: &Requirements<'_>,
         started: std::time::Instant,
     ) -> Verdict {
+        let cost = req.cost.unwrap_or(1);
+        let spent = match (&key.limits, &self.shared) {
+            (Some(l), Some(shared)) if code == VerifyCode::Valid => {
+                Some(Box::new(shared.check(&key.id, l, now, cost).await))
+            }
+            (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(&key.id, l, now, cost))),
+            _ => None,
+        };
+        let code = spent.as_ref().and_then(|s| s.refused).unwrap_or(code);
         self.count(&key, code, now, req, started);
-        Verdict { code, key: Some(key) }
+        Verdict { code, key: Some(key), spent }
     }
 
     /// Counts a verification of a found key: its usage slot and the metrics.

@@ -31,7 +31,10 @@ pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
             return;
         }
     };
-    let mut tick = tokio::time::interval(state.config.webhook_poll_interval);
+    // The first look is one interval after start, not at once: a node polls at a steady
+    // pace from its start (and a test's never-polling node never looks).
+    let every = state.config.webhook_poll_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -1,0 +1,367 @@
+//! Rate limits and credits per key: the arithmetic only, no state and no clock of its own,
+//! so that the in-memory store of one node and a Redis script shared by many apply exactly
+//! the same rules (see docs/RATELIMITS.md).
+//!
+//! **Limits** use GCRA, the generic cell rate algorithm (ITU-T I.371; the algorithm of
+//! redis-cell and of Brandur Leach's "Rate limiting, cells, and GCRA"): one number per key
+//! and limit, the *theoretical arrival time* (TAT). A limit of `L` per `D` spaces requests
+//! by `T = D / L` and tolerates a burst of `L`: a fresh key may send `L` at once, then one
+//! per `T`, and after `D` of quiet it may burst `L` again. It needs no window boundary (no
+//! double burst at a window's edge, unlike fixed windows) and one value instead of a log.
+//!
+//! **Credits** are a count of uses that `cost` spends, never below zero, refilled to an
+//! amount once a day or once a month.
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::CoreError;
+
+/// One named limit of a key: `limit` uses per `duration_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub name: String,
+    pub limit: u32,
+    pub duration_ms: u64,
+}
+
+/// Longest limit window: 30 days.
+pub const MAX_WINDOW_MS: u64 = 30 * 86_400_000;
+/// Most uses a limit may allow in its window.
+pub const MAX_LIMIT: u32 = 1_000_000_000;
+/// Most limits on one key.
+pub const MAX_LIMITS: usize = 8;
+
+impl RateLimit {
+    /// A limit from its parts, checked; `field` names it in errors.
+    pub fn new(field: &str, name: &str, limit: u32, duration: &str) -> Result<RateLimit, CoreError> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 32
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(CoreError::invalid(field, "a limit's name is 1-32 letters, digits, '_', '-' or '.'"));
+        }
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(CoreError::invalid(field, format!("a limit is 1-{MAX_LIMIT} uses")));
+        }
+        let ms = crate::duration::parse(duration)
+            .and_then(|d| u64::try_from(d.num_milliseconds()).ok())
+            .filter(|ms| (1_000..=MAX_WINDOW_MS).contains(ms))
+            .ok_or_else(|| {
+                CoreError::invalid(field, "a limit's duration is 1s to 30d, e.g. \"1s\", \"1m\", \"1h\", \"1d\"")
+            })?;
+        Ok(RateLimit { name: name.to_string(), limit, duration_ms: ms })
+    }
+
+    /// A key's limits from (name, limit, duration): at most [`MAX_LIMITS`], names unique;
+    /// errors name `ratelimits[i]`.
+    pub fn list<'a>(specs: impl IntoIterator<Item = (&'a str, u32, &'a str)>) -> Result<Vec<RateLimit>, CoreError> {
+        let mut out: Vec<RateLimit> = Vec::new();
+        for (i, (name, limit, duration)) in specs.into_iter().enumerate() {
+            if i >= MAX_LIMITS {
+                return Err(CoreError::invalid("ratelimits", format!("at most {MAX_LIMITS} limits per key")));
+            }
+            let l = RateLimit::new(&format!("ratelimits[{i}]"), name, limit, duration)?;
+            if out.iter().any(|o| o.name == l.name) {
+                return Err(CoreError::invalid(
+                    format!("ratelimits[{i}].name"),
+                    format!("two limits are named {:?}", l.name),
+                ));
+            }
+            out.push(l);
+        }
+        Ok(out)
+    }
+
+    /// `100/1m`, or `name=100/1m` (the CLI's form; the name defaults to `default`).
+    pub fn parse_spec(spec: &str) -> Result<RateLimit, CoreError> {
+        let (name, rest) = spec.split_once('=').unwrap_or(("default", spec));
+        let (limit, duration) = rest
+            .split_once('/')
+            .ok_or_else(|| CoreError::invalid("ratelimit", "write a limit as 100/1m or name=100/1m"))?;
+        let limit =
+            limit.trim().parse().map_err(|_| CoreError::invalid("ratelimit", "the limit must be a whole number"))?;
+        RateLimit::new("ratelimit", name, limit, duration.trim())
+    }
+
+    /// The spacing of requests, `ceil(D / L)`, and the burst window `T × L` (≥ `D`, so that
+    /// exactly `L` requests fit a burst whatever the rounding), in nanoseconds.
+    fn spacing(&self) -> (i64, i64) {
+        let d = i64::try_from(self.duration_ms).unwrap_or(i64::MAX / 2_000_000).saturating_mul(1_000_000);
+        let l = i64::from(self.limit.max(1));
+        let t = (d + l - 1) / l;
+        (t, t.saturating_mul(l))
+    }
+}
+
+/// What one limit says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCheck {
+    pub allowed: bool,
+    /// Uses left after this request (or now, when it was refused).
+    pub remaining: u32,
+    /// Unix milliseconds when the limit is whole again (`remaining == limit`).
+    pub reset_ms: i64,
+    /// Milliseconds until one more request would be allowed (0 when allowed).
+    pub retry_after_ms: i64,
+}
+
+/// Applies GCRA: `tat_ns` is the stored TAT (0 for none), `now_ns` the time, `cost` the
+/// uses asked for (0 only looks). Answers the check and the TAT to store (unchanged when
+/// refused or when `cost` is 0).
+pub fn gcra(limit: &RateLimit, tat_ns: i64, now_ns: i64, cost: u32) -> (i64, LimitCheck) {
+    let (t, window) = limit.spacing();
+    let base = tat_ns.max(now_ns);
+    let after = base.saturating_add(t.saturating_mul(i64::from(cost)));
+    let allowed = after - now_ns <= window;
+    let (stored, used) = if allowed { (after, after - now_ns) } else { (tat_ns, base - now_ns) };
+    let remaining = ((window - used).max(0) / t.max(1)).min(i64::from(limit.limit));
+    let retry_after = if allowed { 0 } else { (after - window - now_ns).max(0) };
+    let stored = if cost == 0 { tat_ns } else { stored };
+    let full = if allowed { after } else { base };
+    (
+        stored,
+        LimitCheck {
+            allowed,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset_ms: full.max(now_ns).div_euclid(1_000_000),
+            retry_after_ms: (retry_after + 999_999) / 1_000_000,
+        },
+    )
+}
+
+/// How often credits come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Daily,
+    Monthly,
+}
+
+/// Credits refill to `amount` at the start of every day (UTC), or every month on `day`
+/// (1-31; a month shorter than `day` refills on its last day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refill {
+    pub interval: Interval,
+    pub amount: u64,
+    #[serde(default = "first_day")]
+    pub day: u8,
+}
+
+fn first_day() -> u8 {
+    1
+}
+
+/// Most credits a key may hold.
+pub const MAX_CREDITS: u64 = 1_000_000_000_000_000;
+
+impl Refill {
+    pub fn check(&self) -> Result<(), CoreError> {
+        if self.amount > MAX_CREDITS {
+            return Err(CoreError::invalid("credits.refill.amount", format!("at most {MAX_CREDITS}")));
+        }
+        if !(1..=31).contains(&self.day) {
+            return Err(CoreError::invalid("credits.refill.day", "day is 1-31"));
+        }
+        Ok(())
+    }
+
+    /// The refill period `now` falls in: days since 1970 (daily), or months since 1970
+    /// counted from each month's refill day (monthly). Credits refill when it changes.
+    pub fn period(&self, now: DateTime<Utc>) -> i64 {
+        match self.interval {
+            Interval::Daily => now.timestamp().div_euclid(86_400),
+            Interval::Monthly => {
+                let months = i64::from(now.year() - 1970) * 12 + i64::from(now.month0());
+                let last = last_day(now.year(), now.month());
+                let refill_day = u32::from(self.day).min(last);
+                if now.day() >= refill_day {
+                    months
+                } else {
+                    months - 1
+                }
+            }
+        }
+    }
+}
+
+fn last_day(year: i32, month: u32) -> u32 {
+    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1).and_then(|d| d.pred_opt()).map_or(28, |d| d.day())
+}
+
+/// A key's credits as last known: what is left, and the refill period that was counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditState {
+    pub remaining: u64,
+    pub period: i64,
+}
+
+/// A key's credits as stored: what was left at the last flush, the refill rule, the period
+/// that was counted in, and when they were last set (a create or an override): a node's
+/// running count restarts from the stored one only when that changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCredits {
+    pub remaining: u64,
+    pub refill: Option<Refill>,
+    pub period: i64,
+    pub set_at: DateTime<Utc>,
+}
+
+impl KeyCredits {
+    pub fn state(&self) -> CreditState {
+        CreditState { remaining: self.remaining, period: self.period }
+    }
+}
+
+/// A window in the API's words: the largest unit that divides it (`90s`, `1m`, `2h`, `1d`).
+pub fn format_window(ms: u64) -> String {
+    let s = ms / 1000;
+    for (unit, secs) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= secs && s.is_multiple_of(secs) {
+            return format!("{}{unit}", s / secs);
+        }
+    }
+    format!("{s}s")
+}
+
+/// Spends `cost` credits at `now`: first a refill if a new period began, then the spend,
+/// refused (and nothing spent) when fewer than `cost` are left. Answers whether it was
+/// allowed and the state to keep.
+pub fn spend(state: CreditState, refill: Option<&Refill>, now: DateTime<Utc>, cost: u64) -> (bool, CreditState) {
+    let mut s = state;
+    if let Some(r) = refill {
+        let p = r.period(now);
+        if p > s.period {
+            s = CreditState { remaining: r.amount, period: p };
+        }
+    }
+    if s.remaining >= cost {
+        s.remaining -= cost;
+        (true, s)
+    } else {
+        (false, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const S: i64 = 1_000_000_000;
+
+    fn per_minute(n: u32) -> RateLimit {
+        RateLimit::new("ratelimits", "default", n, "1m").unwrap()
+    }
+
+    #[test]
+    fn exactly_the_limit_in_a_burst_then_refused_with_the_reset() {
+        for n in [1, 3, 7, 100, 1_000_000] {
+            let l = per_minute(n);
+            let t0 = 1_700_000_000 * S;
+            let mut tat = 0;
+            for i in 0..n {
+                let (next, c) = gcra(&l, tat, t0, 1);
+                assert!(c.allowed, "{n}: request {i}");
+                assert_eq!(c.remaining, n - i - 1, "{n}: request {i}");
+                tat = next;
+            }
+            let (same, c) = gcra(&l, tat, t0, 1);
+            assert!(!c.allowed, "{n}: one more than the limit");
+            assert_eq!((same, c.remaining), (tat, 0));
+            // Whole again one window later (the spacing's rounding adds under 1 ns per use).
+            let over = c.reset_ms - t0 / 1_000_000 - 60_000;
+            assert!((0..=1).contains(&over), "{n}: {c:?}");
+            // One more is allowed after one spacing.
+            let spacing_ms = (60_000 + i64::from(n) - 1) / i64::from(n);
+            assert!(c.retry_after_ms <= spacing_ms.max(1), "{n}: {c:?}");
+            let (_, later) = gcra(&l, tat, t0 + (c.retry_after_ms * 1_000_000), 1);
+            assert!(later.allowed, "{n}: after retry_after");
+            // After a whole window of quiet, a whole burst again.
+            let mut tat2 = tat;
+            for _ in 0..n {
+                let (next, c) = gcra(&l, tat2, t0 + 60 * S + S / 1000, 1);
+                assert!(c.allowed);
+                tat2 = next;
+            }
+        }
+    }
+
+    #[test]
+    fn cost_spends_several_and_zero_only_looks() {
+        let l = per_minute(10);
+        let (tat, c) = gcra(&l, 0, 0, 4);
+        assert_eq!((c.allowed, c.remaining), (true, 6));
+        let (same, c) = gcra(&l, tat, 0, 0);
+        assert_eq!((same, c.allowed, c.remaining), (tat, true, 6));
+        let (_, c) = gcra(&l, tat, 0, 7);
+        assert!(!c.allowed, "7 more do not fit in 6");
+        let (_, c) = gcra(&l, tat, 0, 6);
+        assert_eq!((c.allowed, c.remaining), (true, 0));
+    }
+
+    #[test]
+    fn windows_read_back_as_written() {
+        for w in ["1s", "90s", "1m", "15m", "2h", "1d", "30d"] {
+            let l = RateLimit::new("x", "a", 1, w).unwrap();
+            assert_eq!(format_window(l.duration_ms), w);
+        }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(
+            RateLimit::parse_spec("100/1m").unwrap(),
+            RateLimit { name: "default".into(), limit: 100, duration_ms: 60_000 }
+        );
+        assert_eq!(RateLimit::parse_spec("burst=10/1s").unwrap().name, "burst");
+        for bad in ["100", "0/1m", "x/1m", "10/0s", "10/31d", "10/500ms", "bad name=1/1s", "=1/1s"] {
+            assert!(RateLimit::parse_spec(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credits_never_go_below_zero_and_refill() {
+        let monthly = Refill { interval: Interval::Monthly, amount: 1000, day: 1 };
+        let jan = Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0).unwrap();
+        let s = CreditState { remaining: 2, period: monthly.period(jan) };
+        let (ok, s) = spend(s, Some(&monthly), jan, 2);
+        assert!(ok);
+        assert_eq!(s.remaining, 0);
+        let (ok, s) = spend(s, Some(&monthly), jan, 1);
+        assert!(!ok);
+        assert_eq!(s.remaining, 0);
+        let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 1).unwrap();
+        let (ok, s) = spend(s, Some(&monthly), feb, 1);
+        assert!(ok);
+        assert_eq!(s.remaining, 999);
+        let (_, s2) = spend(s, Some(&monthly), feb, 0);
+        assert_eq!(s2, s, "cost 0 spends nothing and the period is kept");
+        // Without a refill nothing comes back.
+        let (ok, _) = spend(CreditState { remaining: 0, period: 0 }, None, feb, 1);
+        assert!(!ok);
+    }
+
+    #[test]
+    fn refill_periods() {
+        let daily = Refill { interval: Interval::Daily, amount: 5, day: 1 };
+        let a = Utc.with_ymd_and_hms(2026, 3, 1, 23, 59, 59).unwrap();
+        let b = Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap();
+        assert_eq!(daily.period(b), daily.period(a) + 1);
+        // Refilled on the 31st, or on the last day of a shorter month.
+        let late = Refill { interval: Interval::Monthly, amount: 5, day: 31 };
+        let feb27 = Utc.with_ymd_and_hms(2026, 2, 27, 12, 0, 0).unwrap();
+        let feb28 = Utc.with_ymd_and_hms(2026, 2, 28, 0, 0, 0).unwrap();
+        let mar30 = Utc.with_ymd_and_hms(2026, 3, 30, 0, 0, 0).unwrap();
+        let mar31 = Utc.with_ymd_and_hms(2026, 3, 31, 0, 0, 0).unwrap();
+        assert_eq!(late.period(feb28), late.period(feb27) + 1);
+        assert_eq!(late.period(mar30), late.period(feb28));
+        assert_eq!(late.period(mar31), late.period(feb28) + 1);
+        assert!(Refill { interval: Interval::Monthly, amount: 1, day: 0 }.check().is_err());
+        assert!(Refill { interval: Interval::Monthly, amount: MAX_CREDITS + 1, day: 1 }.check().is_err());
+    }
+}
