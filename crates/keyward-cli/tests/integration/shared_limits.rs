@@ -133,3 +133,45 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     deny.stop().await;
     allow.stop().await;
 }
+
+/// Two `keyward serve` processes on one data dir, sharing the machine's Redis: a limit of 4
+/// allows 4 in total across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_share_one_limit() {
+    let Some(url) = redis_url("two_server_processes_share_one_limit") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec!["--data-dir".to_string(), dir.path().join("data").display().to_string(), "--redis-url".into(), url];
+    let one = crate::cli::Serve::spawn(&args, &[]);
+    let log = one.log();
+    let mk = log.split_whitespace().find(|w| w.contains("_mk_")).expect("the owner's management key").to_string();
+    let two = crate::cli::Serve::spawn(&args, &[]);
+    let http = reqwest::Client::new();
+    let key: serde_json::Value = http
+        .post(format!("{}/v1/keys", one.url()))
+        .bearer_auth(&mk)
+        .json(&json!({"name": "two-processes", "ratelimits": [{"limit": 4, "duration": "1m"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["secret"].as_str().unwrap();
+    let mut valid = 0;
+    for i in 0..8 {
+        let base = if i % 2 == 0 { one.url() } else { two.url() };
+        let v: serde_json::Value = http
+            .post(format!("{base}/v1/keys/verify"))
+            .json(&json!({"key": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["code"] == "VALID" {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 4, "two processes allow the limit once in total");
+}
