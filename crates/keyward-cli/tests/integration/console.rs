@@ -208,6 +208,9 @@ async fn a_secret_is_shown_once(b: Backend) {
                 ("environment", "live"),
                 ("type", "temporary"),
                 ("expiry", "30d"),
+                ("ratelimits", "10/1s, cap=1000/30d"),
+                ("credits", "1000"),
+                ("refill", "monthly"),
             ],
         )
         .await;
@@ -232,6 +235,10 @@ async fn a_secret_is_shown_once(b: Backend) {
     let (_, v) = s.call(Method::GET, &format!("/v1/keys/{key}"), None).await;
     assert_eq!(v["expires_at"].as_str().unwrap()[..4].len(), 4);
     assert_eq!(v["environment"], "live");
+    assert_eq!(v["ratelimits"][1], json!({"name": "cap", "limit": 1000, "duration": "30d"}));
+    assert_eq!(v["credits"]["refill"], json!({"interval": "monthly", "amount": 1000, "day": 1}));
+    // The two verifications above spent two, written back within a flush interval (or not yet).
+    assert!((998..=1000).contains(&v["credits"]["remaining"].as_i64().unwrap()), "{v}");
     // A reveal cookie is bound to its session: another session cannot open it.
     let mut other = Browser::signed_in(&s, &dev).await;
     other.cookies.insert("kw_reveal".into(), reveal.split(';').next().unwrap()[10..].to_string());

@@ -122,6 +122,9 @@ pub(crate) struct Draft {
     group: String,
     public_key: String,
     algorithm: String,
+    ratelimits: String,
+    credits: String,
+    refill: String,
 }
 
 #[derive(Template)]
@@ -215,6 +218,26 @@ fn create_body(form: &Form) -> Result<Value, Fail> {
     if let Some(otp) = form.opt("otp") {
         b.insert("otp".into(), json!(otp));
     }
+    let limits = form.list("ratelimits");
+    if !limits.is_empty() {
+        let specs = limits
+            .iter()
+            .map(|l| {
+                keyward_core::ratelimit::RateLimit::parse_spec(l)
+                    .map(|r| keyward_core::wire::keys::RateLimitSpec::from(&r))
+                    .map_err(|e| Fail::invalid("ratelimits", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        b.insert("ratelimits".into(), json!(specs));
+    }
+    if let Some(n) = form.opt("credits") {
+        let remaining: u64 = n.parse().map_err(|_| Fail::invalid("credits", "credits must be a whole number"))?;
+        let refill = match form.get("refill") {
+            "daily" | "monthly" => json!({ "interval": form.get("refill"), "amount": remaining }),
+            _ => serde_json::Value::Null,
+        };
+        b.insert("credits".into(), json!({ "remaining": remaining, "refill": refill }));
+    }
     if let Some(group) = form.opt("group") {
         b.insert("meta".into(), json!({ "group": group }));
     }
@@ -247,6 +270,9 @@ pub(crate) async fn create(ctx: Ctx, form: Form) -> Result<Response, Fail> {
                 group: form.get("group").into(),
                 public_key: form.get("public_key").into(),
                 algorithm: form.get("algorithm").into(),
+                ratelimits: form.get("ratelimits").into(),
+                credits: form.get("credits").into(),
+                refill: form.get("refill").into(),
             };
             let status = e.status();
             let page =
