@@ -35,6 +35,11 @@ impl Fail {
         }
     }
 
+    /// A refusal of the console's own (a page a role is not offered, no such page).
+    pub(crate) fn refusal(status: StatusCode, code: &str, message: &str) -> Fail {
+        Fail::Api { status, code: code.into(), message: message.into(), field: None, retry_after: None }
+    }
+
     /// The session is gone (a 401 that is not asking for a one-time code): sign in again.
     pub(crate) fn ends_session(&self) -> bool {
         match self {

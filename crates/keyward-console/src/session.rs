@@ -104,6 +104,12 @@ impl Ctx {
         self.con.send(&self.meta, Some(&self.token), method, path, body).await
     }
 
+    /// A request without a body (deletes, the audit export), as this member; the answer as
+    /// it came.
+    pub(crate) async fn call(&self, method: axum::http::Method, path: &str) -> Result<axum::response::Response, Fail> {
+        self.con.raw(&self.meta, Some(&self.token), method, path, None).await
+    }
+
     /// Seals a one-time reveal for this session only.
     pub(crate) fn seal(&self, body: &[u8]) -> Option<String> {
         self.con.secrets.seal(&self.token, body)

@@ -77,6 +77,20 @@ pub struct VerifiableKey {
 pub struct Limits {
     pub ratelimits: Box<[crate::ratelimit::RateLimit]>,
     pub credits: Option<crate::ratelimit::KeyCredits>,
+    /// Identifies the set of limits: when an override changes them, their counts restart.
+    /// Computed once here, not on every check.
+    pub fingerprint: u64,
+}
+
+impl Limits {
+    pub fn new(ratelimits: Vec<crate::ratelimit::RateLimit>, credits: Option<crate::ratelimit::KeyCredits>) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for l in &ratelimits {
+            (&l.name, l.limit, l.duration_ms).hash(&mut h);
+        }
+        Limits { ratelimits: ratelimits.into(), credits, fingerprint: h.finish() }
+    }
 }
 
 #[derive(Serialize)]
@@ -159,7 +173,7 @@ impl VerifiableKey {
             nets,
             public_key,
             limits: (!record.ratelimits.is_empty() || record.credits.is_some())
-                .then(|| Box::new(Limits { ratelimits: record.ratelimits.into(), credits: record.credits })),
+                .then(|| Box::new(Limits::new(record.ratelimits, record.credits))),
             basis,
             authority,
             identity_json,

@@ -108,15 +108,6 @@ fn until_midnight(now_ms: i64) -> i64 {
     day - now_ms.rem_euclid(day)
 }
 
-/// A fingerprint of a key's limits: when an override changes them, their counts restart.
-pub(crate) fn fingerprint(limits: &Limits) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for l in limits.ratelimits.iter() {
-        (&l.name, l.limit, l.duration_ms).hash(&mut h);
-    }
-    h.finish()
-}
-
 struct Entry {
     fingerprint: u64,
     /// One TAT (ns) per limit, in the key's order.
@@ -152,30 +143,38 @@ impl LocalLimits {
     /// when a limit refuses, and credits are not spent when a limit refuses.
     pub fn check(&self, key_id: &str, limits: &Limits, now: DateTime<Utc>, cost: u32) -> Spent {
         let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let fp = fingerprint(limits);
+        let fp = limits.fingerprint;
+        let n = limits.ratelimits.len();
         let Ok(mut shard) = self.shards[shard_of(key_id)].lock() else {
             // A poisoned shard (a panic elsewhere) must not stop verification.
             return Spent::from_checks(limits, &[], None, now.timestamp_millis());
         };
-        let entry = shard.entry(key_id.into()).or_insert_with(|| Entry {
-            fingerprint: fp,
-            tats: vec![0; limits.ratelimits.len()],
-            credits: None,
-        });
-        if entry.fingerprint != fp || entry.tats.len() != limits.ratelimits.len() {
-            entry.fingerprint = fp;
-            entry.tats = vec![0; limits.ratelimits.len()];
+        // The key's id is copied only the first time the key is seen, not on every check.
+        if !shard.contains_key(key_id) {
+            shard.insert(key_id.into(), Entry { fingerprint: fp, tats: vec![0; n], credits: None });
         }
-        let mut checks = Vec::with_capacity(limits.ratelimits.len());
-        let mut next = Vec::with_capacity(limits.ratelimits.len());
-        for (l, tat) in limits.ratelimits.iter().zip(&entry.tats) {
+        let Some(entry) = shard.get_mut(key_id) else {
+            // Cannot miss: inserted above under the same lock.
+            return Spent::from_checks(limits, &[], None, now.timestamp_millis());
+        };
+        if entry.fingerprint != fp || entry.tats.len() != n {
+            entry.fingerprint = fp;
+            entry.tats = vec![0; n];
+        }
+        let mut checks = Vec::with_capacity(n);
+        let mut next = [0i64; keyward_core::ratelimit::MAX_LIMITS];
+        for (i, (l, tat)) in limits.ratelimits.iter().zip(&entry.tats).enumerate() {
             let (t, c) = gcra(l, *tat, now_ns, cost);
             checks.push(c);
-            next.push(t);
+            if let Some(slot) = next.get_mut(i) {
+                *slot = t;
+            }
         }
         let limited = checks.iter().any(|c| !c.allowed);
         if !limited {
-            entry.tats = next;
+            for (tat, t) in entry.tats.iter_mut().zip(next) {
+                *tat = t;
+            }
         }
         let credits = limits.credits.map(|stored| {
             let set_at = stored.set_at.timestamp_millis();
@@ -249,15 +248,15 @@ mod tests {
     use keyward_core::ratelimit::{Interval, KeyCredits, RateLimit, Refill};
 
     fn limits(n: u32, credits: Option<u64>) -> Limits {
-        Limits {
-            ratelimits: vec![RateLimit::new("x", "default", n, "1m").unwrap()].into(),
-            credits: credits.map(|c| KeyCredits {
+        Limits::new(
+            vec![RateLimit::new("x", "default", n, "1m").unwrap()],
+            credits.map(|c| KeyCredits {
                 remaining: c,
                 refill: Some(Refill { interval: Interval::Daily, amount: c, day: 1 }),
                 period: 0,
                 set_at: Utc.timestamp_millis_opt(1).unwrap(),
             }),
-        }
+        )
     }
 
     #[test]

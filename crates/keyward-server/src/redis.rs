@@ -162,7 +162,7 @@ impl Shared {
         let now_us = now.timestamp_micros();
         let mut inv = self.script.prepare_invoke();
         inv.key(format!("kw:rl:{key_id}")).key(format!("kw:cr:{key_id}"));
-        inv.arg(now_us).arg(cost).arg(limits.ratelimits.len()).arg(crate::limits::fingerprint(limits).to_string());
+        inv.arg(now_us).arg(cost).arg(limits.ratelimits.len()).arg(limits.fingerprint.to_string());
         for l in limits.ratelimits.iter() {
             let (t, w) = spacing_us(l);
             inv.arg(t).arg(w);

@@ -82,13 +82,13 @@ pub(crate) async fn login(anon: Anon, form: Form) -> Result<Response, Fail> {
 
 pub(crate) async fn logout(ctx: Ctx, form: Form) -> Result<Response, Fail> {
     ctx.check(&form)?;
-    ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::DELETE, "/v1/sessions/current", None).await?;
+    ctx.call(Method::DELETE, "/v1/sessions/current").await?;
     Ok(signed_out())
 }
 
 pub(crate) async fn logout_everywhere(ctx: Ctx, form: Form) -> Result<Response, Fail> {
     ctx.check(&form)?;
-    ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::DELETE, "/v1/sessions", None).await?;
+    ctx.call(Method::DELETE, "/v1/sessions").await?;
     Ok(signed_out())
 }
 

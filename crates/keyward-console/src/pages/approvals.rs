@@ -145,13 +145,7 @@ pub(crate) async fn decide(
         _ => return Err(Fail::invalid("decision", "approve, reject or cancel")),
     };
     let path = format!("/v1/approvals/{}/{decision}", seg(&id));
-    let _: ApprovalView = if decision == "cancel" {
-        let resp = ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::POST, &path, None).await?;
-        let bytes = crate::backend::read(resp).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Fail::Internal(format!("reading an approval: {e}")))?
-    } else {
-        ctx.send(Method::POST, &path, &body).await?
-    };
+    let _: ApprovalView = ctx.send(Method::POST, &path, &body).await?;
     Ok(back_to("/console/approvals"))
 }
 

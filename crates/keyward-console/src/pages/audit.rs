@@ -117,7 +117,7 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, 
 /// Streams the API's NDJSON export as a download.
 pub(crate) async fn export(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, Fail> {
     let path = query("/v1/audit/export", &[("since", &when(&f.since, false)), ("until", &when(&f.until, true))]);
-    let mut resp = ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::GET, &path, None).await?;
+    let mut resp = ctx.call(Method::GET, &path).await?;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     resp.headers_mut()
         .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"keyward-audit.ndjson\""));

@@ -168,13 +168,7 @@ pub(crate) async fn new_public(ctx: Ctx) -> Result<Response, Fail> {
 }
 
 fn forbidden(message: &str) -> Fail {
-    Fail::Api {
-        status: axum::http::StatusCode::FORBIDDEN,
-        code: "forbidden".into(),
-        message: message.into(),
-        field: None,
-        retry_after: None,
-    }
+    Fail::refusal(axum::http::StatusCode::FORBIDDEN, "forbidden", message)
 }
 
 /// The API body of a create form.

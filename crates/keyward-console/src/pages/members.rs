@@ -82,6 +82,6 @@ pub(crate) async fn change_role(ctx: Ctx, Path(id): Path<String>, form: Form) ->
 
 pub(crate) async fn remove(ctx: Ctx, Path(id): Path<String>, form: Form) -> Result<Response, Fail> {
     ctx.check(&form)?;
-    ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::DELETE, &format!("/v1/members/{}", seg(&id)), None).await?;
+    ctx.call(Method::DELETE, &format!("/v1/members/{}", seg(&id))).await?;
     Ok(back_to("/console/members"))
 }

@@ -36,13 +36,7 @@ pub(crate) async fn home(headers: HeaderMap) -> Redirect {
 }
 
 pub(crate) async fn not_found() -> Fail {
-    Fail::Api {
-        status: axum::http::StatusCode::NOT_FOUND,
-        code: "not_found".into(),
-        message: "There is no such page in the console.".into(),
-        field: None,
-        retry_after: None,
-    }
+    Fail::refusal(axum::http::StatusCode::NOT_FOUND, "not_found", "There is no such page in the console.")
 }
 
 /// Something shown once: a new key's secret, a webhook secret, a setup token, recovery

@@ -132,7 +132,7 @@ pub(crate) async fn act(ctx: Ctx, Path((id, action)): Path<(String, String)>, fo
             return secret_once(&ctx, hook, "Secret rotated");
         }
         "delete" => {
-            ctx.con.raw(&ctx.meta, Some(&ctx.token), Method::DELETE, &base, None).await?;
+            ctx.call(Method::DELETE, &base).await?;
             return Ok(back_to("/console/webhooks"));
         }
         _ => return Err(Fail::invalid("action", "test, enable, disable, rotate-secret or delete")),
