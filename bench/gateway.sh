@@ -1,42 +1,68 @@
 #!/usr/bin/env bash
-# Gateway overhead: the same open-loop load (RATE req/s, secret key in X-API-Key) sent straight
-# to an upstream and through `keyward gateway` to it, in one run; reports the added latency.
-#   bench/gateway.sh            # RATE=5000 DURATION=10 CONNS=16 KEYS=1000
+# Gateway cost, against nginx in the same run. An upstream (nginx, one process, a fixed JSON
+# answer) is reached three ways: straight, through nginx's `proxy_pass` (no auth at all,
+# pooled upstream connections) and through `keyward gateway` (a secret key in X-API-Key,
+# verified, stripped, identity headers added). RUNS times in alternating order, wrk on each
+# with the CPU time the proxy spent per request (from /proc/PID/stat); it prints the medians
+# and their ratios, then the latency the gateway adds under an open-loop load of RATE req/s.
+#   bench/gateway.sh            # DURATION=10 CONNS=32 KEYS=1000 RATE=5000 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATE=${RATE:-5000}
 DURATION=${DURATION:-10}
-CONNS=${CONNS:-16}
+CONNS=${CONNS:-32}
 KEYS=${KEYS:-1000}
+RATE=${RATE:-5000}
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
 start_keyward
 "$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$KEYS" --out "$work/keys.txt" 2>/dev/null
-echo '{"ok":true}' >"$work/answer.json"
-"$BIN/kwbench" ceiling --listen 127.0.0.1:0 --body-file "$work/answer.json" 2>"$work/upstream.log" &
-pids+=($!)
-upstream=$(wait_addr "$work/upstream.log" "ceiling listening" "on")
+start_nginx upstream "location / { default_type application/json; return 200 '{\"ok\":true}'; }"
+upstream_pid=$nginx_pid upstream=127.0.0.1:$nginx_port
+start_nginx proxy "location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }" \
+  "upstream up { server $upstream; keepalive 64; }"
+proxy_pid=$nginx_pid proxy=127.0.0.1:$nginx_port
 RUST_LOG=info "$BIN/keyward" gateway --upstream "http://$upstream" --data-dir "$work/data" --listen 127.0.0.1:0 \
   2>"$work/gateway.log" &
-pids+=($!)
+gateway_pid=$!
+pids+=("$gateway_pid")
 gateway=$(wait_addr "$work/gateway.log" "keyward listening" "addr=")
 
+# Warm the gateway's cache with every key, then measure the three in turns.
+"$BIN/kwbench" load --url "http://$gateway/v1/items" --keys "$work/keys.txt" --key-in-header >/dev/null
+targets=("gateway $gateway_pid http://$gateway" "nginx $proxy_pid http://$proxy" "direct $upstream_pid http://$upstream")
+for run in $(seq "$RUNS"); do
+  if ((run % 2)); then order=(0 1 2); else order=(2 1 0); fi
+  for i in "${order[@]}"; do
+    read -r name pid url <<<"${targets[$i]}"
+    row=$(wrk_cpu "$pid" "$url" bench/gateway.lua "$work/keys.txt")
+    echo "$row" >>"$work/$name.rows"
+    echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
+  done
+done
+for name in gateway nginx direct; do
+  for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
+  eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
+done
+
 load() {
-  "$BIN/kwbench" load --url "http://$1/v1/keys/verify" --keys "$work/keys.txt" --key-in-header \
-    --rate "$RATE" --duration "$DURATION" --connections "$CONNS"
+  "$BIN/kwbench" load --url "http://$1/v1/items" --keys "$work/keys.txt" --key-in-header \
+    --rate "$RATE" --duration "$DURATION" --connections 16
 }
-# Warm the gateway's cache with every key, then measure both.
-"$BIN/kwbench" load --url "http://$gateway/v1/keys/verify" --keys "$work/keys.txt" --key-in-header >/dev/null
-direct=$(load "$upstream")
-via=$(load "$gateway")
+direct_open=$(load "$upstream")
+via_open=$(load "$gateway")
 field() { echo "$1" | grep -Eo "\"$2\":[0-9.]+" | cut -d: -f2; }
 cat <<REPORT
 
-$(nproc) cores; open loop at $RATE req/s for ${DURATION}s over $CONNS connections
-                 direct      via gateway    added
-p50 (µs)         $(field "$direct" p50_us)         $(field "$via" p50_us)            $(( $(field "$via" p50_us) - $(field "$direct" p50_us) ))
-p99 (µs)         $(field "$direct" p99_us)         $(field "$via" p99_us)            $(( $(field "$via" p99_us) - $(field "$direct" p99_us) ))
-errors           $(field "$direct" errors)           $(field "$via" errors)
+machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs
+                          gateway     nginx proxy  upstream alone   gateway/nginx
+throughput (req/s)        $gateway_1      $nginx_1       $direct_1          $(ratio "$gateway_1" "$nginx_1")
+proxy CPU per request (µs) $gateway_5        $nginx_5         (upstream $direct_5)     $(ratio "$gateway_5" "$nginx_5")
+p50 / p99 at peak (µs)    $gateway_2 / $gateway_3   $nginx_2 / $nginx_3    $direct_2 / $direct_3
+non-2xx answers           $gateway_bad           $nginx_bad            $direct_bad
+open loop at $RATE req/s over 16 connections, straight to the upstream and via the gateway:
+p50 (µs)                  $(field "$direct_open" p50_us) → $(field "$via_open" p50_us)  (added $(( $(field "$via_open" p50_us) - $(field "$direct_open" p50_us) )))
+p99 (µs)                  $(field "$direct_open" p99_us) → $(field "$via_open" p99_us)  (added $(( $(field "$via_open" p99_us) - $(field "$direct_open" p99_us) )))
+errors                    $(field "$direct_open" errors) / $(field "$via_open" errors)
 REPORT

@@ -1,6 +1,12 @@
-# Shared by the bench scripts: release build, a scratch dir, process cleanup, and waiting for a
-# started process to log its address. Source it from the repository root.
+# Shared by the bench scripts: release build, a scratch dir, process cleanup, waiting for a
+# started process to log its address, nginx as the same-run baseline, and wrk runs measured
+# with the CPU time the server spent. Source it from the repository root.
 # BENCH_BIN=DIR uses the keyward and kwbench already in DIR (e.g. an earlier build to compare).
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -n "${BENCH_BIN:-}" ]; then
   BIN=$BENCH_BIN
 else
@@ -11,6 +17,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+RUNS=${RUNS:-3}
+TICK=$(getconf CLK_TCK)
 
 # Waits for a line matching $2 in file $1 and prints the address after $3.
 wait_addr() {
@@ -29,3 +37,65 @@ start_keyward() {
   addr=$(wait_addr "$work/serve.log" "keyward listening" "addr=")
   mk=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$work/serve.log" | head -1)
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts nginx as one process (no master, one worker's work) serving the `server { }` body $2;
+# $1 names it. Sets nginx_pid and nginx_port.
+start_nginx() {
+  nginx_port=$(free_port)
+  mkdir -p "$work/$1"
+  cat >"$work/$1/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1/body;
+  proxy_temp_path $work/$1/proxy;
+  keepalive_requests 100000;
+  ${3:-}
+  server {
+    listen 127.0.0.1:$nginx_port;
+    $2
+  }
+}
+CONF
+  "$NGINX" -p "$work/$1" -c "$work/$1/nginx.conf" &
+  nginx_pid=$!
+  pids+=("$nginx_pid")
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "nginx did not start: $(cat "$work/$1/error.log")" >&2; exit 1
+}
+
+# CPU time (user + system, all threads) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# wrk -t1 -cCONNS against URL $2 with Lua script $3 (and its arguments after them), measuring
+# the CPU process $1 spent: prints req/s, p50 µs, p99 µs, non-2xx answers, CPU µs/request.
+wrk_cpu() {
+  local pid=$1 url=$2 script=$3; shift 3
+  local before after
+  before=$(cpu_ticks "$pid")
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" -- "$@" >"$work/wrk.txt"
+  after=$(cpu_ticks "$pid")
+  awk -v ticks=$((after - before)) -v hz="$TICK" '
+    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
+    /requests in/ { n = $1 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = us($2) } $1 == "99%" { p99 = us($2) }
+    /Non-2xx/ { bad = $NF }
+    END { printf "%.0f %.0f %.0f %d %.1f\n", rps, p50, p99, bad, ticks * 1000000 / hz / (n > 0 ? n : 1) }' "$work/wrk.txt"
+}
+
+# The median of the numbers on standard input.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Column $2 (1-based) of the rows in file $1, median.
+col_median() { awk -v c="$2" '{ print $c }' "$1" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

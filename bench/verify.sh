@@ -1,61 +1,72 @@
 #!/usr/bin/env bash
-# Verification load benchmark. In one run it measures the release server (SQLite, KEYS keys)
-# and a minimal axum endpoint sending the same answer (the ceiling on this machine), then the
-# latency of both at half of the server's peak, then keys with a rate limit and credits
-# (counted on the node, then shared through Redis at REDIS_URL, default the local one) as
-# ratios to plain verification, then the memory of the server with MEMKEYS keys cached.
-# Figures are ratios against the ceiling; see docs/BENCHMARKS.md.
-#   bench/verify.sh            # DURATION=10 CONNS=32 KEYS=10000 MEMKEYS=100000
+# Verification load benchmark, against nginx in the same run. It starts the release server
+# (SQLite, KEYS keys) and nginx (one process) answering the same bytes with `return 200`, and
+# the minimal axum endpoint of `kwbench ceiling`; then, RUNS times in alternating order, wrk on
+# each, with the CPU time each server process spent per request (from /proc/PID/stat). It
+# prints the medians and their ratios; then the latency of both at half of the server's peak
+# (open loop), keys with a rate limit and credits (counted on the node, then through Redis at
+# REDIS_URL, default the local one) as ratios to plain verification, and the memory per cached
+# key from MEMKEYS keys. See docs/BENCHMARKS.md.
+#   bench/verify.sh            # DURATION=10 CONNS=32 KEYS=1000 MEMKEYS=100000 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
-KEYS=${KEYS:-10000}
+KEYS=${KEYS:-1000}
 MEMKEYS=${MEMKEYS:-100000}
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-# wrk's "Requests/sec" and 50%/99% latencies (in µs).
-wrk_run() {
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s bench/verify.lua "$1" -- "$work/${keys_file:-keys.txt}" >"$work/wrk.txt"
-  awk '
-    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
-    /Requests\/sec/ { rps = $2 }
-    $1 == "50%" { p50 = us($2) } $1 == "99%" { p99 = us($2) }
-    /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad }' "$work/wrk.txt"
-}
-
 start_keyward
-"$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$KEYS" --out "$work/keys.txt"
+"$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$KEYS" --out "$work/keys.txt" 2>/dev/null
 
-# A real answer, byte for byte, for the ceiling to send.
+# A real answer, byte for byte, for nginx and the axum ceiling to send.
 curl -s -X POST "http://$addr/v1/keys/verify" -H 'content-type: application/json' \
   -d "{\"key\":\"$(head -1 "$work/keys.txt")\"}" >"$work/answer.json"
+if grep -q "['\$\\\\]" "$work/answer.json"; then echo "the answer has a character nginx would read" >&2; exit 1; fi
+start_nginx nginx "location = /v1/keys/verify { default_type application/json; return 200 '$(cat "$work/answer.json")'; }"
 "$BIN/kwbench" ceiling --listen 127.0.0.1:0 --body-file "$work/answer.json" 2>"$work/ceiling.log" &
-pids+=($!)
+ceiling_pid=$!
+pids+=("$ceiling_pid")
 ceiling=$(wait_addr "$work/ceiling.log" "ceiling listening" "on")
 
-# Warm the cache with every key once, then measure both at full load.
+# Warm the cache with every key once, then measure the three in turns; the order alternates so
+# drift in the machine's speed weighs on all alike.
 "$BIN/kwbench" load --url "http://$addr/v1/keys/verify" --keys "$work/keys.txt" --connections 8 >/dev/null
-read -r k_rps k_p50 k_p99 k_bad < <(wrk_run "http://$addr/v1/keys/verify")
-read -r c_rps c_p50 c_p99 c_bad < <(wrk_run "http://$ceiling/v1/keys/verify")
+targets=("keyward $server_pid http://$addr" "nginx $nginx_pid http://127.0.0.1:$nginx_port" "axum $ceiling_pid http://$ceiling")
+for run in $(seq "$RUNS"); do
+  if ((run % 2)); then order=(0 1 2); else order=(2 1 0); fi
+  for i in "${order[@]}"; do
+    read -r name pid url <<<"${targets[$i]}"
+    row=$(wrk_cpu "$pid" "$url/v1/keys/verify" bench/verify.lua "$work/keys.txt")
+    echo "$row" >>"$work/$name.rows"
+    echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
+  done
+done
+for name in keyward nginx axum; do
+  for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
+  eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
+done
 
 # Both at half of the server's peak, open loop.
-half=$((k_rps / 2))
+half=$((${keyward_1%.*} / 2))
 kh=$("$BIN/kwbench" load --url "http://$addr/v1/keys/verify" --keys "$work/keys.txt" --rate "$half" --duration "$DURATION" --connections "$CONNS")
-ch=$("$BIN/kwbench" load --url "http://$ceiling/v1/keys/verify" --keys "$work/keys.txt" --rate "$half" --duration "$DURATION" --connections "$CONNS")
+nh=$("$BIN/kwbench" load --url "http://127.0.0.1:$nginx_port/v1/keys/verify" --keys "$work/keys.txt" --rate "$half" --duration "$DURATION" --connections "$CONNS")
 field() { echo "$1" | grep -Eo "\"$2\":[0-9.]+" | cut -d: -f2; }
+kill "$nginx_pid" "$ceiling_pid"
 
-
-rss() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status"; }
+# Memory: RSS with KEYS keys cached, then with MEMKEYS, each read after a usage flush (the
+# counts buffered between flushes are not the cache).
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$server_pid/status"; }
+sleep 5
 rss_small=$(rss)
-"$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$((MEMKEYS - KEYS))" --out "$work/keys.txt"
+"$BIN/kwbench" seed --server "http://$addr" --token "$mk" --count "$((MEMKEYS - KEYS))" --out "$work/keys.txt" 2>/dev/null
 "$BIN/kwbench" load --url "http://$addr/v1/keys/verify" --keys "$work/keys.txt" --connections 8 >"$work/warm.json"
+rss_warm=$(rss)
+sleep 5
 rss_big=$(rss)
-
+per_key=$(awk -v a="$rss_small" -v b="$rss_big" -v n=$((MEMKEYS - KEYS)) 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
 
 # Keys with a rate limit (never reached: 1,000,000 a second each) and credits, on a fresh
 # server like the first (KEYS keys): counted on the node, then shared through Redis at
@@ -69,35 +80,34 @@ limited_run() {
   a=$(wait_addr "$dir.log" "keyward listening" "addr=")
   m=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$dir.log" | head -1)
   "$BIN/kwbench" seed --server "http://$a" --token "$m" --count "$KEYS" --out "$work/limited.txt" \
-    --ratelimit 1000000/1s --credits 1000000000 >&2
-  keys_file=limited.txt
+    --ratelimit 1000000/1s --credits 1000000000 >/dev/null 2>&1
   "$BIN/kwbench" load --url "http://$a/v1/keys/verify" --keys "$work/limited.txt" --connections 8 >/dev/null
-  wrk_run "http://$a/v1/keys/verify"
-  keys_file=keys.txt
+  wrk_cpu "$pid" "http://$a/v1/keys/verify" bench/verify.lua "$work/limited.txt"
   rm -f "$work/limited.txt"
   kill "$pid"
 }
 kill "$server_pid"
-read -r l_rps l_p50 l_p99 l_bad < <(limited_run local)
+read -r l_rps l_p50 l_p99 l_bad l_cpu < <(limited_run local)
 redis=${REDIS_URL:-redis://127.0.0.1:6379}
 r_rps=""
 if command -v redis-cli >/dev/null && redis-cli -u "$redis" ping >/dev/null 2>&1; then
-  read -r r_rps r_p50 r_p99 r_bad < <(limited_run redis --redis-url "$redis")
+  read -r r_rps r_p50 r_p99 r_bad r_cpu < <(limited_run redis --redis-url "$redis")
 fi
 
 cat <<REPORT
 
-machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s; answer $(wc -c <"$work/answer.json") bytes
-                          verify      ceiling     ratio
-peak throughput (req/s)   $k_rps      $c_rps      $(awk "BEGIN { printf \"%.2f\", $k_rps / $c_rps }")
-p50 at peak (µs)          $k_p50      $c_p50
-p99 at peak (µs)          $k_p99      $c_p99
-non-2xx answers           ${k_bad:-0}          ${c_bad:-0}
-at $half req/s (half of verify's peak), open loop:
-p50 (µs)                  $(field "$kh" p50_us)      $(field "$ch" p50_us)
-p99 (µs)                  $(field "$kh" p99_us)      $(field "$ch" p99_us)
-errors                    $(field "$kh" errors)          $(field "$ch" errors)
-with limits and credits, local   $l_rps      (ratio to plain verify $(awk "BEGIN { printf \"%.2f\", $l_rps / $k_rps }"); p50 $l_p50 µs, p99 $l_p99 µs, non-2xx ${l_bad:-0})
-with limits and credits, Redis   ${r_rps:-skipped (no Redis)}      $( [ -n "$r_rps" ] && awk "BEGIN { printf \"(ratio to plain verify %.2f)\", $r_rps / $k_rps }"; [ -n "$r_rps" ] && echo "; p50 $r_p50 µs, p99 $r_p99 µs, non-2xx ${r_bad:-0}")
-server RSS: $rss_small MB with $KEYS keys cached, $rss_big MB with $MEMKEYS keys cached (warm pass: $(cat "$work/warm.json"))
+machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs; answer $(wc -c <"$work/answer.json") bytes
+                          keyward     nginx       axum        keyward/nginx  keyward/axum
+throughput (req/s)        $keyward_1      $nginx_1      $axum_1      $(ratio "$keyward_1" "$nginx_1")           $(ratio "$keyward_1" "$axum_1")
+CPU per request (µs)      $keyward_5        $nginx_5        $axum_5        $(ratio "$keyward_5" "$nginx_5")           $(ratio "$keyward_5" "$axum_5")
+p50 / p99 at peak (µs)    $keyward_2 / $keyward_3   $nginx_2 / $nginx_3   $axum_2 / $axum_3
+non-2xx answers           $keyward_bad           $nginx_bad           $axum_bad
+at $half req/s (half of keyward's peak), open loop, keyward / nginx:
+p50 (µs)                  $(field "$kh" p50_us) / $(field "$nh" p50_us)
+p99 (µs)                  $(field "$kh" p99_us) / $(field "$nh" p99_us)
+errors                    $(field "$kh" errors) / $(field "$nh" errors)
+with limits and credits, local   $l_rps req/s, $l_cpu µs CPU/request (ratio to plain verify $(ratio "$l_rps" "$keyward_1"); p50 $l_p50 µs, p99 $l_p99 µs, non-2xx ${l_bad:-0})
+with limits and credits, Redis   ${r_rps:-skipped (no Redis)}$( [ -n "$r_rps" ] && echo " req/s, $r_cpu µs CPU/request (ratio to plain verify $(ratio "$r_rps" "$keyward_1"); p50 $r_p50 µs, p99 $r_p99 µs, non-2xx ${r_bad:-0})")
+server RSS: $((rss_small / 1024)) MB with $KEYS keys cached, $((rss_big / 1024)) MB with $MEMKEYS (right after the warm pass, before a flush: $((rss_warm / 1024)) MB)
+RSS per cached key: $per_key bytes ((RSS with $MEMKEYS − RSS with $KEYS) / $((MEMKEYS - KEYS)); warm pass: $(cat "$work/warm.json"))
 REPORT

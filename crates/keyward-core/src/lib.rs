@@ -9,6 +9,7 @@ pub mod codes;
 pub mod duration;
 pub mod error;
 pub mod ids;
+pub mod intern;
 pub mod ip;
 pub mod keyformat;
 pub mod mfa;

@@ -48,8 +48,9 @@ impl KeyContext {
 #[derive(Debug, Clone)]
 pub struct VerifiableKey {
     pub id: Box<str>,
-    pub workspace_id: Box<str>,
-    pub environment: Box<str>,
+    /// Shared by the keys of a workspace (see `intern`).
+    pub workspace_id: std::sync::Arc<str>,
+    pub environment: std::sync::Arc<str>,
     pub status: KeyStatus,
     pub expires_at: Option<DateTime<Utc>>,
     /// When the stored record last changed: the cache's backstop compares it with storage.
@@ -60,7 +61,8 @@ pub struct VerifiableKey {
     pub disabled: bool,
     pub nets: Box<[IpNet]>,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
-    pub public_key: Option<crate::signing::PublicKey>,
+    /// Boxed: a parsed key is ~200 bytes, and most cached keys are secret keys without one.
+    pub public_key: Option<Box<crate::signing::PublicKey>>,
     /// Rate limits and credits (`None` and empty for most keys: nothing to check).
     pub limits: Option<Box<Limits>>,
     basis: Basis,
@@ -138,7 +140,7 @@ impl VerifiableKey {
         let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
         let public_key =
             match (record.algorithm.as_deref().and_then(crate::signing::Algorithm::parse), &record.public_key) {
-                (Some(alg), Some(hex)) => crate::signing::PublicKey::parse(alg, hex).ok(),
+                (Some(alg), Some(hex)) => crate::signing::PublicKey::parse(alg, hex).ok().map(Box::new),
                 _ => None,
             };
         let roles =
@@ -153,8 +155,8 @@ impl VerifiableKey {
         });
         let tail_json = fields(&Tail { scopes: &record.scopes, meta: &record.meta, expires_at: record.expires_at });
         let basis = Basis {
-            permissions: record.permissions.into(),
-            scopes: record.scopes.into(),
+            permissions: crate::intern::list(record.permissions),
+            scopes: crate::intern::list(record.scopes),
             roles: roles.into(),
             grants: record.grants.into(),
             defs,
@@ -163,8 +165,8 @@ impl VerifiableKey {
         let (identity_json, derived) = splice(&head_json, &derived_json(&basis, &authority), &tail_json);
         VerifiableKey {
             id: record.id.into(),
-            workspace_id: record.workspace_id.into(),
-            environment: record.environment.into(),
+            workspace_id: crate::intern::str(&record.workspace_id),
+            environment: crate::intern::str(&record.environment),
             status: record.status,
             expires_at: record.expires_at,
             updated_at: record.updated_at,

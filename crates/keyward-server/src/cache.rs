@@ -1,14 +1,14 @@
-//! The verification cache: key records by secret hash, bounded in size, dropped on change
-//! events (never expired by a TTL). "No such key" is cached too, so a flood of made-up keys
-//! costs one lookup each; creating a key sends an event that clears such an entry.
+//! The verification cache: key records by secret hash, bounded in size (a clock cache,
+//! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
+//! cached too, so a flood of made-up keys costs one lookup each; creating a key sends an
+//! event that clears such an entry.
 
-use moka::ops::compute::Op;
-use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use keyward_core::verify::VerifiableKey;
 
+use crate::clock_cache::{Change, ClockCache};
 use crate::keyhash::Hasher;
 pub use crate::keyhash::{key_hash, KeyHash};
 
@@ -40,11 +40,11 @@ fn stripe_of_public(public_key: &str) -> usize {
 }
 
 pub struct KeyCache {
-    entries: Cache<KeyHash, Entry, Hasher>,
+    entries: ClockCache<KeyHash, Entry, Hasher>,
     /// Registered public keys by their lower-case hex.
-    public: Cache<String, Entry>,
+    public: ClockCache<String, Entry>,
     /// Verify tokens by hex hash: the workspace each binds to, or `None` (unknown, revoked).
-    tokens: Cache<String, Option<Arc<str>>>,
+    tokens: ClockCache<String, Option<Arc<str>>>,
     /// Which secret-key hashes exist: every event naming one adds it.
     pub known: crate::known::KnownHashes,
     /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
@@ -62,9 +62,9 @@ pub struct Epoch {
 impl KeyCache {
     pub fn new(capacity: u64) -> Self {
         KeyCache {
-            entries: Cache::builder().max_capacity(capacity).build_with_hasher(Hasher::default()),
-            public: Cache::new(capacity),
-            tokens: Cache::new(10_000),
+            entries: ClockCache::with_hasher(capacity, Hasher::default()),
+            public: ClockCache::new(capacity),
+            tokens: ClockCache::new(10_000),
             known: crate::known::KnownHashes::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -103,7 +103,7 @@ impl KeyCache {
         // Checked after inserting: an invalidation either bumped the epoch before this check
         // (we remove our insert) or removes the entry itself after bumping.
         if self.stale(epoch) {
-            self.entries.invalidate(&key);
+            self.entries.remove(&key);
         }
     }
 
@@ -115,7 +115,7 @@ impl KeyCache {
     pub fn fill_public(&self, public_key: String, entry: Entry, epoch: Epoch) {
         self.public.insert(public_key.clone(), entry);
         if self.stale(epoch) {
-            self.public.invalidate(&public_key);
+            self.public.remove(&public_key);
         }
     }
 
@@ -127,7 +127,7 @@ impl KeyCache {
     pub fn fill_token(&self, hash: String, workspace: Option<Arc<str>>, epoch: Epoch) {
         self.tokens.insert(hash.clone(), workspace);
         if self.stale(epoch) {
-            self.tokens.invalidate(&hash);
+            self.tokens.remove(&hash);
         }
     }
 
@@ -136,12 +136,12 @@ impl KeyCache {
     pub fn invalidate(&self, event_key: &str) {
         if let Some(vt) = event_key.strip_prefix(keyward_store::VERIFY_TOKEN_EVENT_PREFIX) {
             self.bump(stripe_of_public(vt));
-            self.tokens.invalidate(vt);
+            self.tokens.remove(vt);
             return;
         }
         if let Some(pk) = event_key.strip_prefix(keyward_store::PUBLIC_KEY_EVENT_PREFIX) {
             self.bump(stripe_of_public(pk));
-            self.public.invalidate(pk);
+            self.public.remove(pk);
             return;
         }
         match key_hash(event_key) {
@@ -149,7 +149,7 @@ impl KeyCache {
                 // An event names a key that exists (or existed): it is known from now on.
                 self.known.add(&k);
                 self.bump(stripe_of_bytes(&k));
-                self.entries.invalidate(&k);
+                self.entries.remove(&k);
             }
             // Not a hash we could have cached under; drop everything rather than guess.
             None => self.clear(),
@@ -168,22 +168,24 @@ impl KeyCache {
     /// never undone by this.
     pub fn rederive_role(&self, workspace: &str, name: &str, permissions: Result<Option<&[String]>, ()>) -> usize {
         let holds = |e: &Entry| matches!(e, Entry::Found(k) if &*k.workspace_id == workspace && k.holds_role(name));
-        let secret: Vec<KeyHash> = self.entries.iter().filter(|(_, e)| holds(e)).map(|(k, _)| *k).collect();
-        let public: Vec<String> = self.public.iter().filter(|(_, e)| holds(e)).map(|(k, _)| (*k).clone()).collect();
+        let secret: Vec<KeyHash> = self.entries.collect(|k, e| holds(e).then_some(*k));
+        let public: Vec<String> = self.public.collect(|k, e| holds(e).then(|| k.clone()));
         let touched = secret.len() + public.len();
+        // An entry gone meanwhile (a change to the key itself) stays gone: `update` leaves
+        // absent entries alone.
         let next = |e: &Entry| match (e, permissions) {
             (Entry::Found(k), Ok(p)) => match k.with_role(name, p) {
-                Some(n) => Op::Put(Entry::Found(Arc::new(n))),
-                None => Op::Nop,
+                Some(n) => Change::Put(Entry::Found(Arc::new(n))),
+                None => Change::Keep,
             },
-            (Entry::Found(k), Err(())) if k.holds_role(name) => Op::Remove,
-            _ => Op::Nop,
+            (Entry::Found(k), Err(())) if k.holds_role(name) => Change::Remove,
+            _ => Change::Keep,
         };
         for k in secret {
-            self.entries.entry(k).and_compute_with(|cur| compute(cur.map(|c| c.into_value()), &next));
+            self.entries.update(&k, next);
         }
         for k in public {
-            self.public.entry(k).and_compute_with(|cur| compute(cur.map(|c| c.into_value()), &next));
+            self.public.update(&k, next);
         }
         touched
     }
@@ -193,49 +195,38 @@ impl KeyCache {
     pub fn evict_owner(&self, id: &str) {
         self.bump_all();
         let owned = |e: &Entry| matches!(e, Entry::Found(k) if k.owner.as_deref() == Some(id));
-        let secret: Vec<KeyHash> = self.entries.iter().filter(|(_, e)| owned(e)).map(|(k, _)| *k).collect();
-        let public: Vec<String> = self.public.iter().filter(|(_, e)| owned(e)).map(|(k, _)| (*k).clone()).collect();
+        let secret: Vec<KeyHash> = self.entries.collect(|k, e| owned(e).then_some(*k));
+        let public: Vec<String> = self.public.collect(|k, e| owned(e).then(|| k.clone()));
         for k in secret {
             self.bump(stripe_of_bytes(&k));
-            self.entries.invalidate(&k);
+            self.entries.remove(&k);
         }
         for k in public {
             self.bump(stripe_of_public(&k));
-            self.public.invalidate(&k);
+            self.public.remove(&k);
         }
     }
 
     pub fn clear(&self) {
         (0..STRIPES).for_each(|s| self.bump(s));
-        self.entries.invalidate_all();
-        self.public.invalidate_all();
-        self.tokens.invalidate_all();
+        self.entries.clear();
+        self.public.clear();
+        self.tokens.clear();
     }
 
     /// Every cached secret-key entry (hex hash) and public-key entry, for the backstop.
     pub fn snapshot(&self) -> (Vec<Cached>, Vec<Cached>) {
-        let secret = self.entries.iter().map(|(k, e)| (keyward_core::pepper::hex_encode(&*k), e)).collect();
-        let public = self.public.iter().map(|(k, e)| ((*k).clone(), e)).collect();
+        let secret = self.entries.collect(|k, e| Some((keyward_core::pepper::hex_encode(k), e.clone())));
+        let public = self.public.collect(|k, e| Some((k.clone(), e.clone())));
         (secret, public)
     }
 
     pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.public.run_pending_tasks();
-        self.entries.entry_count() + self.public.entry_count()
+        (self.entries.len() + self.public.len()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// The new value of one entry under a role change (`next` decides for a cached entry).
-fn compute(current: Option<Entry>, next: &dyn Fn(&Entry) -> Op<Entry>) -> Op<Entry> {
-    match current {
-        // Gone meanwhile (a change to the key itself): leave it gone.
-        None => Op::Nop,
-        Some(e) => next(&e),
     }
 }
 

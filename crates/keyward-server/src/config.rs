@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.
     pub cache_capacity: u64,
+    /// Threads serving connections, each with a runtime of its own (default: one per core).
+    pub http_threads: usize,
     /// How often last-used marks are written.
     pub flush_interval: Duration,
     /// How often nodes sharing an SQLite file look for change events.
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
             ],
             cache_capacity: 1_000_000,
+            http_threads: crate::workers::Workers::default_threads(),
             flush_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             body_limit: 64 * 1024,

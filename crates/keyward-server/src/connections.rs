@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use crate::workers::{Dispatcher, Job};
+
 /// Counters of the connection limit, shown by `/healthz`.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
@@ -28,7 +30,20 @@ pub struct ConnectionStats {
 /// How long a stopping server waits for requests in flight.
 const DRAIN_WITHIN: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `stopped`, then drains the connections.
+/// A connection counted open, and its slot, until its task ends (or is dropped).
+struct Open {
+    stats: Arc<ConnectionStats>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts on `listener` until `stopped`, serving each connection on one of the `workers`'
+/// threads, then drains the connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -37,6 +52,7 @@ pub async fn serve(
     stats: Arc<ConnectionStats>,
     mut stopped: watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    workers: Dispatcher,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
@@ -72,30 +88,34 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|never| match never {})) }
-        });
-        let stats = stats.clone();
-        stats.open.fetch_add(1, Ordering::Relaxed);
-        match &tls {
-            None => {
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    stats.open.fetch_sub(1, Ordering::Relaxed);
-                    drop(slot);
-                });
+        // The connection moves to a serving thread, whose runtime registers it anew.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot hand a connection over");
+                continue;
             }
-            Some(acceptor) => {
-                // The handshake is bounded like the headers that follow it.
-                let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+        };
+        let (app, builder, tls, watcher, stats) =
+            (app.clone(), builder.clone(), tls.clone(), graceful.watcher(), stats.clone());
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        let job: Job = Box::new(move || {
+            Box::pin(async move {
+                let _open = Open { stats, _slot: slot };
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+                let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|never| match never {})) }
+                });
+                match tls {
+                    None => {
+                        if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    }
+                    // The handshake is bounded like the headers that follow it.
+                    Some(acceptor) => match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
                             let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), service));
                             if let Err(e) = conn.await {
@@ -104,11 +124,13 @@ pub async fn serve(
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                    stats.open.fetch_sub(1, Ordering::Relaxed);
-                    drop(slot);
-                });
-            }
+                    },
+                }
+            })
+        });
+        if !workers.run(job) {
+            tracing::warn!("no serving thread is left; stopping");
+            break;
         }
     }
     drop(listener);

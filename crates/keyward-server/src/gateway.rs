@@ -128,7 +128,9 @@ pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, String> {
 struct Gateway {
     state: SharedState,
     config: GatewayConfig,
-    http: reqwest::Client,
+    /// `config.upstream` without its trailing `/`; the request's path and query follow it.
+    base: String,
+    upstream: crate::upstream::Upstream,
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those we rewrite.
@@ -152,21 +154,30 @@ fn stripped(name: &str) -> bool {
         || name.starts_with("x-keyward-")
 }
 
-/// The gateway's routes. Fails at startup if its HTTP client cannot be built: there is no
-/// fallback client, since any other would follow the upstream's redirects.
+/// The gateway's routes. Fails at startup if its upstream URL or CA certificate is unusable.
 pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.upstream_timeout)
-        .read_timeout(config.upstream_timeout);
-    if let Some(pem) = &config.ca_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(std::io::Error::other)? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    let http = builder.build().map_err(std::io::Error::other)?;
-    let gw = Arc::new(Gateway { state, config, http });
+    let base = config.upstream.trim_end_matches('/').to_string();
+    http::Uri::try_from(format!("{base}/"))
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
+        .ok_or_else(|| std::io::Error::other(format!("the upstream {:?} is not an http(s) URL", config.upstream)))?;
+    let upstream = crate::upstream::Upstream::new(config.upstream_timeout, config.ca_pem.as_deref())?;
+    let gw = Arc::new(Gateway { state, config, base, upstream });
     Ok(Router::new().fallback(proxy).with_state(gw))
+}
+
+/// Removes the hop-by-hop headers of `headers` (and those its `Connection` names), and the
+/// ones `also` picks, in place.
+fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
+    let named = connection_named(headers);
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| HOP_BY_HOP.contains(&n.as_str()) || also(n.as_str()) || named.iter().any(|x| x == n.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
 }
 
 async fn proxy(
@@ -204,53 +215,45 @@ async fn proxy(
     };
     let key = verdict.accepted()?;
 
-    let url = format!(
-        "{}{}{}{}",
-        gw.config.upstream.trim_end_matches('/'),
-        path,
-        if query.is_empty() { "" } else { "?" },
-        query
-    );
-    let mut headers = HeaderMap::new();
-    let named = connection_named(&parts.headers);
-    for (name, value) in &parts.headers {
-        if !stripped(name.as_str()) && !named.iter().any(|n| n == name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+    let uri = format!("{}{}{}{}", gw.base, path, if query.is_empty() { "" } else { "?" }, query);
+    let uri = http::Uri::try_from(uri).map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?;
     let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
+    let identity = identity_headers(key);
+    // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
+    // the identity in.
+    let mut headers = parts.headers;
+    strip(&mut headers, stripped);
     headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
-    for (name, value) in identity_headers(key) {
+    for (name, value) in identity {
         headers.insert(name, value);
     }
-    let upstream =
-        gw.http.request(parts.method.clone(), &url).headers(headers).body(body).send().await.map_err(|e| {
+    let mut req = http::Request::new(http_body_util::Full::new(body));
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    let upstream = gw.upstream.send(req).await.map_err(|e| match e {
+        crate::upstream::Failure::TimedOut => {
+            tracing::warn!("upstream did not answer in time");
+            ApiError::GatewayTimeout("the upstream API did not answer in time".into())
+        }
+        crate::upstream::Failure::Unreachable(e) => {
             tracing::warn!(error = %e, "upstream unreachable");
-            if e.is_timeout() {
-                ApiError::GatewayTimeout("the upstream API did not answer in time".into())
-            } else {
-                ApiError::BadGateway("the upstream API cannot be reached".into())
-            }
-        })?;
-
-    let mut resp = Response::builder().status(upstream.status());
-    let named = connection_named(upstream.headers());
-    if let Some(h) = resp.headers_mut() {
-        for (name, value) in upstream.headers() {
-            // The upstream's Content-Length stays: the streamed body has exactly that length.
-            let hop = HOP_BY_HOP.contains(&name.as_str()) || named.iter().any(|n| n == name.as_str());
-            if name == "content-length" || !hop {
-                h.append(name.clone(), value.clone());
-            }
+            ApiError::BadGateway("the upstream API cannot be reached".into())
         }
-        h.insert("x-keyward-code", HeaderValue::from_static("VALID"));
-        for (name, value) in verdict.limit_headers() {
-            h.insert(name, value);
-        }
+    })?;
+    let (mut head, body) = upstream.into_parts();
+    // The upstream's Content-Length stays: the streamed body has exactly that length.
+    let length = head.headers.get("content-length").cloned();
+    strip(&mut head.headers, |_| false);
+    if let Some(length) = length {
+        head.headers.insert("content-length", length);
     }
-    resp.body(Body::from_stream(upstream.bytes_stream()))
-        .map_err(|e| ApiError::Internal(format!("building the gateway answer: {e}")))
+    head.headers.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+    for (name, value) in verdict.limit_headers() {
+        head.headers.insert(name, value);
+    }
+    Ok(Response::from_parts(head, Body::new(body)))
 }

@@ -109,21 +109,20 @@ where
     }
 }
 
-/// The id layer outside the request's log span, which names the id (at debug level for the
-/// verification routes, whose cost per request is kept to the minimum; info for the rest).
-pub fn layer<S>(router: axum::Router<S>, ids: Ids) -> axum::Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    use axum::body::Body;
-    let span = |req: &Request<Body>| {
-        let id = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let path = req.uri().path();
-        if matches!(path, "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify") {
-            tracing::debug_span!("request", method = %req.method(), path, request_id = id)
-        } else {
-            tracing::info_span!("request", method = %req.method(), path, request_id = id)
-        }
-    };
-    router.layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span)).layer(RequestIdLayer(ids))
+/// The request's log span, which names the id (at debug level for the verification routes,
+/// whose cost per request is kept to the minimum; info for the rest).
+pub fn span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let path = req.uri().path();
+    if matches!(path, "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify") {
+        tracing::debug_span!("request", method = %req.method(), path, request_id = id)
+    } else {
+        tracing::info_span!("request", method = %req.method(), path, request_id = id)
+    }
+}
+
+impl RequestIdLayer {
+    pub fn new(ids: Ids) -> Self {
+        RequestIdLayer(ids)
+    }
 }

@@ -87,6 +87,7 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let (stop_up, up_stopped) = tokio::sync::watch::channel(false);
     let app = axum::Router::new().fallback(|| async { "secure upstream" });
     let acceptor = keyward_server::tls::acceptor(&pki.files).unwrap();
+    let workers = keyward_server::workers::Workers::start(1).unwrap();
     let up = tokio::spawn(keyward_server::connections::serve(
         upstream,
         app,
@@ -95,6 +96,7 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
         Arc::default(),
         up_stopped,
         Some(acceptor),
+        workers.dispatcher(),
     ));
     let services = Services {
         store: keyward_store::Store::connect(&s.db.url).await.unwrap(),

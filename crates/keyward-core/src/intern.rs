@@ -1,0 +1,67 @@
+//! Shared copies of what many cached keys hold alike — their workspace id, environment,
+//! permission and scope lists — so 100,000 keys with the same permissions keep one list, not
+//! 100,000. Entries no key holds any more are dropped when the table has doubled since the
+//! last sweep.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+struct Table<T: ?Sized> {
+    set: HashSet<Arc<T>>,
+    sweep_at: usize,
+}
+
+impl<T: ?Sized + Hash + Eq> Table<T> {
+    fn get(&mut self, value: &T, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.set.get(value) {
+            return Arc::clone(shared);
+        }
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.sweep_at = (self.set.len() * 2).max(1024);
+        }
+        let shared = make();
+        self.set.insert(Arc::clone(&shared));
+        shared
+    }
+}
+
+static LISTS: Mutex<Option<Table<[String]>>> = Mutex::new(None);
+static STRS: Mutex<Option<Table<str>>> = Mutex::new(None);
+
+fn with<T: ?Sized + Hash + Eq, R>(table: &Mutex<Option<Table<T>>>, f: impl FnOnce(&mut Table<T>) -> R) -> R {
+    let mut guard = table.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(|| Table { set: HashSet::new(), sweep_at: 1024 }))
+}
+
+/// The shared copy of a list.
+pub fn list(v: Vec<String>) -> Arc<[String]> {
+    with(&LISTS, |t| t.get(v.as_slice(), || v.clone().into()))
+}
+
+/// The shared copy of a string.
+pub fn str(s: &str) -> Arc<str> {
+    with(&STRS, |t| t.get(s, || s.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_values_share_one_copy_and_unheld_ones_are_swept() {
+        let a = list(vec!["wallet.read".into(), "tx.create".into()]);
+        let b = list(vec!["wallet.read".into(), "tx.create".into()]);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &list(vec!["tx.create".into(), "wallet.read".into()])), "order matters");
+        assert!(Arc::ptr_eq(&str("ws_1"), &str("ws_1")));
+        // Many values held by nobody: the table does not keep them all.
+        for i in 0..5000 {
+            let _ = str(&format!("gone-{i}"));
+        }
+        let kept = with(&STRS, |t| t.set.len());
+        assert!(kept < 3000, "{kept}");
+        assert!(Arc::ptr_eq(&str("ws_1"), &str("ws_1")));
+    }
+}
