@@ -31,20 +31,8 @@ gateway=$(wait_addr "$work/gateway.log" "keyward listening" "addr=")
 
 # Warm the gateway's cache with every key, then measure the three in turns.
 "$BIN/kwbench" load --url "http://$gateway/v1/items" --keys "$work/keys.txt" --key-in-header >/dev/null
-targets=("gateway $gateway_pid http://$gateway" "nginx $proxy_pid http://$proxy" "direct $upstream_pid http://$upstream")
-for run in $(seq "$RUNS"); do
-  if ((run % 2)); then order=(0 1 2); else order=(2 1 0); fi
-  for i in "${order[@]}"; do
-    read -r name pid url <<<"${targets[$i]}"
-    row=$(wrk_cpu "$pid" "$url" bench/gateway.lua "$work/keys.txt")
-    echo "$row" >>"$work/$name.rows"
-    echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
-  done
-done
-for name in gateway nginx direct; do
-  for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
-  eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
-done
+measure_in_turns "gateway $gateway_pid http://$gateway/v1/items" "nginx $proxy_pid http://$proxy/v1/items" \
+  "direct $upstream_pid http://$upstream/v1/items" -- bench/verify.lua "$work/keys.txt" header
 
 load() {
   "$BIN/kwbench" load --url "http://$1/v1/items" --keys "$work/keys.txt" --key-in-header \

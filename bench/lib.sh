@@ -99,3 +99,28 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 # Column $2 (1-based) of the rows in file $1, median.
 col_median() { awk -v c="$2" '{ print $c }' "$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# RUNS rounds of wrk_cpu on each target ("NAME PID URL", URL with its path), the order
+# alternating each round so drift in the machine's speed weighs on all alike; then sets
+# NAME_1 (req/s), NAME_2 (p50), NAME_3 (p99), NAME_5 (CPU µs/request), medians, and NAME_bad
+# (non-2xx, summed). The remaining arguments after `--` go to wrk_cpu.
+measure_in_turns() {
+  local targets=() rest run i name pid url row c
+  while [ "$1" != "--" ]; do targets+=("$1"); shift; done
+  shift
+  rest=("$@")
+  for run in $(seq "$RUNS"); do
+    if ((run % 2)); then order=$(seq 0 $((${#targets[@]} - 1))); else order=$(seq $((${#targets[@]} - 1)) -1 0); fi
+    for i in $order; do
+      read -r name pid url <<<"${targets[$i]}"
+      row=$(wrk_cpu "$pid" "$url" "${rest[@]}")
+      echo "$row" >>"$work/$name.rows"
+      echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
+    done
+  done
+  for t in "${targets[@]}"; do
+    read -r name _ <<<"$t"
+    for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
+    eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
+  done
+}

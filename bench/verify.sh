@@ -31,23 +31,11 @@ ceiling_pid=$!
 pids+=("$ceiling_pid")
 ceiling=$(wait_addr "$work/ceiling.log" "ceiling listening" "on")
 
-# Warm the cache with every key once, then measure the three in turns; the order alternates so
-# drift in the machine's speed weighs on all alike.
+# Warm the cache with every key once, then measure the three in turns.
 "$BIN/kwbench" load --url "http://$addr/v1/keys/verify" --keys "$work/keys.txt" --connections 8 >/dev/null
-targets=("keyward $server_pid http://$addr" "nginx $nginx_pid http://127.0.0.1:$nginx_port" "axum $ceiling_pid http://$ceiling")
-for run in $(seq "$RUNS"); do
-  if ((run % 2)); then order=(0 1 2); else order=(2 1 0); fi
-  for i in "${order[@]}"; do
-    read -r name pid url <<<"${targets[$i]}"
-    row=$(wrk_cpu "$pid" "$url/v1/keys/verify" bench/verify.lua "$work/keys.txt")
-    echo "$row" >>"$work/$name.rows"
-    echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
-  done
-done
-for name in keyward nginx axum; do
-  for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
-  eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
-done
+measure_in_turns "keyward $server_pid http://$addr/v1/keys/verify" \
+  "nginx $nginx_pid http://127.0.0.1:$nginx_port/v1/keys/verify" "axum $ceiling_pid http://$ceiling/v1/keys/verify" \
+  -- bench/verify.lua "$work/keys.txt"
 
 # Both at half of the server's peak, open loop.
 half=$((${keyward_1%.*} / 2))
