@@ -180,8 +180,10 @@ async fn start_with(
     let http = tokio::spawn(crate::connections::serve(
         listener,
         app,
-        state.config.header_read_timeout,
-        state.config.max_connections,
+        crate::connections::Bounds {
+            header_read_timeout: state.config.header_read_timeout,
+            max_connections: state.config.max_connections,
+        },
         state.connections.clone(),
         stopped.clone(),
         tls,

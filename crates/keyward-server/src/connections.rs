@@ -42,13 +42,19 @@ impl Drop for Open {
     }
 }
 
+/// How connections are bounded (from the server's settings).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// Accepts on `listener` until `stopped`, serving each connection on one of the `workers`'
 /// threads, then drains the connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_read_timeout: Duration,
-    max_connections: usize,
+    Bounds { header_read_timeout, max_connections }: Bounds,
     stats: Arc<ConnectionStats>,
     mut stopped: watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
