@@ -144,8 +144,10 @@ impl<K, V, S> Shard<K, V, S> {
             if slot.used.swap(false, Ordering::Relaxed) {
                 self.hand += 1;
             } else {
-                // The last entry moves into the hole; the hand looks at it next.
+                // The last entry, the newest, moves into the hole. The hand passes it: looked
+                // at next, never read yet, it would be the next one evicted.
                 self.map.swap_remove_index(self.hand);
+                self.hand += 1;
                 return;
             }
         }
