@@ -208,6 +208,10 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Threads that serve connections, each with its own runtime (default: one per core).
+    #[arg(long, env = "KEYWARD_HTTP_THREADS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_threads: Option<usize>,
     /// How often every cached key is compared with storage, in the background.
     #[arg(long, env = "KEYWARD_CACHE_REVALIDATE_INTERVAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -342,6 +346,7 @@ layered!(ServerSettings {
     header_read_timeout,
     body_read_timeout,
     max_connections,
+    http_threads,
     cache_revalidate_interval,
     audit_retention_days,
     usage_minutes_kept,
@@ -430,6 +435,7 @@ impl ServerSettings {
             header_read_timeout: Some(Span(d.header_read_timeout)),
             body_read_timeout: Some(Span(d.body_read_timeout)),
             max_connections: Some(d.max_connections),
+            http_threads: Some(d.http_threads),
             cache_revalidate_interval: Some(Span(d.cache_revalidate_interval)),
             audit_retention_days: d.audit_retention_days,
             usage_minutes_kept: d.usage_retention.0.to_std().ok().map(Span),
@@ -558,6 +564,12 @@ impl ServerSettings {
                 bail!("max_connections must be more than 0");
             }
             c.max_connections = n;
+        }
+        if let Some(n) = self.http_threads {
+            if n == 0 || n > 1024 {
+                bail!("http_threads must be between 1 and 1024");
+            }
+            c.http_threads = n;
         }
         if let Some(n) = self.lockout_attempts {
             c.account_lockout.0 = n.max(1);

@@ -20,7 +20,10 @@ use keyward_store::Store;
 
 use crate::cache::KeyCache;
 use crate::config::ServerConfig;
+use crate::connections::Front;
 use crate::error::ApiError;
+use crate::fast_lane::FastLane;
+use crate::request_id::Ids;
 use crate::state::{AppState, SharedState};
 use crate::usage::UsageBuffer;
 use crate::{invalidation, routes};
@@ -75,13 +78,25 @@ async fn method_not_allowed() -> ApiError {
 }
 
 pub fn router(state: SharedState) -> Router {
-    let state_node = state.node_id.clone();
+    let ids = Ids::new(&state.node_id);
+    router_with(state, ids)
+}
+
+fn router_with(state: SharedState, ids: Ids) -> Router {
     let limit = state.config.body_limit;
     let body_timeout = state.config.body_read_timeout;
     let (router, _doc) = routes::api().split_for_parts();
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
-    wrapped(api.nest("/console", console), &state_node, body_timeout, Some(limit))
+    wrapped(api.nest("/console", console), ids, body_timeout, Some(limit))
+}
+
+/// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
+/// router's request ids).
+fn front(state: SharedState) -> Front {
+    let ids = Ids::new(&state.node_id);
+    let lane = FastLane::new(state.clone(), ids.clone());
+    Front { app: router_with(state, ids), lane: Some(Arc::new(lane)) }
 }
 
 /// The middleware every request passes, outermost first: its id, its log span, panics caught,
@@ -89,9 +104,9 @@ pub fn router(state: SharedState) -> Router {
 /// whole router once, not around each route: a layer added with `Router::layer` is added to
 /// every route, each boxing its future again, and moving those nested futures was 4 % of the
 /// verify path's CPU.
-fn wrapped(router: Router, node_id: &str, body_timeout: Duration, body_limit: Option<usize>) -> Router {
+fn wrapped(router: Router, ids: Ids, body_timeout: Duration, body_limit: Option<usize>) -> Router {
     let stack = tower::ServiceBuilder::new()
-        .layer(crate::request_id::RequestIdLayer::new(crate::request_id::Ids::new(node_id)))
+        .layer(crate::request_id::RequestIdLayer::new(ids))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(crate::request_id::span))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
@@ -143,7 +158,7 @@ const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// Binds and starts serving the API with background tasks.
 pub async fn start(services: Services, config: ServerConfig) -> std::io::Result<RunningServer> {
-    start_with(services, config, |s| Ok(router(s))).await
+    start_with(services, config, |s| Ok(front(s))).await
 }
 
 /// Binds and starts the gateway (a reverse proxy to `gateway.upstream`) with the same
@@ -155,8 +170,8 @@ pub async fn start_gateway(
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
         let body_timeout = state.config.body_read_timeout;
-        let node_id = state.node_id.clone();
-        Ok(wrapped(crate::gateway::router(state, gateway)?, &node_id, body_timeout, None))
+        let ids = Ids::new(&state.node_id);
+        Ok(wrapped(crate::gateway::router(state, gateway)?, ids, body_timeout, None).into())
     })
     .await
 }
@@ -164,7 +179,7 @@ pub async fn start_gateway(
 async fn start_with(
     services: Services,
     config: ServerConfig,
-    make: impl FnOnce(SharedState) -> std::io::Result<Router>,
+    make: impl FnOnce(SharedState) -> std::io::Result<Front>,
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;

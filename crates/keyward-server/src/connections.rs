@@ -42,6 +42,20 @@ impl Drop for Open {
     }
 }
 
+/// What answers a connection's requests: the fast lane for the ones it takes, else the
+/// router.
+#[derive(Clone)]
+pub struct Front {
+    pub app: Router,
+    pub lane: Option<Arc<crate::fast_lane::FastLane>>,
+}
+
+impl From<Router> for Front {
+    fn from(app: Router) -> Self {
+        Front { app, lane: None }
+    }
+}
+
 /// How connections are bounded (from the server's settings).
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
@@ -53,7 +67,7 @@ pub struct Bounds {
 /// threads, then drains the connections.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    front: Front,
     Bounds { header_read_timeout, max_connections }: Bounds,
     stats: Arc<ConnectionStats>,
     mut stopped: watch::Receiver<bool>,
@@ -102,17 +116,24 @@ pub async fn serve(
                 continue;
             }
         };
-        let (app, builder, tls, watcher, stats) =
-            (app.clone(), builder.clone(), tls.clone(), graceful.watcher(), stats.clone());
+        let (front, builder, tls, watcher, stats) =
+            (front.clone(), builder.clone(), tls.clone(), graceful.watcher(), stats.clone());
         stats.open.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
             Box::pin(async move {
                 let _open = Open { stats, _slot: slot };
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|never| match never {})) }
+                    let front = front.clone();
+                    async move {
+                        if let Some(lane) = front.lane.as_ref().filter(|l| l.takes(&req)) {
+                            return Ok::<_, Infallible>(lane.answer(req).await);
+                        }
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        // Boxed: the router's future is large, and moving it with every
+                        // request's future (the lane's too) was a measurable share of the CPU.
+                        Ok(Box::pin(front.app.oneshot(req)).await.unwrap_or_else(|never| match never {}))
+                    }
                 });
                 match tls {
                     None => {

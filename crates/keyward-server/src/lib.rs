@@ -15,6 +15,7 @@ mod console;
 pub mod error;
 mod escalation;
 pub mod extract;
+mod fast_lane;
 pub mod gateway;
 mod idempotency;
 mod invalidation;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use axum::http::{HeaderName, HeaderValue, Request, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -31,6 +31,31 @@ impl Ids {
     fn make(&self) -> Option<HeaderValue> {
         let n = self.next.fetch_add(1, Relaxed);
         HeaderValue::from_maybe_shared(axum::body::Bytes::from(format!("{}{n:x}", self.prefix))).ok()
+    }
+
+    /// The request's id: the caller's when usable, else a new one put in its headers (so the
+    /// handlers and the log span see it). `None` only if no id could be made.
+    pub fn assign(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
+        match headers.get(HEADER) {
+            Some(v) if usable(v) => Some(v.clone()),
+            _ => {
+                let id = self.make();
+                match &id {
+                    Some(v) => headers.insert(HEADER, v.clone()),
+                    None => headers.remove(HEADER),
+                };
+                id
+            }
+        }
+    }
+
+    /// The request's id, as [`Ids::assign`] picks it, for a handler that needs it only in
+    /// its answer and log span (the request's headers are left as they are).
+    pub fn of(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        match headers.get(HEADER) {
+            Some(v) if usable(v) => Some(v.clone()),
+            _ => self.make(),
+        }
     }
 }
 
@@ -69,17 +94,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(HEADER) {
-            Some(v) if usable(v) => Some(v.clone()),
-            _ => {
-                let id = self.ids.make();
-                match &id {
-                    Some(v) => req.headers_mut().insert(HEADER, v.clone()),
-                    None => req.headers_mut().remove(HEADER),
-                };
-                id
-            }
-        };
+        let id = self.ids.assign(req.headers_mut());
         Echo { inner: self.inner.call(req), id }
     }
 }
@@ -112,7 +127,12 @@ where
 /// The request's log span, which names the id (at debug level for the verification routes,
 /// whose cost per request is kept to the minimum; info for the rest).
 pub fn span<B>(req: &Request<B>) -> tracing::Span {
-    let id = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    span_of(req, req.headers().get(HEADER))
+}
+
+/// [`span`] with the id given.
+pub fn span_of<B>(req: &Request<B>, id: Option<&HeaderValue>) -> tracing::Span {
+    let id = id.and_then(|v| v.to_str().ok()).unwrap_or_default();
     let path = req.uri().path();
     if matches!(path, "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify") {
         tracing::debug_span!("request", method = %req.method(), path, request_id = id)

@@ -61,7 +61,10 @@ impl Slot {
 }
 
 /// Key id (or, for verifications whose key was not known, `\0` and the workspace id) → slot.
-type Slots = HashMap<String, Slot>;
+/// foldhash rather than SipHash: the ids are ours (only found keys and bound workspaces get
+/// a slot), so nobody can aim collisions at it, and hashing was most of a verification's
+/// bookkeeping here.
+type Slots = HashMap<String, Slot, foldhash::fast::RandomState>;
 
 /// Shards keep verifications on different cores from queueing on one lock.
 const SHARDS: usize = 16;
@@ -72,7 +75,7 @@ pub struct UsageBuffer {
 
 impl Default for UsageBuffer {
     fn default() -> Self {
-        UsageBuffer { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) }
+        UsageBuffer { shards: std::array::from_fn(|_| Mutex::new(HashMap::default())) }
     }
 }
 

@@ -90,7 +90,7 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let workers = keyward_server::workers::Workers::start(1).unwrap();
     let up = tokio::spawn(keyward_server::connections::serve(
         upstream,
-        app,
+        app.into(),
         keyward_server::connections::Bounds { header_read_timeout: Duration::from_secs(5), max_connections: 16 },
         Arc::default(),
         up_stopped,

@@ -29,7 +29,7 @@ impl AppState {
                 None => {
                     let epoch = self.cache.epoch_public(&hash);
                     let read = async { Ok(self.store.verify_token_workspace(&hash).await?) };
-                    let w: Option<Arc<str>> = super::bounded(read).await?.map(Into::into);
+                    let w: Option<Arc<str>> = Box::pin(super::bounded(read)).await?.map(Into::into);
                     self.cache.fill_token(hash, w.clone(), epoch);
                     w
                 }

@@ -88,7 +88,8 @@ impl AppState {
             None if !self.cache.known.may_exist(&hash) && !self.cache.known.spend_lookup(std::time::Instant::now()) => {
                 Entry::Missing
             }
-            None => self.load(hash).await?,
+            // Boxed, like every storage read below: the hit path's future stays small.
+            None => Box::pin(self.load(hash)).await?,
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
@@ -130,7 +131,7 @@ impl AppState {
         self.metrics.cache(cached.is_some());
         let entry = match cached {
             Some(e) => e,
-            None => self.load_public(pk.clone()).await?,
+            None => Box::pin(self.load_public(pk.clone())).await?,
         };
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
@@ -153,7 +154,7 @@ impl AppState {
     async fn first_use(&self, public_key: &str, nonce: &str, signature: &str) -> bool {
         if let Some(shared) = &self.shared {
             let digest = crate::replay::digest(public_key, nonce, signature);
-            if let Some(first) = shared.first_use(&digest, self.config.signature_window).await {
+            if let Some(first) = Box::pin(shared.first_use(&digest, self.config.signature_window)).await {
                 return first;
             }
         }
@@ -181,7 +182,7 @@ impl AppState {
         let cost = req.cost.unwrap_or(1);
         let spent = match (&key.limits, &self.shared) {
             (Some(l), Some(shared)) if code == VerifyCode::Valid => {
-                Some(Box::new(shared.check(&key.id, l, now, cost).await))
+                Some(Box::new(Box::pin(shared.check(&key.id, l, now, cost)).await))
             }
             (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(&key.id, l, now, cost))),
             _ => None,
