@@ -24,7 +24,7 @@ start_nginx proxy "location / { proxy_pass http://up; proxy_http_version 1.1; pr
   "upstream up { server $upstream; keepalive 64; }"
 proxy_pid=$nginx_pid proxy=127.0.0.1:$nginx_port
 RUST_LOG=info "$BIN/keyward" gateway --upstream "http://$upstream" --data-dir "$work/data" --listen 127.0.0.1:0 \
-  2>"$work/gateway.log" &
+  --http-threads "$HTTP_THREADS" 2>"$work/gateway.log" &
 gateway_pid=$!
 pids+=("$gateway_pid")
 gateway=$(wait_addr "$work/gateway.log" "keyward listening" "addr=")
@@ -43,7 +43,7 @@ via_open=$(load "$gateway")
 field() { echo "$1" | grep -Eo "\"$2\":[0-9.]+" | cut -d: -f2; }
 cat <<REPORT
 
-machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs
+machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs; keyward with $HTTP_THREADS serving thread(s)
                           gateway     nginx proxy  upstream alone   gateway/nginx
 throughput (req/s)        $gateway_1      $nginx_1       $direct_1          $(ratio "$gateway_1" "$nginx_1")
 proxy CPU per request (µs) $gateway_5        $nginx_5         (upstream $direct_5)     $(ratio "$gateway_5" "$nginx_5")

@@ -18,6 +18,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 RUNS=${RUNS:-3}
+# Keyward's serving threads: one, as nginx here runs one worker (the same-run comparison is
+# worker for worker). HTTP_THREADS=2 measures the default of a two-core machine instead.
+HTTP_THREADS=${HTTP_THREADS:-1}
 TICK=$(getconf CLK_TCK)
 
 # Waits for a line matching $2 in file $1 and prints the address after $3.
@@ -31,7 +34,8 @@ wait_addr() {
 
 # Starts `keyward serve` on a fresh data dir; sets addr, mk and server_pid.
 start_keyward() {
-  RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 2>"$work/serve.log" &
+  RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 --http-threads "$HTTP_THREADS" \
+    2>"$work/serve.log" &
   server_pid=$!
   pids+=("$server_pid")
   addr=$(wait_addr "$work/serve.log" "keyward listening" "addr=")

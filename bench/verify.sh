@@ -61,7 +61,8 @@ per_key=$(awk -v a="$rss_small" -v b="$rss_big" -v n=$((MEMKEYS - KEYS)) 'BEGIN 
 # REDIS_URL (default the local one). Each as a ratio to the plain run above.
 limited_run() {
   local dir=$work/data-$1; shift
-  RUST_LOG=info "$BIN/keyward" serve --data-dir "$dir" --listen 127.0.0.1:0 "$@" 2>"$dir.log" &
+  RUST_LOG=info "$BIN/keyward" serve --data-dir "$dir" --listen 127.0.0.1:0 --http-threads "$HTTP_THREADS" "$@" \
+    2>"$dir.log" &
   local pid=$!
   pids+=("$pid")
   local a m
@@ -84,7 +85,7 @@ fi
 
 cat <<REPORT
 
-machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs; answer $(wc -c <"$work/answer.json") bytes
+machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNS -d${DURATION}s, $KEYS random keys, medians of $RUNS runs; keyward with $HTTP_THREADS serving thread(s); answer $(wc -c <"$work/answer.json") bytes
                           keyward     nginx       axum        keyward/nginx  keyward/axum
 throughput (req/s)        $keyward_1      $nginx_1      $axum_1      $(ratio "$keyward_1" "$nginx_1")           $(ratio "$keyward_1" "$axum_1")
 CPU per request (µs)      $keyward_5        $nginx_5        $axum_5        $(ratio "$keyward_5" "$nginx_5")           $(ratio "$keyward_5" "$axum_5")

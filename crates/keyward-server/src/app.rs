@@ -95,7 +95,7 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
 /// router's request ids).
 fn front(state: SharedState) -> Front {
     let ids = Ids::new(&state.node_id);
-    let lane = FastLane::new(state.clone(), ids.clone());
+    let lane = FastLane::for_verify(state.clone(), ids.clone());
     Front { app: router_with(state, ids), lane: Some(Arc::new(lane)) }
 }
 
@@ -169,9 +169,14 @@ pub async fn start_gateway(
     gateway: crate::gateway::GatewayConfig,
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
+        // Every request goes through the lane; the router (the same proxy behind the usual
+        // layers) stays for requests it would not take, which today is none.
         let body_timeout = state.config.body_read_timeout;
         let ids = Ids::new(&state.node_id);
-        Ok(wrapped(crate::gateway::router(state, gateway)?, ids, body_timeout, None).into())
+        let gw = crate::gateway::gateway(state.clone(), gateway)?;
+        let lane = FastLane::for_gateway(state.clone(), ids.clone(), gw.clone());
+        let app = wrapped(crate::gateway::router_of(gw), ids, body_timeout, None);
+        Ok(Front { app, lane: Some(Arc::new(lane)) })
     })
     .await
 }

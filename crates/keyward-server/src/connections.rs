@@ -127,7 +127,7 @@ pub async fn serve(
                     let front = front.clone();
                     async move {
                         if let Some(lane) = front.lane.as_ref().filter(|l| l.takes(&req)) {
-                            return Ok::<_, Infallible>(lane.answer(req).await);
+                            return Ok::<_, Infallible>(lane.answer(req, peer).await);
                         }
                         req.extensions_mut().insert(ConnectInfo(peer));
                         // Boxed: the router's future is large, and moving it with every

@@ -1,5 +1,5 @@
-//! `POST /v1/keys/verify` answered straight from the connection, without the router and its
-//! middleware stack. The router's way costs a route match, a request extension, several
+//! `POST /v1/keys/verify` (and every request of the gateway) answered straight from the
+//! connection, without the router and its middleware stack. The router's way costs a route match, a request extension, several
 //! nested service futures and a body-timeout timer armed per request; together about a sixth
 //! of the verify path's CPU (docs/BENCHMARKS.md). The lane keeps every behaviour of that way:
 //! the request id (taken or made, echoed, in the log span), the body bounded in size and time,
@@ -7,8 +7,10 @@
 //! ([`crate::routes::verify::verify_key_with`]) and error answers.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use keyward_core::wire::verify::VerifyKeyRequest;
 
 use crate::error::ApiError;
 use crate::extract::parse_json;
+use crate::gateway::Gateway;
 use crate::request_id::{Ids, HEADER};
 use crate::routes::verify::{verify_key_with, VerifyKeyArgs};
 use crate::state::SharedState;
@@ -32,23 +35,39 @@ use crate::state::SharedState;
 pub struct FastLane {
     state: SharedState,
     ids: Ids,
+    serves: Serves,
+}
+
+/// What the lane answers.
+enum Serves {
+    /// `POST /v1/keys/verify` (the API's other routes go to the router).
+    Verify,
+    /// Every request, proxied.
+    Gateway(Arc<Gateway>),
 }
 
 impl FastLane {
     /// `ids` must be the router's own, so ids stay unique across both ways.
-    pub fn new(state: SharedState, ids: Ids) -> Self {
-        FastLane { state, ids }
+    pub fn for_verify(state: SharedState, ids: Ids) -> Self {
+        FastLane { state, ids, serves: Serves::Verify }
+    }
+
+    pub(crate) fn for_gateway(state: SharedState, ids: Ids, gateway: Arc<Gateway>) -> Self {
+        FastLane { state, ids, serves: Serves::Gateway(gateway) }
     }
 
     /// Does the lane answer this request? (Anything else goes to the router.)
     pub fn takes<B>(&self, req: &Request<B>) -> bool {
-        req.method() == Method::POST && req.uri().path() == "/v1/keys/verify"
+        match self.serves {
+            Serves::Verify => req.method() == Method::POST && req.uri().path() == "/v1/keys/verify",
+            Serves::Gateway(_) => true,
+        }
     }
 
-    pub async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let id = self.ids.of(req.headers());
         let span = crate::request_id::span_of(&req, id.as_ref());
-        let handled = AssertUnwindSafe(self.verify(req)).catch_unwind().instrument(span).await;
+        let handled = AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await;
         let mut resp = match handled {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => e.into_response(),
@@ -60,9 +79,26 @@ impl FastLane {
         resp
     }
 
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
+        let timeout = self.state.config.body_read_timeout;
+        match &self.serves {
+            Serves::Verify => self.verify(req).await,
+            Serves::Gateway(gw) => {
+                let (parts, body) = req.into_parts();
+                let body = within(timeout, read_body(body, gw.max_body(), || gw.too_large())).await?;
+                // Boxed: with the upstream client's future inside, it is the largest part of
+                // the lane's future, which is moved a few times before its first poll.
+                Box::pin(gw.forward(peer, parts, body)).await
+            }
+        }
+    }
+
     async fn verify(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let (parts, body) = req.into_parts();
-        let body = within(self.state.config.body_read_timeout, read_body(body, self.state.config.body_limit)).await?;
+        let too_large = || ApiError::PayloadTooLarge("request body is too large".into());
+        let body =
+            within(self.state.config.body_read_timeout, read_body(body, self.state.config.body_limit, too_large))
+                .await?;
         match serde_json::from_slice::<VerifyKeyArgs>(&body) {
             Ok(args) => verify_key_with(&self.state, &parts.headers, &args).await,
             // The route's parser words the refusal (naming the field); it refuses whatever
@@ -111,8 +147,7 @@ async fn within(timeout: Duration, read: impl Future<Output = Result<Bytes, ApiE
 
 /// The whole body, at most `limit` bytes (413 past it, or at once when its length says so).
 /// A body in one piece (the usual case) is kept as hyper read it, without a copy.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge("request body is too large".into());
+async fn read_body(mut body: Incoming, limit: usize, too_large: impl Fn() -> ApiError) -> Result<Bytes, ApiError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }

@@ -125,11 +125,14 @@ pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, String> {
     Ok(rules)
 }
 
-struct Gateway {
+pub(crate) struct Gateway {
     state: SharedState,
     config: GatewayConfig,
     /// `config.upstream` without its trailing `/`; the request's path and query follow it.
     base: String,
+    /// The upstream's scheme and authority when its URL has no path of its own: a request's
+    /// path and query then go on as they came, with no string built and parsed again.
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     upstream: crate::upstream::Upstream,
 }
 
@@ -156,14 +159,26 @@ fn stripped(name: &str) -> bool {
 
 /// The gateway's routes. Fails at startup if its upstream URL or CA certificate is unusable.
 pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
+    Ok(router_of(gateway(state, config)?))
+}
+
+pub(crate) fn router_of(gateway: Arc<Gateway>) -> Router {
+    Router::new().fallback(proxy).with_state(gateway)
+}
+
+/// The gateway itself, for the router or the fast lane. Fails like [`router`].
+pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Result<Arc<Gateway>> {
     let base = config.upstream.trim_end_matches('/').to_string();
     http::Uri::try_from(format!("{base}/"))
         .ok()
         .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
         .ok_or_else(|| std::io::Error::other(format!("the upstream {:?} is not an http(s) URL", config.upstream)))?;
     let upstream = crate::upstream::Upstream::new(config.upstream_timeout, config.ca_pem.as_deref())?;
-    let gw = Arc::new(Gateway { state, config, base, upstream });
-    Ok(Router::new().fallback(proxy).with_state(gw))
+    let origin = http::Uri::try_from(base.as_str()).ok().and_then(|u| {
+        let bare = u.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
+        u.scheme().cloned().zip(u.authority().cloned()).filter(|_| bare)
+    });
+    Ok(Arc::new(Gateway { state, config, base, origin, upstream }))
 }
 
 /// Removes the hop-by-hop headers of `headers` (and those its `Connection` names), and the
@@ -186,12 +201,42 @@ async fn proxy(
     req: Request,
 ) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let too_large = || ApiError::PayloadTooLarge(format!("request bodies are limited to {} bytes", gw.config.max_body));
     let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|n: usize| n > gw.config.max_body) {
-        return Err(too_large());
+        return Err(gw.too_large());
     }
-    let body = axum::body::to_bytes(body, gw.config.max_body).await.map_err(|_| too_large())?;
+    let body = axum::body::to_bytes(body, gw.config.max_body).await.map_err(|_| gw.too_large())?;
+    gw.forward(peer, parts, body).await
+}
+
+impl Gateway {
+    /// The largest body the gateway passes on.
+    pub(crate) fn max_body(&self) -> usize {
+        self.config.max_body
+    }
+
+    pub(crate) fn too_large(&self) -> ApiError {
+        ApiError::PayloadTooLarge(format!("request bodies are limited to {} bytes", self.config.max_body))
+    }
+
+    /// A request whose body was read: verified, rewritten and sent on; the upstream's answer
+    /// streamed back.
+    pub(crate) async fn forward(
+        &self,
+        peer: SocketAddr,
+        parts: http::request::Parts,
+        body: axum::body::Bytes,
+    ) -> ApiResult<Response> {
+        forward(self, peer, parts, body).await
+    }
+}
+
+async fn forward(
+    gw: &Gateway,
+    peer: SocketAddr,
+    parts: http::request::Parts,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let path = unambiguous_path(parts.uri.path())?;
     let query = parts.uri.query().unwrap_or("");
 
@@ -215,8 +260,20 @@ async fn proxy(
     };
     let key = verdict.accepted()?;
 
-    let uri = format!("{}{}{}{}", gw.base, path, if query.is_empty() { "" } else { "?" }, query);
-    let uri = http::Uri::try_from(uri).map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?;
+    let not_valid = |_| ApiError::invalid("path", "the request path is not a valid URI");
+    let uri = match (&gw.origin, parts.uri.path_and_query()) {
+        (Some((scheme, authority)), Some(pq)) if parts.uri.query() != Some("") => {
+            let mut to = http::uri::Parts::default();
+            to.scheme = Some(scheme.clone());
+            to.authority = Some(authority.clone());
+            to.path_and_query = Some(pq.clone());
+            http::Uri::from_parts(to).map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
+        }
+        _ => {
+            let uri = format!("{}{}{}{}", gw.base, path, if query.is_empty() { "" } else { "?" }, query);
+            http::Uri::try_from(uri).map_err(not_valid)?
+        }
+    };
     let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {}", peer.ip()),
         None => peer.ip().to_string(),
