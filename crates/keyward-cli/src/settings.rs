@@ -597,6 +597,19 @@ mod tests {
     }
 
     #[test]
+    fn http_threads_are_set_and_bounded() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let set = |n| ServerSettings { http_threads: Some(n), ..ServerSettings::default() }.resolve(listen);
+        assert_eq!(set(3).map(|c| c.http_threads).ok(), Some(3));
+        for bad in [0, 1025] {
+            let e = set(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("http_threads"), "{bad}: {e}");
+        }
+        let default = ServerSettings::default().resolve(listen).map(|c| c.http_threads).ok();
+        assert_eq!(default, Some(ServerConfig::default().http_threads));
+    }
+
+    #[test]
     fn passwords_in_database_urls_are_hidden() {
         let u = DatabaseUrl("postgres://kw:s3cr3t@db:5432/keyward?sslmode=require".into());
         assert_eq!(u.redacted(), "postgres://kw:<redacted>@db:5432/keyward?sslmode=require");
