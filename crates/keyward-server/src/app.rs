@@ -88,7 +88,7 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
     let (router, _doc) = routes::api().split_for_parts();
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
-    wrapped(api.nest("/console", console), ids, body_timeout, Some(limit))
+    wrapped(api.nest("/console", console), ids, body_timeout, limit)
 }
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
@@ -96,21 +96,22 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
 fn front(state: SharedState) -> Front {
     let ids = Ids::new(&state.node_id);
     let lane = FastLane::for_verify(state.clone(), ids.clone());
-    Front { app: router_with(state, ids), lane: Some(Arc::new(lane)) }
+    Front::Split(Arc::new(lane), router_with(state, ids))
 }
 
-/// The middleware every request passes, outermost first: its id, its log span, panics caught,
-/// the body read bounded in time (and in size when `body_limit` is given). Wrapped around the
+/// The middleware every request to the router passes (the fast lane does the same itself),
+/// outermost first: its id, its log span, panics caught, the body read bounded in time and
+/// size. Wrapped around the
 /// whole router once, not around each route: a layer added with `Router::layer` is added to
 /// every route, each boxing its future again, and moving those nested futures was 4 % of the
 /// verify path's CPU.
-fn wrapped(router: Router, ids: Ids, body_timeout: Duration, body_limit: Option<usize>) -> Router {
+fn wrapped(router: Router, ids: Ids, body_timeout: Duration, body_limit: usize) -> Router {
     let stack = tower::ServiceBuilder::new()
         .layer(crate::request_id::RequestIdLayer::new(ids))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(crate::request_id::span))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .option_layer(body_limit.map(DefaultBodyLimit::max))
+        .layer(DefaultBodyLimit::max(body_limit))
         .service(router);
     Router::new().fallback_service(stack)
 }
@@ -169,14 +170,9 @@ pub async fn start_gateway(
     gateway: crate::gateway::GatewayConfig,
 ) -> std::io::Result<RunningServer> {
     start_with(services, config, move |state| {
-        // Every request goes through the lane; the router (the same proxy behind the usual
-        // layers) stays for requests it would not take, which today is none.
-        let body_timeout = state.config.body_read_timeout;
-        let ids = Ids::new(&state.node_id);
         let gw = crate::gateway::gateway(state.clone(), gateway)?;
-        let lane = FastLane::for_gateway(state.clone(), ids.clone(), gw.clone());
-        let app = wrapped(crate::gateway::router_of(gw), ids, body_timeout, None);
-        Ok(Front { app, lane: Some(Arc::new(lane)) })
+        let ids = Ids::new(&state.node_id);
+        Ok(Front::Lane(Arc::new(FastLane::for_gateway(state, ids, gw))))
     })
     .await
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use crate::fast_lane::FastLane;
 use crate::workers::{Dispatcher, Job};
 
 /// Counters of the connection limit, shown by `/healthz`.
@@ -42,17 +43,20 @@ impl Drop for Open {
     }
 }
 
-/// What answers a connection's requests: the fast lane for the ones it takes, else the
-/// router.
+/// What answers a connection's requests.
 #[derive(Clone)]
-pub struct Front {
-    pub app: Router,
-    pub lane: Option<Arc<crate::fast_lane::FastLane>>,
+pub enum Front {
+    /// Every request to the router.
+    Router(Router),
+    /// The requests the fast lane takes to it, the rest to the router (the API).
+    Split(Arc<FastLane>, Router),
+    /// Every request to the fast lane (the gateway).
+    Lane(Arc<FastLane>),
 }
 
 impl From<Router> for Front {
     fn from(app: Router) -> Self {
-        Front { app, lane: None }
+        Front::Router(app)
     }
 }
 
@@ -126,13 +130,15 @@ pub async fn serve(
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     let front = front.clone();
                     async move {
-                        if let Some(lane) = front.lane.as_ref().filter(|l| l.takes(&req)) {
-                            return Ok::<_, Infallible>(lane.answer(req, peer).await);
-                        }
+                        let app = match &front {
+                            Front::Lane(lane) => return Ok::<_, Infallible>(lane.answer(req, peer).await),
+                            Front::Split(lane, _) if lane.takes(&req) => return Ok(lane.answer(req, peer).await),
+                            Front::Split(_, app) | Front::Router(app) => app.clone(),
+                        };
                         req.extensions_mut().insert(ConnectInfo(peer));
                         // Boxed: the router's future is large, and moving it with every
                         // request's future (the lane's too) was a measurable share of the CPU.
-                        Ok(Box::pin(front.app.oneshot(req)).await.unwrap_or_else(|never| match never {}))
+                        Ok(Box::pin(app.oneshot(req)).await.unwrap_or_else(|never| match never {}))
                     }
                 });
                 match tls {

@@ -56,7 +56,8 @@ impl FastLane {
         FastLane { state, ids, serves: Serves::Gateway(gateway) }
     }
 
-    /// Does the lane answer this request? (Anything else goes to the router.)
+    /// Does the lane answer this request? (In front of the API, anything else goes to the
+    /// router; the gateway's lane takes everything.)
     pub fn takes<B>(&self, req: &Request<B>) -> bool {
         match self.serves {
             Serves::Verify => req.method() == Method::POST && req.uri().path() == "/v1/keys/verify",
@@ -80,37 +81,27 @@ impl FastLane {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
+        let (parts, body) = req.into_parts();
         let timeout = self.state.config.body_read_timeout;
         match &self.serves {
-            Serves::Verify => self.verify(req).await,
+            Serves::Verify => {
+                let too_large = || ApiError::PayloadTooLarge("request body is too large".into());
+                let body = within(timeout, read_body(body, self.state.config.body_limit, too_large)).await?;
+                // The borrowing parse is the quick way; what it refuses, the wire type's parser
+                // words (naming the field), exactly as the route does.
+                match serde_json::from_slice::<VerifyKeyArgs>(&body) {
+                    Ok(args) => verify_key_with(&self.state, &parts.headers, &args).await,
+                    Err(_) => {
+                        let req: VerifyKeyRequest = parse_json(&body)?;
+                        verify_key_with(&self.state, &parts.headers, &VerifyKeyArgs::from(&req)).await
+                    }
+                }
+            }
             Serves::Gateway(gw) => {
-                let (parts, body) = req.into_parts();
                 let body = within(timeout, read_body(body, gw.max_body(), || gw.too_large())).await?;
                 // Boxed: with the upstream client's future inside, it is the largest part of
                 // the lane's future, which is moved a few times before its first poll.
                 Box::pin(gw.forward(peer, parts, body)).await
-            }
-        }
-    }
-
-    async fn verify(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        let (parts, body) = req.into_parts();
-        let too_large = || ApiError::PayloadTooLarge("request body is too large".into());
-        let body =
-            within(self.state.config.body_read_timeout, read_body(body, self.state.config.body_limit, too_large))
-                .await?;
-        match serde_json::from_slice::<VerifyKeyArgs>(&body) {
-            Ok(args) => verify_key_with(&self.state, &parts.headers, &args).await,
-            // The route's parser words the refusal (naming the field); it refuses whatever
-            // the borrowing parse refused.
-            Err(_) => {
-                let req: VerifyKeyRequest = parse_json(&body)?;
-                crate::routes::verify::verify_key(
-                    axum::extract::State(self.state.clone()),
-                    parts.headers,
-                    crate::extract::ApiJson(req),
-                )
-                .await
             }
         }
     }

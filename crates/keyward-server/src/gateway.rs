@@ -7,10 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use axum::Router;
 use serde::Deserialize;
 
 use keyward_core::permissions::Query as PermQuery;
@@ -157,16 +155,8 @@ fn stripped(name: &str) -> bool {
         || name.starts_with("x-keyward-")
 }
 
-/// The gateway's routes. Fails at startup if its upstream URL or CA certificate is unusable.
-pub fn router(state: SharedState, config: GatewayConfig) -> std::io::Result<Router> {
-    Ok(router_of(gateway(state, config)?))
-}
-
-pub(crate) fn router_of(gateway: Arc<Gateway>) -> Router {
-    Router::new().fallback(proxy).with_state(gateway)
-}
-
-/// The gateway itself, for the router or the fast lane. Fails like [`router`].
+/// The gateway, which the fast lane serves every request with. Fails at startup if its
+/// upstream URL or CA certificate is unusable.
 pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Result<Arc<Gateway>> {
     let base = config.upstream.trim_end_matches('/').to_string();
     http::Uri::try_from(format!("{base}/"))
@@ -195,20 +185,6 @@ fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
     }
 }
 
-async fn proxy(
-    State(gw): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> ApiResult<Response> {
-    let (parts, body) = req.into_parts();
-    let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n: usize| n > gw.config.max_body) {
-        return Err(gw.too_large());
-    }
-    let body = axum::body::to_bytes(body, gw.config.max_body).await.map_err(|_| gw.too_large())?;
-    gw.forward(peer, parts, body).await
-}
-
 impl Gateway {
     /// The largest body the gateway passes on.
     pub(crate) fn max_body(&self) -> usize {
@@ -219,98 +195,90 @@ impl Gateway {
         ApiError::PayloadTooLarge(format!("request bodies are limited to {} bytes", self.config.max_body))
     }
 
-    /// A request whose body was read: verified, rewritten and sent on; the upstream's answer
-    /// streamed back.
+    /// A request whose body was read (bounded by [`Gateway::max_body`]): verified, rewritten
+    /// and sent on; the upstream's answer streamed back.
     pub(crate) async fn forward(
         &self,
         peer: SocketAddr,
         parts: http::request::Parts,
         body: axum::body::Bytes,
     ) -> ApiResult<Response> {
-        forward(self, peer, parts, body).await
-    }
-}
+        let path = unambiguous_path(parts.uri.path())?;
+        let query = parts.uri.query().unwrap_or("");
 
-async fn forward(
-    gw: &Gateway,
-    peer: SocketAddr,
-    parts: http::request::Parts,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let path = unambiguous_path(parts.uri.path())?;
-    let query = parts.uri.query().unwrap_or("");
+        let state = &self.state;
+        let client_ip = state.client_ip(peer.ip(), &parts.headers);
+        let rule = self.config.rules.iter().find(|r| path.starts_with(&r.prefix));
+        let needs = Requirements {
+            workspace: self.config.workspace.as_deref(),
+            ip: Some(client_ip),
+            permissions: rule.map(|r| &r.permissions),
+            scope: None,
+            cost: None,
+        };
+        let verdict = match credential(&parts.headers) {
+            Credential::Secret(token) => state.verify_secret(token, &needs).await?,
+            Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
+                let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
+                state.verify_signed(&signed, public_key, signature, &needs).await?
+            }
+            Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
+        };
+        let key = verdict.accepted()?;
 
-    let state = &gw.state;
-    let client_ip = state.client_ip(peer.ip(), &parts.headers);
-    let rule = gw.config.rules.iter().find(|r| path.starts_with(&r.prefix));
-    let needs = Requirements {
-        workspace: gw.config.workspace.as_deref(),
-        ip: Some(client_ip),
-        permissions: rule.map(|r| &r.permissions),
-        scope: None,
-        cost: None,
-    };
-    let verdict = match credential(&parts.headers) {
-        Credential::Secret(token) => state.verify_secret(token, &needs).await?,
-        Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
-            let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
-            state.verify_signed(&signed, public_key, signature, &needs).await?
+        let not_valid = |_| ApiError::invalid("path", "the request path is not a valid URI");
+        let uri = match (&self.origin, parts.uri.path_and_query()) {
+            (Some((scheme, authority)), Some(pq)) if parts.uri.query() != Some("") => {
+                let mut to = http::uri::Parts::default();
+                to.scheme = Some(scheme.clone());
+                to.authority = Some(authority.clone());
+                to.path_and_query = Some(pq.clone());
+                http::Uri::from_parts(to)
+                    .map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
+            }
+            _ => {
+                let uri = format!("{}{}{}{}", self.base, path, if query.is_empty() { "" } else { "?" }, query);
+                http::Uri::try_from(uri).map_err(not_valid)?
+            }
+        };
+        let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        let identity = identity_headers(key);
+        // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
+        // the identity in.
+        let mut headers = parts.headers;
+        strip(&mut headers, stripped);
+        headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
+        for (name, value) in identity {
+            headers.insert(name, value);
         }
-        Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
-    };
-    let key = verdict.accepted()?;
-
-    let not_valid = |_| ApiError::invalid("path", "the request path is not a valid URI");
-    let uri = match (&gw.origin, parts.uri.path_and_query()) {
-        (Some((scheme, authority)), Some(pq)) if parts.uri.query() != Some("") => {
-            let mut to = http::uri::Parts::default();
-            to.scheme = Some(scheme.clone());
-            to.authority = Some(authority.clone());
-            to.path_and_query = Some(pq.clone());
-            http::Uri::from_parts(to).map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
+        let mut req = http::Request::new(http_body_util::Full::new(body));
+        *req.method_mut() = parts.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let upstream = self.upstream.send(req).await.map_err(|e| match e {
+            crate::upstream::Failure::TimedOut => {
+                tracing::warn!("upstream did not answer in time");
+                ApiError::GatewayTimeout("the upstream API did not answer in time".into())
+            }
+            crate::upstream::Failure::Unreachable(e) => {
+                tracing::warn!(error = %e, "upstream unreachable");
+                ApiError::BadGateway("the upstream API cannot be reached".into())
+            }
+        })?;
+        let (mut head, body) = upstream.into_parts();
+        // The upstream's Content-Length stays: the streamed body has exactly that length.
+        let length = head.headers.get("content-length").cloned();
+        strip(&mut head.headers, |_| false);
+        if let Some(length) = length {
+            head.headers.insert("content-length", length);
         }
-        _ => {
-            let uri = format!("{}{}{}{}", gw.base, path, if query.is_empty() { "" } else { "?" }, query);
-            http::Uri::try_from(uri).map_err(not_valid)?
+        head.headers.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+        for (name, value) in verdict.limit_headers() {
+            head.headers.insert(name, value);
         }
-    };
-    let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    let identity = identity_headers(key);
-    // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
-    // the identity in.
-    let mut headers = parts.headers;
-    strip(&mut headers, stripped);
-    headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
-    for (name, value) in identity {
-        headers.insert(name, value);
+        Ok(Response::from_parts(head, Body::new(body)))
     }
-    let mut req = http::Request::new(http_body_util::Full::new(body));
-    *req.method_mut() = parts.method;
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers;
-    let upstream = gw.upstream.send(req).await.map_err(|e| match e {
-        crate::upstream::Failure::TimedOut => {
-            tracing::warn!("upstream did not answer in time");
-            ApiError::GatewayTimeout("the upstream API did not answer in time".into())
-        }
-        crate::upstream::Failure::Unreachable(e) => {
-            tracing::warn!(error = %e, "upstream unreachable");
-            ApiError::BadGateway("the upstream API cannot be reached".into())
-        }
-    })?;
-    let (mut head, body) = upstream.into_parts();
-    // The upstream's Content-Length stays: the streamed body has exactly that length.
-    let length = head.headers.get("content-length").cloned();
-    strip(&mut head.headers, |_| false);
-    if let Some(length) = length {
-        head.headers.insert("content-length", length);
-    }
-    head.headers.insert("x-keyward-code", HeaderValue::from_static("VALID"));
-    for (name, value) in verdict.limit_headers() {
-        head.headers.insert(name, value);
-    }
-    Ok(Response::from_parts(head, Body::new(body)))
 }

@@ -36,17 +36,12 @@ impl Ids {
     /// The request's id: the caller's when usable, else a new one put in its headers (so the
     /// handlers and the log span see it). `None` only if no id could be made.
     pub fn assign(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
-        match headers.get(HEADER) {
-            Some(v) if usable(v) => Some(v.clone()),
-            _ => {
-                let id = self.make();
-                match &id {
-                    Some(v) => headers.insert(HEADER, v.clone()),
-                    None => headers.remove(HEADER),
-                };
-                id
-            }
-        }
+        let id = self.of(headers);
+        match &id {
+            Some(v) => headers.insert(HEADER, v.clone()),
+            None => headers.remove(HEADER),
+        };
+        id
     }
 
     /// The request's id, as [`Ids::assign`] picks it, for a handler that needs it only in
