@@ -236,13 +236,18 @@ pub async fn serve_until(server: RunningServer, shutdown: impl Future<Output = (
 /// key go on to the `new_ip` rule.
 async fn flush(state: &SharedState) {
     let mut credits = state.limits.take_credit_writes();
+    let local = credits.len();
     if let Some(shared) = &state.shared {
         credits.extend(shared.take_credit_writes());
     }
     if !credits.is_empty() {
         if let Err(e) = state.store.save_credits(&credits).await {
             tracing::warn!(error = %e, "could not write credit counts; will retry");
+            let seen_in_redis = credits.split_off(local);
             state.limits.put_back(credits);
+            if let Some(shared) = &state.shared {
+                shared.put_back(seen_in_redis);
+            }
         }
     }
     state.limits.prune(state.clock.now());

@@ -211,9 +211,7 @@ impl Shared {
                 period: num(at + 2),
                 set_at_ms: num(at + 3),
             };
-            if let Ok(mut seen) = self.seen_credits.lock() {
-                seen.insert(key_id.to_string(), write);
-            }
+            self.saw(write);
             (num(at) == 1, left)
         });
         Spent::from_checks(limits, &checks, credits, now.timestamp_millis())
@@ -245,6 +243,24 @@ impl Shared {
                 self.failed(what, &"timed out");
                 None
             }
+        }
+    }
+
+    /// Keeps the latest count seen of a key: answers to concurrent checks arrive in any order.
+    fn saw(&self, write: CreditWrite) {
+        let Ok(mut seen) = self.seen_credits.lock() else { return };
+        match seen.get(&write.key_id) {
+            Some(had) if !write.is_later_than(had) => {}
+            _ => {
+                seen.insert(write.key_id.clone(), write);
+            }
+        }
+    }
+
+    /// Puts back counts whose write failed, unless a later one was seen meanwhile.
+    pub fn put_back(&self, writes: Vec<CreditWrite>) {
+        for w in writes {
+            self.saw(w);
         }
     }
 

@@ -387,14 +387,27 @@ pub struct CreditCount {
     pub set_at_ms: i64,
 }
 
+impl CreditCount {
+    /// Whether this count of the same key is newer than `other`: credits set later, a later
+    /// refill period, or fewer left in the same period (they only go down within one).
+    pub fn is_later_than(&self, other: &CreditCount) -> bool {
+        (self.set_at_ms, self.period, std::cmp::Reverse(self.remaining))
+            > (other.set_at_ms, other.period, std::cmp::Reverse(other.remaining))
+    }
+}
+
 impl Store {
-    /// Writes running credit counts, in one transaction.
+    /// Writes running credit counts, in one transaction. Within a refill period credits
+    /// only go down, so a count never raises the stored one: nodes flush on their own
+    /// clocks, and a node's last sight of a shared count may be older than another's.
     pub async fn save_credits(&self, counts: &[CreditCount]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         for c in counts {
             sqlx::query(
-                "UPDATE api_keys SET credits_remaining = $1, credits_period = $2 \
-                 WHERE id = $3 AND credits_set_at = $4",
+                "UPDATE api_keys SET credits_remaining = CASE \
+                   WHEN credits_period = $2 AND credits_remaining < $1 THEN credits_remaining ELSE $1 END, \
+                 credits_period = $2 \
+                 WHERE id = $3 AND credits_set_at = $4 AND (credits_period IS NULL OR credits_period <= $2)",
             )
             .bind(i64::try_from(c.remaining).unwrap_or(i64::MAX))
             .bind(c.period)

@@ -19,7 +19,7 @@ async fn both_backends_have_the_same_schema() {
     b.drop_db().await;
 }
 
-on_both_backends!(search_folds_case_alike);
+on_both_backends!(search_folds_case_alike, credit_counts_never_go_back_up);
 
 /// `q` matches name and `start` without regard to ASCII case, identically on both backends
 /// (PostgreSQL's LIKE is case-sensitive, SQLite's is not; LOWER differs beyond ASCII).
@@ -46,5 +46,37 @@ async fn search_folds_case_alike(b: Backend) {
     assert_eq!(found(start.to_uppercase()).await, 1, "start, upper case");
     // Only ASCII letters fold, on both backends alike.
     assert_eq!(found("äPFEL".into()).await, 0);
+    s.stop().await;
+}
+
+/// Nodes write their running credit counts back on their own clocks, and a node's last
+/// sight of a count shared through Redis may be older than another node's: a later write
+/// of more credits in the same period must not undo a lower count. A refill (a later
+/// period) and credits set anew (a later `set_at`) do raise it.
+async fn credit_counts_never_go_back_up(b: Backend) {
+    use keyward_store::CreditCount;
+    let s = TestServer::start(b).await;
+    let (id, _) = s.create(json!({"name": "prepaid", "credits": {"remaining": 20}})).await;
+    let stored = || async {
+        let k = s.store.get_key(&s.workspace_id, &id).await.unwrap().unwrap();
+        let c = k.credits.unwrap();
+        (c.remaining, c.period, c.set_at.timestamp_millis())
+    };
+    let (_, _, set_at_ms) = stored().await;
+    let count = |remaining, period| CreditCount { key_id: id.clone(), remaining, period, set_at_ms };
+    s.store.save_credits(&[count(0, 0)]).await.unwrap();
+    s.store.save_credits(&[count(5, 0)]).await.unwrap();
+    assert_eq!(stored().await, (0, 0, set_at_ms), "an older, higher count written last");
+    s.store.save_credits(&[count(20, 1)]).await.unwrap();
+    assert_eq!(stored().await, (20, 1, set_at_ms), "a refill raises it");
+    s.store.save_credits(&[count(3, 0)]).await.unwrap();
+    assert_eq!(stored().await, (20, 1, set_at_ms), "a count of an earlier period is stale");
+    let stale = CreditCount { set_at_ms: set_at_ms - 1, ..count(1, 1) };
+    s.store.save_credits(&[stale]).await.unwrap();
+    assert_eq!(stored().await, (20, 1, set_at_ms), "a count of credits since replaced");
+    // Of two counts of one key, the later is the one with fewer left, then a later period.
+    assert!(count(4, 0).is_later_than(&count(5, 0)));
+    assert!(count(9, 1).is_later_than(&count(0, 0)));
+    assert!(!count(5, 0).is_later_than(&count(5, 0)));
     s.stop().await;
 }
