@@ -17,7 +17,7 @@ use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
-use crate::verifier::credential::{credential, header, identity_headers, Credential};
+use crate::verifier::credential::{credential, identity_headers, Credential};
 use crate::verifier::refused;
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
@@ -126,11 +126,9 @@ pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, String> {
 pub(crate) struct Gateway {
     state: SharedState,
     config: GatewayConfig,
-    /// `config.upstream` without its trailing `/`; the request's path and query follow it.
-    base: String,
-    /// The upstream's scheme and authority when its URL has no path of its own: a request's
-    /// path and query then go on as they came, with no string built and parsed again.
-    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// The upstream URL's own path without its trailing `/` (often empty); the request's
+    /// path and query follow it. Empty, they go on as they came, with no string built.
+    prefix: String,
     upstream: crate::upstream::Upstream,
 }
 
@@ -158,17 +156,28 @@ fn stripped(name: &str) -> bool {
 /// The gateway, which the fast lane serves every request with. Fails at startup if its
 /// upstream URL or CA certificate is unusable.
 pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Result<Arc<Gateway>> {
-    let base = config.upstream.trim_end_matches('/').to_string();
-    http::Uri::try_from(format!("{base}/"))
+    let base = config.upstream.trim_end_matches('/');
+    let uri = http::Uri::try_from(format!("{base}/"))
         .ok()
-        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() && u.query().is_none())
         .ok_or_else(|| std::io::Error::other(format!("the upstream {:?} is not an http(s) URL", config.upstream)))?;
-    let upstream = crate::upstream::Upstream::new(config.upstream_timeout, config.ca_pem.as_deref())?;
-    let origin = http::Uri::try_from(base.as_str()).ok().and_then(|u| {
-        let bare = u.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
-        u.scheme().cloned().zip(u.authority().cloned()).filter(|_| bare)
-    });
-    Ok(Arc::new(Gateway { state, config, base, origin, upstream }))
+    let prefix = uri.path().trim_end_matches('/').to_string();
+    let upstream = crate::upstream::Upstream::new(&uri, config.upstream_timeout, config.ca_pem.as_deref())?;
+    Ok(Arc::new(Gateway { state, config, prefix, upstream }))
+}
+
+/// `X-Forwarded-For` as the upstream gets it: the client's list, if any, and its peer.
+fn forwarded_for(prev: Option<&HeaderValue>, peer: std::net::IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    let prev = prev.and_then(|v| v.to_str().ok()).unwrap_or_default().as_bytes();
+    let mut v = Vec::with_capacity(prev.len() + 41);
+    if !prev.is_empty() {
+        v.extend_from_slice(prev);
+        v.extend_from_slice(b", ");
+    }
+    // Writing an address into a Vec cannot fail.
+    let _ = write!(v, "{peer}");
+    HeaderValue::from_maybe_shared(axum::body::Bytes::from(v)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Removes the hop-by-hop headers of `headers` (and those its `Connection` names), and the
@@ -226,37 +235,29 @@ impl Gateway {
         };
         let key = verdict.accepted()?;
 
-        let not_valid = |_| ApiError::invalid("path", "the request path is not a valid URI");
-        let uri = match (&self.origin, parts.uri.path_and_query()) {
-            (Some((scheme, authority)), Some(pq)) if parts.uri.query() != Some("") => {
-                let mut to = http::uri::Parts::default();
-                to.scheme = Some(scheme.clone());
-                to.authority = Some(authority.clone());
-                to.path_and_query = Some(pq.clone());
-                http::Uri::from_parts(to)
+        // Origin-form: the upstream client adds the upstream's `Host`.
+        let target = match parts.uri.path_and_query() {
+            Some(pq) if self.prefix.is_empty() && parts.uri.query() != Some("") => pq.clone(),
+            _ => {
+                let q = if query.is_empty() { "" } else { "?" };
+                let target = [self.prefix.as_str(), path, q, query].concat();
+                http::uri::PathAndQuery::try_from(target)
                     .map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
             }
-            _ => {
-                let uri = format!("{}{}{}{}", self.base, path, if query.is_empty() { "" } else { "?" }, query);
-                http::Uri::try_from(uri).map_err(not_valid)?
-            }
         };
-        let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
+        let forwarded = forwarded_for(parts.headers.get("x-forwarded-for"), peer.ip());
         let identity = identity_headers(key);
         // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
         // the identity in.
         let mut headers = parts.headers;
         strip(&mut headers, stripped);
-        headers.insert(HeaderName::from_static("x-forwarded-for"), header(&forwarded));
+        headers.insert(HeaderName::from_static("x-forwarded-for"), forwarded);
         for (name, value) in identity {
             headers.insert(name, value);
         }
         let mut req = http::Request::new(http_body_util::Full::new(body));
         *req.method_mut() = parts.method;
-        *req.uri_mut() = uri;
+        *req.uri_mut() = http::Uri::from(target);
         *req.headers_mut() = headers;
         let upstream = self.upstream.send(req).await.map_err(|e| match e {
             crate::upstream::Failure::TimedOut => {

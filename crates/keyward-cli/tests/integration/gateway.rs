@@ -15,7 +15,12 @@ use keyward_server::{RunningServer, Services};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(gateway_passes_identity_and_refuses, gateway_paths_headers_and_timeouts, gateway_binary_end_to_end);
+on_both_backends!(
+    gateway_passes_identity_and_refuses,
+    gateway_paths_headers_and_timeouts,
+    gateway_binary_end_to_end,
+    gateway_keeps_upstream_connections
+);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
@@ -315,4 +320,99 @@ async fn gateway_paths_headers_and_timeouts(b: Backend) {
     hold.abort();
     up_task.abort();
     s.stop().await;
+}
+
+/// A raw HTTP/1.1 upstream answering `ok` to every request (bodyless requests only); with
+/// `close_after` it closes each connection after its answer, without saying so. Counts the
+/// connections it accepted.
+async fn counting_upstream(
+    close_after: bool,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if c.write_all(answer).await.is_err() || close_after {
+                            return;
+                        }
+                    }
+                    match c.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, task)
+}
+
+/// The gateway keeps its upstream connections for the next requests, and one the upstream
+/// closed while it sat idle is not used again: the request goes on a new one.
+async fn gateway_keeps_upstream_connections(b: Backend) {
+    use std::sync::atomic::Ordering;
+    let s = TestServer::start(b).await;
+    let (_, secret) = s.create(json!({"name": "pooled"})).await;
+    for close_after in [false, true] {
+        let (up, accepted, task) = counting_upstream(close_after).await;
+        let gw = start_gateway(&s, &up, 1024).await;
+        // One client connection, so every request is served by the same serving thread
+        // (each keeps its own upstream connections).
+        let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        for i in 0..20 {
+            let (status, body) = raw_exchange(&mut client, &format!("/v2/items/{i}"), &secret).await;
+            assert_eq!(status, 200, "request {i}, upstream closing: {close_after}");
+            assert_eq!(body, "ok");
+            if close_after {
+                // The upstream's close reaches the gateway before the next request.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let n = accepted.load(Ordering::SeqCst);
+        if close_after {
+            assert_eq!(n, 20, "a connection per request");
+        } else {
+            assert_eq!(n, 1, "one connection kept for every request");
+        }
+        gw.stop().await.unwrap();
+        task.abort();
+    }
+    s.stop().await;
+}
+
+/// A GET on an open keep-alive connection: the answer's status and body.
+async fn raw_exchange(c: &mut tokio::net::TcpStream, target: &str, key: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("GET {target} HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return (status, String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string());
+            }
+        }
+        let n = c.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the gateway closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
