@@ -17,7 +17,7 @@ use crate::scopes::any_covers;
 
 /// One role given to a key in resource scopes of its own: `{"role": "operator", "scopes":
 /// ["wallet:w_1"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyGrant {
     pub role: String,
@@ -28,7 +28,7 @@ pub struct KeyGrant {
 pub type RoleDefs = BTreeMap<String, Vec<String>>;
 
 /// Everything a key's authority is derived from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Basis {
     /// Shared with the derived authority when no role adds to them (most keys).
     pub permissions: Arc<[String]>,
@@ -49,6 +49,14 @@ pub struct Authority {
     own_scopes: Arc<[String]>,
     /// Each grant's scopes and its role's permissions; empty for most keys.
     granted: Box<[Scoped]>,
+}
+
+/// A basis with the authority derived from it. Keys that hold the same basis share one
+/// (`intern::access`): most keys of a workspace hold the same few permission sets.
+#[derive(Debug)]
+pub struct Access {
+    pub basis: Basis,
+    pub authority: Authority,
 }
 
 /// Permissions that apply only inside some scopes.

@@ -1,11 +1,13 @@
 //! Shared copies of what many cached keys hold alike — their workspace id, environment,
-//! permission and scope lists — so 100,000 keys with the same permissions keep one list, not
-//! 100,000. Entries no key holds any more are dropped when the table has doubled since the
+//! permission and scope lists, and what those allow — so 100,000 keys with the same
+//! permissions keep one list, not 100,000. Entries no key holds any more are dropped when the table has doubled since the
 //! last sweep.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+
+use crate::authority::{Access, Basis};
 
 struct Table<T: ?Sized> {
     set: HashSet<Arc<T>>,
@@ -27,6 +29,13 @@ impl<T: ?Sized + Hash + Eq> Table<T> {
     }
 }
 
+/// Shared accesses by their basis (a basis is mostly interned lists: cheap to keep twice).
+struct Accesses {
+    map: HashMap<Basis, Arc<Access>>,
+    sweep_at: usize,
+}
+
+static ACCESSES: Mutex<Option<Accesses>> = Mutex::new(None);
 static LISTS: Mutex<Option<Table<[String]>>> = Mutex::new(None);
 static STRS: Mutex<Option<Table<str>>> = Mutex::new(None);
 
@@ -38,6 +47,22 @@ fn with<T: ?Sized + Hash + Eq, R>(table: &Mutex<Option<Table<T>>>, f: impl FnOnc
 /// The shared copy of a list.
 pub fn list(v: Vec<String>) -> Arc<[String]> {
     with(&LISTS, |t| t.get(v.as_slice(), || v.clone().into()))
+}
+
+/// The shared access of keys holding `basis`, derived only when no key holds it yet.
+pub fn access(basis: Basis) -> Arc<Access> {
+    let mut guard = ACCESSES.lock().unwrap_or_else(|e| e.into_inner());
+    let t = guard.get_or_insert_with(|| Accesses { map: HashMap::new(), sweep_at: 1024 });
+    if let Some(shared) = t.map.get(&basis) {
+        return Arc::clone(shared);
+    }
+    if t.map.len() >= t.sweep_at {
+        t.map.retain(|_, a| Arc::strong_count(a) > 1);
+        t.sweep_at = (t.map.len() * 2).max(1024);
+    }
+    let shared = Arc::new(Access { authority: basis.derive(), basis: basis.clone() });
+    t.map.insert(basis, Arc::clone(&shared));
+    shared
 }
 
 /// The shared copy of a string.

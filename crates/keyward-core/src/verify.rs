@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 
-use crate::authority::{Authority, Basis, KeyGrant, RoleDefs};
+use crate::authority::{Access, Authority, Basis, KeyGrant, RoleDefs};
 pub use crate::codes::VerifyCode;
 use crate::model::{KeyRecord, KeyStatus};
 use crate::permissions::Query;
@@ -43,11 +43,12 @@ impl KeyContext {
 
 /// What the verification cache keeps of a key: only the fields a decision or an answer needs
 /// (a node may cache a million of these), its allowlist parsed once, its authority derived
-/// once, and its verify answer serialized once (in three parts, so a role change re-derives
-/// only the middle one).
+/// once (and shared by the keys that hold the same), and its verify answer serialized once
+/// (in three parts, so a role change re-derives only the middle one). Kept to 144 bytes, so
+/// that with its `Arc` it fits the allocator's 160-byte blocks: what most keys lack is boxed
+/// in `rare`, and the id is read from the answer's JSON.
 #[derive(Debug, Clone)]
 pub struct VerifiableKey {
-    pub id: Box<str>,
     /// Shared by the keys of a workspace (see `intern`).
     pub workspace_id: std::sync::Arc<str>,
     pub environment: std::sync::Arc<str>,
@@ -55,24 +56,36 @@ pub struct VerifiableKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the stored record last changed: the cache's backstop compares it with storage.
     pub updated_at: DateTime<Utc>,
-    /// The service account owning the key.
-    pub owner: Option<Box<str>>,
     /// Its owner is disabled or deleted.
     pub disabled: bool,
-    pub nets: Box<[IpNet]>,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
     /// Boxed: a parsed key is ~200 bytes, and most cached keys are secret keys without one.
     pub public_key: Option<Box<crate::signing::PublicKey>>,
     /// Rate limits and credits (`None` and empty for most keys: nothing to check).
     pub limits: Option<Box<Limits>>,
-    basis: Basis,
-    authority: Authority,
+    access: std::sync::Arc<Access>,
+    /// An owner, an allowlist, or an id the answer had to escape; `None` for most keys.
+    rare: Option<Box<Rare>>,
     /// `"key_id":…,"environment":…,"roles":…,"permissions":…,"grants":…,"scopes":…,
     /// "meta":…,"expires_at":…`, in one allocation; `derived` is where the part a role
-    /// change rewrites (roles to grants) lies in it.
+    /// change rewrites (roles to grants) lies in it. The id is its first value.
     identity_json: Box<str>,
     derived: (u32, u32),
+    id_len: u16,
 }
+
+/// The parts of a cached key that most keys do not have.
+#[derive(Debug, Clone, Default)]
+struct Rare {
+    /// The service account owning the key.
+    owner: Option<Box<str>>,
+    nets: Box<[IpNet]>,
+    /// The id, when it does not stand as it is in the answer's JSON.
+    id: Option<Box<str>>,
+}
+
+/// Where the id starts in `identity_json`: after `"key_id":"`.
+const ID_AT: usize = 10;
 
 /// What a key's verifications spend.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +150,7 @@ fn splice(head: &str, derived: &str, tail: &str) -> (Box<str>, (u32, u32)) {
 
 impl VerifiableKey {
     pub fn new(record: KeyRecord, ctx: KeyContext) -> Self {
-        let nets = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
+        let nets: Box<[IpNet]> = record.ip_allowlist.iter().filter_map(|e| crate::ip::parse_entry(e)).collect();
         let public_key =
             match (record.algorithm.as_deref().and_then(crate::signing::Algorithm::parse), &record.public_key) {
                 (Some(alg), Some(hex)) => crate::signing::PublicKey::parse(alg, hex).ok().map(Box::new),
@@ -154,33 +167,60 @@ impl VerifiableKey {
             environment: &record.environment,
         });
         let tail_json = fields(&Tail { scopes: &record.scopes, meta: &record.meta, expires_at: record.expires_at });
-        let basis = Basis {
+        let access = crate::intern::access(Basis {
             permissions: crate::intern::list(record.permissions),
             scopes: crate::intern::list(record.scopes),
             roles: roles.into(),
             grants: record.grants.into(),
             defs,
+        });
+        let (identity_json, derived) = splice(&head_json, &derived_json(&access.basis, &access.authority), &tail_json);
+        // The id is read from the JSON when it stands there as it is (always, for the ids
+        // Keyward makes).
+        let id_len = u16::try_from(record.id.len()).ok().filter(|n| {
+            let end = ID_AT + usize::from(*n);
+            identity_json.get(ID_AT..end) == Some(record.id.as_str())
+                && identity_json.as_bytes().get(end) == Some(&b'"')
+        });
+        let rare = Rare {
+            owner: record.service_account_id.map(Into::into),
+            nets,
+            id: id_len.is_none().then(|| record.id.into()),
         };
-        let authority = basis.derive();
-        let (identity_json, derived) = splice(&head_json, &derived_json(&basis, &authority), &tail_json);
+        let rare = (rare.owner.is_some() || !rare.nets.is_empty() || rare.id.is_some()).then(|| Box::new(rare));
         VerifiableKey {
-            id: record.id.into(),
             workspace_id: crate::intern::str(&record.workspace_id),
             environment: crate::intern::str(&record.environment),
             status: record.status,
             expires_at: record.expires_at,
             updated_at: record.updated_at,
-            owner: record.service_account_id.map(Into::into),
             disabled: ctx.owner.is_some_and(|o| o.disabled),
-            nets,
             public_key,
             limits: (!record.ratelimits.is_empty() || record.credits.is_some())
                 .then(|| Box::new(Limits::new(record.ratelimits, record.credits))),
-            basis,
-            authority,
+            access,
+            rare,
             identity_json,
             derived,
+            id_len: id_len.unwrap_or(0),
         }
+    }
+
+    pub fn id(&self) -> &str {
+        match self.rare.as_ref().and_then(|r| r.id.as_deref()) {
+            Some(id) => id,
+            None => self.identity_json.get(ID_AT..ID_AT + usize::from(self.id_len)).unwrap_or_default(),
+        }
+    }
+
+    /// The service account owning the key.
+    pub fn owner(&self) -> Option<&str> {
+        self.rare.as_ref().and_then(|r| r.owner.as_deref())
+    }
+
+    /// The parsed IP allowlist (empty: any address).
+    pub fn nets(&self) -> &[IpNet] {
+        self.rare.as_ref().map_or(&[], |r| &r.nets)
     }
 
     /// This key with role `name` now granting `permissions` (`None`: the role is gone), or
@@ -189,36 +229,36 @@ impl VerifiableKey {
         if !self.holds_role(name) {
             return None;
         }
-        let mut basis = self.basis.clone();
+        let mut basis = self.access.basis.clone();
         match permissions {
             Some(p) => basis.defs.insert(name.to_string(), p.to_vec()),
             None => basis.defs.remove(name),
         };
-        let authority = basis.derive();
+        let access = crate::intern::access(basis);
         let (start, end) = (self.derived.0 as usize, self.derived.1 as usize);
         let head = self.identity_json.get(..start.saturating_sub(1)).unwrap_or_default();
         let tail = self.identity_json.get(end + 1..).unwrap_or_default();
-        let (identity_json, derived) = splice(head, &derived_json(&basis, &authority), tail);
-        Some(VerifiableKey { identity_json, derived, basis, authority, ..self.clone() })
+        let (identity_json, derived) = splice(head, &derived_json(&access.basis, &access.authority), tail);
+        Some(VerifiableKey { identity_json, derived, access, ..self.clone() })
     }
 
     pub fn holds_role(&self, name: &str) -> bool {
-        self.basis.roles.iter().any(|r| r == name)
+        self.access.basis.roles.iter().any(|r| r == name)
     }
 
     /// Every role the key holds.
     pub fn roles(&self) -> &[String] {
-        &self.basis.roles
+        &self.access.basis.roles
     }
 
     /// The key's own resource scopes.
     pub fn scopes(&self) -> &[String] {
-        &self.basis.scopes
+        &self.access.basis.scopes
     }
 
     /// Every permission the key holds: its own and its roles'.
     pub fn permissions(&self) -> &[String] {
-        self.authority.effective()
+        self.access.authority.effective()
     }
 
     /// The answer's JSON with `extra` (`,"ratelimit":{…}`) before its closing brace.
@@ -272,14 +312,15 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
     if key.disabled {
         return VerifyCode::Disabled;
     }
-    if !key.nets.is_empty() {
+    let nets = key.nets();
+    if !nets.is_empty() {
         // With an allowlist, a caller that cannot say where the request came from is refused.
         match req.ip {
-            Some(ip) if crate::ip::allowed(&key.nets, ip) => {}
+            Some(ip) if crate::ip::allowed(nets, ip) => {}
             _ => return VerifyCode::IpNotAllowed,
         }
     }
-    if (req.permissions.is_some() || req.scope.is_some()) && !key.authority.allows(req.permissions, req.scope) {
+    if (req.permissions.is_some() || req.scope.is_some()) && !key.access.authority.allows(req.permissions, req.scope) {
         return VerifyCode::InsufficientPermissions;
     }
     VerifyCode::Valid
@@ -351,6 +392,37 @@ mod tests {
                 assert_eq!(k.answer_json(code), want);
             }
         }
+    }
+
+    #[test]
+    fn compact_record_ids_owners_and_shared_access() {
+        // With its Arc's two counters, a cached key fits a 160-byte allocation.
+        assert!(std::mem::size_of::<VerifiableKey>() <= 144, "{}", std::mem::size_of::<VerifiableKey>());
+        let a = VerifiableKey::new(rec(), KeyContext::default());
+        assert_eq!(a.id(), "key_1");
+        assert!(a.rare.is_none() && a.owner().is_none() && a.nets().is_empty());
+        let mut r = rec();
+        r.id = "key_2".into();
+        r.service_account_id = Some("sa_1".into());
+        let b = VerifiableKey::new(r, KeyContext::default());
+        assert_eq!((b.id(), b.owner()), ("key_2", Some("sa_1")));
+        assert!(std::sync::Arc::ptr_eq(&a.access, &b.access), "the same permissions share one access");
+        let mut r = rec();
+        r.permissions = vec!["other.*".into()];
+        assert!(!std::sync::Arc::ptr_eq(&a.access, &VerifiableKey::new(r, KeyContext::default()).access));
+        // An id the JSON must escape is kept on its own.
+        let mut r = rec();
+        r.id = "key_\"odd\\".into();
+        let odd = VerifiableKey::new(r.clone(), KeyContext::default());
+        assert_eq!(odd.id(), r.id);
+        let want = VerifyResponse::about(&r, VerifyCode::Valid, odd.roles(), odd.permissions());
+        assert_eq!(odd.answer_json(VerifyCode::Valid), serde_json::to_string(&want).unwrap());
+        assert_eq!(odd.with_role("none", None).map(|k| k.id().to_string()), None);
+        let mut r = rec();
+        r.roles = vec!["ops".into()];
+        r.id = "key_\"r".into();
+        let k = VerifiableKey::new(r, KeyContext::default()).with_role("ops", Some(&["ops.*".to_string()])).unwrap();
+        assert_eq!(k.id(), "key_\"r");
     }
 
     #[test]

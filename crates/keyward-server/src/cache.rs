@@ -194,7 +194,7 @@ impl KeyCache {
     /// discards every fill in flight: one may have read the account as it was before.
     pub fn evict_owner(&self, id: &str) {
         self.bump_all();
-        let owned = |e: &Entry| matches!(e, Entry::Found(k) if k.owner.as_deref() == Some(id));
+        let owned = |e: &Entry| matches!(e, Entry::Found(k) if k.owner() == Some(id));
         let secret: Vec<KeyHash> = self.entries.collect(|k, e| owned(e).then_some(*k));
         let public: Vec<String> = self.public.collect(|k, e| owned(e).then(|| k.clone()));
         for k in secret {

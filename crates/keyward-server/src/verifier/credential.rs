@@ -104,7 +104,7 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
 /// requests the gateway passes upstream.
 pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
     [
-        (HeaderName::from_static("x-keyward-key-id"), header(&key.id)),
+        (HeaderName::from_static("x-keyward-key-id"), header(key.id())),
         (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
         (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
         (HeaderName::from_static("x-keyward-roles"), header(&key.roles().join(","))),

@@ -182,9 +182,9 @@ impl AppState {
         let cost = req.cost.unwrap_or(1);
         let spent = match (&key.limits, &self.shared) {
             (Some(l), Some(shared)) if code == VerifyCode::Valid => {
-                Some(Box::new(Box::pin(shared.check(&key.id, l, now, cost)).await))
+                Some(Box::new(Box::pin(shared.check(key.id(), l, now, cost)).await))
             }
-            (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(&key.id, l, now, cost))),
+            (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(key.id(), l, now, cost))),
             _ => None,
         };
         let code = spent.as_ref().and_then(|s| s.refused).unwrap_or(code);
@@ -201,7 +201,7 @@ impl AppState {
         req: &Requirements<'_>,
         started: std::time::Instant,
     ) {
-        self.usage.record(&key.id, &key.workspace_id, now.timestamp_millis(), code, req.ip);
+        self.usage.record(key.id(), &key.workspace_id, now.timestamp_millis(), code, req.ip);
         self.metrics.verified(code, started);
     }
 
