@@ -376,7 +376,7 @@ async fn gateway_keeps_upstream_connections(b: Backend) {
             assert_eq!(body, "ok");
             if close_after {
                 // The upstream's close reaches the gateway before the next request.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
         let n = accepted.load(Ordering::SeqCst);
