@@ -59,6 +59,21 @@ pub struct Access {
     pub authority: Authority,
 }
 
+// An access is its basis: the authority is derived from it.
+impl PartialEq for Access {
+    fn eq(&self, other: &Self) -> bool {
+        self.basis == other.basis
+    }
+}
+
+impl Eq for Access {}
+
+impl std::hash::Hash for Access {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.basis.hash(state);
+    }
+}
+
 /// Permissions that apply only inside some scopes.
 #[derive(Debug, Clone, Default)]
 struct Scoped {

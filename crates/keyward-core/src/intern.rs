@@ -1,9 +1,10 @@
 //! Shared copies of what many cached keys hold alike — their workspace id, environment,
 //! permission and scope lists, and what those allow — so 100,000 keys with the same
-//! permissions keep one list, not 100,000. Entries no key holds any more are dropped when the table has doubled since the
-//! last sweep.
+//! permissions keep one list, not 100,000. Entries no key holds any more are dropped when
+//! the table has doubled since the last sweep.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +16,12 @@ struct Table<T: ?Sized> {
 }
 
 impl<T: ?Sized + Hash + Eq> Table<T> {
-    fn get(&mut self, value: &T, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
+    /// The shared copy of what `value` names, made by `make` when there is none.
+    fn get<Q>(&mut self, value: &Q, make: impl FnOnce() -> Arc<T>) -> Arc<T>
+    where
+        Q: ?Sized + Hash + Eq,
+        Arc<T>: Borrow<Q>,
+    {
         if let Some(shared) = self.set.get(value) {
             return Arc::clone(shared);
         }
@@ -29,13 +35,14 @@ impl<T: ?Sized + Hash + Eq> Table<T> {
     }
 }
 
-/// Shared accesses by their basis (a basis is mostly interned lists: cheap to keep twice).
-struct Accesses {
-    map: HashMap<Basis, Arc<Access>>,
-    sweep_at: usize,
+/// Accesses are found by their basis (the authority is derived from it).
+impl Borrow<Basis> for Arc<Access> {
+    fn borrow(&self) -> &Basis {
+        &self.basis
+    }
 }
 
-static ACCESSES: Mutex<Option<Accesses>> = Mutex::new(None);
+static ACCESSES: Mutex<Option<Table<Access>>> = Mutex::new(None);
 static LISTS: Mutex<Option<Table<[String]>>> = Mutex::new(None);
 static STRS: Mutex<Option<Table<str>>> = Mutex::new(None);
 
@@ -51,18 +58,7 @@ pub fn list(v: Vec<String>) -> Arc<[String]> {
 
 /// The shared access of keys holding `basis`, derived only when no key holds it yet.
 pub fn access(basis: Basis) -> Arc<Access> {
-    let mut guard = ACCESSES.lock().unwrap_or_else(|e| e.into_inner());
-    let t = guard.get_or_insert_with(|| Accesses { map: HashMap::new(), sweep_at: 1024 });
-    if let Some(shared) = t.map.get(&basis) {
-        return Arc::clone(shared);
-    }
-    if t.map.len() >= t.sweep_at {
-        t.map.retain(|_, a| Arc::strong_count(a) > 1);
-        t.sweep_at = (t.map.len() * 2).max(1024);
-    }
-    let shared = Arc::new(Access { authority: basis.derive(), basis: basis.clone() });
-    t.map.insert(basis, Arc::clone(&shared));
-    shared
+    with(&ACCESSES, |t| t.get(&basis, || Arc::new(Access { authority: basis.derive(), basis: basis.clone() })))
 }
 
 /// The shared copy of a string.

@@ -249,11 +249,8 @@ impl Shared {
     /// Keeps the latest count seen of a key: answers to concurrent checks arrive in any order.
     fn saw(&self, write: CreditWrite) {
         let Ok(mut seen) = self.seen_credits.lock() else { return };
-        match seen.get(&write.key_id) {
-            Some(had) if !write.is_later_than(had) => {}
-            _ => {
-                seen.insert(write.key_id.clone(), write);
-            }
+        if seen.get(&write.key_id).is_none_or(|had| write.is_later_than(had)) {
+            seen.insert(write.key_id.clone(), write);
         }
     }
 

@@ -36,11 +36,14 @@ impl Ids {
     /// The request's id: the caller's when usable, else a new one put in its headers (so the
     /// handlers and the log span see it). `None` only if no id could be made.
     pub fn assign(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
+        let callers = headers.get(HEADER).is_some_and(usable);
         let id = self.of(headers);
-        match &id {
-            Some(v) => headers.insert(HEADER, v.clone()),
-            None => headers.remove(HEADER),
-        };
+        if !callers {
+            match &id {
+                Some(v) => headers.insert(HEADER, v.clone()),
+                None => headers.remove(HEADER),
+            };
+        }
         id
     }
 
