@@ -164,36 +164,59 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        // Addresses: those new to their key are inserted (and answered, when the key was seen
+        // from another address before); the others get their last sighting moved on. Both in
+        // batches: in steady use every key of a flush was seen from a known address.
+        let mut inserted: Vec<(String, String)> = Vec::new();
+        for chunk in ips.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 4;
+                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 4)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO key_ips (key_id, workspace_id, ip, first_seen, last_seen) VALUES {} \
+                 ON CONFLICT (key_id, ip) DO NOTHING RETURNING key_id, ip",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q.bind(&s.key_id).bind(&s.workspace_id).bind(&s.ip).bind(s.at_ms);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.push((row.try_get("key_id")?, row.try_get("ip")?));
+            }
+        }
+        let is_new = |s: &SeenIp| inserted.iter().any(|(k, ip)| *k == s.key_id && *ip == s.ip);
+        let known: Vec<&SeenIp> = ips.iter().filter(|s| !is_new(s)).collect();
+        for chunk in known.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 3;
+                    format!("(${}, CAST(${} AS TEXT), CAST(${} AS BIGINT))", p + 1, p + 2, p + 3)
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE key_ips SET last_seen = v.column3 FROM (VALUES {}) AS v \
+                 WHERE key_ips.key_id = v.column1 AND key_ips.ip = v.column2 AND key_ips.last_seen < v.column3",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q.bind(&s.key_id).bind(&s.ip).bind(s.at_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
         let mut new = Vec::new();
-        for s in ips {
-            let inserted = sqlx::query(
-                "INSERT INTO key_ips (key_id, workspace_id, ip, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (key_id, ip) DO NOTHING",
-            )
-            .bind(&s.key_id)
-            .bind(&s.workspace_id)
-            .bind(&s.ip)
-            .bind(s.at_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if inserted {
-                let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_ips WHERE key_id = $1 AND ip <> $2")
-                    .bind(&s.key_id)
-                    .bind(&s.ip)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if others > 0 {
-                    new.push(s.clone());
-                }
-            } else {
-                sqlx::query("UPDATE key_ips SET last_seen = $1 WHERE key_id = $2 AND ip = $3 AND last_seen < $1")
-                    .bind(s.at_ms)
-                    .bind(&s.key_id)
-                    .bind(&s.ip)
-                    .execute(&mut *tx)
-                    .await?;
+        for s in ips.iter().filter(|s| is_new(s)) {
+            let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_ips WHERE key_id = $1 AND ip <> $2")
+                .bind(&s.key_id)
+                .bind(&s.ip)
+                .fetch_one(&mut *tx)
+                .await?;
+            if others > 0 {
+                new.push(s.clone());
             }
         }
         tx.commit().await?;

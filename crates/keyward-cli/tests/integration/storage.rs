@@ -19,7 +19,7 @@ async fn both_backends_have_the_same_schema() {
     b.drop_db().await;
 }
 
-on_both_backends!(search_folds_case_alike, credit_counts_never_go_back_up);
+on_both_backends!(search_folds_case_alike, credit_counts_never_go_back_up, addresses_are_written_in_batches);
 
 /// `q` matches name and `start` without regard to ASCII case, identically on both backends
 /// (PostgreSQL's LIKE is case-sensitive, SQLite's is not; LOWER differs beyond ASCII).
@@ -78,5 +78,44 @@ async fn credit_counts_never_go_back_up(b: Backend) {
     assert!(count(4, 0).is_later_than(&count(5, 0)));
     assert!(count(9, 1).is_later_than(&count(0, 0)));
     assert!(!count(5, 0).is_later_than(&count(5, 0)));
+    s.stop().await;
+}
+
+/// A flush writes the addresses keys were seen from in batches of several rows: an address
+/// first seen for a key is answered only when the key was seen from another before, however
+/// the flush's rows fall into statements (here 40 keys, more than one batch).
+async fn addresses_are_written_in_batches(b: Backend) {
+    use keyward_store::SeenIp;
+    let s = TestServer::start(b).await;
+    let seen = |key: usize, ip: &str, at_ms: i64| SeenIp {
+        workspace_id: s.workspace_id.clone(),
+        key_id: format!("key_batch_{key:02}"),
+        ip: ip.into(),
+        at_ms,
+    };
+    let flush = |ips: Vec<SeenIp>| {
+        let s = &s;
+        async move {
+            let mut new: Vec<String> = s
+                .store
+                .record_usage(&[], &[], &ips)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| n.key_id + " " + &n.ip)
+                .collect();
+            new.sort();
+            new
+        }
+    };
+    let keys = 0..40;
+    assert!(flush(keys.clone().map(|k| seen(k, "10.0.0.1", 1_000)).collect()).await.is_empty(), "first addresses");
+    assert!(flush(keys.clone().map(|k| seen(k, "10.0.0.1", 2_000)).collect()).await.is_empty(), "known addresses");
+    let second: Vec<String> = keys.clone().map(|k| format!("key_batch_{k:02} 10.0.0.2")).collect();
+    assert_eq!(flush(keys.clone().map(|k| seen(k, "10.0.0.2", 3_000)).collect()).await, second, "second addresses");
+    let mut mixed: Vec<SeenIp> = keys.map(|k| seen(k, "10.0.0.1", 4_000)).collect();
+    mixed.push(seen(39, "10.0.0.3", 4_000));
+    mixed.push(seen(40, "10.0.0.1", 4_000));
+    assert_eq!(flush(mixed).await, vec!["key_batch_39 10.0.0.3".to_string()], "one new among known ones");
     s.stop().await;
 }
