@@ -1,13 +1,15 @@
 //! The gateway's HTTP client to its one upstream: HTTP/1 connections made with hyper's
-//! connection API and kept in a small pool per serving thread, so a request and the
-//! upstream connection it uses live on the same thread and no pool key, checkout future or
-//! spawned task stands between them. A connection goes back to the pool when its answer's
-//! body has been read to the end (an answer dropped half-read closes it). `https://`
+//! connection API and kept in a small pool per serving thread. A connection has no task of
+//! its own: the request that uses it drives it (sending, then reading the answer's head and
+//! body), so its reads and writes happen in the serving thread's one task for the client's
+//! connection, with no wake-up of another task between them, and no pool key, checkout future
+//! or spawned task stands between a request and its connection. A connection goes back to the
+//! pool when its answer's body has been read to the end (an answer dropped half-read closes it). `https://`
 //! upstreams are reached with rustls, trusting the public roots and the configured CA;
 //! redirects are passed back, never followed.
 
 use std::cell::RefCell;
-use std::future::Future as _;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -25,6 +27,58 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// A connection's own work (hyper's `Connection`), whatever its stream.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// One upstream connection: where requests go in, and the work that moves them, done by
+/// whoever uses the connection.
+struct Conn {
+    sender: Sender,
+    /// `None` once the connection has ended.
+    driver: Option<Driver>,
+}
+
+impl Conn {
+    /// Does the connection's pending work (writing, reading, noticing its end). Once it has
+    /// ended it is dropped: requests it did not send and answers it did not finish then get
+    /// their errors.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(driver) = &mut self.driver {
+            if let Poll::Ready(ended) = driver.as_mut().poll(cx) {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+                self.driver = None;
+            }
+        }
+    }
+
+    /// Ready for a request; `false` if it ended (the upstream closed it while idle).
+    async fn ready(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            match self.sender.poll_ready(cx) {
+                Poll::Ready(r) => Poll::Ready(r.is_ok() && self.driver.is_some()),
+                Poll::Pending if self.driver.is_none() => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Sends `req` and drives the connection until the answer's head is read.
+    async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<Incoming>, TrySend> {
+        let mut answer = std::pin::pin!(self.sender.try_send_request(req));
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            answer.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+type TrySend = hyper::client::conn::TrySendError<http::Request<Full<Bytes>>>;
 
 /// Idle connections kept per serving thread; more are closed when their answer ends.
 const MAX_IDLE: usize = 256;
@@ -48,25 +102,25 @@ pub struct Upstream {
 /// Idle connections, per thread that returned them.
 #[derive(Default)]
 struct Pool {
-    idle: thread_local::ThreadLocal<RefCell<Vec<(Sender, Instant)>>>,
+    idle: thread_local::ThreadLocal<RefCell<Vec<(Conn, Instant)>>>,
 }
 
 impl Pool {
     /// The most recently returned connection that is still open and fresh.
-    fn checkout(&self) -> Option<Sender> {
+    fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.get_or_default().borrow_mut();
-        while let Some((sender, since)) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_FOR {
-                return Some(sender);
+        while let Some((conn, since)) = idle.pop() {
+            if conn.driver.is_some() && since.elapsed() < IDLE_FOR {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn give_back(&self, sender: Sender) {
+    fn give_back(&self, conn: Conn) {
         let mut idle = self.idle.get_or_default().borrow_mut();
-        if idle.len() < MAX_IDLE && !sender.is_closed() {
-            idle.push((sender, Instant::now()));
+        if idle.len() < MAX_IDLE && conn.driver.is_some() {
+            idle.push((conn, Instant::now()));
         }
     }
 }
@@ -110,46 +164,37 @@ impl Upstream {
     pub async fn send(&self, mut req: http::Request<Full<Bytes>>) -> Result<http::Response<Answer>, Failure> {
         req.headers_mut().insert(http::header::HOST, self.host_header.clone());
         match tokio::time::timeout(self.timeout, self.exchange(req)).await {
-            Ok(Ok((resp, sender))) => {
+            Ok(Ok((resp, conn))) => {
                 let pool = Arc::clone(&self.pool);
-                Ok(resp.map(|body| Answer {
-                    inner: body,
-                    limit: self.timeout,
-                    timer: None,
-                    sender: Some(sender),
-                    pool,
-                }))
+                Ok(resp.map(|body| Answer { inner: body, limit: self.timeout, timer: None, conn: Some(conn), pool }))
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Failure::TimedOut),
         }
     }
 
-    async fn exchange(
-        &self,
-        mut req: http::Request<Full<Bytes>>,
-    ) -> Result<(http::Response<Incoming>, Sender), Failure> {
+    async fn exchange(&self, mut req: http::Request<Full<Bytes>>) -> Result<(http::Response<Incoming>, Conn), Failure> {
         // Idle connections first. One the upstream closed meanwhile hands the request back
         // unsent, and it goes on to the next; once sent, a failure is the answer (the
         // request may have had effects).
-        while let Some(mut sender) = self.pool.checkout() {
-            if sender.ready().await.is_err() {
+        while let Some(mut conn) = self.pool.checkout() {
+            if !conn.ready().await {
                 continue;
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, sender)),
+            match conn.send(req).await {
+                Ok(resp) => return Ok((resp, conn)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(unreachable(e.into_error())),
                 },
             }
         }
-        let mut sender = self.connect().await?;
-        let resp = sender.send_request(req).await.map_err(unreachable)?;
-        Ok((resp, sender))
+        let mut conn = self.connect().await?;
+        let resp = conn.send(req).await.map_err(|e| unreachable(e.into_error()))?;
+        Ok((resp, conn))
     }
 
-    async fn connect(&self) -> Result<Sender, Failure> {
+    async fn connect(&self) -> Result<Conn, Failure> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(unreachable)?;
         tcp.set_nodelay(true).map_err(unreachable)?;
         match &self.tls {
@@ -162,18 +207,13 @@ impl Upstream {
     }
 }
 
-/// HTTP/1 over `io`; the connection runs as a task of the thread that made it.
-async fn handshake<T>(io: T) -> Result<Sender, Failure>
+/// HTTP/1 over `io`; the connection's work is done by the requests that use it.
+async fn handshake<T>(io: T) -> Result<Conn, Failure>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(unreachable)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended");
-        }
-    });
-    Ok(sender)
+    let (sender, driver) = hyper::client::conn::http1::handshake(io).await.map_err(unreachable)?;
+    Ok(Conn { sender, driver: Some(Box::pin(driver)) })
 }
 
 fn tls_config(ca_pem: Option<&[u8]>) -> std::io::Result<rustls::ClientConfig> {
@@ -204,14 +244,15 @@ fn tls_config(ca_pem: Option<&[u8]>) -> std::io::Result<rustls::ClientConfig> {
 #[error("the upstream stopped sending")]
 pub struct Stalled;
 
-/// An upstream answer's body. It fails when no frame comes for `limit` (the timer is armed
-/// only while the body is waiting: a small answer that arrived with its headers sets none),
-/// and gives its connection back to the pool once read to the end.
+/// An upstream answer's body, read by driving its connection. It fails when no frame comes
+/// for `limit` (the timer is armed only while the body is waiting: a small answer that
+/// arrived with its headers sets none), and gives its connection back to the pool once read
+/// to the end.
 pub struct Answer {
     inner: Incoming,
     limit: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    sender: Option<Sender>,
+    conn: Option<Conn>,
     pool: Arc<Pool>,
 }
 
@@ -221,11 +262,23 @@ impl HttpBody for Answer {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        // The body's frames come from the connection's reads; a frame taken makes room for
+        // the next read, so the connection is driven again after a wait.
+        let mut polled = Poll::Pending;
+        for _ in 0..2 {
+            if let Some(conn) = &mut this.conn {
+                conn.drive(cx);
+            }
+            polled = Pin::new(&mut this.inner).poll_frame(cx);
+            if polled.is_ready() {
+                break;
+            }
+        }
+        match polled {
             Poll::Ready(frame) => {
                 this.timer = None;
                 match &frame {
-                    Some(Err(_)) => this.sender = None,
+                    Some(Err(_)) => this.conn = None,
                     None => this.give_back(),
                     Some(Ok(_)) if this.inner.is_end_stream() => this.give_back(),
                     Some(Ok(_)) => {}
@@ -236,7 +289,7 @@ impl HttpBody for Answer {
                 let limit = this.limit;
                 let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
                 ready!(timer.as_mut().poll(cx));
-                this.sender = None;
+                this.conn = None;
                 Poll::Ready(Some(Err(Box::new(Stalled))))
             }
         }
@@ -253,15 +306,15 @@ impl HttpBody for Answer {
 
 impl Answer {
     fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.pool.give_back(sender);
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
         }
     }
 }
 
 impl Drop for Answer {
     /// An empty answer (a 204, a HEAD) may be dropped without being read: its connection
-    /// is free all the same. One dropped half-read goes with the sender: hyper closes it.
+    /// is free all the same. One dropped half-read is closed with it.
     fn drop(&mut self) {
         if self.inner.is_end_stream() {
             self.give_back();

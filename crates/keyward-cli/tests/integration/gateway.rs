@@ -19,7 +19,8 @@ on_both_backends!(
     gateway_passes_identity_and_refuses,
     gateway_paths_headers_and_timeouts,
     gateway_binary_end_to_end,
-    gateway_keeps_upstream_connections
+    gateway_keeps_upstream_connections,
+    gateway_streams_long_slow_and_stalled_answers
 );
 
 #[derive(Debug, Clone)]
@@ -415,4 +416,114 @@ async fn raw_exchange(c: &mut tokio::net::TcpStream, target: &str, key: &str) ->
         assert!(n > 0, "the gateway closed the connection");
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// A raw HTTP/1.1 upstream whose answers are scripted by path: `/big` is 3 MiB with a
+/// length, written in pieces; `/slow` is chunked, a piece every 150 ms; `/stall` sends half
+/// its length and then nothing; `/echo` answers the length of the request's body.
+async fn scripted_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match c.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < end + 4 + length {
+                        let n = c.read(&mut chunk).await.unwrap();
+                        assert!(n > 0);
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    buf.drain(..end + 4 + length);
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                    let sleep = || tokio::time::sleep(std::time::Duration::from_millis(150));
+                    match path.as_str() {
+                        "/big" => {
+                            let piece = vec![b'x'; 65536];
+                            c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3145728\r\n\r\n").await.unwrap();
+                            for _ in 0..48 {
+                                c.write_all(&piece).await.unwrap();
+                            }
+                        }
+                        "/slow" => {
+                            c.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+                                .await
+                                .unwrap();
+                            sleep().await;
+                            c.write_all(b"5\r\n slow\r\n").await.unwrap();
+                            sleep().await;
+                            c.write_all(b"6\r\n world\r\n0\r\n\r\n").await.unwrap();
+                        }
+                        "/stall" => {
+                            c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.").await.unwrap();
+                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                            return;
+                        }
+                        _ => {
+                            let text = length.to_string();
+                            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}", text.len());
+                            c.write_all(answer.as_bytes()).await.unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, task)
+}
+
+/// The gateway reads an upstream answer by driving its connection from the answer's body:
+/// a long answer arrives whole, a slow one piece by piece (the connection is woken for each),
+/// a stalled one fails after the upstream timeout instead of hanging, and a long request body
+/// goes up whole; the connection that served each complete answer serves the next request.
+async fn gateway_streams_long_slow_and_stalled_answers(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, secret) = s.create(json!({"name": "streams"})).await;
+    let (up, task) = scripted_upstream().await;
+    let cfg = GatewayConfig {
+        upstream_timeout: std::time::Duration::from_millis(600),
+        max_body: 4 << 20,
+        ..GatewayConfig::new(up, Vec::new())
+    };
+    let gw = start_gateway_with(&s, cfg).await;
+    let base = format!("http://{}", gw.addr);
+    let h = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    for round in 0..2 {
+        let r = h.get(format!("{base}/big")).header("X-API-Key", &secret).send().await.unwrap();
+        assert_eq!(r.status(), 200, "round {round}");
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), 3 << 20, "round {round}");
+        assert!(body.iter().all(|b| *b == b'x'));
+        let r = h.get(format!("{base}/slow")).header("X-API-Key", &secret).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "hello slow world", "round {round}");
+        let big = vec![b'y'; 3 << 20];
+        let r = h.post(format!("{base}/echo")).header("X-API-Key", &secret).body(big).send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), (3 << 20).to_string(), "round {round}");
+    }
+    let started = std::time::Instant::now();
+    let r = h.get(format!("{base}/stall")).header("X-API-Key", &secret).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the head came in time");
+    assert!(r.bytes().await.is_err(), "a stalled answer fails instead of ending short");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it does not wait for the upstream");
+    // A request after the stalled one is served on a fresh connection.
+    let r = h.get(format!("{base}/slow")).header("X-API-Key", &secret).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello slow world");
+    gw.stop().await.unwrap();
+    task.abort();
+    s.stop().await;
 }
