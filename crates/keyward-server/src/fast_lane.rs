@@ -67,7 +67,7 @@ impl FastLane {
 
     pub async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let id = self.ids.of(req.headers());
-        let span = crate::request_id::span_of(&req, id.as_ref());
+        let span = crate::request_id::span_of(&req, id.as_ref(), true);
         let handled = AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await;
         let mut resp = match handled {
             Ok(Ok(resp)) => resp,

@@ -54,11 +54,11 @@ impl GatewayConfig {
 /// for a different one: rules are matched on exactly what is sent, so `/v2\admin` or
 /// `/a/%2e%2e/v2/admin` cannot reach `/v2/admin` past a rule for it.
 fn unambiguous_path(raw: &str) -> ApiResult<&str> {
-    let lower = raw.to_ascii_lowercase();
+    let encoded = |e: &[u8]| matches!(e, [b'2', b'f' | b'F' | b'e' | b'E'] | [b'5', b'c' | b'C'] | [b'0', b'0']);
     let ambiguous = !raw.starts_with('/')
         || raw.contains('\\')
         || raw.contains("//")
-        || ["%2f", "%2e", "%5c", "%00"].iter().any(|e| lower.contains(e))
+        || raw.as_bytes().windows(3).any(|w| w[0] == b'%' && encoded(&w[1..]))
         || raw.split('/').any(|segment| segment == "." || segment == "..");
     if ambiguous {
         return Err(ApiError::Invalid {
@@ -74,7 +74,7 @@ fn unambiguous_path(raw: &str) -> ApiResult<&str> {
 /// Hop-by-hop headers of one message: the fixed list and any the `Connection` header names.
 fn connection_named(headers: &HeaderMap) -> Vec<String> {
     headers
-        .get_all("connection")
+        .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -133,23 +133,25 @@ pub(crate) struct Gateway {
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those we rewrite.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
+fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
 
 /// Credentials never reach the upstream; identity headers come only from us.
 fn stripped(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
-        || matches!(name, "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature")
+    matches!(name, "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature")
         || name.starts_with("x-keyward-")
 }
 
@@ -166,31 +168,57 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
     Ok(Arc::new(Gateway { state, config, prefix, upstream }))
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_KEYWARD_CODE: HeaderName = HeaderName::from_static("x-keyward-code");
+
 /// `X-Forwarded-For` as the upstream gets it: the client's list, if any, and its peer.
 fn forwarded_for(prev: Option<&HeaderValue>, peer: std::net::IpAddr) -> HeaderValue {
-    use std::io::Write as _;
     let prev = prev.and_then(|v| v.to_str().ok()).unwrap_or_default().as_bytes();
     let mut v = Vec::with_capacity(prev.len() + 41);
     if !prev.is_empty() {
         v.extend_from_slice(prev);
         v.extend_from_slice(b", ");
     }
-    // Writing an address into a Vec cannot fail.
-    let _ = write!(v, "{peer}");
+    write_ip(&mut v, peer);
     HeaderValue::from_maybe_shared(axum::body::Bytes::from(v)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// An address as text; an IPv4 one without a formatter (this is on every request).
+fn write_ip(v: &mut Vec<u8>, ip: std::net::IpAddr) {
+    use std::io::Write as _;
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    v.push(b'.');
+                }
+                if octet >= 100 {
+                    v.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    v.push(b'0' + octet / 10 % 10);
+                }
+                v.push(b'0' + octet % 10);
+            }
+        }
+        // Writing an address into a Vec cannot fail.
+        std::net::IpAddr::V6(ip) => {
+            let _ = write!(v, "{ip}");
+        }
+    }
+}
+
 /// Removes the hop-by-hop headers of `headers` (and those its `Connection` names), and the
-/// ones `also` picks, in place.
+/// ones `also` picks, in place. One found and removed at a time: a message has few of them,
+/// and a list of them would be an allocation per message.
 fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
     let named = connection_named(headers);
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| HOP_BY_HOP.contains(&n.as_str()) || also(n.as_str()) || named.iter().any(|x| x == n.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
+    let doomed = |n: &HeaderName| {
+        let n = n.as_str();
+        hop_by_hop(n) || also(n) || named.iter().any(|x| x == n)
+    };
+    while let Some(name) = headers.keys().find(|n| doomed(n)).cloned() {
+        headers.remove(&name);
     }
 }
 
@@ -245,13 +273,13 @@ impl Gateway {
                     .map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
             }
         };
-        let forwarded = forwarded_for(parts.headers.get("x-forwarded-for"), peer.ip());
+        let forwarded = forwarded_for(parts.headers.get(X_FORWARDED_FOR), peer.ip());
         let identity = identity_headers(key);
         // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
         // the identity in.
         let mut headers = parts.headers;
         strip(&mut headers, stripped);
-        headers.insert(HeaderName::from_static("x-forwarded-for"), forwarded);
+        headers.insert(X_FORWARDED_FOR, forwarded);
         for (name, value) in identity {
             headers.insert(name, value);
         }
@@ -271,15 +299,40 @@ impl Gateway {
         })?;
         let (mut head, body) = upstream.into_parts();
         // The upstream's Content-Length stays: the streamed body has exactly that length.
-        let length = head.headers.get("content-length").cloned();
+        let length = head.headers.get(http::header::CONTENT_LENGTH).cloned();
         strip(&mut head.headers, |_| false);
         if let Some(length) = length {
-            head.headers.insert("content-length", length);
+            head.headers.insert(http::header::CONTENT_LENGTH, length);
         }
-        head.headers.insert("x-keyward-code", HeaderValue::from_static("VALID"));
+        head.headers.insert(X_KEYWARD_CODE, HeaderValue::from_static("VALID"));
         for (name, value) in verdict.limit_headers() {
             head.headers.insert(name, value);
         }
         Ok(Response::from_parts(head, Body::new(body)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_writes_addresses_as_std_does() {
+        for ip in ["0.0.0.0", "255.255.255.255", "10.20.3.100", "127.0.0.1", "192.168.9.99", "::1", "2001:db8::7"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(forwarded_for(None, ip).to_str().unwrap(), ip.to_string());
+            let prev = HeaderValue::from_static("203.0.113.5");
+            assert_eq!(forwarded_for(Some(&prev), ip).to_str().unwrap(), format!("203.0.113.5, {ip}"));
+        }
+    }
+
+    #[test]
+    fn encoded_separators_are_ambiguous_in_any_case() {
+        for path in ["/a%2fb", "/a%2Fb", "/%2e%2E/x", "/a%5Cb", "/a%00", "/a%2e"] {
+            assert!(unambiguous_path(path).is_err(), "{path}");
+        }
+        for path in ["/a%20b", "/a%2", "/a%", "/%41"] {
+            assert!(unambiguous_path(path).is_ok(), "{path}");
+        }
     }
 }

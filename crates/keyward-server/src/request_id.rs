@@ -30,7 +30,14 @@ impl Ids {
 
     fn make(&self) -> Option<HeaderValue> {
         let n = self.next.fetch_add(1, Relaxed);
-        HeaderValue::from_maybe_shared(axum::body::Bytes::from(format!("{}{n:x}", self.prefix))).ok()
+        // The prefix and the counter in hex, without a formatter (this is on every request).
+        let mut id = Vec::with_capacity(self.prefix.len() + 16);
+        id.extend_from_slice(self.prefix.as_bytes());
+        let digits = (64 - (n | 1).leading_zeros()).div_ceil(4);
+        for i in (0..digits).rev() {
+            id.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+        }
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(id)).ok()
     }
 
     /// The request's id: the caller's when usable, else a new one put in its headers (so the
@@ -125,14 +132,17 @@ where
 /// The request's log span, which names the id (at debug level for the verification routes,
 /// whose cost per request is kept to the minimum; info for the rest).
 pub fn span<B>(req: &Request<B>) -> tracing::Span {
-    span_of(req, req.headers().get(HEADER))
+    let hot = matches!(req.uri().path(), "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify");
+    span_of(req, req.headers().get(HEADER), hot)
 }
 
-/// [`span`] with the id given.
-pub fn span_of<B>(req: &Request<B>, id: Option<&HeaderValue>) -> tracing::Span {
+/// [`span`] with the id given; `hot` for a request on the verification path (the verify
+/// routes, every request the gateway proxies): its span is at debug level, so that with the
+/// usual `info` filter it costs nothing.
+pub fn span_of<B>(req: &Request<B>, id: Option<&HeaderValue>, hot: bool) -> tracing::Span {
     let id = id.and_then(|v| v.to_str().ok()).unwrap_or_default();
     let path = req.uri().path();
-    if matches!(path, "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify") {
+    if hot {
         tracing::debug_span!("request", method = %req.method(), path, request_id = id)
     } else {
         tracing::info_span!("request", method = %req.method(), path, request_id = id)
@@ -142,5 +152,23 @@ pub fn span_of<B>(req: &Request<B>, id: Option<&HeaderValue>) -> tracing::Span {
 impl RequestIdLayer {
     pub fn new(ids: Ids) -> Self {
         RequestIdLayer(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_ids_are_the_prefix_and_a_hex_counter() {
+        let ids = Ids::new("node_0123456789ABCDEFGHIJ");
+        ids.next.store(u64::MAX - 1, Relaxed);
+        let made = |ids: &Ids| ids.make().unwrap().to_str().unwrap().to_string();
+        assert_eq!(made(&ids), format!("req_abcdefghij_{:x}", u64::MAX - 1));
+        assert_eq!(made(&ids), format!("req_abcdefghij_{:x}", u64::MAX));
+        for n in [0u64, 1, 9, 10, 15, 16, 255, 256, 0xabcdef, 1 << 40] {
+            ids.next.store(n, Relaxed);
+            assert_eq!(made(&ids), format!("req_abcdefghij_{n:x}"));
+        }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use keyward_core::keyformat::{self, TokenKind};
-use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 use keyward_core::verify::VerifiableKey;
 
 use crate::error::{ApiError, ApiResult};
@@ -87,15 +86,19 @@ pub(crate) enum Credential<'a> {
     Missing,
 }
 
+// Looked up by ready names: a name given as text is parsed again at every lookup.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const BIZ_KEY: HeaderName = HeaderName::from_static("biz-api-key");
+const BIZ_NONCE: HeaderName = HeaderName::from_static("biz-api-nonce");
+const BIZ_SIGNATURE: HeaderName = HeaderName::from_static("biz-api-signature");
+
 pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(token) = text("x-api-key").or_else(|| bearer(headers)) {
+    let text = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = text(X_API_KEY).or_else(|| bearer(headers)) {
         return Credential::Secret(token.trim());
     }
-    match text(HEADER_KEY) {
-        Some(public_key) => {
-            Credential::Signed { public_key, nonce: text(HEADER_NONCE), signature: text(HEADER_SIGNATURE) }
-        }
+    match text(BIZ_KEY) {
+        Some(public_key) => Credential::Signed { public_key, nonce: text(BIZ_NONCE), signature: text(BIZ_SIGNATURE) },
         None => Credential::Missing,
     }
 }
