@@ -4,9 +4,9 @@
 //! body), so its reads and writes happen in the serving thread's one task for the client's
 //! connection, with no wake-up of another task between them, and no pool key, checkout future
 //! or spawned task stands between a request and its connection. A connection goes back to the
-//! pool when its answer's body has been read to the end (an answer dropped half-read closes it). `https://`
-//! upstreams are reached with rustls, trusting the public roots and the configured CA;
-//! redirects are passed back, never followed.
+//! pool when its answer's body has been read to the end (an answer dropped half-read closes
+//! it). `https://` upstreams are reached with rustls, trusting the public roots and the
+//! configured CA; redirects are passed back, never followed.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -46,6 +46,28 @@ pub struct Bucket {
 /// with thousands of them costs more than it saves (seen in a profile).
 const ROWS_PER_STATEMENT: usize = 32;
 
+/// The rows of a multi-row `VALUES`: `rows` copies of `row`, whose `$1`… name the row's own
+/// `per_row` parameters, numbered on across the rows (`($1, $2), ($3, $4)`…).
+fn values_rows(rows: usize, per_row: usize, row: &str) -> String {
+    let mut out = String::with_capacity(rows * (row.len() + 8));
+    for i in 0..rows {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let mut rest = row;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let k: usize = rest[..digits].parse().unwrap_or(0);
+            out.push_str(&(i * per_row + k).to_string());
+            rest = &rest[digits..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
 /// Bucket widths, by their granularity name.
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -120,17 +142,12 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         for chunk in marks.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 3;
-                    format!("(${}, CAST(${} AS BIGINT), CAST(${} AS TEXT))", p + 1, p + 2, p + 3)
-                })
-                .collect();
+            let values = values_rows(chunk.len(), 3, "($1, CAST($2 AS BIGINT), CAST($3 AS TEXT))");
             // VALUES columns are column1… on both backends.
             let sql = format!(
                 "UPDATE api_keys SET last_used_at = v.column2, last_used_ip = v.column3 FROM (VALUES {}) AS v \
                  WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(&sql);
             for u in chunk {
@@ -141,17 +158,12 @@ impl Store {
         // Many rows a statement: a flush of thousands of keys is a few statements, not
         // thousands (each row is unique within a flush, as ON CONFLICT DO UPDATE requires).
         for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 5;
-                    format!("('minute', ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
-                })
-                .collect();
+            let values = values_rows(chunk.len(), 5, "('minute', $1, $2, $3, $4, $5)");
             let sql = format!(
                 "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) VALUES {} \
                  ON CONFLICT (granularity, workspace_id, key_id, start, code) \
                  DO UPDATE SET count = usage_counts.count + excluded.count",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -169,16 +181,11 @@ impl Store {
         // batches: in steady use every key of a flush was seen from a known address.
         let mut inserted: Vec<(String, String)> = Vec::new();
         for chunk in ips.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 4;
-                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 4)
-                })
-                .collect();
+            let values = values_rows(chunk.len(), 4, "($1, $2, $3, $4, $4)");
             let sql = format!(
                 "INSERT INTO key_ips (key_id, workspace_id, ip, first_seen, last_seen) VALUES {} \
                  ON CONFLICT (key_id, ip) DO NOTHING RETURNING key_id, ip",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -191,16 +198,11 @@ impl Store {
         let is_new = |s: &SeenIp| inserted.iter().any(|(k, ip)| *k == s.key_id && *ip == s.ip);
         let known: Vec<&SeenIp> = ips.iter().filter(|s| !is_new(s)).collect();
         for chunk in known.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 3;
-                    format!("(${}, CAST(${} AS TEXT), CAST(${} AS BIGINT))", p + 1, p + 2, p + 3)
-                })
-                .collect();
+            let values = values_rows(chunk.len(), 3, "($1, CAST($2 AS TEXT), CAST($3 AS BIGINT))");
             let sql = format!(
                 "UPDATE key_ips SET last_seen = v.column3 FROM (VALUES {}) AS v \
                  WHERE key_ips.key_id = v.column1 AND key_ips.ip = v.column2 AND key_ips.last_seen < v.column3",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -501,5 +503,16 @@ impl Store {
             .await?;
         tx.commit().await?;
         r.as_ref().map(alert_from_row).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_rows_number_parameters_on_across_rows() {
+        assert_eq!(super::values_rows(1, 2, "($1, CAST($2 AS TEXT))"), "($1, CAST($2 AS TEXT))");
+        assert_eq!(super::values_rows(3, 2, "($1, $2, $2)"), "($1, $2, $2), ($3, $4, $4), ($5, $6, $6)");
+        assert_eq!(super::values_rows(2, 5, "('minute', $1, $5)"), "('minute', $1, $5), ('minute', $6, $10)");
+        assert_eq!(super::values_rows(0, 3, "($1)"), "");
     }
 }
