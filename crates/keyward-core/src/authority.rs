@@ -57,6 +57,16 @@ pub struct Authority {
 pub struct Access {
     pub basis: Basis,
     pub authority: Authority,
+    /// The roles, then the scopes, comma-separated as the identity headers carry them:
+    /// joined once for all the keys that share this access, not on every request.
+    pub listed: (Box<str>, Box<str>),
+}
+
+impl Access {
+    pub fn new(basis: Basis) -> Access {
+        let listed = (basis.roles.join(",").into(), basis.scopes.join(",").into());
+        Access { authority: basis.derive(), basis, listed }
+    }
 }
 
 // An access is its basis: the authority is derived from it.

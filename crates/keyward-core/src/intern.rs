@@ -58,7 +58,7 @@ pub fn list(v: Vec<String>) -> Arc<[String]> {
 
 /// The shared access of keys holding `basis`, derived only when no key holds it yet.
 pub fn access(basis: Basis) -> Arc<Access> {
-    with(&ACCESSES, |t| t.get(&basis, || Arc::new(Access { authority: basis.derive(), basis: basis.clone() })))
+    with(&ACCESSES, |t| t.get(&basis, || Arc::new(Access::new(basis.clone()))))
 }
 
 /// The shared copy of a string.

@@ -256,6 +256,11 @@ impl VerifiableKey {
         &self.access.basis.scopes
     }
 
+    /// [`VerifiableKey::roles`] and [`VerifiableKey::scopes`], each comma-separated.
+    pub fn listed(&self) -> (&str, &str) {
+        (&self.access.listed.0, &self.access.listed.1)
+    }
+
     /// Every permission the key holds: its own and its roles'.
     pub fn permissions(&self) -> &[String] {
         self.access.authority.effective()
@@ -451,6 +456,11 @@ mod tests {
         let k = VerifiableKey::new(r.clone(), ctx);
         assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::Disabled);
         assert_eq!(k.roles(), ["ops", "ci"]);
+        // The identity headers' lists, joined once for the shared access.
+        assert_eq!(k.listed().0, "ops,ci");
+        let mut scoped = r.clone();
+        scoped.scopes = vec!["wallet:1".into(), "wallet:2".into()];
+        assert_eq!(VerifiableKey::new(scoped, KeyContext::default()).listed(), ("ops", "wallet:1,wallet:2"));
         let k = VerifiableKey::new(r.clone(), KeyContext::default());
         let q = Query::parse("ops.run").unwrap();
         let need = Requirements { permissions: Some(&q), ..Default::default() };

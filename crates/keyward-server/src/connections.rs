@@ -81,7 +81,10 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    // Written flattened: an answer's head and body go out as one buffer (one `send`), which
+    // costs less than hyper's queue of parts for the small answers this server gives; a large
+    // proxied body is copied once more (docs/BENCHMARKS.md, fifth step).
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true).writev(false);
     let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
         let accepted = tokio::select! {

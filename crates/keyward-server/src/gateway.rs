@@ -17,7 +17,7 @@ use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
-use crate::verifier::credential::{credential, identity_headers, Credential};
+use crate::verifier::credential::{credential, identity_headers, Credential, X_FORWARDED_FOR};
 use crate::verifier::refused;
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
@@ -71,18 +71,6 @@ fn unambiguous_path(raw: &str) -> ApiResult<&str> {
     Ok(raw)
 }
 
-/// Hop-by-hop headers of one message: the fixed list and any the `Connection` header names.
-fn connection_named(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 /// Requests whose path starts with `prefix` must satisfy `permissions`.
 #[derive(Debug, Clone)]
 pub struct RouteRule {
@@ -132,7 +120,9 @@ pub(crate) struct Gateway {
     upstream: crate::upstream::Upstream,
 }
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those we rewrite.
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1). `Host` and
+/// `Content-Length` are hop-by-hop for the gateway too, but each is set anew rather than
+/// removed (see [`Gateway::forward`]).
 fn hop_by_hop(name: &str) -> bool {
     matches!(
         name,
@@ -144,14 +134,18 @@ fn hop_by_hop(name: &str) -> bool {
             | "trailer"
             | "transfer-encoding"
             | "upgrade"
-            | "host"
-            | "content-length"
     )
 }
 
-/// Credentials never reach the upstream; identity headers come only from us.
-fn stripped(name: &str) -> bool {
-    matches!(name, "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature")
+/// What never reaches the upstream: hop-by-hop headers, credentials, and identity headers
+/// (those come only from us). `Host` is replaced by the upstream's, and the length by the
+/// one the buffered body is sent with.
+fn not_forwarded(name: &str) -> bool {
+    hop_by_hop(name)
+        || matches!(
+            name,
+            "content-length" | "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature"
+        )
         || name.starts_with("x-keyward-")
 }
 
@@ -168,7 +162,6 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
     Ok(Arc::new(Gateway { state, config, prefix, upstream }))
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_KEYWARD_CODE: HeaderName = HeaderName::from_static("x-keyward-code");
 
 /// `X-Forwarded-For` as the upstream gets it: the client's list, if any, and its peer.
@@ -208,17 +201,51 @@ fn write_ip(v: &mut Vec<u8>, ip: std::net::IpAddr) {
     }
 }
 
-/// Removes the hop-by-hop headers of `headers` (and those its `Connection` names), and the
-/// ones `also` picks, in place. One found and removed at a time: a message has few of them,
-/// and a list of them would be an allocation per message.
-fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
-    let named = connection_named(headers);
-    let doomed = |n: &HeaderName| {
-        let n = n.as_str();
-        hop_by_hop(n) || also(n) || named.iter().any(|x| x == n)
-    };
-    while let Some(name) = headers.keys().find(|n| doomed(n)).cloned() {
-        headers.remove(&name);
+/// Removes the headers `doomed` picks and those the message's `Connection` header names
+/// (hop-by-hop too), in place. This is on every request and answer, so the usual case
+/// allocates nothing: a `Connection` naming only `close` or fixed hop-by-hop headers (as
+/// `keep-alive` does) adds no name, and the doomed names are gathered a few per pass.
+fn strip(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for token in
+        headers.get_all(http::header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
+        let token = token.trim();
+        let mut lower = [0u8; 32];
+        let fixed = match lower.get_mut(..token.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(token.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower).is_ok_and(|t| t.is_empty() || t == "close" || hop_by_hop(t))
+            }
+            None => false,
+        };
+        if !fixed {
+            // Lowercased by the parse; a token that is no header name names nothing.
+            named.extend(HeaderName::from_bytes(token.as_bytes()).ok());
+        }
+    }
+    for name in &named {
+        headers.remove(name);
+    }
+    loop {
+        let mut found: [Option<HeaderName>; 4] = Default::default();
+        let mut n = 0;
+        for name in headers.keys() {
+            if doomed(name.as_str()) {
+                found[n] = Some(name.clone());
+                n += 1;
+                if n == found.len() {
+                    break;
+                }
+            }
+        }
+        for name in found.iter().flatten() {
+            headers.remove(name);
+        }
+        if n < found.len() {
+            return;
+        }
     }
 }
 
@@ -278,7 +305,7 @@ impl Gateway {
         // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
         // the identity in.
         let mut headers = parts.headers;
-        strip(&mut headers, stripped);
+        strip(&mut headers, not_forwarded);
         headers.insert(X_FORWARDED_FOR, forwarded);
         for (name, value) in identity {
             headers.insert(name, value);
@@ -299,11 +326,7 @@ impl Gateway {
         })?;
         let (mut head, body) = upstream.into_parts();
         // The upstream's Content-Length stays: the streamed body has exactly that length.
-        let length = head.headers.get(http::header::CONTENT_LENGTH).cloned();
-        strip(&mut head.headers, |_| false);
-        if let Some(length) = length {
-            head.headers.insert(http::header::CONTENT_LENGTH, length);
-        }
+        strip(&mut head.headers, hop_by_hop);
         head.headers.insert(X_KEYWARD_CODE, HeaderValue::from_static("VALID"));
         for (name, value) in verdict.limit_headers() {
             head.headers.insert(name, value);
@@ -324,6 +347,47 @@ mod tests {
             let prev = HeaderValue::from_static("203.0.113.5");
             assert_eq!(forwarded_for(Some(&prev), ip).to_str().unwrap(), format!("203.0.113.5, {ip}"));
         }
+    }
+
+    #[test]
+    fn strip_removes_hop_by_hop_named_and_picked_headers_in_passes() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "X-Private, keep-alive"),
+            ("connection", "x-second, Close, X-A-Very-Long-Private-Header-Name"),
+            ("x-private", "1"),
+            ("x-a-very-long-private-header-name", "3"),
+            ("x-second", "2"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("trailer", "x-t"),
+            ("x-api-key", "secret"),
+            ("x-keyward-roles", "forged"),
+            ("host", "client.example"),
+            ("content-length", "3"),
+            ("accept", "text/plain"),
+            ("x-kept", "yes"),
+        ] {
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        let mut answer = headers.clone();
+        strip(&mut headers, not_forwarded);
+        let mut left: Vec<_> = headers.keys().map(|n| n.as_str()).collect();
+        left.sort();
+        // `Host` is replaced when the request is sent.
+        assert_eq!(left, ["accept", "host", "x-kept"]);
+
+        strip(&mut answer, hop_by_hop);
+        let mut left: Vec<_> = answer.keys().map(|n| n.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "content-length", "host", "x-api-key", "x-kept", "x-keyward-roles"]);
+
+        let mut plain = HeaderMap::new();
+        plain.insert(HeaderName::from_static("x-a"), HeaderValue::from_static("1"));
+        strip(&mut plain, not_forwarded);
+        assert_eq!(plain.len(), 1);
     }
 
     #[test]

@@ -37,6 +37,11 @@ struct Conn {
     sender: Sender,
     /// `None` once the connection has ended.
     driver: Option<Driver>,
+    /// When what the connection waits for (an answer's head, then each frame of its body)
+    /// is late. One timer for the connection's life, moved for each wait: tokio moves a
+    /// pending timer later without touching its wheel, where a new timer per request was
+    /// made, registered and dropped (and `timeout` moved the whole exchange future).
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -54,31 +59,47 @@ impl Conn {
         }
     }
 
-    /// Ready for a request; `false` if it ended (the upstream closed it while idle).
-    async fn ready(&mut self) -> bool {
+    /// Ready for a request by `deadline`; `Ok(false)` if it ended (the upstream closed it
+    /// while idle).
+    async fn ready(&mut self, deadline: tokio::time::Instant) -> Result<bool, Failure> {
+        self.deadline.as_mut().reset(deadline);
         std::future::poll_fn(|cx| {
             self.drive(cx);
             match self.sender.poll_ready(cx) {
-                Poll::Ready(r) => Poll::Ready(r.is_ok() && self.driver.is_some()),
-                Poll::Pending if self.driver.is_none() => Poll::Ready(false),
-                Poll::Pending => Poll::Pending,
+                Poll::Ready(r) => return Poll::Ready(Ok(r.is_ok() && self.driver.is_some())),
+                Poll::Pending if self.driver.is_none() => return Poll::Ready(Ok(false)),
+                Poll::Pending => {}
             }
+            ready!(self.deadline.as_mut().poll(cx));
+            Poll::Ready(Err(Failure::TimedOut))
         })
         .await
     }
 
-    /// Sends `req` and drives the connection until the answer's head is read.
-    async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<Incoming>, TrySend> {
+    /// Sends `req` and drives the connection until the answer's head is read, by the
+    /// deadline [`Conn::ready`] or [`handshake`] set.
+    async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<Incoming>, Unanswered> {
         let mut answer = std::pin::pin!(self.sender.try_send_request(req));
         std::future::poll_fn(|cx| {
             self.drive(cx);
-            answer.as_mut().poll(cx)
+            if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+                return Poll::Ready(r.map_err(|e| Unanswered::Failed(Box::new(e))));
+            }
+            ready!(self.deadline.as_mut().poll(cx));
+            Poll::Ready(Err(Unanswered::Late))
         })
         .await
     }
 }
 
 type TrySend = hyper::client::conn::TrySendError<http::Request<Full<Bytes>>>;
+
+/// Why a sent request has no answer.
+enum Unanswered {
+    /// Boxed: the request handed back is large, and failures are rare.
+    Failed(Box<TrySend>),
+    Late,
+}
 
 /// Idle connections kept per serving thread; more are closed when their answer ends.
 const MAX_IDLE: usize = 256;
@@ -163,57 +184,66 @@ impl Upstream {
     /// body fails if the upstream then stays silent for the timeout.
     pub async fn send(&self, mut req: http::Request<Full<Bytes>>) -> Result<http::Response<Answer>, Failure> {
         req.headers_mut().insert(http::header::HOST, self.host_header.clone());
-        match tokio::time::timeout(self.timeout, self.exchange(req)).await {
-            Ok(Ok((resp, conn))) => {
-                let pool = Arc::clone(&self.pool);
-                Ok(resp.map(|body| Answer { inner: body, limit: self.timeout, timer: None, conn: Some(conn), pool }))
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(Failure::TimedOut),
-        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (resp, conn) = self.exchange(req, deadline).await?;
+        let pool = Arc::clone(&self.pool);
+        Ok(resp.map(|body| Answer { inner: body, limit: self.timeout, waiting: false, conn: Some(conn), pool }))
     }
 
-    async fn exchange(&self, mut req: http::Request<Full<Bytes>>) -> Result<(http::Response<Incoming>, Conn), Failure> {
+    async fn exchange(
+        &self,
+        mut req: http::Request<Full<Bytes>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(http::Response<Incoming>, Conn), Failure> {
         // Idle connections first. One the upstream closed meanwhile hands the request back
         // unsent, and it goes on to the next; once sent, a failure is the answer (the
         // request may have had effects).
         while let Some(mut conn) = self.pool.checkout() {
-            if !conn.ready().await {
+            if !conn.ready(deadline).await? {
                 continue;
             }
             match conn.send(req).await {
                 Ok(resp) => return Ok((resp, conn)),
-                Err(mut e) => match e.take_message() {
+                Err(Unanswered::Late) => return Err(Failure::TimedOut),
+                Err(Unanswered::Failed(mut e)) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(unreachable(e.into_error())),
                 },
             }
         }
-        let mut conn = self.connect().await?;
-        let resp = conn.send(req).await.map_err(|e| unreachable(e.into_error()))?;
-        Ok((resp, conn))
+        // Boxed: connecting is the rare way, and its future would weigh on every request's.
+        let mut conn = match tokio::time::timeout_at(deadline, Box::pin(self.connect(deadline))).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(Failure::TimedOut),
+        };
+        match conn.send(req).await {
+            Ok(resp) => Ok((resp, conn)),
+            Err(Unanswered::Late) => Err(Failure::TimedOut),
+            Err(Unanswered::Failed(e)) => Err(unreachable(e.into_error())),
+        }
     }
 
-    async fn connect(&self) -> Result<Conn, Failure> {
+    async fn connect(&self, deadline: tokio::time::Instant) -> Result<Conn, Failure> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(unreachable)?;
         tcp.set_nodelay(true).map_err(unreachable)?;
         match &self.tls {
-            None => handshake(TokioIo::new(tcp)).await,
+            None => handshake(TokioIo::new(tcp), deadline).await,
             Some((tls, name)) => {
                 let stream = tls.connect(name.clone(), tcp).await.map_err(unreachable)?;
-                handshake(TokioIo::new(stream)).await
+                handshake(TokioIo::new(stream), deadline).await
             }
         }
     }
 }
 
-/// HTTP/1 over `io`; the connection's work is done by the requests that use it.
-async fn handshake<T>(io: T) -> Result<Conn, Failure>
+/// HTTP/1 over `io`, its first request due by `deadline`; the connection's work is done by
+/// the requests that use it.
+async fn handshake<T>(io: T, deadline: tokio::time::Instant) -> Result<Conn, Failure>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, driver) = hyper::client::conn::http1::handshake(io).await.map_err(unreachable)?;
-    Ok(Conn { sender, driver: Some(Box::pin(driver)) })
+    Ok(Conn { sender, driver: Some(Box::pin(driver)), deadline: Box::pin(tokio::time::sleep_until(deadline)) })
 }
 
 fn tls_config(ca_pem: Option<&[u8]>) -> std::io::Result<rustls::ClientConfig> {
@@ -245,13 +275,14 @@ fn tls_config(ca_pem: Option<&[u8]>) -> std::io::Result<rustls::ClientConfig> {
 pub struct Stalled;
 
 /// An upstream answer's body, read by driving its connection. It fails when no frame comes
-/// for `limit` (the timer is armed only while the body is waiting: a small answer that
-/// arrived with its headers sets none), and gives its connection back to the pool once read
-/// to the end.
+/// for `limit` (the connection's timer is moved only when the body has to wait: a small
+/// answer that arrived with its headers never moves it), and gives its connection back to
+/// the pool once read to the end.
 pub struct Answer {
     inner: Incoming,
     limit: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The body is waiting for a frame, due by the connection's deadline.
+    waiting: bool,
     conn: Option<Conn>,
     pool: Arc<Pool>,
 }
@@ -276,7 +307,7 @@ impl HttpBody for Answer {
         }
         match polled {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.waiting = false;
                 match &frame {
                     Some(Err(_)) => this.conn = None,
                     None => this.give_back(),
@@ -286,9 +317,14 @@ impl HttpBody for Answer {
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let limit = this.limit;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                ready!(timer.as_mut().poll(cx));
+                // Without its connection (ended, or given back) nothing would ever wake it.
+                if let Some(conn) = &mut this.conn {
+                    if !this.waiting {
+                        this.waiting = true;
+                        conn.deadline.as_mut().reset(tokio::time::Instant::now() + this.limit);
+                    }
+                    ready!(conn.deadline.as_mut().poll(cx));
+                }
                 this.conn = None;
                 Poll::Ready(Some(Err(Box::new(Stalled))))
             }

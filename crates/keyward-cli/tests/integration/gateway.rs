@@ -420,7 +420,8 @@ async fn raw_exchange(c: &mut tokio::net::TcpStream, target: &str, key: &str) ->
 
 /// A raw HTTP/1.1 upstream whose answers are scripted by path: `/big` is 3 MiB with a
 /// length, written in pieces; `/slow` is chunked, a piece every 150 ms; `/stall` sends half
-/// its length and then nothing; `/echo` answers the length of the request's body.
+/// its length and then nothing; `/late` answers after 2 s; `/echo` answers the length of the
+/// request's body.
 async fn scripted_upstream() -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -468,6 +469,11 @@ async fn scripted_upstream() -> (String, tokio::task::JoinHandle<()>) {
                             sleep().await;
                             c.write_all(b"6\r\n world\r\n0\r\n\r\n").await.unwrap();
                         }
+                        "/late" => {
+                            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate").await;
+                            return;
+                        }
                         "/stall" => {
                             c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.").await.unwrap();
                             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
@@ -489,7 +495,9 @@ async fn scripted_upstream() -> (String, tokio::task::JoinHandle<()>) {
 /// The gateway reads an upstream answer by driving its connection from the answer's body:
 /// a long answer arrives whole, a slow one piece by piece (the connection is woken for each),
 /// a stalled one fails after the upstream timeout instead of hanging, and a long request body
-/// goes up whole; the connection that served each complete answer serves the next request.
+/// goes up whole; the connection that served each complete answer serves the next request,
+/// its deadline moved for each: a pause longer than the timeout between two requests fails
+/// neither, and an answer whose head is late on a kept connection is a 504.
 async fn gateway_streams_long_slow_and_stalled_answers(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, secret) = s.create(json!({"name": "streams"})).await;
@@ -514,7 +522,13 @@ async fn gateway_streams_long_slow_and_stalled_answers(b: Backend) {
         let big = vec![b'y'; 3 << 20];
         let r = h.post(format!("{base}/echo")).header("X-API-Key", &secret).body(big).send().await.unwrap();
         assert_eq!(r.text().await.unwrap(), (3 << 20).to_string(), "round {round}");
+        // Longer than the upstream timeout: the kept connection's last deadline has passed.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     }
+    let started = std::time::Instant::now();
+    let r = h.get(format!("{base}/late")).header("X-API-Key", &secret).send().await.unwrap();
+    assert_eq!(r.status(), 504, "a head later than the timeout");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1800), "not waited for");
     let started = std::time::Instant::now();
     let r = h.get(format!("{base}/stall")).header("X-API-Key", &secret).send().await.unwrap();
     assert_eq!(r.status(), 200, "the head came in time");

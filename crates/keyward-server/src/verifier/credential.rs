@@ -55,7 +55,7 @@ impl AppState {
         // Walk X-Forwarded-For from the right: the first hop not run by us is the client. A
         // hop that is not an address ends the walk (what lies left of it was not written by a
         // proxy we trust); the client is then the last hop read.
-        if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if let Some(xff) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             let mut last = None;
             for hop in xff.rsplit(',') {
                 let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
@@ -70,7 +70,7 @@ impl AppState {
             }
         }
         headers
-            .get("x-real-ip")
+            .get(X_REAL_IP)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
             .map(keyward_core::ip::canonical)
@@ -87,6 +87,8 @@ pub(crate) enum Credential<'a> {
 }
 
 // Looked up by ready names: a name given as text is parsed again at every lookup.
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const BIZ_KEY: HeaderName = HeaderName::from_static("biz-api-key");
 const BIZ_NONCE: HeaderName = HeaderName::from_static("biz-api-nonce");
@@ -106,12 +108,13 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
 /// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
 /// requests the gateway passes upstream.
 pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
+    let (roles, scopes) = key.listed();
     [
         (HeaderName::from_static("x-keyward-key-id"), header(key.id())),
         (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
         (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
-        (HeaderName::from_static("x-keyward-roles"), header(&key.roles().join(","))),
-        (HeaderName::from_static("x-keyward-scopes"), header(&key.scopes().join(","))),
+        (HeaderName::from_static("x-keyward-roles"), header(roles)),
+        (HeaderName::from_static("x-keyward-scopes"), header(scopes)),
     ]
 }
 
