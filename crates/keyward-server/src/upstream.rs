@@ -242,7 +242,9 @@ async fn handshake<T>(io: T, deadline: tokio::time::Instant) -> Result<Conn, Fai
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (sender, driver) = hyper::client::conn::http1::handshake(io).await.map_err(unreachable)?;
+    // Written flattened, as the server writes (connections.rs): one buffer per request.
+    let (sender, driver) =
+        hyper::client::conn::http1::Builder::new().writev(false).handshake(io).await.map_err(unreachable)?;
     Ok(Conn { sender, driver: Some(Box::pin(driver)), deadline: Box::pin(tokio::time::sleep_until(deadline)) })
 }
 
