@@ -17,7 +17,7 @@ use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
-use crate::verifier::credential::{credential, identity_headers, Credential, X_FORWARDED_FOR};
+use crate::verifier::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
 use crate::verifier::refused;
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
@@ -141,12 +141,7 @@ fn hop_by_hop(name: &str) -> bool {
 /// (those come only from us). `Host` is replaced by the upstream's, and the length by the
 /// one the buffered body is sent with.
 fn not_forwarded(name: &str) -> bool {
-    hop_by_hop(name)
-        || matches!(
-            name,
-            "content-length" | "x-api-key" | "authorization" | "biz-api-key" | "biz-api-nonce" | "biz-api-signature"
-        )
-        || name.starts_with("x-keyward-")
+    hop_by_hop(name) || name == "content-length" || carries_credential(name) || name.starts_with("x-keyward-")
 }
 
 /// The gateway, which the fast lane serves every request with. Fails at startup if its

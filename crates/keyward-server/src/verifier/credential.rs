@@ -90,9 +90,15 @@ pub(crate) enum Credential<'a> {
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+// Core's `signing::HEADER_*`, lowercased as a `HeaderName` must be (a test holds them alike).
 const BIZ_KEY: HeaderName = HeaderName::from_static("biz-api-key");
 const BIZ_NONCE: HeaderName = HeaderName::from_static("biz-api-nonce");
 const BIZ_SIGNATURE: HeaderName = HeaderName::from_static("biz-api-signature");
+
+/// Does a header (its lowercase name) carry a credential? The gateway never passes those on.
+pub(crate) fn carries_credential(name: &str) -> bool {
+    [X_API_KEY, http::header::AUTHORIZATION, BIZ_KEY, BIZ_NONCE, BIZ_SIGNATURE].iter().any(|n| n.as_str() == name)
+}
 
 pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
     let text = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -120,4 +126,20 @@ pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue
 
 pub(crate) fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+
+    #[test]
+    fn signed_request_headers_are_cores_names() {
+        for (name, core) in [(BIZ_KEY, HEADER_KEY), (BIZ_NONCE, HEADER_NONCE), (BIZ_SIGNATURE, HEADER_SIGNATURE)] {
+            assert_eq!(name.as_str(), core.to_ascii_lowercase());
+            assert!(carries_credential(name.as_str()));
+        }
+        assert!(carries_credential("x-api-key") && carries_credential("authorization"));
+        assert!(!carries_credential("x-keyward-roles") && !carries_credential("accept"));
+    }
 }
