@@ -71,11 +71,18 @@ const SHARDS: usize = 16;
 
 pub struct UsageBuffer {
     shards: [Mutex<Slots>; SHARDS],
+    /// The last-used marks of the flush being written (or last written). A management read
+    /// takes a key's record from storage and then this node's pending mark; without these, a
+    /// flush committing between the two would hide a mark from both.
+    flushed: Mutex<HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>>,
 }
 
 impl Default for UsageBuffer {
     fn default() -> Self {
-        UsageBuffer { shards: std::array::from_fn(|_| Mutex::new(HashMap::default())) }
+        UsageBuffer {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+            flushed: Mutex::new(HashMap::default()),
+        }
     }
 }
 
@@ -136,7 +143,26 @@ impl UsageBuffer {
 
     /// The mark not yet written for a key, so management reads can show it at once.
     pub fn pending_for(&self, key_id: &str) -> Option<(i64, Option<String>)> {
-        self.shard(key_id).get(key_id).and_then(|s| s.last).map(|(t, ip)| (t, ip.map(|i| i.to_string())))
+        let pending = self.shard(key_id).get(key_id).and_then(|s| s.last);
+        let pending = pending.or_else(|| self.flushed_marks().get(key_id).copied());
+        pending.map(|(t, ip)| (t, ip.map(|i| i.to_string())))
+    }
+
+    fn flushed_marks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>> {
+        self.flushed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes everything pending for a flush, its marks still shown by [`Self::pending_for`]
+    /// until the next flush (the marks are taken while that map is held, so a read finds a
+    /// mark in one or the other).
+    fn take_for_flush(&self) -> Vec<(String, Slot)> {
+        let mut flushed = self.flushed_marks();
+        let taken = self.take();
+        flushed.clear();
+        flushed.extend(taken.iter().filter_map(|(id, slot)| slot.last.map(|last| (id.clone(), last))));
+        taken
     }
 
     fn take(&self) -> Vec<(String, Slot)> {
@@ -182,7 +208,7 @@ impl UsageBuffer {
     /// retried (nothing was written). Answers the verifications written and the addresses
     /// new to a key that was seen from others before.
     pub async fn flush(&self, store: &Store) -> Result<(u64, Vec<SeenIp>), keyward_store::StoreError> {
-        let taken = self.take();
+        let taken = self.take_for_flush();
         if taken.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -203,6 +229,21 @@ impl UsageBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mark_being_flushed_is_still_shown() {
+        let u = UsageBuffer::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        u.record("key_a", "ws", 60_000, VerifyCode::Valid, Some(ip));
+        let taken = u.take_for_flush();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(u.pending_for("key_a"), Some((60_000, Some("10.0.0.1".to_string()))));
+        u.record("key_a", "ws", 61_000, VerifyCode::Valid, None);
+        assert_eq!(u.pending_for("key_a"), Some((61_000, None)), "the newer, unflushed mark");
+        u.take_for_flush();
+        u.take_for_flush();
+        assert_eq!(u.pending_for("key_a"), None, "kept only until the flush after");
+    }
 
     #[test]
     fn counts_per_key_minute_and_code() {
