@@ -17,6 +17,7 @@ use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
+use crate::upstream::{hop_by_hop, Outgoing};
 use crate::verifier::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
 use crate::verifier::refused;
 
@@ -118,23 +119,6 @@ pub(crate) struct Gateway {
     /// path and query follow it. Empty, they go on as they came, with no string built.
     prefix: String,
     upstream: crate::upstream::Upstream,
-}
-
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1). `Host` and
-/// `Content-Length` are hop-by-hop for the gateway too, but each is set anew rather than
-/// removed (see [`Gateway::forward`]).
-fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
 }
 
 /// What never reaches the upstream: hop-by-hop headers, credentials, and identity headers
@@ -286,13 +270,11 @@ impl Gateway {
         let key = verdict.accepted()?;
 
         // Origin-form: the upstream client adds the upstream's `Host`.
-        let target = match parts.uri.path_and_query() {
-            Some(pq) if self.prefix.is_empty() && parts.uri.query() != Some("") => pq.clone(),
+        let target: std::borrow::Cow<str> = match parts.uri.path_and_query() {
+            Some(pq) if self.prefix.is_empty() && parts.uri.query() != Some("") => pq.as_str().into(),
             _ => {
                 let q = if query.is_empty() { "" } else { "?" };
-                let target = [self.prefix.as_str(), path, q, query].concat();
-                http::uri::PathAndQuery::try_from(target)
-                    .map_err(|_| ApiError::invalid("path", "the request path is not a valid URI"))?
+                [self.prefix.as_str(), path, q, query].concat().into()
             }
         };
         let forwarded = forwarded_for(parts.headers.get(X_FORWARDED_FOR), peer.ip());
@@ -305,11 +287,8 @@ impl Gateway {
         for (name, value) in identity {
             headers.insert(name, value);
         }
-        let mut req = http::Request::new(http_body_util::Full::new(body));
-        *req.method_mut() = parts.method;
-        *req.uri_mut() = http::Uri::from(target);
-        *req.headers_mut() = headers;
-        let upstream = self.upstream.send(req).await.map_err(|e| match e {
+        let sent = Outgoing { method: &parts.method, target: &target, headers: &headers, body };
+        let upstream = self.upstream.send(sent).await.map_err(|e| match e {
             crate::upstream::Failure::TimedOut => {
                 tracing::warn!("upstream did not answer in time");
                 ApiError::GatewayTimeout("the upstream API did not answer in time".into())
@@ -319,9 +298,9 @@ impl Gateway {
                 ApiError::BadGateway("the upstream API cannot be reached".into())
             }
         })?;
+        // The client left out the answer's hop-by-hop headers; its Content-Length stays when
+        // the streamed body has exactly that length.
         let (mut head, body) = upstream.into_parts();
-        // The upstream's Content-Length stays: the streamed body has exactly that length.
-        strip(&mut head.headers, hop_by_hop);
         head.headers.insert(X_KEYWARD_CODE, HeaderValue::from_static("VALID"));
         for (name, value) in verdict.limit_headers() {
             head.headers.insert(name, value);

@@ -20,7 +20,8 @@ on_both_backends!(
     gateway_paths_headers_and_timeouts,
     gateway_binary_end_to_end,
     gateway_keeps_upstream_connections,
-    gateway_streams_long_slow_and_stalled_answers
+    gateway_streams_long_slow_and_stalled_answers,
+    gateway_reads_every_answer_framing
 );
 
 #[derive(Debug, Clone)]
@@ -114,6 +115,8 @@ async fn gateway_passes_identity_and_refuses(b: Backend) {
     assert_eq!(got.headers["x-keyward-scopes"], "wallet:*");
     assert_eq!(got.headers["x-keyward-workspace"], s.workspace_id.as_str());
     assert_eq!(got.headers["x-custom"], "kept");
+    let hosts: Vec<_> = got.headers.get_all("host").iter().collect();
+    assert_eq!(hosts, [up.trim_start_matches("http://")], "one Host, the upstream's");
     assert!(got.headers.get("x-api-key").is_none(), "the credential is removed");
     let r = h.get(format!("{base}/v2/x")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -537,6 +540,173 @@ async fn gateway_streams_long_slow_and_stalled_answers(b: Backend) {
     // A request after the stalled one is served on a fresh connection.
     let r = h.get(format!("{base}/slow")).header("X-API-Key", &secret).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "hello slow world");
+    gw.stop().await.unwrap();
+    task.abort();
+    s.stop().await;
+}
+
+/// A raw HTTP/1 upstream (bodyless requests only) whose answers are scripted by path, each
+/// naming in `x-conn` the ordinal of the connection it came on, so a test sees which
+/// connections the gateway kept.
+async fn framing_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut ordinal = 0;
+        while let Ok((mut c, _)) = l.accept().await {
+            ordinal += 1;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match c.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                    let ok = format!("HTTP/1.1 200 OK\r\nx-conn: {ordinal}\r\n");
+                    let (answer, then_close) = match path.as_str() {
+                        // A HEAD's answer has the length a GET's would have, and no body.
+                        "/plain" if head.starts_with("HEAD ") => (format!("{ok}content-length: 2\r\n\r\n"), false),
+                        "/plain" => (format!("{ok}content-length: 2\r\n\r\nok"), false),
+                        "/nocontent" => (format!("HTTP/1.1 204 No Content\r\nx-conn: {ordinal}\r\n\r\n"), false),
+                        "/notmodified" => (
+                            format!("HTTP/1.1 304 Not Modified\r\nx-conn: {ordinal}\r\ncontent-length: 9\r\n\r\n"),
+                            false,
+                        ),
+                        "/interim" => (
+                            format!("HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n{ok}content-length: 2\r\n\r\nok"),
+                            false,
+                        ),
+                        "/hop" => (
+                            format!(
+                                "{ok}Connection: X-Private, keep-alive\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n\
+                                 X-Public: 1\r\ncontent-length: 2\r\n\r\nok"
+                            ),
+                            false,
+                        ),
+                        "/trailers" => (
+                            format!(
+                                "{ok}transfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n\
+                                 5;note=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n"
+                            ),
+                            false,
+                        ),
+                        // Chunked wins over a length (RFC 9112 §6.3): reading 100 bytes would
+                        // take the next answer for this one's body.
+                        "/both" => (
+                            format!(
+                                "{ok}content-length: 100\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                            ),
+                            false,
+                        ),
+                        "/close" => (format!("{ok}\r\nuntil close"), true),
+                        // HTTP/1.0 without keep-alive: this connection is not to be used again
+                        // (it is kept open here, so a reuse would show).
+                        "/old" => {
+                            (format!("HTTP/1.0 200 OK\r\nx-conn: {ordinal}\r\ncontent-length: 3\r\n\r\nold"), false)
+                        }
+                        // More than the length says: the connection cannot be trusted again.
+                        "/extra" => (format!("{ok}content-length: 2\r\n\r\nokEXTRA"), false),
+                        "/badlength" => (format!("{ok}content-length: 2x\r\n\r\nok"), false),
+                        "/twolengths" => (format!("{ok}content-length: 2\r\ncontent-length: 3\r\n\r\nok"), false),
+                        "/hugehead" => {
+                            (format!("{ok}x-big: {}\r\ncontent-length: 2\r\n\r\nok", "b".repeat(70_000)), false)
+                        }
+                        _ => ("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string(), false),
+                    };
+                    if c.write_all(answer.as_bytes()).await.is_err() || then_close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, task)
+}
+
+/// Every way an answer's body can end reaches the client whole, the answer's hop-by-hop
+/// headers stay behind, and the upstream connection is kept exactly when it can serve the
+/// next answer: after lengths, chunks (with trailers, and over a stray length), bodiless
+/// answers and interim ones; not after an answer ended by closing, an HTTP/1.0 one, or one
+/// with bytes past its length. Broken heads are 502s.
+async fn gateway_reads_every_answer_framing(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, secret) = s.create(json!({"name": "framings"})).await;
+    let (up, task) = framing_upstream().await;
+    let services = Services {
+        store: keyward_store::Store::connect(&s.db.url).await.unwrap(),
+        pepper: s.pepper.clone(),
+        clock: s.clock.clone(),
+        random: Arc::new(OsRandom),
+    };
+    // One serving thread, so every request uses its upstream connections (each thread keeps
+    // its own), whichever client connection it came on.
+    let config = keyward_server::ServerConfig { http_threads: 1, ..keyward_testkit::test_config() };
+    let gw = keyward_server::start_gateway(services, config, GatewayConfig::new(up, Vec::new())).await.unwrap();
+    let base = format!("http://{}", gw.addr);
+    let h = reqwest::Client::new();
+    let call = |method: Method, path: &str| {
+        let r = h.request(method, format!("{base}{path}")).header("X-API-Key", &secret).send();
+        async move {
+            let r = r.await.unwrap();
+            let conn = r.headers().get("x-conn").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            let headers = r.headers().clone();
+            (r.status().as_u16(), conn, headers, r.text().await.unwrap())
+        }
+    };
+    let (status, conn, _, body) = call(Method::GET, "/plain").await;
+    assert_eq!((status, conn.as_str(), body.as_str()), (200, "1", "ok"));
+
+    let (status, conn, headers, body) = call(Method::HEAD, "/plain").await;
+    assert_eq!((status, conn.as_str(), body.as_str()), (200, "1", ""));
+    assert_eq!(headers["content-length"], "2", "a HEAD keeps the length a GET would get");
+    for (path, code) in [("/nocontent", 204), ("/notmodified", 304)] {
+        let (status, conn, _, body) = call(Method::GET, path).await;
+        assert_eq!((status, conn.as_str(), body.as_str()), (code, "1", ""), "{path}");
+    }
+    let (status, conn, _, body) = call(Method::GET, "/interim").await;
+    assert_eq!((status, conn.as_str(), body.as_str()), (200, "1", "ok"), "the 103 is skipped");
+
+    let (status, conn, headers, body) = call(Method::GET, "/hop").await;
+    assert_eq!((status, conn.as_str(), body.as_str()), (200, "1", "ok"));
+    assert_eq!(headers["x-public"], "1");
+    for gone in ["x-private", "keep-alive"] {
+        assert!(headers.get(gone).is_none(), "{gone} came through");
+    }
+    for path in ["/trailers", "/both"] {
+        let (status, conn, headers, body) = call(Method::GET, path).await;
+        assert_eq!((status, conn.as_str()), (200, "1"), "{path}");
+        assert_eq!(body, if path == "/both" { "ok" } else { "hello world" }, "{path}");
+        assert!(headers.get("content-length").is_none_or(|l| l == body.len().to_string().as_str()), "{path}");
+    }
+    let (_, conn, _, _) = call(Method::GET, "/plain").await;
+    assert_eq!(conn, "1", "every answer so far left the connection ready for the next");
+
+    // Answers after which the connection is not used again.
+    let mut expected = 1;
+    for (path, want) in [("/close", "until close"), ("/old", "old"), ("/extra", "ok")] {
+        let (status, conn, _, body) = call(Method::GET, path).await;
+        assert_eq!((status, conn, body.as_str()), (200, expected.to_string(), want), "{path}");
+        expected += 1;
+        let (status, conn, _, body) = call(Method::GET, "/plain").await;
+        assert_eq!((status, conn, body.as_str()), (200, expected.to_string(), "ok"), "after {path}");
+    }
+    for path in ["/badlength", "/twolengths", "/hugehead"] {
+        let (status, _, _, body) = call(Method::GET, path).await;
+        assert_eq!(status, 502, "{path}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "bad_gateway", "{path}");
+        expected += 1;
+        let (status, conn, _, _) = call(Method::GET, "/plain").await;
+        assert_eq!((status, conn), (200, expected.to_string()), "a new connection after {path}");
+    }
     gw.stop().await.unwrap();
     task.abort();
     s.stop().await;
