@@ -17,7 +17,7 @@ use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
-use crate::upstream::{hop_by_hop, Outgoing};
+use crate::upstream::{hop_by_hop, tokens, Outgoing};
 use crate::verifier::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
 use crate::verifier::refused;
 
@@ -186,22 +186,19 @@ fn write_ip(v: &mut Vec<u8>, ip: std::net::IpAddr) {
 /// `keep-alive` does) adds no name, and the doomed names are gathered a few per pass.
 fn strip(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
     let mut named: Vec<HeaderName> = Vec::new();
-    for token in
-        headers.get_all(http::header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
-    {
-        let token = token.trim();
+    for token in headers.get_all(http::header::CONNECTION).iter().flat_map(|v| tokens(v.as_bytes())) {
         let mut lower = [0u8; 32];
         let fixed = match lower.get_mut(..token.len()) {
             Some(lower) => {
-                lower.copy_from_slice(token.as_bytes());
+                lower.copy_from_slice(token);
                 lower.make_ascii_lowercase();
-                std::str::from_utf8(lower).is_ok_and(|t| t.is_empty() || t == "close" || hop_by_hop(t))
+                std::str::from_utf8(lower).is_ok_and(|t| t == "close" || hop_by_hop(t))
             }
             None => false,
         };
         if !fixed {
             // Lowercased by the parse; a token that is no header name names nothing.
-            named.extend(HeaderName::from_bytes(token.as_bytes()).ok());
+            named.extend(HeaderName::from_bytes(token).ok());
         }
     }
     for name in &named {

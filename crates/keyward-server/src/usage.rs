@@ -74,8 +74,11 @@ pub struct UsageBuffer {
     /// The last-used marks of the flush being written (or last written). A management read
     /// takes a key's record from storage and then this node's pending mark; without these, a
     /// flush committing between the two would hide a mark from both.
-    flushed: Mutex<HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>>,
+    flushed: Mutex<Marks>,
 }
+
+/// Key id → last-used mark (when, from where).
+type Marks = HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>;
 
 impl Default for UsageBuffer {
     fn default() -> Self {
@@ -148,9 +151,7 @@ impl UsageBuffer {
         pending.map(|(t, ip)| (t, ip.map(|i| i.to_string())))
     }
 
-    fn flushed_marks(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>> {
+    fn flushed_marks(&self) -> std::sync::MutexGuard<'_, Marks> {
         self.flushed.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -53,7 +53,16 @@ pub(crate) async fn start_gateway(s: &TestServer, upstream: &str, max_body: usiz
     start_gateway_with(s, GatewayConfig { max_body, ..GatewayConfig::new(upstream, Vec::new()) }).await
 }
 
-async fn start_gateway_with(s: &TestServer, mut gw: GatewayConfig) -> RunningServer {
+async fn start_gateway_with(s: &TestServer, gw: GatewayConfig) -> RunningServer {
+    start_gateway_on(s, keyward_testkit::test_config(), gw).await
+}
+
+/// A gateway with the server settings `config`, and the `/v2/admin` rule.
+async fn start_gateway_on(
+    s: &TestServer,
+    config: keyward_server::ServerConfig,
+    mut gw: GatewayConfig,
+) -> RunningServer {
     let services = Services {
         store: keyward_store::Store::connect(&s.db.url).await.unwrap(),
         pepper: s.pepper.clone(),
@@ -61,7 +70,7 @@ async fn start_gateway_with(s: &TestServer, mut gw: GatewayConfig) -> RunningSer
         random: Arc::new(OsRandom),
     };
     gw.rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
-    keyward_server::start_gateway(services, keyward_testkit::test_config(), gw).await.unwrap()
+    keyward_server::start_gateway(services, config, gw).await.unwrap()
 }
 
 fn signed_headers(
@@ -421,38 +430,51 @@ async fn raw_exchange(c: &mut tokio::net::TcpStream, target: &str, key: &str) ->
     }
 }
 
+/// The next request on `c`, its body read past: its head as sent and its body's length;
+/// `None` once the connection ends.
+async fn next_request(c: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, usize)> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = vec![0u8; 65536];
+    let mut head = None;
+    loop {
+        if head.is_none() {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&buf[..end]).to_string();
+                let length: usize = text
+                    .to_ascii_lowercase()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .unwrap_or(0);
+                head = Some((text, end + 4, length));
+            }
+        }
+        if let Some((text, at, length)) = head.take() {
+            if buf.len() >= at + length {
+                buf.drain(..at + length);
+                return Some((text, length));
+            }
+            head = Some((text, at, length));
+        }
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// A raw HTTP/1.1 upstream whose answers are scripted by path: `/big` is 3 MiB with a
 /// length, written in pieces; `/slow` is chunked, a piece every 150 ms; `/stall` sends half
 /// its length and then nothing; `/late` answers after 2 s; `/echo` answers the length of the
 /// request's body.
 async fn scripted_upstream() -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let task = tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match c.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    while buf.len() < end + 4 + length {
-                        let n = c.read(&mut chunk).await.unwrap();
-                        assert!(n > 0);
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    buf.drain(..end + 4 + length);
+                while let Some((head, length)) = next_request(&mut c, &mut buf).await {
                     let path = head.split(' ').nth(1).unwrap_or_default().to_string();
                     let sleep = || tokio::time::sleep(std::time::Duration::from_millis(150));
                     match path.as_str() {
@@ -549,7 +571,7 @@ async fn gateway_streams_long_slow_and_stalled_answers(b: Backend) {
 /// naming in `x-conn` the ordinal of the connection it came on, so a test sees which
 /// connections the gateway kept.
 async fn framing_upstream() -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -558,17 +580,7 @@ async fn framing_upstream() -> (String, tokio::task::JoinHandle<()>) {
             ordinal += 1;
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match c.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    buf.drain(..end + 4);
+                while let Some((head, _)) = next_request(&mut c, &mut buf).await {
                     let path = head.split(' ').nth(1).unwrap_or_default().to_string();
                     let ok = format!("HTTP/1.1 200 OK\r\nx-conn: {ordinal}\r\n");
                     let (answer, then_close) = match path.as_str() {
@@ -640,16 +652,10 @@ async fn gateway_reads_every_answer_framing(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, secret) = s.create(json!({"name": "framings"})).await;
     let (up, task) = framing_upstream().await;
-    let services = Services {
-        store: keyward_store::Store::connect(&s.db.url).await.unwrap(),
-        pepper: s.pepper.clone(),
-        clock: s.clock.clone(),
-        random: Arc::new(OsRandom),
-    };
     // One serving thread, so every request uses its upstream connections (each thread keeps
     // its own), whichever client connection it came on.
     let config = keyward_server::ServerConfig { http_threads: 1, ..keyward_testkit::test_config() };
-    let gw = keyward_server::start_gateway(services, config, GatewayConfig::new(up, Vec::new())).await.unwrap();
+    let gw = start_gateway_on(&s, config, GatewayConfig::new(up, Vec::new())).await;
     let base = format!("http://{}", gw.addr);
     let h = reqwest::Client::new();
     let call = |method: Method, path: &str| {
