@@ -40,6 +40,14 @@ pub enum ApiError {
     GatewayTimeout(String),
     /// The database cannot be reached.
     Unavailable,
+    /// The database refused a write for want of disk space: 507 `storage_full` with
+    /// `Retry-After`; nothing was written, the same request works once space is freed.
+    StorageFull,
+    /// `/healthz`: this node cannot take writes (503), and why (`storage_full` for a full
+    /// disk, else `unavailable`).
+    NotReady {
+        storage_full: bool,
+    },
     /// Detail goes to the log, never to the client.
     Internal(String),
     /// A forward-auth refusal: 401 or 403 with the verification code.
@@ -93,6 +101,24 @@ impl ApiError {
                 None,
                 "the database is unavailable; try again shortly".into(),
             ),
+            ApiError::StorageFull => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                None,
+                "the database has no space left to write; nothing was changed, try again later".into(),
+            ),
+            ApiError::NotReady { storage_full: true } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_full",
+                None,
+                "the database has no space left to write".into(),
+            ),
+            ApiError::NotReady { storage_full: false } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                None,
+                "the database is unreachable or does not take writes".into(),
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, "internal error".into()),
             ApiError::Refused { code, message } => {
                 let status =
@@ -102,6 +128,19 @@ impl ApiError {
             }
             ApiError::Limited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, message.clone()),
         }
+    }
+}
+
+/// How long a client is asked to wait after a full disk: freeing space takes an operator.
+const STORAGE_FULL_RETRY_AFTER_SECS: u64 = 30;
+
+impl ApiError {
+    /// `/healthz`'s refusal for a store that cannot take writes now.
+    pub fn not_ready(e: &StoreError) -> Self {
+        if !matches!(e, StoreError::StorageFull(_)) {
+            tracing::warn!(error = %e, "not ready");
+        }
+        ApiError::NotReady { storage_full: matches!(e, StoreError::StorageFull(_)) }
     }
 }
 
@@ -117,6 +156,10 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 ApiError::Unavailable
+            }
+            StoreError::StorageFull(detail) => {
+                tracing::warn!(%detail, "database storage full");
+                ApiError::StorageFull
             }
             StoreError::Conflict(c) => c.into(),
             StoreError::InvalidText => ApiError::Invalid {
@@ -192,6 +235,9 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::RateLimited { retry_after, .. } = &self {
             resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
+        }
+        if matches!(self, ApiError::StorageFull | ApiError::NotReady { storage_full: true }) {
+            resp.headers_mut().insert("retry-after", HeaderValue::from(STORAGE_FULL_RETRY_AFTER_SECS));
         }
         if let ApiError::Limited { headers, .. } = self {
             for (name, value) in headers {

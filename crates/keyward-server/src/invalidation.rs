@@ -2,6 +2,7 @@
 //! PostgreSQL: LISTEN/NOTIFY (push). SQLite: several processes may share one file, so the
 //! `key_events` table is read every `poll_interval`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -27,8 +28,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Sequence numbers are taken at insert and become visible at commit, so an event can appear
-/// below one already applied; catching up re-reads this many before the last applied (an
-/// extra invalidation costs one storage read).
+/// below one already applied; catching up re-reads this many before the last applied, and
+/// applies only those of them not applied yet.
 const SEQ_SLACK: i64 = 1_000;
 /// Past this many events to replay, forgetting the whole cache is cheaper.
 const CATCH_UP_LIMIT: i64 = 10_000;
@@ -36,6 +37,10 @@ const CATCH_UP_LIMIT: i64 = 10_000;
 /// The events this node has applied, by sequence number (never by wall clock).
 struct Applied {
     last: i64,
+    /// Those within `SEQ_SLACK` of `last`: a catch-up re-reads that window for late commits
+    /// and skips these, so a reconnect drops only keys changed meanwhile (re-applying every
+    /// event of the window emptied the cache after each database restart).
+    recent: BTreeSet<i64>,
 }
 
 impl Applied {
@@ -43,14 +48,48 @@ impl Applied {
         let (seq, key) = keyward_store::parse_announcement(payload);
         crate::changes::apply(state, key);
         if let Some(seq) = seq {
-            self.last = self.last.max(seq);
+            self.record(seq);
+            state.metrics.applied(self.last);
         }
+    }
+
+    /// Applies an event read from `key_events`, unless it was applied already.
+    fn apply_event(&mut self, state: &SharedState, e: &KeyEvent) {
+        if !self.recent.contains(&e.seq) {
+            crate::changes::apply(state, &e.cache_key);
+            self.record(e.seq);
+            state.metrics.applied(self.last);
+        }
+    }
+
+    fn record(&mut self, seq: i64) {
+        self.last = self.last.max(seq);
+        if seq > self.last - SEQ_SLACK {
+            self.recent.insert(seq);
+        }
+        // Only the window is kept: older events are never re-read.
+        while self.recent.first().is_some_and(|s| *s <= self.last - SEQ_SLACK) {
+            self.recent.pop_first();
+        }
+    }
+
+    /// Where a node starts: the events written so far hold nothing its empty cache needs,
+    /// those of the window included (a late commit among them is re-read later).
+    async fn at_start(store: &Store) -> Applied {
+        let mut a = Applied { last: store.last_event_seq().await.unwrap_or(0), recent: BTreeSet::new() };
+        if let Ok(events) = store.events_after((a.last - SEQ_SLACK).max(0)).await {
+            for e in events {
+                a.record(e.seq);
+            }
+        }
+        a
     }
 }
 
 async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
     // Everything cached from here on is newer than the events written so far.
-    let mut applied = Applied { last: state.store.last_event_seq().await.unwrap_or(0) };
+    let mut applied = Applied::at_start(&state.store).await;
+    state.metrics.applied(applied.last);
     loop {
         tokio::select! {
             _ = listen_once(&state, &mut applied) => {}
@@ -81,7 +120,11 @@ async fn listen_once(state: &SharedState, applied: &mut Applied) {
     // Listening now: changes from here on arrive as notifications; those made while deaf
     // are read from `key_events`, on this same fresh connection.
     match tokio::time::timeout(CONNECT_WITHIN, catch_up(state, &mut sub, applied)).await {
-        Ok(Ok(())) => state.metrics.heard(),
+        Ok(Ok(())) => {
+            state.metrics.applied(applied.last);
+            state.metrics.heard();
+            state.metrics.listening();
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot read missed key changes; retrying");
             return;
@@ -170,9 +213,8 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
         let events = sub.after(after).await?;
         let n = events.len() as i64;
         for e in events {
-            crate::changes::apply(state, &e.cache_key);
+            applied.apply_event(state, &e);
             after = e.seq;
-            applied.last = applied.last.max(e.seq);
         }
         read += n;
         if n < 1_000 {
@@ -202,6 +244,7 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
                     crate::changes::apply(&state, &e.cache_key);
                     seen = seen.max(e.seq);
                 }
+                state.metrics.applied(seen);
                 state.metrics.heard();
             }
             Err(e) => tracing::debug!(error = %e, "cannot read key events"),

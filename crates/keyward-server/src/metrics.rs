@@ -95,6 +95,10 @@ pub struct Metrics {
     delivery_failures: AtomicU64,
     /// When (ms since `started`) this node last knew it had every change event.
     heard_ms: AtomicU64,
+    /// The highest change event's sequence number applied to the cache.
+    event_seq: AtomicU64,
+    /// Times the change listener connected and caught up (once at start, then per loss).
+    listener_connects: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -107,6 +111,8 @@ impl Default for Metrics {
             deliveries: AtomicU64::new(0),
             delivery_failures: AtomicU64::new(0),
             heard_ms: AtomicU64::new(0),
+            event_seq: AtomicU64::new(0),
+            listener_connects: AtomicU64::new(0),
         }
     }
 }
@@ -160,6 +166,16 @@ impl Metrics {
         self.heard_ms.store(ms, Relaxed);
     }
 
+    /// Change events up to `seq` are applied.
+    pub fn applied(&self, seq: i64) {
+        self.event_seq.fetch_max(u64::try_from(seq).unwrap_or(0), Relaxed);
+    }
+
+    /// The change listener (re)connected and caught up.
+    pub fn listening(&self) {
+        self.listener_connects.fetch_add(1, Relaxed);
+    }
+
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         let _ = writeln!(
@@ -191,7 +207,13 @@ impl Metrics {
         let _ = write!(
             out,
             "# HELP keyward_invalidation_lag_seconds Seconds since this node last knew it had every change event (how stale its cache can be).\n\
-             # TYPE keyward_invalidation_lag_seconds gauge\nkeyward_invalidation_lag_seconds {lag}\n"
+             # TYPE keyward_invalidation_lag_seconds gauge\nkeyward_invalidation_lag_seconds {lag}\n\
+             # HELP keyward_change_event_seq The last change event applied to this node's cache.\n\
+             # TYPE keyward_change_event_seq gauge\nkeyward_change_event_seq {}\n\
+             # HELP keyward_change_listener_connects_total Times the change listener connected and caught up (PostgreSQL).\n\
+             # TYPE keyward_change_listener_connects_total counter\nkeyward_change_listener_connects_total {}\n",
+            self.event_seq.load(Relaxed),
+            self.listener_connects.load(Relaxed)
         );
         if let Some(n) = g.redis_errors {
             let _ = write!(

@@ -3,7 +3,7 @@
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::postgres::PgListener;
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::time::Duration;
 
 use crate::StoreError;
@@ -49,6 +49,23 @@ impl Dialect {
                         sqlx::query("PRAGMA cache_size = -512").execute(conn).await?;
                     }
                     Ok(())
+                })
+            })
+            // A connection goes back to the pool only outside any transaction. SQLite ends a
+            // transaction itself when a statement or COMMIT fails with SQLITE_FULL (also
+            // IOERR, BUSY, NOMEM) and sqlx's transaction count does not see it: the ROLLBACK
+            // the dropped `Transaction` queues then fails ("no transaction is active"), the
+            // count stays at one, and every later `BEGIN IMMEDIATE` on that connection was
+            // refused ("begin_with at non-zero transaction depth") for as long as the
+            // process ran. A round trip runs the queued rollback; a connection still counted
+            // inside a transaction after it is closed (a new one replaces it), never reused.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
                 })
             })
             // Fail fast when the database is gone so management calls answer 503 promptly.
@@ -97,19 +114,6 @@ impl Dialect {
         let mut l = PgListener::connect(url).await?;
         l.listen(CHANNEL).await?;
         Ok(Some(Subscription(l)))
-    }
-
-    /// Can this node write right now? A reachable database may still refuse writes (a
-    /// standby after a failover, `default_transaction_read_only`).
-    pub(crate) async fn writable(self, pool: &AnyPool) -> bool {
-        match self {
-            Dialect::Sqlite => true,
-            Dialect::Postgres => {
-                let q = "SELECT CASE WHEN pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' \
-                         THEN 0 ELSE 1 END AS w";
-                matches!(sqlx::query_scalar::<_, i32>(q).fetch_one(pool).await, Ok(1))
-            }
-        }
     }
 
     /// Appended to a `SELECT` that claims rows of `table` (its alias) for this transaction:
@@ -196,6 +200,13 @@ impl Subscription {
     }
 }
 
+/// Does a database error code mean "no space left to write" (SQLite's SQLITE_FULL, 13;
+/// PostgreSQL's disk_full, 53100)? Nothing was written; the same write works once space is
+/// freed.
+pub(crate) fn storage_full_code(code: &str) -> bool {
+    matches!(code, "13" | "53100")
+}
+
 /// Does a database error code mean "cannot be reached right now" (503) rather than a fault?
 /// The two backends' codes cannot be confused: PostgreSQL's are five-character SQLSTATEs,
 /// SQLite's are small integers.
@@ -204,7 +215,7 @@ pub(crate) fn unavailable_code(code: &str) -> bool {
 }
 
 /// Connection exceptions (class 08), insufficient resources (class 53: too many
-/// connections, disk full, out of memory), the database gone or not accepting connections
+/// connections, out of memory; a full disk is told apart first, by `storage_full_code`), the database gone or not accepting connections
 /// (3D000, 55000, 57P04), server shutting down (57P01–57P03), and a read-only database (25006:
 /// a failover to a standby, `default_transaction_read_only`).
 fn postgres_unavailable(code: &str) -> bool {
@@ -276,6 +287,58 @@ mod tests {
         assert_eq!(Dialect::from_url("postgresql://u@h/db").ok(), Some(Dialect::Postgres));
         assert_eq!(Dialect::from_url("sqlite://x.db").ok(), Some(Dialect::Sqlite));
         assert!(Dialect::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn full_disk_codes_of_both_backends() {
+        for c in ["13", "53100"] {
+            assert!(storage_full_code(c), "{c}");
+        }
+        for c in ["53300", "10", "5", "23505"] {
+            assert!(!storage_full_code(c), "{c}");
+        }
+    }
+
+    /// Sets `PRAGMA max_page_count` on every connection the pool may hold (each held while
+    /// it is set): the file cannot grow past `pages` (clamped to its size now).
+    async fn limit_pages(pool: &AnyPool, pages: u64) {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        for c in &mut held {
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut **c).await.unwrap();
+        }
+    }
+
+    async fn write_a_page(pool: &AnyPool) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(pool, Dialect::Sqlite).await?;
+        sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES (hex(randomblob(20000)), 0)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// A database that cannot grow (SQLITE_FULL, made without a small disk) refuses a write
+    /// as `StorageFull`; once it can grow again every pooled connection writes.
+    #[tokio::test]
+    async fn a_full_database_is_storage_full_and_recovers() {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("kw-store-full-{}-{at}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();
+        limit_pages(&store.pool, 1).await;
+        for _ in 0..3 {
+            let e = write_a_page(&store.pool).await.unwrap_err();
+            assert!(matches!(e, StoreError::StorageFull(_)), "{e:?}");
+        }
+        limit_pages(&store.pool, 4_294_967_294).await;
+        for i in 0..20 {
+            write_a_page(&store.pool).await.unwrap_or_else(|e| panic!("write {i} after the limit was lifted: {e}"));
+        }
+        store.health().await.unwrap();
+        store.close().await;
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

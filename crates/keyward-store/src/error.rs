@@ -1,15 +1,18 @@
 use thiserror::Error;
 
-use crate::dialect::{invalid_text_code, unavailable_code};
+use crate::dialect::{invalid_text_code, storage_full_code, unavailable_code};
 use crate::Conflict;
 
 /// Errors of the storage layer. `Unavailable` means the database could not be reached (the
-/// server answers 503); `Conflict` is a typed refusal the server words; `Internal` carries
-/// detail for logs only, never for clients.
+/// server answers 503); `StorageFull` that it refused a write for want of disk space (507,
+/// retried later: nothing was written); `Conflict` is a typed refusal the server words;
+/// `Internal` carries detail for logs only, never for clients.
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    #[error("database storage full: {0}")]
+    StorageFull(String),
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     #[error("already initialised")]
@@ -40,6 +43,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(Conflict::from_unique(db.constraint(), db.message()))
             }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(storage_full_code) => {
+                StoreError::StorageFull(e.to_string())
+            }
             sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -47,6 +53,14 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Internal(e.to_string()),
         }
+    }
+}
+
+impl StoreError {
+    /// Will the same request work later without a change on the caller's side (the database
+    /// back, space freed)? Such a failure wrote nothing: what was to be written is kept.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::StorageFull(_))
     }
 }
 

@@ -102,7 +102,16 @@ impl Store {
 
     /// Is the database reachable and willing to take writes right now?
     pub async fn ready(&self) -> bool {
-        self.ping().await && self.dialect.writable(&self.pool).await
+        self.health().await.is_ok()
+    }
+
+    /// Why this node cannot write right now, if it cannot: one real write (a counter bumped
+    /// in its own transaction), so an unreachable database, a read-only one (a standby after
+    /// a failover, `default_transaction_read_only`) and a full disk each answer their error.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE health_probe SET writes = writes + 1 WHERE id = 1").execute(&mut *tx).await?;
+        tx.commit().await
     }
 
     /// Every `(table, column)` of the schema Keyward manages, sorted: both backends must end

@@ -171,6 +171,11 @@ impl TestDb {
         }
     }
 
+    /// An SQLite database in `dir` (e.g. on a filesystem the test made small).
+    pub fn sqlite_in(dir: tempfile::TempDir) -> TestDb {
+        TestDb { url: keyward_store::sqlite_url(dir.path()), dir, pg: None }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
@@ -257,7 +262,12 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, config: ServerConfig) -> TestServer {
-        let db = Arc::new(TestDb::new(&backend).await);
+        Self::start_on(TestDb::new(&backend).await, config).await
+    }
+
+    /// A server on a database the test prepared.
+    pub async fn start_on(db: TestDb, config: ServerConfig) -> TestServer {
+        let db = Arc::new(db);
         let store = Store::connect(&db.url).await.expect("store");
         let pepper = Pepper::generate(&OsRandom);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));

@@ -18,7 +18,9 @@ on_both_backends!(
     concurrent_deletes_answer_404_not_503,
     racing_inits_say_already_initialised,
     a_missed_event_is_caught_by_the_backstop,
-    kill_9_under_load_loses_nothing_acknowledged
+    kill_9_under_load_loses_nothing_acknowledged,
+    a_full_disk_answers_storage_full_and_recovers,
+    failed_transactions_leave_no_connection_behind
 );
 
 fn pg_only(s: &TestServer, test: &str) -> bool {
@@ -500,4 +502,166 @@ async fn kill_9_under_load_loses_nothing_acknowledged(b: Backend) {
     }
     drop(s);
     db.drop_db().await;
+}
+
+/// A small tmpfs mounted for one test, unmounted on drop (after the server has stopped).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Option<Tmpfs> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Writes a file until the filesystem has no space left.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match f.write_all(&block).and_then(|_| f.flush()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // Whatever the last partial block left.
+        while f.write_all(&[0u8; 512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<u64> {
+    r.headers().get("retry-after")?.to_str().ok()?.parse().ok()
+}
+
+/// The data dir's filesystem fills up: writes answer 507 `storage_full` with `Retry-After`
+/// (never 500), `/healthz` says 503 `storage_full`, cached keys keep verifying; once space is
+/// freed every write works again, on every pooled connection, without a restart (a failed
+/// COMMIT used to leave its connection counted inside a transaction, refusing all later
+/// writes until the process restarted).
+async fn a_full_disk_answers_storage_full_and_recovers(b: Backend) {
+    const TEST: &str = "a_full_disk_answers_storage_full_and_recovers";
+    if matches!(b, Backend::Postgres(_)) {
+        // The database server's disk is not the test's to fill.
+        return keyward_testkit::skipped(&format!("postgres::{TEST}"), "a full disk is made under SQLite's file");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(dir.path()) else {
+        // `failed_transactions_leave_no_connection_behind` still runs.
+        return keyward_testkit::skipped(&format!("sqlite::{TEST}"), "cannot mount a tmpfs (needs root)");
+    };
+    let s = TestServer::start_on(TestDb::sqlite_in(dir), keyward_testkit::test_config()).await;
+    let (id, key) = s.create(json!({"name": "made before the disk filled"})).await;
+    assert_eq!(code(&s.verify(&key, json!({})).await), "VALID");
+    let filler = disk.fill();
+
+    // The write-ahead log may still hold a few writes; then the disk refuses them.
+    let mut full = None;
+    for i in 0..200 {
+        let r = s
+            .http()
+            .post(s.url("/v1/keys"))
+            .bearer_auth(&s.management_key)
+            .json(&json!({"name": format!("while full {i}"), "meta": {"pad": "x".repeat(3500)}}))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => continue,
+            507 => {
+                full = Some(r);
+                break;
+            }
+            other => panic!("a create on a full disk answered {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    let r = full.expect("the disk never filled");
+    assert_eq!(retry_after(&r), Some(30));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v["error"]), "storage_full", "{v}");
+    assert!(!v.to_string().to_lowercase().contains("sqlite"), "{v}");
+    let (st, v) = s.call(Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;
+    assert_eq!((st, code(&v["error"])), (507, "storage_full"), "{v}");
+    let r = s.http().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(retry_after(&r), Some(30));
+    assert_eq!(code(&r.json::<Value>().await.unwrap()["error"]), "storage_full");
+    assert_eq!(code(&s.verify(&key, json!({})).await), "VALID", "cached keys keep verifying");
+    assert_eq!(s.call(Method::GET, "/v1/keys", None).await.0, 200, "reads keep working");
+
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(s.http().get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    // More writes than the pool has connections, so each pooled connection takes one.
+    for i in 0..20 {
+        let (st, v) = s.call(Method::POST, "/v1/keys", Some(json!({"name": format!("after {i}")}))).await;
+        assert_eq!(st, 201, "write {i} after space was freed: {v}");
+        assert_eq!(s.http().get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    }
+    let (st, v) = s.call(Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(code(&s.verify(&key, json!({})).await), "REVOKED");
+    s.stop().await;
+    drop(disk);
+}
+
+/// Transactions the database fails, injected by triggers: a statement refused inside one,
+/// and one the database ends by itself (SQLite's `RAISE(ROLLBACK)`, as SQLITE_FULL does; on
+/// PostgreSQL a deferred constraint failing at COMMIT). Each answers 500 for its request
+/// only: every later write, on every pooled connection, works.
+async fn failed_transactions_leave_no_connection_behind(b: Backend) {
+    let s = TestServer::start(b).await;
+    if s.db.is_postgres() {
+        s.db.exec(
+            "CREATE FUNCTION injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+        )
+        .await;
+        s.db.exec(
+            "CREATE TRIGGER at_once BEFORE INSERT ON api_keys FOR EACH ROW \
+             WHEN (NEW.name = 'fails at once') EXECUTE FUNCTION injected()",
+        )
+        .await;
+        s.db.exec(
+            "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON api_keys DEFERRABLE INITIALLY DEFERRED \
+             FOR EACH ROW WHEN (NEW.name = 'ends its transaction') EXECUTE FUNCTION injected()",
+        )
+        .await;
+    } else {
+        s.db.exec(
+            "CREATE TRIGGER at_once BEFORE INSERT ON api_keys WHEN NEW.name = 'fails at once' \
+             BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        .await;
+        s.db.exec(
+            "CREATE TRIGGER at_commit BEFORE INSERT ON api_keys WHEN NEW.name = 'ends its transaction' \
+             BEGIN SELECT RAISE(ROLLBACK, 'injected'); END",
+        )
+        .await;
+    }
+    for name in ["fails at once", "ends its transaction", "fails at once", "ends its transaction"] {
+        let (st, v) = s.call(Method::POST, "/v1/keys", Some(json!({"name": name}))).await;
+        assert_eq!((st, code(&v["error"])), (500, "internal"), "{name}: {v}");
+        assert!(!v.to_string().contains("injected"), "{v}");
+    }
+    for i in 0..20 {
+        let (st, v) = s.call(Method::POST, "/v1/keys", Some(json!({"name": format!("after {i}")}))).await;
+        assert_eq!(st, 201, "write {i} after the failed transactions: {v}");
+        let id = v["id"].as_str().unwrap();
+        let (st, v) = s.call(Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;
+        assert_eq!(st, 200, "revoke {i}: {v}");
+    }
+    assert_eq!(s.http().get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    s.stop().await;
 }

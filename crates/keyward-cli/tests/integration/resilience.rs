@@ -8,7 +8,8 @@ use sqlx::Connection;
 on_both_backends!(
     database_outage_keeps_verification_up,
     missed_notifications_are_caught_up,
-    openapi_documents_every_route
+    openapi_documents_every_route,
+    a_reconnect_keeps_unchanged_keys_cached
 );
 
 async fn database_outage_keeps_verification_up(b: Backend) {
@@ -203,5 +204,55 @@ async fn openapi_documents_every_route(b: Backend) {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object(), "no error schema");
     assert!(doc["components"]["securitySchemes"]["management_key"].is_object());
     assert!(doc["paths"]["/v1/keys"]["post"]["requestBody"].is_object());
+    s.stop().await;
+}
+
+/// One value of the node's `/metrics`.
+async fn metric(s: &TestServer, name: &str) -> i64 {
+    let text = s.http().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as i64
+}
+
+/// Polls `f` every 50 ms for up to 10 s; true when it held.
+async fn within_10s<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) -> bool {
+    for _ in 0..200 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A database restart (every session ended) makes the change listener reconnect. With no
+/// change made meanwhile, the node keeps every cached key: if the database then goes away,
+/// a key verified before still verifies (the reconnect used to replay the last 1,000 events
+/// and drop their keys, changed or not, so they answered 503).
+async fn a_reconnect_keeps_unchanged_keys_cached(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !s.db.is_postgres() {
+        keyward_testkit::skipped("sqlite::a_reconnect_keeps_unchanged_keys_cached", "PostgreSQL only");
+        return s.stop().await;
+    }
+    let (_, key) = s.create(json!({"name": "cached"})).await;
+    // Its creation event arrived (it drops the node's entry), then the key is cached.
+    let last = s.store.last_event_seq().await.unwrap();
+    assert!(within_10s(|| async { metric(&s, "keyward_change_event_seq").await >= last }).await);
+    assert_eq!(code(&s.verify(&key, json!({})).await), "VALID");
+
+    let connects = metric(&s, "keyward_change_listener_connects_total").await;
+    s.db.terminate_sessions().await;
+    let relistened =
+        within_10s(|| async { metric(&s, "keyward_change_listener_connects_total").await > connects }).await;
+    assert!(relistened, "the listener did not reconnect");
+    assert_eq!(s.store.last_event_seq().await.unwrap(), last, "no change was made meanwhile");
+
+    s.db.admin("ALTER DATABASE {db} ALLOW_CONNECTIONS false").await;
+    s.db.terminate_sessions().await;
+    let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": key})).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a key verified before the reconnect was dropped from the cache");
+    assert_eq!(code(&r.json::<serde_json::Value>().await.unwrap()), "VALID");
+    s.db.admin("ALTER DATABASE {db} ALLOW_CONNECTIONS true").await;
     s.stop().await;
 }

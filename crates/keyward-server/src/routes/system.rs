@@ -11,15 +11,16 @@ use crate::state::SharedState;
 
 #[utoipa::path(get, path = "/healthz", tag = "system",
     responses((status = 200, description = "the node can serve: the database is reachable and takes writes"),
-        (status = 503, description = "the database is unreachable or read-only")))]
+        (status = 503, description = "the database is unreachable or read-only (`unavailable`), or its disk is full (`storage_full`, with `Retry-After`)")))]
 pub async fn healthz(State(state): State<SharedState>) -> Response {
-    if state.store.ready().await {
-        let c = &state.connections;
-        let open = c.open.load(std::sync::atomic::Ordering::Relaxed);
-        let refused = c.refused.load(std::sync::atomic::Ordering::Relaxed);
-        Json(json!({"status": "ok", "connections": {"open": open, "refused": refused}})).into_response()
-    } else {
-        ApiError::Unavailable.into_response()
+    match state.store.health().await {
+        Ok(()) => {
+            let c = &state.connections;
+            let open = c.open.load(std::sync::atomic::Ordering::Relaxed);
+            let refused = c.refused.load(std::sync::atomic::Ordering::Relaxed);
+            Json(json!({"status": "ok", "connections": {"open": open, "refused": refused}})).into_response()
+        }
+        Err(e) => ApiError::not_ready(&e).into_response(),
     }
 }
 
