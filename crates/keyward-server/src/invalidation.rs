@@ -251,3 +251,21 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_window_of_applied_events_is_kept() {
+        let mut a = Applied { last: 0, recent: BTreeSet::new() };
+        for seq in [5, 3, 4] {
+            a.record(seq);
+        }
+        assert_eq!((a.last, a.recent.iter().copied().collect::<Vec<_>>()), (5, vec![3, 4, 5]));
+        a.record(SEQ_SLACK + 4);
+        assert_eq!(a.recent.iter().copied().collect::<Vec<_>>(), vec![5, SEQ_SLACK + 4], "3 and 4 left the window");
+        a.record(2);
+        assert!(!a.recent.contains(&2), "an event below the window is never re-read");
+    }
+}
