@@ -137,9 +137,8 @@ const STORAGE_FULL_RETRY_AFTER_SECS: u64 = 30;
 impl ApiError {
     /// `/healthz`'s refusal for a store that cannot take writes now.
     pub fn not_ready(e: &StoreError) -> Self {
-        if !matches!(e, StoreError::StorageFull(_)) {
-            tracing::warn!(error = %e, "not ready");
-        }
+        // Asked every few seconds by load balancers: the detail only when looked for.
+        tracing::debug!(error = %e, "not ready");
         ApiError::NotReady { storage_full: matches!(e, StoreError::StorageFull(_)) }
     }
 }

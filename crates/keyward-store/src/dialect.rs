@@ -215,9 +215,10 @@ pub(crate) fn unavailable_code(code: &str) -> bool {
 }
 
 /// Connection exceptions (class 08), insufficient resources (class 53: too many
-/// connections, out of memory; a full disk is told apart first, by `storage_full_code`), the database gone or not accepting connections
-/// (3D000, 55000, 57P04), server shutting down (57P01–57P03), and a read-only database (25006:
-/// a failover to a standby, `default_transaction_read_only`).
+/// connections, out of memory; a full disk is told apart first, by `storage_full_code`), the
+/// database gone or not accepting connections (3D000, 55000, 57P04), server shutting down
+/// (57P01–57P03), and a read-only database (25006: a failover to a standby,
+/// `default_transaction_read_only`).
 fn postgres_unavailable(code: &str) -> bool {
     code.len() == 5
         && (code.starts_with("08")
