@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "webhooks", include_str!("../migrations/0010_webhooks.sql")),
     (11, "usage", include_str!("../migrations/0011_usage.sql")),
     (12, "ratelimits", include_str!("../migrations/0012_ratelimits.sql")),
+    (13, "audit keyed", include_str!("../migrations/0013_audit_keyed.sql")),
 ];
 
 #[derive(Debug)]
