@@ -342,13 +342,17 @@ pub enum AuditCommand {
         #[arg(long)]
         until: Option<String>,
     },
-    /// Recompute every workspace's chain from the database itself (exit 1 when broken).
+    /// Recompute every workspace's chain from the database itself, with the pepper (exit 1
+    /// when broken, or when the chain no longer holds the --anchor head).
     Verify {
         #[command(flatten)]
         storage: StorageArgs,
         /// Only this workspace.
         #[arg(long)]
         workspace: Option<String>,
+        /// A signed head written earlier by `audit head --signed`: the chain must still hold it.
+        #[arg(long)]
+        anchor: Option<PathBuf>,
     },
     /// Print each workspace's chain head (seq and hash), to record elsewhere.
     Head {
@@ -356,6 +360,10 @@ pub enum AuditCommand {
         storage: StorageArgs,
         #[arg(long)]
         workspace: Option<String>,
+        /// Print the head as a JSON document signed with the workspace's anchor key (from the
+        /// pepper), for `audit verify --anchor`; one workspace (--workspace when there are several).
+        #[arg(long)]
+        signed: bool,
     },
 }
 
@@ -671,14 +679,26 @@ pub enum PairCommand {
         #[command(flatten)]
         pair: PairArgs,
         #[command(flatten)]
-        fields: KeyFields,
-        /// test or live (default: --env when it is one of them, else test).
-        #[arg(long)]
-        environment: Option<String>,
-        /// e.g. 30d, 12h, 6mo, 1y
-        #[arg(long)]
-        expires_in: Option<String>,
+        flags: RegisterFlags,
     },
+}
+
+/// What `keys register` sends besides the public key: every setting `keys create` takes.
+#[derive(Debug, Args)]
+pub struct RegisterFlags {
+    #[command(flatten)]
+    pub fields: KeyFields,
+    /// test or live (default: --env when it is one of them, else test).
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// temporary or permanent (the pair's own --key-type is API or APP).
+    #[arg(long = "type", id = "lifetime")]
+    pub key_type: Option<String>,
+    /// e.g. 30d, 12h, 6mo, 1y
+    #[arg(long)]
+    pub expires_in: Option<String>,
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Keys on the server.
@@ -823,4 +843,14 @@ pub struct VerifyArgs {
     /// Only a key of this workspace counts (another's is NOT_FOUND).
     #[arg(long)]
     pub workspace: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique argument ids across flattened groups, …) run
+    /// only when a command is built; build every one here rather than at a user's prompt.
+    #[test]
+    fn every_command_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -44,6 +44,7 @@ pub fn state(
     shared: Option<crate::redis::Shared>,
 ) -> std::io::Result<SharedState> {
     let openapi = routes::openapi().to_json().map_err(std::io::Error::other)?.into();
+    services.store.key_audit(&services.pepper);
     Ok(Arc::new(AppState {
         openapi,
         connections: Arc::default(),
@@ -189,6 +190,7 @@ async fn start_with(
         None => None,
     };
     let state = state(services, config, shared)?;
+    key_audit_chains(&state).await;
     let (stop, stopped) = watch::channel(false);
     let app = make(state.clone())?;
     let tls = state.config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -216,6 +218,19 @@ async fn start_with(
         tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks, workers })
+}
+
+/// Switches audit chains written before they were keyed, so an upgraded database verifies
+/// at once. Each switch is logged: it should happen once per workspace, at the upgrade — one
+/// seen later means someone made a chain look unswitched (an anchor taken before shows it).
+async fn key_audit_chains(state: &SharedState) {
+    match state.store.key_audit_chains(state.clock.now()).await {
+        Ok(switched) => switched.iter().for_each(|(ws, seq)| {
+            tracing::warn!(workspace = %ws, seq, "audit chain switched from plain SHA-256 to keyed hashes");
+        }),
+        // The next append to such a chain switches it instead.
+        Err(e) => tracing::warn!(error = %e, "could not switch unkeyed audit chains yet"),
+    }
 }
 
 /// Runs until `shutdown` completes (e.g. SIGTERM), then stops gracefully.
@@ -313,7 +328,7 @@ async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
         }
         let _ = state.store.purge_sessions(now).await;
         if let Some(days) = state.config.audit_retention_days {
-            match state.store.prune_audit(now - chrono::Duration::days(i64::from(days))).await {
+            match state.store.prune_audit(now - chrono::Duration::days(i64::from(days)), now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "pruned audit events past retention; the chain keeps a checkpoint"),
                 Err(e) => tracing::warn!(error = %e, "could not prune audit events; will retry"),

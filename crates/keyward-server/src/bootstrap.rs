@@ -58,6 +58,8 @@ async fn add_workspace(
     opts: &InitOptions,
     first: bool,
 ) -> Result<InitOutcome, InitError> {
+    // The workspace's first audit event is keyed with the pepper.
+    store.key_audit(pepper);
     if !keyformat::valid_prefix(&opts.prefix) {
         return Err(InitError::Invalid(format!(
             "prefix {:?} must be 1-16 lowercase letters or digits, starting with a letter",

@@ -1,12 +1,21 @@
 //! The audit trail: every change appends an event inside the change's own transaction, so
 //! there is no change without its event and no event without its change. Each workspace's
-//! events form a hash chain (`keyward_core::audit`); appending locks the workspace's row in
-//! `audit_heads`, so writers on several nodes still make one chain.
+//! events form a hash chain (`keyward_core::audit`), keyed with the pepper (which the store
+//! is given by [`Store::key_audit`], never stores); appending locks the workspace's row in
+//! `audit_heads`, so writers on several nodes still make one chain. `audit_heads.keyed_from`
+//! is the seq from which the chain is keyed: null for a chain written before keying, which
+//! the next append (or [`Store::key_audit_chains`] at start) switches with a
+//! `audit.chain_keyed` event.
 
-use chrono::{DateTime, Utc};
-use keyward_core::audit::{AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainWalk, GENESIS};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use keyward_core::audit::{
+    AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, CHAIN_KEYED, GENESIS, PRUNED,
+};
 use keyward_core::clock::{from_ms, to_ms};
-use serde_json::Value;
+use keyward_core::pepper::Pepper;
+use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -107,27 +116,46 @@ fn from_row(r: &AnyRow) -> Result<AuditEvent, StoreError> {
     })
 }
 
-/// Appends `rec` to `workspace_id`'s chain inside `tx`.
-pub(crate) async fn append(
+/// Where the store keeps the pepper the audit chain is keyed with: shared by every clone of
+/// a store and every transaction it begins.
+pub(crate) type KeySlot = Arc<OnceLock<Pepper>>;
+
+fn chain_key(slot: &KeySlot, workspace_id: &str) -> Result<ChainKey, StoreError> {
+    slot.get().map(|p| ChainKey::for_workspace(p, workspace_id)).ok_or_else(|| {
+        StoreError::Config("the audit chain is keyed with the pepper, and this store was not given it".into())
+    })
+}
+
+fn audit_target() -> AuditTarget {
+    AuditTarget { kind: "audit".into(), id: None, name: None }
+}
+
+async fn checkpoint_in(tx: &mut Tx, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+}
+
+/// The event that switches a chain written before keying, at `seq`.
+async fn switch_record(tx: &mut Tx, workspace_id: &str, seq: i64) -> Result<AuditRecord, StoreError> {
+    let checkpoint = checkpoint_in(tx, workspace_id).await?.map(|(seq, hash)| json!({"seq": seq, "hash": hash}));
+    Ok(AuditRecord::system(
+        CHAIN_KEYED,
+        audit_target(),
+        json!({"plain_through": seq - 1, "checkpoint": checkpoint, "hash": "hmac-sha256"}),
+    ))
+}
+
+/// Writes the event at `seq` after `prev`, and its webhook deliveries.
+async fn write(
     tx: &mut Tx,
-    workspace_id: &str,
+    key: &ChainKey,
+    (workspace_id, seq, prev): (&str, i64, &str),
     rec: &AuditRecord,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent, StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (workspace_id) DO NOTHING",
-    )
-    .bind(workspace_id)
-    .bind(GENESIS)
-    .execute(&mut **tx)
-    .await?;
-    // Taking the next seq locks the head until the transaction ends.
-    let head = sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash")
-        .bind(workspace_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev: String = head.try_get("hash")?;
     let e = AuditEvent {
         id: format!("aud_{workspace_id}_{seq}"),
         seq,
@@ -143,7 +171,7 @@ pub(crate) async fn append(
         prev_hash: String::new(),
         hash: String::new(),
     }
-    .seal(&prev);
+    .seal(prev, key);
     let sql = format!(
         "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     );
@@ -167,13 +195,54 @@ pub(crate) async fn append(
         .bind(&e.hash)
         .execute(&mut **tx)
         .await?;
+    // A webhook event's deliveries commit with it: the outbox.
+    crate::outbox::enqueue(tx, &e).await?;
+    Ok(e)
+}
+
+/// Appends `rec` to `workspace_id`'s chain inside `tx`.
+pub(crate) async fn append(
+    tx: &mut Tx,
+    workspace_id: &str,
+    rec: &AuditRecord,
+    now: DateTime<Utc>,
+) -> Result<AuditEvent, StoreError> {
+    let key = chain_key(&tx.audit_key, workspace_id)?;
+    // A new chain is keyed from its first event.
+    sqlx::query(
+        "INSERT INTO audit_heads (workspace_id, seq, hash, keyed_from) VALUES ($1, 0, $2, 1) ON CONFLICT (workspace_id) DO NOTHING",
+    )
+    .bind(workspace_id)
+    .bind(GENESIS)
+    .execute(&mut **tx)
+    .await?;
+    // Taking the next seq locks the head until the transaction ends.
+    let head =
+        sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash, keyed_from")
+            .bind(workspace_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let mut seq: i64 = head.try_get("seq")?;
+    let mut prev: String = head.try_get("hash")?;
+    let keyed_from: Option<i64> = head.try_get("keyed_from")?;
+    if keyed_from.is_none() {
+        // A chain from before keying (no node has switched it since): record the switch first.
+        let switch = switch_record(tx, workspace_id, seq).await?;
+        prev = write(tx, &key, (workspace_id, seq, &prev), &switch, now).await?.hash;
+        sqlx::query("UPDATE audit_heads SET seq = $1, keyed_from = $2 WHERE workspace_id = $3")
+            .bind(seq + 1)
+            .bind(seq)
+            .bind(workspace_id)
+            .execute(&mut **tx)
+            .await?;
+        seq += 1;
+    }
+    let e = write(tx, &key, (workspace_id, seq, &prev), rec, now).await?;
     sqlx::query("UPDATE audit_heads SET hash = $1 WHERE workspace_id = $2")
         .bind(&e.hash)
         .bind(workspace_id)
         .execute(&mut **tx)
         .await?;
-    // A webhook event's deliveries commit with it: the outbox.
-    crate::outbox::enqueue(tx, &e).await?;
     Ok(e)
 }
 
@@ -251,6 +320,7 @@ impl Store {
     /// Recomputes `workspace_id`'s chain, page by page, from its start or from the checkpoint
     /// left by pruning.
     pub async fn verify_audit(&self, workspace_id: &str) -> Result<ChainCheck, StoreError> {
+        let key = chain_key(&self.audit_key, workspace_id)?;
         let checkpoint = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
@@ -258,9 +328,9 @@ impl Store {
         let (mut walk, mut after, first) = match checkpoint {
             Some(r) => {
                 let (seq, hash): (i64, String) = (r.try_get("seq")?, r.try_get("hash")?);
-                (ChainWalk::from_checkpoint(&hash, seq), seq, seq)
+                (ChainWalk::from_checkpoint(key, &hash, seq), seq, seq)
             }
-            None => (ChainWalk::from_start(), 0, 0),
+            None => (ChainWalk::from_start(key), 0, 0),
         };
         loop {
             let page = self.audit_after(workspace_id, after, 1_000).await?;
@@ -283,8 +353,10 @@ impl Store {
     }
 
     /// Deletes every workspace's events older than `before`, keeping for each the last
-    /// pruned event's seq and hash as the chain's new starting point. Returns how many went.
-    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// pruned event's seq and hash as the chain's new starting point, and appends an
+    /// `audit.prune` event naming that checkpoint (so deleting more from the front, and moving
+    /// the checkpoint, is found). Returns how many went.
+    pub async fn prune_audit(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut pruned = 0;
         for ws in self.workspace_ids().await? {
             let mut tx = self.begin().await?;
@@ -300,7 +372,7 @@ impl Store {
                 continue;
             };
             let (seq, hash): (i64, String) = (last.try_get("seq")?, last.try_get("hash")?);
-            pruned += sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
+            let gone = sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
                 .bind(&ws)
                 .bind(seq)
                 .execute(&mut *tx)
@@ -315,9 +387,77 @@ impl Store {
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
+            let what = json!({
+                "checkpoint": {"seq": seq, "hash": hash},
+                "events": gone,
+                "before": before.to_rfc3339_opts(SecondsFormat::Millis, true),
+            });
+            append(&mut tx, &ws, &AuditRecord::system(PRUNED, audit_target(), what), now).await?;
             tx.commit().await?;
+            pruned += gone;
         }
         Ok(pruned)
+    }
+
+    /// Gives the store the pepper its audit chains are keyed with (every clone shares it;
+    /// the first one given stays).
+    pub fn key_audit(&self, pepper: &Pepper) {
+        let _ = self.audit_key.set(pepper.clone());
+    }
+
+    /// Switches every chain written before keying (`keyed_from` null) with an
+    /// `audit.chain_keyed` event: its earlier events keep their plain SHA-256 hashes, the rest
+    /// are keyed. Returns each switched workspace and the switch's seq. Run at start, so an
+    /// upgraded database verifies before anything new is appended.
+    pub async fn key_audit_chains(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT workspace_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY workspace_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut switched = Vec::new();
+        for r in rows {
+            let ws: String = r.try_get("workspace_id")?;
+            let key = chain_key(&self.audit_key, &ws)?;
+            let mut tx = self.begin().await?;
+            // Under the head's lock, and only if no other node switched it meanwhile.
+            let head = sqlx::query(
+                "UPDATE audit_heads SET seq = seq + 1, keyed_from = seq + 1 \
+                 WHERE workspace_id = $1 AND keyed_from IS NULL RETURNING seq, hash",
+            )
+            .bind(&ws)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(head) = head else {
+                tx.rollback().await?;
+                continue;
+            };
+            let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+            let switch = switch_record(&mut tx, &ws, seq).await?;
+            let e = write(&mut tx, &key, (&ws, seq, &prev), &switch, now).await?;
+            sqlx::query("UPDATE audit_heads SET hash = $1 WHERE workspace_id = $2")
+                .bind(&e.hash)
+                .bind(&ws)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            switched.push((ws, seq));
+        }
+        Ok(switched)
+    }
+
+    /// The event at `seq`, if the log still holds it.
+    pub async fn audit_event(&self, workspace_id: &str, seq: i64) -> Result<Option<AuditEvent>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq = $2");
+        let row = sqlx::query(&sql).bind(workspace_id).bind(seq).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Where the chain starts after pruning: the last pruned event's seq and hash.
+    pub async fn audit_checkpoint(&self, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
     }
 
     /// The chain's head: its last seq and hash (0 and 64 zeros for an empty log).

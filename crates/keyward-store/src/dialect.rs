@@ -242,6 +242,8 @@ fn sqlite_unavailable(code: &str) -> bool {
 pub(crate) struct Tx {
     inner: Transaction<'static, Any>,
     pub(crate) dialect: Dialect,
+    /// The pepper audit events appended inside are keyed with (set by `Store::begin`).
+    pub(crate) audit_key: crate::audit::KeySlot,
 }
 
 impl Tx {
@@ -253,7 +255,7 @@ impl Tx {
             Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => pool.begin().await?,
         };
-        Ok(Tx { inner, dialect })
+        Ok(Tx { inner, dialect, audit_key: Default::default() })
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {

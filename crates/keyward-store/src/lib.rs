@@ -52,6 +52,8 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     url: String,
+    /// The pepper the audit chain is keyed with (`Store::key_audit`).
+    audit_key: audit::KeySlot,
 }
 
 impl std::fmt::Debug for Store {
@@ -73,7 +75,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let dialect = Dialect::from_url(url)?;
         let pool = dialect.connect(url).await?;
-        let store = Store { pool, dialect, url: url.to_string() };
+        let store = Store { pool, dialect, url: url.to_string(), audit_key: audit::KeySlot::default() };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -88,7 +90,9 @@ impl Store {
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.pool, self.dialect).await
+        let mut tx = Tx::begin(&self.pool, self.dialect).await?;
+        tx.audit_key = self.audit_key.clone();
+        Ok(tx)
     }
 
     pub async fn close(&self) {

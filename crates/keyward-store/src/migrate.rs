@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "usage", include_str!("../migrations/0011_usage.sql")),
     (12, "ratelimits", include_str!("../migrations/0012_ratelimits.sql")),
     (13, "health probe", include_str!("../migrations/0013_health_probe.sql")),
+    (14, "audit keyed", include_str!("../migrations/0014_audit_keyed.sql")),
 ];
 
 #[derive(Debug)]

@@ -28,14 +28,14 @@ pub(crate) fn grants(raw: &Option<Vec<String>>) -> Result<Option<Vec<KeyGrant>>>
 /// A create request from the command line's key fields.
 pub(crate) fn create_request(
     fields: &KeyFields,
-    environment: String,
+    environment: Option<String>,
     key_type: Option<String>,
     expires_in: Option<String>,
 ) -> Result<CreateKeyRequest> {
     let f = fields.clone();
     Ok(CreateKeyRequest {
         name: f.name,
-        environment: Some(environment),
+        environment,
         key_type,
         expires_at: f.expires_at,
         expires_in,
@@ -95,7 +95,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
     match cmd {
         ServerKeyCommand::Create { remote, fields, environment, key_type, expires_in, idempotency_key } => {
             let c = super::client(&remote, true)?;
-            let req = create_request(&fields, environment, key_type, expires_in)?;
+            let req = create_request(&fields, Some(environment), key_type, expires_in)?;
             let k = c.create_key(&req, idempotency_key.as_deref()).await?;
             show(&remote, &k)?;
         }

@@ -7,7 +7,7 @@ use keyward_client::signer::{PrivateKey, PublicKey};
 use keyward_client::CreateKeyRequest;
 use keyward_core::OsRandom;
 
-use crate::args::{KeyFields, PairArgs, PairCommand, Remote, RequestArgs};
+use crate::args::{PairArgs, PairCommand, RegisterFlags, Remote, RequestArgs};
 use crate::keypairs::{self, PairKind};
 
 /// `keyward keys generate|validate|register`.
@@ -17,9 +17,7 @@ pub async fn run(cmd: PairCommand) -> Result<ExitCode> {
             generate(pair, &alg, force, file.as_deref(), api_host.as_deref())
         }
         PairCommand::Validate { alg, secret, pubkey } => validate(&alg, &secret, &pubkey),
-        PairCommand::Register { remote, pair, fields, environment, expires_in } => {
-            register(remote, pair, fields, environment, expires_in).await
-        }
+        PairCommand::Register { remote, pair, flags } => register(remote, pair, flags).await,
     }
 }
 
@@ -63,32 +61,20 @@ pub fn validate(alg: &str, secret: &str, pubkey: &str) -> Result<ExitCode> {
     }
 }
 
-pub async fn register(
-    remote: Remote,
-    pair: PairArgs,
-    fields: KeyFields,
-    environment: Option<String>,
-    expires_in: Option<String>,
-) -> Result<ExitCode> {
+/// Registers the pair's public key with every setting `keys create` takes (the same
+/// request builder, so a flag added there cannot be dropped here).
+pub async fn register(remote: Remote, pair: PairArgs, r: RegisterFlags) -> Result<ExitCode> {
     let config = keypairs::config_path(pair.config.as_deref())?;
     let (signer, _) = keypairs::load(&config, &pair.env, PairKind::parse(&pair.key_type)?)?;
-    let environment = environment.or_else(|| ["test", "live"].contains(&pair.env.as_str()).then(|| pair.env.clone()));
+    let environment = r.environment.or_else(|| ["test", "live"].contains(&pair.env.as_str()).then(|| pair.env.clone()));
+    let mut fields = r.fields;
+    fields.name = Some(fields.name.unwrap_or_else(|| format!("{}-{}", pair.env, pair.key_type.to_lowercase())));
     let req = CreateKeyRequest {
-        name: Some(fields.name.clone().unwrap_or_else(|| format!("{}-{}", pair.env, pair.key_type.to_lowercase()))),
-        environment,
         public_key: Some(signer.public_key_hex().to_string()),
         algorithm: Some(signer.algorithm().as_str().to_string()),
-        expires_at: fields.expires_at.clone(),
-        expires_in,
-        ip_allowlist: fields.ip_allowlist.clone(),
-        roles: fields.roles.clone(),
-        permissions: fields.permissions.clone(),
-        scopes: fields.scopes.clone(),
-        meta: fields.meta.as_deref().map(serde_json::from_str).transpose().context("--meta must be JSON")?,
-        callback_url: fields.callback_url.clone(),
-        ..Default::default()
+        ..super::keys::create_request(&fields, environment, r.key_type, r.expires_in)?
     };
-    let k = super::client(&remote, true)?.create_key(&req, None).await?;
+    let k = super::client(&remote, true)?.create_key(&req, r.idempotency_key.as_deref()).await?;
     crate::output::print_key(remote.json, &k)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -98,7 +98,7 @@ pub async fn service_accounts(cmd: ServiceAccountsCommand) -> Result<ExitCode> {
             }
         }
         S::CreateKey { remote, id, fields, environment, expires_in } => {
-            let req = super::keys::create_request(&fields, environment, None, expires_in)?;
+            let req = super::keys::create_request(&fields, Some(environment), None, expires_in)?;
             let k = super::client(&remote, true)?.create_service_account_key(&id, &req, None).await?;
             output::print_key(remote.json, &k)?;
         }

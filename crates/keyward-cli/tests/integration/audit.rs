@@ -13,7 +13,11 @@ on_both_backends!(
     concurrent_writers_on_two_nodes_make_one_chain,
     members_sessions_policies_and_credentials_are_on_the_record,
     retention_prunes_and_keeps_the_chain_verifiable,
-    a_used_recovery_code_is_on_the_record
+    a_used_recovery_code_is_on_the_record,
+    an_anchor_finds_a_cut_tail_and_a_moved_head,
+    a_tampered_anchor_is_refused,
+    a_chain_recomputed_without_the_pepper_fails,
+    chains_from_before_keying_still_verify
 );
 
 async fn audit(s: &TestServer, query: &str) -> Value {
@@ -157,6 +161,7 @@ async fn the_offline_check_and_head(b: Backend) {
             .args(args)
             .args(["--database-url", &s.db.url])
             .env_remove("KEYWARD_DATA_DIR")
+            .env("KEYWARD_PEPPER", s.pepper.to_hex())
             .output()
             .unwrap()
     };
@@ -167,6 +172,14 @@ async fn the_offline_check_and_head(b: Backend) {
     assert!(head.contains(&format!("{} 3 {}", s.workspace_id, v["head"].as_str().unwrap())), "{head}");
     let ok = run(&["audit", "verify"]);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    // The chain is keyed: without the pepper the check cannot be made, and says why.
+    let no_pepper = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["audit", "verify", "--database-url", &s.db.url, "--data-dir", "/nonexistent-keyward-dir"])
+        .env_remove("KEYWARD_PEPPER")
+        .output()
+        .unwrap();
+    assert!(!no_pepper.status.success());
+    assert!(String::from_utf8_lossy(&no_pepper.stderr).contains("KEYWARD_PEPPER"), "{no_pepper:?}");
     s.db.exec("UPDATE audit_events SET actor_name = 'someone else' WHERE seq = 1").await;
     let broken = run(&["audit", "verify"]);
     assert_eq!(broken.status.code(), Some(1));
@@ -249,8 +262,9 @@ async fn members_sessions_policies_and_credentials_are_on_the_record(b: Backend)
     s.stop().await;
 }
 
-/// `audit_retention_days`: the sweeper prunes old events and the chain verifies from the
-/// checkpoint it keeps; tampering after the checkpoint is still found.
+/// `audit_retention_days`: the sweeper prunes old events, records it in the chain (an
+/// `audit.prune` event naming the checkpoint), and the chain verifies from that checkpoint;
+/// tampering after it is still found, and so is deleting more and moving the checkpoint.
 async fn retention_prunes_and_keeps_the_chain_verifiable(b: Backend) {
     let config = keyward_server::ServerConfig {
         audit_retention_days: Some(5),
@@ -266,15 +280,34 @@ async fn retention_prunes_and_keeps_the_chain_verifiable(b: Backend) {
         s.create(json!({"name": format!("new{i}")})).await;
     }
     let started = std::time::Instant::now();
-    while audit(&s, "").await["items"].as_array().unwrap().len() != 2 {
+    while audit(&s, "?action=audit.prune").await["items"].as_array().unwrap().is_empty() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "the sweeper did not prune");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let all = audit(&s, "").await;
+    assert_eq!(actions(&all), ["audit.prune", "key.create", "key.create"]);
+    let prune = &all["items"][0];
+    assert_eq!((prune["seq"].as_i64(), prune["actor"]["type"].as_str()), (Some(7), Some("system")));
+    assert_eq!(
+        (prune["changes"]["checkpoint"]["seq"].as_i64(), prune["changes"]["events"].as_i64()),
+        (Some(4), Some(4))
+    );
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(2)), "{v}");
-    s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 5").await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(3)), "{v}");
+    s.db.exec("UPDATE audit_events SET target_name = 'forged' WHERE seq = 6").await;
     let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
-    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(5)), "{v}");
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(6)), "{v}");
+    s.db.exec("UPDATE audit_events SET target_name = 'new1' WHERE seq = 6").await;
+
+    // Deleting more from the front and moving the checkpoint along is found.
+    let ws = &s.workspace_id;
+    s.db.exec(&format!(
+        "UPDATE audit_checkpoints SET seq = 5, hash = (SELECT hash FROM audit_events WHERE workspace_id = '{ws}' AND seq = 5) WHERE workspace_id = '{ws}'"
+    ))
+    .await;
+    s.db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = '{ws}' AND seq = 5")).await;
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(6)), "{v}");
     s.stop().await;
 }
 
@@ -298,5 +331,210 @@ async fn a_used_recovery_code_is_on_the_record(b: Backend) {
     assert_eq!(items[0]["actor"]["id"], m.id.as_str());
     let export = s.http().get(s.url("/v1/audit/export")).bearer_auth(&s.management_key).send().await.unwrap();
     assert!(!export.text().await.unwrap().contains(&code), "a recovery code reached the audit trail");
+    s.stop().await;
+}
+
+/// Runs `keyward audit …` against the test server's database, with its pepper.
+fn kw_audit(s: &TestServer, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .args(["--database-url", &s.db.url])
+        .env_remove("KEYWARD_DATA_DIR")
+        .env("KEYWARD_PEPPER", s.pepper.to_hex())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `audit head --signed` written to a file.
+fn take_anchor(s: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+    let o = kw_audit(s, &["audit", "head", "--signed"]);
+    assert!(o.status.success(), "{o:?}");
+    let path = dir.join("anchor.json");
+    std::fs::write(&path, &o.stdout).unwrap();
+    path
+}
+
+/// An insider deletes the tail and moves the head back with SQL: the chain alone still looks
+/// intact, but an anchor taken before names the missing event.
+async fn an_anchor_finds_a_cut_tail_and_a_moved_head(b: Backend) {
+    let s = TestServer::start(b).await;
+    for i in 0..3 {
+        s.create(json!({"name": format!("k{i}")})).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = take_anchor(&s, dir.path());
+    let doc: Value = serde_json::from_slice(&std::fs::read(&anchor).unwrap()).unwrap();
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!(
+        (doc["seq"].as_i64(), &doc["hash"], doc["workspace_id"].as_str()),
+        (Some(4), &v["head"], Some(s.workspace_id.as_str()))
+    );
+    assert!(doc["time"].is_string() && doc["signature"].is_string(), "{doc}");
+    for i in 0..2 {
+        s.create(json!({"name": format!("later{i}")})).await;
+    }
+    let a = anchor.to_str().unwrap();
+    let ok = kw_audit(&s, &["audit", "verify", "--anchor", a]);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(stdout(&ok).contains("anchor ok: holds the anchored head (seq 4)"), "{ok:?}");
+
+    let ws = &s.workspace_id;
+    s.db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = '{ws}' AND seq >= 4")).await;
+    s.db.exec(&format!(
+        "UPDATE audit_heads SET seq = 3, hash = (SELECT hash FROM audit_events WHERE workspace_id = '{ws}' AND seq = 3) WHERE workspace_id = '{ws}'"
+    ))
+    .await;
+    // Without the anchor nothing shows: the shorter chain is consistent.
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(3)), "{v}");
+    assert_eq!(kw_audit(&s, &["audit", "verify"]).status.code(), Some(0));
+    let cut = kw_audit(&s, &["audit", "verify", "--anchor", a]);
+    assert_eq!(cut.status.code(), Some(1), "{cut:?}");
+    assert!(stdout(&cut).contains("ANCHOR NOT HELD: the chain ends at seq 3, before the anchored seq 4"), "{cut:?}");
+    s.stop().await;
+}
+
+/// An anchor file changed after it was signed (a later seq, another hash) or signed with
+/// another pepper is refused, with a clear message and exit 1.
+async fn a_tampered_anchor_is_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.create(json!({"name": "k"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = take_anchor(&s, dir.path());
+    let doc: Value = serde_json::from_slice(&std::fs::read(&anchor).unwrap()).unwrap();
+    let mut forged = Vec::new();
+    let mut moved = doc.clone();
+    moved["seq"] = json!(1);
+    forged.push(moved);
+    let mut rehashed = doc.clone();
+    rehashed["hash"] = json!("0".repeat(64));
+    forged.push(rehashed);
+    // A document signed under another pepper, with its own public key inside.
+    let other = keyward_core::pepper::Pepper::from_hex(&"cd".repeat(32)).unwrap();
+    let key = keyward_core::audit_anchor::AnchorKey::for_workspace(&other, &s.workspace_id);
+    let t = chrono::Utc::now();
+    let resigned =
+        keyward_core::audit_anchor::Anchor::sign(&key, &s.workspace_id, 2, doc["hash"].as_str().unwrap(), Some(t), t);
+    forged.push(serde_json::to_value(&resigned).unwrap());
+    for (i, f) in forged.iter().enumerate() {
+        let path = dir.path().join(format!("forged{i}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(f).unwrap()).unwrap();
+        let o = kw_audit(&s, &["audit", "verify", "--anchor", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{f}: {o:?}");
+        assert!(stdout(&o).contains("ANCHOR NOT HELD: the anchor's signature does not verify"), "{f}: {o:?}");
+    }
+    // Not an anchor at all: refused before anything is checked.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"seq\": 1}").unwrap();
+    let o = kw_audit(&s, &["audit", "verify", "--anchor", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an audit anchor document"), "{o:?}");
+    // The untouched one still passes.
+    assert_eq!(kw_audit(&s, &["audit", "verify", "--anchor", anchor.to_str().unwrap()]).status.code(), Some(0));
+    s.stop().await;
+}
+
+/// Every event of the chain, oldest first, through the export.
+async fn export(s: &TestServer) -> Vec<keyward_core::audit::AuditEvent> {
+    let text = s.http().get(s.url("/v1/audit/export")).bearer_auth(&s.management_key).send().await.unwrap();
+    text.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Writes `events` over the stored ones (same seq) and points the head at the last: what an
+/// insider with SQL access can do.
+async fn overwrite(s: &TestServer, events: &[keyward_core::audit::AuditEvent]) {
+    let ws = &s.workspace_id;
+    for e in events {
+        let changes = e.changes.to_string().replace('\'', "''");
+        s.db.exec(&format!(
+            "UPDATE audit_events SET changes = '{changes}', prev_hash = '{}', hash = '{}' WHERE workspace_id = '{ws}' AND seq = {}",
+            e.prev_hash, e.hash, e.seq
+        ))
+        .await;
+    }
+    let last = events.last().unwrap();
+    s.db.exec(&format!(
+        "UPDATE audit_heads SET seq = {}, hash = '{}' WHERE workspace_id = '{ws}'",
+        last.seq, last.hash
+    ))
+    .await;
+}
+
+/// Each event re-sealed with plain SHA-256 (the old chain hash), after `edit`.
+fn resealed_plain(
+    events: Vec<keyward_core::audit::AuditEvent>,
+    edit: impl Fn(&mut keyward_core::audit::AuditEvent),
+) -> Vec<keyward_core::audit::AuditEvent> {
+    let mut out: Vec<keyward_core::audit::AuditEvent> = Vec::new();
+    for mut e in events {
+        edit(&mut e);
+        let prev = out.last().map_or(keyward_core::audit::GENESIS.to_string(), |x| x.hash.clone());
+        out.push(e.seal_plain(&prev));
+    }
+    out
+}
+
+/// An insider without the pepper edits an event and recomputes the whole chain with plain
+/// SHA-256, as the chain was before keying: the check refuses it, over HTTP and offline.
+async fn a_chain_recomputed_without_the_pepper_fails(b: Backend) {
+    let s = TestServer::start(b).await;
+    for i in 0..3 {
+        s.create(json!({"name": format!("k{i}")})).await;
+    }
+    let forged = resealed_plain(export(&s).await, |e| {
+        if e.seq == 2 {
+            e.changes["permissions"] = json!(["*"]);
+        }
+    });
+    overwrite(&s, &forged).await;
+    let (_, v) = s.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(1)), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("recomputed without"), "{v}");
+    let o = kw_audit(&s, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("BROKEN at seq 1"), "{o:?}");
+    s.stop().await;
+}
+
+/// A database from before keying (its chain in plain SHA-256, the head not marked keyed):
+/// the next server to open it records the switch in the chain, the old events still verify,
+/// new ones are keyed.
+async fn chains_from_before_keying_still_verify(b: Backend) {
+    let s = TestServer::start(b).await;
+    for i in 0..2 {
+        s.create(json!({"name": format!("k{i}")})).await;
+    }
+    let legacy = resealed_plain(export(&s).await, |_| {});
+    overwrite(&s, &legacy).await;
+    s.db.exec(&format!("UPDATE audit_heads SET keyed_from = NULL WHERE workspace_id = '{}'", s.workspace_id)).await;
+    // The upgraded server starts on it.
+    let upgraded = s.second_node().await;
+    let (_, v) = upgraded.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(4)), "{v}");
+    upgraded.create(json!({"name": "after"})).await;
+    let events = export(&upgraded).await;
+    let switch = &events[3];
+    assert_eq!((switch.action.as_str(), switch.seq), ("audit.chain_keyed", 4));
+    assert_eq!(switch.changes["plain_through"], 3);
+    for e in &events[..3] {
+        assert_eq!(e.hash, e.plain_hash(), "seq {} keeps its plain hash", e.seq);
+    }
+    for e in &events[3..] {
+        assert_ne!(e.hash, e.plain_hash(), "seq {} is keyed", e.seq);
+    }
+    let (_, v) = upgraded.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(5)), "{v}");
+    assert_eq!(kw_audit(&upgraded, &["audit", "verify"]).status.code(), Some(0));
+    // A plain event slipped in after the switch is refused.
+    let mut last = events[4].clone();
+    last.changes = json!({"forged": true});
+    overwrite(&upgraded, &[last.seal_plain(&events[3].hash)]).await;
+    let (_, v) = upgraded.call(Method::GET, "/v1/audit/verify", None).await;
+    assert_eq!((v["ok"].as_bool(), v["broken_at"].as_i64()), (Some(false), Some(5)), "{v}");
+    upgraded.stop().await;
     s.stop().await;
 }

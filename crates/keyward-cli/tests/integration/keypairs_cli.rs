@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-on_both_backends!(register_then_signed_requests);
+on_both_backends!(register_then_signed_requests, register_passes_every_flag_create_takes);
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
@@ -179,5 +179,108 @@ async fn register_then_signed_requests(b: Backend) {
     let o = run(&["request", "GET", "/v2/wallets", "--env", "live"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("REVOKED"));
     api.abort();
+    s.stop().await;
+}
+
+/// `keys register` sends every setting `keys create` does: both run with every flag, and the
+/// keys read back through the API carry all of them (register once dropped grants, limits,
+/// credits, type and the idempotency key without a word).
+async fn register_passes_every_flag_create_takes(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (st, v) = s
+        .call(reqwest::Method::POST, "/v1/roles", Some(serde_json::json!({"name": "ops", "permissions": ["tx.*"]})))
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let c = config.to_str().unwrap().to_string();
+    out(&kw(&["keys", "generate", "--config", &c, "--env", "ci"], &[]));
+    let every = |name: &str, idem: &str| -> Vec<String> {
+        [
+            "--server",
+            &s.base,
+            "--token",
+            &s.management_key,
+            "--json",
+            "--name",
+            name,
+            "--role",
+            "ops",
+            "--permission",
+            "wallet.read,wallet.write",
+            "--scope",
+            "wallet:w_1",
+            "--grant",
+            "ops=wallet:w_2,wallet:w_3",
+            "--ip",
+            "10.0.0.0/8",
+            "--meta",
+            r#"{"team":"pay"}"#,
+            "--callback-url",
+            "https://hooks.example.com/cb",
+            "--ratelimit",
+            "100/1m",
+            "--ratelimit",
+            "burst=10/1s",
+            "--credits",
+            "50",
+            "--refill",
+            "daily",
+            "--type",
+            "temporary",
+            "--expires-in",
+            "30d",
+            "--idempotency-key",
+            idem,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let created = {
+        let mut a = vec!["keys".to_string(), "create".into(), "--env".into(), "live".into()];
+        a.extend(every("made", "idem-create"));
+        serde_json::from_str::<serde_json::Value>(&out(&kw(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[])))
+            .unwrap()
+    };
+    let registered = {
+        let mut a =
+            vec!["keys".to_string(), "register".into(), "--config".into(), c.clone(), "--env".into(), "ci".into()];
+        a.extend(every("registered", "idem-register"));
+        a.extend(["--environment".into(), "live".into()]);
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let first: serde_json::Value = serde_json::from_str(&out(&kw(&args, &[]))).unwrap();
+        // The idempotency key went along: the same request again answers with the same key.
+        let again: serde_json::Value = serde_json::from_str(&out(&kw(&args, &[]))).unwrap();
+        assert_eq!(again["id"], first["id"], "--idempotency-key was not sent");
+        first
+    };
+    assert_eq!(registered["kind"], "public");
+    for (k, name) in [(&created, "made"), (&registered, "registered")] {
+        let (st, key) = s.call(reqwest::Method::GET, &format!("/v1/keys/{}", k["id"].as_str().unwrap()), None).await;
+        assert_eq!(st, 200, "{key}");
+        assert_eq!(key["name"], name);
+        assert_eq!(key["environment"], "live", "{name}");
+        assert_eq!(key["type"], "temporary", "{name}");
+        assert_eq!(key["roles"], serde_json::json!(["ops"]), "{name}");
+        assert_eq!(key["permissions"], serde_json::json!(["wallet.read", "wallet.write"]), "{name}");
+        assert_eq!(key["scopes"], serde_json::json!(["wallet:w_1"]), "{name}");
+        assert_eq!(
+            key["grants"],
+            serde_json::json!([{"role": "ops", "scopes": ["wallet:w_2", "wallet:w_3"]}]),
+            "{name}"
+        );
+        assert_eq!(key["ip_allowlist"], serde_json::json!(["10.0.0.0/8"]), "{name}");
+        assert_eq!(key["meta"], serde_json::json!({"team": "pay"}), "{name}");
+        assert_eq!(key["callback_url"], "https://hooks.example.com/cb", "{name}");
+        assert_eq!(
+            key["ratelimits"],
+            serde_json::json!([{"name": "default", "limit": 100, "duration": "1m"}, {"name": "burst", "limit": 10, "duration": "1s"}]),
+            "{name}"
+        );
+        assert_eq!(key["credits"]["remaining"], 50, "{name}");
+        assert_eq!(key["credits"]["refill"]["interval"], "daily", "{name}");
+        assert!(key["expires_at"].is_string(), "{name}: {key}");
+    }
     s.stop().await;
 }
