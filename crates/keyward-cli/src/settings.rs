@@ -309,6 +309,11 @@ pub struct GatewaySettings {
     #[arg(long = "ca-cert", env = "KEYWARD_CA_CERT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// The upstream takes `;` in a path as an ordinary character (no servlet-style path
+    /// parameters): pass such paths on instead of refusing them with 400 [default: false].
+    #[arg(long, env = "KEYWARD_ALLOW_PATH_PARAMETERS", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_path_parameters: Option<bool>,
 }
 
 pub const GATEWAY_LISTEN: &str = "127.0.0.1:8000";
@@ -359,7 +364,16 @@ layered!(ServerSettings {
     tls_cert,
     tls_key,
 });
-layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace, ca_cert });
+layered!(GatewaySettings {
+    listen,
+    upstream,
+    rules,
+    max_body,
+    upstream_timeout,
+    workspace,
+    ca_cert,
+    allow_path_parameters
+});
 
 /// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
 #[derive(Debug, Default)]
@@ -633,6 +647,26 @@ mod tests {
         assert!(err.as_ref().is_err_and(|e| e.contains("flush_intervall")), "{err:?}");
         let err = ConfigFile::parse("[gateway]\nupstreem = \"x\"\n").map(|_| ()).map_err(|e| format!("{e:#}"));
         assert!(err.as_ref().is_err_and(|e| e.contains("upstreem")), "{err:?}");
+    }
+
+    #[test]
+    fn path_parameters_are_allowed_by_flag_or_file() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            gateway: GatewaySettings,
+        }
+        let flag = |args: &[&str]| Flags::try_parse_from(args).map(|f| f.gateway.allow_path_parameters).ok();
+        assert_eq!(flag(&["gw"]), Some(None));
+        assert_eq!(flag(&["gw", "--allow-path-parameters"]), Some(Some(true)));
+        assert_eq!(flag(&["gw", "--allow-path-parameters=false"]), Some(Some(false)));
+        let file = ConfigFile::parse("[gateway]\nallow_path_parameters = true\n").map(|f| f.gateway).ok();
+        assert_eq!(file.as_ref().and_then(|g| g.allow_path_parameters), Some(true));
+        let file = file.unwrap_or_default();
+        assert_eq!(GatewaySettings::default().or(file.clone()).allow_path_parameters, Some(true));
+        let off = GatewaySettings { allow_path_parameters: Some(false), ..Default::default() };
+        assert_eq!(off.or(file).allow_path_parameters, Some(false), "the flag wins over the file");
     }
 
     #[test]

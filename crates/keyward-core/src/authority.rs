@@ -60,12 +60,16 @@ pub struct Access {
     /// The roles, then the scopes, comma-separated as the identity headers carry them:
     /// joined once for all the keys that share this access, not on every request.
     pub listed: (Box<str>, Box<str>),
+    /// Each role with the scopes it applies in, as `X-Keyward-Grants` carries it
+    /// ([`Basis::grants_listed`]).
+    pub grants_listed: Box<str>,
 }
 
 impl Access {
     pub fn new(basis: Basis) -> Access {
         let listed = (basis.roles.join(",").into(), basis.scopes.join(",").into());
-        Access { authority: basis.derive(), basis, listed }
+        let grants_listed = basis.grants_listed().into();
+        Access { authority: basis.derive(), basis, listed, grants_listed }
     }
 }
 
@@ -103,6 +107,28 @@ impl Basis {
     /// Roles held under the key's own scopes: those with no grant of their own.
     fn ungranted_roles(&self) -> impl Iterator<Item = &String> {
         self.roles.iter().filter(|r| !self.grants.iter().any(|g| &g.role == *r))
+    }
+
+    /// Every role the key holds with the scopes it applies in: a role with a grant in the
+    /// grant's scopes, any other in the key's own. `role=scope scope, role=scope`: roles in
+    /// the key's order, each once, separated by `, `; a role's scopes separated by one space
+    /// (none: the role counts only where no scope is asked). Unambiguous, since names hold
+    /// no `=`, `,` or space.
+    pub fn grants_listed(&self) -> String {
+        let mut out = String::new();
+        for (i, role) in self.roles.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(role);
+            out.push('=');
+            let scopes = match self.grants.iter().find(|g| &g.role == role) {
+                Some(g) => &g.scopes[..],
+                None => &self.scopes[..],
+            };
+            out.push_str(&scopes.join(" "));
+        }
+        out
     }
 
     pub fn derive(&self) -> Authority {
@@ -230,6 +256,17 @@ mod tests {
             assert_eq!(got, *want, "query {q:?} in {scope:?}");
         }
         assert_eq!(a.effective(), v(&["profile.read", "wallet.read", "balance.read", "tx.create", "tx.approve"]));
+    }
+
+    #[test]
+    fn grants_are_listed_role_by_role_with_their_scopes() {
+        assert_eq!(seed_key().grants_listed(), "operator=wallet:w_1 wallet:w_2, viewer=*");
+        let mut b = seed_key();
+        b.scopes = v(&[]).into();
+        b.roles = v(&["viewer", "operator", "auditor"]).into();
+        assert_eq!(b.grants_listed(), "viewer=, operator=wallet:w_1 wallet:w_2, auditor=");
+        assert_eq!(Basis::default().grants_listed(), "");
+        assert_eq!(Access::new(seed_key()).grants_listed.as_ref(), "operator=wallet:w_1 wallet:w_2, viewer=*");
     }
 
     #[test]

@@ -261,6 +261,12 @@ impl VerifiableKey {
         (&self.access.listed.0, &self.access.listed.1)
     }
 
+    /// Each role with the scopes it applies in (`X-Keyward-Grants`; see
+    /// [`crate::authority::Basis::grants_listed`]).
+    pub fn grants_listed(&self) -> &str {
+        &self.access.grants_listed
+    }
+
     /// Every permission the key holds: its own and its roles'.
     pub fn permissions(&self) -> &[String] {
         self.access.authority.effective()

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use serde::Deserialize;
 
-use keyward_core::permissions::Query as PermQuery;
 use keyward_core::signing::SignedParts;
 use keyward_core::verify::{Requirements, VerifyCode};
 
@@ -20,6 +18,11 @@ use crate::state::SharedState;
 use crate::upstream::{hop_by_hop, tokens, Outgoing};
 use crate::verifier::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
 use crate::verifier::refused;
+
+mod path;
+mod rules;
+
+pub use rules::{parse_rules, RouteRule};
 
 /// How the gateway runs, besides the server settings it shares with `serve`.
 #[derive(Debug, Clone)]
@@ -35,6 +38,9 @@ pub struct GatewayConfig {
     pub workspace: Option<String>,
     /// PEM CA certificate(s) trusted for an `https://` upstream, besides the public roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// The upstream takes `;` in a path as an ordinary character (no servlet-style path
+    /// parameters), so paths holding one are passed on rather than refused.
+    pub allow_path_parameters: bool,
 }
 
 impl GatewayConfig {
@@ -47,69 +53,9 @@ impl GatewayConfig {
             upstream_timeout: std::time::Duration::from_secs(30),
             workspace: None,
             ca_pem: None,
+            allow_path_parameters: false,
         }
     }
-}
-
-/// The path as the upstream will receive it, refused when another reader could take it
-/// for a different one: rules are matched on exactly what is sent, so `/v2\admin` or
-/// `/a/%2e%2e/v2/admin` cannot reach `/v2/admin` past a rule for it.
-fn unambiguous_path(raw: &str) -> ApiResult<&str> {
-    let encoded = |e: &[u8]| matches!(e, [b'2', b'f' | b'F' | b'e' | b'E'] | [b'5', b'c' | b'C'] | [b'0', b'0']);
-    let ambiguous = !raw.starts_with('/')
-        || raw.contains('\\')
-        || raw.contains("//")
-        || raw.as_bytes().windows(3).any(|w| w[0] == b'%' && encoded(&w[1..]))
-        || raw.split('/').any(|segment| segment == "." || segment == "..");
-    if ambiguous {
-        return Err(ApiError::Invalid {
-            field: None,
-            message: "the request path is ambiguous (backslashes, dot segments, empty segments or \
-                      encoded /, . or \\ are refused)"
-                .into(),
-        });
-    }
-    Ok(raw)
-}
-
-/// Requests whose path starts with `prefix` must satisfy `permissions`.
-#[derive(Debug, Clone)]
-pub struct RouteRule {
-    pub prefix: String,
-    pub permissions: PermQuery,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RulesFile {
-    #[serde(default)]
-    route: Vec<RuleEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleEntry {
-    prefix: String,
-    permissions: String,
-}
-
-/// Parses a rules file: `[[route]]` tables with `prefix` and `permissions`.
-pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, String> {
-    let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut rules = file
-        .route
-        .into_iter()
-        .map(|r| {
-            let permissions = PermQuery::parse(&r.permissions).map_err(|e| format!("route {:?}: {e}", r.prefix))?;
-            if !r.prefix.starts_with('/') {
-                return Err(format!("route prefix {:?} must start with /", r.prefix));
-            }
-            Ok(RouteRule { prefix: r.prefix, permissions })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    // The longest matching prefix wins.
-    rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    Ok(rules)
 }
 
 pub(crate) struct Gateway {
@@ -243,35 +189,44 @@ impl Gateway {
         parts: http::request::Parts,
         body: axum::body::Bytes,
     ) -> ApiResult<Response> {
-        let path = unambiguous_path(parts.uri.path())?;
+        // Rules are matched on the path's one normal form, and the upstream receives exactly
+        // that form; the signature is over the path as the client sent (and signed) it.
+        let raw_path = parts.uri.path();
+        let path = path::normalise(raw_path, self.config.allow_path_parameters)
+            .map_err(|e| ApiError::Invalid { field: Some("path".into()), message: e.to_string() })?;
         let query = parts.uri.query().unwrap_or("");
 
         let state = &self.state;
         let client_ip = state.client_ip(peer.ip(), &parts.headers);
-        let rule = self.config.rules.iter().find(|r| path.starts_with(&r.prefix));
+        let rule = rules::applying(&self.config.rules, &path);
+        let scope = rule.and_then(|r| r.scope_for(&path));
         let needs = Requirements {
             workspace: self.config.workspace.as_deref(),
             ip: Some(client_ip),
-            permissions: rule.map(|r| &r.permissions),
-            scope: None,
+            permissions: rule.and_then(|r| r.permissions()),
+            scope: scope.as_deref(),
             cost: None,
         };
         let verdict = match credential(&parts.headers) {
             Credential::Secret(token) => state.verify_secret(token, &needs).await?,
             Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
-                let signed = SignedParts { method: parts.method.as_str(), path, nonce, params: query, body: &body };
+                let signed =
+                    SignedParts { method: parts.method.as_str(), path: raw_path, nonce, params: query, body: &body };
                 state.verify_signed(&signed, public_key, signature, &needs).await?
             }
             Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
         };
         let key = verdict.accepted()?;
 
-        // Origin-form: the upstream client adds the upstream's `Host`.
-        let target: std::borrow::Cow<str> = match parts.uri.path_and_query() {
-            Some(pq) if self.prefix.is_empty() && parts.uri.query() != Some("") => pq.as_str().into(),
+        // Origin-form: the upstream client adds the upstream's `Host`. The request's own
+        // target is sent as it is when its path was already normal (no string built).
+        let target: std::borrow::Cow<str> = match (parts.uri.path_and_query(), &path) {
+            (Some(pq), std::borrow::Cow::Borrowed(_)) if self.prefix.is_empty() && parts.uri.query() != Some("") => {
+                pq.as_str().into()
+            }
             _ => {
                 let q = if query.is_empty() { "" } else { "?" };
-                [self.prefix.as_str(), path, q, query].concat().into()
+                [self.prefix.as_str(), &path, q, query].concat().into()
             }
         };
         let forwarded = forwarded_for(parts.headers.get(X_FORWARDED_FOR), peer.ip());
@@ -359,15 +314,5 @@ mod tests {
         plain.insert(HeaderName::from_static("x-a"), HeaderValue::from_static("1"));
         strip(&mut plain, not_forwarded);
         assert_eq!(plain.len(), 1);
-    }
-
-    #[test]
-    fn encoded_separators_are_ambiguous_in_any_case() {
-        for path in ["/a%2fb", "/a%2Fb", "/%2e%2E/x", "/a%5Cb", "/a%00", "/a%2e"] {
-            assert!(unambiguous_path(path).is_err(), "{path}");
-        }
-        for path in ["/a%20b", "/a%2", "/a%", "/%41"] {
-            assert!(unambiguous_path(path).is_ok(), "{path}");
-        }
     }
 }

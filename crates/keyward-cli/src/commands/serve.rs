@@ -68,6 +68,7 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
         listen: GATEWAY_LISTEN.parse().ok(),
         max_body: Some(defaults.max_body),
         upstream_timeout: Some(Span(defaults.upstream_timeout)),
+        allow_path_parameters: Some(defaults.allow_path_parameters),
         ..Default::default()
     });
     out.insert("gateway".into(), toml::Value::try_from(&gateway)?);
@@ -113,6 +114,7 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
     let (max_body, upstream_timeout, workspace) = (gw.max_body, gw.upstream_timeout, gw.workspace);
+    let allow_path_parameters = gw.allow_path_parameters.unwrap_or(false);
     let ca_pem = match &gw.ca_cert {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
         None => None,
@@ -120,6 +122,7 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let mut gw = keyward_server::gateway::GatewayConfig::new(upstream, rules);
     gw.workspace = workspace;
     gw.ca_pem = ca_pem;
+    gw.allow_path_parameters = allow_path_parameters;
     if let Some(m) = max_body {
         gw.max_body = m;
     }

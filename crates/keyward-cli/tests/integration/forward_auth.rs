@@ -18,6 +18,7 @@ async fn answers_and_identity_headers(b: Backend) {
         assert_eq!(r.headers()["x-keyward-environment"], "live");
         assert_eq!(r.headers()["x-keyward-roles"], "reader,ops");
         assert_eq!(r.headers()["x-keyward-scopes"], "wallet:*");
+        assert_eq!(r.headers()["x-keyward-grants"], "reader=wallet:*, ops=wallet:*");
     }
     let refused = |r: reqwest::Response| async move {
         let status = r.status().as_u16();
@@ -94,7 +95,8 @@ async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         axum::Json(json!({"key_id": get("x-keyward-key-id"), "env": get("x-keyward-environment"),
-            "roles": get("x-keyward-roles"), "workspace": get("x-keyward-workspace"), "api_key": get("x-api-key")}))
+            "roles": get("x-keyward-roles"), "workspace": get("x-keyward-workspace"), "api_key": get("x-api-key"),
+            "grants": get("x-keyward-grants")}))
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -167,6 +169,7 @@ async fn nginx_example_config(b: Backend) {
         .header("X-API-Key", &key)
         .header("X-Keyward-Roles", "owner")
         .header("X-Keyward-Workspace", "ws_someone_else")
+        .header("X-Keyward-Grants", "billing=*")
         .send()
         .await
         .unwrap();
@@ -176,6 +179,7 @@ async fn nginx_example_config(b: Backend) {
     assert_eq!(v["env"], "live");
     assert_eq!(v["roles"], "billing", "a client injected X-Keyward-Roles");
     assert_eq!(v["workspace"], s.workspace_id.as_str(), "a client injected X-Keyward-Workspace");
+    assert_eq!(v["grants"], "billing=", "a client injected X-Keyward-Grants");
     assert_eq!(v["api_key"], "", "the credential is not passed upstream");
     assert_eq!(h.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(h.get(&url).header("X-API-Key", "kw_live_sk_bogus").send().await.unwrap().status(), 401);

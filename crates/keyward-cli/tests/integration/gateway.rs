@@ -21,7 +21,9 @@ on_both_backends!(
     gateway_binary_end_to_end,
     gateway_keeps_upstream_connections,
     gateway_streams_long_slow_and_stalled_answers,
-    gateway_reads_every_answer_framing
+    gateway_reads_every_answer_framing,
+    gateway_rules_see_one_spelling_of_the_path,
+    gateway_and_forward_auth_hold_roles_to_their_scopes
 );
 
 #[derive(Debug, Clone)]
@@ -57,7 +59,7 @@ async fn start_gateway_with(s: &TestServer, gw: GatewayConfig) -> RunningServer 
     start_gateway_on(s, keyward_testkit::test_config(), gw).await
 }
 
-/// A gateway with the server settings `config`, and the `/v2/admin` rule.
+/// A gateway with the server settings `config`, and the `/v2/admin` rule unless `gw` has rules.
 async fn start_gateway_on(
     s: &TestServer,
     config: keyward_server::ServerConfig,
@@ -69,7 +71,9 @@ async fn start_gateway_on(
         clock: s.clock.clone(),
         random: Arc::new(OsRandom),
     };
-    gw.rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
+    if gw.rules.is_empty() {
+        gw.rules = parse_rules("[[route]]\nprefix = \"/v2/admin\"\npermissions = \"admin.*\"\n").unwrap();
+    }
     keyward_server::start_gateway(services, config, gw).await.unwrap()
 }
 
@@ -122,6 +126,7 @@ async fn gateway_passes_identity_and_refuses(b: Backend) {
     assert_eq!(got.headers["x-keyward-environment"], "live");
     assert_eq!(got.headers["x-keyward-roles"], "operator");
     assert_eq!(got.headers["x-keyward-scopes"], "wallet:*");
+    assert_eq!(got.headers["x-keyward-grants"], "operator=wallet:*");
     assert_eq!(got.headers["x-keyward-workspace"], s.workspace_id.as_str());
     assert_eq!(got.headers["x-custom"], "kept");
     let hosts: Vec<_> = got.headers.get_all("host").iter().collect();
@@ -715,5 +720,120 @@ async fn gateway_reads_every_answer_framing(b: Backend) {
     }
     gw.stop().await.unwrap();
     task.abort();
+    s.stop().await;
+}
+
+/// The example rules file, as shipped.
+fn example_rules() -> Vec<keyward_server::gateway::RouteRule> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/gateway-rules.toml");
+    parse_rules(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Rules see the path in one spelling, the one the upstream receives: `%61dmin`, `/V2/admin`
+/// and `;` parameters do not walk around the `/v2/admin` rule.
+async fn gateway_rules_see_one_spelling_of_the_path(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let gw = start_gateway_with(&s, GatewayConfig::new(up.clone(), example_rules())).await;
+    let (_, plain) = s.create(json!({"name": "no admin", "permissions": ["wallet.read"]})).await;
+    let (_, admin) = s.create(json!({"name": "admin", "permissions": ["admin.*"]})).await;
+    for target in ["/v2/%61dmin/x", "/v2/%61%64%6d%69%6e/x", "/V2/admin/x", "/v2/ADMIN/x", "/%76%32/Admin"] {
+        assert_eq!(raw_status(gw.addr, target, &plain).await, 403, "{target}");
+    }
+    for target in ["/v2;a=b/admin/x", "/v2/admin;p=1/x", "/v2%3Badmin/x", "/v2/%2e/admin", "/v2/a%zz", "/v2//admin"] {
+        assert_eq!(raw_status(gw.addr, target, &plain).await, 400, "{target}");
+    }
+    assert!(
+        seen.lock().unwrap().iter().all(|r| !r.uri.to_ascii_lowercase().contains("admin")),
+        "an admin path reached the upstream"
+    );
+
+    // The upstream receives exactly the normal form; the query goes on as it came.
+    for (target, sent) in [
+        ("/v2/%61dmin/x?q=%61&r=%2f", "/v2/admin/x?q=%61&r=%2f"),
+        ("/V2/Admin/%7e%c3%a9", "/V2/Admin/~%C3%A9"),
+        ("/v2/admin/caf\u{e9}", "/v2/admin/caf%C3%A9"),
+        ("/v2/admin/x?", "/v2/admin/x"),
+        ("/v2/admin/x", "/v2/admin/x"),
+    ] {
+        assert_eq!(raw_status(gw.addr, target, &admin).await, 201, "{target}");
+        assert_eq!(seen.lock().unwrap().last().unwrap().uri, sent, "{target}");
+    }
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/v2/admin;p=1/x", gw.addr))
+        .header("X-API-Key", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "path", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("allow_path_parameters"), "{v}");
+    gw.stop().await.unwrap();
+
+    // An upstream that takes `;` as an ordinary character: such paths go on, matched as
+    // they are.
+    let cfg = GatewayConfig { allow_path_parameters: true, ..GatewayConfig::new(up, example_rules()) };
+    let gw = start_gateway_with(&s, cfg).await;
+    assert_eq!(raw_status(gw.addr, "/v2/admin;p=1/x", &plain).await, 403);
+    assert_eq!(raw_status(gw.addr, "/v2/%61dmin;p=1/x", &admin).await, 201);
+    assert_eq!(seen.lock().unwrap().last().unwrap().uri, "/v2/admin;p=1/x");
+    assert_eq!(raw_status(gw.addr, "/v2/admin%3Bp=1/x", &admin).await, 400, "never encoded");
+    gw.stop().await.unwrap();
+    up_task.abort();
+    s.stop().await;
+}
+
+/// Seed 001's per-role scopes at the gateway (a path template's capture names the scope)
+/// and at forward-auth (`?scope=`); both pass the grants on in `X-Keyward-Grants`.
+async fn gateway_and_forward_auth_hold_roles_to_their_scopes(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (st, v) = s
+        .call(Method::POST, "/v1/roles", Some(json!({"name": "payer", "permissions": ["tx.create", "wallet.read"]})))
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (_, key) = s
+        .create(json!({
+            "name": "payer on w_1",
+            "permissions": ["profile.read"],
+            "grants": [{"role": "payer", "scopes": ["wallet:w_1"]}],
+        }))
+        .await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let gw = start_gateway_with(&s, GatewayConfig::new(up, example_rules())).await;
+    let h = reqwest::Client::new();
+    let send = |path: &str| h.post(format!("http://{}{path}", gw.addr)).header("X-API-Key", &key).body("{}").send();
+
+    let r = send("/v2/wallets/w_1/transactions").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(got.uri, "/v2/wallets/w_1/transactions");
+    assert_eq!(got.headers["x-keyward-grants"], "payer=wallet:w_1");
+    assert_eq!(got.headers["x-keyward-roles"], "payer");
+    let before = seen.lock().unwrap().len();
+    for path in ["/v2/wallets/w_3/transactions", "/v2/wallets/W_1/transactions", "/v2/Wallets/w_3/Transactions/"] {
+        let r = send(path).await.unwrap();
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()),
+            (403, "INSUFFICIENT_PERMISSIONS"),
+            "{path}"
+        );
+    }
+    assert_eq!(seen.lock().unwrap().len(), before, "a refused request reached the upstream");
+    gw.stop().await.unwrap();
+
+    // Forward-auth: the same check through ?scope=.
+    let auth = |q: &str| h.get(s.url(&format!("/v1/auth?{q}"))).header("X-API-Key", &key).send();
+    let r = auth("permissions=tx.create&scope=wallet:w_1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-keyward-grants"], "payer=wallet:w_1");
+    let r = auth("permissions=tx.create&scope=wallet:w_3").await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()),
+        (403, "INSUFFICIENT_PERMISSIONS")
+    );
+    let r = auth("permissions=tx.create").await.unwrap();
+    assert_eq!(r.status(), 200, "unscoped: every permission the key holds");
+    up_task.abort();
     s.stop().await;
 }

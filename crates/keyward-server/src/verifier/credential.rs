@@ -113,7 +113,7 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
 
 /// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
 /// requests the gateway passes upstream.
-pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 5] {
+pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 6] {
     let (roles, scopes) = key.listed();
     [
         (HeaderName::from_static("x-keyward-key-id"), header(key.id())),
@@ -121,6 +121,7 @@ pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue
         (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
         (HeaderName::from_static("x-keyward-roles"), header(roles)),
         (HeaderName::from_static("x-keyward-scopes"), header(scopes)),
+        (HeaderName::from_static("x-keyward-grants"), header(key.grants_listed())),
     ]
 }
 
