@@ -59,12 +59,15 @@ pub async fn sweep(state: &SharedState) -> Result<usize, StoreError> {
     Ok(stale)
 }
 
+/// A workspace's roles held by cached keys, each with every grant cached keys took it to have.
+type HeldRoles<'a> = BTreeMap<&'a str, BTreeSet<Option<&'a Vec<String>>>>;
+
 /// A role changed in storage without its event leaves the cached keys holding it with the
 /// old authority (their own rows did not change). Each workspace's held roles are read in
 /// one query and compared with what every cached key took them to grant; a role that
 /// differs is re-derived as its event would have been. Returns how many roles differed.
 async fn sweep_roles<'a>(state: &SharedState, entries: impl Iterator<Item = &'a Cached>) -> Result<usize, StoreError> {
-    let mut held: BTreeMap<Arc<str>, BTreeMap<&str, BTreeSet<Option<&Vec<String>>>>> = BTreeMap::new();
+    let mut held: BTreeMap<Arc<str>, HeldRoles> = BTreeMap::new();
     for (_, entry) in entries {
         if let Entry::Found(k) = entry {
             for role in k.roles() {
