@@ -25,6 +25,10 @@ pub trait Secrets: Send + Sync {
     fn open(&self, context: &str, sealed: &str) -> Option<Vec<u8>>;
     /// A fresh unguessable token (URL-safe characters).
     fn token(&self) -> String;
+    /// A fresh id that [`Secrets::consume`] accepts once, within `ttl`.
+    fn one_time(&self, ttl: std::time::Duration) -> String;
+    /// Whether `id` (from [`Secrets::one_time`]) is still good; it is used up by asking.
+    fn consume(&self, id: &str) -> bool;
 }
 
 /// What of the browser's request the API should see as its own.

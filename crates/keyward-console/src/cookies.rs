@@ -1,5 +1,9 @@
-//! The console's cookies: their names, how they are read and set. Every one is scoped to
-//! `/console`, `HttpOnly` and `SameSite=Strict`, and `Secure` under TLS.
+//! The console's cookies: their names, how they are read and set. Every one is `HttpOnly`
+//! and `SameSite=Strict`. Under TLS each is `Secure` and named with the `__Host-` prefix,
+//! which the browser accepts only from a secure origin, for `Path=/` and without `Domain`:
+//! no sibling subdomain and no plain-HTTP page on the host can set or shadow it. Over plain
+//! HTTP (browsers refuse `Secure` cookies there, except on localhost, so `__Host-` cannot
+//! be used) they keep their plain names, scoped to `/console`.
 
 use axum::http::{header, HeaderMap};
 
@@ -7,7 +11,20 @@ pub(crate) const SESSION: &str = "kw_session";
 pub(crate) const PRE: &str = "kw_pre";
 pub(crate) const REVEAL: &str = "kw_reveal";
 
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+const HOST_PREFIX: &str = "__Host-";
+
+/// The name a cookie is sent under.
+pub(crate) fn name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("{HOST_PREFIX}{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// The cookie named `base` (under its TLS or plain-HTTP name), if the browser sent one.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, base: &str, secure: bool) -> Option<&'a str> {
+    let name = name(base, secure);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -19,9 +36,10 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-/// A `Set-Cookie` value scoped to the console.
-pub(crate) fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u32>) -> String {
-    let mut c = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+/// A `Set-Cookie` value for the console's cookie `base`.
+pub(crate) fn set_cookie(base: &str, value: &str, secure: bool, max_age: Option<u32>) -> String {
+    let path = if secure { "/" } else { "/console" };
+    let mut c = format!("{}={value}; Path={path}; HttpOnly; SameSite=Strict", name(base, secure));
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }
@@ -31,10 +49,29 @@ pub(crate) fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<
     c
 }
 
-pub(crate) fn clear_session_cookie() -> String {
-    format!("{SESSION}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0")
+pub(crate) fn clear_cookie(base: &str, secure: bool) -> String {
+    set_cookie(base, "", secure, Some(0))
 }
 
-pub(crate) fn clear_cookie(name: &str) -> String {
-    format!("{name}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0")
+/// Clears the session cookie under both its names (where the caller cannot tell which).
+pub(crate) fn clear_session_cookies() -> [(header::HeaderName, String); 2] {
+    [(header::SET_COOKIE, clear_cookie(SESSION, false)), (header::SET_COOKIE, clear_cookie(SESSION, true))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_tls_cookies_take_the_host_prefix() {
+        let c = set_cookie(SESSION, "t", true, None);
+        assert_eq!(c, "__Host-kw_session=t; Path=/; HttpOnly; SameSite=Strict; Secure");
+        assert!(!c.contains("Domain"));
+        let c = set_cookie(SESSION, "t", false, Some(5));
+        assert_eq!(c, "kw_session=t; Path=/console; HttpOnly; SameSite=Strict; Max-Age=5");
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, "kw_session=plain; __Host-kw_session=host".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION, true), Some("host"));
+        assert_eq!(cookie(&h, SESSION, false), Some("plain"));
+    }
 }

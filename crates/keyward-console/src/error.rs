@@ -3,7 +3,7 @@
 //! a refused form, and no internal detail ever.
 
 use askama::Template;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 #[derive(Debug)]
@@ -91,11 +91,7 @@ impl IntoResponse for Fail {
         let status = self.status();
         match &self {
             _ if self.ends_session() => {
-                return (
-                    [(header::SET_COOKIE, crate::cookies::clear_session_cookie())],
-                    Redirect::to("/console/login"),
-                )
-                    .into_response();
+                return (crate::cookies::clear_session_cookies(), Redirect::to("/console/login")).into_response();
             }
             Fail::Internal(detail) => tracing::error!(detail, "console: internal error"),
             _ => {}

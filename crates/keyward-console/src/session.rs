@@ -1,5 +1,5 @@
 //! Who is at the browser: the session cookie (an `HttpOnly`, `SameSite=Strict` cookie
-//! holding the API session token, `Secure` under TLS) and the CSRF token every form
+//! holding the API session token, `Secure` and `__Host-` under TLS: `cookies.rs`) and the CSRF token every form
 //! carries. The CSRF token is a hash of the session token: a page of this console can show
 //! it, another site can neither read the cookie nor compute it. Before sign-in, a random
 //! pre-session cookie plays the same part for the login and setup forms.
@@ -75,7 +75,7 @@ impl FromRequestParts<Console> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, con: &Console) -> Result<Self, Self::Rejection> {
         let Ok(meta) = Meta::from_request_parts(parts, con).await;
-        let token = cookie(&parts.headers, SESSION).ok_or(Fail::SignIn)?.to_string();
+        let token = cookie(&parts.headers, SESSION, con.secure).ok_or(Fail::SignIn)?.to_string();
         let me: MemberView = con.get(&meta, Some(&token), "/v1/members/me").await?;
         Ok(Ctx { con: con.clone(), meta, csrf: csrf_of(&token), token, me })
     }
@@ -134,7 +134,7 @@ impl FromRequestParts<Console> for Anon {
 
     async fn from_request_parts(parts: &mut Parts, con: &Console) -> Result<Self, Self::Rejection> {
         let Ok(meta) = Meta::from_request_parts(parts, con).await;
-        let (pre, fresh) = match cookie(&parts.headers, PRE) {
+        let (pre, fresh) = match cookie(&parts.headers, PRE, con.secure) {
             Some(v) => (v.to_string(), false),
             None => (con.secrets.token(), true),
         };
@@ -174,9 +174,10 @@ mod tests {
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, "a=1; kw_session=tok; b=".parse().unwrap());
-        assert_eq!(cookie(&h, SESSION), Some("tok"));
-        assert_eq!(cookie(&h, "b"), None);
-        assert_eq!(cookie(&h, "c"), None);
+        assert_eq!(cookie(&h, SESSION, false), Some("tok"));
+        assert_eq!(cookie(&h, SESSION, true), None);
+        assert_eq!(cookie(&h, "b", false), None);
+        assert_eq!(cookie(&h, "c", false), None);
     }
 
     #[test]

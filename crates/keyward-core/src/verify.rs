@@ -246,6 +246,12 @@ impl VerifiableKey {
         self.access.basis.roles.iter().any(|r| r == name)
     }
 
+    /// What each role the key holds was taken to grant when its authority was derived
+    /// (a role absent here grants nothing).
+    pub fn role_defs(&self) -> &crate::authority::RoleDefs {
+        &self.access.basis.defs
+    }
+
     /// Every role the key holds.
     pub fn roles(&self) -> &[String] {
         &self.access.basis.roles

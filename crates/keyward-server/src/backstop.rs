@@ -1,15 +1,20 @@
 //! The cache's backstop: change events keep every node's cache right, but if one were ever
 //! missed (a bug, a row changed by hand), a cached answer could stay wrong for as long as the
 //! node runs. Every `cache_revalidate_interval` this background task compares each cached
-//! entry with storage, in batches, and drops those that differ. It never puts a storage read
+//! entry with storage, in batches, and drops those that differ — keys by their own rows, the
+//! roles cached keys hold by what those keys took them to grant (re-derived in place, as
+//! the role's event would), verify tokens by whether they are still live. It never puts a storage read
 //! on the verify path: requests keep answering from the cache meanwhile. It also fills the
 //! set of known key hashes at start (`known.rs`).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
-use keyward_store::{KeyVersion, StoreError, PUBLIC_KEY_EVENT_PREFIX};
+use keyward_store::{KeyVersion, StoreError, PUBLIC_KEY_EVENT_PREFIX, VERIFY_TOKEN_EVENT_PREFIX};
 
-use crate::cache::Entry;
+use crate::cache::{Cached, Entry};
 use crate::state::SharedState;
 
 const BATCH: usize = 500;
@@ -25,7 +30,7 @@ pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
         match sweep(&state).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(stale = n, "cached keys differed from storage (a change event was missed); dropped")
+                tracing::warn!(stale = n, "cached entries differed from storage (a change event was missed); corrected")
             }
             Err(e) => tracing::debug!(error = %e, "cannot revalidate the cache now; will retry"),
         }
@@ -36,7 +41,7 @@ pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
 pub async fn sweep(state: &SharedState) -> Result<usize, StoreError> {
     let (secret, public) = state.cache.snapshot();
     let mut stale = 0;
-    for (entries, by_public_key) in [(secret, false), (public, true)] {
+    for (entries, by_public_key) in [(&secret, false), (&public, true)] {
         for chunk in entries.chunks(BATCH) {
             let ids: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
             let stored = state.store.key_versions(&ids, by_public_key).await?;
@@ -46,6 +51,56 @@ pub async fn sweep(state: &SharedState) -> Result<usize, StoreError> {
                     state.cache.invalidate(&event);
                     stale += 1;
                 }
+            }
+        }
+    }
+    stale += sweep_roles(state, secret.iter().chain(&public)).await?;
+    stale += sweep_tokens(state).await?;
+    Ok(stale)
+}
+
+/// A workspace's roles held by cached keys, each with every grant cached keys took it to have.
+type HeldRoles<'a> = BTreeMap<&'a str, BTreeSet<Option<&'a Vec<String>>>>;
+
+/// A role changed in storage without its event leaves the cached keys holding it with the
+/// old authority (their own rows did not change). Each workspace's held roles are read in
+/// one query and compared with what every cached key took them to grant; a role that
+/// differs is re-derived as its event would have been. Returns how many roles differed.
+async fn sweep_roles<'a>(state: &SharedState, entries: impl Iterator<Item = &'a Cached>) -> Result<usize, StoreError> {
+    let mut held: BTreeMap<Arc<str>, HeldRoles> = BTreeMap::new();
+    for (_, entry) in entries {
+        if let Entry::Found(k) = entry {
+            for role in k.roles() {
+                let taken = k.role_defs().get(role);
+                held.entry(k.workspace_id.clone()).or_default().entry(role.as_str()).or_default().insert(taken);
+            }
+        }
+    }
+    let mut stale = 0;
+    for (workspace, roles) in held {
+        let names: Vec<String> = roles.keys().map(|r| (*r).to_string()).collect();
+        let stored = state.store.role_defs(&workspace, &names).await?;
+        for (name, taken) in roles {
+            if taken.iter().any(|t| *t != stored.get(name)) {
+                state.rederive_role(&workspace, name).await;
+                stale += 1;
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// A verify token revoked in storage without its event would keep working on this node.
+async fn sweep_tokens(state: &SharedState) -> Result<usize, StoreError> {
+    let cached = state.cache.snapshot_tokens();
+    let mut stale = 0;
+    for chunk in cached.chunks(BATCH) {
+        let hashes: Vec<String> = chunk.iter().map(|(h, _)| h.clone()).collect();
+        let stored = state.store.verify_token_workspaces(&hashes).await?;
+        for (hash, workspace) in chunk {
+            if workspace.as_deref() != stored.get(hash).map(String::as_str) {
+                state.cache.invalidate(&format!("{VERIFY_TOKEN_EVENT_PREFIX}{hash}"));
+                stale += 1;
             }
         }
     }

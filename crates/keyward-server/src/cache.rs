@@ -221,6 +221,11 @@ impl KeyCache {
         (secret, public)
     }
 
+    /// Every cached verify token (hex hash) and the workspace it was found to bind to.
+    pub fn snapshot_tokens(&self) -> Vec<(String, Option<Arc<str>>)> {
+        self.tokens.collect(|k, w| Some((k.clone(), w.clone())))
+    }
+
     pub fn len(&self) -> u64 {
         (self.entries.len() + self.public.len()) as u64
     }

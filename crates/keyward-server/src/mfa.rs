@@ -18,20 +18,37 @@ pub fn recovery_hash(state: &AppState, member_id: &str, code: &str) -> String {
 }
 
 /// Accepts `code` for `member_id` once, or answers `mfa_required`. Every refused code counts
-/// against the account like a wrong password; a locked account answers 429.
+/// against the account like a wrong password; a locked account answers 429 without the code
+/// being judged. The attempt is counted before the code is judged (`lockout::reserve`), so
+/// codes sent at once cannot outrun the lock.
 pub async fn check_code(state: &AppState, member_id: &str, code: Option<&str>) -> ApiResult<()> {
     let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
         refused("a one-time code is required: send otp from your authenticator app (or a recovery code)")
     })?;
-    crate::lockout::ensure_unlocked(state, member_id).await?;
+    crate::lockout::reserve(state, member_id).await?;
+    judge_reserved(state, member_id, code, &keyward_store::Origin::default()).await
+}
+
+/// Judges `code` for an attempt already reserved (`lockout::reserve`), and settles it:
+/// a right code ends the run of failures, a refused one stays counted, anything else
+/// (not enrolled, storage away) gives it back.
+pub async fn judge_reserved(
+    state: &AppState,
+    member_id: &str,
+    code: &str,
+    origin: &keyward_store::Origin,
+) -> ApiResult<()> {
     match verify_code(state, member_id, code).await {
         Ok(()) => crate::lockout::succeeded(state, member_id).await,
         Err(e @ ApiError::MfaRequired { enrol: false, .. }) => {
-            crate::lockout::failed(state, member_id, "member.code_refused", &keyward_store::Origin::default()).await?;
+            crate::lockout::failed(state, member_id, "member.code_refused", origin).await?;
             tracing::warn!(member_id, "a one-time code was refused");
             Err(e)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            crate::lockout::release(state, member_id).await;
+            Err(e)
+        }
     }
 }
 

@@ -35,7 +35,9 @@ pub use idempotency::{IdempotencyRecord, InsertOutcome};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::CreditCount;
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
-pub use members::{CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, TotpState};
+pub use members::{
+    CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt, TotpState,
+};
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
 pub use usage::{Alert, Bucket, KeyActivity, SeenIp, UsageRow, DAY_MS, HOUR_MS, MINUTE_MS};

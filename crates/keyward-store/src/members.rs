@@ -77,6 +77,15 @@ pub struct NewMember {
     pub created_at: DateTime<Utc>,
 }
 
+/// What [`Store::reserve_attempt`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretAttempt {
+    /// Counted; judge the secret.
+    Reserved,
+    /// Locked until then; the secret must not be judged.
+    Locked(DateTime<Utc>),
+}
+
 /// What a login attempt needs to know about a member.
 #[derive(Debug, Clone)]
 pub struct LoginRecord {
@@ -459,42 +468,86 @@ impl Store {
             .collect()
     }
 
-    /// Counts a failed login; after `limit` in a row the account locks until `lock_until`.
-    pub async fn login_failed(
+    /// Reserves one attempt at a member's secret before it is judged, in one statement (so
+    /// concurrent attempts cannot all pass a check made before any was counted): counted as
+    /// a failure until [`Store::login_succeeded`] or [`Store::release_attempt`] says
+    /// otherwise; the attempt that reaches `limit` locks the account until `lock_until`. A
+    /// lock that has ended starts a fresh run. While the lock holds, nothing is reserved.
+    pub async fn reserve_attempt(
         &self,
         member_id: &str,
         limit: i64,
         lock_until: DateTime<Utc>,
         now: DateTime<Utc>,
+    ) -> Result<SecretAttempt, StoreError> {
+        // A reservation and a lock's end can cross; a second look settles it.
+        for _ in 0..3 {
+            let reserved = sqlx::query(
+                "UPDATE members SET \
+                 failed_logins = CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END, \
+                 locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failed_logins + 1 ELSE 1 END) >= $1 \
+                   THEN $2 ELSE NULL END \
+                 WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins",
+            )
+            .bind(limit)
+            .bind(to_ms(lock_until))
+            .bind(member_id)
+            .bind(to_ms(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            if reserved.is_some() {
+                return Ok(SecretAttempt::Reserved);
+            }
+            match self.locked_until(member_id).await? {
+                Some(Some(until)) if until > now => return Ok(SecretAttempt::Locked(until)),
+                Some(_) => continue,
+                // No such member: nothing to count.
+                None => return Ok(SecretAttempt::Reserved),
+            }
+        }
+        Ok(SecretAttempt::Locked(lock_until))
+    }
+
+    /// Gives back a reserved attempt that was never judged (a code not sent yet, a check
+    /// that could not run), lifting the lock it may have set.
+    pub async fn release_attempt(&self, member_id: &str, limit: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE members SET failed_logins = failed_logins - 1, \
+             locked_until = CASE WHEN failed_logins - 1 >= $1 THEN locked_until ELSE NULL END \
+             WHERE id = $2 AND failed_logins > 0",
+        )
+        .bind(limit)
+        .bind(member_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a refused secret on the record (its reserved attempt stays counted): the
+    /// account's own failure, not a change.
+    pub async fn attempt_failed(
+        &self,
+        member_id: &str,
+        now: DateTime<Utc>,
         failure: (&str, &Origin),
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(m) = member_in(&mut tx, member_id).await? {
-            // Refused secrets are on the record: the account's own failure, not a change.
             let (action, origin) = failure;
             let rec = AuditRecord::by_member(&m.id, &m.email, action, serde_json::json!({}), origin.clone());
             append(&mut tx, &m.workspace_id, &rec, now).await?;
         }
-        sqlx::query(
-            "UPDATE members SET failed_logins = failed_logins + 1, \
-             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
-        )
-        .bind(limit)
-        .bind(to_ms(lock_until))
-        .bind(member_id)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Until when the member's account is locked, if it is.
-    pub async fn locked_until(&self, member_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// The member's lock, if there is such a member.
+    async fn locked_until(&self, member_id: &str) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
         let r = sqlx::query("SELECT locked_until FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get::<Option<i64>, _>("locked_until")).transpose()?.flatten().map(from_ms))
+        Ok(r.map(|r| r.try_get::<Option<i64>, _>("locked_until")).transpose()?.map(|u| u.map(from_ms)))
     }
 
     pub async fn login_succeeded(&self, member_id: &str) -> Result<(), StoreError> {

@@ -59,6 +59,30 @@ impl Store {
         Ok(())
     }
 
+    /// The workspace each live (unrevoked) token among `hashes` binds to.
+    pub async fn verify_token_workspaces(
+        &self,
+        hashes: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut out = std::collections::HashMap::with_capacity(hashes.len());
+        if hashes.is_empty() {
+            return Ok(out);
+        }
+        let marks: Vec<String> = (1..=hashes.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT hash, workspace_id FROM verify_tokens WHERE revoked_at IS NULL AND hash IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for h in hashes {
+            q = q.bind(h);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.insert(r.try_get("hash")?, r.try_get("workspace_id")?);
+        }
+        Ok(out)
+    }
+
     /// The workspace a live (unrevoked) token binds to.
     pub async fn verify_token_workspace(&self, hash: &str) -> Result<Option<String>, StoreError> {
         let r = sqlx::query("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")

@@ -63,6 +63,16 @@ impl Browser {
         Browser { http, base: s.base.clone(), cookies: BTreeMap::new() }
     }
 
+    /// A browser trusting `ca`, at `base` (`https://…`).
+    fn over_tls(base: &str, ca: &[u8]) -> Browser {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap())
+            .build()
+            .unwrap();
+        Browser { http, base: base.to_string(), cookies: BTreeMap::new() }
+    }
+
     async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if !self.cookies.is_empty() {
@@ -230,6 +240,10 @@ async fn a_secret_is_shown_once(b: Backend) {
     // Shown once: a reload finds nothing, and the key's page never shows it.
     let again = br.get("/console/reveal").await;
     assert!(again.body.contains("Nothing to show") && !again.body.contains(&secret));
+    // The server, not only the browser, forgets it: the same cookie sent again shows nothing.
+    br.cookies.insert("kw_reveal".into(), reveal.split(';').next().unwrap()[10..].to_string());
+    let replayed = br.get("/console/reveal").await;
+    assert!(replayed.body.contains("Nothing to show") && !replayed.body.contains(&secret), "{}", replayed.body);
     let page = br.get(&format!("/console/keys/{key}?stored=on")).await;
     assert!(page.body.contains("billing") && !page.body.contains(&secret));
     let (_, v) = s.call(Method::GET, &format!("/v1/keys/{key}"), None).await;
@@ -563,5 +577,55 @@ async fn a_code_confirms_a_new_key(b: Backend) {
     assert_eq!(st, 401, "{v}");
     let (st, _) = s.call_as(&m.token, Method::POST, "/v1/keys", Some(json!({"name": "plain"}))).await;
     assert_eq!(st, 201);
+    s.stop().await;
+}
+
+/// Under TLS every cookie is a `__Host-` cookie (`Secure`, `Path=/`, no `Domain`), a cookie
+/// under the plain name is not taken for it, and a reveal still works once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_tls_cookies_are_host_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::tls::pki(dir.path());
+    let cfg = keyward_server::ServerConfig { tls: Some(pki.files.clone()), ..keyward_testkit::test_config() };
+    let s = TestServer::start_with(Backend::Sqlite, cfg).await;
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let https = format!("https://127.0.0.1:{}", s.addr.port());
+    let mut br = Browser::over_tls(&https, &ca);
+
+    // A member to sign in as, over HTTPS.
+    let api = |method: Method, path: &str, token: &str, body: serde_json::Value| {
+        let r = br.http.request(method, format!("{https}{path}")).bearer_auth(token).json(&body);
+        async move { r.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let inv =
+        api(Method::POST, "/v1/members", &s.management_key, json!({"email": "tls@example.com", "role": "developer"}))
+            .await;
+    let setup = json!({"setup_token": inv["setup_token"], "password": "a tls password 1"});
+    assert_eq!(api(Method::POST, "/v1/members/setup", "", setup).await["email"], "tls@example.com");
+
+    let page = br.get("/console/login").await;
+    let pre = page.set_cookie("__Host-kw_pre").expect("a __Host- pre-session cookie");
+    for flag in ["; Path=/;", "; Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(pre.contains(flag), "{pre}");
+    }
+    assert!(!pre.contains("Domain") && page.set_cookie("kw_pre").is_none(), "{pre}");
+    let a = br.login("tls@example.com", "a tls password 1", None).await;
+    assert_eq!((a.status, a.location()), (303, "/console/keys"), "{}", a.body);
+    let session = a.set_cookie("__Host-kw_session").expect("a __Host- session cookie");
+    assert!(session.contains("; Path=/;") && session.contains("; Secure") && !session.contains("Domain"), "{session}");
+
+    // The plain name is another cookie: one set by a plain-HTTP page on the host is not it.
+    let token = br.cookies["__Host-kw_session"].clone();
+    let mut shadow = Browser::over_tls(&https, &ca);
+    shadow.cookies.insert("kw_session".into(), token);
+    assert_eq!(shadow.get("/console/keys").await.location(), "/console/login");
+
+    let a = br.submit("/console/keys/new", "/console/keys", &[("kind", "secret"), ("name", "over tls")]).await;
+    assert_eq!((a.status, a.location()), (303, "/console/reveal"), "{}", a.body);
+    let reveal = a.set_cookie("__Host-kw_reveal").expect("a __Host- reveal cookie");
+    let value = reveal.split(';').next().unwrap()["__Host-kw_reveal=".len()..].to_string();
+    assert!(br.get("/console/reveal").await.body.contains(r#"<pre id="revealed""#));
+    br.cookies.insert("__Host-kw_reveal".into(), value);
+    assert!(br.get("/console/reveal").await.body.contains("Nothing to show"), "a replayed reveal showed again");
     s.stop().await;
 }

@@ -8,6 +8,7 @@ extern crate keyward_testkit;
 
 mod approvals;
 mod audit;
+mod backstop;
 mod cli;
 mod config;
 mod console;
@@ -20,6 +21,7 @@ mod grants;
 mod hardening;
 mod keypairs_cli;
 mod keys_api;
+mod lockouts;
 mod members;
 mod ratelimits;
 mod resilience;

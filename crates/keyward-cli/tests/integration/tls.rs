@@ -14,12 +14,12 @@ use keyward_server::Services;
 use keyward_testkit::{Backend, TestDb, TestServer};
 
 /// A CA and a certificate it signed for 127.0.0.1 and localhost, as PEM files in `dir`.
-struct Pki {
-    ca: PathBuf,
-    files: TlsFiles,
+pub(crate) struct Pki {
+    pub(crate) ca: PathBuf,
+    pub(crate) files: TlsFiles,
 }
 
-fn pki(dir: &Path) -> Pki {
+pub(crate) fn pki(dir: &Path) -> Pki {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -60,7 +60,10 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let browser = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
     let page = browser.get(format!("{https}/console/login")).send().await.unwrap();
     let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.starts_with("kw_pre=") && cookie.contains("HttpOnly") && cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.starts_with("__Host-kw_pre=") && cookie.contains("HttpOnly") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
 
     // The CLI over https: `login` with --ca-cert, then a command with KEYWARD_CA_CERT.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))

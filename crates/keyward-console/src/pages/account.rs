@@ -27,7 +27,7 @@ struct LoginPage {
 
 pub(crate) async fn login_page(anon: Anon, headers: HeaderMap) -> Result<Response, Fail> {
     // Already signed in: straight to the keys.
-    if cookies::cookie(&headers, cookies::SESSION).is_some() {
+    if cookies::cookie(&headers, cookies::SESSION, anon.secure()).is_some() {
         return Ok(Redirect::to("/console/keys").into_response());
     }
     let page = LoginPage {
@@ -83,17 +83,18 @@ pub(crate) async fn login(anon: Anon, form: Form) -> Result<Response, Fail> {
 pub(crate) async fn logout(ctx: Ctx, form: Form) -> Result<Response, Fail> {
     ctx.check(&form)?;
     ctx.call(Method::DELETE, "/v1/sessions/current").await?;
-    Ok(signed_out())
+    Ok(signed_out(&ctx))
 }
 
 pub(crate) async fn logout_everywhere(ctx: Ctx, form: Form) -> Result<Response, Fail> {
     ctx.check(&form)?;
     ctx.call(Method::DELETE, "/v1/sessions").await?;
-    Ok(signed_out())
+    Ok(signed_out(&ctx))
 }
 
-fn signed_out() -> Response {
-    ([(header::SET_COOKIE, cookies::clear_session_cookie())], Redirect::to("/console/login")).into_response()
+fn signed_out(ctx: &Ctx) -> Response {
+    let cookie = cookies::clear_cookie(cookies::SESSION, ctx.con.secure);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/console/login")).into_response()
 }
 
 #[derive(Template)]

@@ -10,6 +10,7 @@ pub(crate) mod usage;
 pub(crate) mod webhooks;
 
 use askama::Template;
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use crate::cookies;
 use crate::error::Fail;
 use crate::session::Ctx;
 use crate::view::{render, Chrome};
+use crate::Console;
 
 /// A list page of the API.
 #[derive(Deserialize)]
@@ -27,8 +29,8 @@ pub(crate) struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-pub(crate) async fn home(headers: HeaderMap) -> Redirect {
-    if cookies::cookie(&headers, cookies::SESSION).is_some() {
+pub(crate) async fn home(State(con): State<Console>, headers: HeaderMap) -> Redirect {
+    if cookies::cookie(&headers, cookies::SESSION, con.secure).is_some() {
         Redirect::to("/console/keys")
     } else {
         Redirect::to("/console/login")
@@ -42,7 +44,8 @@ pub(crate) async fn not_found() -> Fail {
 /// Something shown once: a new key's secret, a webhook secret, a setup token, recovery
 /// codes. It travels from the form's answer to the page that shows it in a cookie sealed
 /// for this session alone (never in a URL, never stored by the server), and that page
-/// clears it, so a reload shows it is gone.
+/// clears it, so a reload shows it is gone. The sealed cookie also carries a one-time id
+/// the server remembers as used once shown: a copy of the cookie replayed shows nothing.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Reveal {
     pub title: String,
@@ -53,11 +56,23 @@ pub(crate) struct Reveal {
     pub next: String,
 }
 
+/// How long a reveal waits to be shown.
+const REVEAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What the reveal cookie seals: the reveal and its one-time id.
+#[derive(Serialize, Deserialize)]
+struct Sealed<R> {
+    once: String,
+    reveal: R,
+}
+
 /// Answers a form with a redirect to the one-time reveal of `r`.
 pub(crate) fn reveal_once(ctx: &Ctx, r: &Reveal) -> Result<Response, Fail> {
-    let body = serde_json::to_vec(r).map_err(|e| Fail::Internal(format!("encoding a reveal: {e}")))?;
+    let sealed = Sealed { once: ctx.con.secrets.one_time(REVEAL_TTL), reveal: r };
+    let body = serde_json::to_vec(&sealed).map_err(|e| Fail::Internal(format!("encoding a reveal: {e}")))?;
     let sealed = ctx.seal(&body).ok_or_else(|| Fail::Internal("sealing a reveal failed".into()))?;
-    let cookie = cookies::set_cookie(cookies::REVEAL, &sealed, ctx.con.secure, Some(300));
+    let age = u32::try_from(REVEAL_TTL.as_secs()).unwrap_or(300);
+    let cookie = cookies::set_cookie(cookies::REVEAL, &sealed, ctx.con.secure, Some(age));
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/console/reveal")).into_response())
 }
 
@@ -69,11 +84,13 @@ struct RevealPage {
 }
 
 pub(crate) async fn reveal(ctx: Ctx, headers: HeaderMap) -> Result<Response, Fail> {
-    let r = cookies::cookie(&headers, cookies::REVEAL)
+    let r = cookies::cookie(&headers, cookies::REVEAL, ctx.con.secure)
         .and_then(|sealed| ctx.open(sealed))
-        .and_then(|raw| serde_json::from_slice::<Reveal>(&raw).ok());
+        .and_then(|raw| serde_json::from_slice::<Sealed<Reveal>>(&raw).ok())
+        .filter(|s| ctx.con.secrets.consume(&s.once))
+        .map(|s| s.reveal);
     let mut resp = render(&RevealPage { c: Chrome::new(&ctx, ""), r })?;
-    if let Ok(v) = cookies::clear_cookie(cookies::REVEAL).parse() {
+    if let Ok(v) = cookies::clear_cookie(cookies::REVEAL, ctx.con.secure).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)

@@ -303,9 +303,21 @@ pub async fn set_password(
         let given = req.current_password.ok_or_else(|| {
             ApiError::invalid("current_password", "current_password is required to change a password")
         })?;
-        if !password_matches(&state, given, Some(current)).await? {
+        // Counted like a login, before it is judged: a stolen session cannot guess the
+        // password it would need to take the account over.
+        crate::lockout::reserve(&state, id).await?;
+        let right = match password_matches(&state, given, Some(current)).await {
+            Ok(right) => right,
+            Err(e) => {
+                crate::lockout::release(&state, id).await;
+                return Err(e);
+            }
+        };
+        if !right {
+            crate::lockout::failed(&state, id, "member.password_refused", &origin.0).await?;
             return Err(ApiError::Forbidden("current_password is wrong".into()));
         }
+        crate::lockout::succeeded(&state, id).await?;
     }
     let phc = hash_password(&state, req.password).await?;
     // The session that changed the password stays; every other one ends.

@@ -13,7 +13,7 @@ use keyward_store::{CredentialKind, NewSession};
 use crate::audit::RequestOrigin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
-use crate::mfa::check_code;
+use crate::mfa::judge_reserved;
 use crate::routes::members::password_matches;
 use crate::state::SharedState;
 
@@ -46,43 +46,62 @@ pub async fn login(
     if let Some(ws) = &req.workspace_id {
         records.retain(|r| &r.member.workspace_id == ws);
     }
-    // Nothing is answered before a password is checked: an unknown email, a locked account
-    // and an email in several workspaces all cost the same argon2 work and read alike to
-    // someone without the password.
+    // Nothing is answered before a password is checked: an unknown email and an email in
+    // several workspaces cost the same argon2 work and read alike to someone without the
+    // password. Each account's attempt is counted before its password is judged, and a
+    // locked account's password is not judged at all: the lock answers a right password
+    // exactly as a wrong one.
     let mut matched = Vec::new();
+    let mut locked = None;
     if records.is_empty() {
         password_matches(&state, req.password.clone(), None).await?;
     }
     for rec in records {
-        if password_matches(&state, req.password.clone(), rec.password_hash.clone()).await? {
+        if let Err(e) = crate::lockout::reserve(&state, &rec.member.id).await {
+            match e {
+                ApiError::RateLimited { .. } => locked = Some(e),
+                e => return Err(e),
+            }
+            continue;
+        }
+        let right = match password_matches(&state, req.password.clone(), rec.password_hash.clone()).await {
+            Ok(right) => right,
+            Err(e) => {
+                crate::lockout::release(&state, &rec.member.id).await;
+                return Err(e);
+            }
+        };
+        if right {
             matched.push(rec);
-        } else if rec.locked_until.is_none_or(|u| u <= now) {
-            // A wrong guess while locked does not push the lock further out.
+        } else {
             crate::lockout::failed(&state, &rec.member.id, "session.login_failed", &origin).await?;
         }
     }
     if matched.len() > 1 {
+        for rec in &matched {
+            crate::lockout::release(&state, &rec.member.id).await;
+        }
         return Err(ApiError::invalid("workspace_id", "this email is a member of several workspaces; name one"));
     }
     let Some(rec) = matched.pop() else {
         state.login_failed(ip, now).await;
-        return Err(wrong());
+        return Err(locked.unwrap_or_else(wrong));
     };
-    if let Some(until) = rec.locked_until.filter(|u| *u > now) {
-        return Err(crate::lockout::locked(&state, until));
-    }
     if rec.member.mfa_enabled {
-        if req.otp.as_deref().is_none_or(|o| o.trim().is_empty()) {
+        let Some(otp) = req.otp.as_deref().map(str::trim).filter(|o| !o.is_empty()) else {
             // The password was right: asking for the second factor is not a failure.
+            crate::lockout::release(&state, &rec.member.id).await;
             return Err(ApiError::MfaRequired { enrol: false, message: "this account has MFA: send otp".into() });
-        }
-        if let Err(e) = check_code(&state, &rec.member.id, req.otp.as_deref()).await {
-            // check_code has counted it against the account; count it against the address.
+        };
+        // One attempt covers the password and its code.
+        if let Err(e) = judge_reserved(&state, &rec.member.id, otp, &keyward_store::Origin::default()).await {
+            // The code was counted against the account; count it against the address.
             state.login_failed(ip, now).await;
             return Err(e);
         }
+    } else {
+        crate::lockout::succeeded(&state, &rec.member.id).await?;
     }
-    state.store.login_succeeded(&rec.member.id).await?;
     let token = keyformat::generate_session(&rec.prefix, state.random.as_ref());
     let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let m = &rec.member;
