@@ -25,7 +25,7 @@ pub use keyward_core::policy::{Policy, PolicyPatch};
 pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
 pub use keyward_core::wire::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
-    NewManagementKeyRequest, NewManagementKeyView, RecoveryCodes, SessionView, TotpEnrolment,
+    NewManagementKeyRequest, NewManagementKeyView, PolicyAnswer, RecoveryCodes, SessionView, TotpEnrolment,
 };
 pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_core::wire::roles::{
@@ -313,8 +313,9 @@ impl Client {
         Self::send(self.request(Method::GET, "/v1/policies")).await
     }
 
-    /// Changes the fields given; the answer is the whole policy.
-    pub async fn set_policies(&self, patch: &PolicyPatch) -> Result<Policy, ClientError> {
+    /// Changes the fields given; the answer is the whole policy, or the approval request the
+    /// change waits on (a change that may weaken the policy, or any under `policy.update`).
+    pub async fn set_policies(&self, patch: &PolicyPatch) -> Result<PolicyAnswer, ClientError> {
         Self::send(self.request(Method::PUT, "/v1/policies").json(patch)).await
     }
 

@@ -111,6 +111,12 @@ pub enum KeyAction {
     MemberRole,
     /// Widening what a role grants (the request's target is the role's name).
     RoleUpdate,
+    /// A change of the policy itself (the request's target is the workspace).
+    PolicyUpdate,
+    /// Removing a member who holds an approver role (the request's target is the member).
+    MemberRemove,
+    /// Giving a service account a role that widens its keys (the target is the account).
+    ServiceAccountRole,
 }
 
 impl KeyAction {
@@ -123,6 +129,9 @@ impl KeyAction {
             KeyAction::MemberInvite => "member.invite",
             KeyAction::MemberRole => "member.role",
             KeyAction::RoleUpdate => "role.update",
+            KeyAction::PolicyUpdate => "policy.update",
+            KeyAction::MemberRemove => "member.remove",
+            KeyAction::ServiceAccountRole => "service_account.role",
         }
     }
 
@@ -135,6 +144,9 @@ impl KeyAction {
             KeyAction::MemberInvite,
             KeyAction::MemberRole,
             KeyAction::RoleUpdate,
+            KeyAction::PolicyUpdate,
+            KeyAction::MemberRemove,
+            KeyAction::ServiceAccountRole,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -142,7 +154,7 @@ impl KeyAction {
 
     /// Is this about a member rather than a key?
     pub fn is_member_action(self) -> bool {
-        matches!(self, KeyAction::MemberInvite | KeyAction::MemberRole)
+        matches!(self, KeyAction::MemberInvite | KeyAction::MemberRole | KeyAction::MemberRemove)
     }
 }
 
@@ -227,6 +239,14 @@ pub struct Policy {
     /// Changing a role so that it grants more than before.
     #[serde(rename = "role.update", default = "ActionRule::none")]
     pub role_update: ActionRule,
+    /// Any change of the policy. Whatever this says, a change that may weaken it (lowers an
+    /// approvals count, drops an approver role, turns `require_mfa` off) needs the approvals
+    /// of the strictest rule in force when it is asked for.
+    #[serde(rename = "policy.update", default = "ActionRule::none")]
+    pub policy_update: ActionRule,
+    /// A new management key expires after at most this many days (its default expiry).
+    #[serde(default = "default_management_key_max_days")]
+    pub management_key_max_days: u32,
     /// A permanent key must have a non-empty IP allowlist.
     pub permanent_requires_ip_allowlist: bool,
     /// A temporary key expires after at most this many days (its default expiry).
@@ -256,6 +276,13 @@ fn default_expiry_warning_days() -> u32 {
     7
 }
 
+/// Longest lifetime of a new management key when the policy does not say (days).
+pub const MANAGEMENT_KEY_DEFAULT_MAX_DAYS: u32 = 90;
+
+fn default_management_key_max_days() -> u32 {
+    MANAGEMENT_KEY_DEFAULT_MAX_DAYS
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -266,6 +293,8 @@ impl Default for Policy {
             member_invite: ActionRule::none(),
             member_role: ActionRule::none(),
             role_update: ActionRule::none(),
+            policy_update: ActionRule::none(),
+            management_key_max_days: MANAGEMENT_KEY_DEFAULT_MAX_DAYS,
             permanent_requires_ip_allowlist: true,
             temporary_max_days: TEMPORARY_DEFAULT_DAYS as u32,
             max_key_lifetime_days: None,
@@ -296,6 +325,10 @@ pub struct PolicyPatch {
     pub member_role: Option<ActionRule>,
     #[serde(rename = "role.update", default, skip_serializing_if = "Option::is_none")]
     pub role_update: Option<ActionRule>,
+    #[serde(rename = "policy.update", default, skip_serializing_if = "Option::is_none")]
+    pub policy_update: Option<ActionRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_key_max_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent_requires_ip_allowlist: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,8 +370,50 @@ impl Policy {
             KeyAction::Rotate => &self.key_rotate,
             KeyAction::MemberInvite => &self.member_invite,
             KeyAction::MemberRole => &self.member_role,
-            KeyAction::RoleUpdate => &self.role_update,
+            KeyAction::RoleUpdate | KeyAction::ServiceAccountRole => &self.role_update,
+            KeyAction::PolicyUpdate => &self.policy_update,
+            // Quorum-cutting changes take the strictest rule (see `rules`); this is the rule
+            // that governs adding an approver.
+            KeyAction::MemberRemove => &self.member_role,
         }
+    }
+
+    /// Every approval rule, with the action it governs.
+    pub fn rules(&self) -> [(KeyAction, &ActionRule); 8] {
+        [
+            (KeyAction::Create, &self.key_create),
+            (KeyAction::Update, &self.key_update),
+            (KeyAction::Revoke, &self.key_revoke),
+            (KeyAction::Rotate, &self.key_rotate),
+            (KeyAction::MemberInvite, &self.member_invite),
+            (KeyAction::MemberRole, &self.member_role),
+            (KeyAction::RoleUpdate, &self.role_update),
+            (KeyAction::PolicyUpdate, &self.policy_update),
+        ]
+    }
+
+    /// Does a member of `role` count towards some quorum now in force?
+    pub fn binds(&self, role: Role) -> bool {
+        self.rules().iter().any(|(_, r)| r.needs_approval() && r.approver_roles.contains(&role))
+    }
+
+    /// Would going from this policy to `next` possibly weaken it: an approvals count lowered
+    /// (a switch between a number and `half_of_admins` counts, as its effect depends on who
+    /// is a member), an approver role dropped from a rule that needs approvals, or
+    /// `require_mfa` turned off? The field that does, for the audit trail.
+    pub fn weakened_by(&self, next: &Policy) -> Option<&'static str> {
+        for ((action, old), (_, new)) in self.rules().iter().zip(next.rules().iter()) {
+            let lowered = match (old.approvals, new.approvals) {
+                (Approvals::Count(0), _) => false,
+                (Approvals::Count(a), Approvals::Count(b)) => b < a,
+                (a, b) => a != b,
+            };
+            let dropped = old.needs_approval() && old.approver_roles.iter().any(|r| !new.approver_roles.contains(r));
+            if lowered || dropped {
+                return Some(action.as_str());
+            }
+        }
+        (self.require_mfa && !next.require_mfa).then_some("require_mfa")
     }
 
     /// The policy with a patch applied, checked.
@@ -352,6 +427,7 @@ impl Policy {
             ("member.invite", &p.member_invite, &mut n.member_invite),
             ("member.role", &p.member_role, &mut n.member_role),
             ("role.update", &p.role_update, &mut n.role_update),
+            ("policy.update", &p.policy_update, &mut n.policy_update),
         ] {
             if let Some(r) = new {
                 check_rule(field, r)?;
@@ -381,6 +457,12 @@ impl Policy {
         }
         if let Some(v) = p.require_mfa {
             n.require_mfa = v;
+        }
+        if let Some(d) = p.management_key_max_days {
+            if !(1..=3650).contains(&d) {
+                return Err(CoreError::invalid("management_key_max_days", "management_key_max_days must be 1-3650"));
+            }
+            n.management_key_max_days = d;
         }
         if let Some(h) = p.approval_expiry_hours {
             if !(1..=720).contains(&h) {
@@ -469,6 +551,39 @@ mod tests {
         assert!(serde_json::from_value::<PolicyPatch>(json!({"key.create": {"approvals": 21}})).is_err());
         assert!(serde_json::from_value::<PolicyPatch>(json!({"key.create": {"approvals": "most"}})).is_err());
         assert!(serde_json::from_value::<PolicyPatch>(json!({"key.delete": {}})).is_err());
+    }
+
+    #[test]
+    fn weakening_is_found() {
+        let base = patch(json!({"key.create": {"approvals": 2}, "require_mfa": true})).unwrap();
+        let next = |v| base.patched(&serde_json::from_value::<PolicyPatch>(v).unwrap()).unwrap();
+        assert_eq!(base.weakened_by(&next(json!({"key.create": {"approvals": 1}}))), Some("key.create"));
+        assert_eq!(base.weakened_by(&next(json!({"key.create": {"approvals": "half_of_admins"}}))), Some("key.create"));
+        assert_eq!(
+            base.weakened_by(&next(json!({"key.create": {"approvals": 2, "approver_roles": ["owner"]}}))),
+            Some("key.create")
+        );
+        assert_eq!(base.weakened_by(&next(json!({"require_mfa": false}))), Some("require_mfa"));
+        assert_eq!(base.weakened_by(&next(json!({"key.create": {"approvals": 3}}))), None);
+        assert_eq!(base.weakened_by(&next(json!({"key.revoke": {"approvals": 1}}))), None);
+        assert_eq!(base.weakened_by(&next(json!({"temporary_max_days": 7}))), None);
+        assert!(base.binds(Role::Admin) && !base.binds(Role::Manager));
+        assert!(!Policy::default().binds(Role::Owner));
+    }
+
+    #[test]
+    fn management_key_cap() {
+        assert_eq!(Policy::default().management_key_max_days, 90);
+        assert_eq!(patch(json!({"management_key_max_days": 7})).unwrap().management_key_max_days, 7);
+        assert_eq!(patch(json!({"management_key_max_days": 0})).unwrap_err().field(), "management_key_max_days");
+        let old: Policy = serde_json::from_value(json!({
+            "key.create": {}, "key.update": {}, "key.revoke": {}, "key.rotate": {},
+            "permanent_requires_ip_allowlist": true, "temporary_max_days": 30, "max_key_lifetime_days": null,
+            "require_mfa": false, "approval_expiry_hours": 72
+        }))
+        .unwrap();
+        assert_eq!(old.management_key_max_days, 90);
+        assert!(!old.policy_update.needs_approval());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! owners always everything). A key's own permissions, and the permissions of every role it
 //! gets (through `roles`, `grants` or its service account), must lie inside that reach, and a
 //! member role is given only up to the giver's rank. Checked on create, update, rotate, the
-//! approval that applies any of them, role changes and service accounts.
+//! approval that applies any of them, role changes and service accounts. Every role named
+//! must exist (a member role always does).
 
 use keyward_core::authority::{KeyGrant, Reach};
 use keyward_core::roles::{self, Role};
@@ -51,6 +52,16 @@ impl AppState {
             )));
         }
         let defs = self.store.role_defs(workspace_id, &names).await?;
+        // Only roles that exist: a name given ahead of its role would gain whatever the role
+        // is later made to grant, beyond what its giver could give.
+        for r in gift.roles {
+            if !defs.contains_key(r)
+                && Role::parse(r).is_none()
+                && self.store.get_role(workspace_id, r).await?.is_none()
+            {
+                return Err(ApiError::invalid("roles", format!("no role named {r:?}: create the role first")));
+            }
+        }
         for (i, g) in gift.grants.iter().enumerate() {
             if !defs.contains_key(&g.role) && Role::parse(&g.role).is_none() {
                 let exists = self.store.get_role(workspace_id, &g.role).await?.is_some();

@@ -1,7 +1,7 @@
 //! Whether a governed key action needs approvals, and how many: fixed when it is requested.
 
 use keyward_core::ids;
-use keyward_core::policy::KeyAction;
+use keyward_core::policy::{ActionRule, KeyAction};
 use keyward_store::NewApproval;
 
 use crate::error::ApiResult;
@@ -18,19 +18,60 @@ pub(crate) async fn approval_for(
     key_id: &str,
     payload: serde_json::Value,
 ) -> ApiResult<Option<NewApproval>> {
-    let p = &caller.0;
-    let rule = p.policy.rule(action);
+    let rule = caller.0.policy.rule(action);
     if !rule.needs_approval() {
         return Ok(None);
     }
+    let required = quorum(state, caller, rule).await?;
+    Ok(request(state, caller, action, key_id, payload, required, rule))
+}
+
+/// For a change that could cut the quorum (weaken the policy, remove or demote an approver):
+/// the request under the strictest rule in force — the one asking the most approvals of
+/// members other than the requester — or `None` when no rule asks for any.
+pub(crate) async fn strictest_approval(
+    state: &AppState,
+    caller: &Caller,
+    action: KeyAction,
+    key_id: &str,
+    payload: serde_json::Value,
+) -> ApiResult<Option<NewApproval>> {
+    let mut strictest: Option<(u32, &ActionRule)> = None;
+    for (_, rule) in caller.0.policy.rules() {
+        if !rule.needs_approval() {
+            continue;
+        }
+        let required = quorum(state, caller, rule).await?;
+        if strictest.is_none_or(|(n, _)| required > n) {
+            strictest = Some((required, rule));
+        }
+    }
+    Ok(strictest.and_then(|(required, rule)| request(state, caller, action, key_id, payload, required, rule)))
+}
+
+/// How many approvals `rule` asks of this caller now.
+async fn quorum(state: &AppState, caller: &Caller, rule: &ActionRule) -> ApiResult<u32> {
+    let p = &caller.0;
     let eligible = state.store.members_with_roles(&p.workspace_id, &rule.approver_roles).await?;
     let others = eligible.iter().filter(|m| **m != p.member_id).count();
-    let required = rule.approvals.required(u32::try_from(others).unwrap_or(u32::MAX));
+    Ok(rule.approvals.required(u32::try_from(others).unwrap_or(u32::MAX)))
+}
+
+fn request(
+    state: &AppState,
+    caller: &Caller,
+    action: KeyAction,
+    key_id: &str,
+    payload: serde_json::Value,
+    required: u32,
+    rule: &ActionRule,
+) -> Option<NewApproval> {
     if required == 0 {
-        return Ok(None);
+        return None;
     }
+    let p = &caller.0;
     let now = state.clock.now();
-    Ok(Some(NewApproval {
+    Some(NewApproval {
         id: ids::new_id("apr", now, state.random.as_ref()),
         workspace_id: p.workspace_id.clone(),
         action,
@@ -41,5 +82,5 @@ pub(crate) async fn approval_for(
         payload,
         created_at: now,
         expires_at: now + chrono::Duration::hours(i64::from(p.policy.approval_expiry_hours)),
-    }))
+    })
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
-use keyward_core::policy::KeyAction;
+use keyward_core::policy::{KeyAction, PolicyPatch};
 use keyward_core::roles::Role;
 use keyward_core::wire::keys::UpdateKeyRequest;
 use serde_json::Value;
@@ -17,6 +17,7 @@ use crate::dialect::Tx;
 use crate::events::emit;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
 use crate::member_state::settle_member_request;
+use crate::policies::{read_policy, write_policy};
 use crate::roles::{hold_role, release_role, role_event, write_role, StoredRole};
 use crate::rows::{key_from_row, KEY_COLUMNS};
 use crate::{Conflict, Store, StoreError};
@@ -198,6 +199,37 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
         KeyAction::MemberInvite | KeyAction::MemberRole => {
             settle_member_request(tx, a.action, &a.key_id, &a.id, true).await?
         }
+        KeyAction::MemberRemove => {
+            // Only while the member is still marked with this request.
+            let marked = sqlx::query("SELECT id FROM members WHERE id = $1 AND approval_id = $2")
+                .bind(&a.key_id)
+                .bind(&a.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if marked.is_some() {
+                crate::members::remove_in(tx, &a.workspace_id, &a.key_id).await?;
+            }
+        }
+        KeyAction::PolicyUpdate => {
+            // The change is applied to the policy in force now, checked as when asked for.
+            let patch: PolicyPatch = serde_json::from_value(a.payload.get("changes").cloned().unwrap_or(Value::Null))
+                .map_err(|_| bad("changes"))?;
+            let current = read_policy(tx, &a.workspace_id).await?;
+            let next =
+                current.patched(&patch).map_err(|e| StoreError::Internal(format!("stored policy change: {e}")))?;
+            write_policy(tx, &a.workspace_id, &next, now).await?;
+        }
+        KeyAction::ServiceAccountRole => {
+            let role = payload_str(a, "role").ok_or_else(|| bad("role"))?;
+            sqlx::query("UPDATE service_accounts SET role = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4")
+                .bind(role)
+                .bind(to_ms(now))
+                .bind(&a.workspace_id)
+                .bind(&a.key_id)
+                .execute(&mut **tx)
+                .await?;
+            emit(tx, &crate::service_accounts::event(&a.key_id), now).await?;
+        }
         KeyAction::RoleUpdate => {
             let current = crate::roles::read_role(tx, &a.workspace_id, &a.key_id).await?;
             let permissions: Option<Vec<String>> = a
@@ -234,10 +266,12 @@ async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<Ke
         KeyAction::Update | KeyAction::Revoke => {
             changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?)
         }
-        KeyAction::MemberInvite | KeyAction::MemberRole => {
+        KeyAction::MemberInvite | KeyAction::MemberRole | KeyAction::MemberRemove => {
             settle_member_request(tx, a.action, &a.key_id, &a.id, false).await?
         }
         KeyAction::RoleUpdate => release_role(tx, &a.workspace_id, &a.id).await?,
+        // Nothing was held: the policy and the account stayed as they were.
+        KeyAction::PolicyUpdate | KeyAction::ServiceAccountRole => {}
     }
     Ok(changed)
 }
@@ -272,6 +306,16 @@ async fn close(
 }
 
 impl Store {
+    /// Records a request that holds nothing while it waits (a policy change, a service
+    /// account's role): what it would change stays as it is until it is approved.
+    pub async fn request_approval(&self, a: &NewApproval, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_approval(&mut tx, a).await?;
+        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records a request to change `current` and holds the role until it is decided.
     pub async fn request_role_update(
         &self,

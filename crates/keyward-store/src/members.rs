@@ -423,28 +423,39 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        lock_owners(&mut tx, workspace_id).await?;
-        let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !exists {
+        if !remove_in(&mut tx, workspace_id, id).await? {
             tx.rollback().await?;
             return Ok(false);
-        }
-        for table in ["sessions", "management_keys", "recovery_codes"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(id).execute(&mut *tx).await?;
-        }
-        sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if owners(&mut tx, workspace_id).await? == 0 {
-            tx.rollback().await?;
-            return Err(StoreError::Conflict(Conflict::LastOwner));
         }
         append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Records a request to remove a member who holds an approver role: the member stays,
+    /// marked with the request, until it is approved.
+    pub async fn request_removal(&self, a: &NewApproval, audit: &AuditRecord) -> Result<Option<Member>, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE members SET approval_id = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL",
+        )
+        .bind(&a.id)
+        .bind(&a.workspace_id)
+        .bind(&a.key_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return match self.get_member(&a.workspace_id, &a.key_id).await? {
+                Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
+                None => Ok(None),
+            };
+        }
+        insert_approval(&mut tx, a).await?;
+        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
+        tx.commit().await?;
+        self.get_member(&a.workspace_id, &a.key_id).await
     }
 
     /// Every member with this email, in every workspace, for a login.
@@ -851,6 +862,29 @@ async fn member_in(tx: &mut Tx, id: &str) -> Result<Option<Member>, StoreError> 
 /// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
 /// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
 /// the database's write lock on SQLite. Taken before the owners are counted.
+/// Removes a member with every credential they hold, inside `tx`; `false` when there is no
+/// such member, refused when it is the last owner.
+pub(crate) async fn remove_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
+    lock_owners(tx, workspace_id).await?;
+    let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if !exists {
+        return Ok(false);
+    }
+    for table in ["sessions", "management_keys", "recovery_codes"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(id).execute(&mut **tx).await?;
+    }
+    sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    if owners(tx, workspace_id).await? == 0 {
+        return Err(StoreError::Conflict(Conflict::LastOwner));
+    }
+    Ok(true)
+}
+
 async fn lock_owners(tx: &mut Tx, workspace_id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id).execute(&mut **tx).await?;
     Ok(())

@@ -5,6 +5,7 @@ use keyward_core::clock::to_ms;
 use keyward_core::policy::Policy;
 use sqlx::Row;
 
+use crate::dialect::Tx;
 use crate::members::policy_from;
 use crate::{Store, StoreError};
 
@@ -24,19 +25,38 @@ impl Store {
         now: DateTime<Utc>,
         audit: &crate::AuditRecord,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))?;
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO policies (workspace_id, body, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (workspace_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(workspace_id)
-        .bind(body)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?;
+        write_policy(&mut tx, workspace_id, p, now).await?;
         crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The policy in force, read inside `tx`.
+pub(crate) async fn read_policy(tx: &mut Tx, workspace_id: &str) -> Result<Policy, StoreError> {
+    let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+}
+
+pub(crate) async fn write_policy(
+    tx: &mut Tx,
+    workspace_id: &str,
+    p: &Policy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO policies (workspace_id, body, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (workspace_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+    )
+    .bind(workspace_id)
+    .bind(body)
+    .bind(to_ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

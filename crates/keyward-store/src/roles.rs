@@ -137,13 +137,15 @@ impl Store {
         Ok(counts)
     }
 
-    /// Creates a role; keys already naming it in `roles` get its permissions from now on.
+    /// Creates a role. A new role never reaches into existing keys: a live key that still
+    /// names it (from before keys could name only existing roles) has the name taken off in
+    /// the same transaction, with its change event. Returns those keys.
     pub async fn create_role(
         &self,
         workspace_id: &str,
         role: &StoredRole,
         audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<KeyRecord>, StoreError> {
         let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 AS x FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
@@ -155,10 +157,17 @@ impl Store {
             return Err(StoreError::Conflict(Conflict::RoleExists));
         }
         insert_role(&mut tx, workspace_id, role).await?;
-        append(&mut tx, workspace_id, audit, role.created_at).await?;
+        let changed = take_off_keys(&mut tx, workspace_id, &role.name, role.created_at).await?;
+        let mut changes = audit.changes.clone();
+        if let (false, Some(obj)) = (changed.is_empty(), changes.as_object_mut()) {
+            obj.insert("taken_off_keys".into(), changed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().into());
+        }
+        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), changes), role.created_at)
+            .await?;
+        emit_all(&mut tx, &changed, role.created_at).await?;
         emit(&mut tx, &role_event(workspace_id, &role.name), role.created_at).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Changes a role (creating the row of a member role set for the first time). `None`
@@ -208,37 +217,12 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("n")?;
-        let sql = format!("SELECT {KEY_COLUMNS} {HOLDERS}");
-        let holders: Vec<KeyRecord> = sqlx::query(&sql)
-            .bind(workspace_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(key_from_row)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|k| key_holds(&k.roles, &k.grants, name))
-            .collect();
+        let holders = holders(&mut tx, workspace_id, name).await?;
         if accounts > 0 || (!holders.is_empty() && !force) {
             tx.rollback().await?;
             return Ok(RoleDeletion::InUse { keys: holders.len() as u64, accounts: accounts.unsigned_abs() });
         }
-        let mut changed = Vec::with_capacity(holders.len());
-        for k in holders {
-            let roles: Vec<String> = k.roles.iter().filter(|r| *r != name).cloned().collect();
-            let grants: Vec<KeyGrant> = k.grants.iter().filter(|g| g.role != name).cloned().collect();
-            let sql = format!(
-                "UPDATE api_keys SET roles = $1, grants = $2, updated_at = $3 WHERE id = $4 RETURNING {KEY_COLUMNS}"
-            );
-            let row = sqlx::query(&sql)
-                .bind(json_list(&roles))
-                .bind(json_grants(&grants))
-                .bind(to_ms(now))
-                .bind(&k.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            changed.push(key_from_row(&row)?);
-        }
+        let changed = take_off_keys(&mut tx, workspace_id, name, now).await?;
         let ids: Vec<&str> = changed.iter().map(|k| k.id.as_str()).collect();
         let what = serde_json::json!({"force": force, "taken_off_keys": ids});
         append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
@@ -247,6 +231,48 @@ impl Store {
         tx.commit().await?;
         Ok(RoleDeletion::Deleted { changed_keys: changed })
     }
+}
+
+/// Live keys holding `name` by their own `roles` or `grants`.
+async fn holders(tx: &mut Tx, workspace_id: &str, name: &str) -> Result<Vec<KeyRecord>, StoreError> {
+    let sql = format!("SELECT {KEY_COLUMNS} {HOLDERS}");
+    Ok(sqlx::query(&sql)
+        .bind(workspace_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(key_from_row)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|k| key_holds(&k.roles, &k.grants, name))
+        .collect())
+}
+
+/// Takes `name` off every live key holding it; returns the changed keys.
+async fn take_off_keys(
+    tx: &mut Tx,
+    workspace_id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    let holders = holders(tx, workspace_id, name).await?;
+    let mut changed = Vec::with_capacity(holders.len());
+    for k in holders {
+        let roles: Vec<String> = k.roles.iter().filter(|r| *r != name).cloned().collect();
+        let grants: Vec<KeyGrant> = k.grants.iter().filter(|g| g.role != name).cloned().collect();
+        let sql = format!(
+            "UPDATE api_keys SET roles = $1, grants = $2, updated_at = $3 WHERE id = $4 RETURNING {KEY_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(json_list(&roles))
+            .bind(json_grants(&grants))
+            .bind(to_ms(now))
+            .bind(&k.id)
+            .fetch_one(&mut **tx)
+            .await?;
+        changed.push(key_from_row(&row)?);
+    }
+    Ok(changed)
 }
 
 /// A role's row inside `tx`.

@@ -61,7 +61,7 @@ fn from_row(r: &AnyRow) -> Result<ServiceAccount, StoreError> {
     })
 }
 
-fn event(id: &str) -> String {
+pub(crate) fn event(id: &str) -> String {
     format!("{SERVICE_ACCOUNT_EVENT_PREFIX}{id}")
 }
 

@@ -297,6 +297,9 @@ pub async fn policies(cmd: PoliciesCommand) -> Result<ExitCode> {
             }
             let patch: PolicyPatch = serde_json::from_value(patch).context("not a valid policy")?;
             let p = client.set_policies(&patch).await?;
+            if let keyward_client::PolicyAnswer::Pending(a) = &p {
+                eprintln!("the change waits on approval request {}; the policy in force is unchanged", a.id);
+            }
             println!("{}", serde_json::to_string_pretty(&p)?);
         }
     }

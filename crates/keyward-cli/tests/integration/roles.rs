@@ -97,6 +97,9 @@ async fn nobody_grants_more_than_they_hold(b: Backend) {
     // A key's roles may name member roles only up to its creator's.
     let (st, v) = s.call_as(&dev.token, Method::POST, "/v1/keys", Some(json!({"name": "k", "roles": ["admin"]}))).await;
     assert_eq!(st, 403, "{v}");
+    // Other roles it names must exist.
+    let (st, v) = s.call(Method::POST, "/v1/roles", Some(json!({"name": "billing", "permissions": []}))).await;
+    assert_eq!(st, 201, "{v}");
     let (st, k) = s
         .call_as(&dev.token, Method::POST, "/v1/keys", Some(json!({"name": "k", "roles": ["developer", "billing"]})))
         .await;

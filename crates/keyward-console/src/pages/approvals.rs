@@ -58,6 +58,9 @@ fn asked(action: &str, name: Option<&str>) -> String {
         "member.invite" => "Invite member",
         "member.role" => "Change a member's role",
         "role.update" => "Widen a role",
+        "policy.update" => "Change the policy",
+        "member.remove" => "Remove a member",
+        "service_account.role" => "Change a service account's role",
         other => other,
     };
     match name {

@@ -86,11 +86,19 @@ pub(crate) async fn save(ctx: Ctx, form: Form) -> Result<Response, Fail> {
     for field in ["temporary_max_days", "approval_expiry_hours", "expiry_warning_days"] {
         b.insert(field.into(), number(&form, field)?);
     }
+    // Left out (an older form), the cap stays as it is.
+    if form.opt("management_key_max_days").is_some() {
+        b.insert("management_key_max_days".into(), number(&form, "management_key_max_days")?);
+    }
     let lifetime = match form.opt("max_key_lifetime_days") {
         Some(_) => number(&form, "max_key_lifetime_days")?,
         None => Value::Null,
     };
     b.insert("max_key_lifetime_days".into(), lifetime);
-    let _: Value = ctx.send(Method::PUT, "/v1/policies", &Value::Object(b)).await?;
+    let answer: Value = ctx.send(Method::PUT, "/v1/policies", &Value::Object(b)).await?;
+    // A change that may weaken the policy waits on approvals: show where it waits.
+    if answer.get("status").and_then(Value::as_str) == Some("pending") {
+        return Ok(back_to("/console/approvals"));
+    }
     Ok(back_to("/console/policies"))
 }

@@ -206,3 +206,12 @@ pub struct RejectBody {
     pub otp: Option<String>,
     pub reason: Option<String>,
 }
+
+/// The answer of `PUT /v1/policies`: the whole policy when the change applied at once (200),
+/// or the approval request it waits on (202) while the policy in force stays as it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PolicyAnswer {
+    Pending(ApprovalView),
+    Applied(crate::policy::Policy),
+}

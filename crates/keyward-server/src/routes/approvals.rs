@@ -27,7 +27,7 @@ pub struct ApprovalListParams {
     pub cursor: Option<String>,
 }
 
-fn approval_view(a: &Approval) -> ApprovalView {
+pub(crate) fn approval_view(a: &Approval) -> ApprovalView {
     {
         let r = &a.request;
         ApprovalView {
@@ -152,8 +152,10 @@ pub async fn approve(
     let audit = caller.audit(&origin, "approval.approve", target("approval", &id, None), what);
     let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now(), &audit).await?;
     if let Decision::Done(done, _) = &d {
-        if done.request.action == KeyAction::RoleUpdate {
-            state.rederive_role(&done.request.workspace_id, &done.request.key_id).await;
+        match done.request.action {
+            KeyAction::RoleUpdate => state.rederive_role(&done.request.workspace_id, &done.request.key_id).await,
+            KeyAction::ServiceAccountRole => state.cache.evict_owner(&done.request.key_id),
+            _ => {}
         }
     }
     answer(&state, d, &id)
@@ -163,7 +165,7 @@ pub async fn approve(
 /// give it now (their role may have changed, or a role they gave may have grown meanwhile).
 async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<()> {
     let r = &a.request;
-    if r.action.is_member_action() || r.action == KeyAction::Revoke {
+    if r.action.is_member_action() || matches!(r.action, KeyAction::Revoke | KeyAction::PolicyUpdate) {
         return Ok(());
     }
     let gone = || ApiError::Conflict {
@@ -195,11 +197,20 @@ async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<(
             let gift = Gift { permissions: &perms, ..Gift::default() };
             state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
         }
+        KeyAction::ServiceAccountRole => {
+            let roles: Vec<String> = payload_role(r).into_iter().collect();
+            let gift = Gift { roles: &roles, ..Gift::default() };
+            state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
+        }
         _ => match state.store.get_key(&r.workspace_id, &r.key_id).await? {
             Some(k) => state.may_give(&r.workspace_id, requester.role, Gift::of_key(&k)).await.map_err(refused),
             None => Ok(()),
         },
     }
+}
+
+fn payload_role(r: &keyward_store::NewApproval) -> Option<String> {
+    r.payload.get("role").and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "governance", params(("id" = String, Path)),

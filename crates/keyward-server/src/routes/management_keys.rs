@@ -55,16 +55,23 @@ pub async fn create_management_key(
         None => "management key".to_string(),
     };
     let now = state.clock.now();
-    let expires_at = req
-        .expires_in
-        .as_deref()
-        .map(|e| {
-            duration::parse(e)
-                .filter(|d| *d > chrono::Duration::zero())
-                .map(|d| now + d)
-                .ok_or_else(|| ApiError::invalid("expires_in", "expires_in must look like 12h, 30d or 1y"))
-        })
-        .transpose()?;
+    // Every new management key expires: at most `management_key_max_days` from now, which is
+    // also its expiry when none is asked for.
+    let max_days = p.policy.management_key_max_days;
+    let cap = chrono::Duration::days(i64::from(max_days));
+    let lifetime = match req.expires_in.as_deref() {
+        None => cap,
+        Some(e) => duration::parse(e)
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| ApiError::invalid("expires_in", "expires_in must look like 12h, 30d or 1y"))?,
+    };
+    if lifetime > cap {
+        return Err(ApiError::invalid(
+            "expires_in",
+            format!("expires_in must be at most {max_days} days (policy management_key_max_days)"),
+        ));
+    }
+    let expires_at = Some(now + lifetime);
     let rng = state.random.as_ref();
     let token = keyformat::generate_management(&p.prefix, rng);
     let start = keyformat::parse(&token)

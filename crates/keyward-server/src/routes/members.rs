@@ -3,6 +3,7 @@
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -21,7 +22,7 @@ use crate::audit::{target as audit_target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::{check_code, recovery_hash};
-use crate::quorum::approval_for;
+use crate::quorum::{approval_for, strictest_approval};
 use crate::seal;
 use crate::state::{AppState, SharedState};
 
@@ -237,9 +238,20 @@ pub async fn change_role(
     may_manage(&caller, m.role)?;
     may_manage(&caller, new)?;
     let not_found = || ApiError::NotFound(format!("no member with id {id:?}"));
+    let policy = &caller.0.policy;
+    // Taking someone out of a quorum in force cannot be done by one it binds alone: it needs
+    // the approvals of the strictest rule in force.
+    let cuts = m.active
+        && policy
+            .rules()
+            .iter()
+            .any(|(_, r)| r.needs_approval() && r.approver_roles.contains(&m.role) && !r.approver_roles.contains(&new));
     // Raising someone to an approver role is governed when the policy says so.
-    let governed = new > m.role && caller.0.policy.member_role.approver_roles.contains(&new);
-    let approval = if governed {
+    let governed = new > m.role && policy.member_role.approver_roles.contains(&new);
+    let approval = if cuts {
+        let payload = serde_json::json!({"role": new, "from": m.role});
+        strictest_approval(&state, &caller, KeyAction::MemberRole, &id, payload).await?
+    } else if governed {
         approval_for(&state, &caller, KeyAction::MemberRole, &id, serde_json::json!({"role": new})).await?
     } else {
         None
@@ -259,6 +271,7 @@ pub async fn change_role(
 
 #[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", params(("id" = String, Path)),
     responses((status = 204, description = "removed with their sessions and management keys"),
+        (status = 202, description = "an approver under a rule in force: the removal waits on the request named by `approval_id` (`member.remove`)", body = MemberView),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("management_key" = [])))]
 pub async fn remove_member(
@@ -266,20 +279,30 @@ pub async fn remove_member(
     caller: Caller,
     origin: RequestOrigin,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     caller.require(Action::ManageMembers)?;
     let m = target(&state, &caller, &id).await?;
     may_manage(&caller, m.role)?;
+    let not_found = || ApiError::NotFound(format!("no member with id {id:?}"));
     let audit = caller.audit(
         &origin,
         "member.remove",
         audit_target("member", &id, Some(&m.email)),
         serde_json::json!({"role": m.role.as_str()}),
     );
-    if !state.store.remove_member(&caller.0.workspace_id, &id, state.clock.now(), &audit).await? {
-        return Err(ApiError::NotFound(format!("no member with id {id:?}")));
+    // Removing a member a quorum in force counts on needs that quorum's strictest approvals.
+    if m.active && caller.0.policy.binds(m.role) {
+        let payload = serde_json::json!({"role": m.role, "email": m.email});
+        if let Some(a) = strictest_approval(&state, &caller, KeyAction::MemberRemove, &id, payload).await? {
+            let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+            let m = state.store.request_removal(&a, &audit).await?.ok_or_else(not_found)?;
+            return Ok((StatusCode::ACCEPTED, Json(member_view(&m))).into_response());
+        }
     }
-    Ok(StatusCode::NO_CONTENT)
+    if !state.store.remove_member(&caller.0.workspace_id, &id, state.clock.now(), &audit).await? {
+        return Err(not_found());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[utoipa::path(get, path = "/v1/members/me", tag = "members",

@@ -112,8 +112,10 @@ pub async fn create_role(
     };
     let what = serde_json::json!({"permissions": role.permissions, "description": role.description});
     let audit = caller.audit(&origin, "role.create", target("role", &role.name, None), what);
-    state.store.create_role(&p.workspace_id, &role, &audit).await?;
-    // Keys may already name it in `roles`: they hold it from now on.
+    let taken_off = state.store.create_role(&p.workspace_id, &role, &audit).await?;
+    taken_off.iter().for_each(|k| state.forget(k));
+    // No key holds it (any that named it had the name taken off above); cached fills that
+    // read the role as missing are re-derived all the same.
     state.rederive_role(&p.workspace_id, &role.name).await;
     let holders = state.store.role_holders(&p.workspace_id).await?;
     Ok((StatusCode::CREATED, Json(view(&role, &holders))))
@@ -132,7 +134,7 @@ pub async fn get_role(
 }
 
 /// Does `new` grant anything `old` did not (an unset role grants nothing)?
-fn widens(old: Option<&[String]>, new: &[String]) -> bool {
+pub(crate) fn widens(old: Option<&[String]>, new: &[String]) -> bool {
     let old = old.unwrap_or_default();
     new.iter().any(|p| !old.iter().any(|g| permission_covers(g, p)))
 }

@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::Json;
 
 use keyward_core::ids;
+use keyward_core::policy::KeyAction;
 use keyward_core::roles::{Action, Role};
 use keyward_core::validate;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyView};
@@ -19,6 +20,7 @@ use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::escalation::Gift;
 use crate::extract::{ApiJson, Caller, RawBody};
+use crate::quorum::approval_for;
 use crate::state::{AppState, SharedState};
 
 fn view(a: &ServiceAccount) -> ServiceAccountView {
@@ -33,6 +35,7 @@ fn view(a: &ServiceAccount) -> ServiceAccountView {
         created_by: a.created_by.clone(),
         created_at: a.created_at,
         updated_at: a.updated_at,
+        approval_id: None,
     }
 }
 
@@ -123,7 +126,7 @@ pub async fn update_service_account(
     ApiJson(req): ApiJson<UpdateServiceAccountRequest>,
 ) -> ApiResult<Json<ServiceAccountView>> {
     caller.require(Action::ManageRoles)?;
-    let changes = AccountChanges {
+    let mut changes = AccountChanges {
         name: req.name.as_deref().map(validate::name).transpose()?,
         role: match req.role.as_deref() {
             Some(r) => Some(checked_role(&state, &caller, r).await?),
@@ -134,13 +137,47 @@ pub async fn update_service_account(
     };
     let what = serde_json::to_value(&req).unwrap_or_default();
     let audit = caller.audit(&origin, "service_account.update", target("service_account", &id, None), what);
-    let a = state
-        .store
-        .update_service_account(&caller.0.workspace_id, &id, &changes, state.clock.now(), &audit)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?;
+    // A role that widens what the account's keys may do follows `role.update`: the old role
+    // stays in force until the request is approved; the other changes apply at once.
+    let mut pending = None;
+    if let Some(new) = changes.role.clone() {
+        let current = find(&state, &caller, &id).await?;
+        if widens_account(&state, &caller.0.workspace_id, &current.role, &new).await? {
+            let payload = serde_json::json!({"role": new, "from": current.role});
+            if let Some(a) = approval_for(&state, &caller, KeyAction::ServiceAccountRole, &id, payload).await? {
+                let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+                state.store.request_approval(&a, &audit).await?;
+                changes.role = None;
+                pending = Some(a.id);
+            }
+        }
+    }
+    let a = if changes.name.is_none()
+        && changes.role.is_none()
+        && changes.description.is_none()
+        && changes.disabled.is_none()
+    {
+        find(&state, &caller, &id).await?
+    } else {
+        state
+            .store
+            .update_service_account(&caller.0.workspace_id, &id, &changes, state.clock.now(), &audit)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no service account with id {id:?}")))?
+    };
     state.cache.evict_owner(&id);
-    Ok(Json(view(&a)))
+    Ok(Json(ServiceAccountView { approval_id: pending, ..view(&a) }))
+}
+
+/// Does giving the account `new` instead of `old` let its keys do more (an unset role
+/// grants nothing)?
+async fn widens_account(state: &AppState, workspace_id: &str, old: &str, new: &str) -> ApiResult<bool> {
+    if old == new {
+        return Ok(false);
+    }
+    let defs = state.store.role_defs(workspace_id, &[old.to_string(), new.to_string()]).await?;
+    let new = defs.get(new).map(Vec::as_slice).unwrap_or_default();
+    Ok(super::roles::widens(defs.get(old).map(Vec::as_slice), new))
 }
 
 #[utoipa::path(delete, path = "/v1/service-accounts/{id}", tag = "roles", params(("id" = String, Path)),
