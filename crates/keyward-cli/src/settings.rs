@@ -144,6 +144,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_RATELIMIT_ON_ERROR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit_on_error: Option<String>,
+    /// While Redis is away: deny (a key with credits is RATE_LIMITED: credits are money) or
+    /// allow (answer as if it had credits left) [default: deny].
+    #[arg(long, env = "KEYWARD_CREDITS_ON_ERROR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits_on_error: Option<String>,
     /// Peers (IP or CIDR) whose X-Forwarded-For is believed [default: loopback]. Repeatable.
     #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXY", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,6 +340,7 @@ layered!(ServerSettings {
     verify_token,
     redis_url,
     ratelimit_on_error,
+    credits_on_error,
     trusted_proxies,
     cache_capacity,
     flush_interval,
@@ -433,6 +439,7 @@ impl ServerSettings {
             verify_token: None,
             redis_url: None,
             ratelimit_on_error: Some("allow".into()),
+            credits_on_error: Some(d.credits_on_error.as_str().into()),
             trusted_proxies: Some(d.trusted_proxies.iter().map(ToString::to_string).collect()),
             cache_capacity: Some(d.cache_capacity),
             flush_interval: Some(Span(d.flush_interval)),
@@ -505,6 +512,10 @@ impl ServerSettings {
         if let Some(m) = &self.ratelimit_on_error {
             c.ratelimit_on_error = keyward_server::redis::OnError::parse(m)
                 .with_context(|| format!("ratelimit_on_error: {m:?} is neither allow nor deny"))?;
+        }
+        if let Some(m) = &self.credits_on_error {
+            c.credits_on_error = keyward_server::redis::OnError::parse(m)
+                .with_context(|| format!("credits_on_error: {m:?} is neither deny nor allow"))?;
         }
         if let Some(list) = &self.trusted_proxies {
             c.trusted_proxies = list

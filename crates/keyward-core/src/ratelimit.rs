@@ -291,6 +291,27 @@ mod tests {
         }
     }
 
+    /// What docs/RATELIMITS.md promises: in any span of `D`, a burst of `L` plus what refills
+    /// within it — at most `2L - 1` — and `L` more per `D` after that; not "never more than
+    /// `L` in any span of `D`".
+    #[test]
+    fn a_span_of_one_window_allows_the_burst_plus_the_refill() {
+        let l = RateLimit::new("ratelimits", "default", 100, "10s").unwrap();
+        let (mut tat, mut allowed, mut first_window) = (0, 0, 0);
+        // One request a millisecond for 20 s.
+        for ms in 0..20_000i64 {
+            let (next, c) = gcra(&l, tat, ms * 1_000_000, 1);
+            if c.allowed {
+                allowed += 1;
+                if ms < 10_000 {
+                    first_window += 1;
+                }
+                tat = next;
+            }
+        }
+        assert_eq!((first_window, allowed), (199, 299));
+    }
+
     #[test]
     fn cost_spends_several_and_zero_only_looks() {
         let l = per_minute(10);

@@ -186,7 +186,9 @@ async fn start_with(
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let shared = match &config.redis_url {
-        Some(url) => Some(crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error).await?),
+        Some(url) => {
+            Some(crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error).await?)
+        }
         None => None,
     };
     let state = state(services, config, shared)?;

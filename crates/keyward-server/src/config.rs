@@ -12,8 +12,11 @@ pub struct ServerConfig {
     pub verify_token: Option<Secret>,
     /// Shares limits, credits, replay memory and login throttles through Redis.
     pub redis_url: Option<Secret>,
-    /// What verification answers while Redis is away.
+    /// What verification answers for a key's rate limits while Redis is away.
     pub ratelimit_on_error: crate::redis::OnError,
+    /// What verification answers for a key's credits while Redis is away (credits are
+    /// money: refused by default).
+    pub credits_on_error: crate::redis::OnError,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (forward-auth).
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             verify_token: None,
             redis_url: None,
             ratelimit_on_error: crate::redis::OnError::Allow,
+            credits_on_error: crate::redis::OnError::Deny,
             trusted_proxies: vec![
                 IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),

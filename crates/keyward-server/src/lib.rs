@@ -29,6 +29,7 @@ pub mod metrics;
 mod mfa;
 mod quorum;
 pub mod redis;
+mod redis_clock;
 pub mod replay;
 mod request_id;
 mod rollup;

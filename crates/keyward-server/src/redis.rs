@@ -4,25 +4,38 @@
 //! `INCR` for a failed login. The connection is redis-rs's `ConnectionManager` (one
 //! multiplexed connection per node, pipelining concurrent requests, reconnecting by itself).
 //!
-//! When Redis does not answer within [`DEADLINE`], verification goes on: `allow` (the
-//! default) answers as if the key had room, `deny` answers `RATE_LIMITED`; the replay memory
-//! and the login throttle fall back to this node's own. A metric counts every such answer
-//! and a warning is logged (at most once per [`WARN_EVERY`]).
+//! When Redis does not answer within [`DEADLINE`], verification goes on: rate limits as
+//! `--ratelimit-on-error` says (`allow`, the default, answers as if the key had room; `deny`
+//! answers `RATE_LIMITED`), credits as `--credits-on-error` says (`deny`, the default:
+//! credits are money, a key with credits is answered `RATE_LIMITED`, the same temporary
+//! refusal); the replay memory and the login throttle fall back to this node's own. A metric
+//! counts every such answer and a warning is logged (at most once per [`WARN_EVERY`]).
+//!
+//! A check answered without Redis is never applied later: each script run carries a deadline
+//! in Redis's time ([`RUN_BY`] after it was sent) and one that starts later (Redis was stalled
+//! and has woken with a queue) changes nothing. Credits missing from Redis (first use, or a
+//! Redis that lost its data) are seeded from the database's last written count, read then,
+//! never from the cached record, which keeps the count it was created or overridden with.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use keyward_core::codes::VerifyCode;
-use keyward_core::ratelimit::{LimitCheck, RateLimit};
+use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
 use redis::aio::ConnectionManager;
 
 use crate::limits::{CreditWrite, Spent};
+use crate::redis_clock::RedisClock;
 
 /// Longest a verification waits for Redis.
 pub const DEADLINE: Duration = Duration::from_millis(250);
+/// Latest a check may start in Redis after it was sent; later it is refused unapplied. The
+/// rest of [`DEADLINE`] is for the answer to travel back, so an answer the node stopped
+/// waiting for was not applied either.
+const RUN_BY: Duration = Duration::from_millis(200);
 const WARN_EVERY: i64 = 10_000;
 
 /// What verification does while Redis cannot be reached.
@@ -53,20 +66,36 @@ impl OnError {
 /// GCRA over every limit, then the credits, atomically. Times in microseconds (Lua numbers
 /// are doubles: exact up to 2^53 µs, far beyond any date). The same rules as
 /// `keyward_core::ratelimit`, there in nanoseconds.
+///
+/// ARGV: now, cost, number of limits, their fingerprint, the deadline in Redis's time, `1`
+/// when the credits given are the database's (they may seed), each limit's spacing and
+/// window, then `1` and the credits (or `0`). The answer starts with a status — [`DONE`],
+/// [`STALE`] (started after the deadline: nothing changed) or [`SEED`] (the credits are not
+/// in Redis, or older than the key's: nothing changed, ask again with the database's) — and
+/// Redis's time; then, when done, four numbers per limit and four for the credits.
 const SCRIPT: &str = r#"
+local clock = redis.call('TIME')
+local rtime = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+if rtime > tonumber(ARGV[5]) then return {1, rtime} end
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local fp = ARGV[4]
+local c = 7 + 2 * n
+local stored = -1
+if ARGV[c] == '1' then
+  stored = tonumber(redis.call('HGET', KEYS[2], 'set_at') or '-1')
+  if stored < tonumber(ARGV[c + 3]) and ARGV[6] ~= '1' then return {2, rtime} end
+end
 if redis.call('HGET', KEYS[1], 'fp') ~= fp then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'fp', fp)
 end
-local out = {}
+local out = {0, rtime}
 local tats = {}
 local limited = 0
 local longest = 0
-local at = 5
+local at = 7
 for i = 1, n do
   local t = tonumber(ARGV[at])
   local w = tonumber(ARGV[at + 1])
@@ -90,12 +119,11 @@ if limited == 0 and cost > 0 then
 end
 if n > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000) end
 local credit_ok, left = -1, -1
-if ARGV[at] == '1' then
-  local seed, seed_period, set_at = ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3])
-  local refill_period, refill_amount = tonumber(ARGV[at + 4]), ARGV[at + 5]
-  local stored = tonumber(redis.call('HGET', KEYS[2], 'set_at') or '-1')
+if ARGV[c] == '1' then
+  local seed, seed_period, set_at = ARGV[c + 1], ARGV[c + 2], tonumber(ARGV[c + 3])
+  local refill_period, refill_amount = tonumber(ARGV[c + 4]), ARGV[c + 5]
   if stored < set_at then
-    redis.call('HSET', KEYS[2], 'remaining', seed, 'period', seed_period, 'set_at', ARGV[at + 3])
+    redis.call('HSET', KEYS[2], 'remaining', seed, 'period', seed_period, 'set_at', ARGV[c + 3])
   end
   local rem = tonumber(redis.call('HGET', KEYS[2], 'remaining'))
   local per = tonumber(redis.call('HGET', KEYS[2], 'period'))
@@ -112,27 +140,49 @@ if ARGV[at] == '1' then
 end
 return out
 "#;
+const DONE: i64 = 0;
+const STALE: i64 = 1;
+const SEED: i64 = 2;
 
 pub struct Shared {
     conn: ConnectionManager,
     script: redis::Script,
+    /// Rate limits while Redis is away.
     pub on_error: OnError,
+    /// Credits while Redis is away.
+    pub credits_on_error: OnError,
     /// Answers given without Redis (`keyward_redis_errors_total`).
     pub errors: AtomicU64,
     last_warned: AtomicI64,
     /// Credit counts seen in Redis since the last flush, to write back.
     seen_credits: Mutex<std::collections::HashMap<String, CreditWrite>>,
+    clock: RedisClock,
+}
+
+/// What one script run came back with.
+enum Run {
+    Done(Vec<redis::Value>),
+    /// Not applied: no answer in time, or it started too late.
+    Unanswered,
+    /// Not applied: the credits must be seeded from the database.
+    Seed,
 }
 
 impl Shared {
     /// Connects (failing at start when Redis cannot be reached: a typo should not wait for
     /// the first request).
-    pub async fn connect(url: &str, on_error: OnError) -> std::io::Result<Shared> {
+    pub async fn connect(url: &str, on_error: OnError, credits_on_error: OnError) -> std::io::Result<Shared> {
         let client = redis::Client::open(url).map_err(|e| std::io::Error::other(format!("--redis-url: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(DEADLINE));
-        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
+        let connecting = async {
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+            let clock = RedisClock::new(secs.saturating_mul(1_000_000).saturating_add(micros), Instant::now());
+            Ok::<_, redis::RedisError>((conn, clock))
+        };
+        let (conn, clock) = tokio::time::timeout(Duration::from_secs(5), connecting)
             .await
             .map_err(|_| std::io::Error::other("Redis did not answer within 5 s"))?
             .map_err(|e| std::io::Error::other(format!("cannot reach Redis: {e}")))?;
@@ -140,9 +190,11 @@ impl Shared {
             conn,
             script: redis::Script::new(SCRIPT),
             on_error,
+            credits_on_error,
             errors: AtomicU64::new(0),
             last_warned: AtomicI64::new(i64::MIN / 2),
             seen_credits: Mutex::default(),
+            clock,
         })
     }
 
@@ -153,40 +205,41 @@ impl Shared {
         if now - last >= WARN_EVERY
             && self.last_warned.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
-            tracing::warn!(error = %e, what, on_error = self.on_error.as_str(), "Redis unavailable; answering without it");
+            tracing::warn!(
+                error = %e,
+                what,
+                ratelimit_on_error = self.on_error.as_str(),
+                credits_on_error = self.credits_on_error.as_str(),
+                "Redis unavailable; answering without it"
+            );
         }
     }
 
-    /// Checks and spends a key's limits and credits in Redis.
-    pub async fn check(&self, key_id: &str, limits: &Limits, now: DateTime<Utc>, cost: u32) -> Spent {
-        let now_us = now.timestamp_micros();
-        let mut inv = self.script.prepare_invoke();
-        inv.key(format!("kw:rl:{key_id}")).key(format!("kw:cr:{key_id}"));
-        inv.arg(now_us).arg(cost).arg(limits.ratelimits.len()).arg(limits.fingerprint.to_string());
-        for l in limits.ratelimits.iter() {
-            let (t, w) = spacing_us(l);
-            inv.arg(t).arg(w);
-        }
-        match &limits.credits {
-            Some(c) => {
-                let refill_period = c.refill.map_or(-1, |r| r.period(now));
-                inv.arg("1")
-                    .arg(c.remaining)
-                    .arg(c.period)
-                    .arg(c.set_at.timestamp_millis())
-                    .arg(refill_period)
-                    .arg(c.refill.map_or(0, |r| r.amount));
+    /// Checks and spends a key's limits and credits in Redis. `stored` reads the key's
+    /// credits from the database (`None` when it cannot): called only when Redis has none
+    /// to go on.
+    pub async fn check<F, R>(&self, key_id: &str, limits: &Limits, now: DateTime<Utc>, cost: u32, stored: F) -> Spent
+    where
+        F: FnOnce() -> R,
+        R: std::future::Future<Output = Option<Option<KeyCredits>>>,
+    {
+        let values = match self.run(key_id, limits, limits.credits.as_ref(), false, now, cost).await {
+            Run::Done(values) => values,
+            Run::Unanswered => return self.without(limits, now),
+            Run::Seed => {
+                let Some(from_db) = stored().await else {
+                    self.failed("credits", &"the database did not answer for the credits missing from Redis");
+                    return self.without(limits, now);
+                };
+                let seed = limits.credits.map(|cached| self.seed(key_id, cached, from_db));
+                match self.run(key_id, limits, seed.as_ref(), true, now, cost).await {
+                    Run::Done(values) => values,
+                    Run::Unanswered | Run::Seed => return self.without(limits, now),
+                }
             }
-            None => {
-                inv.arg("0");
-            }
-        }
-        let mut conn = self.conn.clone();
-        let Some(values) = self.answer::<Vec<redis::Value>>("limits", inv.invoke_async(&mut conn)).await else {
-            return self.without(limits, now);
         };
         let num = |i: usize| -> i64 {
-            match values.get(i) {
+            match values.get(i + 2) {
                 Some(redis::Value::Int(n)) => *n,
                 Some(redis::Value::BulkString(b)) => {
                     std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
@@ -217,10 +270,97 @@ impl Shared {
         Spent::from_checks(limits, &checks, credits, now.timestamp_millis())
     }
 
-    /// The answer while Redis is away: as if there were room (`allow`), or refused (`deny`).
+    /// One script run, with `credits` (the cached record's, or with `seeding` the
+    /// database's) in place of the key's.
+    async fn run(
+        &self,
+        key_id: &str,
+        limits: &Limits,
+        credits: Option<&KeyCredits>,
+        seeding: bool,
+        now: DateTime<Utc>,
+        cost: u32,
+    ) -> Run {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(format!("kw:rl:{key_id}")).key(format!("kw:cr:{key_id}"));
+        inv.arg(now.timestamp_micros()).arg(cost).arg(limits.ratelimits.len()).arg(limits.fingerprint.to_string());
+        inv.arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" });
+        for l in limits.ratelimits.iter() {
+            let (t, w) = spacing_us(l);
+            inv.arg(t).arg(w);
+        }
+        match credits {
+            Some(c) => {
+                let refill_period = c.refill.map_or(-1, |r| r.period(now));
+                inv.arg("1")
+                    .arg(c.remaining)
+                    .arg(c.period)
+                    .arg(c.set_at.timestamp_millis())
+                    .arg(refill_period)
+                    .arg(c.refill.map_or(0, |r| r.amount));
+            }
+            None => {
+                inv.arg("0");
+            }
+        }
+        let mut conn = self.conn.clone();
+        let Some(values) = self.answer::<Vec<redis::Value>>("limits", inv.invoke_async(&mut conn)).await else {
+            return Run::Unanswered;
+        };
+        let int = |i: usize| match values.get(i) {
+            Some(redis::Value::Int(n)) => Some(*n),
+            _ => None,
+        };
+        if let Some(t) = int(1) {
+            self.clock.saw(t);
+        }
+        match int(0) {
+            Some(DONE) => Run::Done(values),
+            Some(SEED) => Run::Seed,
+            Some(STALE) => {
+                self.failed("limits", &"Redis started the check after its deadline (it was stalled)");
+                Run::Unanswered
+            }
+            _ => {
+                self.failed("limits", &"an answer the script does not give");
+                Run::Unanswered
+            }
+        }
+    }
+
+    /// The credits to seed Redis with: the database's (the latest written count), unless
+    /// the cached record's were set later (an override not read yet); and this node's own
+    /// later sight of the count, not written yet, which Redis may have lost with its data.
+    fn seed(&self, key_id: &str, cached: KeyCredits, from_db: Option<KeyCredits>) -> KeyCredits {
+        let mut seed = match from_db {
+            Some(db) if db.set_at >= cached.set_at => db,
+            _ => cached,
+        };
+        let written = CreditWrite {
+            key_id: key_id.to_string(),
+            remaining: seed.remaining,
+            period: seed.period,
+            set_at_ms: seed.set_at.timestamp_millis(),
+        };
+        if let Ok(seen) = self.seen_credits.lock() {
+            if let Some(w) = seen.get(key_id).filter(|w| w.set_at_ms == written.set_at_ms && w.is_later_than(&written))
+            {
+                seed.remaining = w.remaining;
+                seed.period = w.period;
+            }
+        }
+        seed
+    }
+
+    /// The answer while Redis is away: a key with rate limits as `--ratelimit-on-error`
+    /// says, one with credits as `--credits-on-error` says; refused means `RATE_LIMITED`
+    /// (a temporary refusal, `Retry-After: 1`: not `USAGE_EXCEEDED`, the credits may be
+    /// there), allowed means as if there were room (no counts in the answer).
     fn without(&self, limits: &Limits, now: DateTime<Utc>) -> Spent {
         let mut s = Spent::from_checks(limits, &[], None, now.timestamp_millis());
-        if self.on_error == OnError::Deny {
+        let deny_limits = !limits.ratelimits.is_empty() && self.on_error == OnError::Deny;
+        let deny_credits = limits.credits.is_some() && self.credits_on_error == OnError::Deny;
+        if deny_limits || deny_credits {
             s.refused = Some(VerifyCode::RateLimited);
             s.retry_after_ms = 1000;
         }

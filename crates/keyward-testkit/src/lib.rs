@@ -123,6 +123,22 @@ impl OwnRedis {
         false
     }
 
+    /// Stalls it (SIGSTOP): connections stay open and commands queue until [`Self::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Wakes a frozen one (SIGCONT): it runs what queued meanwhile.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let Some(c) = &self.child else { return };
+        let sent = std::process::Command::new("kill").args([sig, &c.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {sig} redis-server");
+    }
+
     /// Kills it (no goodbye to its clients).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -54,6 +54,27 @@ fn precedence_flag_env_file_default() {
     assert!(t["database_url"].as_str().is_some_and(|u| u.contains("<redacted>")), "{out}");
 }
 
+/// What credits do while Redis is away: refused unless set otherwise, in every layer.
+#[test]
+fn credits_on_error_denies_by_default_in_layers() {
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, t, out) = show(&user, &[], &[]);
+    assert!(ok, "{out}");
+    assert_eq!(t["credits_on_error"].as_str(), Some("deny"), "{out}");
+    assert_eq!(t["ratelimit_on_error"].as_str(), Some("allow"), "{out}");
+    let f = file(dir.path(), "credits_on_error = \"allow\"\n");
+    let (_, t, out) = show(&user, &["--config", &f], &[]);
+    assert_eq!(t["credits_on_error"].as_str(), Some("allow"), "the file: {out}");
+    let env = [("KEYWARD_CREDITS_ON_ERROR", "deny")];
+    let (_, t, out) = show(&user, &["--config", &f], &env);
+    assert_eq!(t["credits_on_error"].as_str(), Some("deny"), "the environment beats the file: {out}");
+    let (_, t, out) = show(&user, &["--config", &f, "--credits-on-error", "allow"], &env);
+    assert_eq!(t["credits_on_error"].as_str(), Some("allow"), "a flag beats the environment: {out}");
+    let (ok, _, out) = show(&user, &["--credits-on-error", "local"], &[]);
+    assert!(!ok && out.contains("credits_on_error"), "{out}");
+}
+
 #[test]
 fn unknown_keys_and_bad_values_are_named() {
     let user = User::new();
@@ -67,6 +88,7 @@ fn unknown_keys_and_bad_values_are_named() {
         ("usage_minutes_kept = \"10m\"\n", "usage_minutes_kept"),
         ("[webhooks]\nretry_schedule = \"soon\"\n", "webhook_retry_schedule"),
         ("[webhooks]\nretries = 3\n", "retries"),
+        ("credits_on_error = \"maybe\"\n", "credits_on_error"),
     ] {
         let f = file(dir.path(), text);
         let (ok, _, out) = show(&user, &["--config", &f], &[]);

@@ -14,6 +14,7 @@ on_both_backends!(
     exactly_the_limit_then_refused_with_its_reset,
     credits_spent_refilled_and_written_back,
     overrides_reach_every_node,
+    without_redis_each_node_spends_the_credits_it_read,
     surfaces_answer_429_with_headers,
     defaults_rotation_cli_and_bad_input
 );
@@ -106,6 +107,30 @@ async fn credits_spent_refilled_and_written_back(b: Backend) {
     let second = s.second_node().await;
     assert_eq!(second.verify(&key, json!({})).await["credits"]["remaining"], 2);
     second.stop().await;
+    s.stop().await;
+}
+
+/// The overshoot docs/RATELIMITS.md states for credits without Redis: a node spends from the
+/// count it read when it first saw the key and does not learn of another node's spending
+/// (only of an override), so each node can grant the whole allowance.
+async fn without_redis_each_node_spends_the_credits_it_read(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (id, key) = s.create(json!({"name": "prepaid", "credits": {"remaining": 10}})).await;
+    let other = s.second_node().await;
+    assert_eq!(other.verify(&key, json!({"cost": 0})).await["credits"]["remaining"], 10);
+    assert_eq!(s.verify(&key, json!({"cost": 10})).await["credits"]["remaining"], 0);
+    let mut v = Value::Null;
+    for _ in 0..100 {
+        v = s.call(Method::GET, &format!("/v1/keys/{id}"), None).await.1;
+        if v["credits"]["remaining"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(v["credits"]["remaining"], 0, "written back: {v}");
+    let v = other.verify(&key, json!({"cost": 10})).await;
+    assert_eq!((v["code"].as_str(), v["credits"]["remaining"].as_i64()), (Some("VALID"), Some(0)), "20 granted for 10");
+    other.stop().await;
     s.stop().await;
 }
 

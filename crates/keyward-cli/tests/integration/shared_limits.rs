@@ -2,7 +2,9 @@
 //! two nodes allow `limit` in total, credits spent at once from two nodes never go below
 //! zero, a replayed signature on a second node is `REPLAYED`, failed logins count across
 //! nodes; and a Redis the test starts itself, stopped mid-test: `allow` or `deny` as
-//! configured, a metric and a log line, then recovery by itself.
+//! configured, a metric and a log line, then recovery by itself; stalled (SIGSTOP): credits
+//! refused by default, nothing answered without Redis charged when it wakes; restarted empty:
+//! credits go on from the count written to the database.
 
 use std::time::Duration;
 
@@ -13,7 +15,13 @@ use serde_json::json;
 
 use crate::signed_requests::{check, register, signed};
 
-on_both_backends!(two_nodes_share_limits_and_credits, replays_and_logins_across_nodes, redis_goes_away_and_comes_back);
+on_both_backends!(
+    two_nodes_share_limits_and_credits,
+    replays_and_logins_across_nodes,
+    redis_goes_away_and_comes_back,
+    a_stalled_redis_neither_frees_nor_charges_credits,
+    credits_go_on_from_the_written_count_after_redis_loses_them,
+);
 
 fn with_redis(url: &str) -> ServerConfig {
     ServerConfig { redis_url: Some(keyward_core::secret::Secret::new(url)), ..test_config() }
@@ -142,6 +150,120 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     }
     deny.stop().await;
     allow.stop().await;
+}
+
+/// A verification answered by Redis carries the counts; one answered without it does not.
+async fn verify_all(node: &TestServer, key: &str, n: usize) -> Vec<serde_json::Value> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (http, url, key) = (node.http(), node.url("/v1/keys/verify"), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            http.post(url).json(&json!({"key": key})).send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn a_stalled_redis_neither_frees_nor_charges_credits(b: Backend) {
+    let Some(redis) = OwnRedis::start("a_stalled_redis_neither_frees_nor_charges_credits").await else { return };
+    // The defaults (limits fail open, credits closed), and the other way round.
+    let a = TestServer::start_with(b, with_redis(&redis.url())).await;
+    let other = ServerConfig {
+        ratelimit_on_error: keyward_server::redis::OnError::Deny,
+        credits_on_error: keyward_server::redis::OnError::Allow,
+        ..with_redis(&redis.url())
+    };
+    let c = a.second_node_with(other).await;
+    let (_, spent) = a.create(json!({"name": "spent", "credits": {"remaining": 1}})).await;
+    let (_, prepaid) = a.create(json!({"name": "prepaid", "credits": {"remaining": 10}})).await;
+    let (_, limited) = a.create(json!({"name": "limited", "ratelimits": [{"limit": 100, "duration": "1h"}]})).await;
+    assert_eq!(a.verify(&spent, json!({})).await["credits"]["remaining"], 0);
+    assert_eq!(a.verify(&spent, json!({})).await["code"], "USAGE_EXCEEDED");
+    assert_eq!(a.verify(&prepaid, json!({"cost": 3})).await["credits"]["remaining"], 7);
+
+    redis.freeze();
+    // Spent credits do not come back while Redis cannot say so: a temporary refusal.
+    let v = a.verify(&spent, json!({})).await;
+    assert_eq!((v["valid"].as_bool(), v["code"].as_str()), (Some(false), Some("RATE_LIMITED")), "{v}");
+    assert!(v.get("credits").is_none(), "no count without Redis: {v}");
+    let fa = a.http().get(a.url("/v1/auth")).header("x-api-key", spent.clone()).send().await.unwrap();
+    assert_eq!((fa.status().as_u16(), fa.headers()["retry-after"].to_str().unwrap()), (429, "1"));
+    // Rate limits still fail open by default; each setting on its own.
+    assert_eq!(a.verify(&limited, json!({})).await["code"], "VALID");
+    assert_eq!(c.verify(&limited, json!({})).await["code"], "RATE_LIMITED");
+    // Answered without Redis, as each node is configured, while the scripts queue in Redis.
+    for v in verify_all(&a, &prepaid, 6).await {
+        assert_eq!(v["code"], "RATE_LIMITED", "{v}");
+        assert!(v.get("credits").is_none(), "{v}");
+    }
+    for v in verify_all(&c, &prepaid, 6).await {
+        assert_eq!(v["code"], "VALID", "{v}");
+        assert!(v.get("credits").is_none(), "{v}");
+    }
+    redis.thaw();
+
+    // Redis runs the queued checks on waking; none of them may count. Each node's connection
+    // runs in order, so a look through both nodes comes after everything they queued.
+    answered_by_redis(&a, &prepaid, json!({"cost": 0})).await;
+    let v = c.verify(&prepaid, json!({"cost": 0})).await;
+    assert_eq!(v["credits"]["remaining"], 7, "exactly what Redis granted was spent: {v}");
+    let v = a.verify(&limited, json!({"cost": 0})).await;
+    assert_eq!(v["ratelimit"]["remaining"], 100, "no use answered without Redis was counted: {v}");
+    assert_eq!(a.verify(&prepaid, json!({})).await["credits"]["remaining"], 6);
+    c.stop().await;
+    a.stop().await;
+}
+
+/// The first answer to come from Redis (with the count); until then credits are refused.
+async fn answered_by_redis(node: &TestServer, key: &str, body: serde_json::Value) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let v = node.verify(key, body.clone()).await;
+        if v.get("credits").is_some() {
+            return v;
+        }
+        assert_eq!(v["code"], "RATE_LIMITED", "credits are refused until Redis answers: {v}");
+        assert!(started.elapsed() < Duration::from_secs(10), "Redis not used again: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn credits_go_on_from_the_written_count_after_redis_loses_them(b: Backend) {
+    let Some(mut redis) = OwnRedis::start("credits_go_on_from_the_written_count_after_redis_loses_them").await else {
+        return;
+    };
+    let a = TestServer::start_with(b, with_redis(&redis.url())).await;
+    let (id, key) = a.create(json!({"name": "prepaid", "credits": {"remaining": 1000}})).await;
+    // A node started after the key was created caches it as created (1,000) and keeps that
+    // record (no change event is to come) while the key is spent elsewhere.
+    let c = a.second_node_with(with_redis(&redis.url())).await;
+    assert_eq!(c.verify(&key, json!({"cost": 0})).await["credits"]["remaining"], 1000);
+    assert_eq!(a.verify(&key, json!({"cost": 500})).await["credits"]["remaining"], 500);
+    let mut v = serde_json::Value::Null;
+    for _ in 0..100 {
+        v = a.call(reqwest::Method::GET, &format!("/v1/keys/{id}"), None).await.1;
+        if v["credits"]["remaining"] == 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(v["credits"]["remaining"], 500, "written back: {v}");
+
+    // Redis restarts empty; the count goes on from the written 500, on either node (each
+    // node's first check finds its connection gone, is refused and has it remade).
+    redis.stop();
+    assert!(redis.restart().await);
+    let v = answered_by_redis(&c, &key, json!({})).await;
+    assert_eq!((v["code"].as_str(), v["credits"]["remaining"].as_i64()), (Some("VALID"), Some(499)), "{v}");
+    let v = answered_by_redis(&a, &key, json!({"cost": 499})).await;
+    assert_eq!((v["code"].as_str(), v["credits"]["remaining"].as_i64()), (Some("VALID"), Some(0)), "{v}");
+    assert_eq!(c.verify(&key, json!({})).await["code"], "USAGE_EXCEEDED", "1,000 credits, 1,000 granted");
+    c.stop().await;
+    a.stop().await;
 }
 
 /// Two `keyward serve` processes on one data dir, sharing the machine's Redis: a limit of 4

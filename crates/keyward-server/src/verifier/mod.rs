@@ -182,7 +182,12 @@ impl AppState {
         let cost = req.cost.unwrap_or(1);
         let spent = match (&key.limits, &self.shared) {
             (Some(l), Some(shared)) if code == VerifyCode::Valid => {
-                Some(Box::new(Box::pin(shared.check(key.id(), l, now, cost)).await))
+                // Credits Redis does not have start from the database's last written count.
+                let stored = || async {
+                    let read = async { Ok(self.store.get_key(&key.workspace_id, key.id()).await?) };
+                    bounded(read).await.ok().map(|r| r.and_then(|r| r.credits))
+                };
+                Some(Box::new(Box::pin(shared.check(key.id(), l, now, cost, stored)).await))
             }
             (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(key.id(), l, now, cost))),
             _ => None,
