@@ -31,5 +31,6 @@ mod storage;
 mod tls;
 mod tower_layer;
 mod usage;
+mod verify_floods;
 mod webhooks;
 mod workspaces;
