@@ -12,6 +12,19 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>, rng: &dyn Random) -> String {
     format!("{prefix}_{ulid}")
 }
 
+/// Characters of a ULID as [`new_id`] writes them (Crockford's base 32, upper case).
+const ULID_CHARS: usize = 26;
+
+/// Is `s` shaped like an id [`new_id`] makes under `prefix`: the prefix, `_`, then 26
+/// Crockford base-32 characters? Byte checks only: it runs on the verify path.
+pub fn is_id(prefix: &str, s: &str) -> bool {
+    let Some(ulid) = s.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')) else { return false };
+    ulid.len() == ULID_CHARS
+        && ulid
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +37,18 @@ mod tests {
         assert!(a < b);
         assert!(a.starts_with("key_"));
         assert_eq!(a.len(), 4 + 26);
+    }
+
+    #[test]
+    fn ids_are_recognised_by_shape() {
+        let id = new_id("ws", Utc::now(), &OsRandom);
+        assert!(is_id("ws", &id), "{id}");
+        assert!(!is_id("key", &id), "another prefix");
+        for bad in ["", "ws", "ws_", "ws_other", "\0", &format!("{id}0"), &id[..id.len() - 1], &id.to_lowercase()] {
+            assert!(!is_id("ws", bad), "{bad:?}");
+        }
+        let with_i = format!("ws_{}", "I".repeat(26));
+        assert!(!is_id("ws", &with_i), "not Crockford");
+        assert!(!is_id("ws", &"a".repeat(3000)));
     }
 }

@@ -86,6 +86,17 @@ pub fn name(raw: &str) -> Result<String, CoreError> {
     Ok(n.to_string())
 }
 
+/// A workspace id a caller binds verification to (`workspace_id`, `?workspace=`, the
+/// gateway's `--workspace`): shaped like the ids workspaces get, so nothing else (a NUL, a
+/// 3,000-character string) reaches the usage counts or storage.
+pub fn workspace_id<'a>(field: &str, raw: &'a str) -> Result<&'a str, CoreError> {
+    if crate::ids::is_id("ws", raw) {
+        Ok(raw)
+    } else {
+        Err(CoreError::invalid(field, "not a workspace id: expected \"ws_\" and 26 characters (as in ws_01J…)"))
+    }
+}
+
 pub fn environment(raw: Option<&str>) -> Result<String, CoreError> {
     let e = raw.unwrap_or("test");
     if ENVIRONMENTS.contains(&e) {

@@ -115,35 +115,72 @@ fn differs(cached: &Entry, stored: Option<&KeyVersion>) -> bool {
     }
 }
 
-/// Reads every stored hash into `known`, page by page, in the background; retries until done.
+/// The sets of existing credentials `fill_known` loads.
+#[derive(Clone, Copy)]
+enum Known {
+    SecretKeys,
+    PublicKeys,
+    VerifyTokens,
+}
+
+/// Reads every stored secret-key hash, public key and verify-token hash into the cache's
+/// known sets, page by page, in the background; retries until done.
 pub async fn fill_known(state: crate::state::SharedState, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    for kind in [Known::SecretKeys, Known::PublicKeys, Known::VerifyTokens] {
+        if !fill_one(&state, kind, &mut stopped).await {
+            return;
+        }
+    }
+    tracing::debug!(keys = state.cache.known.len(), "known credentials loaded");
+}
+
+/// Fills one set; `false` when stopped first.
+async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let set = match kind {
+        Known::SecretKeys => &state.cache.known,
+        Known::PublicKeys => &state.cache.known_public,
+        Known::VerifyTokens => &state.cache.known_tokens,
+    };
+    let store = &state.store;
     let mut after = String::new();
     loop {
+        let page = async {
+            match kind {
+                Known::SecretKeys => store.key_hashes_after(&after, 10_000).await,
+                Known::PublicKeys => store.public_keys_after(&after, 10_000).await,
+                Known::VerifyTokens => store.verify_token_hashes_after(&after, 10_000).await,
+            }
+        };
         let page = tokio::select! {
-            p = state.store.key_hashes_after(&after, 10_000) => p,
-            _ = stopped.wait_for(|s| *s) => return,
+            p = page => p,
+            _ = stopped.wait_for(|s| *s) => return false,
         };
         match page {
-            Ok(hashes) if hashes.is_empty() => {
-                state.cache.known.mark_filled();
-                tracing::debug!(keys = state.cache.known.len(), "known key hashes loaded");
-                return;
+            Ok(items) if items.is_empty() => {
+                set.mark_filled();
+                return true;
             }
-            Ok(hashes) => {
-                for h in &hashes {
-                    if let Some(k) = crate::cache::key_hash(h) {
-                        state.cache.known.add(&k);
+            Ok(items) => {
+                for item in &items {
+                    match kind {
+                        Known::SecretKeys => {
+                            if let Some(k) = crate::cache::key_hash(item) {
+                                set.add(&k);
+                            }
+                        }
+                        Known::PublicKeys => set.add_id(state.cache.public_id(item)),
+                        Known::VerifyTokens => set.add_id(crate::cache::KeyCache::token_id(item)),
                     }
                 }
-                if let Some(last) = hashes.last() {
+                if let Some(last) = items.last() {
                     after.clone_from(last);
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, "cannot load known key hashes yet");
+                tracing::debug!(error = %e, "cannot load known credentials yet");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = stopped.wait_for(|s| *s) => return,
+                    _ = stopped.wait_for(|s| *s) => return false,
                 }
             }
         }

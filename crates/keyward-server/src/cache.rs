@@ -47,6 +47,13 @@ pub struct KeyCache {
     tokens: ClockCache<String, Option<Arc<str>>>,
     /// Which secret-key hashes exist: every event naming one adds it.
     pub known: crate::known::KnownHashes,
+    /// Which public keys are registered (by [`KeyCache::public_id`]), likewise.
+    pub known_public: crate::known::KnownHashes,
+    /// Which verify-token hashes exist (revoked ones included), likewise.
+    pub known_tokens: crate::known::KnownHashes,
+    /// Keys the public keys' ids: chosen at random, so nobody can make up public keys that
+    /// collide with a registered one's id.
+    public_ids: foldhash::quality::RandomState,
     /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
     /// Secret hashes and public keys share the stripes (a spurious discard costs one read).
     epochs: Box<[AtomicU64]>,
@@ -66,12 +73,30 @@ impl KeyCache {
             public: ClockCache::new(capacity),
             tokens: ClockCache::new(10_000),
             known: crate::known::KnownHashes::default(),
+            known_public: crate::known::KnownHashes::default(),
+            known_tokens: crate::known::KnownHashes::default(),
+            public_ids: foldhash::quality::RandomState::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     pub fn get(&self, key: &KeyHash) -> Option<Entry> {
         self.entries.get(key)
+    }
+
+    /// A public key's id in [`KeyCache::known_public`] (its lower-case hex, as cached).
+    pub fn public_id(&self, public_key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.public_ids, public_key)
+    }
+
+    /// A verify token's id in [`KeyCache::known_tokens`] (from its hex hash).
+    pub fn token_id(hash: &str) -> u64 {
+        key_hash(hash).map(|h| crate::known::prefix(&h)).unwrap_or(0)
+    }
+
+    /// Are the sets of existing secret keys, public keys and verify tokens all loaded?
+    pub fn known_loaded(&self) -> bool {
+        self.known.is_filled() && self.known_public.is_filled() && self.known_tokens.is_filled()
     }
 
     fn epoch_at(&self, stripe: usize) -> Epoch {
@@ -135,11 +160,14 @@ impl KeyCache {
     /// `vt:` and a verify token's hash.
     pub fn invalidate(&self, event_key: &str) {
         if let Some(vt) = event_key.strip_prefix(keyward_store::VERIFY_TOKEN_EVENT_PREFIX) {
+            // Like a key's: the event names a token that exists (or existed).
+            self.known_tokens.add_id(Self::token_id(vt));
             self.bump(stripe_of_public(vt));
             self.tokens.remove(vt);
             return;
         }
         if let Some(pk) = event_key.strip_prefix(keyward_store::PUBLIC_KEY_EVENT_PREFIX) {
+            self.known_public.add_id(self.public_id(pk));
             self.bump(stripe_of_public(pk));
             self.public.remove(pk);
             return;

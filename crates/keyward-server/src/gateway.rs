@@ -82,6 +82,11 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
         .ok()
         .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() && u.query().is_none())
         .ok_or_else(|| std::io::Error::other(format!("the upstream {:?} is not an http(s) URL", config.upstream)))?;
+    // Like every verify surface's: a malformed id would reach the usage counts.
+    if let Some(w) = &config.workspace {
+        keyward_core::validate::workspace_id("workspace", w)
+            .map_err(|e| std::io::Error::other(format!("the gateway's --workspace: {e}")))?;
+    }
     let prefix = uri.path().trim_end_matches('/').to_string();
     let upstream = crate::upstream::Upstream::new(&uri, config.upstream_timeout, config.ca_pem.as_deref())?;
     Ok(Arc::new(Gateway { state, config, prefix, upstream }))

@@ -1,10 +1,12 @@
-//! Which secret-key hashes exist, in memory, so a flood of made-up keys with valid checksums
-//! cannot turn into a flood of storage reads. Filled from storage in the background at
-//! start; every change event names a hash that exists, and is added, so the set only grows
-//! with the keys. A hash it does not hold is still looked up in storage — a key created on
-//! another node a moment ago may not have reached this node yet — but only `LOOKUPS_PER_SECOND`
-//! of those a second; past that, unknown keys are answered `NOT_FOUND` without storage.
-//! It holds 8 bytes of each HMAC: a collision only costs the storage read it would have cost.
+//! Which credentials exist, in memory, so a flood of made-up ones cannot turn into a flood of
+//! storage reads. One set each for secret-key hashes, registered public keys and verify-token
+//! hashes (`cache.rs`). Filled from storage in the background at start; every change event
+//! names a credential that exists, and is added, so a set only grows with its credentials. A
+//! credential a set does not hold is still looked up in storage — one created on another node
+//! a moment ago may not have reached this node yet — but only `LOOKUPS_PER_SECOND` of those a
+//! second (of the injected clock) per set; past that, unknown ones are refused without storage.
+//! It holds 8 bytes of each HMAC (for public keys, a hash keyed at random per node): a
+//! collision only costs the storage read it would have cost.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +23,12 @@ pub const LOOKUPS_PER_SECOND: u32 = 200;
 pub struct KnownHashes {
     set: RwLock<Prefixes>,
     ready: AtomicBool,
-    /// The current second's start and the lookups spent in it.
-    budget: std::sync::Mutex<Option<(std::time::Instant, u32)>>,
+    /// The current second's start (ms) and the lookups spent in it.
+    budget: std::sync::Mutex<Option<(i64, u32)>>,
 }
 
-fn prefix(h: &KeyHash) -> u64 {
+/// The 8 bytes of an HMAC the set holds.
+pub fn prefix(h: &KeyHash) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[..8]);
     u64::from_le_bytes(b)
@@ -34,28 +37,48 @@ fn prefix(h: &KeyHash) -> u64 {
 impl KnownHashes {
     /// Could a key with this hash exist? `true` until the set is filled.
     pub fn may_exist(&self, h: &KeyHash) -> bool {
-        !self.ready.load(Ordering::Acquire) || self.set.read().map(|s| s.contains(&prefix(h))).unwrap_or(true)
+        self.may_exist_id(prefix(h))
     }
 
-    /// May a hash the set does not hold be looked up in storage now? Spends one lookup.
-    pub fn spend_lookup(&self, now: std::time::Instant) -> bool {
+    /// Like [`Self::may_exist`], for a credential by its 8-byte id.
+    pub fn may_exist_id(&self, id: u64) -> bool {
+        !self.ready.load(Ordering::Acquire) || self.set.read().map(|s| s.contains(&id)).unwrap_or(true)
+    }
+
+    /// May a credential the set does not hold be looked up in storage at `now_ms` (the
+    /// injected clock's)? Spends one lookup.
+    pub fn spend_lookup(&self, now_ms: i64) -> bool {
         let Ok(mut b) = self.budget.lock() else { return true };
         match &mut *b {
-            Some((start, used)) if now.duration_since(*start) < std::time::Duration::from_secs(1) => {
-                *used += 1;
+            Some((start, used)) if (0..1000).contains(&(now_ms - *start)) => {
+                *used = used.saturating_add(1);
                 *used <= LOOKUPS_PER_SECOND
             }
             slot => {
-                *slot = Some((now, 1));
+                *slot = Some((now_ms, 1));
                 true
             }
         }
     }
 
+    /// May a credential the set does not hold be read from storage? Yes while the set is
+    /// not loaded or holds it, else while this second's lookups last.
+    pub fn may_look_up(&self, id: u64, now_ms: i64) -> bool {
+        self.may_exist_id(id) || self.spend_lookup(now_ms)
+    }
+
     pub fn add(&self, h: &KeyHash) {
+        self.add_id(prefix(h));
+    }
+
+    pub fn add_id(&self, id: u64) {
         if let Ok(mut s) = self.set.write() {
-            s.insert(prefix(h));
+            s.insert(id);
         }
+    }
+
+    pub fn is_filled(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// The set holds every stored hash: unknown ones may be answered from it.
@@ -92,9 +115,11 @@ mod tests {
     #[test]
     fn lookups_of_unknown_hashes_are_bounded() {
         let k = KnownHashes::default();
-        let t = std::time::Instant::now();
+        let t = 1_000_000;
         let spent = (0..LOOKUPS_PER_SECOND + 50).filter(|_| k.spend_lookup(t)).count();
         assert_eq!(spent, LOOKUPS_PER_SECOND as usize);
-        assert!(k.spend_lookup(t + std::time::Duration::from_secs(1)), "the next second has a new budget");
+        assert!(!k.spend_lookup(t + 999));
+        assert!(k.spend_lookup(t + 1000), "the next second has a new budget");
+        assert!(k.spend_lookup(t - 5_000), "a clock set back starts a new second");
     }
 }

@@ -45,3 +45,4 @@ pub mod workers;
 
 pub use app::{router, run, serve_until, start, start_gateway, RunningServer, Services};
 pub use config::ServerConfig;
+pub use known::LOOKUPS_PER_SECOND;

@@ -86,9 +86,31 @@ thread_local! {
     static MY_STRIPE: usize = (NEXT_STRIPE.fetch_add(1, Relaxed) as usize) % STRIPES;
 }
 
+/// The credentials verification looks up in storage on a cache miss.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup {
+    SecretKey,
+    PublicKey,
+    VerifyToken,
+}
+
+impl Lookup {
+    const ALL: [Lookup; 3] = [Lookup::SecretKey, Lookup::PublicKey, Lookup::VerifyToken];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Lookup::SecretKey => "secret_key",
+            Lookup::PublicKey => "public_key",
+            Lookup::VerifyToken => "verify_token",
+        }
+    }
+}
+
 pub struct Metrics {
     started: Instant,
     stripes: Box<[Stripe]>,
+    /// Storage reads made by verifications, by [`Lookup`] (cache misses that were looked up).
+    storage_reads: [AtomicU64; 3],
     pub flush_duration: Histogram,
     flush_failures: AtomicU64,
     deliveries: AtomicU64,
@@ -106,6 +128,7 @@ impl Default for Metrics {
         Metrics {
             started: Instant::now(),
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            storage_reads: std::array::from_fn(|_| AtomicU64::new(0)),
             flush_duration: Histogram::new(FLUSH_BOUNDS),
             flush_failures: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
@@ -120,6 +143,12 @@ impl Default for Metrics {
 /// Gauges read when scraped.
 pub struct Gauges {
     pub cache_entries: u64,
+    /// Whether the sets of existing secret keys, public keys and verify tokens are loaded.
+    pub known_loaded: bool,
+    /// Verifications not counted because the usage buffer was full.
+    pub usage_entries_dropped: u64,
+    /// Usage rows the database refused (left out of their flush).
+    pub usage_rows_dropped: u64,
     pub outbox_pending: Option<i64>,
     /// Answers given without Redis (when it is configured).
     pub redis_errors: Option<u64>,
@@ -147,6 +176,11 @@ impl Metrics {
     pub fn cache(&self, hit: bool) {
         let s = self.stripe();
         if hit { &s.cache_hits } else { &s.cache_misses }.fetch_add(1, Relaxed);
+    }
+
+    /// A verification's read of storage for a credential this node had not cached.
+    pub fn storage_read(&self, what: Lookup) {
+        self.storage_reads[what as usize].fetch_add(1, Relaxed);
     }
 
     pub fn flushed(&self, took: Duration, ok: bool) {
@@ -203,6 +237,23 @@ impl Metrics {
              # HELP keyward_cache_hit_ratio Hits over lookups since start.\n# TYPE keyward_cache_hit_ratio gauge\nkeyward_cache_hit_ratio {ratio}\n",
             g.cache_entries
         );
+        let _ = writeln!(
+            out,
+            "# HELP keyward_verify_storage_reads_total Storage reads made by verifications for credentials not cached, by credential.\n# TYPE keyward_verify_storage_reads_total counter"
+        );
+        for l in Lookup::ALL {
+            let _ = writeln!(
+                out,
+                "keyward_verify_storage_reads_total{{credential=\"{}\"}} {}",
+                l.as_str(),
+                self.storage_reads[l as usize].load(Relaxed)
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP keyward_known_credentials_loaded 1 once this node holds the set of existing secret keys, public keys and verify tokens (made-up ones are then answered from memory past a per-second lookup budget).\n# TYPE keyward_known_credentials_loaded gauge\nkeyward_known_credentials_loaded {}\n",
+            u8::from(g.known_loaded)
+        );
         let lag = (self.started.elapsed().as_millis() as f64 - self.heard_ms.load(Relaxed) as f64).max(0.0) / 1000.0;
         let _ = write!(
             out,
@@ -244,6 +295,12 @@ impl Metrics {
             "# HELP keyward_usage_flush_failures_total Flushes that failed (their counts are kept and retried).\n# TYPE keyward_usage_flush_failures_total counter\nkeyward_usage_flush_failures_total {}\n",
             self.flush_failures.load(Relaxed)
         );
+        let _ = write!(
+            out,
+            "# HELP keyward_usage_rows_dropped_total Usage rows (counts, last-used marks, addresses) the database refused; left out so the rest of their flush is written.\n# TYPE keyward_usage_rows_dropped_total counter\nkeyward_usage_rows_dropped_total {}\n\
+             # HELP keyward_usage_entries_dropped_total Verifications not counted because the usage buffer held its maximum of pending entries.\n# TYPE keyward_usage_entries_dropped_total counter\nkeyward_usage_entries_dropped_total {}\n",
+            g.usage_rows_dropped, g.usage_entries_dropped
+        );
         out
     }
 }
@@ -251,6 +308,17 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gauges() -> Gauges {
+        Gauges {
+            cache_entries: 0,
+            known_loaded: false,
+            usage_entries_dropped: 0,
+            usage_rows_dropped: 0,
+            outbox_pending: None,
+            redis_errors: None,
+        }
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {
@@ -260,7 +328,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         m.verified(VerifyCode::Revoked, earlier);
         m.flush_duration.observe(Duration::from_secs(9));
-        let text = m.render(&Gauges { cache_entries: 3, outbox_pending: Some(1), redis_errors: Some(2) });
+        let text = m.render(&Gauges { cache_entries: 3, outbox_pending: Some(1), redis_errors: Some(2), ..gauges() });
         assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"0.001\"} 1\n"), "{text}");
         assert!(text.contains("keyward_verify_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("keyward_verify_duration_seconds_count 2\n"));
@@ -274,7 +342,7 @@ mod tests {
     #[test]
     fn the_dashboard_queries_real_metrics() {
         let dashboard = include_str!("../../../docs/grafana-dashboard.json");
-        let text = Metrics::default().render(&Gauges { cache_entries: 0, outbox_pending: Some(0), redis_errors: None });
+        let text = Metrics::default().render(&Gauges { outbox_pending: Some(0), ..gauges() });
         let mut n = 0;
         for (i, _) in dashboard.match_indices("keyward_") {
             let name: String = dashboard[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();

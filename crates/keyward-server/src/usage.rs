@@ -3,9 +3,10 @@
 //! request never waits on (or causes) a storage write of its own. Flushes add to what other
 //! nodes wrote (increments), so several nodes' counts add up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock};
 
 use keyward_core::codes::VerifyCode;
 use keyward_store::{LastUsed, SeenIp, Store, UsageRow, MINUTE_MS};
@@ -19,6 +20,9 @@ const IPS_PER_FLUSH: usize = 8;
 #[derive(Default)]
 struct Slot {
     workspace_id: String,
+    /// Refusals bound to a workspace this node has not yet seen in storage: the flush looks
+    /// it up, and counts them server-wide when no such workspace exists.
+    unresolved: bool,
     last: Option<(i64, Option<IpAddr>)>,
     /// Minute start (ms) → count per code; one or two minutes between flushes.
     minutes: Vec<(i64, [u32; CODES])>,
@@ -36,6 +40,11 @@ impl Slot {
                 self.minutes.push((minute, c));
             }
         }
+    }
+
+    /// Verifications counted in this slot.
+    fn total(&self) -> u64 {
+        self.minutes.iter().flat_map(|(_, c)| c.iter()).map(|n| u64::from(*n)).sum()
     }
 
     /// Adds another slot's counts (a failed flush's, put back).
@@ -69,8 +78,28 @@ type Slots = HashMap<String, Slot, foldhash::fast::RandomState>;
 /// Shards keep verifications on different cores from queueing on one lock.
 const SHARDS: usize = 16;
 
+/// Slots (keys, and workspaces' unknown keys) pending at most between two flushes: the
+/// buffer's memory stays bounded (a few hundred bytes a slot) while storage is away. Past it,
+/// verifications of keys without a slot are not counted (`keyward_usage_entries_dropped_total`).
+pub const MAX_PENDING_SLOTS: usize = 200_000;
+
+/// Distinct workspaces not yet known to exist that get a slot of their own between two
+/// flushes; refusals bound to others are counted server-wide at once.
+const UNRESOLVED_WORKSPACES: usize = 64;
+
 pub struct UsageBuffer {
     shards: [Mutex<Slots>; SHARDS],
+    /// Slots one shard may hold.
+    per_shard: usize,
+    /// Workspace ids seen in storage (they are never deleted): refusals bound to one of them
+    /// are counted for it; to another, server-wide.
+    workspaces: RwLock<HashSet<String, foldhash::fast::RandomState>>,
+    /// Slots of unresolved workspaces taken since the last flush.
+    unresolved: AtomicUsize,
+    /// Verifications not counted because the buffer was full.
+    entries_dropped: AtomicU64,
+    /// Rows the database refused (left out of their flush).
+    rows_dropped: AtomicU64,
     /// The last-used marks of the flush being written (or last written). A management read
     /// takes a key's record from storage and then this node's pending mark; without these, a
     /// flush committing between the two would hide a mark from both.
@@ -82,10 +111,7 @@ type Marks = HashMap<String, (i64, Option<IpAddr>), foldhash::fast::RandomState>
 
 impl Default for UsageBuffer {
     fn default() -> Self {
-        UsageBuffer {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
-            flushed: Mutex::new(HashMap::default()),
-        }
+        Self::with_capacity(MAX_PENDING_SLOTS)
     }
 }
 
@@ -98,6 +124,25 @@ pub struct Batch {
 }
 
 impl UsageBuffer {
+    /// A buffer holding at most about `slots` pending slots (rounded up to a whole number a
+    /// shard).
+    pub fn with_capacity(slots: usize) -> Self {
+        UsageBuffer {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+            per_shard: slots.div_ceil(SHARDS).max(1),
+            workspaces: RwLock::new(HashSet::default()),
+            unresolved: AtomicUsize::new(0),
+            entries_dropped: AtomicU64::new(0),
+            rows_dropped: AtomicU64::new(0),
+            flushed: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// Verifications not counted because the buffer was full, and rows the database refused.
+    pub fn dropped(&self) -> (u64, u64) {
+        (self.entries_dropped.load(Relaxed), self.rows_dropped.load(Relaxed))
+    }
+
     fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, Slots> {
         // Key ids end in random characters: the last byte spreads them well enough.
         let i = id.as_bytes().last().copied().unwrap_or(0) as usize % SHARDS;
@@ -106,12 +151,31 @@ impl UsageBuffer {
 
     fn with_slot(&self, id: &str, workspace_id: &str, f: impl FnOnce(&mut Slot)) {
         let mut shard = self.shard(id);
+        let full = shard.len() >= self.per_shard;
         match shard.get_mut(id) {
             Some(slot) => f(slot),
+            None if full => {
+                self.entries_dropped.fetch_add(1, Relaxed);
+            }
             None => {
                 let mut slot = Slot { workspace_id: workspace_id.to_string(), ..Slot::default() };
                 f(&mut slot);
                 shard.insert(id.to_string(), slot);
+            }
+        }
+    }
+
+    /// Puts a slot back (a failed flush's, or one folded into another), within the bound.
+    fn put_back(&self, id: String, slot: Slot) {
+        let mut shard = self.shard(&id);
+        let full = shard.len() >= self.per_shard;
+        match shard.get_mut(&id) {
+            Some(mine) => mine.merge(slot),
+            None if full => {
+                self.entries_dropped.fetch_add(slot.total(), Relaxed);
+            }
+            None => {
+                shard.insert(id, slot);
             }
         }
     }
@@ -135,13 +199,63 @@ impl UsageBuffer {
     }
 
     /// A verification refused before its key was known (malformed, unknown): counted for the
-    /// workspace the caller bound verification to, else server-wide (`""`).
+    /// workspace the caller bound verification to when it exists, else server-wide (`""`):
+    /// made-up workspace names never become slots or rows of their own.
     pub fn record_unknown(&self, workspace_id: Option<&str>, at_ms: i64, code: VerifyCode) {
-        let ws = workspace_id.unwrap_or("");
+        let mut ws = workspace_id.unwrap_or("");
+        let unresolved = !ws.is_empty() && !self.workspaces.read().is_ok_and(|known| known.contains(ws));
         let mut id = String::with_capacity(ws.len() + 1);
         id.push('\0');
         id.push_str(ws);
+        if unresolved {
+            let mut shard = self.shard(&id);
+            if let Some(slot) = shard.get_mut(&id) {
+                slot.count(at_ms, code);
+                return;
+            }
+            if self.unresolved.fetch_add(1, Relaxed) < UNRESOLVED_WORKSPACES && shard.len() < self.per_shard {
+                let mut slot = Slot { workspace_id: ws.to_string(), unresolved: true, ..Slot::default() };
+                slot.count(at_ms, code);
+                shard.insert(id, slot);
+                return;
+            }
+            drop(shard);
+            ws = "";
+            id.truncate(1);
+        }
         self.with_slot(&id, ws, |slot| slot.count(at_ms, code));
+    }
+
+    /// Settles the workspaces of unresolved slots against storage: those that exist keep
+    /// their slot, the others' counts join the server-wide slot. `Err` when storage could
+    /// not say (the caller puts everything back).
+    async fn resolve(&self, store: &Store, taken: &mut Vec<(String, Slot)>) -> Result<(), keyward_store::StoreError> {
+        self.unresolved.store(0, Relaxed);
+        if !taken.iter().any(|(_, s)| s.unresolved) {
+            return Ok(());
+        }
+        let stored = store.workspace_ids().await?;
+        let mut known = self.workspaces.write().unwrap_or_else(|e| e.into_inner());
+        known.extend(stored);
+        let mut server_wide = Slot::default();
+        taken.retain_mut(|(_, slot)| {
+            slot.unresolved = false;
+            if known.contains(&slot.workspace_id) {
+                return true;
+            }
+            let mut folded = std::mem::take(slot);
+            folded.workspace_id.clear();
+            server_wide.merge(folded);
+            false
+        });
+        drop(known);
+        if !server_wide.minutes.is_empty() {
+            match taken.iter_mut().find(|(id, _)| id == "\0") {
+                Some((_, slot)) => slot.merge(server_wide),
+                None => taken.push(("\0".to_string(), server_wide)),
+            }
+        }
+        Ok(())
     }
 
     /// The mark not yet written for a key, so management reads can show it at once.
@@ -209,17 +323,27 @@ impl UsageBuffer {
     /// retried (nothing was written). Answers the verifications written and the addresses
     /// new to a key that was seen from others before.
     pub async fn flush(&self, store: &Store) -> Result<(u64, Vec<SeenIp>), keyward_store::StoreError> {
-        let taken = self.take_for_flush();
+        let mut taken = self.take_for_flush();
         if taken.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let b = Self::batch(&taken);
-        match store.record_usage(&b.marks, &b.counts, &b.ips).await {
-            Ok(new) => Ok((b.counts.iter().map(|c| c.count).sum(), new)),
+        let written = match self.resolve(store, &mut taken).await {
+            Ok(()) => {
+                let b = Self::batch(&taken);
+                store.record_usage(&b.marks, &b.counts, &b.ips).await.map(|w| (b, w))
+            }
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok((b, w)) => {
+                // Rows the database refused were left out, the rest written: a bad row is
+                // dropped (and counted), never retried forever in front of the others.
+                self.rows_dropped.fetch_add(w.refused, Relaxed);
+                Ok((b.counts.iter().map(|c| c.count).sum(), w.new_ips))
+            }
             Err(e) => {
                 for (id, slot) in taken {
-                    let mut shard = self.shard(&id);
-                    shard.entry(id).or_default().merge(slot);
+                    self.put_back(id, slot);
                 }
                 Err(e)
             }
@@ -288,9 +412,52 @@ mod tests {
         let taken = u.take();
         u.record("key_a", "ws", 60_001, VerifyCode::Valid, None);
         for (id, slot) in taken {
-            u.shard(&id).entry(id).or_default().merge(slot);
+            u.put_back(id, slot);
         }
         let b = UsageBuffer::batch(&u.take());
         assert_eq!(b.counts.iter().map(|c| c.count).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn pending_slots_are_bounded() {
+        let u = UsageBuffer::with_capacity(SHARDS * 2);
+        for i in 0..1000 {
+            u.record(&format!("key_{i:04}"), "ws", 60_000, VerifyCode::Valid, None);
+        }
+        let held: usize = u.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(held <= SHARDS * 2, "{held} slots held");
+        assert_eq!(u.dropped().0, 1000 - held as u64, "every verification left out is counted");
+        // A key that has a slot is still counted.
+        let (kept, _) = u.take().into_iter().next().unwrap();
+        u.record(&kept, "ws", 60_000, VerifyCode::Valid, None);
+        assert_eq!(u.dropped().0, 1000 - held as u64);
+        // A failed flush's slots go back within the bound too.
+        let u = UsageBuffer::with_capacity(SHARDS);
+        for i in 0..100 {
+            u.record(&format!("key_{i:04}"), "ws", 60_000, VerifyCode::Valid, None);
+        }
+        let taken = u.take();
+        let before = u.dropped().0;
+        for i in 0..100 {
+            u.record(&format!("new_{i:04}"), "ws", 60_000, VerifyCode::Valid, None);
+        }
+        let refilled = u.dropped().0 - before;
+        for (id, slot) in taken {
+            u.put_back(id, slot);
+        }
+        let held: usize = u.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(held <= SHARDS, "{held} slots held after the put-back");
+        assert_eq!(u.dropped().0, 200 - held as u64, "{refilled} dropped while refilling");
+    }
+
+    #[test]
+    fn unknown_workspaces_take_few_slots() {
+        let u = UsageBuffer::default();
+        for i in 0..1000 {
+            u.record_unknown(Some(&format!("ws_{i:026}")), 60_000, VerifyCode::NotFound);
+        }
+        let taken = u.take();
+        assert!(taken.len() <= UNRESOLVED_WORKSPACES + 1, "{} slots", taken.len());
+        assert_eq!(taken.iter().map(|(_, s)| s.total()).sum::<u64>(), 1000, "every refusal counted");
     }
 }

@@ -227,9 +227,10 @@ fn postgres_unavailable(code: &str) -> bool {
 }
 
 /// Input the database cannot store as text (PostgreSQL refuses NUL in strings: 22021,
-/// 22P05). Checked at the HTTP edge first; this is the backstop.
+/// 22P05; and a value too large for a btree index entry: 54000). Checked at the HTTP edge
+/// first; this is the backstop.
 pub(crate) fn invalid_text_code(code: &str) -> bool {
-    matches!(code, "22021" | "22P05")
+    matches!(code, "22021" | "22P05" | "54000")
 }
 
 /// Busy or locked past the timeout (5, 6), I/O error (10), cannot open (14).

@@ -19,7 +19,8 @@ pub enum StoreError {
     AlreadyInitialised,
     #[error("configuration: {0}")]
     Config(String),
-    /// Input the database cannot store (a NUL character in text).
+    /// Input the database cannot store (a NUL character in text, a value too large for an
+    /// index).
     #[error("input cannot be stored")]
     InvalidText,
     #[error("storage error: {0}")]

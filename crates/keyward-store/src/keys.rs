@@ -367,6 +367,19 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
     }
 
+    /// Registered public keys (lower-case hex, as verification looks them up) after `after`,
+    /// in order: a page of the set of existing ones.
+    pub async fn public_keys_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT public_key FROM api_keys WHERE public_key IS NOT NULL AND public_key > $1 ORDER BY public_key LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("public_key")?)).collect()
+    }
+
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
             .bind(workspace_id)

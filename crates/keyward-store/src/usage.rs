@@ -127,21 +127,74 @@ pub struct KeyActivity {
     pub valid: i64,
 }
 
+/// What one flush wrote: the addresses new to a key already seen from another one, and the
+/// rows the database refused (and that were left out).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UsageWritten {
+    pub new_ips: Vec<SeenIp>,
+    pub refused: u64,
+}
+
+/// Runs `statement` in a savepoint when `each` (one row a statement): a row the database
+/// refuses as input is rolled back alone and counted in `refused` (answering `None`), so it
+/// cannot keep the rest of the flush from being written. Any other error fails the flush.
+macro_rules! guarded {
+    ($tx:expr, $each:expr, $refused:expr, $statement:expr) => {{
+        if $each {
+            sqlx::query("SAVEPOINT usage_row").execute(&mut *$tx).await?;
+        }
+        match $statement.await.map_err(StoreError::from) {
+            Ok(v) => {
+                if $each {
+                    sqlx::query("RELEASE SAVEPOINT usage_row").execute(&mut *$tx).await?;
+                }
+                Some(v)
+            }
+            Err(StoreError::InvalidText) if $each => {
+                sqlx::query("ROLLBACK TO SAVEPOINT usage_row").execute(&mut *$tx).await?;
+                sqlx::query("RELEASE SAVEPOINT usage_row").execute(&mut *$tx).await?;
+                $refused += 1;
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    }};
+}
+
 impl Store {
     /// Writes one flush: last-used marks, counts (added to what other nodes wrote) and the
     /// addresses seen, in one transaction — all or nothing, so a failed flush can be retried
-    /// whole. Answers the addresses that were new to a key already seen from another one.
+    /// whole. When the database refuses a row as input (a NUL, a value too large to index),
+    /// the flush is written again row by row and only the refused rows are left out, counted
+    /// in the answer: one bad row never holds back the others.
     pub async fn record_usage(
         &self,
         marks: &[LastUsed],
         counts: &[UsageRow],
         ips: &[SeenIp],
-    ) -> Result<Vec<SeenIp>, StoreError> {
+    ) -> Result<UsageWritten, StoreError> {
         if marks.is_empty() && counts.is_empty() && ips.is_empty() {
-            return Ok(Vec::new());
+            return Ok(UsageWritten::default());
         }
+        match self.write_usage(marks, counts, ips, false).await {
+            Err(StoreError::InvalidText) => self.write_usage(marks, counts, ips, true).await,
+            written => written,
+        }
+    }
+
+    /// One attempt of [`Store::record_usage`]: many rows a statement, or (`each`) one row a
+    /// statement, each in a savepoint, the refused ones left out.
+    async fn write_usage(
+        &self,
+        marks: &[LastUsed],
+        counts: &[UsageRow],
+        ips: &[SeenIp],
+        each: bool,
+    ) -> Result<UsageWritten, StoreError> {
+        let per_statement = if each { 1 } else { ROWS_PER_STATEMENT };
+        let mut refused = 0u64;
         let mut tx = self.begin().await?;
-        for chunk in marks.chunks(ROWS_PER_STATEMENT) {
+        for chunk in marks.chunks(per_statement) {
             let values = values_rows(chunk.len(), 3, "($1, CAST($2 AS BIGINT), CAST($3 AS TEXT))");
             // VALUES columns are column1… on both backends.
             let sql = format!(
@@ -153,11 +206,11 @@ impl Store {
             for u in chunk {
                 q = q.bind(&u.key_id).bind(u.at_ms).bind(&u.ip);
             }
-            q.execute(&mut *tx).await?;
+            guarded!(tx, each, refused, q.execute(&mut *tx));
         }
         // Many rows a statement: a flush of thousands of keys is a few statements, not
         // thousands (each row is unique within a flush, as ON CONFLICT DO UPDATE requires).
-        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        for chunk in counts.chunks(per_statement) {
             let values = values_rows(chunk.len(), 5, "('minute', $1, $2, $3, $4, $5)");
             let sql = format!(
                 "INSERT INTO usage_counts (granularity, workspace_id, key_id, start, code, count) VALUES {} \
@@ -174,13 +227,14 @@ impl Store {
                     .bind(c.code)
                     .bind(i64::try_from(c.count).unwrap_or(i64::MAX));
             }
-            q.execute(&mut *tx).await?;
+            guarded!(tx, each, refused, q.execute(&mut *tx));
         }
         // Addresses: those new to their key are inserted (and answered, when the key was seen
         // from another address before); the others get their last sighting moved on. Both in
         // batches: in steady use every key of a flush was seen from a known address.
         let mut inserted: Vec<(String, String)> = Vec::new();
-        for chunk in ips.chunks(ROWS_PER_STATEMENT) {
+        let mut left_out: Vec<&SeenIp> = Vec::new();
+        for chunk in ips.chunks(per_statement) {
             let values = values_rows(chunk.len(), 4, "($1, $2, $3, $4, $4)");
             let sql = format!(
                 "INSERT INTO key_ips (key_id, workspace_id, ip, first_seen, last_seen) VALUES {} \
@@ -191,13 +245,19 @@ impl Store {
             for s in chunk {
                 q = q.bind(&s.key_id).bind(&s.workspace_id).bind(&s.ip).bind(s.at_ms);
             }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted.push((row.try_get("key_id")?, row.try_get("ip")?));
+            match guarded!(tx, each, refused, q.fetch_all(&mut *tx)) {
+                Some(rows) => {
+                    for row in rows {
+                        inserted.push((row.try_get("key_id")?, row.try_get("ip")?));
+                    }
+                }
+                None => left_out.extend(chunk),
             }
         }
         let is_new = |s: &SeenIp| inserted.iter().any(|(k, ip)| *k == s.key_id && *ip == s.ip);
-        let known: Vec<&SeenIp> = ips.iter().filter(|s| !is_new(s)).collect();
-        for chunk in known.chunks(ROWS_PER_STATEMENT) {
+        let refused_ip = |s: &SeenIp| left_out.iter().any(|l| std::ptr::eq(*l, s));
+        let known: Vec<&SeenIp> = ips.iter().filter(|s| !is_new(s) && !refused_ip(s)).collect();
+        for chunk in known.chunks(per_statement) {
             let values = values_rows(chunk.len(), 3, "($1, CAST($2 AS TEXT), CAST($3 AS BIGINT))");
             let sql = format!(
                 "UPDATE key_ips SET last_seen = v.column3 FROM (VALUES {}) AS v \
@@ -208,9 +268,9 @@ impl Store {
             for s in chunk {
                 q = q.bind(&s.key_id).bind(&s.ip).bind(s.at_ms);
             }
-            q.execute(&mut *tx).await?;
+            guarded!(tx, each, refused, q.execute(&mut *tx));
         }
-        let mut new = Vec::new();
+        let mut new_ips = Vec::new();
         for s in ips.iter().filter(|s| is_new(s)) {
             let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_ips WHERE key_id = $1 AND ip <> $2")
                 .bind(&s.key_id)
@@ -218,11 +278,11 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             if others > 0 {
-                new.push(s.clone());
+                new_ips.push(s.clone());
             }
         }
         tx.commit().await?;
-        Ok(new)
+        Ok(UsageWritten { new_ips, refused })
     }
 
     /// Stored counts of `granularity` (`minute`, `hour` or `day`) in `[from, to)`, for one

@@ -92,6 +92,17 @@ impl Store {
         Ok(r.map(|r| r.try_get("workspace_id")).transpose()?)
     }
 
+    /// Verify-token hashes after `after`, in order (revoked ones too): a page of the set of
+    /// existing ones.
+    pub async fn verify_token_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+    }
+
     pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM verify_tokens WHERE workspace_id = $1 ORDER BY id"))
             .bind(workspace_id)

@@ -45,6 +45,7 @@ async fn lane_answers_as_the_router_does(b: Backend) {
         json!({"key": secret}).to_string().into_bytes(),
         json!({"key": secret, "permissions": "a.read", "scope": "w:1", "ip": "10.0.0.1", "cost": 0}).to_string().into(),
         json!({"key": secret, "permissions": "b.write"}).to_string().into(),
+        json!({"key": secret, "workspace_id": format!("ws_{}", "0".repeat(26))}).to_string().into(),
         json!({"key": secret, "workspace_id": "ws_other"}).to_string().into(),
         json!({"key": revoked}).to_string().into(),
         json!({"key": "kw_live_sk_notakey"}).to_string().into(),

@@ -36,5 +36,6 @@ mod storage;
 mod tls;
 mod tower_layer;
 mod usage;
+mod verify_floods;
 mod webhooks;
 mod workspaces;

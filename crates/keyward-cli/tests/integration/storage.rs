@@ -101,6 +101,7 @@ async fn addresses_are_written_in_batches(b: Backend) {
                 .record_usage(&[], &[], &ips)
                 .await
                 .unwrap()
+                .new_ips
                 .into_iter()
                 .map(|n| n.key_id + " " + &n.ip)
                 .collect();

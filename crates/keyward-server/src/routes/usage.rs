@@ -259,6 +259,14 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         .ok()
         .and_then(Result::ok);
     let redis_errors = state.shared.as_ref().map(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed));
-    let body = state.metrics.render(&Gauges { cache_entries: state.cache.len(), outbox_pending, redis_errors });
+    let (usage_entries_dropped, usage_rows_dropped) = state.usage.dropped();
+    let body = state.metrics.render(&Gauges {
+        cache_entries: state.cache.len(),
+        known_loaded: state.cache.known_loaded(),
+        usage_entries_dropped,
+        usage_rows_dropped,
+        outbox_pending,
+        redis_errors,
+    });
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -25,6 +25,12 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)
 }
 
+/// The workspace a verify request binds to, checked to be shaped like a workspace id before
+/// anything counts it (`field` as the surface names it).
+fn workspace_arg<'a>(field: &str, raw: Option<&'a str>) -> ApiResult<Option<&'a str>> {
+    Ok(raw.map(|w| keyward_core::validate::workspace_id(field, w)).transpose()?)
+}
+
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", request_body = VerifyKeyRequest,
     params(("Keyward-Verify-Token" = Option<String>, Header, description = "required when the server runs with --verify-token")),
     responses((status = 200, description = "always 200 for a well-formed request; see `code`", body = VerifyResponse),
@@ -81,7 +87,7 @@ pub(crate) async fn verify_key_with(
     let token_ws = state.check_verify_token(headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
-    let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
+    let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
     let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
@@ -121,7 +127,7 @@ pub async fn verify_request(
     let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
-    let bound = (token_ws.as_deref(), req.workspace_id.as_deref());
+    let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
     let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
@@ -171,7 +177,7 @@ pub async fn forward_auth(
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let query = parse_query(params.permissions.as_deref())?;
     let ip = Some(state.client_ip(peer.ip(), &headers));
-    let bound = (token_ws.as_deref(), params.workspace.as_deref());
+    let bound = (token_ws.as_deref(), workspace_arg("workspace", params.workspace.as_deref())?);
     let needs = requirements(bound, ip, query.as_ref(), params.scope.as_deref(), params.cost)
         .ok_or_else(|| refused(VerifyCode::NotFound))?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

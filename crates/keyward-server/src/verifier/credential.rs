@@ -25,7 +25,17 @@ impl AppState {
             let hash = self.pepper.hash(given);
             let workspace = match self.cache.get_token(&hash) {
                 Some(w) => w,
+                // A token none has: looked up only while the second's budget lasts, as for
+                // secret keys.
+                None if !self
+                    .cache
+                    .known_tokens
+                    .may_look_up(crate::cache::KeyCache::token_id(&hash), self.clock.now().timestamp_millis()) =>
+                {
+                    None
+                }
                 None => {
+                    self.metrics.storage_read(crate::metrics::Lookup::VerifyToken);
                     let epoch = self.cache.epoch_public(&hash);
                     let read = async { Ok(self.store.verify_token_workspace(&hash).await?) };
                     let w: Option<Arc<str>> = Box::pin(super::bounded(read)).await?.map(Into::into);

@@ -85,7 +85,7 @@ impl AppState {
         let entry = match cached {
             Some(e) => e,
             // A hash no key has: looked up only while the second's budget lasts.
-            None if !self.cache.known.may_exist(&hash) && !self.cache.known.spend_lookup(std::time::Instant::now()) => {
+            None if !self.cache.known.may_look_up(crate::known::prefix(&hash), self.clock.now().timestamp_millis()) => {
                 Entry::Missing
             }
             // Boxed, like every storage read below: the hit path's future stays small.
@@ -131,6 +131,11 @@ impl AppState {
         self.metrics.cache(cached.is_some());
         let entry = match cached {
             Some(e) => e,
+            // A public key none is registered under: looked up only while the second's
+            // budget lasts, as for secret keys.
+            None if !self.cache.known_public.may_look_up(self.cache.public_id(&pk), now.timestamp_millis()) => {
+                Entry::Missing
+            }
             None => Box::pin(self.load_public(pk.clone())).await?,
         };
         // Another workspace's key is not found, before its signature is looked at.
@@ -211,6 +216,7 @@ impl AppState {
     }
 
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
+        self.metrics.storage_read(crate::metrics::Lookup::PublicKey);
         let epoch = self.cache.epoch_public(&public_key);
         let read = async {
             Ok(match self.store.key_by_public_key(&public_key).await? {
@@ -224,6 +230,7 @@ impl AppState {
     }
 
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
+        self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
         let epoch = self.cache.epoch(&hash);
         let read = async {
             Ok(match self.store.key_by_hash(&hex_encode(&hash)).await? {
