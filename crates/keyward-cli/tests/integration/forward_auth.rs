@@ -8,6 +8,11 @@ on_both_backends!(answers_and_identity_headers, client_ip_from_trusted_proxies_o
 
 async fn answers_and_identity_headers(b: Backend) {
     let s = TestServer::start(b).await;
+    // A key names only roles that exist; these grant nothing and serve as labels.
+    for role in ["reader", "ops"] {
+        let (st, v) = s.call(reqwest::Method::POST, "/v1/roles", Some(json!({"name": role, "permissions": []}))).await;
+        assert_eq!(st, 201, "{v}");
+    }
     let (id, key) = s.create(json!({"name": "fa", "environment": "live", "roles": ["reader", "ops"], "scopes": ["wallet:*"], "permissions": ["wallet.read"]})).await;
     let h = s.http();
     for (name, value) in [("X-API-Key", key.clone()), ("Authorization", format!("Bearer {key}"))] {
@@ -114,6 +119,8 @@ async fn nginx_example_config(b: Backend) {
         return;
     };
     let s = TestServer::start(b).await;
+    let (st, v) = s.call(reqwest::Method::POST, "/v1/roles", Some(json!({"name": "billing", "permissions": []}))).await;
+    assert_eq!(st, 201, "{v}");
     let (id, key) = s.create(json!({"name": "behind-nginx", "environment": "live", "roles": ["billing"]})).await;
     let (up_port, upstream) = echo_upstream().await;
     let front = free_port();
