@@ -305,6 +305,11 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_GATEWAY_WORKSPACE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// Let through only keys of this environment, test or live (another's is refused as
+    /// WRONG_ENVIRONMENT, 403).
+    #[arg(long, env = "KEYWARD_GATEWAY_ENVIRONMENT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// A PEM CA certificate trusted for an https:// upstream (a private CA).
     #[arg(long = "ca-cert", env = "KEYWARD_CA_CERT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -359,7 +364,7 @@ layered!(ServerSettings {
     tls_cert,
     tls_key,
 });
-layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace, ca_cert });
+layered!(GatewaySettings { listen, upstream, rules, max_body, upstream_timeout, workspace, environment, ca_cert });
 
 /// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
 #[derive(Debug, Default)]

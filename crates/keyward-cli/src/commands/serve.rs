@@ -113,12 +113,17 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let pepper = datadir::require_pepper(&storage.data_dir)?;
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
     let (max_body, upstream_timeout, workspace) = (gw.max_body, gw.upstream_timeout, gw.workspace);
+    let environment = gw.environment;
+    if let Some(e) = &environment {
+        keyward_core::validate::known_environment(e).map_err(|e| anyhow::anyhow!("gateway environment: {e}"))?;
+    }
     let ca_pem = match &gw.ca_cert {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
         None => None,
     };
     let mut gw = keyward_server::gateway::GatewayConfig::new(upstream, rules);
     gw.workspace = workspace;
+    gw.environment = environment;
     gw.ca_pem = ca_pem;
     if let Some(m) = max_body {
         gw.max_body = m;

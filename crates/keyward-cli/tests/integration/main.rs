@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod config;
 mod console;
+mod environments;
 mod fast_lane;
 mod faults;
 mod forward_auth;
