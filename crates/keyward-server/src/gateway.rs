@@ -302,7 +302,7 @@ impl Gateway {
                 [self.prefix.as_str(), path, q, query].concat().into()
             }
         };
-        let forwarded = forwarded_for(&parts.headers.get_all(X_FORWARDED_FOR), peer.ip());
+        let forwarded = forwarded_for(parts.headers.get_all(X_FORWARDED_FOR), peer.ip());
         let identity = identity_headers(key);
         // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
         // the identity in.
@@ -358,7 +358,7 @@ mod tests {
         }
         let peer = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            forwarded_for(&h.get_all(X_FORWARDED_FOR), peer).to_str().unwrap(),
+            forwarded_for(h.get_all(X_FORWARDED_FOR), peer).to_str().unwrap(),
             "198.51.100.1, 203.0.113.9, 203.0.113.5, 127.0.0.1"
         );
     }
