@@ -843,6 +843,9 @@ pub struct VerifyArgs {
     /// Only a key of this workspace counts (another's is NOT_FOUND).
     #[arg(long)]
     pub workspace: Option<String>,
+    /// Only a key of this environment, test or live, counts (another's is WRONG_ENVIRONMENT).
+    #[arg(long)]
+    pub environment: Option<String>,
 }
 
 #[cfg(test)]

@@ -310,6 +310,11 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_GATEWAY_WORKSPACE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// Let through only keys of this environment, test or live (another's is refused as
+    /// WRONG_ENVIRONMENT, 403).
+    #[arg(long, env = "KEYWARD_GATEWAY_ENVIRONMENT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// A PEM CA certificate trusted for an https:// upstream (a private CA).
     #[arg(long = "ca-cert", env = "KEYWARD_CA_CERT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,6 +382,7 @@ layered!(GatewaySettings {
     max_body,
     upstream_timeout,
     workspace,
+    environment,
     ca_cert,
     allow_path_parameters
 });

@@ -38,12 +38,20 @@ pub struct VerifyLayer {
     max_body: usize,
     permissions: Option<String>,
     workspace: Option<String>,
+    environment: Option<String>,
     client_ip: Option<ClientIp>,
 }
 
 impl VerifyLayer {
     pub fn new(client: Client) -> Self {
-        VerifyLayer { client, max_body: 1024 * 1024, permissions: None, workspace: None, client_ip: None }
+        VerifyLayer {
+            client,
+            max_body: 1024 * 1024,
+            permissions: None,
+            workspace: None,
+            environment: None,
+            client_ip: None,
+        }
     }
 
     /// Largest body read to check a signature (413 beyond); default 1 MiB.
@@ -56,6 +64,13 @@ impl VerifyLayer {
     /// `with_verify_token` with a workspace's verify token is bound to it the same way.
     pub fn workspace(mut self, workspace_id: &str) -> Self {
         self.workspace = Some(workspace_id.to_string());
+        self
+    }
+
+    /// Accept only keys of this environment (`"live"` or `"test"`); another's answers
+    /// `WRONG_ENVIRONMENT` (403), so a test key cannot pass where live ones are expected.
+    pub fn environment(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_string());
         self
     }
 
@@ -139,6 +154,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
             permissions: cfg.permissions.clone(),
             scope: None,
             workspace_id: cfg.workspace.clone(),
+            environment: cfg.environment.clone(),
             cost: None,
         };
         return cfg.client.verify_key(&req).await;
@@ -157,6 +173,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
         permissions: cfg.permissions.clone(),
         scope: None,
         workspace_id: cfg.workspace.clone(),
+        environment: cfg.environment.clone(),
         cost: None,
     };
     cfg.client.verify_request(&req).await

@@ -22,11 +22,14 @@ pub enum VerifyCode {
     Disabled,
     /// The key's credits are spent.
     UsageExceeded,
+    /// The key belongs to another environment than the one verification is bound to (a
+    /// `test` key where only `live` ones may pass, or the reverse).
+    WrongEnvironment,
 }
 
 impl VerifyCode {
     /// Every code, in the order the contract lists them.
-    pub const ALL: [VerifyCode; 14] = [
+    pub const ALL: [VerifyCode; 15] = [
         VerifyCode::Valid,
         VerifyCode::Malformed,
         VerifyCode::NotFound,
@@ -41,6 +44,7 @@ impl VerifyCode {
         VerifyCode::Replayed,
         VerifyCode::Disabled,
         VerifyCode::UsageExceeded,
+        VerifyCode::WrongEnvironment,
     ];
 
     /// The code's place in [`VerifyCode::ALL`] (counters index arrays by it).
@@ -64,6 +68,7 @@ impl VerifyCode {
             VerifyCode::Replayed => "REPLAYED",
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
+            VerifyCode::WrongEnvironment => "WRONG_ENVIRONMENT",
         }
     }
 
@@ -77,6 +82,7 @@ impl VerifyCode {
                 | VerifyCode::InsufficientPermissions
                 | VerifyCode::RateLimited
                 | VerifyCode::UsageExceeded
+                | VerifyCode::WrongEnvironment
         )
     }
 

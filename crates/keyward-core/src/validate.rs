@@ -99,8 +99,15 @@ pub fn workspace_id<'a>(field: &str, raw: &'a str) -> Result<&'a str, CoreError>
 
 pub fn environment(raw: Option<&str>) -> Result<String, CoreError> {
     let e = raw.unwrap_or("test");
+    known_environment(e)?;
+    Ok(e.to_string())
+}
+
+/// `e` names an environment keys can have (`test` or `live`); checked without a copy, since
+/// verification binds to one on the hot path.
+pub fn known_environment(e: &str) -> Result<(), CoreError> {
     if ENVIRONMENTS.contains(&e) {
-        Ok(e.to_string())
+        Ok(())
     } else {
         Err(CoreError::invalid("environment", format!("unknown environment {e:?}: use \"test\" or \"live\"")))
     }

@@ -307,6 +307,9 @@ pub struct Requirements<'a> {
     /// Only keys of this workspace count; another's answers `NOT_FOUND` (checked by the
     /// verifier before anything else is decided, so it reveals nothing of the key).
     pub workspace: Option<&'a str>,
+    /// Only keys of this environment pass; another's answers `WRONG_ENVIRONMENT` (checked by
+    /// the verifier right after the workspace, before anything else is decided).
+    pub environment: Option<&'a str>,
     pub ip: Option<IpAddr>,
     pub permissions: Option<&'a Query>,
     pub scope: Option<&'a str>,

@@ -98,7 +98,9 @@ impl FastLane {
                 }
             }
             Serves::Gateway(gw) => {
-                let body = within(timeout, read_body(body, gw.max_body(), || gw.too_large())).await?;
+                // Read only when the gateway asks for it: after a secret key was accepted, or
+                // for a signed request's signature.
+                let body = within(timeout, read_body(body, gw.max_body(), || gw.too_large()));
                 // Boxed: with the upstream client's future inside, it is the largest part of
                 // the lane's future, which is moved a few times before its first poll.
                 Box::pin(gw.forward(peer, parts, body)).await

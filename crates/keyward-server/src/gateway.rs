@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     pub upstream_timeout: std::time::Duration,
     /// Only keys of this workspace pass; another's is refused as `NOT_FOUND`.
     pub workspace: Option<String>,
+    /// Only keys of this environment (`test` or `live`) pass; another's is refused as
+    /// `WRONG_ENVIRONMENT` (403).
+    pub environment: Option<String>,
     /// PEM CA certificate(s) trusted for an `https://` upstream, besides the public roots.
     pub ca_pem: Option<Vec<u8>>,
     /// The upstream takes `;` in a path as an ordinary character (no servlet-style path
@@ -52,6 +55,7 @@ impl GatewayConfig {
             rules,
             upstream_timeout: std::time::Duration::from_secs(30),
             workspace: None,
+            environment: None,
             ca_pem: None,
             allow_path_parameters: false,
         }
@@ -71,7 +75,22 @@ pub(crate) struct Gateway {
 /// (those come only from us). `Host` is replaced by the upstream's, and the length by the
 /// one the buffered body is sent with.
 fn not_forwarded(name: &str) -> bool {
-    hop_by_hop(name) || name == "content-length" || carries_credential(name) || name.starts_with("x-keyward-")
+    hop_by_hop(name) || name == "content-length" || carries_credential(name) || identity_like(name)
+}
+
+/// What a request from a peer that is not a trusted proxy does not pass on either: what it
+/// says about the client or the address it called, which only a proxy of ours may say.
+fn not_forwarded_untrusted(name: &str) -> bool {
+    not_forwarded(name)
+        || matches!(name, "x-real-ip" | "x-forwarded-host" | "x-forwarded-proto" | "x-forwarded-port" | "forwarded")
+}
+
+/// `x-keyward-…`, or a twin of it with `_` for either `-` (`x_keyward_roles`): many
+/// upstreams (CGI, WSGI, some frameworks) read `_` and `-` in a header name alike, so a
+/// twin would pass for our identity header there.
+fn identity_like(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 10 && b[0] == b'x' && matches!(b[1], b'-' | b'_') && &b[2..9] == b"keyward" && matches!(b[9], b'-' | b'_')
 }
 
 /// The gateway, which the fast lane serves every request with. Fails at startup if its
@@ -94,12 +113,12 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
 
 const X_KEYWARD_CODE: HeaderName = HeaderName::from_static("x-keyward-code");
 
-/// `X-Forwarded-For` as the upstream gets it: the client's list, if any, and its peer.
-fn forwarded_for(prev: Option<&HeaderValue>, peer: std::net::IpAddr) -> HeaderValue {
-    let prev = prev.and_then(|v| v.to_str().ok()).unwrap_or_default().as_bytes();
-    let mut v = Vec::with_capacity(prev.len() + 41);
-    if !prev.is_empty() {
-        v.extend_from_slice(prev);
+/// `X-Forwarded-For` as the upstream gets it: the client's list, if any (every line of it,
+/// in order, as one), and its peer.
+fn forwarded_for<'a>(prev: impl IntoIterator<Item = &'a HeaderValue>, peer: std::net::IpAddr) -> HeaderValue {
+    let mut v = Vec::with_capacity(64);
+    for line in prev.into_iter().map(|l| l.as_bytes().trim_ascii()).filter(|l| !l.is_empty()) {
+        v.extend_from_slice(line);
         v.extend_from_slice(b", ");
     }
     write_ip(&mut v, peer);
@@ -186,13 +205,16 @@ impl Gateway {
         ApiError::PayloadTooLarge(format!("request bodies are limited to {} bytes", self.config.max_body))
     }
 
-    /// A request whose body was read (bounded by [`Gateway::max_body`]): verified, rewritten
-    /// and sent on; the upstream's answer streamed back.
+    /// A request verified, rewritten and sent on; the upstream's answer streamed back.
+    /// `body` reads the request's body (bounded by [`Gateway::max_body`]) when awaited: a
+    /// secret key is checked before it is, so a caller without a good key cannot make the
+    /// gateway wait for or hold a body; a signed request's body is read first, since its
+    /// signature covers it.
     pub(crate) async fn forward(
         &self,
         peer: SocketAddr,
         parts: http::request::Parts,
-        body: axum::body::Bytes,
+        body: impl std::future::Future<Output = ApiResult<axum::body::Bytes>>,
     ) -> ApiResult<Response> {
         // Rules are matched on the path's one normal form, and the upstream receives exactly
         // that form; the signature is over the path as the client sent (and signed) it.
@@ -207,17 +229,23 @@ impl Gateway {
         let scope = rule.and_then(|r| r.scope_for(&path));
         let needs = Requirements {
             workspace: self.config.workspace.as_deref(),
+            environment: self.config.environment.as_deref(),
             ip: Some(client_ip),
             permissions: rule.and_then(|r| r.permissions()),
             scope: scope.as_deref(),
             cost: None,
         };
-        let verdict = match credential(&parts.headers) {
-            Credential::Secret(token) => state.verify_secret(token, &needs).await?,
+        let (verdict, body) = match credential(&parts.headers) {
+            Credential::Secret(token) => {
+                let verdict = state.verify_secret(token, &needs).await?;
+                verdict.accepted()?;
+                (verdict, body.await?)
+            }
             Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
+                let body = body.await?;
                 let signed =
                     SignedParts { method: parts.method.as_str(), path: raw_path, nonce, params: query, body: &body };
-                state.verify_signed(&signed, public_key, signature, &needs).await?
+                (state.verify_signed(&signed, public_key, signature, &needs).await?, body)
             }
             Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
         };
@@ -234,12 +262,16 @@ impl Gateway {
                 [self.prefix.as_str(), &path, q, query].concat().into()
             }
         };
-        let forwarded = forwarded_for(parts.headers.get(X_FORWARDED_FOR), peer.ip());
+        let forwarded = forwarded_for(parts.headers.get_all(X_FORWARDED_FOR), peer.ip());
         let identity = identity_headers(key);
         // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
         // the identity in.
         let mut headers = parts.headers;
-        strip(&mut headers, not_forwarded);
+        if state.trusts(peer.ip()) {
+            strip(&mut headers, not_forwarded);
+        } else {
+            strip(&mut headers, not_forwarded_untrusted);
+        }
         headers.insert(X_FORWARDED_FOR, forwarded);
         for (name, value) in identity {
             headers.insert(name, value);
@@ -278,6 +310,17 @@ mod tests {
             let prev = HeaderValue::from_static("203.0.113.5");
             assert_eq!(forwarded_for(Some(&prev), ip).to_str().unwrap(), format!("203.0.113.5, {ip}"));
         }
+        // Every line, in order: a proxy that appended its own line is not hidden behind the
+        // client's.
+        let mut h = HeaderMap::new();
+        for line in ["198.51.100.1, 203.0.113.9", " ", "203.0.113.5"] {
+            h.append(X_FORWARDED_FOR, HeaderValue::from_static(line));
+        }
+        let peer = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            forwarded_for(h.get_all(X_FORWARDED_FOR), peer).to_str().unwrap(),
+            "198.51.100.1, 203.0.113.9, 203.0.113.5, 127.0.0.1"
+        );
     }
 
     #[test]
@@ -296,6 +339,10 @@ mod tests {
             ("trailer", "x-t"),
             ("x-api-key", "secret"),
             ("x-keyward-roles", "forged"),
+            ("x_keyward_roles", "forged"),
+            ("x-keyward_workspace", "forged"),
+            ("x_keyward-key-id", "forged"),
+            ("x-real-ip", "203.0.113.5"),
             ("host", "client.example"),
             ("content-length", "3"),
             ("accept", "text/plain"),
@@ -304,16 +351,33 @@ mod tests {
             headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
         let mut answer = headers.clone();
+        let mut untrusted = headers.clone();
         strip(&mut headers, not_forwarded);
         let mut left: Vec<_> = headers.keys().map(|n| n.as_str()).collect();
         left.sort();
         // `Host` is replaced when the request is sent.
-        assert_eq!(left, ["accept", "host", "x-kept"]);
+        assert_eq!(left, ["accept", "host", "x-kept", "x-real-ip"]);
+        strip(&mut untrusted, not_forwarded_untrusted);
+        assert!(untrusted.get("x-real-ip").is_none() && untrusted.get("x-kept").is_some());
 
         strip(&mut answer, hop_by_hop);
         let mut left: Vec<_> = answer.keys().map(|n| n.as_str()).collect();
         left.sort();
-        assert_eq!(left, ["accept", "content-length", "host", "x-api-key", "x-kept", "x-keyward-roles"]);
+        assert_eq!(
+            left,
+            [
+                "accept",
+                "content-length",
+                "host",
+                "x-api-key",
+                "x-kept",
+                "x-keyward-roles",
+                "x-keyward_workspace",
+                "x-real-ip",
+                "x_keyward-key-id",
+                "x_keyward_roles"
+            ]
+        );
 
         let mut plain = HeaderMap::new();
         plain.insert(HeaderName::from_static("x-a"), HeaderValue::from_static("1"));

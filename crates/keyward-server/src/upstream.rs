@@ -281,7 +281,10 @@ impl Conn {
         } else {
             Framing::Close
         };
-        if matches!(framing, Framing::Close) {
+        // An answer with both a Transfer-Encoding and a length may have been framed one way by
+        // the upstream and another by something on the way: after it, the connection is not
+        // trusted with another answer (RFC 9112 §6.3).
+        if matches!(framing, Framing::Close) || (encoded && length.is_some()) {
             self.reusable = false;
         }
 

@@ -46,6 +46,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     permissions: a.permissions,
                     scope: a.scope,
                     workspace_id: a.workspace,
+                    environment: a.environment,
                     cost: a.cost,
                 })
                 .await?;

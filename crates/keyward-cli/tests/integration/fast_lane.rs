@@ -47,6 +47,14 @@ async fn lane_answers_as_the_router_does(b: Backend) {
         json!({"key": secret, "permissions": "b.write"}).to_string().into(),
         json!({"key": secret, "workspace_id": format!("ws_{}", "0".repeat(26))}).to_string().into(),
         json!({"key": secret, "workspace_id": "ws_other"}).to_string().into(),
+        json!({"key": secret, "environment": "test"}).to_string().into(),
+        json!({"key": secret, "environment": "live"}).to_string().into(),
+        json!({"key": secret, "environment": "live", "workspace_id": "ws_other"}).to_string().into(),
+        json!({"key": revoked, "environment": "live"}).to_string().into(),
+        json!({"key": secret, "environment": "prod"}).to_string().into(),
+        json!({"key": secret, "environment": 1}).to_string().into(),
+        // Escaped: the lane's borrowing parse cannot take it as it is.
+        format!("{{\"key\": \"{secret}\", \"environment\": \"li\\u0076e\"}}").into_bytes(),
         json!({"key": revoked}).to_string().into(),
         json!({"key": "kw_live_sk_notakey"}).to_string().into(),
         json!({"key": secret, "ip": "not-an-ip"}).to_string().into(),
@@ -66,6 +74,15 @@ async fn lane_answers_as_the_router_does(b: Backend) {
         let router = via_router(&s, body).await;
         assert_eq!(lane, router, "for {}", String::from_utf8_lossy(body));
     }
+    // A key of another environment: refused with its own code, from the lane too.
+    let (st, text) = via_lane(&s, json!({"key": secret, "environment": "live"}).to_string().as_bytes()).await;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((st, v["valid"].as_bool(), v["code"].as_str()), (200, Some(false), Some("WRONG_ENVIRONMENT")));
+    let (st, text) = via_lane(&s, json!({"key": secret, "environment": "prod"}).to_string().as_bytes()).await;
+    assert_eq!(
+        (st, serde_json::from_str::<serde_json::Value>(&text).unwrap()["error"]["field"].clone()),
+        (400, json!("environment"))
+    );
     // Refusals of bad input name the field, from the lane too.
     let (st, text) = via_lane(&s, json!({"key": secret, "colour": "blue"}).to_string().as_bytes()).await;
     assert_eq!(st, 400);

@@ -76,6 +76,19 @@ async fn client_ip_from_trusted_proxies_only(b: Backend) {
     assert_eq!(status(Some("198.51.100.1, 203.0.113.5, 127.0.0.1"), None).await, 200);
     assert_eq!(status(None, Some("203.0.113.77")).await, 200);
     assert_eq!(status(None, None).await, 403, "loopback itself is not on the allowlist");
+    // Every X-Forwarded-For line counts, in order: a proxy that appends a line of its own
+    // (HAProxy's `option forwardfor`) leaves a client's forged line first.
+    let lines = |lines: &'static [&'static str]| {
+        let mut rb = h.get(s.url("/v1/auth")).header("X-API-Key", &key);
+        for line in lines {
+            rb = rb.header("X-Forwarded-For", *line);
+        }
+        async move { rb.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(lines(&["203.0.113.5", "198.51.100.1"]).await, 403, "the forged first line was believed");
+    assert_eq!(lines(&["198.51.100.1", "203.0.113.5"]).await, 200);
+    assert_eq!(lines(&["198.51.100.1, 203.0.113.9", "203.0.113.5, 127.0.0.1"]).await, 200);
+    assert_eq!(lines(&["203.0.113.5", "198.51.100.1, 127.0.0.1"]).await, 403);
     s.stop().await;
 
     // With no trusted proxies, forwarded headers are ignored.
@@ -101,7 +114,9 @@ async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         axum::Json(json!({"key_id": get("x-keyward-key-id"), "env": get("x-keyward-environment"),
             "roles": get("x-keyward-roles"), "workspace": get("x-keyward-workspace"), "api_key": get("x-api-key"),
-            "grants": get("x-keyward-grants")}))
+            "grants": get("x-keyward-grants"),
+            "authorization": get("authorization"), "biz": [get("biz-api-key"), get("biz-api-nonce"), get("biz-api-signature")],
+            "twin": get("x_keyward_roles")}))
     });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -175,6 +190,7 @@ async fn nginx_example_config(b: Backend) {
         .get(&url)
         .header("X-API-Key", &key)
         .header("X-Keyward-Roles", "owner")
+        .header("X_Keyward_Roles", "owner")
         .header("X-Keyward-Workspace", "ws_someone_else")
         .header("X-Keyward-Grants", "billing=*")
         .send()
@@ -185,9 +201,42 @@ async fn nginx_example_config(b: Backend) {
     assert_eq!(v["key_id"], id.as_str());
     assert_eq!(v["env"], "live");
     assert_eq!(v["roles"], "billing", "a client injected X-Keyward-Roles");
+    assert_eq!(v["twin"], "", "a client's X_Keyward_Roles reached the API");
     assert_eq!(v["workspace"], s.workspace_id.as_str(), "a client injected X-Keyward-Workspace");
     assert_eq!(v["grants"], "billing=", "a client injected X-Keyward-Grants");
     assert_eq!(v["api_key"], "", "the credential is not passed upstream");
+    // Nor is a bearer token, once accepted.
+    let r = h.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((v["key_id"].as_str(), v["authorization"].as_str()), (Some(id.as_str()), Some("")));
+    // Nor a signed request's headers (nginx passes X-Original-Method and -URI for the check).
+    let sk =
+        keyward_core::signing::SecretKey::generate(keyward_core::signing::Algorithm::Ed25519, &keyward_core::OsRandom);
+    let body = json!({"name": "signer", "public_key": sk.public_key().to_hex(), "algorithm": "ed25519"});
+    let (st, signer) = s.call(reqwest::Method::POST, "/v1/keys", Some(body)).await;
+    assert_eq!(st, 201, "{signer}");
+    use keyward_core::Clock as _;
+    let nonce = s.clock.now().timestamp_millis().to_string();
+    let parts = keyward_core::signing::SignedParts {
+        method: "GET",
+        path: "/v2/wallets",
+        nonce: &nonce,
+        params: "x=1",
+        body: b"",
+    };
+    let r = h
+        .get(&url)
+        .header("Biz-Api-Key", sk.public_key().to_hex())
+        .header("Biz-Api-Nonce", &nonce)
+        .header("Biz-Api-Signature", sk.sign(&parts.digest()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["key_id"], signer["id"]);
+    assert_eq!(v["biz"], json!(["", "", ""]), "a signed request's headers reached the API");
     assert_eq!(h.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(h.get(&url).header("X-API-Key", "kw_live_sk_bogus").send().await.unwrap().status(), 401);
     s.call(reqwest::Method::POST, &format!("/v1/keys/{id}/revoke"), None).await;

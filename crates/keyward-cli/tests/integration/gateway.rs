@@ -23,7 +23,9 @@ on_both_backends!(
     gateway_streams_long_slow_and_stalled_answers,
     gateway_reads_every_answer_framing,
     gateway_rules_see_one_spelling_of_the_path,
-    gateway_and_forward_auth_hold_roles_to_their_scopes
+    gateway_and_forward_auth_hold_roles_to_their_scopes,
+    gateway_reads_every_forwarded_line_and_drops_client_claims,
+    gateway_checks_a_secret_key_before_reading_the_body
 );
 
 #[derive(Debug, Clone)]
@@ -616,7 +618,8 @@ async fn framing_upstream() -> (String, tokio::task::JoinHandle<()>) {
                             false,
                         ),
                         // Chunked wins over a length (RFC 9112 §6.3): reading 100 bytes would
-                        // take the next answer for this one's body.
+                        // take the next answer for this one's body; and the connection is not
+                        // trusted with another answer.
                         "/both" => (
                             format!(
                                 "{ok}content-length: 100\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
@@ -691,20 +694,19 @@ async fn gateway_reads_every_answer_framing(b: Backend) {
     for gone in ["x-private", "keep-alive"] {
         assert!(headers.get(gone).is_none(), "{gone} came through");
     }
-    for path in ["/trailers", "/both"] {
-        let (status, conn, headers, body) = call(Method::GET, path).await;
-        assert_eq!((status, conn.as_str()), (200, "1"), "{path}");
-        assert_eq!(body, if path == "/both" { "ok" } else { "hello world" }, "{path}");
-        assert!(headers.get("content-length").is_none_or(|l| l == body.len().to_string().as_str()), "{path}");
-    }
+    let (status, conn, headers, body) = call(Method::GET, "/trailers").await;
+    assert_eq!((status, conn.as_str(), body.as_str()), (200, "1", "hello world"));
+    assert!(headers.get("content-length").is_none_or(|l| l == "11"));
     let (_, conn, _, _) = call(Method::GET, "/plain").await;
     assert_eq!(conn, "1", "every answer so far left the connection ready for the next");
 
-    // Answers after which the connection is not used again.
+    // Answers after which the connection is not used again; among them one with both a
+    // length and chunks (RFC 9112 §6.3: read as chunked, then the connection is closed).
     let mut expected = 1;
-    for (path, want) in [("/close", "until close"), ("/old", "old"), ("/extra", "ok")] {
-        let (status, conn, _, body) = call(Method::GET, path).await;
+    for (path, want) in [("/close", "until close"), ("/old", "old"), ("/extra", "ok"), ("/both", "ok")] {
+        let (status, conn, headers, body) = call(Method::GET, path).await;
         assert_eq!((status, conn, body.as_str()), (200, expected.to_string(), want), "{path}");
+        assert!(headers.get("content-length").is_none_or(|l| l == body.len().to_string().as_str()), "{path}");
         expected += 1;
         let (status, conn, _, body) = call(Method::GET, "/plain").await;
         assert_eq!((status, conn, body.as_str()), (200, expected.to_string(), "ok"), "after {path}");
@@ -834,6 +836,137 @@ async fn gateway_and_forward_auth_hold_roles_to_their_scopes(b: Backend) {
     );
     let r = auth("permissions=tx.create").await.unwrap();
     assert_eq!(r.status(), 200, "unscoped: every permission the key holds");
+    up_task.abort();
+    s.stop().await;
+}
+
+/// Every `X-Forwarded-For` line counts, in order, for an allowlisted key and in what the
+/// upstream gets (a proxy that appends a line of its own leaves a client's forged line
+/// first); a client's underscore twins of the identity headers never reach the upstream, nor
+/// its own `X-Real-IP`, `X-Forwarded-Host` or `Forwarded` unless it is a trusted proxy.
+async fn gateway_reads_every_forwarded_line_and_drops_client_claims(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let (_, key) = s.create(json!({"name": "allowlisted", "ip_allowlist": ["203.0.113.0/24"]})).await;
+    // The test client is on loopback, a trusted proxy by default.
+    let gw = start_gateway(&s, &up, 1024).await;
+    let h = reqwest::Client::new();
+    let send = |base: String, lines: &'static [&'static str], extra: &'static [(&'static str, &'static str)]| {
+        let mut rb = h.get(format!("{base}/v2/x")).header("X-API-Key", &key);
+        for line in lines {
+            rb = rb.header("X-Forwarded-For", *line);
+        }
+        for (name, value) in extra {
+            rb = rb.header(*name, *value);
+        }
+        async move { rb.send().await.unwrap().status().as_u16() }
+    };
+    let base = format!("http://{}", gw.addr);
+    assert_eq!(
+        send(base.clone(), &["203.0.113.5", "198.51.100.1"], &[]).await,
+        403,
+        "the forged first line was believed"
+    );
+    let before = seen.lock().unwrap().len();
+    assert_eq!(send(base.clone(), &["198.51.100.1", "203.0.113.5"], &[]).await, 201);
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
+    let xff: Vec<_> = got.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(xff, ["198.51.100.1, 203.0.113.5, 127.0.0.1"], "every line goes on, as one, with the peer");
+
+    // Underscore twins of the identity headers, in any case.
+    let twins: &[(&str, &str)] = &[
+        ("X_Keyward_Roles", "owner"),
+        ("x-keyward_workspace", "ws_other"),
+        ("X_KEYWARD-KEY-ID", "key_forged"),
+        ("x_keyward_environment", "live"),
+    ];
+    let claims: &[(&str, &str)] =
+        &[("X-Real-IP", "203.0.113.5"), ("X-Forwarded-Host", "admin.internal"), ("Forwarded", "for=203.0.113.5")];
+    let all: &'static [(&str, &str)] = Box::leak([twins, claims].concat().into_boxed_slice());
+    assert_eq!(send(base.clone(), &["203.0.113.5"], all).await, 201);
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    for name in got.headers.keys() {
+        let n = name.as_str().replace('_', "-");
+        assert!(!n.starts_with("x-keyward-") || name.as_str().starts_with("x-keyward-"), "{name} reached the upstream");
+    }
+    assert_eq!(got.headers["x-keyward-roles"], "");
+    // From a trusted proxy, what it says of the client passes.
+    for (name, value) in claims {
+        assert_eq!(got.headers[*name], *value, "{name} from a trusted proxy");
+    }
+    gw.stop().await.unwrap();
+
+    // From a peer that is not a trusted proxy, none of it does.
+    let config = keyward_server::ServerConfig { trusted_proxies: vec![], ..keyward_testkit::test_config() };
+    let (_, open_key) = s.create(json!({"name": "open"})).await;
+    let gw = start_gateway_on(&s, config, GatewayConfig::new(up.clone(), Vec::new())).await;
+    let mut rb = h.get(format!("http://{}/v2/x", gw.addr)).header("X-API-Key", &open_key);
+    for (name, value) in all {
+        rb = rb.header(*name, *value);
+    }
+    assert_eq!(rb.header("X-Forwarded-For", "203.0.113.5").send().await.unwrap().status(), 201);
+    let got = seen.lock().unwrap().last().cloned().unwrap();
+    for (name, _) in all {
+        assert!(got.headers.get(*name).is_none(), "{name} from an untrusted peer reached the upstream");
+    }
+    assert_eq!(got.headers["x-forwarded-for"], "203.0.113.5, 127.0.0.1", "the peer is added after the client's list");
+    gw.stop().await.unwrap();
+    up_task.abort();
+    s.stop().await;
+}
+
+/// Sends a request head announcing a body of `length` bytes, with `key`, and none of the
+/// body; returns the answer's status line and head.
+async fn head_only(addr: std::net::SocketAddr, key: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("POST /v2/upload HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nContent-Length: {length}\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = c.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed without an answer");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+/// A request with a bad or unknown secret key is refused before its body is read: neither a
+/// large body (past the limit) nor one that never comes holds the gateway. A good key's body
+/// is still read and bounded, and a signed request's is read for its signature.
+async fn gateway_checks_a_secret_key_before_reading_the_body(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (up, seen, up_task) = recording_upstream().await;
+    let (_, key) = s.create(json!({"name": "uploads"})).await;
+    // A short body timeout: were the body awaited, the answer would be its 400.
+    let config = keyward_server::ServerConfig {
+        body_read_timeout: std::time::Duration::from_secs(2),
+        ..keyward_testkit::test_config()
+    };
+    let gw = start_gateway_on(&s, config, GatewayConfig { max_body: 1024, ..GatewayConfig::new(up, Vec::new()) }).await;
+    let unknown = keyward_core::keyformat::generate_secret("kw", "test", &OsRandom);
+    for (bad, code) in [(unknown.as_str(), "NOT_FOUND"), ("kw_test_sk_garbage", "MALFORMED")] {
+        for length in [10 << 20, 500] {
+            let head = head_only(gw.addr, bad, length).await;
+            assert!(head.starts_with("HTTP/1.1 401"), "{length} bytes announced: {head}");
+            assert!(
+                head.to_ascii_lowercase().contains(&format!("x-keyward-code: {}", code.to_ascii_lowercase())),
+                "{head}"
+            );
+        }
+    }
+    // A good key: the body is read (and bounded) as before.
+    let head = head_only(gw.addr, &key, 10 << 20).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    let h = reqwest::Client::new();
+    let r =
+        h.post(format!("http://{}/v2/upload", gw.addr)).header("X-API-Key", &key).body("payload").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(seen.lock().unwrap().last().unwrap().body, "payload");
+    assert_eq!(seen.lock().unwrap().len(), 1, "only the good request reached the upstream");
+    gw.stop().await.unwrap();
     up_task.abort();
     s.stop().await;
 }

@@ -12,6 +12,7 @@ mod backstop;
 mod cli;
 mod config;
 mod console;
+mod environments;
 mod fast_lane;
 mod faults;
 mod forward_auth;

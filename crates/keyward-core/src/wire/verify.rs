@@ -25,6 +25,10 @@ pub struct VerifyKeyRequest {
     /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// Only a key of this environment (`test` or `live`) verifies; another's answers
+    /// `WRONG_ENVIRONMENT`, checked right after the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Uses this verification spends of the key's limits and credits (default 1; 0 checks
     /// without spending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +60,10 @@ pub struct VerifySignedRequest {
     /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// Only a key of this environment (`test` or `live`) verifies; another's answers
+    /// `WRONG_ENVIRONMENT`, checked right after the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Uses this verification spends of the key's limits and credits (default 1; 0 checks
     /// without spending).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -59,6 +59,8 @@ pub(crate) struct VerifyKeyArgs<'a> {
     pub scope: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub workspace_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub environment: Option<Cow<'a, str>>,
     #[serde(default)]
     pub cost: Option<u32>,
 }
@@ -72,6 +74,7 @@ impl<'a> From<&'a VerifyKeyRequest> for VerifyKeyArgs<'a> {
             permissions: b(&r.permissions),
             scope: b(&r.scope),
             workspace_id: b(&r.workspace_id),
+            environment: b(&r.environment),
             cost: r.cost,
         }
     }
@@ -88,7 +91,8 @@ pub(crate) async fn verify_key_with(
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
     let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
-    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
+    let environment = parse_environment(req.environment.as_deref())?;
+    let Some(needs) = requirements(bound, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let verdict = state.verify_secret(&req.key, &needs).await?;
@@ -96,9 +100,11 @@ pub(crate) async fn verify_key_with(
 }
 
 /// What a verify request needs, bound to the workspace of its verify token or the one it
-/// names (`bound`). `None`: the two name different workspaces, so no key can verify.
+/// names (`bound`), and to `environment`. `None`: the two name different workspaces, so no
+/// key can verify.
 fn requirements<'a>(
     bound: (Option<&'a str>, Option<&'a str>),
+    environment: Option<&'a str>,
     ip: Option<std::net::IpAddr>,
     permissions: Option<&'a PermQuery>,
     scope: Option<&'a str>,
@@ -108,7 +114,16 @@ fn requirements<'a>(
         (Some(token), Some(asked)) if token != asked => return None,
         (token, asked) => token.or(asked),
     };
-    Some(Requirements { workspace, ip, permissions, scope, cost })
+    Some(Requirements { workspace, environment, ip, permissions, scope, cost })
+}
+
+/// The environment a verification is bound to, if any: `test` or `live` (400 naming
+/// `environment` otherwise).
+fn parse_environment(raw: Option<&str>) -> ApiResult<Option<&str>> {
+    if let Some(e) = raw {
+        keyward_core::validate::known_environment(e)?;
+    }
+    Ok(raw)
 }
 
 fn json_response(body: String) -> Response {
@@ -128,7 +143,8 @@ pub async fn verify_request(
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
     let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
-    let Some(needs) = requirements(bound, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
+    let environment = parse_environment(req.environment.as_deref())?;
+    let Some(needs) = requirements(bound, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let (Some(key), Some(nonce), Some(signature)) =
@@ -156,6 +172,9 @@ pub struct AuthParams {
     pub scope: Option<String>,
     /// Only a key of this workspace passes; another's is `NOT_FOUND`.
     pub workspace: Option<String>,
+    /// Only a key of this environment (`test` or `live`) passes; another's is
+    /// `WRONG_ENVIRONMENT` (403).
+    pub environment: Option<String>,
     /// Uses this request spends of the key's limits and credits (default 1).
     pub cost: Option<u32>,
 }
@@ -165,7 +184,7 @@ pub struct AuthParams {
         ("X-Forwarded-For" = Option<String>, Header, description = "believed only from trusted proxies")),
     responses((status = 200, description = "valid; identity in X-Keyward-* headers", body = VerifyResponse),
         (status = 401, description = "missing or bad credentials", body = ErrorBody),
-        (status = 403, description = "IP or permission refusal", body = ErrorBody),
+        (status = 403, description = "IP, permission or environment refusal (`WRONG_ENVIRONMENT`)", body = ErrorBody),
         (status = 429, description = "rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit", body = ErrorBody)))]
 pub async fn forward_auth(
     State(state): State<SharedState>,
@@ -178,7 +197,8 @@ pub async fn forward_auth(
     let query = parse_query(params.permissions.as_deref())?;
     let ip = Some(state.client_ip(peer.ip(), &headers));
     let bound = (token_ws.as_deref(), workspace_arg("workspace", params.workspace.as_deref())?);
-    let needs = requirements(bound, ip, query.as_ref(), params.scope.as_deref(), params.cost)
+    let environment = parse_environment(params.environment.as_deref())?;
+    let needs = requirements(bound, environment, ip, query.as_ref(), params.scope.as_deref(), params.cost)
         .ok_or_else(|| refused(VerifyCode::NotFound))?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let verdict = match credential(&headers) {

@@ -55,6 +55,12 @@ impl AppState {
         }
     }
 
+    /// Is `peer` one of the proxies whose word about the client is believed?
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = keyward_core::ip::canonical(peer);
+        self.config.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+
     /// The client's address: the peer, or what a trusted proxy says the client was.
     pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = keyward_core::ip::canonical(peer);
@@ -64,20 +70,23 @@ impl AppState {
         }
         // Walk X-Forwarded-For from the right: the first hop not run by us is the client. A
         // hop that is not an address ends the walk (what lies left of it was not written by a
-        // proxy we trust); the client is then the last hop read.
-        if let Some(xff) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            let mut last = None;
-            for hop in xff.rsplit(',') {
-                let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+        // proxy we trust); the client is then the last hop read. Its lines are one list, in
+        // order (RFC 9110 §5.3): a proxy that appends a line of its own (HAProxy) leaves the
+        // client's line first, so the walk starts at the last line.
+        let mut last = None;
+        'walk: for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+            let Ok(line) = line.to_str() else { break };
+            for hop in line.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
+                let Ok(ip) = hop.parse::<IpAddr>() else { break 'walk };
                 let ip = keyward_core::ip::canonical(ip);
                 last = Some(ip);
                 if !trusted(&ip) {
                     return ip;
                 }
             }
-            if let Some(ip) = last {
-                return ip;
-            }
+        }
+        if let Some(ip) = last {
+            return ip;
         }
         headers
             .get(X_REAL_IP)

@@ -97,7 +97,9 @@ impl AppState {
             _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
         };
         let now = self.clock.now();
-        let code = decide(&key, now, req);
+        // A key of another environment goes no further (a test key must not pass where live
+        // ones are expected): its holder learns only that.
+        let code = if in_environment(&key, req) { decide(&key, now, req) } else { VerifyCode::WrongEnvironment };
         Ok(self.counted(key, code, now, req, started).await)
     }
 
@@ -143,6 +145,12 @@ impl AppState {
             Entry::Found(k) if in_scope(&k, req) => k,
             _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
         };
+        // Then another environment's, also before the signature: the answer is bare, since
+        // nothing proves the caller holds the key.
+        if !in_environment(&key, req) {
+            self.count(&key, VerifyCode::WrongEnvironment, now, req, started);
+            return Ok(Verdict::bare(VerifyCode::WrongEnvironment));
+        }
         if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
             self.count(&key, VerifyCode::InvalidSignature, now, req, started);
             return Ok(Verdict::bare(VerifyCode::InvalidSignature));
@@ -274,6 +282,11 @@ fn in_scope(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
     req.workspace.is_none_or(|w| *key.workspace_id == *w)
 }
 
+/// Is `key` of the environment the caller bound verification to (if any)?
+fn in_environment(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
+    req.environment.is_none_or(|e| *key.environment == *e)
+}
+
 /// The refusal forward-auth and the gateway answer with (401 or 403, by the code).
 pub(crate) fn refused(code: VerifyCode) -> ApiError {
     let message = match code {
@@ -288,6 +301,7 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
         VerifyCode::Replayed => "this signed request was already used",
         VerifyCode::Disabled => "API key's service account is disabled",
+        VerifyCode::WrongEnvironment => "API key belongs to another environment",
         _ => "request refused",
     };
     ApiError::Refused { code, message: message.into() }
