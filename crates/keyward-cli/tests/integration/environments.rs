@@ -41,7 +41,7 @@ async fn another_environment_key_is_refused_everywhere(b: Backend) {
     // Right after the workspace: another workspace's key is still not found, and the
     // environment is decided before the key's own state (a revoked test key is refused as
     // a test key).
-    let v = s.verify(&test, json!({"environment": "live", "workspace_id": "ws_other"})).await;
+    let v = s.verify(&test, json!({"environment": "live", "workspace_id": format!("ws_{}", "0".repeat(26))})).await;
     assert_eq!(code(&v), "NOT_FOUND");
     let bound = s.verify(&test, json!({"environment": "test", "workspace_id": s.workspace_id})).await;
     assert_eq!(code(&bound), "VALID");

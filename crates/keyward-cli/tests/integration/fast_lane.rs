@@ -49,7 +49,9 @@ async fn lane_answers_as_the_router_does(b: Backend) {
         json!({"key": secret, "workspace_id": "ws_other"}).to_string().into(),
         json!({"key": secret, "environment": "test"}).to_string().into(),
         json!({"key": secret, "environment": "live"}).to_string().into(),
-        json!({"key": secret, "environment": "live", "workspace_id": "ws_other"}).to_string().into(),
+        json!({"key": secret, "environment": "live", "workspace_id": format!("ws_{}", "0".repeat(26))})
+            .to_string()
+            .into(),
         json!({"key": revoked, "environment": "live"}).to_string().into(),
         json!({"key": secret, "environment": "prod"}).to_string().into(),
         json!({"key": secret, "environment": 1}).to_string().into(),
