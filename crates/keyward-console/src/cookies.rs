@@ -54,8 +54,13 @@ pub(crate) fn clear_cookie(base: &str, secure: bool) -> String {
 }
 
 /// Clears the session cookie under both its names (where the caller cannot tell which).
-pub(crate) fn clear_session_cookies() -> [(header::HeaderName, String); 2] {
-    [(header::SET_COOKIE, clear_cookie(SESSION, false)), (header::SET_COOKIE, clear_cookie(SESSION, true))]
+/// Appended, not inserted: a header array would keep only the last `Set-Cookie`, leaving the
+/// plain cookie in place and the browser looping between sign-in and the keys.
+pub(crate) fn clear_session_cookies() -> axum::response::AppendHeaders<[(header::HeaderName, String); 2]> {
+    axum::response::AppendHeaders([
+        (header::SET_COOKIE, clear_cookie(SESSION, false)),
+        (header::SET_COOKIE, clear_cookie(SESSION, true)),
+    ])
 }
 
 #[cfg(test)]

@@ -242,29 +242,7 @@ impl Store {
         role: Role,
         audit: &AuditRecord,
     ) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
-             AND approval_id IS NULL",
-        )
-        .bind(role.as_str())
-        .bind(&a.id)
-        .bind(&a.workspace_id)
-        .bind(&a.key_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            tx.rollback().await?;
-            return match self.get_member(&a.workspace_id, &a.key_id).await? {
-                Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
-                None => Ok(None),
-            };
-        }
-        insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
-        tx.commit().await?;
-        self.get_member(&a.workspace_id, &a.key_id).await
+        self.hold_member(a, Some(role), audit).await
     }
 
     /// Is there an invitation waiting on this setup token?
@@ -435,10 +413,23 @@ impl Store {
     /// Records a request to remove a member who holds an approver role: the member stays,
     /// marked with the request, until it is approved.
     pub async fn request_removal(&self, a: &NewApproval, audit: &AuditRecord) -> Result<Option<Member>, StoreError> {
+        self.hold_member(a, None, audit).await
+    }
+
+    /// Marks a member with an approval request (and the role it would give, for a role
+    /// change); one request at a time per member.
+    async fn hold_member(
+        &self,
+        a: &NewApproval,
+        role: Option<Role>,
+        audit: &AuditRecord,
+    ) -> Result<Option<Member>, StoreError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
-            "UPDATE members SET approval_id = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL",
+            "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
+             AND approval_id IS NULL",
         )
+        .bind(role.map(|r| r.as_str()))
         .bind(&a.id)
         .bind(&a.workspace_id)
         .bind(&a.key_id)

@@ -475,6 +475,10 @@ async fn approvals_with_a_code_and_logout_everywhere(b: Backend) {
     let a = ab.submit("/console/account", "/console/logout-everywhere", &[]).await;
     assert_eq!((a.status, a.location()), (303, "/console/login"));
     assert_eq!(second.get("/console/keys").await.location(), "/console/login");
+    // The ended session's cookie is cleared on the way, so the sign-in page shows rather than
+    // sending the browser back to the keys (a redirect loop).
+    assert!(!second.cookies.contains_key("kw_session"), "{:?}", second.cookies);
+    assert_eq!(second.get("/console/login").await.status, 200);
     assert_eq!(s.call_as(&admin.token, Method::GET, "/v1/members/me", None).await.0, 401);
     // A plain sign-out ends only its own session.
     let mut one = Browser::signed_in(&s, &dev).await;
