@@ -399,8 +399,8 @@ impl Policy {
 
     /// Would going from this policy to `next` possibly weaken it: an approvals count lowered
     /// (a switch between a number and `half_of_admins` counts, as its effect depends on who
-    /// is a member), an approver role dropped from a rule that needs approvals, or
-    /// `require_mfa` turned off? The field that does, for the audit trail.
+    /// is a member), an approver role dropped from or added to a rule that needs approvals,
+    /// or `require_mfa` turned off? The field that does, for the audit trail.
     pub fn weakened_by(&self, next: &Policy) -> Option<&'static str> {
         for ((action, old), (_, new)) in self.rules().iter().zip(next.rules().iter()) {
             let lowered = match (old.approvals, new.approvals) {
@@ -409,7 +409,12 @@ impl Policy {
                 (a, b) => a != b,
             };
             let dropped = old.needs_approval() && old.approver_roles.iter().any(|r| !new.approver_roles.contains(r));
-            if lowered || dropped {
+            // A role added to those who may approve lets its members (whom an admin may
+            // invite) make up the quorum: as weakening as a lowered count.
+            let added = old.needs_approval()
+                && new.needs_approval()
+                && new.approver_roles.iter().any(|r| !old.approver_roles.contains(r));
+            if lowered || dropped || added {
                 return Some(action.as_str());
             }
         }
@@ -564,6 +569,13 @@ mod tests {
             Some("key.create")
         );
         assert_eq!(base.weakened_by(&next(json!({"require_mfa": false}))), Some("require_mfa"));
+        // One admin must not make the holders of a role they can hand out into approvers.
+        assert_eq!(
+            base.weakened_by(&next(
+                json!({"key.create": {"approvals": 2, "approver_roles": ["owner", "admin", "operator"]}})
+            )),
+            Some("key.create")
+        );
         assert_eq!(base.weakened_by(&next(json!({"key.create": {"approvals": 3}}))), None);
         assert_eq!(base.weakened_by(&next(json!({"key.revoke": {"approvals": 1}}))), None);
         assert_eq!(base.weakened_by(&next(json!({"temporary_max_days": 7}))), None);

@@ -204,6 +204,9 @@ impl From<Conflict> for ApiError {
                     id.unwrap_or_default()
                 ),
             ),
+            Conflict::PolicyChangedMeanwhile => {
+                (None, "the policy changed after this change was asked for; reject or cancel it and ask again".into())
+            }
             Conflict::ServiceAccountNameTaken => {
                 (Some("name"), "a service account with this name already exists".into())
             }

@@ -242,10 +242,20 @@ impl Gateway {
                 (verdict, body.await?)
             }
             Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
+                // The body is read only for a known key with a fresh nonce: the signature
+                // covers it, nothing before needs it.
+                let found = match state.signed_key(public_key, nonce, query, &needs).await? {
+                    Ok(found) => found,
+                    Err(no) => {
+                        // A refusal is never accepted: this answers it with its own error.
+                        no.accepted()?;
+                        return Err(refused(no.code));
+                    }
+                };
                 let body = body.await?;
                 let signed =
                     SignedParts { method: parts.method.as_str(), path: raw_path, nonce, params: query, body: &body };
-                (state.verify_signed(&signed, public_key, signature, &needs).await?, body)
+                (state.signed_check(found, &signed, signature, &needs).await, body)
             }
             Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
         };

@@ -73,13 +73,15 @@ impl Applied {
         }
     }
 
-    /// Where a node starts: the events written so far hold nothing its empty cache needs,
-    /// those of the window included (a late commit among them is re-read later).
-    async fn at_start(store: &Store) -> Applied {
-        let mut a = Applied { last: store.last_event_seq().await.unwrap_or(0), recent: BTreeSet::new() };
-        if let Ok(events) = store.events_after((a.last - SEQ_SLACK).max(0)).await {
+    /// Where a node starts. Requests are served before this runs, so a key may have been
+    /// cached before an event of the window committed: every event read here is applied (to
+    /// a cache that is young, so little is dropped), including any committed between the two
+    /// reads, rather than merely recorded.
+    async fn at_start(state: &SharedState) -> Applied {
+        let mut a = Applied { last: state.store.last_event_seq().await.unwrap_or(0), recent: BTreeSet::new() };
+        if let Ok(events) = state.store.events_after((a.last - SEQ_SLACK).max(0)).await {
             for e in events {
-                a.record(e.seq);
+                a.apply_event(state, &e);
             }
         }
         a
@@ -87,8 +89,7 @@ impl Applied {
 }
 
 async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
-    // Everything cached from here on is newer than the events written so far.
-    let mut applied = Applied::at_start(&state.store).await;
+    let mut applied = Applied::at_start(&state).await;
     state.metrics.applied(applied.last);
     loop {
         tokio::select! {

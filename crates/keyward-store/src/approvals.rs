@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
-use keyward_core::policy::{KeyAction, PolicyPatch};
+use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
 use keyward_core::roles::Role;
 use keyward_core::wire::keys::UpdateKeyRequest;
 use serde_json::Value;
@@ -215,6 +215,14 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
             let patch: PolicyPatch = serde_json::from_value(a.payload.get("changes").cloned().unwrap_or(Value::Null))
                 .map_err(|_| bad("changes"))?;
             let current = read_policy(tx, &a.workspace_id).await?;
+            // Judged against another policy (a stricter one may be in force now, which this
+            // request's smaller quorum must not undo): refused, to be asked again.
+            if let Some(basis) = a.payload.get("basis") {
+                let basis: Policy = serde_json::from_value(basis.clone()).map_err(|_| bad("basis"))?;
+                if basis != current {
+                    return Err(StoreError::Conflict(Conflict::PolicyChangedMeanwhile));
+                }
+            }
             let next =
                 current.patched(&patch).map_err(|e| StoreError::Internal(format!("stored policy change: {e}")))?;
             write_policy(tx, &a.workspace_id, &next, now).await?;

@@ -32,6 +32,9 @@ pub enum Conflict {
     RolePendingApproval(Option<String>),
     /// Another service account of the workspace has this name.
     ServiceAccountNameTaken,
+    /// The policy changed after this policy change was asked for: it was judged (weakening
+    /// or not, which quorum) against a policy no longer in force.
+    PolicyChangedMeanwhile,
     /// Some other unique constraint of the schema (named by the database).
     Unique(String),
 }

@@ -56,7 +56,23 @@ pub struct Store {
     url: String,
     /// The pepper the audit chain is keyed with (`Store::key_audit`).
     audit_key: audit::KeySlot,
+    /// `/healthz`'s probe, one at a time per node (`Store::health`).
+    health: std::sync::Arc<HealthProbe>,
 }
+
+/// One health probe at a time: callers who arrive while one runs wait, then share the
+/// answer of the next probe begun after they arrived, so a flood of `/healthz` costs one
+/// write at a time rather than one each, and no answer is older than its request.
+#[derive(Default)]
+struct HealthProbe {
+    /// Probes begun so far.
+    begun: std::sync::atomic::AtomicU64,
+    /// The last probe's number and outcome.
+    last: tokio::sync::Mutex<Option<(u64, Probed)>>,
+}
+
+/// A probe's outcome, kept to be shared: whether the disk was full, and the error's text.
+type Probed = Result<(), (bool, String)>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +93,13 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let dialect = Dialect::from_url(url)?;
         let pool = dialect.connect(url).await?;
-        let store = Store { pool, dialect, url: url.to_string(), audit_key: audit::KeySlot::default() };
+        let store = Store {
+            pool,
+            dialect,
+            url: url.to_string(),
+            audit_key: audit::KeySlot::default(),
+            health: std::sync::Arc::default(),
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -115,6 +137,26 @@ impl Store {
     /// in its own transaction), so an unreachable database, a read-only one (a standby after
     /// a failover, `default_transaction_read_only`) and a full disk each answer their error.
     pub async fn health(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let arrived = self.health.begun.load(Ordering::Acquire);
+        let mut last = self.health.last.lock().await;
+        let outcome = match &*last {
+            // A probe begun after this caller arrived has finished meanwhile: its answer.
+            Some((n, outcome)) if *n > arrived => outcome.clone(),
+            _ => {
+                let n = self.health.begun.fetch_add(1, Ordering::AcqRel) + 1;
+                let outcome = self.probe().await.map_err(|e| match e {
+                    StoreError::StorageFull(m) => (true, m),
+                    other => (false, other.to_string()),
+                });
+                *last = Some((n, outcome.clone()));
+                outcome
+            }
+        };
+        outcome.map_err(|(full, m)| if full { StoreError::StorageFull(m) } else { StoreError::Unavailable(m) })
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE health_probe SET writes = writes + 1 WHERE id = 1").execute(&mut *tx).await?;
         tx.commit().await
@@ -130,5 +172,37 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use sqlx::Row;
+
+    async fn probe_writes(store: &crate::Store) -> i64 {
+        let r = sqlx::query("SELECT writes FROM health_probe WHERE id = 1").fetch_one(&store.pool).await.unwrap();
+        r.try_get::<i64, _>("writes").unwrap()
+    }
+
+    /// Twenty `/healthz` at once cost two probes (the one running when they arrived, and one
+    /// begun after), not twenty; a later caller always gets a probe of its own.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_health_checks_share_a_probe() {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("kw-store-health-{}-{at}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();
+        let before = probe_writes(&store).await;
+        let all: Vec<_> = (0..20).map(|_| store.health()).collect();
+        for r in futures_util::future::join_all(all).await {
+            r.unwrap();
+        }
+        let shared = probe_writes(&store).await;
+        assert!(shared - before <= 2, "{} probes for 20 callers", shared - before);
+        store.health().await.unwrap();
+        store.health().await.unwrap();
+        assert_eq!(probe_writes(&store).await - shared, 2, "sequential callers probe afresh");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

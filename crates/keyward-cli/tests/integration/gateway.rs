@@ -919,9 +919,14 @@ async fn gateway_reads_every_forwarded_line_and_drops_client_claims(b: Backend) 
 /// Sends a request head announcing a body of `length` bytes, with `key`, and none of the
 /// body; returns the answer's status line and head.
 async fn head_only(addr: std::net::SocketAddr, key: &str, length: usize) -> String {
+    head_only_with(addr, &format!("X-API-Key: {key}\r\n"), length).await
+}
+
+/// The same, with the credential headers given (each line ending in CRLF).
+async fn head_only_with(addr: std::net::SocketAddr, credential: &str, length: usize) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("POST /v2/upload HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nContent-Length: {length}\r\n\r\n");
+    let req = format!("POST /v2/upload HTTP/1.1\r\nHost: gw\r\n{credential}Content-Length: {length}\r\n\r\n");
     c.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -956,6 +961,16 @@ async fn gateway_checks_a_secret_key_before_reading_the_body(b: Backend) {
                 "{head}"
             );
         }
+    }
+    // A signed request whose key is unknown, or whose nonce is stale, is refused before its
+    // body too: only a known key's body is read for its signature.
+    let made_up = SecretKey::generate(Algorithm::Ed25519, &OsRandom).public_key().to_hex();
+    let fresh = s.clock.now().timestamp_millis();
+    for (nonce, code) in [(fresh, "not_found"), (fresh - 3_600_000, "nonce_expired")] {
+        let signed = format!("Biz-Api-Key: {made_up}\r\nBiz-Api-Nonce: {nonce}\r\nBiz-Api-Signature: 00\r\n");
+        let head = head_only_with(gw.addr, &signed, 10 << 20).await;
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert!(head.to_ascii_lowercase().contains(&format!("x-keyward-code: {code}")), "{head}");
     }
     // A good key: the body is read (and bounded) as before.
     let head = head_only(gw.addr, &key, 10 << 20).await;

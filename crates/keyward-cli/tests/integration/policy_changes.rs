@@ -11,7 +11,8 @@ on_both_backends!(
     lowering_approvals_waits_on_another_admin,
     raising_strictness_applies_at_once,
     an_approver_is_not_removed_or_demoted_alone,
-    service_account_role_widening_needs_approval
+    service_account_role_widening_needs_approval,
+    a_policy_change_applies_only_to_the_policy_it_was_judged_against
 );
 
 async fn as_(s: &TestServer, m: &Member, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -107,12 +108,18 @@ async fn raising_strictness_applies_at_once(b: Backend) {
     for patch in [
         json!({"key.create": {"approvals": 2}}),
         json!({"key.revoke": {"approvals": "half_of_admins"}}),
-        json!({"key.create": {"approvals": 2, "approver_roles": ["owner", "admin", "manager"]}}),
         json!({"temporary_max_days": 7, "management_key_max_days": 30}),
     ] {
         let (st, v) = as_(&s, &a, Method::PUT, "/v1/policies", Some(patch.clone())).await;
         assert_eq!(st, 200, "{patch} → {v}");
     }
+    // More roles that may approve is not stricter: their holders (whom an admin may invite)
+    // could make up the quorum, so it waits like a lowered count.
+    let patch = json!({"key.create": {"approvals": 2, "approver_roles": ["owner", "admin", "manager"]}});
+    let (st, v) = as_(&s, &a, Method::PUT, "/v1/policies", Some(patch)).await;
+    assert_eq!((st, v["details"]["weakens"].as_str()), (202, Some("key.create")), "{v}");
+    let (st, _) = as_(&s, &a, Method::POST, &format!("/v1/approvals/{}/cancel", v["id"].as_str().unwrap()), None).await;
+    assert_eq!(st, 200);
     let (_, p) = s.call(Method::GET, "/v1/policies", None).await;
     assert_eq!((p["key.create"]["approvals"].as_u64(), p["temporary_max_days"].as_u64()), (Some(2), Some(7)));
     // Under a `policy.update` rule every change waits, stricter or not.
@@ -197,5 +204,32 @@ async fn service_account_role_widening_needs_approval(b: Backend) {
     let (st, v) = as_(&s, &a, Method::PATCH, &sa_path, Some(json!({"role": "reader"}))).await;
     assert_eq!((st, v["role"].as_str(), v.get("approval_id")), (200, Some("reader"), None), "{v}");
     assert_eq!(write(&s, &key).await, "INSUFFICIENT_PERMISSIONS");
+    s.stop().await;
+}
+
+/// A policy change waiting on approval was judged against the policy in force when it was
+/// asked for; approved after a stricter rule came into force, it must not undo that rule
+/// with its own smaller quorum.
+async fn a_policy_change_applies_only_to_the_policy_it_was_judged_against(b: Backend) {
+    let s = TestServer::start(b).await;
+    let a = s.member("admin", true).await;
+    let bb = s.member("admin", true).await;
+    s.policy(json!({
+        "key.create": {"approvals": 1, "approver_roles": ["admin"]},
+        "policy.update": {"approvals": 1, "approver_roles": ["admin"]},
+    }))
+    .await;
+    let put = |m, body| as_(&s, m, Method::PUT, "/v1/policies", Some(body));
+    let (st, first) = put(&a, json!({"key.create": {"approvals": 2, "approver_roles": ["admin"]}})).await;
+    assert_eq!(st, 202, "{first}");
+    let (st, second) = put(&bb, json!({"key.create": {"approvals": 3, "approver_roles": ["admin"]}})).await;
+    assert_eq!(st, 202, "{second}");
+    let (st, v) = approve(&s, &a, second["id"].as_str().unwrap()).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("approved")), "{v}");
+    // The first request now meets a policy it was not judged against: refused, nothing lowered.
+    let (st, v) = approve(&s, &bb, first["id"].as_str().unwrap()).await;
+    assert_eq!(st, 409, "{v}");
+    let (_, p) = s.call(Method::GET, "/v1/policies", None).await;
+    assert_eq!(p["key.create"]["approvals"], 3, "{p}");
     s.stop().await;
 }

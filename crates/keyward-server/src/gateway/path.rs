@@ -24,6 +24,8 @@ pub enum PathError {
     EmptySegment,
     /// A `;`, which servlet containers take as the start of path parameters.
     Parameter,
+    /// `%25` followed by two hex digits: a reader that decodes twice sees another path.
+    DoubleEncoded,
 }
 
 impl fmt::Display for PathError {
@@ -39,6 +41,10 @@ impl fmt::Display for PathError {
             PathError::Backslash => "the request path holds a backslash, which is ambiguous",
             PathError::DotSegment => "the request path holds a . or .. segment, which is ambiguous",
             PathError::EmptySegment => "the request path holds an empty segment (//), which is ambiguous",
+            PathError::DoubleEncoded => {
+                "the request path holds an encoded % before two hex digits (%25XX), which a second decoding \
+                 would read as another path"
+            }
             PathError::Parameter => {
                 "the request path holds a ; (path parameters are refused unless the gateway runs with \
                  allow_path_parameters)"
@@ -123,7 +129,7 @@ pub fn normalise(raw: &str, allow_parameters: bool) -> Result<Cow<'_, str>, Path
         }
     }
     if !rewrite {
-        return Ok(Cow::Borrowed(raw));
+        return refuse_double_encoding(Cow::Borrowed(raw));
     }
     let mut out = String::with_capacity(raw.len() + 8);
     let mut i = 0;
@@ -150,7 +156,18 @@ pub fn normalise(raw: &str, allow_parameters: bool) -> Result<Cow<'_, str>, Path
         }
         i += 1;
     }
-    Ok(Cow::Owned(out))
+    refuse_double_encoding(Cow::Owned(out))
+}
+
+/// Refuses a normal form holding `%25` then two hex digits (checked on the result, since
+/// `%25%36%31` becomes `%2561` once its unreserved escapes are decoded).
+fn refuse_double_encoding(normal: Cow<'_, str>) -> Result<Cow<'_, str>, PathError> {
+    let b = normal.as_bytes();
+    let twice = b.windows(5).any(|w| w[..3] == *b"%25" && hex_value(w[3]).is_some() && hex_value(w[4]).is_some());
+    if twice {
+        return Err(PathError::DoubleEncoded);
+    }
+    Ok(normal)
 }
 
 #[cfg(test)]
@@ -218,6 +235,9 @@ mod tests {
             ("/v2;a=b/admin/x", Parameter),
             ("/v2/admin;p=1/x", Parameter),
             ("/v2/admin;", Parameter),
+            ("/v2/%2561dmin", DoubleEncoded),
+            ("/v2/%25%36%31dmin", DoubleEncoded),
+            ("/v2/%2561", DoubleEncoded),
         ] {
             assert_eq!(norm(raw), Err(why), "{raw}");
             assert!(!why.to_string().is_empty());

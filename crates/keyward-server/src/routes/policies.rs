@@ -51,7 +51,8 @@ pub async fn put_policies(
     // A rule is never loosened by one of the people it binds: the strictest rule in force
     // (read with the credential, so the one a pending change has not touched) decides.
     let weakens = current.weakened_by(&next);
-    let payload = serde_json::json!({"changes": what, "weakens": weakens});
+    // The policy it was judged against: approved later, it applies only to that policy.
+    let payload = serde_json::json!({"changes": what, "weakens": weakens, "basis": current});
     let approval = match weakens {
         Some(_) => strictest_approval(&state, &caller, KeyAction::PolicyUpdate, &ws, payload).await?,
         None if next != current => approval_for(&state, &caller, KeyAction::PolicyUpdate, &ws, payload).await?,

@@ -24,6 +24,14 @@ pub struct Verdict {
     pub spent: Option<Box<crate::limits::Spent>>,
 }
 
+/// A signed request's key, found and in scope, waiting for its signature to be checked.
+pub struct SignedKey {
+    pk: String,
+    key: Arc<VerifiableKey>,
+    now: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
+}
+
 impl Verdict {
     pub(crate) fn bare(code: VerifyCode) -> Self {
         Verdict { code, key: None, spent: None }
@@ -113,21 +121,37 @@ impl AppState {
         signature: &str,
         req: &Requirements<'_>,
     ) -> ApiResult<Verdict> {
+        match self.signed_key(public_key, parts.nonce, parts.params, req).await? {
+            Ok(found) => Ok(self.signed_check(found, parts, signature, req).await),
+            Err(refused) => Ok(refused),
+        }
+    }
+
+    /// A signed request's check up to what needs no body: the headers' shape, the nonce's
+    /// window, the key (another workspace's or environment's refused here). The gateway
+    /// reads a body only for a request that gets past this.
+    pub async fn signed_key(
+        &self,
+        public_key: &str,
+        nonce: &str,
+        params: &str,
+        req: &Requirements<'_>,
+    ) -> ApiResult<Result<SignedKey, Verdict>> {
         let started = std::time::Instant::now();
         let pk = public_key.trim().to_ascii_lowercase();
         let well_formed = matches!(pk.len(), 64 | 66) && pk.bytes().all(|b| b.is_ascii_hexdigit());
-        let Some(nonce_ms) = parts.nonce.trim().parse::<i64>().ok().filter(|_| well_formed) else {
-            return Ok(self.unknown(req, VerifyCode::Malformed, started));
+        let Some(nonce_ms) = nonce.trim().parse::<i64>().ok().filter(|_| well_formed) else {
+            return Ok(Err(self.unknown(req, VerifyCode::Malformed, started)));
         };
         // `|` separates the signed fields: one raw in the query could move bytes between the
         // query and the body without changing the string signed. Clients send it as %7C.
-        if parts.params.contains('|') {
-            return Ok(self.unknown(req, VerifyCode::Malformed, started));
+        if params.contains('|') {
+            return Ok(Err(self.unknown(req, VerifyCode::Malformed, started)));
         }
         let now = self.clock.now();
         let window = i64::try_from(self.config.signature_window.as_millis()).unwrap_or(i64::MAX);
         if now.timestamp_millis().abs_diff(nonce_ms) > window.unsigned_abs() {
-            return Ok(self.unknown(req, VerifyCode::NonceExpired, started));
+            return Ok(Err(self.unknown(req, VerifyCode::NonceExpired, started)));
         }
         let cached = self.cache.get_public(&pk);
         self.metrics.cache(cached.is_some());
@@ -143,24 +167,37 @@ impl AppState {
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
             Entry::Found(k) if in_scope(&k, req) => k,
-            _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
+            _ => return Ok(Err(self.unknown(req, VerifyCode::NotFound, started))),
         };
         // Then another environment's, also before the signature: the answer is bare, since
         // nothing proves the caller holds the key.
         if !in_environment(&key, req) {
             self.count(&key, VerifyCode::WrongEnvironment, now, req, started);
-            return Ok(Verdict::bare(VerifyCode::WrongEnvironment));
+            return Ok(Err(Verdict::bare(VerifyCode::WrongEnvironment)));
         }
+        Ok(Ok(SignedKey { pk, key, now, started }))
+    }
+
+    /// The rest of a signed request's check, over the whole request: signature, replay,
+    /// then the same decision as for secret keys.
+    pub async fn signed_check(
+        &self,
+        found: SignedKey,
+        parts: &SignedParts<'_>,
+        signature: &str,
+        req: &Requirements<'_>,
+    ) -> Verdict {
+        let SignedKey { pk, key, now, started } = found;
         if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
             self.count(&key, VerifyCode::InvalidSignature, now, req, started);
-            return Ok(Verdict::bare(VerifyCode::InvalidSignature));
+            return Verdict::bare(VerifyCode::InvalidSignature);
         }
         if !self.first_use(&pk, parts.nonce, signature.trim()).await {
             self.count(&key, VerifyCode::Replayed, now, req, started);
-            return Ok(Verdict::bare(VerifyCode::Replayed));
+            return Verdict::bare(VerifyCode::Replayed);
         }
         let code = decide(&key, now, req);
-        Ok(self.counted(key, code, now, req, started).await)
+        self.counted(key, code, now, req, started).await
     }
 
     /// Is this signed request new to every node (with Redis) or to this one?
