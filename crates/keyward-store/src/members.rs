@@ -93,8 +93,6 @@ pub struct LoginRecord {
     /// The workspace's key prefix (session tokens carry it).
     pub prefix: String,
     pub password_hash: Option<String>,
-    pub failed_logins: i64,
-    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// A member's sealed TOTP secret, and one awaiting confirmation. (The last time step used
@@ -452,7 +450,7 @@ impl Store {
     /// Every member with this email, in every workspace, for a login.
     pub async fn login_records(&self, email: &str) -> Result<Vec<LoginRecord>, StoreError> {
         let sql = format!(
-            "SELECT {}, m.failed_logins, m.locked_until, w.prefix FROM members m \
+            "SELECT {}, w.prefix FROM members m \
              JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id",
             member_columns("m")
         );
@@ -463,8 +461,6 @@ impl Store {
                     member: member_from_row(r)?,
                     prefix: r.try_get("prefix")?,
                     password_hash: r.try_get("password_hash")?,
-                    failed_logins: r.try_get("failed_logins")?,
-                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(from_ms),
                 })
             })
             .collect()
