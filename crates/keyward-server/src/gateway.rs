@@ -106,6 +106,10 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
         keyward_core::validate::workspace_id("workspace", w)
             .map_err(|e| std::io::Error::other(format!("the gateway's --workspace: {e}")))?;
     }
+    if let Some(e) = &config.environment {
+        keyward_core::validate::known_environment(e)
+            .map_err(|e| std::io::Error::other(format!("the gateway's --environment: {e}")))?;
+    }
     let prefix = uri.path().trim_end_matches('/').to_string();
     let upstream = crate::upstream::Upstream::new(&uri, config.upstream_timeout, config.ca_pem.as_deref())?;
     Ok(Arc::new(Gateway { state, config, prefix, upstream }))
@@ -244,18 +248,21 @@ impl Gateway {
             Credential::Signed { public_key, nonce: Some(nonce), signature: Some(signature) } => {
                 // The body is read only for a known key with a fresh nonce: the signature
                 // covers it, nothing before needs it.
-                let found = match state.signed_key(public_key, nonce, query, &needs).await? {
-                    Ok(found) => found,
-                    Err(no) => {
-                        // A refusal is never accepted: this answers it with its own error.
-                        no.accepted()?;
-                        return Err(refused(no.code));
+                match state.signed_key(public_key, nonce, query, &needs).await? {
+                    Ok(found) => {
+                        let body = body.await?;
+                        let signed = SignedParts {
+                            method: parts.method.as_str(),
+                            path: raw_path,
+                            nonce,
+                            params: query,
+                            body: &body,
+                        };
+                        (state.signed_check(found, &signed, signature, &needs).await, body)
                     }
-                };
-                let body = body.await?;
-                let signed =
-                    SignedParts { method: parts.method.as_str(), path: raw_path, nonce, params: query, body: &body };
-                (state.signed_check(found, &signed, signature, &needs).await, body)
+                    // Refused below, its body never read.
+                    Err(no) => (no, axum::body::Bytes::new()),
+                }
             }
             Credential::Signed { .. } | Credential::Missing => return Err(refused(VerifyCode::Malformed)),
         };

@@ -19,11 +19,7 @@ pub(crate) async fn approval_for(
     payload: serde_json::Value,
 ) -> ApiResult<Option<NewApproval>> {
     let rule = caller.0.policy.rule(action);
-    if !rule.needs_approval() {
-        return Ok(None);
-    }
-    let required = quorum(state, caller, rule).await?;
-    Ok(request(state, caller, action, key_id, payload, required, rule))
+    strictest_of(state, caller, [rule], action, key_id, payload).await
 }
 
 /// For a change that could cut the quorum (weaken the policy, remove or demote an approver):
@@ -36,8 +32,22 @@ pub(crate) async fn strictest_approval(
     key_id: &str,
     payload: serde_json::Value,
 ) -> ApiResult<Option<NewApproval>> {
+    let rules = caller.0.policy.rules().map(|(_, rule)| rule);
+    strictest_of(state, caller, rules, action, key_id, payload).await
+}
+
+/// The request under whichever of `rules` asks the most approvals of this caller now, or
+/// `None` when none asks for any.
+async fn strictest_of<'r>(
+    state: &AppState,
+    caller: &Caller,
+    rules: impl IntoIterator<Item = &'r ActionRule>,
+    action: KeyAction,
+    key_id: &str,
+    payload: serde_json::Value,
+) -> ApiResult<Option<NewApproval>> {
     let mut strictest: Option<(u32, &ActionRule)> = None;
-    for (_, rule) in caller.0.policy.rules() {
+    for rule in rules {
         if !rule.needs_approval() {
             continue;
         }

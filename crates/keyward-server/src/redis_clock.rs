@@ -51,8 +51,14 @@ impl RedisClock {
 
     fn saw_at(&self, redis_us: i64, local_us: i64) {
         let sample = redis_us - local_us;
-        self.offset.fetch_max(sample, Ordering::Relaxed);
-        self.window_best.fetch_max(sample, Ordering::Relaxed);
+        // Read first: nearly every answer moves neither, and a read leaves the shared cache
+        // line clean where a read-modify-write would not.
+        if sample > self.offset.load(Ordering::Relaxed) {
+            self.offset.fetch_max(sample, Ordering::Relaxed);
+        }
+        if sample > self.window_best.load(Ordering::Relaxed) {
+            self.window_best.fetch_max(sample, Ordering::Relaxed);
+        }
         let from = self.window_from.load(Ordering::Relaxed);
         if local_us - from >= WINDOW_US
             && self.window_from.compare_exchange(from, local_us, Ordering::Relaxed, Ordering::Relaxed).is_ok()

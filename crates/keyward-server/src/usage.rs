@@ -213,7 +213,11 @@ impl UsageBuffer {
                 slot.count(at_ms, code);
                 return;
             }
-            if self.unresolved.fetch_add(1, Relaxed) < UNRESOLVED_WORKSPACES && shard.len() < self.per_shard {
+            // Read before counting: once the budget is spent a flood only reads it.
+            if self.unresolved.load(Relaxed) < UNRESOLVED_WORKSPACES
+                && self.unresolved.fetch_add(1, Relaxed) < UNRESOLVED_WORKSPACES
+                && shard.len() < self.per_shard
+            {
                 let mut slot = Slot { workspace_id: ws.to_string(), unresolved: true, ..Slot::default() };
                 slot.count(at_ms, code);
                 shard.insert(id, slot);
@@ -230,11 +234,22 @@ impl UsageBuffer {
     /// their slot, the others' counts join the server-wide slot. `Err` when storage could
     /// not say (the caller puts everything back).
     async fn resolve(&self, store: &Store, taken: &mut Vec<(String, Slot)>) -> Result<(), keyward_store::StoreError> {
-        self.unresolved.store(0, Relaxed);
+        let flooded = self.unresolved.swap(0, Relaxed) >= UNRESOLVED_WORKSPACES;
         if !taken.iter().any(|(_, s)| s.unresolved) {
             return Ok(());
         }
-        let stored = store.workspace_ids().await?;
+        // Usually only the ids in question are looked up. When the interval ran out of slots
+        // for new names (a flood), a real workspace may have been folded server-wide for want
+        // of one: every id is read then, at most once a flush, so it has its own next time.
+        let stored = if flooded {
+            store.workspace_ids().await?
+        } else {
+            let mut asked: Vec<&str> =
+                taken.iter().filter(|(_, s)| s.unresolved).map(|(_, s)| s.workspace_id.as_str()).collect();
+            asked.sort_unstable();
+            asked.dedup();
+            store.existing_workspaces(&asked).await?
+        };
         let mut known = self.workspaces.write().unwrap_or_else(|e| e.into_inner());
         known.extend(stored);
         let mut server_wide = Slot::default();

@@ -149,6 +149,22 @@ pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
 }
 
 impl Store {
+    /// Which of `ids` are workspaces (at most a few dozen at a time: the ids a usage flush
+    /// could not place).
+    pub async fn existing_workspaces(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT id FROM workspaces WHERE id IN ({})", marks.join(", "));
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
     /// The principal behind a management key hash, if the key exists, is not revoked and has
     /// not expired.
     pub async fn principal_by_hash(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
@@ -846,9 +862,6 @@ async fn member_in(tx: &mut Tx, id: &str) -> Result<Option<Member>, StoreError> 
     row.as_ref().map(member_from_row).transpose()
 }
 
-/// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
-/// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
-/// the database's write lock on SQLite. Taken before the owners are counted.
 /// Removes a member with every credential they hold, inside `tx`; `false` when there is no
 /// such member, refused when it is the last owner.
 pub(crate) async fn remove_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -872,6 +885,9 @@ pub(crate) async fn remove_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Resu
     Ok(true)
 }
 
+/// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
+/// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
+/// the database's write lock on SQLite. Taken before the owners are counted.
 async fn lock_owners(tx: &mut Tx, workspace_id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id).execute(&mut **tx).await?;
     Ok(())

@@ -116,9 +116,6 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let (max_body, upstream_timeout, workspace) = (gw.max_body, gw.upstream_timeout, gw.workspace);
     let allow_path_parameters = gw.allow_path_parameters.unwrap_or(false);
     let environment = gw.environment;
-    if let Some(e) = &environment {
-        keyward_core::validate::known_environment(e).map_err(|e| anyhow::anyhow!("gateway environment: {e}"))?;
-    }
     let ca_pem = match &gw.ca_cert {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
         None => None,

@@ -156,15 +156,7 @@ async fn the_offline_check_and_head(b: Backend) {
     let s = TestServer::start(b).await;
     s.create(json!({"name": "k"})).await;
     s.create(json!({"name": "l"})).await;
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .args(args)
-            .args(["--database-url", &s.db.url])
-            .env_remove("KEYWARD_DATA_DIR")
-            .env("KEYWARD_PEPPER", s.pepper.to_hex())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| kw_audit(&s, args);
     let head = run(&["audit", "head"]);
     assert!(head.status.success(), "{head:?}");
     let head = String::from_utf8(head.stdout).unwrap();

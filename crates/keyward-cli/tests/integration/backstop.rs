@@ -2,28 +2,16 @@
 //! token's revocation changed in storage by hand (no event) are still corrected on a node
 //! that cached them, by the background comparison with storage.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-on_both_backends!(roles_and_verify_tokens_changed_by_hand_are_caught);
+use crate::faults::eventually;
 
-/// Polls `f` until it holds, for at most `within`.
-async fn eventually<F: std::future::Future<Output = bool>>(within: Duration, mut f: impl FnMut() -> F) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() > until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+on_both_backends!(roles_and_verify_tokens_changed_by_hand_are_caught);
 
 /// A change straight in the database: no change event is written.
 async fn by_hand(s: &TestServer, sql: &str, bind: &str) {

@@ -4,11 +4,9 @@
 //! SDK's tower layer and `keyward verify`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use axum::routing::get;
 use keyward_client::layer::VerifyLayer;
 use keyward_client::Client;
 use keyward_core::signing::Algorithm;
@@ -56,6 +54,18 @@ async fn another_environment_key_is_refused_everywhere(b: Backend) {
     let r = r.await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "environment");
+    // A stranger's value (NUL, huge) on every surface: a 400 naming the field, never echoed
+    // back whole.
+    let huge = "e".repeat(3000);
+    for bad in ["\u{0}", huge.as_str(), "live\u{0}"] {
+        let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": test, "environment": bad})).send();
+        let r = r.await.unwrap();
+        assert_eq!(r.status(), 400, "{bad:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("\"field\":\"environment\"") && body.len() < 500, "{body}");
+        let r = s.http().get(s.url("/v1/auth")).query(&[("environment", bad)]).header("X-API-Key", &test).send();
+        assert_eq!(r.await.unwrap().status(), 400, "{bad:?}");
+    }
 
     // A signed request: refused before its signature is looked at, with a bare answer.
     let (_, sk, _) = register(&s, Algorithm::Ed25519, json!({"environment": "test"})).await;
@@ -108,12 +118,7 @@ async fn another_environment_key_is_refused_everywhere(b: Backend) {
 
     // The SDK's tower layer bound to live.
     let layer = VerifyLayer::new(Client::new(&s.base, None).unwrap()).environment("live");
-    let app = axum::Router::new().route("/v2/x", get(|| async { "ok" })).layer(layer);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = format!("http://{}/v2/x", l.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
-    });
+    let (api, task) = crate::scope::serve_layered(layer).await;
     assert_eq!(h.get(&api).header("X-API-Key", &live).send().await.unwrap().status(), 200);
     let r = h.get(&api).header("X-API-Key", &test).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (403, "WRONG_ENVIRONMENT"));

@@ -31,7 +31,10 @@ fn pg_only(s: &TestServer, test: &str) -> bool {
 }
 
 /// Polls `f` every 100 ms until it holds or `within` passes; true when it held.
-async fn eventually<F: std::future::Future<Output = bool>>(within: Duration, mut f: impl FnMut() -> F) -> bool {
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut f: impl FnMut() -> F,
+) -> bool {
     let until = Instant::now() + within;
     loop {
         if f().await {

@@ -36,6 +36,13 @@ async fn management_keys_are_capped(b: Backend) {
     assert_eq!((st, expires(&v)), (201, now + Duration::days(7)));
     let (st, e) = s.call(Method::PUT, "/v1/policies", Some(json!({"management_key_max_days": 0}))).await;
     assert_eq!((st, e["error"]["field"].as_str()), (400, Some("management_key_max_days")), "{e}");
+    // Out of range, negative, huge or not a number: refused, and the cap stays.
+    for bad in [json!(3651), json!(-1), json!(u64::MAX), json!("90"), json!(1.5)] {
+        let (st, e) = s.call(Method::PUT, "/v1/policies", Some(json!({"management_key_max_days": bad}))).await;
+        assert_eq!(st, 400, "{bad}: {e}");
+    }
+    let (_, p) = s.call(Method::GET, "/v1/policies", None).await;
+    assert_eq!(p["management_key_max_days"], 7);
 
     // Past the cap the minted key stops; keys made before (the first owner key) are untouched.
     let token = k["management_key"].as_str().unwrap().to_string();

@@ -120,12 +120,7 @@ async fn another_workspace_key_is_not_found_everywhere(b: Backend) {
         VerifyLayer::new(Client::new(&s.base, None).unwrap()).workspace(&ws_a),
         VerifyLayer::new(Client::new(&s.base, None).unwrap().with_verify_token(token.clone())),
     ] {
-        let app = axum::Router::new().route("/v2/x", get(|| async { "ok" })).layer(layer);
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = format!("http://{}/v2/x", l.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
-        });
+        let (api, task) = serve_layered(layer).await;
         assert_eq!(h.get(&api).header("X-API-Key", &key_a).send().await.unwrap().status(), 200);
         let r = h.get(&api).header("X-API-Key", &key_b).send().await.unwrap();
         assert_eq!((r.status().as_u16(), r.headers()["x-keyward-code"].to_str().unwrap()), (401, "NOT_FOUND"));
@@ -170,4 +165,15 @@ async fn ok_upstream() -> (String, tokio::task::JoinHandle<()>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     (url, tokio::spawn(async move { axum::serve(l, app).await.unwrap() }))
+}
+
+/// An API whose one route, `/v2/x`, sits behind `layer`: its URL and serving task.
+pub(crate) async fn serve_layered(layer: VerifyLayer) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().route("/v2/x", get(|| async { "ok" })).layer(layer);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}/v2/x", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    (api, task)
 }

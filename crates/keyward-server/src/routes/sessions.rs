@@ -8,7 +8,7 @@ use axum::Json;
 
 use keyward_core::keyformat;
 use keyward_core::wire::governance::{LoginRequest, SessionView};
-use keyward_store::{CredentialKind, NewSession};
+use keyward_store::{CredentialKind, LoginRecord, NewSession};
 
 use crate::audit::RequestOrigin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -57,30 +57,14 @@ pub async fn login(
         password_matches(&state, req.password.clone(), None).await?;
     }
     for rec in records {
-        if let Err(e) = crate::lockout::reserve(&state, &rec.member.id).await {
-            match e {
-                ApiError::RateLimited { .. } => locked = Some(e),
-                e => return Err(e),
-            }
-            continue;
-        }
-        let right = match password_matches(&state, req.password.clone(), rec.password_hash.clone()).await {
-            Ok(right) => right,
-            Err(e) => {
-                crate::lockout::release(&state, &rec.member.id).await;
-                return Err(e);
-            }
-        };
-        if right {
-            matched.push(rec);
-        } else {
-            crate::lockout::failed(&state, &rec.member.id, "session.login_failed", &origin).await?;
+        if let Err(e) = judge_password(&state, &rec, &req.password, &origin, &mut matched, &mut locked).await {
+            // Attempts reserved for records that matched are not failures: give them back.
+            release_all(&state, &matched).await;
+            return Err(e);
         }
     }
     if matched.len() > 1 {
-        for rec in &matched {
-            crate::lockout::release(&state, &rec.member.id).await;
-        }
+        release_all(&state, &matched).await;
         return Err(ApiError::invalid("workspace_id", "this email is a member of several workspaces; name one"));
     }
     let Some(rec) = matched.pop() else {
@@ -94,7 +78,7 @@ pub async fn login(
             return Err(ApiError::MfaRequired { enrol: false, message: "this account has MFA: send otp".into() });
         };
         // One attempt covers the password and its code.
-        if let Err(e) = judge_reserved(&state, &rec.member.id, otp, &keyward_store::Origin::default()).await {
+        if let Err(e) = judge_reserved(&state, &rec.member.id, otp, &origin).await {
             // The code was counted against the account; count it against the address.
             state.login_failed(ip, now).await;
             return Err(e);
@@ -127,6 +111,43 @@ pub async fn login(
     ))
 }
 
+/// One record's password check, within a reserved attempt: a right one joins `matched`, a
+/// wrong one is counted, a locked account is remembered in `locked`.
+async fn judge_password(
+    state: &SharedState,
+    rec: &LoginRecord,
+    password: &str,
+    origin: &keyward_store::Origin,
+    matched: &mut Vec<LoginRecord>,
+    locked: &mut Option<ApiError>,
+) -> ApiResult<()> {
+    if let Err(e) = crate::lockout::reserve(state, &rec.member.id).await {
+        return match e {
+            ApiError::RateLimited { .. } => {
+                *locked = Some(e);
+                Ok(())
+            }
+            e => Err(e),
+        };
+    }
+    match password_matches(state, password.to_string(), rec.password_hash.clone()).await {
+        Ok(true) => {
+            matched.push(rec.clone());
+            Ok(())
+        }
+        Ok(false) => crate::lockout::failed(state, &rec.member.id, "session.login_failed", origin).await,
+        Err(e) => {
+            crate::lockout::release(state, &rec.member.id).await;
+            Err(e)
+        }
+    }
+}
+
+async fn release_all(state: &SharedState, matched: &[LoginRecord]) {
+    for rec in matched {
+        crate::lockout::release(state, &rec.member.id).await;
+    }
+}
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "members",
     responses((status = 204, description = "logged out; the token no longer works"), (status = 400, body = ErrorBody)),
     security(("management_key" = [])))]

@@ -25,12 +25,6 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)
 }
 
-/// The workspace a verify request binds to, checked to be shaped like a workspace id before
-/// anything counts it (`field` as the surface names it).
-fn workspace_arg<'a>(field: &str, raw: Option<&'a str>) -> ApiResult<Option<&'a str>> {
-    Ok(raw.map(|w| keyward_core::validate::workspace_id(field, w)).transpose()?)
-}
-
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", request_body = VerifyKeyRequest,
     params(("Keyward-Verify-Token" = Option<String>, Header, description = "required when the server runs with --verify-token")),
     responses((status = 200, description = "always 200 for a well-formed request; see `code`", body = VerifyResponse),
@@ -90,9 +84,11 @@ pub(crate) async fn verify_key_with(
     let token_ws = state.check_verify_token(headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
-    let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
-    let environment = parse_environment(req.environment.as_deref())?;
-    let Some(needs) = requirements(bound, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
+    let asked = ("workspace_id", req.workspace_id.as_deref());
+    let environment = req.environment.as_deref();
+    let Some(needs) =
+        requirements(token_ws.as_deref(), asked, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost)?
+    else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let verdict = state.verify_secret(&req.key, &needs).await?;
@@ -100,30 +96,30 @@ pub(crate) async fn verify_key_with(
 }
 
 /// What a verify request needs, bound to the workspace of its verify token or the one it
-/// names (`bound`), and to `environment`. `None`: the two name different workspaces, so no
-/// key can verify.
+/// names (`asked`, under the name the surface gives it, checked to be shaped like a
+/// workspace id before anything counts it), and to `environment` (`test` or `live`). 400 for
+/// a malformed workspace or environment; `None`: the token and the request name different
+/// workspaces, so no key can verify.
+#[allow(clippy::too_many_arguments)]
 fn requirements<'a>(
-    bound: (Option<&'a str>, Option<&'a str>),
+    token_ws: Option<&'a str>,
+    asked: (&str, Option<&'a str>),
     environment: Option<&'a str>,
     ip: Option<std::net::IpAddr>,
     permissions: Option<&'a PermQuery>,
     scope: Option<&'a str>,
     cost: Option<u32>,
-) -> Option<Requirements<'a>> {
-    let workspace = match bound {
-        (Some(token), Some(asked)) if token != asked => return None,
-        (token, asked) => token.or(asked),
-    };
-    Some(Requirements { workspace, environment, ip, permissions, scope, cost })
-}
-
-/// The environment a verification is bound to, if any: `test` or `live` (400 naming
-/// `environment` otherwise).
-fn parse_environment(raw: Option<&str>) -> ApiResult<Option<&str>> {
-    if let Some(e) = raw {
+) -> ApiResult<Option<Requirements<'a>>> {
+    let (field, asked) = asked;
+    let asked = asked.map(|w| keyward_core::validate::workspace_id(field, w)).transpose()?;
+    if let Some(e) = environment {
         keyward_core::validate::known_environment(e)?;
     }
-    Ok(raw)
+    let workspace = match (token_ws, asked) {
+        (Some(token), Some(asked)) if token != asked => return Ok(None),
+        (token, asked) => token.or(asked),
+    };
+    Ok(Some(Requirements { workspace, environment, ip, permissions, scope, cost }))
 }
 
 fn json_response(body: String) -> Response {
@@ -142,9 +138,11 @@ pub async fn verify_request(
     let token_ws = state.check_verify_token(&headers).await?;
     let query = parse_query(req.permissions.as_deref())?;
     let ip = parse_ip(req.ip.as_deref())?;
-    let bound = (token_ws.as_deref(), workspace_arg("workspace_id", req.workspace_id.as_deref())?);
-    let environment = parse_environment(req.environment.as_deref())?;
-    let Some(needs) = requirements(bound, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost) else {
+    let asked = ("workspace_id", req.workspace_id.as_deref());
+    let environment = req.environment.as_deref();
+    let Some(needs) =
+        requirements(token_ws.as_deref(), asked, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost)?
+    else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
     let (Some(key), Some(nonce), Some(signature)) =
@@ -196,10 +194,18 @@ pub async fn forward_auth(
     let Query(params) = params.map_err(|e| ApiError::Invalid { field: None, message: e.body_text() })?;
     let query = parse_query(params.permissions.as_deref())?;
     let ip = Some(state.client_ip(peer.ip(), &headers));
-    let bound = (token_ws.as_deref(), workspace_arg("workspace", params.workspace.as_deref())?);
-    let environment = parse_environment(params.environment.as_deref())?;
-    let needs = requirements(bound, environment, ip, query.as_ref(), params.scope.as_deref(), params.cost)
-        .ok_or_else(|| refused(VerifyCode::NotFound))?;
+    let asked = ("workspace", params.workspace.as_deref());
+    let environment = params.environment.as_deref();
+    let needs = requirements(
+        token_ws.as_deref(),
+        asked,
+        environment,
+        ip,
+        query.as_ref(),
+        params.scope.as_deref(),
+        params.cost,
+    )?
+    .ok_or_else(|| refused(VerifyCode::NotFound))?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let verdict = match credential(&headers) {
         Credential::Secret(token) => state.verify_secret(token, &needs).await?,

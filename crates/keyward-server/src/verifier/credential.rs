@@ -57,14 +57,18 @@ impl AppState {
 
     /// Is `peer` one of the proxies whose word about the client is believed?
     pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
-        let peer = keyward_core::ip::canonical(peer);
-        self.config.trusted_proxies.iter().any(|n| n.contains(&peer))
+        self.trusted(&keyward_core::ip::canonical(peer))
+    }
+
+    /// Is this (canonical) address one of our proxies?
+    fn trusted(&self, ip: &IpAddr) -> bool {
+        self.config.trusted_proxies.iter().any(|n| n.contains(ip))
     }
 
     /// The client's address: the peer, or what a trusted proxy says the client was.
     pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = keyward_core::ip::canonical(peer);
-        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
+        let trusted = |ip: &IpAddr| self.trusted(ip);
         if !trusted(&peer) {
             return peer;
         }
