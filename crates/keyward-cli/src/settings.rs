@@ -294,7 +294,8 @@ pub struct GatewaySettings {
     #[arg(long, env = "KEYWARD_UPSTREAM")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
-    /// A TOML file of `[[route]]` rules: `prefix` and the `permissions` query it requires.
+    /// A TOML file of `[[route]]` rules: a `prefix` or `path` template, the `permissions` query
+    /// and/or `scope` it requires (docs/GATEWAY.md).
     #[arg(long, env = "KEYWARD_RULES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<PathBuf>,
