@@ -18,8 +18,8 @@ use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedR
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::SharedState;
-use crate::verifier::credential::{credential, identity_headers, Credential};
-use crate::verifier::{parse_ip, refused, Verdict};
+use crate::verify::credential::{credential, identity_headers, Credential};
+use crate::verify::{parse_ip, refused, Verdict};
 
 fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
     Ok(raw.map(PermQuery::parse).transpose()?)

@@ -28,7 +28,7 @@ use keyward_core::wire::verify::VerifyKeyRequest;
 use crate::error::ApiError;
 use crate::extract::parse_json;
 use crate::gateway::Gateway;
-use crate::request_id::{Ids, HEADER};
+use crate::http::request_id::{Ids, HEADER};
 use crate::routes::verify::{verify_key_with, VerifyKeyArgs};
 use crate::state::SharedState;
 
@@ -67,7 +67,7 @@ impl FastLane {
 
     pub async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let id = self.ids.of(req.headers());
-        let span = crate::request_id::span_of(&req, id.as_ref(), true);
+        let span = crate::http::request_id::span_of(&req, id.as_ref(), true);
         let handled = AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await;
         let mut resp = match handled {
             Ok(Ok(resp)) => resp,

@@ -11,6 +11,8 @@ use std::sync::{Mutex, RwLock};
 use keyward_core::codes::VerifyCode;
 use keyward_store::{LastUsed, SeenIp, Store, UsageRow, MINUTE_MS};
 
+pub(crate) mod rollup;
+
 const CODES: usize = VerifyCode::ALL.len();
 
 /// Distinct addresses remembered per key between two flushes (enough to find a new one).

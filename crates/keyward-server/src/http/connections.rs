@@ -17,8 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
-use crate::fast_lane::FastLane;
-use crate::workers::{Dispatcher, Job};
+use crate::http::fast_lane::FastLane;
+use crate::http::workers::{Dispatcher, Job};
 
 /// Counters of the connection limit, shown by `/healthz`.
 #[derive(Debug, Default)]
