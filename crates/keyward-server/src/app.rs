@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -68,7 +68,7 @@ pub fn state(
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
+    crate::http::pipeline::panicked()
 }
 
 async fn not_found() -> ApiError {
@@ -95,7 +95,7 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
 /// router's request ids).
-fn front(state: SharedState) -> Front {
+fn front(state: SharedState) -> Front<FastLane> {
     let ids = Ids::new(&state.node_id);
     let lane = FastLane::for_verify(state.clone(), ids.clone());
     Front::Split(Arc::new(lane), router_with(state, ids))
@@ -182,7 +182,7 @@ pub async fn start_gateway(
 async fn start_with(
     services: Services,
     config: ServerConfig,
-    make: impl FnOnce(SharedState) -> std::io::Result<Front>,
+    make: impl FnOnce(SharedState) -> std::io::Result<Front<FastLane>>,
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;

@@ -29,7 +29,7 @@ pub struct AppState {
     pub config: ServerConfig,
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,
-    pub connections: Arc<crate::http::connections::ConnectionStats>,
+    pub connections: Arc<crate::metrics::ConnectionStats>,
     /// Bounds the argon2id computations running at once.
     pub argon: tokio::sync::Semaphore,
     /// Role changes are applied to the cache one at a time.

@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub(crate) mod fast_lane;
+pub(crate) mod pipeline;
 pub(crate) mod request_id;
 pub mod tls;
 pub mod workers;

@@ -10,9 +10,11 @@ use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
 pub mod credential;
+pub(crate) mod key;
 pub(crate) mod keyhash;
 pub(crate) mod known;
 pub mod replay;
+pub(crate) mod request;
 
 use crate::cache::{Entry, KeyHash};
 use crate::error::{ApiError, ApiResult};
