@@ -1,3 +1,6 @@
+//! The key cache and what keeps it true: the clock cache under it, change events from other
+//! nodes (`invalidation`), what each event does (`changes`), the background `backstop`.
+//!
 //! The verification cache: key records by secret hash, bounded in size (a clock cache,
 //! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
 //! cached too, so a flood of made-up keys costs one lookup each; creating a key sends an

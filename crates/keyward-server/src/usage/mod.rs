@@ -1,3 +1,6 @@
+//! Usage counted on the verify path: the in-memory buffer flushed in batches (here) and the
+//! rollups, retention and alert rules the lease holder runs (`rollup`).
+//!
 //! What the verify path remembers of each verification — per key, per minute, per code, the
 //! last-used mark and the addresses seen — kept in memory and written in batches, so a
 //! request never waits on (or causes) a storage write of its own. Flushes add to what other

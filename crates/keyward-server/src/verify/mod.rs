@@ -1,5 +1,9 @@
-//! The verify hot path, shared by `POST /v1/keys/verify` and `GET /v1/auth`. It reads the
-//! cache first, storage only on a miss, and never writes: usage goes to an in-memory buffer.
+//! Verification: the hot path (here), credentials (`credential`), the request and its
+//! answer (`request`, `key`), key hashes and the sets of those that exist, replay memory.
+//!
+//! The verify hot path is shared by `POST /v1/keys/verify`, `GET /v1/auth` and the gateway.
+//! It reads the cache first, storage only on a miss, and never writes: usage goes to an
+//! in-memory buffer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
