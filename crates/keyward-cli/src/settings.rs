@@ -517,11 +517,11 @@ impl ServerSettings {
             c.redis_url = Some(u.clone());
         }
         if let Some(m) = &self.ratelimit_on_error {
-            c.ratelimit_on_error = keyward_server::redis::OnError::parse(m)
+            c.ratelimit_on_error = keyward_server::limits::redis::OnError::parse(m)
                 .with_context(|| format!("ratelimit_on_error: {m:?} is neither allow nor deny"))?;
         }
         if let Some(m) = &self.credits_on_error {
-            c.credits_on_error = keyward_server::redis::OnError::parse(m)
+            c.credits_on_error = keyward_server::limits::redis::OnError::parse(m)
                 .with_context(|| format!("credits_on_error: {m:?} is neither deny nor allow"))?;
         }
         if let Some(list) = &self.trusted_proxies {

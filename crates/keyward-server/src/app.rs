@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,15 +18,16 @@ use keyward_core::pepper::Pepper;
 use keyward_core::{Clock, Random};
 use keyward_store::Store;
 
+use crate::cache::invalidation;
 use crate::cache::KeyCache;
 use crate::config::ServerConfig;
-use crate::connections::Front;
 use crate::error::ApiError;
-use crate::fast_lane::FastLane;
-use crate::request_id::Ids;
+use crate::http::connections::Front;
+use crate::http::fast_lane::FastLane;
+use crate::http::request_id::Ids;
+use crate::routes;
 use crate::state::{AppState, SharedState};
 use crate::usage::UsageBuffer;
-use crate::{invalidation, routes};
 
 /// What a server is built from; time and randomness are injectable for tests.
 pub struct Services {
@@ -41,7 +42,7 @@ pub struct Services {
 pub fn state(
     services: Services,
     config: ServerConfig,
-    shared: Option<crate::redis::Shared>,
+    shared: Option<crate::limits::redis::Shared>,
 ) -> std::io::Result<SharedState> {
     let openapi = routes::openapi().to_json().map_err(std::io::Error::other)?.into();
     services.store.key_audit(&services.pepper);
@@ -54,10 +55,10 @@ pub fn state(
         node_id: keyward_core::ids::new_id("node", services.clock.now(), services.random.as_ref()),
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
-        limits: crate::limits::LocalLimits::default(),
+        limits: crate::limits::local::LocalLimits::default(),
         shared,
-        replays: crate::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
-        logins: crate::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),
+        replays: crate::verify::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
+        logins: crate::manage::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),
         store: services.store,
         pepper: services.pepper,
         clock: services.clock,
@@ -67,7 +68,7 @@ pub fn state(
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
+    crate::http::pipeline::panicked()
 }
 
 async fn not_found() -> ApiError {
@@ -94,7 +95,7 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
 /// router's request ids).
-fn front(state: SharedState) -> Front {
+fn front(state: SharedState) -> Front<FastLane> {
     let ids = Ids::new(&state.node_id);
     let lane = FastLane::for_verify(state.clone(), ids.clone());
     Front::Split(Arc::new(lane), router_with(state, ids))
@@ -108,8 +109,8 @@ fn front(state: SharedState) -> Front {
 /// verify path's CPU.
 fn wrapped(router: Router, ids: Ids, body_timeout: Duration, body_limit: usize) -> Router {
     let stack = tower::ServiceBuilder::new()
-        .layer(crate::request_id::RequestIdLayer::new(ids))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(crate::request_id::span))
+        .layer(crate::http::request_id::RequestIdLayer::new(ids))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(crate::http::request_id::span))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -126,7 +127,7 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<()>>,
     /// The serving threads: stopped last, after the last flush (storage connections a
     /// request opened live on their runtimes).
-    workers: crate::workers::Workers,
+    workers: crate::http::workers::Workers,
 }
 
 impl RunningServer {
@@ -181,26 +182,27 @@ pub async fn start_gateway(
 async fn start_with(
     services: Services,
     config: ServerConfig,
-    make: impl FnOnce(SharedState) -> std::io::Result<Front>,
+    make: impl FnOnce(SharedState) -> std::io::Result<Front<FastLane>>,
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let shared = match &config.redis_url {
-        Some(url) => {
-            Some(crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error).await?)
-        }
+        Some(url) => Some(
+            crate::limits::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error)
+                .await?,
+        ),
         None => None,
     };
     let state = state(services, config, shared)?;
     key_audit_chains(&state).await;
     let (stop, stopped) = watch::channel(false);
     let app = make(state.clone())?;
-    let tls = state.config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-    let workers = crate::workers::Workers::start(state.config.http_threads)?;
-    let http = tokio::spawn(crate::connections::serve(
+    let tls = state.config.tls.as_ref().map(crate::http::tls::acceptor).transpose()?;
+    let workers = crate::http::workers::Workers::start(state.config.http_threads)?;
+    let http = tokio::spawn(crate::http::connections::serve(
         listener,
         app,
-        crate::connections::Bounds {
+        crate::http::connections::Bounds {
             header_read_timeout: state.config.header_read_timeout,
             max_connections: state.config.max_connections,
         },
@@ -213,10 +215,10 @@ async fn start_with(
         tokio::spawn(flusher(state.clone(), stopped.clone())),
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
         tokio::spawn(pruner(state.clone(), stopped.clone())),
-        tokio::spawn(crate::backstop::run(state.clone(), stopped.clone())),
-        tokio::spawn(crate::backstop::fill_known(state.clone(), stopped.clone())),
+        tokio::spawn(crate::cache::backstop::run(state.clone(), stopped.clone())),
+        tokio::spawn(crate::cache::backstop::fill_known(state.clone(), stopped.clone())),
         tokio::spawn(crate::webhooks::delivery::run(state.clone(), stopped.clone())),
-        tokio::spawn(crate::rollup::run(state.clone(), stopped.clone())),
+        tokio::spawn(crate::usage::rollup::run(state.clone(), stopped.clone())),
         tokio::spawn(sweeper(state.clone(), stopped)),
     ];
     Ok(RunningServer { addr, state, stop, http, tasks, workers })
@@ -272,7 +274,7 @@ async fn flush(state: &SharedState) {
     let result = state.usage.flush(&state.store).await;
     state.metrics.flushed(started.elapsed(), result.is_ok());
     match result {
-        Ok((_, new)) if !new.is_empty() => crate::rollup::new_addresses(state, new).await,
+        Ok((_, new)) if !new.is_empty() => crate::usage::rollup::new_addresses(state, new).await,
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not write usage counts and last-used marks; will retry"),
     }

@@ -13,10 +13,10 @@ pub struct ServerConfig {
     /// Shares limits, credits, replay memory and login throttles through Redis.
     pub redis_url: Option<Secret>,
     /// What verification answers for a key's rate limits while Redis is away.
-    pub ratelimit_on_error: crate::redis::OnError,
+    pub ratelimit_on_error: crate::limits::redis::OnError,
     /// What verification answers for a key's credits while Redis is away (credits are
     /// money: refused by default).
-    pub credits_on_error: crate::redis::OnError,
+    pub credits_on_error: crate::limits::redis::OnError,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (forward-auth).
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.
@@ -85,14 +85,14 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5399)),
             verify_token: None,
             redis_url: None,
-            ratelimit_on_error: crate::redis::OnError::Allow,
-            credits_on_error: crate::redis::OnError::Deny,
+            ratelimit_on_error: crate::limits::redis::OnError::Allow,
+            credits_on_error: crate::limits::redis::OnError::Deny,
             trusted_proxies: vec![
                 IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
             ],
             cache_capacity: 1_000_000,
-            http_threads: crate::workers::Workers::default_threads(),
+            http_threads: crate::http::workers::Workers::default_threads(),
             flush_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             body_limit: 64 * 1024,

@@ -9,7 +9,7 @@ use axum::Router;
 use keyward_core::pepper::{hex_encode, Pepper};
 use keyward_core::{Clock, Random};
 
-use crate::seal;
+use crate::manage::seal;
 use crate::state::SharedState;
 
 /// Used one-time ids kept at most; past it (after dropping ended ones) ids are refused, so

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 
 use keyward_core::codes::VerifyCode;
 
+/// Counters of the connection limit, shown by `/healthz` (bumped by the accept loop).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused: AtomicU64,
+}
+
 /// A histogram with fixed bucket bounds (seconds); counts per bucket, the total in
 /// nanoseconds.
 pub struct Histogram {

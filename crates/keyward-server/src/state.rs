@@ -19,17 +19,17 @@ pub struct AppState {
     pub cache: KeyCache,
     pub usage: UsageBuffer,
     /// Signatures seen within the freshness window (this node only).
-    pub replays: crate::replay::ReplayGuard,
+    pub replays: crate::verify::replay::ReplayGuard,
     /// Rate limits and credits counted on this node.
-    pub limits: crate::limits::LocalLimits,
+    pub limits: crate::limits::local::LocalLimits,
     /// The same, and the replay memory and login throttles, shared through Redis.
-    pub shared: Option<crate::redis::Shared>,
+    pub shared: Option<crate::limits::redis::Shared>,
     /// Failed logins per client IP (this node only).
-    pub logins: crate::limiter::LoginLimiter,
+    pub logins: crate::manage::limiter::LoginLimiter,
     pub config: ServerConfig,
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,
-    pub connections: Arc<crate::connections::ConnectionStats>,
+    pub connections: Arc<crate::metrics::ConnectionStats>,
     /// Bounds the argon2id computations running at once.
     pub argon: tokio::sync::Semaphore,
     /// Role changes are applied to the cache one at a time.

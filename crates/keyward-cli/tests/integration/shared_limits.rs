@@ -116,7 +116,7 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     let allow = TestServer::start_with(b, with_redis(&redis.url())).await;
     let deny = allow
         .second_node_with(ServerConfig {
-            ratelimit_on_error: keyward_server::redis::OnError::Deny,
+            ratelimit_on_error: keyward_server::limits::redis::OnError::Deny,
             ..with_redis(&redis.url())
         })
         .await;
@@ -173,8 +173,8 @@ async fn a_stalled_redis_neither_frees_nor_charges_credits(b: Backend) {
     // The defaults (limits fail open, credits closed), and the other way round.
     let a = TestServer::start_with(b, with_redis(&redis.url())).await;
     let other = ServerConfig {
-        ratelimit_on_error: keyward_server::redis::OnError::Deny,
-        credits_on_error: keyward_server::redis::OnError::Allow,
+        ratelimit_on_error: keyward_server::limits::redis::OnError::Deny,
+        credits_on_error: keyward_server::limits::redis::OnError::Allow,
         ..with_redis(&redis.url())
     };
     let c = a.second_node_with(other).await;

@@ -89,12 +89,12 @@ async fn https_for_the_server_the_sdk_the_cli_and_the_gateway() {
     let up_addr: SocketAddr = upstream.local_addr().unwrap();
     let (stop_up, up_stopped) = tokio::sync::watch::channel(false);
     let app = axum::Router::new().fallback(|| async { "secure upstream" });
-    let acceptor = keyward_server::tls::acceptor(&pki.files).unwrap();
-    let workers = keyward_server::workers::Workers::start(1).unwrap();
-    let up = tokio::spawn(keyward_server::connections::serve(
+    let acceptor = keyward_server::http::tls::acceptor(&pki.files).unwrap();
+    let workers = keyward_server::http::workers::Workers::start(1).unwrap();
+    let up = tokio::spawn(keyward_server::http::connections::serve(
         upstream,
         app.into(),
-        keyward_server::connections::Bounds { header_read_timeout: Duration::from_secs(5), max_connections: 16 },
+        keyward_server::http::connections::Bounds { header_read_timeout: Duration::from_secs(5), max_connections: 16 },
         Arc::default(),
         up_stopped,
         Some(acceptor),

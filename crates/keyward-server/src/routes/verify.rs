@@ -1,129 +1,33 @@
 //! Verification surfaces: `POST /v1/keys/verify` and forward-auth `GET /v1/auth`.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::permissions::Query as PermQuery;
 use keyward_core::signing::{SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
-use keyward_core::verify::{Requirements, VerifyCode};
+use keyward_core::verify::VerifyCode;
 use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::SharedState;
-use crate::verifier::credential::{credential, identity_headers, Credential};
-use crate::verifier::{parse_ip, refused, Verdict};
-
-fn parse_query(raw: Option<&str>) -> ApiResult<Option<PermQuery>> {
-    Ok(raw.map(PermQuery::parse).transpose()?)
-}
+use crate::verify::credential::{credential, identity_headers, Credential};
+use crate::verify::request::{json_response, parse_query, requirements};
+use crate::verify::{parse_ip, refused, Verdict};
 
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "verification", request_body = VerifyKeyRequest,
     params(("Keyward-Verify-Token" = Option<String>, Header, description = "required when the server runs with --verify-token")),
     responses((status = 200, description = "always 200 for a well-formed request; see `code`", body = VerifyResponse),
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn verify_key(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    ApiJson(req): ApiJson<VerifyKeyRequest>,
-) -> ApiResult<Response> {
-    verify_key_with(&state, &headers, &VerifyKeyArgs::from(&req)).await
-}
-
-/// A [`VerifyKeyRequest`] borrowing from the body where it can (strings without escapes):
-/// the fast lane parses it without copies. Same fields; a refusal is worded by the wire
-/// type's parser, as the route words it (a test holds the two ways' answers equal).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct VerifyKeyArgs<'a> {
-    #[serde(borrow)]
-    pub key: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pub ip: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub permissions: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub scope: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub workspace_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub environment: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub cost: Option<u32>,
-}
-
-impl<'a> From<&'a VerifyKeyRequest> for VerifyKeyArgs<'a> {
-    fn from(r: &'a VerifyKeyRequest) -> Self {
-        let b = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
-        VerifyKeyArgs {
-            key: Cow::Borrowed(&r.key),
-            ip: b(&r.ip),
-            permissions: b(&r.permissions),
-            scope: b(&r.scope),
-            workspace_id: b(&r.workspace_id),
-            environment: b(&r.environment),
-            cost: r.cost,
-        }
-    }
-}
-
-/// `POST /v1/keys/verify` once its body is parsed: shared by the route and the fast lane
-/// that answers it straight from the connection (`fast_lane.rs`).
-pub(crate) async fn verify_key_with(
-    state: &SharedState,
-    headers: &HeaderMap,
-    req: &VerifyKeyArgs<'_>,
-) -> ApiResult<Response> {
-    let token_ws = state.check_verify_token(headers).await?;
-    let query = parse_query(req.permissions.as_deref())?;
-    let ip = parse_ip(req.ip.as_deref())?;
-    let asked = ("workspace_id", req.workspace_id.as_deref());
-    let environment = req.environment.as_deref();
-    let Some(needs) =
-        requirements(token_ws.as_deref(), asked, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost)?
-    else {
-        return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
-    };
-    let verdict = state.verify_secret(&req.key, &needs).await?;
-    Ok(json_response(verdict.to_json()))
-}
-
-/// What a verify request needs, bound to the workspace of its verify token or the one it
-/// names (`asked`, under the name the surface gives it, checked to be shaped like a
-/// workspace id before anything counts it), and to `environment` (`test` or `live`). 400 for
-/// a malformed workspace or environment; `None`: the token and the request name different
-/// workspaces, so no key can verify.
-#[allow(clippy::too_many_arguments)]
-fn requirements<'a>(
-    token_ws: Option<&'a str>,
-    asked: (&str, Option<&'a str>),
-    environment: Option<&'a str>,
-    ip: Option<std::net::IpAddr>,
-    permissions: Option<&'a PermQuery>,
-    scope: Option<&'a str>,
-    cost: Option<u32>,
-) -> ApiResult<Option<Requirements<'a>>> {
-    let (field, asked) = asked;
-    let asked = asked.map(|w| keyward_core::validate::workspace_id(field, w)).transpose()?;
-    if let Some(e) = environment {
-        keyward_core::validate::known_environment(e)?;
-    }
-    let workspace = match (token_ws, asked) {
-        (Some(token), Some(asked)) if token != asked => return Ok(None),
-        (token, asked) => token.or(asked),
-    };
-    Ok(Some(Requirements { workspace, environment, ip, permissions, scope, cost }))
-}
-
-fn json_response(body: String) -> Response {
-    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+// In front of the API the fast lane answers this route; the router's way in (the console's
+// and tests' in-process calls) goes through the same function.
+pub async fn verify_key(State(state): State<SharedState>, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    crate::verify::key::verify_key(&state, &parts.headers, body).await
 }
 
 #[utoipa::path(post, path = "/v1/requests/verify", tag = "verification", request_body = VerifySignedRequest,

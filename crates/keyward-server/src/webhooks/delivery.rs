@@ -66,7 +66,7 @@ async fn signature(state: &SharedState, d: &DueDelivery, ts: i64) -> Result<Stri
         (Some(ep), Some(sealed)) => {
             let mut sigs = Vec::new();
             for s in std::iter::once(sealed).chain(d.previous_secret_sealed.iter()) {
-                let secret = crate::seal::open_webhook_secret(&state.pepper, ep, s)
+                let secret = crate::manage::seal::open_webhook_secret(&state.pepper, ep, s)
                     .ok_or_else(|| "the endpoint's secret cannot be opened with this server's pepper".to_string())?;
                 let key = secret_bytes(&secret).map_err(|_| "the endpoint's secret is unreadable".to_string())?;
                 sigs.push(sign_v1(&key, &d.message_id, ts, body));

@@ -13,7 +13,7 @@ use crate::state::SharedState;
 /// nodes make one at once, the first stored wins and both use it.
 pub async fn signing_key(state: &SharedState, workspace_id: &str) -> Result<CallbackKey, ApiError> {
     let open = |sealed: &str| {
-        crate::seal::open_signing_key(&state.pepper, workspace_id, sealed)
+        crate::manage::seal::open_signing_key(&state.pepper, workspace_id, sealed)
             .map(|seed| CallbackKey::from_seed(&seed))
             .ok_or_else(|| ApiError::Internal("the callback signing key cannot be opened with this pepper".into()))
     };
@@ -22,7 +22,7 @@ pub async fn signing_key(state: &SharedState, workspace_id: &str) -> Result<Call
     }
     let seed = CallbackKey::new_seed(state.random.as_ref());
     let public = CallbackKey::from_seed(&seed).public_key();
-    let sealed = crate::seal::seal_signing_key(&state.pepper, state.random.as_ref(), workspace_id, &seed)
+    let sealed = crate::manage::seal::seal_signing_key(&state.pepper, state.random.as_ref(), workspace_id, &seed)
         .ok_or_else(|| ApiError::Internal("could not seal a signing key".into()))?;
     let (kept, _) = state.store.put_webhook_signing_key(workspace_id, &sealed, &public, state.clock.now()).await?;
     open(&kept)

@@ -5,7 +5,7 @@ use keyward_core::mfa;
 use keyward_core::pepper::hex_encode;
 
 use crate::error::{ApiError, ApiResult};
-use crate::seal;
+use crate::manage::seal;
 use crate::state::AppState;
 
 fn refused(message: &str) -> ApiError {
@@ -25,7 +25,7 @@ pub async fn check_code(state: &AppState, member_id: &str, code: Option<&str>) -
     let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
         refused("a one-time code is required: send otp from your authenticator app (or a recovery code)")
     })?;
-    crate::lockout::reserve(state, member_id).await?;
+    crate::manage::lockout::reserve(state, member_id).await?;
     judge_reserved(state, member_id, code, &keyward_store::Origin::default()).await
 }
 
@@ -39,14 +39,14 @@ pub async fn judge_reserved(
     origin: &keyward_store::Origin,
 ) -> ApiResult<()> {
     match verify_code(state, member_id, code).await {
-        Ok(()) => crate::lockout::succeeded(state, member_id).await,
+        Ok(()) => crate::manage::lockout::succeeded(state, member_id).await,
         Err(e @ ApiError::MfaRequired { enrol: false, .. }) => {
-            crate::lockout::failed(state, member_id, "member.code_refused", origin).await?;
+            crate::manage::lockout::failed(state, member_id, "member.code_refused", origin).await?;
             tracing::warn!(member_id, "a one-time code was refused");
             Err(e)
         }
         Err(e) => {
-            crate::lockout::release(state, member_id).await;
+            crate::manage::lockout::release(state, member_id).await;
             Err(e)
         }
     }

@@ -27,8 +27,8 @@ use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
 use redis::aio::ConnectionManager;
 
-use crate::limits::{CreditWrite, Spent};
-use crate::redis_clock::RedisClock;
+use crate::limits::local::{CreditWrite, Spent};
+use crate::limits::redis_clock::RedisClock;
 
 /// Longest a verification waits for Redis.
 pub const DEADLINE: Duration = Duration::from_millis(250);

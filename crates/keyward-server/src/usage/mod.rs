@@ -1,3 +1,6 @@
+//! Usage counted on the verify path: the in-memory buffer flushed in batches (here) and the
+//! rollups, retention and alert rules the lease holder runs (`rollup`).
+//!
 //! What the verify path remembers of each verification — per key, per minute, per code, the
 //! last-used mark and the addresses seen — kept in memory and written in batches, so a
 //! request never waits on (or causes) a storage write of its own. Flushes add to what other
@@ -10,6 +13,8 @@ use std::sync::{Mutex, RwLock};
 
 use keyward_core::codes::VerifyCode;
 use keyward_store::{LastUsed, SeenIp, Store, UsageRow, MINUTE_MS};
+
+pub(crate) mod rollup;
 
 const CODES: usize = VerifyCode::ALL.len();
 

@@ -1,3 +1,6 @@
+//! The gateway: forwarding (here), the path's normal form (`path`), the `[[route]]` rules
+//! (`rules`) and the HTTP/1 client to the upstream (`upstream/`).
+//!
 //! `keyward gateway`: a reverse proxy in front of an API. It accepts secret keys
 //! (`X-API-Key`, `Authorization: Bearer`) and signed requests (`Biz-Api-*`, body included),
 //! checks optional per-route permission rules, removes the credentials, adds the caller's
@@ -14,13 +17,15 @@ use keyward_core::signing::SignedParts;
 use keyward_core::verify::{Requirements, VerifyCode};
 
 use crate::error::{ApiError, ApiResult};
+use crate::gateway::upstream::conn::Outgoing;
+use crate::gateway::upstream::head::{hop_by_hop, tokens};
 use crate::state::SharedState;
-use crate::upstream::{hop_by_hop, tokens, Outgoing};
-use crate::verifier::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
-use crate::verifier::refused;
+use crate::verify::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
+use crate::verify::refused;
 
 mod path;
 mod rules;
+pub(crate) mod upstream;
 
 pub use rules::{parse_rules, RouteRule};
 
@@ -68,7 +73,7 @@ pub(crate) struct Gateway {
     /// The upstream URL's own path without its trailing `/` (often empty); the request's
     /// path and query follow it. Empty, they go on as they came, with no string built.
     prefix: String,
-    upstream: crate::upstream::Upstream,
+    upstream: crate::gateway::upstream::client::Upstream,
 }
 
 /// What never reaches the upstream: hop-by-hop headers, credentials, and identity headers
@@ -111,7 +116,8 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
             .map_err(|e| std::io::Error::other(format!("the gateway's --environment: {e}")))?;
     }
     let prefix = uri.path().trim_end_matches('/').to_string();
-    let upstream = crate::upstream::Upstream::new(&uri, config.upstream_timeout, config.ca_pem.as_deref())?;
+    let upstream =
+        crate::gateway::upstream::client::Upstream::new(&uri, config.upstream_timeout, config.ca_pem.as_deref())?;
     Ok(Arc::new(Gateway { state, config, prefix, upstream }))
 }
 
@@ -295,11 +301,11 @@ impl Gateway {
         }
         let sent = Outgoing { method: &parts.method, target: &target, headers: &headers, body };
         let upstream = self.upstream.send(sent).await.map_err(|e| match e {
-            crate::upstream::Failure::TimedOut => {
+            crate::gateway::upstream::failure::Failure::TimedOut => {
                 tracing::warn!("upstream did not answer in time");
                 ApiError::GatewayTimeout("the upstream API did not answer in time".into())
             }
-            crate::upstream::Failure::Unreachable(e) => {
+            crate::gateway::upstream::failure::Failure::Unreachable(e) => {
                 tracing::warn!(error = %e, "upstream unreachable");
                 ApiError::BadGateway("the upstream API cannot be reached".into())
             }

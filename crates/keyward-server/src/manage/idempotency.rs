@@ -10,7 +10,7 @@ use keyward_core::pepper::hex_encode;
 use keyward_store::{IdempotencyRecord, Principal};
 
 use crate::error::{ApiError, ApiResult};
-use crate::seal;
+use crate::manage::seal;
 use crate::state::AppState;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -4,11 +4,15 @@
 //! take every file descriptor and stop every request without a word.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{Request, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,16 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
-use crate::fast_lane::FastLane;
-use crate::workers::{Dispatcher, Job};
-
-/// Counters of the connection limit, shown by `/healthz`.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    pub open: AtomicU64,
-    /// Connections refused because `max_connections` were open.
-    pub refused: AtomicU64,
-}
+use crate::http::workers::{Dispatcher, Job};
+use crate::metrics::ConnectionStats;
 
 /// How long a stopping server waits for requests in flight.
 const DRAIN_WITHIN: Duration = Duration::from_secs(30);
@@ -43,15 +39,50 @@ impl Drop for Open {
     }
 }
 
+/// What answers requests straight from the connection, without the router and its layers
+/// (the fast lane). Generic, not boxed: its answer's future is the connection's own.
+pub trait Lane: Send + Sync + 'static {
+    /// Does the lane answer this request? (In front of the router, what it does not take
+    /// goes to the router.)
+    fn takes(&self, req: &Request<Incoming>) -> bool;
+
+    fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// No lane: a front of the router alone.
+pub enum NoLane {}
+
+impl Lane for NoLane {
+    fn takes(&self, _: &Request<Incoming>) -> bool {
+        match *self {}
+    }
+
+    // No `NoLane` exists, so this never runs; the empty match says so to the compiler.
+    #[allow(unreachable_code)]
+    fn answer(&self, _: Request<Incoming>, _: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+        std::future::ready(match *self {})
+    }
+}
+
 /// What answers a connection's requests.
-#[derive(Clone)]
-pub enum Front {
+pub enum Front<L: Lane = NoLane> {
     /// Every request to the router.
     Router(Router),
-    /// The requests the fast lane takes to it, the rest to the router (the API).
-    Split(Arc<FastLane>, Router),
-    /// Every request to the fast lane (the gateway).
-    Lane(Arc<FastLane>),
+    /// The requests the lane takes to it, the rest to the router (the API).
+    Split(Arc<L>, Router),
+    /// Every request to the lane (the gateway).
+    Lane(Arc<L>),
+}
+
+// By hand: a derived `Clone` would ask `L: Clone`, which an `Arc<L>` does not need.
+impl<L: Lane> Clone for Front<L> {
+    fn clone(&self) -> Self {
+        match self {
+            Front::Router(app) => Front::Router(app.clone()),
+            Front::Split(lane, app) => Front::Split(lane.clone(), app.clone()),
+            Front::Lane(lane) => Front::Lane(lane.clone()),
+        }
+    }
 }
 
 impl From<Router> for Front {
@@ -69,9 +100,9 @@ pub struct Bounds {
 
 /// Accepts on `listener` until `stopped`, serving each connection on one of the `workers`'
 /// threads, then drains the connections.
-pub async fn serve(
+pub async fn serve<L: Lane>(
     listener: TcpListener,
-    front: Front,
+    front: Front<L>,
     Bounds { header_read_timeout, max_connections }: Bounds,
     stats: Arc<ConnectionStats>,
     mut stopped: watch::Receiver<bool>,

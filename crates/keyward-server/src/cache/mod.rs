@@ -1,3 +1,6 @@
+//! The key cache and what keeps it true: the clock cache under it, change events from other
+//! nodes (`invalidation`), what each event does (`changes`), the background `backstop`.
+//!
 //! The verification cache: key records by secret hash, bounded in size (a clock cache,
 //! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
 //! cached too, so a flood of made-up keys costs one lookup each; creating a key sends an
@@ -8,9 +11,14 @@ use std::sync::Arc;
 
 use keyward_core::verify::VerifiableKey;
 
-use crate::clock_cache::{Change, ClockCache};
-use crate::keyhash::Hasher;
-pub use crate::keyhash::{key_hash, KeyHash};
+use crate::cache::clock_cache::{Change, ClockCache};
+use crate::verify::keyhash::Hasher;
+pub use crate::verify::keyhash::{key_hash, KeyHash};
+
+pub(crate) mod backstop;
+pub(crate) mod changes;
+pub(crate) mod clock_cache;
+pub(crate) mod invalidation;
 
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -46,11 +54,11 @@ pub struct KeyCache {
     /// Verify tokens by hex hash: the workspace each binds to, or `None` (unknown, revoked).
     tokens: ClockCache<String, Option<Arc<str>>>,
     /// Which secret-key hashes exist: every event naming one adds it.
-    pub known: crate::known::KnownHashes,
+    pub known: crate::verify::known::KnownHashes,
     /// Which public keys are registered (by [`KeyCache::public_id`]), likewise.
-    pub known_public: crate::known::KnownHashes,
+    pub known_public: crate::verify::known::KnownHashes,
     /// Which verify-token hashes exist (revoked ones included), likewise.
-    pub known_tokens: crate::known::KnownHashes,
+    pub known_tokens: crate::verify::known::KnownHashes,
     /// Keys the public keys' ids: chosen at random, so nobody can make up public keys that
     /// collide with a registered one's id.
     public_ids: foldhash::quality::RandomState,
@@ -72,9 +80,9 @@ impl KeyCache {
             entries: ClockCache::with_hasher(capacity, Hasher::default()),
             public: ClockCache::new(capacity),
             tokens: ClockCache::new(10_000),
-            known: crate::known::KnownHashes::default(),
-            known_public: crate::known::KnownHashes::default(),
-            known_tokens: crate::known::KnownHashes::default(),
+            known: crate::verify::known::KnownHashes::default(),
+            known_public: crate::verify::known::KnownHashes::default(),
+            known_tokens: crate::verify::known::KnownHashes::default(),
             public_ids: foldhash::quality::RandomState::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -91,7 +99,7 @@ impl KeyCache {
 
     /// A verify token's id in [`KeyCache::known_tokens`] (from its hex hash).
     pub fn token_id(hash: &str) -> u64 {
-        key_hash(hash).map(|h| crate::known::prefix(&h)).unwrap_or(0)
+        key_hash(hash).map(|h| crate::verify::known::prefix(&h)).unwrap_or(0)
     }
 
     /// Are the sets of existing secret keys, public keys and verify tokens all loaded?

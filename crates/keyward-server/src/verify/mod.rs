@@ -1,5 +1,9 @@
-//! The verify hot path, shared by `POST /v1/keys/verify` and `GET /v1/auth`. It reads the
-//! cache first, storage only on a miss, and never writes: usage goes to an in-memory buffer.
+//! Verification: the hot path (here), credentials (`credential`), the request and its
+//! answer (`request`, `key`), key hashes and the sets of those that exist, replay memory.
+//!
+//! The verify hot path is shared by `POST /v1/keys/verify`, `GET /v1/auth` and the gateway.
+//! It reads the cache first, storage only on a miss, and never writes: usage goes to an
+//! in-memory buffer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,6 +14,11 @@ use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
 pub mod credential;
+pub(crate) mod key;
+pub(crate) mod keyhash;
+pub(crate) mod known;
+pub mod replay;
+pub(crate) mod request;
 
 use crate::cache::{Entry, KeyHash};
 use crate::error::{ApiError, ApiResult};
@@ -21,7 +30,7 @@ pub struct Verdict {
     pub code: VerifyCode,
     pub key: Option<Arc<VerifiableKey>>,
     /// What the key's limits and credits said (keys that have them).
-    pub spent: Option<Box<crate::limits::Spent>>,
+    pub spent: Option<Box<crate::limits::local::Spent>>,
 }
 
 /// A signed request's key, found and in scope, waiting for its signature to be checked.
@@ -93,7 +102,11 @@ impl AppState {
         let entry = match cached {
             Some(e) => e,
             // A hash no key has: looked up only while the second's budget lasts.
-            None if !self.cache.known.may_look_up(crate::known::prefix(&hash), self.clock.now().timestamp_millis()) => {
+            None if !self
+                .cache
+                .known
+                .may_look_up(crate::verify::known::prefix(&hash), self.clock.now().timestamp_millis()) =>
+            {
                 Entry::Missing
             }
             // Boxed, like every storage read below: the hit path's future stays small.
@@ -203,7 +216,7 @@ impl AppState {
     /// Is this signed request new to every node (with Redis) or to this one?
     async fn first_use(&self, public_key: &str, nonce: &str, signature: &str) -> bool {
         if let Some(shared) = &self.shared {
-            let digest = crate::replay::digest(public_key, nonce, signature);
+            let digest = crate::verify::replay::digest(public_key, nonce, signature);
             if let Some(first) = Box::pin(shared.first_use(&digest, self.config.signature_window)).await {
                 return first;
             }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
-use crate::keyhash::{Hasher, KeyHash};
+use crate::verify::keyhash::{Hasher, KeyHash};
 
 type Prefixes = HashSet<u64, Hasher>;
 

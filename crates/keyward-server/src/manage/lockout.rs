@@ -60,7 +60,7 @@ impl AppState {
     /// with Redis, else on this node.
     pub(crate) async fn login_blocked(&self, ip: std::net::IpAddr, now: DateTime<Utc>) -> Option<u64> {
         if let Some(shared) = &self.shared {
-            if let Some((n, ttl_ms)) = shared.login_count(&crate::limiter::bucket(ip).to_string()).await {
+            if let Some((n, ttl_ms)) = shared.login_count(&crate::manage::limiter::bucket(ip).to_string()).await {
                 return (n >= self.logins.max && ttl_ms > 0)
                     .then(|| u64::try_from(ttl_ms.div_euclid(1000)).unwrap_or(0).max(1));
             }
@@ -72,7 +72,7 @@ impl AppState {
     pub(crate) async fn login_failed(&self, ip: std::net::IpAddr, now: DateTime<Utc>) {
         if let Some(shared) = &self.shared {
             let window = self.logins.window.to_std().unwrap_or(std::time::Duration::from_secs(900));
-            if shared.login_failed(&crate::limiter::bucket(ip).to_string(), window).await.is_some() {
+            if shared.login_failed(&crate::manage::limiter::bucket(ip).to_string(), window).await.is_some() {
                 return;
             }
         }

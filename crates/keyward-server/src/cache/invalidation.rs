@@ -46,7 +46,7 @@ struct Applied {
 impl Applied {
     fn apply(&mut self, state: &SharedState, payload: &str) {
         let (seq, key) = keyward_store::parse_announcement(payload);
-        crate::changes::apply(state, key);
+        crate::cache::changes::apply(state, key);
         if let Some(seq) = seq {
             self.record(seq);
             state.metrics.applied(self.last);
@@ -56,7 +56,7 @@ impl Applied {
     /// Applies an event read from `key_events`, unless it was applied already.
     fn apply_event(&mut self, state: &SharedState, e: &KeyEvent) {
         if !self.recent.contains(&e.seq) {
-            crate::changes::apply(state, &e.cache_key);
+            crate::cache::changes::apply(state, &e.cache_key);
             self.record(e.seq);
             state.metrics.applied(self.last);
         }
@@ -242,7 +242,7 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
         match state.store.events_after(seen).await {
             Ok(events) => {
                 for e in events {
-                    crate::changes::apply(&state, &e.cache_key);
+                    crate::cache::changes::apply(&state, &e.cache_key);
                     seen = seen.max(e.seq);
                 }
                 state.metrics.applied(seen);

@@ -1,0 +1,99 @@
+//! `POST /v1/keys/verify` (and every request of the gateway) answered straight from the
+//! connection, without the router and its middleware stack. The router's way costs a route match, a request extension, several
+//! nested service futures and a body-timeout timer armed per request; together about a sixth
+//! of the verify path's CPU (docs/BENCHMARKS.md). The lane keeps every behaviour of that way:
+//! the request id (taken or made, echoed, in the log span), the body bounded in size and time
+//! and panics answered 500, through the same functions (`request_id`, `pipeline`), and the
+//! route's own handler (`verify::key`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, Response};
+use axum::response::IntoResponse;
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::http::connections::Lane;
+use crate::http::pipeline::{panicked, read_body, within};
+use crate::http::request_id::{span_of, Ids, HEADER};
+use crate::state::SharedState;
+
+pub struct FastLane {
+    state: SharedState,
+    ids: Ids,
+    serves: Serves,
+}
+
+/// What the lane answers.
+enum Serves {
+    /// `POST /v1/keys/verify` (the API's other routes go to the router).
+    Verify,
+    /// Every request, proxied.
+    Gateway(Arc<Gateway>),
+}
+
+impl FastLane {
+    /// `ids` must be the router's own, so ids stay unique across both ways.
+    pub fn for_verify(state: SharedState, ids: Ids) -> Self {
+        FastLane { state, ids, serves: Serves::Verify }
+    }
+
+    pub(crate) fn for_gateway(state: SharedState, ids: Ids, gateway: Arc<Gateway>) -> Self {
+        FastLane { state, ids, serves: Serves::Gateway(gateway) }
+    }
+
+    /// The request's id (the router's `Ids`), its span (as the router names it) and a panic
+    /// answered as the router's panic layer answers it, around the handler.
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let id = self.ids.of(req.headers());
+        let span = span_of(&req, id.as_ref(), true);
+        let handled = AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await;
+        let mut resp = match handled {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => e.into_response(),
+            Err(_) => panicked(),
+        };
+        if let Some(id) = id {
+            resp.headers_mut().insert(HEADER, id);
+        }
+        resp
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
+        let (parts, body) = req.into_parts();
+        match &self.serves {
+            // The route's own handler, as the router runs it.
+            Serves::Verify => crate::verify::key::verify_key(&self.state, &parts.headers, body).await,
+            Serves::Gateway(gw) => {
+                // Read only when the gateway asks for it: after a secret key was accepted, or
+                // for a signed request's signature.
+                let timeout = self.state.config.body_read_timeout;
+                let body = within(timeout, read_body(body, gw.max_body(), || gw.too_large()));
+                // Boxed: with the upstream client's future inside, it is the largest part of
+                // the lane's future, which is moved a few times before its first poll.
+                Box::pin(gw.forward(peer, parts, body)).await
+            }
+        }
+    }
+}
+
+impl Lane for FastLane {
+    /// In front of the API, `POST /v1/keys/verify` only; the gateway's lane takes everything.
+    fn takes(&self, req: &Request<Incoming>) -> bool {
+        match self.serves {
+            Serves::Verify => req.method() == Method::POST && req.uri().path() == "/v1/keys/verify",
+            Serves::Gateway(_) => true,
+        }
+    }
+
+    fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+        FastLane::answer(self, req, peer)
+    }
+}

@@ -1,0 +1,6 @@
+//! Rate limits and credits spent on the verify path: counted on this node (`local`) or
+//! shared between nodes through Redis (`redis`, with Redis's clock as seen here).
+
+pub mod local;
+pub mod redis;
+mod redis_clock;

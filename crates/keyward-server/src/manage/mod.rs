@@ -1,0 +1,12 @@
+//! Helpers of the management routes: approval quorums, no-escalation checks, one-time codes,
+//! account and address lockouts, new key records, idempotent answers, sealing, audit origins.
+
+pub(crate) mod audit;
+pub(crate) mod escalation;
+pub(crate) mod idempotency;
+pub(crate) mod key_records;
+pub(crate) mod limiter;
+pub(crate) mod lockout;
+pub(crate) mod mfa;
+pub(crate) mod quorum;
+pub(crate) mod seal;
