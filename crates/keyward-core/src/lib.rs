@@ -3,6 +3,7 @@
 //! are passed in so that every rule can be tested without sleeping or mocking the OS.
 
 pub mod audit;
+pub mod audit_action;
 pub mod audit_anchor;
 pub mod authority;
 pub mod clock;

@@ -3,6 +3,7 @@
 //! applies or undoes the change in one transaction, with change events for every node's cache.
 
 use chrono::{DateTime, Utc};
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
@@ -451,7 +452,13 @@ impl Store {
         let mut changed = Vec::new();
         if done {
             let applied = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-            append(&mut tx, workspace_id, &audit.with("approval.approved", audit.target.clone(), applied), now).await?;
+            append(
+                &mut tx,
+                workspace_id,
+                &audit.with(AuditAction::ApprovalApproved, audit.target.clone(), applied),
+                now,
+            )
+            .await?;
             changed = apply(&mut tx, &a.request, now).await?;
             emit_all(&mut tx, &changed, now).await?;
             close(&mut tx, id, ApprovalStatus::Approved, Some(member_id), None, now).await?;
@@ -538,7 +545,7 @@ impl Store {
                     changed.extend(end(&mut tx, &a, ApprovalStatus::Expired, None, None, now).await?);
                     let target = AuditTarget { kind: "approval".into(), id: Some(id.clone()), name: None };
                     let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-                    append(&mut tx, &ws, &AuditRecord::system("approval.expired", target, what), now).await?;
+                    append(&mut tx, &ws, &AuditRecord::system(AuditAction::ApprovalExpired, target, what), now).await?;
                 }
             }
             tx.commit().await?;

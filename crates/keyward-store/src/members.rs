@@ -2,6 +2,7 @@
 //! behind a management credential.
 
 use chrono::{DateTime, Utc};
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::policy::Policy;
 use keyward_core::roles::Role;
@@ -292,7 +293,7 @@ impl Store {
         };
         // The one who joins is known only now: the token named them.
         let what = serde_json::json!({"role": m.role.as_str()});
-        let rec = AuditRecord::by_member(&m.id, &m.email, "member.join", what, origin.clone());
+        let rec = AuditRecord::by_member(&m.id, &m.email, AuditAction::MemberJoin, what, origin.clone());
         append(&mut tx, &m.workspace_id, &rec, now).await?;
         tx.commit().await?;
         Ok(Some(m))
@@ -543,7 +544,7 @@ impl Store {
         &self,
         member_id: &str,
         now: DateTime<Utc>,
-        failure: (&str, &Origin),
+        failure: (AuditAction, &Origin),
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(m) = member_in(&mut tx, member_id).await? {
@@ -745,7 +746,7 @@ impl Store {
             let rec = AuditRecord::by_member(
                 &m.id,
                 &m.email,
-                "member.recovery_code_used",
+                AuditAction::MemberRecoveryCodeUsed,
                 serde_json::json!({}),
                 Origin::default(),
             );

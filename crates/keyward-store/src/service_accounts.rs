@@ -204,7 +204,7 @@ impl Store {
         .await?;
         let ids: Vec<&str> = revoked.iter().map(|k| k.id.as_str()).collect();
         let what = serde_json::json!({"revoked_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
+        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), what), now).await?;
         emit_all(&mut tx, &revoked, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;

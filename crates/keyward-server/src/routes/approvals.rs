@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -149,7 +150,7 @@ pub async fn approve(
     requester_may_still_give(&state, &a).await?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
     let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-    let audit = caller.audit(&origin, "approval.approve", target("approval", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::ApprovalApprove, target("approval", &id, None), what);
     let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now(), &audit).await?;
     if let Decision::Done(done, _) = &d {
         match done.request.action {
@@ -234,7 +235,7 @@ pub async fn reject(
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
     let what =
         serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id, "reason": body.reason});
-    let audit = caller.audit(&origin, "approval.reject", target("approval", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::ApprovalReject, target("approval", &id, None), what);
     let d = state
         .store
         .close_approval(
@@ -265,7 +266,7 @@ pub async fn cancel(
         return Err(ApiError::Forbidden("only the requester, an owner or an admin may cancel a request".into()));
     }
     let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-    let audit = caller.audit(&origin, "approval.cancel", target("approval", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::ApprovalCancel, target("approval", &id, None), what);
     let d = state
         .store
         .close_approval(&caller.0.workspace_id, &id, ApprovalStatus::Cancelled, None, state.clock.now(), &audit)

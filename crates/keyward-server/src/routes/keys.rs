@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -98,7 +99,7 @@ pub(crate) async fn create(
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    let audit = caller.audit(origin, "key.create", target("key", &rec.id, Some(&rec.name)), settings(&rec));
+    let audit = caller.audit(origin, AuditAction::KeyCreate, target("key", &rec.id, Some(&rec.name)), settings(&rec));
     let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref(), &audit).await?;
     match inserted {
         InsertOutcome::Created => {
@@ -232,11 +233,11 @@ pub async fn update_key(
         lifetime.check(&mut expires_at, &caller.0.policy, false)?;
     }
     let payload = serde_json::json!({ "changes": req });
-    let audit = caller.audit(&origin, "key.update", target("key", &id, Some(&current.name)), payload.clone());
+    let audit = caller.audit(&origin, AuditAction::KeyUpdate, target("key", &id, Some(&current.name)), payload.clone());
     let rec = match approval_for(&state, &caller, KeyAction::Update, &id, payload).await? {
         // The old settings stay in force until the request is approved.
         Some(a) => {
-            let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.payload.clone());
             pending_or(state.store.request_change(KeyStatus::PendingUpdate, &a, now, &audit).await?, &id)?
         }
         None => state
@@ -264,12 +265,13 @@ pub async fn revoke_key(
     if current.status == KeyStatus::Revoked {
         return Ok(Json(state.view(&current)));
     }
-    let audit = caller.audit(&origin, "key.revoke", target("key", &id, Some(&current.name)), serde_json::json!({}));
+    let audit =
+        caller.audit(&origin, AuditAction::KeyRevoke, target("key", &id, Some(&current.name)), serde_json::json!({}));
     let rec = match approval_for(&state, &caller, KeyAction::Revoke, &id, serde_json::json!({})).await? {
         // The key keeps working until the request is approved.
         Some(a) => {
             let what = serde_json::json!({"action": "key.revoke", "key_id": id});
-            let audit = audit.with("approval.request", target("approval", &a.id, None), what);
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), what);
             pending_or(state.store.request_change(KeyStatus::PendingRevoke, &a, now, &audit).await?, &id)?
         }
         None => state
@@ -332,7 +334,7 @@ pub async fn rotate_key(
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
     let what = serde_json::json!({"new_key_id": new_id, "grace_period_seconds": grace.num_seconds(),
         "approval_id": approval.as_ref().map(|a| a.id.clone())});
-    let audit = caller.audit(&origin, "key.rotate", target("key", &id, Some(&current.name)), what);
+    let audit = caller.audit(&origin, AuditAction::KeyRotate, target("key", &id, Some(&current.name)), what);
     match state
         .store
         .rotate_key(

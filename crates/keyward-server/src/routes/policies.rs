@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 
 use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
 use keyward_core::roles::Action;
@@ -47,7 +48,7 @@ pub async fn put_policies(
         });
     }
     let what = serde_json::to_value(&patch).unwrap_or_default();
-    let audit = caller.audit(&origin, "policy.update", audit_target("policy", &ws, None), what.clone());
+    let audit = caller.audit(&origin, AuditAction::PolicyUpdate, audit_target("policy", &ws, None), what.clone());
     // A rule is never loosened by one of the people it binds: the strictest rule in force
     // (read with the credential, so the one a pending change has not touched) decides.
     let weakens = current.weakened_by(&next);
@@ -62,7 +63,7 @@ pub async fn put_policies(
         state.store.put_policy(&ws, &next, state.clock.now(), &audit).await?;
         return Ok(Json(next).into_response());
     };
-    let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+    let audit = audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.payload.clone());
     state.store.request_approval(&a, &audit).await?;
     let view = super::approvals::approval_view(&Approval {
         request: a,
