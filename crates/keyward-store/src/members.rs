@@ -447,13 +447,13 @@ impl Store {
         .bind(role.map(|r| r.as_str()))
         .bind(&a.id)
         .bind(&a.workspace_id)
-        .bind(&a.key_id)
+        .bind(&a.subject.id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
-            return match self.get_member(&a.workspace_id, &a.key_id).await? {
+            return match self.get_member(&a.workspace_id, &a.subject.id).await? {
                 Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
                 None => Ok(None),
             };
@@ -461,7 +461,7 @@ impl Store {
         insert_approval(&mut tx, a).await?;
         append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
-        self.get_member(&a.workspace_id, &a.key_id).await
+        self.get_member(&a.workspace_id, &a.subject.id).await
     }
 
     /// Every member with this email, in every workspace, for a login.

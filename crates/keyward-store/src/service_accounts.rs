@@ -195,7 +195,7 @@ impl Store {
             .map(key_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         sqlx::query(
-            "UPDATE approvals SET status = 'cancelled', decided_at = $1 WHERE status = 'pending' AND key_id IN \
+            "UPDATE approvals SET status = 'cancelled', decided_at = $1 WHERE status = 'pending' AND subject_kind = 'key' AND subject_id IN \
              (SELECT id FROM api_keys WHERE service_account_id = $2)",
         )
         .bind(to_ms(now))

@@ -5,11 +5,11 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
 use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::policy::KeyAction;
 use keyward_core::random::base62_string;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
@@ -134,7 +134,7 @@ pub async fn invite_member(
     // Inviting someone who could approve is itself governed when the policy says so: one
     // admin alone cannot make the second approver of a two-person rule.
     let approval = if caller.0.policy.member_invite.approver_roles.contains(&role) {
-        approval_for(&state, &caller, KeyAction::MemberInvite, &id, serde_json::json!({"role": role})).await?
+        approval_for(&state, &caller, ApprovalChange::MemberInvite { role }, &id).await?
     } else {
         None
     };
@@ -250,10 +250,10 @@ pub async fn change_role(
     // Raising someone to an approver role is governed when the policy says so.
     let governed = new > m.role && policy.member_role.approver_roles.contains(&new);
     let approval = if cuts {
-        let payload = serde_json::json!({"role": new, "from": m.role});
-        strictest_approval(&state, &caller, KeyAction::MemberRole, &id, payload).await?
+        let change = ApprovalChange::MemberRole { role: new, from: Some(m.role) };
+        strictest_approval(&state, &caller, change, &id).await?
     } else if governed {
-        approval_for(&state, &caller, KeyAction::MemberRole, &id, serde_json::json!({"role": new})).await?
+        approval_for(&state, &caller, ApprovalChange::MemberRole { role: new, from: None }, &id).await?
     } else {
         None
     };
@@ -263,7 +263,7 @@ pub async fn change_role(
     let m = match approval {
         Some(a) => {
             let audit =
-                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.payload.clone());
+                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.change.payload());
             state.store.request_role(&a, new, &audit).await?.ok_or_else(not_found)?
         }
         None => state.store.set_role(&caller.0.workspace_id, &id, new, now, &audit).await?.ok_or_else(not_found)?,
@@ -294,10 +294,10 @@ pub async fn remove_member(
     );
     // Removing a member a quorum in force counts on needs that quorum's strictest approvals.
     if m.active && caller.0.policy.binds(m.role) {
-        let payload = serde_json::json!({"role": m.role, "email": m.email});
-        if let Some(a) = strictest_approval(&state, &caller, KeyAction::MemberRemove, &id, payload).await? {
+        let change = ApprovalChange::MemberRemove { role: m.role, email: m.email.clone() };
+        if let Some(a) = strictest_approval(&state, &caller, change, &id).await? {
             let audit =
-                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.payload.clone());
+                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.change.payload());
             let m = state.store.request_removal(&a, &audit).await?.ok_or_else(not_found)?;
             return Ok((StatusCode::ACCEPTED, Json(member_view(&m))).into_response());
         }

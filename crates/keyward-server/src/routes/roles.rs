@@ -1,6 +1,7 @@
 //! Workspace roles: list, create, show, change, delete. The six member roles are roles too;
 //! their permissions can be set but they cannot be deleted.
 
+use keyward_core::approval_change::ApprovalChange;
 use keyward_core::audit_action::AuditAction;
 use std::collections::BTreeMap;
 
@@ -11,7 +12,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use keyward_core::permissions::permission_covers;
-use keyward_core::policy::KeyAction;
 use keyward_core::roles::{Action, Role, ALL_ROLES};
 use keyward_core::validate;
 use keyward_core::wire::roles::{CreateRoleRequest, RoleList, RoleView, UpdateRoleRequest};
@@ -168,12 +168,12 @@ pub async fn update_role(
     }
     let now = state.clock.now();
     let widening = permissions.as_deref().is_some_and(|n| widens(current.permissions.as_deref(), n));
-    let payload = serde_json::json!({ "permissions": permissions, "description": description });
-    let what = serde_json::json!({"from": current.permissions, "to": payload});
+    let change = ApprovalChange::RoleUpdate { permissions: permissions.clone(), description: description.clone() };
+    let what = serde_json::json!({"from": current.permissions, "to": change.payload()});
     let audit = caller.audit(&origin, AuditAction::RoleUpdate, target("role", &name, None), what);
     if widening {
-        if let Some(a) = approval_for(&state, &caller, KeyAction::RoleUpdate, &name, payload).await? {
-            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.payload.clone());
+        if let Some(a) = approval_for(&state, &caller, change, &name).await? {
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());
             state.store.request_role_update(&a, &current, &audit).await?;
             let holders = state.store.role_holders(&p.workspace_id).await?;
             return Ok(Json(view(&StoredRole { approval_id: Some(a.id), ..current }, &holders)));

@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
 use keyward_core::audit_action::AuditAction;
 
 use keyward_core::ids;
-use keyward_core::policy::KeyAction;
 use keyward_core::roles::{Action, Role};
 use keyward_core::validate;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyView};
@@ -145,10 +145,10 @@ pub async fn update_service_account(
     if let Some(new) = changes.role.clone() {
         let current = find(&state, &caller, &id).await?;
         if widens_account(&state, &caller.0.workspace_id, &current.role, &new).await? {
-            let payload = serde_json::json!({"role": new, "from": current.role});
-            if let Some(a) = approval_for(&state, &caller, KeyAction::ServiceAccountRole, &id, payload).await? {
+            let change = ApprovalChange::ServiceAccountRole { role: new.clone(), from: current.role.clone() };
+            if let Some(a) = approval_for(&state, &caller, change, &id).await? {
                 let audit =
-                    audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.payload.clone());
+                    audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());
                 state.store.request_approval(&a, &audit).await?;
                 changes.role = None;
                 pending = Some(a.id);
