@@ -17,7 +17,7 @@ pub enum ApprovalChange {
     /// `{}`
     KeyCreate,
     /// `{"changes": <the PATCH body>}`
-    KeyUpdate { changes: UpdateKeyRequest },
+    KeyUpdate { changes: Box<UpdateKeyRequest> },
     /// `{}`
     KeyRevoke,
     /// `{"old_key_id", "grace_period_seconds"}`; the subject is the successor.
@@ -32,7 +32,7 @@ pub enum ApprovalChange {
     RoleUpdate { permissions: Option<Vec<String>>, description: Option<String> },
     /// `{"changes", "weakens", "basis"}`: the patch, the weakening it makes (or `null`) and
     /// the policy it was judged against (absent in requests made before that was kept).
-    PolicyUpdate { changes: PolicyPatch, weakens: Option<String>, basis: Option<Policy> },
+    PolicyUpdate { changes: Box<PolicyPatch>, weakens: Option<String>, basis: Option<Box<Policy>> },
     /// `{"role", "from"}`
     ServiceAccountRole { role: String, from: String },
 }
@@ -78,11 +78,11 @@ struct RoleEdit {
 
 #[derive(Serialize, Deserialize)]
 struct PolicyChange {
-    changes: PolicyPatch,
+    changes: Box<PolicyPatch>,
     #[serde(default)]
     weakens: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    basis: Option<Policy>,
+    basis: Option<Box<Policy>>,
 }
 
 fn read<T: DeserializeOwned>(payload: &Value) -> Result<T, String> {
@@ -141,7 +141,7 @@ impl ApprovalChange {
             KeyAction::Create => ApprovalChange::KeyCreate,
             KeyAction::Revoke => ApprovalChange::KeyRevoke,
             KeyAction::Update => {
-                let c: Changes<UpdateKeyRequest> = read(payload)?;
+                let c: Changes<Box<UpdateKeyRequest>> = read(payload)?;
                 ApprovalChange::KeyUpdate { changes: c.changes }
             }
             KeyAction::Rotate => {

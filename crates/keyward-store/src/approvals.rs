@@ -220,7 +220,7 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
             let current = read_policy(tx, &a.workspace_id).await?;
             // Judged against another policy (a stricter one may be in force now, which this
             // request's smaller quorum must not undo): refused, to be asked again.
-            if basis.as_ref().is_some_and(|b| *b != current) {
+            if basis.as_ref().is_some_and(|b| **b != current) {
                 return Err(StoreError::Conflict(Conflict::PolicyChangedMeanwhile));
             }
             let next =

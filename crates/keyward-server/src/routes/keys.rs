@@ -234,7 +234,7 @@ pub async fn update_key(
     }
     let payload = serde_json::json!({ "changes": req });
     let audit = caller.audit(&origin, AuditAction::KeyUpdate, target("key", &id, Some(&current.name)), payload.clone());
-    let rec = match approval_for(&state, &caller, ApprovalChange::KeyUpdate { changes: req }, &id).await? {
+    let rec = match approval_for(&state, &caller, ApprovalChange::KeyUpdate { changes: Box::new(req) }, &id).await? {
         // The old settings stay in force until the request is approved.
         Some(a) => {
             let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());

@@ -55,9 +55,9 @@ pub async fn put_policies(
     let weakens = current.weakened_by(&next);
     // The policy it was judged against: approved later, it applies only to that policy.
     let change = ApprovalChange::PolicyUpdate {
-        changes: patch.clone(),
+        changes: Box::new(patch.clone()),
         weakens: weakens.map(str::to_string),
-        basis: Some(current.clone()),
+        basis: Some(Box::new(current.clone())),
     };
     let approval = match weakens {
         Some(_) => strictest_approval(&state, &caller, change, &ws).await?,
