@@ -21,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::audit_action::AuditAction;
 use crate::pepper::Pepper;
 
 /// `prev_hash` of a workspace's first event.
@@ -29,12 +30,12 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The event that switches a chain written with plain SHA-256 to keyed hashes: the first
 /// keyed event after plain ones. `changes`: `plain_through` (the last plain seq) and
 /// `checkpoint` (the pruning checkpoint then, or null).
-pub const CHAIN_KEYED: &str = "audit.chain_keyed";
+pub const CHAIN_KEYED: &str = AuditAction::AuditChainKeyed.as_str();
 
 /// The event retention appends when it deletes old events. `changes`: `checkpoint`
 /// (`{seq, hash}` of the last deleted event, where the chain now starts), `events` (how many
 /// went) and `before` (the cut-off time).
-pub const PRUNED: &str = "audit.prune";
+pub const PRUNED: &str = AuditAction::AuditPrune.as_str();
 
 /// The key of one workspace's chain: HMAC-SHA-256 under the pepper of
 /// `"audit-chain" 0 workspace_id` (`Pepper::derive`).

@@ -2,7 +2,9 @@
 //! input validation and the verification decision. It performs no I/O; time and randomness
 //! are passed in so that every rule can be tested without sleeping or mocking the OS.
 
+pub mod approval_change;
 pub mod audit;
+pub mod audit_action;
 pub mod audit_anchor;
 pub mod authority;
 pub mod clock;

@@ -1,6 +1,6 @@
-//! What webhooks say and when: which audit actions are webhook events (and under which type),
-//! endpoint event filters, the body of a message, the retry schedule, and the destinations a
-//! delivery refuses (SSRF). Signing is `webhook_signature`'s.
+//! What webhooks say and when: the event types (which audit action raises which is
+//! `AuditAction::webhook_event`'s), endpoint event filters, the body of a message, the retry
+//! schedule, and the destinations a delivery refuses (SSRF). Signing is `webhook_signature`'s.
 
 use std::net::IpAddr;
 
@@ -31,27 +31,34 @@ pub const EVENT_TYPES: &[&str] = &[
     "usage.alert",
 ];
 
-/// The webhook type of an audit action, when it is one.
-pub fn event_type(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "key.create" => "key.created",
-        "key.update" => "key.updated",
-        "key.rotate" => "key.rotated",
-        "key.revoke" => "key.revoked",
-        "key.expired" => "key.expired",
-        "key.expiring" => "key.expiring",
-        "approval.request" => "approval.requested",
-        "approval.approved" => "approval.approved",
-        "approval.reject" => "approval.rejected",
-        "approval.expired" => "approval.expired",
-        "member.invite" => "member.invited",
-        "member.join" => "member.joined",
-        "member.remove" => "member.removed",
-        "member.role" => "member.role_changed",
-        "webhook.disabled" => "webhook.disabled",
-        "usage.alert" => "usage.alert",
-        _ => return None,
-    })
+/// Where a delivery stands: waiting (due now or at its next attempt), or finished one of
+/// three ways. Stored and shown as [`DeliveryStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// Its retries ran out.
+    Failed,
+    /// Its endpoint was deleted or disabled, or answered 410.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] =
+        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed, DeliveryStatus::Cancelled];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
 }
 
 /// Does an endpoint subscribed to `patterns` (`*`, `key.*` or an exact type) get `ty`?
@@ -197,6 +204,7 @@ pub fn refused_destination(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit_action::AuditAction;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -219,7 +227,16 @@ mod tests {
     }
 
     #[test]
+    fn delivery_statuses_round_trip() {
+        for d in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(DeliveryStatus::parse("sent"), None);
+    }
+
+    #[test]
     fn every_mapped_action_is_a_known_type() {
+        let event_type = |a: &str| AuditAction::parse(a).and_then(AuditAction::webhook_event);
         for a in ["key.create", "key.revoke", "approval.request", "member.role", "key.expiring"] {
             assert!(EVENT_TYPES.contains(&event_type(a).unwrap()), "{a}");
         }

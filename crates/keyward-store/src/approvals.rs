@@ -3,12 +3,12 @@
 //! applies or undoes the change in one transaction, with change events for every node's cache.
 
 use chrono::{DateTime, Utc};
+use keyward_core::approval_change::{ApprovalChange, Subject, SubjectKind};
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
-use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
+use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
-use keyward_core::wire::keys::UpdateKeyRequest;
-use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -54,16 +54,21 @@ impl ApprovalStatus {
 pub struct NewApproval {
     pub id: String,
     pub workspace_id: String,
-    pub action: KeyAction,
-    /// The key the request is about (for a rotation: the successor).
-    pub key_id: String,
+    /// What it would change: its action and typed payload.
+    pub change: ApprovalChange,
+    /// What it is about (for a rotation: the successor key).
+    pub subject: Subject,
     pub requested_by: String,
     pub required: u32,
     pub approver_roles: Vec<Role>,
-    /// `{"changes": …}` for an update, `{"old_key_id", "grace_period_seconds"}` for a rotation.
-    pub payload: Value,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+impl NewApproval {
+    pub fn action(&self) -> KeyAction {
+        self.change.action()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +107,8 @@ pub enum RequestOutcome {
     Refused(Conflict),
 }
 
-const APPROVAL_COLUMNS: &str = "id, workspace_id, action, key_id, requested_by, status, required, approver_roles, \
+const APPROVAL_COLUMNS: &str =
+    "id, workspace_id, action, subject_kind, subject_id, requested_by, status, required, approver_roles, \
      payload, reason, decided_by, created_at, expires_at, decided_at";
 
 fn bad(what: &str) -> StoreError {
@@ -114,19 +120,25 @@ fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
     let status: String = r.try_get("status")?;
     let roles: Vec<String> =
         serde_json::from_str(&r.try_get::<String, _>("approver_roles")?).map_err(|_| bad("roles"))?;
+    let action = KeyAction::parse(&action).ok_or_else(|| bad("action"))?;
+    let payload: serde_json::Value =
+        serde_json::from_str(&r.try_get::<String, _>("payload")?).map_err(|_| bad("payload"))?;
+    let change = ApprovalChange::from_parts(action, &payload).map_err(|e| bad(&format!("payload ({e})")))?;
+    let kind: String = r.try_get("subject_kind")?;
+    let kind =
+        SubjectKind::parse(&kind).filter(|k| *k == SubjectKind::of(action)).ok_or_else(|| bad("subject_kind"))?;
     Ok(Approval {
         request: NewApproval {
             id: r.try_get("id")?,
             workspace_id: r.try_get("workspace_id")?,
-            action: KeyAction::parse(&action).ok_or_else(|| bad("action"))?,
-            key_id: r.try_get("key_id")?,
+            change,
+            subject: Subject { kind, id: r.try_get("subject_id")? },
             requested_by: r.try_get("requested_by")?,
             required: u32::try_from(r.try_get::<i64, _>("required")?).map_err(|_| bad("required"))?,
             approver_roles: roles
                 .iter()
                 .map(|s| Role::parse(s).ok_or_else(|| bad("role")))
                 .collect::<Result<_, _>>()?,
-            payload: serde_json::from_str(&r.try_get::<String, _>("payload")?).map_err(|_| bad("payload"))?,
             created_at: from_ms(r.try_get("created_at")?),
             expires_at: from_ms(r.try_get("expires_at")?),
         },
@@ -141,16 +153,17 @@ fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
 pub(crate) async fn insert_approval(tx: &mut Tx, a: &NewApproval) -> Result<(), StoreError> {
     let roles: Vec<&str> = a.approver_roles.iter().map(|r| r.as_str()).collect();
     sqlx::query(&format!(
-        "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, NULL, NULL, $9, $10, NULL)"
+        "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, NULL, NULL, $10, $11, NULL)"
     ))
     .bind(&a.id)
     .bind(&a.workspace_id)
-    .bind(a.action.as_str())
-    .bind(&a.key_id)
+    .bind(a.action().as_str())
+    .bind(a.subject.kind.as_str())
+    .bind(&a.subject.id)
     .bind(&a.requested_by)
     .bind(i64::from(a.required))
     .bind(serde_json::to_string(&roles).unwrap_or_else(|_| "[]".into()))
-    .bind(a.payload.to_string())
+    .bind(a.change.payload().to_string())
     .bind(to_ms(a.created_at))
     .bind(to_ms(a.expires_at))
     .execute(&mut **tx)
@@ -170,87 +183,66 @@ async fn votes(ex: &mut sqlx::AnyConnection, id: &str) -> Result<Vec<Vote>, Stor
         .collect()
 }
 
-fn payload_str<'a>(a: &'a NewApproval, field: &str) -> Option<&'a str> {
-    a.payload.get(field).and_then(Value::as_str)
-}
-
 /// Carries out an approved request.
 async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<KeyRecord>, StoreError> {
     let mut changed = Vec::new();
-    match a.action {
-        KeyAction::Create => changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?),
-        KeyAction::Revoke => changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Revoked, now).await?),
-        KeyAction::Update => {
-            let req: UpdateKeyRequest =
-                serde_json::from_value(a.payload.get("changes").cloned().unwrap_or(Value::Null))
-                    .map_err(|_| bad("changes"))?;
+    let subject = a.subject.id.as_str();
+    match &a.change {
+        ApprovalChange::KeyCreate => changed.extend(set_key_status(tx, subject, &a.id, KeyStatus::Active, now).await?),
+        ApprovalChange::KeyRevoke => changed.extend(set_key_status(tx, subject, &a.id, KeyStatus::Revoked, now).await?),
+        ApprovalChange::KeyUpdate { changes } => {
             // Checked when the request was made, against the same time.
-            let c = req.validate(a.created_at).map_err(|e| StoreError::Internal(format!("stored changes: {e}")))?;
-            changed.extend(apply_changes(tx, &a.workspace_id, &a.key_id, &c, now, Some(&a.id)).await?);
+            let c = changes.validate(a.created_at).map_err(|e| StoreError::Internal(format!("stored changes: {e}")))?;
+            changed.extend(apply_changes(tx, &a.workspace_id, subject, &c, now, Some(&a.id)).await?);
         }
-        KeyAction::Rotate => {
-            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?);
-            if let Some(old) = payload_str(a, "old_key_id") {
-                let grace = a.payload.get("grace_period_seconds").and_then(Value::as_i64).unwrap_or(0);
-                let end = (grace > 0).then(|| now + chrono::Duration::seconds(grace));
-                changed.extend(retire(tx, old, end, now).await?);
-            }
+        ApprovalChange::KeyRotate { old_key_id, grace_period_seconds } => {
+            changed.extend(set_key_status(tx, subject, &a.id, KeyStatus::Active, now).await?);
+            let grace = *grace_period_seconds;
+            let end = (grace > 0).then(|| now + chrono::Duration::seconds(grace));
+            changed.extend(retire(tx, old_key_id, end, now).await?);
         }
-        KeyAction::MemberInvite | KeyAction::MemberRole => {
-            settle_member_request(tx, a.action, &a.key_id, &a.id, true).await?
+        ApprovalChange::MemberInvite { .. } | ApprovalChange::MemberRole { .. } => {
+            settle_member_request(tx, a.action(), subject, &a.id, true).await?
         }
-        KeyAction::MemberRemove => {
+        ApprovalChange::MemberRemove { .. } => {
             // Only while the member is still marked with this request.
             let marked = sqlx::query("SELECT id FROM members WHERE id = $1 AND approval_id = $2")
-                .bind(&a.key_id)
+                .bind(subject)
                 .bind(&a.id)
                 .fetch_optional(&mut **tx)
                 .await?;
             if marked.is_some() {
-                crate::members::remove_in(tx, &a.workspace_id, &a.key_id).await?;
+                crate::members::remove_in(tx, &a.workspace_id, subject).await?;
             }
         }
-        KeyAction::PolicyUpdate => {
+        ApprovalChange::PolicyUpdate { changes, basis, .. } => {
             // The change is applied to the policy in force now, checked as when asked for.
-            let patch: PolicyPatch = serde_json::from_value(a.payload.get("changes").cloned().unwrap_or(Value::Null))
-                .map_err(|_| bad("changes"))?;
             let current = read_policy(tx, &a.workspace_id).await?;
             // Judged against another policy (a stricter one may be in force now, which this
             // request's smaller quorum must not undo): refused, to be asked again.
-            if let Some(basis) = a.payload.get("basis") {
-                let basis: Policy = serde_json::from_value(basis.clone()).map_err(|_| bad("basis"))?;
-                if basis != current {
-                    return Err(StoreError::Conflict(Conflict::PolicyChangedMeanwhile));
-                }
+            if basis.as_ref().is_some_and(|b| **b != current) {
+                return Err(StoreError::Conflict(Conflict::PolicyChangedMeanwhile));
             }
             let next =
-                current.patched(&patch).map_err(|e| StoreError::Internal(format!("stored policy change: {e}")))?;
+                current.patched(changes).map_err(|e| StoreError::Internal(format!("stored policy change: {e}")))?;
             write_policy(tx, &a.workspace_id, &next, now).await?;
         }
-        KeyAction::ServiceAccountRole => {
-            let role = payload_str(a, "role").ok_or_else(|| bad("role"))?;
+        ApprovalChange::ServiceAccountRole { role, .. } => {
             sqlx::query("UPDATE service_accounts SET role = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4")
                 .bind(role)
                 .bind(to_ms(now))
                 .bind(&a.workspace_id)
-                .bind(&a.key_id)
+                .bind(subject)
                 .execute(&mut **tx)
                 .await?;
-            emit(tx, &crate::service_accounts::event(&a.key_id), now).await?;
+            emit(tx, &crate::service_accounts::event(subject), now).await?;
         }
-        KeyAction::RoleUpdate => {
-            let current = crate::roles::read_role(tx, &a.workspace_id, &a.key_id).await?;
-            let permissions: Option<Vec<String>> = a
-                .payload
-                .get("permissions")
-                .map(|p| serde_json::from_value(p.clone()))
-                .transpose()
-                .map_err(|_| bad("permissions"))?;
-            let description = payload_str(a, "description");
+        ApprovalChange::RoleUpdate { permissions, description } => {
+            let current = crate::roles::read_role(tx, &a.workspace_id, subject).await?;
             if let Some(current) = current {
-                write_role(tx, &a.workspace_id, &current, description, permissions.as_deref(), Some(&a.id), now)
-                    .await?;
-                emit(tx, &role_event(&a.workspace_id, &a.key_id), now).await?;
+                let (description, permissions) = (description.as_deref(), permissions.as_deref());
+                write_role(tx, &a.workspace_id, &current, description, permissions, Some(&a.id), now).await?;
+                emit(tx, &role_event(&a.workspace_id, subject), now).await?;
             }
         }
     }
@@ -260,26 +252,27 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
 /// Undoes what a request put in place: the key returns to how it was (a create ends rejected).
 async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<KeyRecord>, StoreError> {
     let mut changed = Vec::new();
-    match a.action {
-        KeyAction::Create | KeyAction::Rotate => {
-            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Rejected, now).await?);
-            if let Some(old) = payload_str(a, "old_key_id") {
+    let subject = a.subject.id.as_str();
+    match &a.change {
+        ApprovalChange::KeyCreate | ApprovalChange::KeyRotate { .. } => {
+            changed.extend(set_key_status(tx, subject, &a.id, KeyStatus::Rejected, now).await?);
+            if let ApprovalChange::KeyRotate { old_key_id, .. } = &a.change {
                 sqlx::query("UPDATE api_keys SET replaced_by = NULL WHERE id = $1 AND replaced_by = $2")
-                    .bind(old)
-                    .bind(&a.key_id)
+                    .bind(old_key_id)
+                    .bind(subject)
                     .execute(&mut **tx)
                     .await?;
             }
         }
-        KeyAction::Update | KeyAction::Revoke => {
-            changed.extend(set_key_status(tx, &a.key_id, &a.id, KeyStatus::Active, now).await?)
+        ApprovalChange::KeyUpdate { .. } | ApprovalChange::KeyRevoke => {
+            changed.extend(set_key_status(tx, subject, &a.id, KeyStatus::Active, now).await?)
         }
-        KeyAction::MemberInvite | KeyAction::MemberRole | KeyAction::MemberRemove => {
-            settle_member_request(tx, a.action, &a.key_id, &a.id, false).await?
-        }
-        KeyAction::RoleUpdate => release_role(tx, &a.workspace_id, &a.id).await?,
+        ApprovalChange::MemberInvite { .. }
+        | ApprovalChange::MemberRole { .. }
+        | ApprovalChange::MemberRemove { .. } => settle_member_request(tx, a.action(), subject, &a.id, false).await?,
+        ApprovalChange::RoleUpdate { .. } => release_role(tx, &a.workspace_id, &a.id).await?,
         // Nothing was held: the policy and the account stayed as they were.
-        KeyAction::PolicyUpdate | KeyAction::ServiceAccountRole => {}
+        ApprovalChange::PolicyUpdate { .. } | ApprovalChange::ServiceAccountRole { .. } => {}
     }
     Ok(changed)
 }
@@ -357,12 +350,12 @@ impl Store {
             .bind(&a.id)
             .bind(to_ms(now))
             .bind(&a.workspace_id)
-            .bind(&a.key_id)
+            .bind(&a.subject.id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
             tx.rollback().await?;
-            return Ok(match self.get_key(&a.workspace_id, &a.key_id).await? {
+            return Ok(match self.get_key(&a.workspace_id, &a.subject.id).await? {
                 None => RequestOutcome::NotFound,
                 Some(k) => RequestOutcome::Refused(refusal(&k, now)),
             });
@@ -450,8 +443,14 @@ impl Store {
         append(&mut tx, workspace_id, audit, now).await?;
         let mut changed = Vec::new();
         if done {
-            let applied = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-            append(&mut tx, workspace_id, &audit.with("approval.approved", audit.target.clone(), applied), now).await?;
+            let applied = serde_json::json!({"action": a.request.action().as_str(), "subject": a.request.subject.id});
+            append(
+                &mut tx,
+                workspace_id,
+                &audit.with(AuditAction::ApprovalApproved, audit.target.clone(), applied),
+                now,
+            )
+            .await?;
             changed = apply(&mut tx, &a.request, now).await?;
             emit_all(&mut tx, &changed, now).await?;
             close(&mut tx, id, ApprovalStatus::Approved, Some(member_id), None, now).await?;
@@ -537,8 +536,9 @@ impl Store {
                 if a.status == ApprovalStatus::Pending {
                     changed.extend(end(&mut tx, &a, ApprovalStatus::Expired, None, None, now).await?);
                     let target = AuditTarget { kind: "approval".into(), id: Some(id.clone()), name: None };
-                    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-                    append(&mut tx, &ws, &AuditRecord::system("approval.expired", target, what), now).await?;
+                    let what =
+                        serde_json::json!({"action": a.request.action().as_str(), "subject": a.request.subject.id});
+                    append(&mut tx, &ws, &AuditRecord::system(AuditAction::ApprovalExpired, target, what), now).await?;
                 }
             }
             tx.commit().await?;
@@ -579,7 +579,7 @@ async fn end(
 pub(crate) async fn cancel_for_key(tx: &mut Tx, key_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE approvals SET status = 'cancelled', reason = 'the key was revoked', decided_at = $1 \
-         WHERE key_id = $2 AND status = 'pending'",
+         WHERE subject_kind = 'key' AND subject_id = $2 AND status = 'pending'",
     )
     .bind(to_ms(now))
     .bind(key_id)

@@ -7,12 +7,11 @@
 //! the next append (or [`Store::key_audit_chains`] at start) switches with a
 //! `audit.chain_keyed` event.
 
+use keyward_core::audit_action::AuditAction;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use keyward_core::audit::{
-    AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, CHAIN_KEYED, GENESIS, PRUNED,
-};
+use keyward_core::audit::{AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, GENESIS};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::pepper::Pepper;
 use serde_json::{json, Value};
@@ -34,7 +33,8 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     pub actor: AuditActor,
-    pub action: String,
+    /// Stored as its wire string ([`AuditAction::as_str`]), so the chain hashes what it did.
+    pub action: AuditAction,
     pub target: AuditTarget,
     /// What changed; never a secret.
     pub changes: Value,
@@ -43,10 +43,10 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// The server's own change (the sweeper expiring a request, say).
-    pub fn system(action: &str, target: AuditTarget, changes: Value) -> AuditRecord {
+    pub fn system(action: AuditAction, target: AuditTarget, changes: Value) -> AuditRecord {
         AuditRecord {
             actor: AuditActor { kind: "system".into(), id: None, name: None },
-            action: action.into(),
+            action,
             target,
             changes,
             origin: Origin::default(),
@@ -55,10 +55,10 @@ impl AuditRecord {
 
     /// A member acting on their own account (joining, a refused secret, a recovery code):
     /// actor and target are both the member.
-    pub fn by_member(id: &str, email: &str, action: &str, changes: Value, origin: Origin) -> AuditRecord {
+    pub fn by_member(id: &str, email: &str, action: AuditAction, changes: Value, origin: Origin) -> AuditRecord {
         AuditRecord {
             actor: AuditActor { kind: "member".into(), id: Some(id.into()), name: Some(email.into()) },
-            action: action.into(),
+            action,
             target: AuditTarget { kind: "member".into(), id: Some(id.into()), name: Some(email.into()) },
             changes,
             origin,
@@ -66,8 +66,8 @@ impl AuditRecord {
     }
 
     /// The same actor and origin doing something else.
-    pub fn with(&self, action: &str, target: AuditTarget, changes: Value) -> AuditRecord {
-        AuditRecord { action: action.to_string(), target, changes, ..self.clone() }
+    pub fn with(&self, action: AuditAction, target: AuditTarget, changes: Value) -> AuditRecord {
+        AuditRecord { action, target, changes, ..self.clone() }
     }
 }
 
@@ -142,7 +142,7 @@ async fn checkpoint_in(tx: &mut Tx, workspace_id: &str) -> Result<Option<(i64, S
 async fn switch_record(tx: &mut Tx, workspace_id: &str, seq: i64) -> Result<AuditRecord, StoreError> {
     let checkpoint = checkpoint_in(tx, workspace_id).await?.map(|(seq, hash)| json!({"seq": seq, "hash": hash}));
     Ok(AuditRecord::system(
-        CHAIN_KEYED,
+        AuditAction::AuditChainKeyed,
         audit_target(),
         json!({"plain_through": seq - 1, "checkpoint": checkpoint, "hash": "hmac-sha256"}),
     ))
@@ -162,7 +162,7 @@ async fn write(
         time: now,
         workspace_id: workspace_id.to_string(),
         actor: rec.actor.clone(),
-        action: rec.action.clone(),
+        action: rec.action.as_str().to_string(),
         target: rec.target.clone(),
         ip: rec.origin.ip.clone(),
         user_agent: rec.origin.user_agent.clone(),
@@ -196,7 +196,7 @@ async fn write(
         .execute(&mut **tx)
         .await?;
     // A webhook event's deliveries commit with it: the outbox.
-    crate::outbox::enqueue(tx, &e).await?;
+    crate::outbox::enqueue(tx, rec.action, &e).await?;
     Ok(e)
 }
 
@@ -392,7 +392,7 @@ impl Store {
                 "events": gone,
                 "before": before.to_rfc3339_opts(SecondsFormat::Millis, true),
             });
-            append(&mut tx, &ws, &AuditRecord::system(PRUNED, audit_target(), what), now).await?;
+            append(&mut tx, &ws, &AuditRecord::system(AuditAction::AuditPrune, audit_target(), what), now).await?;
             tx.commit().await?;
             pruned += gone;
         }

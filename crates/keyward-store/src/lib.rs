@@ -38,6 +38,7 @@ pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusF
 pub use members::{
     CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt, TotpState,
 };
+pub use migrate::migrate_to;
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
 pub use usage::{Alert, Bucket, KeyActivity, SeenIp, UsageRow, UsageWritten, DAY_MS, HOUR_MS, MINUTE_MS};

@@ -2,6 +2,7 @@
 //! behind a management credential.
 
 use chrono::{DateTime, Utc};
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::policy::Policy;
 use keyward_core::roles::Role;
@@ -292,7 +293,7 @@ impl Store {
         };
         // The one who joins is known only now: the token named them.
         let what = serde_json::json!({"role": m.role.as_str()});
-        let rec = AuditRecord::by_member(&m.id, &m.email, "member.join", what, origin.clone());
+        let rec = AuditRecord::by_member(&m.id, &m.email, AuditAction::MemberJoin, what, origin.clone());
         append(&mut tx, &m.workspace_id, &rec, now).await?;
         tx.commit().await?;
         Ok(Some(m))
@@ -446,13 +447,13 @@ impl Store {
         .bind(role.map(|r| r.as_str()))
         .bind(&a.id)
         .bind(&a.workspace_id)
-        .bind(&a.key_id)
+        .bind(&a.subject.id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
-            return match self.get_member(&a.workspace_id, &a.key_id).await? {
+            return match self.get_member(&a.workspace_id, &a.subject.id).await? {
                 Some(_) => Err(StoreError::Conflict(Conflict::MemberPendingApproval)),
                 None => Ok(None),
             };
@@ -460,7 +461,7 @@ impl Store {
         insert_approval(&mut tx, a).await?;
         append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
-        self.get_member(&a.workspace_id, &a.key_id).await
+        self.get_member(&a.workspace_id, &a.subject.id).await
     }
 
     /// Every member with this email, in every workspace, for a login.
@@ -543,7 +544,7 @@ impl Store {
         &self,
         member_id: &str,
         now: DateTime<Utc>,
-        failure: (&str, &Origin),
+        failure: (AuditAction, &Origin),
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(m) = member_in(&mut tx, member_id).await? {
@@ -745,7 +746,7 @@ impl Store {
             let rec = AuditRecord::by_member(
                 &m.id,
                 &m.email,
-                "member.recovery_code_used",
+                AuditAction::MemberRecoveryCodeUsed,
                 serde_json::json!({}),
                 Origin::default(),
             );

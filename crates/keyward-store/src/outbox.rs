@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::audit::AuditEvent;
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::to_ms;
-use keyward_core::webhooks::{body, event_type, key_of, subscribed};
+use keyward_core::webhooks::{body, key_of, subscribed};
 use sqlx::Row;
 
 use crate::dialect::Tx;
@@ -14,8 +15,8 @@ use crate::StoreError;
 /// Writes the outbox for `e` when it is a webhook event: one message, and one delivery per
 /// enabled endpoint subscribed to its type and for the key's callback URL. Runs inside the
 /// event's transaction, so an event and its deliveries commit (or vanish) together.
-pub(crate) async fn enqueue(tx: &mut Tx, e: &AuditEvent) -> Result<(), StoreError> {
-    let Some(ty) = event_type(&e.action) else { return Ok(()) };
+pub(crate) async fn enqueue(tx: &mut Tx, action: AuditAction, e: &AuditEvent) -> Result<(), StoreError> {
+    let Some(ty) = action.webhook_event() else { return Ok(()) };
     let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0")
         .bind(&e.workspace_id)
         .fetch_all(&mut **tx)

@@ -162,7 +162,7 @@ impl Store {
         if let (false, Some(obj)) = (changed.is_empty(), changes.as_object_mut()) {
             obj.insert("taken_off_keys".into(), changed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().into());
         }
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), changes), role.created_at)
+        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), changes), role.created_at)
             .await?;
         emit_all(&mut tx, &changed, role.created_at).await?;
         emit(&mut tx, &role_event(workspace_id, &role.name), role.created_at).await?;
@@ -225,7 +225,7 @@ impl Store {
         let changed = take_off_keys(&mut tx, workspace_id, name, now).await?;
         let ids: Vec<&str> = changed.iter().map(|k| k.id.as_str()).collect();
         let what = serde_json::json!({"force": force, "taken_off_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
+        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), what), now).await?;
         emit_all(&mut tx, &changed, now).await?;
         emit(&mut tx, &role_event(workspace_id, name), now).await?;
         tx.commit().await?;

@@ -195,7 +195,7 @@ impl Store {
             .map(key_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         sqlx::query(
-            "UPDATE approvals SET status = 'cancelled', decided_at = $1 WHERE status = 'pending' AND key_id IN \
+            "UPDATE approvals SET status = 'cancelled', decided_at = $1 WHERE status = 'pending' AND subject_kind = 'key' AND subject_id IN \
              (SELECT id FROM api_keys WHERE service_account_id = $2)",
         )
         .bind(to_ms(now))
@@ -204,7 +204,7 @@ impl Store {
         .await?;
         let ids: Vec<&str> = revoked.iter().map(|k| k.id.as_str()).collect();
         let what = serde_json::json!({"revoked_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
+        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), what), now).await?;
         emit_all(&mut tx, &revoked, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::audit::AuditTarget;
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -501,7 +502,8 @@ impl Store {
             .await?;
         let target = AuditTarget { kind: "key".into(), id: Some(a.key_id.clone()), name };
         let what = json!({"alert_id": a.id, "kind": a.kind, "detail": a.detail});
-        append(&mut tx, &a.workspace_id, &AuditRecord::system("usage.alert", target, what), a.created_at).await?;
+        append(&mut tx, &a.workspace_id, &AuditRecord::system(AuditAction::UsageAlert, target, what), a.created_at)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

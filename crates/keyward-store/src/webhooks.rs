@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::audit::AuditTarget;
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
+use keyward_core::webhooks::DeliveryStatus;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -92,7 +94,7 @@ pub struct Delivery {
     pub message_id: String,
     pub kind: String,
     pub body: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub endpoint_id: Option<String>,
     pub key_id: Option<String>,
     pub attempts: u32,
@@ -196,7 +198,7 @@ async fn disable_in(
         .execute(&mut **tx)
         .await?;
     cancel_pending(tx, &ep.id, now).await?;
-    let rec = rec.with("webhook.disabled", endpoint_target(ep), json!({"reason": reason}));
+    let rec = rec.with(AuditAction::WebhookDisabled, endpoint_target(ep), json!({"reason": reason}));
     append(tx, &ep.workspace_id, &rec, now).await?;
     Ok(())
 }
@@ -454,16 +456,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let (status, next_at) = match next {
-            AfterAttempt::Delivered => ("delivered", None),
-            AfterAttempt::RetryAt(t) => ("pending", Some(t)),
-            AfterAttempt::Failed => ("failed", None),
-            AfterAttempt::Gone => ("cancelled", None),
+            AfterAttempt::Delivered => (DeliveryStatus::Delivered, None),
+            AfterAttempt::RetryAt(t) => (DeliveryStatus::Pending, Some(t)),
+            AfterAttempt::Failed => (DeliveryStatus::Failed, None),
+            AfterAttempt::Gone => (DeliveryStatus::Cancelled, None),
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at), \
              lease_until = NULL, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6 AND status = 'pending'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(next_at.map(to_ms))
         .bind(a.status.map(i32::from))
         .bind(&a.error)
@@ -473,7 +475,7 @@ impl Store {
         .await?;
         if let Some(ep_id) = &d.endpoint_id {
             if let Some(ep) = endpoint_by_id(&mut tx, &d.workspace_id, ep_id).await? {
-                let system = AuditRecord::system("webhook.disabled", endpoint_target(&ep), json!({}));
+                let system = AuditRecord::system(AuditAction::WebhookDisabled, endpoint_target(&ep), json!({}));
                 match next {
                     AfterAttempt::Delivered => {
                         sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
@@ -528,12 +530,14 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let status: String = r.try_get("status")?;
+            let status = DeliveryStatus::parse(&status)
+                .ok_or_else(|| StoreError::Internal(format!("unknown delivery status {status:?}")))?;
             out.push(Delivery {
                 id: r.try_get("id")?,
                 message_id: r.try_get("message_id")?,
                 kind: r.try_get("type")?,
                 body: r.try_get("body")?,
-                next_attempt_at: (status == "pending")
+                next_attempt_at: (status == DeliveryStatus::Pending)
                     .then(|| r.try_get::<i64, _>("next_attempt_at").map(from_ms))
                     .transpose()?,
                 status,
@@ -682,8 +686,8 @@ impl Store {
         for ws in self.workspace_ids().await? {
             let warn = Duration::days(i64::from(self.policy(&ws).await?.expiry_warning_days));
             for (col, action, from, to) in [
-                ("expiry_warned_for", "key.expiring", now, now + warn),
-                ("expiry_announced_for", "key.expired", now - look_back, now),
+                ("expiry_warned_for", AuditAction::KeyExpiring, now, now + warn),
+                ("expiry_announced_for", AuditAction::KeyExpired, now - look_back, now),
             ] {
                 let sql = format!(
                     "SELECT id, name, expires_at FROM api_keys WHERE workspace_id = $1 AND expires_at > $2 AND expires_at <= $3 \

@@ -2,6 +2,7 @@
 
 use crate::audit::{append, AuditRecord};
 use keyward_core::audit::AuditTarget;
+use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::to_ms;
 use sqlx::Row;
 
@@ -85,7 +86,8 @@ impl Store {
         // Made at the server's console (`init`, `workspaces create`), not through the API.
         let target = AuditTarget { kind: "workspace".into(), id: Some(ws.id.clone()), name: Some(ws.name.clone()) };
         let what = serde_json::json!({"prefix": ws.prefix, "owner_id": ws.owner_id, "owner_email": ws.owner_email});
-        append(&mut tx, &ws.id, &AuditRecord::system("workspace.create", target, what), ws.created_at).await?;
+        append(&mut tx, &ws.id, &AuditRecord::system(AuditAction::WorkspaceCreate, target, what), ws.created_at)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

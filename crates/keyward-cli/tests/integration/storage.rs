@@ -19,7 +19,12 @@ async fn both_backends_have_the_same_schema() {
     b.drop_db().await;
 }
 
-on_both_backends!(search_folds_case_alike, credit_counts_never_go_back_up, addresses_are_written_in_batches);
+on_both_backends!(
+    search_folds_case_alike,
+    credit_counts_never_go_back_up,
+    addresses_are_written_in_batches,
+    approval_subjects_move_to_their_pair
+);
 
 /// `q` matches name and `start` without regard to ASCII case, identically on both backends
 /// (PostgreSQL's LIKE is case-sensitive, SQLite's is not; LOWER differs beyond ASCII).
@@ -119,4 +124,63 @@ async fn addresses_are_written_in_batches(b: Backend) {
     mixed.push(seen(40, "10.0.0.1", 4_000));
     assert_eq!(flush(mixed).await, vec!["key_batch_39 10.0.0.3".to_string()], "one new among known ones");
     s.stop().await;
+}
+
+/// Migration 0015 moves `approvals.key_id` (a key id, a member id or a role's name, told
+/// apart by the action) to `subject_kind`/`subject_id`; the old rows read back whole.
+async fn approval_subjects_move_to_their_pair(b: Backend) {
+    use keyward_core::approval_change::{ApprovalChange, SubjectKind};
+    let db = TestDb::new(&b).await;
+    keyward_store::migrate_to(&db.url, 14).await.unwrap();
+    db.exec("INSERT INTO workspaces (id, name, prefix, created_at) VALUES ('ws_old', 'old', 'old', 1)").await;
+    let rows = [
+        (
+            "apr_1",
+            "key.update",
+            "key_1",
+            r#"{"changes":{"name":"n","roles":null,"permissions":null,"scopes":null,"ip_allowlist":null,"meta":null}}"#,
+        ),
+        ("apr_2", "key.rotate", "key_3", r#"{"old_key_id":"key_2","grace_period_seconds":60}"#),
+        ("apr_3", "member.remove", "mem_1", r#"{"role":"admin","email":"a@example.com"}"#),
+        ("apr_4", "member.role", "mem_2", r#"{"role":"admin"}"#),
+        ("apr_5", "role.update", "deployers", r#"{"permissions":["deploy:*"],"description":null}"#),
+        ("apr_6", "policy.update", "ws_old", r#"{"changes":{"require_mfa":false},"weakens":"require_mfa"}"#),
+        ("apr_7", "service_account.role", "sa_1", r#"{"role":"deployers","from":"readers"}"#),
+    ];
+    for (id, action, key_id, payload) in rows {
+        db.exec(&format!(
+            "INSERT INTO approvals (id, workspace_id, action, key_id, requested_by, status, required, approver_roles, \
+             payload, reason, decided_by, created_at, expires_at, decided_at) VALUES ('{id}', 'ws_old', '{action}', \
+             '{key_id}', 'mem_0', 'rejected', 1, '[\"owner\"]', '{payload}', NULL, 'mem_0', 1, 2, 2)"
+        ))
+        .await;
+    }
+    let store = Store::connect(&db.url).await.unwrap();
+    let expect = [
+        ("apr_1", SubjectKind::Key, "key_1"),
+        ("apr_2", SubjectKind::Key, "key_3"),
+        ("apr_3", SubjectKind::Member, "mem_1"),
+        ("apr_4", SubjectKind::Member, "mem_2"),
+        ("apr_5", SubjectKind::Role, "deployers"),
+        ("apr_6", SubjectKind::Workspace, "ws_old"),
+        ("apr_7", SubjectKind::ServiceAccount, "sa_1"),
+    ];
+    for ((id, kind, subject), (_, action, _, payload)) in expect.into_iter().zip(rows) {
+        let a = store.get_approval("ws_old", id).await.unwrap().unwrap_or_else(|| panic!("{id} is gone"));
+        assert_eq!((a.request.subject.kind, a.request.subject.id.as_str()), (kind, subject), "{id}");
+        assert_eq!(a.request.action().as_str(), action, "{id}");
+        let stored: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(a.request.change.payload(), stored, "{id}: the payload reads back as it was");
+    }
+    let listed = store.list_approvals("ws_old", None, None, 50).await.unwrap();
+    assert_eq!(listed.len(), 7);
+    let rotate = listed.iter().find(|a| a.request.id == "apr_2").unwrap();
+    assert!(
+        matches!(&rotate.request.change, ApprovalChange::KeyRotate { old_key_id, grace_period_seconds: 60 } if old_key_id == "key_2")
+    );
+    assert_eq!(rotate.request.subject.key_id(), Some("key_3"));
+    store.close().await;
+    if db.is_postgres() {
+        db.drop_db().await;
+    }
 }

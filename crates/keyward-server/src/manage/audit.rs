@@ -2,6 +2,7 @@
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use keyward_core::audit_action::AuditAction;
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -47,7 +48,7 @@ impl Caller {
     pub(crate) fn audit(
         &self,
         origin: &RequestOrigin,
-        action: &str,
+        action: AuditAction,
         target: AuditTarget,
         changes: Value,
     ) -> AuditRecord {
@@ -61,7 +62,7 @@ impl Caller {
                 id: Some(self.0.member_id.clone()),
                 name: Some(self.0.email.clone()),
             },
-            action: action.into(),
+            action,
             target,
             changes,
             origin: origin.0.clone(),

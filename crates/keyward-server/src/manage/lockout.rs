@@ -3,6 +3,7 @@
 //! `account_lockout.1`. Without it, anyone holding a session could try all 10^6 codes.
 
 use chrono::{DateTime, Utc};
+use keyward_core::audit_action::AuditAction;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -35,7 +36,12 @@ pub async fn reserve(state: &AppState, member_id: &str) -> ApiResult<()> {
 
 /// The reserved attempt was a wrong secret: it stays counted, and is recorded (`action`
 /// names what failed).
-pub async fn failed(state: &AppState, member_id: &str, action: &str, origin: &keyward_store::Origin) -> ApiResult<()> {
+pub async fn failed(
+    state: &AppState,
+    member_id: &str,
+    action: AuditAction,
+    origin: &keyward_store::Origin,
+) -> ApiResult<()> {
     state.store.attempt_failed(member_id, state.clock.now(), (action, origin)).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Checking a member's one-time code: a TOTP code, whose time step is then claimed so it
 //! cannot be used again, or one of their recovery codes, which is used up.
 
+use keyward_core::audit_action::AuditAction;
 use keyward_core::mfa;
 use keyward_core::pepper::hex_encode;
 
@@ -41,7 +42,7 @@ pub async fn judge_reserved(
     match verify_code(state, member_id, code).await {
         Ok(()) => crate::manage::lockout::succeeded(state, member_id).await,
         Err(e @ ApiError::MfaRequired { enrol: false, .. }) => {
-            crate::manage::lockout::failed(state, member_id, "member.code_refused", origin).await?;
+            crate::manage::lockout::failed(state, member_id, AuditAction::MemberCodeRefused, origin).await?;
             tracing::warn!(member_id, "a one-time code was refused");
             Err(e)
         }

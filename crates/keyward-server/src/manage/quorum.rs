@@ -1,7 +1,8 @@
 //! Whether a governed key action needs approvals, and how many: fixed when it is requested.
 
+use keyward_core::approval_change::{ApprovalChange, Subject};
 use keyward_core::ids;
-use keyward_core::policy::{ActionRule, KeyAction};
+use keyward_core::policy::ActionRule;
 use keyward_store::NewApproval;
 
 use crate::error::ApiResult;
@@ -14,12 +15,11 @@ use crate::state::AppState;
 pub(crate) async fn approval_for(
     state: &AppState,
     caller: &Caller,
-    action: KeyAction,
-    key_id: &str,
-    payload: serde_json::Value,
+    change: ApprovalChange,
+    subject_id: &str,
 ) -> ApiResult<Option<NewApproval>> {
-    let rule = caller.0.policy.rule(action);
-    strictest_of(state, caller, [rule], action, key_id, payload).await
+    let rule = caller.0.policy.rule(change.action());
+    strictest_of(state, caller, [rule], change, subject_id).await
 }
 
 /// For a change that could cut the quorum (weaken the policy, remove or demote an approver):
@@ -28,12 +28,11 @@ pub(crate) async fn approval_for(
 pub(crate) async fn strictest_approval(
     state: &AppState,
     caller: &Caller,
-    action: KeyAction,
-    key_id: &str,
-    payload: serde_json::Value,
+    change: ApprovalChange,
+    subject_id: &str,
 ) -> ApiResult<Option<NewApproval>> {
     let rules = caller.0.policy.rules().map(|(_, rule)| rule);
-    strictest_of(state, caller, rules, action, key_id, payload).await
+    strictest_of(state, caller, rules, change, subject_id).await
 }
 
 /// The request under whichever of `rules` asks the most approvals of this caller now, or
@@ -42,9 +41,8 @@ async fn strictest_of<'r>(
     state: &AppState,
     caller: &Caller,
     rules: impl IntoIterator<Item = &'r ActionRule>,
-    action: KeyAction,
-    key_id: &str,
-    payload: serde_json::Value,
+    change: ApprovalChange,
+    subject_id: &str,
 ) -> ApiResult<Option<NewApproval>> {
     let mut strictest: Option<(u32, &ActionRule)> = None;
     for rule in rules {
@@ -56,7 +54,7 @@ async fn strictest_of<'r>(
             strictest = Some((required, rule));
         }
     }
-    Ok(strictest.and_then(|(required, rule)| request(state, caller, action, key_id, payload, required, rule)))
+    Ok(strictest.and_then(|(required, rule)| request(state, caller, change, subject_id, required, rule)))
 }
 
 /// How many approvals `rule` asks of this caller now.
@@ -70,9 +68,8 @@ async fn quorum(state: &AppState, caller: &Caller, rule: &ActionRule) -> ApiResu
 fn request(
     state: &AppState,
     caller: &Caller,
-    action: KeyAction,
-    key_id: &str,
-    payload: serde_json::Value,
+    change: ApprovalChange,
+    subject_id: &str,
     required: u32,
     rule: &ActionRule,
 ) -> Option<NewApproval> {
@@ -84,12 +81,11 @@ fn request(
     Some(NewApproval {
         id: ids::new_id("apr", now, state.random.as_ref()),
         workspace_id: p.workspace_id.clone(),
-        action,
-        key_id: key_id.to_string(),
+        subject: Subject::of(change.action(), subject_id),
+        change,
         requested_by: p.member_id.clone(),
         required,
         approver_roles: rule.approver_roles.clone(),
-        payload,
         created_at: now,
         expires_at: now + chrono::Duration::hours(i64::from(p.policy.approval_expiry_hours)),
     })

@@ -2,13 +2,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use keyward_core::approval_change::ApprovalChange;
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
 use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
-use keyward_core::wire::keys::UpdateKeyRequest;
 use keyward_store::{Approval, ApprovalStatus, Decision};
 
 use crate::audit::{target, RequestOrigin};
@@ -32,14 +33,15 @@ pub(crate) fn approval_view(a: &Approval) -> ApprovalView {
         let r = &a.request;
         ApprovalView {
             id: r.id.clone(),
-            action: r.action.as_str().into(),
-            key_id: r.key_id.clone(),
+            action: r.action().as_str().into(),
+            // Named `key_id` in the API, whatever the subject's kind (docs/API.md).
+            key_id: r.subject.id.clone(),
             status: a.status.as_str().into(),
             requested_by: r.requested_by.clone(),
             required: r.required,
             approved_by: a.votes.iter().map(|v| VoteView { member_id: v.member_id.clone(), at: v.at }).collect(),
             approver_roles: r.approver_roles.clone(),
-            details: r.payload.clone(),
+            details: r.change.payload(),
             reason: a.reason.clone(),
             decided_by: a.decided_by.clone(),
             created_at: r.created_at,
@@ -148,13 +150,13 @@ pub async fn approve(
     }
     requester_may_still_give(&state, &a).await?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
-    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-    let audit = caller.audit(&origin, "approval.approve", target("approval", &id, None), what);
+    let what = serde_json::json!({"action": a.request.action().as_str(), "subject": a.request.subject.id});
+    let audit = caller.audit(&origin, AuditAction::ApprovalApprove, target("approval", &id, None), what);
     let d = state.store.approve(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now(), &audit).await?;
     if let Decision::Done(done, _) = &d {
-        match done.request.action {
-            KeyAction::RoleUpdate => state.rederive_role(&done.request.workspace_id, &done.request.key_id).await,
-            KeyAction::ServiceAccountRole => state.cache.evict_owner(&done.request.key_id),
+        match done.request.action() {
+            KeyAction::RoleUpdate => state.rederive_role(&done.request.workspace_id, &done.request.subject.id).await,
+            KeyAction::ServiceAccountRole => state.cache.evict_owner(&done.request.subject.id),
             _ => {}
         }
     }
@@ -165,7 +167,7 @@ pub async fn approve(
 /// give it now (their role may have changed, or a role they gave may have grown meanwhile).
 async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<()> {
     let r = &a.request;
-    if r.action.is_member_action() || matches!(r.action, KeyAction::Revoke | KeyAction::PolicyUpdate) {
+    if r.action().is_member_action() || matches!(r.action(), KeyAction::Revoke | KeyAction::PolicyUpdate) {
         return Ok(());
     }
     let gone = || ApiError::Conflict {
@@ -179,11 +181,9 @@ async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<(
         }
         other => other,
     };
-    match r.action {
-        KeyAction::Update => {
-            let req: UpdateKeyRequest =
-                serde_json::from_value(r.payload.get("changes").cloned().unwrap_or_default()).unwrap_or_default();
-            let c = req.validate(r.created_at)?;
+    match &r.change {
+        ApprovalChange::KeyUpdate { changes } => {
+            let c = changes.validate(r.created_at)?;
             let gift = Gift {
                 permissions: c.permissions.as_deref().unwrap_or_default(),
                 roles: c.roles.as_deref().unwrap_or_default(),
@@ -191,26 +191,19 @@ async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<(
             };
             state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
         }
-        KeyAction::RoleUpdate => {
-            let perms: Vec<String> =
-                serde_json::from_value(r.payload.get("permissions").cloned().unwrap_or_default()).unwrap_or_default();
-            let gift = Gift { permissions: &perms, ..Gift::default() };
+        ApprovalChange::RoleUpdate { permissions, .. } => {
+            let gift = Gift { permissions: permissions.as_deref().unwrap_or_default(), ..Gift::default() };
             state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
         }
-        KeyAction::ServiceAccountRole => {
-            let roles: Vec<String> = payload_role(r).into_iter().collect();
-            let gift = Gift { roles: &roles, ..Gift::default() };
+        ApprovalChange::ServiceAccountRole { role, .. } => {
+            let gift = Gift { roles: std::slice::from_ref(role), ..Gift::default() };
             state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
         }
-        _ => match state.store.get_key(&r.workspace_id, &r.key_id).await? {
+        _ => match state.store.get_key(&r.workspace_id, &r.subject.id).await? {
             Some(k) => state.may_give(&r.workspace_id, requester.role, Gift::of_key(&k)).await.map_err(refused),
             None => Ok(()),
         },
     }
-}
-
-fn payload_role(r: &keyward_store::NewApproval) -> Option<String> {
-    r.payload.get("role").and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "governance", params(("id" = String, Path)),
@@ -232,9 +225,8 @@ pub async fn reject(
     let a = find(&state, &caller, &id).await?;
     may_decide(&caller, &a, "reject")?;
     check_code(&state, &caller.0.member_id, body.otp.as_deref()).await?;
-    let what =
-        serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id, "reason": body.reason});
-    let audit = caller.audit(&origin, "approval.reject", target("approval", &id, None), what);
+    let what = serde_json::json!({"action": a.request.action().as_str(), "subject": a.request.subject.id, "reason": body.reason});
+    let audit = caller.audit(&origin, AuditAction::ApprovalReject, target("approval", &id, None), what);
     let d = state
         .store
         .close_approval(
@@ -264,8 +256,8 @@ pub async fn cancel(
     if !mine && !matches!(caller.0.role, Role::Owner | Role::Admin) {
         return Err(ApiError::Forbidden("only the requester, an owner or an admin may cancel a request".into()));
     }
-    let what = serde_json::json!({"action": a.request.action.as_str(), "subject": a.request.key_id});
-    let audit = caller.audit(&origin, "approval.cancel", target("approval", &id, None), what);
+    let what = serde_json::json!({"action": a.request.action().as_str(), "subject": a.request.subject.id});
+    let audit = caller.audit(&origin, AuditAction::ApprovalCancel, target("approval", &id, None), what);
     let d = state
         .store
         .close_approval(&caller.0.workspace_id, &id, ApprovalStatus::Cancelled, None, state.clock.now(), &audit)

@@ -4,11 +4,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use keyward_core::model::{KeyKind, KeyRecord, KeyStatus, ENVIRONMENTS};
-use keyward_core::policy::KeyAction;
 use keyward_core::roles::Action;
 use keyward_core::validate::Lifetime;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
@@ -91,14 +92,14 @@ pub(crate) async fn create(
     }
     let rng = state.random.as_ref();
     let id = ids::new_id("key", now, rng);
-    let approval = approval_for(state, caller, KeyAction::Create, &id, serde_json::json!({})).await?;
+    let approval = approval_for(state, caller, ApprovalChange::KeyCreate, &id).await?;
     let (mut rec, secret) = state.new_key_record(p, id, new, approval.as_ref(), now);
     rec.service_account_id = account.map(|a| a.id.clone());
     let mut view = rec.view(now);
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = idem.as_ref().map(|i| i.record(state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
-    let audit = caller.audit(origin, "key.create", target("key", &rec.id, Some(&rec.name)), settings(&rec));
+    let audit = caller.audit(origin, AuditAction::KeyCreate, target("key", &rec.id, Some(&rec.name)), settings(&rec));
     let inserted = state.store.insert_key(&rec, now, stored.as_ref(), approval.as_ref(), &audit).await?;
     match inserted {
         InsertOutcome::Created => {
@@ -232,11 +233,11 @@ pub async fn update_key(
         lifetime.check(&mut expires_at, &caller.0.policy, false)?;
     }
     let payload = serde_json::json!({ "changes": req });
-    let audit = caller.audit(&origin, "key.update", target("key", &id, Some(&current.name)), payload.clone());
-    let rec = match approval_for(&state, &caller, KeyAction::Update, &id, payload).await? {
+    let audit = caller.audit(&origin, AuditAction::KeyUpdate, target("key", &id, Some(&current.name)), payload.clone());
+    let rec = match approval_for(&state, &caller, ApprovalChange::KeyUpdate { changes: Box::new(req) }, &id).await? {
         // The old settings stay in force until the request is approved.
         Some(a) => {
-            let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());
             pending_or(state.store.request_change(KeyStatus::PendingUpdate, &a, now, &audit).await?, &id)?
         }
         None => state
@@ -264,12 +265,13 @@ pub async fn revoke_key(
     if current.status == KeyStatus::Revoked {
         return Ok(Json(state.view(&current)));
     }
-    let audit = caller.audit(&origin, "key.revoke", target("key", &id, Some(&current.name)), serde_json::json!({}));
-    let rec = match approval_for(&state, &caller, KeyAction::Revoke, &id, serde_json::json!({})).await? {
+    let audit =
+        caller.audit(&origin, AuditAction::KeyRevoke, target("key", &id, Some(&current.name)), serde_json::json!({}));
+    let rec = match approval_for(&state, &caller, ApprovalChange::KeyRevoke, &id).await? {
         // The key keeps working until the request is approved.
         Some(a) => {
             let what = serde_json::json!({"action": "key.revoke", "key_id": id});
-            let audit = audit.with("approval.request", target("approval", &a.id, None), what);
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), what);
             pending_or(state.store.request_change(KeyStatus::PendingRevoke, &a, now, &audit).await?, &id)?
         }
         None => state
@@ -322,8 +324,8 @@ pub async fn rotate_key(
     let rng = state.random.as_ref();
     let new_id = ids::new_id("key", now, rng);
     let grace_end = (grace > chrono::Duration::zero()).then(|| now + grace);
-    let details = serde_json::json!({"old_key_id": id, "grace_period_seconds": grace.num_seconds()});
-    let approval = approval_for(&state, &caller, KeyAction::Rotate, &new_id, details).await?;
+    let change = ApprovalChange::KeyRotate { old_key_id: id.clone(), grace_period_seconds: grace.num_seconds() };
+    let approval = approval_for(&state, &caller, change, &new_id).await?;
     let (secret, successor) = state.successor_secret(p, &current.environment);
     let make_new = |old: &KeyRecord| successor.record(old, &new_id, approval.as_ref(), now);
     let mut view = make_new(&current).view(now);
@@ -332,7 +334,7 @@ pub async fn rotate_key(
     let stored = idem.as_ref().map(|i| i.record(&state, &p.workspace_id, StatusCode::CREATED, &out)).transpose()?;
     let what = serde_json::json!({"new_key_id": new_id, "grace_period_seconds": grace.num_seconds(),
         "approval_id": approval.as_ref().map(|a| a.id.clone())});
-    let audit = caller.audit(&origin, "key.rotate", target("key", &id, Some(&current.name)), what);
+    let audit = caller.audit(&origin, AuditAction::KeyRotate, target("key", &id, Some(&current.name)), what);
     match state
         .store
         .rotate_key(

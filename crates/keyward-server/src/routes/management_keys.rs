@@ -6,6 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
@@ -84,8 +85,12 @@ pub async fn create_management_key(
         name: name.clone(),
     };
     let what = serde_json::json!({"name": key.name, "start": key.start, "expires_at": expires_at});
-    let audit =
-        caller.audit(&origin, "management_key.create", audit_target("management_key", &key.id, Some(&key.name)), what);
+    let audit = caller.audit(
+        &origin,
+        AuditAction::ManagementKeyCreate,
+        audit_target("management_key", &key.id, Some(&key.name)),
+        what,
+    );
     state.store.add_management_key(&p.workspace_id, &p.member_id, &key, expires_at, now, &audit).await?;
     Ok((
         StatusCode::CREATED,
@@ -140,7 +145,8 @@ pub async fn revoke_management_key(
         return Err(ApiError::Forbidden("only an owner revokes an owner's management keys".into()));
     }
     let what = serde_json::json!({"member_id": k.member_id});
-    let audit = caller.audit(&origin, "management_key.revoke", audit_target("management_key", &id, None), what);
+    let audit =
+        caller.audit(&origin, AuditAction::ManagementKeyRevoke, audit_target("management_key", &id, None), what);
     state.store.revoke_management_key(&p.workspace_id, &id, state.clock.now(), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

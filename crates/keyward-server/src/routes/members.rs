@@ -5,10 +5,11 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use keyward_core::policy::KeyAction;
 use keyward_core::random::base62_string;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
@@ -133,7 +134,7 @@ pub async fn invite_member(
     // Inviting someone who could approve is itself governed when the policy says so: one
     // admin alone cannot make the second approver of a two-person rule.
     let approval = if caller.0.policy.member_invite.approver_roles.contains(&role) {
-        approval_for(&state, &caller, KeyAction::MemberInvite, &id, serde_json::json!({"role": role})).await?
+        approval_for(&state, &caller, ApprovalChange::MemberInvite { role }, &id).await?
     } else {
         None
     };
@@ -147,7 +148,7 @@ pub async fn invite_member(
         created_at: now,
     };
     let what = serde_json::json!({"email": m.email, "role": m.role.as_str(), "approval_id": approval.as_ref().map(|a| a.id.clone())});
-    let audit = caller.audit(&origin, "member.invite", audit_target("member", &m.id, Some(&m.email)), what);
+    let audit = caller.audit(&origin, AuditAction::MemberInvite, audit_target("member", &m.id, Some(&m.email)), what);
     state.store.invite_member(&m, approval.as_ref(), &audit).await?;
     let member = Member {
         id: m.id,
@@ -249,19 +250,20 @@ pub async fn change_role(
     // Raising someone to an approver role is governed when the policy says so.
     let governed = new > m.role && policy.member_role.approver_roles.contains(&new);
     let approval = if cuts {
-        let payload = serde_json::json!({"role": new, "from": m.role});
-        strictest_approval(&state, &caller, KeyAction::MemberRole, &id, payload).await?
+        let change = ApprovalChange::MemberRole { role: new, from: Some(m.role) };
+        strictest_approval(&state, &caller, change, &id).await?
     } else if governed {
-        approval_for(&state, &caller, KeyAction::MemberRole, &id, serde_json::json!({"role": new})).await?
+        approval_for(&state, &caller, ApprovalChange::MemberRole { role: new, from: None }, &id).await?
     } else {
         None
     };
     let what = serde_json::json!({"from": m.role.as_str(), "to": new.as_str()});
-    let audit = caller.audit(&origin, "member.role", audit_target("member", &id, Some(&m.email)), what);
+    let audit = caller.audit(&origin, AuditAction::MemberRole, audit_target("member", &id, Some(&m.email)), what);
     let now = state.clock.now();
     let m = match approval {
         Some(a) => {
-            let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+            let audit =
+                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.change.payload());
             state.store.request_role(&a, new, &audit).await?.ok_or_else(not_found)?
         }
         None => state.store.set_role(&caller.0.workspace_id, &id, new, now, &audit).await?.ok_or_else(not_found)?,
@@ -286,15 +288,16 @@ pub async fn remove_member(
     let not_found = || ApiError::NotFound(format!("no member with id {id:?}"));
     let audit = caller.audit(
         &origin,
-        "member.remove",
+        AuditAction::MemberRemove,
         audit_target("member", &id, Some(&m.email)),
         serde_json::json!({"role": m.role.as_str()}),
     );
     // Removing a member a quorum in force counts on needs that quorum's strictest approvals.
     if m.active && caller.0.policy.binds(m.role) {
-        let payload = serde_json::json!({"role": m.role, "email": m.email});
-        if let Some(a) = strictest_approval(&state, &caller, KeyAction::MemberRemove, &id, payload).await? {
-            let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+        let change = ApprovalChange::MemberRemove { role: m.role, email: m.email.clone() };
+        if let Some(a) = strictest_approval(&state, &caller, change, &id).await? {
+            let audit =
+                audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.change.payload());
             let m = state.store.request_removal(&a, &audit).await?.ok_or_else(not_found)?;
             return Ok((StatusCode::ACCEPTED, Json(member_view(&m))).into_response());
         }
@@ -337,7 +340,7 @@ pub async fn set_password(
             }
         };
         if !right {
-            crate::lockout::failed(&state, id, "member.password_refused", &origin.0).await?;
+            crate::lockout::failed(&state, id, AuditAction::MemberPasswordRefused, &origin.0).await?;
             return Err(ApiError::Forbidden("current_password is wrong".into()));
         }
         crate::lockout::succeeded(&state, id).await?;
@@ -347,7 +350,7 @@ pub async fn set_password(
     let keep = (caller.0.kind == CredentialKind::Session).then_some(caller.0.hash.as_str());
     let audit = caller.audit(
         &origin,
-        "member.password",
+        AuditAction::MemberPassword,
         audit_target("member", id, Some(&caller.0.email)),
         serde_json::json!({}),
     );
@@ -375,7 +378,7 @@ pub async fn enrol_totp(
     // The secret itself is never on the record.
     let audit = caller.audit(
         &origin,
-        "member.mfa_enrol",
+        AuditAction::MemberMfaEnrol,
         audit_target("member", &p.member_id, Some(&p.email)),
         serde_json::json!({}),
     );
@@ -407,7 +410,7 @@ pub async fn confirm_totp(
     let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(&state, id, c)).collect();
     let audit = caller.audit(
         &origin,
-        "member.mfa_enable",
+        AuditAction::MemberMfaEnable,
         audit_target("member", id, Some(&caller.0.email)),
         serde_json::json!({}),
     );
@@ -436,7 +439,7 @@ pub async fn disable_totp(
     let me = &caller.0.member_id;
     let audit = caller.audit(
         &origin,
-        "member.mfa_disable",
+        AuditAction::MemberMfaDisable,
         audit_target("member", me, Some(&caller.0.email)),
         serde_json::json!({}),
     );

@@ -6,8 +6,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
+use keyward_core::audit_action::AuditAction;
 
-use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
+use keyward_core::policy::{Policy, PolicyPatch};
 use keyward_core::roles::Action;
 use keyward_core::wire::governance::ApprovalView;
 use keyward_store::{Approval, ApprovalStatus};
@@ -47,22 +49,26 @@ pub async fn put_policies(
         });
     }
     let what = serde_json::to_value(&patch).unwrap_or_default();
-    let audit = caller.audit(&origin, "policy.update", audit_target("policy", &ws, None), what.clone());
+    let audit = caller.audit(&origin, AuditAction::PolicyUpdate, audit_target("policy", &ws, None), what.clone());
     // A rule is never loosened by one of the people it binds: the strictest rule in force
     // (read with the credential, so the one a pending change has not touched) decides.
     let weakens = current.weakened_by(&next);
     // The policy it was judged against: approved later, it applies only to that policy.
-    let payload = serde_json::json!({"changes": what, "weakens": weakens, "basis": current});
+    let change = ApprovalChange::PolicyUpdate {
+        changes: Box::new(patch.clone()),
+        weakens: weakens.map(str::to_string),
+        basis: Some(Box::new(current.clone())),
+    };
     let approval = match weakens {
-        Some(_) => strictest_approval(&state, &caller, KeyAction::PolicyUpdate, &ws, payload).await?,
-        None if next != current => approval_for(&state, &caller, KeyAction::PolicyUpdate, &ws, payload).await?,
+        Some(_) => strictest_approval(&state, &caller, change, &ws).await?,
+        None if next != current => approval_for(&state, &caller, change, &ws).await?,
         None => None,
     };
     let Some(a) = approval else {
         state.store.put_policy(&ws, &next, state.clock.now(), &audit).await?;
         return Ok(Json(next).into_response());
     };
-    let audit = audit.with("approval.request", audit_target("approval", &a.id, None), a.payload.clone());
+    let audit = audit.with(AuditAction::ApprovalRequest, audit_target("approval", &a.id, None), a.change.payload());
     state.store.request_approval(&a, &audit).await?;
     let view = super::approvals::approval_view(&Approval {
         request: a,

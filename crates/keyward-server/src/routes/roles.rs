@@ -1,6 +1,8 @@
 //! Workspace roles: list, create, show, change, delete. The six member roles are roles too;
 //! their permissions can be set but they cannot be deleted.
 
+use keyward_core::approval_change::ApprovalChange;
+use keyward_core::audit_action::AuditAction;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
@@ -10,7 +12,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use keyward_core::permissions::permission_covers;
-use keyward_core::policy::KeyAction;
 use keyward_core::roles::{Action, Role, ALL_ROLES};
 use keyward_core::validate;
 use keyward_core::wire::roles::{CreateRoleRequest, RoleList, RoleView, UpdateRoleRequest};
@@ -111,7 +112,7 @@ pub async fn create_role(
         approval_id: None,
     };
     let what = serde_json::json!({"permissions": role.permissions, "description": role.description});
-    let audit = caller.audit(&origin, "role.create", target("role", &role.name, None), what);
+    let audit = caller.audit(&origin, AuditAction::RoleCreate, target("role", &role.name, None), what);
     let taken_off = state.store.create_role(&p.workspace_id, &role, &audit).await?;
     taken_off.iter().for_each(|k| state.forget(k));
     // No key holds it (any that named it had the name taken off above); cached fills that
@@ -167,12 +168,12 @@ pub async fn update_role(
     }
     let now = state.clock.now();
     let widening = permissions.as_deref().is_some_and(|n| widens(current.permissions.as_deref(), n));
-    let payload = serde_json::json!({ "permissions": permissions, "description": description });
-    let what = serde_json::json!({"from": current.permissions, "to": payload});
-    let audit = caller.audit(&origin, "role.update", target("role", &name, None), what);
+    let change = ApprovalChange::RoleUpdate { permissions: permissions.clone(), description: description.clone() };
+    let what = serde_json::json!({"from": current.permissions, "to": change.payload()});
+    let audit = caller.audit(&origin, AuditAction::RoleUpdate, target("role", &name, None), what);
     if widening {
-        if let Some(a) = approval_for(&state, &caller, KeyAction::RoleUpdate, &name, payload).await? {
-            let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+        if let Some(a) = approval_for(&state, &caller, change, &name).await? {
+            let audit = audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());
             state.store.request_role_update(&a, &current, &audit).await?;
             let holders = state.store.role_holders(&p.workspace_id).await?;
             return Ok(Json(view(&StoredRole { approval_id: Some(a.id), ..current }, &holders)));
@@ -215,14 +216,19 @@ pub async fn delete_role(
         });
     }
     let force = params.force.unwrap_or(false);
-    let audit = caller.audit(&origin, "role.delete", target("role", &name, None), serde_json::json!({"force": force}));
+    let audit = caller.audit(
+        &origin,
+        AuditAction::RoleDelete,
+        target("role", &name, None),
+        serde_json::json!({"force": force}),
+    );
     let now = state.clock.now();
     match state.store.delete_role(ws, &name, force, now, &audit).await? {
         RoleDeletion::NotFound => Err(ApiError::NotFound(format!("no role named {name:?}"))),
         RoleDeletion::InUse { keys, accounts } => {
             // Refused deletions are on the record too.
             let what = serde_json::json!({"force": force, "refused": true, "keys": keys, "service_accounts": accounts});
-            state.store.record(ws, &audit.with("role.delete", audit.target.clone(), what), now).await?;
+            state.store.record(ws, &audit.with(AuditAction::RoleDelete, audit.target.clone(), what), now).await?;
             let message = if accounts > 0 {
                 format!("{accounts} service account(s) have this role; give them another role first")
             } else {

@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use keyward_core::approval_change::ApprovalChange;
+use keyward_core::audit_action::AuditAction;
 
 use keyward_core::ids;
-use keyward_core::policy::KeyAction;
 use keyward_core::roles::{Action, Role};
 use keyward_core::validate;
 use keyward_core::wire::keys::{CreateKeyRequest, KeyView};
@@ -87,7 +88,8 @@ pub async fn create_service_account(
         keys: 0,
     };
     let what = serde_json::json!({"name": a.name, "role": a.role, "description": a.description});
-    let audit = caller.audit(&origin, "service_account.create", target("service_account", &a.id, Some(&a.name)), what);
+    let audit =
+        caller.audit(&origin, AuditAction::ServiceAccountCreate, target("service_account", &a.id, Some(&a.name)), what);
     state.store.create_service_account(&a, &audit).await?;
     Ok((StatusCode::CREATED, Json(view(&a))))
 }
@@ -136,16 +138,17 @@ pub async fn update_service_account(
         disabled: req.disabled,
     };
     let what = serde_json::to_value(&req).unwrap_or_default();
-    let audit = caller.audit(&origin, "service_account.update", target("service_account", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::ServiceAccountUpdate, target("service_account", &id, None), what);
     // A role that widens what the account's keys may do follows `role.update`: the old role
     // stays in force until the request is approved; the other changes apply at once.
     let mut pending = None;
     if let Some(new) = changes.role.clone() {
         let current = find(&state, &caller, &id).await?;
         if widens_account(&state, &caller.0.workspace_id, &current.role, &new).await? {
-            let payload = serde_json::json!({"role": new, "from": current.role});
-            if let Some(a) = approval_for(&state, &caller, KeyAction::ServiceAccountRole, &id, payload).await? {
-                let audit = audit.with("approval.request", target("approval", &a.id, None), a.payload.clone());
+            let change = ApprovalChange::ServiceAccountRole { role: new.clone(), from: current.role.clone() };
+            if let Some(a) = approval_for(&state, &caller, change, &id).await? {
+                let audit =
+                    audit.with(AuditAction::ApprovalRequest, target("approval", &a.id, None), a.change.payload());
                 state.store.request_approval(&a, &audit).await?;
                 changes.role = None;
                 pending = Some(a.id);
@@ -190,8 +193,12 @@ pub async fn delete_service_account(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Action::ManageRoles)?;
-    let audit =
-        caller.audit(&origin, "service_account.delete", target("service_account", &id, None), serde_json::json!({}));
+    let audit = caller.audit(
+        &origin,
+        AuditAction::ServiceAccountDelete,
+        target("service_account", &id, None),
+        serde_json::json!({}),
+    );
     let revoked = state
         .store
         .delete_service_account(&caller.0.workspace_id, &id, state.clock.now(), &audit)

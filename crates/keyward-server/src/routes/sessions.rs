@@ -1,5 +1,6 @@
 //! Password logins: session tokens (bearer credentials for the management API) and logout.
 
+use keyward_core::audit_action::AuditAction;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
@@ -90,7 +91,7 @@ pub async fn login(
     let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let m = &rec.member;
     let what = serde_json::json!({"mfa": m.mfa_enabled});
-    let audit = keyward_store::AuditRecord::by_member(&m.id, &m.email, "session.login", what, origin);
+    let audit = keyward_store::AuditRecord::by_member(&m.id, &m.email, AuditAction::SessionLogin, what, origin);
     let session = NewSession {
         hash: state.pepper.hash(&token),
         workspace_id: m.workspace_id.clone(),
@@ -135,7 +136,7 @@ async fn judge_password(
             matched.push(rec.clone());
             Ok(())
         }
-        Ok(false) => crate::lockout::failed(state, &rec.member.id, "session.login_failed", origin).await,
+        Ok(false) => crate::lockout::failed(state, &rec.member.id, AuditAction::SessionLoginFailed, origin).await,
         Err(e) => {
             crate::lockout::release(state, &rec.member.id).await;
             Err(e)
@@ -161,7 +162,7 @@ pub async fn logout(State(state): State<SharedState>, caller: Caller, origin: Re
     let me = &caller.0.member_id;
     let audit = caller.audit(
         &origin,
-        "session.logout",
+        AuditAction::SessionLogout,
         crate::audit::target("member", me, Some(&caller.0.email)),
         serde_json::json!({}),
     );
@@ -180,7 +181,7 @@ pub async fn logout_everywhere(
     let me = &caller.0.member_id;
     let audit = caller.audit(
         &origin,
-        "session.logout_all",
+        AuditAction::SessionLogoutAll,
         crate::audit::target("member", me, Some(&caller.0.email)),
         serde_json::json!({}),
     );

@@ -1,6 +1,7 @@
 //! Usage and alerts: `GET /v1/keys/{id}/usage`, `GET /v1/usage` (totals and the busiest
 //! keys), `GET /v1/alerts`, `POST /v1/alerts/{id}/acknowledge`, and `GET /metrics`.
 
+use keyward_core::audit_action::AuditAction;
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
@@ -241,7 +242,8 @@ pub async fn acknowledge_alert(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AlertView>> {
     caller.require(Action::ReadAudit)?;
-    let audit = caller.audit(&origin, "alert.acknowledge", audit_target("alert", &id, None), serde_json::json!({}));
+    let audit =
+        caller.audit(&origin, AuditAction::AlertAcknowledge, audit_target("alert", &id, None), serde_json::json!({}));
     let a = state
         .store
         .acknowledge_alert(&caller.0.workspace_id, &id, &caller.0.member_id, state.clock.now(), &audit)

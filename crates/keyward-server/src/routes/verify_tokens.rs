@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 
 use keyward_core::roles::Action;
 use keyward_core::wire::keys::{NewVerifyTokenRequest, VerifyTokenList, VerifyTokenView};
@@ -60,7 +61,8 @@ pub async fn create_verify_token(
         revoked_at: None,
     };
     let what = serde_json::json!({"name": t.name, "start": t.start});
-    let audit = caller.audit(&origin, "verify_token.create", audit_target("verify_token", &t.id, Some(&t.name)), what);
+    let audit =
+        caller.audit(&origin, AuditAction::VerifyTokenCreate, audit_target("verify_token", &t.id, Some(&t.name)), what);
     state.store.insert_verify_token(&t, &audit).await?;
     state.cache.invalidate(&format!("{}{}", keyward_store::VERIFY_TOKEN_EVENT_PREFIX, t.hash));
     let mut v = view(t);
@@ -94,7 +96,7 @@ pub async fn revoke_verify_token(
             state.clock.now(),
             &caller.audit(
                 &origin,
-                "verify_token.revoke",
+                AuditAction::VerifyTokenRevoke,
                 audit_target("verify_token", &id, None),
                 serde_json::json!({}),
             ),

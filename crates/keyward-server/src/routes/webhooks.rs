@@ -5,6 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -48,7 +49,7 @@ fn delivery_view(d: Delivery) -> DeliveryView {
         id: d.id,
         message_id: d.message_id,
         kind: d.kind,
-        status: d.status,
+        status: d.status.as_str().into(),
         endpoint_id: d.endpoint_id,
         key_id: d.key_id,
         attempts: d.attempts,
@@ -140,7 +141,7 @@ pub async fn create_webhook(
     };
     let audit = caller.audit(
         &origin,
-        "webhook.create",
+        AuditAction::WebhookCreate,
         audit_target("webhook", &id, Some(&url)),
         json!({"url": url, "events": events, "description": ep.description}),
     );
@@ -192,7 +193,7 @@ pub async fn update_webhook(
         disabled: req.disabled,
     };
     let what = json!({"url": c.url, "events": c.events, "description": c.description, "disabled": c.disabled});
-    let audit = caller.audit(&origin, "webhook.update", audit_target("webhook", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::WebhookUpdate, audit_target("webhook", &id, None), what);
     let ep = state
         .store
         .update_webhook(&caller.0.workspace_id, &id, &c, state.clock.now(), &audit)
@@ -212,7 +213,7 @@ pub async fn delete_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Action::ManagePolicies)?;
-    let audit = caller.audit(&origin, "webhook.delete", audit_target("webhook", &id, None), json!({}));
+    let audit = caller.audit(&origin, AuditAction::WebhookDelete, audit_target("webhook", &id, None), json!({}));
     if !state.store.delete_webhook(&caller.0.workspace_id, &id, state.clock.now(), &audit).await? {
         return Err(not_found(&id));
     }
@@ -247,7 +248,7 @@ pub async fn rotate_webhook_secret(
     let sealed = crate::seal::seal_webhook_secret(&state.pepper, rng, &id, &secret)
         .ok_or_else(|| ApiError::Internal("could not seal a webhook secret".into()))?;
     let what = json!({"previous_secret_until": now + overlap});
-    let audit = caller.audit(&origin, "webhook.rotate_secret", audit_target("webhook", &id, None), what);
+    let audit = caller.audit(&origin, AuditAction::WebhookRotateSecret, audit_target("webhook", &id, None), what);
     let ep = state
         .store
         .rotate_webhook_secret(&caller.0.workspace_id, &id, &sealed, now + overlap, now, &audit)
@@ -274,7 +275,7 @@ pub async fn test_webhook(
     let now = state.clock.now();
     let message_id = ids::new_id("msg", now, state.random.as_ref());
     let body = webhooks::test_body(&ep.id, ws, now);
-    let audit = caller.audit(&origin, "webhook.test", audit_target("webhook", &id, Some(&ep.url)), json!({}));
+    let audit = caller.audit(&origin, AuditAction::WebhookTest, audit_target("webhook", &id, Some(&ep.url)), json!({}));
     let delivery_id = state.store.enqueue_test(&ep, &message_id, &body, now, &audit).await?;
     let listed = state.store.list_deliveries(ws, DeliveriesTo::Endpoint(&id), 20).await?;
     let d = listed
@@ -341,7 +342,7 @@ pub async fn retry_delivery(
     let ep = enabled(&state, ws, &id).await?;
     let audit = caller.audit(
         &origin,
-        "webhook.retry",
+        AuditAction::WebhookRetry,
         audit_target("webhook", &id, Some(&ep.url)),
         json!({"delivery_id": delivery_id}),
     );
