@@ -187,7 +187,11 @@ async fn start_with(
     let addr = listener.local_addr()?;
     let shared = match &config.redis_url {
         Some(url) => {
-            Some(crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error).await?)
+            let time = services.clock.clone();
+            Some(
+                crate::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error, time)
+                    .await?,
+            )
         }
         None => None,
     };
