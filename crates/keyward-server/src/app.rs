@@ -187,10 +187,18 @@ async fn start_with(
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let shared = match &config.redis_url {
-        Some(url) => Some(
-            crate::limits::redis::Shared::connect(url.expose(), config.ratelimit_on_error, config.credits_on_error)
+        Some(url) => {
+            let time = services.clock.clone();
+            Some(
+                crate::limits::redis::Shared::connect(
+                    url.expose(),
+                    config.ratelimit_on_error,
+                    config.credits_on_error,
+                    time,
+                )
                 .await?,
-        ),
+            )
+        }
         None => None,
     };
     let state = state(services, config, shared)?;

@@ -327,7 +327,8 @@ mod tests {
     /// as `StorageFull`; once it can grow again every pooled connection writes.
     #[tokio::test]
     async fn a_full_database_is_storage_full_and_recovers() {
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        // The time only made the folder's name unique: random characters do that without a clock.
+        let at = keyward_core::random::base62_string(&keyward_core::OsRandom, 12);
         let dir = std::env::temp_dir().join(format!("kw-store-full-{}-{at}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();

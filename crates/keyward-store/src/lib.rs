@@ -189,7 +189,8 @@ mod health_tests {
     /// begun after), not twenty; a later caller always gets a probe of its own.
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_health_checks_share_a_probe() {
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        // The time only made the folder's name unique: random characters do that without a clock.
+        let at = keyward_core::random::base62_string(&keyward_core::OsRandom, 12);
         let dir = std::env::temp_dir().join(format!("kw-store-health-{}-{at}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();

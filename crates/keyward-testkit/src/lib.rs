@@ -1,5 +1,8 @@
 //! Test harness: real servers on ephemeral ports, on SQLite and (when
 //! `KEYWARD_TEST_DATABASE_URL` is set) on a fresh PostgreSQL database per test.
+// The harness starts servers on a `ManualClock` set from the system's time, and names
+// databases by it (the `Clock` rule in clippy.toml is for server-side crates).
+#![allow(clippy::disallowed_methods)]
 
 pub mod proxy;
 

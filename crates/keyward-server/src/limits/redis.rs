@@ -18,10 +18,11 @@
 //! never from the cached record, which keeps the count it was created or overridden with.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use keyward_core::clock::Clock;
 use keyward_core::codes::VerifyCode;
 use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
@@ -153,7 +154,10 @@ pub struct Shared {
     pub credits_on_error: OnError,
     /// Answers given without Redis (`keyward_redis_errors_total`).
     pub errors: AtomicU64,
+    /// When the last warning was logged (ms, by `clock`).
     last_warned: AtomicI64,
+    /// The node's clock, for spacing the warnings.
+    time: Arc<dyn Clock>,
     /// Credit counts seen in Redis since the last flush, to write back.
     seen_credits: Mutex<std::collections::HashMap<String, CreditWrite>>,
     clock: RedisClock,
@@ -171,7 +175,12 @@ enum Run {
 impl Shared {
     /// Connects (failing at start when Redis cannot be reached: a typo should not wait for
     /// the first request).
-    pub async fn connect(url: &str, on_error: OnError, credits_on_error: OnError) -> std::io::Result<Shared> {
+    pub async fn connect(
+        url: &str,
+        on_error: OnError,
+        credits_on_error: OnError,
+        time: Arc<dyn Clock>,
+    ) -> std::io::Result<Shared> {
         let client = redis::Client::open(url).map_err(|e| std::io::Error::other(format!("--redis-url: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -193,6 +202,7 @@ impl Shared {
             credits_on_error,
             errors: AtomicU64::new(0),
             last_warned: AtomicI64::new(i64::MIN / 2),
+            time,
             seen_credits: Mutex::default(),
             clock,
         })
@@ -200,7 +210,7 @@ impl Shared {
 
     fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let now = Utc::now().timestamp_millis();
+        let now = self.time.now().timestamp_millis();
         let last = self.last_warned.load(Ordering::Relaxed);
         if now - last >= WARN_EVERY
             && self.last_warned.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()

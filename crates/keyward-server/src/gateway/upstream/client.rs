@@ -26,7 +26,7 @@ pub struct Upstream {
     /// `Some` for an `https://` upstream.
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     timeout: Duration,
-    pool: Arc<Pool>,
+    pub(super) pool: Arc<Pool>,
 }
 
 impl Upstream {

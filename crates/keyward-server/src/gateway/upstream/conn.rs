@@ -213,7 +213,7 @@ async fn write_all(io: &mut Stream, deadline: &mut Pin<Box<Sleep>>, bytes: &[u8]
 /// Idle connections, per thread that returned them.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: thread_local::ThreadLocal<RefCell<Vec<(Conn, Instant)>>>,
+    pub(super) idle: thread_local::ThreadLocal<RefCell<Vec<(Conn, Instant)>>>,
 }
 
 impl Pool {

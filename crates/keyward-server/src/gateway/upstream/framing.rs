@@ -35,7 +35,7 @@ pub(crate) enum Chunked {
     Data(u64),
     /// After a chunk's data, before its CRLF.
     DataEnd,
-    /// After the last chunk: trailer lines (dropped) up to an empty line.
+    /// After the last chunk: trailer lines (checked, then dropped) up to an empty line.
     Trailers,
     Done,
 }
@@ -59,8 +59,10 @@ impl Chunked {
                     };
                     let line = &buf[..eol];
                     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-                    let rest = &line[digits..];
-                    if digits == 0 || digits > 15 || !matches!(rest.first(), None | Some(b';' | b' ' | b'\t')) {
+                    // After the size, only whitespace before an extension or the line's end.
+                    let lws = line[digits..].iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+                    let rest = &line[digits + lws..];
+                    if digits == 0 || digits > 15 || !matches!(rest.first(), None | Some(b';')) {
                         return Err(bad("a bad chunk size"));
                     }
                     let size = line[..digits]
@@ -93,6 +95,9 @@ impl Chunked {
                     let Some(eol) = line_end(buf, MAX_LINE).map_err(|()| bad("a bad trailer"))? else {
                         return Ok(None);
                     };
+                    if eol > 0 && !field_line(&buf[..eol]) {
+                        return Err(bad("a bad trailer"));
+                    }
                     buf.advance(eol + 2);
                     if eol == 0 {
                         *self = Chunked::Done;
@@ -105,12 +110,21 @@ impl Chunked {
     }
 }
 
+/// A trailer line is a field line, `name: value`, as a head's would be (RFC 9112 §5): a
+/// folded line or one without a name is refused, as `httparse` refuses them in the head.
+fn field_line(line: &[u8]) -> bool {
+    let name = line.iter().take_while(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)).count();
+    name > 0
+        && line.get(name) == Some(&b':')
+        && line[name + 1..].iter().all(|b| *b == b'\t' || (*b >= b' ' && *b != 0x7f))
+}
+
 /// Where the buffer's first line ends (at its CRLF); `Ok(None)` while it may still come,
-/// an error for a bare LF or a line longer than `max`.
+/// an error for a bare LF, a bare CR (RFC 9112 §2.2) or a line longer than `max`.
 fn line_end(buf: &[u8], max: usize) -> Result<Option<usize>, ()> {
     match buf.iter().take(max + 2).position(|b| *b == b'\n') {
         Some(0) => Err(()),
-        Some(lf) if buf[lf - 1] == b'\r' => Ok(Some(lf - 1)),
+        Some(lf) if buf[lf - 1] == b'\r' && !buf[..lf - 1].contains(&b'\r') => Ok(Some(lf - 1)),
         Some(_) => Err(()),
         None if buf.len() >= max + 2 => Err(()),
         None => Ok(None),
@@ -153,6 +167,13 @@ mod tests {
             b"5\nhello\r\n",
             b"1234567890123456\r\n",
             b"5x\r\nhello\r\n0\r\n\r\n",
+            // Found by the differential test: text after the size that is no extension.
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
+            b"0\t x\r\n\r\n",
+            b"5;a\rb\r\nhello\r\n0\r\n\r\n",
+            b"0\r\nx-folded: a\r\n b\r\n\r\n",
+            b"0\r\nHTTP/1.1 200 OK\r\n\r\n",
+            b"0\r\n: nameless\r\n\r\n",
         ] {
             let mut state = Chunked::Size;
             let mut buf = BytesMut::from(broken);

@@ -10,7 +10,7 @@ use super::framing::{Chunked, Framing};
 /// An answer's head (status line and headers) larger than this is refused (502).
 const MAX_HEAD: usize = 64 * 1024;
 /// Headers in an answer's head, at most (hyper's default too).
-const MAX_HEADERS: usize = 100;
+pub(super) const MAX_HEADERS: usize = 100;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1). `Host` and
 /// `Content-Length` are hop-by-hop for the gateway too, but each is set anew rather than
@@ -111,6 +111,10 @@ pub(crate) fn parse(read: &mut BytesMut, head_request: bool, reusable: &mut bool
     *reusable = !close && (parsed.version == Some(1) || keep_alive);
     let framing = if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         Framing::Length(0)
+    } else if encoded && parsed.version == Some(0) {
+        // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 §6.1), and a
+        // `Connection: keep-alive` beside it must not keep the connection.
+        return Err(unreachable("the upstream's HTTP/1.0 answer has a Transfer-Encoding"));
     } else if encoded && chunked {
         Framing::Chunked(Chunked::Size)
     } else if encoded {

@@ -23,3 +23,6 @@ pub(crate) mod conn;
 pub(crate) mod failure;
 pub(crate) mod framing;
 pub(crate) mod head;
+
+#[cfg(test)]
+mod differential_tests;
