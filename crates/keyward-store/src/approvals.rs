@@ -13,10 +13,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, AuditRecord};
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::events::emit;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
-use crate::member_state::settle_member_request;
+use crate::member_state::{remove_in, settle_member_request};
 use crate::policies::{read_policy, write_policy};
 use crate::roles::{hold_role, release_role, role_event, write_role, StoredRole};
 use crate::rows::{key_from_row, KEY_COLUMNS};
@@ -207,7 +207,7 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
                 .fetch_optional(&mut **tx)
                 .await?;
             if marked.is_some() {
-                crate::members::remove_in(tx, &a.workspace_id, &a.key_id).await?;
+                remove_in(tx, &a.workspace_id, &a.key_id).await?;
             }
         }
         KeyAction::PolicyUpdate => {

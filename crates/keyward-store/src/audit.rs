@@ -7,7 +7,7 @@
 //! the next append (or [`Store::key_audit_chains`] at start) switches with a
 //! `audit.chain_keyed` event.
 
-use std::sync::{Arc, OnceLock};
+use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use keyward_core::audit::{
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::{KeySlot, Tx};
 use crate::{Store, StoreError};
 
 /// Where a change came from: the request that made it (all `None` for the server's own).
@@ -115,10 +115,6 @@ fn from_row(r: &AnyRow) -> Result<AuditEvent, StoreError> {
         hash: r.try_get("hash")?,
     })
 }
-
-/// Where the store keeps the pepper the audit chain is keyed with: shared by every clone of
-/// a store and every transaction it begins.
-pub(crate) type KeySlot = Arc<OnceLock<Pepper>>;
 
 fn chain_key(slot: &KeySlot, workspace_id: &str) -> Result<ChainKey, StoreError> {
     slot.get().map(|p| ChainKey::for_workspace(p, workspace_id)).ok_or_else(|| {
@@ -246,13 +242,64 @@ pub(crate) async fn append(
     Ok(e)
 }
 
+/// A change's transaction that commits only with the change's audit event: [`Audited::commit`]
+/// appends it, then commits, so the two are one transaction. Any other end (an early
+/// [`Audited::rollback`], an error, a drop) rolls both back. It derefs to the [`Tx`], so the
+/// change is written through it as through any transaction.
+pub(crate) struct Audited<'a> {
+    tx: Tx,
+    workspace_id: &'a str,
+    rec: Cow<'a, AuditRecord>,
+    now: DateTime<Utc>,
+}
+
+impl Audited<'_> {
+    /// What the event says changed, when that is known only once the change ran (the keys
+    /// a deletion touched, say); its actor, action and target stay.
+    pub(crate) fn changes(&mut self, changes: Value) {
+        self.rec.to_mut().changes = changes;
+    }
+
+    /// Appends the event, then commits the change with it.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        append(&mut self.tx, self.workspace_id, &self.rec, self.now).await?;
+        self.tx.commit().await
+    }
+
+    /// Ends it unchanged and unrecorded (the change turned out to be refused or a no-op).
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for Audited<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Audited<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
 impl Store {
+    /// Begins a change that `rec` records in `workspace_id`'s audit trail at `now`: see
+    /// [`Audited`].
+    pub(crate) async fn audited<'a>(
+        &self,
+        workspace_id: &'a str,
+        rec: &'a AuditRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Audited<'a>, StoreError> {
+        Ok(Audited { tx: self.begin().await?, workspace_id, rec: Cow::Borrowed(rec), now })
+    }
+
     /// Records an event that goes with no other write (a refused login, say).
     pub async fn record(&self, workspace_id: &str, rec: &AuditRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, rec, now).await?;
-        tx.commit().await?;
-        Ok(())
+        self.audited(workspace_id, rec, now).await?.commit().await
     }
 
     /// Events newest first.

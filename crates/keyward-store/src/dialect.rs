@@ -126,6 +126,16 @@ impl Dialect {
         }
     }
 
+    /// Every transaction of the store writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a writer waits its turn (busy timeout) instead of failing when
+    /// a read turns into a write while another commits.
+    pub(crate) async fn begin(self, pool: &AnyPool) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => pool.begin().await?,
+        })
+    }
+
     /// Can other nodes be told of changes as they commit (else they poll)?
     pub fn pushes_changes(self) -> bool {
         self == Dialect::Postgres
@@ -238,49 +248,6 @@ fn sqlite_unavailable(code: &str) -> bool {
     matches!(code, "5" | "6" | "10" | "14")
 }
 
-/// A transaction that knows its dialect, so code inside it (change notifications) need not
-/// be told which backend it runs on.
-pub(crate) struct Tx {
-    inner: Transaction<'static, Any>,
-    pub(crate) dialect: Dialect,
-    /// The pepper audit events appended inside are keyed with (set by `Store::begin`).
-    pub(crate) audit_key: crate::audit::KeySlot,
-}
-
-impl Tx {
-    /// Every transaction of the store writes. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so a writer waits its turn (busy timeout) instead of failing when
-    /// a read turns into a write while another commits.
-    pub(crate) async fn begin(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
-        let inner = match dialect {
-            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => pool.begin().await?,
-        };
-        Ok(Tx { inner, dialect, audit_key: Default::default() })
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.inner.commit().await?)
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        Ok(self.inner.rollback().await?)
-    }
-}
-
-impl std::ops::Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,8 +282,8 @@ mod tests {
         }
     }
 
-    async fn write_a_page(pool: &AnyPool) -> Result<(), StoreError> {
-        let mut tx = Tx::begin(pool, Dialect::Sqlite).await?;
+    async fn write_a_page(store: &crate::Store) -> Result<(), StoreError> {
+        let mut tx = store.begin().await?;
         sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES (hex(randomblob(20000)), 0)")
             .execute(&mut *tx)
             .await?;
@@ -333,12 +300,12 @@ mod tests {
         let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();
         limit_pages(&store.pool, 1).await;
         for _ in 0..3 {
-            let e = write_a_page(&store.pool).await.unwrap_err();
+            let e = write_a_page(&store).await.unwrap_err();
             assert!(matches!(e, StoreError::StorageFull(_)), "{e:?}");
         }
         limit_pages(&store.pool, 4_294_967_294).await;
         for i in 0..20 {
-            write_a_page(&store.pool).await.unwrap_or_else(|e| panic!("write {i} after the limit was lifted: {e}"));
+            write_a_page(&store).await.unwrap_or_else(|e| panic!("write {i} after the limit was lifted: {e}"));
         }
         store.health().await.unwrap();
         store.close().await;

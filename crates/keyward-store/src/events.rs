@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
 use sqlx::Row;
 
-use crate::dialect::{Subscription, Tx};
+use crate::dialect::Subscription;
+use crate::tx::Tx;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
 use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use keyward_core::clock::to_ms;
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::validate::KeyChanges;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::events::emit;
 use crate::rows::{credit_columns, json_grants, json_limits, json_list, key_from_row, opt_ms, KEY_COLUMNS};
 use crate::{Conflict, StoreError};

@@ -19,6 +19,7 @@ mod policies;
 mod roles;
 mod rows;
 mod service_accounts;
+mod tx;
 mod usage;
 mod verify_tokens;
 mod webhooks;
@@ -47,7 +48,7 @@ pub use workspaces::{NewManagementKey, NewWorkspace};
 
 use sqlx::{AnyPool, Row};
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 
 #[derive(Clone)]
 pub struct Store {
@@ -55,7 +56,7 @@ pub struct Store {
     dialect: Dialect,
     url: String,
     /// The pepper the audit chain is keyed with (`Store::key_audit`).
-    audit_key: audit::KeySlot,
+    audit_key: tx::KeySlot,
     /// `/healthz`'s probe, one at a time per node (`Store::health`).
     health: std::sync::Arc<HealthProbe>,
 }
@@ -97,7 +98,7 @@ impl Store {
             pool,
             dialect,
             url: url.to_string(),
-            audit_key: audit::KeySlot::default(),
+            audit_key: tx::KeySlot::default(),
             health: std::sync::Arc::default(),
         };
         migrate::run(&store).await?;
@@ -114,9 +115,7 @@ impl Store {
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        let mut tx = Tx::begin(&self.pool, self.dialect).await?;
-        tx.audit_key = self.audit_key.clone();
-        Ok(tx)
+        Tx::begin(&self.pool, self.dialect, self.audit_key.clone()).await
     }
 
     pub async fn close(&self) {

@@ -10,7 +10,9 @@ use sqlx::Row;
 
 use crate::approvals::{insert_approval, NewApproval};
 use crate::audit::{append, AuditRecord, Origin};
-use crate::dialect::Tx;
+use crate::member_state::{lock_owners, owners, remove_in};
+use crate::policies::policy_from;
+use crate::tx::Tx;
 use crate::{Conflict, Store, StoreError};
 
 /// Who is calling the management API.
@@ -139,13 +141,6 @@ fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
         approval_id: r.try_get("approval_id")?,
         pending_role: r.try_get::<Option<String>, _>("pending_role")?.as_deref().map(role).transpose()?,
     })
-}
-
-pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
-    match body {
-        None => Ok(Policy::default()),
-        Some(b) => serde_json::from_str(&b).map_err(|_| StoreError::Internal("unreadable policy row".into())),
-    }
 }
 
 impl Store {
@@ -860,47 +855,4 @@ async fn member_in(tx: &mut Tx, id: &str) -> Result<Option<Member>, StoreError> 
         .fetch_optional(&mut **tx)
         .await?;
     row.as_ref().map(member_from_row).transpose()
-}
-
-/// Removes a member with every credential they hold, inside `tx`; `false` when there is no
-/// such member, refused when it is the last owner.
-pub(crate) async fn remove_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
-    lock_owners(tx, workspace_id).await?;
-    let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    if !exists {
-        return Ok(false);
-    }
-    for table in ["sessions", "management_keys", "recovery_codes"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(id).execute(&mut **tx).await?;
-    }
-    sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut **tx).await?;
-    if owners(tx, workspace_id).await? == 0 {
-        return Err(StoreError::Conflict(Conflict::LastOwner));
-    }
-    Ok(true)
-}
-
-/// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
-/// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
-/// the database's write lock on SQLite. Taken before the owners are counted.
-async fn lock_owners(tx: &mut Tx, workspace_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id).execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// Owners who can act: an owner invited but never set up (a pending setup token) does not
-/// count, or the last active owner could leave the workspace to an unanswered invitation.
-async fn owners(tx: &mut Tx, workspace_id: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query(
-        "SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner' AND setup_hash IS NULL",
-    )
-    .bind(workspace_id)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("n")?)
 }

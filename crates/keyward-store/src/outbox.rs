@@ -8,7 +8,7 @@ use keyward_core::clock::to_ms;
 use keyward_core::webhooks::{body, event_type, key_of, subscribed};
 use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::StoreError;
 
 /// Writes the outbox for `e` when it is a webhook event: one message, and one delivery per

@@ -5,9 +5,16 @@ use keyward_core::clock::to_ms;
 use keyward_core::policy::Policy;
 use sqlx::Row;
 
-use crate::dialect::Tx;
-use crate::members::policy_from;
+use crate::tx::Tx;
 use crate::{Store, StoreError};
+
+/// A stored policy document (absent: the default).
+pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
+    match body {
+        None => Ok(Policy::default()),
+        Some(b) => serde_json::from_str(&b).map_err(|_| StoreError::Internal("unreadable policy row".into())),
+    }
+}
 
 impl Store {
     pub async fn policy(&self, workspace_id: &str) -> Result<Policy, StoreError> {

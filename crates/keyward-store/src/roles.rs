@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, AuditRecord};
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::events::emit;
 use crate::key_state::emit_all;
 use crate::rows::{json_grants, json_list, key_from_row, KEY_COLUMNS};

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::audit::append;
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::outbox::{insert_delivery, insert_message};
 use crate::{AuditRecord, Store, StoreError};
 
