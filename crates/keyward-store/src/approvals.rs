@@ -317,9 +317,8 @@ impl Store {
     /// Records a request that holds nothing while it waits (a policy change, a service
     /// account's role): what it would change stays as it is until it is approved.
     pub async fn request_approval(&self, a: &NewApproval, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -331,10 +330,9 @@ impl Store {
         current: &StoredRole,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         hold_role(&mut tx, &a.workspace_id, current, &a.id).await?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -347,7 +345,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<RequestOutcome, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, now).await?;
         let sql = format!(
             "UPDATE api_keys SET status = $1, approval_id = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5 \
              AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING {KEY_COLUMNS}"
@@ -358,7 +356,7 @@ impl Store {
             .bind(to_ms(now))
             .bind(&a.workspace_id)
             .bind(&a.key_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = row else {
             tx.rollback().await?;
@@ -369,7 +367,6 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, now).await?;
         emit_all(&mut tx, std::slice::from_ref(&rec), now).await?;
         tx.commit().await?;
         Ok(RequestOutcome::Pending(Box::new(rec)))

@@ -406,13 +406,15 @@ impl Store {
     pub async fn prune_audit(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut pruned = 0;
         for ws in self.workspace_ids().await? {
-            let mut tx = self.begin().await?;
+            // What it pruned is known once it has: the event's changes are set then.
+            let rec = AuditRecord::system(PRUNED, audit_target(), Value::Null);
+            let mut tx = self.audited(&ws, &rec, now).await?;
             let last = sqlx::query(
                 "SELECT seq, hash FROM audit_events WHERE workspace_id = $1 AND time < $2 ORDER BY seq DESC LIMIT 1",
             )
             .bind(&ws)
             .bind(to_ms(before))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             let Some(last) = last else {
                 tx.rollback().await?;
@@ -422,7 +424,7 @@ impl Store {
             let gone = sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
                 .bind(&ws)
                 .bind(seq)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
             sqlx::query(
@@ -432,14 +434,14 @@ impl Store {
             .bind(&ws)
             .bind(seq)
             .bind(&hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let what = json!({
                 "checkpoint": {"seq": seq, "hash": hash},
                 "events": gone,
                 "before": before.to_rfc3339_opts(SecondsFormat::Millis, true),
             });
-            append(&mut tx, &ws, &AuditRecord::system(PRUNED, audit_target(), what), now).await?;
+            tx.changes(what);
             tx.commit().await?;
             pruned += gone;
         }

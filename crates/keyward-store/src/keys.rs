@@ -10,7 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use crate::approvals::{cancel_for_key, insert_approval, NewApproval};
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
 use crate::key_state::{apply_changes, cache_key, insert_row, refusal, retire};
@@ -108,7 +108,7 @@ impl Store {
         approval: Option<&NewApproval>,
         audit: &AuditRecord,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&rec.workspace_id, audit, now).await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -123,7 +123,6 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, &rec.workspace_id, audit, now).await?;
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
             emit(&mut tx, &k, now).await?;
@@ -211,7 +210,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(rec) = apply_changes(&mut tx, workspace_id, id, c, now, None).await? else {
             tx.rollback().await?;
             return match self.get_key(workspace_id, id).await? {
@@ -219,7 +218,6 @@ impl Store {
                 None => Ok(None),
             };
         };
-        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -239,8 +237,8 @@ impl Store {
             "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1, approval_id = NULL \
              WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
+        let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut **tx).await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return self.get_key(workspace_id, id).await;
@@ -248,7 +246,6 @@ impl Store {
         let rec = key_from_row(&row)?;
         // A revoke made directly ends any request still waiting about this key.
         cancel_for_key(&mut tx, id, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -271,7 +268,7 @@ impl Store {
              WHERE workspace_id = $3 AND id = $4 AND kind = 'secret' AND status = 'active' \
              AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > $1) RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -287,7 +284,7 @@ impl Store {
             .bind(new_id)
             .bind(workspace_id)
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = claimed else {
             tx.rollback().await?;
@@ -313,7 +310,6 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
             emit(&mut tx, &k, now).await?;
         }

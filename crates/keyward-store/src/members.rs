@@ -221,7 +221,7 @@ impl Store {
         approval: Option<&NewApproval>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&m.workspace_id, audit, m.created_at).await?;
         sqlx::query(
             "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at, approval_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -234,12 +234,11 @@ impl Store {
         .bind(&m.setup_hash)
         .bind(to_ms(m.setup_expires_at))
         .bind(approval.map(|a| a.id.as_str()))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, &m.workspace_id, audit, m.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -304,17 +303,16 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND hash <> $2")
             .bind(member_id)
             .bind(keep.unwrap_or(""))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -376,13 +374,13 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         lock_owners(&mut tx, workspace_id).await?;
         let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL")
             .bind(new.as_str())
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if n == 0 {
@@ -396,7 +394,6 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::Conflict(Conflict::LastOwner));
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         self.get_member(workspace_id, id).await
     }
@@ -409,12 +406,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if !remove_in(&mut tx, workspace_id, id).await? {
             tx.rollback().await?;
             return Ok(false);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -433,7 +429,7 @@ impl Store {
         role: Option<Role>,
         audit: &AuditRecord,
     ) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         let n = sqlx::query(
             "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
              AND approval_id IS NULL",
@@ -442,7 +438,7 @@ impl Store {
         .bind(&a.id)
         .bind(&a.workspace_id)
         .bind(&a.key_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
@@ -453,7 +449,6 @@ impl Store {
             };
         }
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         self.get_member(&a.workspace_id, &a.key_id).await
     }
@@ -568,7 +563,7 @@ impl Store {
     }
 
     pub async fn create_session(&self, s: &NewSession, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&s.workspace_id, audit, s.created_at).await?;
         sqlx::query(
             "INSERT INTO sessions (hash, workspace_id, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -577,9 +572,8 @@ impl Store {
         .bind(&s.member_id)
         .bind(to_ms(s.created_at))
         .bind(to_ms(s.expires_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &s.workspace_id, audit, s.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -591,9 +585,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
+        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -606,14 +599,13 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let ended = sqlx::query("DELETE FROM sessions WHERE workspace_id = $1 AND member_id = $2")
             .bind(workspace_id)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -645,13 +637,12 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET totp_pending = $1 WHERE id = $2")
             .bind(sealed)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -666,29 +657,28 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE members SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1 \
              WHERE id = $2 AND totp_pending IS NOT NULL",
         )
         .bind(step)
         .bind(member_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut **tx).await?;
         for h in recovery_hashes {
             sqlx::query("INSERT INTO recovery_codes (member_id, hash) VALUES ($1, $2)")
                 .bind(member_id)
                 .bind(h)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -700,13 +690,12 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -769,7 +758,7 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let name = key.name.as_str();
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query(
             "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -782,9 +771,8 @@ impl Store {
         .bind(to_ms(now))
         .bind(name)
         .bind(expires_at.map(to_ms))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -829,22 +817,23 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let found = sqlx::query(
             "UPDATE management_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3",
         )
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
-        if found {
-            append(&mut tx, workspace_id, audit, now).await?;
+        if !found {
+            tx.rollback().await?;
+            return Ok(false);
         }
         tx.commit().await?;
-        Ok(found)
+        Ok(true)
     }
 }
 

@@ -32,9 +32,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &crate::AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         write_policy(&mut tx, workspace_id, p, now).await?;
-        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }

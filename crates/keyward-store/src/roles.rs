@@ -10,7 +10,7 @@ use keyward_core::model::KeyRecord;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::tx::Tx;
 use crate::events::emit;
 use crate::key_state::emit_all;
@@ -146,11 +146,11 @@ impl Store {
         role: &StoredRole,
         audit: &AuditRecord,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, role.created_at).await?;
         let exists = sqlx::query("SELECT 1 AS x FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(&role.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             tx.rollback().await?;
@@ -161,9 +161,8 @@ impl Store {
         let mut changes = audit.changes.clone();
         if let (false, Some(obj)) = (changed.is_empty(), changes.as_object_mut()) {
             obj.insert("taken_off_keys".into(), changed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().into());
+            tx.changes(changes);
         }
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), changes), role.created_at)
-            .await?;
         emit_all(&mut tx, &changed, role.created_at).await?;
         emit(&mut tx, &role_event(workspace_id, &role.name), role.created_at).await?;
         tx.commit().await?;
@@ -181,9 +180,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<StoredRole, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let out = write_role(&mut tx, workspace_id, current, description, permissions, None, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &role_event(workspace_id, &current.name), now).await?;
         tx.commit().await?;
         Ok(out)
@@ -199,11 +197,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<RoleDeletion, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let found = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if found == 0 {
@@ -214,7 +212,7 @@ impl Store {
             sqlx::query("SELECT COUNT(*) AS n FROM service_accounts WHERE workspace_id = $1 AND role = $2")
                 .bind(workspace_id)
                 .bind(name)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("n")?;
         let holders = holders(&mut tx, workspace_id, name).await?;
@@ -224,8 +222,7 @@ impl Store {
         }
         let changed = take_off_keys(&mut tx, workspace_id, name, now).await?;
         let ids: Vec<&str> = changed.iter().map(|k| k.id.as_str()).collect();
-        let what = serde_json::json!({"force": force, "taken_off_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
+        tx.changes(serde_json::json!({"force": force, "taken_off_keys": ids}));
         emit_all(&mut tx, &changed, now).await?;
         emit(&mut tx, &role_event(workspace_id, name), now).await?;
         tx.commit().await?;

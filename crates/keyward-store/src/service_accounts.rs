@@ -9,7 +9,7 @@ use keyward_core::verify::{KeyContext, OwnerState};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::events::emit;
 use crate::key_state::emit_all;
 use crate::rows::{key_from_row, KEY_COLUMNS};
@@ -67,11 +67,11 @@ pub(crate) fn event(id: &str) -> String {
 
 impl Store {
     pub async fn create_service_account(&self, a: &ServiceAccount, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         let taken = sqlx::query("SELECT 1 AS x FROM service_accounts WHERE workspace_id = $1 AND name = $2")
             .bind(&a.workspace_id)
             .bind(&a.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if taken.is_some() {
             tx.rollback().await?;
@@ -90,9 +90,8 @@ impl Store {
         .bind(&a.created_by)
         .bind(to_ms(a.created_at))
         .bind(to_ms(a.updated_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -122,14 +121,14 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<ServiceAccount>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if let Some(name) = &c.name {
             let taken =
                 sqlx::query("SELECT 1 AS x FROM service_accounts WHERE workspace_id = $1 AND name = $2 AND id <> $3")
                     .bind(workspace_id)
                     .bind(name)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             if taken.is_some() {
                 tx.rollback().await?;
@@ -148,14 +147,13 @@ impl Store {
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if changed == 0 {
             tx.rollback().await?;
             return Ok(None);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;
         self.get_service_account(workspace_id, id).await
@@ -169,11 +167,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let gone = sqlx::query("DELETE FROM service_accounts WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if gone == 0 {
@@ -189,7 +187,7 @@ impl Store {
             .bind(to_ms(now))
             .bind(workspace_id)
             .bind(id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(key_from_row)
@@ -200,11 +198,10 @@ impl Store {
         )
         .bind(to_ms(now))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let ids: Vec<&str> = revoked.iter().map(|k| k.id.as_str()).collect();
-        let what = serde_json::json!({"revoked_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(&audit.action, audit.target.clone(), what), now).await?;
+        tx.changes(serde_json::json!({"revoked_keys": ids}));
         emit_all(&mut tx, &revoked, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;

@@ -541,7 +541,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Alert>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 \
              WHERE workspace_id = $3 AND id = $4 AND acknowledged_at IS NULL",
@@ -550,18 +550,20 @@ impl Store {
         .bind(by)
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
-        if n == 1 {
-            append(&mut tx, workspace_id, audit, now).await?;
-        }
         let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE workspace_id = $1 AND id = $2"))
             .bind(workspace_id)
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
-        tx.commit().await?;
+        // Acknowledged before (or no such alert): nothing changed, nothing to record.
+        if n == 1 {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
         r.as_ref().map(alert_from_row).transpose()
     }
 }

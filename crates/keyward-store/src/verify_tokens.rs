@@ -41,7 +41,7 @@ fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
 
 impl Store {
     pub async fn insert_verify_token(&self, t: &VerifyToken, audit: &crate::AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&t.workspace_id, audit, t.created_at).await?;
         sqlx::query(&format!("INSERT INTO verify_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"))
             .bind(&t.id)
             .bind(&t.workspace_id)
@@ -50,9 +50,8 @@ impl Store {
             .bind(&t.start)
             .bind(&t.created_by)
             .bind(to_ms(t.created_at))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        crate::audit::append(&mut tx, &t.workspace_id, audit, t.created_at).await?;
         // A node may have cached "no such token" for this hash.
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), t.created_at).await?;
         tx.commit().await?;
@@ -119,7 +118,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &crate::AuditRecord,
     ) -> Result<Option<VerifyToken>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let row = sqlx::query(&format!(
             "UPDATE verify_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3 \
              RETURNING {COLUMNS}"
@@ -127,14 +126,13 @@ impl Store {
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
         };
         let t = from_row(&row)?;
-        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), now).await?;
         tx.commit().await?;
         Ok(Some(t))

@@ -215,7 +215,7 @@ async fn cancel_pending(tx: &mut Tx, endpoint_id: &str, now: DateTime<Utc>) -> R
 
 impl Store {
     pub async fn insert_webhook(&self, ep: &WebhookEndpoint, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&ep.workspace_id, audit, ep.created_at).await?;
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, 0, NULL, NULL, $7, $7)"
         ))
@@ -226,9 +226,8 @@ impl Store {
         .bind(events_text(&ep.events))
         .bind(&ep.secret_sealed)
         .bind(to_ms(ep.created_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &ep.workspace_id, audit, ep.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -257,7 +256,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
@@ -286,7 +285,6 @@ impl Store {
         }
         ep.updated_at = now;
         save_endpoint(&mut tx, &ep).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
     }
@@ -301,7 +299,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
@@ -310,7 +308,6 @@ impl Store {
         ep.previous_secret_until = Some(previous_until);
         ep.updated_at = now;
         save_endpoint(&mut tx, &ep).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
     }
@@ -324,11 +321,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query("DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if n == 0 {
@@ -336,7 +333,6 @@ impl Store {
             return Ok(false);
         }
         cancel_pending(&mut tx, id, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -350,11 +346,10 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<String, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&ep.workspace_id, audit, now).await?;
         insert_message(&mut tx, message_id, &ep.workspace_id, "webhook.test", &body.to_string(), now).await?;
         let id = format!("whd_{message_id}");
         insert_delivery(&mut tx, &id, message_id, &ep.workspace_id, Some(&ep.id), None, None, now).await?;
-        append(&mut tx, &ep.workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -584,7 +579,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, lease_until = NULL, finished_at = NULL \
              WHERE workspace_id = $2 AND endpoint_id = $3 AND id = $4",
@@ -593,14 +588,13 @@ impl Store {
         .bind(workspace_id)
         .bind(endpoint_id)
         .bind(delivery_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -695,23 +689,23 @@ impl Store {
                     let id: String = r.try_get("id")?;
                     let name: Option<String> = r.try_get("name")?;
                     let at: i64 = r.try_get("expires_at")?;
-                    let mut tx = self.begin().await?;
+                    let target = AuditTarget { kind: "key".into(), id: Some(id.clone()), name };
+                    let what = json!({"expires_at": keyward_core::clock::from_ms(at)});
+                    let rec = AuditRecord::system(action, target, what);
+                    let mut tx = self.audited(&ws, &rec, now).await?;
                     let claimed = sqlx::query(&format!(
                         "UPDATE api_keys SET {col} = expires_at WHERE id = $1 AND expires_at = $2 \
                          AND ({col} IS NULL OR {col} <> expires_at)"
                     ))
                     .bind(&id)
                     .bind(at)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     if claimed == 0 {
                         tx.rollback().await?;
                         continue;
                     }
-                    let target = AuditTarget { kind: "key".into(), id: Some(id), name };
-                    let what = json!({"expires_at": keyward_core::clock::from_ms(at)});
-                    append(&mut tx, &ws, &AuditRecord::system(action, target, what), now).await?;
                     tx.commit().await?;
                     told += 1;
                 }
