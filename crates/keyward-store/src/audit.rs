@@ -16,8 +16,6 @@ use keyward_core::audit::{
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::pepper::Pepper;
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::tx::{KeySlot, Tx};
 use crate::{Store, StoreError};
@@ -88,32 +86,47 @@ pub struct AuditFilter {
 const COLUMNS: &str = "id, workspace_id, seq, time, actor_type, actor_id, actor_name, action, target_type, \
      target_id, target_name, ip, user_agent, request_id, changes, prev_hash, hash";
 
-fn from_row(r: &AnyRow) -> Result<AuditEvent, StoreError> {
-    let changes: String = r.try_get("changes")?;
-    Ok(AuditEvent {
-        id: r.try_get("id")?,
-        seq: r.try_get("seq")?,
-        time: from_ms(r.try_get("time")?),
-        workspace_id: r.try_get("workspace_id")?,
-        actor: AuditActor {
-            kind: r.try_get("actor_type")?,
-            id: r.try_get("actor_id")?,
-            name: r.try_get("actor_name")?,
-        },
-        action: r.try_get("action")?,
-        target: AuditTarget {
-            kind: r.try_get("target_type")?,
-            id: r.try_get("target_id")?,
-            name: r.try_get("target_name")?,
-        },
-        ip: r.try_get("ip")?,
-        user_agent: r.try_get("user_agent")?,
-        request_id: r.try_get("request_id")?,
-        // An unreadable value stays visible as text; the chain check then reports the row.
-        changes: serde_json::from_str(&changes).unwrap_or(Value::String(changes)),
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+/// An `audit_events` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    workspace_id: String,
+    seq: i64,
+    time: i64,
+    actor_type: String,
+    actor_id: Option<String>,
+    actor_name: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: Option<String>,
+    target_name: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    changes: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<EventRow> for AuditEvent {
+    fn from(r: EventRow) -> AuditEvent {
+        AuditEvent {
+            id: r.id,
+            seq: r.seq,
+            time: from_ms(r.time),
+            workspace_id: r.workspace_id,
+            actor: AuditActor { kind: r.actor_type, id: r.actor_id, name: r.actor_name },
+            action: r.action,
+            target: AuditTarget { kind: r.target_type, id: r.target_id, name: r.target_name },
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            // An unreadable value stays visible as text; the chain check then reports the row.
+            changes: serde_json::from_str(&r.changes).unwrap_or(Value::String(r.changes)),
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
 }
 
 fn chain_key(slot: &KeySlot, workspace_id: &str) -> Result<ChainKey, StoreError> {
@@ -127,11 +140,10 @@ fn audit_target() -> AuditTarget {
 }
 
 async fn checkpoint_in(tx: &mut Tx, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-    let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+    Ok(sqlx::query_as("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_optional(&mut **tx)
-        .await?;
-    r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+        .await?)
 }
 
 /// The event that switches a chain written before keying, at `seq`.
@@ -213,14 +225,11 @@ pub(crate) async fn append(
     .execute(&mut **tx)
     .await?;
     // Taking the next seq locks the head until the transaction ends.
-    let head =
-        sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash, keyed_from")
+    let (mut seq, mut prev, keyed_from): (i64, String, Option<i64>) =
+        sqlx::query_as("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash, keyed_from")
             .bind(workspace_id)
             .fetch_one(&mut **tx)
             .await?;
-    let mut seq: i64 = head.try_get("seq")?;
-    let mut prev: String = head.try_get("hash")?;
-    let keyed_from: Option<i64> = head.try_get("keyed_from")?;
     if keyed_from.is_none() {
         // A chain from before keying (no node has switched it since): record the switch first.
         let switch = switch_record(tx, workspace_id, seq).await?;
@@ -344,15 +353,14 @@ impl Store {
             }
         }
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", u64::from(f.limit) + 1));
-        let mut q = sqlx::query(&sql).bind(workspace_id);
+        let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id);
         for t in texts {
             q = q.bind(t);
         }
         for i in ints {
             q = q.bind(i);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        Ok(q.fetch_all(&self.pool).await?.into_iter().map(AuditEvent::from).collect())
     }
 
     /// Events with `seq` above `after`, oldest first, at most `limit` (for export and checks).
@@ -360,23 +368,16 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
         );
-        let rows = sqlx::query(&sql).bind(workspace_id).bind(after).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        let rows = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id).bind(after).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
     }
 
     /// Recomputes `workspace_id`'s chain, page by page, from its start or from the checkpoint
     /// left by pruning.
     pub async fn verify_audit(&self, workspace_id: &str) -> Result<ChainCheck, StoreError> {
         let key = chain_key(&self.audit_key, workspace_id)?;
-        let checkpoint = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
-            .bind(workspace_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let (mut walk, mut after, first) = match checkpoint {
-            Some(r) => {
-                let (seq, hash): (i64, String) = (r.try_get("seq")?, r.try_get("hash")?);
-                (ChainWalk::from_checkpoint(key, &hash, seq), seq, seq)
-            }
+        let (mut walk, mut after, first) = match self.audit_checkpoint(workspace_id).await? {
+            Some((seq, hash)) => (ChainWalk::from_checkpoint(key, &hash, seq), seq, seq),
             None => (ChainWalk::from_start(key), 0, 0),
         };
         loop {
@@ -409,18 +410,17 @@ impl Store {
             // What it pruned is known once it has: the event's changes are set then.
             let rec = AuditRecord::system(PRUNED, audit_target(), Value::Null);
             let mut tx = self.audited(&ws, &rec, now).await?;
-            let last = sqlx::query(
+            let last: Option<(i64, String)> = sqlx::query_as(
                 "SELECT seq, hash FROM audit_events WHERE workspace_id = $1 AND time < $2 ORDER BY seq DESC LIMIT 1",
             )
             .bind(&ws)
             .bind(to_ms(before))
             .fetch_optional(&mut **tx)
             .await?;
-            let Some(last) = last else {
+            let Some((seq, hash)) = last else {
                 tx.rollback().await?;
                 continue;
             };
-            let (seq, hash): (i64, String) = (last.try_get("seq")?, last.try_get("hash")?);
             let gone = sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
                 .bind(&ws)
                 .bind(seq)
@@ -459,27 +459,26 @@ impl Store {
     /// are keyed. Returns each switched workspace and the switch's seq. Run at start, so an
     /// upgraded database verifies before anything new is appended.
     pub async fn key_audit_chains(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT workspace_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY workspace_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT workspace_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY workspace_id")
+                .fetch_all(&self.pool)
+                .await?;
         let mut switched = Vec::new();
-        for r in rows {
-            let ws: String = r.try_get("workspace_id")?;
+        for ws in rows {
             let key = chain_key(&self.audit_key, &ws)?;
             let mut tx = self.begin().await?;
             // Under the head's lock, and only if no other node switched it meanwhile.
-            let head = sqlx::query(
+            let head: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE audit_heads SET seq = seq + 1, keyed_from = seq + 1 \
                  WHERE workspace_id = $1 AND keyed_from IS NULL RETURNING seq, hash",
             )
             .bind(&ws)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(head) = head else {
+            let Some((seq, prev)) = head else {
                 tx.rollback().await?;
                 continue;
             };
-            let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
             let switch = switch_record(&mut tx, &ws, seq).await?;
             let e = write(&mut tx, &key, (&ws, seq, &prev), &switch, now).await?;
             sqlx::query("UPDATE audit_heads SET hash = $1 WHERE workspace_id = $2")
@@ -496,34 +495,29 @@ impl Store {
     /// The event at `seq`, if the log still holds it.
     pub async fn audit_event(&self, workspace_id: &str, seq: i64) -> Result<Option<AuditEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq = $2");
-        let row = sqlx::query(&sql).bind(workspace_id).bind(seq).fetch_optional(&self.pool).await?;
-        row.as_ref().map(from_row).transpose()
+        let row = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id).bind(seq).fetch_optional(&self.pool).await?;
+        Ok(row.map(AuditEvent::from))
     }
 
     /// Where the chain starts after pruning: the last pruned event's seq and hash.
     pub async fn audit_checkpoint(&self, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+        Ok(sqlx::query_as("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
-            .await?;
-        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+            .await?)
     }
 
     /// The chain's head: its last seq and hash (0 and 64 zeros for an empty log).
     pub async fn audit_head(&self, workspace_id: &str) -> Result<(i64, String), StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE workspace_id = $1")
+        let row = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-            None => (0, GENESIS.to_string()),
-        })
+        Ok(row.unwrap_or_else(|| (0, GENESIS.to_string())))
     }
 
     /// Every workspace's id (for an offline check of all chains).
     pub async fn workspace_ids(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        Ok(sqlx::query_scalar("SELECT id FROM workspaces ORDER BY id").fetch_all(&self.pool).await?)
     }
 }

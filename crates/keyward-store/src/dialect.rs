@@ -194,13 +194,11 @@ impl Subscription {
     /// Events after `seq`, oldest first, at most `limit`, read on the listening connection
     /// (fresh, unlike pooled connections that may have died with it).
     pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<crate::KeyEvent>, StoreError> {
-        use sqlx::Row;
-        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        Ok(sqlx::query_as("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(limit)
             .fetch_all(&mut self.0)
-            .await?;
-        rows.iter().map(|r| Ok(crate::KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+            .await?)
     }
 
     /// The oldest event kept, on the listening connection (0 when none).

@@ -5,15 +5,15 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
-use sqlx::Row;
 
 use crate::dialect::Subscription;
 use crate::tx::Tx;
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyEvent {
     pub seq: i64,
+    #[sqlx(rename = "key_hash")]
     pub cache_key: String,
 }
 
@@ -36,12 +36,11 @@ pub fn parse_announcement(payload: &str) -> (Option<i64>, &str) {
 }
 
 pub(crate) async fn emit(tx: &mut Tx, cache_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let seq: i64 = sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
+    let seq: i64 = sqlx::query_scalar("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
         .bind(cache_key)
         .bind(to_ms(now))
         .fetch_one(&mut **tx)
-        .await?
-        .try_get("seq")?;
+        .await?;
     let dialect = tx.dialect;
     dialect.notify(tx, &announcement(seq, cache_key)).await
 }
@@ -56,23 +55,20 @@ impl Store {
     /// The oldest event still kept (0 when none): a node that applied events only up to
     /// before it may have missed pruned ones.
     pub async fn first_event_seq(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            sqlx::query("SELECT MIN(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        let v: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) AS m FROM key_events").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            sqlx::query("SELECT MAX(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) AS m FROM key_events").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
     pub async fn events_after(&self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
-        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
+        Ok(sqlx::query_as("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
             .bind(seq)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+            .await?)
     }
 
     /// Events older than `before` have been seen by every live node.

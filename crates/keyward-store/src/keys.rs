@@ -7,7 +7,7 @@ use keyward_core::model::{KeyKind, KeyRecord, KeyStatus};
 use keyward_core::validate::KeyChanges;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::Any;
 
 use crate::approvals::{cancel_for_key, insert_approval, NewApproval};
 use crate::audit::AuditRecord;
@@ -334,20 +334,19 @@ impl Store {
             "SELECT {column} AS k, status, expires_at, updated_at FROM api_keys WHERE {column} IN ({})",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, String, Option<i64>, i64)>(&sql);
         for id in ids {
             q = q.bind(id);
         }
-        for r in q.fetch_all(&self.pool).await? {
-            let status: String = r.try_get("status")?;
+        for (k, status, expires_at, updated_at) in q.fetch_all(&self.pool).await? {
             let status = KeyStatus::parse(&status)
                 .ok_or_else(|| StoreError::Internal("unreadable status in api_keys row".into()))?;
             let v = KeyVersion {
                 status,
-                expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(keyward_core::clock::from_ms),
-                updated_at: keyward_core::clock::from_ms(r.try_get("updated_at")?),
+                expires_at: expires_at.map(keyward_core::clock::from_ms),
+                updated_at: keyward_core::clock::from_ms(updated_at),
             };
-            out.insert(r.try_get("k")?, v);
+            out.insert(k, v);
         }
         Ok(out)
     }
@@ -355,33 +354,30 @@ impl Store {
     /// Secret-key hashes after `after` in order, at most `limit` (to fill a node's set of
     /// known hashes page by page).
     pub async fn key_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
+        Ok(sqlx::query_scalar("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            .await?)
     }
 
     /// Registered public keys (lower-case hex, as verification looks them up) after `after`,
     /// in order: a page of the set of existing ones.
     pub async fn public_keys_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT public_key FROM api_keys WHERE public_key IS NOT NULL AND public_key > $1 ORDER BY public_key LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("public_key")?)).collect()
+        .await?)
     }
 
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await?)
     }
 }
 

@@ -46,7 +46,7 @@ pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use webhooks::{AfterAttempt, Attempt, DeliveriesTo, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 use crate::tx::Tx;
 
@@ -164,11 +164,7 @@ impl Store {
     /// Every `(table, column)` of the schema Keyward manages, sorted: both backends must end
     /// with the same after their migrations.
     pub async fn schema(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(self.dialect.schema_query()).fetch_all(&self.pool).await?;
-        let mut out = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<String, _>("t")?, r.try_get::<String, _>("c")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut out: Vec<(String, String)> = sqlx::query_as(self.dialect.schema_query()).fetch_all(&self.pool).await?;
         out.sort();
         Ok(out)
     }

@@ -6,7 +6,7 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::policy::Policy;
 use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::approvals::{insert_approval, NewApproval};
 use crate::audit::{append, AuditRecord, Origin};
@@ -99,9 +99,11 @@ pub struct LoginRecord {
 
 /// A member's sealed TOTP secret, and one awaiting confirmation. (The last time step used
 /// is only ever compared in the database, by `claim_totp_step`.)
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct TotpState {
+    #[sqlx(rename = "totp_secret")]
     pub secret: Option<String>,
+    #[sqlx(rename = "totp_pending")]
     pub pending: Option<String>,
 }
 
@@ -127,20 +129,73 @@ fn role(s: &str) -> Result<Role, StoreError> {
     Role::parse(s).ok_or_else(|| StoreError::Internal(format!("unreadable role {s:?} in members row")))
 }
 
+/// A `members` row as stored ([`MEMBER_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: String,
+    workspace_id: String,
+    email: String,
+    role: String,
+    created_at: i64,
+    password_hash: Option<String>,
+    totp_secret: Option<String>,
+    setup_hash: Option<String>,
+    approval_id: Option<String>,
+    pending_role: Option<String>,
+}
+
+impl MemberRow {
+    fn member(self) -> Result<Member, StoreError> {
+        Ok(Member {
+            role: role(&self.role)?,
+            created_at: from_ms(self.created_at),
+            // Active unless an invitation is still waiting to be accepted (the first owner,
+            // made by `init`, has a management key and no password, and is active).
+            active: self.setup_hash.is_none(),
+            mfa_enabled: self.totp_secret.is_some(),
+            pending_role: self.pending_role.as_deref().map(role).transpose()?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            email: self.email,
+            approval_id: self.approval_id,
+        })
+    }
+}
+
 fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
-    Ok(Member {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        email: r.try_get("email")?,
-        role: role(&r.try_get::<String, _>("role")?)?,
-        created_at: from_ms(r.try_get("created_at")?),
-        // Active unless an invitation is still waiting to be accepted (the first owner, made
-        // by `init`, has a management key and no password, and is active).
-        active: r.try_get::<Option<String>, _>("setup_hash")?.is_none(),
-        mfa_enabled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
-        approval_id: r.try_get("approval_id")?,
-        pending_role: r.try_get::<Option<String>, _>("pending_role")?.as_deref().map(role).transpose()?,
-    })
+    MemberRow::from_row(r)?.member()
+}
+
+/// A member joined with its credential, workspace and policy (`Store::principal`).
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    prefix: String,
+    hash: String,
+    body: Option<String>,
+}
+
+/// A member joined with its workspace's key prefix (`Store::login_records`).
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    prefix: String,
+}
+
+/// A `management_keys` row joined with its member's email and role.
+#[derive(sqlx::FromRow)]
+struct ManagementKeyRow {
+    id: String,
+    member_id: String,
+    email: String,
+    role: String,
+    name: Option<String>,
+    start: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 impl Store {
@@ -152,12 +207,11 @@ impl Store {
         }
         let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT id FROM workspaces WHERE id IN ({})", marks.join(", "));
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_scalar(&sql);
         for id in ids {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// The principal behind a management key hash, if the key exists, is not revoked and has
@@ -195,22 +249,22 @@ impl Store {
         kind: CredentialKind,
     ) -> Result<Option<Principal>, StoreError> {
         let sql = format!("SELECT {}, c.hash, w.prefix, p.body {from}", member_columns("m"));
-        let mut q = sqlx::query(&sql).bind(hash);
+        let mut q = sqlx::query_as::<_, PrincipalRow>(&sql).bind(hash);
         if let Some(n) = now {
             q = q.bind(n);
         }
         let Some(r) = q.fetch_optional(&self.pool).await? else { return Ok(None) };
-        let m = member_from_row(&r)?;
+        let m = r.member.member()?;
         Ok(Some(Principal {
             workspace_id: m.workspace_id,
             member_id: m.id,
             email: m.email,
             role: m.role,
-            prefix: r.try_get("prefix")?,
-            hash: r.try_get("hash")?,
+            prefix: r.prefix,
+            hash: r.hash,
             kind,
             mfa_enabled: m.mfa_enabled,
-            policy: policy_from(r.try_get("body")?)?,
+            policy: policy_from(r.body)?,
         }))
     }
 
@@ -319,11 +373,11 @@ impl Store {
     }
 
     pub async fn password_hash(&self, member_id: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query("SELECT password_hash FROM members WHERE id = $1")
+        let r: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get::<Option<String>, _>("password_hash")).transpose()?.flatten())
+        Ok(r.flatten())
     }
 
     pub async fn get_member(&self, workspace_id: &str, id: &str) -> Result<Option<Member>, StoreError> {
@@ -352,14 +406,14 @@ impl Store {
 
     /// The ids of the members holding one of `roles`.
     pub async fn members_with_roles(&self, workspace_id: &str, roles: &[Role]) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id, role FROM members WHERE workspace_id = $1")
+        let rows = sqlx::query_as::<_, (String, String)>("SELECT id, role FROM members WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::new();
-        for r in rows {
-            if roles.contains(&role(&r.try_get::<String, _>("role")?)?) {
-                out.push(r.try_get("id")?);
+        for (id, r) in rows {
+            if roles.contains(&role(&r)?) {
+                out.push(id);
             }
         }
         Ok(out)
@@ -460,14 +514,11 @@ impl Store {
              JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id",
             member_columns("m")
         );
-        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoginRecord {
-                    member: member_from_row(r)?,
-                    prefix: r.try_get("prefix")?,
-                    password_hash: r.try_get("password_hash")?,
-                })
+        let rows = sqlx::query_as::<_, LoginRow>(&sql).bind(email).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|LoginRow { mut member, prefix }| {
+                let password_hash = member.password_hash.take();
+                Ok(LoginRecord { member: member.member()?, prefix, password_hash })
             })
             .collect()
     }
@@ -547,11 +598,11 @@ impl Store {
 
     /// The member's lock, if there is such a member.
     async fn locked_until(&self, member_id: &str) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
-        let r = sqlx::query("SELECT locked_until FROM members WHERE id = $1")
+        let r: Option<Option<i64>> = sqlx::query_scalar("SELECT locked_until FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get::<Option<i64>, _>("locked_until")).transpose()?.map(|u| u.map(from_ms)))
+        Ok(r.map(|u| u.map(from_ms)))
     }
 
     pub async fn login_succeeded(&self, member_id: &str) -> Result<(), StoreError> {
@@ -620,12 +671,11 @@ impl Store {
     }
 
     pub async fn totp_state(&self, member_id: &str) -> Result<TotpState, StoreError> {
-        let r = sqlx::query("SELECT totp_secret, totp_pending FROM members WHERE id = $1")
+        let r = sqlx::query_as("SELECT totp_secret, totp_pending FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(r) = r else { return Ok(TotpState::default()) };
-        Ok(TotpState { secret: r.try_get("totp_secret")?, pending: r.try_get("totp_pending")? })
+        Ok(r.unwrap_or_default())
     }
 
     /// Keeps a sealed secret awaiting its first code.
@@ -740,11 +790,10 @@ impl Store {
     }
 
     pub async fn recovery_codes_left(&self, member_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE member_id = $1")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) AS n FROM recovery_codes WHERE member_id = $1")
             .bind(member_id)
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await?)
     }
 
     /// A management key for a member (shown once by the caller).
@@ -783,7 +832,7 @@ impl Store {
         workspace_id: &str,
         member_id: Option<&str>,
     ) -> Result<Vec<ManagementKey>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, ManagementKeyRow>(
             "SELECT c.id, c.member_id, m.email, m.role, c.name, c.start, c.created_at, c.expires_at, c.revoked_at \
              FROM management_keys c JOIN members m ON m.id = c.member_id \
              WHERE c.workspace_id = $1 AND ($2 = '' OR c.member_id = $2) ORDER BY c.id",
@@ -792,18 +841,18 @@ impl Store {
         .bind(member_id.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
                 Ok(ManagementKey {
-                    id: r.try_get("id")?,
-                    member_id: r.try_get("member_id")?,
-                    email: r.try_get("email")?,
-                    member_role: role(&r.try_get::<String, _>("role")?)?,
-                    name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
-                    start: r.try_get("start")?,
-                    created_at: from_ms(r.try_get("created_at")?),
-                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
-                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+                    member_role: role(&r.role)?,
+                    name: r.name.unwrap_or_default(),
+                    created_at: from_ms(r.created_at),
+                    expires_at: r.expires_at.map(from_ms),
+                    revoked_at: r.revoked_at.map(from_ms),
+                    id: r.id,
+                    member_id: r.member_id,
+                    email: r.email,
+                    start: r.start,
                 })
             })
             .collect()

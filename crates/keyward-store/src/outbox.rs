@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::to_ms;
 use keyward_core::webhooks::{body, event_type, key_of, subscribed};
-use sqlx::Row;
 
 use crate::tx::Tx;
 use crate::StoreError;
@@ -16,27 +15,29 @@ use crate::StoreError;
 /// event's transaction, so an event and its deliveries commit (or vanish) together.
 pub(crate) async fn enqueue(tx: &mut Tx, e: &AuditEvent) -> Result<(), StoreError> {
     let Some(ty) = event_type(&e.action) else { return Ok(()) };
-    let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0")
-        .bind(&e.workspace_id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query_as::<_, (String, String)>(
+        "SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0",
+    )
+    .bind(&e.workspace_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let mut endpoints = Vec::new();
-    for r in &rows {
-        let events: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default();
+    for (id, events) in rows {
+        let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
         if subscribed(&events, ty) {
-            endpoints.push(r.try_get::<String, _>("id")?);
+            endpoints.push(id);
         }
     }
     let key_id = key_of(e).map(str::to_string);
     let callback: Option<String> = match &key_id {
-        Some(k) => sqlx::query("SELECT callback_url FROM api_keys WHERE id = $1 AND workspace_id = $2")
-            .bind(k)
-            .bind(&e.workspace_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get::<Option<String>, _>("callback_url"))
-            .transpose()?
-            .flatten(),
+        Some(k) => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT callback_url FROM api_keys WHERE id = $1 AND workspace_id = $2",
+        )
+        .bind(k)
+        .bind(&e.workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten(),
         None => None,
     };
     if endpoints.is_empty() && callback.is_none() {

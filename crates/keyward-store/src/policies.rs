@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
 use keyward_core::policy::Policy;
-use sqlx::Row;
 
 use crate::tx::Tx;
 use crate::{Store, StoreError};
@@ -18,11 +17,11 @@ pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
 
 impl Store {
     pub async fn policy(&self, workspace_id: &str) -> Result<Policy, StoreError> {
-        let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+        let body = sqlx::query_scalar("SELECT body FROM policies WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
             .await?;
-        policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+        policy_from(body)
     }
 
     pub async fn put_policy(
@@ -41,11 +40,11 @@ impl Store {
 
 /// The policy in force, read inside `tx`.
 pub(crate) async fn read_policy(tx: &mut Tx, workspace_id: &str) -> Result<Policy, StoreError> {
-    let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+    let body = sqlx::query_scalar("SELECT body FROM policies WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_optional(&mut **tx)
         .await?;
-    policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+    policy_from(body)
 }
 
 pub(crate) async fn write_policy(

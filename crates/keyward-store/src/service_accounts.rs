@@ -7,7 +7,7 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::KeyRecord;
 use keyward_core::verify::{KeyContext, OwnerState};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::audit::AuditRecord;
 use crate::events::emit;
@@ -46,18 +46,34 @@ const COLUMNS: &str = "s.id, s.workspace_id, s.name, s.description, s.role, s.di
      s.created_at, s.updated_at, (SELECT COUNT(*) FROM api_keys k WHERE k.service_account_id = s.id \
      AND k.status NOT IN ('revoked', 'rejected')) AS keys";
 
+/// A `service_accounts` row with its count of live keys ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    description: String,
+    role: String,
+    disabled: i64,
+    created_by: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    keys: i64,
+}
+
 fn from_row(r: &AnyRow) -> Result<ServiceAccount, StoreError> {
+    let r = AccountRow::from_row(r)?;
     Ok(ServiceAccount {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        role: r.try_get("role")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        created_by: r.try_get("created_by")?,
-        created_at: from_ms(r.try_get("created_at")?),
-        updated_at: from_ms(r.try_get("updated_at")?),
-        keys: r.try_get::<i64, _>("keys")?.unsigned_abs(),
+        id: r.id,
+        workspace_id: r.workspace_id,
+        name: r.name,
+        description: r.description,
+        role: r.role,
+        disabled: r.disabled != 0,
+        created_by: r.created_by,
+        created_at: from_ms(r.created_at),
+        updated_at: from_ms(r.updated_at),
+        keys: r.keys.unsigned_abs(),
     })
 }
 
@@ -213,12 +229,13 @@ impl Store {
         let owner = match &rec.service_account_id {
             None => None,
             Some(id) => {
-                let row = sqlx::query("SELECT role, disabled FROM service_accounts WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row =
+                    sqlx::query_as::<_, (String, i64)>("SELECT role, disabled FROM service_accounts WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
                 Some(match row {
-                    Some(r) => OwnerState { role: r.try_get("role")?, disabled: r.try_get::<i64, _>("disabled")? != 0 },
+                    Some((role, disabled)) => OwnerState { role, disabled: disabled != 0 },
                     // A deleted account's keys were revoked with it; refuse them regardless.
                     None => OwnerState { role: String::new(), disabled: true },
                 })

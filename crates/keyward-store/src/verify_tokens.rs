@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::events::emit;
 use crate::{Store, StoreError};
@@ -26,16 +26,30 @@ pub struct VerifyToken {
 
 const COLUMNS: &str = "id, workspace_id, name, hash, start, created_by, created_at, revoked_at";
 
+/// A `verify_tokens` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    hash: String,
+    start: String,
+    created_by: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
 fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
+    let r = TokenRow::from_row(r)?;
     Ok(VerifyToken {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        name: r.try_get("name")?,
-        hash: r.try_get("hash")?,
-        start: r.try_get("start")?,
-        created_by: r.try_get("created_by")?,
-        created_at: from_ms(r.try_get("created_at")?),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+        id: r.id,
+        workspace_id: r.workspace_id,
+        name: r.name,
+        hash: r.hash,
+        start: r.start,
+        created_by: r.created_by,
+        created_at: from_ms(r.created_at),
+        revoked_at: r.revoked_at.map(from_ms),
     })
 }
 
@@ -72,34 +86,30 @@ impl Store {
             "SELECT hash, workspace_id FROM verify_tokens WHERE revoked_at IS NULL AND hash IN ({})",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
         for h in hashes {
             q = q.bind(h);
         }
-        for r in q.fetch_all(&self.pool).await? {
-            out.insert(r.try_get("hash")?, r.try_get("workspace_id")?);
-        }
+        out.extend(q.fetch_all(&self.pool).await?);
         Ok(out)
     }
 
     /// The workspace a live (unrevoked) token binds to.
     pub async fn verify_token_workspace(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")
+        Ok(sqlx::query_scalar("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.map(|r| r.try_get("workspace_id")).transpose()?)
+            .await?)
     }
 
     /// Verify-token hashes after `after`, in order (revoked ones too): a page of the set of
     /// existing ones.
     pub async fn verify_token_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
+        Ok(sqlx::query_scalar("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            .await?)
     }
 
     pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {

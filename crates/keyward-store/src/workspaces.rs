@@ -3,7 +3,6 @@
 use crate::audit::AuditRecord;
 use keyward_core::audit::AuditTarget;
 use keyward_core::clock::to_ms;
-use sqlx::Row;
 
 use crate::{Store, StoreError};
 
@@ -28,7 +27,7 @@ pub struct NewManagementKey {
 impl Store {
     /// Has `init` already run on this database?
     pub async fn is_initialised(&self) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&self.pool).await?.try_get("n")?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&self.pool).await?;
         Ok(n > 0)
     }
 
@@ -61,7 +60,7 @@ impl Store {
             .bind(now)
             .execute(&mut **tx)
             .await?;
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&mut **tx).await?.try_get("n")?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&mut **tx).await?;
         if first && n > 1 {
             tx.rollback().await?;
             return Err(StoreError::AlreadyInitialised);
