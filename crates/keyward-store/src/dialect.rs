@@ -6,7 +6,8 @@ use sqlx::postgres::PgListener;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::time::Duration;
 
-use crate::StoreError;
+use crate::key_event::KeyEvent;
+use crate::{Conflict, StoreError};
 
 /// Which database a store talks to, and how each differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +194,7 @@ impl Subscription {
 
     /// Events after `seq`, oldest first, at most `limit`, read on the listening connection
     /// (fresh, unlike pooled connections that may have died with it).
-    pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<crate::KeyEvent>, StoreError> {
+    pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<KeyEvent>, StoreError> {
         Ok(sqlx::query_as("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(limit)
@@ -208,17 +209,43 @@ impl Subscription {
     }
 }
 
+/// What a database's error means for the store: unreachable, full, a typed conflict, input
+/// it cannot store, or a fault.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(Conflict::from_unique(db.constraint(), db.message()))
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(storage_full_code) => {
+                StoreError::StorageFull(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(invalid_text_code) => StoreError::InvalidText,
+            sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// Does a database error code mean "no space left to write" (SQLite's SQLITE_FULL, 13;
 /// PostgreSQL's disk_full, 53100)? Nothing was written; the same write works once space is
 /// freed.
-pub(crate) fn storage_full_code(code: &str) -> bool {
+fn storage_full_code(code: &str) -> bool {
     matches!(code, "13" | "53100")
 }
 
 /// Does a database error code mean "cannot be reached right now" (503) rather than a fault?
 /// The two backends' codes cannot be confused: PostgreSQL's are five-character SQLSTATEs,
 /// SQLite's are small integers.
-pub(crate) fn unavailable_code(code: &str) -> bool {
+fn unavailable_code(code: &str) -> bool {
     postgres_unavailable(code) || sqlite_unavailable(code)
 }
 
@@ -237,7 +264,7 @@ fn postgres_unavailable(code: &str) -> bool {
 /// Input the database cannot store as text (PostgreSQL refuses NUL in strings: 22021,
 /// 22P05; and a value too large for a btree index entry: 54000). Checked at the HTTP edge
 /// first; this is the backstop.
-pub(crate) fn invalid_text_code(code: &str) -> bool {
+fn invalid_text_code(code: &str) -> bool {
     matches!(code, "22021" | "22P05" | "54000")
 }
 

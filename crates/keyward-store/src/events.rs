@@ -7,33 +7,9 @@ use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
 
 use crate::dialect::Subscription;
+use crate::key_event::{announcement, KeyEvent};
 use crate::tx::Tx;
 use crate::{Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct KeyEvent {
-    pub seq: i64,
-    #[sqlx(rename = "key_hash")]
-    pub cache_key: String,
-}
-
-/// A change announcement names the event's sequence number and the cache key, so a node
-/// knows exactly which events it has applied and catches up from there.
-pub(crate) fn announcement(seq: i64, cache_key: &str) -> String {
-    format!("{seq} {cache_key}")
-}
-
-/// The (sequence, cache key) of an announcement; an announcement without a number (from a
-/// node of an earlier version) is only a cache key.
-pub fn parse_announcement(payload: &str) -> (Option<i64>, &str) {
-    match payload.split_once(' ') {
-        Some((n, key)) => match n.parse() {
-            Ok(seq) => (Some(seq), key),
-            Err(_) => (None, payload),
-        },
-        None => (None, payload),
-    }
-}
 
 pub(crate) async fn emit(tx: &mut Tx, cache_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     let seq: i64 = sqlx::query_scalar("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
