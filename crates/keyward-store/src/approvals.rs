@@ -10,16 +10,16 @@ use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::audit::{append, AuditRecord};
-use crate::dialect::Tx;
 use crate::events::emit;
 use crate::key_state::{apply_changes, emit_all, refusal, retire, set_key_status};
-use crate::member_state::settle_member_request;
+use crate::member_state::{remove_in, settle_member_request};
 use crate::policies::{read_policy, write_policy};
 use crate::roles::{hold_role, release_role, role_event, write_role, StoredRole};
 use crate::rows::{key_from_row, KEY_COLUMNS};
+use crate::tx::Tx;
 use crate::{Conflict, Store, StoreError};
 use keyward_core::audit::AuditTarget;
 
@@ -115,37 +115,54 @@ fn bad(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in approvals row"))
 }
 
+/// An `approvals` row as stored ([`APPROVAL_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    id: String,
+    workspace_id: String,
+    action: String,
+    subject_kind: String,
+    subject_id: String,
+    requested_by: String,
+    status: String,
+    required: i64,
+    approver_roles: String,
+    payload: String,
+    reason: Option<String>,
+    decided_by: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    decided_at: Option<i64>,
+}
+
 fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
-    let action: String = r.try_get("action")?;
-    let status: String = r.try_get("status")?;
-    let roles: Vec<String> =
-        serde_json::from_str(&r.try_get::<String, _>("approver_roles")?).map_err(|_| bad("roles"))?;
-    let action = KeyAction::parse(&action).ok_or_else(|| bad("action"))?;
-    let payload: serde_json::Value =
-        serde_json::from_str(&r.try_get::<String, _>("payload")?).map_err(|_| bad("payload"))?;
+    let r = ApprovalRow::from_row(r)?;
+    let roles: Vec<String> = serde_json::from_str(&r.approver_roles).map_err(|_| bad("roles"))?;
+    let action = KeyAction::parse(&r.action).ok_or_else(|| bad("action"))?;
+    let payload: serde_json::Value = serde_json::from_str(&r.payload).map_err(|_| bad("payload"))?;
     let change = ApprovalChange::from_parts(action, &payload).map_err(|e| bad(&format!("payload ({e})")))?;
-    let kind: String = r.try_get("subject_kind")?;
-    let kind =
-        SubjectKind::parse(&kind).filter(|k| *k == SubjectKind::of(action)).ok_or_else(|| bad("subject_kind"))?;
+    let kind = SubjectKind::parse(&r.subject_kind)
+        .filter(|k| *k == SubjectKind::of(action))
+        .ok_or_else(|| bad("subject_kind"))?;
     Ok(Approval {
         request: NewApproval {
-            id: r.try_get("id")?,
-            workspace_id: r.try_get("workspace_id")?,
+            id: r.id,
+            workspace_id: r.workspace_id,
             change,
-            subject: Subject { kind, id: r.try_get("subject_id")? },
-            requested_by: r.try_get("requested_by")?,
-            required: u32::try_from(r.try_get::<i64, _>("required")?).map_err(|_| bad("required"))?,
+            subject: Subject { kind, id: r.subject_id },
+            requested_by: r.requested_by,
+            required: u32::try_from(r.required).map_err(|_| bad("required"))?,
             approver_roles: roles
                 .iter()
                 .map(|s| Role::parse(s).ok_or_else(|| bad("role")))
                 .collect::<Result<_, _>>()?,
-            created_at: from_ms(r.try_get("created_at")?),
-            expires_at: from_ms(r.try_get("expires_at")?),
+            created_at: from_ms(r.created_at),
+            expires_at: from_ms(r.expires_at),
         },
-        status: ApprovalStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        reason: r.try_get("reason")?,
-        decided_by: r.try_get("decided_by")?,
-        decided_at: r.try_get::<Option<i64>, _>("decided_at")?.map(from_ms),
+        status: ApprovalStatus::parse(&r.status).ok_or_else(|| bad("status"))?,
+        reason: r.reason,
+        decided_by: r.decided_by,
+        decided_at: r.decided_at.map(from_ms),
         votes: Vec::new(),
     })
 }
@@ -172,15 +189,13 @@ pub(crate) async fn insert_approval(tx: &mut Tx, a: &NewApproval) -> Result<(), 
 }
 
 async fn votes(ex: &mut sqlx::AnyConnection, id: &str) -> Result<Vec<Vote>, StoreError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, (String, i64)>(
         "SELECT member_id, created_at FROM approval_votes WHERE approval_id = $1 ORDER BY created_at, member_id",
     )
     .bind(id)
     .fetch_all(ex)
     .await?;
-    rows.iter()
-        .map(|r| Ok(Vote { member_id: r.try_get("member_id")?, at: from_ms(r.try_get("created_at")?) }))
-        .collect()
+    Ok(rows.into_iter().map(|(member_id, at)| Vote { member_id, at: from_ms(at) }).collect())
 }
 
 /// Carries out an approved request.
@@ -212,7 +227,7 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
                 .fetch_optional(&mut **tx)
                 .await?;
             if marked.is_some() {
-                crate::members::remove_in(tx, &a.workspace_id, subject).await?;
+                remove_in(tx, &a.workspace_id, subject).await?;
             }
         }
         ApprovalChange::PolicyUpdate { changes, basis, .. } => {
@@ -310,9 +325,8 @@ impl Store {
     /// Records a request that holds nothing while it waits (a policy change, a service
     /// account's role): what it would change stays as it is until it is approved.
     pub async fn request_approval(&self, a: &NewApproval, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -324,10 +338,9 @@ impl Store {
         current: &StoredRole,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         hold_role(&mut tx, &a.workspace_id, current, &a.id).await?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -340,7 +353,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<RequestOutcome, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, now).await?;
         let sql = format!(
             "UPDATE api_keys SET status = $1, approval_id = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5 \
              AND status = 'active' AND (expires_at IS NULL OR expires_at > $3) RETURNING {KEY_COLUMNS}"
@@ -351,7 +364,7 @@ impl Store {
             .bind(to_ms(now))
             .bind(&a.workspace_id)
             .bind(&a.subject.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = row else {
             tx.rollback().await?;
@@ -362,7 +375,6 @@ impl Store {
         };
         let rec = key_from_row(&row)?;
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, now).await?;
         emit_all(&mut tx, std::slice::from_ref(&rec), now).await?;
         tx.commit().await?;
         Ok(RequestOutcome::Pending(Box::new(rec)))
@@ -434,11 +446,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(Decision::AlreadyVoted);
         }
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM approval_votes WHERE approval_id = $1")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) AS n FROM approval_votes WHERE approval_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+            .await?;
         let done = n >= i64::from(a.request.required);
         append(&mut tx, workspace_id, audit, now).await?;
         let mut changed = Vec::new();
@@ -521,7 +532,7 @@ impl Store {
         workspace_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, (String, String)>(
             "SELECT workspace_id, id FROM approvals WHERE status = 'pending' AND expires_at <= $1 AND ($2 = '' OR workspace_id = $2)",
         )
         .bind(to_ms(now))
@@ -529,8 +540,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut changed = Vec::new();
-        for r in rows {
-            let (ws, id): (String, String) = (r.try_get("workspace_id")?, r.try_get("id")?);
+        for (ws, id) in rows {
             let mut tx = self.begin().await?;
             if let Some(a) = lock(&mut tx, &ws, &id).await? {
                 if a.status == ApprovalStatus::Pending {

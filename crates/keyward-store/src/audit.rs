@@ -8,17 +8,15 @@
 //! `audit.chain_keyed` event.
 
 use keyward_core::audit_action::AuditAction;
-use std::sync::{Arc, OnceLock};
+use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use keyward_core::audit::{AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, GENESIS};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::pepper::Pepper;
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::{KeySlot, Tx};
 use crate::{Store, StoreError};
 
 /// Where a change came from: the request that made it (all `None` for the server's own).
@@ -88,37 +86,48 @@ pub struct AuditFilter {
 const COLUMNS: &str = "id, workspace_id, seq, time, actor_type, actor_id, actor_name, action, target_type, \
      target_id, target_name, ip, user_agent, request_id, changes, prev_hash, hash";
 
-fn from_row(r: &AnyRow) -> Result<AuditEvent, StoreError> {
-    let changes: String = r.try_get("changes")?;
-    Ok(AuditEvent {
-        id: r.try_get("id")?,
-        seq: r.try_get("seq")?,
-        time: from_ms(r.try_get("time")?),
-        workspace_id: r.try_get("workspace_id")?,
-        actor: AuditActor {
-            kind: r.try_get("actor_type")?,
-            id: r.try_get("actor_id")?,
-            name: r.try_get("actor_name")?,
-        },
-        action: r.try_get("action")?,
-        target: AuditTarget {
-            kind: r.try_get("target_type")?,
-            id: r.try_get("target_id")?,
-            name: r.try_get("target_name")?,
-        },
-        ip: r.try_get("ip")?,
-        user_agent: r.try_get("user_agent")?,
-        request_id: r.try_get("request_id")?,
-        // An unreadable value stays visible as text; the chain check then reports the row.
-        changes: serde_json::from_str(&changes).unwrap_or(Value::String(changes)),
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+/// An `audit_events` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    workspace_id: String,
+    seq: i64,
+    time: i64,
+    actor_type: String,
+    actor_id: Option<String>,
+    actor_name: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: Option<String>,
+    target_name: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    changes: String,
+    prev_hash: String,
+    hash: String,
 }
 
-/// Where the store keeps the pepper the audit chain is keyed with: shared by every clone of
-/// a store and every transaction it begins.
-pub(crate) type KeySlot = Arc<OnceLock<Pepper>>;
+impl From<EventRow> for AuditEvent {
+    fn from(r: EventRow) -> AuditEvent {
+        AuditEvent {
+            id: r.id,
+            seq: r.seq,
+            time: from_ms(r.time),
+            workspace_id: r.workspace_id,
+            actor: AuditActor { kind: r.actor_type, id: r.actor_id, name: r.actor_name },
+            action: r.action,
+            target: AuditTarget { kind: r.target_type, id: r.target_id, name: r.target_name },
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            // An unreadable value stays visible as text; the chain check then reports the row.
+            changes: serde_json::from_str(&r.changes).unwrap_or(Value::String(r.changes)),
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
 
 fn chain_key(slot: &KeySlot, workspace_id: &str) -> Result<ChainKey, StoreError> {
     slot.get().map(|p| ChainKey::for_workspace(p, workspace_id)).ok_or_else(|| {
@@ -131,11 +140,10 @@ fn audit_target() -> AuditTarget {
 }
 
 async fn checkpoint_in(tx: &mut Tx, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-    let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+    Ok(sqlx::query_as("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_optional(&mut **tx)
-        .await?;
-    r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+        .await?)
 }
 
 /// The event that switches a chain written before keying, at `seq`.
@@ -217,14 +225,11 @@ pub(crate) async fn append(
     .execute(&mut **tx)
     .await?;
     // Taking the next seq locks the head until the transaction ends.
-    let head =
-        sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash, keyed_from")
+    let (mut seq, mut prev, keyed_from): (i64, String, Option<i64>) =
+        sqlx::query_as("UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash, keyed_from")
             .bind(workspace_id)
             .fetch_one(&mut **tx)
             .await?;
-    let mut seq: i64 = head.try_get("seq")?;
-    let mut prev: String = head.try_get("hash")?;
-    let keyed_from: Option<i64> = head.try_get("keyed_from")?;
     if keyed_from.is_none() {
         // A chain from before keying (no node has switched it since): record the switch first.
         let switch = switch_record(tx, workspace_id, seq).await?;
@@ -246,13 +251,64 @@ pub(crate) async fn append(
     Ok(e)
 }
 
+/// A change's transaction that commits only with the change's audit event: [`Audited::commit`]
+/// appends it, then commits, so the two are one transaction. Any other end (an early
+/// [`Audited::rollback`], an error, a drop) rolls both back. It derefs to the [`Tx`], so the
+/// change is written through it as through any transaction.
+pub(crate) struct Audited<'a> {
+    tx: Tx,
+    workspace_id: &'a str,
+    rec: Cow<'a, AuditRecord>,
+    now: DateTime<Utc>,
+}
+
+impl Audited<'_> {
+    /// What the event says changed, when that is known only once the change ran (the keys
+    /// a deletion touched, say); its actor, action and target stay.
+    pub(crate) fn changes(&mut self, changes: Value) {
+        self.rec.to_mut().changes = changes;
+    }
+
+    /// Appends the event, then commits the change with it.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        append(&mut self.tx, self.workspace_id, &self.rec, self.now).await?;
+        self.tx.commit().await
+    }
+
+    /// Ends it unchanged and unrecorded (the change turned out to be refused or a no-op).
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for Audited<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Audited<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
 impl Store {
+    /// Begins a change that `rec` records in `workspace_id`'s audit trail at `now`: see
+    /// [`Audited`].
+    pub(crate) async fn audited<'a>(
+        &self,
+        workspace_id: &'a str,
+        rec: &'a AuditRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Audited<'a>, StoreError> {
+        Ok(Audited { tx: self.begin().await?, workspace_id, rec: Cow::Borrowed(rec), now })
+    }
+
     /// Records an event that goes with no other write (a refused login, say).
     pub async fn record(&self, workspace_id: &str, rec: &AuditRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, rec, now).await?;
-        tx.commit().await?;
-        Ok(())
+        self.audited(workspace_id, rec, now).await?.commit().await
     }
 
     /// Events newest first.
@@ -297,15 +353,14 @@ impl Store {
             }
         }
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", u64::from(f.limit) + 1));
-        let mut q = sqlx::query(&sql).bind(workspace_id);
+        let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id);
         for t in texts {
             q = q.bind(t);
         }
         for i in ints {
             q = q.bind(i);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        Ok(q.fetch_all(&self.pool).await?.into_iter().map(AuditEvent::from).collect())
     }
 
     /// Events with `seq` above `after`, oldest first, at most `limit` (for export and checks).
@@ -313,23 +368,16 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
         );
-        let rows = sqlx::query(&sql).bind(workspace_id).bind(after).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        let rows = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id).bind(after).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
     }
 
     /// Recomputes `workspace_id`'s chain, page by page, from its start or from the checkpoint
     /// left by pruning.
     pub async fn verify_audit(&self, workspace_id: &str) -> Result<ChainCheck, StoreError> {
         let key = chain_key(&self.audit_key, workspace_id)?;
-        let checkpoint = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
-            .bind(workspace_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let (mut walk, mut after, first) = match checkpoint {
-            Some(r) => {
-                let (seq, hash): (i64, String) = (r.try_get("seq")?, r.try_get("hash")?);
-                (ChainWalk::from_checkpoint(key, &hash, seq), seq, seq)
-            }
+        let (mut walk, mut after, first) = match self.audit_checkpoint(workspace_id).await? {
+            Some((seq, hash)) => (ChainWalk::from_checkpoint(key, &hash, seq), seq, seq),
             None => (ChainWalk::from_start(key), 0, 0),
         };
         loop {
@@ -359,23 +407,24 @@ impl Store {
     pub async fn prune_audit(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut pruned = 0;
         for ws in self.workspace_ids().await? {
-            let mut tx = self.begin().await?;
-            let last = sqlx::query(
+            // What it pruned is known once it has: the event's changes are set then.
+            let rec = AuditRecord::system(AuditAction::AuditPrune, audit_target(), Value::Null);
+            let mut tx = self.audited(&ws, &rec, now).await?;
+            let last: Option<(i64, String)> = sqlx::query_as(
                 "SELECT seq, hash FROM audit_events WHERE workspace_id = $1 AND time < $2 ORDER BY seq DESC LIMIT 1",
             )
             .bind(&ws)
             .bind(to_ms(before))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
-            let Some(last) = last else {
+            let Some((seq, hash)) = last else {
                 tx.rollback().await?;
                 continue;
             };
-            let (seq, hash): (i64, String) = (last.try_get("seq")?, last.try_get("hash")?);
             let gone = sqlx::query("DELETE FROM audit_events WHERE workspace_id = $1 AND seq <= $2")
                 .bind(&ws)
                 .bind(seq)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
             sqlx::query(
@@ -385,14 +434,14 @@ impl Store {
             .bind(&ws)
             .bind(seq)
             .bind(&hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let what = json!({
                 "checkpoint": {"seq": seq, "hash": hash},
                 "events": gone,
                 "before": before.to_rfc3339_opts(SecondsFormat::Millis, true),
             });
-            append(&mut tx, &ws, &AuditRecord::system(AuditAction::AuditPrune, audit_target(), what), now).await?;
+            tx.changes(what);
             tx.commit().await?;
             pruned += gone;
         }
@@ -410,27 +459,26 @@ impl Store {
     /// are keyed. Returns each switched workspace and the switch's seq. Run at start, so an
     /// upgraded database verifies before anything new is appended.
     pub async fn key_audit_chains(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT workspace_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY workspace_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT workspace_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY workspace_id")
+                .fetch_all(&self.pool)
+                .await?;
         let mut switched = Vec::new();
-        for r in rows {
-            let ws: String = r.try_get("workspace_id")?;
+        for ws in rows {
             let key = chain_key(&self.audit_key, &ws)?;
             let mut tx = self.begin().await?;
             // Under the head's lock, and only if no other node switched it meanwhile.
-            let head = sqlx::query(
+            let head: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE audit_heads SET seq = seq + 1, keyed_from = seq + 1 \
                  WHERE workspace_id = $1 AND keyed_from IS NULL RETURNING seq, hash",
             )
             .bind(&ws)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(head) = head else {
+            let Some((seq, prev)) = head else {
                 tx.rollback().await?;
                 continue;
             };
-            let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
             let switch = switch_record(&mut tx, &ws, seq).await?;
             let e = write(&mut tx, &key, (&ws, seq, &prev), &switch, now).await?;
             sqlx::query("UPDATE audit_heads SET hash = $1 WHERE workspace_id = $2")
@@ -447,34 +495,29 @@ impl Store {
     /// The event at `seq`, if the log still holds it.
     pub async fn audit_event(&self, workspace_id: &str, seq: i64) -> Result<Option<AuditEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq = $2");
-        let row = sqlx::query(&sql).bind(workspace_id).bind(seq).fetch_optional(&self.pool).await?;
-        row.as_ref().map(from_row).transpose()
+        let row = sqlx::query_as::<_, EventRow>(&sql).bind(workspace_id).bind(seq).fetch_optional(&self.pool).await?;
+        Ok(row.map(AuditEvent::from))
     }
 
     /// Where the chain starts after pruning: the last pruned event's seq and hash.
     pub async fn audit_checkpoint(&self, workspace_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let r = sqlx::query("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
+        Ok(sqlx::query_as("SELECT seq, hash FROM audit_checkpoints WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
-            .await?;
-        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+            .await?)
     }
 
     /// The chain's head: its last seq and hash (0 and 64 zeros for an empty log).
     pub async fn audit_head(&self, workspace_id: &str) -> Result<(i64, String), StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE workspace_id = $1")
+        let row = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
-            None => (0, GENESIS.to_string()),
-        })
+        Ok(row.unwrap_or_else(|| (0, GENESIS.to_string())))
     }
 
     /// Every workspace's id (for an offline check of all chains).
     pub async fn workspace_ids(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        Ok(sqlx::query_scalar("SELECT id FROM workspaces ORDER BY id").fetch_all(&self.pool).await?)
     }
 }

@@ -6,7 +6,8 @@ use sqlx::postgres::PgListener;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::time::Duration;
 
-use crate::StoreError;
+use crate::key_event::KeyEvent;
+use crate::{Conflict, StoreError};
 
 /// Which database a store talks to, and how each differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,16 @@ impl Dialect {
         }
     }
 
+    /// Every transaction of the store writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a writer waits its turn (busy timeout) instead of failing when
+    /// a read turns into a write while another commits.
+    pub(crate) async fn begin(self, pool: &AnyPool) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => pool.begin().await?,
+        })
+    }
+
     /// Can other nodes be told of changes as they commit (else they poll)?
     pub fn pushes_changes(self) -> bool {
         self == Dialect::Postgres
@@ -183,14 +194,12 @@ impl Subscription {
 
     /// Events after `seq`, oldest first, at most `limit`, read on the listening connection
     /// (fresh, unlike pooled connections that may have died with it).
-    pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<crate::KeyEvent>, StoreError> {
-        use sqlx::Row;
-        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+    pub async fn events_after(&mut self, seq: i64, limit: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        Ok(sqlx::query_as("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(limit)
             .fetch_all(&mut self.0)
-            .await?;
-        rows.iter().map(|r| Ok(crate::KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+            .await?)
     }
 
     /// The oldest event kept, on the listening connection (0 when none).
@@ -200,17 +209,43 @@ impl Subscription {
     }
 }
 
+/// What a database's error means for the store: unreachable, full, a typed conflict, input
+/// it cannot store, or a fault.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(Conflict::from_unique(db.constraint(), db.message()))
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(storage_full_code) => {
+                StoreError::StorageFull(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(invalid_text_code) => StoreError::InvalidText,
+            sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// Does a database error code mean "no space left to write" (SQLite's SQLITE_FULL, 13;
 /// PostgreSQL's disk_full, 53100)? Nothing was written; the same write works once space is
 /// freed.
-pub(crate) fn storage_full_code(code: &str) -> bool {
+fn storage_full_code(code: &str) -> bool {
     matches!(code, "13" | "53100")
 }
 
 /// Does a database error code mean "cannot be reached right now" (503) rather than a fault?
 /// The two backends' codes cannot be confused: PostgreSQL's are five-character SQLSTATEs,
 /// SQLite's are small integers.
-pub(crate) fn unavailable_code(code: &str) -> bool {
+fn unavailable_code(code: &str) -> bool {
     postgres_unavailable(code) || sqlite_unavailable(code)
 }
 
@@ -229,56 +264,13 @@ fn postgres_unavailable(code: &str) -> bool {
 /// Input the database cannot store as text (PostgreSQL refuses NUL in strings: 22021,
 /// 22P05; and a value too large for a btree index entry: 54000). Checked at the HTTP edge
 /// first; this is the backstop.
-pub(crate) fn invalid_text_code(code: &str) -> bool {
+fn invalid_text_code(code: &str) -> bool {
     matches!(code, "22021" | "22P05" | "54000")
 }
 
 /// Busy or locked past the timeout (5, 6), I/O error (10), cannot open (14).
 fn sqlite_unavailable(code: &str) -> bool {
     matches!(code, "5" | "6" | "10" | "14")
-}
-
-/// A transaction that knows its dialect, so code inside it (change notifications) need not
-/// be told which backend it runs on.
-pub(crate) struct Tx {
-    inner: Transaction<'static, Any>,
-    pub(crate) dialect: Dialect,
-    /// The pepper audit events appended inside are keyed with (set by `Store::begin`).
-    pub(crate) audit_key: crate::audit::KeySlot,
-}
-
-impl Tx {
-    /// Every transaction of the store writes. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so a writer waits its turn (busy timeout) instead of failing when
-    /// a read turns into a write while another commits.
-    pub(crate) async fn begin(pool: &AnyPool, dialect: Dialect) -> Result<Tx, StoreError> {
-        let inner = match dialect {
-            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => pool.begin().await?,
-        };
-        Ok(Tx { inner, dialect, audit_key: Default::default() })
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.inner.commit().await?)
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        Ok(self.inner.rollback().await?)
-    }
-}
-
-impl std::ops::Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
-    }
 }
 
 #[cfg(test)]
@@ -315,8 +307,8 @@ mod tests {
         }
     }
 
-    async fn write_a_page(pool: &AnyPool) -> Result<(), StoreError> {
-        let mut tx = Tx::begin(pool, Dialect::Sqlite).await?;
+    async fn write_a_page(store: &crate::Store) -> Result<(), StoreError> {
+        let mut tx = store.begin().await?;
         sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES (hex(randomblob(20000)), 0)")
             .execute(&mut *tx)
             .await?;
@@ -334,12 +326,12 @@ mod tests {
         let store = crate::Store::connect(&crate::sqlite_url(&dir)).await.unwrap();
         limit_pages(&store.pool, 1).await;
         for _ in 0..3 {
-            let e = write_a_page(&store.pool).await.unwrap_err();
+            let e = write_a_page(&store).await.unwrap_err();
             assert!(matches!(e, StoreError::StorageFull(_)), "{e:?}");
         }
         limit_pages(&store.pool, 4_294_967_294).await;
         for i in 0..20 {
-            write_a_page(&store.pool).await.unwrap_or_else(|e| panic!("write {i} after the limit was lifted: {e}"));
+            write_a_page(&store).await.unwrap_or_else(|e| panic!("write {i} after the limit was lifted: {e}"));
         }
         store.health().await.unwrap();
         store.close().await;

@@ -1,12 +1,12 @@
 use thiserror::Error;
 
-use crate::dialect::{invalid_text_code, storage_full_code, unavailable_code};
 use crate::Conflict;
 
 /// Errors of the storage layer. `Unavailable` means the database could not be reached (the
 /// server answers 503); `StorageFull` that it refused a write for want of disk space (507,
 /// retried later: nothing was written); `Conflict` is a typed refusal the server words;
-/// `Internal` carries detail for logs only, never for clients.
+/// `Internal` carries detail for logs only, never for clients. What a database's error
+/// means is the dialect's to say (`dialect.rs` turns a `sqlx::Error` into one).
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
@@ -30,30 +30,6 @@ pub enum StoreError {
 impl From<Conflict> for StoreError {
     fn from(c: Conflict) -> Self {
         StoreError::Conflict(c)
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(Conflict::from_unique(db.constraint(), db.message()))
-            }
-            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(storage_full_code) => {
-                StoreError::StorageFull(e.to_string())
-            }
-            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
-                StoreError::Unavailable(e.to_string())
-            }
-            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(invalid_text_code) => StoreError::InvalidText,
-            sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Internal(e.to_string()),
-        }
     }
 }
 

@@ -5,42 +5,18 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
-use sqlx::Row;
 
-use crate::dialect::{Subscription, Tx};
+use crate::dialect::Subscription;
+use crate::key_event::{announcement, KeyEvent};
+use crate::tx::Tx;
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyEvent {
-    pub seq: i64,
-    pub cache_key: String,
-}
-
-/// A change announcement names the event's sequence number and the cache key, so a node
-/// knows exactly which events it has applied and catches up from there.
-pub(crate) fn announcement(seq: i64, cache_key: &str) -> String {
-    format!("{seq} {cache_key}")
-}
-
-/// The (sequence, cache key) of an announcement; an announcement without a number (from a
-/// node of an earlier version) is only a cache key.
-pub fn parse_announcement(payload: &str) -> (Option<i64>, &str) {
-    match payload.split_once(' ') {
-        Some((n, key)) => match n.parse() {
-            Ok(seq) => (Some(seq), key),
-            Err(_) => (None, payload),
-        },
-        None => (None, payload),
-    }
-}
-
 pub(crate) async fn emit(tx: &mut Tx, cache_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let seq: i64 = sqlx::query("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
+    let seq: i64 = sqlx::query_scalar("INSERT INTO key_events (key_hash, created_at) VALUES ($1, $2) RETURNING seq")
         .bind(cache_key)
         .bind(to_ms(now))
         .fetch_one(&mut **tx)
-        .await?
-        .try_get("seq")?;
+        .await?;
     let dialect = tx.dialect;
     dialect.notify(tx, &announcement(seq, cache_key)).await
 }
@@ -55,23 +31,20 @@ impl Store {
     /// The oldest event still kept (0 when none): a node that applied events only up to
     /// before it may have missed pruned ones.
     pub async fn first_event_seq(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            sqlx::query("SELECT MIN(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        let v: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) AS m FROM key_events").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            sqlx::query("SELECT MAX(seq) AS m FROM key_events").fetch_one(&self.pool).await?.try_get("m")?;
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) AS m FROM key_events").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
     pub async fn events_after(&self, seq: i64) -> Result<Vec<KeyEvent>, StoreError> {
-        let rows = sqlx::query("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
+        Ok(sqlx::query_as("SELECT seq, key_hash FROM key_events WHERE seq > $1 ORDER BY seq LIMIT 1000")
             .bind(seq)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(KeyEvent { seq: r.try_get("seq")?, cache_key: r.try_get("key_hash")? })).collect()
+            .await?)
     }
 
     /// Events older than `before` have been seen by every live node.

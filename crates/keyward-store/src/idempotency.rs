@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
-use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdempotencyRecord {
     pub workspace_id: String,
     pub key_hash: String,
@@ -48,25 +47,14 @@ impl Store {
         workspace_id: &str,
         key_hash: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT workspace_id, key_hash, request_hash, status, sealed_body, created_at FROM idempotency \
              WHERE workspace_id = $1 AND key_hash = $2",
         )
         .bind(workspace_id)
         .bind(key_hash)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(IdempotencyRecord {
-                workspace_id: r.try_get("workspace_id")?,
-                key_hash: r.try_get("key_hash")?,
-                request_hash: r.try_get("request_hash")?,
-                status: r.try_get("status")?,
-                sealed_body: r.try_get("sealed_body")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Forgets idempotency records older than `before` (they are kept 24 hours).

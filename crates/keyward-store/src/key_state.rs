@@ -7,9 +7,9 @@ use keyward_core::clock::to_ms;
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::validate::KeyChanges;
 
-use crate::dialect::Tx;
 use crate::events::emit;
 use crate::rows::{credit_columns, json_grants, json_limits, json_list, key_from_row, opt_ms, KEY_COLUMNS};
+use crate::tx::Tx;
 use crate::{Conflict, StoreError};
 
 /// The cache key under which verification finds a record: the secret's hash.

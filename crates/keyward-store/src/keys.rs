@@ -7,10 +7,10 @@ use keyward_core::model::{KeyKind, KeyRecord, KeyStatus};
 use keyward_core::validate::KeyChanges;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::Any;
 
 use crate::approvals::{cancel_for_key, insert_approval, NewApproval};
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
 use crate::key_state::{apply_changes, cache_key, insert_row, refusal, retire};
@@ -108,7 +108,7 @@ impl Store {
         approval: Option<&NewApproval>,
         audit: &AuditRecord,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&rec.workspace_id, audit, now).await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -123,7 +123,6 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, &rec.workspace_id, audit, now).await?;
         // A node may have cached "no such key" for this hash; tell it.
         if let Some(k) = cache_key(rec) {
             emit(&mut tx, &k, now).await?;
@@ -211,7 +210,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(rec) = apply_changes(&mut tx, workspace_id, id, c, now, None).await? else {
             tx.rollback().await?;
             return match self.get_key(workspace_id, id).await? {
@@ -219,7 +218,6 @@ impl Store {
                 None => Ok(None),
             };
         };
-        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -239,8 +237,8 @@ impl Store {
             "UPDATE api_keys SET status = 'revoked', revoked_at = $1, updated_at = $1, approval_id = NULL \
              WHERE workspace_id = $2 AND id = $3 AND status NOT IN ('revoked', 'rejected') RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
+        let row = sqlx::query(&sql).bind(to_ms(now)).bind(workspace_id).bind(id).fetch_optional(&mut **tx).await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return self.get_key(workspace_id, id).await;
@@ -248,7 +246,6 @@ impl Store {
         let rec = key_from_row(&row)?;
         // A revoke made directly ends any request still waiting about this key.
         cancel_for_key(&mut tx, id, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, now).await?;
         }
@@ -271,7 +268,7 @@ impl Store {
              WHERE workspace_id = $3 AND id = $4 AND kind = 'secret' AND status = 'active' \
              AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > $1) RETURNING {KEY_COLUMNS}"
         );
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if let Some(i) = idem {
             if !insert_idempotency(&mut tx, i).await? {
                 tx.rollback().await?;
@@ -287,7 +284,7 @@ impl Store {
             .bind(new_id)
             .bind(workspace_id)
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = claimed else {
             tx.rollback().await?;
@@ -313,7 +310,6 @@ impl Store {
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         for k in [cache_key(&old), cache_key(&new)].into_iter().flatten() {
             emit(&mut tx, &k, now).await?;
         }
@@ -338,20 +334,19 @@ impl Store {
             "SELECT {column} AS k, status, expires_at, updated_at FROM api_keys WHERE {column} IN ({})",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, String, Option<i64>, i64)>(&sql);
         for id in ids {
             q = q.bind(id);
         }
-        for r in q.fetch_all(&self.pool).await? {
-            let status: String = r.try_get("status")?;
+        for (k, status, expires_at, updated_at) in q.fetch_all(&self.pool).await? {
             let status = KeyStatus::parse(&status)
                 .ok_or_else(|| StoreError::Internal("unreadable status in api_keys row".into()))?;
             let v = KeyVersion {
                 status,
-                expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(keyward_core::clock::from_ms),
-                updated_at: keyward_core::clock::from_ms(r.try_get("updated_at")?),
+                expires_at: expires_at.map(keyward_core::clock::from_ms),
+                updated_at: keyward_core::clock::from_ms(updated_at),
             };
-            out.insert(r.try_get("k")?, v);
+            out.insert(k, v);
         }
         Ok(out)
     }
@@ -359,33 +354,30 @@ impl Store {
     /// Secret-key hashes after `after` in order, at most `limit` (to fill a node's set of
     /// known hashes page by page).
     pub async fn key_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
+        Ok(sqlx::query_scalar("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            .await?)
     }
 
     /// Registered public keys (lower-case hex, as verification looks them up) after `after`,
     /// in order: a page of the set of existing ones.
     pub async fn public_keys_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT public_key FROM api_keys WHERE public_key IS NOT NULL AND public_key > $1 ORDER BY public_key LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("public_key")?)).collect()
+        .await?)
     }
 
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await?)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod dialect;
 mod error;
 mod events;
 mod idempotency;
+mod key_event;
 mod key_state;
 mod keys;
 mod member_state;
@@ -19,6 +20,7 @@ mod policies;
 mod roles;
 mod rows;
 mod service_accounts;
+mod tx;
 mod usage;
 mod verify_tokens;
 mod webhooks;
@@ -30,8 +32,8 @@ pub use conflict::Conflict;
 pub use dialect::Dialect;
 pub use dialect::Subscription;
 pub use error::StoreError;
-pub use events::{parse_announcement, KeyEvent};
 pub use idempotency::{IdempotencyRecord, InsertOutcome};
+pub use key_event::{parse_announcement, KeyEvent};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::CreditCount;
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
@@ -46,9 +48,9 @@ pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use webhooks::{AfterAttempt, Attempt, DeliveriesTo, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 
 #[derive(Clone)]
 pub struct Store {
@@ -56,7 +58,7 @@ pub struct Store {
     dialect: Dialect,
     url: String,
     /// The pepper the audit chain is keyed with (`Store::key_audit`).
-    audit_key: audit::KeySlot,
+    audit_key: tx::KeySlot,
     /// `/healthz`'s probe, one at a time per node (`Store::health`).
     health: std::sync::Arc<HealthProbe>,
 }
@@ -98,7 +100,7 @@ impl Store {
             pool,
             dialect,
             url: url.to_string(),
-            audit_key: audit::KeySlot::default(),
+            audit_key: tx::KeySlot::default(),
             health: std::sync::Arc::default(),
         };
         migrate::run(&store).await?;
@@ -115,9 +117,7 @@ impl Store {
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        let mut tx = Tx::begin(&self.pool, self.dialect).await?;
-        tx.audit_key = self.audit_key.clone();
-        Ok(tx)
+        Tx::begin(&self.pool, self.dialect, self.audit_key.clone()).await
     }
 
     pub async fn close(&self) {
@@ -166,11 +166,7 @@ impl Store {
     /// Every `(table, column)` of the schema Keyward manages, sorted: both backends must end
     /// with the same after their migrations.
     pub async fn schema(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(self.dialect.schema_query()).fetch_all(&self.pool).await?;
-        let mut out = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<String, _>("t")?, r.try_get::<String, _>("c")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut out: Vec<(String, String)> = sqlx::query_as(self.dialect.schema_query()).fetch_all(&self.pool).await?;
         out.sort();
         Ok(out)
     }

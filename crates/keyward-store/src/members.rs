@@ -7,11 +7,13 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::policy::Policy;
 use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::approvals::{insert_approval, NewApproval};
 use crate::audit::{append, AuditRecord, Origin};
-use crate::dialect::Tx;
+use crate::member_state::{lock_owners, owners, remove_in};
+use crate::policies::policy_from;
+use crate::tx::Tx;
 use crate::{Conflict, Store, StoreError};
 
 /// Who is calling the management API.
@@ -98,9 +100,11 @@ pub struct LoginRecord {
 
 /// A member's sealed TOTP secret, and one awaiting confirmation. (The last time step used
 /// is only ever compared in the database, by `claim_totp_step`.)
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct TotpState {
+    #[sqlx(rename = "totp_secret")]
     pub secret: Option<String>,
+    #[sqlx(rename = "totp_pending")]
     pub pending: Option<String>,
 }
 
@@ -126,27 +130,73 @@ fn role(s: &str) -> Result<Role, StoreError> {
     Role::parse(s).ok_or_else(|| StoreError::Internal(format!("unreadable role {s:?} in members row")))
 }
 
-fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
-    Ok(Member {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        email: r.try_get("email")?,
-        role: role(&r.try_get::<String, _>("role")?)?,
-        created_at: from_ms(r.try_get("created_at")?),
-        // Active unless an invitation is still waiting to be accepted (the first owner, made
-        // by `init`, has a management key and no password, and is active).
-        active: r.try_get::<Option<String>, _>("setup_hash")?.is_none(),
-        mfa_enabled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
-        approval_id: r.try_get("approval_id")?,
-        pending_role: r.try_get::<Option<String>, _>("pending_role")?.as_deref().map(role).transpose()?,
-    })
+/// A `members` row as stored ([`MEMBER_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: String,
+    workspace_id: String,
+    email: String,
+    role: String,
+    created_at: i64,
+    password_hash: Option<String>,
+    totp_secret: Option<String>,
+    setup_hash: Option<String>,
+    approval_id: Option<String>,
+    pending_role: Option<String>,
 }
 
-pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
-    match body {
-        None => Ok(Policy::default()),
-        Some(b) => serde_json::from_str(&b).map_err(|_| StoreError::Internal("unreadable policy row".into())),
+impl MemberRow {
+    fn member(self) -> Result<Member, StoreError> {
+        Ok(Member {
+            role: role(&self.role)?,
+            created_at: from_ms(self.created_at),
+            // Active unless an invitation is still waiting to be accepted (the first owner,
+            // made by `init`, has a management key and no password, and is active).
+            active: self.setup_hash.is_none(),
+            mfa_enabled: self.totp_secret.is_some(),
+            pending_role: self.pending_role.as_deref().map(role).transpose()?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            email: self.email,
+            approval_id: self.approval_id,
+        })
     }
+}
+
+fn member_from_row(r: &AnyRow) -> Result<Member, StoreError> {
+    MemberRow::from_row(r)?.member()
+}
+
+/// A member joined with its credential, workspace and policy (`Store::principal`).
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    prefix: String,
+    hash: String,
+    body: Option<String>,
+}
+
+/// A member joined with its workspace's key prefix (`Store::login_records`).
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    prefix: String,
+}
+
+/// A `management_keys` row joined with its member's email and role.
+#[derive(sqlx::FromRow)]
+struct ManagementKeyRow {
+    id: String,
+    member_id: String,
+    email: String,
+    role: String,
+    name: Option<String>,
+    start: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 impl Store {
@@ -158,12 +208,11 @@ impl Store {
         }
         let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT id FROM workspaces WHERE id IN ({})", marks.join(", "));
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_scalar(&sql);
         for id in ids {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// The principal behind a management key hash, if the key exists, is not revoked and has
@@ -201,22 +250,22 @@ impl Store {
         kind: CredentialKind,
     ) -> Result<Option<Principal>, StoreError> {
         let sql = format!("SELECT {}, c.hash, w.prefix, p.body {from}", member_columns("m"));
-        let mut q = sqlx::query(&sql).bind(hash);
+        let mut q = sqlx::query_as::<_, PrincipalRow>(&sql).bind(hash);
         if let Some(n) = now {
             q = q.bind(n);
         }
         let Some(r) = q.fetch_optional(&self.pool).await? else { return Ok(None) };
-        let m = member_from_row(&r)?;
+        let m = r.member.member()?;
         Ok(Some(Principal {
             workspace_id: m.workspace_id,
             member_id: m.id,
             email: m.email,
             role: m.role,
-            prefix: r.try_get("prefix")?,
-            hash: r.try_get("hash")?,
+            prefix: r.prefix,
+            hash: r.hash,
             kind,
             mfa_enabled: m.mfa_enabled,
-            policy: policy_from(r.try_get("body")?)?,
+            policy: policy_from(r.body)?,
         }))
     }
 
@@ -227,7 +276,7 @@ impl Store {
         approval: Option<&NewApproval>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&m.workspace_id, audit, m.created_at).await?;
         sqlx::query(
             "INSERT INTO members (id, workspace_id, email, role, created_at, setup_hash, setup_expires_at, approval_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -240,12 +289,11 @@ impl Store {
         .bind(&m.setup_hash)
         .bind(to_ms(m.setup_expires_at))
         .bind(approval.map(|a| a.id.as_str()))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
         }
-        append(&mut tx, &m.workspace_id, audit, m.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -310,28 +358,27 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND hash <> $2")
             .bind(member_id)
             .bind(keep.unwrap_or(""))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn password_hash(&self, member_id: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query("SELECT password_hash FROM members WHERE id = $1")
+        let r: Option<Option<String>> = sqlx::query_scalar("SELECT password_hash FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get::<Option<String>, _>("password_hash")).transpose()?.flatten())
+        Ok(r.flatten())
     }
 
     pub async fn get_member(&self, workspace_id: &str, id: &str) -> Result<Option<Member>, StoreError> {
@@ -360,14 +407,14 @@ impl Store {
 
     /// The ids of the members holding one of `roles`.
     pub async fn members_with_roles(&self, workspace_id: &str, roles: &[Role]) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id, role FROM members WHERE workspace_id = $1")
+        let rows = sqlx::query_as::<_, (String, String)>("SELECT id, role FROM members WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::new();
-        for r in rows {
-            if roles.contains(&role(&r.try_get::<String, _>("role")?)?) {
-                out.push(r.try_get("id")?);
+        for (id, r) in rows {
+            if roles.contains(&role(&r)?) {
+                out.push(id);
             }
         }
         Ok(out)
@@ -382,13 +429,13 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         lock_owners(&mut tx, workspace_id).await?;
         let n = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3 AND approval_id IS NULL")
             .bind(new.as_str())
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if n == 0 {
@@ -402,7 +449,6 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::Conflict(Conflict::LastOwner));
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         self.get_member(workspace_id, id).await
     }
@@ -415,12 +461,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if !remove_in(&mut tx, workspace_id, id).await? {
             tx.rollback().await?;
             return Ok(false);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -439,7 +484,7 @@ impl Store {
         role: Option<Role>,
         audit: &AuditRecord,
     ) -> Result<Option<Member>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         let n = sqlx::query(
             "UPDATE members SET pending_role = $1, approval_id = $2 WHERE workspace_id = $3 AND id = $4 \
              AND approval_id IS NULL",
@@ -448,7 +493,7 @@ impl Store {
         .bind(&a.id)
         .bind(&a.workspace_id)
         .bind(&a.subject.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
@@ -459,7 +504,6 @@ impl Store {
             };
         }
         insert_approval(&mut tx, a).await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         self.get_member(&a.workspace_id, &a.subject.id).await
     }
@@ -471,14 +515,11 @@ impl Store {
              JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id",
             member_columns("m")
         );
-        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoginRecord {
-                    member: member_from_row(r)?,
-                    prefix: r.try_get("prefix")?,
-                    password_hash: r.try_get("password_hash")?,
-                })
+        let rows = sqlx::query_as::<_, LoginRow>(&sql).bind(email).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|LoginRow { mut member, prefix }| {
+                let password_hash = member.password_hash.take();
+                Ok(LoginRecord { member: member.member()?, prefix, password_hash })
             })
             .collect()
     }
@@ -558,11 +599,11 @@ impl Store {
 
     /// The member's lock, if there is such a member.
     async fn locked_until(&self, member_id: &str) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
-        let r = sqlx::query("SELECT locked_until FROM members WHERE id = $1")
+        let r: Option<Option<i64>> = sqlx::query_scalar("SELECT locked_until FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get::<Option<i64>, _>("locked_until")).transpose()?.map(|u| u.map(from_ms)))
+        Ok(r.map(|u| u.map(from_ms)))
     }
 
     pub async fn login_succeeded(&self, member_id: &str) -> Result<(), StoreError> {
@@ -574,7 +615,7 @@ impl Store {
     }
 
     pub async fn create_session(&self, s: &NewSession, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&s.workspace_id, audit, s.created_at).await?;
         sqlx::query(
             "INSERT INTO sessions (hash, workspace_id, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -583,9 +624,8 @@ impl Store {
         .bind(&s.member_id)
         .bind(to_ms(s.created_at))
         .bind(to_ms(s.expires_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &s.workspace_id, audit, s.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -597,9 +637,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
+        sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -612,14 +651,13 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let ended = sqlx::query("DELETE FROM sessions WHERE workspace_id = $1 AND member_id = $2")
             .bind(workspace_id)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -634,12 +672,11 @@ impl Store {
     }
 
     pub async fn totp_state(&self, member_id: &str) -> Result<TotpState, StoreError> {
-        let r = sqlx::query("SELECT totp_secret, totp_pending FROM members WHERE id = $1")
+        let r = sqlx::query_as("SELECT totp_secret, totp_pending FROM members WHERE id = $1")
             .bind(member_id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(r) = r else { return Ok(TotpState::default()) };
-        Ok(TotpState { secret: r.try_get("totp_secret")?, pending: r.try_get("totp_pending")? })
+        Ok(r.unwrap_or_default())
     }
 
     /// Keeps a sealed secret awaiting its first code.
@@ -651,13 +688,12 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET totp_pending = $1 WHERE id = $2")
             .bind(sealed)
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -672,29 +708,28 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE members SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1 \
              WHERE id = $2 AND totp_pending IS NOT NULL",
         )
         .bind(step)
         .bind(member_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut **tx).await?;
         for h in recovery_hashes {
             sqlx::query("INSERT INTO recovery_codes (member_id, hash) VALUES ($1, $2)")
                 .bind(member_id)
                 .bind(h)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -706,13 +741,12 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        append(&mut tx, workspace_id, audit, now).await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query("UPDATE members SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(member_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE member_id = $1").bind(member_id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -757,11 +791,10 @@ impl Store {
     }
 
     pub async fn recovery_codes_left(&self, member_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE member_id = $1")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) AS n FROM recovery_codes WHERE member_id = $1")
             .bind(member_id)
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await?)
     }
 
     /// A management key for a member (shown once by the caller).
@@ -775,7 +808,7 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let name = key.name.as_str();
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         sqlx::query(
             "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -788,9 +821,8 @@ impl Store {
         .bind(to_ms(now))
         .bind(name)
         .bind(expires_at.map(to_ms))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -801,7 +833,7 @@ impl Store {
         workspace_id: &str,
         member_id: Option<&str>,
     ) -> Result<Vec<ManagementKey>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, ManagementKeyRow>(
             "SELECT c.id, c.member_id, m.email, m.role, c.name, c.start, c.created_at, c.expires_at, c.revoked_at \
              FROM management_keys c JOIN members m ON m.id = c.member_id \
              WHERE c.workspace_id = $1 AND ($2 = '' OR c.member_id = $2) ORDER BY c.id",
@@ -810,18 +842,18 @@ impl Store {
         .bind(member_id.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
                 Ok(ManagementKey {
-                    id: r.try_get("id")?,
-                    member_id: r.try_get("member_id")?,
-                    email: r.try_get("email")?,
-                    member_role: role(&r.try_get::<String, _>("role")?)?,
-                    name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
-                    start: r.try_get("start")?,
-                    created_at: from_ms(r.try_get("created_at")?),
-                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
-                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+                    member_role: role(&r.role)?,
+                    name: r.name.unwrap_or_default(),
+                    created_at: from_ms(r.created_at),
+                    expires_at: r.expires_at.map(from_ms),
+                    revoked_at: r.revoked_at.map(from_ms),
+                    id: r.id,
+                    member_id: r.member_id,
+                    email: r.email,
+                    start: r.start,
                 })
             })
             .collect()
@@ -835,22 +867,23 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let found = sqlx::query(
             "UPDATE management_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3",
         )
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
-        if found {
-            append(&mut tx, workspace_id, audit, now).await?;
+        if !found {
+            tx.rollback().await?;
+            return Ok(false);
         }
         tx.commit().await?;
-        Ok(found)
+        Ok(true)
     }
 }
 
@@ -861,47 +894,4 @@ async fn member_in(tx: &mut Tx, id: &str) -> Result<Option<Member>, StoreError> 
         .fetch_optional(&mut **tx)
         .await?;
     row.as_ref().map(member_from_row).transpose()
-}
-
-/// Removes a member with every credential they hold, inside `tx`; `false` when there is no
-/// such member, refused when it is the last owner.
-pub(crate) async fn remove_in(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
-    lock_owners(tx, workspace_id).await?;
-    let exists = sqlx::query("SELECT id FROM members WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    if !exists {
-        return Ok(false);
-    }
-    for table in ["sessions", "management_keys", "recovery_codes"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(id).execute(&mut **tx).await?;
-    }
-    sqlx::query("DELETE FROM members WHERE id = $1").bind(id).execute(&mut **tx).await?;
-    if owners(tx, workspace_id).await? == 0 {
-        return Err(StoreError::Conflict(Conflict::LastOwner));
-    }
-    Ok(true)
-}
-
-/// Serialises changes that may remove an owner, per workspace: the workspace's row lock on
-/// PostgreSQL (under READ COMMITTED two transactions would each count the other's owner),
-/// the database's write lock on SQLite. Taken before the owners are counted.
-async fn lock_owners(tx: &mut Tx, workspace_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id).execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// Owners who can act: an owner invited but never set up (a pending setup token) does not
-/// count, or the last active owner could leave the workspace to an unanswered invitation.
-async fn owners(tx: &mut Tx, workspace_id: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query(
-        "SELECT COUNT(*) AS n FROM members WHERE workspace_id = $1 AND role = 'owner' AND setup_hash IS NULL",
-    )
-    .bind(workspace_id)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("n")?)
 }

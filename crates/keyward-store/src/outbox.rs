@@ -7,9 +7,8 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::to_ms;
 use keyward_core::webhooks::{body, key_of, subscribed};
-use sqlx::Row;
 
-use crate::dialect::Tx;
+use crate::tx::Tx;
 use crate::StoreError;
 
 /// Writes the outbox for `e` when it is a webhook event: one message, and one delivery per
@@ -17,27 +16,29 @@ use crate::StoreError;
 /// event's transaction, so an event and its deliveries commit (or vanish) together.
 pub(crate) async fn enqueue(tx: &mut Tx, action: AuditAction, e: &AuditEvent) -> Result<(), StoreError> {
     let Some(ty) = action.webhook_event() else { return Ok(()) };
-    let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0")
-        .bind(&e.workspace_id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query_as::<_, (String, String)>(
+        "SELECT id, events FROM webhook_endpoints WHERE workspace_id = $1 AND disabled = 0",
+    )
+    .bind(&e.workspace_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let mut endpoints = Vec::new();
-    for r in &rows {
-        let events: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default();
+    for (id, events) in rows {
+        let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
         if subscribed(&events, ty) {
-            endpoints.push(r.try_get::<String, _>("id")?);
+            endpoints.push(id);
         }
     }
     let key_id = key_of(e).map(str::to_string);
     let callback: Option<String> = match &key_id {
-        Some(k) => sqlx::query("SELECT callback_url FROM api_keys WHERE id = $1 AND workspace_id = $2")
-            .bind(k)
-            .bind(&e.workspace_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get::<Option<String>, _>("callback_url"))
-            .transpose()?
-            .flatten(),
+        Some(k) => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT callback_url FROM api_keys WHERE id = $1 AND workspace_id = $2",
+        )
+        .bind(k)
+        .bind(&e.workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten(),
         None => None,
     };
     if endpoints.is_empty() && callback.is_none() {

@@ -3,19 +3,25 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
 use keyward_core::policy::Policy;
-use sqlx::Row;
 
-use crate::dialect::Tx;
-use crate::members::policy_from;
+use crate::tx::Tx;
 use crate::{Store, StoreError};
+
+/// A stored policy document (absent: the default).
+pub(crate) fn policy_from(body: Option<String>) -> Result<Policy, StoreError> {
+    match body {
+        None => Ok(Policy::default()),
+        Some(b) => serde_json::from_str(&b).map_err(|_| StoreError::Internal("unreadable policy row".into())),
+    }
+}
 
 impl Store {
     pub async fn policy(&self, workspace_id: &str) -> Result<Policy, StoreError> {
-        let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+        let body = sqlx::query_scalar("SELECT body FROM policies WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
             .await?;
-        policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+        policy_from(body)
     }
 
     pub async fn put_policy(
@@ -25,9 +31,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &crate::AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         write_policy(&mut tx, workspace_id, p, now).await?;
-        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -35,11 +40,11 @@ impl Store {
 
 /// The policy in force, read inside `tx`.
 pub(crate) async fn read_policy(tx: &mut Tx, workspace_id: &str) -> Result<Policy, StoreError> {
-    let r = sqlx::query("SELECT body FROM policies WHERE workspace_id = $1")
+    let body = sqlx::query_scalar("SELECT body FROM policies WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_optional(&mut **tx)
         .await?;
-    policy_from(r.map(|r| r.try_get::<String, _>("body")).transpose()?)
+    policy_from(body)
 }
 
 pub(crate) async fn write_policy(

@@ -8,13 +8,13 @@ use keyward_core::authority::{KeyGrant, RoleDefs};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::KeyRecord;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
-use crate::audit::{append, AuditRecord};
-use crate::dialect::Tx;
+use crate::audit::AuditRecord;
 use crate::events::emit;
 use crate::key_state::emit_all;
 use crate::rows::{json_grants, json_list, key_from_row, KEY_COLUMNS};
+use crate::tx::Tx;
 use crate::{Conflict, Store, StoreError};
 
 /// How change events name a role: `role:`, the workspace, `/` and the role's name.
@@ -56,17 +56,29 @@ pub enum RoleDeletion {
 
 const COLUMNS: &str = "name, description, permissions, created_at, updated_at, approval_id";
 
+/// A `roles` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct RoleRow {
+    name: String,
+    description: String,
+    permissions: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    approval_id: Option<String>,
+}
+
 fn from_row(r: &AnyRow) -> Result<StoredRole, StoreError> {
-    let permissions: Option<String> = r.try_get("permissions")?;
+    let r = RoleRow::from_row(r)?;
     Ok(StoredRole {
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        permissions: permissions
+        permissions: r
+            .permissions
             .map(|p| serde_json::from_str(&p).map_err(|_| StoreError::Internal("unreadable role permissions".into())))
             .transpose()?,
-        created_at: from_ms(r.try_get("created_at")?),
-        updated_at: from_ms(r.try_get("updated_at")?),
-        approval_id: r.try_get("approval_id")?,
+        created_at: from_ms(r.created_at),
+        updated_at: from_ms(r.updated_at),
+        name: r.name,
+        description: r.description,
+        approval_id: r.approval_id,
     })
 }
 
@@ -98,15 +110,14 @@ impl Store {
         if names.is_empty() {
             return Ok(defs);
         }
-        let rows =
-            sqlx::query("SELECT name, permissions FROM roles WHERE workspace_id = $1 AND permissions IS NOT NULL")
-                .bind(workspace_id)
-                .fetch_all(&self.pool)
-                .await?;
-        for r in &rows {
-            let name: String = r.try_get("name")?;
+        let rows = sqlx::query_as::<_, (String, String)>(
+            "SELECT name, permissions FROM roles WHERE workspace_id = $1 AND permissions IS NOT NULL",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for (name, p) in rows {
             if names.contains(&name) {
-                let p: String = r.try_get("permissions")?;
                 let perms = serde_json::from_str(&p).map_err(|_| StoreError::Internal("unreadable role".into()))?;
                 defs.insert(name, perms);
             }
@@ -117,13 +128,12 @@ impl Store {
     /// How many live keys hold each role (through `roles`, `grants` or their service account).
     pub async fn role_holders(&self, workspace_id: &str) -> Result<BTreeMap<String, u64>, StoreError> {
         let accounts: BTreeMap<String, String> =
-            sqlx::query("SELECT id, role FROM service_accounts WHERE workspace_id = $1")
+            sqlx::query_as::<_, (String, String)>("SELECT id, role FROM service_accounts WHERE workspace_id = $1")
                 .bind(workspace_id)
                 .fetch_all(&self.pool)
                 .await?
-                .iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("role")?)))
-                .collect::<Result<_, StoreError>>()?;
+                .into_iter()
+                .collect();
         let sql = format!("SELECT {KEY_COLUMNS} {HOLDERS}");
         let rows = sqlx::query(&sql).bind(workspace_id).fetch_all(&self.pool).await?;
         let mut counts = BTreeMap::new();
@@ -146,11 +156,11 @@ impl Store {
         role: &StoredRole,
         audit: &AuditRecord,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, role.created_at).await?;
         let exists = sqlx::query("SELECT 1 AS x FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(&role.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             tx.rollback().await?;
@@ -161,9 +171,8 @@ impl Store {
         let mut changes = audit.changes.clone();
         if let (false, Some(obj)) = (changed.is_empty(), changes.as_object_mut()) {
             obj.insert("taken_off_keys".into(), changed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().into());
+            tx.changes(changes);
         }
-        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), changes), role.created_at)
-            .await?;
         emit_all(&mut tx, &changed, role.created_at).await?;
         emit(&mut tx, &role_event(workspace_id, &role.name), role.created_at).await?;
         tx.commit().await?;
@@ -181,9 +190,8 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<StoredRole, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let out = write_role(&mut tx, workspace_id, current, description, permissions, None, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &role_event(workspace_id, &current.name), now).await?;
         tx.commit().await?;
         Ok(out)
@@ -199,11 +207,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<RoleDeletion, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let found = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if found == 0 {
@@ -211,12 +219,11 @@ impl Store {
             return Ok(RoleDeletion::NotFound);
         }
         let accounts: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM service_accounts WHERE workspace_id = $1 AND role = $2")
+            sqlx::query_scalar("SELECT COUNT(*) AS n FROM service_accounts WHERE workspace_id = $1 AND role = $2")
                 .bind(workspace_id)
                 .bind(name)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+                .fetch_one(&mut **tx)
+                .await?;
         let holders = holders(&mut tx, workspace_id, name).await?;
         if accounts > 0 || (!holders.is_empty() && !force) {
             tx.rollback().await?;
@@ -224,8 +231,7 @@ impl Store {
         }
         let changed = take_off_keys(&mut tx, workspace_id, name, now).await?;
         let ids: Vec<&str> = changed.iter().map(|k| k.id.as_str()).collect();
-        let what = serde_json::json!({"force": force, "taken_off_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), what), now).await?;
+        tx.changes(serde_json::json!({"force": force, "taken_off_keys": ids}));
         emit_all(&mut tx, &changed, now).await?;
         emit(&mut tx, &role_event(workspace_id, name), now).await?;
         tx.commit().await?;
@@ -311,15 +317,13 @@ pub(crate) async fn write_role(
     approval_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<StoredRole, StoreError> {
-    let row = sqlx::query("SELECT approval_id FROM roles WHERE workspace_id = $1 AND name = $2")
-        .bind(workspace_id)
-        .bind(&current.name)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let pending: Option<String> = match &row {
-        Some(r) => r.try_get("approval_id")?,
-        None => None,
-    };
+    let row: Option<Option<String>> =
+        sqlx::query_scalar("SELECT approval_id FROM roles WHERE workspace_id = $1 AND name = $2")
+            .bind(workspace_id)
+            .bind(&current.name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let pending = row.clone().flatten();
     if pending.as_deref() != approval_id {
         return Err(StoreError::Conflict(Conflict::RolePendingApproval(pending)));
     }
@@ -366,13 +370,14 @@ pub(crate) async fn hold_role(
     if held == 1 {
         return Ok(());
     }
-    let exists = sqlx::query("SELECT approval_id FROM roles WHERE workspace_id = $1 AND name = $2")
-        .bind(workspace_id)
-        .bind(&current.name)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let exists: Option<Option<String>> =
+        sqlx::query_scalar("SELECT approval_id FROM roles WHERE workspace_id = $1 AND name = $2")
+            .bind(workspace_id)
+            .bind(&current.name)
+            .fetch_optional(&mut **tx)
+            .await?;
     match exists {
-        Some(r) => Err(StoreError::Conflict(Conflict::RolePendingApproval(r.try_get("approval_id")?))),
+        Some(pending) => Err(StoreError::Conflict(Conflict::RolePendingApproval(pending))),
         None => {
             let row = StoredRole { approval_id: Some(approval_id.to_string()), ..current.clone() };
             insert_role(tx, workspace_id, &row).await

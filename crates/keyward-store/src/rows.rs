@@ -4,7 +4,7 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyKind, KeyRecord, KeyStatus, KeyType};
 use keyward_core::ratelimit::KeyCredits;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::StoreError;
 
@@ -17,63 +17,107 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
 }
 
-fn list(row: &AnyRow, col: &str) -> Result<Vec<String>, StoreError> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|_| corrupt(col))
+fn list(s: &str, col: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|_| corrupt(col))
 }
 
-fn time(row: &AnyRow, col: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
-    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_ms))
+/// An `api_keys` row as stored ([`KEY_COLUMNS`]): text, integers (times in milliseconds)
+/// and JSON text, the types sqlx's `Any` driver decodes on both backends. [`key_from_row`]
+/// makes it a [`KeyRecord`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    kind: String,
+    algorithm: Option<String>,
+    public_key: Option<String>,
+    key_type: Option<String>,
+    environment: String,
+    status: String,
+    hash: Option<String>,
+    start: String,
+    roles: String,
+    permissions: String,
+    scopes: String,
+    ip_allowlist: String,
+    meta: String,
+    callback_url: Option<String>,
+    expires_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    created_by: Option<String>,
+    last_used_at: Option<i64>,
+    last_used_ip: Option<String>,
+    revoked_at: Option<i64>,
+    approval_id: Option<String>,
+    grants: String,
+    service_account_id: Option<String>,
+    ratelimits: String,
+    credits_refill: Option<String>,
+    credits_remaining: Option<i64>,
+    credits_period: Option<i64>,
+    credits_set_at: Option<i64>,
 }
 
 pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
-    let kind: String = row.try_get("kind")?;
-    let status: String = row.try_get("status")?;
-    let key_type: Option<String> = row.try_get("key_type")?;
-    let meta: String = row.try_get("meta")?;
-    Ok(KeyRecord {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        name: row.try_get("name")?,
-        kind: KeyKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-        algorithm: row.try_get("algorithm")?,
-        public_key: row.try_get("public_key")?,
-        key_type: key_type.as_deref().map(|t| KeyType::parse(t).ok_or_else(|| corrupt("key_type"))).transpose()?,
-        environment: row.try_get("environment")?,
-        status: KeyStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-        hash: row.try_get("hash")?,
-        start: row.try_get("start")?,
-        roles: list(row, "roles")?,
-        permissions: list(row, "permissions")?,
-        scopes: list(row, "scopes")?,
-        ip_allowlist: list(row, "ip_allowlist")?,
-        meta: serde_json::from_str(&meta).map_err(|_| corrupt("meta"))?,
-        callback_url: row.try_get("callback_url")?,
-        expires_at: time(row, "expires_at")?,
-        created_at: from_ms(row.try_get("created_at")?),
-        updated_at: from_ms(row.try_get("updated_at")?),
-        created_by: row.try_get("created_by")?,
-        last_used_at: time(row, "last_used_at")?,
-        last_used_ip: row.try_get("last_used_ip")?,
-        revoked_at: time(row, "revoked_at")?,
-        approval_id: row.try_get("approval_id")?,
-        grants: serde_json::from_str(&row.try_get::<String, _>("grants")?).map_err(|_| corrupt("grants"))?,
-        service_account_id: row.try_get("service_account_id")?,
-        ratelimits: serde_json::from_str(&row.try_get::<String, _>("ratelimits")?)
-            .map_err(|_| corrupt("ratelimits"))?,
-        credits: credits(row)?,
-    })
+    KeyRow::from_row(row)?.record()
 }
 
-fn credits(row: &AnyRow) -> Result<Option<KeyCredits>, StoreError> {
-    let Some(remaining) = row.try_get::<Option<i64>, _>("credits_remaining")? else { return Ok(None) };
-    let refill: Option<String> = row.try_get("credits_refill")?;
-    Ok(Some(KeyCredits {
-        remaining: u64::try_from(remaining).unwrap_or(0),
-        refill: refill.map(|r| serde_json::from_str(&r)).transpose().map_err(|_| corrupt("credits_refill"))?,
-        period: row.try_get::<Option<i64>, _>("credits_period")?.unwrap_or(0),
-        set_at: from_ms(row.try_get::<Option<i64>, _>("credits_set_at")?.unwrap_or(0)),
-    }))
+impl KeyRow {
+    fn record(self) -> Result<KeyRecord, StoreError> {
+        let credits = self.credits()?;
+        Ok(KeyRecord {
+            kind: KeyKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            key_type: self
+                .key_type
+                .as_deref()
+                .map(|t| KeyType::parse(t).ok_or_else(|| corrupt("key_type")))
+                .transpose()?,
+            status: KeyStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            roles: list(&self.roles, "roles")?,
+            permissions: list(&self.permissions, "permissions")?,
+            scopes: list(&self.scopes, "scopes")?,
+            ip_allowlist: list(&self.ip_allowlist, "ip_allowlist")?,
+            meta: serde_json::from_str(&self.meta).map_err(|_| corrupt("meta"))?,
+            grants: serde_json::from_str(&self.grants).map_err(|_| corrupt("grants"))?,
+            ratelimits: serde_json::from_str(&self.ratelimits).map_err(|_| corrupt("ratelimits"))?,
+            expires_at: self.expires_at.map(from_ms),
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+            last_used_at: self.last_used_at.map(from_ms),
+            revoked_at: self.revoked_at.map(from_ms),
+            credits,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            name: self.name,
+            algorithm: self.algorithm,
+            public_key: self.public_key,
+            environment: self.environment,
+            hash: self.hash,
+            start: self.start,
+            callback_url: self.callback_url,
+            created_by: self.created_by,
+            last_used_ip: self.last_used_ip,
+            approval_id: self.approval_id,
+            service_account_id: self.service_account_id,
+        })
+    }
+
+    fn credits(&self) -> Result<Option<KeyCredits>, StoreError> {
+        let Some(remaining) = self.credits_remaining else { return Ok(None) };
+        Ok(Some(KeyCredits {
+            remaining: u64::try_from(remaining).unwrap_or(0),
+            refill: self
+                .credits_refill
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| corrupt("credits_refill"))?,
+            period: self.credits_period.unwrap_or(0),
+            set_at: from_ms(self.credits_set_at.unwrap_or(0)),
+        }))
+    }
 }
 
 /// The credit columns of a record: refill, remaining, period, set_at (all NULL without).

@@ -7,9 +7,9 @@ use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::KeyRecord;
 use keyward_core::verify::{KeyContext, OwnerState};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::events::emit;
 use crate::key_state::emit_all;
 use crate::rows::{key_from_row, KEY_COLUMNS};
@@ -46,18 +46,34 @@ const COLUMNS: &str = "s.id, s.workspace_id, s.name, s.description, s.role, s.di
      s.created_at, s.updated_at, (SELECT COUNT(*) FROM api_keys k WHERE k.service_account_id = s.id \
      AND k.status NOT IN ('revoked', 'rejected')) AS keys";
 
+/// A `service_accounts` row with its count of live keys ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    description: String,
+    role: String,
+    disabled: i64,
+    created_by: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    keys: i64,
+}
+
 fn from_row(r: &AnyRow) -> Result<ServiceAccount, StoreError> {
+    let r = AccountRow::from_row(r)?;
     Ok(ServiceAccount {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        role: r.try_get("role")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        created_by: r.try_get("created_by")?,
-        created_at: from_ms(r.try_get("created_at")?),
-        updated_at: from_ms(r.try_get("updated_at")?),
-        keys: r.try_get::<i64, _>("keys")?.unsigned_abs(),
+        id: r.id,
+        workspace_id: r.workspace_id,
+        name: r.name,
+        description: r.description,
+        role: r.role,
+        disabled: r.disabled != 0,
+        created_by: r.created_by,
+        created_at: from_ms(r.created_at),
+        updated_at: from_ms(r.updated_at),
+        keys: r.keys.unsigned_abs(),
     })
 }
 
@@ -67,11 +83,11 @@ pub(crate) fn event(id: &str) -> String {
 
 impl Store {
     pub async fn create_service_account(&self, a: &ServiceAccount, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&a.workspace_id, audit, a.created_at).await?;
         let taken = sqlx::query("SELECT 1 AS x FROM service_accounts WHERE workspace_id = $1 AND name = $2")
             .bind(&a.workspace_id)
             .bind(&a.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if taken.is_some() {
             tx.rollback().await?;
@@ -90,9 +106,8 @@ impl Store {
         .bind(&a.created_by)
         .bind(to_ms(a.created_at))
         .bind(to_ms(a.updated_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &a.workspace_id, audit, a.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -122,14 +137,14 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<ServiceAccount>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         if let Some(name) = &c.name {
             let taken =
                 sqlx::query("SELECT 1 AS x FROM service_accounts WHERE workspace_id = $1 AND name = $2 AND id <> $3")
                     .bind(workspace_id)
                     .bind(name)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             if taken.is_some() {
                 tx.rollback().await?;
@@ -148,14 +163,13 @@ impl Store {
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if changed == 0 {
             tx.rollback().await?;
             return Ok(None);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;
         self.get_service_account(workspace_id, id).await
@@ -169,11 +183,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let gone = sqlx::query("DELETE FROM service_accounts WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if gone == 0 {
@@ -189,7 +203,7 @@ impl Store {
             .bind(to_ms(now))
             .bind(workspace_id)
             .bind(id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(key_from_row)
@@ -200,11 +214,10 @@ impl Store {
         )
         .bind(to_ms(now))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let ids: Vec<&str> = revoked.iter().map(|k| k.id.as_str()).collect();
-        let what = serde_json::json!({"revoked_keys": ids});
-        append(&mut tx, workspace_id, &audit.with(audit.action, audit.target.clone(), what), now).await?;
+        tx.changes(serde_json::json!({"revoked_keys": ids}));
         emit_all(&mut tx, &revoked, now).await?;
         emit(&mut tx, &event(id), now).await?;
         tx.commit().await?;
@@ -216,12 +229,13 @@ impl Store {
         let owner = match &rec.service_account_id {
             None => None,
             Some(id) => {
-                let row = sqlx::query("SELECT role, disabled FROM service_accounts WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row =
+                    sqlx::query_as::<_, (String, i64)>("SELECT role, disabled FROM service_accounts WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
                 Some(match row {
-                    Some(r) => OwnerState { role: r.try_get("role")?, disabled: r.try_get::<i64, _>("disabled")? != 0 },
+                    Some((role, disabled)) => OwnerState { role, disabled: disabled != 0 },
                     // A deleted account's keys were revoked with it; refuse them regardless.
                     None => OwnerState { role: String::new(), disabled: true },
                 })

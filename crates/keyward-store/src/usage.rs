@@ -7,8 +7,6 @@ use keyward_core::audit::AuditTarget;
 use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::audit::append;
 use crate::{AuditRecord, LastUsed, Store, StoreError};
@@ -34,9 +32,10 @@ pub struct SeenIp {
 }
 
 /// A stored count as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Bucket {
     pub key_id: String,
+    #[sqlx(rename = "start")]
     pub start_ms: i64,
     pub code: String,
     pub count: i64,
@@ -94,29 +93,36 @@ pub struct Alert {
 const ALERT_COLUMNS: &str =
     "id, workspace_id, key_id, kind, window_start, subject, detail, created_at, acknowledged_at, acknowledged_by";
 
-fn alert_from_row(r: &AnyRow) -> Result<Alert, StoreError> {
-    let detail: String = r.try_get("detail")?;
-    Ok(Alert {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        key_id: r.try_get("key_id")?,
-        kind: r.try_get("kind")?,
-        window_start: from_ms(r.try_get("window_start")?),
-        subject: r.try_get("subject")?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
-        created_at: from_ms(r.try_get("created_at")?),
-        acknowledged_at: r.try_get::<Option<i64>, _>("acknowledged_at")?.map(from_ms),
-        acknowledged_by: r.try_get("acknowledged_by")?,
-    })
+/// An `alerts` row as stored ([`ALERT_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    workspace_id: String,
+    key_id: String,
+    kind: String,
+    window_start: i64,
+    subject: String,
+    detail: String,
+    created_at: i64,
+    acknowledged_at: Option<i64>,
+    acknowledged_by: Option<String>,
 }
 
-fn bucket_from_row(r: &AnyRow) -> Result<Bucket, StoreError> {
-    Ok(Bucket {
-        key_id: r.try_get("key_id")?,
-        start_ms: r.try_get("start")?,
-        code: r.try_get("code")?,
-        count: r.try_get("count")?,
-    })
+impl From<AlertRow> for Alert {
+    fn from(r: AlertRow) -> Alert {
+        Alert {
+            id: r.id,
+            workspace_id: r.workspace_id,
+            key_id: r.key_id,
+            kind: r.kind,
+            window_start: from_ms(r.window_start),
+            subject: r.subject,
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
+            created_at: from_ms(r.created_at),
+            acknowledged_at: r.acknowledged_at.map(from_ms),
+            acknowledged_by: r.acknowledged_by,
+        }
+    }
 }
 
 /// What a key's recent use looks like to the alert rules.
@@ -242,16 +248,12 @@ impl Store {
                  ON CONFLICT (key_id, ip) DO NOTHING RETURNING key_id, ip",
                 values
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
             for s in chunk {
                 q = q.bind(&s.key_id).bind(&s.workspace_id).bind(&s.ip).bind(s.at_ms);
             }
             match guarded!(tx, each, refused, q.fetch_all(&mut *tx)) {
-                Some(rows) => {
-                    for row in rows {
-                        inserted.push((row.try_get("key_id")?, row.try_get("ip")?));
-                    }
-                }
+                Some(rows) => inserted.extend(rows),
                 None => left_out.extend(chunk),
             }
         }
@@ -304,11 +306,11 @@ impl Store {
             sql.push_str(" AND key_id = $5");
         }
         sql.push_str(" ORDER BY start");
-        let mut q = sqlx::query(&sql).bind(granularity).bind(workspace_id).bind(to_ms(from)).bind(to_ms(to));
+        let mut q = sqlx::query_as(&sql).bind(granularity).bind(workspace_id).bind(to_ms(from)).bind(to_ms(to));
         if let Some(k) = key_id {
             q = q.bind(k);
         }
-        q.fetch_all(&self.pool).await?.iter().map(bucket_from_row).collect()
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// Verifications of each of `key_ids` since `since` (minute buckets).
@@ -328,13 +330,11 @@ impl Store {
              AND start >= $2 AND key_id IN ({}) GROUP BY key_id",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql).bind(workspace_id).bind(to_ms(since));
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(workspace_id).bind(to_ms(since));
         for k in key_ids {
             q = q.bind(k);
         }
-        for r in q.fetch_all(&self.pool).await? {
-            out.insert(r.try_get("key_id")?, r.try_get::<i64, _>("n")?);
-        }
+        out.extend(q.fetch_all(&self.pool).await?);
         Ok(out)
     }
 
@@ -354,7 +354,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        let taken = sqlx::query(
+        let taken = sqlx::query_scalar(
             "UPDATE leases SET holder = $1, until = $2 WHERE name = $3 AND (until <= $4 OR holder = $1) RETURNING progress",
         )
         .bind(holder)
@@ -364,7 +364,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        taken.map(|r| r.try_get::<i64, _>("progress")).transpose().map_err(Into::into)
+        Ok(taken)
     }
 
     pub async fn set_lease_progress(&self, name: &str, holder: &str, progress: i64) -> Result<(), StoreError> {
@@ -428,7 +428,7 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<KeyActivity>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, (String, i64, i64)>(
             "SELECT key_id, CAST(SUM(count) AS BIGINT) AS total, \
              CAST(SUM(CASE WHEN code = 'VALID' THEN count ELSE 0 END) AS BIGINT) AS valid \
              FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 AND key_id <> '' AND start >= $3 AND start < $4 \
@@ -440,16 +440,10 @@ impl Store {
         .bind(to_ms(to))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyActivity {
-                    workspace_id: workspace_id.to_string(),
-                    key_id: r.try_get("key_id")?,
-                    total: r.try_get("total")?,
-                    valid: r.try_get("valid")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(key_id, total, valid)| KeyActivity { workspace_id: workspace_id.to_string(), key_id, total, valid })
+            .collect())
     }
 
     /// Live keys of the workspace not verified since `before` (never-used keys count from
@@ -459,7 +453,7 @@ impl Store {
         workspace_id: &str,
         before: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, (String, i64)>(
             "SELECT id, COALESCE(last_used_at, created_at) AS since FROM api_keys WHERE workspace_id = $1 \
              AND status IN ('active', 'pending_update', 'pending_revoke') AND COALESCE(last_used_at, created_at) < $2 \
              ORDER BY id LIMIT 1000",
@@ -468,7 +462,7 @@ impl Store {
         .bind(to_ms(before))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, from_ms(r.try_get("since")?)))).collect()
+        Ok(rows.into_iter().map(|(id, since)| (id, from_ms(since))).collect())
     }
 
     /// Raises an alert unless the same one (key, kind, window, subject) was raised already;
@@ -526,11 +520,11 @@ impl Store {
             sql.push_str(" AND key_id = $3");
         }
         sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT $2");
-        let mut q = sqlx::query(&sql).bind(workspace_id).bind(limit);
+        let mut q = sqlx::query_as::<_, AlertRow>(&sql).bind(workspace_id).bind(limit);
         if let Some(k) = key_id {
             q = q.bind(k);
         }
-        q.fetch_all(&self.pool).await?.iter().map(alert_from_row).collect()
+        Ok(q.fetch_all(&self.pool).await?.into_iter().map(Alert::from).collect())
     }
 
     /// Acknowledges an alert (once; acknowledging again keeps the first); `None` when the
@@ -543,7 +537,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<Alert>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 \
              WHERE workspace_id = $3 AND id = $4 AND acknowledged_at IS NULL",
@@ -552,19 +546,23 @@ impl Store {
         .bind(by)
         .bind(workspace_id)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
+        let r = sqlx::query_as::<_, AlertRow>(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        // Acknowledged before (or no such alert): nothing changed, nothing to record.
         if n == 1 {
-            append(&mut tx, workspace_id, audit, now).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
-        let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE workspace_id = $1 AND id = $2"))
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        r.as_ref().map(alert_from_row).transpose()
+        Ok(r.map(Alert::from))
     }
 }
 

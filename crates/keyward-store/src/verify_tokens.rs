@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::events::emit;
 use crate::{Store, StoreError};
@@ -26,22 +26,36 @@ pub struct VerifyToken {
 
 const COLUMNS: &str = "id, workspace_id, name, hash, start, created_by, created_at, revoked_at";
 
+/// A `verify_tokens` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    hash: String,
+    start: String,
+    created_by: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
 fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
+    let r = TokenRow::from_row(r)?;
     Ok(VerifyToken {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        name: r.try_get("name")?,
-        hash: r.try_get("hash")?,
-        start: r.try_get("start")?,
-        created_by: r.try_get("created_by")?,
-        created_at: from_ms(r.try_get("created_at")?),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+        id: r.id,
+        workspace_id: r.workspace_id,
+        name: r.name,
+        hash: r.hash,
+        start: r.start,
+        created_by: r.created_by,
+        created_at: from_ms(r.created_at),
+        revoked_at: r.revoked_at.map(from_ms),
     })
 }
 
 impl Store {
     pub async fn insert_verify_token(&self, t: &VerifyToken, audit: &crate::AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&t.workspace_id, audit, t.created_at).await?;
         sqlx::query(&format!("INSERT INTO verify_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"))
             .bind(&t.id)
             .bind(&t.workspace_id)
@@ -50,9 +64,8 @@ impl Store {
             .bind(&t.start)
             .bind(&t.created_by)
             .bind(to_ms(t.created_at))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        crate::audit::append(&mut tx, &t.workspace_id, audit, t.created_at).await?;
         // A node may have cached "no such token" for this hash.
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), t.created_at).await?;
         tx.commit().await?;
@@ -73,34 +86,30 @@ impl Store {
             "SELECT hash, workspace_id FROM verify_tokens WHERE revoked_at IS NULL AND hash IN ({})",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
         for h in hashes {
             q = q.bind(h);
         }
-        for r in q.fetch_all(&self.pool).await? {
-            out.insert(r.try_get("hash")?, r.try_get("workspace_id")?);
-        }
+        out.extend(q.fetch_all(&self.pool).await?);
         Ok(out)
     }
 
     /// The workspace a live (unrevoked) token binds to.
     pub async fn verify_token_workspace(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")
+        Ok(sqlx::query_scalar("SELECT workspace_id FROM verify_tokens WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.map(|r| r.try_get("workspace_id")).transpose()?)
+            .await?)
     }
 
     /// Verify-token hashes after `after`, in order (revoked ones too): a page of the set of
     /// existing ones.
     pub async fn verify_token_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
+        Ok(sqlx::query_scalar("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            .await?)
     }
 
     pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {
@@ -119,7 +128,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &crate::AuditRecord,
     ) -> Result<Option<VerifyToken>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let row = sqlx::query(&format!(
             "UPDATE verify_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3 \
              RETURNING {COLUMNS}"
@@ -127,14 +136,13 @@ impl Store {
         .bind(to_ms(now))
         .bind(workspace_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
         };
         let t = from_row(&row)?;
-        crate::audit::append(&mut tx, workspace_id, audit, now).await?;
         emit(&mut tx, &format!("{VERIFY_TOKEN_EVENT_PREFIX}{}", t.hash), now).await?;
         tx.commit().await?;
         Ok(Some(t))

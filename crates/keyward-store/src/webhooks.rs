@@ -8,13 +8,11 @@ use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::webhooks::DeliveryStatus;
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
-use sqlx::Row;
 
 use crate::audit::append;
-use crate::dialect::Tx;
 use crate::outbox::{insert_delivery, insert_message};
+use crate::tx::Tx;
 use crate::{AuditRecord, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,32 +107,93 @@ pub struct Delivery {
 const ENDPOINT_COLUMNS: &str = "id, workspace_id, url, description, events, secret_sealed, previous_secret_sealed, \
      previous_secret_until, disabled, disabled_reason, failing_since, created_at, updated_at";
 
-fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, StoreError> {
-    let events: String = r.try_get("events")?;
-    Ok(WebhookEndpoint {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        url: r.try_get("url")?,
-        description: r.try_get("description")?,
-        events: serde_json::from_str(&events)
-            .map_err(|_| StoreError::Internal("unreadable events in webhook_endpoints row".into()))?,
-        secret_sealed: r.try_get("secret_sealed")?,
-        previous_secret_sealed: r.try_get("previous_secret_sealed")?,
-        previous_secret_until: r.try_get::<Option<i64>, _>("previous_secret_until")?.map(from_ms),
-        disabled: r.try_get::<i32, _>("disabled")? != 0,
-        disabled_reason: r.try_get("disabled_reason")?,
-        failing_since: r.try_get::<Option<i64>, _>("failing_since")?.map(from_ms),
-        created_at: from_ms(r.try_get("created_at")?),
-        updated_at: from_ms(r.try_get("updated_at")?),
-    })
+/// A `webhook_endpoints` row as stored ([`ENDPOINT_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    workspace_id: String,
+    url: String,
+    description: Option<String>,
+    events: String,
+    secret_sealed: String,
+    previous_secret_sealed: Option<String>,
+    previous_secret_until: Option<i64>,
+    disabled: i32,
+    disabled_reason: Option<String>,
+    failing_since: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
 }
 
-fn status_of(r: &AnyRow, col: &str) -> Result<Option<u16>, StoreError> {
-    Ok(r.try_get::<Option<i32>, _>(col)?.and_then(|s| u16::try_from(s).ok()))
+impl EndpointRow {
+    fn endpoint(self) -> Result<WebhookEndpoint, StoreError> {
+        Ok(WebhookEndpoint {
+            events: serde_json::from_str(&self.events)
+                .map_err(|_| StoreError::Internal("unreadable events in webhook_endpoints row".into()))?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            url: self.url,
+            description: self.description,
+            secret_sealed: self.secret_sealed,
+            previous_secret_sealed: self.previous_secret_sealed,
+            previous_secret_until: self.previous_secret_until.map(from_ms),
+            disabled: self.disabled != 0,
+            disabled_reason: self.disabled_reason,
+            failing_since: self.failing_since.map(from_ms),
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+        })
+    }
 }
 
-fn attempts_of(r: &AnyRow) -> Result<u32, StoreError> {
-    Ok(u32::try_from(r.try_get::<i32, _>("attempts")?).unwrap_or(0))
+/// A due delivery joined with its message's body (`Store::claim_deliveries`).
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    id: String,
+    message_id: String,
+    workspace_id: String,
+    endpoint_id: Option<String>,
+    callback_url: Option<String>,
+    attempts: i32,
+    body: String,
+}
+
+/// A delivery joined with its message (`Store::list_deliveries`).
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: String,
+    message_id: String,
+    status: String,
+    endpoint_id: Option<String>,
+    key_id: Option<String>,
+    attempts: i32,
+    next_attempt_at: i64,
+    last_status: Option<i32>,
+    last_error: Option<String>,
+    created_at: i64,
+    finished_at: Option<i64>,
+    #[sqlx(rename = "type")]
+    kind: String,
+    body: String,
+}
+
+/// A `webhook_attempts` row.
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    delivery_id: String,
+    time: i64,
+    status: Option<i32>,
+    error: Option<String>,
+    duration_ms: i64,
+}
+
+/// An HTTP status as stored; anything out of range reads as none.
+fn status_of(s: Option<i32>) -> Option<u16> {
+    s.and_then(|s| u16::try_from(s).ok())
+}
+
+fn attempts_of(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
 }
 
 fn endpoint_target(ep: &WebhookEndpoint) -> AuditTarget {
@@ -146,13 +205,14 @@ async fn endpoint_by_id(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
-    let r =
-        sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"))
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    r.as_ref().map(endpoint_from_row).transpose()
+    let r = sqlx::query_as::<_, EndpointRow>(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    r.map(EndpointRow::endpoint).transpose()
 }
 
 fn events_text(events: &[String]) -> String {
@@ -217,7 +277,7 @@ async fn cancel_pending(tx: &mut Tx, endpoint_id: &str, now: DateTime<Utc>) -> R
 
 impl Store {
     pub async fn insert_webhook(&self, ep: &WebhookEndpoint, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&ep.workspace_id, audit, ep.created_at).await?;
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, 0, NULL, NULL, $7, $7)"
         ))
@@ -228,21 +288,20 @@ impl Store {
         .bind(events_text(&ep.events))
         .bind(&ep.secret_sealed)
         .bind(to_ms(ep.created_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append(&mut tx, &ep.workspace_id, audit, ep.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn list_webhooks(&self, workspace_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, EndpointRow>(&format!(
             "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 ORDER BY created_at, id"
         ))
         .bind(workspace_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(endpoint_from_row).collect()
+        rows.into_iter().map(EndpointRow::endpoint).collect()
     }
 
     pub async fn webhook(&self, workspace_id: &str, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -259,7 +318,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
@@ -288,7 +347,6 @@ impl Store {
         }
         ep.updated_at = now;
         save_endpoint(&mut tx, &ep).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
     }
@@ -303,7 +361,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let Some(mut ep) = endpoint_by_id(&mut tx, workspace_id, id).await? else {
             tx.rollback().await?;
             return Ok(None);
@@ -312,7 +370,6 @@ impl Store {
         ep.previous_secret_until = Some(previous_until);
         ep.updated_at = now;
         save_endpoint(&mut tx, &ep).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(Some(ep))
     }
@@ -326,11 +383,11 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query("DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if n == 0 {
@@ -338,7 +395,6 @@ impl Store {
             return Ok(false);
         }
         cancel_pending(&mut tx, id, now).await?;
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -352,11 +408,10 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<String, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(&ep.workspace_id, audit, now).await?;
         insert_message(&mut tx, message_id, &ep.workspace_id, "webhook.test", &body.to_string(), now).await?;
         let id = format!("whd_{message_id}");
         insert_delivery(&mut tx, &id, message_id, &ep.workspace_id, Some(&ep.id), None, None, now).await?;
-        append(&mut tx, &ep.workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -391,24 +446,23 @@ impl Store {
              ORDER BY d.next_attempt_at LIMIT $2{}",
             self.dialect.skip_locked("d")
         );
-        let rows = sqlx::query(&sql).bind(to_ms(now)).bind(limit).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, DueRow>(&sql).bind(to_ms(now)).bind(limit).fetch_all(&mut *tx).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: String = r.try_get("id")?;
+        for r in rows {
             sqlx::query("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2")
                 .bind(to_ms(now + lease))
-                .bind(&id)
+                .bind(&r.id)
                 .execute(&mut *tx)
                 .await?;
-            let endpoint_id: Option<String> = r.try_get("endpoint_id")?;
+            let endpoint_id = r.endpoint_id;
             let mut d = DueDelivery {
-                id,
-                message_id: r.try_get("message_id")?,
-                workspace_id: r.try_get("workspace_id")?,
-                url: r.try_get::<Option<String>, _>("callback_url")?.unwrap_or_default(),
+                id: r.id,
+                message_id: r.message_id,
+                workspace_id: r.workspace_id,
+                url: r.callback_url.unwrap_or_default(),
                 endpoint_id: endpoint_id.clone(),
-                body: r.try_get("body")?,
-                attempts: attempts_of(r)?,
+                body: r.body,
+                attempts: attempts_of(r.attempts),
                 secret_sealed: None,
                 previous_secret_sealed: None,
             };
@@ -516,7 +570,7 @@ impl Store {
             DeliveriesTo::Endpoint(id) => ("d.endpoint_id = $2", id),
             DeliveriesTo::KeyCallback(id) => ("d.endpoint_id IS NULL AND d.key_id = $2", id),
         };
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, DeliveryRow>(&format!(
             "SELECT d.id, d.message_id, d.status, d.endpoint_id, d.key_id, d.attempts, d.next_attempt_at, d.last_status, \
              d.last_error, d.created_at, d.finished_at, m.type, m.body FROM webhook_deliveries d \
              JOIN webhook_messages m ON m.id = d.message_id \
@@ -528,33 +582,30 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let status: String = r.try_get("status")?;
-            let status = DeliveryStatus::parse(&status)
-                .ok_or_else(|| StoreError::Internal(format!("unknown delivery status {status:?}")))?;
+        for r in rows {
+            let status = DeliveryStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Internal(format!("unknown delivery status {:?}", r.status)))?;
             out.push(Delivery {
-                id: r.try_get("id")?,
-                message_id: r.try_get("message_id")?,
-                kind: r.try_get("type")?,
-                body: r.try_get("body")?,
-                next_attempt_at: (status == DeliveryStatus::Pending)
-                    .then(|| r.try_get::<i64, _>("next_attempt_at").map(from_ms))
-                    .transpose()?,
+                next_attempt_at: (status == DeliveryStatus::Pending).then(|| from_ms(r.next_attempt_at)),
+                id: r.id,
+                message_id: r.message_id,
+                kind: r.kind,
+                body: r.body,
                 status,
-                endpoint_id: r.try_get("endpoint_id")?,
-                key_id: r.try_get("key_id")?,
-                attempts: attempts_of(r)?,
-                last_status: status_of(r, "last_status")?,
-                last_error: r.try_get("last_error")?,
-                created_at: from_ms(r.try_get("created_at")?),
-                finished_at: r.try_get::<Option<i64>, _>("finished_at")?.map(from_ms),
+                endpoint_id: r.endpoint_id,
+                key_id: r.key_id,
+                attempts: attempts_of(r.attempts),
+                last_status: status_of(r.last_status),
+                last_error: r.last_error,
+                created_at: from_ms(r.created_at),
+                finished_at: r.finished_at.map(from_ms),
                 log: Vec::new(),
             });
         }
         if out.is_empty() {
             return Ok(out);
         }
-        let attempts = sqlx::query(&format!(
+        let attempts = sqlx::query_as::<_, AttemptRow>(&format!(
             "SELECT a.delivery_id, a.time, a.status, a.error, a.duration_ms FROM webhook_attempts a \
              JOIN webhook_deliveries d ON d.id = a.delivery_id \
              WHERE d.workspace_id = $1 AND {which} AND d.created_at >= $3 ORDER BY a.id"
@@ -564,14 +615,13 @@ impl Store {
         .bind(out.iter().map(|d| to_ms(d.created_at)).min().unwrap_or_default())
         .fetch_all(&self.pool)
         .await?;
-        for r in &attempts {
-            let id: String = r.try_get("delivery_id")?;
-            if let Some(d) = out.iter_mut().find(|d| d.id == id) {
+        for r in attempts {
+            if let Some(d) = out.iter_mut().find(|d| d.id == r.delivery_id) {
                 d.log.push(Attempt {
-                    time: from_ms(r.try_get("time")?),
-                    status: status_of(r, "status")?,
-                    error: r.try_get("error")?,
-                    duration_ms: r.try_get("duration_ms")?,
+                    time: from_ms(r.time),
+                    status: status_of(r.status),
+                    error: r.error,
+                    duration_ms: r.duration_ms,
                 });
             }
         }
@@ -588,7 +638,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.audited(workspace_id, audit, now).await?;
         let n = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, lease_until = NULL, finished_at = NULL \
              WHERE workspace_id = $2 AND endpoint_id = $3 AND id = $4",
@@ -597,14 +647,13 @@ impl Store {
         .bind(workspace_id)
         .bind(endpoint_id)
         .bind(delivery_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        append(&mut tx, workspace_id, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -645,11 +694,10 @@ impl Store {
 
     /// The workspace's sealed callback signing key and its public text, if made yet.
     pub async fn webhook_signing_key(&self, workspace_id: &str) -> Result<Option<(String, String)>, StoreError> {
-        let r = sqlx::query("SELECT sealed, public_key FROM webhook_signing_keys WHERE workspace_id = $1")
+        Ok(sqlx::query_as("SELECT sealed, public_key FROM webhook_signing_keys WHERE workspace_id = $1")
             .bind(workspace_id)
             .fetch_optional(&self.pool)
-            .await?;
-        r.map(|r| Ok((r.try_get("sealed")?, r.try_get("public_key")?))).transpose()
+            .await?)
     }
 
     /// Keeps a newly made signing key unless another node stored one first; either way
@@ -694,28 +742,30 @@ impl Store {
                      AND status IN ('active', 'pending_update', 'pending_revoke') \
                      AND ({col} IS NULL OR {col} <> expires_at) ORDER BY expires_at LIMIT 500"
                 );
-                let rows = sqlx::query(&sql).bind(&ws).bind(to_ms(from)).bind(to_ms(to)).fetch_all(&self.pool).await?;
-                for r in &rows {
-                    let id: String = r.try_get("id")?;
-                    let name: Option<String> = r.try_get("name")?;
-                    let at: i64 = r.try_get("expires_at")?;
-                    let mut tx = self.begin().await?;
+                let rows = sqlx::query_as::<_, (String, Option<String>, i64)>(&sql)
+                    .bind(&ws)
+                    .bind(to_ms(from))
+                    .bind(to_ms(to))
+                    .fetch_all(&self.pool)
+                    .await?;
+                for (id, name, at) in rows {
+                    let target = AuditTarget { kind: "key".into(), id: Some(id.clone()), name };
+                    let what = json!({"expires_at": keyward_core::clock::from_ms(at)});
+                    let rec = AuditRecord::system(action, target, what);
+                    let mut tx = self.audited(&ws, &rec, now).await?;
                     let claimed = sqlx::query(&format!(
                         "UPDATE api_keys SET {col} = expires_at WHERE id = $1 AND expires_at = $2 \
                          AND ({col} IS NULL OR {col} <> expires_at)"
                     ))
                     .bind(&id)
                     .bind(at)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     if claimed == 0 {
                         tx.rollback().await?;
                         continue;
                     }
-                    let target = AuditTarget { kind: "key".into(), id: Some(id), name };
-                    let what = json!({"expires_at": keyward_core::clock::from_ms(at)});
-                    append(&mut tx, &ws, &AuditRecord::system(action, target, what), now).await?;
                     tx.commit().await?;
                     told += 1;
                 }

@@ -1,10 +1,9 @@
 //! Workspaces, members and management keys.
 
-use crate::audit::{append, AuditRecord};
+use crate::audit::AuditRecord;
 use keyward_core::audit::AuditTarget;
 use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::to_ms;
-use sqlx::Row;
 
 use crate::{Store, StoreError};
 
@@ -29,7 +28,7 @@ pub struct NewManagementKey {
 impl Store {
     /// Has `init` already run on this database?
     pub async fn is_initialised(&self) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&self.pool).await?.try_get("n")?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&self.pool).await?;
         Ok(n > 0)
     }
 
@@ -45,7 +44,11 @@ impl Store {
     }
 
     async fn add_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey, first: bool) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        // Made at the server's console (`init`, `workspaces create`), not through the API.
+        let target = AuditTarget { kind: "workspace".into(), id: Some(ws.id.clone()), name: Some(ws.name.clone()) };
+        let what = serde_json::json!({"prefix": ws.prefix, "owner_id": ws.owner_id, "owner_email": ws.owner_email});
+        let rec = AuditRecord::system(AuditAction::WorkspaceCreate, target, what);
+        let mut tx = self.audited(&ws.id, &rec, ws.created_at).await?;
         let now = to_ms(ws.created_at);
         if first {
             // Two nodes starting on an empty database must not both initialise it.
@@ -56,9 +59,9 @@ impl Store {
             .bind(&ws.name)
             .bind(&ws.prefix)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&mut *tx).await?.try_get("n")?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) AS n FROM workspaces").fetch_one(&mut **tx).await?;
         if first && n > 1 {
             tx.rollback().await?;
             return Err(StoreError::AlreadyInitialised);
@@ -68,7 +71,7 @@ impl Store {
             .bind(&ws.id)
             .bind(&ws.owner_email)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query(
             "INSERT INTO management_keys (id, workspace_id, member_id, hash, start, created_at, name) \
@@ -81,13 +84,8 @@ impl Store {
         .bind(&key.start)
         .bind(now)
         .bind(&key.name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        // Made at the server's console (`init`, `workspaces create`), not through the API.
-        let target = AuditTarget { kind: "workspace".into(), id: Some(ws.id.clone()), name: Some(ws.name.clone()) };
-        let what = serde_json::json!({"prefix": ws.prefix, "owner_id": ws.owner_id, "owner_email": ws.owner_email});
-        append(&mut tx, &ws.id, &AuditRecord::system(AuditAction::WorkspaceCreate, target, what), ws.created_at)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
