@@ -2,6 +2,7 @@
 
 use keyward_core::ids;
 use keyward_core::policy::{ActionRule, KeyAction};
+use keyward_core::policy::{PolicyRules, QuorumRule};
 use keyward_store::NewApproval;
 
 use crate::error::ApiResult;

@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
+use keyward_core::policy::PolicyRules;
 use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
 use keyward_core::roles::Role;
+use keyward_core::validate::UpdateKeyRules;
 use keyward_core::wire::keys::UpdateKeyRequest;
 use serde_json::Value;
 use sqlx::any::AnyRow;

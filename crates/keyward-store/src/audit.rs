@@ -10,6 +10,7 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use keyward_core::audit::Chained;
 use keyward_core::audit::{
     AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, CHAIN_KEYED, GENESIS, PRUNED,
 };

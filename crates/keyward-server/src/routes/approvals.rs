@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
+use keyward_core::validate::UpdateKeyRules;
 use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
 use keyward_core::wire::keys::UpdateKeyRequest;
 use keyward_store::{Approval, ApprovalStatus, Decision};

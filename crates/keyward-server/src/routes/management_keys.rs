@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
+use keyward_core::roles::RoleMatrix;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
     ManagementKeyList, ManagementKeyView, NewManagementKeyRequest, NewManagementKeyView,

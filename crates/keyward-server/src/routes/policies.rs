@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use keyward_core::policy::PolicyRules;
 use keyward_core::policy::{KeyAction, Policy, PolicyPatch};
 use keyward_core::roles::Action;
 use keyward_core::wire::governance::ApprovalView;
