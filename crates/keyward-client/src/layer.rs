@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use keyward_core::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+use keyward_proto::signing::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 
 use crate::ErrorBody;
 use crate::{Client, VerifyKeyRequest, VerifyResponse, VerifySignedRequest};

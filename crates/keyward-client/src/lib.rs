@@ -9,6 +9,14 @@
 //! assert!(answer.valid);
 //! # Ok(()) }
 //! ```
+//!
+//! The request and answer types are those of `keyward-proto`, re-exported here; the SDK does
+//! not build the server's domain crate (no argon2, totp-rs, utoipa or sqlx).
+//!
+//! Features: `secp256k1` (off by default) lets the request signer ([`signer::Signer`]) sign
+//! with secp256k1 keys as well as Ed25519 ones; it brings in `k256`. Without it
+//! `Algorithm::Secp256k1` does not exist.
+
 // The SDK runs in the caller's process, where the system's time is the time (the `Clock`
 // rule in clippy.toml is for server-side crates).
 #![allow(clippy::disallowed_methods)]
@@ -20,24 +28,23 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use keyward_core::audit::{AuditEvent, AuditList, ChainCheck};
-pub use keyward_core::authority::KeyGrant;
-pub use keyward_core::codes::VerifyCode;
-pub use keyward_core::model::KeyStatus;
-pub use keyward_core::policy::{Policy, PolicyPatch};
-pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
-pub use keyward_core::wire::governance::{
+pub use keyward_proto::audit::{AuditEvent, AuditList, ChainCheck};
+pub use keyward_proto::codes::VerifyCode;
+pub use keyward_proto::error::{ErrorBody, ErrorDetail};
+pub use keyward_proto::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
     NewManagementKeyRequest, NewManagementKeyView, PolicyAnswer, RecoveryCodes, SessionView, TotpEnrolment,
 };
-pub use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
-pub use keyward_core::wire::roles::{
+pub use keyward_proto::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
+pub use keyward_proto::keys::{KeyGrant, KeyStatus};
+pub use keyward_proto::policy::{Policy, PolicyPatch};
+pub use keyward_proto::roles::{
     CreateRoleRequest, CreateServiceAccountRequest, RoleList, RoleView, ServiceAccountList, ServiceAccountView,
     UpdateRoleRequest, UpdateServiceAccountRequest,
 };
-pub use keyward_core::wire::usage::{AlertList, AlertView, KeyUsage, TopKey, UsageBucket, WorkspaceUsage};
-pub use keyward_core::wire::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
-pub use keyward_core::wire::webhooks::{
+pub use keyward_proto::usage::{AlertList, AlertView, KeyUsage, TopKey, UsageBucket, WorkspaceUsage};
+pub use keyward_proto::verify::{VerifyKeyRequest, VerifyResponse, VerifySignedRequest};
+pub use keyward_proto::webhooks::{
     AttemptView, DeliveryList, DeliveryView, NewWebhookRequest, RotateSecretRequest, SigningKeyView, WebhookList,
     WebhookPatch, WebhookView,
 };
@@ -581,7 +588,7 @@ pub fn verify_webhook(
     body: &[u8],
     now_unix: i64,
 ) -> bool {
-    use keyward_core::webhook_signature::{verify, Trust};
+    use keyward_proto::webhook_signature::{verify, Trust};
     let Ok(ts) = webhook_timestamp.trim().parse::<i64>() else { return false };
     let trust = if trust.starts_with("whpk_") { Trust::PublicKey(trust) } else { Trust::Secret(trust) };
     verify(trust, webhook_id, ts, body, webhook_signature, now_unix)

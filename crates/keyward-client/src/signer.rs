@@ -1,9 +1,10 @@
 //! Signing requests with a public-key API key's private half, as the seed's SDKs do: the
-//! three `Biz-Api-*` headers for a method, path, raw query string and raw body.
+//! three `Biz-Api-*` headers for a method, path, raw query string and raw body. Ed25519
+//! always; secp256k1 with the crate's `secp256k1` feature.
 
-use keyward_core::signing::{SecretKey, SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
+use keyward_proto::signing::{SecretKey, SignedParts, HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE};
 
-pub use keyward_core::signing::{Algorithm, PublicKey, SecretKey as PrivateKey};
+pub use keyward_proto::signing::{Algorithm, PublicKey, SecretKey as PrivateKey};
 
 #[derive(Debug, Clone)]
 pub struct Signer {
@@ -17,7 +18,8 @@ impl Signer {
         Signer { key, public_hex }
     }
 
-    /// From the hex private key (Ed25519 seed or secp256k1 scalar).
+    /// From the hex private key (Ed25519 seed, or secp256k1 scalar with the `secp256k1`
+    /// feature).
     pub fn from_hex(alg: Algorithm, secret_hex: &str) -> Option<Self> {
         SecretKey::from_hex(alg, secret_hex).map(Self::new)
     }

@@ -6,6 +6,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use keyward_core::roles::RoleMatrix;
 use keyward_core::roles::{Action, Grant, Role};
 use keyward_core::wire::governance::MemberView;
 use sha2::{Digest, Sha256};

@@ -14,12 +14,12 @@
 //! bytes at every level, no whitespace, strings escaped as serde_json escapes them, times as
 //! RFC 3339 UTC with milliseconds (`2026-11-29T18:00:00.123Z`), absent values as `null`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
+
+pub use keyward_proto::audit::{AuditActor, AuditEvent, AuditList, AuditTarget, ChainCheck};
 
 use crate::audit_action::AuditAction;
 use crate::pepper::Pepper;
@@ -54,47 +54,6 @@ impl ChainKey {
     }
 }
 
-/// Who did it: a member (by session), a management key, or the server itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AuditActor {
-    /// `member`, `management_key` or `system`
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: Option<String>,
-    pub name: Option<String>,
-}
-
-/// What it was done to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AuditTarget {
-    /// `key`, `member`, `role`, `service_account`, `policy`, `approval`, …
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: Option<String>,
-    pub name: Option<String>,
-}
-
-/// One audit event as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AuditEvent {
-    pub id: String,
-    pub seq: i64,
-    pub time: DateTime<Utc>,
-    pub workspace_id: String,
-    pub actor: AuditActor,
-    /// e.g. `key.create`
-    pub action: String,
-    pub target: AuditTarget,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    /// What changed; never a secret.
-    #[schema(value_type = Object)]
-    pub changes: Value,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
 /// Writes `v` with object keys in byte order (serde_json's `Map` may keep insertion order).
 fn write_canonical(v: &Value, out: &mut String) {
     match v {
@@ -126,9 +85,24 @@ fn write_canonical(v: &Value, out: &mut String) {
     }
 }
 
-impl AuditEvent {
+/// An event's place in its chain (the type is the wire crate's).
+pub trait Chained: Sized {
     /// The canonical JSON the hash covers: every field but `hash`.
-    pub fn canonical(&self) -> String {
+    fn canonical(&self) -> String;
+    /// The hash this event must carry: HMAC-SHA-256 under the chain's key of
+    /// prev_hash ‖ canonical JSON, lower-case hex.
+    fn expected_hash(&self, key: &ChainKey) -> String;
+    /// The hash of chains written before keying: SHA-256(prev_hash ‖ canonical JSON), hex.
+    fn plain_hash(&self) -> String;
+    /// Fills in `prev_hash` and `hash` as the event after `prev` (the head's hash).
+    fn seal(self, prev: &str, key: &ChainKey) -> Self;
+    /// [`Chained::seal`] the way chains were sealed before keying (tests and tools
+    /// showing what an insider without the pepper can write).
+    fn seal_plain(self, prev: &str) -> Self;
+}
+
+impl Chained for AuditEvent {
+    fn canonical(&self) -> String {
         let time = self.time.to_rfc3339_opts(SecondsFormat::Millis, true);
         let v = serde_json::json!({
             "id": self.id,
@@ -149,9 +123,7 @@ impl AuditEvent {
         out
     }
 
-    /// The hash this event must carry: HMAC-SHA-256 under the chain's key of
-    /// prev_hash ‖ canonical JSON, lower-case hex.
-    pub fn expected_hash(&self, key: &ChainKey) -> String {
+    fn expected_hash(&self, key: &ChainKey) -> String {
         // HMAC takes a key of any length.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else { return String::new() };
         mac.update(self.prev_hash.as_bytes());
@@ -159,56 +131,37 @@ impl AuditEvent {
         crate::pepper::hex_encode(&mac.finalize().into_bytes())
     }
 
-    /// The hash of chains written before keying: SHA-256(prev_hash ‖ canonical JSON), hex.
-    pub fn plain_hash(&self) -> String {
+    fn plain_hash(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.prev_hash.as_bytes());
         h.update(self.canonical().as_bytes());
         crate::pepper::hex_encode(&h.finalize())
     }
 
-    /// Fills in `prev_hash` and `hash` as the event after `prev` (the head's hash).
-    pub fn seal(mut self, prev: &str, key: &ChainKey) -> AuditEvent {
-        self.prepare(prev);
+    fn seal(mut self, prev: &str, key: &ChainKey) -> AuditEvent {
+        prepare(&mut self, prev);
         self.hash = self.expected_hash(key);
         self
     }
 
-    /// [`AuditEvent::seal`] the way chains were sealed before keying (tests and tools
-    /// showing what an insider without the pepper can write).
-    pub fn seal_plain(mut self, prev: &str) -> AuditEvent {
-        self.prepare(prev);
+    fn seal_plain(mut self, prev: &str) -> AuditEvent {
+        prepare(&mut self, prev);
         self.hash = self.plain_hash();
         self
     }
-
-    fn prepare(&mut self, prev: &str) {
-        self.prev_hash = prev.to_string();
-        // Stored times keep milliseconds: hash what will be read back.
-        self.time = crate::clock::from_ms(crate::clock::to_ms(self.time));
-    }
-
-    /// Does this event name `(seq, hash)` as the chain's pruning checkpoint?
-    fn names_checkpoint(&self, seq: i64, hash: &str) -> bool {
-        (self.action == PRUNED || self.action == CHAIN_KEYED)
-            && self.changes["checkpoint"]["seq"].as_i64() == Some(seq)
-            && self.changes["checkpoint"]["hash"].as_str() == Some(hash)
-    }
 }
 
-/// `GET /v1/audit`: newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AuditList {
-    pub items: Vec<AuditEvent>,
-    pub next_cursor: Option<String>,
+fn prepare(e: &mut AuditEvent, prev: &str) {
+    e.prev_hash = prev.to_string();
+    // Stored times keep milliseconds: hash what will be read back.
+    e.time = crate::clock::from_ms(crate::clock::to_ms(e.time));
 }
 
-/// The outcome of recomputing a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum ChainCheck {
-    Intact { ok: bool, events: u64, head: String },
-    Broken { ok: bool, broken_at: i64, reason: String },
+/// Does this event name `(seq, hash)` as the chain's pruning checkpoint?
+fn names_checkpoint(e: &AuditEvent, seq: i64, hash: &str) -> bool {
+    (e.action == PRUNED || e.action == CHAIN_KEYED)
+        && e.changes["checkpoint"]["seq"].as_i64() == Some(seq)
+        && e.changes["checkpoint"]["hash"].as_str() == Some(hash)
 }
 
 /// Walks one workspace's chain from a known point (`GENESIS` and seq 0 for the whole log, or
@@ -289,7 +242,7 @@ impl ChainWalk {
         match reason {
             Some(r) => self.broken = Some((e.seq, r)),
             None => {
-                if self.keyed && self.checkpoint.as_ref().is_some_and(|(seq, hash)| e.names_checkpoint(*seq, hash)) {
+                if self.keyed && self.checkpoint.as_ref().is_some_and(|(seq, hash)| names_checkpoint(e, *seq, hash)) {
                     self.checkpoint = None;
                 }
                 self.prev_hash.clone_from(&e.hash);
@@ -326,6 +279,7 @@ impl ChainWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     fn event(seq: i64, changes: Value) -> AuditEvent {
         AuditEvent {

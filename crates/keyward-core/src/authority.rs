@@ -7,22 +7,13 @@
 //! apply inside the key's own `scopes`. An unscoped check sees every permission; a scoped one
 //! sees only those whose scopes cover the scope asked about.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use utoipa::ToSchema;
+
+pub use keyward_proto::keys::KeyGrant;
 
 use crate::permissions::{permission_covers, Query};
 use crate::scopes::any_covers;
-
-/// One role given to a key in resource scopes of its own: `{"role": "operator", "scopes":
-/// ["wallet:w_1"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyGrant {
-    pub role: String,
-    pub scopes: Vec<String>,
-}
 
 /// The permissions each role named by a key grants (a role nobody defined grants none).
 pub type RoleDefs = BTreeMap<String, Vec<String>>;

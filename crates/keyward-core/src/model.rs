@@ -1,99 +1,11 @@
-//! The shapes of the public contract (API.md): stored key records and their JSON views.
-//! Shared by the server and the SDK so both sides agree by construction.
+//! The stored key record and how the API shows it (`KeyView`, in the wire crate). The key's
+//! status, kind and type are the wire crate's, one type each for both.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    Active,
-    Revoked,
-    Expired,
-    PendingCreate,
-    PendingUpdate,
-    PendingRevoke,
-    Rejected,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Revoked => "revoked",
-            KeyStatus::Expired => "expired",
-            KeyStatus::PendingCreate => "pending_create",
-            KeyStatus::PendingUpdate => "pending_update",
-            KeyStatus::PendingRevoke => "pending_revoke",
-            KeyStatus::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "active" => KeyStatus::Active,
-            "revoked" => KeyStatus::Revoked,
-            "expired" => KeyStatus::Expired,
-            "pending_create" => KeyStatus::PendingCreate,
-            "pending_update" => KeyStatus::PendingUpdate,
-            "pending_revoke" => KeyStatus::PendingRevoke,
-            "rejected" => KeyStatus::Rejected,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyKind {
-    Secret,
-    Public,
-}
-
-impl KeyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyKind::Secret => "secret",
-            KeyKind::Public => "public",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "secret" => Some(KeyKind::Secret),
-            "public" => Some(KeyKind::Public),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyType {
-    Temporary,
-    Permanent,
-}
-
-impl KeyType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyType::Temporary => "temporary",
-            KeyType::Permanent => "permanent",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "temporary" => Some(KeyType::Temporary),
-            "permanent" => Some(KeyType::Permanent),
-            _ => None,
-        }
-    }
-}
-
-pub const ENVIRONMENTS: [&str; 2] = ["test", "live"];
+use keyward_proto::keys::{CreditsSpec, KeyOwner, KeyView, RateLimitSpec};
+pub use keyward_proto::keys::{KeyKind, KeyStatus, KeyType, ENVIRONMENTS};
 
 /// A key as stored (never its secret: only the HMAC `hash` of a secret key).
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +54,54 @@ impl KeyRecord {
                 KeyStatus::Expired
             }
             (s, _) => s,
+        }
+    }
+}
+
+// A stored limit in the API's words (the wire crate cannot name core's `RateLimit`).
+impl From<&crate::ratelimit::RateLimit> for RateLimitSpec {
+    fn from(l: &crate::ratelimit::RateLimit) -> Self {
+        RateLimitSpec { name: l.name.clone(), limit: l.limit, duration: crate::ratelimit::format_window(l.duration_ms) }
+    }
+}
+
+impl KeyRecord {
+    /// The key as the API shows it (without its secret).
+    pub fn view(&self, now: DateTime<Utc>) -> KeyView {
+        KeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: self.kind,
+            algorithm: self.algorithm.clone(),
+            public_key: self.public_key.clone(),
+            key_type: self.key_type,
+            environment: self.environment.clone(),
+            status: self.effective_status(now),
+            start: self.start.clone(),
+            roles: self.roles.clone(),
+            permissions: self.permissions.clone(),
+            scopes: self.scopes.clone(),
+            grants: self.grants.clone(),
+            ip_allowlist: self.ip_allowlist.clone(),
+            meta: self.meta.clone(),
+            callback_url: self.callback_url.clone(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            created_by: self.created_by.clone(),
+            last_used_at: self.last_used_at,
+            last_used_ip: self.last_used_ip.clone(),
+            revoked_at: self.revoked_at,
+            approval_id: self.approval_id.clone(),
+            owner: match (&self.service_account_id, &self.created_by) {
+                (Some(sa), _) => Some(KeyOwner { kind: "service_account".into(), id: sa.clone() }),
+                (None, Some(m)) => Some(KeyOwner { kind: "member".into(), id: m.clone() }),
+                (None, None) => None,
+            },
+            requests_24h: None,
+            ratelimits: self.ratelimits.iter().map(RateLimitSpec::from).collect(),
+            credits: self.credits.map(|c| CreditsSpec { remaining: c.remaining, refill: c.refill }),
+            secret: None,
         }
     }
 }

@@ -1,9 +1,6 @@
 use rand::RngCore;
 
-/// The source of randomness. Passed in so tests can be deterministic where they need to be.
-pub trait Random: Send + Sync {
-    fn fill(&self, buf: &mut [u8]);
-}
+pub use keyward_proto::random::Random;
 
 /// The operating system's CSPRNG.
 #[derive(Debug, Default, Clone, Copy)]

@@ -14,7 +14,8 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+
+pub use keyward_proto::keys::{Interval, Refill};
 
 use crate::error::CoreError;
 
@@ -132,34 +133,19 @@ pub fn gcra(limit: &RateLimit, tat_ns: i64, now_ns: i64, cost: u32) -> (i64, Lim
     )
 }
 
-/// How often credits come back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Interval {
-    Daily,
-    Monthly,
-}
-
-/// Credits refill to `amount` at the start of every day (UTC), or every month on `day`
-/// (1-31; a month shorter than `day` refills on its last day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Refill {
-    pub interval: Interval,
-    pub amount: u64,
-    #[serde(default = "first_day")]
-    pub day: u8,
-}
-
-fn first_day() -> u8 {
-    1
-}
-
 /// Most credits a key may hold.
 pub const MAX_CREDITS: u64 = 1_000_000_000_000_000;
 
-impl Refill {
-    pub fn check(&self) -> Result<(), CoreError> {
+/// The rules of a refill (the type is the wire crate's).
+pub trait RefillRules {
+    fn check(&self) -> Result<(), CoreError>;
+    /// The refill period `now` falls in: days since 1970 (daily), or months since 1970
+    /// counted from each month's refill day (monthly). Credits refill when it changes.
+    fn period(&self, now: DateTime<Utc>) -> i64;
+}
+
+impl RefillRules for Refill {
+    fn check(&self) -> Result<(), CoreError> {
         if self.amount > MAX_CREDITS {
             return Err(CoreError::invalid("credits.refill.amount", format!("at most {MAX_CREDITS}")));
         }
@@ -169,9 +155,7 @@ impl Refill {
         Ok(())
     }
 
-    /// The refill period `now` falls in: days since 1970 (daily), or months since 1970
-    /// counted from each month's refill day (monthly). Credits refill when it changes.
-    pub fn period(&self, now: DateTime<Utc>) -> i64 {
+    fn period(&self, now: DateTime<Utc>) -> i64 {
         match self.interval {
             Interval::Daily => now.timestamp().div_euclid(86_400),
             Interval::Monthly => {

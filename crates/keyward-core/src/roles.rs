@@ -19,22 +19,7 @@
 //! permissions of their member role once an owner sets them, everything until then, and
 //! always everything for an owner.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Developer,
-    Manager,
-    Admin,
-    Owner,
-}
-
-pub const ALL_ROLES: [Role; 6] =
-    [Role::Owner, Role::Admin, Role::Manager, Role::Developer, Role::Operator, Role::Viewer];
+pub use keyward_proto::member_role::{Role, ALL_ROLES};
 
 /// What a management call wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +37,7 @@ pub enum Action {
     ReadAudit,
 }
 
-/// The answer of [`allows`].
+/// The answer of [`RoleMatrix::allows`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
     Yes,
@@ -61,23 +46,13 @@ pub enum Grant {
     No,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Manager => "manager",
-            Role::Developer => "developer",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-        }
-    }
+/// The role table (the type is the wire crate's).
+pub trait RoleMatrix {
+    fn allows(self, action: Action) -> Grant;
+}
 
-    pub fn parse(s: &str) -> Option<Role> {
-        ALL_ROLES.into_iter().find(|r| r.as_str() == s)
-    }
-
-    pub fn allows(self, action: Action) -> Grant {
+impl RoleMatrix for Role {
+    fn allows(self, action: Action) -> Grant {
         use Action::*;
         use Role::*;
         match (self, action) {
@@ -89,17 +64,6 @@ impl Role {
             (Operator, CreateKey | RotateKey | RevokeKey) => Grant::Yes,
             _ => Grant::No,
         }
-    }
-
-    /// May a member with this role give `other` to someone (a member or a key)?
-    pub fn may_grant(self, other: Role) -> bool {
-        other <= self
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -7,7 +7,7 @@ use crate::authority::KeyGrant;
 use crate::error::CoreError;
 use crate::model::{KeyType, ENVIRONMENTS};
 use crate::policy::Policy;
-use crate::ratelimit::{KeyCredits, RateLimit, MAX_CREDITS};
+use crate::ratelimit::{KeyCredits, RateLimit, RefillRules, MAX_CREDITS};
 use crate::wire::keys::{CreateKeyRequest, CreditsSpec, RateLimitSpec, UpdateKeyRequest};
 use crate::{duration, ip, permissions};
 
@@ -285,11 +285,16 @@ impl Lifetime<'_> {
     }
 }
 
-impl CreateKeyRequest {
+/// Checking a create request (the type is the wire crate's).
+pub trait CreateKeyRules {
     /// Validates a create: a secret key, or a public key to register. `now` anchors
     /// `expires_in` and the future-time checks.
-    pub fn validate(&self, now: DateTime<Utc>, policy: &Policy) -> Result<NewKey, CoreError> {
-        let public_key = self.public_key()?;
+    fn validate(&self, now: DateTime<Utc>, policy: &Policy) -> Result<NewKey, CoreError>;
+}
+
+impl CreateKeyRules for CreateKeyRequest {
+    fn validate(&self, now: DateTime<Utc>, policy: &Policy) -> Result<NewKey, CoreError> {
+        let public_key = public_key(self)?;
         let name = name(self.name.as_deref().ok_or_else(|| CoreError::invalid("name", "name is required"))?)?;
         let environment = environment(self.environment.as_deref())?;
         let ratelimits = match &self.ratelimits {
@@ -339,29 +344,34 @@ impl CreateKeyRequest {
             credits: self.credits.as_ref().map(|c| credits(c, now)).transpose()?,
         })
     }
-
-    fn public_key(&self) -> Result<Option<(crate::signing::Algorithm, String)>, CoreError> {
-        use crate::signing::{Algorithm, PublicKey};
-        let algorithm = match self.algorithm.as_deref() {
-            None => None,
-            Some(a) => Some(Algorithm::parse(a).ok_or_else(|| {
-                CoreError::invalid("algorithm", format!("unknown algorithm {a:?}: use \"ed25519\" or \"secp256k1\""))
-            })?),
-        };
-        let Some(hex) = self.public_key.as_deref() else {
-            return match algorithm {
-                Some(_) => Err(CoreError::invalid("public_key", "algorithm needs a public_key")),
-                None => Ok(None),
-            };
-        };
-        let alg = algorithm.unwrap_or(Algorithm::Ed25519);
-        let key = PublicKey::parse(alg, hex.trim()).map_err(|e| CoreError::invalid("public_key", e.to_string()))?;
-        Ok(Some((alg, key.to_hex())))
-    }
 }
 
-impl UpdateKeyRequest {
-    pub fn validate(&self, now: DateTime<Utc>) -> Result<KeyChanges, CoreError> {
+fn public_key(req: &CreateKeyRequest) -> Result<Option<(crate::signing::Algorithm, String)>, CoreError> {
+    use crate::signing::{Algorithm, PublicKey};
+    let algorithm = match req.algorithm.as_deref() {
+        None => None,
+        Some(a) => Some(Algorithm::parse(a).ok_or_else(|| {
+            CoreError::invalid("algorithm", format!("unknown algorithm {a:?}: use \"ed25519\" or \"secp256k1\""))
+        })?),
+    };
+    let Some(hex) = req.public_key.as_deref() else {
+        return match algorithm {
+            Some(_) => Err(CoreError::invalid("public_key", "algorithm needs a public_key")),
+            None => Ok(None),
+        };
+    };
+    let alg = algorithm.unwrap_or(Algorithm::Ed25519);
+    let key = PublicKey::parse(alg, hex.trim()).map_err(|e| CoreError::invalid("public_key", e.to_string()))?;
+    Ok(Some((alg, key.to_hex())))
+}
+
+/// Checking an update request (the type is the wire crate's).
+pub trait UpdateKeyRules {
+    fn validate(&self, now: DateTime<Utc>) -> Result<KeyChanges, CoreError>;
+}
+
+impl UpdateKeyRules for UpdateKeyRequest {
+    fn validate(&self, now: DateTime<Utc>) -> Result<KeyChanges, CoreError> {
         Ok(KeyChanges {
             name: self.name.as_deref().map(name).transpose()?,
             roles: self.roles.as_deref().map(|l| names("roles", l, permissions::valid_name)).transpose()?,

@@ -353,6 +353,33 @@ mod tests {
     use crate::wire::verify::VerifyResponse;
     use chrono::Duration;
 
+    /// The answer about a known key holding `roles` and, through them, `permissions`, built
+    /// as a whole: what the pre-serialized answer must equal.
+    trait About {
+        fn about(rec: &KeyRecord, code: VerifyCode, roles: &[String], permissions: &[String]) -> Self;
+    }
+
+    impl About for VerifyResponse {
+        fn about(rec: &KeyRecord, code: VerifyCode, roles: &[String], permissions: &[String]) -> Self {
+            VerifyResponse {
+                valid: code == VerifyCode::Valid,
+                code,
+                key_id: Some(rec.id.clone()),
+                workspace_id: Some(rec.workspace_id.clone()),
+                name: Some(rec.name.clone()),
+                environment: Some(rec.environment.clone()),
+                roles: Some(roles.to_vec()),
+                permissions: Some(permissions.to_vec()),
+                grants: Some(rec.grants.clone()),
+                scopes: Some(rec.scopes.clone()),
+                meta: Some(rec.meta.clone()),
+                expires_at: rec.expires_at,
+                ratelimit: None,
+                credits: None,
+            }
+        }
+    }
+
     fn rec() -> KeyRecord {
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         KeyRecord {

@@ -8,6 +8,7 @@ use serde::de::{Deserialize, DeserializeOwned};
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::KeyRecord;
+use keyward_core::roles::RoleMatrix;
 use keyward_core::roles::{Action, Grant};
 use keyward_store::Principal;
 

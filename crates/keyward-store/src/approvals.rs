@@ -8,7 +8,9 @@ use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::policy::KeyAction;
+use keyward_core::policy::PolicyRules;
 use keyward_core::roles::Role;
+use keyward_core::validate::UpdateKeyRules;
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
 

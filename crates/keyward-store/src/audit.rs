@@ -11,6 +11,7 @@ use keyward_core::audit_action::AuditAction;
 use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use keyward_core::audit::Chained;
 use keyward_core::audit::{AuditActor, AuditEvent, AuditTarget, ChainCheck, ChainKey, ChainWalk, GENESIS};
 use keyward_core::clock::{from_ms, to_ms};
 use keyward_core::pepper::Pepper;

@@ -2,6 +2,7 @@
 //! append events in their own transaction; the chain names the first edited, deleted or
 //! reordered event; secrets never appear.
 
+use keyward_core::audit::Chained;
 use keyward_testkit::{Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};

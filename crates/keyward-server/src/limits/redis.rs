@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use keyward_core::clock::Clock;
 use keyward_core::codes::VerifyCode;
+use keyward_core::ratelimit::RefillRules;
 use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
 use redis::aio::ConnectionManager;

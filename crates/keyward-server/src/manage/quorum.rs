@@ -3,6 +3,7 @@
 use keyward_core::approval_change::{ApprovalChange, Subject};
 use keyward_core::ids;
 use keyward_core::policy::ActionRule;
+use keyward_core::policy::{PolicyRules, QuorumRule};
 use keyward_store::NewApproval;
 
 use crate::error::ApiResult;

@@ -9,6 +9,7 @@ use utoipa::IntoParams;
 use keyward_core::approval_change::ApprovalChange;
 use keyward_core::policy::KeyAction;
 use keyward_core::roles::Role;
+use keyward_core::validate::UpdateKeyRules;
 use keyward_core::wire::governance::{ApprovalList, ApprovalView, ApproveBody, RejectBody, VoteView};
 use keyward_store::{Approval, ApprovalStatus, Decision};
 

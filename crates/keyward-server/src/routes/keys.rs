@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 use keyward_core::model::{KeyKind, KeyRecord, KeyStatus, ENVIRONMENTS};
 use keyward_core::roles::Action;
 use keyward_core::validate::Lifetime;
+use keyward_core::validate::{CreateKeyRules, UpdateKeyRules};
 use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
 use keyward_core::{duration, ids};
 use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation, ServiceAccount};

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use keyward_core::audit_action::AuditAction;
 
+use keyward_core::roles::RoleMatrix;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{
     ManagementKeyList, ManagementKeyView, NewManagementKeyRequest, NewManagementKeyView,

@@ -10,6 +10,7 @@ use keyward_core::audit_action::AuditAction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use keyward_core::policy::PolicyRules;
 use keyward_core::random::base62_string;
 use keyward_core::roles::{Action, Role};
 use keyward_core::wire::governance::{

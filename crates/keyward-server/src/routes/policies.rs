@@ -9,6 +9,7 @@ use axum::Json;
 use keyward_core::approval_change::ApprovalChange;
 use keyward_core::audit_action::AuditAction;
 
+use keyward_core::policy::PolicyRules;
 use keyward_core::policy::{Policy, PolicyPatch};
 use keyward_core::roles::Action;
 use keyward_core::wire::governance::ApprovalView;

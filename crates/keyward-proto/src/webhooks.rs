@@ -2,18 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use crate::wire::some;
+use crate::some;
 
 /// `POST /v1/webhooks`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhookRequest {
     /// Where deliveries go (`http` or `https`).
     pub url: String,
     /// Event types, `group.*` or `*`.
-    #[schema(example = json!(["key.*", "approval.requested"]))]
+    #[cfg_attr(feature = "openapi", schema(example = json!(["key.*", "approval.requested"])))]
     pub events: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -21,7 +21,8 @@ pub struct NewWebhookRequest {
 
 /// `PATCH /v1/webhooks/{id}`: the fields given change. `disabled: false` re-enables an
 /// endpoint that was disabled (by hand, by a `410` or after failing for days).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,14 +31,15 @@ pub struct WebhookPatch {
     pub events: Option<Vec<String>>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
 }
 
 /// An endpoint; `secret` is present only in the answers that create it or rotate it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookView {
     pub id: String,
     pub url: String,
@@ -54,13 +56,15 @@ pub struct WebhookView {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookList {
     pub items: Vec<WebhookView>,
 }
 
 /// `POST /v1/webhooks/{id}/rotate-secret`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretRequest {
     /// How long the previous secret keeps signing too (both signatures are sent), e.g.
@@ -70,7 +74,8 @@ pub struct RotateSecretRequest {
 }
 
 /// One attempt at a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     pub time: DateTime<Utc>,
     /// The receiver's HTTP status, when it answered.
@@ -81,7 +86,8 @@ pub struct AttemptView {
 }
 
 /// A message's delivery to one endpoint (or one key's callback URL).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     pub id: String,
     /// The `webhook-id` header: the same on every attempt.
@@ -101,18 +107,20 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The message body as sent.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
     pub attempt_log: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryList {
     pub items: Vec<DeliveryView>,
 }
 
 /// `GET /v1/webhooks/signing-key`: the workspace's public key for per-key callbacks (`v1a`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SigningKeyView {
     /// `whpk_<base64>`
     pub public_key: String,

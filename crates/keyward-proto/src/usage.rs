@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Verifications in one bucket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageBucket {
     pub start: DateTime<Utc>,
     pub total: u64,
@@ -16,7 +16,8 @@ pub struct UsageBucket {
 }
 
 /// `GET /v1/keys/{id}/usage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyUsage {
     pub key_id: String,
     /// `minute`, `hour` or `day`
@@ -30,7 +31,8 @@ pub struct KeyUsage {
 }
 
 /// One of the busiest keys of a range.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopKey {
     pub key_id: String,
     pub name: Option<String>,
@@ -39,7 +41,8 @@ pub struct TopKey {
 }
 
 /// `GET /v1/usage`: the workspace's totals (refusals whose key was not known included).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkspaceUsage {
     pub granularity: String,
     pub from: DateTime<Utc>,
@@ -54,7 +57,8 @@ pub struct WorkspaceUsage {
 }
 
 /// An alert on a key's use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertView {
     pub id: String,
     pub key_id: String,
@@ -62,14 +66,15 @@ pub struct AlertView {
     pub kind: String,
     /// The window the rule looked at (for `new_ip`, when the address was first seen).
     pub window_start: DateTime<Utc>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertList {
     pub items: Vec<AlertView>,
 }

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// `POST /v1/roles`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
     pub name: String,
@@ -17,7 +17,8 @@ pub struct CreateRoleRequest {
 }
 
 /// `PATCH /v1/roles/{name}`: a field left out keeps its value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoleRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +28,8 @@ pub struct UpdateRoleRequest {
 }
 
 /// A role as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleView {
     pub name: String,
     pub description: String,
@@ -45,13 +47,15 @@ pub struct RoleView {
     pub approval_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleList {
     pub items: Vec<RoleView>,
 }
 
 /// `POST /v1/service-accounts`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccountRequest {
     pub name: String,
@@ -62,7 +66,8 @@ pub struct CreateServiceAccountRequest {
 }
 
 /// `PATCH /v1/service-accounts/{id}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServiceAccountRequest {
     #[serde(default)]
@@ -77,7 +82,8 @@ pub struct UpdateServiceAccountRequest {
 }
 
 /// A service account: a member of kind `service` that cannot log in and owns keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceAccountView {
     pub id: String,
     /// Always `service`.
@@ -97,7 +103,8 @@ pub struct ServiceAccountView {
     pub approval_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceAccountList {
     pub items: Vec<ServiceAccountView>,
 }

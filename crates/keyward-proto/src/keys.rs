@@ -1,16 +1,15 @@
-//! Keys on the wire: `POST|GET|PATCH /v1/keys…` requests and answers.
+//! Keys on the wire: `POST|GET|PATCH /v1/keys…` requests and answers, and the parts of a key
+//! its stored record shares (status, kind, type, grants, refills).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
-use crate::authority::KeyGrant;
-use crate::model::{KeyKind, KeyRecord, KeyStatus, KeyType};
-use crate::wire::some;
+use crate::some;
 
 /// `POST /v1/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub name: Option<String>,
@@ -29,7 +28,7 @@ pub struct CreateKeyRequest {
     /// Left out when absent, so this SDK still creates keys on servers that predate grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Vec<KeyGrant>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<Value>,
     pub callback_url: Option<String>,
     /// Named rate limits (GCRA); without them the policy's defaults for the environment.
@@ -46,7 +45,8 @@ pub struct CreateKeyRequest {
 }
 
 /// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
     pub name: Option<String>,
@@ -56,25 +56,26 @@ pub struct UpdateKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Vec<KeyGrant>>,
     pub ip_allowlist: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<Value>,
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub callback_url: Option<Option<String>>,
     /// Replaces the key's limits (`[]` removes them), in force on every node within a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<RateLimitSpec>>,
     /// Sets the key's credits (an override: `remaining` starts again); `null` removes them.
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<CreditsSpec>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<CreditsSpec>))]
     pub credits: Option<Option<CreditsSpec>>,
 }
 
 /// The key object of the API. `secret` is present only in the answer that created the key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyView {
     pub id: String,
     pub name: String,
@@ -92,7 +93,7 @@ pub struct KeyView {
     #[serde(default)]
     pub grants: Vec<KeyGrant>,
     pub ip_allowlist: Vec<String>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: Map<String, Value>,
     pub callback_url: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -121,7 +122,8 @@ pub struct KeyView {
 }
 
 /// A named rate limit: `limit` uses per `duration` (1s-30d).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
     #[serde(default = "default_limit_name")]
@@ -136,22 +138,18 @@ fn default_limit_name() -> String {
 }
 
 /// Credits: uses left, and an optional refill.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreditsSpec {
     pub remaining: u64,
     #[serde(default)]
-    pub refill: Option<crate::ratelimit::Refill>,
-}
-
-impl From<&crate::ratelimit::RateLimit> for RateLimitSpec {
-    fn from(l: &crate::ratelimit::RateLimit) -> Self {
-        RateLimitSpec { name: l.name.clone(), limit: l.limit, duration: crate::ratelimit::format_window(l.duration_ms) }
-    }
+    pub refill: Option<Refill>,
 }
 
 /// A key's owner in the key object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyOwner {
     /// `service_account` or `member`
     #[serde(rename = "type")]
@@ -159,14 +157,16 @@ pub struct KeyOwner {
     pub id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyList {
     pub items: Vec<KeyView>,
     pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// How long the old key keeps working: `0s` (default) stops it at once.
@@ -183,49 +183,9 @@ pub struct InitOutcome {
     pub prefix: String,
 }
 
-impl KeyRecord {
-    /// The key as the API shows it (without its secret).
-    pub fn view(&self, now: DateTime<Utc>) -> KeyView {
-        KeyView {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            kind: self.kind,
-            algorithm: self.algorithm.clone(),
-            public_key: self.public_key.clone(),
-            key_type: self.key_type,
-            environment: self.environment.clone(),
-            status: self.effective_status(now),
-            start: self.start.clone(),
-            roles: self.roles.clone(),
-            permissions: self.permissions.clone(),
-            scopes: self.scopes.clone(),
-            grants: self.grants.clone(),
-            ip_allowlist: self.ip_allowlist.clone(),
-            meta: self.meta.clone(),
-            callback_url: self.callback_url.clone(),
-            expires_at: self.expires_at,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            created_by: self.created_by.clone(),
-            last_used_at: self.last_used_at,
-            last_used_ip: self.last_used_ip.clone(),
-            revoked_at: self.revoked_at,
-            approval_id: self.approval_id.clone(),
-            owner: match (&self.service_account_id, &self.created_by) {
-                (Some(sa), _) => Some(KeyOwner { kind: "service_account".into(), id: sa.clone() }),
-                (None, Some(m)) => Some(KeyOwner { kind: "member".into(), id: m.clone() }),
-                (None, None) => None,
-            },
-            requests_24h: None,
-            ratelimits: self.ratelimits.iter().map(RateLimitSpec::from).collect(),
-            credits: self.credits.map(|c| CreditsSpec { remaining: c.remaining, refill: c.refill }),
-            secret: None,
-        }
-    }
-}
-
 /// `POST /v1/verify-tokens`: a token that binds verification to the caller's workspace.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewVerifyTokenRequest {
     /// What it is for, e.g. `billing-api gateway`.
@@ -234,7 +194,8 @@ pub struct NewVerifyTokenRequest {
 }
 
 /// A verify token as listed; `token` is present only in the answer that created it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyTokenView {
     pub id: String,
     pub name: String,
@@ -247,7 +208,137 @@ pub struct VerifyTokenView {
     pub token: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyTokenList {
     pub items: Vec<VerifyTokenView>,
+}
+
+/// A key's status, kind and type: one type each for the stored record (`keyward_core::model`)
+/// and the key object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+    Expired,
+    PendingCreate,
+    PendingUpdate,
+    PendingRevoke,
+    Rejected,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
+            KeyStatus::PendingCreate => "pending_create",
+            KeyStatus::PendingUpdate => "pending_update",
+            KeyStatus::PendingRevoke => "pending_revoke",
+            KeyStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => KeyStatus::Active,
+            "revoked" => KeyStatus::Revoked,
+            "expired" => KeyStatus::Expired,
+            "pending_create" => KeyStatus::PendingCreate,
+            "pending_update" => KeyStatus::PendingUpdate,
+            "pending_revoke" => KeyStatus::PendingRevoke,
+            "rejected" => KeyStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Secret,
+    Public,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "secret" => Some(KeyKind::Secret),
+            "public" => Some(KeyKind::Public),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    Temporary,
+    Permanent,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Temporary => "temporary",
+            KeyType::Permanent => "permanent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "temporary" => Some(KeyType::Temporary),
+            "permanent" => Some(KeyType::Permanent),
+            _ => None,
+        }
+    }
+}
+
+pub const ENVIRONMENTS: [&str; 2] = ["test", "live"];
+
+/// One role given to a key in resource scopes of its own: `{"role": "operator", "scopes":
+/// ["wallet:w_1"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyGrant {
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+/// How often credits come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Daily,
+    Monthly,
+}
+
+/// Credits refill to `amount` at the start of every day (UTC), or every month on `day`
+/// (1-31; a month shorter than `day` refills on its last day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Refill {
+    pub interval: Interval,
+    pub amount: u64,
+    #[serde(default = "first_day")]
+    pub day: u8,
+}
+
+fn first_day() -> u8 {
+    1
 }

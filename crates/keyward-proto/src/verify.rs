@@ -4,14 +4,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
-use crate::authority::KeyGrant;
 use crate::codes::VerifyCode;
-use crate::model::KeyRecord;
+use crate::keys::KeyGrant;
 
 /// `POST /v1/keys/verify`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyKeyRequest {
     pub key: String,
@@ -36,7 +35,8 @@ pub struct VerifyKeyRequest {
 }
 
 /// `POST /v1/requests/verify`: a signed request as the service received it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifySignedRequest {
     /// e.g. `POST`
@@ -77,7 +77,8 @@ impl VerifySignedRequest {
 }
 
 /// The answer of every verification surface; always `200` from the verify endpoints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyResponse {
     pub valid: bool,
     pub code: VerifyCode,
@@ -100,7 +101,7 @@ pub struct VerifyResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<Map<String, Value>>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -113,7 +114,8 @@ pub struct VerifyResponse {
 }
 
 /// A limit's state in a verify answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RatelimitAnswer {
     pub name: String,
     pub limit: u32,
@@ -122,7 +124,8 @@ pub struct RatelimitAnswer {
     pub reset: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreditsAnswer {
     pub remaining: u64,
 }
@@ -143,26 +146,6 @@ impl VerifyResponse {
             scopes: None,
             meta: None,
             expires_at: None,
-            ratelimit: None,
-            credits: None,
-        }
-    }
-
-    /// An answer about a known key holding `roles` and, through them, `permissions`.
-    pub fn about(rec: &KeyRecord, code: VerifyCode, roles: &[String], permissions: &[String]) -> Self {
-        VerifyResponse {
-            valid: code == VerifyCode::Valid,
-            code,
-            key_id: Some(rec.id.clone()),
-            workspace_id: Some(rec.workspace_id.clone()),
-            name: Some(rec.name.clone()),
-            environment: Some(rec.environment.clone()),
-            roles: Some(roles.to_vec()),
-            permissions: Some(permissions.to_vec()),
-            grants: Some(rec.grants.clone()),
-            scopes: Some(rec.scopes.clone()),
-            meta: Some(rec.meta.clone()),
-            expires_at: rec.expires_at,
             ratelimit: None,
             credits: None,
         }

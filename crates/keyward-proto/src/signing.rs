@@ -1,24 +1,27 @@
 //! Signed requests for public-key API keys, byte-compatible with the scheme the seed's CLI and
 //! SDKs use: the string `METHOD|PATH|NONCE|PARAMS|BODY`, its digest SHA256(SHA256(string)),
 //! and an Ed25519 signature of the digest (hex) or a secp256k1 ECDSA one (DER, low-S, hex).
+//! secp256k1 keys need the `secp256k1` feature (it brings in `k256`).
 
 use ed25519_dalek::Signer as _;
+#[cfg(feature = "secp256k1")]
 use k256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
-use crate::pepper::{hex_decode, hex_encode};
+use crate::hex::{hex_decode, hex_encode};
 use crate::random::Random;
 
 pub const HEADER_KEY: &str = "Biz-Api-Key";
 pub const HEADER_NONCE: &str = "Biz-Api-Nonce";
 pub const HEADER_SIGNATURE: &str = "Biz-Api-Signature";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Ed25519,
+    #[cfg(feature = "secp256k1")]
     Secp256k1,
 }
 
@@ -26,6 +29,7 @@ impl Algorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Ed25519 => "ed25519",
+            #[cfg(feature = "secp256k1")]
             Algorithm::Secp256k1 => "secp256k1",
         }
     }
@@ -33,6 +37,7 @@ impl Algorithm {
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "ed25519" => Some(Algorithm::Ed25519),
+            #[cfg(feature = "secp256k1")]
             "secp256k1" => Some(Algorithm::Secp256k1),
             _ => None,
         }
@@ -42,6 +47,7 @@ impl Algorithm {
     pub fn public_key_hex_len(self) -> usize {
         match self {
             Algorithm::Ed25519 => 64,
+            #[cfg(feature = "secp256k1")]
             Algorithm::Secp256k1 => 66,
         }
     }
@@ -91,6 +97,7 @@ pub enum KeyError {
 #[derive(Debug, Clone)]
 pub enum PublicKey {
     Ed25519(ed25519_dalek::VerifyingKey),
+    #[cfg(feature = "secp256k1")]
     Secp256k1(k256::ecdsa::VerifyingKey),
 }
 
@@ -110,6 +117,7 @@ impl PublicKey {
                 }
                 Ok(PublicKey::Ed25519(k))
             }
+            #[cfg(feature = "secp256k1")]
             Algorithm::Secp256k1 => {
                 if !matches!(bytes.first(), Some(2 | 3)) {
                     return Err(KeyError::NotOnCurve("compressed secp256k1"));
@@ -124,6 +132,7 @@ impl PublicKey {
     pub fn algorithm(&self) -> Algorithm {
         match self {
             PublicKey::Ed25519(_) => Algorithm::Ed25519,
+            #[cfg(feature = "secp256k1")]
             PublicKey::Secp256k1(_) => Algorithm::Secp256k1,
         }
     }
@@ -132,6 +141,7 @@ impl PublicKey {
     pub fn to_hex(&self) -> String {
         match self {
             PublicKey::Ed25519(k) => hex_encode(k.as_bytes()),
+            #[cfg(feature = "secp256k1")]
             PublicKey::Secp256k1(k) => hex_encode(&k.to_encoded_point(true).to_bytes()),
         }
     }
@@ -143,6 +153,7 @@ impl PublicKey {
             PublicKey::Ed25519(k) => {
                 ed25519_dalek::Signature::from_slice(&sig).is_ok_and(|s| k.verify_strict(digest, &s).is_ok())
             }
+            #[cfg(feature = "secp256k1")]
             PublicKey::Secp256k1(k) => match k256::ecdsa::Signature::from_der(&sig) {
                 // normalize_s() is Some exactly when s is high: such a signature is malleable.
                 Ok(s) if s.normalize_s().is_none() => k.verify_prehash(digest, &s).is_ok(),
@@ -156,6 +167,7 @@ impl PublicKey {
 #[derive(Clone)]
 pub enum SecretKey {
     Ed25519(ed25519_dalek::SigningKey),
+    #[cfg(feature = "secp256k1")]
     Secp256k1(k256::ecdsa::SigningKey),
 }
 
@@ -180,6 +192,7 @@ impl SecretKey {
     fn from_bytes(alg: Algorithm, bytes: &[u8; 32]) -> Option<Self> {
         match alg {
             Algorithm::Ed25519 => Some(SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(bytes))),
+            #[cfg(feature = "secp256k1")]
             Algorithm::Secp256k1 => k256::ecdsa::SigningKey::from_slice(bytes).ok().map(SecretKey::Secp256k1),
         }
     }
@@ -193,6 +206,7 @@ impl SecretKey {
     pub fn to_hex(&self) -> String {
         match self {
             SecretKey::Ed25519(k) => hex_encode(k.as_bytes()),
+            #[cfg(feature = "secp256k1")]
             SecretKey::Secp256k1(k) => hex_encode(&k.to_bytes()),
         }
     }
@@ -200,6 +214,7 @@ impl SecretKey {
     pub fn algorithm(&self) -> Algorithm {
         match self {
             SecretKey::Ed25519(_) => Algorithm::Ed25519,
+            #[cfg(feature = "secp256k1")]
             SecretKey::Secp256k1(_) => Algorithm::Secp256k1,
         }
     }
@@ -207,6 +222,7 @@ impl SecretKey {
     pub fn public_key(&self) -> PublicKey {
         match self {
             SecretKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
+            #[cfg(feature = "secp256k1")]
             SecretKey::Secp256k1(k) => PublicKey::Secp256k1(*k.verifying_key()),
         }
     }
@@ -215,6 +231,7 @@ impl SecretKey {
     pub fn sign(&self, digest: &[u8; 32]) -> String {
         match self {
             SecretKey::Ed25519(k) => hex_encode(&k.sign(digest).to_bytes()),
+            #[cfg(feature = "secp256k1")]
             SecretKey::Secp256k1(k) => {
                 let sig: k256::ecdsa::Signature =
                     k.sign_prehash(digest).unwrap_or_else(|_| unreachable!("a 32-byte prehash is always accepted"));
@@ -227,13 +244,23 @@ impl SecretKey {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::OsRandom;
+
+    /// A deterministic source: every draw differs, which is all key generation needs here.
+    struct Counter(std::sync::atomic::AtomicU8);
+
+    impl Random for Counter {
+        fn fill(&self, buf: &mut [u8]) {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            buf.iter_mut().enumerate().for_each(|(i, b)| *b = n.wrapping_add(i as u8).wrapping_mul(31).wrapping_add(1));
+        }
+    }
 
     #[test]
     fn round_trip_both_algorithms() {
-        for alg in [Algorithm::Ed25519, Algorithm::Secp256k1] {
-            let sk = SecretKey::generate(alg, &OsRandom);
+        for &alg in ALGORITHMS {
+            let sk = SecretKey::generate(alg, &Counter(Default::default()));
             let pk = PublicKey::parse(alg, &sk.public_key().to_hex()).unwrap();
             let parts = SignedParts { method: "post", path: "/v2/x", nonce: "1", params: "a=1", body: b"{}" };
             let sig = sk.sign(&parts.digest());
@@ -244,6 +271,12 @@ mod tests {
         }
     }
 
+    const ALGORITHMS: &[Algorithm] = &[
+        Algorithm::Ed25519,
+        #[cfg(feature = "secp256k1")]
+        Algorithm::Secp256k1,
+    ];
+
     #[test]
     fn public_keys_are_checked() {
         use Algorithm::*;
@@ -252,8 +285,14 @@ mod tests {
         // The identity point has small order.
         let identity = format!("01{}", "00".repeat(31));
         assert!(matches!(PublicKey::parse(Ed25519, &identity), Err(KeyError::NotOnCurve(_))));
-        assert!(matches!(PublicKey::parse(Secp256k1, &format!("04{}", "11".repeat(32))), Err(KeyError::NotOnCurve(_))));
-        // x = 5 has no point on secp256k1 (5^3 + 7 = 132 is not a square mod p).
-        assert!(matches!(PublicKey::parse(Secp256k1, &format!("02{:064x}", 5)), Err(KeyError::NotOnCurve(_))));
+        #[cfg(feature = "secp256k1")]
+        {
+            assert!(matches!(
+                PublicKey::parse(Secp256k1, &format!("04{}", "11".repeat(32))),
+                Err(KeyError::NotOnCurve(_))
+            ));
+            // x = 5 has no point on secp256k1 (5^3 + 7 = 132 is not a square mod p).
+            assert!(matches!(PublicKey::parse(Secp256k1, &format!("02{:064x}", 5)), Err(KeyError::NotOnCurve(_))));
+        }
     }
 }
