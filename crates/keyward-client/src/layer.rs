@@ -149,12 +149,12 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
     let ip = cfg.client_ip.as_ref().and_then(|f| f(parts)).map(|ip| ip.to_string());
     if let Some(key) = text("x-api-key").or(bearer) {
         let req = VerifyKeyRequest {
-            key,
-            ip,
-            permissions: cfg.permissions.clone(),
+            key: key.into(),
+            ip: ip.map(Into::into),
+            permissions: cfg.permissions.as_deref().map(Into::into),
             scope: None,
-            workspace_id: cfg.workspace.clone(),
-            environment: cfg.environment.clone(),
+            workspace_id: cfg.workspace.as_deref().map(Into::into),
+            environment: cfg.environment.as_deref().map(Into::into),
             cost: None,
         };
         return cfg.client.verify_key(&req).await;

@@ -212,12 +212,12 @@ impl Client {
     }
 
     /// Verifies a secret key with optional requirements.
-    pub async fn verify_key(&self, req: &VerifyKeyRequest) -> Result<VerifyResponse, ClientError> {
+    pub async fn verify_key(&self, req: &VerifyKeyRequest<'_>) -> Result<VerifyResponse, ClientError> {
         Self::send(self.verification("/v1/keys/verify").json(req)).await
     }
 
     pub async fn verify(&self, key: &str) -> Result<VerifyResponse, ClientError> {
-        self.verify_key(&VerifyKeyRequest { key: key.to_string(), ..Default::default() }).await
+        self.verify_key(&VerifyKeyRequest { key: key.into(), ..Default::default() }).await
     }
 
     /// `POST /v1/requests/verify`: checks a signed request as the service received it.

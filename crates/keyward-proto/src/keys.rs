@@ -214,8 +214,8 @@ pub struct VerifyTokenList {
     pub items: Vec<VerifyTokenView>,
 }
 
-/// A key's status, kind and type: one type each for the stored record (`keyward_core::model`)
-/// and the key object.
+// A key's status, kind and type: one type each for the stored record (`keyward_core::model`)
+// and the key object (a plain comment: a doc comment would change the OpenAPI document).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

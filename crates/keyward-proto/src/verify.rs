@@ -1,6 +1,8 @@
 //! Verification on the wire: the requests of `POST /v1/keys/verify` and
 //! `POST /v1/requests/verify`, and the answer every verification surface gives.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -8,26 +10,29 @@ use serde_json::{Map, Value};
 use crate::codes::VerifyCode;
 use crate::keys::KeyGrant;
 
+// The server reads it borrowing from the body where it can (strings without escapes), so a
+// verification copies no string; callers build it with `.into()`.
 /// `POST /v1/keys/verify`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct VerifyKeyRequest {
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+pub struct VerifyKeyRequest<'a> {
+    #[serde(borrow)]
+    pub key: Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
     /// A permission query such as `wallet.read AND (tx.create OR tx.approve)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Cow<'a, str>>,
     /// Only a key of this workspace verifies; another's answers `NOT_FOUND`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace_id: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<Cow<'a, str>>,
     /// Only a key of this environment (`test` or `live`) verifies; another's answers
     /// `WRONG_ENVIRONMENT`, checked right after the workspace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Cow<'a, str>>,
     /// Uses this verification spends of the key's limits and credits (default 1; 0 checks
     /// without spending).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -41,12 +41,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = client(&a.remote, false)?;
             let v = client
                 .verify_key(&VerifyKeyRequest {
-                    key: a.key,
-                    ip: a.ip,
-                    permissions: a.permissions,
-                    scope: a.scope,
-                    workspace_id: a.workspace,
-                    environment: a.environment,
+                    key: a.key.into(),
+                    ip: a.ip.map(Into::into),
+                    permissions: a.permissions.map(Into::into),
+                    scope: a.scope.map(Into::into),
+                    workspace_id: a.workspace.map(Into::into),
+                    environment: a.environment.map(Into::into),
                     cost: a.cost,
                 })
                 .await?;
