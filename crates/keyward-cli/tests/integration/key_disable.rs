@@ -16,7 +16,8 @@ on_both_backends!(
     disabled_everywhere_and_enabled_again,
     disabled_keys_rotate_revoke_and_count,
     disabling_waits_for_approval,
-    disable_from_the_command_line
+    disable_from_the_command_line,
+    disable_from_the_console
 );
 
 async fn patch(s: &TestServer, id: &str, body: Value) -> Value {
@@ -75,6 +76,8 @@ async fn disabled_everywhere_and_enabled_again(b: Backend) {
     let (id, key) = s.create(json!({"name": "svc", "permissions": ["wallet.read"]})).await;
     let (_, bystander) = s.create(json!({"name": "bystander"})).await;
     let (pk_id, sk, _) = register(&s, Algorithm::Ed25519, json!({})).await;
+    let (other_ref, key_ref) = (&other, &key);
+    let on_other = move || async move { code(&other_ref.verify(key_ref, json!({})).await).to_string() };
     // Every node caches the key as valid first, so only the disabling's event can change
     // what they answer.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -89,11 +92,11 @@ async fn disabled_everywhere_and_enabled_again(b: Backend) {
     assert_eq!((ans["valid"].as_bool(), code(&ans), ans["key_id"].as_str()), (Some(false), "DISABLED", Some(&*id)));
     // Forward-auth refuses it as it refuses a revoked or expired key.
     assert_eq!(forward_auth(&s, &key).await, (401, "DISABLED".into()));
-    let before = seen.lock().unwrap().len();
     within_a_second("the gateway", "401 DISABLED", || through_gateway(key.clone())).await;
+    let before = seen.lock().unwrap().len();
+    assert_eq!(through_gateway(key.clone()).await, "401 DISABLED");
     assert_eq!(seen.lock().unwrap().len(), before, "nothing reaches the upstream");
-    within_a_second("the second node", "DISABLED", || async { code(&other.verify(&key, json!({})).await).to_string() })
-        .await;
+    within_a_second("the second node", "DISABLED", on_other).await;
     assert_eq!(code(&s.verify(&bystander, json!({})).await), "VALID", "other keys are untouched");
 
     // A signed request's key too (the same decision).
@@ -127,7 +130,7 @@ async fn disabled_everywhere_and_enabled_again(b: Backend) {
     assert_eq!(code(&s.verify(&key, json!({"permissions": "wallet.read"})).await), "VALID");
     assert_eq!(forward_auth(&s, &key).await, (200, "VALID".into()));
     within_a_second("the gateway", "201", || through_gateway(key.clone())).await;
-    within_a_second("the second node", "VALID", || async { code(&other.verify(&key, json!({})).await).to_string() }).await;
+    within_a_second("the second node", "VALID", on_other).await;
     let (_, events) = s.call(Method::GET, &format!("/v1/audit?action=key.update&target={id}"), None).await;
     assert_eq!(events["items"][0]["changes"]["changes"]["enabled"], true, "{events}");
 
@@ -243,5 +246,58 @@ async fn disable_from_the_command_line(b: Backend) {
     let out = run(&["keys", "update", &id, "--enable"]);
     assert!(!out.contains("disabled"), "{out}");
     assert_eq!(code(&s.verify(&key, json!({})).await), "VALID");
+    s.stop().await;
+}
+
+/// The console's key page: a Disable button, then an Enable one, each a `PATCH` of `enabled`.
+async fn disable_from_the_console(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let (id, key) = s.create(json!({"name": "web"})).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut cookies: Vec<String> = Vec::new();
+    // Sends with the cookies so far and keeps the ones set; returns the status and the body.
+    async fn send(
+        http: &reqwest::Client,
+        cookies: &mut Vec<String>,
+        url: String,
+        form: Option<&[(&str, &str)]>,
+    ) -> (u16, String) {
+        let mut rb = if form.is_some() { http.post(url) } else { http.get(url) };
+        rb = rb.header("cookie", cookies.join("; "));
+        if let Some(f) = form {
+            rb = rb.form(f);
+        }
+        let r = rb.send().await.unwrap();
+        for c in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let pair = c.split(';').next().unwrap().to_string();
+            let name = pair.split('=').next().unwrap().to_string();
+            cookies.retain(|k| !k.starts_with(&format!("{name}=")));
+            cookies.push(pair);
+        }
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+    let csrf = |body: &str| {
+        let at = body.find(r#"name="csrf" value=""#).expect("a form") + 19;
+        body[at..at + 32].to_string()
+    };
+    let (_, page) = send(&http, &mut cookies, s.url("/console/login"), None).await;
+    let login = [("csrf", csrf(&page)), ("email", admin.email.clone()), ("password", admin.password.clone())];
+    let login: Vec<(&str, &str)> = login.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _) = send(&http, &mut cookies, s.url("/console/login"), Some(&login)).await;
+    assert_eq!(st, 303);
+
+    let page_url = s.url(&format!("/console/keys/{id}"));
+    for (button, enabled, want) in [("Disable key", "false", "DISABLED"), ("Enable key", "true", "VALID")] {
+        let (_, page) = send(&http, &mut cookies, page_url.clone(), None).await;
+        assert!(page.contains(button), "{page}");
+        let form = [("csrf", csrf(&page).as_str()), ("enabled", enabled)].map(|(k, v)| (k, v.to_string()));
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (st, body) = send(&http, &mut cookies, s.url(&format!("/console/keys/{id}/enabled")), Some(&form)).await;
+        assert_eq!(st, 303, "{body}");
+        assert_eq!(code(&s.verify(&key, json!({})).await), want);
+    }
+    let (_, page) = send(&http, &mut cookies, page_url, None).await;
+    assert!(page.contains("Disable key") && !page.contains(">Disabled<"), "{page}");
     s.stop().await;
 }
