@@ -194,9 +194,9 @@ async fn disabling_waits_for_approval(b: Backend) {
         let (s, admin) = (&s, &admin);
         async move {
             let otp = s.otp(admin.totp.as_ref().unwrap());
-            let (st, v) =
-                s.call_as(&admin.token, Method::POST, &format!("/v1/approvals/{apr}/approve"), Some(json!({"otp": otp})))
-                    .await;
+            let (st, v) = s
+                .call_as(&admin.token, Method::POST, &format!("/v1/approvals/{apr}/approve"), Some(json!({"otp": otp})))
+                .await;
             assert_eq!((st, v["status"].as_str()), (200, Some("approved")), "{v}");
         }
     };
