@@ -755,6 +755,12 @@ pub enum ServerKeyCommand {
         /// Remove the expiry.
         #[arg(long, conflicts_with = "expires_at")]
         no_expiry: bool,
+        /// Disable the key: it answers DISABLED until enabled again (unlike revoking).
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable a disabled key again.
+        #[arg(long)]
+        enable: bool,
     },
     /// Revoke a key at once.
     Revoke {

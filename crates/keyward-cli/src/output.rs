@@ -93,8 +93,14 @@ trait StatusStr {
 }
 
 impl StatusStr for KeyView {
+    /// The status, and "(disabled)" after it while the key is disabled.
     fn status_str(&self) -> String {
-        serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        let s = serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        if self.enabled {
+            s
+        } else {
+            format!("{s} (disabled)")
+        }
     }
 }
 
@@ -130,6 +136,9 @@ pub fn key_detail(k: &KeyView) -> String {
     }
     if let Some(ip) = &k.last_used_ip {
         rows.push(("last used ip", ip.clone()));
+    }
+    if let Some(t) = k.disabled_at {
+        rows.push(("disabled", time(Some(t))));
     }
     if let Some(t) = k.revoked_at {
         rows.push(("revoked", time(Some(t))));

@@ -52,6 +52,7 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
         .route("/keys/register", get(keys::new_public))
         .route("/keys/{id}", get(keys::detail).post(keys::update))
         .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/enabled", post(keys::set_enabled))
         .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))

@@ -43,6 +43,7 @@ fn record(permissions: &[&str], roles: &[&str], grants: Vec<KeyGrant>) -> KeyRec
         service_account_id: None,
         ratelimits: Vec::new(),
         credits: None,
+        disabled_at: None,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct KeyRecord {
     pub ratelimits: Vec<crate::ratelimit::RateLimit>,
     /// Credits that verifications spend.
     pub credits: Option<crate::ratelimit::KeyCredits>,
+    /// When the key was disabled; `None` while it is enabled. A disabled key answers
+    /// `DISABLED` until enabled again, whatever its status.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl KeyRecord {
@@ -77,6 +80,8 @@ impl KeyRecord {
             key_type: self.key_type,
             environment: self.environment.clone(),
             status: self.effective_status(now),
+            enabled: self.disabled_at.is_none(),
+            disabled_at: self.disabled_at,
             start: self.start.clone(),
             roles: self.roles.clone(),
             permissions: self.permissions.clone(),

@@ -34,6 +34,8 @@ pub struct NewKey {
     pub public_key: Option<(crate::signing::Algorithm, String)>,
     pub ratelimits: Vec<RateLimit>,
     pub credits: Option<KeyCredits>,
+    /// `false`: the key starts disabled.
+    pub enabled: bool,
 }
 
 /// A validated patch: `None` leaves a field alone.
@@ -50,6 +52,8 @@ pub struct KeyChanges {
     pub callback_url: Option<Option<String>>,
     pub ratelimits: Option<Vec<RateLimit>>,
     pub credits: Option<Option<KeyCredits>>,
+    /// `Some(false)` disables the key, `Some(true)` enables it.
+    pub enabled: Option<bool>,
 }
 
 impl KeyChanges {
@@ -342,6 +346,7 @@ impl CreateKeyRules for CreateKeyRequest {
             public_key,
             ratelimits,
             credits: self.credits.as_ref().map(|c| credits(c, now)).transpose()?,
+            enabled: self.enabled.unwrap_or(true),
         })
     }
 }
@@ -396,6 +401,7 @@ impl UpdateKeyRules for UpdateKeyRequest {
             },
             ratelimits: self.ratelimits.as_deref().map(ratelimits).transpose()?,
             credits: self.credits.as_ref().map(|c| c.as_ref().map(|c| credits(c, now)).transpose()).transpose()?,
+            enabled: self.enabled,
         })
     }
 }

@@ -56,7 +56,8 @@ pub struct VerifiableKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the stored record last changed: the cache's backstop compares it with storage.
     pub updated_at: DateTime<Utc>,
-    /// Its owner is disabled or deleted.
+    /// The key is disabled, or its owner is disabled or deleted: one flag for both, so a
+    /// disabled key costs verification nothing more.
     pub disabled: bool,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
     /// Boxed: a parsed key is ~200 bytes, and most cached keys are secret keys without one.
@@ -194,7 +195,7 @@ impl VerifiableKey {
             status: record.status,
             expires_at: record.expires_at,
             updated_at: record.updated_at,
-            disabled: ctx.owner.is_some_and(|o| o.disabled),
+            disabled: record.disabled_at.is_some() || ctx.owner.is_some_and(|o| o.disabled),
             public_key,
             limits: (!record.ratelimits.is_empty() || record.credits.is_some())
                 .then(|| Box::new(Limits::new(record.ratelimits, record.credits))),
@@ -412,6 +413,7 @@ mod tests {
             service_account_id: None,
             ratelimits: Vec::new(),
             credits: None,
+            disabled_at: None,
         }
     }
 
@@ -488,6 +490,19 @@ mod tests {
         let mut r = rec();
         r.status = KeyStatus::PendingCreate;
         assert_eq!(decide(&VerifiableKey::new(r, KeyContext::default()), now(), &none), VerifyCode::Pending);
+
+        // A disabled key: after revocation and expiry, before the allowlist and permissions;
+        // a pending update keeps it disabled.
+        let mut r = rec();
+        r.disabled_at = Some(now());
+        r.ip_allowlist = vec!["10.0.0.0/8".into()];
+        assert_eq!(decide(&VerifiableKey::new(r.clone(), KeyContext::default()), now(), &none), VerifyCode::Disabled);
+        r.status = KeyStatus::PendingUpdate;
+        assert_eq!(decide(&VerifiableKey::new(r.clone(), KeyContext::default()), now(), &none), VerifyCode::Disabled);
+        r.expires_at = Some(now() - Duration::seconds(1));
+        assert_eq!(decide(&VerifiableKey::new(r.clone(), KeyContext::default()), now(), &none), VerifyCode::Expired);
+        r.status = KeyStatus::Revoked;
+        assert_eq!(decide(&VerifiableKey::new(r, KeyContext::default()), now(), &none), VerifyCode::Revoked);
     }
 
     #[test]

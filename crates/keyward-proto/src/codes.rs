@@ -18,7 +18,7 @@ pub enum VerifyCode {
     InvalidSignature,
     NonceExpired,
     Replayed,
-    /// The key's owner (a service account) is disabled.
+    /// The key is disabled, or its owner (a service account) is disabled or deleted.
     Disabled,
     /// The key's credits are spent.
     UsageExceeded,

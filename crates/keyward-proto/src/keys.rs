@@ -42,6 +42,9 @@ pub struct CreateKeyRequest {
     /// The console sends it for every member with MFA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp: Option<String>,
+    /// `false` creates the key disabled (it answers `DISABLED` until enabled); default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
@@ -71,6 +74,10 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<CreditsSpec>))]
     pub credits: Option<Option<CreditsSpec>>,
+    /// `false` disables the key (it answers `DISABLED` everywhere until enabled again);
+    /// `true` enables it. A revoked key cannot be enabled (409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// The key object of the API. `secret` is present only in the answer that created the key.
@@ -85,7 +92,16 @@ pub struct KeyView {
     #[serde(rename = "type")]
     pub key_type: Option<KeyType>,
     pub environment: String,
+    /// The key's lifecycle; a disabled key keeps its status (see `enabled`).
     pub status: KeyStatus,
+    /// `false` while the key is disabled: it answers `DISABLED` until enabled again.
+    /// Beside `status` rather than in it, so `status` keeps its meaning for existing
+    /// consumers (a server that predates it sends none: enabled).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// When the key was disabled (present only while it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
     pub start: String,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
@@ -131,6 +147,10 @@ pub struct RateLimitSpec {
     pub limit: u32,
     /// e.g. `1s`, `1m`, `1h`, `1d`
     pub duration: String,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 fn default_limit_name() -> String {

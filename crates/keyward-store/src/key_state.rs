@@ -28,7 +28,7 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
     let (refill, remaining, period, set_at) = credit_columns(rec.credits.as_ref());
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -63,6 +63,7 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
         .bind(remaining)
         .bind(period)
         .bind(set_at)
+        .bind(opt_ms(rec.disabled_at))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -70,7 +71,8 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
 
 /// Writes a patch inside `tx`. New credits always get a later `credits_set_at` than the
 /// ones they replace (even within one millisecond): nodes restart their counts on it. Without `approval_id` it changes an active key; with one, the
-/// key waiting on that request, which becomes active again.
+/// key waiting on that request, which becomes active again. Disabling a disabled key keeps
+/// the time it was first disabled.
 pub(crate) async fn apply_changes(
     tx: &mut Tx,
     workspace_id: &str,
@@ -81,7 +83,7 @@ pub(crate) async fn apply_changes(
 ) -> Result<Option<KeyRecord>, StoreError> {
     let (refill, remaining, period, set_at) = credit_columns(c.credits.flatten().as_ref());
     let cond =
-        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $21" } else { "status = 'active'" };
+        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $23" } else { "status = 'active'" };
     let sql = format!(
         "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
          permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
@@ -95,7 +97,8 @@ pub(crate) async fn apply_changes(
          credits_period = CASE WHEN $16 = 1 THEN $19 ELSE credits_period END, \
          credits_set_at = CASE WHEN $16 = 1 THEN \
            (CASE WHEN credits_set_at IS NOT NULL AND credits_set_at >= $20 THEN credits_set_at + 1 ELSE $20 END) \
-           ELSE credits_set_at END \
+           ELSE credits_set_at END, \
+         disabled_at = CASE WHEN $21 = 0 THEN disabled_at WHEN $22 = 1 THEN NULL ELSE COALESCE(disabled_at, $11) END \
          WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
     );
     let mut q = sqlx::query(&sql)
@@ -118,7 +121,9 @@ pub(crate) async fn apply_changes(
         .bind(refill)
         .bind(remaining)
         .bind(period)
-        .bind(set_at);
+        .bind(set_at)
+        .bind(i64::from(c.enabled.is_some()))
+        .bind(i64::from(c.enabled.unwrap_or(true)));
     if let Some(a) = approval_id {
         q = q.bind(a);
     }

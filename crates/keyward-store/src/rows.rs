@@ -11,7 +11,7 @@ use crate::StoreError;
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, public_key, key_type, environment, \
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
      created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id, grants, \
-     service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at";
+     service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at, disabled_at";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -58,6 +58,7 @@ pub(crate) struct KeyRow {
     credits_remaining: Option<i64>,
     credits_period: Option<i64>,
     credits_set_at: Option<i64>,
+    disabled_at: Option<i64>,
 }
 
 pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
@@ -87,6 +88,7 @@ impl KeyRow {
             updated_at: from_ms(self.updated_at),
             last_used_at: self.last_used_at.map(from_ms),
             revoked_at: self.revoked_at.map(from_ms),
+            disabled_at: self.disabled_at.map(from_ms),
             credits,
             id: self.id,
             workspace_id: self.workspace_id,

@@ -115,7 +115,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = super::client(&remote, true)?.get_key(&id).await?;
             show(&remote, &k)?;
         }
-        ServerKeyCommand::Update { remote, id, fields, no_expiry } => {
+        ServerKeyCommand::Update { remote, id, fields, no_expiry, disable, enable } => {
             let c = super::client(&remote, true)?;
             let req = UpdateKeyRequest {
                 name: fields.name.clone(),
@@ -129,6 +129,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
                 callback_url: fields.callback_url.clone().map(Some),
                 ratelimits: ratelimits(&fields.ratelimits)?,
                 credits: credits(&fields)?.map(Some),
+                enabled: if disable { Some(false) } else { enable.then_some(true) },
             };
             let k = c.update_key(&id, &req).await?;
             show(&remote, &k)?;

@@ -43,6 +43,8 @@ pub(crate) struct Row {
     environment: String,
     label: &'static str,
     tone: &'static str,
+    /// The key is disabled (shown beside its status).
+    disabled: bool,
     key_type: String,
     last_used: String,
     requests_24h: String,
@@ -91,6 +93,7 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, 
             environment: k.environment.clone(),
             label: status_label(k.status.as_str()),
             tone: status_tone(k.status.as_str()),
+            disabled: !k.enabled,
             key_type: k.key_type.map_or("", |t| t.as_str()).into(),
             last_used: time_opt(&k.last_used_at, "never"),
             requests_24h: k.requests_24h.map_or_else(|| "—".into(), |n| n.to_string()),
@@ -415,6 +418,19 @@ pub(crate) async fn update(ctx: Ctx, Path(id): Path<String>, form: Form) -> Resu
         b.insert("expires_at".into(), json!(date.and_hms_opt(23, 59, 59).map(|t| t.and_utc().to_rfc3339())));
     }
     let _: KeyView = ctx.send(Method::PATCH, &format!("/v1/keys/{}", seg(&id)), &Value::Object(b)).await?;
+    Ok(back_to(&format!("/console/keys/{}", seg(&id))))
+}
+
+/// Disable or enable: a key update of `enabled` alone (governed and audited as one).
+pub(crate) async fn set_enabled(ctx: Ctx, Path(id): Path<String>, form: Form) -> Result<Response, Fail> {
+    ctx.check(&form)?;
+    let enabled = match form.get("enabled") {
+        "true" => true,
+        "false" => false,
+        _ => return Err(Fail::invalid("enabled", "enabled must be true or false")),
+    };
+    let body = json!({ "enabled": enabled });
+    let _: KeyView = ctx.send(Method::PATCH, &format!("/v1/keys/{}", seg(&id)), &body).await?;
     Ok(back_to(&format!("/console/keys/{}", seg(&id))))
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Successor {
 
 impl Successor {
     /// The successor of `old`: its settings, a new secret; pending while `approval` waits.
+    /// A disabled key's successor is disabled too: rotating must not enable a key (that is
+    /// an update, governed as one).
     pub(crate) fn record(
         &self,
         old: &KeyRecord,
@@ -103,6 +105,7 @@ impl AppState {
             service_account_id: None,
             ratelimits: new.ratelimits,
             credits: new.credits,
+            disabled_at: (!new.enabled).then_some(now),
         };
         (rec, secret)
     }

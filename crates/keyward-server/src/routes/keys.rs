@@ -56,6 +56,7 @@ fn settings(rec: &KeyRecord) -> serde_json::Value {
         "roles": rec.roles, "permissions": rec.permissions, "scopes": rec.scopes, "grants": rec.grants,
         "ip_allowlist": rec.ip_allowlist, "expires_at": rec.expires_at, "callback_url": rec.callback_url,
         "service_account_id": rec.service_account_id, "approval_id": rec.approval_id,
+        "enabled": rec.disabled_at.is_none(),
     })
 }
 
@@ -216,6 +217,12 @@ pub async fn update_key(
     caller.require_on_key(Action::UpdateKey, &current)?;
     if changes.is_empty() {
         return Ok(Json(state.view(&current)));
+    }
+    // Disabling is reversible; revocation is not (the store refuses any change of a revoked
+    // key too; this names the field).
+    if changes.enabled.is_some() && matches!(current.status, KeyStatus::Revoked | KeyStatus::Rejected) {
+        let message = format!("key is {} and cannot be enabled or disabled", current.status.as_str());
+        return Err(ApiError::Conflict { field: Some("enabled".into()), message });
     }
     let gift = Gift {
         permissions: changes.permissions.as_deref().unwrap_or_default(),

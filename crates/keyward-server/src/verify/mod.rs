@@ -350,7 +350,7 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::InvalidSignature => "request signature does not match",
         VerifyCode::NonceExpired => "Biz-Api-Nonce is outside the accepted time window",
         VerifyCode::Replayed => "this signed request was already used",
-        VerifyCode::Disabled => "API key's service account is disabled",
+        VerifyCode::Disabled => "API key is disabled (or its service account is)",
         VerifyCode::WrongEnvironment => "API key belongs to another environment",
         _ => "request refused",
     };
