@@ -1,14 +1,15 @@
 //! Rate limiting as a service (`POST /v1/ratelimit`, `/v1/ratelimit/overrides`): exact
 //! `remaining` and `reset` on the manual clock, `cost`, workspaces that never collide, who may
 //! call it, overrides (exact and `*` patterns) that reach — and, deleted, leave — another
-//! node, two nodes sharing one limit through Redis, field-named 400s, 401 without credentials.
+//! node, two nodes sharing one limit through Redis (and `--ratelimit-on-error` while it is
+//! away), field-named 400s, 401 without credentials.
 
 use std::time::{Duration, Instant};
 
 use keyward_core::OsRandom;
 use keyward_server::bootstrap::{create_workspace, InitOptions};
 use keyward_server::ServerConfig;
-use keyward_testkit::{redis_url, test_config, Backend, TestServer};
+use keyward_testkit::{redis_url, test_config, Backend, OwnRedis, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -17,6 +18,7 @@ on_both_backends!(
     workspaces_never_collide_and_roles_are_checked,
     overrides_reach_and_leave_another_node,
     two_nodes_share_one_limit_through_redis,
+    without_redis_allow_counts_here_and_deny_refuses,
     bad_input_names_the_field,
 );
 
@@ -256,6 +258,35 @@ async fn two_nodes_share_one_limit_through_redis(b: Backend) {
     eventually(&a, &body, |v| v["limit"] == 6).await;
     c.stop().await;
     a.stop().await;
+}
+
+/// Redis stopped: `allow` (the default) counts on the node meanwhile, `deny` refuses.
+async fn without_redis_allow_counts_here_and_deny_refuses(b: Backend) {
+    let Some(mut redis) = OwnRedis::start("without_redis_allow_counts_here_and_deny_refuses").await else { return };
+    let allow = TestServer::start_with(b, with_redis(&redis.url())).await;
+    let deny = allow
+        .second_node_with(ServerConfig {
+            ratelimit_on_error: keyward_server::limits::redis::OnError::Deny,
+            ..with_redis(&redis.url())
+        })
+        .await;
+    let body = json!({"namespace": "login", "identifier": "bob", "limit": 2, "duration": 60_000});
+    assert_eq!(limit(&allow, body.clone()).await["remaining"], 1, "counted in Redis");
+    assert_eq!(limit(&deny, body.clone()).await["remaining"], 0, "the same count");
+    redis.stop();
+    // The node's own count starts whole: the limit still holds, per node.
+    let got: Vec<bool> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(limit(&allow, body.clone()).await["success"].as_bool().unwrap());
+        }
+        v
+    };
+    assert_eq!(got, [true, true, false]);
+    let v = limit(&deny, json!({"namespace": "login", "identifier": "carol", "limit": 5, "duration": 60_000})).await;
+    assert_eq!((v["success"].as_bool(), v["remaining"].as_i64()), (Some(false), Some(0)), "{v}");
+    deny.stop().await;
+    allow.stop().await;
 }
 
 async fn bad_input_names_the_field(b: Backend) {
