@@ -22,6 +22,7 @@ pub mod permissions;
 pub mod policy;
 pub mod random;
 pub mod ratelimit;
+pub mod ratelimit_service;
 pub mod roles;
 pub mod scopes;
 pub mod secret;

@@ -11,6 +11,8 @@
 //! | change policies                | ✓ | ✓ |   |   |   |   |
 //! | manage roles, service accounts | ✓ | ✓ |   |   |   |   |
 //! | read the audit trail           | ✓ | ✓ | ✓ |   |   |   |
+//! | spend a rate limit (`POST /v1/ratelimit`) | ✓ | ✓ | ✓ | ✓ | ✓ |   |
+//! | set and delete rate limit overrides | ✓ | ✓ | ✓ |   |   |   |
 //!
 //! "own": only keys the developer created. Approving is governed by each policy's
 //! `approver_roles`. Nobody grants more than they hold: a member assigns roles up to their own
@@ -35,6 +37,10 @@ pub enum Action {
     ManageRoles,
     /// Read the audit trail.
     ReadAudit,
+    /// Spend a service rate limit (`POST /v1/ratelimit` with a cost; a look is `Read`).
+    Ratelimit,
+    /// Set and delete service rate limit overrides.
+    ManageRatelimits,
 }
 
 /// The answer of [`RoleMatrix::allows`].
@@ -58,10 +64,12 @@ impl RoleMatrix for Role {
         match (self, action) {
             (_, Read) => Grant::Yes,
             (Owner | Admin, _) => Grant::Yes,
-            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey | ReadAudit) => Grant::Yes,
-            (Developer, CreateKey) => Grant::Yes,
+            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey | ReadAudit | Ratelimit | ManageRatelimits) => {
+                Grant::Yes
+            }
+            (Developer, CreateKey | Ratelimit) => Grant::Yes,
             (Developer, UpdateKey | RotateKey | RevokeKey) => Grant::OwnKeysOnly,
-            (Operator, CreateKey | RotateKey | RevokeKey) => Grant::Yes,
+            (Operator, CreateKey | RotateKey | RevokeKey | Ratelimit) => Grant::Yes,
             _ => Grant::No,
         }
     }

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod member_role;
 pub mod policy;
 pub mod random;
+pub mod ratelimit;
 pub mod roles;
 pub mod signing;
 pub mod usage;

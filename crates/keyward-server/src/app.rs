@@ -56,6 +56,7 @@ pub fn state(
         cache: KeyCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         limits: crate::limits::local::LocalLimits::default(),
+        service_limits: crate::limits::service::ServiceLimits::default(),
         shared,
         replays: crate::verify::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
         logins: crate::manage::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),

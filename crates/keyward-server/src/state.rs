@@ -22,6 +22,9 @@ pub struct AppState {
     pub replays: crate::verify::replay::ReplayGuard,
     /// Rate limits and credits counted on this node.
     pub limits: crate::limits::local::LocalLimits,
+    /// Rate limiting as a service (`POST /v1/ratelimit`): counts on this node and the
+    /// overrides held.
+    pub service_limits: crate::limits::service::ServiceLimits,
     /// The same, and the replay memory and login throttles, shared through Redis.
     pub shared: Option<crate::limits::redis::Shared>,
     /// Failed logins per client IP (this node only).

@@ -270,6 +270,12 @@ impl Audited<'_> {
         self.rec.to_mut().changes = changes;
     }
 
+    /// The target's id, when it is known only once the change ran (an upsert that found
+    /// an existing row keeps that row's id).
+    pub(crate) fn target_id(&mut self, id: &str) {
+        self.rec.to_mut().target.id = Some(id.to_string());
+    }
+
     /// Appends the event, then commits the change with it.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         append(&mut self.tx, self.workspace_id, &self.rec, self.now).await?;

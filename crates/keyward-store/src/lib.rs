@@ -17,6 +17,7 @@ mod members;
 mod migrate;
 mod outbox;
 mod policies;
+mod ratelimit_overrides;
 mod roles;
 mod rows;
 mod service_accounts;
@@ -41,6 +42,9 @@ pub use members::{
     CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt, TotpState,
 };
 pub use migrate::migrate_to;
+pub use ratelimit_overrides::{
+    ratelimit_override_event, OverrideWrite, RatelimitOverride, RATELIMIT_OVERRIDE_EVENT_PREFIX,
+};
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
 pub use usage::{Alert, Bucket, KeyActivity, SeenIp, UsageRow, UsageWritten, DAY_MS, HOUR_MS, MINUTE_MS};

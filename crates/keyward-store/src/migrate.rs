@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "health probe", include_str!("../migrations/0013_health_probe.sql")),
     (14, "audit keyed", include_str!("../migrations/0014_audit_keyed.sql")),
     (15, "approval subjects", include_str!("../migrations/0015_approval_subjects.sql")),
+    (16, "ratelimit overrides", include_str!("../migrations/0016_ratelimit_overrides.sql")),
     (18, "key disabled", include_str!("../migrations/0018_key_disabled.sql")),
 ];
 

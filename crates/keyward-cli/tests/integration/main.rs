@@ -30,6 +30,7 @@ mod lockouts;
 mod management_key_cap;
 mod members;
 mod policy_changes;
+mod ratelimit_service;
 mod ratelimits;
 mod resilience;
 mod role_names;

@@ -173,6 +173,10 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/webhooks/{id}/test"),
     ("get", "/v1/webhooks/{id}/deliveries"),
     ("post", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
+    ("post", "/v1/ratelimit"),
+    ("post", "/v1/ratelimit/overrides"),
+    ("get", "/v1/ratelimit/overrides"),
+    ("delete", "/v1/ratelimit/overrides/{id}"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

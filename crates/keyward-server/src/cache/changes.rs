@@ -1,10 +1,11 @@
 //! What a change event does to this node's cache. A key's event drops its entry; a service
 //! account's drops the keys it owns; a role's re-derives, in place, the cached keys holding
-//! the role (so a busy role's keys are not all read again at once).
+//! the role (so a busy role's keys are not all read again at once); a workspace's rate limit
+//! overrides' drops the overrides held for it (`limits/service.rs`).
 
 use std::sync::Arc;
 
-use keyward_store::{parse_role_event, SERVICE_ACCOUNT_EVENT_PREFIX};
+use keyward_store::{parse_role_event, RATELIMIT_OVERRIDE_EVENT_PREFIX, SERVICE_ACCOUNT_EVENT_PREFIX};
 
 use crate::state::{AppState, SharedState};
 
@@ -16,6 +17,8 @@ pub fn apply(state: &SharedState, event: &str) {
         tokio::spawn(async move { state.rederive_role(&workspace, &name).await });
     } else if let Some(id) = event.strip_prefix(SERVICE_ACCOUNT_EVENT_PREFIX) {
         state.cache.evict_owner(id);
+    } else if let Some(workspace) = event.strip_prefix(RATELIMIT_OVERRIDE_EVENT_PREFIX) {
+        state.service_limits.forget_overrides(workspace);
     } else {
         state.cache.invalidate(event);
     }

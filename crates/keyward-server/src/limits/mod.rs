@@ -1,6 +1,8 @@
 //! Rate limits and credits spent on the verify path: counted on this node (`local`) or
-//! shared between nodes through Redis (`redis`, with Redis's clock as seen here).
+//! shared between nodes through Redis (`redis`, with Redis's clock as seen here); and rate
+//! limiting as a service, limits not about keys (`service`).
 
 pub mod local;
 pub mod redis;
 mod redis_clock;
+pub mod service;

@@ -281,6 +281,44 @@ impl Shared {
         Spent::from_checks(limits, &checks, credits, now.timestamp_millis())
     }
 
+    /// Spends `cost` of one limit counted under the Redis key `key` (rate limiting as a
+    /// service, `limits/service.rs`), by the same script as keys' limits, without credits;
+    /// `None` when Redis did not answer in time or started the check too late (counted and
+    /// logged; nothing was applied then).
+    pub async fn limit_one(
+        &self,
+        key: &str,
+        limit: &RateLimit,
+        fingerprint: u64,
+        now: DateTime<Utc>,
+        cost: u32,
+    ) -> Option<LimitCheck> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(key).key(key);
+        inv.arg(now.timestamp_micros()).arg(cost).arg(1).arg(fingerprint.to_string());
+        let (t, w) = spacing_us(limit);
+        inv.arg(self.clock.deadline(RUN_BY)).arg("0").arg(t).arg(w).arg("0");
+        let mut conn = self.conn.clone();
+        let values = self.answer::<Vec<redis::Value>>("service limits", inv.invoke_async(&mut conn)).await?;
+        let num = |i: usize| match values.get(i) {
+            Some(redis::Value::Int(n)) => Some(*n),
+            _ => None,
+        };
+        if let Some(t) = num(1) {
+            self.clock.saw(t);
+        }
+        if num(0) != Some(DONE) {
+            self.failed("service limits", &"Redis started the check after its deadline (it was stalled)");
+            return None;
+        }
+        Some(LimitCheck {
+            allowed: num(2)? == 1,
+            remaining: u32::try_from(num(3)?).unwrap_or(0),
+            reset_ms: num(4)?,
+            retry_after_ms: num(5)?,
+        })
+    }
+
     /// One script run, with `credits` (the cached record's, or with `seeding` the
     /// database's) in place of the key's.
     async fn run(

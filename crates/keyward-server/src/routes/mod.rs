@@ -8,6 +8,7 @@ pub mod management_keys;
 pub mod members;
 mod paging;
 pub mod policies;
+pub mod ratelimit;
 pub mod roles;
 pub mod service_accounts;
 pub mod sessions;
@@ -36,6 +37,7 @@ use crate::state::SharedState;
          (name = "audit", description = "the tamper-evident audit trail"),
          (name = "webhooks", description = "signed webhooks and per-key callbacks"),
          (name = "usage", description = "verification counts per key, and alerts on unusual use"),
+         (name = "ratelimit", description = "rate limiting as a service: limits not about keys, and overrides per identifier"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -109,6 +111,9 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(webhooks::list_callbacks))
+        .routes(routes!(ratelimit::limit))
+        .routes(routes!(ratelimit::set_override, ratelimit::list_overrides))
+        .routes(routes!(ratelimit::delete_override))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }
