@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "health probe", include_str!("../migrations/0013_health_probe.sql")),
     (14, "audit keyed", include_str!("../migrations/0014_audit_keyed.sql")),
     (15, "approval subjects", include_str!("../migrations/0015_approval_subjects.sql")),
+    (17, "key imports", include_str!("../migrations/0017_key_imports.sql")),
 ];
 
 #[derive(Debug)]

@@ -23,6 +23,7 @@ mod gateway;
 mod governance_cli;
 mod grants;
 mod hardening;
+mod imports;
 mod keypairs_cli;
 mod keys_api;
 mod lockouts;
