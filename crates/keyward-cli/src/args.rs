@@ -789,6 +789,17 @@ pub enum ServerKeyCommand {
         #[arg(long)]
         grace: Option<String>,
     },
+    /// Import keys made elsewhere by the hashes of their secrets (docs/IMPORT.md): a file of a
+    /// JSON array or NDJSON, at most 10,000 keys, all or none. Prints how many were imported.
+    Import {
+        #[command(flatten)]
+        remote: Remote,
+        file: PathBuf,
+        /// json (an array) or ndjson (one key a line); default: an array when the file starts
+        /// with `[`.
+        #[arg(long, value_parser = ["json", "ndjson"])]
+        format: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -35,6 +35,7 @@ pub use keyward_proto::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
     NewManagementKeyRequest, NewManagementKeyView, PolicyAnswer, RecoveryCodes, SessionView, TotpEnrolment,
 };
+pub use keyward_proto::import::{HashVariant, ImportAnswer, ImportHash, ImportKey};
 pub use keyward_proto::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_proto::keys::{KeyGrant, KeyStatus};
 pub use keyward_proto::policy::{Policy, PolicyPatch};
@@ -172,6 +173,11 @@ impl Client {
             rb = rb.header("Idempotency-Key", k);
         }
         Self::send(rb).await
+    }
+
+    /// Imports keys by the hashes of their secrets, all or none (at most 10,000 a call).
+    pub async fn import_keys(&self, keys: &[ImportKey]) -> Result<ImportAnswer, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/keys/import").json(keys)).await
     }
 
     pub async fn list_keys(&self, f: &ListKeys) -> Result<KeyList, ClientError> {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod ids;
+pub mod import;
 pub mod intern;
 pub mod ip;
 pub mod keyformat;

@@ -4,6 +4,7 @@
 //! |--------------------------------|:-----:|:-----:|:-------:|:---------:|:--------:|:------:|
 //! | read keys, members, policies, approvals | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
 //! | create keys                    | ✓ | ✓ | ✓ | ✓ | ✓ |   |
+//! | import keys by hash            | ✓ | ✓ |   |   |   |   |
 //! | update keys                    | ✓ | ✓ | ✓ | own |   |   |
 //! | rotate keys                    | ✓ | ✓ | ✓ | own | ✓ |   |
 //! | revoke keys                    | ✓ | ✓ | ✓ | own | ✓ |   |
@@ -28,6 +29,9 @@ pub use keyward_proto::member_role::{Role, ALL_ROLES};
 pub enum Action {
     Read,
     CreateKey,
+    /// Import keys by the hashes of secrets made elsewhere (`POST /v1/keys/import`): many
+    /// keys at once whose secrets the importer chose, so owners and admins only.
+    ImportKeys,
     UpdateKey,
     RotateKey,
     RevokeKey,

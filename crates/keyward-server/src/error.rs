@@ -210,6 +210,13 @@ impl From<Conflict> for ApiError {
             Conflict::ServiceAccountNameTaken => {
                 (Some("name"), "a service account with this name already exists".into())
             }
+            Conflict::ImportHashTaken(i) => {
+                let field = i.map_or_else(|| "keys".to_string(), |i| format!("keys[{i}].hash"));
+                return ApiError::Conflict {
+                    field: Some(field),
+                    message: "a key with this hash was imported already and has not been used yet".into(),
+                };
+            }
             // The constraint's name is ours (the schema's), not data; still, say no more.
             Conflict::Unique(name) => {
                 tracing::warn!(constraint = %name, "unexpected unique violation");

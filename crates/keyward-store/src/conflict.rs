@@ -35,6 +35,8 @@ pub enum Conflict {
     /// The policy changed after this policy change was asked for: it was judged (weakening
     /// or not, which quorum) against a policy no longer in force.
     PolicyChangedMeanwhile,
+    /// An imported hash is already stored (its item's place in the call, when known).
+    ImportHashTaken(Option<usize>),
     /// Some other unique constraint of the schema (named by the database).
     Unique(String),
 }
@@ -49,6 +51,8 @@ impl Conflict {
             Conflict::PublicKeyTaken
         } else if what.contains("email") {
             Conflict::EmailTaken
+        } else if what.contains("key_imports") || what.contains("import_hash") {
+            Conflict::ImportHashTaken(None)
         } else if what.contains("idempotency") {
             Conflict::IdempotencyInFlight
         } else if what.contains("hash") || what.contains("sessions") {
@@ -77,6 +81,8 @@ mod tests {
             Conflict::IdempotencyInFlight
         );
         assert_eq!(pg("sessions_pkey"), Conflict::DuplicateSecret);
+        assert_eq!(pg("key_imports_pkey"), Conflict::ImportHashTaken(None));
+        assert_eq!(lite("UNIQUE constraint failed: key_imports.import_hash"), Conflict::ImportHashTaken(None));
         assert_eq!(pg("workspaces_pkey"), Conflict::Unique("workspaces_pkey".into()));
     }
 }

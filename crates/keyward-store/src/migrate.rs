@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "audit keyed", include_str!("../migrations/0014_audit_keyed.sql")),
     (15, "approval subjects", include_str!("../migrations/0015_approval_subjects.sql")),
     (16, "ratelimit overrides", include_str!("../migrations/0016_ratelimit_overrides.sql")),
+    (17, "key imports", include_str!("../migrations/0017_key_imports.sql")),
     (18, "key disabled", include_str!("../migrations/0018_key_disabled.sql")),
 ];
 

@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 
-use keyward_client::{CreateKeyRequest, KeyGrant, KeyView, ListKeys, UpdateKeyRequest};
+use keyward_client::{CreateKeyRequest, ImportKey, KeyGrant, KeyView, ListKeys, UpdateKeyRequest};
 use keyward_core::wire::keys::{CreditsSpec, RateLimitSpec};
 
 use crate::args::{KeyFields, Remote, ServerKeyCommand};
@@ -87,6 +87,22 @@ fn credits(f: &crate::args::KeyFields) -> Result<Option<CreditsSpec>> {
     Ok(Some(CreditsSpec { remaining, refill }))
 }
 
+/// The keys of an import file: a JSON array, or NDJSON (one key a line, blank lines skipped).
+pub(crate) fn import_file(text: &str, format: Option<&str>) -> Result<Vec<ImportKey>> {
+    let array = match format {
+        Some(f) => f == "json",
+        None => text.trim_start().starts_with('['),
+    };
+    if array {
+        return serde_json::from_str(text).context("the file is not a JSON array of keys");
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).with_context(|| format!("line {}: not a key", n + 1)))
+        .collect()
+}
+
 fn show(remote: &Remote, k: &KeyView) -> Result<()> {
     output::print_key(remote.json, k)
 }
@@ -153,6 +169,32 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = super::client(&remote, true)?.rotate_key(&id, grace.as_deref()).await?;
             show(&remote, &k)?;
         }
+        ServerKeyCommand::Import { remote, file, format } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let keys = import_file(&text, format.as_deref())?;
+            let answer = super::client(&remote, true)?.import_keys(&keys).await?;
+            if remote.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                println!("imported {} keys", answer.imported);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_files_of_either_format() {
+        let key = r#"{"hash": {"variant": "sha256_hex", "value": "00"}, "name": "a"}"#;
+        assert_eq!(import_file(&format!(" [{key}, {key}]"), None).unwrap().len(), 2);
+        assert_eq!(import_file(&format!("{key}\n\n{key}\n"), None).unwrap().len(), 2);
+        assert_eq!(import_file(&format!("{key}\n"), Some("ndjson")).unwrap().len(), 1);
+        let e = import_file(&format!("{key}\n{{\"hash\": 1}}\n"), None).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(import_file(&format!("{key}\n"), Some("json")).is_err());
+    }
 }

@@ -113,6 +113,7 @@ const SERVED: &[(&str, &str)] = &[
     ("patch", "/v1/keys/{id}"),
     ("post", "/v1/keys/{id}/revoke"),
     ("post", "/v1/keys/{id}/rotate"),
+    ("post", "/v1/keys/import"),
     ("post", "/v1/keys/verify"),
     ("post", "/v1/requests/verify"),
     ("get", "/v1/auth"),

@@ -121,17 +121,31 @@ enum Known {
     SecretKeys,
     PublicKeys,
     VerifyTokens,
+    ImportedHashes,
 }
 
-/// Reads every stored secret-key hash, public key and verify-token hash into the cache's
-/// known sets, page by page, in the background; retries until done.
+/// Reads every stored secret-key hash, public key, verify-token hash and imported plain hash
+/// into the cache's known sets, page by page, in the background; retries until done.
 pub async fn fill_known(state: crate::state::SharedState, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    for kind in [Known::SecretKeys, Known::PublicKeys, Known::VerifyTokens] {
+    for kind in [Known::SecretKeys, Known::PublicKeys, Known::VerifyTokens, Known::ImportedHashes] {
         if !fill_one(&state, kind, &mut stopped).await {
             return;
         }
     }
     tracing::debug!(keys = state.cache.known.len(), "known credentials loaded");
+}
+
+/// Loads the set of imported hashes again, in the background, after this node skipped change
+/// events (it may have missed imports): meanwhile a hash it does not hold is looked up
+/// within the per-second budget, as while the sets load at start.
+pub(crate) fn refill_imported(state: &SharedState) {
+    state.cache.known_imported.mark_loading();
+    let state = SharedState::clone(state);
+    tokio::spawn(async move {
+        // Never stopped from outside: the sender lives as long as the fill.
+        let (_running, mut never) = tokio::sync::watch::channel(false);
+        fill_one(&state, Known::ImportedHashes, &mut never).await;
+    });
 }
 
 /// Fills one set; `false` when stopped first.
@@ -140,6 +154,7 @@ async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::w
         Known::SecretKeys => &state.cache.known,
         Known::PublicKeys => &state.cache.known_public,
         Known::VerifyTokens => &state.cache.known_tokens,
+        Known::ImportedHashes => &state.cache.known_imported,
     };
     let store = &state.store;
     let mut after = String::new();
@@ -149,6 +164,7 @@ async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::w
                 Known::SecretKeys => store.key_hashes_after(&after, 10_000).await,
                 Known::PublicKeys => store.public_keys_after(&after, 10_000).await,
                 Known::VerifyTokens => store.verify_token_hashes_after(&after, 10_000).await,
+                Known::ImportedHashes => store.import_hashes_after(&after, 10_000).await,
             }
         };
         let page = tokio::select! {
@@ -170,6 +186,11 @@ async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::w
                         }
                         Known::PublicKeys => set.add_id(state.cache.public_id(item)),
                         Known::VerifyTokens => set.add_id(crate::cache::KeyCache::token_id(item)),
+                        Known::ImportedHashes => {
+                            if let Some(k) = crate::cache::key_hash(item) {
+                                set.add(&k);
+                            }
+                        }
                     }
                 }
                 if let Some(last) = items.last() {

@@ -59,6 +59,9 @@ pub struct KeyCache {
     pub known_public: crate::verify::known::KnownHashes,
     /// Which verify-token hashes exist (revoked ones included), likewise.
     pub known_tokens: crate::verify::known::KnownHashes,
+    /// Which plain SHA-256 hashes of imported keys not used yet exist (by their first 8
+    /// bytes), likewise: import events name them.
+    pub known_imported: crate::verify::known::KnownHashes,
     /// Keys the public keys' ids: chosen at random, so nobody can make up public keys that
     /// collide with a registered one's id.
     public_ids: foldhash::quality::RandomState,
@@ -83,6 +86,7 @@ impl KeyCache {
             known: crate::verify::known::KnownHashes::default(),
             known_public: crate::verify::known::KnownHashes::default(),
             known_tokens: crate::verify::known::KnownHashes::default(),
+            known_imported: crate::verify::known::KnownHashes::default(),
             public_ids: foldhash::quality::RandomState::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -102,9 +106,13 @@ impl KeyCache {
         key_hash(hash).map(|h| crate::verify::known::prefix(&h)).unwrap_or(0)
     }
 
-    /// Are the sets of existing secret keys, public keys and verify tokens all loaded?
+    /// Are the sets of existing secret keys, public keys, verify tokens and imported hashes
+    /// all loaded?
     pub fn known_loaded(&self) -> bool {
-        self.known.is_filled() && self.known_public.is_filled() && self.known_tokens.is_filled()
+        self.known.is_filled()
+            && self.known_public.is_filled()
+            && self.known_tokens.is_filled()
+            && self.known_imported.is_filled()
     }
 
     fn epoch_at(&self, stripe: usize) -> Epoch {
@@ -165,8 +173,13 @@ impl KeyCache {
     }
 
     /// Drops the entry a change event names: a secret's hex hash, `pk:` and a public key, or
-    /// `vt:` and a verify token's hash.
+    /// `vt:` and a verify token's hash; `im:` adds imported hashes (nothing was cached under
+    /// them: a key is cached by the HMAC of its secret only).
     pub fn invalidate(&self, event_key: &str) {
+        if let Some(ids) = event_key.strip_prefix(keyward_store::IMPORT_EVENT_PREFIX) {
+            crate::verify::known::ids_in_event(ids).for_each(|id| self.known_imported.add_id(id));
+            return;
+        }
         if let Some(vt) = event_key.strip_prefix(keyward_store::VERIFY_TOKEN_EVENT_PREFIX) {
             // Like a key's: the event names a token that exists (or existed).
             self.known_tokens.add_id(Self::token_id(vt));

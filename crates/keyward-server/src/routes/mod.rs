@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod key_imports;
 pub mod keys;
 pub mod management_keys;
 pub mod members;
@@ -61,6 +62,7 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(keys::get_key, keys::update_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
+        .routes(routes!(key_imports::import_keys))
         .routes(routes!(members::invite_member, members::list_members))
         .routes(routes!(members::setup_member))
         .routes(routes!(members::me))

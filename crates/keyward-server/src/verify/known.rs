@@ -1,6 +1,6 @@
 //! Which credentials exist, in memory, so a flood of made-up ones cannot turn into a flood of
-//! storage reads. One set each for secret-key hashes, registered public keys and verify-token
-//! hashes (`cache.rs`). Filled from storage in the background at start; every change event
+//! storage reads. One set each for secret-key hashes, registered public keys, verify-token
+//! hashes and the plain SHA-256 hashes of imported keys not used yet (`cache.rs`). Filled from storage in the background at start; every change event
 //! names a credential that exists, and is added, so a set only grows with its credentials. A
 //! credential a set does not hold is still looked up in storage — one created on another node
 //! a moment ago may not have reached this node yet — but only `LOOKUPS_PER_SECOND` of those a
@@ -23,6 +23,9 @@ pub const LOOKUPS_PER_SECOND: u32 = 200;
 pub struct KnownHashes {
     set: RwLock<Prefixes>,
     ready: AtomicBool,
+    /// Set once the set holds anything: read without the lock where an empty set means
+    /// there is nothing to look for.
+    nonempty: AtomicBool,
     /// The current second's start (ms) and the lookups spent in it.
     budget: std::sync::Mutex<Option<(i64, u32)>>,
 }
@@ -67,6 +70,15 @@ impl KnownHashes {
         self.may_exist_id(id) || self.spend_lookup(now_ms)
     }
 
+    /// Does the set hold `id`? `None` while it is not filled yet (it may then hold less than
+    /// exists).
+    pub fn holds_id(&self, id: u64) -> Option<bool> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.set.read().map(|s| s.contains(&id)).unwrap_or(true))
+    }
+
     pub fn add(&self, h: &KeyHash) {
         self.add_id(prefix(h));
     }
@@ -75,6 +87,13 @@ impl KnownHashes {
         if let Ok(mut s) = self.set.write() {
             s.insert(id);
         }
+        self.nonempty.store(true, Ordering::Release);
+    }
+
+    /// May the set hold anything? `false` only once it is filled and still empty: one atomic
+    /// load, no lock.
+    pub fn may_hold_any(&self) -> bool {
+        !self.ready.load(Ordering::Acquire) || self.nonempty.load(Ordering::Acquire)
     }
 
     pub fn is_filled(&self) -> bool {
@@ -86,6 +105,11 @@ impl KnownHashes {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// The set may miss hashes (events were skipped) until it is filled again.
+    pub fn mark_loading(&self) {
+        self.ready.store(false, Ordering::Release);
+    }
+
     pub fn len(&self) -> usize {
         self.set.read().map(|s| s.len()).unwrap_or(0)
     }
@@ -95,9 +119,38 @@ impl KnownHashes {
     }
 }
 
+/// The ids an import event names: each 16 hex characters are the first 8 bytes of a plain
+/// hash, read as [`prefix`] reads a hash's. A piece that is not hex is skipped.
+pub fn ids_in_event(hex: &str) -> impl Iterator<Item = u64> + '_ {
+    hex.as_bytes().chunks(16).filter_map(|c| {
+        let bytes = keyward_core::pepper::hex_decode(std::str::from_utf8(c).ok()?)?;
+        let b: [u8; 8] = bytes.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_event_names_the_prefixes_of_its_hashes() {
+        let (a, b) = ([0xabu8; 32], [7u8; 32]);
+        let hex =
+            format!("{}{}", &keyward_core::pepper::hex_encode(&a)[..16], &keyward_core::pepper::hex_encode(&b)[..16]);
+        let ids: Vec<u64> = ids_in_event(&hex).collect();
+        assert_eq!(ids, vec![prefix(&a), prefix(&b)]);
+        assert_eq!(ids_in_event("zz").count(), 0);
+        let k = KnownHashes::default();
+        assert_eq!(k.holds_id(1), None, "not filled: unknown");
+        assert!(k.may_hold_any(), "not filled: anything may exist");
+        k.mark_filled();
+        assert!(!k.may_hold_any(), "filled and empty");
+        k.add_id(ids[0]);
+        assert!(k.may_hold_any());
+        assert_eq!(k.holds_id(ids[0]), Some(true));
+        assert_eq!(k.holds_id(ids[1]), Some(false));
+    }
 
     #[test]
     fn unknown_only_once_filled() {

@@ -14,6 +14,7 @@ use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
 pub mod credential;
+mod imported;
 pub(crate) mod key;
 pub(crate) mod keyhash;
 pub(crate) mod known;
@@ -91,12 +92,26 @@ impl AppState {
     /// storage cannot be reached.
     pub async fn verify_secret(&self, token: &str, req: &Requirements<'_>) -> ApiResult<Verdict> {
         let started = std::time::Instant::now();
-        // The checksum rejects typos and made-up keys before any lookup.
+        // The checksum rejects typos and made-up keys before any lookup; only an imported
+        // key may have another shape, and the sets in memory say whether one can (cold path).
         match keyformat::parse(token) {
             Some(p) if p.kind == TokenKind::Secret => {}
-            _ => return Ok(self.unknown(req, VerifyCode::Malformed, started)),
+            _ => return Box::pin(self.verify_unshaped(token, req, started)).await,
         }
         let hash = self.pepper.hash_bytes(token);
+        self.verify_hashed(token, hash, VerifyCode::NotFound, req, started).await
+    }
+
+    /// A secret key by its HMAC `hash`: the cache, storage on a miss, then (when no key has
+    /// the HMAC) an imported key by the secret's plain hash. `missing` answers a key not found.
+    async fn verify_hashed(
+        &self,
+        token: &str,
+        hash: KeyHash,
+        missing: VerifyCode,
+        req: &Requirements<'_>,
+        started: std::time::Instant,
+    ) -> ApiResult<Verdict> {
         let cached = self.cache.get(&hash);
         self.metrics.cache(cached.is_some());
         let entry = match cached {
@@ -115,7 +130,12 @@ impl AppState {
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
             Entry::Found(k) if in_scope(&k, req) => k,
-            _ => return Ok(self.unknown(req, VerifyCode::NotFound, started)),
+            Entry::Found(_) => return Ok(self.unknown(req, missing, started)),
+            // No key has this HMAC: perhaps an imported key not used yet (cold: `imported.rs`).
+            Entry::Missing => match Box::pin(self.find_imported(token, hash)).await? {
+                Some(k) if in_scope(&k, req) => k,
+                _ => return Ok(self.unknown(req, missing, started)),
+            },
         };
         let now = self.clock.now();
         // A key of another environment goes no further (a test key must not pass where live
