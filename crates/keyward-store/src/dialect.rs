@@ -75,7 +75,19 @@ impl Dialect {
             .await?;
         if self == Dialect::Sqlite {
             // WAL lets verification reads proceed while a write commits; it persists in the file.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            // A journal-mode change is told SQLITE_BUSY at once while another process holds the
+            // new file (two `init`s racing): the busy timeout does not cover it, so it waits here.
+            let mut tries = 0u32;
+            loop {
+                match sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await {
+                    Ok(_) => break,
+                    Err(sqlx::Error::Database(db)) if tries < 50 && db.code().as_deref() == Some("5") => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(pool)
     }
