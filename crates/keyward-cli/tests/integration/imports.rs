@@ -14,6 +14,8 @@ use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::verify_floods::metrics;
+
 on_both_backends!(
     imported_keys_verify_with_their_own_secrets_and_are_rekeyed,
     an_import_is_all_or_nothing,
@@ -69,14 +71,6 @@ async fn rekeyed(s: &TestServer, ids: &[String]) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-async fn metrics(s: &TestServer) -> HashMap<String, f64> {
-    let text = s.http().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_string(), v.parse().unwrap())))
-        .collect()
 }
 
 fn secret_reads(m: &HashMap<String, f64>) -> f64 {

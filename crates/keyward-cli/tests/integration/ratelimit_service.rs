@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use keyward_core::OsRandom;
 use keyward_server::bootstrap::{create_workspace, InitOptions};
 use keyward_server::ServerConfig;
-use keyward_testkit::{redis_url, test_config, Backend, OwnRedis, TestServer};
+use keyward_testkit::{redis_url, Backend, OwnRedis, TestServer};
+
+use crate::shared_limits::with_redis;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -224,10 +226,6 @@ async fn overrides_reach_and_leave_another_node(b: Backend) {
     assert_eq!(chain["ok"], true, "{chain}");
     c.stop().await;
     a.stop().await;
-}
-
-fn with_redis(url: &str) -> ServerConfig {
-    ServerConfig { redis_url: Some(keyward_core::secret::Secret::new(url)), ..test_config() }
 }
 
 async fn two_nodes_share_one_limit_through_redis(b: Backend) {

@@ -23,7 +23,7 @@ on_both_backends!(
     credits_go_on_from_the_written_count_after_redis_loses_them,
 );
 
-fn with_redis(url: &str) -> ServerConfig {
+pub(crate) fn with_redis(url: &str) -> ServerConfig {
     ServerConfig { redis_url: Some(keyward_core::secret::Secret::new(url)), ..test_config() }
 }
 

@@ -31,7 +31,7 @@ async fn scalar(s: &TestServer, sql: &str) -> i64 {
     n.unwrap_or(0)
 }
 
-async fn metrics(s: &TestServer) -> HashMap<String, f64> {
+pub(crate) async fn metrics(s: &TestServer) -> HashMap<String, f64> {
     let text = s.http().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
