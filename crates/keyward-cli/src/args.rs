@@ -61,6 +61,69 @@ pub enum Command {
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Rate limiting as a service (limits not about keys) and its overrides per identifier.
+    #[command(subcommand)]
+    Ratelimit(RatelimitCommand),
+}
+
+/// `keyward ratelimit …`.
+#[derive(Debug, Subcommand)]
+pub enum RatelimitCommand {
+    /// Spend `--cost` of an identifier's limit in a namespace (exit status 1 when refused).
+    Limit {
+        #[command(flatten)]
+        remote: Remote,
+        /// e.g. `login`, `sms`
+        #[arg(long)]
+        namespace: String,
+        /// Whom it counts, e.g. a user id, an email or an address.
+        #[arg(long)]
+        identifier: String,
+        /// Uses allowed per duration.
+        #[arg(long)]
+        limit: u64,
+        /// The window, e.g. 60s, 15m, 1h.
+        #[arg(long)]
+        duration: String,
+        /// Uses this request spends (0: look only; default 1).
+        #[arg(long)]
+        cost: Option<u64>,
+    },
+    /// Overrides: another limit for one identifier (or a `*` pattern) of a namespace.
+    #[command(subcommand)]
+    Overrides(OverridesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverridesCommand {
+    /// List overrides, by id.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// Only this namespace's.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// Set (create or replace) the override of a namespace's identifier.
+    Set {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        identifier: String,
+        #[arg(long)]
+        limit: u64,
+        /// e.g. 60s, 15m, 1h.
+        #[arg(long)]
+        duration: String,
+    },
+    /// Delete an override by id.
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
 }
 
 /// How the CLI gets a password: never from a flag, so it stays out of shell history.
@@ -779,6 +842,9 @@ pub enum ServerKeyCommand {
         /// minute, hour (default) or day.
         #[arg(long)]
         granularity: Option<String>,
+        /// Only the verifications whose request named this tag.
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Replace a key by a new one with the same settings.
     Rotate {
@@ -857,6 +923,9 @@ pub struct VerifyArgs {
     /// Uses this check spends of the key's limits and credits (0: look only).
     #[arg(long)]
     pub cost: Option<u32>,
+    /// A label to count the verification under in the key's usage (repeatable, up to 10).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
     /// Only a key of this workspace counts (another's is NOT_FOUND).
     #[arg(long)]
     pub workspace: Option<String>,

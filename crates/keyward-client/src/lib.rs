@@ -39,6 +39,7 @@ pub use keyward_proto::import::{HashVariant, ImportAnswer, ImportHash, ImportKey
 pub use keyward_proto::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_proto::keys::{KeyGrant, KeyStatus};
 pub use keyward_proto::policy::{Policy, PolicyPatch};
+pub use keyward_proto::ratelimit::{LimitAnswer, LimitRequest, OverrideList, OverrideRequest, OverrideView};
 pub use keyward_proto::roles::{
     CreateRoleRequest, CreateServiceAccountRequest, RoleList, RoleView, ServiceAccountList, ServiceAccountView,
     UpdateRoleRequest, UpdateServiceAccountRequest,
@@ -501,6 +502,21 @@ impl Client {
         Self::send(self.request(Method::GET, &path).query(&Self::usage_query(from, to, granularity))).await
     }
 
+    /// A key's verifications that named `tag` (a verify request's `tags`).
+    pub async fn key_usage_for_tag(
+        &self,
+        id: &str,
+        tag: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        granularity: Option<&str>,
+    ) -> Result<KeyUsage, ClientError> {
+        let path = format!("/v1/keys/{}/usage", path_segment(id));
+        let mut q = Self::usage_query(from, to, granularity);
+        q.push(("tag", tag.to_string()));
+        Self::send(self.request(Method::GET, &path).query(&q)).await
+    }
+
     /// The workspace's totals and its busiest keys.
     pub async fn usage(
         &self,
@@ -509,6 +525,37 @@ impl Client {
         granularity: Option<&str>,
     ) -> Result<WorkspaceUsage, ClientError> {
         Self::send(self.request(Method::GET, "/v1/usage").query(&Self::usage_query(from, to, granularity))).await
+    }
+
+    /// Rate limiting as a service: spends `cost` of an identifier's limit in a namespace.
+    pub async fn ratelimit(&self, req: &LimitRequest) -> Result<LimitAnswer, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/ratelimit").json(req)).await
+    }
+
+    /// Creates or replaces the override of a namespace's identifier.
+    pub async fn set_ratelimit_override(&self, req: &OverrideRequest) -> Result<OverrideView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/ratelimit/overrides").json(req)).await
+    }
+
+    /// One page of overrides (by id), optionally of one namespace.
+    pub async fn list_ratelimit_overrides(
+        &self,
+        namespace: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<OverrideList, ClientError> {
+        let mut q: Vec<(&str, &str)> = Vec::new();
+        if let Some(n) = namespace {
+            q.push(("namespace", n));
+        }
+        if let Some(c) = cursor {
+            q.push(("cursor", c));
+        }
+        Self::send(self.request(Method::GET, "/v1/ratelimit/overrides").query(&q)).await
+    }
+
+    pub async fn delete_ratelimit_override(&self, id: &str) -> Result<OverrideView, ClientError> {
+        let path = format!("/v1/ratelimit/overrides/{}", path_segment(id));
+        Self::send(self.request(Method::DELETE, &path)).await
     }
 
     pub async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<AlertList, ClientError> {

@@ -90,6 +90,28 @@ pub fn name(raw: &str) -> Result<String, CoreError> {
     Ok(n.to_string())
 }
 
+/// Most tags one verification is counted under.
+pub const MAX_TAGS: usize = 10;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+
+/// A verify request's `tags`: at most [`MAX_TAGS`], each 1-[`MAX_TAG_CHARS`] characters
+/// without control characters (they end up in storage and in usage answers).
+pub fn tags(list: &[std::borrow::Cow<'_, str>]) -> Result<(), CoreError> {
+    if list.len() > MAX_TAGS {
+        return Err(CoreError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    for (i, t) in list.iter().enumerate() {
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS || t.chars().any(char::is_control) {
+            return Err(CoreError::invalid(
+                format!("tags[{i}]"),
+                format!("a tag is 1-{MAX_TAG_CHARS} characters without control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A workspace id a caller binds verification to (`workspace_id`, `?workspace=`, the
 /// gateway's `--workspace`): shaped like the ids workspaces get, so nothing else (a NUL, a
 /// 3,000-character string) reaches the usage counts or storage.

@@ -316,6 +316,8 @@ pub struct Requirements<'a> {
     pub scope: Option<&'a str>,
     /// Uses spent of the key's limits and credits; `None` is 1.
     pub cost: Option<u32>,
+    /// Labels the verification is counted under in the key's usage (checked by the caller).
+    pub tags: &'a [std::borrow::Cow<'a, str>],
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {

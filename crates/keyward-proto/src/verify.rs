@@ -37,6 +37,10 @@ pub struct VerifyKeyRequest<'a> {
     /// without spending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<u32>,
+    /// Up to 10 labels (1-64 characters each, no control characters) this verification is
+    /// counted under in the key's usage, e.g. `path=/v1/orders` (`GET /v1/keys/{id}/usage?tag=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Cow<'a, str>>>,
 }
 
 /// `POST /v1/requests/verify`: a signed request as the service received it.

@@ -157,6 +157,8 @@ pub struct Gauges {
     pub usage_entries_dropped: u64,
     /// Usage rows the database refused (left out of their flush).
     pub usage_rows_dropped: u64,
+    /// Tag counts not kept: their key named too many distinct tags between two flushes.
+    pub usage_tags_dropped: u64,
     pub outbox_pending: Option<i64>,
     /// Answers given without Redis (when it is configured).
     pub redis_errors: Option<u64>,
@@ -306,8 +308,9 @@ impl Metrics {
         let _ = write!(
             out,
             "# HELP keyward_usage_rows_dropped_total Usage rows (counts, last-used marks, addresses) the database refused; left out so the rest of their flush is written.\n# TYPE keyward_usage_rows_dropped_total counter\nkeyward_usage_rows_dropped_total {}\n\
-             # HELP keyward_usage_entries_dropped_total Verifications not counted because the usage buffer held its maximum of pending entries.\n# TYPE keyward_usage_entries_dropped_total counter\nkeyward_usage_entries_dropped_total {}\n",
-            g.usage_rows_dropped, g.usage_entries_dropped
+             # HELP keyward_usage_entries_dropped_total Verifications not counted because the usage buffer held its maximum of pending entries.\n# TYPE keyward_usage_entries_dropped_total counter\nkeyward_usage_entries_dropped_total {}\n\
+             # HELP keyward_usage_tags_dropped_total Tag counts not kept because their key named too many distinct tags between two flushes.\n# TYPE keyward_usage_tags_dropped_total counter\nkeyward_usage_tags_dropped_total {}\n",
+            g.usage_rows_dropped, g.usage_entries_dropped, g.usage_tags_dropped
         );
         out
     }
@@ -323,6 +326,7 @@ mod tests {
             known_loaded: false,
             usage_entries_dropped: 0,
             usage_rows_dropped: 0,
+            usage_tags_dropped: 0,
             outbox_pending: None,
             redis_errors: None,
         }

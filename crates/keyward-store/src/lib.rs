@@ -49,7 +49,7 @@ pub use ratelimit_overrides::{
 };
 pub use roles::{parse_role_event, role_event, RoleDeletion, StoredRole, ROLE_EVENT_PREFIX};
 pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT_PREFIX};
-pub use usage::{Alert, Bucket, KeyActivity, SeenIp, UsageRow, UsageWritten, DAY_MS, HOUR_MS, MINUTE_MS};
+pub use usage::{Alert, Bucket, KeyActivity, SeenIp, TagUsageRow, UsageRow, UsageWritten, DAY_MS, HOUR_MS, MINUTE_MS};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use webhooks::{AfterAttempt, Attempt, DeliveriesTo, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
 pub use workspaces::{NewManagementKey, NewWorkspace};

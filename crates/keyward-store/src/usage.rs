@@ -22,6 +22,17 @@ pub struct UsageRow {
     pub count: u64,
 }
 
+/// Counts of one code in one minute for one key under one tag its verify requests named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagUsageRow {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub tag: String,
+    pub start_ms: i64,
+    pub code: &'static str,
+    pub count: u64,
+}
+
 /// An address a key was verified from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenIp {
@@ -179,12 +190,13 @@ impl Store {
         marks: &[LastUsed],
         counts: &[UsageRow],
         ips: &[SeenIp],
+        tags: &[TagUsageRow],
     ) -> Result<UsageWritten, StoreError> {
-        if marks.is_empty() && counts.is_empty() && ips.is_empty() {
+        if marks.is_empty() && counts.is_empty() && ips.is_empty() && tags.is_empty() {
             return Ok(UsageWritten::default());
         }
-        match self.write_usage(marks, counts, ips, false).await {
-            Err(StoreError::InvalidText) => self.write_usage(marks, counts, ips, true).await,
+        match self.write_usage(marks, counts, ips, tags, false).await {
+            Err(StoreError::InvalidText) => self.write_usage(marks, counts, ips, tags, true).await,
             written => written,
         }
     }
@@ -196,6 +208,7 @@ impl Store {
         marks: &[LastUsed],
         counts: &[UsageRow],
         ips: &[SeenIp],
+        tags: &[TagUsageRow],
         each: bool,
     ) -> Result<UsageWritten, StoreError> {
         let per_statement = if each { 1 } else { ROWS_PER_STATEMENT };
@@ -230,6 +243,26 @@ impl Store {
                 q = q
                     .bind(&c.workspace_id)
                     .bind(&c.key_id)
+                    .bind(c.start_ms)
+                    .bind(c.code)
+                    .bind(i64::try_from(c.count).unwrap_or(i64::MAX));
+            }
+            guarded!(tx, each, refused, q.execute(&mut *tx));
+        }
+        for chunk in tags.chunks(per_statement) {
+            let values = values_rows(chunk.len(), 6, "('minute', $1, $2, $3, $4, $5, $6)");
+            let sql = format!(
+                "INSERT INTO usage_tag_counts (granularity, workspace_id, key_id, tag, start, code, count) VALUES {} \
+                 ON CONFLICT (granularity, workspace_id, key_id, tag, start, code) \
+                 DO UPDATE SET count = usage_tag_counts.count + excluded.count",
+                values
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(&c.workspace_id)
+                    .bind(&c.key_id)
+                    .bind(&c.tag)
                     .bind(c.start_ms)
                     .bind(c.code)
                     .bind(i64::try_from(c.count).unwrap_or(i64::MAX));
@@ -289,24 +322,35 @@ impl Store {
     }
 
     /// Stored counts of `granularity` (`minute`, `hour` or `day`) in `[from, to)`, for one
-    /// key or (with `key_id` `None`) every key of the workspace.
+    /// key or (with `key_id` `None`) every key of the workspace; with `tag`, only the
+    /// verifications that named it.
     pub async fn usage_buckets(
         &self,
         granularity: &str,
         workspace_id: &str,
         key_id: Option<&str>,
+        tag: Option<&str>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let mut sql = String::from(
-            "SELECT key_id, start, code, count FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 \
-             AND start >= $3 AND start < $4",
-        );
+        let mut sql = String::from(match tag {
+            None => {
+                "SELECT key_id, start, code, count FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 \
+                 AND start >= $3 AND start < $4"
+            }
+            Some(_) => {
+                "SELECT key_id, start, code, count FROM usage_tag_counts WHERE granularity = $1 AND workspace_id = $2 \
+                 AND start >= $3 AND start < $4 AND tag = $5"
+            }
+        });
         if key_id.is_some() {
-            sql.push_str(" AND key_id = $5");
+            sql.push_str(if tag.is_some() { " AND key_id = $6" } else { " AND key_id = $5" });
         }
         sql.push_str(" ORDER BY start");
         let mut q = sqlx::query_as(&sql).bind(granularity).bind(workspace_id).bind(to_ms(from)).bind(to_ms(to));
+        if let Some(t) = tag {
+            q = q.bind(t);
+        }
         if let Some(k) = key_id {
             q = q.bind(k);
         }
@@ -404,6 +448,19 @@ impl Store {
             .bind(start + width_ms)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO usage_tag_counts (granularity, workspace_id, key_id, tag, start, code, count) \
+                 SELECT $1, workspace_id, key_id, tag, CAST($2 AS BIGINT), code, CAST(SUM(count) AS BIGINT) \
+                 FROM usage_tag_counts WHERE granularity = $3 AND start >= $2 AND start < $4 \
+                 GROUP BY workspace_id, key_id, tag, code \
+                 ON CONFLICT (granularity, workspace_id, key_id, tag, start, code) DO UPDATE SET count = excluded.count",
+            )
+            .bind(coarse)
+            .bind(start)
+            .bind(fine)
+            .bind(start + width_ms)
+            .execute(&mut *tx)
+            .await?;
             start += width_ms;
         }
         tx.commit().await?;
@@ -412,12 +469,14 @@ impl Store {
 
     /// Drops `granularity` buckets that started before `before`.
     pub async fn prune_usage(&self, granularity: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM usage_counts WHERE granularity = $1 AND start < $2")
-            .bind(granularity)
-            .bind(to_ms(before))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        let mut pruned = 0;
+        for sql in [
+            "DELETE FROM usage_counts WHERE granularity = $1 AND start < $2",
+            "DELETE FROM usage_tag_counts WHERE granularity = $1 AND start < $2",
+        ] {
+            pruned += sqlx::query(sql).bind(granularity).bind(to_ms(before)).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(pruned)
     }
 
     /// Per key of `workspace_id`: verifications and valid ones in `[from, to)` (minute buckets).

@@ -154,11 +154,15 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = super::client(&remote, true)?.revoke_key(&id).await?;
             show(&remote, &k)?;
         }
-        ServerKeyCommand::Usage { remote, id, since, granularity } => {
+        ServerKeyCommand::Usage { remote, id, since, granularity, tag } => {
             let back = keyward_core::duration::parse(&since)
                 .ok_or_else(|| anyhow::anyhow!("--since {since:?} is not a duration like 90m, 24h or 7d"))?;
             let from = chrono::Utc::now() - back;
-            let u = super::client(&remote, true)?.key_usage(&id, Some(from), None, granularity.as_deref()).await?;
+            let client = super::client(&remote, true)?;
+            let u = match &tag {
+                Some(t) => client.key_usage_for_tag(&id, t, Some(from), None, granularity.as_deref()).await?,
+                None => client.key_usage(&id, Some(from), None, granularity.as_deref()).await?,
+            };
             if remote.json {
                 println!("{}", serde_json::to_string_pretty(&u)?);
             } else {

@@ -3,6 +3,7 @@ mod governance;
 mod init;
 mod keys;
 mod pairs;
+mod ratelimit;
 mod roles;
 mod serve;
 mod webhooks;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(c).await,
         Command::Webhooks(c) => webhooks::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
+        Command::Ratelimit(c) => ratelimit::run(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,
@@ -48,6 +50,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     workspace_id: a.workspace.map(Into::into),
                     environment: a.environment.map(Into::into),
                     cost: a.cost,
+                    tags: (!a.tags.is_empty()).then(|| a.tags.into_iter().map(Into::into).collect()),
                 })
                 .await?;
             if a.remote.json {

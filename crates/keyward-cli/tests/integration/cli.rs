@@ -262,6 +262,41 @@ async fn serve_and_cli_end_to_end(b: Backend) {
     let v = user.run(&["verify", "kw_live_sk_nonsense", "--json"]);
     assert_eq!(v.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&v.stdout).contains("MALFORMED"));
+    assert!(user.run(&["verify", &secret, "--tag", "path=/orders", "--tag", "tier=gold"]).status.success());
+    let o = user.run(&["verify", &secret, "--tag", &"x".repeat(65)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("tags[0]"), "{o:?}");
+
+    // Rate limiting as a service: two a minute, the third refused (exit 1); an override.
+    let limit = ["ratelimit", "limit", "--namespace", "sms", "--identifier", "+15550100", "--limit", "2"];
+    for _ in 0..2 {
+        let o = user.run(&[&limit[..], &["--duration", "1m"]].concat());
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("allowed"), "{o:?}");
+    }
+    let o = user.run(&[&limit[..], &["--duration", "1m", "--json"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let refused: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((refused["success"].as_bool(), refused["remaining"].as_u64()), (Some(false), Some(0)));
+    let set = ["ratelimit", "overrides", "set", "--namespace", "sms", "--identifier", "+1555*", "--limit", "5"];
+    let o = user.json(&[&set[..], &["--duration", "1m", "--json"]].concat());
+    let override_id = o["id"].as_str().unwrap().to_string();
+    let listed = user.ok(&["ratelimit", "overrides", "list", "--namespace", "sms"]);
+    assert!(listed.contains(&override_id) && listed.contains("+1555*"), "{listed}");
+    assert!(user.run(&[&limit[..], &["--duration", "1m"]].concat()).status.success(), "the override's room");
+    user.ok(&["ratelimit", "overrides", "delete", &override_id]);
+    assert!(!user.ok(&["ratelimit", "overrides", "list"]).contains(&override_id));
+    let o = user.run(&[
+        "ratelimit",
+        "limit",
+        "--namespace",
+        "sms",
+        "--identifier",
+        "x",
+        "--limit",
+        "1",
+        "--duration",
+        "soon",
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--duration"), "{o:?}");
 
     let rotated = user.json(&["keys", "rotate", &id, "--json"]);
     let new_id = rotated["id"].as_str().unwrap().to_string();

@@ -103,7 +103,7 @@ async fn addresses_are_written_in_batches(b: Backend) {
         async move {
             let mut new: Vec<String> = s
                 .store
-                .record_usage(&[], &[], &ips)
+                .record_usage(&[], &[], &ips, &[])
                 .await
                 .unwrap()
                 .new_ips

@@ -15,6 +15,7 @@ on_both_backends!(
     counts_add_up_across_nodes,
     a_graceful_stop_loses_no_count,
     rollups_keep_counts_past_minute_retention,
+    tags_are_counted_per_tag_within_bounds,
     each_alert_kind_fires_once_and_is_delivered,
     metrics_parse_and_count,
     request_ids_are_echoed_and_audited,
@@ -132,11 +133,13 @@ async fn rollups_keep_counts_past_minute_retention(b: Backend) {
     let s = TestServer::start(b).await;
     let (k, secret) = s.create(json!({"name": "k"})).await;
     let start = ago(&s, 60);
-    for _ in 0..6 {
-        s.verify(&secret, json!({})).await;
+    for i in 0..6 {
+        let tags = if i < 2 { json!(["a"]) } else { json!([]) };
+        s.verify(&secret, json!({"tags": tags})).await;
     }
     let minute = format!("/v1/keys/{k}/usage?granularity=minute&from={}", enc(&ago(&s, 5)));
     until(&s, &minute, "the flush", |v| v["total"] == 6).await;
+    until(&s, &format!("{minute}&tag=a"), "the tag's flush", |v| v["total"] == 2).await;
     // Two days and more later the minute buckets are gone, the hour and day buckets keep it.
     s.clock.advance(chrono::Duration::hours(49));
     let hour = format!("/v1/keys/{k}/usage?granularity=hour&from={}", enc(&start));
@@ -144,10 +147,13 @@ async fn rollups_keep_counts_past_minute_retention(b: Backend) {
     assert_eq!(h["granularity"], "hour");
     let day = format!("/v1/keys/{k}/usage?granularity=day&from={}", enc(&start));
     until(&s, &day, "the day rollup", |v| v["total"] == 6).await;
+    until(&s, &format!("{hour}&tag=a"), "the tag's hour rollup", |v| v["total"] == 2).await;
+    until(&s, &format!("{day}&tag=a"), "the tag's day rollup", |v| v["total"] == 2).await;
     let started = Instant::now();
     loop {
-        let (n,): (i64,) = count_minutes(&s).await;
-        if n == 0 {
+        let (n,): (i64,) = count_minutes(&s, None).await;
+        let (tagged,): (i64,) = count_minutes(&s, Some("a")).await;
+        if n == 0 && tagged == 0 {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "minute buckets past retention were not pruned");
@@ -160,19 +166,73 @@ async fn rollups_keep_counts_past_minute_retention(b: Backend) {
     s.stop().await;
 }
 
-async fn count_minutes(s: &TestServer) -> (i64,) {
+async fn count_minutes(s: &TestServer, tag: Option<&str>) -> (i64,) {
     let b = s
         .store
         .usage_buckets(
             "minute",
             &s.workspace_id,
             None,
+            tag,
             chrono::DateTime::UNIX_EPOCH,
             chrono::Utc::now() + chrono::Duration::days(400),
         )
         .await
         .unwrap();
     (b.len() as i64,)
+}
+
+/// Tags name what a verification was for: counted per tag (beside the key's totals), bad
+/// ones refused naming the field, and a caller inventing tags cannot grow what is kept.
+async fn tags_are_counted_per_tag_within_bounds(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (k, secret) = s.create(json!({"name": "tagged"})).await;
+    let (_, other) = s.create(json!({"name": "untagged"})).await;
+    for tags in [json!(["path=/orders", "tier=gold"]), json!(["path=/orders"]), json!([])] {
+        assert_eq!(s.verify(&secret, json!({"tags": tags})).await["code"], "VALID");
+    }
+    s.verify(&secret, json!({"tags": ["path=/orders"], "permissions": "nope"})).await;
+    s.verify(&other, json!({"tags": ["path=/orders"]})).await;
+    let base = format!("/v1/keys/{k}/usage?granularity=minute&from={}", enc(&ago(&s, 5)));
+    let orders = format!("{base}&tag={}", enc("path=/orders"));
+    let v = until(&s, &orders, "the tag's counts", |v| v["total"] == 3).await;
+    assert_eq!(v["by_code"]["VALID"], 2, "{v}");
+    assert_eq!(v["by_code"]["INSUFFICIENT_PERMISSIONS"], 1, "{v}");
+    until(&s, &format!("{base}&tag=tier%3Dgold"), "the other tag", |v| v["total"] == 1).await;
+    assert_eq!(get(&s, &format!("{base}&tag=never")).await["total"], 0);
+    assert_eq!(get(&s, &base).await["total"], 4, "the key's totals count every verification once");
+    let ws = format!("/v1/usage?granularity=minute&from={}&tag={}", enc(&ago(&s, 5)), enc("path=/orders"));
+    until(&s, &ws, "the workspace's tag counts", |v| v["total"] == 4).await;
+
+    // Refused, naming the field, before anything is counted.
+    let too_long = "x".repeat(65);
+    for (tags, field) in [
+        (json!((0..11).map(|i| format!("t{i}")).collect::<Vec<_>>()), "tags"),
+        (json!(["ok", too_long]), "tags[1]"),
+        (json!(["nul\u{0}"]), "tags[0]"),
+        (json!([""]), "tags[0]"),
+        (json!([42]), "tags"),
+    ] {
+        let r =
+            s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": secret, "tags": tags})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{tags}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["field"].as_str().unwrap_or("").starts_with(field), "{tags}: {body}");
+    }
+    let (st, v) = s.call(Method::GET, &format!("{base}&tag={}", "y".repeat(65)), None).await;
+    assert_eq!((st, v["error"]["field"].as_str()), (400, Some("tag")), "{v}");
+
+    // Made-up tags (the bound per flush is the buffer's unit test): the key's own count
+    // stays whole, and the counter of dropped tag counts is published.
+    let (k2, flood) = s.create(json!({"name": "flood"})).await;
+    for i in 0..40 {
+        s.verify(&flood, json!({"tags": [format!("made-up-{i}")]})).await;
+    }
+    let flooded = format!("/v1/keys/{k2}/usage?granularity=minute&from={}", enc(&ago(&s, 5)));
+    until(&s, &flooded, "the flood's flush", |v| v["total"] == 40).await;
+    let metrics = s.http().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nkeyward_usage_tags_dropped_total "), "{metrics}");
+    s.stop().await;
 }
 
 async fn each_alert_kind_fires_once_and_is_delivered(b: Backend) {

@@ -121,7 +121,7 @@ async fn a_row_the_database_refuses_leaves_the_rest_of_the_flush(b: Backend) {
         LastUsed { key_id: "key_\u{0}".into(), at_ms: minute, ip: None },
     ];
     let counts = [row("\u{0}", ""), row(&s.workspace_id, &id), row(&long, ""), row(&s.workspace_id, "key_\u{0}")];
-    let written = s.store.record_usage(&marks, &counts, &[]).await.expect("the flush is written");
+    let written = s.store.record_usage(&marks, &counts, &[], &[]).await.expect("the flush is written");
     let stored = s.store.get_key(&s.workspace_id, &id).await.unwrap().unwrap();
     assert_eq!(stored.last_used_ip.as_deref(), Some("198.51.100.8"), "the good mark");
     let n = scalar(

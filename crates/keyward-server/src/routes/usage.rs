@@ -34,6 +34,8 @@ pub struct UsageParams {
     pub to: Option<String>,
     /// `minute`, `hour` (default) or `day`.
     pub granularity: Option<String>,
+    /// Only the verifications whose request named this tag.
+    pub tag: Option<String>,
 }
 
 struct Range {
@@ -61,6 +63,10 @@ fn range(state: &AppState, q: &UsageParams) -> ApiResult<Range> {
             "granularity",
             format!("at most {MAX_BUCKETS} buckets: widen granularity or narrow the range"),
         ));
+    }
+    if let Some(t) = &q.tag {
+        keyward_core::validate::tags(&[t.as_str().into()])
+            .map_err(|_| ApiError::invalid("tag", "a tag is 1-64 characters without control characters"))?;
     }
     Ok(Range { granularity, width, from, to })
 }
@@ -128,7 +134,10 @@ pub async fn key_usage(
     let r = range(&state, &q)?;
     let ws = &caller.0.workspace_id;
     super::keys::find(&state, &caller, &id).await?;
-    let rows = state.store.usage_buckets(source(&state, &r), ws, Some(&id), from_ms(r.from), from_ms(r.to)).await?;
+    let rows = state
+        .store
+        .usage_buckets(source(&state, &r), ws, Some(&id), q.tag.as_deref(), from_ms(r.from), from_ms(r.to))
+        .await?;
     let (total, by_code) = totals(&rows);
     Ok(Json(KeyUsage {
         key_id: id,
@@ -152,7 +161,10 @@ pub async fn workspace_usage(
     caller.require(Action::Read)?;
     let r = range(&state, &q)?;
     let ws = &caller.0.workspace_id;
-    let rows = state.store.usage_buckets(source(&state, &r), ws, None, from_ms(r.from), from_ms(r.to)).await?;
+    let rows = state
+        .store
+        .usage_buckets(source(&state, &r), ws, None, q.tag.as_deref(), from_ms(r.from), from_ms(r.to))
+        .await?;
     let (total, by_code) = totals(&rows);
     let mut per_key: HashMap<&str, Counted> = HashMap::new();
     let mut unknown_keys = 0;
@@ -267,6 +279,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         known_loaded: state.cache.known_loaded(),
         usage_entries_dropped,
         usage_rows_dropped,
+        usage_tags_dropped: state.usage.tags_dropped(),
         outbox_pending,
         redis_errors,
     });

@@ -6,13 +6,14 @@
 //! request never waits on (or causes) a storage write of its own. Flushes add to what other
 //! nodes wrote (increments), so several nodes' counts add up.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 
 use keyward_core::codes::VerifyCode;
-use keyward_store::{LastUsed, SeenIp, Store, UsageRow, MINUTE_MS};
+use keyward_store::{LastUsed, SeenIp, Store, TagUsageRow, UsageRow, MINUTE_MS};
 
 pub(crate) mod rollup;
 
@@ -20,6 +21,18 @@ const CODES: usize = VerifyCode::ALL.len();
 
 /// Distinct addresses remembered per key between two flushes (enough to find a new one).
 const IPS_PER_FLUSH: usize = 8;
+
+/// Distinct (tag, minute) counts a key keeps between two flushes: tags are the caller's
+/// words, so a caller inventing new ones cannot grow memory or storage past this; the rest
+/// are counted as dropped (`keyward_usage_tags_dropped_total`).
+pub const TAGS_PER_FLUSH: usize = 32;
+
+/// One tag's counts per code in one minute.
+struct TagCount {
+    tag: Box<str>,
+    minute: i64,
+    counts: [u32; CODES],
+}
 
 /// One key's (or one workspace's unknown keys') verifications since the last flush.
 #[derive(Default)]
@@ -32,6 +45,8 @@ struct Slot {
     /// Minute start (ms) → count per code; one or two minutes between flushes.
     minutes: Vec<(i64, [u32; CODES])>,
     ips: Vec<(IpAddr, i64)>,
+    /// Counts per tag (verifications that named tags), at most [`TAGS_PER_FLUSH`].
+    tags: Vec<TagCount>,
 }
 
 impl Slot {
@@ -45,6 +60,21 @@ impl Slot {
                 self.minutes.push((minute, c));
             }
         }
+    }
+
+    /// Counts one tagged verification; `false` when the slot has no room for a new tag.
+    fn count_tag(&mut self, tag: &str, minute: i64, code: VerifyCode, n: u32) -> bool {
+        let full = self.tags.len() >= TAGS_PER_FLUSH;
+        match self.tags.iter_mut().find(|t| t.minute == minute && &*t.tag == tag) {
+            Some(t) => t.counts[code.index()] = t.counts[code.index()].saturating_add(n),
+            None if full => return false,
+            None => {
+                let mut counts = [0u32; CODES];
+                counts[code.index()] = n;
+                self.tags.push(TagCount { tag: tag.into(), minute, counts });
+            }
+        }
+        true
     }
 
     /// Verifications counted in this slot.
@@ -69,6 +99,12 @@ impl Slot {
         for (ip, at) in other.ips {
             if self.ips.len() < IPS_PER_FLUSH && !self.ips.iter().any(|(x, _)| *x == ip) {
                 self.ips.push((ip, at));
+            }
+        }
+        for t in other.tags {
+            for (code, n) in VerifyCode::ALL.iter().zip(t.counts).filter(|(_, n)| *n > 0) {
+                // A put-back within the bound it was counted under: nothing to drop.
+                self.count_tag(&t.tag, t.minute, *code, n);
             }
         }
     }
@@ -103,6 +139,8 @@ pub struct UsageBuffer {
     unresolved: AtomicUsize,
     /// Verifications not counted because the buffer was full.
     entries_dropped: AtomicU64,
+    /// Tag counts not kept because their key had [`TAGS_PER_FLUSH`] already.
+    tags_dropped: AtomicU64,
     /// Rows the database refused (left out of their flush).
     rows_dropped: AtomicU64,
     /// The last-used marks of the flush being written (or last written). A management read
@@ -126,6 +164,7 @@ pub struct Batch {
     pub marks: Vec<LastUsed>,
     pub counts: Vec<UsageRow>,
     pub ips: Vec<SeenIp>,
+    pub tags: Vec<TagUsageRow>,
 }
 
 impl UsageBuffer {
@@ -138,6 +177,7 @@ impl UsageBuffer {
             workspaces: RwLock::new(HashSet::default()),
             unresolved: AtomicUsize::new(0),
             entries_dropped: AtomicU64::new(0),
+            tags_dropped: AtomicU64::new(0),
             rows_dropped: AtomicU64::new(0),
             flushed: Mutex::new(HashMap::default()),
         }
@@ -146,6 +186,11 @@ impl UsageBuffer {
     /// Verifications not counted because the buffer was full, and rows the database refused.
     pub fn dropped(&self) -> (u64, u64) {
         (self.entries_dropped.load(Relaxed), self.rows_dropped.load(Relaxed))
+    }
+
+    /// Tag counts not kept (their key had too many distinct tags between two flushes).
+    pub fn tags_dropped(&self) -> u64 {
+        self.tags_dropped.load(Relaxed)
     }
 
     fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, Slots> {
@@ -201,6 +246,23 @@ impl UsageBuffer {
                 }
             }
         });
+    }
+
+    /// The tags a verification of a known key named (after [`Self::record`]), each counted
+    /// under its code, within [`TAGS_PER_FLUSH`] distinct ones per key between two flushes.
+    pub fn record_tags(&self, key_id: &str, workspace_id: &str, at_ms: i64, code: VerifyCode, tags: &[Cow<'_, str>]) {
+        let minute = at_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let mut dropped = 0;
+        self.with_slot(key_id, workspace_id, |slot| {
+            for t in tags {
+                if !slot.count_tag(t, minute, code, 1) {
+                    dropped += 1;
+                }
+            }
+        });
+        if dropped > 0 {
+            self.tags_dropped.fetch_add(dropped, Relaxed);
+        }
     }
 
     /// A verification refused before its key was known (malformed, unknown): counted for the
@@ -327,6 +389,18 @@ impl UsageBuffer {
                     });
                 }
             }
+            for t in &slot.tags {
+                for (code, n) in VerifyCode::ALL.iter().zip(t.counts).filter(|(_, n)| *n > 0) {
+                    b.tags.push(TagUsageRow {
+                        workspace_id: slot.workspace_id.clone(),
+                        key_id: key_id.to_string(),
+                        tag: t.tag.to_string(),
+                        start_ms: t.minute,
+                        code: code.as_str(),
+                        count: u64::from(n),
+                    });
+                }
+            }
             for (ip, at_ms) in &slot.ips {
                 b.ips.push(SeenIp {
                     workspace_id: slot.workspace_id.clone(),
@@ -350,7 +424,7 @@ impl UsageBuffer {
         let written = match self.resolve(store, &mut taken).await {
             Ok(()) => {
                 let b = Self::batch(&taken);
-                store.record_usage(&b.marks, &b.counts, &b.ips).await.map(|w| (b, w))
+                store.record_usage(&b.marks, &b.counts, &b.ips, &b.tags).await.map(|w| (b, w))
             }
             Err(e) => Err(e),
         };
@@ -468,6 +542,45 @@ mod tests {
         let held: usize = u.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(held <= SHARDS, "{held} slots held after the put-back");
         assert_eq!(u.dropped().0, 200 - held as u64, "{refilled} dropped while refilling");
+    }
+
+    #[test]
+    fn tags_are_counted_within_their_bound() {
+        let u = UsageBuffer::default();
+        let tags: Vec<Cow<str>> = vec!["a".into(), "b".into()];
+        u.record("key_a", "ws", 60_000, VerifyCode::Valid, None);
+        u.record_tags("key_a", "ws", 60_000, VerifyCode::Valid, &tags);
+        u.record_tags("key_a", "ws", 61_000, VerifyCode::Revoked, &tags[..1]);
+        u.record_tags("key_a", "ws", 120_000, VerifyCode::Valid, &tags[..1]);
+        for i in 0..40 {
+            u.record_tags("key_b", "ws", 60_000, VerifyCode::Valid, &[format!("t{i}").into()]);
+        }
+        assert_eq!(u.tags_dropped(), 40 - TAGS_PER_FLUSH as u64, "past the bound, counted as dropped");
+        let taken = u.take();
+        let b = UsageBuffer::batch(&taken);
+        let mut got: Vec<(&str, &str, i64, &str, u64)> = b
+            .tags
+            .iter()
+            .filter(|t| t.key_id == "key_a")
+            .map(|t| (t.key_id.as_str(), t.tag.as_str(), t.start_ms, t.code, t.count))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("key_a", "a", 60_000, "REVOKED", 1),
+                ("key_a", "a", 60_000, "VALID", 1),
+                ("key_a", "a", 120_000, "VALID", 1),
+                ("key_a", "b", 60_000, "VALID", 1),
+            ]
+        );
+        assert_eq!(b.tags.iter().filter(|t| t.key_id == "key_b").count(), TAGS_PER_FLUSH);
+        // A failed flush's tags go back whole.
+        for (id, slot) in taken {
+            u.put_back(id, slot);
+        }
+        let again = UsageBuffer::batch(&u.take());
+        assert_eq!(again.tags.len(), b.tags.len());
     }
 
     #[test]

@@ -290,6 +290,9 @@ impl AppState {
         started: std::time::Instant,
     ) {
         self.usage.record(key.id(), &key.workspace_id, now.timestamp_millis(), code, req.ip);
+        if !req.tags.is_empty() {
+            self.usage.record_tags(key.id(), &key.workspace_id, now.timestamp_millis(), code, req.tags);
+        }
         self.metrics.verified(code, started);
     }
 
