@@ -91,7 +91,8 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
     let (router, _doc) = routes::api().split_for_parts();
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
-    wrapped(api.nest("/console", console), ids, body_timeout, limit)
+    let unkey = crate::unkey::router(&state, api.clone());
+    wrapped(api.nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
 }
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
