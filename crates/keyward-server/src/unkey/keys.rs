@@ -298,6 +298,10 @@ pub(super) struct UpdateCreditsReq {
 
 pub(super) async fn update_credits(v2: V2, ctx: Ctx, body: Bytes) -> Result<CreditsData, UnkeyError> {
     let req: UpdateCreditsReq = parse(&body)?;
+    // The written count is behind this node's by what it spent since its last flush: written
+    // first, so an increment adds to what is left (other nodes' unwritten spending is not
+    // seen: docs/UNKEY.md).
+    crate::app::flush_credits(&v2.state).await;
     let current = fetch(&v2, &ctx, &req.key_id).await?;
     let refill = current.credits.as_ref().and_then(|c| c.refill);
     let now = current.credits.as_ref().map(|c| c.remaining);
