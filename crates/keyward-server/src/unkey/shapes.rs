@@ -127,7 +127,7 @@ impl RatelimitRequest {
 
 /// A duration in milliseconds as Keyward writes it (`60s`): whole seconds only.
 pub(crate) fn duration_secs(location: &str, ms: u64) -> Result<String, UnkeyError> {
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         return Err(UnkeyError::invalid(
             location,
             "Keyward counts durations in whole seconds: a positive multiple of 1000",
