@@ -91,7 +91,8 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
     let (router, _doc) = routes::api().split_for_parts();
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
-    wrapped(api.nest("/console", console), ids, body_timeout, limit)
+    let unkey = crate::unkey::router(&state, api.clone());
+    wrapped(api.nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
 }
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
@@ -263,6 +264,21 @@ pub async fn serve_until(server: RunningServer, shutdown: impl Future<Output = (
 /// Writes the counts and last-used marks gathered since the last flush; addresses new to a
 /// key go on to the `new_ip` rule.
 async fn flush(state: &SharedState) {
+    flush_credits(state).await;
+    state.limits.prune(state.clock.now());
+    let started = std::time::Instant::now();
+    let result = state.usage.flush(&state.store).await;
+    state.metrics.flushed(started.elapsed(), result.is_ok());
+    match result {
+        Ok((_, new)) if !new.is_empty() => crate::usage::rollup::new_addresses(state, new).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not write usage counts and last-used marks; will retry"),
+    }
+}
+
+/// Writes this node's credit counts (its own and those it saw in Redis): the periodic flush,
+/// and `/v2/keys.updateCredits` before it adds to or takes from the written count.
+pub(crate) async fn flush_credits(state: &SharedState) {
     let mut credits = state.limits.take_credit_writes();
     let local = credits.len();
     if let Some(shared) = &state.shared {
@@ -277,15 +293,6 @@ async fn flush(state: &SharedState) {
                 shared.put_back(seen_in_redis);
             }
         }
-    }
-    state.limits.prune(state.clock.now());
-    let started = std::time::Instant::now();
-    let result = state.usage.flush(&state.store).await;
-    state.metrics.flushed(started.elapsed(), result.is_ok());
-    match result {
-        Ok((_, new)) if !new.is_empty() => crate::usage::rollup::new_addresses(state, new).await,
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not write usage counts and last-used marks; will retry"),
     }
 }
 

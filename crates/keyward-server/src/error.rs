@@ -69,7 +69,7 @@ impl ApiError {
         ApiError::Invalid { field: Some(field.into()), message: message.into() }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, Option<&str>, String) {
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, Option<&str>, String) {
         match self {
             ApiError::Invalid { field, message } => {
                 (StatusCode::BAD_REQUEST, "invalid_request", field.as_deref(), message.clone())

@@ -18,6 +18,7 @@ mod manage;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+mod unkey;
 pub mod usage;
 mod verify;
 pub mod webhooks;

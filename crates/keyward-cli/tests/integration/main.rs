@@ -42,6 +42,7 @@ mod signed_requests;
 mod storage;
 mod tls;
 mod tower_layer;
+mod unkey_v2;
 mod usage;
 mod verify_floods;
 mod webhooks;

@@ -1,0 +1,173 @@
+//! Unkey's shapes shared by several routes (a key, credits, rate limits) and their
+//! translation to and from Keyward's: Unix milliseconds for times, milliseconds for
+//! durations, camelCase names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use keyward_core::wire::keys::{CreditsSpec, Interval, KeyView, RateLimitSpec, Refill};
+
+use super::UnkeyError;
+
+/// `KeyResponseData`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeyData {
+    pub key_id: String,
+    pub start: String,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Map<String, Value>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    pub permissions: Vec<String>,
+    pub roles: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsData>,
+    pub ratelimits: Vec<RatelimitData>,
+}
+
+impl KeyData {
+    pub(crate) fn of(v: KeyView) -> Self {
+        let ratelimits = v.ratelimits.iter().enumerate().map(|(i, l)| RatelimitData::of(&v.id, i, l)).collect();
+        KeyData {
+            start: if v.start.is_empty() { v.id.clone() } else { v.start },
+            key_id: v.id,
+            enabled: v.enabled,
+            name: Some(v.name).filter(|n| !n.is_empty()),
+            meta: Some(v.meta).filter(|m| !m.is_empty()),
+            created_at: v.created_at.timestamp_millis(),
+            updated_at: v.updated_at.timestamp_millis(),
+            last_used_at: v.last_used_at.map(|t| t.timestamp_millis()),
+            expires: v.expires_at.map(|t| t.timestamp_millis()),
+            permissions: v.permissions,
+            roles: v.roles,
+            credits: v.credits.map(CreditsData::of),
+            ratelimits,
+        }
+    }
+}
+
+/// `KeyCreditsData`: `remaining: null` is unlimited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreditsData {
+    pub remaining: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<RefillData>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RefillData {
+    pub interval: Interval,
+    pub amount: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill_day: Option<u8>,
+}
+
+impl CreditsData {
+    pub(crate) fn of(c: CreditsSpec) -> Self {
+        CreditsData {
+            remaining: Some(c.remaining),
+            refill: c.refill.map(|r| RefillData {
+                interval: r.interval,
+                amount: r.amount,
+                refill_day: (r.interval == Interval::Monthly).then_some(r.day),
+            }),
+        }
+    }
+
+    /// Keyward's credits, or `None` for unlimited (`remaining: null`).
+    pub(crate) fn spec(&self) -> Option<CreditsSpec> {
+        let remaining = self.remaining?;
+        Some(CreditsSpec { remaining, refill: self.refill.as_ref().map(RefillData::spec) })
+    }
+}
+
+impl RefillData {
+    pub(crate) fn spec(&self) -> Refill {
+        Refill { interval: self.interval, amount: self.amount, day: self.refill_day.unwrap_or(1) }
+    }
+}
+
+/// `RatelimitRequest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RatelimitRequest {
+    pub name: String,
+    pub limit: u64,
+    pub duration: u64,
+    // Until limits that apply only when named exist natively, every limit of a key applies
+    // on every verification (docs/UNKEY.md).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub auto_apply: Option<bool>,
+}
+
+impl RatelimitRequest {
+    /// Keyward's limit; `at` is the location for a 400 (`body.ratelimits[0]`).
+    pub(crate) fn spec(&self, at: &str) -> Result<RateLimitSpec, UnkeyError> {
+        let limit = u32::try_from(self.limit)
+            .map_err(|_| UnkeyError::invalid(format!("{at}.limit"), "limit must be at most 4294967295"))?;
+        Ok(RateLimitSpec {
+            name: self.name.clone(),
+            limit,
+            duration: duration_secs(&format!("{at}.duration"), self.duration)?,
+        })
+    }
+}
+
+/// A duration in milliseconds as Keyward writes it (`60s`): whole seconds only.
+pub(crate) fn duration_secs(location: &str, ms: u64) -> Result<String, UnkeyError> {
+    if ms == 0 || !ms.is_multiple_of(1000) {
+        return Err(UnkeyError::invalid(
+            location,
+            "Keyward counts durations in whole seconds: a positive multiple of 1000",
+        ));
+    }
+    Ok(format!("{}s", ms / 1000))
+}
+
+/// `RatelimitResponse`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RatelimitData {
+    pub id: String,
+    pub name: String,
+    pub limit: u32,
+    pub duration: i64,
+    pub auto_apply: bool,
+}
+
+impl RatelimitData {
+    fn of(key_id: &str, i: usize, l: &RateLimitSpec) -> Self {
+        let ms = keyward_core::duration::parse(&l.duration).map_or(0, |d| d.num_milliseconds());
+        RatelimitData {
+            id: format!("rl_{key_id}_{i}"),
+            name: l.name.clone(),
+            limit: l.limit,
+            duration: ms,
+            auto_apply: true,
+        }
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (what the native routes take).
+pub(crate) fn rfc3339(location: &str, ms: i64) -> Result<String, UnkeyError> {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .ok_or_else(|| UnkeyError::invalid(location, "not a time in Unix milliseconds"))
+}
+
+/// `{ "id", "name", "slug" }`: Keyward's permissions are their names, so all three are.
+pub(crate) fn permission(p: &str) -> Value {
+    serde_json::json!({"id": p, "name": p, "slug": p})
+}
