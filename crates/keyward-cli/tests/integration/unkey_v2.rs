@@ -246,6 +246,23 @@ async fn v2_verify_codes(b: Backend) {
     assert_eq!(st, 200);
     assert_eq!(verify(&s, &live, json!({})).await, json!({"valid": false, "code": "NOT_FOUND"}));
     assert_eq!(verify(&s, "not-a-key", json!({})).await, json!({"valid": false, "code": "NOT_FOUND"}));
+
+    // Tags are counted per tag in the key's usage, as natively; bad ones name the field.
+    let (tagged_id, tagged) = make(json!({})).await;
+    assert_eq!(verify(&s, &tagged, json!({"tags": ["path=/orders"]})).await["code"], "VALID");
+    let (st, v) = v2(&s, "keys.verifyKey", json!({"key": tagged, "tags": ["x".repeat(65)]})).await;
+    assert_eq!((st, v["error"]["errors"][0]["location"].as_str()), (400, Some("body.tags[0]")), "{v}");
+    let usage = format!("/v1/keys/{tagged_id}/usage?granularity=minute&tag=path%3D%2Forders");
+    let started = std::time::Instant::now();
+    loop {
+        let (st, u) = s.call(Method::GET, &usage, None).await;
+        assert_eq!(st, 200, "{u}");
+        if u["total"] == 1 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the tag was not counted: {u}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn v2_retried_verify_charges_once(b: Backend) {

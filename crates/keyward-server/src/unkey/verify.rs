@@ -19,8 +19,7 @@ pub(super) struct VerifyKey {
     permissions: Option<String>,
     credits: Option<Credits>,
     ratelimits: Option<Vec<Value>>,
-    // Analytics tags: not kept yet (TODO(tags): the native verify's `tags`).
-    #[allow(dead_code)]
+    // Counted per tag in the key's usage, as the native verify's `tags`.
     tags: Option<Vec<String>>,
     // A migration is an import made beforehand (keys.migrateKeys); nothing to do here.
     #[allow(dead_code)]
@@ -84,6 +83,8 @@ pub(super) async fn verify_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
         Some(c) => u32::try_from(c.cost)
             .map_err(|_| UnkeyError::invalid("body.credits.cost", "cost must be at most 4294967295"))?,
     };
+    let tags: Vec<std::borrow::Cow<str>> = req.tags.iter().flatten().map(|t| t.as_str().into()).collect();
+    keyward_core::validate::tags(&tags).map_err(|e| UnkeyError::invalid(format!("body.{}", e.field()), e.to_string()))?;
     let key = ctx.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| (1..=255).contains(&k.len()));
     let verify = || async {
         let needs = Requirements {
@@ -93,6 +94,7 @@ pub(super) async fn verify_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
             permissions: query.as_ref(),
             scope: None,
             cost: Some(cost),
+            tags: &tags,
         };
         // `Err` only before anything was spent (storage unreachable on a cache miss): the
         // SDK's retry of that 503 cannot charge twice.
