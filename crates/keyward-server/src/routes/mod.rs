@@ -164,3 +164,24 @@ fn add_common_refusals(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SDKs' models are generated from `sdks/openapi.json`: it must be this server's
+    /// document, or an SDK drifts from the server unnoticed.
+    #[test]
+    fn the_sdks_openapi_document_is_the_servers() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdks/openapi.json");
+        let now = super::openapi().to_pretty_json().expect("the document serializes") + "\n";
+        if std::env::var_os("KEYWARD_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &now).expect("sdks/openapi.json is writable");
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == now,
+            "sdks/openapi.json is not the server's document: run `KEYWARD_UPDATE_OPENAPI=1 cargo test -p \
+             keyward-server --lib openapi_document`, then regenerate the SDKs' models (sdks/README.md)"
+        );
+    }
+}
