@@ -84,7 +84,8 @@ pub(super) async fn verify_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
             .map_err(|_| UnkeyError::invalid("body.credits.cost", "cost must be at most 4294967295"))?,
     };
     let tags: Vec<std::borrow::Cow<str>> = req.tags.iter().flatten().map(|t| t.as_str().into()).collect();
-    keyward_core::validate::tags(&tags).map_err(|e| UnkeyError::invalid(format!("body.{}", e.field()), e.to_string()))?;
+    keyward_core::validate::tags(&tags)
+        .map_err(|e| UnkeyError::invalid(format!("body.{}", e.field()), e.to_string()))?;
     let key = ctx.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| (1..=255).contains(&k.len()));
     let verify = || async {
         let needs = Requirements {
