@@ -1,0 +1,3 @@
+module github.com/keyward/keyward-go
+
+go 1.19
