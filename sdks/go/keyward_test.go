@@ -119,6 +119,10 @@ func TestKeysLifecycle(t *testing.T) {
 	if up.ExpiresAt == nil || !up.ExpiresAt.Equal(exp) {
 		t.Fatalf("expires_at: %+v", up.ExpiresAt)
 	}
+	up = must(kw.Keys.Update(ctx, key.ID, keyward.UpdateKey{ClearExpiresAt: true}))
+	if up.ExpiresAt != nil {
+		t.Fatalf("expires_at cleared: %+v", up.ExpiresAt)
+	}
 
 	// Rotate with no grace: the old key stops, the new one works.
 	next := must(kw.Keys.Rotate(ctx, key.ID, keyward.RotateKey{GracePeriod: "0s"}))
@@ -517,7 +521,7 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-time.After(3 * time.Second):
+		case <-time.After(1500 * time.Millisecond):
 		case <-r.Context().Done():
 		}
 	}))
