@@ -16,6 +16,7 @@ on_both_backends!(
     a_graceful_stop_loses_no_count,
     rollups_keep_counts_past_minute_retention,
     tags_are_counted_per_tag_within_bounds,
+    a_made_up_workspace_erases_no_key_counts,
     each_alert_kind_fires_once_and_is_delivered,
     metrics_parse_and_count,
     request_ids_are_echoed_and_audited,
@@ -180,6 +181,20 @@ async fn count_minutes(s: &TestServer, tag: Option<&str>) -> (i64,) {
         .await
         .unwrap();
     (b.len() as i64,)
+}
+
+/// A refusal bound to a workspace that does not exist is settled at the flush; the keys'
+/// own counts in that flush are not touched by it (they were once all folded server-wide).
+async fn a_made_up_workspace_erases_no_key_counts(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (k, secret) = s.create(json!({"name": "counted"})).await;
+    for round in 1..=3u64 {
+        verify_as(&s, json!({"key": "kw_garbage", "workspace_id": "ws_00000000000000000000000000"})).await;
+        assert_eq!(s.verify(&secret, json!({})).await["code"], "VALID");
+        let usage = format!("/v1/keys/{k}/usage?granularity=minute&from={}", enc(&ago(&s, 5)));
+        until(&s, &usage, "the key's count", |v| v["total"] == round).await;
+    }
+    s.stop().await;
 }
 
 /// Tags name what a verification was for: counted per tag (beside the key's totals), bad

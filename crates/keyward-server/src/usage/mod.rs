@@ -321,8 +321,9 @@ impl UsageBuffer {
         known.extend(stored);
         let mut server_wide = Slot::default();
         taken.retain_mut(|(_, slot)| {
-            slot.unresolved = false;
-            if known.contains(&slot.workspace_id) {
+            // Only the refusals of unresolved workspaces are settled here; a key's slot (its
+            // workspace is its own, never asked) is kept as it is.
+            if !std::mem::take(&mut slot.unresolved) || known.contains(&slot.workspace_id) {
                 return true;
             }
             let mut folded = std::mem::take(slot);
