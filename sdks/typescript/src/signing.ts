@@ -19,11 +19,11 @@ export const SIGNATURE_HEADERS = {
   signature: "Biz-Api-Signature",
 } as const;
 
-export interface SignedHeaders {
+export type SignedHeaders = {
   "Biz-Api-Key": string;
   "Biz-Api-Nonce": string;
   "Biz-Api-Signature": string;
-}
+};
 
 export interface RequestToSign {
   /** e.g. `GET`; upper-cased. */
