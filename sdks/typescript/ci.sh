@@ -13,9 +13,12 @@ npm ci --no-audit --no-fund --loglevel=error
 bash generate.sh --check
 npm run build --silent
 node_modules/.bin/tsc -p test/types/tsconfig.json
-node --test --test-concurrency=1 test/
+out="${TMPDIR:-/tmp}/keyward-ts-test.txt"
+node --test --test-concurrency=1 test/*.test.mjs | tee "$out"
 npm pack --dry-run --ignore-scripts >"${TMPDIR:-/tmp}/keyward-ts-pack.txt" 2>&1
 for f in dist/esm/index.js dist/cjs/index.js dist/esm/express.js dist/cjs/fastify.js dist/esm/hono.d.ts package.json README.md; do
   grep -q " $f\$" "${TMPDIR:-/tmp}/keyward-ts-pack.txt" || { echo "npm pack would not ship $f" >&2; cat "${TMPDIR:-/tmp}/keyward-ts-pack.txt" >&2; exit 1; }
 done
 grep -E "total files|package size" "${TMPDIR:-/tmp}/keyward-ts-pack.txt"
+passed=$(sed -n 's/^# pass //p' "$out"); failed=$(sed -n 's/^# fail //p' "$out")
+echo "typescript: ${passed:-0} passed, ${failed:-0} failed"
