@@ -1,0 +1,12 @@
+export { Keyward, Keys, Roles, ServiceAccounts, Usage, VerifyTokens, Webhooks, VERSION, permissionQuery } from "./client.js";
+export type { KeywardOptions, RequestOptions, VerifyParams, VerifySignedParams, ListKeysParams, UsageParams, ListDeliveriesParams } from "./client.js";
+export { KeywardError, KeywardTimeoutError, KeywardConnectionError, WebhookVerificationError } from "./errors.js";
+export { verifyWebhook, Webhook as WebhookVerifier } from "./webhooks.js";
+export type { WebhookEvent, WebhookHeaders, VerifyWebhookOptions } from "./webhooks.js";
+export { Signer, stringToSign, signingDigest, SIGNATURE_HEADERS } from "./signing.js";
+export type { SigningAlgorithm, SignedHeaders, RequestToSign } from "./signing.js";
+export { credentialOf, refusalFor, authenticate } from "./auth.js";
+export type { KeywardAuthOptions, Refusal } from "./auth.js";
+export type * from "./types.js";
+export type { components, operations, paths } from "./openapi.js";
+export { Keyward as default } from "./client.js";
