@@ -27,7 +27,6 @@ def test_keys_create_get_list_update_rotate_revoke(kw: Keyward, created: list) -
 
     page = kw.keys.list(q=name)
     assert isinstance(page, KeyList) and [k.id for k in page.items] == [key.id]
-    assert key.id in {k.id for k in kw.keys.iter(environment="live", page_size=1)} or True
     assert any(k.id == key.id for k in kw.keys.iter(q=name, page_size=1))
 
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
@@ -122,7 +121,8 @@ def test_usage_counts_verifications(kw: Keyward, created: list) -> None:
     assert u.from_ and u.to and u.buckets
     assert kw.keys.usage(key.id).total == 4
     ws = kw.usage.workspace(from_=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
-    assert ws.total >= 4 and any(t.key_id == key.id for t in ws.top_keys)
+    assert ws.total >= 4 and ws.top_keys  # other suites may share the server: ours need not be in the top 10
+    assert any(t.key_id == key.id for t in ws.top_keys) or len(ws.top_keys) == 10
 
 
 def test_errors_carry_status_code_and_field(kw: Keyward, server) -> None:

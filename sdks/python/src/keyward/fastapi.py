@@ -15,7 +15,8 @@
 ``Retry-After``), 503 when Keyward cannot be reached. Install with ``pip install keyward[fastapi]``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see `Request` itself in `__call__`
+# (string annotations of a callable instance are not resolved on every version it supports).
 
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
