@@ -156,6 +156,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
             workspace_id: cfg.workspace.as_deref().map(Into::into),
             environment: cfg.environment.as_deref().map(Into::into),
             cost: None,
+            ratelimits: None,
         };
         return cfg.client.verify_key(&req).await;
     }

@@ -1,5 +1,6 @@
 mod audit;
 mod governance;
+mod identities;
 mod init;
 mod keys;
 mod pairs;
@@ -29,6 +30,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Roles(c) => roles::roles(c).await,
         Command::Audit(c) => audit::run(c).await,
         Command::Webhooks(c) => webhooks::run(c).await,
+        Command::Identities(c) => identities::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,
@@ -48,6 +50,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     workspace_id: a.workspace.map(Into::into),
                     environment: a.environment.map(Into::into),
                     cost: a.cost,
+                    ratelimits: None,
                 })
                 .await?;
             if a.remote.json {

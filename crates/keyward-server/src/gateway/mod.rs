@@ -244,6 +244,7 @@ impl Gateway {
             permissions: rule.and_then(|r| r.permissions()),
             scope: scope.as_deref(),
             cost: None,
+            ratelimits: &[],
         };
         let (verdict, body) = match credential(&parts.headers) {
             Credential::Secret(token) => {

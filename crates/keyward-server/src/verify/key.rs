@@ -40,11 +40,15 @@ async fn verify_key_with(state: &SharedState, headers: &HeaderMap, req: &VerifyK
     let ip = parse_ip(req.ip.as_deref())?;
     let asked = ("workspace_id", req.workspace_id.as_deref());
     let environment = req.environment.as_deref();
-    let Some(needs) =
+    let Some(mut needs) =
         requirements(token_ws.as_deref(), asked, environment, ip, query.as_ref(), req.scope.as_deref(), req.cost)?
     else {
         return Ok(json_response(Verdict::bare(VerifyCode::NotFound).to_json()));
     };
+    if let Some(named) = req.ratelimits.as_deref() {
+        keyward_core::limit_plan::check_named(named)?;
+        needs.ratelimits = named;
+    }
     let verdict = state.verify_secret(&req.key, &needs).await?;
     Ok(json_response(verdict.to_json()))
 }
