@@ -400,6 +400,55 @@ mod tests {
         )
     }
 
+    fn credits_of(n: u64) -> KeyCredits {
+        KeyCredits { remaining: n, refill: None, period: 0, set_at: Utc.timestamp_millis_opt(1).unwrap() }
+    }
+
+    /// Two keys of one identity share its limit and credits; a key's own credits and the
+    /// identity's are spent together or not at all.
+    #[test]
+    fn keys_of_an_identity_share_its_limits_and_credits() {
+        let l = LocalLimits::default();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let shared = Limits::new(vec![RateLimit::new("x", "team", 3, "1m").unwrap()], Some(credits_of(4)));
+        let k1 = Limits::new(Vec::new(), Some(credits_of(1))).with_identity("idn_1", shared.clone());
+        let k2 = Limits::new(Vec::new(), None).with_identity("idn_1", shared);
+        let a = check(&l, "key_1", &k1, t, 1);
+        assert_eq!((a.refused, a.credits), (None, Some(0)), "the smaller of the key's 0 and the identity's 3");
+        // key_1's own credits are spent: refused, and the identity's are not touched.
+        let b = check(&l, "key_1", &k1, t, 1);
+        assert_eq!(b.refused, Some(VerifyCode::UsageExceeded));
+        let c = check(&l, "key_2", &k2, t, 1);
+        assert_eq!((c.refused, c.credits), (None, Some(2)), "the identity's 4, less key_1's and key_2's");
+        assert_eq!(c.ratelimit.as_ref().map(|r| r.remaining), Some(0), "the shared limit counted all three");
+        let d = check(&l, "key_2", &k2, t, 1);
+        assert_eq!((d.refused, d.credits), (Some(VerifyCode::RateLimited), Some(2)));
+        let writes = l.take_credit_writes();
+        let idn = writes.iter().find(|w| w.key_id == "idn_1").map(|w| w.remaining);
+        assert_eq!(idn, Some(2), "{writes:?}");
+    }
+
+    /// A limit that is not applied automatically is checked only when named, at its cost.
+    #[test]
+    fn a_named_limit_at_its_own_cost() {
+        use keyward_core::wire::verify::VerifyRatelimit;
+        let l = LocalLimits::default();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let mut manual = RateLimit::new("x", "manual", 5, "1m").unwrap();
+        manual.auto_apply = false;
+        let k = Limits::new(vec![manual], None);
+        for _ in 0..10 {
+            assert_eq!(check(&l, "k", &k, t, 1).refused, None, "not checked unless named");
+        }
+        let named = [VerifyRatelimit { name: "manual".into(), cost: Some(3), limit: None, duration: None }];
+        let mut p = plan(&k.ratelimits, &[], &named, 1).unwrap();
+        let s = l.check("k", &k, &mut p, t, 1, true);
+        let listed = s.ratelimits.unwrap();
+        assert_eq!((listed[0].remaining, listed[0].auto_apply, listed[0].exceeded), (2, false, false));
+        let mut p = plan(&k.ratelimits, &[], &named, 1).unwrap();
+        assert_eq!(l.check("k", &k, &mut p, t, 1, true).refused, Some(VerifyCode::RateLimited));
+    }
+
     #[test]
     fn limit_then_credits_then_refused() {
         let l = LocalLimits::default();
