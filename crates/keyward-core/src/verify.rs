@@ -514,6 +514,38 @@ mod tests {
         }
     }
 
+    /// A key of an identity: the answer names it (as the wire type serializes it), and its
+    /// cached copy carries the identity's limits beside its own.
+    #[test]
+    fn an_identity_in_the_answer_and_the_limits() {
+        use crate::identity::IdentityRecord;
+        let mut r = rec();
+        r.identity_id = Some("idn_1".into());
+        r.external_id = Some("cus \"1\"".into());
+        let mut i = IdentityRecord::bare("idn_1".into(), "ws_1", "cus \"1\"", now());
+        i.meta.insert("plan".into(), serde_json::json!("pro"));
+        i.ratelimits = vec![crate::ratelimit::RateLimit::new("x", "team", 5, "1m").unwrap()];
+        let ctx = KeyContext { identity: Some(i.clone()), ..Default::default() };
+        let k = VerifiableKey::new(r.clone(), ctx);
+        assert_eq!(k.identity(), Some("idn_1"));
+        let mut want = VerifyResponse::about(&r, VerifyCode::Valid, k.roles(), k.permissions());
+        want.identity = Some(crate::wire::verify::VerifyIdentity {
+            id: i.id.clone(),
+            external_id: i.external_id.clone(),
+            meta: i.meta.clone(),
+        });
+        assert_eq!(k.answer_json(VerifyCode::Valid), serde_json::to_string(&want).unwrap());
+        let l = k.limits.as_ref().unwrap();
+        assert!(l.ratelimits.is_empty() && l.credits.is_none());
+        assert_eq!(l.identity_limits().len(), 1);
+        // Without limits or credits on either side: nothing to check, still named.
+        let mut bare = i;
+        bare.ratelimits.clear();
+        let k = VerifiableKey::new(r, KeyContext { identity: Some(bare), ..Default::default() });
+        assert!(k.limits.is_none());
+        assert!(k.answer_json(VerifyCode::Valid).contains(r#""identity":{"id":"idn_1""#));
+    }
+
     #[test]
     fn compact_record_ids_owners_and_shared_access() {
         // With its Arc's two counters, a cached key fits a 160-byte allocation.

@@ -75,7 +75,8 @@ impl OnError {
 ///
 /// ARGV: now, the deadline in Redis's time, `1` when the credits given are the database's
 /// (they may seed), the number of holders; per holder its limits' fingerprint and longest
-/// window; the number of limits, then per limit its holder, hash field, spacing, window and
+/// window; the number of limits, then per limit its holder, its position in the holder's
+/// list (hash field `l<n>`) or the `r:…` field of a limit the request made, spacing, window and
 /// cost; per holder `1` and its credits' cost, count, period, set time, refill period and
 /// refill amount (or `0`). The answer starts with a status — [`DONE`], [`STALE`] (started
 /// after the deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or
@@ -94,7 +95,9 @@ for h = 1, m do fps[h] = ARGV[at]; longest[h] = tonumber(ARGV[at + 1]); at = at 
 local n = tonumber(ARGV[at]); at = at + 1
 local lim = {}
 for i = 1, n do
-  lim[i] = {tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
+  local field = ARGV[at + 1]
+  if string.sub(field, 1, 2) ~= 'r:' then field = 'l' .. field end
+  lim[i] = {tonumber(ARGV[at]), field, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
   used[lim[i][1]] = true
   at = at + 5
 end
@@ -347,7 +350,7 @@ impl Shared {
         let (t, w) = spacing_us(limit);
         inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
         inv.arg(fingerprint.to_string()).arg(w);
-        inv.arg(1).arg(1).arg("l1").arg(t).arg(w).arg(cost);
+        inv.arg(1).arg(1).arg(1).arg(t).arg(w).arg(cost);
         inv.arg("0");
         let mut conn = self.conn.clone();
         let values = self.answer::<Vec<redis::Value>>("service limits", inv.invoke_async(&mut conn)).await?;
@@ -409,11 +412,14 @@ impl Shared {
         inv.arg(plan.len());
         for p in plan {
             let (t, w) = spacing_us(&p.limit);
-            let field = match p.slot {
-                Slot::At(n) => format!("l{}", n + 1),
-                Slot::Request => format!("r:{}:{}:{}", p.limit.name, p.limit.limit, p.limit.duration_ms),
+            inv.arg(if p.holder == Holder::Key { 1 } else { 2 });
+            // A holder's own limit by its position (the script names its field `l<n>`); a
+            // limit the request made by its name, limit and window.
+            match p.slot {
+                Slot::At(n) => inv.arg(n + 1),
+                Slot::Request => inv.arg(format!("r:{}:{}:{}", p.limit.name, p.limit.limit, p.limit.duration_ms)),
             };
-            inv.arg(if p.holder == Holder::Key { 1 } else { 2 }).arg(field).arg(t).arg(w).arg(p.cost);
+            inv.arg(t).arg(w).arg(p.cost);
         }
         for c in credits.iter().take(m) {
             match c {
