@@ -20,7 +20,49 @@ on_both_backends!(
     named_limits_and_auto_apply,
     identity_changes_reach_its_keys_at_once,
     two_nodes_share_an_identity_through_redis,
+    the_cli_manages_identities,
 );
+
+/// `keyward …` against `s`, its stdout (it must succeed).
+fn cli(s: &TestServer, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("KEYWARD_SERVER", &s.base)
+        .env("KEYWARD_TOKEN", &s.management_key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "keyward {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+async fn the_cli_manages_identities(b: Backend) {
+    let s = TestServer::start(b).await;
+    let made: Value = serde_json::from_str(&cli(
+        &s,
+        &["identities", "create", "cus_cli", "--ratelimit", "team=5/1m", "--credits", "50", "--json"],
+    ))
+    .unwrap();
+    assert_eq!((made["external_id"].as_str(), made["credits"]["remaining"].as_u64()), (Some("cus_cli"), Some(50)));
+    assert!(cli(&s, &["identities", "list"]).contains("cus_cli"));
+    let key: Value =
+        serde_json::from_str(&cli(&s, &["keys", "create", "--name", "k", "--external-id", "cus_cli", "--json"]))
+            .unwrap();
+    assert_eq!(key["identity_id"], made["id"]);
+    let listed: Value =
+        serde_json::from_str(&cli(&s, &["keys", "list", "--external-id", "cus_cli", "--json"])).unwrap();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    let updated: Value =
+        serde_json::from_str(&cli(&s, &["identities", "update", "cus_cli", "--no-credits", "--json"])).unwrap();
+    assert_eq!(updated["credits"], Value::Null);
+    assert!(cli(&s, &["identities", "get", made["id"].as_str().unwrap()]).contains("cus_cli"));
+    cli(&s, &["identities", "delete", "cus_cli"]);
+    let (st, _) = s.call(Method::GET, "/v1/identities/cus_cli", None).await;
+    assert_eq!(st, 404);
+    s.stop().await;
+}
 
 async fn identity_crud_and_hostile_values(b: Backend) {
     let s = TestServer::start(b).await;
