@@ -265,7 +265,14 @@ impl AppState {
         started: std::time::Instant,
     ) -> ApiResult<Verdict> {
         let spent = if code == VerifyCode::Valid && (key.limits.is_some() || !req.ratelimits.is_empty()) {
-            Some(Box::new(Box::pin(self.spend(&key, now, req)).await?))
+            let limits = key.limits.as_deref().unwrap_or(&NO_LIMITS);
+            let cost = req.cost.unwrap_or(1);
+            let (mut plan, list) = planned(&key, limits, req, cost)?;
+            // Without Redis the step is synchronous: no future to box on the hit path.
+            Some(Box::new(match &self.shared {
+                Some(_) => Box::pin(self.spend_shared(&key, limits, &mut plan, now, cost, list)).await,
+                None => self.limits.check(key.id(), limits, &mut plan, now, cost, list),
+            }))
         } else {
             None
         };
@@ -274,56 +281,35 @@ impl AppState {
         Ok(Verdict { code, key: Some(key), spent })
     }
 
-    /// Spends the key's planned limits and its and its identity's credits: in one Redis
-    /// script run, or under this node's shard locks.
-    async fn spend(
+    /// Spends the planned limits and the key's and its identity's credits in one Redis
+    /// script run.
+    async fn spend_shared(
         &self,
         key: &VerifiableKey,
+        limits: &keyward_core::verify::Limits,
+        plan: &mut [keyward_core::limit_plan::Planned<'_>],
         now: chrono::DateTime<chrono::Utc>,
-        req: &Requirements<'_>,
-    ) -> ApiResult<crate::limits::local::Spent> {
-        let none;
-        let limits = match key.limits.as_deref() {
-            Some(l) => l,
-            None => {
-                none = keyward_core::verify::Limits::new(Vec::new(), None);
-                &none
-            }
+        cost: u32,
+        list: bool,
+    ) -> crate::limits::local::Spent {
+        let Some(shared) = &self.shared else {
+            return self.limits.check(key.id(), limits, plan, now, cost, list);
         };
-        let cost = req.cost.unwrap_or(1);
-        let mut plan =
-            keyward_core::limit_plan::plan(&limits.ratelimits, limits.identity_limits(), req.ratelimits, cost)
-                .map_err(|i| {
-                    let name = req.ratelimits.get(i).map_or("", |n| &*n.name);
-                    let whose =
-                        if key.identity().is_some() { "nor has its identity" } else { "and it has no identity" };
-                    ApiError::invalid(
-                        format!("ratelimits[{i}].name"),
-                        format!("the key has no limit named {name:?}, {whose}; give limit and duration to make one"),
-                    )
-                })?;
-        // Listed when asked for by name, or when an identity's limits share the answer.
-        let list = !req.ratelimits.is_empty() || !limits.identity_limits().is_empty();
-        Ok(match &self.shared {
-            Some(shared) => {
-                // Credits Redis does not have start from the database's last written counts.
-                let stored = || async {
-                    let read = async {
-                        let k = self.store.get_key(&key.workspace_id, key.id()).await?.and_then(|r| r.credits);
-                        let i = match limits.identity.as_deref() {
-                            Some(i) if i.limits.credits.is_some() => {
-                                self.store.identity_by_id(&i.id).await?.and_then(|r| r.credits)
-                            }
-                            _ => None,
-                        };
-                        Ok((k, i))
-                    };
-                    bounded(read).await.ok()
+        // Credits Redis does not have start from the database's last written counts.
+        let stored = || async {
+            let read = async {
+                let k = self.store.get_key(&key.workspace_id, key.id()).await?.and_then(|r| r.credits);
+                let i = match limits.identity.as_deref() {
+                    Some(i) if i.limits.credits.is_some() => {
+                        self.store.identity_by_id(&i.id).await?.and_then(|r| r.credits)
+                    }
+                    _ => None,
                 };
-                Box::pin(shared.check(key.id(), limits, &mut plan, now, cost, list, stored)).await
-            }
-            None => self.limits.check(key.id(), limits, &mut plan, now, cost, list),
-        })
+                Ok((k, i))
+            };
+            bounded(read).await.ok()
+        };
+        shared.check(key.id(), limits, plan, now, cost, list, stored).await
     }
 
     /// Counts a verification of a found key: its usage slot and the metrics.
@@ -391,6 +377,31 @@ pub(crate) async fn bounded<T>(read: impl std::future::Future<Output = ApiResult
             Err(ApiError::Unavailable)
         }
     }
+}
+
+/// The limits of a key that has none (a request may still make one: `ratelimits[i]` with
+/// `limit` and `duration`).
+static NO_LIMITS: std::sync::LazyLock<keyward_core::verify::Limits> =
+    std::sync::LazyLock::new(|| keyward_core::verify::Limits::new(Vec::new(), None));
+
+/// The limits a verification checks ([`keyward_core::limit_plan`]), and whether its answer
+/// lists them: when the request named limits, or the key's identity has limits.
+fn planned<'a>(
+    key: &VerifiableKey,
+    limits: &'a keyward_core::verify::Limits,
+    req: &Requirements<'_>,
+    cost: u32,
+) -> ApiResult<(Vec<keyward_core::limit_plan::Planned<'a>>, bool)> {
+    let plan = keyward_core::limit_plan::plan(&limits.ratelimits, limits.identity_limits(), req.ratelimits, cost)
+        .map_err(|i| {
+            let name = req.ratelimits.get(i).map_or("", |n| &*n.name);
+            let whose = if key.identity().is_some() { "nor has its identity" } else { "and it has no identity" };
+            ApiError::invalid(
+                format!("ratelimits[{i}].name"),
+                format!("the key has no limit named {name:?}, {whose}; give limit and duration to make one"),
+            )
+        })?;
+    Ok((plan, !req.ratelimits.is_empty() || !limits.identity_limits().is_empty()))
 }
 
 /// Is `key` inside the workspace the caller bound verification to (if any)?
