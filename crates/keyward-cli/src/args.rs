@@ -58,6 +58,9 @@ pub enum Command {
     /// Webhook endpoints and their deliveries, and the callback signing key.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Identities: customers whose limits and credits their keys share.
+    #[command(subcommand)]
+    Identities(IdentitiesCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -797,6 +800,9 @@ pub enum ServerKeyCommand {
         /// Search name, id and start.
         #[arg(long)]
         q: Option<String>,
+        /// Only the keys of the identity with this external id.
+        #[arg(long)]
+        external_id: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
         #[arg(long)]
@@ -824,6 +830,9 @@ pub enum ServerKeyCommand {
         /// Enable a disabled key again.
         #[arg(long)]
         enable: bool,
+        /// Detach the key from its identity.
+        #[arg(long, conflicts_with = "external_id")]
+        no_identity: bool,
     },
     /// Revoke a key at once.
     Revoke {
@@ -903,6 +912,73 @@ pub struct KeyFields {
     pub credits: Option<u64>,
     /// Refill the credits: daily or monthly, to the --credits amount (monthly on day 1, or
     /// monthly:DAY).
+    #[arg(long, requires = "credits")]
+    pub refill: Option<String>,
+    /// The identity (customer) the key belongs to, by its external id (created when unknown).
+    #[arg(long)]
+    pub external_id: Option<String>,
+}
+
+/// `keyward identities …`.
+#[derive(Debug, Subcommand)]
+pub enum IdentitiesCommand {
+    /// Create an identity.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        external_id: String,
+        #[command(flatten)]
+        fields: IdentityFields,
+    },
+    /// List identities, newest first.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        external_id: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show an identity (by id or external id).
+    Get {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Change an identity's meta, limits or credits (by id or external id).
+    Update {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[command(flatten)]
+        fields: IdentityFields,
+        /// Remove its credits.
+        #[arg(long, conflicts_with = "credits")]
+        no_credits: bool,
+    },
+    /// Delete an identity (by id or external id); its keys keep working without it.
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct IdentityFields {
+    /// A JSON object.
+    #[arg(long)]
+    pub meta: Option<String>,
+    /// A shared limit LIMIT/DURATION or NAME=LIMIT/DURATION (repeatable; on update it
+    /// replaces the identity's limits).
+    #[arg(long = "ratelimit")]
+    pub ratelimits: Option<Vec<String>>,
+    /// Shared credits (an override on update: the count starts again).
+    #[arg(long)]
+    pub credits: Option<u64>,
+    /// Refill the credits: daily, monthly or monthly:DAY.
     #[arg(long, requires = "credits")]
     pub refill: Option<String>,
 }

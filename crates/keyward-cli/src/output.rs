@@ -1,6 +1,6 @@
 //! Human-readable output: aligned tables and key details.
 
-use keyward_client::{KeyView, VerifyResponse};
+use keyward_client::{IdentityView, KeyView, VerifyResponse};
 
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -42,6 +42,25 @@ pub fn key_rows(keys: &[KeyView]) -> String {
         })
         .collect();
     table(&["ID", "NAME", "ENV", "STATUS", "START", "EXPIRES", "LAST USED", "REQ/24H", "OWNER"], &rows)
+}
+
+/// Identities as a table: id, external id, shared limits and credits.
+pub fn identity_rows(items: &[IdentityView]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let limits: Vec<String> =
+                i.ratelimits.iter().map(|l| format!("{}={}/{}", l.name, l.limit, l.duration)).collect();
+            vec![
+                i.id.clone(),
+                i.external_id.clone(),
+                if limits.is_empty() { "-".into() } else { limits.join(", ") },
+                i.credits.as_ref().map_or_else(|| "-".to_string(), |c| c.remaining.to_string()),
+                time(Some(i.created_at)),
+            ]
+        })
+        .collect();
+    table(&["ID", "EXTERNAL ID", "RATE LIMITS", "CREDITS", "CREATED"], &rows)
 }
 
 /// `▁▂▃▄▅▆▇█` scaled to the largest value (a blank for zero).
@@ -117,6 +136,13 @@ pub fn key_detail(k: &KeyView) -> String {
         ("scopes", list(&k.scopes)),
         ("grants", grants(k)),
         ("owner", k.owner.as_ref().map_or_else(|| "-".to_string(), |o| format!("{} ({})", o.id, o.kind))),
+        (
+            "identity",
+            match (&k.external_id, &k.identity_id) {
+                (Some(x), Some(id)) => format!("{x} ({id})"),
+                _ => "-".to_string(),
+            },
+        ),
         ("ip allowlist", list(&k.ip_allowlist)),
         ("meta", serde_json::Value::Object(k.meta.clone()).to_string()),
         ("expires", time(k.expires_at)),

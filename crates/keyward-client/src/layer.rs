@@ -157,6 +157,7 @@ async fn check(cfg: &VerifyLayer, parts: &Parts, body: &Bytes) -> Result<VerifyR
             environment: cfg.environment.as_deref().map(Into::into),
             cost: None,
             tags: None,
+            ratelimits: None,
         };
         return cfg.client.verify_key(&req).await;
     }

@@ -35,6 +35,7 @@ pub use keyward_proto::governance::{
     ApprovalList, ApprovalView, Invitation, LoginRequest, ManagementKeyList, ManagementKeyView, MemberList, MemberView,
     NewManagementKeyRequest, NewManagementKeyView, PolicyAnswer, RecoveryCodes, SessionView, TotpEnrolment,
 };
+pub use keyward_proto::identities::{CreateIdentityRequest, IdentityList, IdentityView, UpdateIdentityRequest};
 pub use keyward_proto::import::{HashVariant, ImportAnswer, ImportHash, ImportKey};
 pub use keyward_proto::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_proto::keys::{KeyGrant, KeyStatus};
@@ -82,6 +83,20 @@ pub struct ListKeys {
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    /// Only the keys of the identity with this external id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Filters of `GET /v1/identities`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListIdentities {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,6 +198,28 @@ impl Client {
 
     pub async fn list_keys(&self, f: &ListKeys) -> Result<KeyList, ClientError> {
         Self::send(self.request(Method::GET, "/v1/keys").query(f)).await
+    }
+
+    pub async fn create_identity(&self, req: &CreateIdentityRequest) -> Result<IdentityView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/identities").json(req)).await
+    }
+
+    pub async fn list_identities(&self, f: &ListIdentities) -> Result<IdentityList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/identities").query(f)).await
+    }
+
+    /// An identity by its id or its external id.
+    pub async fn get_identity(&self, id: &str) -> Result<IdentityView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/identities/{}", path_segment(id)))).await
+    }
+
+    pub async fn update_identity(&self, id: &str, req: &UpdateIdentityRequest) -> Result<IdentityView, ClientError> {
+        Self::send(self.request(Method::PATCH, &format!("/v1/identities/{}", path_segment(id))).json(req)).await
+    }
+
+    /// Deletes an identity; its keys keep working without it.
+    pub async fn delete_identity(&self, id: &str) -> Result<IdentityView, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/identities/{}", path_segment(id)))).await
     }
 
     pub async fn get_key(&self, id: &str) -> Result<KeyView, ClientError> {

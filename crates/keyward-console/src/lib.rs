@@ -32,7 +32,7 @@ pub struct Console {
 
 /// The console's routes, to be nested at `/console`. `api` answers the management API.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
-    use pages::{account, approvals, audit, keys, members, policies, usage, webhooks};
+    use pages::{account, approvals, audit, identities, keys, members, policies, usage, webhooks};
     let console = Console { api, secrets, secure };
     Router::new()
         .route("/", get(pages::home))
@@ -54,6 +54,7 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/enabled", post(keys::set_enabled))
         .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
+        .route("/identities", get(identities::list))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/members", get(members::list).post(members::invite))

@@ -44,6 +44,8 @@ fn record(permissions: &[&str], roles: &[&str], grants: Vec<KeyGrant>) -> KeyRec
         ratelimits: Vec::new(),
         credits: None,
         disabled_at: None,
+        identity_id: None,
+        external_id: None,
     }
 }
 

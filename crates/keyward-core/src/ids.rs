@@ -12,6 +12,20 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>, rng: &dyn Random) -> String {
     format!("{prefix}_{ulid}")
 }
 
+/// An id like [`new_id`]'s whose random part is derived from `seed` (SHA-256): for a record
+/// made inside a storage transaction, where no randomness is at hand (an identity created
+/// on the fly for a key naming an unknown `external_id`; the seed holds the workspace and the
+/// external id, unique together).
+pub fn derived_id(prefix: &str, now: DateTime<Utc>, seed: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(seed);
+    let mut r = [0u8; 16];
+    r.copy_from_slice(&digest[..16]);
+    let random = u128::from_be_bytes(r) & ((1u128 << 80) - 1);
+    let ms = now.timestamp_millis().max(0) as u64;
+    format!("{prefix}_{}", ulid::Ulid::from_parts(ms, random))
+}
+
 /// Characters of a ULID as [`new_id`] writes them (Crockford's base 32, upper case).
 const ULID_CHARS: usize = 26;
 

@@ -52,6 +52,7 @@ impl ImportRules for ImportKey {
             meta: self.meta.clone(),
             ratelimits: self.ratelimits.clone(),
             credits: self.credits.clone(),
+            external_id: self.external_id.clone(),
             ..Default::default()
         };
         let key = create.validate(now, policy)?;

@@ -47,6 +47,10 @@ pub struct KeyRecord {
     /// When the key was disabled; `None` while it is enabled. A disabled key answers
     /// `DISABLED` until enabled again, whatever its status.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The identity the key belongs to, and its `external_id` (kept beside it: an
+    /// identity's `external_id` never changes, so lists filter without a join).
+    pub identity_id: Option<String>,
+    pub external_id: Option<String>,
 }
 
 impl KeyRecord {
@@ -64,7 +68,12 @@ impl KeyRecord {
 // A stored limit in the API's words (the wire crate cannot name core's `RateLimit`).
 impl From<&crate::ratelimit::RateLimit> for RateLimitSpec {
     fn from(l: &crate::ratelimit::RateLimit) -> Self {
-        RateLimitSpec { name: l.name.clone(), limit: l.limit, duration: crate::ratelimit::format_window(l.duration_ms) }
+        RateLimitSpec {
+            name: l.name.clone(),
+            limit: l.limit,
+            duration: crate::ratelimit::format_window(l.duration_ms),
+            auto_apply: l.auto_apply,
+        }
     }
 }
 
@@ -106,6 +115,8 @@ impl KeyRecord {
             requests_24h: None,
             ratelimits: self.ratelimits.iter().map(RateLimitSpec::from).collect(),
             credits: self.credits.map(|c| CreditsSpec { remaining: c.remaining, refill: c.refill }),
+            identity_id: self.identity_id.clone(),
+            external_id: self.external_id.clone(),
             secret: None,
         }
     }

@@ -25,6 +25,18 @@ pub struct RateLimit {
     pub name: String,
     pub limit: u32,
     pub duration_ms: u64,
+    /// Checked on every verification; `false`: only when a verification names it. Stored
+    /// only when `false`, so limits written before it read back as they were.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub auto_apply: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// Longest limit window: 30 days.
@@ -53,18 +65,26 @@ impl RateLimit {
             .ok_or_else(|| {
                 CoreError::invalid(field, "a limit's duration is 1s to 30d, e.g. \"1s\", \"1m\", \"1h\", \"1d\"")
             })?;
-        Ok(RateLimit { name: name.to_string(), limit, duration_ms: ms })
+        Ok(RateLimit { name: name.to_string(), limit, duration_ms: ms, auto_apply: true })
     }
 
     /// A key's limits from (name, limit, duration): at most [`MAX_LIMITS`], names unique;
     /// errors name `ratelimits[i]`.
     pub fn list<'a>(specs: impl IntoIterator<Item = (&'a str, u32, &'a str)>) -> Result<Vec<RateLimit>, CoreError> {
+        Self::list_applied(specs.into_iter().map(|(n, l, d)| (n, l, d, true)))
+    }
+
+    /// Like [`RateLimit::list`], each with its `auto_apply`.
+    pub fn list_applied<'a>(
+        specs: impl IntoIterator<Item = (&'a str, u32, &'a str, bool)>,
+    ) -> Result<Vec<RateLimit>, CoreError> {
         let mut out: Vec<RateLimit> = Vec::new();
-        for (i, (name, limit, duration)) in specs.into_iter().enumerate() {
+        for (i, (name, limit, duration, auto_apply)) in specs.into_iter().enumerate() {
             if i >= MAX_LIMITS {
                 return Err(CoreError::invalid("ratelimits", format!("at most {MAX_LIMITS} limits per key")));
             }
-            let l = RateLimit::new(&format!("ratelimits[{i}]"), name, limit, duration)?;
+            let mut l = RateLimit::new(&format!("ratelimits[{i}]"), name, limit, duration)?;
+            l.auto_apply = auto_apply;
             if out.iter().any(|o| o.name == l.name) {
                 return Err(CoreError::invalid(
                     format!("ratelimits[{i}].name"),
@@ -98,7 +118,7 @@ impl RateLimit {
 }
 
 /// What one limit says about one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LimitCheck {
     pub allowed: bool,
     /// Uses left after this request (or now, when it was refused).
@@ -321,7 +341,7 @@ mod tests {
     fn limits_are_checked() {
         assert_eq!(
             RateLimit::parse_spec("100/1m").unwrap(),
-            RateLimit { name: "default".into(), limit: 100, duration_ms: 60_000 }
+            RateLimit { name: "default".into(), limit: 100, duration_ms: 60_000, auto_apply: true }
         );
         assert_eq!(RateLimit::parse_spec("burst=10/1s").unwrap().name, "burst");
         for bad in ["100", "0/1m", "x/1m", "10/0s", "10/31d", "10/500ms", "bad name=1/1s", "=1/1s"] {

@@ -14,6 +14,7 @@
 //! | read the audit trail           | ✓ | ✓ | ✓ |   |   |   |
 //! | spend a rate limit (`POST /v1/ratelimit`) | ✓ | ✓ | ✓ | ✓ | ✓ |   |
 //! | set and delete rate limit overrides | ✓ | ✓ | ✓ |   |   |   |
+//! | create, change, delete identities | ✓ | ✓ | ✓ |   |   |   |
 //!
 //! "own": only keys the developer created. Approving is governed by each policy's
 //! `approver_roles`. Nobody grants more than they hold: a member assigns roles up to their own
@@ -45,6 +46,9 @@ pub enum Action {
     Ratelimit,
     /// Set and delete service rate limit overrides.
     ManageRatelimits,
+    /// Create, change and delete identities (reading them is `Read`; a key naming an
+    /// unknown `external_id` creates one under `CreateKey`/`UpdateKey`).
+    ManageIdentities,
 }
 
 /// The answer of [`RoleMatrix::allows`].
@@ -68,9 +72,11 @@ impl RoleMatrix for Role {
         match (self, action) {
             (_, Read) => Grant::Yes,
             (Owner | Admin, _) => Grant::Yes,
-            (Manager, CreateKey | UpdateKey | RotateKey | RevokeKey | ReadAudit | Ratelimit | ManageRatelimits) => {
-                Grant::Yes
-            }
+            (
+                Manager,
+                CreateKey | UpdateKey | RotateKey | RevokeKey | ReadAudit | Ratelimit | ManageRatelimits
+                | ManageIdentities,
+            ) => Grant::Yes,
             (Developer, CreateKey | Ratelimit) => Grant::Yes,
             (Developer, UpdateKey | RotateKey | RevokeKey) => Grant::OwnKeysOnly,
             (Operator, CreateKey | RotateKey | RevokeKey | Ratelimit) => Grant::Yes,

@@ -36,6 +36,8 @@ pub struct NewKey {
     pub credits: Option<KeyCredits>,
     /// `false`: the key starts disabled.
     pub enabled: bool,
+    /// The identity the key belongs to, by its `external_id`.
+    pub external_id: Option<String>,
 }
 
 /// A validated patch: `None` leaves a field alone.
@@ -54,6 +56,9 @@ pub struct KeyChanges {
     pub credits: Option<Option<KeyCredits>>,
     /// `Some(false)` disables the key, `Some(true)` enables it.
     pub enabled: Option<bool>,
+    /// `Some(None)` detaches the key from its identity; `Some(Some(x))` moves it to the
+    /// identity with `external_id` x (created when unknown).
+    pub external_id: Option<Option<String>>,
 }
 
 impl KeyChanges {
@@ -369,6 +374,7 @@ impl CreateKeyRules for CreateKeyRequest {
             ratelimits,
             credits: self.credits.as_ref().map(|c| credits(c, now)).transpose()?,
             enabled: self.enabled.unwrap_or(true),
+            external_id: self.external_id.as_deref().map(|x| external_id("external_id", x)).transpose()?,
         })
     }
 }
@@ -424,13 +430,33 @@ impl UpdateKeyRules for UpdateKeyRequest {
             ratelimits: self.ratelimits.as_deref().map(ratelimits).transpose()?,
             credits: self.credits.as_ref().map(|c| c.as_ref().map(|c| credits(c, now)).transpose()).transpose()?,
             enabled: self.enabled,
+            external_id: match &self.external_id {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(x)) => Some(Some(external_id("external_id", x)?)),
+            },
         })
     }
 }
 
 /// A key's limits, checked (see [`RateLimit::list`]).
 pub fn ratelimits(specs: &[RateLimitSpec]) -> Result<Vec<RateLimit>, CoreError> {
-    RateLimit::list(specs.iter().map(|s| (s.name.as_str(), s.limit, s.duration.as_str())))
+    RateLimit::list_applied(specs.iter().map(|s| (s.name.as_str(), s.limit, s.duration.as_str(), s.auto_apply)))
+}
+
+/// Longest `external_id`, in bytes.
+pub const MAX_EXTERNAL_ID: usize = 255;
+
+/// An identity's `external_id`: 1-255 bytes, no control characters (NUL included), kept as
+/// given otherwise (it is the operator's own id).
+pub fn external_id(field: &str, raw: &str) -> Result<String, CoreError> {
+    if raw.is_empty() || raw.len() > MAX_EXTERNAL_ID || raw.chars().any(char::is_control) || raw.trim() != raw {
+        return Err(CoreError::invalid(
+            field,
+            format!("{field} is 1-{MAX_EXTERNAL_ID} bytes without control characters or surrounding spaces"),
+        ));
+    }
+    Ok(raw.to_string())
 }
 
 /// Credits as set by a create or an override at `now`.

@@ -14,10 +14,13 @@ use crate::permissions::Query;
 
 /// What a key's cached copy is derived from besides its record: the permissions of the
 /// roles it holds, and the state of the service account that owns it (if any).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyContext {
     pub defs: RoleDefs,
     pub owner: Option<OwnerState>,
+    /// The identity the key belongs to (read with the key: its limits, credits and meta
+    /// are cached with it, so a verification reads nothing more).
+    pub identity: Option<crate::identity::IdentityRecord>,
 }
 
 /// A key-owning service account as verification needs it.
@@ -83,12 +86,16 @@ struct Rare {
     nets: Box<[IpNet]>,
     /// The id, when it does not stand as it is in the answer's JSON.
     id: Option<Box<str>>,
+    /// The identity the key belongs to (its id), so that a change to it finds its keys.
+    identity: Option<Box<str>>,
 }
 
 /// Where the id starts in `identity_json`: after `"key_id":"`.
 const ID_AT: usize = 10;
 
-/// What a key's verifications spend.
+/// What a key's verifications spend: its own limits and credits, and its identity's,
+/// shared with the identity's other keys (checked together, in one step: see
+/// `limit_plan` and the server's `limits`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub ratelimits: Box<[crate::ratelimit::RateLimit]>,
@@ -96,6 +103,16 @@ pub struct Limits {
     /// Identifies the set of limits: when an override changes them, their counts restart.
     /// Computed once here, not on every check.
     pub fingerprint: u64,
+    /// The identity's (`None` for a key without one, or whose identity has neither).
+    pub identity: Option<Box<IdentityLimits>>,
+}
+
+/// An identity's limits and credits as its keys' cached copies hold them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityLimits {
+    pub id: Box<str>,
+    /// Its limits, credits and fingerprint (`identity` is `None` here).
+    pub limits: Limits,
 }
 
 impl Limits {
@@ -105,7 +122,23 @@ impl Limits {
         for l in &ratelimits {
             (&l.name, l.limit, l.duration_ms).hash(&mut h);
         }
-        Limits { ratelimits: ratelimits.into(), credits, fingerprint: h.finish() }
+        Limits { ratelimits: ratelimits.into(), credits, fingerprint: h.finish(), identity: None }
+    }
+
+    /// These limits with identity `id`'s shared ones.
+    pub fn with_identity(mut self, id: &str, limits: Limits) -> Self {
+        self.identity = Some(Box::new(IdentityLimits { id: id.into(), limits }));
+        self
+    }
+
+    /// The identity's limits (empty without one).
+    pub fn identity_limits(&self) -> &[crate::ratelimit::RateLimit] {
+        self.identity.as_ref().map_or(&[], |i| &i.limits.ratelimits)
+    }
+
+    /// The identity's credits, if any.
+    pub fn identity_credits(&self) -> Option<&crate::ratelimit::KeyCredits> {
+        self.identity.as_ref().and_then(|i| i.limits.credits.as_ref())
     }
 }
 
@@ -129,6 +162,15 @@ struct Tail<'a> {
     scopes: &'a [String],
     meta: &'a Map<String, Value>,
     expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<IdentityPart<'a>>,
+}
+
+#[derive(Serialize)]
+struct IdentityPart<'a> {
+    id: &'a str,
+    external_id: &'a str,
+    meta: &'a Map<String, Value>,
 }
 
 /// An object's fields without its braces.
@@ -167,7 +209,13 @@ impl VerifiableKey {
             name: &record.name,
             environment: &record.environment,
         });
-        let tail_json = fields(&Tail { scopes: &record.scopes, meta: &record.meta, expires_at: record.expires_at });
+        let identity = ctx.identity.as_ref().filter(|i| record.identity_id.as_deref() == Some(i.id.as_str()));
+        let tail_json = fields(&Tail {
+            scopes: &record.scopes,
+            meta: &record.meta,
+            expires_at: record.expires_at,
+            identity: identity.map(|i| IdentityPart { id: &i.id, external_id: &i.external_id, meta: &i.meta }),
+        });
         let access = crate::intern::access(Basis {
             permissions: crate::intern::list(record.permissions),
             scopes: crate::intern::list(record.scopes),
@@ -183,12 +231,24 @@ impl VerifiableKey {
             identity_json.get(ID_AT..end) == Some(record.id.as_str())
                 && identity_json.as_bytes().get(end) == Some(&b'"')
         });
+        let shared = identity
+            .filter(|i| !i.ratelimits.is_empty() || i.credits.is_some())
+            .map(|i| (i.id.clone(), Limits::new(i.ratelimits.clone(), i.credits)));
+        let limits = match (!record.ratelimits.is_empty() || record.credits.is_some(), shared) {
+            (false, None) => None,
+            (_, None) => Some(Box::new(Limits::new(record.ratelimits, record.credits))),
+            (_, Some((id, shared))) => {
+                Some(Box::new(Limits::new(record.ratelimits, record.credits).with_identity(&id, shared)))
+            }
+        };
         let rare = Rare {
             owner: record.service_account_id.map(Into::into),
             nets,
             id: id_len.is_none().then(|| record.id.into()),
+            identity: record.identity_id.map(Into::into),
         };
-        let rare = (rare.owner.is_some() || !rare.nets.is_empty() || rare.id.is_some()).then(|| Box::new(rare));
+        let rare = (rare.owner.is_some() || !rare.nets.is_empty() || rare.id.is_some() || rare.identity.is_some())
+            .then(|| Box::new(rare));
         VerifiableKey {
             workspace_id: crate::intern::str(&record.workspace_id),
             environment: crate::intern::str(&record.environment),
@@ -197,8 +257,7 @@ impl VerifiableKey {
             updated_at: record.updated_at,
             disabled: record.disabled_at.is_some() || ctx.owner.is_some_and(|o| o.disabled),
             public_key,
-            limits: (!record.ratelimits.is_empty() || record.credits.is_some())
-                .then(|| Box::new(Limits::new(record.ratelimits, record.credits))),
+            limits,
             access,
             rare,
             identity_json,
@@ -217,6 +276,11 @@ impl VerifiableKey {
     /// The service account owning the key.
     pub fn owner(&self) -> Option<&str> {
         self.rare.as_ref().and_then(|r| r.owner.as_deref())
+    }
+
+    /// The identity the key belongs to (its id).
+    pub fn identity(&self) -> Option<&str> {
+        self.rare.as_ref().and_then(|r| r.identity.as_deref())
     }
 
     /// The parsed IP allowlist (empty: any address).
@@ -318,6 +382,9 @@ pub struct Requirements<'a> {
     pub cost: Option<u32>,
     /// Labels the verification is counted under in the key's usage (checked by the caller).
     pub tags: &'a [std::borrow::Cow<'a, str>],
+    /// Limits the request names (empty: only those applied automatically); checked by
+    /// `limit_plan::check_named` before.
+    pub ratelimits: &'a [crate::wire::verify::VerifyRatelimit<'a>],
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
@@ -377,8 +444,10 @@ mod tests {
                 scopes: Some(rec.scopes.clone()),
                 meta: Some(rec.meta.clone()),
                 expires_at: rec.expires_at,
+                identity: None,
                 ratelimit: None,
                 credits: None,
+                ratelimits: None,
             }
         }
     }
@@ -416,6 +485,8 @@ mod tests {
             ratelimits: Vec::new(),
             credits: None,
             disabled_at: None,
+            identity_id: None,
+            external_id: None,
         }
     }
 
@@ -443,6 +514,38 @@ mod tests {
                 assert_eq!(k.answer_json(code), want);
             }
         }
+    }
+
+    /// A key of an identity: the answer names it (as the wire type serializes it), and its
+    /// cached copy carries the identity's limits beside its own.
+    #[test]
+    fn an_identity_in_the_answer_and_the_limits() {
+        use crate::identity::IdentityRecord;
+        let mut r = rec();
+        r.identity_id = Some("idn_1".into());
+        r.external_id = Some("cus \"1\"".into());
+        let mut i = IdentityRecord::bare("idn_1".into(), "ws_1", "cus \"1\"", now());
+        i.meta.insert("plan".into(), serde_json::json!("pro"));
+        i.ratelimits = vec![crate::ratelimit::RateLimit::new("x", "team", 5, "1m").unwrap()];
+        let ctx = KeyContext { identity: Some(i.clone()), ..Default::default() };
+        let k = VerifiableKey::new(r.clone(), ctx);
+        assert_eq!(k.identity(), Some("idn_1"));
+        let mut want = VerifyResponse::about(&r, VerifyCode::Valid, k.roles(), k.permissions());
+        want.identity = Some(crate::wire::verify::VerifyIdentity {
+            id: i.id.clone(),
+            external_id: i.external_id.clone(),
+            meta: i.meta.clone(),
+        });
+        assert_eq!(k.answer_json(VerifyCode::Valid), serde_json::to_string(&want).unwrap());
+        let l = k.limits.as_ref().unwrap();
+        assert!(l.ratelimits.is_empty() && l.credits.is_none());
+        assert_eq!(l.identity_limits().len(), 1);
+        // Without limits or credits on either side: nothing to check, still named.
+        let mut bare = i;
+        bare.ratelimits.clear();
+        let k = VerifiableKey::new(r, KeyContext { identity: Some(bare), ..Default::default() });
+        assert!(k.limits.is_none());
+        assert!(k.answer_json(VerifyCode::Valid).contains(r#""identity":{"id":"idn_1""#));
     }
 
     #[test]
@@ -511,7 +614,11 @@ mod tests {
     fn a_disabled_owner_and_role_changes() {
         let mut r = rec();
         r.roles = vec!["ops".into()];
-        let ctx = KeyContext { defs: RoleDefs::new(), owner: Some(OwnerState { role: "ci".into(), disabled: true }) };
+        let ctx = KeyContext {
+            defs: RoleDefs::new(),
+            owner: Some(OwnerState { role: "ci".into(), disabled: true }),
+            identity: None,
+        };
         let k = VerifiableKey::new(r.clone(), ctx);
         assert_eq!(decide(&k, now(), &Requirements::default()), VerifyCode::Disabled);
         assert_eq!(k.roles(), ["ops", "ci"]);

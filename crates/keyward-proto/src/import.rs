@@ -56,6 +56,9 @@ pub struct ImportKey {
     pub ratelimits: Option<Vec<RateLimitSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits: Option<CreditsSpec>,
+    /// The identity the key belongs to (created when unknown), as for `POST /v1/keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl ImportKey {
@@ -72,6 +75,7 @@ impl ImportKey {
             meta: None,
             ratelimits: None,
             credits: None,
+            external_id: None,
         }
     }
 }

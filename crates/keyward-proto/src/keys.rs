@@ -45,6 +45,10 @@ pub struct CreateKeyRequest {
     /// `false` creates the key disabled (it answers `DISABLED` until enabled); default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The identity (customer) the key belongs to, by its `external_id`: its limits and
+    /// credits are shared with its other keys. An unknown one is created with the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
@@ -78,6 +82,11 @@ pub struct UpdateKeyRequest {
     /// `true` enables it. A revoked key cannot be enabled (409).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Moves the key to the identity with this `external_id` (created when unknown); `null`
+    /// detaches it.
+    #[serde(default, deserialize_with = "some", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub external_id: Option<Option<String>>,
 }
 
 /// The key object of the API. `secret` is present only in the answer that created the key.
@@ -133,6 +142,11 @@ pub struct KeyView {
     /// `remaining` as last written (counts are flushed like usage).
     #[serde(default)]
     pub credits: Option<CreditsSpec>,
+    /// The identity the key belongs to (its id and `external_id`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -147,6 +161,14 @@ pub struct RateLimitSpec {
     pub limit: u32,
     /// e.g. `1s`, `1m`, `1h`, `1d`
     pub duration: String,
+    /// Checked on every verification (default `true`); `false`: only when a verification
+    /// names it in `ratelimits`.
+    #[serde(default = "enabled_by_default", skip_serializing_if = "is_true")]
+    pub auto_apply: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn enabled_by_default() -> bool {

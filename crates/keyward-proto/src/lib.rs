@@ -13,6 +13,7 @@ pub mod codes;
 pub mod error;
 pub mod governance;
 pub mod hex;
+pub mod identities;
 pub mod import;
 pub mod keys;
 pub mod member_role;

@@ -41,6 +41,32 @@ pub struct VerifyKeyRequest<'a> {
     /// counted under in the key's usage, e.g. `path=/v1/orders` (`GET /v1/keys/{id}/usage?tag=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Cow<'a, str>>>,
+    /// Limits to check besides those applied automatically, each at its own cost (Unkey's
+    /// shape): a key's limit by name, else its identity's; with `limit` and `duration` a
+    /// limit made for this request when the key has none of that name. The answer then
+    /// lists every limit checked in `ratelimits`.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<VerifyRatelimit<'a>>>,
+}
+
+/// One limit a verification names (`ratelimits[]` of `POST /v1/keys/verify`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRatelimit<'a> {
+    /// The limit's name (1-32 letters, digits, `_`, `-` or `.`).
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// Uses spent of this limit (default 1; 0 only looks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    /// With `duration`: a limit of this many uses, for this request only, when neither the
+    /// key nor its identity has one of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The window of `limit`, in milliseconds (1,000 to 2,592,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
 }
 
 /// `POST /v1/requests/verify`: a signed request as the service received it.
@@ -114,12 +140,48 @@ pub struct VerifyResponse {
     pub meta: Option<Map<String, Value>>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The identity (customer) the key belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<VerifyIdentity>,
     /// The key's tightest rate limit after this verification (keys with limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RatelimitAnswer>,
-    /// The key's credits after this verification (keys with credits).
+    /// The key's credits after this verification (keys with credits; with an identity's
+    /// credits too, the smaller of the two counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits: Option<CreditsAnswer>,
+    /// Every limit checked, when the request named limits (`ratelimits`) or the key's
+    /// identity has limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<RatelimitResult>>,
+}
+
+/// The identity of a verified key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyIdentity {
+    pub id: String,
+    pub external_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub meta: Map<String, Value>,
+}
+
+/// One limit checked by a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RatelimitResult {
+    pub name: String,
+    pub limit: u32,
+    /// The window in milliseconds.
+    pub duration: u64,
+    pub remaining: u32,
+    /// Unix milliseconds when the limit is whole again.
+    pub reset: i64,
+    /// This limit refused the verification.
+    pub exceeded: bool,
+    pub auto_apply: bool,
+    /// Whose limit it is: `key`, `identity`, or `request` (made for this request).
+    pub source: String,
 }
 
 /// A limit's state in a verify answer.
@@ -155,8 +217,10 @@ impl VerifyResponse {
             scopes: None,
             meta: None,
             expires_at: None,
+            identity: None,
             ratelimit: None,
             credits: None,
+            ratelimits: None,
         }
     }
 }

@@ -210,6 +210,9 @@ impl From<Conflict> for ApiError {
             Conflict::ServiceAccountNameTaken => {
                 (Some("name"), "a service account with this name already exists".into())
             }
+            Conflict::ExternalIdTaken => {
+                (Some("external_id"), "an identity with this external_id already exists".into())
+            }
             Conflict::ImportHashTaken(i) => {
                 let field = i.map_or_else(|| "keys".to_string(), |i| format!("keys[{i}].hash"));
                 return ApiError::Conflict {

@@ -35,6 +35,8 @@ pub enum Conflict {
     /// The policy changed after this policy change was asked for: it was judged (weakening
     /// or not, which quorum) against a policy no longer in force.
     PolicyChangedMeanwhile,
+    /// Another identity of the workspace has this `external_id`.
+    ExternalIdTaken,
     /// An imported hash is already stored (its item's place in the call, when known).
     ImportHashTaken(Option<usize>),
     /// Some other unique constraint of the schema (named by the database).
@@ -47,7 +49,9 @@ impl Conflict {
     /// failed: api_keys.public_key`). Both name the table's column, so one test suits both.
     pub(crate) fn from_unique(constraint: Option<&str>, message: &str) -> Conflict {
         let what = format!("{} {message}", constraint.unwrap_or_default());
-        if what.contains("public_key") {
+        if what.contains("identities") {
+            Conflict::ExternalIdTaken
+        } else if what.contains("public_key") {
             Conflict::PublicKeyTaken
         } else if what.contains("email") {
             Conflict::EmailTaken

@@ -65,8 +65,25 @@ impl Store {
                 return Err(StoreError::Conflict(Conflict::ImportHashTaken(Some(n * CHUNK + i))));
             }
         }
+        // Keys naming an unknown identity create it here, once per external id.
+        let mut identities: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
         for k in keys {
-            insert_row(&mut tx, &k.record).await?;
+            match k.record.external_id.as_deref() {
+                None => insert_row(&mut tx, &k.record).await?,
+                Some(x) => {
+                    let id = match identities.get(x) {
+                        Some(id) => id.clone(),
+                        None => {
+                            let id = crate::identities::ensure_identity(&mut tx, workspace_id, x, now).await?;
+                            identities.insert(x, id.clone());
+                            id
+                        }
+                    };
+                    let mut record = k.record.clone();
+                    record.identity_id = Some(id);
+                    insert_row(&mut tx, &record).await?;
+                }
+            }
         }
         for chunk in keys.chunks(CHUNK) {
             let rows: Vec<String> = (0..chunk.len()).map(|i| format!("({})", marks(4 * i + 1, 4))).collect();

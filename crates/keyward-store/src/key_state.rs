@@ -28,7 +28,7 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
     let (refill, remaining, period, set_at) = credit_columns(rec.credits.as_ref());
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -64,6 +64,8 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
         .bind(period)
         .bind(set_at)
         .bind(opt_ms(rec.disabled_at))
+        .bind(&rec.identity_id)
+        .bind(&rec.external_id)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -82,8 +84,18 @@ pub(crate) async fn apply_changes(
     approval_id: Option<&str>,
 ) -> Result<Option<KeyRecord>, StoreError> {
     let (refill, remaining, period, set_at) = credit_columns(c.credits.flatten().as_ref());
-    let cond =
-        if approval_id.is_some() { "status = 'pending_update' AND approval_id = $23" } else { "status = 'active'" };
+    // Moving the key to an identity creates the identity when it is unknown, in this
+    // transaction (as Unkey does).
+    let identity = match &c.external_id {
+        Some(Some(x)) => Some(Some(crate::identities::ensure_identity(tx, workspace_id, x, now).await?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let cond = if approval_id.is_some() {
+        "status = 'pending_update' AND approval_id = $23"
+    } else {
+        "status = 'active' AND CAST($23 AS TEXT) IS NULL"
+    };
     let sql = format!(
         "UPDATE api_keys SET name = COALESCE($1, name), roles = COALESCE($2, roles), \
          permissions = COALESCE($3, permissions), scopes = COALESCE($4, scopes), \
@@ -98,10 +110,12 @@ pub(crate) async fn apply_changes(
          credits_set_at = CASE WHEN $16 = 1 THEN \
            (CASE WHEN credits_set_at IS NOT NULL AND credits_set_at >= $20 THEN credits_set_at + 1 ELSE $20 END) \
            ELSE credits_set_at END, \
-         disabled_at = CASE WHEN $21 = 0 THEN disabled_at WHEN $22 = 1 THEN NULL ELSE COALESCE(disabled_at, $11) END \
+         disabled_at = CASE WHEN $21 = 0 THEN disabled_at WHEN $22 = 1 THEN NULL ELSE COALESCE(disabled_at, $11) END, \
+         identity_id = CASE WHEN $24 = 1 THEN $25 ELSE identity_id END, \
+         external_id = CASE WHEN $24 = 1 THEN $26 ELSE external_id END \
          WHERE workspace_id = $12 AND id = $13 AND {cond} RETURNING {KEY_COLUMNS}"
     );
-    let mut q = sqlx::query(&sql)
+    let q = sqlx::query(&sql)
         .bind(c.name.clone())
         .bind(c.roles.as_deref().map(json_list))
         .bind(c.permissions.as_deref().map(json_list))
@@ -123,10 +137,12 @@ pub(crate) async fn apply_changes(
         .bind(period)
         .bind(set_at)
         .bind(i64::from(c.enabled.is_some()))
-        .bind(i64::from(c.enabled.unwrap_or(true)));
-    if let Some(a) = approval_id {
-        q = q.bind(a);
-    }
+        .bind(i64::from(c.enabled.unwrap_or(true)))
+        // $23 is the approval's id (bound last, or NULL): the numbering stays fixed.
+        .bind(approval_id)
+        .bind(i64::from(identity.is_some()))
+        .bind(identity.clone().flatten())
+        .bind(c.external_id.clone().flatten());
     let row = q.fetch_optional(&mut **tx).await?;
     row.as_ref().map(key_from_row).transpose()
 }

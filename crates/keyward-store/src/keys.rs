@@ -23,6 +23,8 @@ pub struct KeyFilter {
     pub status: Option<StatusFilter>,
     pub environment: Option<String>,
     pub kind: Option<KeyKind>,
+    /// Only the keys of the identity with this `external_id`.
+    pub external_id: Option<String>,
     pub q: Option<String>,
     /// The last id of the previous page; pages run newest first.
     pub cursor: Option<String>,
@@ -119,6 +121,15 @@ impl Store {
                     .ok_or(StoreError::Conflict(Conflict::IdempotencyInFlight));
             }
         }
+        // A key naming an unknown identity creates it here (its id was derived by the caller
+        // the same way, so it matches; another made meanwhile under another id is a conflict).
+        if let Some(x) = &rec.external_id {
+            let id = crate::identities::ensure_identity(&mut tx, &rec.workspace_id, x, now).await?;
+            if rec.identity_id.as_deref() != Some(id.as_str()) {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(Conflict::Unique("identities (made meanwhile)".into())));
+            }
+        }
         insert_row(&mut tx, rec).await?;
         if let Some(a) = approval {
             insert_approval(&mut tx, a).await?;
@@ -185,6 +196,9 @@ impl Store {
         }
         if let Some(k) = f.kind {
             next(&mut sql, " AND kind = ?", Arg::Text(k.as_str().into()), &mut args);
+        }
+        if let Some(x) = &f.external_id {
+            next(&mut sql, " AND external_id = ?", Arg::Text(x.clone()), &mut args);
         }
         if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
             let (name, start) = (self.dialect.ascii_lower("name"), self.dialect.ascii_lower("start"));
@@ -405,15 +419,18 @@ impl Store {
     /// Writes running credit counts, in one transaction. Within a refill period credits
     /// only go down, so a count never raises the stored one: nodes flush on their own
     /// clocks, and a node's last sight of a shared count may be older than another's.
+    /// An identity's counts (`key_id` an identity's id, `idn_…`) go to its row, by the
+    /// same rule.
     pub async fn save_credits(&self, counts: &[CreditCount]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         for c in counts {
-            sqlx::query(
-                "UPDATE api_keys SET credits_remaining = CASE \
+            let table = if c.key_id.starts_with("idn_") { "identities" } else { "api_keys" };
+            sqlx::query(&format!(
+                "UPDATE {table} SET credits_remaining = CASE \
                    WHEN credits_period = $2 AND credits_remaining < $1 THEN credits_remaining ELSE $1 END, \
                  credits_period = $2 \
                  WHERE id = $3 AND credits_set_at = $4 AND (credits_period IS NULL OR credits_period <= $2)",
-            )
+            ))
             .bind(i64::try_from(c.remaining).unwrap_or(i64::MAX))
             .bind(c.period)
             .bind(&c.key_id)

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "ratelimit overrides", include_str!("../migrations/0016_ratelimit_overrides.sql")),
     (17, "key imports", include_str!("../migrations/0017_key_imports.sql")),
     (18, "key disabled", include_str!("../migrations/0018_key_disabled.sql")),
+    (19, "identities", include_str!("../migrations/0019_identities.sql")),
     (21, "usage tags", include_str!("../migrations/0021_usage_tags.sql")),
 ];
 

@@ -11,7 +11,8 @@ use crate::StoreError;
 pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, public_key, key_type, environment, \
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
      created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id, grants, \
-     service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at, disabled_at";
+     service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at, disabled_at, \
+     identity_id, external_id";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -59,6 +60,8 @@ pub(crate) struct KeyRow {
     credits_period: Option<i64>,
     credits_set_at: Option<i64>,
     disabled_at: Option<i64>,
+    identity_id: Option<String>,
+    external_id: Option<String>,
 }
 
 pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
@@ -103,6 +106,8 @@ impl KeyRow {
             last_used_ip: self.last_used_ip,
             approval_id: self.approval_id,
             service_account_id: self.service_account_id,
+            identity_id: self.identity_id,
+            external_id: self.external_id,
         })
     }
 

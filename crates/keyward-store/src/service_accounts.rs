@@ -224,7 +224,8 @@ impl Store {
         Ok(Some(revoked))
     }
 
-    /// What verification needs besides the record: its roles' permissions and its owner.
+    /// What verification needs besides the record: its roles' permissions, its owner and its
+    /// identity.
     pub async fn key_context(&self, rec: &KeyRecord) -> Result<KeyContext, StoreError> {
         let owner = match &rec.service_account_id {
             None => None,
@@ -243,6 +244,11 @@ impl Store {
         };
         let roles = KeyContext::roles_of(rec, owner.as_ref().map(|o| o.role.as_str()).filter(|r| !r.is_empty()));
         let defs = self.role_defs(&rec.workspace_id, &roles).await?;
-        Ok(KeyContext { defs, owner })
+        // One more read for a key of an identity: its shared limits, credits and meta.
+        let identity = match &rec.identity_id {
+            Some(id) => self.identity_by_id(id).await?.filter(|i| i.workspace_id == rec.workspace_id),
+            None => None,
+        };
+        Ok(KeyContext { defs, owner, identity })
     }
 }

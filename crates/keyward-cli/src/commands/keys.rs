@@ -7,7 +7,7 @@ use keyward_core::wire::keys::{CreditsSpec, RateLimitSpec};
 use crate::args::{KeyFields, Remote, ServerKeyCommand};
 use crate::output;
 
-fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
+pub(crate) fn meta(raw: &Option<String>) -> Result<Option<serde_json::Value>> {
     raw.as_deref().map(|m| serde_json::from_str(m).context("--meta must be JSON")).transpose()
 }
 
@@ -48,12 +48,13 @@ pub(crate) fn create_request(
         callback_url: f.callback_url,
         ratelimits: ratelimits(&fields.ratelimits)?,
         credits: credits(fields)?,
+        external_id: f.external_id,
         ..Default::default()
     })
 }
 
 /// `--ratelimit 100/1m` (repeatable) as the API's limits.
-fn ratelimits(specs: &Option<Vec<String>>) -> Result<Option<Vec<RateLimitSpec>>> {
+pub(crate) fn ratelimits(specs: &Option<Vec<String>>) -> Result<Option<Vec<RateLimitSpec>>> {
     specs
         .as_ref()
         .map(|v| {
@@ -70,9 +71,14 @@ fn ratelimits(specs: &Option<Vec<String>>) -> Result<Option<Vec<RateLimitSpec>>>
 
 /// `--credits N [--refill daily|monthly[:DAY]]`.
 fn credits(f: &crate::args::KeyFields) -> Result<Option<CreditsSpec>> {
+    credits_of(f.credits, f.refill.as_deref())
+}
+
+/// `--credits N [--refill …]` of any command.
+pub(crate) fn credits_of(credits: Option<u64>, refill: Option<&str>) -> Result<Option<CreditsSpec>> {
     use keyward_core::ratelimit::{Interval, Refill};
-    let Some(remaining) = f.credits else { return Ok(None) };
-    let refill = match f.refill.as_deref() {
+    let Some(remaining) = credits else { return Ok(None) };
+    let refill = match refill {
         None => None,
         Some("daily") => Some(Refill { interval: Interval::Daily, amount: remaining, day: 1 }),
         Some(m) if m == "monthly" || m.starts_with("monthly:") => {
@@ -115,9 +121,9 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = c.create_key(&req, idempotency_key.as_deref()).await?;
             show(&remote, &k)?;
         }
-        ServerKeyCommand::List { remote, status, environment, kind, q, limit, cursor } => {
+        ServerKeyCommand::List { remote, status, environment, kind, q, external_id, limit, cursor } => {
             let c = super::client(&remote, true)?;
-            let page = c.list_keys(&ListKeys { status, environment, kind, q, limit, cursor }).await?;
+            let page = c.list_keys(&ListKeys { status, environment, kind, q, external_id, limit, cursor }).await?;
             if remote.json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
@@ -131,7 +137,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = super::client(&remote, true)?.get_key(&id).await?;
             show(&remote, &k)?;
         }
-        ServerKeyCommand::Update { remote, id, fields, no_expiry, disable, enable } => {
+        ServerKeyCommand::Update { remote, id, fields, no_expiry, disable, enable, no_identity } => {
             let c = super::client(&remote, true)?;
             let req = UpdateKeyRequest {
                 name: fields.name.clone(),
@@ -146,6 +152,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
                 ratelimits: ratelimits(&fields.ratelimits)?,
                 credits: credits(&fields)?.map(Some),
                 enabled: if disable { Some(false) } else { enable.then_some(true) },
+                external_id: if no_identity { Some(None) } else { fields.external_id.clone().map(Some) },
             };
             let k = c.update_key(&id, &req).await?;
             show(&remote, &k)?;

@@ -1,5 +1,6 @@
 mod audit;
 mod governance;
+mod identities;
 mod init;
 mod keys;
 mod pairs;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Roles(c) => roles::roles(c).await,
         Command::Audit(c) => audit::run(c).await,
         Command::Webhooks(c) => webhooks::run(c).await,
+        Command::Identities(c) => identities::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Ratelimit(c) => ratelimit::run(c).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
@@ -51,6 +53,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     environment: a.environment.map(Into::into),
                     cost: a.cost,
                     tags: (!a.tags.is_empty()).then(|| a.tags.into_iter().map(Into::into).collect()),
+                    ratelimits: None,
                 })
                 .await?;
             if a.remote.json {

@@ -138,7 +138,8 @@ async fn every_page_renders(b: Backend) {
     let (key, _) = s
         .create(json!({"name": "render-me", "permissions": ["wallet.read"],
             "ratelimits": [{"limit": 10, "duration": "1s"}],
-            "credits": {"remaining": 1000, "refill": {"interval": "monthly", "amount": 1000, "day": 1}}}))
+            "credits": {"remaining": 1000, "refill": {"interval": "monthly", "amount": 1000, "day": 1}},
+            "external_id": "cus <render>"}))
         .await;
     let (st, hook) =
         s.call(Method::POST, "/v1/webhooks", Some(json!({"url": "http://127.0.0.1:9/h", "events": ["key.*"]}))).await;
@@ -159,6 +160,8 @@ async fn every_page_renders(b: Backend) {
         (format!("/console/webhooks/{hook}"), "http://127.0.0.1:9/h</h1>"),
         ("/console/usage".into(), "<h1>Usage, last 24 hours</h1>"),
         ("/console/account".into(), "<h1>Your account</h1>"),
+        ("/console/identities".into(), "cus &#60;render&#62;"),
+        ("/console/keys?external_id=cus+%3Crender%3E".into(), "render-me"),
     ];
     for (path, heading) in &pages {
         let a = br.get(path).await;

@@ -23,6 +23,7 @@ mod gateway;
 mod governance_cli;
 mod grants;
 mod hardening;
+mod identities;
 mod imports;
 mod key_disable;
 mod keypairs_cli;

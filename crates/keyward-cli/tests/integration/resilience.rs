@@ -178,6 +178,11 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/ratelimit/overrides"),
     ("get", "/v1/ratelimit/overrides"),
     ("delete", "/v1/ratelimit/overrides/{id}"),
+    ("post", "/v1/identities"),
+    ("get", "/v1/identities"),
+    ("get", "/v1/identities/{id}"),
+    ("patch", "/v1/identities/{id}"),
+    ("delete", "/v1/identities/{id}"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

@@ -220,7 +220,8 @@ async fn v2_verify_codes(b: Backend) {
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["errors"][0]["location"], "body.permissions");
 
-    let (_, limited) = make(json!({"ratelimits": [{"name": "r", "limit": 2, "duration": 60000}]})).await;
+    let (_, limited) =
+        make(json!({"ratelimits": [{"name": "r", "limit": 2, "duration": 60000, "autoApply": true}]})).await;
     assert_eq!(verify(&s, &limited, json!({})).await["code"], "VALID");
     assert_eq!(verify(&s, &limited, json!({})).await["code"], "VALID");
     assert_eq!(verify(&s, &limited, json!({})).await["code"], "RATE_LIMITED");

@@ -31,6 +31,9 @@ pub(crate) struct Filter {
     environment: String,
     #[serde(default)]
     q: String,
+    /// Only the keys of the identity with this external id.
+    #[serde(default)]
+    external_id: String,
     #[serde(default)]
     cursor: String,
 }
@@ -77,6 +80,7 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, 
             ("kind", &f.kind),
             ("environment", &f.environment),
             ("q", &f.q),
+            ("external_id", &f.external_id),
             ("cursor", &f.cursor),
             ("limit", "25"),
         ],
@@ -102,10 +106,21 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, 
     let next = page.next_cursor.map(|c| {
         query(
             "/console/keys",
-            &[("status", &f.status), ("kind", &f.kind), ("environment", &f.environment), ("q", &f.q), ("cursor", &c)],
+            &[
+                ("status", &f.status),
+                ("kind", &f.kind),
+                ("environment", &f.environment),
+                ("q", &f.q),
+                ("external_id", &f.external_id),
+                ("cursor", &c),
+            ],
         )
     });
-    let filtered = !(f.status.is_empty() && f.kind.is_empty() && f.environment.is_empty() && f.q.is_empty());
+    let filtered = !(f.status.is_empty()
+        && f.kind.is_empty()
+        && f.environment.is_empty()
+        && f.q.is_empty()
+        && f.external_id.is_empty());
     render(&ListPage { c: Chrome::new(&ctx, "keys"), f, rows, next, filtered })
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod account;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod identities;
 pub(crate) mod keys;
 pub(crate) mod members;
 pub(crate) mod policies;

@@ -1,11 +1,14 @@
 //! What a change event does to this node's cache. A key's event drops its entry; a service
 //! account's drops the keys it owns; a role's re-derives, in place, the cached keys holding
 //! the role (so a busy role's keys are not all read again at once); a workspace's rate limit
-//! overrides' drops the overrides held for it (`limits/service.rs`).
+//! overrides' drops the overrides held for it (`limits/service.rs`); an identity's drops its
+//! cached keys (they hold its limits, credits and meta).
 
 use std::sync::Arc;
 
-use keyward_store::{parse_role_event, RATELIMIT_OVERRIDE_EVENT_PREFIX, SERVICE_ACCOUNT_EVENT_PREFIX};
+use keyward_store::{
+    parse_role_event, IDENTITY_EVENT_PREFIX, RATELIMIT_OVERRIDE_EVENT_PREFIX, SERVICE_ACCOUNT_EVENT_PREFIX,
+};
 
 use crate::state::{AppState, SharedState};
 
@@ -17,6 +20,8 @@ pub fn apply(state: &SharedState, event: &str) {
         tokio::spawn(async move { state.rederive_role(&workspace, &name).await });
     } else if let Some(id) = event.strip_prefix(SERVICE_ACCOUNT_EVENT_PREFIX) {
         state.cache.evict_owner(id);
+    } else if let Some(id) = event.strip_prefix(IDENTITY_EVENT_PREFIX) {
+        state.cache.evict_identity(id);
     } else if let Some(workspace) = event.strip_prefix(RATELIMIT_OVERRIDE_EVENT_PREFIX) {
         state.service_limits.forget_overrides(workspace);
     } else {

@@ -256,6 +256,23 @@ impl KeyCache {
         }
     }
 
+    /// Drops every cached key of identity `id` (its shared limits, credits and meta are
+    /// read again), and discards every fill in flight: one may have read it as it was.
+    pub fn evict_identity(&self, id: &str) {
+        self.bump_all();
+        let of = |e: &Entry| matches!(e, Entry::Found(k) if k.identity() == Some(id));
+        let secret: Vec<KeyHash> = self.entries.collect(|k, e| of(e).then_some(*k));
+        let public: Vec<String> = self.public.collect(|k, e| of(e).then(|| k.clone()));
+        for k in secret {
+            self.bump(stripe_of_bytes(&k));
+            self.entries.remove(&k);
+        }
+        for k in public {
+            self.bump(stripe_of_public(&k));
+            self.public.remove(&k);
+        }
+    }
+
     pub fn clear(&self) {
         (0..STRIPES).for_each(|s| self.bump(s));
         self.entries.clear();

@@ -245,6 +245,7 @@ impl Gateway {
             scope: scope.as_deref(),
             cost: None,
             tags: &[],
+            ratelimits: &[],
         };
         let (verdict, body) = match credential(&parts.headers) {
             Credential::Secret(token) => {

@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use keyward_core::clock::Clock;
 use keyward_core::codes::VerifyCode;
+use keyward_core::limit_plan::{Holder, Planned, Slot};
 use keyward_core::ratelimit::RefillRules;
 use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
 use redis::aio::ConnectionManager;
 
-use crate::limits::local::{CreditWrite, Spent};
+use crate::limits::local::{combine, CreditWrite, Spent};
 use crate::limits::redis_clock::RedisClock;
 
 /// Longest a verification waits for Redis.
@@ -65,80 +66,113 @@ impl OnError {
     }
 }
 
-/// GCRA over every limit, then the credits, atomically. Times in microseconds (Lua numbers
-/// are doubles: exact up to 2^53 µs, far beyond any date). The same rules as
-/// `keyward_core::ratelimit`, there in nanoseconds.
+/// GCRA over every planned limit, then the credits, atomically, for a key and (when it has
+/// one) its identity: each *holder* has a hash of limit counts (`KEYS[2h-1]`) and one of
+/// credits (`KEYS[2h]`). Times in microseconds (Lua numbers are doubles: exact up to 2^53 µs,
+/// far beyond any date). The same rules as `keyward_core::ratelimit` and `limits/local.rs`:
+/// no limit is spent unless every limit allows; no credits are spent unless every limit
+/// allows and every holder's credits cover the cost.
 ///
-/// ARGV: now, cost, number of limits, their fingerprint, the deadline in Redis's time, `1`
-/// when the credits given are the database's (they may seed), each limit's spacing and
-/// window, then `1` and the credits (or `0`). The answer starts with a status — [`DONE`],
-/// [`STALE`] (started after the deadline: nothing changed) or [`SEED`] (the credits are not
-/// in Redis, or older than the key's: nothing changed, ask again with the database's) — and
-/// Redis's time; then, when done, four numbers per limit and four for the credits.
+/// ARGV: now, the deadline in Redis's time, `1` when the credits given are the database's
+/// (they may seed), the number of holders; per holder its limits' fingerprint and longest
+/// window; the number of limits, then per limit its holder, its position in the holder's
+/// list (hash field `l<n>`) or the `r:…` field of a limit the request made, spacing, window and
+/// cost; per holder `1` and its credits' cost, count, period, set time, refill period and
+/// refill amount (or `0`). The answer starts with a status — [`DONE`], [`STALE`] (started
+/// after the deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or
+/// older than the cached record's: nothing changed, ask again with the database's) — and
+/// Redis's time; then, when done, four numbers per limit and four per holder with credits.
 const SCRIPT: &str = r#"
 local clock = redis.call('TIME')
 local rtime = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-if rtime > tonumber(ARGV[5]) then return {1, rtime} end
+if rtime > tonumber(ARGV[2]) then return {1, rtime} end
 local now = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local fp = ARGV[4]
-local c = 7 + 2 * n
-local stored = -1
-if ARGV[c] == '1' then
-  stored = tonumber(redis.call('HGET', KEYS[2], 'set_at') or '-1')
-  if stored < tonumber(ARGV[c + 3]) and ARGV[6] ~= '1' then return {2, rtime} end
+local seeding = ARGV[3] == '1'
+local m = tonumber(ARGV[4])
+local at = 5
+local fps, longest, used = {}, {}, {}
+for h = 1, m do fps[h] = ARGV[at]; longest[h] = tonumber(ARGV[at + 1]); at = at + 2 end
+local n = tonumber(ARGV[at]); at = at + 1
+local lim = {}
+for i = 1, n do
+  local field = ARGV[at + 1]
+  if string.sub(field, 1, 2) ~= 'r:' then field = 'l' .. field end
+  lim[i] = {tonumber(ARGV[at]), field, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
+  used[lim[i][1]] = true
+  at = at + 5
 end
-if redis.call('HGET', KEYS[1], 'fp') ~= fp then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'fp', fp)
+local cr, stored = {}, {}
+for h = 1, m do
+  if ARGV[at] == '1' then
+    cr[h] = {tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], tonumber(ARGV[at + 5]), ARGV[at + 6]}
+    at = at + 7
+    stored[h] = tonumber(redis.call('HGET', KEYS[2 * h], 'set_at') or '-1')
+    if stored[h] < tonumber(cr[h][4]) and not seeding then return {2, rtime} end
+  else
+    at = at + 1
+  end
+end
+for h = 1, m do
+  if used[h] and redis.call('HGET', KEYS[2 * h - 1], 'fp') ~= fps[h] then
+    redis.call('DEL', KEYS[2 * h - 1])
+    redis.call('HSET', KEYS[2 * h - 1], 'fp', fps[h])
+  end
 end
 local out = {0, rtime}
 local tats = {}
 local limited = 0
-local longest = 0
-local at = 7
 for i = 1, n do
-  local t = tonumber(ARGV[at])
-  local w = tonumber(ARGV[at + 1])
-  at = at + 2
-  if w > longest then longest = w end
-  local tat = tonumber(redis.call('HGET', KEYS[1], 'l' .. i) or '0')
+  local h, t, w, cost = lim[i][1], lim[i][3], lim[i][4], lim[i][5]
+  local tat = tonumber(redis.call('HGET', KEYS[2 * h - 1], lim[i][2]) or '0')
   local base = math.max(tat, now)
   local after = base + t * cost
   local ok = (after - now) <= w
-  local used, full, retry
-  if ok then used = after - now; full = after; retry = 0; tats[i] = after
-  else used = base - now; full = base; retry = after - w - now; limited = 1 end
-  local remaining = math.floor(math.max(w - used, 0) / math.max(t, 1))
+  local u, full, retry
+  if ok then u = after - now; full = after; retry = 0; tats[i] = after
+  else u = base - now; full = base; retry = after - w - now; limited = 1 end
+  local remaining = math.floor(math.max(w - u, 0) / math.max(t, 1))
   out[#out + 1] = ok and 1 or 0
   out[#out + 1] = remaining
   out[#out + 1] = math.floor(math.max(full, now) / 1000)
   out[#out + 1] = math.ceil(math.max(retry, 0) / 1000)
 end
-if limited == 0 and cost > 0 then
-  for i = 1, n do redis.call('HSET', KEYS[1], 'l' .. i, string.format('%.0f', tats[i])) end
-end
-if n > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000) end
-local credit_ok, left = -1, -1
-if ARGV[c] == '1' then
-  local seed, seed_period, set_at = ARGV[c + 1], ARGV[c + 2], tonumber(ARGV[c + 3])
-  local refill_period, refill_amount = tonumber(ARGV[c + 4]), ARGV[c + 5]
-  if stored < set_at then
-    redis.call('HSET', KEYS[2], 'remaining', seed, 'period', seed_period, 'set_at', ARGV[c + 3])
+if limited == 0 then
+  for i = 1, n do
+    if lim[i][5] > 0 then redis.call('HSET', KEYS[2 * lim[i][1] - 1], lim[i][2], string.format('%.0f', tats[i])) end
   end
-  local rem = tonumber(redis.call('HGET', KEYS[2], 'remaining'))
-  local per = tonumber(redis.call('HGET', KEYS[2], 'period'))
-  if refill_period >= 0 and refill_period > per then rem = tonumber(refill_amount); per = refill_period end
-  local spend = cost
-  if limited == 1 then spend = 0 end
-  if rem >= spend then rem = rem - spend; credit_ok = 1 else credit_ok = 0 end
-  redis.call('HSET', KEYS[2], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', per))
-  left = rem
-  out[#out + 1] = credit_ok
-  out[#out + 1] = string.format('%.0f', left)
-  out[#out + 1] = string.format('%.0f', per)
-  out[#out + 1] = redis.call('HGET', KEYS[2], 'set_at')
+end
+for h = 1, m do
+  if used[h] then redis.call('PEXPIRE', KEYS[2 * h - 1], math.ceil(longest[h] / 1000) + 1000) end
+end
+local rems, pers, oks = {}, {}, {}
+local all_ok = true
+for h = 1, m do
+  local c = cr[h]
+  if c then
+    if stored[h] < tonumber(c[4]) then
+      redis.call('HSET', KEYS[2 * h], 'remaining', c[2], 'period', c[3], 'set_at', c[4])
+    end
+    local rem = tonumber(redis.call('HGET', KEYS[2 * h], 'remaining'))
+    local per = tonumber(redis.call('HGET', KEYS[2 * h], 'period'))
+    if c[5] >= 0 and c[5] > per then rem = tonumber(c[6]); per = c[5] end
+    local spend = c[1]
+    if limited == 1 then spend = 0 end
+    oks[h] = rem >= spend
+    if not oks[h] then all_ok = false end
+    rems[h] = rem; pers[h] = per
+  end
+end
+for h = 1, m do
+  local c = cr[h]
+  if c then
+    local rem = rems[h]
+    if limited == 0 and all_ok then rem = rem - c[1] end
+    redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', pers[h]))
+    out[#out + 1] = oks[h] and 1 or 0
+    out[#out + 1] = string.format('%.0f', rem)
+    out[#out + 1] = string.format('%.0f', pers[h])
+    out[#out + 1] = redis.call('HGET', KEYS[2 * h], 'set_at')
+  end
 end
 return out
 "#;
@@ -226,26 +260,41 @@ impl Shared {
         }
     }
 
-    /// Checks and spends a key's limits and credits in Redis. `stored` reads the key's
-    /// credits from the database (`None` when it cannot): called only when Redis has none
-    /// to go on.
-    pub async fn check<F, R>(&self, key_id: &str, limits: &Limits, now: DateTime<Utc>, cost: u32, stored: F) -> Spent
+    /// Checks and spends the planned limits and the credits of a key and its identity in
+    /// Redis, in one script run. `stored` reads the key's and the identity's credits from the
+    /// database (`None` when it cannot): called only when Redis has none to go on.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check<F, R>(
+        &self,
+        key_id: &str,
+        limits: &Limits,
+        plan: &mut [Planned<'_>],
+        now: DateTime<Utc>,
+        cost: u32,
+        list: bool,
+        stored: F,
+    ) -> Spent
     where
         F: FnOnce() -> R,
-        R: std::future::Future<Output = Option<Option<KeyCredits>>>,
+        R: std::future::Future<Output = Option<(Option<KeyCredits>, Option<KeyCredits>)>>,
     {
-        let values = match self.run(key_id, limits, limits.credits.as_ref(), false, now, cost).await {
+        let identity = limits.identity.as_deref();
+        let cached = [limits.credits, limits.identity_credits().copied()];
+        let values = match self.run(key_id, limits, plan, cached, false, now, cost).await {
             Run::Done(values) => values,
-            Run::Unanswered => return self.without(limits, now),
+            Run::Unanswered => return self.without(limits, plan, now),
             Run::Seed => {
-                let Some(from_db) = stored().await else {
+                let Some((key_db, identity_db)) = stored().await else {
                     self.failed("credits", &"the database did not answer for the credits missing from Redis");
-                    return self.without(limits, now);
+                    return self.without(limits, plan, now);
                 };
-                let seed = limits.credits.map(|cached| self.seed(key_id, cached, from_db));
-                match self.run(key_id, limits, seed.as_ref(), true, now, cost).await {
+                let seed = [
+                    limits.credits.map(|c| self.seed(key_id, c, key_db)),
+                    identity.and_then(|i| i.limits.credits.map(|c| self.seed(&i.id, c, identity_db))),
+                ];
+                match self.run(key_id, limits, plan, seed, true, now, cost).await {
                     Run::Done(values) => values,
-                    Run::Unanswered | Run::Seed => return self.without(limits, now),
+                    Run::Unanswered | Run::Seed => return self.without(limits, plan, now),
                 }
             }
         };
@@ -258,27 +307,30 @@ impl Shared {
                 _ => 0,
             }
         };
-        let checks: Vec<LimitCheck> = (0..limits.ratelimits.len())
-            .map(|i| LimitCheck {
+        for (i, p) in plan.iter_mut().enumerate() {
+            p.check = LimitCheck {
                 allowed: num(i * 4) == 1,
                 remaining: u32::try_from(num(i * 4 + 1)).unwrap_or(0),
                 reset_ms: num(i * 4 + 2),
                 retry_after_ms: num(i * 4 + 3),
-            })
-            .collect();
-        let at = limits.ratelimits.len() * 4;
-        let credits = limits.credits.map(|_| {
+            };
+        }
+        let mut at = plan.len() * 4;
+        let mut answers: [Option<(bool, u64)>; 2] = [None, None];
+        let ids = [Some(key_id), identity.map(|i| &*i.id)];
+        for ((answer, credits), id) in answers.iter_mut().zip(cached).zip(ids) {
+            let (Some(_), Some(id)) = (credits, id) else { continue };
             let left = u64::try_from(num(at + 1)).unwrap_or(0);
-            let write = CreditWrite {
-                key_id: key_id.to_string(),
+            self.saw(CreditWrite {
+                key_id: id.to_string(),
                 remaining: left,
                 period: num(at + 2),
                 set_at_ms: num(at + 3),
-            };
-            self.saw(write);
-            (num(at) == 1, left)
-        });
-        Spent::from_checks(limits, &checks, credits, now.timestamp_millis())
+            });
+            *answer = Some((num(at) == 1, left));
+            at += 4;
+        }
+        Spent::from_checks(plan, combine(answers[0], answers[1]), now.timestamp_millis(), list)
     }
 
     /// Spends `cost` of one limit counted under the Redis key `key` (rate limiting as a
@@ -295,9 +347,11 @@ impl Shared {
     ) -> Option<LimitCheck> {
         let mut inv = self.script.prepare_invoke();
         inv.key(key).key(key);
-        inv.arg(now.timestamp_micros()).arg(cost).arg(1).arg(fingerprint.to_string());
         let (t, w) = spacing_us(limit);
-        inv.arg(self.clock.deadline(RUN_BY)).arg("0").arg(t).arg(w).arg("0");
+        inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
+        inv.arg(fingerprint.to_string()).arg(w);
+        inv.arg(1).arg(1).arg(1).arg(t).arg(w).arg(cost);
+        inv.arg("0");
         let mut conn = self.conn.clone();
         let values = self.answer::<Vec<redis::Value>>("service limits", inv.invoke_async(&mut conn)).await?;
         let num = |i: usize| match values.get(i) {
@@ -319,37 +373,69 @@ impl Shared {
         })
     }
 
-    /// One script run, with `credits` (the cached record's, or with `seeding` the
-    /// database's) in place of the key's.
+    /// One script run, with `credits` (the cached records', or with `seeding` the
+    /// database's) in place of the key's and the identity's.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         key_id: &str,
         limits: &Limits,
-        credits: Option<&KeyCredits>,
+        plan: &[Planned<'_>],
+        credits: [Option<KeyCredits>; 2],
         seeding: bool,
         now: DateTime<Utc>,
         cost: u32,
     ) -> Run {
+        let identity = limits.identity.as_deref();
+        let holders: [(Holder, Option<(&str, &Limits)>); 2] =
+            [(Holder::Key, Some((key_id, limits))), (Holder::Identity, identity.map(|i| (&*i.id, &i.limits)))];
         let mut inv = self.script.prepare_invoke();
-        inv.key(format!("kw:rl:{key_id}")).key(format!("kw:cr:{key_id}"));
-        inv.arg(now.timestamp_micros()).arg(cost).arg(limits.ratelimits.len()).arg(limits.fingerprint.to_string());
-        inv.arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" });
-        for l in limits.ratelimits.iter() {
-            let (t, w) = spacing_us(l);
-            inv.arg(t).arg(w);
+        let m = if identity.is_some() { 2 } else { 1 };
+        for (_, h) in holders.iter().take(m) {
+            let id = h.map_or("", |h| h.0);
+            inv.key(format!("kw:rl:{id}")).key(format!("kw:cr:{id}"));
         }
-        match credits {
-            Some(c) => {
-                let refill_period = c.refill.map_or(-1, |r| r.period(now));
-                inv.arg("1")
-                    .arg(c.remaining)
-                    .arg(c.period)
-                    .arg(c.set_at.timestamp_millis())
-                    .arg(refill_period)
-                    .arg(c.refill.map_or(0, |r| r.amount));
-            }
-            None => {
-                inv.arg("0");
+        inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" }).arg(m);
+        for (holder, h) in holders.iter().take(m) {
+            let own = h.map(|h| h.1);
+            // The hash lives as long as the longest window it may hold: its own limits' and
+            // those requests made for it.
+            let longest = own
+                .iter()
+                .flat_map(|l| l.ratelimits.iter())
+                .chain(plan.iter().filter(|p| p.holder == *holder).map(|p| &*p.limit))
+                .map(|l| spacing_us(l).1)
+                .max()
+                .unwrap_or(0);
+            inv.arg(own.map_or(0, |l| l.fingerprint).to_string()).arg(longest);
+        }
+        inv.arg(plan.len());
+        for p in plan {
+            let (t, w) = spacing_us(&p.limit);
+            inv.arg(if p.holder == Holder::Key { 1 } else { 2 });
+            // A holder's own limit by its position (the script names its field `l<n>`); a
+            // limit the request made by its name, limit and window.
+            match p.slot {
+                Slot::At(n) => inv.arg(n + 1),
+                Slot::Request => inv.arg(format!("r:{}:{}:{}", p.limit.name, p.limit.limit, p.limit.duration_ms)),
+            };
+            inv.arg(t).arg(w).arg(p.cost);
+        }
+        for c in credits.iter().take(m) {
+            match c {
+                Some(c) => {
+                    let refill_period = c.refill.map_or(-1, |r| r.period(now));
+                    inv.arg("1")
+                        .arg(cost)
+                        .arg(c.remaining)
+                        .arg(c.period)
+                        .arg(c.set_at.timestamp_millis())
+                        .arg(refill_period)
+                        .arg(c.refill.map_or(0, |r| r.amount));
+                }
+                None => {
+                    inv.arg("0");
+                }
             }
         }
         let mut conn = self.conn.clone();
@@ -405,10 +491,11 @@ impl Shared {
     /// says, one with credits as `--credits-on-error` says; refused means `RATE_LIMITED`
     /// (a temporary refusal, `Retry-After: 1`: not `USAGE_EXCEEDED`, the credits may be
     /// there), allowed means as if there were room (no counts in the answer).
-    fn without(&self, limits: &Limits, now: DateTime<Utc>) -> Spent {
-        let mut s = Spent::from_checks(limits, &[], None, now.timestamp_millis());
-        let deny_limits = !limits.ratelimits.is_empty() && self.on_error == OnError::Deny;
-        let deny_credits = limits.credits.is_some() && self.credits_on_error == OnError::Deny;
+    fn without(&self, limits: &Limits, plan: &[Planned<'_>], now: DateTime<Utc>) -> Spent {
+        let mut s = Spent::from_checks(&[], None, now.timestamp_millis(), false);
+        let deny_limits = !plan.is_empty() && self.on_error == OnError::Deny;
+        let has_credits = limits.credits.is_some() || limits.identity_credits().is_some();
+        let deny_credits = has_credits && self.credits_on_error == OnError::Deny;
         if deny_limits || deny_credits {
             s.refused = Some(VerifyCode::RateLimited);
             s.retry_after_ms = 1000;

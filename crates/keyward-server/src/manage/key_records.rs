@@ -106,6 +106,9 @@ impl AppState {
             ratelimits: new.ratelimits,
             credits: new.credits,
             disabled_at: (!new.enabled).then_some(now),
+            // The caller finds (or derives) the identity's id.
+            identity_id: None,
+            external_id: new.external_id,
         };
         (rec, secret)
     }

@@ -56,7 +56,7 @@ fn settings(rec: &KeyRecord) -> serde_json::Value {
         "roles": rec.roles, "permissions": rec.permissions, "scopes": rec.scopes, "grants": rec.grants,
         "ip_allowlist": rec.ip_allowlist, "expires_at": rec.expires_at, "callback_url": rec.callback_url,
         "service_account_id": rec.service_account_id, "approval_id": rec.approval_id,
-        "enabled": rec.disabled_at.is_none(),
+        "enabled": rec.disabled_at.is_none(), "external_id": rec.external_id,
     })
 }
 
@@ -97,6 +97,9 @@ pub(crate) async fn create(
     let approval = approval_for(state, caller, ApprovalChange::KeyCreate, &id).await?;
     let (mut rec, secret) = state.new_key_record(p, id, new, approval.as_ref(), now);
     rec.service_account_id = account.map(|a| a.id.clone());
+    if let Some(x) = &rec.external_id {
+        rec.identity_id = Some(state.identity_for(&p.workspace_id, x, now).await?);
+    }
     let mut view = rec.view(now);
     view.secret = secret;
     let out = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -126,6 +129,8 @@ pub struct ListParams {
     pub kind: Option<String>,
     /// searches name, id and start
     pub q: Option<String>,
+    /// only the keys of the identity with this external id
+    pub external_id: Option<String>,
     /// 1-200, default 50
     pub limit: Option<String>,
     pub cursor: Option<String>,
@@ -151,7 +156,17 @@ impl ListParams {
         if self.q.as_ref().is_some_and(|q| q.len() > 256) {
             return Err(ApiError::invalid("q", "q must be at most 256 characters"));
         }
-        Ok(KeyFilter { status, environment: self.environment, kind, q: self.q, cursor: self.cursor, limit })
+        let external_id =
+            self.external_id.as_deref().map(|x| keyward_core::validate::external_id("external_id", x)).transpose()?;
+        Ok(KeyFilter {
+            status,
+            environment: self.environment,
+            kind,
+            external_id,
+            q: self.q,
+            cursor: self.cursor,
+            limit,
+        })
     }
 }
 

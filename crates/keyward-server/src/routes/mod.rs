@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod identities;
 pub mod key_imports;
 pub mod keys;
 pub mod management_keys;
@@ -38,6 +39,7 @@ use crate::state::SharedState;
          (name = "audit", description = "the tamper-evident audit trail"),
          (name = "webhooks", description = "signed webhooks and per-key callbacks"),
          (name = "usage", description = "verification counts per key, and alerts on unusual use"),
+         (name = "identities", description = "customers of the operator whose limits and credits their keys share"),
          (name = "ratelimit", description = "rate limiting as a service: limits not about keys, and overrides per identifier"),
          (name = "system"))
 )]
@@ -113,6 +115,8 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(webhooks::list_callbacks))
+        .routes(routes!(identities::create_identity, identities::list_identities))
+        .routes(routes!(identities::get_identity, identities::update_identity, identities::delete_identity))
         .routes(routes!(ratelimit::limit))
         .routes(routes!(ratelimit::set_override, ratelimit::list_overrides))
         .routes(routes!(ratelimit::delete_override))

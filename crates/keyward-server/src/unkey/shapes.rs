@@ -105,10 +105,8 @@ pub(crate) struct RatelimitRequest {
     pub name: String,
     pub limit: u64,
     pub duration: u64,
-    // Until limits that apply only when named exist natively, every limit of a key applies
-    // on every verification (docs/UNKEY.md).
+    /// Unkey's default is `false`: the limit is checked only when a verification names it.
     #[serde(default)]
-    #[allow(dead_code)]
     pub auto_apply: Option<bool>,
 }
 
@@ -121,6 +119,7 @@ impl RatelimitRequest {
             name: self.name.clone(),
             limit,
             duration: duration_secs(&format!("{at}.duration"), self.duration)?,
+            auto_apply: self.auto_apply.unwrap_or(false),
         })
     }
 }

@@ -96,6 +96,7 @@ pub(super) async fn verify_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
             scope: None,
             cost: Some(cost),
             tags: &tags,
+            ratelimits: &[],
         };
         // `Err` only before anything was spent (storage unreachable on a cache miss): the
         // SDK's retry of that 503 cannot charge twice.

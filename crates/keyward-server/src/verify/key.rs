@@ -49,6 +49,10 @@ async fn verify_key_with(state: &SharedState, headers: &HeaderMap, req: &VerifyK
         keyward_core::validate::tags(tags)?;
         needs.tags = tags;
     }
+    if let Some(named) = req.ratelimits.as_deref() {
+        keyward_core::limit_plan::check_named(named)?;
+        needs.ratelimits = named;
+    }
     let verdict = state.verify_secret(&req.key, &needs).await?;
     Ok(json_response(verdict.to_json()))
 }

@@ -141,7 +141,7 @@ impl AppState {
         // A key of another environment goes no further (a test key must not pass where live
         // ones are expected): its holder learns only that.
         let code = if in_environment(&key, req) { decide(&key, now, req) } else { VerifyCode::WrongEnvironment };
-        Ok(self.counted(key, code, now, req, started).await)
+        self.counted(key, code, now, req, started).await
     }
 
     /// Verifies a signed request: the key registered for `public_key`, the nonce's freshness,
@@ -230,7 +230,8 @@ impl AppState {
             return Verdict::bare(VerifyCode::Replayed);
         }
         let code = decide(&key, now, req);
-        self.counted(key, code, now, req, started).await
+        // A signed request names no limits, so its plan cannot be refused.
+        self.counted(key, code, now, req, started).await.unwrap_or_else(|_| Verdict::bare(VerifyCode::Malformed))
     }
 
     /// Is this signed request new to every node (with Redis) or to this one?
@@ -253,7 +254,8 @@ impl AppState {
     }
 
     /// The decision about a found key, after its limits and credits (a valid key only),
-    /// counted for it.
+    /// counted for it. `Err` only for a request naming a limit neither the key nor its
+    /// identity has (400 naming `ratelimits[i].name`).
     async fn counted(
         &self,
         key: Arc<VerifiableKey>,
@@ -261,23 +263,53 @@ impl AppState {
         now: chrono::DateTime<chrono::Utc>,
         req: &Requirements<'_>,
         started: std::time::Instant,
-    ) -> Verdict {
-        let cost = req.cost.unwrap_or(1);
-        let spent = match (&key.limits, &self.shared) {
-            (Some(l), Some(shared)) if code == VerifyCode::Valid => {
-                // Credits Redis does not have start from the database's last written count.
-                let stored = || async {
-                    let read = async { Ok(self.store.get_key(&key.workspace_id, key.id()).await?) };
-                    bounded(read).await.ok().map(|r| r.and_then(|r| r.credits))
-                };
-                Some(Box::new(Box::pin(shared.check(key.id(), l, now, cost, stored)).await))
-            }
-            (Some(l), None) if code == VerifyCode::Valid => Some(Box::new(self.limits.check(key.id(), l, now, cost))),
-            _ => None,
+    ) -> ApiResult<Verdict> {
+        let spent = if code == VerifyCode::Valid && (key.limits.is_some() || !req.ratelimits.is_empty()) {
+            let limits = key.limits.as_deref().unwrap_or(&NO_LIMITS);
+            let cost = req.cost.unwrap_or(1);
+            let (mut plan, list) = planned(&key, limits, req, cost)?;
+            // Without Redis the step is synchronous: no future to box on the hit path.
+            Some(Box::new(match &self.shared {
+                Some(_) => Box::pin(self.spend_shared(&key, limits, &mut plan, now, cost, list)).await,
+                None => self.limits.check(key.id(), limits, &mut plan, now, cost, list),
+            }))
+        } else {
+            None
         };
         let code = spent.as_ref().and_then(|s| s.refused).unwrap_or(code);
         self.count(&key, code, now, req, started);
-        Verdict { code, key: Some(key), spent }
+        Ok(Verdict { code, key: Some(key), spent })
+    }
+
+    /// Spends the planned limits and the key's and its identity's credits in one Redis
+    /// script run.
+    async fn spend_shared(
+        &self,
+        key: &VerifiableKey,
+        limits: &keyward_core::verify::Limits,
+        plan: &mut [keyward_core::limit_plan::Planned<'_>],
+        now: chrono::DateTime<chrono::Utc>,
+        cost: u32,
+        list: bool,
+    ) -> crate::limits::local::Spent {
+        let Some(shared) = &self.shared else {
+            return self.limits.check(key.id(), limits, plan, now, cost, list);
+        };
+        // Credits Redis does not have start from the database's last written counts.
+        let stored = || async {
+            let read = async {
+                let k = self.store.get_key(&key.workspace_id, key.id()).await?.and_then(|r| r.credits);
+                let i = match limits.identity.as_deref() {
+                    Some(i) if i.limits.credits.is_some() => {
+                        self.store.identity_by_id(&i.id).await?.and_then(|r| r.credits)
+                    }
+                    _ => None,
+                };
+                Ok((k, i))
+            };
+            bounded(read).await.ok()
+        };
+        shared.check(key.id(), limits, plan, now, cost, list, stored).await
     }
 
     /// Counts a verification of a found key: its usage slot and the metrics.
@@ -348,6 +380,31 @@ pub(crate) async fn bounded<T>(read: impl std::future::Future<Output = ApiResult
             Err(ApiError::Unavailable)
         }
     }
+}
+
+/// The limits of a key that has none (a request may still make one: `ratelimits[i]` with
+/// `limit` and `duration`).
+static NO_LIMITS: std::sync::LazyLock<keyward_core::verify::Limits> =
+    std::sync::LazyLock::new(|| keyward_core::verify::Limits::new(Vec::new(), None));
+
+/// The limits a verification checks ([`keyward_core::limit_plan`]), and whether its answer
+/// lists them: when the request named limits, or the key's identity has limits.
+fn planned<'a>(
+    key: &VerifiableKey,
+    limits: &'a keyward_core::verify::Limits,
+    req: &Requirements<'_>,
+    cost: u32,
+) -> ApiResult<(Vec<keyward_core::limit_plan::Planned<'a>>, bool)> {
+    let plan = keyward_core::limit_plan::plan(&limits.ratelimits, limits.identity_limits(), req.ratelimits, cost)
+        .map_err(|i| {
+            let name = req.ratelimits.get(i).map_or("", |n| &*n.name);
+            let whose = if key.identity().is_some() { "nor has its identity" } else { "and it has no identity" };
+            ApiError::invalid(
+                format!("ratelimits[{i}].name"),
+                format!("the key has no limit named {name:?}, {whose}; give limit and duration to make one"),
+            )
+        })?;
+    Ok((plan, !req.ratelimits.is_empty() || !limits.identity_limits().is_empty()))
 }
 
 /// Is `key` inside the workspace the caller bound verification to (if any)?
