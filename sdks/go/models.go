@@ -56,8 +56,11 @@ type Key struct {
 	LastUsedIP  string         `json:"last_used_ip,omitempty"`
 	RevokedAt   *time.Time     `json:"revoked_at,omitempty"`
 	Owner       *Owner         `json:"owner,omitempty"`
-	Ratelimits  []RateLimit    `json:"ratelimits"`
-	Credits     *Credits       `json:"credits,omitempty"`
+	// IdentityID and ExternalID name the identity (customer) the key belongs to, if any.
+	IdentityID string      `json:"identity_id,omitempty"`
+	ExternalID string      `json:"external_id,omitempty"`
+	Ratelimits []RateLimit `json:"ratelimits"`
+	Credits    *Credits    `json:"credits,omitempty"`
 	// ApprovalID names the approval request the key waits on (pending_* statuses).
 	ApprovalID string `json:"approval_id,omitempty"`
 	// Requests24h is the key's verifications in the last 24 hours (in lists).
@@ -84,6 +87,8 @@ type RateLimit struct {
 	Name     string `json:"name,omitempty"`
 	Limit    int    `json:"limit"`
 	Duration string `json:"duration"`
+	// AutoApply false checks the limit only when a verification names it (default true).
+	AutoApply *bool `json:"auto_apply,omitempty"`
 }
 
 // Credits are uses a key may spend, with an optional refill (schema CreditsSpec).
@@ -118,6 +123,8 @@ type CreateKey struct {
 	CallbackURL string         `json:"callback_url,omitempty"`
 	Ratelimits  []RateLimit    `json:"ratelimits,omitempty"`
 	Credits     *Credits       `json:"credits,omitempty"`
+	// ExternalID attaches the key to the identity with this external id (made if new).
+	ExternalID string `json:"external_id,omitempty"`
 	// Enabled false creates the key disabled.
 	Enabled *bool `json:"enabled,omitempty"`
 	// PublicKey (hex) registers a public key; Algorithm "ed25519" (default) or "secp256k1".
@@ -146,10 +153,13 @@ type UpdateKey struct {
 	Credits *Credits `json:"credits"`
 	// Enabled false disables the key, true enables it again.
 	Enabled *bool `json:"enabled"`
+	// ExternalID attaches the key to the identity with this external id (made if new).
+	ExternalID *string `json:"external_id"`
 
 	ClearExpiresAt   bool `json:"-" clear:"expires_at"`
 	ClearCallbackURL bool `json:"-" clear:"callback_url"`
 	ClearCredits     bool `json:"-" clear:"credits"`
+	ClearExternalID  bool `json:"-" clear:"external_id"`
 }
 
 // MarshalJSON sends the fields that are set (see UpdateKey).
@@ -229,6 +239,18 @@ type VerifyRequest struct {
 	Cost *int `json:"cost,omitempty"`
 	// Tags (up to 10) count the verification per tag in usage.
 	Tags []string `json:"tags,omitempty"`
+	// Ratelimits names limits to check besides those applied automatically, each at its
+	// own cost (a key's limit by name, else its identity's).
+	Ratelimits []NamedLimit `json:"ratelimits,omitempty"`
+}
+
+// NamedLimit is a limit a verification names (schema VerifyRatelimit). With Limit and
+// Duration (ms) it is made for this request when neither the key nor its identity has it.
+type NamedLimit struct {
+	Name     string `json:"name"`
+	Cost     *int   `json:"cost,omitempty"`
+	Limit    *int   `json:"limit,omitempty"`
+	Duration *int64 `json:"duration,omitempty"`
 }
 
 // Verification is the answer of every verification (schema VerifyResponse). A refused key
@@ -253,6 +275,30 @@ type Verification struct {
 	Ratelimit *RatelimitState `json:"ratelimit,omitempty"`
 	// Credits is the key's credits after this verification (keys with credits).
 	Credits *CreditsState `json:"credits,omitempty"`
+	// Identity is the identity (customer) the key belongs to, if any.
+	Identity *VerifiedIdentity `json:"identity,omitempty"`
+	// Ratelimits lists every limit checked, when the request named limits or the key's
+	// identity has limits.
+	Ratelimits []CheckedLimit `json:"ratelimits,omitempty"`
+}
+
+// VerifiedIdentity is a verified key's identity (schema VerifyIdentity).
+type VerifiedIdentity struct {
+	ID         string         `json:"id"`
+	ExternalID string         `json:"external_id"`
+	Meta       map[string]any `json:"meta"`
+}
+
+// CheckedLimit is one limit a verification checked (schema RatelimitResult).
+type CheckedLimit struct {
+	Name      string `json:"name"`
+	Limit     int    `json:"limit"`
+	Duration  int64  `json:"duration"` // milliseconds
+	Remaining int    `json:"remaining"`
+	Reset     int64  `json:"reset"` // Unix milliseconds
+	Exceeded  bool   `json:"exceeded"`
+	AutoApply bool   `json:"auto_apply"`
+	Source    string `json:"source"` // "key", "identity" or "request"
 }
 
 // Verification codes.

@@ -213,6 +213,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_identities"];
+        put?: never;
+        post: operations["create_identity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_identity"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_identity"];
+        options?: never;
+        head?: never;
+        patch: operations["update_identity"];
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -1048,6 +1080,19 @@ export interface components {
             ok: boolean;
             reason: string;
         };
+        /** @description `POST /v1/identities`. */
+        CreateIdentityRequest: {
+            credits?: null | components["schemas"]["CreditsSpec"];
+            /**
+             * @description The operator's own id of the customer (1-255 bytes, no control characters), unique in
+             *     the workspace.
+             */
+            external_id: string;
+            /** @description A JSON object (at most 4 KiB), shown in verify answers of the identity's keys. */
+            meta?: Record<string, unknown> | null;
+            /** @description Named limits shared by all the identity's keys. */
+            ratelimits?: components["schemas"]["RateLimitSpec"][] | null;
+        };
         /** @description `POST /v1/keys`. */
         CreateKeyRequest: {
             algorithm?: string | null;
@@ -1058,6 +1103,11 @@ export interface components {
             environment?: string | null;
             expires_at?: string | null;
             expires_in?: string | null;
+            /**
+             * @description The identity (customer) the key belongs to, by its `external_id`: its limits and
+             *     credits are shared with its other keys. An unknown one is created with the key.
+             */
+            external_id?: string | null;
             /**
              * @description Roles given in scopes of their own: `[{"role": "operator", "scopes": ["wallet:w_1"]}]`.
              *     Left out when absent, so this SDK still creates keys on servers that predate grants.
@@ -1157,6 +1207,22 @@ export interface components {
          * @enum {string}
          */
         HashVariant: "sha256_hex" | "sha256_base64";
+        IdentityList: {
+            items: components["schemas"]["IdentityView"][];
+            next_cursor?: string | null;
+        };
+        /** @description An identity as the API shows it. */
+        IdentityView: {
+            /** Format: date-time */
+            created_at: string;
+            credits?: null | components["schemas"]["CreditsSpec"];
+            external_id: string;
+            id: string;
+            meta: Record<string, unknown>;
+            ratelimits: components["schemas"]["RateLimitSpec"][];
+            /** Format: date-time */
+            updated_at: string;
+        };
         /**
          * @description The answer of `POST /v1/keys/import` (201): how many keys were imported and their ids,
          *     in the order given.
@@ -1180,6 +1246,8 @@ export interface components {
             environment?: string | null;
             /** @description RFC 3339, in the future. */
             expires_at?: string | null;
+            /** @description The identity the key belongs to (created when unknown), as for `POST /v1/keys`. */
+            external_id?: string | null;
             hash: components["schemas"]["ImportHash"];
             meta?: Record<string, unknown> | null;
             /** @description Default `imported`. */
@@ -1274,8 +1342,11 @@ export interface components {
             environment: string;
             /** Format: date-time */
             expires_at?: string | null;
+            external_id?: string | null;
             grants?: components["schemas"]["KeyGrant"][];
             id: string;
+            /** @description The identity the key belongs to (its id and `external_id`), if any. */
+            identity_id?: string | null;
             ip_allowlist: string[];
             kind: components["schemas"]["KeyKind"];
             /** Format: date-time */
@@ -1575,8 +1646,36 @@ export interface components {
              */
             reset: number;
         };
+        /** @description One limit checked by a verification. */
+        RatelimitResult: {
+            auto_apply: boolean;
+            /**
+             * Format: int64
+             * @description The window in milliseconds.
+             */
+            duration: number;
+            /** @description This limit refused the verification. */
+            exceeded: boolean;
+            /** Format: int32 */
+            limit: number;
+            name: string;
+            /** Format: int32 */
+            remaining: number;
+            /**
+             * Format: int64
+             * @description Unix milliseconds when the limit is whole again.
+             */
+            reset: number;
+            /** @description Whose limit it is: `key`, `identity`, or `request` (made for this request). */
+            source: string;
+        };
         /** @description A named rate limit: `limit` uses per `duration` (1s-30d). */
         RateLimitSpec: {
+            /**
+             * @description Checked on every verification (default `true`); `false`: only when a verification
+             *     names it in `ratelimits`.
+             */
+            auto_apply?: boolean;
             /** @description e.g. `1s`, `1m`, `1h`, `1d` */
             duration: string;
             /** Format: int32 */
@@ -1707,6 +1806,16 @@ export interface components {
             /** @description Base32, for typing into an authenticator app. */
             secret: string;
         };
+        /** @description `PATCH /v1/identities/{id}`. A field left out keeps its value; `null` credits removes them. */
+        UpdateIdentityRequest: {
+            credits?: null | components["schemas"]["CreditsSpec"];
+            meta?: Record<string, unknown> | null;
+            /**
+             * @description Replaces the identity's limits (`[]` removes them), in force on every node within a
+             *     second.
+             */
+            ratelimits?: components["schemas"]["RateLimitSpec"][] | null;
+        };
         /** @description `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field. */
         UpdateKeyRequest: {
             callback_url?: string | null;
@@ -1717,6 +1826,11 @@ export interface components {
              */
             enabled?: boolean | null;
             expires_at?: string | null;
+            /**
+             * @description Moves the key to the identity with this `external_id` (created when unknown); `null`
+             *     detaches it.
+             */
+            external_id?: string | null;
             grants?: components["schemas"]["KeyGrant"][] | null;
             ip_allowlist?: string[] | null;
             meta?: Record<string, unknown> | null;
@@ -1753,6 +1867,12 @@ export interface components {
         };
         /** @enum {string} */
         VerifyCode: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "PENDING" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "INVALID_SIGNATURE" | "NONCE_EXPIRED" | "REPLAYED" | "DISABLED" | "USAGE_EXCEEDED" | "WRONG_ENVIRONMENT";
+        /** @description The identity of a verified key. */
+        VerifyIdentity: {
+            external_id: string;
+            id: string;
+            meta: Record<string, unknown>;
+        };
         /** @description `POST /v1/keys/verify`. */
         VerifyKeyRequest: {
             /**
@@ -1770,6 +1890,13 @@ export interface components {
             key: string;
             /** @description A permission query such as `wallet.read AND (tx.create OR tx.approve)`. */
             permissions?: string | null;
+            /**
+             * @description Limits to check besides those applied automatically, each at its own cost (Unkey's
+             *     shape): a key's limit by name, else its identity's; with `limit` and `duration` a
+             *     limit made for this request when the key has none of that name. The answer then
+             *     lists every limit checked in `ratelimits`.
+             */
+            ratelimits?: components["schemas"]["VerifyRatelimit"][] | null;
             scope?: string | null;
             /**
              * @description Up to 10 labels (1-64 characters each, no control characters) this verification is
@@ -1778,6 +1905,27 @@ export interface components {
             tags?: string[] | null;
             /** @description Only a key of this workspace verifies; another's answers `NOT_FOUND`. */
             workspace_id?: string | null;
+        };
+        /** @description One limit a verification names (`ratelimits[]` of `POST /v1/keys/verify`). */
+        VerifyRatelimit: {
+            /**
+             * Format: int32
+             * @description Uses spent of this limit (default 1; 0 only looks).
+             */
+            cost?: number | null;
+            /**
+             * Format: int64
+             * @description The window of `limit`, in milliseconds (1,000 to 2,592,000,000).
+             */
+            duration?: number | null;
+            /**
+             * Format: int32
+             * @description With `duration`: a limit of this many uses, for this request only, when neither the
+             *     key nor its identity has one of this name.
+             */
+            limit?: number | null;
+            /** @description The limit's name (1-32 letters, digits, `_`, `-` or `.`). */
+            name: string;
         };
         /** @description The answer of every verification surface; always `200` from the verify endpoints. */
         VerifyResponse: {
@@ -1788,12 +1936,18 @@ export interface components {
             expires_at?: string | null;
             /** @description Roles the key holds only in scopes of their own. */
             grants?: components["schemas"]["KeyGrant"][] | null;
+            identity?: null | components["schemas"]["VerifyIdentity"];
             key_id?: string | null;
             meta?: Record<string, unknown> | null;
             name?: string | null;
             /** @description Every permission the key holds: its own and its roles'. */
             permissions?: string[] | null;
             ratelimit?: null | components["schemas"]["RatelimitAnswer"];
+            /**
+             * @description Every limit checked, when the request named limits (`ratelimits`) or the key's
+             *     identity has limits.
+             */
+            ratelimits?: components["schemas"]["RatelimitResult"][] | null;
             roles?: string[] | null;
             scopes?: string[] | null;
             valid: boolean;
@@ -1925,6 +2079,7 @@ export type SchemaAuditEvent = components['schemas']['AuditEvent'];
 export type SchemaAuditList = components['schemas']['AuditList'];
 export type SchemaAuditTarget = components['schemas']['AuditTarget'];
 export type SchemaChainCheck = components['schemas']['ChainCheck'];
+export type SchemaCreateIdentityRequest = components['schemas']['CreateIdentityRequest'];
 export type SchemaCreateKeyRequest = components['schemas']['CreateKeyRequest'];
 export type SchemaCreateRoleRequest = components['schemas']['CreateRoleRequest'];
 export type SchemaCreateServiceAccountRequest = components['schemas']['CreateServiceAccountRequest'];
@@ -1935,6 +2090,8 @@ export type SchemaDeliveryView = components['schemas']['DeliveryView'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
 export type SchemaHashVariant = components['schemas']['HashVariant'];
+export type SchemaIdentityList = components['schemas']['IdentityList'];
+export type SchemaIdentityView = components['schemas']['IdentityView'];
 export type SchemaImportAnswer = components['schemas']['ImportAnswer'];
 export type SchemaImportHash = components['schemas']['ImportHash'];
 export type SchemaImportKey = components['schemas']['ImportKey'];
@@ -1968,6 +2125,7 @@ export type SchemaPasswordChange = components['schemas']['PasswordChange'];
 export type SchemaPolicy = components['schemas']['Policy'];
 export type SchemaPolicyPatch = components['schemas']['PolicyPatch'];
 export type SchemaRatelimitAnswer = components['schemas']['RatelimitAnswer'];
+export type SchemaRatelimitResult = components['schemas']['RatelimitResult'];
 export type SchemaRateLimitSpec = components['schemas']['RateLimitSpec'];
 export type SchemaRecoveryCodes = components['schemas']['RecoveryCodes'];
 export type SchemaRefill = components['schemas']['Refill'];
@@ -1985,12 +2143,15 @@ export type SchemaSetupRequest = components['schemas']['SetupRequest'];
 export type SchemaSigningKeyView = components['schemas']['SigningKeyView'];
 export type SchemaTopKey = components['schemas']['TopKey'];
 export type SchemaTotpEnrolment = components['schemas']['TotpEnrolment'];
+export type SchemaUpdateIdentityRequest = components['schemas']['UpdateIdentityRequest'];
 export type SchemaUpdateKeyRequest = components['schemas']['UpdateKeyRequest'];
 export type SchemaUpdateRoleRequest = components['schemas']['UpdateRoleRequest'];
 export type SchemaUpdateServiceAccountRequest = components['schemas']['UpdateServiceAccountRequest'];
 export type SchemaUsageBucket = components['schemas']['UsageBucket'];
 export type SchemaVerifyCode = components['schemas']['VerifyCode'];
+export type SchemaVerifyIdentity = components['schemas']['VerifyIdentity'];
 export type SchemaVerifyKeyRequest = components['schemas']['VerifyKeyRequest'];
+export type SchemaVerifyRatelimit = components['schemas']['VerifyRatelimit'];
 export type SchemaVerifyResponse = components['schemas']['VerifyResponse'];
 export type SchemaVerifySignedRequest = components['schemas']['VerifySignedRequest'];
 export type SchemaVerifyTokenList = components['schemas']['VerifyTokenList'];
@@ -3470,12 +3631,579 @@ export interface operations {
             };
         };
     };
+    list_identities: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Only the identity with this external id. */
+                external_id?: string;
+                /** @description 1-200, default 50. */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateIdentityRequest"];
+            };
+        };
+        responses: {
+            /** @description created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityView"];
+                };
+            };
+            /** @description `field` names `external_id`, `meta`, `ratelimits[i]…` or `credits…` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an identity with this `external_id` exists (`field` `external_id`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the identity's id, or its external_id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityView"];
+                };
+            };
+            /** @description malformed input; `field` names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the identity's id, or its external_id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted; its keys keep working without it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityView"];
+                };
+            };
+            /** @description malformed input; `field` names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the identity's id, or its external_id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateIdentityRequest"];
+            };
+        };
+        responses: {
+            /** @description changed; in force for its keys on every node within a second */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_keys: {
         parameters: {
             query?: {
                 cursor?: string;
                 /** @description test or live */
                 environment?: string;
+                /** @description only the keys of the identity with this external id */
+                external_id?: string;
                 /** @description secret or public */
                 kind?: string;
                 /** @description 1-200, default 50 */

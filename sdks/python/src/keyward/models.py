@@ -504,6 +504,11 @@ class RateLimitSpec:
     e.g. `1s`, `1m`, `1h`, `1d`
     """
     limit: int
+    auto_apply: Optional[bool] = None
+    """
+    Checked on every verification (default `true`); `false`: only when a verification
+    names it in `ratelimits`.
+    """
     name: Optional[str] = None
 
 
@@ -519,6 +524,34 @@ class RatelimitAnswer:
     reset: int
     """
     Unix milliseconds when the limit is whole again.
+    """
+
+
+@dataclass
+class RatelimitResult:
+    """
+    One limit checked by a verification.
+    """
+
+    auto_apply: bool
+    duration: int
+    """
+    The window in milliseconds.
+    """
+    exceeded: bool
+    """
+    This limit refused the verification.
+    """
+    limit: int
+    name: str
+    remaining: int
+    reset: int
+    """
+    Unix milliseconds when the limit is whole again.
+    """
+    source: str
+    """
+    Whose limit it is: `key`, `identity`, or `request` (made for this request).
     """
 
 
@@ -752,36 +785,38 @@ VerifyCode = Literal[
 
 
 @dataclass
-class VerifyKeyRequest:
+class VerifyIdentity:
     """
-    `POST /v1/keys/verify`.
+    The identity of a verified key.
     """
 
-    key: str
+    external_id: str
+    id: str
+    meta: Dict[str, Any]
+
+
+@dataclass
+class VerifyRatelimit:
+    """
+    One limit a verification names (`ratelimits[]` of `POST /v1/keys/verify`).
+    """
+
+    name: str
+    """
+    The limit's name (1-32 letters, digits, `_`, `-` or `.`).
+    """
     cost: Optional[int] = None
     """
-    Uses this verification spends of the key's limits and credits (default 1; 0 checks
-    without spending).
+    Uses spent of this limit (default 1; 0 only looks).
     """
-    environment: Optional[str] = None
+    duration: Optional[int] = None
     """
-    Only a key of this environment (`test` or `live`) verifies; another's answers
-    `WRONG_ENVIRONMENT`, checked right after the workspace.
+    The window of `limit`, in milliseconds (1,000 to 2,592,000,000).
     """
-    ip: Optional[str] = None
-    permissions: Optional[str] = None
+    limit: Optional[int] = None
     """
-    A permission query such as `wallet.read AND (tx.create OR tx.approve)`.
-    """
-    scope: Optional[str] = None
-    tags: Optional[List[str]] = None
-    """
-    Up to 10 labels (1-64 characters each, no control characters) this verification is
-    counted under in the key's usage, e.g. `path=/v1/orders` (`GET /v1/keys/{id}/usage?tag=`).
-    """
-    workspace_id: Optional[str] = None
-    """
-    Only a key of this workspace verifies; another's answers `NOT_FOUND`.
+    With `duration`: a limit of this many uses, for this request only, when neither the
+    key nor its identity has one of this name.
     """
 
 
@@ -800,6 +835,7 @@ class VerifyResponse:
     """
     Roles the key holds only in scopes of their own.
     """
+    identity: Optional[VerifyIdentity] = None
     key_id: Optional[str] = None
     meta: Optional[Dict[str, Any]] = None
     name: Optional[str] = None
@@ -808,6 +844,11 @@ class VerifyResponse:
     Every permission the key holds: its own and its roles'.
     """
     ratelimit: Optional[RatelimitAnswer] = None
+    ratelimits: Optional[List[RatelimitResult]] = None
+    """
+    Every limit checked, when the request named limits (`ratelimits`) or the key's
+    identity has limits.
+    """
     roles: Optional[List[str]] = None
     scopes: Optional[List[str]] = None
     workspace_id: Optional[str] = None
@@ -1050,6 +1091,21 @@ class ErrorBody:
 
 
 @dataclass
+class IdentityView:
+    """
+    An identity as the API shows it.
+    """
+
+    created_at: str
+    external_id: str
+    id: str
+    meta: Dict[str, Any]
+    ratelimits: List[RateLimitSpec]
+    updated_at: str
+    credits: Optional[CreditsSpec] = None
+
+
+@dataclass
 class ImportKey:
     """
     One key to import: its hash and the settings a created key takes. No secret: Keyward never
@@ -1065,6 +1121,10 @@ class ImportKey:
     expires_at: Optional[str] = None
     """
     RFC 3339, in the future.
+    """
+    external_id: Optional[str] = None
+    """
+    The identity the key belongs to (created when unknown), as for `POST /v1/keys`.
     """
     meta: Optional[Dict[str, Any]] = None
     name: Optional[str] = None
@@ -1143,7 +1203,12 @@ class KeyView:
     consumers (a server that predates it sends none: enabled).
     """
     expires_at: Optional[str] = None
+    external_id: Optional[str] = None
     grants: Optional[List[KeyGrant]] = None
+    identity_id: Optional[str] = None
+    """
+    The identity the key belongs to (its id and `external_id`), if any.
+    """
     last_used_at: Optional[str] = None
     last_used_ip: Optional[str] = None
     owner: Optional[KeyOwner] = None
@@ -1317,6 +1382,21 @@ class ServiceAccountList:
 
 
 @dataclass
+class UpdateIdentityRequest:
+    """
+    `PATCH /v1/identities/{id}`. A field left out keeps its value; `null` credits removes them.
+    """
+
+    credits: Optional[CreditsSpec] = None
+    meta: Optional[Dict[str, Any]] = None
+    ratelimits: Optional[List[RateLimitSpec]] = None
+    """
+    Replaces the identity's limits (`[]` removes them), in force on every node within a
+    second.
+    """
+
+
+@dataclass
 class UpdateKeyRequest:
     """
     `PATCH /v1/keys/{id}`. A field left out keeps its value; `null` clears a nullable field.
@@ -1330,6 +1410,11 @@ class UpdateKeyRequest:
     `true` enables it. A revoked key cannot be enabled (409).
     """
     expires_at: Optional[str] = None
+    external_id: Optional[str] = None
+    """
+    Moves the key to the identity with this `external_id` (created when unknown); `null`
+    detaches it.
+    """
     grants: Optional[List[KeyGrant]] = None
     ip_allowlist: Optional[List[str]] = None
     meta: Optional[Dict[str, Any]] = None
@@ -1341,6 +1426,47 @@ class UpdateKeyRequest:
     """
     roles: Optional[List[str]] = None
     scopes: Optional[List[str]] = None
+
+
+@dataclass
+class VerifyKeyRequest:
+    """
+    `POST /v1/keys/verify`.
+    """
+
+    key: str
+    cost: Optional[int] = None
+    """
+    Uses this verification spends of the key's limits and credits (default 1; 0 checks
+    without spending).
+    """
+    environment: Optional[str] = None
+    """
+    Only a key of this environment (`test` or `live`) verifies; another's answers
+    `WRONG_ENVIRONMENT`, checked right after the workspace.
+    """
+    ip: Optional[str] = None
+    permissions: Optional[str] = None
+    """
+    A permission query such as `wallet.read AND (tx.create OR tx.approve)`.
+    """
+    ratelimits: Optional[List[VerifyRatelimit]] = None
+    """
+    Limits to check besides those applied automatically, each at its own cost (Unkey's
+    shape): a key's limit by name, else its identity's; with `limit` and `duration` a
+    limit made for this request when the key has none of that name. The answer then
+    lists every limit checked in `ratelimits`.
+    """
+    scope: Optional[str] = None
+    tags: Optional[List[str]] = None
+    """
+    Up to 10 labels (1-64 characters each, no control characters) this verification is
+    counted under in the key's usage, e.g. `path=/v1/orders` (`GET /v1/keys/{id}/usage?tag=`).
+    """
+    workspace_id: Optional[str] = None
+    """
+    Only a key of this workspace verifies; another's answers `NOT_FOUND`.
+    """
 
 
 @dataclass
@@ -1360,6 +1486,28 @@ class ApprovalList:
 
 
 @dataclass
+class CreateIdentityRequest:
+    """
+    `POST /v1/identities`.
+    """
+
+    external_id: str
+    """
+    The operator's own id of the customer (1-255 bytes, no control characters), unique in
+    the workspace.
+    """
+    credits: Optional[CreditsSpec] = None
+    meta: Optional[Dict[str, Any]] = None
+    """
+    A JSON object (at most 4 KiB), shown in verify answers of the identity's keys.
+    """
+    ratelimits: Optional[List[RateLimitSpec]] = None
+    """
+    Named limits shared by all the identity's keys.
+    """
+
+
+@dataclass
 class CreateKeyRequest:
     """
     `POST /v1/keys`.
@@ -1375,6 +1523,11 @@ class CreateKeyRequest:
     environment: Optional[str] = None
     expires_at: Optional[str] = None
     expires_in: Optional[str] = None
+    external_id: Optional[str] = None
+    """
+    The identity (customer) the key belongs to, by its `external_id`: its limits and
+    credits are shared with its other keys. An unknown one is created with the key.
+    """
     grants: Optional[List[KeyGrant]] = None
     """
     Roles given in scopes of their own: `[{"role": "operator", "scopes": ["wallet:w_1"]}]`.
@@ -1398,6 +1551,12 @@ class CreateKeyRequest:
     roles: Optional[List[str]] = None
     scopes: Optional[List[str]] = None
     type: Optional[str] = None
+
+
+@dataclass
+class IdentityList:
+    items: List[IdentityView]
+    next_cursor: Optional[str] = None
 
 
 @dataclass
