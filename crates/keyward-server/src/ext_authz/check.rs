@@ -213,8 +213,8 @@ mod tests {
 
     #[test]
     fn raw_headers_win_and_pseudo_headers_are_left_out() {
-        let mut http = HttpRequest::default();
-        http.headers = HashMap::from([(":path".to_string(), "/x".to_string()), ("x-api-key".into(), "k1".into())]);
+        let headers = HashMap::from([(":path".to_string(), "/x".to_string()), ("x-api-key".into(), "k1".into())]);
+        let mut http = HttpRequest { headers, ..Default::default() };
         assert_eq!(client_headers(&http).get("x-api-key").unwrap(), "k1");
         assert!(client_headers(&http).get(":path").is_none());
         http.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
