@@ -620,6 +620,10 @@ pub struct ServeArgs {
     /// Where the API listens [default: 127.0.0.1:5399].
     #[arg(long, env = "KEYWARD_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Also serve Envoy's gRPC external authorization (ext_authz) here, e.g. 127.0.0.1:5398
+    /// (`[ext_authz] listen` in the file; docs/ENVOY.md).
+    #[arg(long, env = "KEYWARD_EXT_AUTHZ_LISTEN")]
+    pub ext_authz_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub server: ServerSettings,
     #[command(flatten)]

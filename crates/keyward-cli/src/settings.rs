@@ -282,6 +282,14 @@ pub struct WebhooksSection {
     pub timeout: Option<Span>,
 }
 
+/// `[ext_authz]` in the config file: `serve`'s gRPC external authorization for Envoy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtAuthzSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
 /// The gateway's own settings (`[gateway]` in the config file).
 #[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -388,10 +396,12 @@ layered!(GatewaySettings {
     allow_path_parameters
 });
 
-/// The config file: the shared settings at the top level, `listen` for `serve`, `[gateway]`.
+/// The config file: the shared settings at the top level, `listen` and `[ext_authz]` for
+/// `serve`, `[gateway]`.
 #[derive(Debug, Default)]
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
+    pub ext_authz: ExtAuthzSection,
     pub server: ServerSettings,
     pub gateway: GatewaySettings,
 }
@@ -413,6 +423,10 @@ impl ConfigFile {
             Some(v) => v.try_into::<GatewaySettings>().context("[gateway]")?,
             None => GatewaySettings::default(),
         };
+        let ext_authz = match table.remove("ext_authz") {
+            Some(v) => v.try_into::<ExtAuthzSection>().context("[ext_authz]")?,
+            None => ExtAuthzSection::default(),
+        };
         let tls = match table.remove("tls") {
             Some(v) => v.try_into::<TlsSection>().context("[tls]")?,
             None => TlsSection::default(),
@@ -427,7 +441,7 @@ impl ConfigFile {
         server.webhook_timeout = webhooks.timeout;
         server.tls_cert = tls.cert;
         server.tls_key = tls.key;
-        Ok(ConfigFile { listen, server, gateway })
+        Ok(ConfigFile { listen, ext_authz, server, gateway })
     }
 
     /// The file named by `--config` / `KEYWARD_SERVER_CONFIG`, or none.
@@ -665,6 +679,14 @@ mod tests {
         assert!(err.as_ref().is_err_and(|e| e.contains("flush_intervall")), "{err:?}");
         let err = ConfigFile::parse("[gateway]\nupstreem = \"x\"\n").map(|_| ()).map_err(|e| format!("{e:#}"));
         assert!(err.as_ref().is_err_and(|e| e.contains("upstreem")), "{err:?}");
+    }
+
+    #[test]
+    fn ext_authz_listen_from_its_section() {
+        let f = ConfigFile::parse("[ext_authz]\nlisten = \"127.0.0.1:5398\"\n").map(|f| f.ext_authz.listen).ok();
+        assert_eq!(f, Some("127.0.0.1:5398".parse().ok()));
+        let err = ConfigFile::parse("[ext_authz]\nlisen = \"x\"\n").map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("lisen")), "{err:?}");
     }
 
     #[test]

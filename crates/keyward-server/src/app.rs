@@ -123,6 +123,8 @@ fn wrapped(router: Router, ids: Ids, body_timeout: Duration, body_limit: usize) 
 /// A server running in this process (tests, or the binary's `serve`).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where the gRPC ext_authz service listens (with `ext_authz_listen`).
+    pub ext_authz_addr: Option<SocketAddr>,
     pub state: SharedState,
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
@@ -188,6 +190,10 @@ async fn start_with(
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let ext_authz = match config.ext_authz_listen {
+        Some(a) => Some(crate::ext_authz::bind(a).await?),
+        None => None,
+    };
     let shared = match &config.redis_url {
         Some(url) => {
             let time = services.clock.clone();
@@ -221,7 +227,13 @@ async fn start_with(
         tls,
         workers.dispatcher(),
     ));
-    let tasks = vec![
+    let ext_authz_addr = ext_authz.as_ref().map(|(_, a)| *a);
+    let mut tasks = Vec::new();
+    if let Some((listener, a)) = ext_authz {
+        tracing::info!(addr = %a, "ext_authz (gRPC) listening");
+        tasks.push(tokio::spawn(crate::ext_authz::serve(state.clone(), listener, stopped.clone())));
+    }
+    tasks.extend([
         tokio::spawn(flusher(state.clone(), stopped.clone())),
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
         tokio::spawn(pruner(state.clone(), stopped.clone())),
@@ -230,8 +242,8 @@ async fn start_with(
         tokio::spawn(crate::webhooks::delivery::run(state.clone(), stopped.clone())),
         tokio::spawn(crate::usage::rollup::run(state.clone(), stopped.clone())),
         tokio::spawn(sweeper(state.clone(), stopped)),
-    ];
-    Ok(RunningServer { addr, state, stop, http, tasks, workers })
+    ]);
+    Ok(RunningServer { addr, ext_authz_addr, state, stop, http, tasks, workers })
 }
 
 /// Switches audit chains written before they were keyed, so an upgraded database verifies

@@ -8,6 +8,9 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Also serve Envoy's gRPC external authorization (`envoy.service.auth.v3.Authorization`)
+    /// on this address.
+    pub ext_authz_listen: Option<SocketAddr>,
     /// When set, the verification endpoints also require `Keyward-Verify-Token`.
     pub verify_token: Option<Secret>,
     /// Shares limits, credits, replay memory and login throttles through Redis.
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5399)),
+            ext_authz_listen: None,
             verify_token: None,
             redis_url: None,
             ratelimit_on_error: crate::limits::redis::OnError::Allow,

@@ -2,7 +2,7 @@
 //! storage layer. `app` assembles it; `routes` holds the handlers; `error` is the one place
 //! errors become HTTP answers. The subsystems each have a folder: `http` (connections,
 //! serving threads, the fast lane), `verify`, `gateway`, `limits`, `usage`, `cache`,
-//! `webhooks`, and `manage` (the management routes' helpers).
+//! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), and `manage` (the management routes' helpers).
 
 pub mod app;
 pub mod bootstrap;
@@ -10,6 +10,7 @@ pub mod cache;
 pub mod config;
 mod console;
 pub mod error;
+mod ext_authz;
 pub mod extract;
 pub mod gateway;
 pub mod http;

@@ -16,7 +16,9 @@ fn serve_settings(a: &ServeArgs) -> Result<(StorageArgs, ServerConfig, bool)> {
     let file = ConfigFile::from_arg(a.config.path.as_deref())?;
     let settings = a.server.clone().or(file.server);
     let listen = a.listen.or(file.listen).unwrap_or(ServerConfig::default().listen);
-    Ok((settings.storage(), settings.resolve(listen)?, settings.json_logs()?))
+    let mut config = settings.resolve(listen)?;
+    config.ext_authz_listen = a.ext_authz_listen.or(file.ext_authz.listen);
+    Ok((settings.storage(), config, settings.json_logs()?))
 }
 
 pub async fn run(a: ServeArgs) -> Result<ExitCode> {
@@ -72,6 +74,11 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
         ..Default::default()
     });
     out.insert("gateway".into(), toml::Value::try_from(&gateway)?);
+    // Off unless set: shown only when it is.
+    if let Some(listen) = a.ext_authz_listen.or(file.ext_authz.listen) {
+        let section = crate::settings::ExtAuthzSection { listen: Some(listen) };
+        out.insert("ext_authz".into(), toml::Value::try_from(&section)?);
+    }
     if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
         let tls = crate::settings::TlsSection { cert: Some(cert.clone()), key: Some(key.clone()) };
         out.insert("tls".into(), toml::Value::try_from(&tls)?);

@@ -168,3 +168,26 @@ async fn json_logs_carry_the_request_id(b: Backend) {
     drop(s);
     db.drop_db().await;
 }
+
+/// `serve`'s gRPC ext_authz listener: off unless set; flag > environment > `[ext_authz]`.
+#[test]
+fn ext_authz_listen_in_layers() {
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, t, out) = show(&user, &[], &[]);
+    assert!(ok && t.get("ext_authz").is_none(), "off by default: {out}");
+    let f = file(dir.path(), "[ext_authz]\nlisten = \"127.0.0.1:7101\"\n");
+    let (ok, t, out) = show(&user, &["--config", &f], &[]);
+    assert!(ok, "{out}");
+    assert_eq!(t["ext_authz"]["listen"].as_str(), Some("127.0.0.1:7101"), "the file: {out}");
+    let env = [("KEYWARD_EXT_AUTHZ_LISTEN", "127.0.0.1:7102")];
+    let (_, t, out) = show(&user, &["--config", &f], &env);
+    assert_eq!(t["ext_authz"]["listen"].as_str(), Some("127.0.0.1:7102"), "the environment beats the file: {out}");
+    let (_, t, out) = show(&user, &["--config", &f, "--ext-authz-listen", "127.0.0.1:7103"], &env);
+    assert_eq!(t["ext_authz"]["listen"].as_str(), Some("127.0.0.1:7103"), "a flag beats the environment: {out}");
+    let (ok, _, out) = show(&user, &["--ext-authz-listen", "nowhere"], &[]);
+    assert!(!ok && out.contains("ext-authz-listen"), "{out}");
+    let f = file(dir.path(), "[ext_authz]\nlisen = \"127.0.0.1:7101\"\n");
+    let (ok, _, out) = show(&user, &["--config", &f], &[]);
+    assert!(!ok && out.contains("lisen"), "{out}");
+}

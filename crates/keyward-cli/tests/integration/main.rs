@@ -16,6 +16,7 @@ mod cli;
 mod config;
 mod console;
 mod environments;
+mod ext_authz;
 mod fast_lane;
 mod faults;
 mod forward_auth;

@@ -93,7 +93,7 @@ fn not_forwarded_untrusted(name: &str) -> bool {
 /// `x-keyward-…`, or a twin of it with `_` for either `-` (`x_keyward_roles`): many
 /// upstreams (CGI, WSGI, some frameworks) read `_` and `-` in a header name alike, so a
 /// twin would pass for our identity header there.
-fn identity_like(name: &str) -> bool {
+pub(crate) fn identity_like(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() > 10 && b[0] == b'x' && matches!(b[1], b'-' | b'_') && &b[2..9] == b"keyward" && matches!(b[9], b'-' | b'_')
 }

@@ -132,7 +132,8 @@ where
 /// The request's log span, which names the id (at debug level for the verification routes,
 /// whose cost per request is kept to the minimum; info for the rest).
 pub fn span<B>(req: &Request<B>) -> tracing::Span {
-    let hot = matches!(req.uri().path(), "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify");
+    let path = req.uri().path();
+    let hot = matches!(path, "/v1/keys/verify" | "/v1/auth" | "/v1/requests/verify") || path.starts_with("/v1/auth/");
     span_of(req, req.headers().get(HEADER), hot)
 }
 

@@ -31,6 +31,7 @@ use crate::state::SharedState;
 #[openapi(
     info(title = "Keyward", description = "Self-hosted API key management: issue, verify, rotate and revoke API keys."),
     modifiers(&ManagementAuth),
+    paths(verify::forward_auth_path),
     tags((name = "keys", description = "manage keys (management key required)"),
          (name = "verification", description = "verify keys; the key is the credential"),
          (name = "members", description = "members, sessions and MFA"),
@@ -100,6 +101,10 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(verify::verify_key))
         .routes(routes!(verify::verify_request))
         .routes(routes!(verify::forward_auth))
+        // Every method, and a path of any depth (`{*path}`), which `routes!` cannot register;
+        // documented through `ApiDoc`'s `paths`.
+        .route("/v1/auth/", axum::routing::any(verify::forward_auth_path))
+        .route("/v1/auth/{*path}", axum::routing::any(verify::forward_auth_path))
         .routes(routes!(verify_tokens::create_verify_token, verify_tokens::list_verify_tokens))
         .routes(routes!(verify_tokens::revoke_verify_token))
         .routes(routes!(usage::key_usage))

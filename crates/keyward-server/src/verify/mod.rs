@@ -1,5 +1,5 @@
 //! Verification: the hot path (here), credentials (`credential`), the request and its
-//! answer (`request`, `key`), key hashes and the sets of those that exist, replay memory.
+//! answer (`request`, `key`), forward-auth's decision for proxies (`forward`), key hashes and the sets of those that exist, replay memory.
 //!
 //! The verify hot path is shared by `POST /v1/keys/verify`, `GET /v1/auth` and the gateway.
 //! It reads the cache first, storage only on a miss, and never writes: usage goes to an
@@ -14,6 +14,7 @@ use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
 pub mod credential;
+pub(crate) mod forward;
 mod imported;
 pub(crate) mod key;
 pub(crate) mod keyhash;
