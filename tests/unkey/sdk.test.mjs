@@ -130,3 +130,61 @@ test("errors in Unkey's shape: another apiId is 404, a bad root key 401", async 
     return true;
   });
 });
+
+test("identities: a limit shared by the keys of one externalId, named limits, credits.cost", async () => {
+  const externalId = `ts_team_${Date.now()}`;
+  const made = await unkey.identities.createIdentity({
+    externalId,
+    meta: { tier: "free" },
+    ratelimits: [
+      { name: "team", limit: 3, duration: 60000, autoApply: true },
+      { name: "exports", limit: 2, duration: 60000 },
+    ],
+  });
+  const identityId = made.data.identityId;
+  const got = (await unkey.identities.getIdentity({ identity: externalId })).data;
+  assert.equal(got.id, identityId);
+  assert.deepEqual(got.meta, { tier: "free" });
+  assert.deepEqual(
+    got.ratelimits.map((l) => [l.name, l.autoApply]),
+    [["team", true], ["exports", false]],
+  );
+
+  const a = (await unkey.keys.createKey({ apiId, externalId, credits: { remaining: 10 } })).data;
+  const b = (await unkey.keys.createKey({ apiId, externalId })).data;
+  const key = (await unkey.keys.getKey({ keyId: a.keyId })).data;
+  assert.equal(key.identity.externalId, externalId);
+
+  // credits.cost spends credits only; the shared limit spends 1; a named limit its cost.
+  let v = await verify(a.key, { credits: { cost: 4 }, ratelimits: [{ name: "exports", cost: 2 }] });
+  assert.equal(v.code, "VALID");
+  assert.equal(v.credits, 6);
+  assert.equal(v.identity.id, identityId);
+  const byName = Object.fromEntries(v.ratelimits.map((l) => [l.name, l]));
+  assert.equal(byName.team.remaining, 2);
+  assert.equal(byName.exports.remaining, 0);
+  assert.equal(byName.exports.autoApply, false);
+  // The team limit is shared: three uses between the two keys, then both are limited.
+  assert.equal((await verify(b.key)).code, "VALID");
+  assert.equal((await verify(a.key)).code, "VALID");
+  v = await verify(b.key);
+  assert.equal(v.code, "RATE_LIMITED");
+  assert.equal(v.ratelimits[0].exceeded, true);
+  assert.equal((await verify(a.key)).code, "RATE_LIMITED");
+
+  // listKeys by externalId; the identity among the listed ones; update; delete.
+  const listed = await unkey.apis.listKeys({ apiId, externalId });
+  assert.deepEqual(listed.result.data.map((k) => k.keyId).sort(), [a.keyId, b.keyId].sort());
+  const ids = await unkey.identities.listIdentities({ search: externalId });
+  assert.deepEqual((ids.result ?? ids).data.map((i) => i.externalId), [externalId]);
+  const up = await unkey.identities.updateIdentity({ identity: identityId, meta: { tier: "pro" } });
+  assert.deepEqual(up.data.meta, { tier: "pro" });
+  await unkey.identities.deleteIdentity({ identity: externalId });
+  await assert.rejects(unkey.identities.getIdentity({ identity: externalId }), (e) => {
+    assert.equal(e.statusCode, 404);
+    return true;
+  });
+  // Its keys keep working, without it.
+  v = await verify(b.key);
+  assert.equal(v.identity, undefined);
+});

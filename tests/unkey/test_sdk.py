@@ -102,3 +102,43 @@ def test_errors(unkey):
         with pytest.raises(errors.UnkeyError) as e:
             stranger.keys.get_key(key_id="key_123")
         assert e.value.status_code == 401
+
+
+def test_identity_limits_shared(unkey):
+    external_id = f"py_team_{time.time_ns()}"
+    made = unkey.identities.create_identity(
+        external_id=external_id,
+        meta={"tier": "free"},
+        ratelimits=[
+            {"name": "team", "limit": 3, "duration": 60000, "auto_apply": True},
+            {"name": "exports", "limit": 2, "duration": 60000},
+        ],
+    )
+    identity_id = made.data.identity_id
+    got = unkey.identities.get_identity(identity=external_id).data
+    assert got.id == identity_id and got.meta == {"tier": "free"}
+    assert [(l.name, l.auto_apply) for l in got.ratelimits] == [("team", True), ("exports", False)]
+
+    a = unkey.keys.create_key(api_id=API_ID, external_id=external_id, credits={"remaining": 10}).data
+    b = unkey.keys.create_key(api_id=API_ID, external_id=external_id).data
+    assert unkey.keys.get_key(key_id=a.key_id).data.identity.external_id == external_id
+
+    # credits.cost spends credits only; the shared limit spends 1; a named limit its cost.
+    v = verify(unkey, a.key, credits={"cost": 4}, ratelimits=[{"name": "exports", "cost": 2}])
+    assert (code(v.code), v.credits, v.identity.id) == ("VALID", 6, identity_id)
+    by_name = {l.name: l for l in v.ratelimits}
+    assert (by_name["team"].remaining, by_name["exports"].remaining) == (2, 0)
+    # The team limit is shared: three uses between the two keys, then both are limited.
+    assert code(verify(unkey, b.key).code) == "VALID"
+    assert code(verify(unkey, a.key).code) == "VALID"
+    v = verify(unkey, b.key)
+    assert code(v.code) == "RATE_LIMITED" and v.ratelimits[0].exceeded is True
+    assert code(verify(unkey, a.key).code) == "RATE_LIMITED"
+
+    up = unkey.identities.update_identity(identity=identity_id, meta={"tier": "pro"}).data
+    assert up.meta == {"tier": "pro"}
+    unkey.identities.delete_identity(identity=external_id)
+    with pytest.raises(errors.UnkeyError) as e:
+        unkey.identities.get_identity(identity=external_id)
+    assert e.value.status_code == 404
+    assert verify(unkey, b.key).identity is None

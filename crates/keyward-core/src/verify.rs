@@ -380,6 +380,12 @@ pub struct Requirements<'a> {
     pub scope: Option<&'a str>,
     /// Uses spent of the key's limits and credits; `None` is 1.
     pub cost: Option<u32>,
+    /// Credits spent when they differ from `cost` (Unkey's `credits.cost`, spent of credits
+    /// only, while each limit spends 1 or its named cost); `None` spends `cost`.
+    pub credit_cost: Option<u32>,
+    /// The answer lists every limit checked even when the request named none and the key
+    /// has no identity limits (Unkey's answers always do).
+    pub list_limits: bool,
     /// Labels the verification is counted under in the key's usage (checked by the caller).
     pub tags: &'a [std::borrow::Cow<'a, str>],
     /// Limits the request names (empty: only those applied automatically); checked by

@@ -45,6 +45,7 @@ mod storage;
 mod tls;
 mod tower_layer;
 mod unkey_v2;
+mod unkey_v2_identities;
 mod usage;
 mod verify_floods;
 mod webhooks;

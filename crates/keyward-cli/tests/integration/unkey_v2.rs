@@ -18,7 +18,7 @@ on_both_backends!(
 );
 
 /// A `/v2` call with `token`: status, body and content type.
-async fn v2_as(
+pub(crate) async fn v2_as(
     s: &TestServer,
     token: &str,
     route: &str,
@@ -35,20 +35,20 @@ async fn v2_as(
     (status, r.json().await.unwrap_or(Value::Null), ct)
 }
 
-async fn v2(s: &TestServer, route: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn v2(s: &TestServer, route: &str, body: Value) -> (u16, Value) {
     let (st, v, _) = v2_as(s, &s.management_key, route, body, &[]).await;
     (st, v)
 }
 
 /// `data` of a 200, else the test fails with the answer.
-async fn ok(s: &TestServer, route: &str, body: Value) -> Value {
+pub(crate) async fn ok(s: &TestServer, route: &str, body: Value) -> Value {
     let (st, v) = v2(s, route, body).await;
     assert_eq!(st, 200, "{route}: {v}");
     assert!(v["meta"]["requestId"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
     v["data"].clone()
 }
 
-async fn verify(s: &TestServer, key: &str, extra: Value) -> Value {
+pub(crate) async fn verify(s: &TestServer, key: &str, extra: Value) -> Value {
     let mut body = json!({"key": key});
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     ok(s, "keys.verifyKey", body).await

@@ -243,9 +243,7 @@ impl Gateway {
             ip: Some(client_ip),
             permissions: rule.and_then(|r| r.permissions()),
             scope: scope.as_deref(),
-            cost: None,
-            tags: &[],
-            ratelimits: &[],
+            ..Requirements::default()
         };
         let (verdict, body) = match credential(&parts.headers) {
             Credential::Secret(token) => {

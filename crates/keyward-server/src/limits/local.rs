@@ -449,6 +449,23 @@ mod tests {
         assert_eq!(l.check("k", &k, &mut p, t, 1, true).refused, Some(VerifyCode::RateLimited));
     }
 
+    /// Unkey's `credits.cost`: the limit spends 1 a verification, the credits 4.
+    #[test]
+    fn credits_and_limits_spend_different_costs() {
+        let l = LocalLimits::default();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let k = limits(3, Some(10));
+        let mut p = plan(&k.ratelimits, &[], &[], 1).unwrap();
+        let a = l.check("k1", &k, &mut p, t, 4, false);
+        assert_eq!((a.refused, a.credits, a.ratelimit.map(|r| r.remaining)), (None, Some(6), Some(2)));
+        let mut p = plan(&k.ratelimits, &[], &[], 1).unwrap();
+        let b = l.check("k1", &k, &mut p, t, 4, true);
+        assert_eq!((b.refused, b.credits), (None, Some(2)));
+        assert_eq!(b.ratelimits.map(|r| r[0].remaining), Some(1));
+        let mut p = plan(&k.ratelimits, &[], &[], 1).unwrap();
+        assert_eq!(l.check("k1", &k, &mut p, t, 4, false).refused, Some(VerifyCode::UsageExceeded));
+    }
+
     #[test]
     fn limit_then_credits_then_refused() {
         let l = LocalLimits::default();

@@ -37,6 +37,11 @@ impl UnkeyError {
         UnkeyError { kind, ..UnkeyError::new(StatusCode::NOT_FOUND, detail) }
     }
 
+    /// The same refusal with another of Unkey's error types (`data/identity_already_exists`).
+    pub(crate) fn kind(self, kind: &'static str) -> Self {
+        UnkeyError { kind, ..self }
+    }
+
     /// The key named is not one of the caller's workspace (or does not exist).
     pub(crate) fn key_not_found() -> Self {
         UnkeyError::not_found("data/key_not_found", "the requested key does not exist or was deleted")
@@ -65,6 +70,15 @@ impl UnkeyError {
     pub(crate) fn located(mut self, prefix: &str) -> Self {
         for (location, _) in &mut self.errors {
             *location = location.replacen("body", prefix, 1);
+        }
+        self
+    }
+
+    /// The same refusal with a native field name in its locations written as Unkey's
+    /// (`external_id` → `externalId`).
+    pub(crate) fn renamed(mut self, native: &str, unkey: &str) -> Self {
+        for (location, _) in &mut self.errors {
+            *location = location.replace(native, unkey);
         }
         self
     }

@@ -10,8 +10,10 @@ use serde_json::{json, Map, Value};
 use keyward_core::wire::import::ImportAnswer;
 use keyward_core::wire::keys::{CreditsSpec, KeyStatus, KeyView};
 
-use super::shapes::{duration_secs, rfc3339, CreditsData, KeyData, RatelimitRequest, RefillData};
-use super::{id, parse, Ctx, UnkeyError, V2};
+use keyward_core::wire::identities::IdentityView;
+
+use super::shapes::{duration_secs, rfc3339, specs, CreditsData, KeyData, RatelimitRequest, RefillData};
+use super::{id, parse, seg, Ctx, UnkeyError, V2};
 
 /// A key of the caller's workspace that Unkey would still show: a revoked key is one Unkey
 /// would have deleted, so it is not found.
@@ -26,6 +28,25 @@ pub(super) async fn fetch(v2: &V2, ctx: &Ctx, key_id: &str) -> Result<KeyView, U
         return Err(UnkeyError::key_not_found());
     }
     Ok(view)
+}
+
+/// The identity `id` (an id or an external id) of the caller's workspace, or `None` when
+/// there is none.
+pub(super) async fn identity(v2: &V2, ctx: &Ctx, id: &str) -> Result<Option<IdentityView>, UnkeyError> {
+    let native = v2.call(ctx, Method::GET, &format!("/v1/identities/{}", seg(id)), None).await?;
+    if native.status == axum::http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    native.json().map(Some)
+}
+
+/// A key in Unkey's shape, with its identity (one more read for a key that has one).
+pub(super) async fn key_data(v2: &V2, ctx: &Ctx, view: KeyView) -> Result<KeyData, UnkeyError> {
+    let found = match view.identity_id.as_deref() {
+        Some(i) => identity(v2, ctx, i).await?,
+        None => None,
+    };
+    Ok(KeyData::of(view, found.as_ref()))
 }
 
 /// `PATCH /v1/keys/{id}` with `patch`; a key not found is Unkey's 404.
@@ -81,22 +102,14 @@ fn settings(
         out.insert("permissions".into(), json!(p));
     }
     if let Some(limits) = ratelimits {
-        let specs = limits
-            .iter()
-            .enumerate()
-            .map(|(i, l)| l.spec(&format!("body.ratelimits[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.insert("ratelimits".into(), json!(specs));
+        out.insert("ratelimits".into(), json!(specs("body.ratelimits", limits)?));
     }
     Ok(())
 }
 
-fn external_id_unsupported(v: Option<&str>) -> Result<(), UnkeyError> {
-    // TODO(identities): maps onto the native `external_id` once identities land.
-    match v {
-        Some(_) => Err(UnkeyError::invalid("body.externalId", "identities are not supported by this server yet")),
-        None => Ok(()),
-    }
+/// A native refusal naming `external_id` as Unkey names it (`body.externalId`).
+fn external_id_named(e: UnkeyError) -> UnkeyError {
+    e.renamed("external_id", "externalId")
 }
 
 /// The name of a key created or migrated without one.
@@ -105,8 +118,10 @@ const DEFAULT_NAME: &str = "unnamed";
 pub(super) async fn create_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, UnkeyError> {
     let req: CreateKey = parse(&body)?;
     ctx.check_api(&req.api_id)?;
-    external_id_unsupported(req.external_id.as_deref())?;
     let mut native = Map::new();
+    if let Some(x) = &req.external_id {
+        native.insert("external_id".into(), x.as_str().into());
+    }
     // Unkey's name is optional, Keyward's is not.
     settings(
         &mut native,
@@ -125,7 +140,11 @@ pub(super) async fn create_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
     if let Some(e) = req.enabled {
         native.insert("enabled".into(), e.into());
     }
-    let view: KeyView = v2.call(&ctx, Method::POST, "/v1/keys", Some(Value::Object(native))).await?.json()?;
+    let view: KeyView = v2
+        .call(&ctx, Method::POST, "/v1/keys", Some(Value::Object(native)))
+        .await?
+        .json()
+        .map_err(external_id_named)?;
     Ok(json!({"keyId": view.id, "key": view.secret}))
 }
 
@@ -145,7 +164,7 @@ pub(super) struct KeyIdOnly {
 
 pub(super) async fn get_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<KeyData, UnkeyError> {
     let req: KeyIdOnly = parse(&body)?;
-    Ok(KeyData::of(fetch(&v2, &ctx, &req.key_id).await?))
+    key_data(&v2, &ctx, fetch(&v2, &ctx, &req.key_id).await?).await
 }
 
 #[derive(Deserialize)]
@@ -163,11 +182,11 @@ pub(super) async fn whoami(v2: V2, ctx: Ctx, body: Bytes) -> Result<KeyData, Unk
     let hash = v2.state.pepper.hash(&req.key);
     let rec = v2.state.store.key_by_hash(&hash).await.map_err(crate::error::ApiError::from)?;
     let rec = rec.filter(|r| r.workspace_id == ctx.principal.workspace_id).ok_or_else(UnkeyError::key_not_found)?;
-    Ok(KeyData::of(fetch(&v2, &ctx, &rec.id).await?))
+    key_data(&v2, &ctx, fetch(&v2, &ctx, &rec.id).await?).await
 }
 
 /// A field that may be `null` (clear) or left out (keep).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -206,10 +225,11 @@ struct UpdateCredits {
 pub(super) async fn update_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, UnkeyError> {
     let req: UpdateKey = parse(&body)?;
     let current = fetch(&v2, &ctx, &req.key_id).await?;
-    if let Some(e) = &req.external_id {
-        external_id_unsupported(e.as_deref())?;
-    }
     let mut native = Map::new();
+    // `null` detaches the key from its identity.
+    if let Some(x) = &req.external_id {
+        native.insert("external_id".into(), x.as_deref().map_or(Value::Null, Value::from));
+    }
     // `null` clears a name or meta: Keyward's are an empty name and an empty object.
     let name = req.name.as_ref().map(|n| n.clone().unwrap_or_default());
     let meta = req.meta.as_ref().map(|m| m.clone().unwrap_or_default());
@@ -253,7 +273,7 @@ pub(super) async fn update_key(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value, U
         native.insert("enabled".into(), e.into());
     }
     if !native.is_empty() {
-        patch(&v2, &ctx, &current.id, Value::Object(native)).await?;
+        patch(&v2, &ctx, &current.id, Value::Object(native)).await.map_err(external_id_named)?;
     }
     Ok(json!({}))
 }
@@ -358,10 +378,10 @@ pub(super) async fn migrate_keys(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value,
     let variant = variant(&req.migration_id)?;
     let mut items = Vec::with_capacity(req.keys.len());
     for (i, k) in req.keys.iter().enumerate() {
-        external_id_unsupported(k.external_id.as_deref()).map_err(|_| {
-            UnkeyError::invalid(format!("body.keys[{i}].externalId"), "identities are not supported yet")
-        })?;
         let mut item = Map::new();
+        if let Some(x) = &k.external_id {
+            item.insert("external_id".into(), x.as_str().into());
+        }
         item.insert("hash".into(), json!({"variant": variant, "value": k.hash}));
         settings(
             &mut item,
@@ -381,7 +401,7 @@ pub(super) async fn migrate_keys(v2: V2, ctx: Ctx, body: Bytes) -> Result<Value,
     }
     let native = v2.call(&ctx, Method::POST, "/v1/keys/import", Some(Value::Array(items))).await?;
     // The native import names `keys[i].field`, as Unkey's body does.
-    let answer: ImportAnswer = native.json()?;
+    let answer: ImportAnswer = native.json().map_err(external_id_named)?;
     // Imports are created enabled; the ones asked disabled are disabled right after.
     for (k, key_id) in req.keys.iter().zip(&answer.ids) {
         if k.enabled == Some(false) {

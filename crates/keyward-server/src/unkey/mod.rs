@@ -10,6 +10,7 @@ mod apis;
 mod codes;
 mod errors;
 mod idempotency;
+mod identities;
 mod keys;
 mod permissions;
 mod ratelimit;
@@ -179,6 +180,11 @@ pub(crate) fn envelope<T: Serialize>(request_id: &str, data: T) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
+/// `{"meta":{"requestId"}}`: an answer with nothing more (`identities.deleteIdentity`).
+fn meta_only(request_id: &str, (): ()) -> Response {
+    (StatusCode::OK, axum::Json(serde_json::json!({"meta": {"requestId": request_id}}))).into_response()
+}
+
 /// A list's envelope: `pagination` beside `data`.
 fn listed(request_id: &str, list: permissions::Listed) -> Response {
     let body = serde_json::json!({"meta": {"requestId": request_id}, "data": list.data, "pagination": list.pagination});
@@ -218,8 +224,8 @@ macro_rules! route {
     ($router:expr, $path:literal, $f:path) => {
         $router.route($path, post(|State(v2): State<V2>, req: Request| run(v2, req, $f, envelope)))
     };
-    ($router:expr, $path:literal, $f:path, list) => {
-        $router.route($path, post(|State(v2): State<V2>, req: Request| run(v2, req, $f, listed)))
+    ($router:expr, $path:literal, $f:path, $reply:ident) => {
+        $router.route($path, post(|State(v2): State<V2>, req: Request| run(v2, req, $f, $reply)))
     };
 }
 
@@ -243,14 +249,19 @@ pub(crate) fn router(state: &SharedState, api: Router) -> Router {
     let r = route!(r, "/keys.addRoles", permissions::add_roles);
     let r = route!(r, "/keys.removeRoles", permissions::remove_roles);
     let r = route!(r, "/keys.setRoles", permissions::set_roles);
-    let r = route!(r, "/apis.listKeys", apis::list_keys, list);
+    let r = route!(r, "/apis.listKeys", apis::list_keys, listed);
+    let r = route!(r, "/identities.createIdentity", identities::create_identity);
+    let r = route!(r, "/identities.getIdentity", identities::get_identity);
+    let r = route!(r, "/identities.listIdentities", identities::list_identities, listed);
+    let r = route!(r, "/identities.updateIdentity", identities::update_identity);
+    let r = route!(r, "/identities.deleteIdentity", identities::delete_identity, meta_only);
     let r = route!(r, "/permissions.createRole", permissions::create_role);
     let r = route!(r, "/permissions.getRole", permissions::get_role);
-    let r = route!(r, "/permissions.listRoles", permissions::list_roles, list);
+    let r = route!(r, "/permissions.listRoles", permissions::list_roles, listed);
     let r = route!(r, "/permissions.deleteRole", permissions::delete_role);
     let r = route!(r, "/permissions.createPermission", permissions::create_permission);
     let r = route!(r, "/permissions.getPermission", permissions::get_permission);
-    let r = route!(r, "/permissions.listPermissions", permissions::list_permissions, list);
+    let r = route!(r, "/permissions.listPermissions", permissions::list_permissions, listed);
     let r = route!(r, "/ratelimit.limit", ratelimit::limit);
     let r = route!(r, "/ratelimit.multiLimit", ratelimit::multi_limit);
     r.fallback(unknown_route).method_not_allowed_fallback(wrong_method).with_state(v2)

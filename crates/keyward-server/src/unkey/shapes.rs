@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use keyward_core::wire::identities::IdentityView;
 use keyward_core::wire::keys::{CreditsSpec, Interval, KeyView, RateLimitSpec, Refill};
 
 use super::UnkeyError;
@@ -32,12 +33,16 @@ pub(crate) struct KeyData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<CreditsData>,
     pub ratelimits: Vec<RatelimitData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityData>,
 }
 
 impl KeyData {
-    pub(crate) fn of(v: KeyView) -> Self {
-        let ratelimits = v.ratelimits.iter().enumerate().map(|(i, l)| RatelimitData::of(&v.id, i, l)).collect();
+    /// `identity`: the key's identity as read (`None` for a key without one).
+    pub(crate) fn of(v: KeyView, identity: Option<&IdentityView>) -> Self {
+        let ratelimits = v.ratelimits.iter().map(|l| RatelimitData::of(&v.id, l)).collect();
         KeyData {
+            identity: identity.map(IdentityData::of),
             start: if v.start.is_empty() { v.id.clone() } else { v.start },
             key_id: v.id,
             enabled: v.enabled,
@@ -49,7 +54,7 @@ impl KeyData {
             expires: v.expires_at.map(|t| t.timestamp_millis()),
             permissions: v.permissions,
             roles: v.roles,
-            credits: v.credits.map(CreditsData::of),
+            credits: v.credits.clone().map(CreditsData::of),
             ratelimits,
         }
     }
@@ -110,6 +115,11 @@ pub(crate) struct RatelimitRequest {
     pub auto_apply: Option<bool>,
 }
 
+/// A list of limits as Keyward's, each checked (`at` is the list's location, `body.ratelimits`).
+pub(crate) fn specs(at: &str, limits: &[RatelimitRequest]) -> Result<Vec<RateLimitSpec>, UnkeyError> {
+    limits.iter().enumerate().map(|(i, l)| l.spec(&format!("{at}[{i}]"))).collect()
+}
+
 impl RatelimitRequest {
     /// Keyward's limit; `at` is the location for a 400 (`body.ratelimits[0]`).
     pub(crate) fn spec(&self, at: &str) -> Result<RateLimitSpec, UnkeyError> {
@@ -136,7 +146,7 @@ pub(crate) fn duration_secs(location: &str, ms: u64) -> Result<String, UnkeyErro
 }
 
 /// `RatelimitResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RatelimitData {
     pub id: String,
@@ -147,14 +157,62 @@ pub(crate) struct RatelimitData {
 }
 
 impl RatelimitData {
-    fn of(key_id: &str, i: usize, l: &RateLimitSpec) -> Self {
+    /// A limit of the key or identity `holder` (its id).
+    pub(crate) fn of(holder: &str, l: &RateLimitSpec) -> Self {
         let ms = keyward_core::duration::parse(&l.duration).map_or(0, |d| d.num_milliseconds());
         RatelimitData {
-            id: format!("rl_{key_id}_{i}"),
+            id: limit_id(holder, &l.name),
             name: l.name.clone(),
             limit: l.limit,
             duration: ms,
-            auto_apply: true,
+            auto_apply: l.auto_apply,
+        }
+    }
+}
+
+/// A limit's id as Unkey shapes them (`^rl_[a-zA-Z0-9_]+$`): Keyward's limits are known by
+/// their holder and name, so the id is made of both, `rl_<holder id>_<name>`, the name
+/// written with `_` as `__`, `-` as `_d` and `.` as `_e` (any other byte `_x<hex>`): the
+/// same limit has the same id in every answer, and two names never share one.
+pub(crate) fn limit_id(holder: &str, name: &str) -> String {
+    let mut out = String::with_capacity(4 + holder.len() + name.len() * 2);
+    out.push_str("rl_");
+    out.push_str(holder);
+    out.push('_');
+    for b in name.bytes() {
+        match b {
+            b'_' => out.push_str("__"),
+            b'-' => out.push_str("_d"),
+            b'.' => out.push_str("_e"),
+            b if b.is_ascii_alphanumeric() => out.push(char::from(b)),
+            b => out.push_str(&format!("_x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// `Identity`: the limits shared by its keys, and its meta. Keyward's identities may also
+/// hold credits (Keyward's addition, shown as `credits` like a key's).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdentityData {
+    pub id: String,
+    pub external_id: String,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub meta: Map<String, Value>,
+    pub ratelimits: Vec<RatelimitData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsData>,
+}
+
+impl IdentityData {
+    pub(crate) fn of(v: &IdentityView) -> Self {
+        IdentityData {
+            id: v.id.clone(),
+            external_id: v.external_id.clone(),
+            meta: v.meta.clone(),
+            ratelimits: v.ratelimits.iter().map(|l| RatelimitData::of(&v.id, l)).collect(),
+            credits: v.credits.clone().map(CreditsData::of),
         }
     }
 }
@@ -169,4 +227,21 @@ pub(crate) fn rfc3339(location: &str, ms: i64) -> Result<String, UnkeyError> {
 /// `{ "id", "name", "slug" }`: Keyward's permissions are their names, so all three are.
 pub(crate) fn permission(p: &str) -> Value {
     serde_json::json!({"id": p, "name": p, "slug": p})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_ids_fit_unkeys_pattern_and_never_collide() {
+        let names = ["a_b", "a-b", "a.b", "a__b", "ab", "a_db", "x"];
+        let ids: Vec<String> = names.iter().map(|n| limit_id("key_01ABC", n)).collect();
+        for id in &ids {
+            assert!(id.starts_with("rl_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{id}");
+        }
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert_eq!(limit_id("idn_1", "per-day.v2"), "rl_idn_1_per_dday_ev2");
+    }
 }

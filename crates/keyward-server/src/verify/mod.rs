@@ -267,12 +267,12 @@ impl AppState {
     ) -> ApiResult<Verdict> {
         let spent = if code == VerifyCode::Valid && (key.limits.is_some() || !req.ratelimits.is_empty()) {
             let limits = key.limits.as_deref().unwrap_or(&NO_LIMITS);
-            let cost = req.cost.unwrap_or(1);
+            let (cost, credit_cost) = costs(req);
             let (mut plan, list) = planned(&key, limits, req, cost)?;
             // Without Redis the step is synchronous: no future to box on the hit path.
             Some(Box::new(match &self.shared {
-                Some(_) => Box::pin(self.spend_shared(&key, limits, &mut plan, now, cost, list)).await,
-                None => self.limits.check(key.id(), limits, &mut plan, now, cost, list),
+                Some(_) => Box::pin(self.spend_shared(&key, limits, &mut plan, now, credit_cost, list)).await,
+                None => self.limits.check(key.id(), limits, &mut plan, now, credit_cost, list),
             }))
         } else {
             None
@@ -405,7 +405,14 @@ fn planned<'a>(
                 format!("the key has no limit named {name:?}, {whose}; give limit and duration to make one"),
             )
         })?;
-    Ok((plan, !req.ratelimits.is_empty() || !limits.identity_limits().is_empty()))
+    Ok((plan, req.list_limits || !req.ratelimits.is_empty() || !limits.identity_limits().is_empty()))
+}
+
+/// What the auto-applied limits spend (`cost`, default 1) and what the credits spend
+/// (`credit_cost`, default `cost`).
+fn costs(req: &Requirements<'_>) -> (u32, u32) {
+    let cost = req.cost.unwrap_or(1);
+    (cost, req.credit_cost.unwrap_or(cost))
 }
 
 /// Is `key` inside the workspace the caller bound verification to (if any)?
@@ -442,4 +449,19 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
 pub fn parse_ip(raw: Option<&str>) -> Result<Option<IpAddr>, ApiError> {
     raw.map(|s| s.trim().parse::<IpAddr>().map_err(|_| ApiError::invalid("ip", format!("{s:?} is not an IP address"))))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credits_spend_their_own_cost_when_given() {
+        assert_eq!(costs(&Requirements::default()), (1, 1));
+        assert_eq!(costs(&Requirements { cost: Some(3), ..Default::default() }), (3, 3));
+        // Unkey's `credits.cost`: the limits spend 1, the credits 5.
+        let unkey = Requirements { cost: Some(1), credit_cost: Some(5), ..Default::default() };
+        assert_eq!(costs(&unkey), (1, 5));
+        assert_eq!(costs(&Requirements { credit_cost: Some(0), ..Default::default() }), (1, 0));
+    }
 }

@@ -38,7 +38,7 @@ pub(crate) fn requirements<'a>(
         (Some(token), Some(asked)) if token != asked => return Ok(None),
         (token, asked) => token.or(asked),
     };
-    Ok(Some(Requirements { workspace, environment, ip, permissions, scope, cost, tags: &[], ratelimits: &[] }))
+    Ok(Some(Requirements { workspace, environment, ip, permissions, scope, cost, ..Requirements::default() }))
 }
 
 pub(crate) fn json_response(body: String) -> Response {
