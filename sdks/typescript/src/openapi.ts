@@ -213,6 +213,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
+        get: operations["forward_auth_path"];
+        /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
+        put: operations["forward_auth_path"];
+        /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
+        post: operations["forward_auth_path"];
+        /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
+        delete: operations["forward_auth_path"];
+        options?: never;
+        head?: never;
+        /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
+        patch: operations["forward_auth_path"];
+        trace?: never;
+    };
     "/v1/identities": {
         parameters: {
             query?: never;
@@ -3621,6 +3642,646 @@ export interface operations {
                 };
             };
             /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forward_auth_path: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description uses this request spends of the key's limits and credits (default 1) */
+                "Keyward-Cost"?: number | null;
+                /** @description only a key of this environment (`test` or `live`) passes */
+                "Keyward-Environment"?: string | null;
+                /** @description a permission query the request must satisfy */
+                "Keyward-Permissions"?: string | null;
+                /** @description a resource scope the key must cover */
+                "Keyward-Scope"?: string | null;
+                /** @description only a key of this workspace passes */
+                "Keyward-Workspace"?: string | null;
+                /** @description the secret key (or Authorization: Bearer) */
+                "X-API-Key"?: string | null;
+                /** @description believed only from trusted proxies */
+                "X-Forwarded-For"?: string | null;
+            };
+            path: {
+                /** @description the original request's path, without its leading / */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description valid; identity in X-Keyward-* headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description a malformed requirement header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description IP, permission or environment refusal (`WRONG_ENVIRONMENT`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forward_auth_path: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description uses this request spends of the key's limits and credits (default 1) */
+                "Keyward-Cost"?: number | null;
+                /** @description only a key of this environment (`test` or `live`) passes */
+                "Keyward-Environment"?: string | null;
+                /** @description a permission query the request must satisfy */
+                "Keyward-Permissions"?: string | null;
+                /** @description a resource scope the key must cover */
+                "Keyward-Scope"?: string | null;
+                /** @description only a key of this workspace passes */
+                "Keyward-Workspace"?: string | null;
+                /** @description the secret key (or Authorization: Bearer) */
+                "X-API-Key"?: string | null;
+                /** @description believed only from trusted proxies */
+                "X-Forwarded-For"?: string | null;
+            };
+            path: {
+                /** @description the original request's path, without its leading / */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description valid; identity in X-Keyward-* headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description a malformed requirement header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description IP, permission or environment refusal (`WRONG_ENVIRONMENT`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forward_auth_path: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description uses this request spends of the key's limits and credits (default 1) */
+                "Keyward-Cost"?: number | null;
+                /** @description only a key of this environment (`test` or `live`) passes */
+                "Keyward-Environment"?: string | null;
+                /** @description a permission query the request must satisfy */
+                "Keyward-Permissions"?: string | null;
+                /** @description a resource scope the key must cover */
+                "Keyward-Scope"?: string | null;
+                /** @description only a key of this workspace passes */
+                "Keyward-Workspace"?: string | null;
+                /** @description the secret key (or Authorization: Bearer) */
+                "X-API-Key"?: string | null;
+                /** @description believed only from trusted proxies */
+                "X-Forwarded-For"?: string | null;
+            };
+            path: {
+                /** @description the original request's path, without its leading / */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description valid; identity in X-Keyward-* headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description a malformed requirement header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description IP, permission or environment refusal (`WRONG_ENVIRONMENT`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forward_auth_path: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description uses this request spends of the key's limits and credits (default 1) */
+                "Keyward-Cost"?: number | null;
+                /** @description only a key of this environment (`test` or `live`) passes */
+                "Keyward-Environment"?: string | null;
+                /** @description a permission query the request must satisfy */
+                "Keyward-Permissions"?: string | null;
+                /** @description a resource scope the key must cover */
+                "Keyward-Scope"?: string | null;
+                /** @description only a key of this workspace passes */
+                "Keyward-Workspace"?: string | null;
+                /** @description the secret key (or Authorization: Bearer) */
+                "X-API-Key"?: string | null;
+                /** @description believed only from trusted proxies */
+                "X-Forwarded-For"?: string | null;
+            };
+            path: {
+                /** @description the original request's path, without its leading / */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description valid; identity in X-Keyward-* headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description a malformed requirement header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description IP, permission or environment refusal (`WRONG_ENVIRONMENT`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forward_auth_path: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description uses this request spends of the key's limits and credits (default 1) */
+                "Keyward-Cost"?: number | null;
+                /** @description only a key of this environment (`test` or `live`) passes */
+                "Keyward-Environment"?: string | null;
+                /** @description a permission query the request must satisfy */
+                "Keyward-Permissions"?: string | null;
+                /** @description a resource scope the key must cover */
+                "Keyward-Scope"?: string | null;
+                /** @description only a key of this workspace passes */
+                "Keyward-Workspace"?: string | null;
+                /** @description the secret key (or Authorization: Bearer) */
+                "X-API-Key"?: string | null;
+                /** @description believed only from trusted proxies */
+                "X-Forwarded-For"?: string | null;
+            };
+            path: {
+                /** @description the original request's path, without its leading / */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description valid; identity in X-Keyward-* headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description a malformed requirement header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description IP, permission or environment refusal (`WRONG_ENVIRONMENT`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limit reached or credits spent; Retry-After, RateLimit-Policy, RateLimit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage cannot be reached */
             503: {
                 headers: {
                     [name: string]: unknown;
