@@ -487,6 +487,7 @@ mod tests {
             disabled_at: None,
             identity_id: None,
             external_id: None,
+            leak: None,
         }
     }
 

@@ -101,7 +101,7 @@ pub struct Alert {
     pub acknowledged_by: Option<String>,
 }
 
-const ALERT_COLUMNS: &str =
+pub(crate) const ALERT_COLUMNS: &str =
     "id, workspace_id, key_id, kind, window_start, subject, detail, created_at, acknowledged_at, acknowledged_by";
 
 /// An `alerts` row as stored ([`ALERT_COLUMNS`]).
