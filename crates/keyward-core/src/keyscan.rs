@@ -61,7 +61,8 @@ fn candidate(hay: &[u8], at: usize) -> Option<Found<'_>> {
         return None;
     }
     // The head runs back over `[a-z0-9_]`; a key may start at the run's true start or just
-    // after any `_` within reach (`MY_kw_live_sk_…`). The longest that parses wins.
+    // after any `_` within reach (`MY_kw_live_sk_…`); a run cut at the reach is not a
+    // start. The longest that parses wins.
     let floor = at.saturating_sub(MAX_HEAD);
     let mut run = at;
     while run > floor && head_byte(hay[run - 1]) {
@@ -112,9 +113,10 @@ mod tests {
         let found = Scanner::default().find(text.as_bytes());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].token, sk);
-        // Glued to uppercase letters, the prefix is not a word: no key.
-        let glued = format!("ABC{sk}");
-        assert!(Scanner::default().find(glued.as_bytes()).is_empty());
+        // After a character no prefix holds (URL-encoded, `%3D`), the key is still found.
+        let encoded = format!("token%3D{sk}");
+        let f = Scanner::default().find(encoded.as_bytes());
+        assert_eq!(f.iter().map(|f| f.token).collect::<Vec<_>>(), [sk.as_str()]);
     }
 
     #[test]
