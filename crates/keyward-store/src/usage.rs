@@ -90,7 +90,7 @@ pub struct Alert {
     pub id: String,
     pub workspace_id: String,
     pub key_id: String,
-    /// `spike`, `failures`, `new_ip` or `unused`
+    /// `spike`, `failures`, `new_ip`, `unused` or `leaked`
     pub kind: String,
     pub window_start: DateTime<Utc>,
     /// What it is about within its window (the address for `new_ip`); empty otherwise.

@@ -1001,7 +1001,7 @@ export interface components {
             detail: Record<string, unknown>;
             id: string;
             key_id: string;
-            /** @description `spike`, `failures`, `new_ip` or `unused` */
+            /** @description `spike`, `failures`, `new_ip`, `unused` or `leaked` (a leak report, docs/LEAKS.md) */
             kind: string;
             /**
              * Format: date-time

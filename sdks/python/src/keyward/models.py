@@ -48,7 +48,7 @@ class AlertView:
     key_id: str
     kind: str
     """
-    `spike`, `failures`, `new_ip` or `unused`
+    `spike`, `failures`, `new_ip`, `unused` or `leaked` (a leak report, docs/LEAKS.md)
     """
     window_start: str
     """
