@@ -30,16 +30,21 @@ func Time(t time.Time) *time.Time { return &t }
 // Key is the key object (schema KeyView). Secret is set only in the answers of Create and
 // Rotate.
 type Key struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	Kind        string         `json:"kind"` // "secret" or "public"
-	Algorithm   string         `json:"algorithm,omitempty"`
-	PublicKey   string         `json:"public_key,omitempty"`
-	Type        string         `json:"type,omitempty"` // "temporary", "permanent" or empty
-	Environment string         `json:"environment"`
-	Status      string         `json:"status"` // active, revoked, expired, pending_create, …
-	Enabled     bool           `json:"enabled"`
-	DisabledAt  *time.Time     `json:"disabled_at,omitempty"`
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Kind        string     `json:"kind"` // "secret" or "public"
+	Algorithm   string     `json:"algorithm,omitempty"`
+	PublicKey   string     `json:"public_key,omitempty"`
+	Type        string     `json:"type,omitempty"` // "temporary", "permanent" or empty
+	Environment string     `json:"environment"`
+	Status      string     `json:"status"` // active, revoked, expired, pending_create, …
+	Enabled     bool       `json:"enabled"`
+	DisabledAt  *time.Time `json:"disabled_at,omitempty"`
+	// LeakedAt, LeakSource and LeakURL: the key's first leak report (GitHub's secret
+	// scanning or POST /v1/leaks), absent for a key never reported.
+	LeakedAt    *time.Time     `json:"leaked_at,omitempty"`
+	LeakSource  *string        `json:"leak_source,omitempty"`
+	LeakURL     *string        `json:"leak_url,omitempty"`
 	Start       string         `json:"start"`
 	Roles       []string       `json:"roles"`
 	Permissions []string       `json:"permissions"`

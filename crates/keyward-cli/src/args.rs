@@ -67,6 +67,28 @@ pub enum Command {
     /// Rate limiting as a service (limits not about keys) and its overrides per identifier.
     #[command(subcommand)]
     Ratelimit(RatelimitCommand),
+    /// Find Keyward keys in files or a git history (exit 1 when one is found, 0 when none,
+    /// 2 on errors); a key's start is printed, never the whole key.
+    Scan(ScanArgs),
+}
+
+/// `keyward scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and folders to scan [default: .]; with --git, the repository [default: .].
+    pub paths: Vec<PathBuf>,
+    /// Scan every blob in the repository's history (needs `git` on PATH).
+    #[arg(long)]
+    pub git: bool,
+    /// Print the findings as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// Send each key found to this server's `POST /v1/leaks` (its base URL).
+    #[arg(long, value_name = "URL")]
+    pub report: Option<String>,
+    /// Print a gitleaks rule for Keyward keys and exit.
+    #[arg(long)]
+    pub gitleaks_config: bool,
 }
 
 /// `keyward ratelimit …`.

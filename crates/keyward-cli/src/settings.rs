@@ -237,6 +237,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_USAGE_DAYS_KEPT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_days_kept: Option<Span>,
+    /// Where the public keys signing GitHub's secret-scanning calls are fetched from
+    /// [default: https://api.github.com/meta/public_keys/secret_scanning].
+    #[arg(long, env = "KEYWARD_SECRET_SCANNING_KEYS_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_scanning_keys_url: Option<String>,
     /// Log lines as `text` (the default) or `json` (one object a line, with the request id).
     #[arg(long, env = "KEYWARD_LOG_FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,6 +382,7 @@ layered!(ServerSettings {
     usage_minutes_kept,
     usage_hours_kept,
     usage_days_kept,
+    secret_scanning_keys_url,
     log_format,
     webhook_retry_schedule,
     webhook_allow_private,
@@ -483,6 +489,7 @@ impl ServerSettings {
             usage_minutes_kept: d.usage_retention.0.to_std().ok().map(Span),
             usage_hours_kept: d.usage_retention.1.to_std().ok().map(Span),
             usage_days_kept: d.usage_retention.2.to_std().ok().map(Span),
+            secret_scanning_keys_url: Some(d.secret_scanning_keys_url.clone()),
             log_format: Some("text".into()),
             webhook_retry_schedule: None,
             webhook_allow_private: Some(d.webhook_allow_private),
@@ -593,6 +600,12 @@ impl ServerSettings {
         }
         if let Some(v) = self.webhook_allow_private {
             c.webhook_allow_private = v;
+        }
+        if let Some(u) = &self.secret_scanning_keys_url {
+            match reqwest::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => c.secret_scanning_keys_url = u.clone(),
+                _ => bail!("secret_scanning_keys_url: {u:?} is not an http(s) URL"),
+            }
         }
         c.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(keyward_server::config::TlsFiles { cert: cert.clone(), key: key.clone() }),

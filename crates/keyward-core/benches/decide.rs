@@ -46,6 +46,7 @@ fn record(permissions: &[&str], roles: &[&str], grants: Vec<KeyGrant>) -> KeyRec
         disabled_at: None,
         identity_id: None,
         external_id: None,
+        leak: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub enum AuditAction {
     KeyExpired,
     KeyExpiring,
     KeyImport,
+    KeyLeaked,
     KeyRevoke,
     KeyRotate,
     KeyUpdate,
@@ -84,6 +85,7 @@ impl AuditAction {
         AuditAction::KeyExpired,
         AuditAction::KeyExpiring,
         AuditAction::KeyImport,
+        AuditAction::KeyLeaked,
         AuditAction::KeyRevoke,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
@@ -145,6 +147,7 @@ impl AuditAction {
             AuditAction::KeyExpired => "key.expired",
             AuditAction::KeyExpiring => "key.expiring",
             AuditAction::KeyImport => "key.import",
+            AuditAction::KeyLeaked => "key.leaked",
             AuditAction::KeyRevoke => "key.revoke",
             AuditAction::KeyRotate => "key.rotate",
             AuditAction::KeyUpdate => "key.update",
@@ -203,6 +206,7 @@ impl AuditAction {
             AuditAction::KeyCreate => "key.created",
             AuditAction::KeyExpired => "key.expired",
             AuditAction::KeyExpiring => "key.expiring",
+            AuditAction::KeyLeaked => "key.leaked",
             AuditAction::KeyRevoke => "key.revoked",
             AuditAction::KeyRotate => "key.rotated",
             AuditAction::KeyUpdate => "key.updated",
@@ -259,6 +263,7 @@ mod tests {
             "key.expired",
             "key.expiring",
             "key.import",
+            "key.leaked",
             "key.revoke",
             "key.rotate",
             "key.update",
@@ -325,6 +330,8 @@ mod tests {
             ("member.role", "member.role_changed"),
             ("webhook.disabled", "webhook.disabled"),
             ("usage.alert", "usage.alert"),
+            // Added with leak reports (issue 32).
+            ("key.leaked", "key.leaked"),
         ];
         for (action, ty) in before {
             let a = AuditAction::parse(action).unwrap_or_else(|| panic!("{action} is no longer an action"));

@@ -16,6 +16,7 @@ pub mod import;
 pub mod intern;
 pub mod ip;
 pub mod keyformat;
+pub mod keyscan;
 pub mod limit_plan;
 pub mod mfa;
 pub mod model;

@@ -51,6 +51,17 @@ pub struct KeyRecord {
     /// identity's `external_id` never changes, so lists filter without a join).
     pub identity_id: Option<String>,
     pub external_id: Option<String>,
+    /// The first report of the key leaked, when there was one.
+    pub leak: Option<KeyLeak>,
+}
+
+/// Where and when a key was first reported leaked (`source`: `github:<source>` or `report`;
+/// `url` as the report named it). Never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLeak {
+    pub at: DateTime<Utc>,
+    pub source: String,
+    pub url: Option<String>,
 }
 
 impl KeyRecord {
@@ -91,6 +102,9 @@ impl KeyRecord {
             status: self.effective_status(now),
             enabled: self.disabled_at.is_none(),
             disabled_at: self.disabled_at,
+            leaked_at: self.leak.as_ref().map(|l| l.at),
+            leak_source: self.leak.as_ref().map(|l| l.source.clone()),
+            leak_url: self.leak.as_ref().and_then(|l| l.url.clone()),
             start: self.start.clone(),
             roles: self.roles.clone(),
             permissions: self.permissions.clone(),

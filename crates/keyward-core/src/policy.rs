@@ -2,8 +2,8 @@
 //! permanent and temporary keys, and whether every member must use MFA.
 
 pub use keyward_proto::policy::{
-    ActionRule, AlertPolicy, Approvals, Policy, PolicyPatch, MANAGEMENT_KEY_DEFAULT_MAX_DAYS, MAX_APPROVALS,
-    MAX_EXPIRY_WARNING_DAYS, TEMPORARY_DEFAULT_DAYS,
+    ActionRule, AlertPolicy, Approvals, LeakedKeys, Policy, PolicyPatch, MANAGEMENT_KEY_DEFAULT_MAX_DAYS,
+    MAX_APPROVALS, MAX_EXPIRY_WARNING_DAYS, TEMPORARY_DEFAULT_DAYS,
 };
 
 use crate::error::CoreError;
@@ -179,7 +179,11 @@ impl PolicyRules for Policy {
                 return Some(action.as_str());
             }
         }
-        (self.require_mfa && !next.require_mfa).then_some("require_mfa")
+        if self.require_mfa && !next.require_mfa {
+            return Some("require_mfa");
+        }
+        // A leaked key left valid is a weaker answer than one revoked.
+        (self.leaked_keys == LeakedKeys::Revoke && next.leaked_keys == LeakedKeys::Alert).then_some("leaked_keys")
     }
 
     fn patched(&self, p: &PolicyPatch) -> Result<Policy, CoreError> {
@@ -244,6 +248,9 @@ impl PolicyRules for Policy {
         if let Some(a) = &p.alerts {
             check_alerts(a)?;
             n.alerts = a.clone();
+        }
+        if let Some(l) = p.leaked_keys {
+            n.leaked_keys = l;
         }
         if let Some(d) = &p.default_ratelimits {
             for (env, limits) in d {

@@ -493,6 +493,7 @@ mod tests {
             disabled_at: None,
             identity_id: None,
             external_id: None,
+            leak: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "key.revoked",
     "key.expired",
     "key.expiring",
+    "key.leaked",
     "approval.requested",
     "approval.approved",
     "approval.rejected",

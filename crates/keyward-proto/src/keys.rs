@@ -111,6 +111,16 @@ pub struct KeyView {
     /// When the key was disabled (present only while it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// When the key was first reported leaked (by GitHub's secret scanning or a report to
+    /// `POST /v1/leaks`); absent for a key never reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked_at: Option<DateTime<Utc>>,
+    /// Where that first report found it: `github:<source>` (`github:commit`, …) or `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_source: Option<String>,
+    /// The URL the report named, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_url: Option<String>,
     pub start: String,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,

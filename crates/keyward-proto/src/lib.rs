@@ -16,6 +16,7 @@ pub mod hex;
 pub mod identities;
 pub mod import;
 pub mod keys;
+pub mod leaks;
 pub mod member_role;
 pub mod policy;
 pub mod random;

@@ -137,6 +137,18 @@ impl AlertPolicy {
     }
 }
 
+/// What a leaked key's report does (`leaked_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum LeakedKeys {
+    /// The key is revoked at once, on every node, as by `POST /v1/keys/{id}/revoke`.
+    #[default]
+    Revoke,
+    /// The key stays valid; an alert of kind `leaked` is raised.
+    Alert,
+}
+
 /// A workspace's policy. The default needs no approvals, so a new workspace works at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -182,6 +194,10 @@ pub struct Policy {
     /// Alerts on unusual use (`usage.alert` events).
     #[serde(default)]
     pub alerts: AlertPolicy,
+    /// What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
+    /// leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+    #[serde(default)]
+    pub leaked_keys: LeakedKeys,
     /// Rate limits a new key gets when its request names none, by environment
     /// (`{"live": [{"name": "default", "limit": 100, "duration": "1s"}]}`).
     #[serde(default)]
@@ -222,6 +238,7 @@ impl Default for Policy {
             expiry_warning_days: default_expiry_warning_days(),
             default_ratelimits: Default::default(),
             alerts: AlertPolicy::default(),
+            leaked_keys: LeakedKeys::Revoke,
         }
     }
 }
@@ -266,6 +283,9 @@ pub struct PolicyPatch {
     /// Replaces the alert rules whole (rules left out are off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertPolicy>,
+    /// `revoke` or `alert`; going from `revoke` to `alert` weakens the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked_keys: Option<LeakedKeys>,
     /// Replaces the default limits whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_ratelimits: Option<std::collections::BTreeMap<String, Vec<RateLimitSpec>>>,

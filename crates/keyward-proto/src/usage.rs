@@ -62,7 +62,7 @@ pub struct WorkspaceUsage {
 pub struct AlertView {
     pub id: String,
     pub key_id: String,
-    /// `spike`, `failures`, `new_ip` or `unused`
+    /// `spike`, `failures`, `new_ip`, `unused` or `leaked` (a leak report, docs/LEAKS.md)
     pub kind: String,
     /// The window the rule looked at (for `new_ip`, when the address was first seen).
     pub window_start: DateTime<Utc>,

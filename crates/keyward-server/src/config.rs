@@ -73,7 +73,15 @@ pub struct ServerConfig {
     pub usage_retention: (chrono::Duration, chrono::Duration, chrono::Duration),
     /// How often the node holding the usage lease rolls counts up and evaluates alerts.
     pub rollup_interval: Duration,
+    /// Where the public keys that sign GitHub's secret-scanning calls are fetched from
+    /// (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`).
+    pub secret_scanning_keys_url: String,
+    /// Leak reports (`POST /v1/leaks`) one address may send within a window, and the window.
+    pub leak_report_limit: (u32, Duration),
 }
+
+/// GitHub's published signing keys for secret-scanning partner calls.
+pub const GITHUB_SECRET_SCANNING_KEYS: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
 /// A PEM certificate chain and its private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +127,8 @@ impl Default for ServerConfig {
             webhook_disable_after: chrono::Duration::days(5),
             usage_retention: (chrono::Duration::hours(48), chrono::Duration::days(90), chrono::Duration::days(730)),
             rollup_interval: Duration::from_secs(60),
+            secret_scanning_keys_url: GITHUB_SECRET_SCANNING_KEYS.to_string(),
+            leak_report_limit: (30, Duration::from_secs(60)),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! storage layer. `app` assembles it; `routes` holds the handlers; `error` is the one place
 //! errors become HTTP answers. The subsystems each have a folder: `http` (connections,
 //! serving threads, the fast lane), `verify`, `gateway`, `limits`, `usage`, `cache`,
-//! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), and `manage` (the management routes' helpers).
+//! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), `leaks` (leaked keys: GitHub's
+//! signing keys, what a leak does), and `manage` (the management routes' helpers).
 
 pub mod app;
 pub mod bootstrap;
@@ -14,6 +15,7 @@ mod ext_authz;
 pub mod extract;
 pub mod gateway;
 pub mod http;
+pub mod leaks;
 pub mod limits;
 mod manage;
 pub mod metrics;

@@ -29,6 +29,10 @@ pub struct AppState {
     pub shared: Option<crate::limits::redis::Shared>,
     /// Failed logins per client IP (this node only).
     pub logins: crate::manage::limiter::LoginLimiter,
+    /// Leak reports per client IP (this node only; through Redis when it is configured).
+    pub leak_reports: crate::manage::limiter::LoginLimiter,
+    /// The public keys that sign GitHub's secret-scanning calls, fetched and cached.
+    pub scanning_keys: crate::leaks::signing_keys::SigningKeys,
     pub config: ServerConfig,
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,

@@ -14,6 +14,7 @@ mod imports;
 mod key_event;
 mod key_state;
 mod keys;
+mod leaks;
 mod member_state;
 mod members;
 mod migrate;
@@ -42,6 +43,7 @@ pub use key_event::{parse_announcement, KeyEvent};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::CreditCount;
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
+pub use leaks::{LeakFound, LeakOutcome};
 pub use members::{
     CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt, TotpState,
 };

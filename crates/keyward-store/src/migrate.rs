@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "key disabled", include_str!("../migrations/0018_key_disabled.sql")),
     (19, "identities", include_str!("../migrations/0019_identities.sql")),
     (21, "usage tags", include_str!("../migrations/0021_usage_tags.sql")),
+    (22, "key leaks", include_str!("../migrations/0022_key_leaks.sql")),
 ];
 
 #[derive(Debug)]

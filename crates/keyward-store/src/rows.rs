@@ -1,7 +1,7 @@
 //! Conversions between rows and domain records.
 
 use keyward_core::clock::{from_ms, to_ms};
-use keyward_core::model::{KeyKind, KeyRecord, KeyStatus, KeyType};
+use keyward_core::model::{KeyKind, KeyLeak, KeyRecord, KeyStatus, KeyType};
 use keyward_core::ratelimit::KeyCredits;
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
@@ -12,7 +12,7 @@ pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, p
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
      created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id, grants, \
      service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at, disabled_at, \
-     identity_id, external_id";
+     identity_id, external_id, leaked_at, leak_source, leak_url";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -62,6 +62,9 @@ pub(crate) struct KeyRow {
     disabled_at: Option<i64>,
     identity_id: Option<String>,
     external_id: Option<String>,
+    leaked_at: Option<i64>,
+    leak_source: Option<String>,
+    leak_url: Option<String>,
 }
 
 pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
@@ -108,6 +111,11 @@ impl KeyRow {
             service_account_id: self.service_account_id,
             identity_id: self.identity_id,
             external_id: self.external_id,
+            leak: self.leaked_at.map(|at| KeyLeak {
+                at: from_ms(at),
+                source: self.leak_source.unwrap_or_default(),
+                url: self.leak_url,
+            }),
         })
     }
 

@@ -90,7 +90,7 @@ pub struct Alert {
     pub id: String,
     pub workspace_id: String,
     pub key_id: String,
-    /// `spike`, `failures`, `new_ip` or `unused`
+    /// `spike`, `failures`, `new_ip`, `unused` or `leaked`
     pub kind: String,
     pub window_start: DateTime<Utc>,
     /// What it is about within its window (the address for `new_ip`); empty otherwise.
@@ -101,7 +101,7 @@ pub struct Alert {
     pub acknowledged_by: Option<String>,
 }
 
-const ALERT_COLUMNS: &str =
+pub(crate) const ALERT_COLUMNS: &str =
     "id, workspace_id, key_id, kind, window_start, subject, detail, created_at, acknowledged_at, acknowledged_by";
 
 /// An `alerts` row as stored ([`ALERT_COLUMNS`]).

@@ -394,6 +394,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leaks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/management-keys": {
         parameters: {
             query?: never;
@@ -698,6 +714,22 @@ export interface paths {
         patch: operations["update_role"];
         trace?: never;
     };
+    "/v1/secret-scanning/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["github"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/service-accounts": {
         parameters: {
             query?: never;
@@ -990,7 +1022,7 @@ export interface components {
             detail: Record<string, unknown>;
             id: string;
             key_id: string;
-            /** @description `spike`, `failures`, `new_ip` or `unused` */
+            /** @description `spike`, `failures`, `new_ip`, `unused` or `leaked` (a leak report, docs/LEAKS.md) */
             kind: string;
             /**
              * Format: date-time
@@ -1223,6 +1255,30 @@ export interface components {
             verification_code?: string | null;
         };
         /**
+         * @description GitHub's feedback on one match: `true_positive` for a string that is a key of this
+         *     server (in any state), `false_positive` otherwise.
+         */
+        GithubFeedback: {
+            /** @description `true_positive` or `false_positive` */
+            label: string;
+            token_raw: string;
+            token_type: string;
+        };
+        /**
+         * @description One match in GitHub's call to `POST /v1/secret-scanning/github` (the body is an array of
+         *     these), as its partner program documents it.
+         */
+        GithubTokenMatch: {
+            /** @description Where on GitHub: `content`, `commit`, `issue_comment`, `gist_content`, `npm`, … */
+            source?: string;
+            /** @description The string found. */
+            token: string;
+            /** @description The name of the pattern that found it (given at enrolment). */
+            type?: string;
+            /** @description The public URL where it was found (may be empty). */
+            url?: string;
+        };
+        /**
          * @description How the other system hashed a secret: SHA-256 of the whole secret as sent, written as
          *     lower- or upper-case hex, or as base64 (standard or URL-safe alphabet, padding optional).
          * @enum {string}
@@ -1373,6 +1429,16 @@ export interface components {
             /** Format: date-time */
             last_used_at?: string | null;
             last_used_ip?: string | null;
+            /** @description Where that first report found it: `github:<source>` (`github:commit`, …) or `report`. */
+            leak_source?: string | null;
+            /** @description The URL the report named, when it named one. */
+            leak_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was first reported leaked (by GitHub's secret scanning or a report to
+             *     `POST /v1/leaks`); absent for a key never reported.
+             */
+            leaked_at?: string | null;
             meta: Record<string, unknown>;
             name: string;
             owner?: null | components["schemas"]["KeyOwner"];
@@ -1395,6 +1461,29 @@ export interface components {
             type?: null | components["schemas"]["KeyType"];
             /** Format: date-time */
             updated_at: string;
+        };
+        /**
+         * @description What a leaked key's report does (`leaked_keys`).
+         * @enum {string}
+         */
+        LeakedKeys: "revoke" | "alert";
+        /**
+         * @description `POST /v1/leaks`: a key someone found where it should not be. Needs no credentials;
+         *     holding the whole key is the proof.
+         */
+        LeakReport: {
+            /** @description The whole key as found. */
+            key: string;
+            /** @description Where it was found (at most 2048 characters). */
+            url?: string | null;
+        };
+        /**
+         * @description The answer to every report, whatever the key was: the same for a live key, a revoked
+         *     one and a made-up string, so a report tells nothing about what exists.
+         */
+        LeakReportAnswer: {
+            /** @description Always `received`. */
+            status: string;
         };
         /** @description The answer of `POST /v1/ratelimit` (always 200 for a well-formed request). */
         LimitAnswer: {
@@ -1592,6 +1681,11 @@ export interface components {
             "key.rotate": components["schemas"]["ActionRule"];
             "key.update": components["schemas"]["ActionRule"];
             /**
+             * @description What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
+             *     leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+             */
+            leaked_keys?: components["schemas"]["LeakedKeys"];
+            /**
              * Format: int32
              * @description A new management key expires after at most this many days (its default expiry).
              */
@@ -1638,6 +1732,7 @@ export interface components {
             "key.revoke"?: null | components["schemas"]["ActionRule"];
             "key.rotate"?: null | components["schemas"]["ActionRule"];
             "key.update"?: null | components["schemas"]["ActionRule"];
+            leaked_keys?: null | components["schemas"]["LeakedKeys"];
             /** Format: int32 */
             management_key_max_days?: number | null;
             /**
@@ -2110,6 +2205,8 @@ export type SchemaDeliveryList = components['schemas']['DeliveryList'];
 export type SchemaDeliveryView = components['schemas']['DeliveryView'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
+export type SchemaGithubFeedback = components['schemas']['GithubFeedback'];
+export type SchemaGithubTokenMatch = components['schemas']['GithubTokenMatch'];
 export type SchemaHashVariant = components['schemas']['HashVariant'];
 export type SchemaIdentityList = components['schemas']['IdentityList'];
 export type SchemaIdentityView = components['schemas']['IdentityView'];
@@ -2127,6 +2224,9 @@ export type SchemaKeyStatus = components['schemas']['KeyStatus'];
 export type SchemaKeyType = components['schemas']['KeyType'];
 export type SchemaKeyUsage = components['schemas']['KeyUsage'];
 export type SchemaKeyView = components['schemas']['KeyView'];
+export type SchemaLeakedKeys = components['schemas']['LeakedKeys'];
+export type SchemaLeakReport = components['schemas']['LeakReport'];
+export type SchemaLeakReportAnswer = components['schemas']['LeakReportAnswer'];
 export type SchemaLimitAnswer = components['schemas']['LimitAnswer'];
 export type SchemaLimitRequest = components['schemas']['LimitRequest'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
@@ -6000,6 +6100,118 @@ export interface operations {
             };
         };
     };
+    report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeakReport"];
+            };
+        };
+        responses: {
+            /** @description received: the same answer for a live key, a dead one and a string that is no key; a live key was handled as its workspace's `leaked_keys` policy says */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeakReportAnswer"];
+                };
+            };
+            /** @description a body that is not a report (`field` names what is wrong) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many reports from this address; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_management_keys: {
         parameters: {
             query?: never;
@@ -9001,6 +9213,124 @@ export interface operations {
                 };
             };
             /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    github: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description which of the signer's public keys signed the body */
+                "Github-Public-Key-Identifier": string;
+                /** @description base64 DER ECDSA P-256 signature over SHA-256 of the raw body */
+                "Github-Public-Key-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description GitHub's secret-scanning partner call: the matches of the workspace's key pattern found in public code (at most 10,000) */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GithubTokenMatch"][];
+            };
+        };
+        responses: {
+            /** @description GitHub's feedback: `true_positive` for each match that is a key of this server (in any state), `false_positive` otherwise; a live key was handled as the workspace's `leaked_keys` policy says */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubFeedback"][];
+                };
+            };
+            /** @description a body that is not an array of matches */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no signature, an unknown key identifier or a bad signature: nothing was done */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -6,6 +6,7 @@ mod keys;
 mod pairs;
 mod ratelimit;
 mod roles;
+mod scan;
 mod serve;
 mod webhooks;
 
@@ -34,6 +35,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Identities(c) => identities::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Ratelimit(c) => ratelimit::run(c).await,
+        Command::Scan(a) => scan::run(a).await,
         Command::Keys(KeysCommand::Pair(p)) => pairs::run(p).await,
         Command::Keys(KeysCommand::Server(k)) => keys::run(k).await,
         Command::Request(a) => pairs::request(a).await,

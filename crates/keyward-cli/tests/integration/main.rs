@@ -29,6 +29,7 @@ mod imports;
 mod key_disable;
 mod keypairs_cli;
 mod keys_api;
+mod leaks;
 mod lockouts;
 mod management_key_cap;
 mod members;

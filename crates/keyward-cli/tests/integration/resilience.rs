@@ -105,6 +105,8 @@ async fn missed_notifications_are_caught_up(b: Backend) {
 
 /// Every operation the server documents, and every contract route this release serves.
 const SERVED: &[(&str, &str)] = &[
+    ("post", "/v1/secret-scanning/github"),
+    ("post", "/v1/leaks"),
     ("get", "/healthz"),
     ("get", "/v1/openapi.json"),
     ("post", "/v1/keys"),

@@ -37,11 +37,11 @@ on_both_backends!(
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub(crate) struct Got {
-    path: String,
+    pub(crate) path: String,
     id: String,
     timestamp: String,
     signature: String,
-    body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 impl Got {
@@ -97,7 +97,7 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub(crate) fn got(&self) -> Vec<Got> {
         self.inbox.lock().unwrap().got.clone()
     }
 

@@ -43,6 +43,8 @@ impl Successor {
             last_used_at: None,
             last_used_ip: None,
             revoked_at: None,
+            // The successor's secret is new: the old one's leak is not its.
+            leak: None,
             ..old.clone()
         }
     }
@@ -109,6 +111,7 @@ impl AppState {
             // The caller finds (or derives) the identity's id.
             identity_id: None,
             external_id: new.external_id,
+            leak: None,
         };
         (rec, secret)
     }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod identities;
 pub mod key_imports;
 pub mod keys;
+pub mod leaks;
 pub mod management_keys;
 pub mod members;
 mod paging;
@@ -41,6 +42,7 @@ use crate::state::SharedState;
          (name = "webhooks", description = "signed webhooks and per-key callbacks"),
          (name = "usage", description = "verification counts per key, and alerts on unusual use"),
          (name = "identities", description = "customers of the operator whose limits and credits their keys share"),
+         (name = "leaks", description = "leaked keys reported by GitHub's secret scanning or by anyone who found one"),
          (name = "ratelimit", description = "rate limiting as a service: limits not about keys, and overrides per identifier"),
          (name = "system"))
 )]
@@ -66,6 +68,8 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(key_imports::import_keys))
+        .routes(routes!(leaks::github))
+        .routes(routes!(leaks::report))
         .routes(routes!(members::invite_member, members::list_members))
         .routes(routes!(members::setup_member))
         .routes(routes!(members::me))

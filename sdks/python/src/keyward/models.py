@@ -48,7 +48,7 @@ class AlertView:
     key_id: str
     kind: str
     """
-    `spike`, `failures`, `new_ip` or `unused`
+    `spike`, `failures`, `new_ip`, `unused` or `leaked` (a leak report, docs/LEAKS.md)
     """
     window_start: str
     """
@@ -226,6 +226,46 @@ class ErrorDetail:
     """
 
 
+@dataclass
+class GithubFeedback:
+    """
+    GitHub's feedback on one match: `true_positive` for a string that is a key of this
+    server (in any state), `false_positive` otherwise.
+    """
+
+    label: str
+    """
+    `true_positive` or `false_positive`
+    """
+    token_raw: str
+    token_type: str
+
+
+@dataclass
+class GithubTokenMatch:
+    """
+    One match in GitHub's call to `POST /v1/secret-scanning/github` (the body is an array of
+    these), as its partner program documents it.
+    """
+
+    token: str
+    """
+    The string found.
+    """
+    source: Optional[str] = None
+    """
+    Where on GitHub: `content`, `commit`, `issue_comment`, `gist_content`, `npm`, …
+    """
+    type: Optional[str] = None
+    """
+    The name of the pattern that found it (given at enrolment).
+    """
+    url: Optional[str] = None
+    """
+    The public URL where it was found (may be empty).
+    """
+
+
 HashVariant = Literal["sha256_hex", "sha256_base64"]
 """
 How the other system hashed a secret: SHA-256 of the whole secret as sent, written as
@@ -308,6 +348,42 @@ KeyStatus = Literal[
 
 
 KeyType = Literal["temporary", "permanent"]
+
+
+@dataclass
+class LeakReport:
+    """
+    `POST /v1/leaks`: a key someone found where it should not be. Needs no credentials;
+    holding the whole key is the proof.
+    """
+
+    key: str
+    """
+    The whole key as found.
+    """
+    url: Optional[str] = None
+    """
+    Where it was found (at most 2048 characters).
+    """
+
+
+@dataclass
+class LeakReportAnswer:
+    """
+    The answer to every report, whatever the key was: the same for a live key, a revoked
+    one and a made-up string, so a report tells nothing about what exists.
+    """
+
+    status: str
+    """
+    Always `received`.
+    """
+
+
+LeakedKeys = Literal["revoke", "alert"]
+"""
+What a leaked key's report does (`leaked_keys`).
+"""
 
 
 @dataclass
@@ -1211,6 +1287,19 @@ class KeyView:
     """
     last_used_at: Optional[str] = None
     last_used_ip: Optional[str] = None
+    leak_source: Optional[str] = None
+    """
+    Where that first report found it: `github:<source>` (`github:commit`, …) or `report`.
+    """
+    leak_url: Optional[str] = None
+    """
+    The URL the report named, when it named one.
+    """
+    leaked_at: Optional[str] = None
+    """
+    When the key was first reported leaked (by GitHub's secret scanning or a report to
+    `POST /v1/leaks`); absent for a key never reported.
+    """
     owner: Optional[KeyOwner] = None
     public_key: Optional[str] = None
     ratelimits: Optional[List[RateLimitSpec]] = None
@@ -1312,6 +1401,11 @@ class Policy:
     """
     A `key.expiring` event is sent this many days before a key expires (0: never).
     """
+    leaked_keys: Optional[LeakedKeys] = None
+    """
+    What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
+    leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+    """
     management_key_max_days: Optional[int] = None
     """
     A new management key expires after at most this many days (its default expiry).
@@ -1357,6 +1451,7 @@ class PolicyPatch:
     key_revoke: Optional[ActionRule] = None
     key_rotate: Optional[ActionRule] = None
     key_update: Optional[ActionRule] = None
+    leaked_keys: Optional[LeakedKeys] = None
     management_key_max_days: Optional[int] = None
     max_key_lifetime_days: Optional[int] = None
     """

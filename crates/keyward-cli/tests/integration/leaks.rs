@@ -1,0 +1,436 @@
+//! Leaked keys: GitHub's secret-scanning partner call from a held-out sender (its own P-256
+//! key, served from a keys URL of this test, signed with RustCrypto directly — not with
+//! Keyward's code), anonymous reports, the `leaked_keys` policy, and `keyward scan` run as
+//! users run it.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use keyward_testkit::{code, test_config, Backend, TestServer};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{EncodePublicKey, LineEnding};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::webhooks::Receiver;
+
+on_both_backends!(
+    github_revokes_a_live_key_and_labels_what_it_knows,
+    a_bad_signature_changes_nothing,
+    signing_keys_are_refetched_at_most_once_a_minute_and_used_stale,
+    the_alert_policy_keeps_the_key_and_raises_the_alert,
+    anonymous_reports_work_alike_and_are_bounded,
+    scan_reports_what_it_finds,
+);
+
+/// The sender's keys URL: the document it serves, how often it was fetched, and a switch
+/// that makes it fail.
+#[derive(Clone)]
+struct KeysUrl {
+    url: String,
+    doc: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+}
+
+async fn serve_keys(State(k): State<KeysUrl>) -> Response {
+    k.fetches.fetch_add(1, Ordering::SeqCst);
+    if k.failing.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    axum::Json(k.doc.lock().unwrap().clone()).into_response()
+}
+
+impl KeysUrl {
+    async fn start(keys: &[(&str, &SigningKey)]) -> KeysUrl {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let k = KeysUrl {
+            url: format!("http://{}/meta/public_keys/secret_scanning", listener.local_addr().unwrap()),
+            doc: Arc::new(Mutex::new(Value::Null)),
+            fetches: Arc::default(),
+            failing: Arc::default(),
+        };
+        k.publish(keys);
+        let app = axum::Router::new().fallback(serve_keys).with_state(k.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        k
+    }
+
+    fn publish(&self, keys: &[(&str, &SigningKey)]) {
+        let list: Vec<Value> = keys
+            .iter()
+            .map(|(id, sk)| {
+                let pem = sk.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+                json!({"key_identifier": id, "key": pem, "is_current": true})
+            })
+            .collect();
+        *self.doc.lock().unwrap() = json!({"public_keys": list});
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+fn new_signer() -> SigningKey {
+    SigningKey::random(&mut rand::rngs::OsRng)
+}
+
+/// GitHub's call, signed by `sk` over the raw body as the partner program documents it.
+async fn github_call(s: &TestServer, key_id: &str, sk: &SigningKey, body: &str) -> (u16, Value) {
+    let sig: Signature = sk.sign(body.as_bytes());
+    let r = s
+        .http()
+        .post(s.url("/v1/secret-scanning/github"))
+        .header("content-type", "application/json")
+        .header("Github-Public-Key-Identifier", key_id)
+        .header("Github-Public-Key-Signature", B64.encode(sig.to_der().as_bytes()))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn matches(tokens: &[&str]) -> String {
+    let items: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"token": t, "type": "keyward_api_key", "url": "https://github.com/o/r/blob/abc/.env", "source": "commit"}))
+        .collect();
+    serde_json::to_string(&items).unwrap()
+}
+
+async fn server_with_keys_url(b: Backend, url: &str) -> TestServer {
+    TestServer::start_with(b, keyward_server::ServerConfig { secret_scanning_keys_url: url.into(), ..test_config() })
+        .await
+}
+
+async fn key(s: &TestServer, id: &str) -> Value {
+    let (st, v) = s.call(Method::GET, &format!("/v1/keys/{id}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+async fn audit_of(s: &TestServer, action: &str) -> Vec<Value> {
+    let (st, v) = s.call(Method::GET, &format!("/v1/audit?action={action}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+/// A string of a key's shape whose checksum does not hold.
+fn look_alike(secret: &str) -> String {
+    let mut b = secret.as_bytes().to_vec();
+    let last = b.len() - 1;
+    b[last] = if b[last] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(b).unwrap()
+}
+
+async fn github_revokes_a_live_key_and_labels_what_it_knows(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let hooks = Receiver::start(&[]).await;
+    let (st, v) =
+        s.call(Method::POST, "/v1/webhooks", Some(json!({"url": hooks.url("/hook"), "events": ["key.leaked"]}))).await;
+    assert_eq!(st, 201, "{v}");
+    let (id, secret) = s.create(json!({"name": "billing", "callback_url": hooks.url("/callback")})).await;
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "VALID");
+    let (_, other) = s.create(json!({"name": "untouched"})).await;
+    let unknown = "kw_live_sk_".to_string() + &"A".repeat(49);
+    let fake = look_alike(&other);
+
+    let body = matches(&[&secret, &unknown, &fake, &secret]);
+    let (st, v) = github_call(&s, "gh-1", &sk, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let labels: Vec<&str> = v.as_array().unwrap().iter().map(|f| f["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["true_positive", "false_positive", "false_positive", "true_positive"], "{v}");
+    assert_eq!(v[0]["token_raw"], secret.as_str());
+    assert_eq!(v[0]["token_type"], "keyward_api_key");
+
+    // Revoked at once: verification refuses it, the record says where it was found.
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "REVOKED");
+    assert_eq!(code(&s.verify(&other, json!({})).await), "VALID");
+    let k = key(&s, &id).await;
+    assert_eq!(k["status"], "revoked", "{k}");
+    assert!(k["leaked_at"].is_string(), "{k}");
+    assert_eq!(k["leak_source"], "github:commit");
+    assert_eq!(k["leak_url"], "https://github.com/o/r/blob/abc/.env");
+
+    // Audited once (the repeat in the batch did nothing), never with the secret.
+    let leaked = audit_of(&s, "key.leaked").await;
+    assert_eq!(leaked.len(), 1, "{leaked:?}");
+    assert_eq!(leaked[0]["target"]["id"], id.as_str());
+    assert_eq!(leaked[0]["changes"]["source"], "github:commit");
+    assert_eq!(audit_of(&s, "key.revoke").await.len(), 1);
+    let (_, all) = s.call(Method::GET, "/v1/audit", None).await;
+    assert!(!all.to_string().contains(&secret), "the secret reached the audit trail");
+
+    // The alert, the webhook event and the key's callback.
+    let (_, alerts) = s.call(Method::GET, &format!("/v1/alerts?key_id={id}"), None).await;
+    assert_eq!(alerts["items"][0]["kind"], "leaked", "{alerts}");
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = hooks.got();
+        if got.iter().filter(|g| g.json()["type"] == "key.leaked").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let leaked_hooks: Vec<_> = got.iter().filter(|g| g.json()["type"] == "key.leaked").collect();
+    let paths: Vec<&str> = leaked_hooks.iter().map(|g| g.path.as_str()).collect();
+    assert!(paths.contains(&"/hook") && paths.contains(&"/callback"), "{paths:?}");
+    assert_eq!(leaked_hooks[0].json()["data"]["key_id"], id.as_str());
+    assert!(!got.iter().any(|g| String::from_utf8_lossy(&g.body).contains(&secret)), "the secret reached a webhook");
+
+    // Reported again later: still a true positive, nothing new recorded.
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&[&secret])).await;
+    assert_eq!((st, v[0]["label"].as_str()), (200, Some("true_positive")));
+    assert_eq!(audit_of(&s, "key.leaked").await.len(), 1);
+    s.stop().await;
+}
+
+async fn a_bad_signature_changes_nothing(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let (id, secret) = s.create(json!({"name": "billing"})).await;
+    let body = matches(&[&secret]);
+
+    // Signed by someone else, a body changed after signing, no headers, a garbled signature.
+    let (st, _) = github_call(&s, "gh-1", &new_signer(), &body).await;
+    assert_eq!(st, 401);
+    let sig: Signature = sk.sign(body.as_bytes());
+    let tampered = body.replace("commit", "content");
+    for (id_h, sig_h, b) in [
+        (Some("gh-1"), Some(B64.encode(sig.to_der().as_bytes())), tampered.as_str()),
+        (None, None, body.as_str()),
+        (Some("gh-1"), Some("not base64 !".to_string()), body.as_str()),
+        (Some("gh-1"), Some(B64.encode(b"\x30\x02\x00\x00")), body.as_str()),
+    ] {
+        let mut rb = s.http().post(s.url("/v1/secret-scanning/github")).body(b.to_string());
+        if let Some(h) = id_h {
+            rb = rb.header("Github-Public-Key-Identifier", h);
+        }
+        if let Some(h) = sig_h {
+            rb = rb.header("Github-Public-Key-Signature", h);
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "VALID");
+    let k = key(&s, &id).await;
+    assert!(k.get("leaked_at").is_none(), "{k}");
+    assert!(audit_of(&s, "key.leaked").await.is_empty());
+    // A signed body too large is refused before anything is parsed.
+    let huge = format!("[{}]", "1,".repeat(3 * 1024 * 1024) + "1");
+    let (st, _) = github_call(&s, "gh-1", &sk, &huge).await;
+    assert_eq!(st, 413);
+    s.stop().await;
+}
+
+async fn signing_keys_are_refetched_at_most_once_a_minute_and_used_stale(b: Backend) {
+    let first = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &first)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let body = matches(&["not-a-key"]);
+    let (st, _) = github_call(&s, "gh-1", &first, &body).await;
+    assert_eq!(st, 200);
+    assert_eq!(keys.fetches(), 1);
+    let (st, _) = github_call(&s, "gh-1", &first, &body).await;
+    assert_eq!((st, keys.fetches()), (200, 1), "a known key is not fetched again");
+
+    // GitHub rotates: an identifier not held makes one fetch, then none within the minute.
+    let second = new_signer();
+    let (st, _) = github_call(&s, "gh-2", &second, &body).await;
+    assert_eq!((st, keys.fetches()), (401, 1), "no fetch within a minute of the last");
+    s.clock.advance(chrono::Duration::seconds(61));
+    let (st, _) = github_call(&s, "gh-2", &second, &body).await;
+    assert_eq!((st, keys.fetches()), (401, 2), "fetched, but gh-2 is not published yet");
+    keys.publish(&[("gh-1", &first), ("gh-2", &second)]);
+    for _ in 0..5 {
+        let (st, _) = github_call(&s, "gh-2", &second, &body).await;
+        assert_eq!(st, 401);
+    }
+    assert_eq!(keys.fetches(), 2, "unknown identifiers fetch at most once a minute");
+    s.clock.advance(chrono::Duration::seconds(61));
+    let (st, _) = github_call(&s, "gh-2", &second, &body).await;
+    assert_eq!((st, keys.fetches()), (200, 3));
+
+    // The keys URL fails: the keys held go on being used, even past a day.
+    keys.failing.store(true, Ordering::SeqCst);
+    s.clock.advance(chrono::Duration::days(2));
+    let (st, _) = github_call(&s, "gh-1", &first, &body).await;
+    assert_eq!((st, keys.fetches()), (200, 4), "a stale key is used when the fetch fails");
+    let (st, _) = github_call(&s, "gh-2", &second, &body).await;
+    assert_eq!((st, keys.fetches()), (200, 4));
+    s.stop().await;
+}
+
+async fn the_alert_policy_keeps_the_key_and_raises_the_alert(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let p = s.policy(json!({"leaked_keys": "alert"})).await;
+    assert_eq!(p["leaked_keys"], "alert", "{p}");
+    let (id, secret) = s.create(json!({"name": "billing"})).await;
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&[&secret])).await;
+    assert_eq!((st, v[0]["label"].as_str()), (200, Some("true_positive")));
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "VALID");
+    let k = key(&s, &id).await;
+    assert_eq!(k["status"], "active");
+    assert!(k["leaked_at"].is_string(), "{k}");
+    let (_, alerts) = s.call(Method::GET, "/v1/alerts?acknowledged=false", None).await;
+    let items = alerts["items"].as_array().unwrap();
+    assert!(items.iter().any(|a| a["kind"] == "leaked" && a["key_id"] == id.as_str()), "{alerts}");
+    assert!(audit_of(&s, "key.revoke").await.is_empty());
+    let leaked = audit_of(&s, "key.leaked").await;
+    assert_eq!((leaked.len(), &leaked[0]["changes"]["revoked"]), (1, &json!(false)));
+    // The console shows the banner on the key's page.
+    let console = s.http().get(s.url(&format!("/console/keys/{id}"))).send().await.unwrap();
+    assert!(console.status().is_success() || console.status().is_redirection());
+    s.stop().await;
+}
+
+async fn report(s: &TestServer, body: &str) -> (u16, String) {
+    let r = s
+        .http()
+        .post(s.url("/v1/leaks"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn anonymous_reports_work_alike_and_are_bounded(b: Backend) {
+    let config =
+        keyward_server::ServerConfig { leak_report_limit: (9, std::time::Duration::from_secs(60)), ..test_config() };
+    let s = TestServer::start_with(b, config).await;
+    let (id, secret) = s.create(json!({"name": "billing"})).await;
+    let (gone_id, gone) = s.create(json!({"name": "gone"})).await;
+    s.call(Method::POST, &format!("/v1/keys/{gone_id}/revoke"), None).await;
+
+    // The same 202 for a live key, a revoked one, a made-up one and a string that is no key.
+    let mut answers = Vec::new();
+    for k in [secret.clone(), gone.clone(), "kw_live_sk_".to_string() + &"B".repeat(49), "hello\u{0}".into()] {
+        answers.push(report(&s, &json!({"key": k, "url": "https://paste.example/1"}).to_string()).await);
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, 202);
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "REVOKED");
+    let k = key(&s, &id).await;
+    assert_eq!((k["leak_source"].as_str(), k["leak_url"].as_str()), (Some("report"), Some("https://paste.example/1")));
+    // Never a verification: the report left no last-used mark on the revoked key.
+    assert!(key(&s, &gone_id).await["last_used_at"].is_null());
+
+    // Hostile bodies: bounded work and a bounded answer.
+    let huge = json!({"key": "x".repeat(200 * 1024)}).to_string();
+    assert_eq!(report(&s, &huge).await.0, 413);
+    let many: Vec<Value> = (0..500).map(|_| json!({"key": secret})).collect();
+    assert_eq!(report(&s, &Value::Array(many).to_string()).await.0, 400);
+    assert_eq!(report(&s, r#"{"key": 1}"#).await.0, 400);
+    let (st, body) = report(&s, &json!({"key": secret, "url": "u".repeat(5000)}).to_string()).await;
+    assert_eq!(st, 400, "{body}");
+    // Every request counts towards the address's limit (9 a minute here; the 413 was refused before it counted): the tenth is refused.
+    let (st, _) = report(&s, &json!({"key": secret}).to_string()).await;
+    assert_eq!(st, 202);
+    let (st, _) = report(&s, &json!({"key": secret}).to_string()).await;
+    assert_eq!(st, 202);
+    let (st, _) = report(&s, &json!({"key": secret}).to_string()).await;
+    assert_eq!(st, 429);
+    s.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(report(&s, &json!({"key": secret}).to_string()).await.0, 202);
+    assert_eq!(audit_of(&s, "key.leaked").await.len(), 2, "one per key, however often reported");
+    s.stop().await;
+}
+
+fn scan(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward")).arg("scan").args(args).current_dir(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+}
+
+async fn scan_reports_what_it_finds(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (id, secret) = s.create(json!({"name": "committed"})).await;
+    let (_, other) = s.create(json!({"name": "look-alike"})).await;
+    let fake = look_alike(&other);
+    let start = &secret[..secret.len() - 45];
+
+    // A clean folder: 0. An error: 2.
+    let clean = tempfile::tempdir().unwrap();
+    std::fs::write(clean.path().join("a.txt"), format!("nothing here but {fake}\n")).unwrap();
+    assert_eq!(scan(&[], clean.path()).0, 0, "a look-alike with a bad checksum is not a key");
+    assert_eq!(scan(&["does/not/exist"], clean.path()).0, 2);
+
+    // A folder with a key on line 3: 1, its start printed, never the whole key.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/config.env"), format!("# config\nNAME=x\nAPI_KEY={secret}\n{fake}\n")).unwrap();
+    let (code_, out, err) = scan(&["."], dir.path());
+    assert_eq!(code_, 1, "{out}{err}");
+    assert!(out.contains("src/config.env:3:"), "{out}");
+    assert!(out.contains(start), "{out}");
+    assert!(!out.contains(&secret) && !err.contains(&secret), "the whole key was printed");
+    assert!(!out.contains(&fake[..fake.len() - 10]), "the look-alike was reported: {out}");
+    let (_, json_out, _) = scan(&["--json", "."], dir.path());
+    let found: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!((found[0]["line"].as_u64(), found[0]["kind"].as_str()), (Some(3), Some("secret_key")));
+    assert!(!json_out.contains(&secret));
+
+    // Git history: a key committed, then removed, is still found with its commit.
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    std::fs::write(repo.path().join("deploy.sh"), format!("#!/bin/sh\ncurl -H 'Authorization: Bearer {secret}'\n"))
+        .unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "oops"]);
+    std::fs::write(repo.path().join("deploy.sh"), "#!/bin/sh\ncurl -H \"Authorization: Bearer $KEY\"\n").unwrap();
+    git(repo.path(), &["commit", "-q", "-am", "fix"]);
+    assert_eq!(scan(&[], repo.path()).0, 0, "the work tree is clean now");
+    let (code_, out, err) = scan(&["--git"], repo.path());
+    assert_eq!(code_, 1, "{out}{err}");
+    let line = out.lines().next().unwrap();
+    let parts: Vec<&str> = line.splitn(4, ':').collect();
+    assert_eq!(parts[0].len(), 12, "commit:path:line, got {line}");
+    assert_eq!((parts[1], parts[2]), ("deploy.sh", "2"), "{line}");
+    assert!(!out.contains(&secret));
+    let not_repo = tempfile::tempdir().unwrap();
+    assert_eq!(scan(&["--git"], not_repo.path()).0, 2);
+
+    // --report sends it to the server, which applies the policy.
+    let (code_, out, err) = scan(&["--report", &s.base, "."], dir.path());
+    assert_eq!(code_, 1, "{out}{err}");
+    assert_eq!(code(&s.verify(&secret, json!({})).await), "REVOKED");
+    assert_eq!(key(&s, &id).await["leak_source"], "report");
+
+    // The gitleaks rule is printed, and its pattern names the kinds.
+    let (code_, rule, _) = scan(&["--gitleaks-config"], dir.path());
+    assert_eq!(code_, 0);
+    assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st)_"), "{rule}");
+    s.stop().await;
+}
