@@ -61,8 +61,11 @@ async fn key_changes_are_on_the_record(b: Backend) {
     s.call(Method::DELETE, &format!("/v1/service-accounts/{sa_id}"), None).await;
 
     let all = audit(&s, "").await;
+    // The old key of the rotation expires within the hour: the background sweep may record
+    // `key.expiring` for it at any moment, which is not one of the changes made here.
+    let made: Vec<String> = actions(&all).into_iter().filter(|a| a != "key.expiring").collect();
     assert_eq!(
-        actions(&all),
+        made,
         [
             "service_account.delete",
             "service_account.update",
@@ -89,15 +92,16 @@ async fn key_changes_are_on_the_record(b: Backend) {
     assert_eq!((refused["changes"]["refused"].as_bool(), refused["changes"]["keys"].as_u64()), (Some(true), Some(1)));
 
     // Filters and pages.
-    assert_eq!(actions(&audit(&s, "?action=key.*").await).len(), 5);
-    assert_eq!(
-        actions(&audit(&s, &format!("?target={id}")).await),
-        ["key.revoke", "key.rotate", "key.update", "key.create"]
-    );
+    let keys_only: Vec<String> =
+        actions(&audit(&s, "?action=key.*").await).into_iter().filter(|a| a != "key.expiring").collect();
+    assert_eq!(keys_only.len(), 5);
+    let targeted: Vec<String> =
+        actions(&audit(&s, &format!("?target={id}")).await).into_iter().filter(|a| a != "key.expiring").collect();
+    assert_eq!(targeted, ["key.revoke", "key.rotate", "key.update", "key.create"]);
     let page = audit(&s, "?limit=4").await;
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let rest = audit(&s, &format!("?limit=20&cursor={cursor}")).await;
-    assert_eq!(rest["items"].as_array().unwrap().len(), 7);
+    assert_eq!(rest["items"].as_array().unwrap().len(), actions(&all).len() - 4);
     let (st, e) = s.call(Method::GET, "/v1/audit?since=yesterday", None).await;
     assert_eq!((st, e["error"]["field"].as_str()), (400, Some("since")));
     let dev = s.member("developer", false).await;
@@ -116,7 +120,8 @@ async fn key_changes_are_on_the_record(b: Backend) {
         .unwrap();
     let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     // The workspace's creation, the ten above, then the developer's invitation, joining and login.
-    assert_eq!(lines.len(), 14);
+    let expiring = lines.iter().filter(|l| l["action"] == "key.expiring").count();
+    assert_eq!(lines.len() - expiring, 14);
     assert_eq!(lines[0]["seq"], 1);
     assert_eq!(lines[1]["seq"], 2);
     for secret in [&secret, &new_secret, &s.management_key] {
