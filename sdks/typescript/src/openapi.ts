@@ -221,17 +221,17 @@ export interface paths {
             cookie?: never;
         };
         /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
-        get: operations["forward_auth_path"];
+        get: operations["forward_auth_path_get"];
         /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
-        put: operations["forward_auth_path"];
+        put: operations["forward_auth_path_put"];
         /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
-        post: operations["forward_auth_path"];
+        post: operations["forward_auth_path_post"];
         /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
-        delete: operations["forward_auth_path"];
+        delete: operations["forward_auth_path_delete"];
         options?: never;
         head?: never;
         /** @description Forward-auth for proxies that send the original method and path under a prefix (Envoy's HTTP `ext_authz` with `path_prefix: /v1/auth`): the request being authorised is this one, less the `/v1/auth` prefix. A signed request's signature is checked over that method, path, query and body (have the proxy send the body). The requirements come from `Keyward-*` headers the proxy sets, never from the query. On success `x-envoy-auth-headers-to-remove` names the credential headers, which Envoy then removes before the request goes upstream. */
-        patch: operations["forward_auth_path"];
+        patch: operations["forward_auth_path_patch"];
         trace?: never;
     };
     "/v1/identities": {
@@ -3752,7 +3752,7 @@ export interface operations {
             };
         };
     };
-    forward_auth_path: {
+    forward_auth_path_get: {
         parameters: {
             query?: never;
             header?: {
@@ -3880,7 +3880,7 @@ export interface operations {
             };
         };
     };
-    forward_auth_path: {
+    forward_auth_path_put: {
         parameters: {
             query?: never;
             header?: {
@@ -4008,7 +4008,7 @@ export interface operations {
             };
         };
     };
-    forward_auth_path: {
+    forward_auth_path_post: {
         parameters: {
             query?: never;
             header?: {
@@ -4136,7 +4136,7 @@ export interface operations {
             };
         };
     };
-    forward_auth_path: {
+    forward_auth_path_delete: {
         parameters: {
             query?: never;
             header?: {
@@ -4264,7 +4264,7 @@ export interface operations {
             };
         };
     };
-    forward_auth_path: {
+    forward_auth_path_patch: {
         parameters: {
             query?: never;
             header?: {

@@ -137,7 +137,28 @@ pub fn api() -> OpenApiRouter<SharedState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().into_openapi();
     add_common_refusals(&mut doc);
+    name_each_method(&mut doc, "/v1/auth/{path}");
     doc
+}
+
+/// One handler documented for several methods shares one operation id, which generated
+/// clients (the TypeScript SDK's types) refuse as a duplicate: each method gets its own.
+fn name_each_method(doc: &mut utoipa::openapi::OpenApi, path: &str) {
+    let Some(item) = doc.paths.paths.get_mut(path) else { return };
+    let ops = [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("patch", &mut item.patch),
+    ];
+    for (method, op) in ops {
+        if let Some(op) = op {
+            if let Some(id) = &op.operation_id {
+                op.operation_id = Some(format!("{id}_{method}"));
+            }
+        }
+    }
 }
 
 /// Refusals that do not depend on the route (bad input, credentials, limits, outages) are
