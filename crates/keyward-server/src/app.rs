@@ -97,7 +97,9 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
     let unkey = crate::unkey::router(&state, api.clone());
-    wrapped(api.nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
+    // `/` is where a person lands first: the console (its own page sends them on to sign in).
+    let root = axum::routing::get(|| async { axum::response::Redirect::to("/console") });
+    wrapped(api.route("/", root).nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
 }
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
