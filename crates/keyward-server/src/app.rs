@@ -190,12 +190,17 @@ pub async fn start_gateway(
     .await
 }
 
+/// Binds `addr`; a failure names the address ("address in use" alone does not say which).
+pub(crate) async fn bind_named(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
 async fn start_with(
     services: Services,
     config: ServerConfig,
     make: impl FnOnce(SharedState) -> std::io::Result<Front<FastLane>>,
 ) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = bind_named(config.listen).await?;
     let addr = listener.local_addr()?;
     let ext_authz = match config.ext_authz_listen {
         Some(a) => Some(crate::ext_authz::bind(a).await?),

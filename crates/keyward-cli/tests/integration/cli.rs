@@ -222,6 +222,14 @@ async fn serve_and_cli_end_to_end(b: Backend) {
     let user = User::new();
     let url = s.url();
 
+    // A second serve on the same address names the address it could not bind.
+    let taken = url.trim_start_matches("http://").to_string();
+    let mut again: Vec<&str> = vec!["serve", "--listen", &taken];
+    again.extend(st.iter().map(String::as_str));
+    let o = user.run(&again);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot listen on {taken}")), "{o:?}");
+
     // The first start names the console and the owner to sign in as.
     assert!(s.log().contains(&format!("Console: {url}/console")), "{}", s.log());
     assert!(s.log().contains("sign in as owner@localhost"), "{}", s.log());
