@@ -474,7 +474,7 @@ pub enum RolesCommand {
         remote: Remote,
         name: String,
         /// Repeatable, or comma-separated; wildcards as in queries (`wallet.*`).
-        #[arg(long = "permission", value_delimiter = ',')]
+        #[arg(long = "permission", alias = "permissions", value_delimiter = ',')]
         permissions: Vec<String>,
         #[arg(long)]
         description: Option<String>,
@@ -485,7 +485,7 @@ pub enum RolesCommand {
         remote: Remote,
         name: String,
         /// The role's whole new list of permissions (repeatable, or comma-separated).
-        #[arg(long = "permission", value_delimiter = ',')]
+        #[arg(long = "permission", alias = "permissions", value_delimiter = ',')]
         permissions: Option<Vec<String>>,
         #[arg(long)]
         description: Option<String>,
@@ -910,7 +910,7 @@ pub struct KeyFields {
     /// Repeatable, or comma-separated.
     #[arg(long = "role", value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
-    #[arg(long = "permission", value_delimiter = ',')]
+    #[arg(long = "permission", alias = "permissions", value_delimiter = ',')]
     pub permissions: Option<Vec<String>>,
     #[arg(long = "scope", value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
@@ -1018,7 +1018,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub ip: Option<String>,
     /// A permission query, e.g. "wallet.read AND (tx.create OR tx.approve)".
-    #[arg(long)]
+    #[arg(long = "permission", alias = "permissions")]
     pub permissions: Option<String>,
     #[arg(long)]
     pub scope: Option<String>,

@@ -32,7 +32,10 @@ pub struct Console {
 
 /// The console's routes, to be nested at `/console`. `api` answers the management API.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
-    use pages::{account, approvals, audit, identities, keys, members, policies, usage, webhooks};
+    use pages::{
+        account, approvals, audit, identities, keys, management_keys, members, policies, roles, service_accounts,
+        usage, verify_tokens, webhooks,
+    };
     let console = Console { api, secrets, secure };
     Router::new()
         .route("/", get(pages::home))
@@ -55,6 +58,15 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
         .route("/keys/{id}/enabled", post(keys::set_enabled))
         .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
         .route("/identities", get(identities::list))
+        .route("/roles", get(roles::list).post(roles::create))
+        .route("/roles/{name}", get(roles::edit_page).post(roles::update))
+        .route("/roles/{name}/delete", post(roles::delete))
+        .route("/service-accounts", get(service_accounts::list).post(service_accounts::create))
+        .route("/service-accounts/{id}/enabled", post(service_accounts::set_enabled))
+        .route("/management-keys", get(management_keys::list).post(management_keys::create))
+        .route("/management-keys/{id}/revoke", post(management_keys::revoke))
+        .route("/verify-tokens", get(verify_tokens::list).post(verify_tokens::create))
+        .route("/verify-tokens/{id}/revoke", post(verify_tokens::revoke))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/members", get(members::list).post(members::invite))

@@ -38,6 +38,8 @@ pub(crate) struct May {
     pub create_keys: bool,
     pub manage_members: bool,
     pub manage_policies: bool,
+    /// Roles and service accounts.
+    pub manage_roles: bool,
     pub read_audit: bool,
 }
 
@@ -48,6 +50,7 @@ impl May {
             create_keys: yes(Action::CreateKey),
             manage_members: yes(Action::ManageMembers),
             manage_policies: yes(Action::ManagePolicies),
+            manage_roles: yes(Action::ManageRoles),
             read_audit: yes(Action::ReadAudit),
         }
     }

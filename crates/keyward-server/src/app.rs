@@ -97,7 +97,9 @@ fn router_with(state: SharedState, ids: Ids) -> Router {
     let api = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     let console = crate::console::router(&state, api.clone());
     let unkey = crate::unkey::router(&state, api.clone());
-    wrapped(api.nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
+    // `/` is where a person lands first: the console (its own page sends them on to sign in).
+    let root = axum::routing::get(|| async { axum::response::Redirect::to("/console") });
+    wrapped(api.route("/", root).nest("/console", console).nest("/v2", unkey), ids, body_timeout, limit)
 }
 
 /// The API's router, with the fast lane in front for `POST /v1/keys/verify` (sharing the
@@ -188,12 +190,17 @@ pub async fn start_gateway(
     .await
 }
 
+/// Binds `addr`; a failure names the address ("address in use" alone does not say which).
+pub(crate) async fn bind_named(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
 async fn start_with(
     services: Services,
     config: ServerConfig,
     make: impl FnOnce(SharedState) -> std::io::Result<Front<FastLane>>,
 ) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = bind_named(config.listen).await?;
     let addr = listener.local_addr()?;
     let ext_authz = match config.ext_authz_listen {
         Some(a) => Some(crate::ext_authz::bind(a).await?),

@@ -65,12 +65,37 @@ fn approval_detail(a: &ApprovalView) -> String {
     lines.join("\n")
 }
 
+/// `--server` must say how to reach the server: `127.0.0.1:5399` alone is refused with the
+/// URL it probably meant, rather than failing later as an unreachable host.
+fn server_url(server: &str) -> Result<()> {
+    let lower = server.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        bail!("--server {server:?} has no scheme: write http://{server} (or https://… when the server speaks TLS)");
+    }
+    Ok(())
+}
+
+/// Why a login did not work, in the words a person acts on: no server there, or the server
+/// said no.
+fn login_failure(server: &str, e: keyward_client::ClientError, refused: &str) -> anyhow::Error {
+    match e {
+        keyward_client::ClientError::Transport(why) => {
+            anyhow::anyhow!("cannot reach a Keyward server at {server} ({why}); is `keyward serve` running there?")
+        }
+        keyward_client::ClientError::Api { status: 401 | 403, message, .. } => {
+            anyhow::anyhow!("{server} answered, and {refused}: {message}")
+        }
+        other => anyhow::Error::new(other).context(format!("{server} answered unexpectedly")),
+    }
+}
+
 pub async fn login(a: LoginArgs) -> Result<ExitCode> {
+    server_url(&a.server)?;
     let token = match (&a.token, &a.email) {
         (Some(t), _) => {
             let client = super::new_client(&a.server, Some(t.clone()), a.ca_cert.as_deref())?;
             // Check the pair before saving it: a typo should fail here, not on first use.
-            client.me().await.context("the server refused this token")?;
+            client.me().await.map_err(|e| login_failure(&a.server, e, "refused this token"))?;
             t.clone()
         }
         (None, Some(email)) => {
@@ -82,7 +107,7 @@ pub async fn login(a: LoginArgs) -> Result<ExitCode> {
                 otp: a.otp.clone(),
                 workspace_id: a.workspace_id.clone(),
             };
-            let s = client.login(&req).await.context("login failed")?;
+            let s = client.login(&req).await.map_err(|e| login_failure(&a.server, e, "refused the sign-in"))?;
             eprintln!("Session valid until {}", s.expires_at.format("%Y-%m-%d %H:%M:%SZ"));
             s.token
         }

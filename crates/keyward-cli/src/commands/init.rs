@@ -40,6 +40,7 @@ pub async fn run(a: InitArgs) -> Result<ExitCode> {
         println!("Initialised workspace {} in {}.", out.workspace_id, where_(&a.storage));
         println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
         println!("Next: keyward serve, then keyward login --server http://127.0.0.1:5399 --token <key>");
+        println!("{}", first_login(&opts.owner_email));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -67,6 +68,16 @@ pub async fn create_workspace(storage: StorageArgs, opts: InitOptions, json_out:
         println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the owner reaches the console the first time: its URL (at the default address) and
+/// the email to sign in with, after setting a password.
+pub fn first_login(owner_email: &str) -> String {
+    let email = keyward_core::validate::email(owner_email).unwrap_or_else(|_| owner_email.to_string());
+    format!(
+        "Console: http://127.0.0.1:5399/console (by default) — sign in as {email} after setting a password: \
+         keyward login --server http://127.0.0.1:5399 --token <key>, then keyward members password"
+    )
 }
 
 pub fn where_(s: &crate::args::StorageArgs) -> String {

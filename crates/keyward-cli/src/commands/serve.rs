@@ -40,6 +40,7 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
                     out.workspace_id,
                     out.management_key
                 );
+                eprintln!("{}", super::init::first_login(&InitOptions::default().owner_email));
             }
             // Another node initialised it a moment ago: its pepper must be shared with us.
             Err(InitError::AlreadyInitialised) => {}
@@ -48,8 +49,25 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
         pepper
     };
     let services = Services { store, pepper, clock: Arc::new(SystemClock), random: Arc::new(OsRandom) };
-    keyward_server::run(services, config, shutdown_signal()).await?;
+    let tls = config.tls.is_some();
+    let server = keyward_server::start(services, config).await?;
+    // Said once bound, so the address is the real one (port 0 included).
+    eprintln!("Console: {}", console_url(server.addr, tls));
+    keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a browser on this machine reaches the console of a server bound to `addr` (an
+/// unspecified address such as 0.0.0.0 answers on the loopback too).
+pub fn console_url(addr: std::net::SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("{scheme}://{host}:{}/console", addr.port())
 }
 
 /// `keyward config show`: what `serve` with the same flags, environment and file would run

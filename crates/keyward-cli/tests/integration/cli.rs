@@ -190,8 +190,18 @@ async fn init_prints_once_and_refuses_to_reinit(b: Backend) {
     assert!(o.stdout.is_empty(), "nothing is printed on stdout when refused");
     assert_eq!(std::fs::read(data.join("pepper")).unwrap(), pepper);
 
+    // Without --json, init says where the console is and whom to sign in as.
+    let other = db.dir.path().join("other");
+    let o = user.run(&["init", "--data-dir", other.to_str().unwrap(), "--owner-email", "Ops@Example.com"]);
+    assert!(o.status.success(), "{o:?}");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("Console: http://127.0.0.1:5399/console"), "{said}");
+    assert!(said.contains("sign in as ops@example.com") && said.contains("keyward members password"), "{said}");
+
     let s = Serve::spawn(&st, &[]);
     assert!(!s.log().contains("_mk_"), "an initialised data dir prints no new management key");
+    // serve names the console's URL at the address it bound.
+    assert!(s.log().contains(&format!("Console: {}/console", s.url())), "{}", s.log());
     let r = reqwest::Client::new().get(format!("{}/v1/keys", s.url())).bearer_auth(&mk).send().await.unwrap();
     assert_eq!(r.status(), 200, "the first init's key still works");
     let created = user.json(&["keys", "create", "--server", &s.url(), "--token", &mk, "--name", "p", "--json"]);
@@ -212,9 +222,34 @@ async fn serve_and_cli_end_to_end(b: Backend) {
     let user = User::new();
     let url = s.url();
 
+    // A second serve on the same address names the address it could not bind.
+    let taken = url.trim_start_matches("http://").to_string();
+    let mut again: Vec<&str> = vec!["serve", "--listen", &taken];
+    again.extend(st.iter().map(String::as_str));
+    let o = user.run(&again);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot listen on {taken}")), "{o:?}");
+
+    // The first start names the console and the owner to sign in as.
+    assert!(s.log().contains(&format!("Console: {url}/console")), "{}", s.log());
+    assert!(s.log().contains("sign in as owner@localhost"), "{}", s.log());
+
     // A wrong token is refused and nothing is saved.
     let o = user.run(&["login", "--server", &url, "--token", "kw_mk_wrong"]);
     assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("answered, and refused this token"), "{o:?}");
+    assert!(!user.config().exists());
+    // A URL without a scheme, and no server at all, each say so.
+    let bare = url.trim_start_matches("http://");
+    let o = user.run(&["login", "--server", bare, "--token", &mk]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("has no scheme: write http://{bare}")), "{o:?}");
+    let o = user.run(&["login", "--server", "http://127.0.0.1:1", "--token", &mk]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot reach a Keyward server at http://127.0.0.1:1"),
+        "{o:?}"
+    );
     assert!(!user.config().exists());
     user.ok(&["login", "--server", &url, "--token", &mk]);
     assert_eq!(mode(&user.config()), 0o600);
@@ -236,6 +271,9 @@ async fn serve_and_cli_end_to_end(b: Backend) {
     let id = created["id"].as_str().unwrap().to_string();
     let secret = created["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("kw_live_sk_"));
+    // `--permissions` is accepted for `--permission`.
+    let aliased = user.json(&["keys", "create", "--name", "aliased", "--permissions", "a.read,b.write", "--json"]);
+    assert_eq!(aliased["permissions"], serde_json::json!(["a.read", "b.write"]), "{aliased}");
     let table = user.ok(&["keys", "create", "--name", "other"]);
     assert!(table.contains("shown once"), "{table}");
     let other_secret = table.lines().map(str::trim).find(|l| l.starts_with("kw_test_sk_")).unwrap().to_string();

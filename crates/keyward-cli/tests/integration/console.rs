@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use keyward_core::signing::{Algorithm, SecretKey};
 use keyward_core::OsRandom;
-use keyward_testkit::{Backend, Member, TestServer};
+use keyward_testkit::{code, Backend, Member, TestServer};
 use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use reqwest::Method;
 use serde_json::json;
@@ -21,7 +21,8 @@ on_both_backends!(
     login_tells_what_is_wrong,
     approvals_with_a_code_and_logout_everywhere,
     mfa_enrolment_and_audit_export,
-    a_code_confirms_a_new_key
+    a_code_confirms_a_new_key,
+    roles_accounts_and_tokens_from_the_navigation
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -161,6 +162,11 @@ async fn every_page_renders(b: Backend) {
         ("/console/usage".into(), "<h1>Usage, last 24 hours</h1>"),
         ("/console/account".into(), "<h1>Your account</h1>"),
         ("/console/identities".into(), "cus &#60;render&#62;"),
+        ("/console/roles".into(), "<h1>Roles</h1>"),
+        ("/console/roles/viewer".into(), "Role “viewer”</h1>"),
+        ("/console/service-accounts".into(), "<h1>Service accounts</h1>"),
+        ("/console/management-keys".into(), "<h1>Management keys</h1>"),
+        ("/console/verify-tokens".into(), "<h1>Verify tokens</h1>"),
         ("/console/keys?external_id=cus+%3Crender%3E".into(), "render-me"),
     ];
     for (path, heading) in &pages {
@@ -634,5 +640,185 @@ async fn under_tls_cookies_are_host_cookies() {
     assert!(br.get("/console/reveal").await.body.contains(r#"<pre id="revealed""#));
     br.cookies.insert("__Host-kw_reveal".into(), value);
     assert!(br.get("/console/reveal").await.body.contains("Nothing to show"), "a replayed reveal showed again");
+    s.stop().await;
+}
+
+/// The value on a reveal page.
+fn revealed(body: &str) -> String {
+    let mark = r#"<pre id="revealed" class="secret" tabindex="0">"#;
+    let at = body.find(mark).expect("a revealed value") + mark.len();
+    body[at..].split('\n').next().unwrap().to_string()
+}
+
+async fn verify_with_token(s: &TestServer, token: &str, key: &str) -> u16 {
+    let r = s
+        .http()
+        .post(s.url("/v1/keys/verify"))
+        .header("keyward-verify-token", token)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn roles_accounts_and_tokens_from_the_navigation(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+    // `/` sends a person to the console.
+    let a = br.get("/").await;
+    assert_eq!((a.status, a.location()), (303, "/console"), "{}", a.body);
+    // Every page is in the navigation.
+    let nav = br.get("/console/keys").await.body;
+    for href in ["/console/roles", "/console/service-accounts", "/console/management-keys", "/console/verify-tokens"] {
+        assert!(nav.contains(&format!(r#"<a href="{href}""#)), "{href} not in the navigation");
+    }
+
+    // Roles: create, edit its permissions, delete; a hostile name is the API's 400.
+    let a = br
+        .submit("/console/roles", "/console/roles", &[("name", "billing-reader"), ("permissions", "invoices.read")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/roles/billing-reader"), "{}", a.body);
+    let page = br.get("/console/roles/billing-reader").await;
+    assert!(page.body.contains("invoices.read") && page.body.contains("Delete role billing-reader"), "{}", page.body);
+    let a = br
+        .submit(
+            "/console/roles/billing-reader",
+            "/console/roles/billing-reader",
+            &[("description", "reads invoices"), ("permissions", "invoices.read\ninvoices.list")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, v) = s.call(Method::GET, "/v1/roles/billing-reader", None).await;
+    assert_eq!(v["permissions"], json!(["invoices.read", "invoices.list"]), "{v}");
+    assert_eq!(v["description"], "reads invoices");
+    let a = br.submit("/console/roles", "/console/roles", &[("name", "bad\u{0}name")]).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    // A member role cannot be deleted: the page offers no button, the API refuses a forged one.
+    assert!(!br.get("/console/roles/viewer").await.body.contains("Delete role"));
+    let a = br.submit("/console/roles", "/console/roles/viewer/delete", &[]).await;
+    assert_eq!(a.status, 409, "{}", a.body);
+
+    // Service accounts: created with the role, listed with their keys, disabled and enabled.
+    let a = br
+        .submit(
+            "/console/service-accounts",
+            "/console/service-accounts",
+            &[("name", "ci-bot"), ("role", "billing-reader")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, list) = s.call(Method::GET, "/v1/service-accounts", None).await;
+    let sa = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (st, k) =
+        s.call(Method::POST, &format!("/v1/service-accounts/{sa}/keys"), Some(json!({"name": "ci-bot-key"}))).await;
+    assert_eq!(st, 201, "{k}");
+    let sa_secret = k["secret"].as_str().unwrap().to_string();
+    let page = br.get("/console/service-accounts").await;
+    assert!(page.body.contains("ci-bot-key") && page.body.contains("Disable ci-bot"), "{}", page.body);
+    let a = br
+        .submit(
+            "/console/service-accounts",
+            &format!("/console/service-accounts/{sa}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(br.get("/console/service-accounts").await.body.contains("Enable ci-bot"));
+    assert_eq!(code(&s.verify(&sa_secret, json!({})).await), "DISABLED");
+    br.submit("/console/service-accounts", &format!("/console/service-accounts/{sa}/enabled"), &[("enabled", "true")])
+        .await;
+    assert_eq!(code(&s.verify(&sa_secret, json!({})).await), "VALID");
+    // The role is held by an account: deleting it is refused with the reason.
+    let a =
+        br.submit("/console/roles/billing-reader", "/console/roles/billing-reader/delete", &[("force", "true")]).await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert!(a.body.contains("service account"), "{}", a.body);
+    let a = br.submit("/console/roles", "/console/roles", &[("name", "short-lived")]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let a = br.submit("/console/roles/short-lived", "/console/roles/short-lived/delete", &[]).await;
+    assert_eq!((a.status, a.location()), (303, "/console/roles"), "{}", a.body);
+    assert!(!br.get("/console/roles").await.body.contains("short-lived"));
+
+    // Management keys: minted and shown once, the key works, revoked it stops.
+    let a = br
+        .submit("/console/management-keys", "/console/management-keys", &[("name", "deploy"), ("expires_in", "30d")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/reveal"), "{}", a.body);
+    let shown = br.get("/console/reveal").await;
+    let mk = revealed(&shown.body);
+    assert!(!a.set_cookie("kw_reveal").unwrap().contains(&mk));
+    assert!(br.get("/console/reveal").await.body.contains("Nothing to show"));
+    assert_eq!(s.call_as(&mk, Method::GET, "/v1/keys", None).await.0, 200);
+    let list = br.get("/console/management-keys").await;
+    assert!(list.body.contains("<td>deploy</td>") && !list.body.contains(&mk), "{}", list.body);
+    let (_, v) = s.call(Method::GET, "/v1/management-keys", None).await;
+    let mk_id = v["items"].as_array().unwrap().iter().find(|k| k["name"] == "deploy").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = br.submit("/console/management-keys", &format!("/console/management-keys/{mk_id}/revoke"), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(s.call_as(&mk, Method::GET, "/v1/keys", None).await.0, 401);
+    assert!(br.get("/console/management-keys").await.body.contains(r#"<span class="badge bad">Revoked</span>"#));
+
+    // Verify tokens: minted and shown once, it binds verification, revoked it stops.
+    let (_, key) = s.create(json!({"name": "checked"})).await;
+    let a = br.submit("/console/verify-tokens", "/console/verify-tokens", &[("name", "billing service")]).await;
+    assert_eq!((a.status, a.location()), (303, "/console/reveal"), "{}", a.body);
+    let vt = revealed(&br.get("/console/reveal").await.body);
+    assert!(br.get("/console/reveal").await.body.contains("Nothing to show"));
+    assert_eq!(verify_with_token(&s, &vt, &key).await, 200);
+    let (_, v) = s.call(Method::GET, "/v1/verify-tokens", None).await;
+    let vt_id = v["items"][0]["id"].as_str().unwrap().to_string();
+    assert!(!br.get("/console/verify-tokens").await.body.contains(&vt));
+    let a = br.submit("/console/verify-tokens", &format!("/console/verify-tokens/{vt_id}/revoke"), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_ne!(verify_with_token(&s, &vt, &key).await, 200);
+
+    // Without the CSRF token every new form is refused and changes nothing.
+    for (action, fields) in [
+        ("/console/roles", vec![("name", "forged")]),
+        ("/console/roles/billing-reader", vec![("permissions", "*")]),
+        ("/console/roles/billing-reader/delete", vec![("force", "true")]),
+        ("/console/service-accounts", vec![("name", "forged"), ("role", "viewer")]),
+        (&*format!("/console/service-accounts/{sa}/enabled"), vec![("enabled", "false")]),
+        ("/console/management-keys", vec![("name", "forged")]),
+        ("/console/verify-tokens", vec![("name", "forged")]),
+    ] {
+        assert_eq!(br.send(Method::POST, action, Some(&fields)).await.status, 403, "{action}");
+    }
+    let (_, v) = s.call(Method::GET, "/v1/roles/billing-reader", None).await;
+    assert_eq!(v["permissions"], json!(["invoices.read", "invoices.list"]));
+    assert_eq!(s.call(Method::GET, "/v1/service-accounts", None).await.1["items"].as_array().unwrap().len(), 1);
+    assert_eq!(code(&s.verify(&sa_secret, json!({})).await), "VALID");
+    assert_eq!(s.call(Method::GET, "/v1/verify-tokens", None).await.1["items"].as_array().unwrap().len(), 1);
+
+    // A viewer sees the pages but no create button, and is refused when posting anyway.
+    let viewer = s.member("viewer", false).await;
+    let mut vb = Browser::signed_in(&s, &viewer).await;
+    for (path, button) in [
+        ("/console/roles", "Create role"),
+        ("/console/roles/billing-reader", "Save role"),
+        ("/console/service-accounts", "Create service account"),
+        ("/console/verify-tokens", "Create verify token"),
+    ] {
+        let a = vb.get(path).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(!a.body.contains(button), "{path} offers {button} to a viewer");
+    }
+    assert!(!vb.get("/console/service-accounts").await.body.contains("Disable ci-bot"));
+    assert!(!vb.get("/console/verify-tokens").await.body.contains("Revoke verify token"));
+    let a = vb.submit("/console/roles", "/console/roles", &[("name", "sneaky")]).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = vb.submit("/console/verify-tokens", "/console/verify-tokens", &[("name", "sneaky")]).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    // A viewer's management keys are their own, with the viewer's role: they may mint one.
+    assert!(vb.get("/console/management-keys").await.body.contains("Create management key"));
+    assert!(
+        !vb.get("/console/management-keys").await.body.contains("<td>deploy</td>"),
+        "a viewer sees only their own keys"
+    );
     s.stop().await;
 }

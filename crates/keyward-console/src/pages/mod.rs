@@ -5,9 +5,13 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod identities;
 pub(crate) mod keys;
+pub(crate) mod management_keys;
 pub(crate) mod members;
 pub(crate) mod policies;
+pub(crate) mod roles;
+pub(crate) mod service_accounts;
 pub(crate) mod usage;
+pub(crate) mod verify_tokens;
 pub(crate) mod webhooks;
 
 use askama::Template;

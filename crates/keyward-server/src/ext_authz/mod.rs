@@ -59,7 +59,7 @@ pub(crate) async fn serve(state: SharedState, listener: TcpListener, mut stopped
 
 /// Binds the ext_authz listener (a failure stops the server's start, like the API's own).
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = crate::app::bind_named(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
