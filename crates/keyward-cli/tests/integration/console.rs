@@ -26,16 +26,16 @@ on_both_backends!(
 );
 
 /// A cookie-keeping client that does not follow redirects.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: BTreeMap<String, String>,
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -98,7 +98,7 @@ impl Browser {
         Answer { status, headers, body: r.text().await.unwrap_or_default() }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
         self.send(Method::GET, path, None).await
     }
 
@@ -118,7 +118,7 @@ impl Browser {
         self.submit("/console/login", "/console/login", &f).await
     }
 
-    async fn signed_in(s: &TestServer, m: &Member) -> Browser {
+    pub(crate) async fn signed_in(s: &TestServer, m: &Member) -> Browser {
         let mut b = Browser::new(s);
         let otp = m.totp.as_ref().map(|t| s.otp(t));
         let a = b.login(&m.email, &m.password, otp.as_deref()).await;
