@@ -63,16 +63,7 @@ pub fn check_named(named: &[VerifyRatelimit<'_>]) -> Result<(), CoreError> {
         return Err(CoreError::invalid("ratelimits", format!("at most {MAX_NAMED} limits per verification")));
     }
     for (i, n) in named.iter().enumerate() {
-        let name = &*n.name;
-        if name.is_empty()
-            || name.len() > 32
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        {
-            return Err(CoreError::invalid(
-                format!("ratelimits[{i}].name"),
-                "a limit's name is 1-32 letters, digits, '_', '-' or '.'",
-            ));
-        }
+        crate::ratelimit::check_name(format!("ratelimits[{i}].name"), &n.name)?;
         match (n.limit, n.duration) {
             (None, None) => {}
             (Some(l), Some(d)) => {

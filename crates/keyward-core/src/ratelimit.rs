@@ -46,16 +46,23 @@ pub const MAX_LIMIT: u32 = 1_000_000_000;
 /// Most limits on one key.
 pub const MAX_LIMITS: usize = 8;
 
+/// A limit's name: 1-32 letters, digits, `_`, `-` or `.` (a key's, an identity's, or one a
+/// verification names); `field` names it in the error.
+pub fn check_name(field: impl Into<String>, name: &str) -> Result<(), CoreError> {
+    if name.is_empty()
+        || name.len() > 32
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(CoreError::invalid(field, "a limit's name is 1-32 letters, digits, '_', '-' or '.'"));
+    }
+    Ok(())
+}
+
 impl RateLimit {
     /// A limit from its parts, checked; `field` names it in errors.
     pub fn new(field: &str, name: &str, limit: u32, duration: &str) -> Result<RateLimit, CoreError> {
         let name = name.trim();
-        if name.is_empty()
-            || name.len() > 32
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        {
-            return Err(CoreError::invalid(field, "a limit's name is 1-32 letters, digits, '_', '-' or '.'"));
-        }
+        check_name(field, name)?;
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(CoreError::invalid(field, format!("a limit is 1-{MAX_LIMIT} uses")));
         }
