@@ -242,6 +242,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_SECRET_SCANNING_KEYS_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_scanning_keys_url: Option<String>,
+    /// Where people and clients reach Keyward, e.g. `https://keys.example.com` (SSO redirect
+    /// URIs and OAuth token audiences are built from it).
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Log lines as `text` (the default) or `json` (one object a line, with the request id).
     #[arg(long, env = "KEYWARD_LOG_FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -383,6 +388,7 @@ layered!(ServerSettings {
     usage_hours_kept,
     usage_days_kept,
     secret_scanning_keys_url,
+    public_url,
     log_format,
     webhook_retry_schedule,
     webhook_allow_private,
@@ -490,6 +496,7 @@ impl ServerSettings {
             usage_hours_kept: d.usage_retention.1.to_std().ok().map(Span),
             usage_days_kept: d.usage_retention.2.to_std().ok().map(Span),
             secret_scanning_keys_url: Some(d.secret_scanning_keys_url.clone()),
+            public_url: None,
             log_format: Some("text".into()),
             webhook_retry_schedule: None,
             webhook_allow_private: Some(d.webhook_allow_private),
@@ -605,6 +612,14 @@ impl ServerSettings {
             match reqwest::Url::parse(u) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => c.secret_scanning_keys_url = u.clone(),
                 _ => bail!("secret_scanning_keys_url: {u:?} is not an http(s) URL"),
+            }
+        }
+        if let Some(u) = &self.public_url {
+            match reqwest::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() && url.fragment().is_none() => {
+                    c.public_url = Some(u.trim_end_matches('/').to_string())
+                }
+                _ => bail!("public_url: {u:?} is not an http(s) URL without a query"),
             }
         }
         c.tls = match (&self.tls_cert, &self.tls_key) {
