@@ -273,6 +273,33 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_TLS_KEY")]
     #[serde(skip)]
     pub tls_key: Option<PathBuf>,
+    /// Console single sign-on: the OpenID provider's issuer URL, e.g.
+    /// `https://login.example.com/realms/staff` (needs --public-url; `[oidc] issuer`).
+    #[arg(long, env = "KEYWARD_OIDC_ISSUER")]
+    #[serde(skip)]
+    pub oidc_issuer: Option<String>,
+    /// The client id registered at the provider (`[oidc] client_id`).
+    #[arg(long, env = "KEYWARD_OIDC_CLIENT_ID")]
+    #[serde(skip)]
+    pub oidc_client_id: Option<String>,
+    /// The client's secret (`[oidc] client_secret`); or use --oidc-client-secret-file.
+    #[arg(long, env = "KEYWARD_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub oidc_client_secret: Option<Secret>,
+    /// A file holding the client's secret (`[oidc] client_secret_file`).
+    #[arg(long, env = "KEYWARD_OIDC_CLIENT_SECRET_FILE")]
+    #[serde(skip)]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// A verified email that is no member's joins --oidc-auto-join-workspace with this role
+    /// (admin, manager, developer, operator or viewer; `[oidc] auto_join_role`). Without it
+    /// such an email is refused.
+    #[arg(long, env = "KEYWARD_OIDC_AUTO_JOIN_ROLE")]
+    #[serde(skip)]
+    pub oidc_auto_join_role: Option<String>,
+    /// The workspace id those members join (`[oidc] auto_join_workspace`).
+    #[arg(long, env = "KEYWARD_OIDC_AUTO_JOIN_WORKSPACE")]
+    #[serde(skip)]
+    pub oidc_auto_join_workspace: Option<String>,
 }
 
 /// `[tls]` in the config file.
@@ -290,6 +317,40 @@ pub struct WebhooksSection {
     pub retry_schedule: Option<String>,
     pub allow_private: Option<bool>,
     pub timeout: Option<Span>,
+}
+
+/// `[oidc]` in the config file: the console's single sign-on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Shown redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_join_role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_join_workspace: Option<String>,
+}
+
+impl OidcSection {
+    /// The `[oidc]` settings among `s`, for `config show`: `None` when single sign-on is off.
+    pub fn of(s: &ServerSettings) -> Option<OidcSection> {
+        let section = OidcSection {
+            issuer: s.oidc_issuer.clone(),
+            client_id: s.oidc_client_id.clone(),
+            client_secret: s.oidc_client_secret.clone(),
+            client_secret_file: s.oidc_client_secret_file.clone(),
+            auto_join_role: s.oidc_auto_join_role.clone(),
+            auto_join_workspace: s.oidc_auto_join_workspace.clone(),
+        };
+        s.oidc_issuer.is_some().then_some(section)
+    }
 }
 
 /// `[ext_authz]` in the config file: `serve`'s gRPC external authorization for Envoy.
@@ -395,6 +456,12 @@ layered!(ServerSettings {
     webhook_timeout,
     tls_cert,
     tls_key,
+    oidc_issuer,
+    oidc_client_id,
+    oidc_client_secret,
+    oidc_client_secret_file,
+    oidc_auto_join_role,
+    oidc_auto_join_workspace,
 });
 layered!(GatewaySettings {
     listen,
@@ -447,7 +514,17 @@ impl ConfigFile {
             Some(v) => v.try_into::<WebhooksSection>().context("[webhooks]")?,
             None => WebhooksSection::default(),
         };
+        let oidc = match table.remove("oidc") {
+            Some(v) => v.try_into::<OidcSection>().context("[oidc]")?,
+            None => OidcSection::default(),
+        };
         let mut server = toml::Value::Table(table).try_into::<ServerSettings>()?;
+        server.oidc_issuer = oidc.issuer;
+        server.oidc_client_id = oidc.client_id;
+        server.oidc_client_secret = oidc.client_secret;
+        server.oidc_client_secret_file = oidc.client_secret_file;
+        server.oidc_auto_join_role = oidc.auto_join_role;
+        server.oidc_auto_join_workspace = oidc.auto_join_workspace;
         server.webhook_retry_schedule = webhooks.retry_schedule;
         server.webhook_allow_private = webhooks.allow_private;
         server.webhook_timeout = webhooks.timeout;
@@ -503,6 +580,12 @@ impl ServerSettings {
             webhook_timeout: Some(Span(d.webhook_timeout)),
             tls_cert: None,
             tls_key: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_client_secret_file: None,
+            oidc_auto_join_role: None,
+            oidc_auto_join_workspace: None,
         }
     }
 
@@ -616,12 +699,17 @@ impl ServerSettings {
         }
         if let Some(u) = &self.public_url {
             match reqwest::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() && url.fragment().is_none() => {
+                Ok(url)
+                    if matches!(url.scheme(), "http" | "https")
+                        && url.query().is_none()
+                        && url.fragment().is_none() =>
+                {
                     c.public_url = Some(u.trim_end_matches('/').to_string())
                 }
                 _ => bail!("public_url: {u:?} is not an http(s) URL without a query"),
             }
         }
+        c.oidc = self.oidc(c.public_url.as_deref())?;
         c.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(keyward_server::config::TlsFiles { cert: cert.clone(), key: key.clone() }),
             (None, None) => None,
@@ -653,6 +741,95 @@ impl ServerSettings {
         }
         Ok(c)
     }
+}
+
+impl ServerSettings {
+    /// The console's single sign-on, when `oidc_issuer` is set; every other `oidc_*`
+    /// setting needs it, and each error names the setting at fault.
+    fn oidc(&self, public_url: Option<&str>) -> Result<Option<keyward_server::config::OidcConfig>> {
+        let Some(issuer) = &self.oidc_issuer else {
+            let others = [
+                ("oidc_client_id", self.oidc_client_id.is_some()),
+                ("oidc_client_secret", self.oidc_client_secret.is_some()),
+                ("oidc_client_secret_file", self.oidc_client_secret_file.is_some()),
+                ("oidc_auto_join_role", self.oidc_auto_join_role.is_some()),
+                ("oidc_auto_join_workspace", self.oidc_auto_join_workspace.is_some()),
+            ];
+            if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
+                bail!("{name} is set but oidc_issuer is not: single sign-on needs the provider's issuer URL");
+            }
+            return Ok(None);
+        };
+        match reqwest::Url::parse(issuer) {
+            Ok(url)
+                if url.query().is_none()
+                    && url.fragment().is_none()
+                    && (url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url))) => {}
+            _ => bail!("oidc_issuer: {issuer:?} is not an https:// URL without a query (http:// only on the loopback)"),
+        }
+        if public_url.is_none() {
+            bail!(
+                "oidc_issuer needs public_url: the provider sends people back to PUBLIC_URL{}",
+                keyward_server::config::OIDC_CALLBACK
+            );
+        }
+        let client_id = match self.oidc_client_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => bail!("oidc_client_id is required with oidc_issuer"),
+        };
+        let client_secret = match (&self.oidc_client_secret, &self.oidc_client_secret_file) {
+            (Some(_), Some(_)) => {
+                bail!("oidc_client_secret and oidc_client_secret_file are two ways to say one thing: set one")
+            }
+            (Some(s), None) => s.expose().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("oidc_client_secret_file: cannot read {}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!("oidc_client_secret (or oidc_client_secret_file) is required with oidc_issuer"),
+        };
+        if client_secret.is_empty() {
+            bail!("oidc_client_secret must not be empty");
+        }
+        let auto_join = match (&self.oidc_auto_join_role, &self.oidc_auto_join_workspace) {
+            (None, None) => None,
+            (Some(_), None) => bail!("oidc_auto_join_role needs oidc_auto_join_workspace (the workspace id to join)"),
+            (None, Some(_)) => bail!("oidc_auto_join_workspace needs oidc_auto_join_role (the role to join with)"),
+            (Some(role), Some(ws)) => {
+                let role = match keyward_core::roles::Role::parse(role.trim()) {
+                    Some(keyward_core::roles::Role::Owner) => {
+                        bail!("oidc_auto_join_role: nobody joins as owner by signing in; invite owners")
+                    }
+                    Some(r) => r,
+                    None => bail!("oidc_auto_join_role: {role:?} is not admin, manager, developer, operator or viewer"),
+                };
+                let ws = ws.trim();
+                if ws.is_empty() {
+                    bail!("oidc_auto_join_workspace must not be empty");
+                }
+                Some(keyward_server::config::AutoJoin { workspace_id: ws.to_string(), role })
+            }
+        };
+        Ok(Some(keyward_server::config::OidcConfig {
+            // As given: it must equal the provider's `issuer` (some end in a slash).
+            issuer: issuer.clone(),
+            client_id,
+            client_secret: Secret::from(client_secret),
+            auto_join,
+        }))
+    }
+}
+
+/// Is `url`'s host this machine (where plain HTTP to a provider may be allowed: tests, a
+/// provider beside the server)?
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

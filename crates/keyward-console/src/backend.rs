@@ -54,6 +54,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
+impl Meta {
+    /// The browser's address and the headers passed on, for a single sign-on step.
+    pub(crate) fn browser_parts(&self) -> (Option<SocketAddr>, axum::http::HeaderMap) {
+        let headers = self.headers.iter().cloned().collect();
+        (self.peer.map(|ConnectInfo(p)| p), headers)
+    }
+}
+
 /// Largest API answer the console reads into memory (lists are paged far below this).
 const MAX_ANSWER: usize = 8 << 20;
 
@@ -166,7 +174,7 @@ struct ErrorFields {
 }
 
 /// The API's refusal as a [`Fail`], with its message and field.
-async fn refusal(resp: Response) -> Fail {
+pub(crate) async fn refusal(resp: Response) -> Fail {
     let status = resp.status();
     let retry_after = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = read(resp).await.unwrap_or_default();

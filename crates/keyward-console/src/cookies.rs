@@ -1,5 +1,6 @@
 //! The console's cookies: their names, how they are read and set. Every one is `HttpOnly`
-//! and `SameSite=Strict`. Under TLS each is `Secure` and named with the `__Host-` prefix,
+//! and `SameSite=Strict` but the single sign-on flow's, which is `Lax`: it must come back
+//! with the provider's redirect, a navigation from another site. Under TLS each is `Secure` and named with the `__Host-` prefix,
 //! which the browser accepts only from a secure origin, for `Path=/` and without `Domain`:
 //! no sibling subdomain and no plain-HTTP page on the host can set or shadow it. Over plain
 //! HTTP (browsers refuse `Secure` cookies there, except on localhost, so `__Host-` cannot
@@ -10,6 +11,10 @@ use axum::http::{header, HeaderMap};
 pub(crate) const SESSION: &str = "kw_session";
 pub(crate) const PRE: &str = "kw_pre";
 pub(crate) const REVEAL: &str = "kw_reveal";
+/// A single sign-on under way: the sealed state, nonce and PKCE verifier.
+pub(crate) const SSO_FLOW: &str = "kw_oidc";
+/// The sealed proof of an email the provider verified, until the second step is done.
+pub(crate) const SSO_PROOF: &str = "kw_sso";
 
 const HOST_PREFIX: &str = "__Host-";
 
@@ -38,8 +43,19 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, base: &str, secure: bool) -> Op
 
 /// A `Set-Cookie` value for the console's cookie `base`.
 pub(crate) fn set_cookie(base: &str, value: &str, secure: bool, max_age: Option<u32>) -> String {
+    set_cookie_with(base, value, secure, max_age, "Strict")
+}
+
+/// The single sign-on flow's cookie: `SameSite=Lax`, sent with the top-level navigation
+/// back from the provider (a `Strict` one would not be), never with another site's
+/// subrequests or forms.
+pub(crate) fn set_flow_cookie(value: &str, secure: bool, max_age: u32) -> String {
+    set_cookie_with(SSO_FLOW, value, secure, Some(max_age), "Lax")
+}
+
+fn set_cookie_with(base: &str, value: &str, secure: bool, max_age: Option<u32>, same_site: &str) -> String {
     let path = if secure { "/" } else { "/console" };
-    let mut c = format!("{}={value}; Path={path}; HttpOnly; SameSite=Strict", name(base, secure));
+    let mut c = format!("{}={value}; Path={path}; HttpOnly; SameSite={same_site}", name(base, secure));
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }
@@ -78,5 +94,14 @@ mod tests {
         h.insert(header::COOKIE, "kw_session=plain; __Host-kw_session=host".parse().unwrap());
         assert_eq!(cookie(&h, SESSION, true), Some("host"));
         assert_eq!(cookie(&h, SESSION, false), Some("plain"));
+    }
+
+    #[test]
+    fn only_the_flow_cookie_is_lax() {
+        assert_eq!(
+            set_flow_cookie("f", true, 600),
+            "__Host-kw_oidc=f; Path=/; HttpOnly; SameSite=Lax; Max-Age=600; Secure"
+        );
+        assert!(set_cookie(SSO_PROOF, "p", false, Some(600)).contains("SameSite=Strict"));
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod form;
 mod pages;
 mod session;
+mod sso;
 mod view;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use backend::Secrets;
+pub use sso::{Browser, Sso, SsoFuture, SsoProof, SsoStart};
 
 /// What every console handler shares.
 #[derive(Clone)]
@@ -26,22 +28,28 @@ pub struct Console {
     /// The management API (without the console), called in-process.
     api: Router,
     secrets: Arc<dyn Secrets>,
+    /// Single sign-on, when the server has a provider configured.
+    sso: Option<Arc<dyn Sso>>,
     /// Cookies carry `Secure` when the server speaks TLS.
     secure: bool,
 }
 
-/// The console's routes, to be nested at `/console`. `api` answers the management API.
-pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
+/// The console's routes, to be nested at `/console`. `api` answers the management API;
+/// `sso`, when given, offers single sign-on on the login page.
+pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>, secure: bool) -> Router {
     use pages::{
-        account, approvals, audit, identities, keys, management_keys, members, policies, roles, service_accounts,
+        account, approvals, audit, identities, keys, management_keys, members, policies, roles, service_accounts, sso,
         usage, verify_tokens, webhooks,
     };
-    let console = Console { api, secrets, secure };
+    let console = Console { api, secrets, sso, secure };
     Router::new()
         .route("/", get(pages::home))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
         .route("/login", get(account::login_page).post(account::login))
+        .route("/oidc/start", get(sso::start))
+        .route("/oidc/callback", get(sso::callback))
+        .route("/oidc/continue", post(sso::resume))
         .route("/logout", post(account::logout))
         .route("/logout-everywhere", post(account::logout_everywhere))
         .route("/setup", get(account::setup_page).post(account::setup))

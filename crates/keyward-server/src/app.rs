@@ -65,6 +65,13 @@ pub fn state(
             &config.secret_scanning_keys_url,
             config.webhook_timeout,
         )?,
+        oidc: match (&config.oidc, &config.public_url) {
+            (Some(oidc), Some(public_url)) => Some(crate::oidc::provider::Provider::new(oidc, public_url)?),
+            (Some(_), None) => {
+                return Err(std::io::Error::other("single sign-on (oidc_issuer) needs public_url for its redirect URI"))
+            }
+            (None, _) => None,
+        },
         store: services.store,
         pepper: services.pepper,
         clock: services.clock,

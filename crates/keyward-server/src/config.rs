@@ -82,7 +82,33 @@ pub struct ServerConfig {
     /// prefix, no trailing slash): redirect URIs and token audiences are built from it.
     /// `None` when unset; the features that need it say so.
     pub public_url: Option<String>,
+    /// Single sign-on for the console through an OpenID provider; `None`: passwords only.
+    pub oidc: Option<OidcConfig>,
 }
+
+/// The console's OpenID Connect client (docs/SSO.md). The redirect URI is
+/// `public_url` + [`OIDC_CALLBACK`].
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; its metadata is discovered from
+    /// `ISSUER/.well-known/openid-configuration` on first use.
+    pub issuer: String,
+    pub client_id: String,
+    /// Sent with `client_secret_basic`; never logged (`Secret` redacts itself).
+    pub client_secret: Secret,
+    /// A verified email that is no member's joins this workspace with this role; without
+    /// it such an email is refused.
+    pub auto_join: Option<AutoJoin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoJoin {
+    pub workspace_id: String,
+    pub role: keyward_core::roles::Role,
+}
+
+/// Where the provider sends the browser back, under `public_url`.
+pub const OIDC_CALLBACK: &str = "/console/oidc/callback";
 
 /// GitHub's published signing keys for secret-scanning partner calls.
 pub const GITHUB_SECRET_SCANNING_KEYS: &str = "https://api.github.com/meta/public_keys/secret_scanning";
@@ -134,6 +160,7 @@ impl Default for ServerConfig {
             secret_scanning_keys_url: GITHUB_SECRET_SCANNING_KEYS.to_string(),
             leak_report_limit: (30, Duration::from_secs(60)),
             public_url: None,
+            oidc: None,
         }
     }
 }

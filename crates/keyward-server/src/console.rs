@@ -1,15 +1,22 @@
 //! Mounting the web console: it calls the API router in-process, and seals its one-time
 //! reveals with a key derived from the pepper (so any node sharing the pepper opens them).
 //! A reveal's one-time id is remembered here once used, until it would have ended anyway.
+//! With single sign-on configured, the console's `Sso` steps are answered here from
+//! `oidc/`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use keyward_core::pepper::{hex_encode, Pepper};
+use keyward_console::{Browser, SsoFuture, SsoProof, SsoStart};
+use keyward_core::pepper::{hashes_equal, hex_encode, Pepper};
 use keyward_core::{Clock, Random};
 
+use crate::error::{ApiError, ApiResult};
 use crate::manage::seal;
+use crate::oidc::flow::{self, Flow, Proof};
 use crate::state::SharedState;
 
 /// Used one-time ids kept at most; past it (after dropping ended ones) ids are refused, so
@@ -72,5 +79,95 @@ pub fn router(state: &SharedState, api: Router) -> Router {
         clock: state.clock.clone(),
         used: Mutex::new(HashMap::new()),
     };
-    keyward_console::router(api, Arc::new(secrets), state.config.tls.is_some())
+    let sso: Option<Arc<dyn keyward_console::Sso>> =
+        state.oidc.is_some().then(|| Arc::new(Sso { state: state.clone() }) as Arc<dyn keyward_console::Sso>);
+    keyward_console::router(api, Arc::new(secrets), sso, state.config.tls.is_some())
+}
+
+/// The console's single sign-on steps (only made when a provider is configured).
+struct Sso {
+    state: SharedState,
+}
+
+fn ended() -> ApiError {
+    ApiError::invalid("state", "this sign-in has ended or was started in another browser; start again")
+}
+
+impl Sso {
+    fn provider(&self) -> ApiResult<&crate::oidc::provider::Provider> {
+        self.state.oidc.as_ref().ok_or_else(|| ApiError::NotFound("single sign-on is not configured".into()))
+    }
+
+    fn sealed<T: flow::Stage>(&self, what: &T) -> ApiResult<String> {
+        flow::seal(&self.state.pepper, self.state.random.as_ref(), what)
+            .ok_or_else(|| ApiError::Internal("cannot seal a sign-in step".into()))
+    }
+
+    async fn start(&self) -> ApiResult<SsoStart> {
+        let (url, f) = self.provider()?.start(self.state.random.as_ref(), self.state.clock.as_ref()).await?;
+        Ok(SsoStart { url, flow: self.sealed(&f)? })
+    }
+
+    async fn finish(&self, sealed: &str, state: &str, code: &str) -> ApiResult<SsoProof> {
+        let now = self.state.clock.now();
+        let f: Flow = flow::open(&self.state.pepper, sealed, now).ok_or_else(ended)?;
+        // The answer must be to this browser's own request (no one else's code signs it in).
+        if state.is_empty() || !hashes_equal(&f.state, state) {
+            return Err(ApiError::invalid(
+                "state",
+                "the provider's answer does not belong to this sign-in; start again",
+            ));
+        }
+        if code.is_empty() {
+            return Err(ApiError::invalid("code", "the provider sent no authorization code; start again"));
+        }
+        let email = self.provider()?.finish(&f, code, self.state.clock.clone()).await?;
+        let proof = self.sealed(&Proof::new(email.clone(), now))?;
+        Ok(SsoProof { proof, email })
+    }
+
+    async fn sign_in(
+        &self,
+        proof: &str,
+        workspace_id: Option<&str>,
+        otp: Option<&str>,
+        browser: Browser<'_>,
+    ) -> ApiResult<String> {
+        let p: Proof = flow::open(&self.state.pepper, proof, self.state.clock.now()).ok_or_else(ended)?;
+        let ip = browser
+            .peer
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| self.state.client_ip(peer.ip(), browser.headers));
+        let origin = crate::audit::origin_of(&self.state, browser.headers, browser.peer);
+        let session = crate::oidc::sign_in::sign_in(&self.state, &p.email, workspace_id, otp, ip, origin).await?;
+        Ok(session.token)
+    }
+}
+
+/// The API's answer for a refusal, as the console reads every refusal.
+fn answer<T>(r: ApiResult<T>) -> Result<T, Response> {
+    r.map_err(IntoResponse::into_response)
+}
+
+impl keyward_console::Sso for Sso {
+    fn start(&self) -> SsoFuture<'_, SsoStart> {
+        Box::pin(async move { answer(Sso::start(self).await) })
+    }
+
+    fn finish<'a>(&'a self, flow: &'a str, state: &'a str, code: &'a str) -> SsoFuture<'a, SsoProof> {
+        Box::pin(async move { answer(Sso::finish(self, flow, state, code).await) })
+    }
+
+    fn proven(&self, proof: &str) -> Option<String> {
+        flow::open::<Proof>(&self.state.pepper, proof, self.state.clock.now()).map(|p| p.email)
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        proof: &'a str,
+        workspace_id: Option<&'a str>,
+        otp: Option<&'a str>,
+        browser: Browser<'a>,
+    ) -> SsoFuture<'a, String> {
+        Box::pin(async move { answer(Sso::sign_in(self, proof, workspace_id, otp, browser).await) })
+    }
 }

@@ -3,7 +3,8 @@
 //! errors become HTTP answers. The subsystems each have a folder: `http` (connections,
 //! serving threads, the fast lane), `verify`, `gateway`, `limits`, `usage`, `cache`,
 //! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), `leaks` (leaked keys: GitHub's
-//! signing keys, what a leak does), and `manage` (the management routes' helpers).
+//! signing keys, what a leak does), `oidc` (the console's single sign-on), and `manage` (the
+//! management routes' helpers).
 
 pub mod app;
 pub mod bootstrap;
@@ -19,6 +20,7 @@ pub mod leaks;
 pub mod limits;
 mod manage;
 pub mod metrics;
+mod oidc;
 pub mod routes;
 pub mod state;
 mod unkey;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub leak_reports: crate::manage::limiter::LoginLimiter,
     /// The public keys that sign GitHub's secret-scanning calls, fetched and cached.
     pub scanning_keys: crate::leaks::signing_keys::SigningKeys,
+    /// The console's single sign-on provider, when configured.
+    pub oidc: Option<crate::oidc::provider::Provider>,
     pub config: ServerConfig,
     /// The OpenAPI document, rendered once at startup.
     pub openapi: Arc<str>,

@@ -45,7 +45,8 @@ pub use keys::CreditCount;
 pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
 pub use leaks::{LeakFound, LeakOutcome};
 pub use members::{
-    CredentialKind, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt, TotpState,
+    CredentialKind, JoinedMember, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt,
+    TotpState,
 };
 pub use migrate::migrate_to;
 pub use ratelimit_overrides::{

@@ -80,6 +80,16 @@ pub struct NewMember {
     pub created_at: DateTime<Utc>,
 }
 
+/// A member made by signing in ([`Store::join_member`]).
+#[derive(Debug, Clone)]
+pub struct JoinedMember {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
 /// What [`Store::reserve_attempt`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretAttempt {
@@ -298,6 +308,23 @@ impl Store {
         Ok(())
     }
 
+    /// A member who joins by signing in through the console's single sign-on: active at
+    /// once, with no password (they sign in through the provider), the join on the record
+    /// (`audit`, a `member.join`). An email already in the workspace is `EmailTaken`.
+    pub async fn join_member(&self, m: &JoinedMember, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.audited(&m.workspace_id, audit, m.created_at).await?;
+        sqlx::query("INSERT INTO members (id, workspace_id, email, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&m.id)
+            .bind(&m.workspace_id)
+            .bind(&m.email)
+            .bind(m.role.as_str())
+            .bind(to_ms(m.created_at))
+            .execute(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Puts a promotion under an approval request; the role stays until it is approved.
     pub async fn request_role(
         &self,
@@ -341,6 +368,34 @@ impl Store {
         };
         // The one who joins is known only now: the token named them.
         let what = serde_json::json!({"role": m.role.as_str()});
+        let rec = AuditRecord::by_member(&m.id, &m.email, AuditAction::MemberJoin, what, origin.clone());
+        append(&mut tx, &m.workspace_id, &rec, now).await?;
+        tx.commit().await?;
+        Ok(Some(m))
+    }
+
+    /// Takes up an invitation by signing in through single sign-on instead of a setup
+    /// token (the provider verified the invited email): the token dies, the member is
+    /// active, without a password. `None` when the invitation has ended or waits on
+    /// approvals.
+    pub async fn join_invited(
+        &self,
+        member_id: &str,
+        now: DateTime<Utc>,
+        origin: &Origin,
+    ) -> Result<Option<Member>, StoreError> {
+        let sql = format!(
+            "UPDATE members SET setup_hash = NULL, setup_expires_at = NULL \
+             WHERE id = $1 AND setup_hash IS NOT NULL AND setup_expires_at > $2 AND approval_id IS NULL \
+             RETURNING {MEMBER_COLUMNS}"
+        );
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&sql).bind(member_id).bind(to_ms(now)).fetch_optional(&mut *tx).await?;
+        let Some(m) = row.as_ref().map(member_from_row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let what = serde_json::json!({"role": m.role.as_str(), "method": "oidc"});
         let rec = AuditRecord::by_member(&m.id, &m.email, AuditAction::MemberJoin, what, origin.clone());
         append(&mut tx, &m.workspace_id, &rec, now).await?;
         tx.commit().await?;

@@ -32,6 +32,14 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// A workspace's key prefix, if there is such a workspace.
+    pub async fn workspace_prefix(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT prefix FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Creates the first workspace, its owner and the owner's management key, in one
     /// transaction; refuses when a workspace already exists.
     pub async fn init_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey) -> Result<(), StoreError> {

@@ -101,6 +101,10 @@ pub fn show_config(a: ServeArgs) -> Result<ExitCode> {
         let tls = crate::settings::TlsSection { cert: Some(cert.clone()), key: Some(key.clone()) };
         out.insert("tls".into(), toml::Value::try_from(&tls)?);
     }
+    // Off unless set; the client secret redacted.
+    if let Some(oidc) = crate::settings::OidcSection::of(&settings) {
+        out.insert("oidc".into(), toml::Value::try_from(&oidc)?);
+    }
     print!("{}", toml::to_string(&out)?);
     Ok(ExitCode::SUCCESS)
 }

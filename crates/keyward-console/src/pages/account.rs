@@ -14,15 +14,39 @@ use crate::form::Form;
 use crate::session::{Anon, Ctx};
 use crate::view::{render, render_with_cookie, Chrome};
 
+/// The sign-in page: the password form (and the single sign-on button when it is
+/// configured), or single sign-on's second step — the workspace, the one-time code — once
+/// the provider verified `sso_email`.
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage {
-    csrf: String,
-    email: String,
-    workspace_id: String,
-    ask_otp: bool,
-    error: Option<String>,
-    notice: Option<&'static str>,
+pub(crate) struct LoginPage {
+    pub csrf: String,
+    pub email: String,
+    pub workspace_id: String,
+    pub ask_otp: bool,
+    pub error: Option<String>,
+    pub notice: Option<&'static str>,
+    /// Offer "Sign in with SSO".
+    pub sso: bool,
+    pub sso_email: Option<String>,
+    pub ask_workspace: bool,
+}
+
+impl LoginPage {
+    /// The password form, with `error` over it.
+    pub(crate) fn new(anon: &Anon, error: Option<String>) -> LoginPage {
+        LoginPage {
+            csrf: anon.csrf(),
+            email: String::new(),
+            workspace_id: String::new(),
+            ask_otp: false,
+            error,
+            notice: None,
+            sso: anon.con.sso.is_some(),
+            sso_email: None,
+            ask_workspace: false,
+        }
+    }
 }
 
 pub(crate) async fn login_page(anon: Anon, headers: HeaderMap) -> Result<Response, Fail> {
@@ -30,15 +54,7 @@ pub(crate) async fn login_page(anon: Anon, headers: HeaderMap) -> Result<Respons
     if cookies::cookie(&headers, cookies::SESSION, anon.secure()).is_some() {
         return Ok(Redirect::to("/console/keys").into_response());
     }
-    let page = LoginPage {
-        csrf: anon.csrf(),
-        email: String::new(),
-        workspace_id: String::new(),
-        ask_otp: false,
-        error: None,
-        notice: None,
-    };
-    render_with_cookie(&page, anon.pre_cookie())
+    render_with_cookie(&LoginPage::new(&anon, None), anon.pre_cookie())
 }
 
 pub(crate) async fn login(anon: Anon, form: Form) -> Result<Response, Fail> {
@@ -65,12 +81,11 @@ pub(crate) async fn login(anon: Anon, form: Form) -> Result<Response, Fail> {
                 _ => Some(e.sentence()),
             };
             let page = LoginPage {
-                csrf: anon.csrf(),
                 email: form.get("email").into(),
                 workspace_id: form.get("workspace_id").into(),
                 ask_otp: mfa || form.opt("otp").is_some(),
                 notice: (mfa && error.is_none()).then_some("This account uses a one-time code: enter it to sign in."),
-                error,
+                ..LoginPage::new(&anon, error)
             };
             let mut resp = render(&page)?;
             *resp.status_mut() = status;

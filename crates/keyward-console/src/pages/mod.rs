@@ -10,6 +10,7 @@ pub(crate) mod members;
 pub(crate) mod policies;
 pub(crate) mod roles;
 pub(crate) mod service_accounts;
+pub(crate) mod sso;
 pub(crate) mod usage;
 pub(crate) mod verify_tokens;
 pub(crate) mod webhooks;

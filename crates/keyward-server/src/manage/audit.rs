@@ -2,6 +2,7 @@
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use keyward_core::audit_action::AuditAction;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use keyward_store::{AuditRecord, CredentialKind, Origin};
 
 use crate::error::ApiError;
 use crate::extract::Caller;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 
 /// The request's origin: the client address (through trusted proxies), its user agent and
 /// its request id (`X-Request-Id` when the client sent a short one).
@@ -21,22 +22,25 @@ impl FromRequestParts<SharedState> for RequestOrigin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let header = |name: &str, max: usize| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= max && !v.chars().any(char::is_control))
-                .map(str::to_string)
-        };
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| state.client_ip(peer.ip(), &parts.headers).to_string());
-        let request_id = header("x-request-id", 128)
-            .unwrap_or_else(|| keyward_core::ids::new_id("req", state.clock.now(), state.random.as_ref()));
-        Ok(RequestOrigin(Origin { ip, user_agent: header("user-agent", 512), request_id: Some(request_id) }))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
+        Ok(RequestOrigin(origin_of(state, &parts.headers, peer)))
     }
+}
+
+/// The origin of a request with these headers from `peer` (the console's single sign-on
+/// hands them over from the browser's request).
+pub(crate) fn origin_of(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Origin {
+    let header = |name: &str, max: usize| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= max && !v.chars().any(char::is_control))
+            .map(str::to_string)
+    };
+    let ip = peer.map(|peer| state.client_ip(peer.ip(), headers).to_string());
+    let request_id = header("x-request-id", 128)
+        .unwrap_or_else(|| keyward_core::ids::new_id("req", state.clock.now(), state.random.as_ref()));
+    Origin { ip, user_agent: header("user-agent", 512), request_id: Some(request_id) }
 }
 
 pub(crate) fn target(kind: &str, id: &str, name: Option<&str>) -> AuditTarget {

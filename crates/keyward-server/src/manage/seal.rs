@@ -2,7 +2,8 @@
 //! new key's secret; the sealing key derives from the pepper and the client's idempotency
 //! key, neither of which is stored) and members' TOTP secrets (key from the pepper and the
 //! member id), webhook endpoints' secrets (key from the pepper and the endpoint id) and each
-//! workspace's callback signing key (key from the pepper and the workspace id).
+//! workspace's callback signing key (key from the pepper and the workspace id), and what a
+//! browser carries through a single sign-on (key from the pepper and the stage).
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -69,6 +70,16 @@ pub fn seal_console(pepper: &Pepper, rng: &dyn Random, session: &str, body: &[u8
 
 pub fn open_console(pepper: &Pepper, session: &str, sealed: &str) -> Option<Vec<u8>> {
     open_with(pepper, "console-seal", session, sealed)
+}
+
+/// What a browser carries through a single sign-on (`oidc/flow.rs`), under a key of its
+/// own for each `stage` (the flow to the provider and back, the proof of a verified email).
+pub fn seal_oidc(pepper: &Pepper, rng: &dyn Random, stage: &str, body: &[u8]) -> Option<String> {
+    seal_with(pepper, rng, "oidc-seal", stage, body)
+}
+
+pub fn open_oidc(pepper: &Pepper, stage: &str, sealed: &str) -> Option<Vec<u8>> {
+    open_with(pepper, "oidc-seal", stage, sealed)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Password logins: session tokens (bearer credentials for the management API) and logout.
+//! Password logins: session tokens (bearer credentials for the management API) and logout;
+//! the session itself, opened here for single sign-on too (`oidc/sign_in.rs`).
 
 use keyward_core::audit_action::AuditAction;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Caller};
 use crate::mfa::judge_reserved;
 use crate::routes::members::password_matches;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 
 fn wrong() -> ApiError {
     ApiError::Unauthenticated("invalid email or password".into())
@@ -72,25 +73,43 @@ pub async fn login(
         state.login_failed(ip, now).await;
         return Err(locked.unwrap_or_else(wrong));
     };
+    let session = open_session(&state, rec, req.otp.as_deref(), ip, origin, "password").await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// A session for a member whose first factor was accepted — a password, or an email the
+/// sign-in provider verified — within the attempt reserved for it (`lockout::reserve`):
+/// with MFA the one-time code is judged in that attempt (none sent: the attempt is given
+/// back and `mfa_required` answered), without it the attempt ends the run of failures.
+/// The sign-in goes on the record with its `method`.
+pub(crate) async fn open_session(
+    state: &AppState,
+    rec: LoginRecord,
+    otp: Option<&str>,
+    ip: IpAddr,
+    origin: keyward_store::Origin,
+    method: &str,
+) -> ApiResult<SessionView> {
+    let now = state.clock.now();
     if rec.member.mfa_enabled {
-        let Some(otp) = req.otp.as_deref().map(str::trim).filter(|o| !o.is_empty()) else {
-            // The password was right: asking for the second factor is not a failure.
-            crate::lockout::release(&state, &rec.member.id).await;
+        let Some(otp) = otp.map(str::trim).filter(|o| !o.is_empty()) else {
+            // The first factor was right: asking for the second is not a failure.
+            crate::lockout::release(state, &rec.member.id).await;
             return Err(ApiError::MfaRequired { enrol: false, message: "this account has MFA: send otp".into() });
         };
-        // One attempt covers the password and its code.
-        if let Err(e) = judge_reserved(&state, &rec.member.id, otp, &origin).await {
+        // One attempt covers the first factor and its code.
+        if let Err(e) = judge_reserved(state, &rec.member.id, otp, &origin).await {
             // The code was counted against the account; count it against the address.
             state.login_failed(ip, now).await;
             return Err(e);
         }
     } else {
-        crate::lockout::succeeded(&state, &rec.member.id).await?;
+        crate::lockout::succeeded(state, &rec.member.id).await?;
     }
     let token = keyformat::generate_session(&rec.prefix, state.random.as_ref());
     let expires_at = now + chrono::Duration::from_std(state.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let m = &rec.member;
-    let what = serde_json::json!({"mfa": m.mfa_enabled});
+    let what = serde_json::json!({"mfa": m.mfa_enabled, "method": method});
     let audit = keyward_store::AuditRecord::by_member(&m.id, &m.email, AuditAction::SessionLogin, what, origin);
     let session = NewSession {
         hash: state.pepper.hash(&token),
@@ -100,16 +119,13 @@ pub async fn login(
         expires_at,
     };
     state.store.create_session(&session, &audit).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SessionView {
-            token,
-            expires_at,
-            member_id: rec.member.id,
-            workspace_id: rec.member.workspace_id,
-            role: rec.member.role,
-        }),
-    ))
+    Ok(SessionView {
+        token,
+        expires_at,
+        member_id: rec.member.id,
+        workspace_id: rec.member.workspace_id,
+        role: rec.member.role,
+    })
 }
 
 /// One record's password check, within a reserved attempt: a right one joins `matched`, a
