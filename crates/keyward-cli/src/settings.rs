@@ -915,6 +915,86 @@ mod tests {
     }
 
     #[test]
+    fn single_sign_on_settings_are_checked_by_name() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let full = || ServerSettings {
+            public_url: Some("https://keys.example.com".into()),
+            oidc_issuer: Some("https://login.example.com/realms/staff".into()),
+            oidc_client_id: Some("keyward".into()),
+            oidc_client_secret: Some(Secret::from("s3cr3t-value")),
+            ..ServerSettings::default()
+        };
+        let err = |s: ServerSettings| s.resolve(listen).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        let c = full().resolve(listen).map_err(|e| e.to_string());
+        let oidc = c.as_ref().ok().and_then(|c| c.oidc.clone());
+        assert_eq!(oidc.as_ref().map(|o| o.client_id.as_str()), Some("keyward"), "{c:?}");
+        assert_eq!(oidc.as_ref().map(|o| o.client_secret.expose()), Some("s3cr3t-value"));
+        assert!(!format!("{c:?}").contains("s3cr3t-value"), "the secret is never shown");
+        assert!(ServerSettings::default().resolve(listen).is_ok_and(|c| c.oidc.is_none()));
+        for (bad, field) in [
+            (ServerSettings { public_url: None, ..full() }, "public_url"),
+            (ServerSettings { oidc_issuer: Some("http://login.example.com".into()), ..full() }, "oidc_issuer"),
+            (ServerSettings { oidc_issuer: Some("not a url".into()), ..full() }, "oidc_issuer"),
+            (ServerSettings { oidc_client_id: None, ..full() }, "oidc_client_id"),
+            (ServerSettings { oidc_client_secret: None, ..full() }, "oidc_client_secret"),
+            (ServerSettings { oidc_client_secret: Some(Secret::from("")), ..full() }, "oidc_client_secret"),
+            (ServerSettings { oidc_client_secret_file: Some("/x".into()), ..full() }, "oidc_client_secret_file"),
+            (ServerSettings { oidc_auto_join_role: Some("developer".into()), ..full() }, "oidc_auto_join_workspace"),
+            (ServerSettings { oidc_auto_join_workspace: Some("ws_1".into()), ..full() }, "oidc_auto_join_role"),
+            (
+                ServerSettings {
+                    oidc_auto_join_role: Some("owner".into()),
+                    oidc_auto_join_workspace: Some("ws_1".into()),
+                    ..full()
+                },
+                "oidc_auto_join_role",
+            ),
+            (
+                ServerSettings {
+                    oidc_auto_join_role: Some("boss".into()),
+                    oidc_auto_join_workspace: Some("ws_1".into()),
+                    ..full()
+                },
+                "oidc_auto_join_role",
+            ),
+            (ServerSettings { oidc_issuer: None, ..full() }, "oidc_client_id"),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        // Plain HTTP only to a provider on this machine; the secret from a file, trimmed.
+        let dir = std::env::temp_dir().join(format!("kw-oidc-secret-{}", std::process::id()));
+        std::fs::write(&dir, "from-a-file\n").unwrap();
+        let local = ServerSettings {
+            oidc_issuer: Some("http://127.0.0.1:9000".into()),
+            oidc_client_secret: None,
+            oidc_client_secret_file: Some(dir.clone()),
+            oidc_auto_join_role: Some("viewer".into()),
+            oidc_auto_join_workspace: Some("ws_1".into()),
+            ..full()
+        };
+        let oidc = local.resolve(listen).ok().and_then(|c| c.oidc);
+        std::fs::remove_file(&dir).ok();
+        assert_eq!(oidc.as_ref().map(|o| o.client_secret.expose()), Some("from-a-file"));
+        let join = oidc.and_then(|o| o.auto_join);
+        assert_eq!(join.map(|j| (j.workspace_id, j.role)), Some(("ws_1".into(), keyward_core::roles::Role::Viewer)));
+    }
+
+    #[test]
+    fn the_oidc_section_of_the_file() {
+        let text = "public_url = \"https://k.example\"\n[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"kw\"\n\
+                    client_secret = \"shh\"\nauto_join_role = \"viewer\"\nauto_join_workspace = \"ws_1\"\n";
+        let f = ConfigFile::parse(text).map_err(|e| e.to_string());
+        let s = f.as_ref().map(|f| f.server.clone()).unwrap_or_default();
+        assert_eq!(s.oidc_issuer.as_deref(), Some("https://idp.example"), "{f:?}");
+        assert_eq!(s.oidc_client_secret.as_ref().map(Secret::expose), Some("shh"));
+        let shown = toml::to_string(&OidcSection::of(&s)).unwrap_or_default();
+        assert!(shown.contains("client_id = \"kw\"") && !shown.contains("shh"), "{shown}");
+        let err = ConfigFile::parse("[oidc]\nisuer = \"x\"\n").map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("isuer")), "{err:?}");
+    }
+
+    #[test]
     fn flags_over_file_over_defaults() {
         let flags = ServerSettings { cache_capacity: Some(10), ..Default::default() };
         let file = ServerSettings { cache_capacity: Some(20), body_limit: Some(30), ..Default::default() };

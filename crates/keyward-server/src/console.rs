@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Router;
 use keyward_console::{Browser, SsoFuture, SsoProof, SsoStart};
 use keyward_core::pepper::{hashes_equal, hex_encode, Pepper};
@@ -143,18 +143,14 @@ impl Sso {
     }
 }
 
-/// The API's answer for a refusal, as the console reads every refusal.
-fn answer<T>(r: ApiResult<T>) -> Result<T, Response> {
-    r.map_err(IntoResponse::into_response)
-}
-
+/// Each step's refusal is the API's answer for it, as the console reads every refusal.
 impl keyward_console::Sso for Sso {
     fn start(&self) -> SsoFuture<'_, SsoStart> {
-        Box::pin(async move { answer(Sso::start(self).await) })
+        Box::pin(async move { Sso::start(self).await.map_err(IntoResponse::into_response) })
     }
 
     fn finish<'a>(&'a self, flow: &'a str, state: &'a str, code: &'a str) -> SsoFuture<'a, SsoProof> {
-        Box::pin(async move { answer(Sso::finish(self, flow, state, code).await) })
+        Box::pin(async move { Sso::finish(self, flow, state, code).await.map_err(IntoResponse::into_response) })
     }
 
     fn proven(&self, proof: &str) -> Option<String> {
@@ -168,6 +164,8 @@ impl keyward_console::Sso for Sso {
         otp: Option<&'a str>,
         browser: Browser<'a>,
     ) -> SsoFuture<'a, String> {
-        Box::pin(async move { answer(Sso::sign_in(self, proof, workspace_id, otp, browser).await) })
+        Box::pin(async move {
+            Sso::sign_in(self, proof, workspace_id, otp, browser).await.map_err(IntoResponse::into_response)
+        })
     }
 }

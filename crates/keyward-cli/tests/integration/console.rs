@@ -39,16 +39,16 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self.body.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
         self.body[at..at + 32].to_string()
     }
 
-    fn set_cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn set_cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(SET_COOKIE)
             .iter()
@@ -59,7 +59,7 @@ impl Answer {
 }
 
 impl Browser {
-    fn new(s: &TestServer) -> Browser {
+    pub(crate) fn new(s: &TestServer) -> Browser {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { http, base: s.base.clone(), cookies: BTreeMap::new() }
     }
@@ -74,7 +74,7 @@ impl Browser {
         Browser { http, base: base.to_string(), cookies: BTreeMap::new() }
     }
 
-    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
+    pub(crate) async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -98,6 +98,16 @@ impl Browser {
         Answer { status, headers, body: r.text().await.unwrap_or_default() }
     }
 
+    /// The cookie the browser holds under `name`, if any.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Sets (or replaces) a cookie as another page could have.
+    pub(crate) fn put_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_string(), value.to_string());
+    }
+
     pub(crate) async fn get(&mut self, path: &str) -> Answer {
         self.send(Method::GET, path, None).await
     }
@@ -110,7 +120,7 @@ impl Browser {
         self.send(Method::POST, action, Some(&all)).await
     }
 
-    async fn login(&mut self, email: &str, password: &str, otp: Option<&str>) -> Answer {
+    pub(crate) async fn login(&mut self, email: &str, password: &str, otp: Option<&str>) -> Answer {
         let mut f = vec![("email", email), ("password", password)];
         if let Some(o) = otp {
             f.push(("otp", o));

@@ -42,6 +42,7 @@ mod roles;
 mod scope;
 mod shared_limits;
 mod signed_requests;
+mod sso;
 mod storage;
 mod tls;
 mod tower_layer;
