@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap};
 pub(crate) const SESSION: &str = "kw_session";
 pub(crate) const PRE: &str = "kw_pre";
 pub(crate) const REVEAL: &str = "kw_reveal";
+/// The environment the header's switch shows (`test` or `live`; absent: both).
+pub(crate) const ENV: &str = "kw_env";
 
 const HOST_PREFIX: &str = "__Host-";
 
