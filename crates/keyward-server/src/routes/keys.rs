@@ -283,7 +283,9 @@ pub async fn update_key(
     // A field left out reads as `null` here; one that can be cleared sends `null` to clear it.
     let mut asked = sent.clone();
     if let Some(o) = asked.as_object_mut() {
-        o.retain(|k, v| !v.is_null() || matches!(k.as_str(), "expires_at" | "callback_url" | "credits" | "external_id"));
+        o.retain(|k, v| {
+            !v.is_null() || matches!(k.as_str(), "expires_at" | "callback_url" | "credits" | "external_id")
+        });
     }
     let before = crate::audit::before(&serde_json::to_value(current.view(now)).unwrap_or_default(), &asked);
     let payload = serde_json::json!({ "changes": sent, "before": before });
