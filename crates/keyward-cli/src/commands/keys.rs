@@ -109,12 +109,13 @@ pub(crate) fn import_file(text: &str, format: Option<&str>) -> Result<Vec<Import
         .collect()
 }
 
-/// The role a service account key holds through its account, and what the role grants.
-async fn inherited(c: &keyward_client::Client, k: &KeyView) -> Result<Option<output::Inherited>> {
-    let Some(owner) = k.owner.as_ref().filter(|o| o.kind == "service_account") else { return Ok(None) };
-    let a = c.get_service_account(&owner.id).await?;
-    let permissions = c.get_role(&a.role).await?.permissions.unwrap_or_default();
-    Ok(Some(output::Inherited { account: a.name, account_id: a.id, role: a.role, permissions }))
+/// The role a service account key holds through its account, and what the role grants
+/// (left out when either cannot be read: the key is shown anyway).
+async fn inherited(c: &keyward_client::Client, k: &KeyView) -> Option<output::Inherited> {
+    let owner = k.owner.as_ref().filter(|o| o.kind == "service_account")?;
+    let a = c.get_service_account(&owner.id).await.ok()?;
+    let permissions = c.get_role(&a.role).await.ok()?.permissions.unwrap_or_default();
+    Some(output::Inherited { account: a.name, account_id: a.id, role: a.role, permissions })
 }
 
 fn show(remote: &Remote, k: &KeyView) -> Result<()> {
@@ -145,7 +146,7 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
         ServerKeyCommand::Show { remote, id } => {
             let c = super::client(&remote, true)?;
             let k = c.get_key(&id).await?;
-            let inherited = if remote.json { None } else { inherited(&c, &k).await? };
+            let inherited = if remote.json { None } else { inherited(&c, &k).await };
             output::print_key_with(remote.json, &k, inherited.as_ref())?;
         }
         ServerKeyCommand::Update { remote, id, fields, no_expiry, disable, enable, no_identity } => {
