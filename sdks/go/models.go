@@ -70,6 +70,10 @@ type Key struct {
 	ApprovalID string `json:"approval_id,omitempty"`
 	// Requests24h is the key's verifications in the last 24 hours (in lists).
 	Requests24h *int64 `json:"requests_24h,omitempty"`
+	// RotatedTo names the key that replaced this one by a rotation (while this one is still
+	// active it is in its grace period, until ExpiresAt); RotatedFrom the key this one replaced.
+	RotatedTo   string `json:"rotated_to,omitempty"`
+	RotatedFrom string `json:"rotated_from,omitempty"`
 	// Secret is the full key, present only in the answer that created it.
 	Secret string `json:"secret,omitempty"`
 }

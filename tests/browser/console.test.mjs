@@ -104,6 +104,87 @@ after(async () => {
   server?.kill();
 });
 
+// First, before the next test asks for an approval per new key.
+test("a key's grants and limits, a rotation to follow, the environment switch, the audit trail", async () => {
+  assert.equal((await api(mk, "POST", "/v1/roles", { name: "ledger-writer", permissions: ["ledger.write"] })).status, 201);
+  const live = await api(mk, "POST", "/v1/keys", { name: "ledger-live", environment: "live" });
+  const testKey = await api(mk, "POST", "/v1/keys", { name: "ledger-test", environment: "test" });
+  assert.equal(live.status, 201, JSON.stringify(live.body));
+  assert.equal(testKey.status, 201, JSON.stringify(testKey.body));
+  const page = await newPage();
+  await signIn(page, "owner@localhost");
+
+  // At 1280 px the header does not wrap: the menu is one row, brand and account one row.
+  const rows = await page.locator("header.top nav a").evaluateAll((as) => as.map((a) => Math.round(a.getBoundingClientRect().top)));
+  assert.equal(new Set(rows).size, 1, `menu rows: ${rows}`);
+  assert.ok(await page.locator("header.top nav").evaluate((n) => n.scrollWidth <= n.clientWidth), "the menu fits");
+  const top = async (sel) => Math.round(await page.locator(sel).first().evaluate((e) => e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2));
+  const brand = await top("header.top .brand");
+  for (const sel of ["header.top form.env", "header.top .who"]) assert.ok(Math.abs((await top(sel)) - brand) <= 4, `${sel} beside the brand`);
+
+  // The environment switch: live keys only, remembered in a cookie for the next page.
+  await page.getByRole("button", { name: "Show Live data" }).click();
+  await page.getByRole("link", { name: "ledger-live" }).waitFor();
+  assert.equal(await page.getByRole("link", { name: "ledger-test" }).count(), 0);
+  assert.equal(await page.getByRole("button", { name: "Show Live data" }).getAttribute("aria-pressed"), "true");
+  const envCookie = (await page.context().cookies()).find((c) => c.name === "kw_env");
+  assert.ok(envCookie && envCookie.value === "live" && envCookie.httpOnly, JSON.stringify(envCookie));
+  const other = await page.context().newPage();
+  await other.goto(`${base}/console/keys`);
+  await other.getByRole("link", { name: "ledger-live" }).waitFor();
+  assert.equal(await other.getByRole("link", { name: "ledger-test" }).count(), 0);
+  await other.goto(`${base}/console/keys/new`);
+  assert.equal(await other.getByLabel("Environment").inputValue(), "live");
+  await other.close();
+  await shot(page, "environment-live");
+
+  // Grants and limits edited on the key's page; a refusal shown beside its field.
+  await page.getByRole("link", { name: "ledger-live" }).click();
+  await page.getByRole("heading", { name: "ledger-live" }).waitFor();
+  const keyUrl = page.url();
+  await page.getByLabel("Grants", { exact: true }).fill("ledger-writer=ledger:l_1, ledger:l_2");
+  await page.getByLabel("Rate limits", { exact: true }).fill("10/1s, burst=100/1m");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByText("ledger-writer in ledger:l_1, ledger:l_2").waitFor();
+  await page.getByText("burst: 100 per 1m").waitFor();
+  const edited = (await api(mk, "GET", `/v1/keys/${live.body.id}`)).body;
+  assert.deepEqual(edited.grants, [{ role: "ledger-writer", scopes: ["ledger:l_1", "ledger:l_2"] }]);
+  await page.getByLabel("Grants", { exact: true }).fill("ghost=ledger:l_1");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.locator("#grants-error").waitFor();
+  assert.match(await page.locator("#grants-error").textContent(), /no role named/);
+  assert.equal(await page.getByLabel("Grants", { exact: true }).getAttribute("aria-invalid"), "true");
+  assert.equal(await page.getByLabel("Grants", { exact: true }).inputValue(), "ghost=ledger:l_1");
+
+  // A rotation with a grace period: both keys say when the old one stops, and link each other.
+  await page.goto(keyUrl);
+  await page.getByLabel("Grace period for the old key").selectOption("24h");
+  await page.getByRole("button", { name: "Rotate key" }).click();
+  await page.getByRole("heading", { name: "Secret key — shown only once" }).waitFor();
+  await page.getByLabel("I have stored it").check();
+  await page.getByRole("button", { name: "Continue" }).click();
+  const banner = page.locator("#rotation");
+  await banner.waitFor();
+  assert.match(await banner.textContent(), /Rotating\s+— old key stops at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
+  await shot(page, "key-rotating");
+  await banner.getByRole("link", { name: live.body.id }).click();
+  await page.getByRole("heading", { name: "ledger-live" }).waitFor();
+  assert.equal(page.url(), keyUrl);
+  assert.match(await page.locator("#rotation").textContent(), /old key stops at/);
+  assert.equal(await page.getByRole("button", { name: "Rotate key" }).count(), 0);
+
+  // The audit log reads the edit as before → after.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" }).click();
+  const change = page.locator("ul.changes li").filter({ hasText: /^grants: none → / });
+  await change.first().waitFor();
+  assert.ok(!(await page.content()).includes("{&quot;changes&quot;"));
+
+  // Back to both environments.
+  await page.getByRole("button", { name: "Show All data" }).click();
+  await page.goto(`${base}/console/keys`);
+  await page.getByRole("link", { name: "ledger-test" }).waitFor();
+});
+
 test("the seeds' portal flows in a real browser", async () => {
   const adminToken = await invite("admin2@example.com", "admin");
   const viewerToken = await invite("viewer@example.com", "viewer");

@@ -61,6 +61,13 @@ pub enum Command {
     /// Identities: customers whose limits and credits their keys share.
     #[command(subcommand)]
     Identities(IdentitiesCommand),
+    /// Management keys: credentials acting as a member, for scripts (yours; owners and
+    /// admins see and revoke every member's).
+    #[command(subcommand, name = "management-keys")]
+    ManagementKeys(ManagementKeysCommand),
+    /// Verify tokens: bind verification calls to this workspace (`Keyward-Verify-Token`).
+    #[command(subcommand, name = "verify-tokens")]
+    VerifyTokens(VerifyTokensCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -145,6 +152,59 @@ pub enum OverridesCommand {
     },
     /// Delete an override by id.
     Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+}
+
+/// `keyward management-keys …`.
+#[derive(Debug, Subcommand)]
+pub enum ManagementKeysCommand {
+    /// List management keys, never their secrets.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a management key acting as you, with your role; printed once.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        name: Option<String>,
+        /// e.g. 90d (default: the longest the policy allows).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// A fresh code from your authenticator (needed when you have MFA).
+        #[arg(long)]
+        otp: Option<String>,
+    },
+    /// Revoke a management key at once, on every node.
+    Revoke {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+}
+
+/// `keyward verify-tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum VerifyTokensCommand {
+    /// List verify tokens, never the tokens themselves.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a verify token; printed once.
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        /// What it is for, e.g. "billing-api gateway".
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a verify token at once, on every node.
+    Revoke {
         #[command(flatten)]
         remote: Remote,
         id: String,
@@ -328,7 +388,7 @@ pub enum WebhooksCommand {
         /// Where deliveries go.
         url: String,
         /// Event types, `group.*` or `*` (repeat or separate by commas).
-        #[arg(long = "event", value_delimiter = ',', required = true)]
+        #[arg(long = "event", alias = "events", value_delimiter = ',', required = true)]
         events: Vec<String>,
         #[arg(long)]
         description: Option<String>,
@@ -345,7 +405,7 @@ pub enum WebhooksCommand {
         id: String,
         #[arg(long)]
         url: Option<String>,
-        #[arg(long = "event", value_delimiter = ',')]
+        #[arg(long = "event", alias = "events", value_delimiter = ',')]
         events: Vec<String>,
         #[arg(long)]
         description: Option<String>,
@@ -563,7 +623,7 @@ pub enum ServiceAccountsCommand {
         id: String,
         #[command(flatten)]
         fields: KeyFields,
-        #[arg(long = "env", default_value = "test")]
+        #[arg(long = "env", alias = "environment", default_value = "test")]
         environment: String,
         /// e.g. 30d, 12h, 6mo, 1y
         #[arg(long)]
@@ -802,7 +862,7 @@ pub enum ServerKeyCommand {
         remote: Remote,
         #[command(flatten)]
         fields: KeyFields,
-        #[arg(long = "env", default_value = "test")]
+        #[arg(long = "env", alias = "environment", default_value = "test")]
         environment: String,
         /// temporary or permanent
         #[arg(long = "type")]
@@ -819,7 +879,7 @@ pub enum ServerKeyCommand {
         remote: Remote,
         #[arg(long)]
         status: Option<String>,
-        #[arg(long = "env")]
+        #[arg(long = "env", alias = "environment")]
         environment: Option<String>,
         #[arg(long)]
         kind: Option<String>,
@@ -829,6 +889,9 @@ pub enum ServerKeyCommand {
         /// Only the keys of the identity with this external id.
         #[arg(long)]
         external_id: Option<String>,
+        /// Only the keys of this service account, or of this member (those no account owns).
+        #[arg(long)]
+        owner: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
         #[arg(long)]
@@ -887,7 +950,7 @@ pub enum ServerKeyCommand {
         remote: Remote,
         id: String,
         /// How long the old key keeps working, e.g. 24h (default 0s: stops at once).
-        #[arg(long)]
+        #[arg(long, alias = "grace-period")]
         grace: Option<String>,
     },
     /// Import keys made elsewhere by the hashes of their secrets (docs/IMPORT.md): a file of a
@@ -908,18 +971,18 @@ pub struct KeyFields {
     #[arg(long)]
     pub name: Option<String>,
     /// Repeatable, or comma-separated.
-    #[arg(long = "role", value_delimiter = ',')]
+    #[arg(long = "role", alias = "roles", value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
     #[arg(long = "permission", alias = "permissions", value_delimiter = ',')]
     pub permissions: Option<Vec<String>>,
-    #[arg(long = "scope", value_delimiter = ',')]
+    #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
     /// ROLE=SCOPE[,SCOPE…]: the role holds only in these scopes, e.g. operator=wallet:w_1,wallet:w_2
     /// (repeatable).
-    #[arg(long = "grant")]
+    #[arg(long = "grant", alias = "grants")]
     pub grants: Option<Vec<String>>,
     /// Allowed client IPs or CIDR ranges.
-    #[arg(long = "ip", value_delimiter = ',')]
+    #[arg(long = "ip", alias = "ip-allowlist", value_delimiter = ',')]
     pub ip_allowlist: Option<Vec<String>>,
     /// A JSON object.
     #[arg(long)]
@@ -931,7 +994,7 @@ pub struct KeyFields {
     pub callback_url: Option<String>,
     /// A rate limit LIMIT/DURATION or NAME=LIMIT/DURATION, e.g. 100/1m or burst=10/1s
     /// (repeatable; on update it replaces the key's limits).
-    #[arg(long = "ratelimit")]
+    #[arg(long = "ratelimit", alias = "ratelimits")]
     pub ratelimits: Option<Vec<String>>,
     /// Uses the key may spend (an override on update: the count starts again).
     #[arg(long)]
@@ -999,7 +1062,7 @@ pub struct IdentityFields {
     pub meta: Option<String>,
     /// A shared limit LIMIT/DURATION or NAME=LIMIT/DURATION (repeatable; on update it
     /// replaces the identity's limits).
-    #[arg(long = "ratelimit")]
+    #[arg(long = "ratelimit", alias = "ratelimits")]
     pub ratelimits: Option<Vec<String>>,
     /// Shared credits (an override on update: the count starts again).
     #[arg(long)]
@@ -1026,13 +1089,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub cost: Option<u32>,
     /// A label to count the verification under in the key's usage (repeatable, up to 10).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", alias = "tags")]
     pub tags: Vec<String>,
     /// Only a key of this workspace counts (another's is NOT_FOUND).
-    #[arg(long)]
+    #[arg(long, alias = "workspace-id")]
     pub workspace: Option<String>,
     /// Only a key of this environment, test or live, counts (another's is WRONG_ENVIRONMENT).
-    #[arg(long)]
+    #[arg(long, alias = "env")]
     pub environment: Option<String>,
 }
 

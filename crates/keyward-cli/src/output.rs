@@ -24,6 +24,25 @@ fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// A key in its rotation's grace period: still `active`, replaced by `rotated_to`.
+fn rotating(k: &KeyView) -> Option<&str> {
+    k.rotated_to.as_deref().filter(|_| k.status == keyward_client::KeyStatus::Active)
+}
+
+/// The status column: "rotating → key_new" for the old key of a rotation under way, and
+/// "active ← key_old" for the new one when the old one is in the same list.
+fn list_status(k: &KeyView, all: &[KeyView]) -> String {
+    if let Some(to) = rotating(k) {
+        return format!("rotating → {to}");
+    }
+    match k.rotated_from.as_deref() {
+        Some(from) if all.iter().any(|o| o.id == from && rotating(o) == Some(k.id.as_str())) => {
+            format!("{} ← {from}", k.status_str())
+        }
+        _ => k.status_str(),
+    }
+}
+
 pub fn key_rows(keys: &[KeyView]) -> String {
     let rows: Vec<Vec<String>> = keys
         .iter()
@@ -32,7 +51,7 @@ pub fn key_rows(keys: &[KeyView]) -> String {
                 k.id.clone(),
                 k.name.clone(),
                 k.environment.clone(),
-                k.status_str(),
+                list_status(k, keys),
                 format!("{}…", k.start),
                 time(k.expires_at),
                 time(k.last_used_at),
@@ -123,12 +142,25 @@ impl StatusStr for KeyView {
     }
 }
 
-pub fn key_detail(k: &KeyView) -> String {
+/// What a service account key holds through its account: the account's name and id, its
+/// role, and what the role grants.
+pub struct Inherited {
+    pub account: String,
+    pub account_id: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+}
+
+pub fn key_detail(k: &KeyView, inherited: Option<&Inherited>) -> String {
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    let status = match rotating(k) {
+        Some(to) => format!("rotating → {to} (this key stops at {})", time(k.expires_at)),
+        None => k.status_str(),
+    };
     let mut rows = vec![
         ("id", k.id.clone()),
         ("name", k.name.clone()),
-        ("status", k.status_str()),
+        ("status", status),
         ("environment", k.environment.clone()),
         ("start", format!("{}…", k.start)),
         ("roles", list(&k.roles)),
@@ -136,6 +168,21 @@ pub fn key_detail(k: &KeyView) -> String {
         ("scopes", list(&k.scopes)),
         ("grants", grants(k)),
         ("owner", k.owner.as_ref().map_or_else(|| "-".to_string(), |o| format!("{} ({})", o.id, o.kind))),
+        (
+            "inherited",
+            inherited.map_or_else(
+                || "-".to_string(),
+                |i| {
+                    format!(
+                        "role {} from service account {} ({}): {}",
+                        i.role,
+                        i.account,
+                        i.account_id,
+                        list(&i.permissions)
+                    )
+                },
+            ),
+        ),
         (
             "identity",
             match (&k.external_id, &k.identity_id) {
@@ -169,6 +216,12 @@ pub fn key_detail(k: &KeyView) -> String {
     if let Some(t) = k.revoked_at {
         rows.push(("revoked", time(Some(t))));
     }
+    if let Some(to) = &k.rotated_to {
+        rows.push(("rotated to", to.clone()));
+    }
+    if let Some(from) = &k.rotated_from {
+        rows.push(("rotated from", from.clone()));
+    }
     let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     rows.iter().map(|(l, v)| format!("{l:<w$}  {v}")).collect::<Vec<_>>().join("\n")
 }
@@ -197,10 +250,15 @@ pub fn verify_line(v: &VerifyResponse) -> String {
 
 /// Prints a key (JSON or text); a secret, present only in the answer that created it, once.
 pub fn print_key(json: bool, k: &KeyView) -> anyhow::Result<()> {
+    print_key_with(json, k, None)
+}
+
+/// [`print_key`], with what a service account key inherits (text only: JSON is the key object).
+pub fn print_key_with(json: bool, k: &KeyView, inherited: Option<&Inherited>) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(k)?);
     } else {
-        println!("{}", key_detail(k));
+        println!("{}", key_detail(k, inherited));
         if let Some(s) = &k.secret {
             println!("\nSecret (shown once, store it now):\n\n  {s}\n");
         }

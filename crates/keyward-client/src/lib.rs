@@ -39,6 +39,7 @@ pub use keyward_proto::identities::{CreateIdentityRequest, IdentityList, Identit
 pub use keyward_proto::import::{HashVariant, ImportAnswer, ImportHash, ImportKey};
 pub use keyward_proto::keys::{CreateKeyRequest, KeyList, KeyOwner, KeyView, RotateRequest, UpdateKeyRequest};
 pub use keyward_proto::keys::{KeyGrant, KeyStatus};
+pub use keyward_proto::keys::{NewVerifyTokenRequest, VerifyTokenList, VerifyTokenView};
 pub use keyward_proto::policy::{Policy, PolicyPatch};
 pub use keyward_proto::ratelimit::{LimitAnswer, LimitRequest, OverrideList, OverrideRequest, OverrideView};
 pub use keyward_proto::roles::{
@@ -86,6 +87,12 @@ pub struct ListKeys {
     /// Only the keys of the identity with this external id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// Only the keys of this service account, or of this member (those no account owns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `service_account` or `member`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,6 +350,21 @@ impl Client {
     /// Revokes a management key at once.
     pub async fn revoke_management_key(&self, id: &str) -> Result<(), ClientError> {
         Self::send_empty(self.request(Method::DELETE, &format!("/v1/management-keys/{}", path_segment(id)))).await
+    }
+
+    /// Mints a verify token binding verification to the caller's workspace (`token` shown
+    /// only here).
+    pub async fn create_verify_token(&self, req: &NewVerifyTokenRequest) -> Result<VerifyTokenView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/verify-tokens").json(req)).await
+    }
+
+    pub async fn list_verify_tokens(&self) -> Result<VerifyTokenList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/verify-tokens")).await
+    }
+
+    /// Revokes a verify token at once, on every node.
+    pub async fn revoke_verify_token(&self, id: &str) -> Result<VerifyTokenView, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/verify-tokens/{}", path_segment(id)))).await
     }
 
     /// Logs in with a password (and a one-time code when MFA is on); the answer's token is a

@@ -15,6 +15,8 @@ pub(crate) const REVEAL: &str = "kw_reveal";
 pub(crate) const SSO_FLOW: &str = "kw_oidc";
 /// The sealed proof of an email the provider verified, until the second step is done.
 pub(crate) const SSO_PROOF: &str = "kw_sso";
+/// The environment the header's switch shows (`test` or `live`; absent: both).
+pub(crate) const ENV: &str = "kw_env";
 
 const HOST_PREFIX: &str = "__Host-";
 

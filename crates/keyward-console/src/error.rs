@@ -75,6 +75,41 @@ impl Fail {
     }
 }
 
+/// A refused form's error on the page that shows the form again: the sentence for the
+/// banner, and the API's message beside the input of the field it named.
+#[derive(Default)]
+pub(crate) struct Problem {
+    banner: Option<String>,
+    /// The field the API named, without its index or sub-field (`ratelimits[0].limit` →
+    /// `ratelimits`).
+    field: Option<String>,
+    message: String,
+}
+
+impl Problem {
+    pub(crate) fn of(f: &Fail) -> Problem {
+        match f {
+            Fail::Api { message, field: Some(field), .. } => Problem {
+                banner: Some(f.sentence()),
+                field: field.split(['[', '.']).next().map(str::to_string),
+                message: message.clone(),
+            },
+            _ => Problem { banner: Some(f.sentence()), field: None, message: String::new() },
+        }
+    }
+
+    pub(crate) fn banner(&self) -> Option<&str> {
+        self.banner.as_deref()
+    }
+
+    /// The message to show beside an input standing for any of `fields` (space-separated
+    /// API field names), when the refusal named one of them.
+    pub(crate) fn at(&self, fields: &str) -> Option<&str> {
+        let f = self.field.as_deref()?;
+        fields.split(' ').any(|n| n == f).then_some(self.message.as_str())
+    }
+}
+
 const CSRF_MESSAGE: &str =
     "This form was refused: its security token is missing or does not belong to your session. Reload the page and try again.";
 
@@ -110,5 +145,21 @@ impl IntoResponse for Fail {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => status.into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_sits_beside_the_field_it_names() {
+        let p = Problem::of(&Fail::invalid("ratelimits[1].duration", "a limit's duration is 1s to 30d"));
+        assert_eq!(p.at("ratelimits"), Some("a limit's duration is 1s to 30d"));
+        assert_eq!(p.at("expires_at expires_in ratelimits"), Some("a limit's duration is 1s to 30d"));
+        assert_eq!(p.at("credits"), None);
+        assert!(p.banner().is_some_and(|b| b.contains("field: ratelimits[1].duration")));
+        let none = Problem::default();
+        assert_eq!((none.at("name"), none.banner()), (None, None));
     }
 }

@@ -38,8 +38,8 @@ pub struct Console {
 /// `sso`, when given, offers single sign-on on the login page.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>, secure: bool) -> Router {
     use pages::{
-        account, approvals, audit, identities, keys, management_keys, members, policies, roles, service_accounts, sso,
-        usage, verify_tokens, webhooks,
+        account, approvals, audit, environment, identities, key_detail, keys, management_keys, members, policies,
+        roles, service_accounts, sso, usage, verify_tokens, webhooks,
     };
     let console = Console { api, secrets, sso, secure };
     Router::new()
@@ -61,10 +61,11 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>,
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/new", get(keys::new_secret))
         .route("/keys/register", get(keys::new_public))
-        .route("/keys/{id}", get(keys::detail).post(keys::update))
-        .route("/keys/{id}/rotate", post(keys::rotate))
-        .route("/keys/{id}/enabled", post(keys::set_enabled))
-        .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
+        .route("/keys/{id}", get(key_detail::detail).post(key_detail::update))
+        .route("/keys/{id}/rotate", post(key_detail::rotate))
+        .route("/keys/{id}/enabled", post(key_detail::set_enabled))
+        .route("/keys/{id}/revoke", get(key_detail::revoke_page).post(key_detail::revoke))
+        .route("/environment", post(environment::switch))
         .route("/identities", get(identities::list))
         .route("/roles", get(roles::list).post(roles::create))
         .route("/roles/{name}", get(roles::edit_page).post(roles::update))

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::backend::Meta;
-use crate::cookies::{cookie, set_cookie, PRE, SESSION};
+use crate::cookies::{cookie, set_cookie, ENV, PRE, SESSION};
 use crate::error::Fail;
 use crate::form::Form;
 use crate::Console;
@@ -72,6 +72,10 @@ pub(crate) struct Ctx {
     pub token: String,
     pub me: MemberView,
     pub csrf: String,
+    /// The environment the header's switch shows: `test`, `live`, or `""` for both.
+    pub env: &'static str,
+    /// This page's path and query, for forms that come back here.
+    pub here: String,
 }
 
 impl FromRequestParts<Console> for Ctx {
@@ -81,7 +85,14 @@ impl FromRequestParts<Console> for Ctx {
         let Ok(meta) = Meta::from_request_parts(parts, con).await;
         let token = cookie(&parts.headers, SESSION, con.secure).ok_or(Fail::SignIn)?.to_string();
         let me: MemberView = con.get(&meta, Some(&token), "/v1/members/me").await?;
-        Ok(Ctx { con: con.clone(), meta, csrf: csrf_of(&token), token, me })
+        let env = match cookie(&parts.headers, ENV, con.secure) {
+            Some("test") => "test",
+            Some("live") => "live",
+            _ => "",
+        };
+        // Nested at /console, the router sees the path without it.
+        let here = format!("/console{}", parts.uri.path_and_query().map_or("/keys", |p| p.as_str()));
+        Ok(Ctx { con: con.clone(), meta, csrf: csrf_of(&token), token, me, env, here })
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) struct Chrome {
     /// Which menu entry is this page.
     pub nav: &'static str,
     pub may: May,
+    /// The header's environment switch: `test`, `live` or `""` (both), and where it returns.
+    pub env: &'static str,
+    pub here: String,
 }
 
 impl Chrome {
@@ -27,6 +30,8 @@ impl Chrome {
             csrf: ctx.csrf.clone(),
             nav,
             may: ctx.may(),
+            env: ctx.env,
+            here: ctx.here.clone(),
         }
     }
 }

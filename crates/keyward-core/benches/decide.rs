@@ -47,6 +47,8 @@ fn record(permissions: &[&str], roles: &[&str], grants: Vec<KeyGrant>) -> KeyRec
         identity_id: None,
         external_id: None,
         leak: None,
+        rotated_to: None,
+        rotated_from: None,
     }
 }
 

@@ -53,6 +53,10 @@ pub struct KeyRecord {
     pub external_id: Option<String>,
     /// The first report of the key leaked, when there was one.
     pub leak: Option<KeyLeak>,
+    /// The key that replaced this one by a rotation (this one then ends, at once or after
+    /// its grace period), and the key this one replaced.
+    pub rotated_to: Option<String>,
+    pub rotated_from: Option<String>,
 }
 
 /// Where and when a key was first reported leaked (`source`: `github:<source>` or `report`;
@@ -131,6 +135,8 @@ impl KeyRecord {
             credits: self.credits.map(|c| CreditsSpec { remaining: c.remaining, refill: c.refill }),
             identity_id: self.identity_id.clone(),
             external_id: self.external_id.clone(),
+            rotated_to: self.rotated_to.clone(),
+            rotated_from: self.rotated_from.clone(),
             secret: None,
         }
     }

@@ -494,6 +494,8 @@ mod tests {
             identity_id: None,
             external_id: None,
             leak: None,
+            rotated_to: None,
+            rotated_from: None,
         }
     }
 

@@ -28,7 +28,7 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
     let (refill, remaining, period, set_at) = credit_columns(rec.credits.as_ref());
     let sql = format!(
         "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)"
     );
     sqlx::query(&sql)
         .bind(&rec.id)
@@ -69,6 +69,8 @@ pub(crate) async fn insert_row(tx: &mut Tx, rec: &KeyRecord) -> Result<(), Store
         .bind(rec.leak.as_ref().map(|l| to_ms(l.at)))
         .bind(rec.leak.as_ref().map(|l| l.source.clone()))
         .bind(rec.leak.as_ref().and_then(|l| l.url.clone()))
+        .bind(&rec.rotated_to)
+        .bind(&rec.rotated_from)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -25,6 +25,12 @@ pub struct KeyFilter {
     pub kind: Option<KeyKind>,
     /// Only the keys of the identity with this `external_id`.
     pub external_id: Option<String>,
+    /// Only the keys of this owner: the service account that owns them, else the member who
+    /// made them (as `KeyView::owner` names it).
+    pub owner: Option<String>,
+    /// Only the keys owned by a service account (`ServiceAccount`) or by no service account
+    /// (`Member`).
+    pub owner_type: Option<OwnerType>,
     pub q: Option<String>,
     /// The last id of the previous page; pages run newest first.
     pub cursor: Option<String>,
@@ -32,6 +38,13 @@ pub struct KeyFilter {
 }
 
 pub type StatusFilter = KeyStatus;
+
+/// Who owns a key, for [`KeyFilter::owner_type`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerType {
+    ServiceAccount,
+    Member,
+}
 
 /// The fields of a stored key that decide whether a cached copy is still right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +212,15 @@ impl Store {
         }
         if let Some(x) = &f.external_id {
             next(&mut sql, " AND external_id = ?", Arg::Text(x.clone()), &mut args);
+        }
+        if let Some(o) = &f.owner {
+            next(&mut sql, " AND (service_account_id = ?", Arg::Text(o.clone()), &mut args);
+            next(&mut sql, " OR (service_account_id IS NULL AND created_by = ?))", Arg::Text(o.clone()), &mut args);
+        }
+        match f.owner_type {
+            Some(OwnerType::ServiceAccount) => sql.push_str(" AND service_account_id IS NOT NULL"),
+            Some(OwnerType::Member) => sql.push_str(" AND service_account_id IS NULL"),
+            None => {}
         }
         if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
             let (name, start) = (self.dialect.ascii_lower("name"), self.dialect.ascii_lower("start"));

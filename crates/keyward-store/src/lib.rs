@@ -42,7 +42,7 @@ pub use imports::{import_events, ImportedKey, IMPORT_EVENT_PREFIX};
 pub use key_event::{parse_announcement, KeyEvent};
 pub use key_state::{cache_key, PUBLIC_KEY_EVENT_PREFIX};
 pub use keys::CreditCount;
-pub use keys::{KeyFilter, KeyVersion, LastUsed, RotateOutcome, Rotation, StatusFilter};
+pub use keys::{KeyFilter, KeyVersion, LastUsed, OwnerType, RotateOutcome, Rotation, StatusFilter};
 pub use leaks::{LeakFound, LeakOutcome};
 pub use members::{
     CredentialKind, JoinedMember, LoginRecord, ManagementKey, Member, NewMember, NewSession, Principal, SecretAttempt,

@@ -12,7 +12,7 @@ pub(crate) const KEY_COLUMNS: &str = "id, workspace_id, name, kind, algorithm, p
      status, hash, start, roles, permissions, scopes, ip_allowlist, meta, callback_url, expires_at, \
      created_at, updated_at, created_by, last_used_at, last_used_ip, revoked_at, approval_id, grants, \
      service_account_id, ratelimits, credits_refill, credits_remaining, credits_period, credits_set_at, disabled_at, \
-     identity_id, external_id, leaked_at, leak_source, leak_url";
+     identity_id, external_id, leaked_at, leak_source, leak_url, replaced_by, rotated_from";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("unreadable {what} in api_keys row"))
@@ -65,6 +65,8 @@ pub(crate) struct KeyRow {
     leaked_at: Option<i64>,
     leak_source: Option<String>,
     leak_url: Option<String>,
+    replaced_by: Option<String>,
+    rotated_from: Option<String>,
 }
 
 pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
@@ -111,6 +113,8 @@ impl KeyRow {
             service_account_id: self.service_account_id,
             identity_id: self.identity_id,
             external_id: self.external_id,
+            rotated_to: self.replaced_by,
+            rotated_from: self.rotated_from,
             leak: self.leaked_at.map(|at| KeyLeak {
                 at: from_ms(at),
                 source: self.leak_source.unwrap_or_default(),

@@ -333,6 +333,22 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Bucket>, StoreError> {
+        self.usage_buckets_in(granularity, workspace_id, key_id, tag, None, from, to).await
+    }
+
+    /// [`Store::usage_buckets`], and with `environment` only the keys of that environment
+    /// (verifications of unknown keys, which have none, left out).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn usage_buckets_in(
+        &self,
+        granularity: &str,
+        workspace_id: &str,
+        key_id: Option<&str>,
+        tag: Option<&str>,
+        environment: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Bucket>, StoreError> {
         let mut sql = String::from(match tag {
             None => {
                 "SELECT key_id, start, code, count FROM usage_counts WHERE granularity = $1 AND workspace_id = $2 \
@@ -343,8 +359,16 @@ impl Store {
                  AND start >= $3 AND start < $4 AND tag = $5"
             }
         });
+        let mut n = if tag.is_some() { 5 } else { 4 };
         if key_id.is_some() {
-            sql.push_str(if tag.is_some() { " AND key_id = $6" } else { " AND key_id = $5" });
+            n += 1;
+            sql.push_str(&format!(" AND key_id = ${n}"));
+        }
+        if environment.is_some() {
+            n += 1;
+            sql.push_str(&format!(
+                " AND key_id IN (SELECT id FROM api_keys WHERE workspace_id = $2 AND environment = ${n})"
+            ));
         }
         sql.push_str(" ORDER BY start");
         let mut q = sqlx::query_as(&sql).bind(granularity).bind(workspace_id).bind(to_ms(from)).bind(to_ms(to));
@@ -353,6 +377,9 @@ impl Store {
         }
         if let Some(k) = key_id {
             q = q.bind(k);
+        }
+        if let Some(e) = environment {
+            q = q.bind(e);
         }
         Ok(q.fetch_all(&self.pool).await?)
     }

@@ -1453,6 +1453,13 @@ export interface components {
             /** Format: date-time */
             revoked_at?: string | null;
             roles: string[];
+            /** @description The key this one replaced by a rotation. */
+            rotated_from?: string | null;
+            /**
+             * @description The key that replaced this one by a rotation: while this one is still `active` it is
+             *     in its grace period and stops at `expires_at`.
+             */
+            rotated_to?: string | null;
             scopes: string[];
             secret?: string | null;
             start: string;
@@ -4969,6 +4976,13 @@ export interface operations {
                 kind?: string;
                 /** @description 1-200, default 50 */
                 limit?: string;
+                /**
+                 * @description only the keys of this owner: a service account's id, or a member's (the keys they
+                 *     made that no service account owns)
+                 */
+                owner?: string;
+                /** @description `service_account` or `member`: only the keys a service account owns, or those none does */
+                owner_type?: string;
                 /** @description searches name, id and start */
                 q?: string;
                 /** @description active, revoked, expired, pending_create, pending_update, pending_revoke, rejected */
@@ -5756,6 +5770,11 @@ export interface operations {
     key_usage: {
         parameters: {
             query?: {
+                /**
+                 * @description `GET /v1/usage` only: only the keys of this environment, `test` or `live`
+                 *     (verifications of unknown keys are then not counted).
+                 */
+                environment?: string;
                 /** @description RFC 3339; default 24 hours before `to`. */
                 from?: string;
                 /** @description `minute`, `hour` (default) or `day`. */
@@ -10336,6 +10355,11 @@ export interface operations {
     workspace_usage: {
         parameters: {
             query?: {
+                /**
+                 * @description `GET /v1/usage` only: only the keys of this environment, `test` or `live`
+                 *     (verifications of unknown keys are then not counted).
+                 */
+                environment?: string;
                 /** @description RFC 3339; default 24 hours before `to`. */
                 from?: string;
                 /** @description `minute`, `hour` (default) or `day`. */

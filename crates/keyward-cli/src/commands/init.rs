@@ -40,7 +40,7 @@ pub async fn run(a: InitArgs) -> Result<ExitCode> {
         println!("Initialised workspace {} in {}.", out.workspace_id, where_(&a.storage));
         println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
         println!("Next: keyward serve, then keyward login --server http://127.0.0.1:5399 --token <key>");
-        println!("{}", first_login(&opts.owner_email));
+        println!("{}", first_login(&opts.owner_email, None));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,13 +70,18 @@ pub async fn create_workspace(storage: StorageArgs, opts: InitOptions, json_out:
     Ok(ExitCode::SUCCESS)
 }
 
-/// How the owner reaches the console the first time: its URL (at the default address) and
-/// the email to sign in with, after setting a password.
-pub fn first_login(owner_email: &str) -> String {
+/// How the owner reaches the console the first time: its URL and the email to sign in with,
+/// after setting a password. `server` is the address `serve` bound (`http://host:port`);
+/// `init`, which serves nothing, names the default one.
+pub fn first_login(owner_email: &str, server: Option<&str>) -> String {
     let email = keyward_core::validate::email(owner_email).unwrap_or_else(|_| owner_email.to_string());
+    let (server, default) = match server {
+        Some(s) => (s, ""),
+        None => ("http://127.0.0.1:5399", " (by default)"),
+    };
     format!(
-        "Console: http://127.0.0.1:5399/console (by default) — sign in as {email} after setting a password: \
-         keyward login --server http://127.0.0.1:5399 --token <key>, then keyward members password"
+        "Console: {server}/console{default} — sign in as {email} after setting a password: \
+         keyward login --server {server} --token <key>, then keyward members password"
     )
 }
 

@@ -109,6 +109,15 @@ pub(crate) fn import_file(text: &str, format: Option<&str>) -> Result<Vec<Import
         .collect()
 }
 
+/// The role a service account key holds through its account, and what the role grants
+/// (left out when either cannot be read: the key is shown anyway).
+async fn inherited(c: &keyward_client::Client, k: &KeyView) -> Option<output::Inherited> {
+    let owner = k.owner.as_ref().filter(|o| o.kind == "service_account")?;
+    let a = c.get_service_account(&owner.id).await.ok()?;
+    let permissions = c.get_role(&a.role).await.ok()?.permissions.unwrap_or_default();
+    Some(output::Inherited { account: a.name, account_id: a.id, role: a.role, permissions })
+}
+
 fn show(remote: &Remote, k: &KeyView) -> Result<()> {
     output::print_key(remote.json, k)
 }
@@ -121,9 +130,10 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             let k = c.create_key(&req, idempotency_key.as_deref()).await?;
             show(&remote, &k)?;
         }
-        ServerKeyCommand::List { remote, status, environment, kind, q, external_id, limit, cursor } => {
+        ServerKeyCommand::List { remote, status, environment, kind, q, external_id, owner, limit, cursor } => {
             let c = super::client(&remote, true)?;
-            let page = c.list_keys(&ListKeys { status, environment, kind, q, external_id, limit, cursor }).await?;
+            let f = ListKeys { status, environment, kind, q, external_id, owner, limit, cursor, ..Default::default() };
+            let page = c.list_keys(&f).await?;
             if remote.json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
@@ -134,8 +144,10 @@ pub async fn run(cmd: ServerKeyCommand) -> Result<ExitCode> {
             }
         }
         ServerKeyCommand::Show { remote, id } => {
-            let k = super::client(&remote, true)?.get_key(&id).await?;
-            show(&remote, &k)?;
+            let c = super::client(&remote, true)?;
+            let k = c.get_key(&id).await?;
+            let inherited = if remote.json { None } else { inherited(&c, &k).await };
+            output::print_key_with(remote.json, &k, inherited.as_ref())?;
         }
         ServerKeyCommand::Update { remote, id, fields, no_expiry, disable, enable, no_identity } => {
             let c = super::client(&remote, true)?;

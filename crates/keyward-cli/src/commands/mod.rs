@@ -3,11 +3,13 @@ mod governance;
 mod identities;
 mod init;
 mod keys;
+mod management_keys;
 mod pairs;
 mod ratelimit;
 mod roles;
 mod scan;
 mod serve;
+mod verify_tokens;
 mod webhooks;
 
 use anyhow::Result;
@@ -33,6 +35,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(c).await,
         Command::Webhooks(c) => webhooks::run(c).await,
         Command::Identities(c) => identities::run(c).await,
+        Command::ManagementKeys(c) => management_keys::run(c).await,
+        Command::VerifyTokens(c) => verify_tokens::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Ratelimit(c) => ratelimit::run(c).await,
         Command::Scan(a) => scan::run(a).await,

@@ -27,6 +27,8 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
     fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
     let store = Store::connect(&url).await.context("cannot open the database")?;
+    // Whom the console's first sign-in is for, said once the address is bound.
+    let mut first_owner = None;
     let pepper = if store.is_initialised().await? {
         datadir::require_pepper(&storage.data_dir)?
     } else {
@@ -40,7 +42,7 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
                     out.workspace_id,
                     out.management_key
                 );
-                eprintln!("{}", super::init::first_login(&InitOptions::default().owner_email));
+                first_owner = Some(InitOptions::default().owner_email);
             }
             // Another node initialised it a moment ago: its pepper must be shared with us.
             Err(InitError::AlreadyInitialised) => {}
@@ -52,7 +54,14 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
     let tls = config.tls.is_some();
     let server = keyward_server::start(services, config).await?;
     // Said once bound, so the address is the real one (port 0 included).
-    eprintln!("Console: {}", console_url(server.addr, tls));
+    let console = console_url(server.addr, tls);
+    match first_owner {
+        Some(email) => {
+            let base = console.trim_end_matches("/console");
+            eprintln!("{}", super::init::first_login(&email, Some(base)));
+        }
+        None => eprintln!("Console: {console}"),
+    }
     keyward_server::serve_until(server, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

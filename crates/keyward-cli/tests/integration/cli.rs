@@ -230,9 +230,12 @@ async fn serve_and_cli_end_to_end(b: Backend) {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot listen on {taken}")), "{o:?}");
 
-    // The first start names the console and the owner to sign in as.
-    assert!(s.log().contains(&format!("Console: {url}/console")), "{}", s.log());
-    assert!(s.log().contains("sign in as owner@localhost"), "{}", s.log());
+    // The first start names the console and the owner to sign in as, at the address it
+    // bound (port 0 picked another than the default).
+    let line = s.log().lines().find(|l| l.contains("sign in as owner@localhost")).map(str::to_string);
+    let line = line.unwrap_or_else(|| panic!("no first sign-in line: {}", s.log()));
+    assert!(line.starts_with(&format!("Console: {url}/console")), "{line}");
+    assert!(line.contains(&format!("keyward login --server {url} ")) && !s.log().contains(":5399"), "{line}");
 
     // A wrong token is refused and nothing is saved.
     let o = user.run(&["login", "--server", &url, "--token", "kw_mk_wrong"]);

@@ -22,7 +22,10 @@ on_both_backends!(
     approvals_with_a_code_and_logout_everywhere,
     mfa_enrolment_and_audit_export,
     a_code_confirms_a_new_key,
-    roles_accounts_and_tokens_from_the_navigation
+    roles_accounts_and_tokens_from_the_navigation,
+    a_key_page_edits_grants_limits_and_credits,
+    a_rotation_can_be_followed,
+    the_environment_switch_filters_what_is_shown
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -830,5 +833,299 @@ async fn roles_accounts_and_tokens_from_the_navigation(b: Backend) {
         !vb.get("/console/management-keys").await.body.contains("<td>deploy</td>"),
         "a viewer sees only their own keys"
     );
+    s.stop().await;
+}
+
+/// The text of the `<p class="field-error" id="{input}-error">` beside an input, if any.
+fn field_error(body: &str, input: &str) -> Option<String> {
+    let mark = format!(r#"<p class="field-error" id="{input}-error">"#);
+    let at = body.find(&mark)? + mark.len();
+    Some(body[at..at + body[at..].find("</p>")?].to_string())
+}
+
+/// Audit events of `action` on target `id`.
+async fn audit_count(s: &TestServer, action: &str, id: &str) -> usize {
+    let (_, v) = s.call(Method::GET, &format!("/v1/audit?action={action}&target={id}&limit=200"), None).await;
+    v["items"].as_array().unwrap().len()
+}
+
+/// The edit form of a key's page as a browser would post it unchanged, with `changes` over it.
+fn edit_form<'a>(page: &'a str, changes: &[(&'a str, &'a str)]) -> Vec<(String, String)> {
+    let start = page.find(r#"class="stack">"#).expect("the edit form");
+    let form = &page[start..start + page[start..].find("</form>").unwrap()];
+    let attr = |tag: &str, name: &str| {
+        tag.split(&format!(r#"{name}=""#)).nth(1).map(|r| r[..r.find('"').unwrap()].to_string())
+    };
+    let unescape = |v: &str| {
+        v.replace("&#60;", "<").replace("&#62;", ">").replace("&#34;", "\"").replace("&#39;", "'").replace("&#38;", "&")
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for chunk in form.split('<').skip(1) {
+        let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
+        let Some(name) = attr(tag, "name") else { continue };
+        if name == "csrf" {
+            continue;
+        }
+        if tag.starts_with("input") {
+            if tag.contains(r#"type="checkbox""#) && !tag.contains(" checked") {
+                continue;
+            }
+            out.push((name, unescape(&attr(tag, "value").unwrap_or_default())));
+        } else if tag.starts_with("textarea") {
+            let text = &chunk[chunk.find('>').unwrap() + 1..];
+            out.push((name, unescape(text)));
+        } else if tag.starts_with("select") {
+            let rest = &form[form.find(tag).unwrap()..];
+            let rest = &rest[..rest.find("</select>").unwrap()];
+            let chosen = rest.split("<option").find(|o| o.contains(" selected")).and_then(|o| attr(o, "value"));
+            out.push((name, chosen.unwrap_or_default()));
+        }
+    }
+    for (k, v) in changes {
+        out.retain(|(n, _)| n != k);
+        out.push((k.to_string(), v.to_string()));
+    }
+    out
+}
+
+async fn post_form(br: &mut Browser, page: &str, action: &str, fields: &[(String, String)]) -> Answer {
+    let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    br.submit(page, action, &f).await
+}
+
+async fn a_key_page_edits_grants_limits_and_credits(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/v1/roles",
+            Some(json!({"name": "wallet-operator", "permissions": ["wallet.read", "tx.create"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+
+    // The create form offers the workspace's roles, not the member roles (those are people's).
+    let new = br.get("/console/keys/new").await;
+    assert!(new.body.contains(r#"name="roles" value="wallet-operator""#), "{}", new.body);
+    for member_role in ["owner", "admin", "viewer"] {
+        assert!(!new.body.contains(&format!(r#"name="roles" value="{member_role}""#)), "{member_role} offered");
+    }
+    // Its default expiry is the API's own (one constant for both).
+    let days = keyward_core::wire::policy::TEMPORARY_DEFAULT_DAYS;
+    assert!(
+        new.body.contains(&format!(r#"<option value="{days}d" selected>{days} days (the default)"#)),
+        "{}",
+        new.body
+    );
+    // A refused create says what is wrong beside the field, keeping what was typed.
+    for (field, value, input) in
+        [("ratelimits", "ten/1s", "ratelimits"), ("ip_allowlist", "not-an-address", "ip_allowlist")]
+    {
+        let a = br
+            .submit("/console/keys/new", "/console/keys", &[("kind", "secret"), ("name", "refused"), (field, value)])
+            .await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        let e = field_error(&a.body, input).unwrap_or_else(|| panic!("no error beside {input}: {}", a.body));
+        assert!(!e.is_empty());
+        assert!(a.body.contains(value) && a.body.contains(r#"value="refused""#), "the form keeps its values");
+    }
+    let a = br
+        .submit(
+            "/console/keys/new",
+            "/console/keys",
+            &[("kind", "secret"), ("name", "refused"), ("grants", "ghost=wallet:w_1")],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(field_error(&a.body, "grants").unwrap().contains("no role named"), "{}", a.body);
+    assert_eq!(key_count(&s).await, 0);
+
+    // Grants, rate limits and credits edited on the key's page.
+    let (key, _) = s.create(json!({"name": "editable", "permissions": ["wallet.read"]})).await;
+    let path = format!("/console/keys/{key}");
+    let page = br.get(&path).await;
+    let fields = edit_form(
+        &page.body,
+        &[
+            ("grants", "wallet-operator=wallet:w_1,wallet:w_2"),
+            ("ratelimits", "5/1s, burst=50/1m"),
+            ("credits", "100"),
+            ("refill", "daily"),
+        ],
+    );
+    let a = post_form(&mut br, &path, &path, &fields).await;
+    assert_eq!((a.status, a.location()), (303, path.as_str()), "{}", a.body);
+    let (_, k) = s.call(Method::GET, &format!("/v1/keys/{key}"), None).await;
+    assert_eq!(k["grants"], json!([{"role": "wallet-operator", "scopes": ["wallet:w_1", "wallet:w_2"]}]));
+    assert_eq!(
+        k["ratelimits"],
+        json!([{"name": "default", "limit": 5, "duration": "1s"}, {"name": "burst", "limit": 50, "duration": "1m"}])
+    );
+    assert_eq!(
+        (k["credits"]["remaining"].as_u64(), k["credits"]["refill"]["interval"].as_str()),
+        (Some(100), Some("daily"))
+    );
+    assert_eq!(k["permissions"], json!(["wallet.read"]), "what the form did not change stays");
+    let shown = br.get(&path).await.body;
+    assert!(shown.contains("wallet-operator in wallet:w_1, wallet:w_2"), "{shown}");
+    assert!(shown.contains("burst: 50 per 1m") && shown.contains("100 left, refilled to 100 every day"), "{shown}");
+    assert_eq!(audit_count(&s, "key.update", &key).await, 1);
+    // Saving the form unchanged sends nothing: no update, credits not started again.
+    let fields = edit_form(&shown, &[]);
+    let a = post_form(&mut br, &path, &path, &fields).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(audit_count(&s, "key.update", &key).await, 1, "an unchanged form changes nothing");
+    // A refusal of the API sits beside its field, the form keeping what was typed.
+    let fields = edit_form(&shown, &[("grants", "wallet-operator=")]);
+    let a = post_form(&mut br, &path, &path, &fields).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(field_error(&a.body, "grants").unwrap().contains("at least one scope"), "{}", a.body);
+    assert!(a.body.contains(">wallet-operator=</textarea>"), "{}", a.body);
+    let fields = edit_form(&shown, &[("credits", "lots")]);
+    let a = post_form(&mut br, &path, &path, &fields).await;
+    assert_eq!(a.status, 400);
+    assert!(field_error(&a.body, "credits").is_some(), "{}", a.body);
+    assert_eq!(audit_count(&s, "key.update", &key).await, 1);
+
+    // The audit log reads the update as before → after, not as JSON.
+    let log = br.get(&format!("/console/audit?action=key.update&target={key}")).await.body;
+    assert!(
+        log.contains(r#"<span class="field">grants</span>: <span class="old">none</span> → <span class="new">"#),
+        "{log}"
+    );
+    assert!(log.contains(r#"<span class="field">credits</span>"#) && !log.contains("{&#34;changes&#34;"), "{log}");
+    let history = br.get(&path).await.body;
+    assert!(history.contains(r#"<span class="field">ratelimits</span>"#), "the key's history too: {history}");
+
+    // A service account's key shows the role it inherits and what the role grants.
+    let (_, sa) =
+        s.call(Method::POST, "/v1/service-accounts", Some(json!({"name": "ci-bot", "role": "wallet-operator"}))).await;
+    let sa = sa["id"].as_str().unwrap().to_string();
+    let (st, sk) =
+        s.call(Method::POST, &format!("/v1/service-accounts/{sa}/keys"), Some(json!({"name": "bot-key"}))).await;
+    assert_eq!(st, 201, "{sk}");
+    let bot = br.get(&format!("/console/keys/{}", sk["id"].as_str().unwrap())).await.body;
+    assert!(
+        bot.contains("From its service account")
+            && bot.contains("role wallet-operator — grants wallet.read, tx.create"),
+        "{bot}"
+    );
+    // The keys API filters by owner: the account's keys, or those of any account.
+    let ids = |v: serde_json::Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(s.call(Method::GET, &format!("/v1/keys?owner={sa}"), None).await.1), vec!["bot-key"]);
+    assert_eq!(ids(s.call(Method::GET, "/v1/keys?owner_type=service_account", None).await.1), vec!["bot-key"]);
+    assert!(!ids(s.call(Method::GET, "/v1/keys?owner_type=member", None).await.1).contains(&"bot-key".to_string()));
+    // The service accounts page lists them with one bounded read and links to all of them.
+    let page = br.get("/console/service-accounts").await.body;
+    assert!(
+        page.contains("bot-key") && page.contains(&format!(r#"href="/console/keys?owner={sa}">All keys of ci-bot"#)),
+        "{page}"
+    );
+    let theirs = br.get(&format!("/console/keys?owner={sa}")).await.body;
+    assert!(theirs.contains("bot-key") && !theirs.contains("editable"), "{theirs}");
+    s.stop().await;
+}
+
+async fn a_rotation_can_be_followed(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let (old, _) = s.create(json!({"name": "rotating"})).await;
+    let a = br
+        .submit(&format!("/console/keys/{old}"), &format!("/console/keys/{old}/rotate"), &[("grace_period", "24h")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/reveal"), "{}", a.body);
+    let shown = br.get("/console/reveal").await.body;
+    let new = shown.split(r#"action="/console/keys/"#).nth(1).map(|r| r[..r.find('"').unwrap()].to_string()).unwrap();
+    assert!(new.starts_with("key_") && new != old, "{shown}");
+    let (_, o) = s.call(Method::GET, &format!("/v1/keys/{old}"), None).await;
+    let until = chrono::DateTime::parse_from_rfc3339(o["expires_at"].as_str().unwrap()).unwrap();
+    let until = until.format("%Y-%m-%d %H:%M UTC").to_string();
+    // Both pages say a rotation is under way, when the old key stops, and link to each other.
+    for (page, other) in [(&old, &new), (&new, &old)] {
+        let body = br.get(&format!("/console/keys/{page}")).await.body;
+        let banner = body.split(r#"id="rotation""#).nth(1).unwrap_or_else(|| panic!("no rotation banner: {body}"));
+        let banner = &banner[..banner.find("</p>").unwrap()];
+        assert!(banner.contains(&format!("Rotating</span> — old key stops at {until}")), "{banner}");
+        assert!(banner.contains(&format!(r#"<a href="/console/keys/{other}">{other}</a>"#)), "{banner}");
+        if page == &old {
+            assert!(!body.contains("Rotate key</button>"), "a key already rotated is not offered another rotation");
+        }
+    }
+    let list = br.get("/console/keys").await.body;
+    assert!(list.contains(&format!(r#"Rotating → <a href="/console/keys/{new}">{new}</a>"#)), "{list}");
+    // Once the grace period is over the old key is expired: no banner, the links stay.
+    s.clock.advance(chrono::Duration::hours(25));
+    // (a day later: a new session)
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let body = br.get(&format!("/console/keys/{new}")).await.body;
+    assert!(
+        !body.contains(r#"id="rotation""#)
+            && body.contains(&format!(r#"Rotated from</dt><dd><a href="/console/keys/{old}">"#)),
+        "{body}"
+    );
+    let body = br.get(&format!("/console/keys/{old}")).await.body;
+    assert!(body.contains(&format!(r#"Replaced by</dt><dd><a href="/console/keys/{new}">"#)), "{body}");
+    s.stop().await;
+}
+
+async fn the_environment_switch_filters_what_is_shown(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &admin).await;
+    let (_, test_secret) = s.create(json!({"name": "test-only", "environment": "test"})).await;
+    let (_, live_secret) = s.create(json!({"name": "live-only", "environment": "live"})).await;
+    for secret in [&test_secret, &live_secret] {
+        assert_eq!(code(&s.verify(secret, json!({})).await), "VALID");
+    }
+    // Counts reach storage in the next flush (every 100 ms in tests).
+    for _ in 0..200 {
+        if s.call(Method::GET, "/v1/usage", None).await.1["total"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let both = br.get("/console/keys").await.body;
+    assert!(both.contains("test-only") && both.contains("live-only"));
+    assert!(both.contains(r#"value="all" aria-pressed="true""#), "{both}");
+
+    // Live: the keys list, the usage page and a new key's form keep to it, remembered.
+    let a = br
+        .submit("/console/keys", "/console/environment", &[("environment", "live"), ("next", "/console/usage")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/usage"), "{}", a.body);
+    let cookie = a.set_cookie("kw_env").unwrap();
+    assert!(
+        cookie.starts_with("kw_env=live;") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let keys = br.get("/console/keys").await.body;
+    assert!(keys.contains("live-only") && !keys.contains("test-only"), "{keys}");
+    assert!(keys.contains(r#"value="live" aria-pressed="true""#));
+    let usage = br.get("/console/usage").await.body;
+    assert!(usage.contains("live-only") && !usage.contains("test-only"), "{usage}");
+    assert!(br.get("/console/keys/new").await.body.contains(r#"<option value="live" selected>"#));
+    let (st, u) = s.call(Method::GET, "/v1/usage?environment=live", None).await;
+    assert_eq!((st, u["total"].as_u64()), (200, Some(1)), "{u}");
+    assert_eq!(s.call(Method::GET, "/v1/usage?environment=prod", None).await.1["error"]["field"], "environment");
+
+    // Test, then all again; the switch returns only to console pages, and needs its token.
+    br.submit("/console/keys", "/console/environment", &[("environment", "test"), ("next", "/console/keys")]).await;
+    let keys = br.get("/console/keys").await.body;
+    assert!(keys.contains("test-only") && !keys.contains("live-only"), "{keys}");
+    let a = br
+        .submit("/console/keys", "/console/environment", &[("environment", "all"), ("next", "https://evil.example/")])
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/keys"));
+    let keys = br.get("/console/keys").await.body;
+    assert!(keys.contains("test-only") && keys.contains("live-only"), "{keys}");
+    let forged = br.send(Method::POST, "/console/environment", Some(&[("environment", "live")])).await;
+    assert_eq!(forged.status, 403);
+    let a = br.submit("/console/keys", "/console/environment", &[("environment", "prod")]).await;
+    assert_eq!(a.status, 400);
     s.stop().await;
 }

@@ -10,7 +10,8 @@ on_both_backends!(
     owner_admins_developer_flow,
     roles_grants_and_service_accounts,
     webhooks_from_the_command_line,
-    usage_from_the_command_line
+    usage_from_the_command_line,
+    credentials_rotations_and_the_config_file
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
@@ -178,6 +179,11 @@ async fn roles_grants_and_service_accounts(b: Backend) {
     assert_eq!(owner.run(&["verify", sa_secret, "--permissions", "catalog.write"], None).status.code(), Some(0));
     let keys = owner.ok(&["keys", "list"], None);
     assert!(keys.contains("OWNER") && keys.contains(sa_id), "{keys}");
+    // `keys show` says what a service account key holds through its account.
+    let shown = owner.ok(&["keys", "show", k["id"].as_str().unwrap()], None);
+    assert!(shown.contains(&format!("role catalog-sync from service account magento ({sa_id}): catalog.*")), "{shown}");
+    let theirs = owner.json(&["keys", "list", "--owner", sa_id]);
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1, "{theirs}");
     owner.ok(&["service-accounts", "disable", sa_id], None);
     let out = owner.run(&["verify", sa_secret], None);
     assert_eq!(out.status.code(), Some(1));
@@ -248,5 +254,80 @@ async fn usage_from_the_command_line(b: Backend) {
     assert!(list.contains("REQ/24H") && row.split_whitespace().any(|c| c == "5"), "{list}");
     let bad = owner.run(&["keys", "usage", &id, "--since", "soon"], None);
     assert!(!bad.status.success());
+    s.stop().await;
+}
+
+/// `keyward management-keys` and `verify-tokens` (list, create, revoke), a rotation in
+/// `keys list` and `keys show`, flags named alike, and what the config file is warned about.
+async fn credentials_rotations_and_the_config_file(b: Backend) {
+    let s = TestServer::start(b).await;
+    let owner = Person::new(&s.base);
+    owner.ok(&["login", "--server", &s.base, "--token", &s.management_key], None);
+
+    // Management keys: created (printed once), listed without the secret, revoked.
+    let mk = owner.json(&["management-keys", "create", "--name", "deploy", "--expires-in", "30d"]);
+    let (mk_id, secret) = (mk["id"].as_str().unwrap(), mk["management_key"].as_str().unwrap());
+    let list = owner.ok(&["management-keys", "list"], None);
+    assert!(list.contains(mk_id) && list.contains("deploy") && !list.contains(secret), "{list}");
+    let other = Person::new(&s.base);
+    assert!(other.run(&["keys", "list", "--token", secret], None).status.success());
+    assert!(owner.ok(&["management-keys", "revoke", mk_id], None).contains("revoked"));
+    assert!(!other.run(&["keys", "list", "--token", secret], None).status.success(), "a revoked key stops");
+    assert!(owner.ok(&["management-keys", "list"], None).contains("revoked"));
+
+    // Verify tokens: created, listed, revoked.
+    let vt = owner.json(&["verify-tokens", "create", "--name", "gateway"]);
+    let (vt_id, token) = (vt["id"].as_str().unwrap(), vt["token"].as_str().unwrap());
+    let list = owner.ok(&["verify-tokens", "list"], None);
+    assert!(
+        list.contains(vt_id) && list.contains("gateway") && list.contains("active") && !list.contains(token),
+        "{list}"
+    );
+    let revoked = owner.json(&["verify-tokens", "revoke", vt_id]);
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+
+    // Flags are named alike: the plural and `--environment`/`--env` spellings are accepted.
+    let key = owner.json(&[
+        "keys",
+        "create",
+        "--name",
+        "aliased",
+        "--environment",
+        "live",
+        "--permissions",
+        "a.read",
+        "--scopes",
+        "s:1",
+    ]);
+    assert_eq!((key["environment"].as_str(), key["scopes"].clone()), (Some("live"), serde_json::json!(["s:1"])));
+    let secret = key["secret"].as_str().unwrap();
+    assert_eq!(owner.run(&["verify", secret, "--env", "live", "--permission", "a.read"], None).status.code(), Some(0));
+
+    // A rotation under way: the list says so both ways, `keys show` says when the old key stops.
+    let old = key["id"].as_str().unwrap();
+    let new = owner.json(&["keys", "rotate", old, "--grace-period", "1h"]);
+    let new = new["id"].as_str().unwrap();
+    let list = owner.ok(&["keys", "list"], None);
+    assert!(list.contains(&format!("rotating → {new}")) && list.contains(&format!("active ← {old}")), "{list}");
+    let shown = owner.ok(&["keys", "show", old], None);
+    assert!(shown.contains(&format!("rotating → {new} (this key stops at")) && shown.contains("rotated to"), "{shown}");
+    assert!(owner.ok(&["keys", "show", new], None).contains(&format!("rotated from  {old}")));
+
+    // The config file: unknown keys are named (a warning, the command still works), and a
+    // credential readable by others is warned about until it is chmod 600.
+    let config = owner.home.path().join(".keyward").join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("colour = \"blue\"\n{text}\n[test]\napi_hots = \"x\"\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = owner.run(&["keys", "list"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("unknown key `colour`") && err.contains("unknown key `test.api_hots`"), "{err}");
+    assert!(err.contains("readable by others (mode 644): run chmod 600"), "{err}");
+    assert_eq!(err.matches("unknown key `colour`").count(), 1, "warned once: {err}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = owner.run(&["keys", "list"], None);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("chmod"), "{o:?}");
     s.stop().await;
 }

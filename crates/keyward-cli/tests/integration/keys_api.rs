@@ -1,6 +1,7 @@
 //! The management and verification API, end to end over HTTP, on both backends.
 
 use chrono::Duration;
+use keyward_core::Clock;
 use keyward_testkit::{code, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
@@ -124,6 +125,16 @@ async fn rotation_with_and_without_grace(b: Backend) {
     assert!(new.starts_with("kw_live_sk_"));
     assert_eq!(code(&s.verify(&old, json!({})).await), "VALID");
     assert_eq!(code(&s.verify(&new, json!({})).await), "VALID");
+    // The two keys name each other; the old one, still active, stops at its grace's end.
+    let new_id = rotated["id"].as_str().unwrap().to_string();
+    assert_eq!((rotated["rotated_from"].as_str(), rotated.get("rotated_to")), (Some(id.as_str()), None));
+    let (_, was) = s.call(Method::GET, &format!("/v1/keys/{id}"), None).await;
+    assert_eq!((was["rotated_to"].as_str(), was["status"].as_str()), (Some(new_id.as_str()), Some("active")));
+    let ends = chrono::DateTime::parse_from_rfc3339(was["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(ends.timestamp(), (s.clock.now() + Duration::hours(1)).timestamp());
+    let (_, listed) = s.call(Method::GET, "/v1/keys?environment=live", None).await;
+    let by_id = |i: &str| listed["items"].as_array().unwrap().iter().find(|k| k["id"] == i).unwrap().clone();
+    assert_eq!((by_id(&id)["rotated_to"].clone(), by_id(&new_id)["rotated_from"].clone()), (json!(new_id), json!(id)));
     // Rotating the same key twice is refused.
     let (st, e) = s.call(Method::POST, &format!("/v1/keys/{id}/rotate"), None).await;
     assert_eq!(st, 409);
@@ -133,7 +144,7 @@ async fn rotation_with_and_without_grace(b: Backend) {
     assert_eq!(code(&s.verify(&new, json!({})).await), "VALID");
 
     // Without grace the old key stops at once.
-    let new_id = rotated["id"].as_str().unwrap();
+    let new_id = new_id.as_str();
     let (st, again) =
         s.call(Method::POST, &format!("/v1/keys/{new_id}/rotate"), Some(json!({"grace_period": "0s"}))).await;
     assert_eq!(st, 201);
@@ -197,6 +208,8 @@ async fn list_filters_and_pagination(b: Backend) {
         ("environment=prod", "environment"),
         ("kind=x", "kind"),
         ("cursor=';--", "cursor"),
+        ("owner=a%20b", "owner"),
+        ("owner_type=robot", "owner_type"),
     ] {
         let (st, e) = s.call(Method::GET, &format!("/v1/keys?{q}"), None).await;
         assert_eq!(st, 400, "{q}");

@@ -23,7 +23,8 @@ on_both_backends!(
     search_folds_case_alike,
     credit_counts_never_go_back_up,
     addresses_are_written_in_batches,
-    approval_subjects_move_to_their_pair
+    approval_subjects_move_to_their_pair,
+    rotations_made_before_0025_are_linked_both_ways
 );
 
 /// `q` matches name and `start` without regard to ASCII case, identically on both backends
@@ -179,6 +180,36 @@ async fn approval_subjects_move_to_their_pair(b: Backend) {
         matches!(&rotate.request.change, ApprovalChange::KeyRotate { old_key_id, grace_period_seconds: 60 } if old_key_id == "key_2")
     );
     assert_eq!(rotate.request.subject.key_id(), Some("key_3"));
+    store.close().await;
+    if db.is_postgres() {
+        db.drop_db().await;
+    }
+}
+
+/// Migration 0025 adds `rotated_from` and fills it in for rotations made before it, from the
+/// old key's `replaced_by`: both keys of an earlier rotation read as linked.
+async fn rotations_made_before_0025_are_linked_both_ways(b: Backend) {
+    let db = TestDb::new(&b).await;
+    keyward_store::migrate_to(&db.url, 22).await.unwrap();
+    db.exec("INSERT INTO workspaces (id, name, prefix, created_at) VALUES ('ws_old', 'old', 'old', 1)").await;
+    for (id, replaced_by) in [("key_1", "'key_2'"), ("key_2", "'key_3'"), ("key_3", "NULL"), ("key_9", "NULL")] {
+        db.exec(&format!(
+            "INSERT INTO api_keys (id, workspace_id, name, kind, environment, status, start, roles, permissions, \
+             scopes, ip_allowlist, meta, created_at, updated_at, replaced_by) VALUES ('{id}', 'ws_old', '{id}', \
+             'secret', 'test', 'active', 'old_test_sk_{id}', '[]', '[]', '[]', '[]', '{{}}', 1, 1, {replaced_by})"
+        ))
+        .await;
+    }
+    let store = Store::connect(&db.url).await.unwrap();
+    let links = |k: keyward_core::model::KeyRecord| (k.rotated_from, k.rotated_to);
+    let get = |id: &'static str| {
+        let store = &store;
+        async move { links(store.get_key("ws_old", id).await.unwrap().unwrap()) }
+    };
+    assert_eq!(get("key_1").await, (None, Some("key_2".into())));
+    assert_eq!(get("key_2").await, (Some("key_1".into()), Some("key_3".into())));
+    assert_eq!(get("key_3").await, (Some("key_2".into()), None));
+    assert_eq!(get("key_9").await, (None, None));
     store.close().await;
     if db.is_postgres() {
         db.drop_db().await;

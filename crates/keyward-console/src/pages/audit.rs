@@ -1,4 +1,5 @@
-//! The audit log: filters (action, actor, target, time range), pages, NDJSON export.
+//! The audit log: filters (action, actor, target, time range), pages, NDJSON export; each
+//! event's changes read as `field: old → new` (`audit_changes.rs`).
 
 use askama::Template;
 use axum::extract::Query;
@@ -7,6 +8,7 @@ use axum::response::Response;
 use keyward_core::audit::AuditEvent;
 use serde::Deserialize;
 
+use super::audit_changes::{changes_of, Change};
 use super::Page;
 use crate::backend::query;
 use crate::error::Fail;
@@ -36,7 +38,7 @@ pub(crate) struct Row {
     action: String,
     target: String,
     ip: String,
-    changes: String,
+    changes: Vec<Change>,
 }
 
 #[derive(Template)]
@@ -89,11 +91,7 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, 
                 .collect::<Vec<_>>()
                 .join(" "),
             ip: e.ip.clone().unwrap_or_default(),
-            changes: if e.changes.as_object().is_some_and(|m| m.is_empty()) {
-                String::new()
-            } else {
-                e.changes.to_string()
-            },
+            changes: changes_of(&e.changes),
         })
         .collect();
     let keep = |cursor: &str| {

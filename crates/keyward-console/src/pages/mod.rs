@@ -3,7 +3,11 @@
 pub(crate) mod account;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+mod audit_changes;
+pub(crate) mod environment;
 pub(crate) mod identities;
+pub(crate) mod key_detail;
+mod key_fields;
 pub(crate) mod keys;
 pub(crate) mod management_keys;
 pub(crate) mod members;

@@ -1,6 +1,8 @@
-//! Service accounts: each with its role and its keys; creating one, disabling and enabling
-//! (a disabled account's keys all answer `DISABLED`). Keys for an account are made with
-//! `POST /v1/service-accounts/{id}/keys` (the CLI, the API).
+//! Service accounts: each with its role and its newest keys (one bounded read of the keys
+//! service accounts own, in the header's environment; each account links to all of its
+//! keys); creating one, disabling and enabling (a disabled account's keys all answer
+//! `DISABLED`). Keys for an account are made with `POST /v1/service-accounts/{id}/keys`
+//! (the CLI, the API).
 
 use std::collections::BTreeMap;
 
@@ -19,9 +21,8 @@ use crate::form::Form;
 use crate::session::Ctx;
 use crate::view::{render, status_label, time, Chrome};
 
-/// Keys read to find the accounts' keys: the key list has no owner filter, so the console
-/// reads at most this many pages of 200 (a workspace with more says so on the page).
-const KEY_PAGES: usize = 10;
+/// The service accounts' keys read for the page, newest first: one page of the key list.
+const KEYS_SHOWN: &str = "200";
 
 pub(crate) struct KeyRow {
     id: String,
@@ -34,6 +35,8 @@ pub(crate) struct Row {
     a: ServiceAccountView,
     created: String,
     keys: Vec<KeyRow>,
+    /// The key list filtered by this account.
+    all_keys: String,
 }
 
 #[derive(Template)]
@@ -43,42 +46,39 @@ struct ListPage {
     rows: Vec<Row>,
     /// Role names a new account may be given.
     roles: Vec<String>,
-    /// The key list was longer than what was read.
+    /// More service account keys exist than were read: each account's link lists them all.
     partial: bool,
 }
 
 pub(crate) async fn list(ctx: Ctx) -> Result<Response, Fail> {
     let accounts: ServiceAccountList = ctx.get("/v1/service-accounts").await?;
     let mut by_owner: BTreeMap<String, Vec<KeyRow>> = BTreeMap::new();
-    let mut cursor = String::new();
     let mut partial = false;
     if !accounts.items.is_empty() {
-        for n in 0..=KEY_PAGES {
-            if n == KEY_PAGES {
-                partial = true;
-                break;
-            }
-            let page: KeyList = ctx.get(&query("/v1/keys", &[("limit", "200"), ("cursor", &cursor)])).await?;
-            for k in page.items {
-                if let Some(o) = k.owner.as_ref().filter(|o| o.kind == "service_account") {
-                    by_owner.entry(o.id.clone()).or_default().push(KeyRow {
-                        status: status_label(k.status.as_str()),
-                        id: k.id,
-                        name: k.name,
-                        start: k.start,
-                    });
-                }
-            }
-            match page.next_cursor {
-                Some(c) => cursor = c,
-                None => break,
+        let path =
+            query("/v1/keys", &[("owner_type", "service_account"), ("environment", ctx.env), ("limit", KEYS_SHOWN)]);
+        let page: KeyList = ctx.get(&path).await?;
+        partial = page.next_cursor.is_some();
+        for k in page.items {
+            if let Some(o) = k.owner.as_ref() {
+                by_owner.entry(o.id.clone()).or_default().push(KeyRow {
+                    status: status_label(k.status.as_str()),
+                    id: k.id,
+                    name: k.name,
+                    start: k.start,
+                });
             }
         }
     }
     let rows = accounts
         .items
         .into_iter()
-        .map(|a| Row { created: time(&a.created_at), keys: by_owner.remove(&a.id).unwrap_or_default(), a })
+        .map(|a| Row {
+            created: time(&a.created_at),
+            keys: by_owner.remove(&a.id).unwrap_or_default(),
+            all_keys: query("/console/keys", &[("owner", &a.id)]),
+            a,
+        })
         .collect();
     let roles = if ctx.may().manage_roles {
         let r: keyward_core::wire::roles::RoleList = ctx.get("/v1/roles").await?;

@@ -1,5 +1,6 @@
-//! The workspace's usage over the last 24 hours (chart, codes, busiest keys) and its
-//! alerts, which owners, admins and managers acknowledge.
+//! The workspace's usage over the last 24 hours (chart, codes, busiest keys; in the header's
+//! environment when one is chosen) and its alerts, which owners, admins and managers
+//! acknowledge.
 
 use askama::Template;
 use axum::extract::Path;
@@ -9,7 +10,7 @@ use keyward_core::wire::usage::{AlertList, AlertView, WorkspaceUsage};
 use serde_json::{json, Value};
 
 use super::back_to;
-use crate::backend::seg;
+use crate::backend::{query, seg};
 use crate::error::Fail;
 use crate::form::Form;
 use crate::session::Ctx;
@@ -32,7 +33,7 @@ struct UsagePage {
 }
 
 pub(crate) async fn page(ctx: Ctx) -> Result<Response, Fail> {
-    let u: WorkspaceUsage = ctx.get("/v1/usage").await?;
+    let u: WorkspaceUsage = ctx.get(&query("/v1/usage", &[("environment", ctx.env)])).await?;
     let alerts = if ctx.may().read_audit {
         let list: AlertList = ctx.get("/v1/alerts?limit=50").await?;
         Some(

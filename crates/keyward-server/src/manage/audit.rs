@@ -73,3 +73,25 @@ impl Caller {
         }
     }
 }
+
+/// What `changes` (an object of the fields a request sets) replaced: each of its fields'
+/// value in `current` (`null` where `current` has none), so an event reads as before → after.
+pub(crate) fn before(current: &Value, changes: &Value) -> Value {
+    let fields = changes.as_object().map(|c| {
+        c.keys().map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null))).collect::<serde_json::Map<_, _>>()
+    });
+    Value::Object(fields.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn before_holds_the_old_value_of_each_changed_field() {
+        let current = json!({"name": "a", "roles": ["x"], "meta": {}});
+        let changes = json!({"name": "b", "scopes": ["s"]});
+        assert_eq!(super::before(&current, &changes), json!({"name": "a", "scopes": null}));
+        assert_eq!(super::before(&current, &json!(null)), json!({}));
+    }
+}

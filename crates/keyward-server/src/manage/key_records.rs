@@ -45,6 +45,10 @@ impl Successor {
             revoked_at: None,
             // The successor's secret is new: the old one's leak is not its.
             leak: None,
+            // The old record comes from the claim, which already names this key as its
+            // successor.
+            rotated_to: None,
+            rotated_from: Some(old.id.clone()),
             ..old.clone()
         }
     }
@@ -112,6 +116,8 @@ impl AppState {
             identity_id: None,
             external_id: new.external_id,
             leak: None,
+            rotated_to: None,
+            rotated_from: None,
         };
         (rec, secret)
     }

@@ -15,7 +15,7 @@ use keyward_core::validate::Lifetime;
 use keyward_core::validate::{CreateKeyRules, UpdateKeyRules};
 use keyward_core::wire::keys::{CreateKeyRequest, KeyList, KeyView, RotateRequest, UpdateKeyRequest};
 use keyward_core::{duration, ids};
-use keyward_store::{InsertOutcome, KeyFilter, RequestOutcome, RotateOutcome, Rotation, ServiceAccount};
+use keyward_store::{InsertOutcome, KeyFilter, OwnerType, RequestOutcome, RotateOutcome, Rotation, ServiceAccount};
 
 use crate::audit::{target, RequestOrigin};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -131,6 +131,11 @@ pub struct ListParams {
     pub q: Option<String>,
     /// only the keys of the identity with this external id
     pub external_id: Option<String>,
+    /// only the keys of this owner: a service account's id, or a member's (the keys they
+    /// made that no service account owns)
+    pub owner: Option<String>,
+    /// `service_account` or `member`: only the keys a service account owns, or those none does
+    pub owner_type: Option<String>,
     /// 1-200, default 50
     pub limit: Option<String>,
     pub cursor: Option<String>,
@@ -158,11 +163,29 @@ impl ListParams {
         }
         let external_id =
             self.external_id.as_deref().map(|x| keyward_core::validate::external_id("external_id", x)).transpose()?;
+        if let Some(o) = &self.owner {
+            if o.is_empty() || o.len() > 64 || !o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ApiError::invalid("owner", "owner must be a service account's or a member's id"));
+            }
+        }
+        let owner_type = match self.owner_type.as_deref() {
+            None => None,
+            Some("service_account") => Some(OwnerType::ServiceAccount),
+            Some("member") => Some(OwnerType::Member),
+            Some(o) => {
+                return Err(ApiError::invalid(
+                    "owner_type",
+                    format!("owner_type must be service_account or member, not {o:?}"),
+                ))
+            }
+        };
         Ok(KeyFilter {
             status,
             environment: self.environment,
             kind,
             external_id,
+            owner: self.owner,
+            owner_type,
             q: self.q,
             cursor: self.cursor,
             limit,
@@ -255,8 +278,18 @@ pub async fn update_key(
         };
         lifetime.check(&mut expires_at, &caller.0.policy, false)?;
     }
-    let payload = serde_json::json!({ "changes": req });
-    let audit = caller.audit(&origin, AuditAction::KeyUpdate, target("key", &id, Some(&current.name)), payload.clone());
+    // The old value of each field sent, beside the new ones, so the event reads before → after.
+    let sent = serde_json::to_value(&req).unwrap_or_default();
+    // A field left out reads as `null` here; one that can be cleared sends `null` to clear it.
+    let mut asked = sent.clone();
+    if let Some(o) = asked.as_object_mut() {
+        o.retain(|k, v| {
+            !v.is_null() || matches!(k.as_str(), "expires_at" | "callback_url" | "credits" | "external_id")
+        });
+    }
+    let before = crate::audit::before(&serde_json::to_value(current.view(now)).unwrap_or_default(), &asked);
+    let payload = serde_json::json!({ "changes": sent, "before": before });
+    let audit = caller.audit(&origin, AuditAction::KeyUpdate, target("key", &id, Some(&current.name)), payload);
     let rec = match approval_for(&state, &caller, ApprovalChange::KeyUpdate { changes: Box::new(req) }, &id).await? {
         // The old settings stay in force until the request is approved.
         Some(a) => {

@@ -49,7 +49,12 @@ pub async fn put_policies(
             message: "enrol TOTP yourself before requiring MFA for everyone".into(),
         });
     }
-    let what = serde_json::to_value(&patch).unwrap_or_default();
+    let mut what = serde_json::to_value(&patch).unwrap_or_default();
+    // Beside the fields sent, what they were: the event reads before → after.
+    let before = crate::audit::before(&serde_json::to_value(&current).unwrap_or_default(), &what);
+    if let Some(o) = what.as_object_mut() {
+        o.insert("before".into(), before);
+    }
     let audit = caller.audit(&origin, AuditAction::PolicyUpdate, audit_target("policy", &ws, None), what.clone());
     // A rule is never loosened by one of the people it binds: the strictest rule in force
     // (read with the credential, so the one a pending change has not touched) decides.

@@ -169,7 +169,12 @@ pub async fn update_role(
     let now = state.clock.now();
     let widening = permissions.as_deref().is_some_and(|n| widens(current.permissions.as_deref(), n));
     let change = ApprovalChange::RoleUpdate { permissions: permissions.clone(), description: description.clone() };
-    let what = serde_json::json!({"from": current.permissions, "to": change.payload()});
+    let to = change.payload();
+    let before = crate::audit::before(
+        &serde_json::json!({"permissions": current.permissions, "description": current.description}),
+        &to,
+    );
+    let what = serde_json::json!({"from": current.permissions, "to": to, "before": before});
     let audit = caller.audit(&origin, AuditAction::RoleUpdate, target("role", &name, None), what);
     if widening {
         if let Some(a) = approval_for(&state, &caller, change, &name).await? {

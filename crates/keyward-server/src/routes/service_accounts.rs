@@ -137,13 +137,23 @@ pub async fn update_service_account(
         description: req.description.as_deref().map(|d| validate::description(Some(d))).transpose()?,
         disabled: req.disabled,
     };
-    let what = serde_json::to_value(&req).unwrap_or_default();
+    let current = find(&state, &caller, &id).await?;
+    let mut what = serde_json::to_value(&req).unwrap_or_default();
+    // Beside the fields sent (those left out read as `null`), what they were: the event
+    // reads before → after.
+    let mut sent = what.clone();
+    if let Some(o) = sent.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    let before = crate::audit::before(&serde_json::to_value(view(&current)).unwrap_or_default(), &sent);
+    if let Some(o) = what.as_object_mut() {
+        o.insert("before".into(), before);
+    }
     let audit = caller.audit(&origin, AuditAction::ServiceAccountUpdate, target("service_account", &id, None), what);
     // A role that widens what the account's keys may do follows `role.update`: the old role
     // stays in force until the request is approved; the other changes apply at once.
     let mut pending = None;
     if let Some(new) = changes.role.clone() {
-        let current = find(&state, &caller, &id).await?;
         if widens_account(&state, &caller.0.workspace_id, &current.role, &new).await? {
             let change = ApprovalChange::ServiceAccountRole { role: new.clone(), from: current.role.clone() };
             if let Some(a) = approval_for(&state, &caller, change, &id).await? {
@@ -160,7 +170,7 @@ pub async fn update_service_account(
         && changes.description.is_none()
         && changes.disabled.is_none()
     {
-        find(&state, &caller, &id).await?
+        current
     } else {
         state
             .store

@@ -36,6 +36,9 @@ pub struct UsageParams {
     pub granularity: Option<String>,
     /// Only the verifications whose request named this tag.
     pub tag: Option<String>,
+    /// `GET /v1/usage` only: only the keys of this environment, `test` or `live`
+    /// (verifications of unknown keys are then not counted).
+    pub environment: Option<String>,
 }
 
 struct Range {
@@ -161,10 +164,14 @@ pub async fn workspace_usage(
     caller.require(Action::Read)?;
     let r = range(&state, &q)?;
     let ws = &caller.0.workspace_id;
-    let rows = state
-        .store
-        .usage_buckets(source(&state, &r), ws, None, q.tag.as_deref(), from_ms(r.from), from_ms(r.to))
-        .await?;
+    if let Some(e) = &q.environment {
+        if !keyward_core::model::ENVIRONMENTS.contains(&e.as_str()) {
+            return Err(ApiError::invalid("environment", format!("unknown environment {e:?}")));
+        }
+    }
+    let (env, tag) = (q.environment.as_deref(), q.tag.as_deref());
+    let rows =
+        state.store.usage_buckets_in(source(&state, &r), ws, None, tag, env, from_ms(r.from), from_ms(r.to)).await?;
     let (total, by_code) = totals(&rows);
     let mut per_key: HashMap<&str, Counted> = HashMap::new();
     let mut unknown_keys = 0;

@@ -1308,6 +1308,15 @@ class KeyView:
     Verifications in the last 24 hours (in `GET /v1/keys` lists).
     """
     revoked_at: Optional[str] = None
+    rotated_from: Optional[str] = None
+    """
+    The key this one replaced by a rotation.
+    """
+    rotated_to: Optional[str] = None
+    """
+    The key that replaced this one by a rotation: while this one is still `active` it is
+    in its grace period and stops at `expires_at`.
+    """
     secret: Optional[str] = None
     type: Optional[KeyType] = None
 
