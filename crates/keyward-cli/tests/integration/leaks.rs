@@ -34,6 +34,7 @@ on_both_backends!(
     every_secret_keyward_issues_is_a_leak,
     the_alert_policy_keeps_every_credential,
     a_large_batch_is_looked_up_in_chunks,
+    reports_count_per_address_across_nodes,
 );
 
 /// The sender's keys URL: the document it serves, how often it was fetched, and a switch
@@ -707,4 +708,34 @@ async fn a_large_batch_is_looked_up_in_chunks(b: Backend) {
     assert_eq!(key(&s, &id).await["status"], "revoked");
     assert!(!manages(&s, &mk).await);
     s.stop().await;
+}
+
+/// The per-address limit of anonymous reports counts across nodes through Redis, and an IPv6
+/// /64 is one address (addresses of this test's own, so other runs do not count).
+async fn reports_count_per_address_across_nodes(b: Backend) {
+    let Some(url) = keyward_testkit::redis_url("reports_count_per_address_across_nodes") else { return };
+    let config = keyward_server::ServerConfig {
+        leak_report_limit: (3, std::time::Duration::from_secs(60)),
+        ..crate::shared_limits::with_redis(&url)
+    };
+    let a = TestServer::start_with(b, config.clone()).await;
+    let c = a.second_node_with(config).await;
+    let send = |node: &TestServer, ip: String| {
+        node.http().post(node.url("/v1/leaks")).header("x-forwarded-for", ip).json(&json!({"key": "nothing"})).send()
+    };
+    // In 198.18.0.0/15 (for tests like this one): two runs at once pick the same one rarely.
+    let v4 = format!("198.{}.{}.{}", 18 + u8::from(rand::random::<bool>()), rand::random::<u8>(), rand::random::<u8>());
+    let mut answers = Vec::new();
+    for node in [&a, &c, &a, &c] {
+        answers.push(send(node, v4.clone()).await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [202, 202, 202, 429], "three reports in all from one address, whatever the node");
+    let net = format!("2001:db8:{:x}:{:x}", rand::random::<u16>(), rand::random::<u16>());
+    let mut answers = Vec::new();
+    for (node, host) in [(&a, "::1"), (&c, "::2"), (&a, "::abcd"), (&c, "::3")] {
+        answers.push(send(node, format!("{net}{host}")).await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [202, 202, 202, 429], "an IPv6 /64 counts as one address");
+    c.stop().await;
+    a.stop().await;
 }
