@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `keyward scan` throughput on a generated tree (~1 GB by default), against `grep -rF` of a
-# key prefix over the same tree in the same run (the floor: one fixed string, no checks).
+# `keyward scan` throughput on a generated tree (~1 GB by default, 1 MB files scanned on every
+# core) and on the same bytes as one file (one thread, read through scan's 4 MiB window),
+# each against `grep -F` of a key prefix over the same bytes in the same run (the floor: one
+# fixed string, no checks). Needs twice SIZE_MB of free space in $TMPDIR.
 # Usage: bench/scan.sh [SIZE_MB] (default 1024). BENCH_BIN=DIR uses the keyward already in DIR;
 # otherwise a release build. RUNS=N (default 3) runs of each, after one warm-up read.
 set -euo pipefail
@@ -50,14 +52,24 @@ for n in range(size_mb):
         f.write(data)
 PY
 bytes=$(du -sb "$work/tree" | cut -f1)
-cat "$work"/tree/*/* > /dev/null   # warm the page cache once
+cat "$work"/tree/*/* > "$work/one.rs"   # the same bytes as one file
+cat "$work"/tree/*/* "$work/one.rs" > /dev/null   # warm the page cache once
 t() { local s e; s=$(date +%s.%N); "$@" > "$work/out" 2>/dev/null || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
 best() { sort -n | head -1; }
+mb=$(echo "$bytes / 1048576" | bc)
+rate() { echo "$mb / $1" | bc -l; }
+
 scan=$(for _ in $(seq "$RUNS"); do t "$BIN/keyward" scan "$work/tree"; done | best)
 found=$(grep -c ': secret_key ' "$work/out" || true)
 grep_s=$(for _ in $(seq "$RUNS"); do t grep -rF -c kw_live_sk_ "$work/tree"; done | best)
-mb=$(echo "$bytes / 1048576" | bc)
+scan1=$(for _ in $(seq "$RUNS"); do t "$BIN/keyward" scan "$work/one.rs"; done | best)
+found1=$(grep -c ': secret_key ' "$work/out" || true)
+grep1=$(for _ in $(seq "$RUNS"); do t grep -F -c kw_live_sk_ "$work/one.rs"; done | best)
+
 printf 'tree: %s MB in %s files, %s cores\n' "$mb" "$(find "$work/tree" -type f | wc -l)" "$(nproc)"
-printf 'keyward scan: %.2f s (%.0f MB/s), %s keys found (3 planted, look-alikes ignored)\n' "$scan" "$(echo "$mb / $scan" | bc -l)" "$found"
-printf 'grep -rF:     %.2f s (%.0f MB/s)\n' "$grep_s" "$(echo "$mb / $grep_s" | bc -l)"
-printf 'ratio scan/grep: %.2f\n' "$(echo "$scan / $grep_s" | bc -l)"
+printf 'keyward scan TREE:   %.2f s (%.0f MB/s), %s keys found (3 planted, look-alikes ignored)\n' "$scan" "$(rate "$scan")" "$found"
+printf 'grep -rF -c TREE:    %.2f s (%.0f MB/s)\n' "$grep_s" "$(rate "$grep_s")"
+printf 'ratio scan/grep:     %.2f\n' "$(echo "$scan / $grep_s" | bc -l)"
+printf 'keyward scan FILE:   %.2f s (%.0f MB/s), %s keys found (one %s MB file)\n' "$scan1" "$(rate "$scan1")" "$found1" "$mb"
+printf 'grep -F -c FILE:     %.2f s (%.0f MB/s)\n' "$grep1" "$(rate "$grep1")"
+printf 'ratio scan/grep:     %.2f\n' "$(echo "$scan1 / $grep1" | bc -l)"

@@ -490,7 +490,11 @@ type VerifyToken struct {
 	Start       string     `json:"start"`
 	CreatedAt   time.Time  `json:"created_at"`
 	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
-	Token       string     `json:"token,omitempty"`
+	// LeakedAt, LeakSource and LeakURL: the token's first leak report (docs/LEAKS.md).
+	LeakedAt   *time.Time `json:"leaked_at,omitempty"`
+	LeakSource *string    `json:"leak_source,omitempty"`
+	LeakURL    *string    `json:"leak_url,omitempty"`
+	Token      string     `json:"token,omitempty"`
 }
 
 // ---------------------------------------------------------------------------------------

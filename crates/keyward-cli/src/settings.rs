@@ -242,6 +242,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_SECRET_SCANNING_KEYS_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_scanning_keys_url: Option<String>,
+    /// Leak reports (`POST /v1/leaks`) one address may send per window, as N/WINDOW
+    /// [default: 30/1m]; more answer 429.
+    #[arg(long, env = "KEYWARD_LEAK_REPORT_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_report_limit: Option<String>,
     /// Where people and clients reach Keyward, e.g. `https://keys.example.com` (SSO redirect
     /// URIs and OAuth token audiences are built from it).
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
@@ -449,6 +454,7 @@ layered!(ServerSettings {
     usage_hours_kept,
     usage_days_kept,
     secret_scanning_keys_url,
+    leak_report_limit,
     public_url,
     log_format,
     webhook_retry_schedule,
@@ -539,6 +545,14 @@ impl ConfigFile {
     }
 }
 
+/// `N/WINDOW` (`30/1m`): at least one per window of at least a second.
+fn per_window(s: &str) -> Option<(u32, Duration)> {
+    let (n, window) = s.trim().split_once('/')?;
+    let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
+    let Span(window) = window.trim().parse().ok()?;
+    (window >= Duration::from_secs(1)).then_some((n, window))
+}
+
 impl ServerSettings {
     /// The defaults, in this form (for `config show`).
     pub fn defaults() -> ServerSettings {
@@ -573,6 +587,7 @@ impl ServerSettings {
             usage_hours_kept: d.usage_retention.1.to_std().ok().map(Span),
             usage_days_kept: d.usage_retention.2.to_std().ok().map(Span),
             secret_scanning_keys_url: Some(d.secret_scanning_keys_url.clone()),
+            leak_report_limit: Some(format!("{}/{}", d.leak_report_limit.0, Span(d.leak_report_limit.1))),
             public_url: None,
             log_format: Some("text".into()),
             webhook_retry_schedule: None,
@@ -696,6 +711,13 @@ impl ServerSettings {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => c.secret_scanning_keys_url = u.clone(),
                 _ => bail!("secret_scanning_keys_url: {u:?} is not an http(s) URL"),
             }
+        }
+        if let Some(l) = &self.leak_report_limit {
+            c.leak_report_limit = per_window(l).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "leak_report_limit: {l:?} is not N/WINDOW with N at least 1 and WINDOW at least 1s, e.g. 30/1m"
+                )
+            })?;
         }
         if let Some(u) = &self.public_url {
             match reqwest::Url::parse(u) {
@@ -858,6 +880,25 @@ mod tests {
         }
         let default = ServerSettings::default().resolve(listen).map(|c| c.http_threads).ok();
         assert_eq!(default, Some(ServerConfig::default().http_threads));
+    }
+
+    #[test]
+    fn leak_report_limits_are_n_per_window() {
+        assert_eq!(per_window("30/1m"), Some((30, Duration::from_secs(60))));
+        assert_eq!(per_window(" 5 / 10s "), Some((5, Duration::from_secs(10))));
+        assert_eq!(per_window("1/1"), Some((1, Duration::from_secs(1))));
+        for bad in ["0/1m", "30", "30/", "/1m", "30/500ms", "30/0s", "x/1m", "30/1x", "-1/1m", "30/1m/2"] {
+            assert_eq!(per_window(bad), None, "{bad}");
+        }
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let set =
+            |l: &str| ServerSettings { leak_report_limit: Some(l.into()), ..ServerSettings::default() }.resolve(listen);
+        assert_eq!(set("9/2h").map(|c| c.leak_report_limit).ok(), Some((9, Duration::from_secs(7200))));
+        let e = set("lots").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("leak_report_limit"), "{e}");
+        // The default, as `config show` prints it, parses back to the server's default.
+        let shown = ServerSettings::defaults().leak_report_limit.unwrap_or_default();
+        assert_eq!(per_window(&shown), Some(ServerConfig::default().leak_report_limit));
     }
 
     #[test]

@@ -263,6 +263,16 @@ pub struct VerifyTokenView {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was first reported leaked (GitHub's secret scanning or `POST /v1/leaks`,
+    /// docs/LEAKS.md); absent when never reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked_at: Option<DateTime<Utc>>,
+    /// Where that first report found it: `github:<source>` or `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_source: Option<String>,
+    /// The URL the report named, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }

@@ -21,8 +21,8 @@ pub struct GithubTokenMatch {
     pub source: String,
 }
 
-/// GitHub's feedback on one match: `true_positive` for a string that is a key of this
-/// server (in any state), `false_positive` otherwise.
+/// GitHub's feedback on one match: `true_positive` for a string that is a secret this server
+/// issued (in any state), `false_positive` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GithubFeedback {
@@ -38,7 +38,8 @@ pub struct GithubFeedback {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeakReport {
-    /// The whole key as found.
+    /// The whole secret as found: a secret key, management key, verify token or session
+    /// token (or a key imported by hash).
     pub key: String,
     /// Where it was found (at most 2048 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -137,15 +137,16 @@ impl AlertPolicy {
     }
 }
 
-/// What a leaked key's report does (`leaked_keys`).
+/// What a leak report does (`leaked_keys`), to a key or any other secret Keyward issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LeakedKeys {
-    /// The key is revoked at once, on every node, as by `POST /v1/keys/{id}/revoke`.
+    /// The key is revoked at once, on every node, as by `POST /v1/keys/{id}/revoke` (a
+    /// management key or verify token revoked, a session ended, as by hand).
     #[default]
     Revoke,
-    /// The key stays valid; an alert of kind `leaked` is raised.
+    /// The key (or other credential) stays valid; an alert of kind `leaked` is raised.
     Alert,
 }
 
@@ -195,7 +196,9 @@ pub struct Policy {
     #[serde(default)]
     pub alerts: AlertPolicy,
     /// What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
-    /// leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+    /// leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert;
+    /// a management key, verify token or session token alike, as `management_key.leaked`,
+    /// `verify_token.leaked` or `session.leaked`.
     #[serde(default)]
     pub leaked_keys: LeakedKeys,
     /// Rate limits a new key gets when its request names none, by environment

@@ -114,6 +114,38 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
+    /// Imported keys not used yet whose plain hashes (lower-case hex) are among `hashes`,
+    /// each with its plain hash, in as few statements as the batch allows (a batch of leak
+    /// reports).
+    pub async fn keys_by_import_hashes(&self, hashes: &[String]) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(CHUNK) {
+            let sql =
+                format!("SELECT import_hash, key_id FROM key_imports WHERE import_hash IN ({})", marks(1, chunk.len()));
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            for h in chunk {
+                q = q.bind(h);
+            }
+            let pairs = q.fetch_all(&self.pool).await?;
+            if pairs.is_empty() {
+                continue;
+            }
+            let sql =
+                format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash IS NULL AND id IN ({})", marks(1, pairs.len()));
+            let mut q = sqlx::query(&sql);
+            for (_, id) in &pairs {
+                q = q.bind(id);
+            }
+            let mut keys: std::collections::HashMap<String, KeyRecord> = std::collections::HashMap::new();
+            for row in q.fetch_all(&self.pool).await? {
+                let k = key_from_row(&row)?;
+                keys.insert(k.id.clone(), k);
+            }
+            out.extend(pairs.into_iter().filter_map(|(h, id)| keys.remove(&id).map(|k| (h, k))));
+        }
+        Ok(out)
+    }
+
     /// Re-keys an imported key under the HMAC of its secret (`hash`, hex) once a presented
     /// secret matched its plain hash, and forgets the plain hash. Safe to run on several
     /// nodes at once: the row is claimed by deleting it, so one of them re-keys and the

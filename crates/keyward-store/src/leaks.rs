@@ -1,5 +1,7 @@
 //! Leaked keys: finding many keys by hash at once (GitHub sends batches), and recording a
 //! key's first leak report with what the policy makes of it, in one audited transaction.
+//! Other credentials' leaks are `credential_leaks.rs`'; imported keys are found by their
+//! plain hashes in `imports.rs`.
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::to_ms;
@@ -10,11 +12,12 @@ use crate::audit::{append, AuditRecord};
 use crate::events::emit;
 use crate::key_state::cache_key;
 use crate::rows::{key_from_row, KEY_COLUMNS};
+use crate::tx::Tx;
 use crate::usage::{Alert, ALERT_COLUMNS};
 use crate::{Store, StoreError};
 
 /// Hashes looked up per statement: far below either backend's bind limit.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 /// A first leak report's effects, all in one transaction.
 pub struct LeakFound<'a> {
@@ -103,25 +106,30 @@ impl Store {
                 append(&mut tx, f.workspace_id, revoke, f.now).await?;
             }
         }
-        let a = f.alert;
-        sqlx::query(&format!(
-            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
-             ON CONFLICT (key_id, kind, window_start, subject) DO NOTHING"
-        ))
-        .bind(&a.id)
-        .bind(&a.workspace_id)
-        .bind(&a.key_id)
-        .bind(&a.kind)
-        .bind(to_ms(a.window_start))
-        .bind(&a.subject)
-        .bind(a.detail.to_string())
-        .bind(to_ms(a.created_at))
-        .execute(&mut **tx)
-        .await?;
+        insert_alert(&mut tx, f.alert).await?;
         if let Some(k) = cache_key(&rec) {
             emit(&mut tx, &k, f.now).await?;
         }
         tx.commit().await?;
         Ok(LeakOutcome::Recorded(rec))
     }
+}
+
+/// Raises a leak's alert inside `tx` (once: a race raising the same one keeps the first).
+pub(crate) async fn insert_alert(tx: &mut Tx, a: &Alert) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) \
+         ON CONFLICT (key_id, kind, window_start, subject) DO NOTHING"
+    ))
+    .bind(&a.id)
+    .bind(&a.workspace_id)
+    .bind(&a.key_id)
+    .bind(&a.kind)
+    .bind(to_ms(a.window_start))
+    .bind(&a.subject)
+    .bind(a.detail.to_string())
+    .bind(to_ms(a.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

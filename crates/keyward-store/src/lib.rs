@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod conflict;
+mod credential_leaks;
 pub mod dialect;
 mod error;
 mod events;
@@ -33,6 +34,7 @@ mod workspaces;
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
 pub use audit::{AuditFilter, AuditRecord, Origin};
 pub use conflict::Conflict;
+pub use credential_leaks::{CredentialLeakFound, LeakableCredential, LeakableKind};
 pub use dialect::Dialect;
 pub use dialect::Subscription;
 pub use error::StoreError;

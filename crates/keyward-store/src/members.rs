@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::{from_ms, to_ms};
+use keyward_core::model::KeyLeak;
 use keyward_core::policy::Policy;
 use keyward_core::roles::Role;
 use sqlx::any::AnyRow;
@@ -50,6 +51,8 @@ pub struct ManagementKey {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its first leak report, when there was one (docs/LEAKS.md).
+    pub leak: Option<KeyLeak>,
 }
 
 /// A member as the API shows it.
@@ -207,6 +210,9 @@ struct ManagementKeyRow {
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    leaked_at: Option<i64>,
+    leak_source: Option<String>,
+    leak_url: Option<String>,
 }
 
 impl Store {
@@ -889,8 +895,8 @@ impl Store {
         member_id: Option<&str>,
     ) -> Result<Vec<ManagementKey>, StoreError> {
         let rows = sqlx::query_as::<_, ManagementKeyRow>(
-            "SELECT c.id, c.member_id, m.email, m.role, c.name, c.start, c.created_at, c.expires_at, c.revoked_at \
-             FROM management_keys c JOIN members m ON m.id = c.member_id \
+            "SELECT c.id, c.member_id, m.email, m.role, c.name, c.start, c.created_at, c.expires_at, c.revoked_at, \
+             c.leaked_at, c.leak_source, c.leak_url FROM management_keys c JOIN members m ON m.id = c.member_id \
              WHERE c.workspace_id = $1 AND ($2 = '' OR c.member_id = $2) ORDER BY c.id",
         )
         .bind(workspace_id)
@@ -905,6 +911,11 @@ impl Store {
                     created_at: from_ms(r.created_at),
                     expires_at: r.expires_at.map(from_ms),
                     revoked_at: r.revoked_at.map(from_ms),
+                    leak: r.leaked_at.map(|at| KeyLeak {
+                        at: from_ms(at),
+                        source: r.leak_source.unwrap_or_default(),
+                        url: r.leak_url,
+                    }),
                     id: r.id,
                     member_id: r.member_id,
                     email: r.email,

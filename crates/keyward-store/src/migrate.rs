@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "usage tags", include_str!("../migrations/0021_usage_tags.sql")),
     (22, "key leaks", include_str!("../migrations/0022_key_leaks.sql")),
     (25, "key rotation links", include_str!("../migrations/0025_key_rotation_links.sql")),
+    (28, "credential leaks", include_str!("../migrations/0028_credential_leaks.sql")),
 ];
 
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
+use keyward_core::model::KeyLeak;
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
 
@@ -22,11 +23,17 @@ pub struct VerifyToken {
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its first leak report, when there was one (docs/LEAKS.md).
+    pub leak: Option<KeyLeak>,
 }
 
+/// The columns a token is written with.
 const COLUMNS: &str = "id, workspace_id, name, hash, start, created_by, created_at, revoked_at";
+/// The columns a token is read from: [`COLUMNS`] and where it was reported leaked.
+const READ_COLUMNS: &str = "id, workspace_id, name, hash, start, created_by, created_at, revoked_at, \
+     leaked_at, leak_source, leak_url";
 
-/// A `verify_tokens` row as stored ([`COLUMNS`]).
+/// A `verify_tokens` row as stored ([`READ_COLUMNS`]).
 #[derive(sqlx::FromRow)]
 struct TokenRow {
     id: String,
@@ -37,6 +44,9 @@ struct TokenRow {
     created_by: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
+    leaked_at: Option<i64>,
+    leak_source: Option<String>,
+    leak_url: Option<String>,
 }
 
 fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
@@ -50,6 +60,11 @@ fn from_row(r: &AnyRow) -> Result<VerifyToken, StoreError> {
         created_by: r.created_by,
         created_at: from_ms(r.created_at),
         revoked_at: r.revoked_at.map(from_ms),
+        leak: r.leaked_at.map(|at| KeyLeak {
+            at: from_ms(at),
+            source: r.leak_source.unwrap_or_default(),
+            url: r.leak_url,
+        }),
     })
 }
 
@@ -113,10 +128,11 @@ impl Store {
     }
 
     pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM verify_tokens WHERE workspace_id = $1 ORDER BY id"))
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {READ_COLUMNS} FROM verify_tokens WHERE workspace_id = $1 ORDER BY id"))
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -131,7 +147,7 @@ impl Store {
         let mut tx = self.audited(workspace_id, audit, now).await?;
         let row = sqlx::query(&format!(
             "UPDATE verify_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE workspace_id = $2 AND id = $3 \
-             RETURNING {COLUMNS}"
+             RETURNING {READ_COLUMNS}"
         ))
         .bind(to_ms(now))
         .bind(workspace_id)

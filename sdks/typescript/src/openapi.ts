@@ -1255,8 +1255,8 @@ export interface components {
             verification_code?: string | null;
         };
         /**
-         * @description GitHub's feedback on one match: `true_positive` for a string that is a key of this
-         *     server (in any state), `false_positive` otherwise.
+         * @description GitHub's feedback on one match: `true_positive` for a string that is a secret this server
+         *     issued (in any state), `false_positive` otherwise.
          */
         GithubFeedback: {
             /** @description `true_positive` or `false_positive` */
@@ -1470,7 +1470,7 @@ export interface components {
             updated_at: string;
         };
         /**
-         * @description What a leaked key's report does (`leaked_keys`).
+         * @description What a leak report does (`leaked_keys`), to a key or any other secret Keyward issued.
          * @enum {string}
          */
         LeakedKeys: "revoke" | "alert";
@@ -1479,7 +1479,10 @@ export interface components {
          *     holding the whole key is the proof.
          */
         LeakReport: {
-            /** @description The whole key as found. */
+            /**
+             * @description The whole secret as found: a secret key, management key, verify token or session
+             *     token (or a key imported by hash).
+             */
             key: string;
             /** @description Where it was found (at most 2048 characters). */
             url?: string | null;
@@ -1555,6 +1558,16 @@ export interface components {
             /** Format: date-time */
             expires_at?: string | null;
             id: string;
+            /** @description Where that first report found it: `github:<source>` or `report`. */
+            leak_source?: string | null;
+            /** @description The URL the report named, when it named one. */
+            leak_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was first reported leaked (GitHub's secret scanning or `POST /v1/leaks`,
+             *     docs/LEAKS.md); absent when never reported.
+             */
+            leaked_at?: string | null;
             member_id: string;
             name: string;
             /** Format: date-time */
@@ -1689,7 +1702,9 @@ export interface components {
             "key.update": components["schemas"]["ActionRule"];
             /**
              * @description What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
-             *     leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+             *     leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert;
+             *     a management key, verify token or session token alike, as `management_key.leaked`,
+             *     `verify_token.leaked` or `session.leaked`.
              */
             leaked_keys?: components["schemas"]["LeakedKeys"];
             /**
@@ -2115,6 +2130,16 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             id: string;
+            /** @description Where that first report found it: `github:<source>` or `report`. */
+            leak_source?: string | null;
+            /** @description The URL the report named, when it named one. */
+            leak_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was first reported leaked (GitHub's secret scanning or `POST /v1/leaks`,
+             *     docs/LEAKS.md); absent when never reported.
+             */
+            leaked_at?: string | null;
             name: string;
             /** Format: date-time */
             revoked_at?: string | null;
@@ -6132,7 +6157,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description received: the same answer for a live key, a dead one and a string that is no key; a live key was handled as its workspace's `leaked_keys` policy says */
+            /** @description received: the same answer for a live credential, a dead one and a string that is none; a secret this server issued (secret key, management key, verify token, session token, key imported by hash) was handled as its workspace's `leaked_keys` policy says */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -9261,7 +9286,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description GitHub's feedback: `true_positive` for each match that is a key of this server (in any state), `false_positive` otherwise; a live key was handled as the workspace's `leaked_keys` policy says */
+            /** @description GitHub's feedback: `true_positive` for each match that is a secret this server issued, in any state (a secret key, management key, verify token or session token, or a key imported by hash), `false_positive` otherwise (a registered public key is no secret); each was handled as its workspace's `leaked_keys` policy says */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,6 +1,7 @@
 //! `keyward scan`: Keyward keys in files and folders, or in every blob of a git history.
-//! The search is `keyward_core::keyscan` (a SIMD search for the kind markers, then the one
-//! key format and checksum); this file walks, reads, numbers lines, prints and reports.
+//! The search is `keyward_core::keyscan` (one SIMD pass for the kind markers, then the one
+//! key format and checksum, through a window of bounded size); this file walks, reads,
+//! prints and reports.
 //! Exit status: 1 when a key was found, 0 when none, 2 on errors (errors win).
 
 use std::collections::{BTreeMap, HashSet};
@@ -55,27 +56,39 @@ fn kind_name(k: TokenKind) -> &'static str {
     }
 }
 
-/// The findings of one buffer, with 1-based line numbers.
-fn findings(scanner: &Scanner, hay: &[u8], path: &str, commit: Option<&str>) -> Vec<Finding> {
-    let found: Vec<Found<'_>> = scanner.find(hay);
-    let (mut line, mut at) = (1usize, 0usize);
-    found
-        .into_iter()
-        .map(|f| {
-            line += memchr::memchr_iter(b'\n', &hay[at..f.offset]).count();
-            at = f.offset;
-            Finding {
-                commit: commit.map(str::to_string),
-                path: path.to_string(),
-                line,
-                kind: kind_name(f.parsed.kind),
-                prefix: f.parsed.prefix.to_string(),
-                environment: f.parsed.environment.map(str::to_string),
-                start: f.parsed.start.to_string(),
-                key: f.token.to_string(),
-            }
-        })
-        .collect()
+/// The window each file or blob is read through: a file of any size costs this much.
+const WINDOW: usize = 4 << 20;
+
+fn finding(f: &Found<'_>, line: usize, path: &str, commit: Option<&str>) -> Finding {
+    Finding {
+        commit: commit.map(str::to_string),
+        path: path.to_string(),
+        line,
+        kind: kind_name(f.parsed.kind),
+        prefix: f.parsed.prefix.to_string(),
+        environment: f.parsed.environment.map(str::to_string),
+        start: f.parsed.start.to_string(),
+        key: f.token.to_string(),
+    }
+}
+
+/// The findings of one stream, read through `buf` (the thread's window), with 1-based line
+/// numbers; what was found before a read error is kept with the error.
+fn findings(
+    buf: &mut Vec<u8>,
+    mut from: impl Read,
+    path: &str,
+    commit: Option<&str>,
+) -> (Vec<Finding>, Option<std::io::Error>) {
+    let mut out = Vec::new();
+    let read = |b: &mut [u8]| loop {
+        match from.read(b) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    };
+    let r = Scanner.find_streamed(buf, WINDOW, read, |line, f| out.push(finding(&f, line, path, commit)));
+    (out, r.err())
 }
 
 pub async fn run(a: ScanArgs) -> Result<ExitCode> {
@@ -160,7 +173,6 @@ fn scan_paths(paths: &[PathBuf]) -> (Vec<Finding>, Vec<String>) {
             files.push(p);
         }
     }
-    let scanner = Scanner::default();
     let next = AtomicUsize::new(0);
     let out = Mutex::new((Vec::new(), errors));
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
@@ -171,12 +183,14 @@ fn scan_paths(paths: &[PathBuf]) -> (Vec<Finding>, Vec<String>) {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
-                    buf.clear();
-                    let read = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf));
+                    let (found, error) = match std::fs::File::open(path) {
+                        Ok(f) => findings(&mut buf, f, &path.display().to_string(), None),
+                        Err(e) => (Vec::new(), Some(e)),
+                    };
                     let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-                    match read {
-                        Ok(_) => o.0.extend(findings(&scanner, &buf, &path.display().to_string(), None)),
-                        Err(e) => o.1.push(format!("{}: {e}", path.display())),
+                    o.0.extend(found);
+                    if let Some(e) = error {
+                        o.1.push(format!("{}: {e}", path.display()));
                     }
                 }
             });
@@ -243,7 +257,6 @@ fn scan_git(repo: &Path) -> Result<Vec<Finding>> {
     });
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("git cat-file has no stdout"))?;
     let mut reader = BufReader::new(stdout);
-    let scanner = Scanner::default();
     let mut found = Vec::new();
     let mut header = String::new();
     let mut buf = Vec::new();
@@ -254,16 +267,26 @@ fn scan_git(repo: &Path) -> Result<Vec<Finding>> {
         }
         let mut parts = header.split_whitespace();
         let (Some(id), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let size: usize = size.parse().context("git cat-file: bad size")?;
-        buf.clear();
-        buf.resize(size + 1, 0); // the content and its closing newline
-        reader.read_exact(&mut buf)?;
-        if kind != "blob" {
-            continue;
+        let size: u64 = size.parse().context("git cat-file: bad size")?;
+        // The content, read through the window (a blob of any size costs that), then its
+        // closing newline.
+        let mut content = (&mut reader).take(size);
+        match blobs.get(id).filter(|_| kind == "blob") {
+            Some((commit, path)) => {
+                let (f, error) = findings(&mut buf, &mut content, path, Some(commit));
+                if let Some(e) = error {
+                    return Err(e).context("git cat-file");
+                }
+                found.extend(f);
+            }
+            None => {
+                std::io::copy(&mut content, &mut std::io::sink())?;
+            }
         }
-        if let Some((commit, path)) = blobs.get(id) {
-            found.extend(findings(&scanner, &buf[..size], path, Some(commit)));
+        if content.limit() > 0 {
+            return Err(anyhow!("git cat-file: a blob ended early"));
         }
+        reader.read_exact(&mut [0u8; 1])?;
     }
     writer.join().map_err(|_| anyhow!("the git writer panicked"))??;
     let status = child.wait()?;

@@ -117,11 +117,12 @@ fn secrets_stay_out_of_help() {
 
 on_both_backends!(serve_runs_with_the_file, json_logs_carry_the_request_id);
 
-/// `serve` takes its settings from the file: a body limit set only there is enforced.
+/// `serve` takes its settings from the file: a body limit and a leak-report limit set only
+/// there are enforced.
 async fn serve_runs_with_the_file(b: Backend) {
     let db = TestDb::new(&b).await;
     let data = db.dir.path().join("data");
-    let f = file(db.dir.path(), "body_limit = 200\nlisten = \"127.0.0.1:1\"\n");
+    let f = file(db.dir.path(), "body_limit = 200\nlisten = \"127.0.0.1:1\"\nleak_report_limit = \"2/1h\"\n");
     let mut args = storage(&db, &data);
     args.extend(["--config".to_string(), f]);
     // The `--listen 127.0.0.1:0` flag Serve adds beats the file's listen.
@@ -134,6 +135,12 @@ async fn serve_runs_with_the_file(b: Backend) {
     let small = serde_json::json!({"name": "ok"});
     let r = http.post(format!("{}/v1/keys", s.url())).bearer_auth(&mk).json(&small).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let r = http.post(format!("{}/v1/leaks", s.url())).json(&serde_json::json!({"key": "nothing"})).send();
+        answers.push(r.await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [202, 202, 429], "the file's leak_report_limit is not in force");
     drop(s);
     db.drop_db().await;
 }
@@ -190,4 +197,32 @@ fn ext_authz_listen_in_layers() {
     let f = file(dir.path(), "[ext_authz]\nlisen = \"127.0.0.1:7101\"\n");
     let (ok, _, out) = show(&user, &["--config", &f], &[]);
     assert!(!ok && out.contains("lisen"), "{out}");
+}
+
+/// The per-address limit of `POST /v1/leaks`: 30/1m unless set; flag > environment > file;
+/// a value that is not N/WINDOW is refused naming the setting.
+#[test]
+fn leak_report_limit_in_layers() {
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, t, out) = show(&user, &[], &[]);
+    assert!(ok, "{out}");
+    assert_eq!(t["leak_report_limit"].as_str(), Some("30/1m"), "the default: {out}");
+    let f = file(dir.path(), "leak_report_limit = \"10/1h\"\n");
+    let (_, t, out) = show(&user, &["--config", &f], &[]);
+    assert_eq!(t["leak_report_limit"].as_str(), Some("10/1h"), "the file: {out}");
+    let env = [("KEYWARD_LEAK_REPORT_LIMIT", "20/30s")];
+    let (_, t, out) = show(&user, &["--config", &f], &env);
+    assert_eq!(t["leak_report_limit"].as_str(), Some("20/30s"), "the environment beats the file: {out}");
+    let (_, t, out) = show(&user, &["--config", &f, "--leak-report-limit", "5/1m"], &env);
+    assert_eq!(t["leak_report_limit"].as_str(), Some("5/1m"), "a flag beats the environment: {out}");
+    for bad in ["0/1m", "30", "30/100ms", "many/1m"] {
+        let (ok, _, out) = show(&user, &["--leak-report-limit", bad], &[]);
+        assert!(!ok && out.contains("leak_report_limit"), "{bad}: {out}");
+        let (ok, _, out) = show(&user, &[], &[("KEYWARD_LEAK_REPORT_LIMIT", bad)]);
+        assert!(!ok && out.contains("leak_report_limit"), "{bad}: {out}");
+    }
+    let f = file(dir.path(), "leak_report_limit = 30\n");
+    let (ok, _, out) = show(&user, &["--config", &f], &[]);
+    assert!(!ok && out.contains("leak_report_limit"), "{out}");
 }

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use keyward_testkit::{code, test_config, Backend, TestServer};
+use keyward_core::import::plain_hash;
+use keyward_core::pepper::hex_encode;
+use keyward_testkit::{code, test_config, Backend, Member, TestServer};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
@@ -29,6 +31,10 @@ on_both_backends!(
     the_alert_policy_keeps_the_key_and_raises_the_alert,
     anonymous_reports_work_alike_and_are_bounded,
     scan_reports_what_it_finds,
+    every_secret_keyward_issues_is_a_leak,
+    the_alert_policy_keeps_every_credential,
+    a_large_batch_is_looked_up_in_chunks,
+    reports_count_per_address_across_nodes,
 );
 
 /// The sender's keys URL: the document it serves, how often it was fetched, and a switch
@@ -440,4 +446,296 @@ async fn scan_reports_what_it_finds(b: Backend) {
     assert_eq!(code_, 0);
     assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st)_"), "{rule}");
     s.stop().await;
+}
+
+/// Every other secret Keyward issues (a management key, a verify token, a session token, a
+/// key imported by hash and not used yet), and a registered public key, which is no secret.
+struct Credentials {
+    mk_id: String,
+    mk: String,
+    vt_id: String,
+    vt: String,
+    member: Member,
+    imported_id: String,
+    imported: &'static str,
+    public_key: String,
+}
+
+async fn credentials(s: &TestServer) -> Credentials {
+    let (st, mk) = s.call(Method::POST, "/v1/members/me/keys", Some(json!({"name": "ci"}))).await;
+    assert_eq!(st, 201, "{mk}");
+    let (st, vt) = s.call(Method::POST, "/v1/verify-tokens", Some(json!({"name": "gw"}))).await;
+    assert_eq!(st, 201, "{vt}");
+    let member = s.member("developer", false).await;
+    let imported = "legacy-4f1c2a9e-7d3b-4c1e-9a0f-2b8d6e5c1a70";
+    let body =
+        json!([{"hash": {"variant": "sha256_hex", "value": hex_encode(&plain_hash(imported))}, "name": "legacy"}]);
+    let (st, v) = s.call(Method::POST, "/v1/keys/import", Some(body)).await;
+    assert_eq!(st, 201, "{v}");
+    let imported_id = v["ids"][0].as_str().unwrap().to_string();
+    let sk =
+        keyward_core::signing::SecretKey::generate(keyward_core::signing::Algorithm::Ed25519, &keyward_core::OsRandom);
+    let public_key = sk.public_key().to_hex();
+    let body = json!({"name": "signer", "public_key": public_key, "algorithm": "ed25519"});
+    let (st, v) = s.call(Method::POST, "/v1/keys", Some(body)).await;
+    assert_eq!(st, 201, "{v}");
+    Credentials {
+        mk_id: mk["id"].as_str().unwrap().into(),
+        mk: mk["management_key"].as_str().unwrap().into(),
+        vt_id: vt["id"].as_str().unwrap().into(),
+        vt: vt["token"].as_str().unwrap().into(),
+        member,
+        imported_id,
+        imported,
+        public_key,
+    }
+}
+
+/// Is a management credential (management key or session token) still accepted?
+async fn manages(s: &TestServer, token: &str) -> bool {
+    s.call_as(token, Method::GET, "/v1/members/me", None).await.0 == 200
+}
+
+/// A verification with a verify token: its status (401 once the token is revoked).
+async fn verify_with_token(s: &TestServer, token: &str, key: &str) -> u16 {
+    let r = s
+        .http()
+        .post(s.url("/v1/keys/verify"))
+        .header("keyward-verify-token", token)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+fn item<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no {id} in {list}"))
+}
+
+async fn every_secret_keyward_issues_is_a_leak(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let hooks = Receiver::start(&[]).await;
+    let events = ["management_key.leaked", "verify_token.*", "session.leaked"];
+    let (st, v) =
+        s.call(Method::POST, "/v1/webhooks", Some(json!({"url": hooks.url("/hook"), "events": events}))).await;
+    assert_eq!(st, 201, "{v}");
+    let c = credentials(&s).await;
+    let (_, api_key) = s.create(json!({"name": "verified"})).await;
+    // A second node has the verify token cached before the leak.
+    let other = s.second_node().await;
+    assert_eq!(verify_with_token(&other, &c.vt, &api_key).await, 200);
+    assert!(manages(&s, &c.mk).await && manages(&s, &c.member.token).await);
+
+    let body = matches(&[&c.mk, &c.vt, &c.member.token, c.imported, &c.public_key, &c.mk]);
+    let (st, v) = github_call(&s, "gh-1", &sk, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let labels: Vec<&str> = v.as_array().unwrap().iter().map(|f| f["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        ["true_positive", "true_positive", "true_positive", "true_positive", "false_positive", "true_positive"],
+        "a registered public key is no secret: {v}"
+    );
+
+    // Each ended at once, on every node, as by hand.
+    assert!(!manages(&s, &c.mk).await, "the leaked management key still works");
+    assert!(!manages(&other, &c.mk).await, "the leaked management key still works on another node");
+    assert!(!manages(&other, &c.member.token).await, "the leaked session still works");
+    assert_eq!(verify_with_token(&s, &c.vt, &api_key).await, 401, "the leaked verify token still works");
+    let dropped = crate::faults::eventually(std::time::Duration::from_secs(10), || async {
+        verify_with_token(&other, &c.vt, &api_key).await == 401
+    })
+    .await;
+    assert!(dropped, "the leaked verify token still works on another node");
+    assert_eq!(code(&s.verify(c.imported, json!({})).await), "REVOKED", "the leaked imported key still works");
+    assert!(manages(&s, &s.management_key).await, "the owner's own key was touched");
+    assert_eq!(code(&s.verify(&api_key, json!({})).await), "VALID");
+
+    // The records say where they were found.
+    let (_, mks) = s.call(Method::GET, "/v1/management-keys", None).await;
+    let mk = item(&mks, &c.mk_id);
+    assert!(mk["revoked_at"].is_string() && mk["leaked_at"].is_string(), "{mk}");
+    assert_eq!(
+        (mk["leak_source"].as_str(), mk["leak_url"].as_str()),
+        (Some("github:commit"), Some("https://github.com/o/r/blob/abc/.env"))
+    );
+    let (_, vts) = s.call(Method::GET, "/v1/verify-tokens", None).await;
+    let vt = item(&vts, &c.vt_id);
+    assert!(vt["revoked_at"].is_string() && vt["leak_source"] == "github:commit", "{vt}");
+    let imported = key(&s, &c.imported_id).await;
+    assert_eq!(
+        (imported["status"].as_str(), imported["leak_source"].as_str()),
+        (Some("revoked"), Some("github:commit"))
+    );
+
+    // Audited once each (the repeat in the batch did nothing), ended as by hand, never with a secret.
+    for (leaked, ended, target) in [
+        ("management_key.leaked", "management_key.revoke", c.mk_id.as_str()),
+        ("verify_token.leaked", "verify_token.revoke", c.vt_id.as_str()),
+        ("session.leaked", "session.logout", c.member.id.as_str()),
+        ("key.leaked", "key.revoke", c.imported_id.as_str()),
+    ] {
+        let events = audit_of(&s, leaked).await;
+        assert_eq!(events.len(), 1, "{leaked}: {events:?}");
+        assert_eq!((&events[0]["target"]["id"], &events[0]["changes"]["revoked"]), (&json!(target), &json!(true)));
+        let ends = audit_of(&s, ended).await;
+        assert_eq!(ends.len(), 1, "{ended}: {ends:?}");
+        assert_eq!(ends[0]["changes"]["reason"], "leaked", "{ends:?}");
+    }
+    let (_, all) = s.call(Method::GET, "/v1/audit?limit=200", None).await;
+    for secret in [c.mk.as_str(), &c.vt, &c.member.token, c.imported] {
+        assert!(!all.to_string().contains(secret), "a secret reached the audit trail");
+    }
+
+    // An alert each, on the credential (a session's on its member).
+    let (_, alerts) = s.call(Method::GET, "/v1/alerts", None).await;
+    for id in [&c.mk_id, &c.vt_id, &c.member.id, &c.imported_id] {
+        let a = alerts["items"].as_array().unwrap().iter().find(|a| a["key_id"] == id.as_str());
+        assert!(a.is_some_and(|a| a["kind"] == "leaked"), "no leaked alert on {id}: {alerts}");
+    }
+
+    // The webhook events, each of its own type, and no secret in any.
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = hooks.got();
+        if got.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut types: Vec<String> = got.iter().map(|g| g.json()["type"].as_str().unwrap().to_string()).collect();
+    types.sort();
+    assert_eq!(types, ["management_key.leaked", "session.leaked", "verify_token.leaked"], "{types:?}");
+    for secret in [&c.mk, &c.vt, &c.member.token] {
+        assert!(
+            !got.iter().any(|g| String::from_utf8_lossy(&g.body).contains(secret.as_str())),
+            "a secret reached a webhook"
+        );
+    }
+
+    // Reported again (anonymously, this time): still known, nothing new recorded.
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&[&c.vt])).await;
+    assert_eq!((st, v[0]["label"].as_str()), (200, Some("true_positive")));
+    assert_eq!(report(&s, &json!({"key": c.mk}).to_string()).await.0, 202);
+    assert_eq!(audit_of(&s, "management_key.leaked").await.len(), 1);
+    assert_eq!(audit_of(&s, "verify_token.leaked").await.len(), 1);
+    other.stop().await;
+    s.stop().await;
+}
+
+async fn the_alert_policy_keeps_every_credential(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.policy(json!({"leaked_keys": "alert"})).await;
+    let c = credentials(&s).await;
+    let (_, api_key) = s.create(json!({"name": "verified"})).await;
+    for secret in [c.mk.as_str(), &c.vt, &c.member.token, c.imported, &c.public_key] {
+        let (st, body) = report(&s, &json!({"key": secret, "url": "https://paste.example/2"}).to_string()).await;
+        assert_eq!(st, 202, "{body}");
+    }
+    // Kept: each still works.
+    assert!(manages(&s, &c.mk).await && manages(&s, &c.member.token).await);
+    assert_eq!(verify_with_token(&s, &c.vt, &api_key).await, 200);
+    assert_eq!(code(&s.verify(c.imported, json!({})).await), "VALID");
+    // Marked, audited as not revoked, alerted; nothing ended.
+    let (_, mks) = s.call(Method::GET, "/v1/management-keys", None).await;
+    let mk = item(&mks, &c.mk_id);
+    assert!(mk.get("revoked_at").is_none() && mk["leak_source"] == "report", "{mk}");
+    assert_eq!(mk["leak_url"], "https://paste.example/2");
+    let (_, vts) = s.call(Method::GET, "/v1/verify-tokens", None).await;
+    assert!(item(&vts, &c.vt_id)["leaked_at"].is_string(), "{vts}");
+    for leaked in ["management_key.leaked", "verify_token.leaked", "session.leaked", "key.leaked"] {
+        let events = audit_of(&s, leaked).await;
+        assert_eq!(events.len(), 1, "{leaked}: {events:?}");
+        assert_eq!(
+            (&events[0]["changes"]["revoked"], &events[0]["changes"]["policy"]),
+            (&json!(false), &json!("alert"))
+        );
+    }
+    for ended in ["management_key.revoke", "verify_token.revoke", "session.logout", "key.revoke"] {
+        assert!(audit_of(&s, ended).await.is_empty(), "{ended}");
+    }
+    let (_, alerts) = s.call(Method::GET, "/v1/alerts?acknowledged=false", None).await;
+    let leaked = alerts["items"].as_array().unwrap().iter().filter(|a| a["kind"] == "leaked").count();
+    assert_eq!(leaked, 4, "{alerts}");
+    // A second report of each changes nothing.
+    for secret in [c.mk.as_str(), &c.vt, &c.member.token] {
+        assert_eq!(report(&s, &json!({"key": secret}).to_string()).await.0, 202);
+    }
+    assert_eq!(audit_of(&s, "session.leaked").await.len(), 1);
+    // The console marks the management key and the verify token.
+    let admin = s.member("admin", false).await;
+    let mut browser = crate::console::Browser::signed_in(&s, &admin).await;
+    for page in ["/console/management-keys", "/console/verify-tokens"] {
+        let p = browser.get(page).await;
+        assert!(p.body.contains("Reported leaked"), "{page}: {}", p.body);
+    }
+    s.stop().await;
+}
+
+/// GitHub's batches can hold 10,000 matches: looked up a chunk at a time, within one call.
+async fn a_large_batch_is_looked_up_in_chunks(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let (id, secret) = s.create(json!({"name": "deep in the batch"})).await;
+    let (st, mk) = s.call(Method::POST, "/v1/members/me/keys", Some(json!({"name": "ci"}))).await;
+    assert_eq!(st, 201, "{mk}");
+    let mk = mk["management_key"].as_str().unwrap().to_string();
+    // Made-up tokens of every kind (checksums that hold), the real ones past the first chunks.
+    let mut tokens: Vec<String> = (0..2400)
+        .map(|i| match i % 3 {
+            0 => keyward_core::keyformat::generate_secret("kw", "live", &keyward_core::OsRandom),
+            1 => keyward_core::keyformat::generate_management("kw", &keyward_core::OsRandom),
+            _ => format!("not-a-key-{i}"),
+        })
+        .collect();
+    tokens[1700] = secret.clone();
+    tokens[2300] = mk.clone();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&refs)).await;
+    assert_eq!(st, 200);
+    let positives: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f["label"] == "true_positive")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(positives, [1700, 2300]);
+    assert_eq!(key(&s, &id).await["status"], "revoked");
+    assert!(!manages(&s, &mk).await);
+    s.stop().await;
+}
+
+/// The per-address limit of anonymous reports counts across nodes through Redis, and an IPv6
+/// /64 is one address (addresses of this test's own, so other runs do not count).
+async fn reports_count_per_address_across_nodes(b: Backend) {
+    let Some(url) = keyward_testkit::redis_url("reports_count_per_address_across_nodes") else { return };
+    let config = keyward_server::ServerConfig {
+        leak_report_limit: (3, std::time::Duration::from_secs(60)),
+        ..crate::shared_limits::with_redis(&url)
+    };
+    let a = TestServer::start_with(b, config.clone()).await;
+    let c = a.second_node_with(config).await;
+    let send = |node: &TestServer, ip: String| {
+        node.http().post(node.url("/v1/leaks")).header("x-forwarded-for", ip).json(&json!({"key": "nothing"})).send()
+    };
+    // In 198.18.0.0/15 (for tests like this one): two runs at once pick the same one rarely.
+    let v4 = format!("198.{}.{}.{}", 18 + u8::from(rand::random::<bool>()), rand::random::<u8>(), rand::random::<u8>());
+    let mut answers = Vec::new();
+    for node in [&a, &c, &a, &c] {
+        answers.push(send(node, v4.clone()).await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [202, 202, 202, 429], "three reports in all from one address, whatever the node");
+    let net = format!("2001:db8:{:x}:{:x}", rand::random::<u16>(), rand::random::<u16>());
+    let mut answers = Vec::new();
+    for (node, host) in [(&a, "::1"), (&c, "::2"), (&a, "::abcd"), (&c, "::3")] {
+        answers.push(send(node, format!("{net}{host}")).await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [202, 202, 202, 429], "an IPv6 /64 counts as one address");
+    c.stop().await;
+    a.stop().await;
 }

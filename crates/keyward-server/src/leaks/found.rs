@@ -1,17 +1,19 @@
-//! What a reported leak does to a key, whoever reported it (GitHub's secret scanning or
+//! What a reported leak does to an API key, whoever reported it (GitHub's secret scanning or
 //! anyone through `POST /v1/leaks`): under the workspace's `leaked_keys` policy the key is
 //! revoked at once — every node drops it through the change event, as for a manual revoke —
 //! or left valid; either way the leak is marked on the key, audited as `key.leaked` (with
 //! the source and URL, never the secret; a `key.leaked` webhook event and the key's
 //! callback follow from it) and raised as an alert of kind `leaked`. Only the first report
-//! of a key does anything: repeats change and store nothing.
+//! of a key does anything: repeats change and store nothing. Other credentials are
+//! `credential.rs`'.
 
+use chrono::{DateTime, Utc};
 use keyward_core::audit::{AuditActor, AuditTarget};
 use keyward_core::audit_action::AuditAction;
 use keyward_core::model::{KeyLeak, KeyRecord, KeyStatus};
 use keyward_core::policy::LeakedKeys;
 use keyward_store::{Alert, AuditRecord, LeakFound, LeakOutcome, Origin};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -45,14 +47,37 @@ impl LeakSource<'_> {
 }
 
 /// A URL as it may be stored: printable, at most [`MAX_LEAK_URL`] characters; none if empty.
-fn clean_url(url: Option<&str>) -> Option<String> {
+pub(super) fn clean_url(url: Option<&str>) -> Option<String> {
     let u: String = url?.chars().filter(|c| !c.is_control()).take(MAX_LEAK_URL).collect();
     (!u.trim().is_empty()).then_some(u)
 }
 
-/// Applies a leak report to `rec` (found by its secret's hash). Answers the key as it is
-/// afterwards.
-pub async fn leaked(state: &AppState, rec: &KeyRecord, from: &LeakSource<'_>) -> ApiResult<KeyRecord> {
+/// The alert of kind `leaked` a first report raises, on the credential `id` names.
+pub(super) fn leak_alert(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+    from: &LeakSource<'_>,
+    detail: Value,
+    now: DateTime<Utc>,
+) -> Alert {
+    Alert {
+        id: keyward_core::ids::new_id("alr", now, state.random.as_ref()),
+        workspace_id: workspace_id.to_string(),
+        key_id: id.to_string(),
+        kind: "leaked".into(),
+        window_start: now,
+        subject: from.source.clone(),
+        detail,
+        created_at: now,
+        acknowledged_at: None,
+        acknowledged_by: None,
+    }
+}
+
+/// Applies a leak report to `rec` (found by its secret's hash, or an imported key's plain
+/// hash). Answers the key as it is afterwards.
+pub async fn key_leaked(state: &AppState, rec: &KeyRecord, from: &LeakSource<'_>) -> ApiResult<KeyRecord> {
     if rec.leak.is_some() {
         return Ok(rec.clone());
     }
@@ -72,18 +97,7 @@ pub async fn leaked(state: &AppState, rec: &KeyRecord, from: &LeakSource<'_>) ->
         origin: from.origin.clone(),
     };
     let revoke_audit = revoke.then(|| audit.with(AuditAction::KeyRevoke, target, json!({"reason": "leaked"})));
-    let alert = Alert {
-        id: keyward_core::ids::new_id("alr", now, state.random.as_ref()),
-        workspace_id: rec.workspace_id.clone(),
-        key_id: rec.id.clone(),
-        kind: "leaked".into(),
-        window_start: now,
-        subject: from.source.clone(),
-        detail: what,
-        created_at: now,
-        acknowledged_at: None,
-        acknowledged_by: None,
-    };
+    let alert = leak_alert(state, &rec.workspace_id, &rec.id, from, what, now);
     let found = LeakFound {
         workspace_id: &rec.workspace_id,
         key_id: &rec.id,

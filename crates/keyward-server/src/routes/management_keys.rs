@@ -32,6 +32,9 @@ fn view(k: ManagementKey) -> ManagementKeyView {
         created_at: k.created_at,
         expires_at: k.expires_at,
         revoked_at: k.revoked_at,
+        leaked_at: k.leak.as_ref().map(|l| l.at),
+        leak_source: k.leak.as_ref().map(|l| l.source.clone()),
+        leak_url: k.leak.and_then(|l| l.url),
     }
 }
 

@@ -24,6 +24,9 @@ fn view(t: VerifyToken) -> VerifyTokenView {
         start: t.start,
         created_at: t.created_at,
         revoked_at: t.revoked_at,
+        leaked_at: t.leak.as_ref().map(|l| l.at),
+        leak_source: t.leak.as_ref().map(|l| l.source.clone()),
+        leak_url: t.leak.and_then(|l| l.url),
         token: None,
     }
 }
@@ -59,6 +62,7 @@ pub async fn create_verify_token(
         created_by: Some(p.member_id.clone()),
         created_at: now,
         revoked_at: None,
+        leak: None,
     };
     let what = serde_json::json!({"name": t.name, "start": t.start});
     let audit =

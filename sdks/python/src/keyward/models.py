@@ -229,8 +229,8 @@ class ErrorDetail:
 @dataclass
 class GithubFeedback:
     """
-    GitHub's feedback on one match: `true_positive` for a string that is a key of this
-    server (in any state), `false_positive` otherwise.
+    GitHub's feedback on one match: `true_positive` for a string that is a secret this server
+    issued (in any state), `false_positive` otherwise.
     """
 
     label: str
@@ -359,7 +359,8 @@ class LeakReport:
 
     key: str
     """
-    The whole key as found.
+    The whole secret as found: a secret key, management key, verify token or session
+    token (or a key imported by hash).
     """
     url: Optional[str] = None
     """
@@ -382,7 +383,7 @@ class LeakReportAnswer:
 
 LeakedKeys = Literal["revoke", "alert"]
 """
-What a leaked key's report does (`leaked_keys`).
+What a leak report does (`leaked_keys`), to a key or any other secret Keyward issued.
 """
 
 
@@ -469,6 +470,19 @@ class ManagementKeyView:
     name: str
     start: str
     expires_at: Optional[str] = None
+    leak_source: Optional[str] = None
+    """
+    Where that first report found it: `github:<source>` or `report`.
+    """
+    leak_url: Optional[str] = None
+    """
+    The URL the report named, when it named one.
+    """
+    leaked_at: Optional[str] = None
+    """
+    When it was first reported leaked (GitHub's secret scanning or `POST /v1/leaks`,
+    docs/LEAKS.md); absent when never reported.
+    """
     revoked_at: Optional[str] = None
 
 
@@ -986,6 +1000,19 @@ class VerifyTokenView:
     name: str
     start: str
     workspace_id: str
+    leak_source: Optional[str] = None
+    """
+    Where that first report found it: `github:<source>` or `report`.
+    """
+    leak_url: Optional[str] = None
+    """
+    The URL the report named, when it named one.
+    """
+    leaked_at: Optional[str] = None
+    """
+    When it was first reported leaked (GitHub's secret scanning or `POST /v1/leaks`,
+    docs/LEAKS.md); absent when never reported.
+    """
     revoked_at: Optional[str] = None
     token: Optional[str] = None
 
@@ -1413,7 +1440,9 @@ class Policy:
     leaked_keys: Optional[LeakedKeys] = None
     """
     What a report of a leaked key does: `revoke` (default) or `alert`. Either way the
-    leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert.
+    leak is audited (`key.leaked`), sent as a `key.leaked` event and raised as an alert;
+    a management key, verify token or session token alike, as `management_key.leaked`,
+    `verify_token.leaked` or `session.leaked`.
     """
     management_key_max_days: Optional[int] = None
     """
