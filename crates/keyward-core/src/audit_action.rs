@@ -64,6 +64,10 @@ pub enum AuditAction {
     WebhookTest,
     WebhookUpdate,
     WorkspaceCreate,
+    WorkspaceDelete,
+    WorkspaceResume,
+    WorkspaceSuspend,
+    WorkspaceUpdate,
 }
 
 impl AuditAction {
@@ -126,6 +130,10 @@ impl AuditAction {
         AuditAction::WebhookTest,
         AuditAction::WebhookUpdate,
         AuditAction::WorkspaceCreate,
+        AuditAction::WorkspaceDelete,
+        AuditAction::WorkspaceResume,
+        AuditAction::WorkspaceSuspend,
+        AuditAction::WorkspaceUpdate,
     ];
 
     /// The wire string: what is stored, hashed into the chain and shown.
@@ -188,6 +196,10 @@ impl AuditAction {
             AuditAction::WebhookTest => "webhook.test",
             AuditAction::WebhookUpdate => "webhook.update",
             AuditAction::WorkspaceCreate => "workspace.create",
+            AuditAction::WorkspaceDelete => "workspace.delete",
+            AuditAction::WorkspaceResume => "workspace.resume",
+            AuditAction::WorkspaceSuspend => "workspace.suspend",
+            AuditAction::WorkspaceUpdate => "workspace.update",
         }
     }
 
@@ -216,6 +228,8 @@ impl AuditAction {
             AuditAction::MemberRole => "member.role_changed",
             AuditAction::UsageAlert => "usage.alert",
             AuditAction::WebhookDisabled => "webhook.disabled",
+            AuditAction::WorkspaceResume => "workspace.resumed",
+            AuditAction::WorkspaceSuspend => "workspace.suspended",
             _ => return None,
         })
     }
@@ -304,6 +318,10 @@ mod tests {
             "webhook.test",
             "webhook.update",
             "workspace.create",
+            "workspace.delete",
+            "workspace.resume",
+            "workspace.suspend",
+            "workspace.update",
         ];
         let ours: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(ours, today);
@@ -332,6 +350,9 @@ mod tests {
             ("usage.alert", "usage.alert"),
             // Added with leak reports (issue 32).
             ("key.leaked", "key.leaked"),
+            // Added with operators (issue 33).
+            ("workspace.suspend", "workspace.suspended"),
+            ("workspace.resume", "workspace.resumed"),
         ];
         for (action, ty) in before {
             let a = AuditAction::parse(action).unwrap_or_else(|| panic!("{action} is no longer an action"));

@@ -1,5 +1,5 @@
 //! Finding Keyward keys in bulk text (`keyward scan`): a SIMD substring search (memchr's
-//! `memmem`) for the kind markers every key carries (`_sk_`, `_mk_`, `_vt_`, `_st_`), then,
+//! `memmem`) for the kind markers every key carries (`_sk_`, `_mk_`, `_vt_`, `_st_`, `_op_`), then,
 //! around each hit only, the shape and checksum through [`keyformat::parse`] — the one
 //! definition of a key. A look-alike with a wrong checksum is not found.
 
@@ -10,7 +10,7 @@ use crate::keyformat::{self, ParsedToken, CHECKSUM_LEN, RANDOM_LEN};
 const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
 /// The longest head before a marker: a 16-character prefix, `_`, a 16-character environment.
 const MAX_HEAD: usize = 16 + 1 + 16;
-const MARKERS: [&[u8]; 4] = [b"_sk_", b"_mk_", b"_vt_", b"_st_"];
+const MARKERS: [&[u8]; 5] = [b"_sk_", b"_mk_", b"_vt_", b"_st_", b"_op_"];
 
 /// A key found in a buffer: where it starts, the whole key (for the caller to report, never
 /// to print) and its parsed parts (`start` is what may be shown).

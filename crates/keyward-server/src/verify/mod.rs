@@ -360,10 +360,13 @@ impl AppState {
 
 impl AppState {
     /// A stored key as the cache keeps it: its roles' permissions and its owner read with it
-    /// (no extra read for a key without roles or owner).
+    /// (no extra read for a key without roles or owner), and its workspace's standing on
+    /// this node (read last: a standing change after it bumps the fill's epoch).
     async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
         let ctx = self.store.key_context(&rec).await?;
-        Ok(VerifiableKey::new(rec, ctx))
+        let mut key = VerifiableKey::new(rec, ctx);
+        key.standing = self.standings.of(&key.workspace_id);
+        Ok(key)
     }
 }
 
@@ -440,6 +443,7 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::Replayed => "this signed request was already used",
         VerifyCode::Disabled => "API key is disabled (or its service account is)",
         VerifyCode::WrongEnvironment => "API key belongs to another environment",
+        VerifyCode::Suspended => "API key's workspace is suspended",
         _ => "request refused",
     };
     ApiError::Refused { code, message: message.into() }
