@@ -438,6 +438,6 @@ async fn scan_reports_what_it_finds(b: Backend) {
     // The gitleaks rule is printed, and its pattern names the kinds.
     let (code_, rule, _) = scan(&["--gitleaks-config"], dir.path());
     assert_eq!(code_, 0);
-    assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st)_"), "{rule}");
+    assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st|op)_"), "{rule}");
     s.stop().await;
 }
