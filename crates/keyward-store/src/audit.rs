@@ -466,15 +466,24 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let rec = AuditRecord::system(AuditAction::AuditPrune, audit_target(), Value::Null);
         let mut tx = self.audited(workspace_id, &rec, now).await?;
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_events WHERE workspace_id = $1 ORDER BY seq DESC LIMIT 1")
-                .bind(workspace_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let Some((seq, hash)) = last else {
+        let last: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, hash, action FROM audit_events WHERE workspace_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((seq, hash, action)) = last else {
             tx.rollback().await?;
             return Ok(None);
         };
+        // An erasure tried again (it failed, or a node stopped midway): the chain already
+        // ends with the event naming its checkpoint, and needs no other.
+        if action == AuditAction::AuditPrune.as_str()
+            && checkpoint_in(&mut tx, workspace_id).await?.map(|c| c.0) == Some(seq - 1)
+        {
+            tx.rollback().await?;
+            return Ok(Some(seq - 1));
+        }
         sqlx::query(
             "INSERT INTO audit_checkpoints (workspace_id, seq, hash) VALUES ($1, $2, $3) \
              ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",

@@ -48,14 +48,13 @@ const TABLES: &[(&str, &str)] = &[
 ];
 
 impl Store {
-    /// Deleted workspaces whose data is not erased yet (a node that stopped mid-erasure
-    /// leaves one for the next sweep).
-    pub async fn workspaces_to_erase(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM workspaces WHERE deleted_at IS NOT NULL AND erased_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+    /// Workspaces deleted before `deleted_before` whose data is not erased yet (a node that
+    /// stopped mid-erasure leaves one for the next sweep).
+    pub async fn workspaces_to_erase(&self, deleted_before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM workspaces WHERE deleted_at < $1 AND erased_at IS NULL ORDER BY id")
+            .bind(to_ms(deleted_before))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Erases deleted workspace `id`'s data, then marks it erased with a line in the

@@ -276,7 +276,11 @@ async fn a_suspension_reaches_every_surface_and_node(b: Backend) {
     assert_eq!(crate::ext_authz::call(&mut envoy, check(&key)).await.status, 200);
     within_a_second("the gateway", "201 VALID", || through_gateway(key.clone())).await;
     within_a_second("the second node", "VALID", on_other).await;
-    assert_eq!(code(&third.verify(&key, json!({})).await), "VALID");
+    let (third_ref, key_ref) = (&third, &key);
+    within_a_second("the third node", "VALID", move || async move {
+        code(&third_ref.verify(key_ref, json!({})).await).to_string()
+    })
+    .await;
     let (st, _) = s.call(Method::POST, "/v1/keys", Some(json!({"name": "more"}))).await;
     assert_eq!(st, 201, "changes work again");
     let (st, v) = op(&s, Method::POST, &format!("{path}/resume"), None).await;
@@ -478,6 +482,9 @@ async fn a_deletion_waits_for_force_then_erases(b: Backend) {
     assert_eq!(erased["keys"], json!({"live": 0, "total": 0}), "{erased}");
     assert_eq!(code(&other.verify(&key, json!({})).await), "NOT_FOUND");
     assert!(s.store.list_members(&id, None, 10).await.unwrap().is_empty());
+    // Erasing again (a retry after a failure) changes nothing and records nothing more.
+    let now = keyward_core::Clock::now(s.clock.as_ref());
+    assert_eq!(s.store.erase_workspace(&id, "opl_01RETRY0000000000000000000", now).await.unwrap(), 0);
     // The audit chain keeps its end: the checkpoint and the event naming it, and verifies.
     let kept = s.store.list_audit(&id, &keyward_store::AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
     let kept: Vec<&str> = kept.iter().map(|e| e.action.as_str()).collect();

@@ -233,7 +233,7 @@ pub async fn delete_workspace(
     let w = state.store.delete_workspace(&id, force, &rec, state.clock.now()).await?.ok_or_else(|| missing(&id))?;
     state.restand(&id).await;
     // Never on the request: the answer goes now, the rows after.
-    tokio::spawn(crate::manage::erasure::erase_deleted(state.clone()));
+    tokio::spawn(crate::manage::erasure::erase_after_grace(state.clone(), id));
     Ok((StatusCode::ACCEPTED, Json(view(w))))
 }
 

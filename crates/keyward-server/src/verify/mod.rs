@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::signing::SignedParts;
+use keyward_core::standing::Standing;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
@@ -130,11 +131,11 @@ impl AppState {
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
-            Entry::Found(k) if in_scope(&k, req) => k,
+            Entry::Found(k) if found(&k, req) => k,
             Entry::Found(_) => return Ok(self.unknown(req, missing, started)),
             // No key has this HMAC: perhaps an imported key not used yet (cold: `imported.rs`).
             Entry::Missing => match Box::pin(self.find_imported(token, hash)).await? {
-                Some(k) if in_scope(&k, req) => k,
+                Some(k) if found(&k, req) => k,
                 _ => return Ok(self.unknown(req, missing, started)),
             },
         };
@@ -200,7 +201,7 @@ impl AppState {
         };
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
-            Entry::Found(k) if in_scope(&k, req) => k,
+            Entry::Found(k) if found(&k, req) => k,
             _ => return Ok(Err(self.unknown(req, VerifyCode::NotFound, started))),
         };
         // Then another environment's, also before the signature: the answer is bare, since
@@ -418,9 +419,11 @@ fn costs(req: &Requirements<'_>) -> (u32, u32) {
     (cost, req.credit_cost.unwrap_or(cost))
 }
 
-/// Is `key` inside the workspace the caller bound verification to (if any)?
-fn in_scope(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
-    req.workspace.is_none_or(|w| *key.workspace_id == *w)
+/// Is `key` there for this caller: inside the workspace the caller bound verification to
+/// (if any), and of a workspace not deleted (whose keys are as good as gone: not found,
+/// and counted as unknown, not as the key's)?
+fn found(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
+    req.workspace.is_none_or(|w| *key.workspace_id == *w) && key.standing != Standing::Deleted
 }
 
 /// Is `key` of the environment the caller bound verification to (if any)?
