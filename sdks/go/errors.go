@@ -14,8 +14,9 @@ import (
 type Error struct {
 	// Status is the HTTP status (400, 401, 403, 404, 409, 429, 503, …).
 	Status int `json:"-"`
-	// Code is Keyward's error code: invalid_request, unauthenticated, forbidden, not_found,
-	// conflict, mfa_required, rate_limited, payload_too_large, unavailable, internal, …
+	// Code is Keyward's error code: invalid_request, unauthenticated, forbidden,
+	// workspace_suspended, not_found, conflict, mfa_required, rate_limited,
+	// payload_too_large, unavailable, internal, …
 	Code string `json:"code"`
 	// Message is a human-readable explanation.
 	Message string `json:"message"`

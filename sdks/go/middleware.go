@@ -97,7 +97,8 @@ func NewContext(ctx context.Context, v *Verification) context.Context {
 // that satisfies the options; the handler finds the verification with FromContext.
 // Refusals are answered in Keyward's error shape, {"error": {"code", "message",
 // "verification_code"}}, with X-Keyward-Code: 401 unauthenticated (no key, unknown,
-// revoked, expired, disabled, bad signature), 403 forbidden (permissions, IP, environment),
+// revoked, expired, disabled, bad signature), 403 forbidden (permissions, IP, environment,
+// a suspended workspace),
 // 429 rate_limited (rate limit or credits, with Retry-After), and 503 unavailable when
 // Keyward cannot be reached (it fails closed).
 //
@@ -205,6 +206,7 @@ var refusalMessages = map[string]string{
 	CodeReplayed:                "this signed request was already used",
 	CodeDisabled:                "API key is disabled (or its service account is)",
 	CodeWrongEnvironment:        "API key belongs to another environment",
+	CodeSuspended:               "API key's workspace is suspended",
 	CodeRateLimited:             "API key's rate limit reached; see Retry-After",
 	CodeUsageExceeded:           "API key's credits are spent",
 }
@@ -224,7 +226,7 @@ func refusalFor(v *Verification) *Error {
 				e.RetryAfter = d
 			}
 		}
-	case CodeIPNotAllowed, CodeInsufficientPermissions, CodeWrongEnvironment:
+	case CodeIPNotAllowed, CodeInsufficientPermissions, CodeWrongEnvironment, CodeSuspended:
 		e.Status, e.Code = http.StatusForbidden, "forbidden"
 	default:
 		e.Status, e.Code = http.StatusUnauthorized, "unauthenticated"

@@ -268,7 +268,7 @@ type Verification struct {
 	Valid bool `json:"valid"`
 	// Code is VALID, MALFORMED, NOT_FOUND, REVOKED, EXPIRED, PENDING, DISABLED,
 	// IP_NOT_ALLOWED, INSUFFICIENT_PERMISSIONS, RATE_LIMITED, USAGE_EXCEEDED,
-	// WRONG_ENVIRONMENT, INVALID_SIGNATURE, NONCE_EXPIRED or REPLAYED.
+	// WRONG_ENVIRONMENT, INVALID_SIGNATURE, NONCE_EXPIRED, REPLAYED or SUSPENDED.
 	Code        string         `json:"code"`
 	KeyID       string         `json:"key_id,omitempty"`
 	WorkspaceID string         `json:"workspace_id,omitempty"`
@@ -327,6 +327,7 @@ const (
 	CodeInvalidSignature        = "INVALID_SIGNATURE"
 	CodeNonceExpired            = "NONCE_EXPIRED"
 	CodeReplayed                = "REPLAYED"
+	CodeSuspended               = "SUSPENDED"
 )
 
 // RatelimitState is a limit's state in a verification (schema RatelimitAnswer).

@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage workspaces (tenants) directly in the database.
     #[command(subcommand)]
     Workspaces(WorkspacesCommand),
+    /// Operator tokens (kw_op_…: the operator API, docs/OPERATORS.md), directly in the database.
+    #[command(subcommand, name = "operator-tokens")]
+    OperatorTokens(OperatorTokensCommand),
     /// Members, their roles and your own password and MFA.
     #[command(subcommand)]
     Members(MembersCommand),
@@ -645,6 +648,38 @@ pub enum WorkspacesCommand {
         #[arg(long, default_value = "owner@localhost")]
         owner_email: String,
         /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorTokensCommand {
+    /// Create an operator token; prints it once.
+    Create {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// What it is for, e.g. `billing automation`.
+        #[arg(long, default_value = "operator token")]
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List operator tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an operator token by id: its calls are refused (401) at once.
+    Revoke {
+        #[command(flatten)]
+        storage: StorageArgs,
+        id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

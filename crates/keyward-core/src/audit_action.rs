@@ -67,6 +67,10 @@ pub enum AuditAction {
     WebhookTest,
     WebhookUpdate,
     WorkspaceCreate,
+    WorkspaceDelete,
+    WorkspaceResume,
+    WorkspaceSuspend,
+    WorkspaceUpdate,
 }
 
 impl AuditAction {
@@ -132,6 +136,10 @@ impl AuditAction {
         AuditAction::WebhookTest,
         AuditAction::WebhookUpdate,
         AuditAction::WorkspaceCreate,
+        AuditAction::WorkspaceDelete,
+        AuditAction::WorkspaceResume,
+        AuditAction::WorkspaceSuspend,
+        AuditAction::WorkspaceUpdate,
     ];
 
     /// The wire string: what is stored, hashed into the chain and shown.
@@ -197,6 +205,10 @@ impl AuditAction {
             AuditAction::WebhookTest => "webhook.test",
             AuditAction::WebhookUpdate => "webhook.update",
             AuditAction::WorkspaceCreate => "workspace.create",
+            AuditAction::WorkspaceDelete => "workspace.delete",
+            AuditAction::WorkspaceResume => "workspace.resume",
+            AuditAction::WorkspaceSuspend => "workspace.suspend",
+            AuditAction::WorkspaceUpdate => "workspace.update",
         }
     }
 
@@ -228,6 +240,8 @@ impl AuditAction {
             AuditAction::UsageAlert => "usage.alert",
             AuditAction::VerifyTokenLeaked => "verify_token.leaked",
             AuditAction::WebhookDisabled => "webhook.disabled",
+            AuditAction::WorkspaceResume => "workspace.resumed",
+            AuditAction::WorkspaceSuspend => "workspace.suspended",
             _ => return None,
         })
     }
@@ -319,6 +333,10 @@ mod tests {
             "webhook.test",
             "webhook.update",
             "workspace.create",
+            "workspace.delete",
+            "workspace.resume",
+            "workspace.suspend",
+            "workspace.update",
         ];
         let ours: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(ours, today);
@@ -351,6 +369,9 @@ mod tests {
             ("management_key.leaked", "management_key.leaked"),
             ("verify_token.leaked", "verify_token.leaked"),
             ("session.leaked", "session.leaked"),
+            // Added with operators (issue 33).
+            ("workspace.suspend", "workspace.suspended"),
+            ("workspace.resume", "workspace.resumed"),
         ];
         for (action, ty) in before {
             let a = AuditAction::parse(action).unwrap_or_else(|| panic!("{action} is no longer an action"));

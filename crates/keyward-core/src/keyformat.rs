@@ -4,6 +4,7 @@
 //! Management key:  `<prefix>_mk_<43 random base62><6 base62 CRC32>`
 //! Session token:   `<prefix>_st_<43 random base62><6 base62 CRC32>` (from a password login)
 //! Verify token:    `<prefix>_vt_<43 random base62><6 base62 CRC32>` (binds verification to a workspace)
+//! Operator token:  `kw_op_<43 random base62><6 base62 CRC32>` (the service's operator, above workspaces)
 //!
 //! The checksum lets the server (and secret scanners) reject a mistyped or made-up key before
 //! any storage access.
@@ -24,6 +25,8 @@ pub enum TokenKind {
     Management,
     Session,
     Verify,
+    /// The service's operator: provisions, suspends and deletes workspaces, and nothing else.
+    Operator,
 }
 
 /// A syntactically valid key (checksum verified). Holds no more than the caller passed in.
@@ -74,6 +77,13 @@ pub fn generate_verify_token(prefix: &str, rng: &dyn Random) -> String {
     format!("{prefix}_vt_{}", body(rng))
 }
 
+/// The prefix of operator tokens: they belong to no workspace, so to no workspace's prefix.
+pub const OPERATOR_PREFIX: &str = "kw";
+
+pub fn generate_operator_token(rng: &dyn Random) -> String {
+    format!("{OPERATOR_PREFIX}_op_{}", body(rng))
+}
+
 /// A workspace key prefix: 1–16 lowercase letters or digits, starting with a letter.
 pub fn valid_prefix(p: &str) -> bool {
     (1..=16).contains(&p.len())
@@ -115,6 +125,9 @@ pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
         (Some("vt"), Some(prefix), None) if valid_prefix(prefix) => {
             Some(ParsedToken { kind: TokenKind::Verify, prefix, environment: None, start })
         }
+        (Some("op"), Some(OPERATOR_PREFIX), None) => {
+            Some(ParsedToken { kind: TokenKind::Operator, prefix: OPERATOR_PREFIX, environment: None, start })
+        }
         _ => None,
     }
 }
@@ -144,6 +157,20 @@ mod tests {
         assert_eq!(p.environment, None);
         let s = generate_session("kw", &OsRandom);
         assert_eq!(parse(&s).expect("parses").kind, TokenKind::Session);
+    }
+
+    #[test]
+    fn operator_token_parses_only_under_its_prefix() {
+        let t = generate_operator_token(&OsRandom);
+        assert!(t.starts_with("kw_op_"));
+        let p = parse(&t).expect("parses");
+        assert_eq!((p.kind, p.prefix, p.environment), (TokenKind::Operator, "kw", None));
+        assert_eq!(p.start, &t[.."kw_op_".len() + 4]);
+        // Another prefix's `_op_` is nothing: no workspace has operator tokens.
+        assert!(parse(&t.replacen("kw_", "acme_", 1)).is_none());
+        // A secret key of an environment named `op` stays a secret key.
+        let sk = generate_secret("kw", "op", &OsRandom);
+        assert_eq!(parse(&sk).expect("parses").kind, TokenKind::Secret);
     }
 
     #[test]

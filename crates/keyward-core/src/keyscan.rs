@@ -1,5 +1,5 @@
 //! Finding Keyward keys in bulk text (`keyward scan`): one pass of memchr's SIMD search for
-//! the `_` every kind marker (`_sk_`, `_mk_`, `_vt_`, `_st_`) starts with, the marker checked
+//! the `_` every kind marker (`_sk_`, `_mk_`, `_vt_`, `_st_`, `_op_`) starts with, the marker checked
 //! at each hit, then, around each marker only, the shape and checksum through
 //! [`keyformat::parse`] — the one definition of a key. A look-alike with a wrong checksum is
 //! not found. A stream is searched through a window of bounded size
@@ -115,10 +115,10 @@ impl Scanner {
     }
 }
 
-/// Is the `_` at `at` a kind marker's (`_sk_`, `_mk_`, `_vt_`, `_st_`)?
+/// Is the `_` at `at` a kind marker's (`_sk_`, `_mk_`, `_vt_`, `_st_`, `_op_`)?
 fn is_marker(hay: &[u8], at: usize) -> bool {
     match hay.get(at + 1..at + MARKER_LEN) {
-        Some([a, b, b'_']) => matches!((a, b), (b's', b'k') | (b'm', b'k') | (b'v', b't') | (b's', b't')),
+        Some([a, b, b'_']) => matches!((a, b), (b's', b'k') | (b'm', b'k') | (b'v', b't') | (b's', b't') | (b'o', b'p')),
         _ => false,
     }
 }

@@ -95,6 +95,33 @@ pub fn name(raw: &str) -> Result<String, CoreError> {
     Ok(n.to_string())
 }
 
+/// A workspace's key prefix, as every key of it starts (`caibo` gives `caibo_live_sk_…`).
+pub fn prefix(raw: &str) -> Result<String, CoreError> {
+    if crate::keyformat::valid_prefix(raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(CoreError::invalid(
+            "prefix",
+            format!("prefix {raw:?} must be 1-16 lowercase letters or digits, starting with a letter"),
+        ))
+    }
+}
+
+/// Longest reason an operator may give for suspending a workspace.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Why a workspace is suspended: shown to its members and in its audit trail.
+pub fn reason(raw: &str) -> Result<String, CoreError> {
+    let r = raw.trim();
+    if r.is_empty() || r.chars().count() > MAX_REASON_CHARS {
+        return Err(CoreError::invalid("reason", format!("reason must be 1-{MAX_REASON_CHARS} characters")));
+    }
+    if let Some(why) = crate::text::refusal(r) {
+        return Err(CoreError::invalid("reason", format!("reason {why}")));
+    }
+    Ok(r.to_string())
+}
+
 /// Most tags one verification is counted under.
 pub const MAX_TAGS: usize = 10;
 /// Longest tag, in characters.

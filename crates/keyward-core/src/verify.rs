@@ -62,6 +62,9 @@ pub struct VerifiableKey {
     /// The key is disabled, or its owner is disabled or deleted: one flag for both, so a
     /// disabled key costs verification nothing more.
     pub disabled: bool,
+    /// Its workspace's standing on the node that cached it (active unless the node set it):
+    /// the node keeps it true as suspensions come and go, so deciding it reads one byte.
+    pub standing: crate::standing::Standing,
     /// For a registered public key: the key, parsed once, that its requests are signed with.
     /// Boxed: a parsed key is ~200 bytes, and most cached keys are secret keys without one.
     pub public_key: Option<Box<crate::signing::PublicKey>>,
@@ -256,6 +259,7 @@ impl VerifiableKey {
             expires_at: record.expires_at,
             updated_at: record.updated_at,
             disabled: record.disabled_at.is_some() || ctx.owner.is_some_and(|o| o.disabled),
+            standing: crate::standing::Standing::Active,
             public_key,
             limits,
             access,
@@ -394,6 +398,10 @@ pub struct Requirements<'a> {
 }
 
 pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -> VerifyCode {
+    // A suspended workspace's keys answer that, whatever else holds of them.
+    if let Some(code) = key.standing.refusal() {
+        return code;
+    }
     match key.status {
         KeyStatus::Revoked => return VerifyCode::Revoked,
         KeyStatus::PendingCreate => return VerifyCode::Pending,
@@ -586,6 +594,26 @@ mod tests {
         r.id = "key_\"r".into();
         let k = VerifiableKey::new(r, KeyContext::default()).with_role("ops", Some(&["ops.*".to_string()])).unwrap();
         assert_eq!(k.id(), "key_\"r");
+    }
+
+    /// The standing is decided first: a suspended workspace's keys answer `SUSPENDED`
+    /// whatever else holds of them, a deleted one's are not found, an active one's go on.
+    #[test]
+    fn a_workspace_standing_comes_first() {
+        use crate::standing::Standing;
+        let none = Requirements::default();
+        let mut revoked = rec();
+        revoked.status = KeyStatus::Revoked;
+        for r in [rec(), revoked] {
+            let mut k = VerifiableKey::new(r, KeyContext::default());
+            let own = decide(&k, now(), &none);
+            k.standing = Standing::Suspended;
+            assert_eq!(decide(&k, now(), &none), VerifyCode::Suspended);
+            k.standing = Standing::Deleted;
+            assert_eq!(decide(&k, now(), &none), VerifyCode::NotFound);
+            k.standing = Standing::Active;
+            assert_eq!(decide(&k, now(), &none), own);
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "member.role_changed",
     "webhook.disabled",
     "usage.alert",
+    "workspace.suspended",
+    "workspace.resumed",
 ];
 
 /// Where a delivery stands: waiting (due now or at its next attempt), or finished one of

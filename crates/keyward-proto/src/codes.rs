@@ -25,11 +25,14 @@ pub enum VerifyCode {
     /// The key belongs to another environment than the one verification is bound to (a
     /// `test` key where only `live` ones may pass, or the reverse).
     WrongEnvironment,
+    /// The key's workspace is suspended by the service's operator: every key of it answers
+    /// this until the workspace is resumed.
+    Suspended,
 }
 
 impl VerifyCode {
     /// Every code, in the order the contract lists them.
-    pub const ALL: [VerifyCode; 15] = [
+    pub const ALL: [VerifyCode; 16] = [
         VerifyCode::Valid,
         VerifyCode::Malformed,
         VerifyCode::NotFound,
@@ -45,6 +48,7 @@ impl VerifyCode {
         VerifyCode::Disabled,
         VerifyCode::UsageExceeded,
         VerifyCode::WrongEnvironment,
+        VerifyCode::Suspended,
     ];
 
     /// The code's place in [`VerifyCode::ALL`] (counters index arrays by it).
@@ -69,6 +73,7 @@ impl VerifyCode {
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
             VerifyCode::WrongEnvironment => "WRONG_ENVIRONMENT",
+            VerifyCode::Suspended => "SUSPENDED",
         }
     }
 
@@ -83,6 +88,7 @@ impl VerifyCode {
                 | VerifyCode::RateLimited
                 | VerifyCode::UsageExceeded
                 | VerifyCode::WrongEnvironment
+                | VerifyCode::Suspended
         )
     }
 

@@ -12,8 +12,9 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
-    /// invalid_request, unauthenticated, forbidden, not_found, method_not_allowed, conflict,
-    /// mfa_required, rate_limited, payload_too_large, bad_gateway, unavailable, internal
+    /// invalid_request, unauthenticated, forbidden, workspace_suspended, not_found,
+    /// method_not_allowed, conflict, mfa_required, rate_limited, payload_too_large,
+    /// bad_gateway, unavailable, internal
     pub code: String,
     pub message: String,
     /// The input field at fault, when there is one.

@@ -240,6 +240,9 @@ pub struct InitOutcome {
     pub member_id: String,
     pub management_key: String,
     pub prefix: String,
+    /// The first operator token (`kw_op_…`), made by `init` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_token: Option<String>,
 }
 
 /// `POST /v1/verify-tokens`: a token that binds verification to the caller's workspace.

@@ -18,6 +18,7 @@ pub mod import;
 pub mod keys;
 pub mod leaks;
 pub mod member_role;
+pub mod operators;
 pub mod policy;
 pub mod random;
 pub mod ratelimit;

@@ -51,6 +51,9 @@ pub fn state(
         connections: Arc::default(),
         argon: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)),
         role_changes: tokio::sync::Mutex::new(()),
+        standings: crate::cache::standings::Standings::default(),
+        standing_changes: tokio::sync::Mutex::new(()),
+        erasures: tokio::sync::Mutex::new(()),
         metrics: crate::metrics::Metrics::default(),
         node_id: keyward_core::ids::new_id("node", services.clock.now(), services.random.as_ref()),
         cache: KeyCache::new(config.cache_capacity),
@@ -230,6 +233,8 @@ async fn start_with(
     };
     let state = state(services, config, shared)?;
     key_audit_chains(&state).await;
+    // Before the first verification: a suspended workspace's keys never answer VALID here.
+    state.reload_standings().await.map_err(std::io::Error::other)?;
     let (stop, stopped) = watch::channel(false);
     let app = make(state.clone())?;
     let tls = state.config.tls.as_ref().map(crate::http::tls::acceptor).transpose()?;
@@ -378,6 +383,8 @@ async fn sweeper(state: SharedState, mut stopped: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "could not announce key expiries; will retry");
         }
         let _ = state.store.purge_sessions(now).await;
+        // A deleted workspace's erasure a stopped node left unfinished.
+        crate::manage::erasure::erase_deleted(state.clone()).await;
         if let Some(days) = state.config.audit_retention_days {
             match state.store.prune_audit(now - chrono::Duration::days(i64::from(days)), now).await {
                 Ok(0) => {}

@@ -1,9 +1,12 @@
-//! `keyward init`: the first workspace, its owner and the owner's management key.
+//! `keyward init`: the first workspace, its owner, the owner's management key and the first
+//! operator token; `keyward workspaces create` and `keyward operator-tokens create` (on the
+//! database, like `init`).
 
+use keyward_core::operator_action::OperatorAction;
 use keyward_core::pepper::Pepper;
 use keyward_core::wire::keys::InitOutcome;
 use keyward_core::{ids, keyformat, Clock, Random};
-use keyward_store::{NewManagementKey, NewWorkspace, Store, StoreError};
+use keyward_store::{NewManagementKey, NewOperatorToken, NewWorkspace, OperatorRecord, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -60,12 +63,7 @@ async fn add_workspace(
 ) -> Result<InitOutcome, InitError> {
     // The workspace's first audit event is keyed with the pepper.
     store.key_audit(pepper);
-    if !keyformat::valid_prefix(&opts.prefix) {
-        return Err(InitError::Invalid(format!(
-            "prefix {:?} must be 1-16 lowercase letters or digits, starting with a letter",
-            opts.prefix
-        )));
-    }
+    keyward_core::validate::prefix(&opts.prefix).map_err(|e| InitError::Invalid(e.to_string()))?;
     let name = opts.workspace_name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(InitError::Invalid("workspace name must be 1-64 characters".into()));
@@ -96,12 +94,82 @@ async fn add_workspace(
         start,
         name: "first owner key".into(),
     };
-    let added = if first { store.init_workspace(&ws, &mk).await } else { store.create_workspace(&ws, &mk).await };
+    let added = if first {
+        let (op, secret) = new_operator_token("first operator token", now, pepper, rng)?;
+        let rec = OperatorRecord::by_cli(ids::new_id("opl", now, rng), OperatorAction::OperatorTokenCreate)
+            .with_changes(serde_json::json!({"token_id": op.id, "name": op.name, "start": op.start}));
+        store.init_workspace(&ws, &mk, &op, &rec).await.map(|()| Some(secret))
+    } else {
+        store.create_workspace(&ws, &mk).await.map(|()| None)
+    };
     match added {
-        Ok(()) => {
-            Ok(InitOutcome { workspace_id: ws.id, member_id: ws.owner_id, management_key: token, prefix: ws.prefix })
-        }
+        Ok(operator_token) => Ok(InitOutcome {
+            workspace_id: ws.id,
+            member_id: ws.owner_id,
+            management_key: token,
+            prefix: ws.prefix,
+            operator_token,
+        }),
         Err(StoreError::AlreadyInitialised) => Err(InitError::AlreadyInitialised),
         Err(e) => Err(InitError::Store(e)),
     }
+}
+
+/// A new operator token: its record (the HMAC, never the secret) and the secret, shown once.
+fn new_operator_token(
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    pepper: &Pepper,
+    rng: &dyn Random,
+) -> Result<(NewOperatorToken, String), InitError> {
+    let secret = keyformat::generate_operator_token(rng);
+    let start = keyformat::parse(&secret)
+        .map(|p| p.start.to_string())
+        .ok_or_else(|| InitError::Invalid("generated operator token failed to parse".into()))?;
+    let t = NewOperatorToken {
+        id: ids::new_id("op", now, rng),
+        name: name.to_string(),
+        hash: pepper.hash(&secret),
+        start,
+        created_at: now,
+    };
+    Ok((t, secret))
+}
+
+/// `keyward operator-tokens create`: one more operator token, on the database; the secret
+/// is returned once.
+pub async fn create_operator_token(
+    store: &Store,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    name: &str,
+) -> Result<(keyward_store::OperatorToken, String), InitError> {
+    let name = keyward_core::validate::name(name).map_err(|e| InitError::Invalid(e.to_string()))?;
+    let now = clock.now();
+    let (t, secret) = new_operator_token(&name, now, pepper, rng)?;
+    let rec = OperatorRecord::by_cli(ids::new_id("opl", now, rng), OperatorAction::OperatorTokenCreate)
+        .with_changes(serde_json::json!({"token_id": t.id, "name": t.name, "start": t.start}));
+    store.create_operator_token(&t, &rec).await.map_err(InitError::Store)?;
+    let listed = keyward_store::OperatorToken {
+        id: t.id,
+        name: t.name,
+        start: t.start,
+        created_at: t.created_at,
+        revoked_at: None,
+    };
+    Ok((listed, secret))
+}
+
+/// `keyward operator-tokens revoke`: `None` when there is no live token with this id.
+pub async fn revoke_operator_token(
+    store: &Store,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    id: &str,
+) -> Result<Option<keyward_store::OperatorToken>, InitError> {
+    let now = clock.now();
+    let rec = OperatorRecord::by_cli(ids::new_id("opl", now, rng), OperatorAction::OperatorTokenRevoke)
+        .with_changes(serde_json::json!({"token_id": id}));
+    store.revoke_operator_token(id, now, &rec).await.map_err(InitError::Store)
 }

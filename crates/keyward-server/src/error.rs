@@ -16,6 +16,9 @@ pub enum ApiError {
     },
     Unauthenticated(String),
     Forbidden(String),
+    /// A member's (or management key's) change in a workspace its operator suspended:
+    /// 403 `workspace_suspended`; reads still work.
+    WorkspaceSuspended(String),
     NotFound(String),
     /// The route exists, but not with this method.
     MethodNotAllowed,
@@ -76,6 +79,7 @@ impl ApiError {
             }
             ApiError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, "unauthenticated", None, m.clone()),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", None, m.clone()),
+            ApiError::WorkspaceSuspended(m) => (StatusCode::FORBIDDEN, "workspace_suspended", None, m.clone()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.clone()),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, "method not allowed on this route".into())
@@ -220,6 +224,13 @@ impl From<Conflict> for ApiError {
                     message: "a key with this hash was imported already and has not been used yet".into(),
                 };
             }
+            Conflict::WorkspaceSuspended => (None, "the workspace is suspended already".into()),
+            Conflict::WorkspaceNotSuspended => (None, "the workspace is not suspended".into()),
+            Conflict::WorkspaceDeleted => (None, "the workspace is deleted".into()),
+            Conflict::WorkspaceHasLiveKeys(n) => (
+                Some("force"),
+                format!("the workspace still has {n} live keys; revoke them, or delete with ?force=true"),
+            ),
             // The constraint's name is ours (the schema's), not data; still, say no more.
             Conflict::Unique(name) => {
                 tracing::warn!(constraint = %name, "unexpected unique violation");

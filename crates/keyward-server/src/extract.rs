@@ -3,14 +3,14 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::de::{Deserialize, DeserializeOwned};
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::KeyRecord;
 use keyward_core::roles::RoleMatrix;
 use keyward_core::roles::{Action, Grant};
-use keyward_store::Principal;
+use keyward_store::{OperatorToken, Principal};
 
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -98,10 +98,30 @@ pub struct Caller(pub Principal);
 const MFA_ENROLMENT_PATHS: [&str; 4] =
     ["/v1/members/me", "/v1/members/me/mfa/totp", "/v1/members/me/mfa/totp/confirm", "/v1/sessions/current"];
 
+/// What a member of a suspended workspace may still do besides reading: sign out.
+const WHILE_SUSPENDED: [(&str, &str); 2] = [("DELETE", "/v1/sessions/current"), ("DELETE", "/v1/sessions")];
+
 impl FromRequestParts<SharedState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::authenticate(parts, state).await?;
+        let (method, path) = (&parts.method, parts.uri.path());
+        let reads = method == Method::GET || method == Method::HEAD;
+        if caller.0.suspended && !reads && !WHILE_SUSPENDED.contains(&(method.as_str(), path)) {
+            return Err(ApiError::WorkspaceSuspended(
+                "this workspace is suspended by the service's operator: it can be read, not changed".into(),
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// The caller behind the request's credential, without the suspended workspace's
+    /// refusal of changes: `/v2` authenticates its root key with this (each native route it
+    /// calls then refuses or not), so a suspended workspace's verifications still answer.
+    pub(crate) async fn authenticate(parts: &Parts, state: &SharedState) -> Result<Caller, ApiError> {
         refuse_nul(&parts.uri)?;
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::Unauthenticated(
@@ -121,6 +141,12 @@ impl FromRequestParts<SharedState> for Caller {
             Some(TokenKind::Verify) => {
                 return Err(ApiError::Forbidden("verify tokens only verify; use a management key".into()))
             }
+            Some(TokenKind::Operator) => {
+                return Err(ApiError::Forbidden(
+                    "operator tokens manage workspaces (/v1/workspaces), not what is in them; use a management key"
+                        .into(),
+                ))
+            }
             None => None,
         };
         let p = principal.ok_or_else(|| ApiError::Unauthenticated("invalid or expired credentials".into()))?;
@@ -131,6 +157,34 @@ impl FromRequestParts<SharedState> for Caller {
             });
         }
         Ok(Caller(p))
+    }
+}
+
+/// The authenticated caller of an operator route (`/v1/workspaces…`, `/v1/operator/log`):
+/// the holder of a live operator token. A workspace's credentials never get this far.
+pub struct Operator(pub OperatorToken);
+
+impl FromRequestParts<SharedState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        refuse_nul(&parts.uri)?;
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "missing credentials: send Authorization: Bearer <operator token (kw_op_…)>".into(),
+            )
+        })?;
+        match keyformat::parse(token).map(|p| p.kind) {
+            Some(TokenKind::Operator) => {}
+            Some(_) => {
+                return Err(ApiError::Forbidden(
+                    "a workspace's credentials cannot call the operator API; use an operator token (kw_op_…)".into(),
+                ))
+            }
+            None => return Err(ApiError::Unauthenticated("invalid or revoked operator token".into())),
+        }
+        let found = state.store.operator_by_hash(&state.pepper.hash(token)).await?;
+        found.map(Operator).ok_or_else(|| ApiError::Unauthenticated("invalid or revoked operator token".into()))
     }
 }
 

@@ -43,6 +43,12 @@ pub struct AppState {
     pub argon: tokio::sync::Semaphore,
     /// Role changes are applied to the cache one at a time.
     pub role_changes: tokio::sync::Mutex<()>,
+    /// Which workspaces are suspended or deleted, as their cached keys carry it.
+    pub standings: crate::cache::standings::Standings,
+    /// Workspace standing changes are applied to the cache one at a time.
+    pub standing_changes: tokio::sync::Mutex<()>,
+    /// Deleted workspaces are erased one at a time on a node.
+    pub erasures: tokio::sync::Mutex<()>,
     pub metrics: crate::metrics::Metrics,
     /// This process among the nodes (holder of background leases).
     pub node_id: String,

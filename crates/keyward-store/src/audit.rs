@@ -455,6 +455,49 @@ impl Store {
         Ok(pruned)
     }
 
+    /// Makes `workspace_id`'s last event its chain's checkpoint, recorded by an `audit.prune`
+    /// event naming it (`erasing: true`), so that every event up to it may go (a deleted
+    /// workspace's erasure) and the chain still verifies, from there. `None` for a chain
+    /// without events.
+    pub(crate) async fn checkpoint_for_erasure(
+        &self,
+        workspace_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let rec = AuditRecord::system(AuditAction::AuditPrune, audit_target(), Value::Null);
+        let mut tx = self.audited(workspace_id, &rec, now).await?;
+        let last: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, hash, action FROM audit_events WHERE workspace_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(workspace_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((seq, hash, action)) = last else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        // An erasure tried again (it failed, or a node stopped midway): the chain already
+        // ends with the event naming its checkpoint, and needs no other.
+        if action == AuditAction::AuditPrune.as_str()
+            && checkpoint_in(&mut tx, workspace_id).await?.map(|c| c.0) == Some(seq - 1)
+        {
+            tx.rollback().await?;
+            return Ok(Some(seq - 1));
+        }
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (workspace_id, seq, hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(workspace_id)
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        tx.changes(json!({"checkpoint": {"seq": seq, "hash": hash}, "erasing": true}));
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
     /// Gives the store the pepper its audit chains are keyed with (every clone shares it;
     /// the first one given stays).
     pub fn key_audit(&self, pepper: &Pepper) {

@@ -39,6 +39,14 @@ pub enum Conflict {
     ExternalIdTaken,
     /// An imported hash is already stored (its item's place in the call, when known).
     ImportHashTaken(Option<usize>),
+    /// The workspace is suspended already.
+    WorkspaceSuspended,
+    /// The workspace is not suspended (nothing to resume).
+    WorkspaceNotSuspended,
+    /// The workspace is deleted (its data erased or on its way out).
+    WorkspaceDeleted,
+    /// The workspace still has this many live keys (a delete without `force`).
+    WorkspaceHasLiveKeys(u64),
     /// Some other unique constraint of the schema (named by the database).
     Unique(String),
 }

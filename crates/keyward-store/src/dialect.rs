@@ -149,6 +149,15 @@ impl Dialect {
         })
     }
 
+    /// The hidden column that names a row of any table (also one with a composite key), so
+    /// a batch of a table's rows can be deleted by the rows a `LIMIT`ed select found.
+    pub(crate) fn row_id(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "rowid",
+            Dialect::Postgres => "ctid",
+        }
+    }
+
     /// Can other nodes be told of changes as they commit (else they poll)?
     pub fn pushes_changes(self) -> bool {
         self == Dialect::Postgres

@@ -7,6 +7,7 @@ mod audit;
 mod conflict;
 mod credential_leaks;
 pub mod dialect;
+mod erasure;
 mod error;
 mod events;
 mod idempotency;
@@ -19,6 +20,8 @@ mod leaks;
 mod member_state;
 mod members;
 mod migrate;
+mod operator_log;
+mod operator_tokens;
 mod outbox;
 mod policies;
 mod ratelimit_overrides;
@@ -29,6 +32,7 @@ mod tx;
 mod usage;
 mod verify_tokens;
 mod webhooks;
+mod workspace_state;
 mod workspaces;
 
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
@@ -51,6 +55,8 @@ pub use members::{
     TotpState,
 };
 pub use migrate::migrate_to;
+pub use operator_log::OperatorRecord;
+pub use operator_tokens::{NewOperatorToken, OperatorToken};
 pub use ratelimit_overrides::{
     ratelimit_override_event, OverrideWrite, RatelimitOverride, RATELIMIT_OVERRIDE_EVENT_PREFIX,
 };
@@ -59,6 +65,7 @@ pub use service_accounts::{AccountChanges, ServiceAccount, SERVICE_ACCOUNT_EVENT
 pub use usage::{Alert, Bucket, KeyActivity, SeenIp, TagUsageRow, UsageRow, UsageWritten, DAY_MS, HOUR_MS, MINUTE_MS};
 pub use verify_tokens::{VerifyToken, VERIFY_TOKEN_EVENT_PREFIX};
 pub use webhooks::{AfterAttempt, Attempt, DeliveriesTo, Delivery, DueDelivery, WebhookChanges, WebhookEndpoint};
+pub use workspace_state::{workspace_event, StandingFilter, Workspace, WORKSPACE_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
 use sqlx::AnyPool;

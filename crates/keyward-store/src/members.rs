@@ -31,6 +31,8 @@ pub struct Principal {
     pub mfa_enabled: bool,
     /// The workspace's policy, read with the credential.
     pub policy: Policy,
+    /// The workspace is suspended by its operator: its members may only read.
+    pub suspended: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +190,7 @@ struct PrincipalRow {
     prefix: String,
     hash: String,
     body: Option<String>,
+    suspended_at: Option<i64>,
 }
 
 /// A member joined with its workspace's key prefix (`Store::login_records`).
@@ -237,7 +240,8 @@ impl Store {
         self.principal(
             "FROM management_keys c JOIN members m ON m.id = c.member_id \
              JOIN workspaces w ON w.id = c.workspace_id LEFT JOIN policies p ON p.workspace_id = c.workspace_id \
-             WHERE c.hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)",
+             WHERE c.hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2) \
+             AND w.deleted_at IS NULL",
             hash,
             Some(to_ms(now)),
             CredentialKind::ManagementKey,
@@ -250,7 +254,7 @@ impl Store {
         self.principal(
             "FROM sessions c JOIN members m ON m.id = c.member_id \
              JOIN workspaces w ON w.id = c.workspace_id LEFT JOIN policies p ON p.workspace_id = c.workspace_id \
-             WHERE c.hash = $1 AND c.expires_at > $2",
+             WHERE c.hash = $1 AND c.expires_at > $2 AND w.deleted_at IS NULL",
             hash,
             Some(to_ms(now)),
             CredentialKind::Session,
@@ -265,7 +269,7 @@ impl Store {
         now: Option<i64>,
         kind: CredentialKind,
     ) -> Result<Option<Principal>, StoreError> {
-        let sql = format!("SELECT {}, c.hash, w.prefix, p.body {from}", member_columns("m"));
+        let sql = format!("SELECT {}, c.hash, w.prefix, p.body, w.suspended_at {from}", member_columns("m"));
         let mut q = sqlx::query_as::<_, PrincipalRow>(&sql).bind(hash);
         if let Some(n) = now {
             q = q.bind(n);
@@ -282,6 +286,7 @@ impl Store {
             kind,
             mfa_enabled: m.mfa_enabled,
             policy: policy_from(r.body)?,
+            suspended: r.suspended_at.is_some(),
         }))
     }
 
@@ -573,7 +578,7 @@ impl Store {
     pub async fn login_records(&self, email: &str) -> Result<Vec<LoginRecord>, StoreError> {
         let sql = format!(
             "SELECT {}, w.prefix FROM members m \
-             JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 ORDER BY m.id",
+             JOIN workspaces w ON w.id = m.workspace_id WHERE m.email = $1 AND w.deleted_at IS NULL ORDER BY m.id",
             member_columns("m")
         );
         let rows = sqlx::query_as::<_, LoginRow>(&sql).bind(email).fetch_all(&self.pool).await?;

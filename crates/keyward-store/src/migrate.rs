@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "identities", include_str!("../migrations/0019_identities.sql")),
     (21, "usage tags", include_str!("../migrations/0021_usage_tags.sql")),
     (22, "key leaks", include_str!("../migrations/0022_key_leaks.sql")),
+    (23, "operators", include_str!("../migrations/0023_operators.sql")),
     (25, "key rotation links", include_str!("../migrations/0025_key_rotation_links.sql")),
     (28, "credential leaks", include_str!("../migrations/0028_credential_leaks.sql")),
 ];

@@ -5,6 +5,8 @@ use keyward_core::audit::AuditTarget;
 use keyward_core::audit_action::AuditAction;
 use keyward_core::clock::to_ms;
 
+use crate::operator_log::OperatorRecord;
+use crate::operator_tokens::NewOperatorToken;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -40,18 +42,31 @@ impl Store {
             .await?)
     }
 
-    /// Creates the first workspace, its owner and the owner's management key, in one
-    /// transaction; refuses when a workspace already exists.
-    pub async fn init_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey) -> Result<(), StoreError> {
-        self.add_workspace(ws, key, true).await
+    /// Creates the first workspace, its owner and the owner's management key, and the first
+    /// operator token (`rec` its line in the operator log), in one transaction; refuses when
+    /// a workspace already exists.
+    pub async fn init_workspace(
+        &self,
+        ws: &NewWorkspace,
+        key: &NewManagementKey,
+        operator: &NewOperatorToken,
+        rec: &OperatorRecord,
+    ) -> Result<(), StoreError> {
+        self.add_workspace(ws, key, Some((operator, rec))).await
     }
 
     /// Creates one more workspace with its owner and the owner's management key.
     pub async fn create_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey) -> Result<(), StoreError> {
-        self.add_workspace(ws, key, false).await
+        self.add_workspace(ws, key, None).await
     }
 
-    async fn add_workspace(&self, ws: &NewWorkspace, key: &NewManagementKey, first: bool) -> Result<(), StoreError> {
+    async fn add_workspace(
+        &self,
+        ws: &NewWorkspace,
+        key: &NewManagementKey,
+        operator: Option<(&NewOperatorToken, &OperatorRecord)>,
+    ) -> Result<(), StoreError> {
+        let first = operator.is_some();
         // Made at the server's console (`init`, `workspaces create`), not through the API.
         let target = AuditTarget { kind: "workspace".into(), id: Some(ws.id.clone()), name: Some(ws.name.clone()) };
         let what = serde_json::json!({"prefix": ws.prefix, "owner_id": ws.owner_id, "owner_email": ws.owner_email});
@@ -94,6 +109,10 @@ impl Store {
         .bind(&key.name)
         .execute(&mut **tx)
         .await?;
+        if let Some((token, rec)) = operator {
+            crate::operator_tokens::insert(&mut tx, token).await?;
+            crate::operator_log::write(&mut tx, rec, ws.created_at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

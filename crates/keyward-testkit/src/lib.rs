@@ -253,12 +253,21 @@ pub struct TestServer {
     pub base: String,
     pub management_key: String,
     pub workspace_id: String,
+    /// The operator token `init` made (the operator API, `/v1/workspaces`).
+    pub operator_token: String,
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub store: Store,
     pub pepper: Pepper,
     pub server: Option<RunningServer>,
     pub db: Arc<TestDb>,
+}
+
+/// What `init` gave the first node, shared by every node of its database.
+struct Credentials {
+    management_key: String,
+    workspace_id: String,
+    operator_token: String,
 }
 
 pub fn test_config() -> ServerConfig {
@@ -291,7 +300,9 @@ impl TestServer {
         let pepper = Pepper::generate(&OsRandom);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let out = initialise(&store, &pepper, clock.as_ref(), &OsRandom, &InitOptions::default()).await.expect("init");
-        Self::attach(db, store, pepper, clock, out.management_key, out.workspace_id, config).await
+        let operator_token = out.operator_token.expect("init makes an operator token");
+        let ids = Credentials { management_key: out.management_key, workspace_id: out.workspace_id, operator_token };
+        Self::attach(db, store, pepper, clock, ids, config).await
     }
 
     /// Another node on the same database (its own cache, pool and listener).
@@ -311,16 +322,12 @@ impl TestServer {
 
     async fn node(&self, url: &str, config: ServerConfig) -> TestServer {
         let store = Store::connect(url).await.expect("store");
-        Self::attach(
-            self.db.clone(),
-            store,
-            self.pepper.clone(),
-            self.clock.clone(),
-            self.management_key.clone(),
-            self.workspace_id.clone(),
-            config,
-        )
-        .await
+        let ids = Credentials {
+            management_key: self.management_key.clone(),
+            workspace_id: self.workspace_id.clone(),
+            operator_token: self.operator_token.clone(),
+        };
+        Self::attach(self.db.clone(), store, self.pepper.clone(), self.clock.clone(), ids, config).await
     }
 
     async fn attach(
@@ -328,17 +335,29 @@ impl TestServer {
         store: Store,
         pepper: Pepper,
         clock: Arc<ManualClock>,
-        management_key: String,
-        workspace_id: String,
+        ids: Credentials,
         config: ServerConfig,
     ) -> TestServer {
+        let Credentials { management_key, workspace_id, operator_token } = ids;
         let services =
             Services { store: store.clone(), pepper: pepper.clone(), clock: clock.clone(), random: Arc::new(OsRandom) };
         let server = keyward_server::start(services, config).await.expect("start");
         let addr = server.addr;
         let base = format!("http://{addr}");
         let client = Client::new(&base, Some(management_key.clone())).expect("client");
-        TestServer { addr, base, management_key, workspace_id, client, clock, store, pepper, server: Some(server), db }
+        TestServer {
+            addr,
+            base,
+            management_key,
+            workspace_id,
+            operator_token,
+            client,
+            clock,
+            store,
+            pepper,
+            server: Some(server),
+            db,
+        }
     }
 
     pub async fn stop(mut self) {

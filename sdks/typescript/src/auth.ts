@@ -56,11 +56,12 @@ const MESSAGES: Record<string, string> = {
   IP_NOT_ALLOWED: "the client address is not allowed for this API key",
   INSUFFICIENT_PERMISSIONS: "the API key lacks a permission this route requires",
   WRONG_ENVIRONMENT: "the API key belongs to another environment",
+  SUSPENDED: "the API key's workspace is suspended",
   RATE_LIMITED: "rate limit reached",
   USAGE_EXCEEDED: "the API key's credits are spent",
 };
 
-const FORBIDDEN = new Set(["IP_NOT_ALLOWED", "INSUFFICIENT_PERMISSIONS", "WRONG_ENVIRONMENT"]);
+const FORBIDDEN = new Set(["IP_NOT_ALLOWED", "INSUFFICIENT_PERMISSIONS", "WRONG_ENVIRONMENT", "SUSPENDED"]);
 const LIMITS = new Set(["RATE_LIMITED", "USAGE_EXCEEDED"]);
 
 /** The API key of a request: `X-API-Key`, else `Authorization: Bearer <key>`. */

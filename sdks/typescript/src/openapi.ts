@@ -602,6 +602,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["operator_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/policies": {
         parameters: {
             query?: never;
@@ -970,6 +986,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_workspaces"];
+        put?: never;
+        post: operations["create_workspace"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_workspace"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_workspace"];
+        options?: never;
+        head?: never;
+        patch: operations["update_workspace"];
+        trace?: never;
+    };
+    "/v1/workspaces/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["resume_workspace"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["suspend_workspace"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1244,8 +1324,9 @@ export interface components {
         };
         ErrorDetail: {
             /**
-             * @description invalid_request, unauthenticated, forbidden, not_found, method_not_allowed, conflict,
-             *     mfa_required, rate_limited, payload_too_large, bad_gateway, unavailable, internal
+             * @description invalid_request, unauthenticated, forbidden, workspace_suspended, not_found,
+             *     method_not_allowed, conflict, mfa_required, rate_limited, payload_too_large,
+             *     bad_gateway, unavailable, internal
              */
             code: string;
             /** @description The input field at fault, when there is one. */
@@ -1629,6 +1710,40 @@ export interface components {
             /** @description Where deliveries go (`http` or `https`). */
             url: string;
         };
+        /** @description `POST /v1/workspaces`: a new workspace and its owner. */
+        NewWorkspaceRequest: {
+            /** @description 1-64 characters. */
+            name: string;
+            /** @description The owner: sets a password with `owner.setup_token` (`POST /v1/members/setup`). */
+            owner_email: string;
+            /**
+             * @description The workspace's key prefix (`caibo` gives `caibo_live_sk_…`): 1-16 lowercase letters or
+             *     digits, starting with a letter. Default `kw`.
+             */
+            prefix?: string | null;
+        };
+        /** @description A page of the operator log, newest first. */
+        OperatorLog: {
+            items: components["schemas"]["OperatorLogEntry"][];
+            next_cursor?: string | null;
+        };
+        /** @description One operator action, as `GET /v1/operator/log` lists it. */
+        OperatorLogEntry: {
+            /** @description e.g. `workspace.suspend`, `operator_token.create` */
+            action: string;
+            /**
+             * @description `operator` (an operator token: its id and name), `cli` (the `keyward` command on the
+             *     database) or `system`.
+             */
+            actor: components["schemas"]["AuditActor"];
+            changes: Record<string, unknown>;
+            id: string;
+            ip?: string | null;
+            request_id?: string | null;
+            /** Format: date-time */
+            time: string;
+            workspace_id?: string | null;
+        };
         OtpBody: {
             otp?: string | null;
         };
@@ -1669,6 +1784,15 @@ export interface components {
             namespace: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description The owner of a workspace just provisioned, and the one-time token to hand them. */
+        OwnerSetup: {
+            email: string;
+            member_id: string;
+            /** Format: date-time */
+            setup_expires_at: string;
+            /** @description Shown only here: `POST /v1/members/setup {"setup_token", "password"}`. */
+            setup_token: string;
         };
         PasswordChange: {
             /** @description Required when the member already has a password. */
@@ -1770,6 +1894,13 @@ export interface components {
             "role.update"?: null | components["schemas"]["ActionRule"];
             /** Format: int32 */
             temporary_max_days?: number | null;
+        };
+        /** @description The answer of `POST /v1/workspaces`. */
+        ProvisionedWorkspace: {
+            id: string;
+            name: string;
+            owner: components["schemas"]["OwnerSetup"];
+            prefix: string;
         };
         /** @description A limit's state in a verify answer. */
         RatelimitAnswer: {
@@ -1929,6 +2060,11 @@ export interface components {
             /** @description `whpk_<base64>` */
             public_key: string;
         };
+        /** @description `POST /v1/workspaces/{id}/suspend`. */
+        SuspendRequest: {
+            /** @description Why (1-500 characters): told to the workspace's members, its audit trail and webhooks. */
+            reason: string;
+        };
         /** @description One of the busiest keys of a range. */
         TopKey: {
             by_code: {
@@ -2004,7 +2140,7 @@ export interface components {
             total: number;
         };
         /** @enum {string} */
-        VerifyCode: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "PENDING" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "INVALID_SIGNATURE" | "NONCE_EXPIRED" | "REPLAYED" | "DISABLED" | "USAGE_EXCEEDED" | "WRONG_ENVIRONMENT";
+        VerifyCode: "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "PENDING" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "INVALID_SIGNATURE" | "NONCE_EXPIRED" | "REPLAYED" | "DISABLED" | "USAGE_EXCEEDED" | "WRONG_ENVIRONMENT" | "SUSPENDED";
         /** @description The identity of a verified key. */
         VerifyIdentity: {
             external_id: string;
@@ -2186,6 +2322,28 @@ export interface components {
             updated_at: string;
             url: string;
         };
+        /** @description `PATCH /v1/workspaces/{id}`. */
+        WorkspaceChanges: {
+            /** @description 1-64 characters. */
+            name?: string | null;
+        };
+        /** @description How many keys a workspace holds. */
+        WorkspaceKeyCounts: {
+            /**
+             * Format: int64
+             * @description Keys that verify or may (active, awaiting approval, not expired).
+             */
+            live: number;
+            /**
+             * Format: int64
+             * @description Every stored key, revoked and expired ones included.
+             */
+            total: number;
+        };
+        WorkspaceList: {
+            items: components["schemas"]["WorkspaceView"][];
+            next_cursor?: string | null;
+        };
         /** @description `GET /v1/usage`: the workspace's totals (refusals whose key was not known included). */
         WorkspaceUsage: {
             buckets: components["schemas"]["UsageBucket"][];
@@ -2206,6 +2364,27 @@ export interface components {
              * @description Verifications refused before a key was known (`MALFORMED`, unknown keys).
              */
             unknown_keys: number;
+        };
+        /** @description A workspace as its operator sees it. */
+        WorkspaceView: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            deleted_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the deleted workspace's data was erased (absent while it is being erased).
+             */
+            erased_at?: string | null;
+            id: string;
+            keys: components["schemas"]["WorkspaceKeyCounts"];
+            name: string;
+            prefix: string;
+            /** @description active, suspended or deleted */
+            status: string;
+            suspend_reason?: string | null;
+            /** Format: date-time */
+            suspended_at?: string | null;
         };
     };
     responses: never;
@@ -2270,13 +2449,18 @@ export type SchemaNewManagementKeyRequest = components['schemas']['NewManagement
 export type SchemaNewManagementKeyView = components['schemas']['NewManagementKeyView'];
 export type SchemaNewVerifyTokenRequest = components['schemas']['NewVerifyTokenRequest'];
 export type SchemaNewWebhookRequest = components['schemas']['NewWebhookRequest'];
+export type SchemaNewWorkspaceRequest = components['schemas']['NewWorkspaceRequest'];
+export type SchemaOperatorLog = components['schemas']['OperatorLog'];
+export type SchemaOperatorLogEntry = components['schemas']['OperatorLogEntry'];
 export type SchemaOtpBody = components['schemas']['OtpBody'];
 export type SchemaOverrideList = components['schemas']['OverrideList'];
 export type SchemaOverrideRequest = components['schemas']['OverrideRequest'];
 export type SchemaOverrideView = components['schemas']['OverrideView'];
+export type SchemaOwnerSetup = components['schemas']['OwnerSetup'];
 export type SchemaPasswordChange = components['schemas']['PasswordChange'];
 export type SchemaPolicy = components['schemas']['Policy'];
 export type SchemaPolicyPatch = components['schemas']['PolicyPatch'];
+export type SchemaProvisionedWorkspace = components['schemas']['ProvisionedWorkspace'];
 export type SchemaRatelimitAnswer = components['schemas']['RatelimitAnswer'];
 export type SchemaRatelimitResult = components['schemas']['RatelimitResult'];
 export type SchemaRateLimitSpec = components['schemas']['RateLimitSpec'];
@@ -2294,6 +2478,7 @@ export type SchemaServiceAccountView = components['schemas']['ServiceAccountView
 export type SchemaSessionView = components['schemas']['SessionView'];
 export type SchemaSetupRequest = components['schemas']['SetupRequest'];
 export type SchemaSigningKeyView = components['schemas']['SigningKeyView'];
+export type SchemaSuspendRequest = components['schemas']['SuspendRequest'];
 export type SchemaTopKey = components['schemas']['TopKey'];
 export type SchemaTotpEnrolment = components['schemas']['TotpEnrolment'];
 export type SchemaUpdateIdentityRequest = components['schemas']['UpdateIdentityRequest'];
@@ -2313,7 +2498,11 @@ export type SchemaVoteView = components['schemas']['VoteView'];
 export type SchemaWebhookList = components['schemas']['WebhookList'];
 export type SchemaWebhookPatch = components['schemas']['WebhookPatch'];
 export type SchemaWebhookView = components['schemas']['WebhookView'];
+export type SchemaWorkspaceChanges = components['schemas']['WorkspaceChanges'];
+export type SchemaWorkspaceKeyCounts = components['schemas']['WorkspaceKeyCounts'];
+export type SchemaWorkspaceList = components['schemas']['WorkspaceList'];
 export type SchemaWorkspaceUsage = components['schemas']['WorkspaceUsage'];
+export type SchemaWorkspaceView = components['schemas']['WorkspaceView'];
 export type $defs = Record<string, never>;
 export interface operations {
     healthz: {
@@ -7918,6 +8107,122 @@ export interface operations {
             };
         };
     };
+    operator_log: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description 1-200, default 50. */
+                limit?: string;
+                /** @description Only what was done to this workspace. */
+                workspace_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description what operators did, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorLog"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_policies: {
         parameters: {
             query?: never;
@@ -11886,6 +12191,798 @@ export interface operations {
                 };
             };
             /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_workspaces: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description 1-200, default 50. */
+                limit?: string;
+                /** @description Only workspaces that are `active`, `suspended` or `deleted`. */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description oldest first, each with its key counts and status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_workspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewWorkspaceRequest"];
+            };
+        };
+        responses: {
+            /** @description provisioned; `owner.setup_token` is shown only here */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvisionedWorkspace"];
+                };
+            };
+            /** @description `field` names `name`, `prefix` or `owner_email` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a workspace's credential */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceView"];
+                };
+            };
+            /** @description malformed input; `field` names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_workspace: {
+        parameters: {
+            query?: {
+                /** @description `true` deletes a workspace that still has live keys. */
+                force?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted: its keys are not found and its credentials refused at once; its data is erased in the background (`erased_at` then set; its audit checkpoint kept) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceView"];
+                };
+            };
+            /** @description `field` names `force` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description it has live keys (without `force=true`), or is deleted already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_workspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkspaceChanges"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace is deleted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resume_workspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description resumed: its keys verify again on every node within a second, its webhooks get `workspace.resumed` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceView"];
+                };
+            };
+            /** @description malformed input; `field` names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not suspended, or deleted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal error (no detail) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable or read-only */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    suspend_workspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SuspendRequest"];
+            };
+        };
+        responses: {
+            /** @description suspended: its keys answer `SUSPENDED` on every node within a second, its members may only read, its webhooks get `workspace.suspended` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceView"];
+                };
+            };
+            /** @description `field` names `reason` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body stopped arriving */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description suspended already, or deleted */
             409: {
                 headers: {
                     [name: string]: unknown;

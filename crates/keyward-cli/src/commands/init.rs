@@ -34,11 +34,15 @@ pub async fn run(a: InitArgs) -> Result<ExitCode> {
                 "member_id": out.member_id,
                 "management_key": out.management_key,
                 "prefix": out.prefix,
+                "operator_token": out.operator_token,
             })
         );
     } else {
         println!("Initialised workspace {} in {}.", out.workspace_id, where_(&a.storage));
         println!("Owner management key (shown once, store it now):\n\n  {}\n", out.management_key);
+        if let Some(op) = &out.operator_token {
+            println!("Operator token (shown once; manages workspaces, docs/OPERATORS.md):\n\n  {op}\n");
+        }
         println!("Next: keyward serve, then keyward login --server http://127.0.0.1:5399 --token <key>");
         println!("{}", first_login(&opts.owner_email, None));
     }

@@ -4,6 +4,7 @@ mod identities;
 mod init;
 mod keys;
 mod management_keys;
+mod operator_tokens;
 mod pairs;
 mod ratelimit;
 mod roles;
@@ -47,6 +48,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = keyward_server::bootstrap::InitOptions { workspace_name: name, prefix, owner_email };
             init::create_workspace(storage, opts, json).await
         }
+        Command::OperatorTokens(c) => operator_tokens::run(c).await,
         Command::Verify(a) => {
             let client = client(&a.remote, false)?;
             let v = client

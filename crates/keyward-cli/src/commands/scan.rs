@@ -21,13 +21,14 @@ use crate::args::ScanArgs;
 /// A gitleaks rule for Keyward keys. gitleaks cannot check the checksum, so it may flag a
 /// look-alike that `keyward scan` would not.
 const GITLEAKS: &str = r#"# Keyward keys: secret keys (<prefix>_<env>_sk_…), management keys (_mk_), verify
-# tokens (_vt_) and session tokens (_st_). The last 6 characters are a CRC32 of the 43
-# before them, which gitleaks cannot check: `keyward scan` does, and ignores look-alikes.
+# tokens (_vt_), session tokens (_st_) and operator tokens (kw_op_…). The last 6 characters
+# are a CRC32 of the 43 before them, which gitleaks cannot check: `keyward scan` does, and
+# ignores look-alikes.
 [[rules]]
 id = "keyward-key"
 description = "Keyward API key"
-regex = '''\b[a-z][a-z0-9]{0,15}_(?:[a-z0-9]{1,16}_sk|mk|vt|st)_[A-Za-z0-9]{49}\b'''
-keywords = ["_sk_", "_mk_", "_vt_", "_st_"]
+regex = '''\b[a-z][a-z0-9]{0,15}_(?:[a-z0-9]{1,16}_sk|mk|vt|st|op)_[A-Za-z0-9]{49}\b'''
+keywords = ["_sk_", "_mk_", "_vt_", "_st_", "_op_"]
 "#;
 
 /// One key found. `key` is kept for `--report` and never printed.
@@ -53,6 +54,7 @@ fn kind_name(k: TokenKind) -> &'static str {
         TokenKind::Management => "management_key",
         TokenKind::Session => "session_token",
         TokenKind::Verify => "verify_token",
+        TokenKind::Operator => "operator_token",
     }
 }
 

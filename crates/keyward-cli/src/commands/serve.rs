@@ -43,6 +43,9 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
                     out.management_key
                 );
                 first_owner = Some(InitOptions::default().owner_email);
+                if let Some(op) = &out.operator_token {
+                    eprintln!("Operator token (shown once; manages workspaces, docs/OPERATORS.md):\n\n  {op}\n");
+                }
             }
             // Another node initialised it a moment ago: its pepper must be shared with us.
             Err(InitError::AlreadyInitialised) => {}

@@ -35,7 +35,13 @@ async fn start(
 }
 
 /// A Check as Envoy sends it: the client's request and the route's context_extensions.
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], ext: &[(&str, &str)]) -> CheckRequest {
+pub(crate) fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    ext: &[(&str, &str)],
+) -> CheckRequest {
     let http = HttpRequest {
         method: method.into(),
         path: path.into(),
@@ -56,8 +62,8 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], ext:
 /// What a Check answered, flattened: the HTTP status Envoy would answer with (200 for OK),
 /// the headers (to the upstream when OK, to the client when denied), what is removed, the
 /// headers added to the client's answer, the body's JSON, the gRPC code.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: HashMap<String, String>,
     removed: Vec<String>,
     to_client: HashMap<String, String>,
@@ -66,12 +72,12 @@ struct Answer {
 }
 
 impl Answer {
-    fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["verification_code"].as_str().unwrap_or("")
     }
 }
 
-async fn call(client: &mut AuthorizationClient<tonic::transport::Channel>, req: CheckRequest) -> Answer {
+pub(crate) async fn call(client: &mut AuthorizationClient<tonic::transport::Channel>, req: CheckRequest) -> Answer {
     let r: CheckResponse = client.check(req).await.unwrap().into_inner();
     let grpc = r.status.as_ref().map_or(0, |s| s.code);
     let pairs = |hs: &[envoy_types::pb::envoy::config::core::v3::HeaderValueOption]| {

@@ -35,6 +35,7 @@ on_both_backends!(
     the_alert_policy_keeps_every_credential,
     a_large_batch_is_looked_up_in_chunks,
     reports_count_per_address_across_nodes,
+    a_leaked_operator_token_is_revoked,
 );
 
 /// The sender's keys URL: the document it serves, how often it was fetched, and a switch
@@ -444,7 +445,7 @@ async fn scan_reports_what_it_finds(b: Backend) {
     // The gitleaks rule is printed, and its pattern names the kinds.
     let (code_, rule, _) = scan(&["--gitleaks-config"], dir.path());
     assert_eq!(code_, 0);
-    assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st)_"), "{rule}");
+    assert!(rule.contains("[[rules]]") && rule.contains("_sk|mk|vt|st|op)_"), "{rule}");
     s.stop().await;
 }
 
@@ -738,4 +739,30 @@ async fn reports_count_per_address_across_nodes(b: Backend) {
     assert_eq!(answers, [202, 202, 202, 429], "an IPv6 /64 counts as one address");
     c.stop().await;
     a.stop().await;
+}
+
+/// An operator token belongs to no workspace: whatever the policies say, a leaked one is
+/// revoked, GitHub hears a true positive (a repeat too), and the operator log says why.
+async fn a_leaked_operator_token_is_revoked(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let s = server_with_keys_url(b, &keys.url).await;
+    let op = s.operator_token.clone();
+    let (st, _) = s.call_as(&op, Method::GET, "/v1/workspaces", None).await;
+    assert_eq!(st, 200);
+
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&[&op])).await;
+    assert_eq!((st, v[0]["label"].as_str()), (200, Some("true_positive")), "{v}");
+    let (st, _) = s.call_as(&op, Method::GET, "/v1/workspaces", None).await;
+    assert_eq!(st, 401, "a leaked operator token still works");
+
+    // Revoked, it is still known: a true positive again, and no second log line.
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&[&op])).await;
+    assert_eq!((st, v[0]["label"].as_str()), (200, Some("true_positive")), "{v}");
+    let log = s.store.operator_log(None, None, 100).await.unwrap();
+    let revokes: Vec<_> = log.iter().filter(|l| l.action == "operator_token.revoke").collect();
+    assert_eq!(revokes.len(), 1, "{log:?}");
+    assert_eq!(revokes[0].changes["reason"], "leaked");
+    assert!(!format!("{log:?}").contains(&op), "the secret reached the operator log");
+    s.stop().await;
 }

@@ -33,6 +33,7 @@ mod leaks;
 mod lockouts;
 mod management_key_cap;
 mod members;
+mod operators;
 mod policy_changes;
 mod ratelimit_service;
 mod ratelimits;

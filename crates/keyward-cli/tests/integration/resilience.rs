@@ -190,6 +190,14 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/identities/{id}"),
     ("patch", "/v1/identities/{id}"),
     ("delete", "/v1/identities/{id}"),
+    ("post", "/v1/workspaces"),
+    ("get", "/v1/workspaces"),
+    ("get", "/v1/workspaces/{id}"),
+    ("patch", "/v1/workspaces/{id}"),
+    ("delete", "/v1/workspaces/{id}"),
+    ("post", "/v1/workspaces/{id}/suspend"),
+    ("post", "/v1/workspaces/{id}/resume"),
+    ("get", "/v1/operator/log"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

@@ -3,7 +3,8 @@
 //! node runs. Every `cache_revalidate_interval` this background task compares each cached
 //! entry with storage, in batches, and drops those that differ — keys by their own rows, the
 //! roles cached keys hold by what those keys took them to grant (re-derived in place, as
-//! the role's event would), verify tokens by whether they are still live. It never puts a storage read
+//! the role's event would), verify tokens by whether they are still live, workspaces' standings
+//! by storage's (`standings.rs`). It never puts a storage read
 //! on the verify path: requests keep answering from the cache meanwhile. It also fills the
 //! set of known key hashes at start (`known.rs`).
 
@@ -56,6 +57,8 @@ pub async fn sweep(state: &SharedState) -> Result<usize, StoreError> {
     }
     stale += sweep_roles(state, secret.iter().chain(&public)).await?;
     stale += sweep_tokens(state).await?;
+    // A workspace suspended, resumed or deleted without its event.
+    stale += state.reload_standings().await?;
     Ok(stale)
 }
 

@@ -2,22 +2,27 @@
 //! account's drops the keys it owns; a role's re-derives, in place, the cached keys holding
 //! the role (so a busy role's keys are not all read again at once); a workspace's rate limit
 //! overrides' drops the overrides held for it (`limits/service.rs`); an identity's drops its
-//! cached keys (they hold its limits, credits and meta).
+//! cached keys (they hold its limits, credits and meta); a workspace's (its standing changed:
+//! suspended, resumed, deleted) rewrites its cached keys' standing in place (`standings.rs`).
 
 use std::sync::Arc;
 
 use keyward_store::{
     parse_role_event, IDENTITY_EVENT_PREFIX, RATELIMIT_OVERRIDE_EVENT_PREFIX, SERVICE_ACCOUNT_EVENT_PREFIX,
+    WORKSPACE_EVENT_PREFIX,
 };
 
 use crate::state::{AppState, SharedState};
 
-/// Applies one change event. Role events need a storage read, done in the background; they
-/// are applied one at a time, in the order they arrive.
+/// Applies one change event. Role and workspace events need a storage read, done in the
+/// background; each kind is applied one at a time.
 pub fn apply(state: &SharedState, event: &str) {
     if let Some((workspace, name)) = parse_role_event(event) {
         let (state, workspace, name) = (Arc::clone(state), workspace.to_string(), name.to_string());
         tokio::spawn(async move { state.rederive_role(&workspace, &name).await });
+    } else if let Some(workspace) = event.strip_prefix(WORKSPACE_EVENT_PREFIX) {
+        let (state, workspace) = (Arc::clone(state), workspace.to_string());
+        tokio::spawn(async move { state.restand(&workspace).await });
     } else if let Some(id) = event.strip_prefix(SERVICE_ACCOUNT_EVENT_PREFIX) {
         state.cache.evict_owner(id);
     } else if let Some(id) = event.strip_prefix(IDENTITY_EVENT_PREFIX) {

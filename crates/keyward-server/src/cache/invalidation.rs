@@ -90,6 +90,7 @@ impl Applied {
 
 async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut applied = Applied::at_start(&state).await;
+    reload_standings(&state).await;
     state.metrics.applied(applied.last);
     loop {
         tokio::select! {
@@ -236,6 +237,7 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
 
 async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut seen = state.store.last_event_seq().await.unwrap_or(0);
+    reload_standings(&state).await;
     let mut tick = tokio::time::interval(state.config.poll_interval);
     loop {
         tokio::select! {
@@ -253,6 +255,15 @@ async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
             }
             Err(e) => tracing::debug!(error = %e, "cannot read key events"),
         }
+    }
+}
+
+/// The workspaces' standings read again once the node's place in the change stream is
+/// fixed: a suspension committed between the load before serving and that place is in
+/// storage by now, and every later one arrives as an event.
+async fn reload_standings(state: &SharedState) {
+    if let Err(e) = state.reload_standings().await {
+        tracing::warn!(error = %e, "cannot read the workspaces' standings; the backstop compares again soon");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The key cache and what keeps it true: the clock cache under it, change events from other
-//! nodes (`invalidation`), what each event does (`changes`), the background `backstop`.
+//! nodes (`invalidation`), what each event does (`changes`), the background `backstop`, the
+//! workspaces' standings its keys carry (`standings`).
 //!
 //! The verification cache: key records by secret hash, bounded in size (a clock cache,
 //! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
@@ -19,6 +20,7 @@ pub(crate) mod backstop;
 pub(crate) mod changes;
 pub(crate) mod clock_cache;
 pub(crate) mod invalidation;
+pub(crate) mod standings;
 
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -228,6 +230,31 @@ impl KeyCache {
                 None => Change::Keep,
             },
             (Entry::Found(k), Err(())) if k.holds_role(name) => Change::Remove,
+            _ => Change::Keep,
+        };
+        for k in secret {
+            self.entries.update(&k, next);
+        }
+        for k in public {
+            self.public.update(&k, next);
+        }
+        touched
+    }
+
+    /// Gives every cached key of `workspace` the workspace's new `standing`, in place (each
+    /// entry replaced atomically, as a role change does: a key's own change event, which
+    /// removes its entry, is never undone). Returns how many keys it touched.
+    pub fn restand(&self, workspace: &str, standing: keyward_core::standing::Standing) -> usize {
+        let of = |e: &Entry| matches!(e, Entry::Found(k) if &*k.workspace_id == workspace && k.standing != standing);
+        let secret: Vec<KeyHash> = self.entries.collect(|k, e| of(e).then_some(*k));
+        let public: Vec<String> = self.public.collect(|k, e| of(e).then(|| k.clone()));
+        let touched = secret.len() + public.len();
+        let next = |e: &Entry| match e {
+            Entry::Found(k) if k.standing != standing => {
+                let mut key = VerifiableKey::clone(k);
+                key.standing = standing;
+                Change::Put(Entry::Found(Arc::new(key)))
+            }
             _ => Change::Keep,
         };
         for k in secret {

@@ -11,7 +11,9 @@ use keyward_core::import::{plain_hash, MAX_IMPORTED_SECRET_LEN};
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::KeyRecord;
 use keyward_core::pepper::hex_encode;
-use keyward_store::{LeakableCredential, LeakableKind};
+use keyward_core::audit::AuditActor;
+use keyward_core::operator_action::OperatorAction;
+use keyward_store::{LeakableCredential, LeakableKind, OperatorRecord, OperatorToken};
 
 use super::credential::credential_leaked;
 use super::found::{key_leaked, LeakSource};
@@ -25,6 +27,9 @@ pub enum Leaked {
     Key(Box<KeyRecord>),
     /// A management key, verify token or session.
     Credential(LeakableCredential),
+    /// An operator token: it belongs to no workspace, so no workspace's `leaked_keys` policy
+    /// governs it — a leaked one is always revoked, and the operator log says why.
+    Operator(OperatorToken),
 }
 
 impl Leaked {
@@ -33,6 +38,7 @@ impl Leaked {
         match self {
             Leaked::Key(k) => k.leak.is_some(),
             Leaked::Credential(c) => c.leak.is_some(),
+            Leaked::Operator(o) => o.revoked_at.is_some(),
         }
     }
 
@@ -41,6 +47,7 @@ impl Leaked {
         match self {
             Leaked::Key(k) => ("key", &k.id),
             Leaked::Credential(c) => (c.kind.as_str(), &c.hash),
+            Leaked::Operator(o) => ("operator_token", &o.id),
         }
     }
 
@@ -49,6 +56,20 @@ impl Leaked {
         match self {
             Leaked::Key(k) => key_leaked(state, k, from).await.map(|_| ()),
             Leaked::Credential(c) => credential_leaked(state, c, from).await,
+            Leaked::Operator(o) => {
+                let now = state.clock.now();
+                let rec = OperatorRecord {
+                    id: keyward_core::ids::new_id("opl", now, state.random.as_ref()),
+                    actor: AuditActor { kind: "system".into(), id: None, name: Some(from.reporter.into()) },
+                    action: OperatorAction::OperatorTokenRevoke,
+                    workspace_id: None,
+                    changes: serde_json::json!({"id": o.id, "reason": "leaked", "source": from.source, "url": from.url}),
+                    origin: from.origin.clone(),
+                };
+                // `None`: revoked a moment ago by someone else; nothing is left to do.
+                state.store.revoke_operator_token(&o.id, now, &rec).await?;
+                Ok(())
+            }
         }
     }
 }
@@ -60,6 +81,8 @@ fn leakable(kind: TokenKind) -> Option<LeakableKind> {
         TokenKind::Management => Some(LeakableKind::ManagementKey),
         TokenKind::Verify => Some(LeakableKind::VerifyToken),
         TokenKind::Session => Some(LeakableKind::Session),
+        // Looked up on their own in `find_leaked`.
+        TokenKind::Operator => None,
     }
 }
 
@@ -79,9 +102,18 @@ impl AppState {
         let hmacs: Vec<Option<(TokenKind, String)>> =
             tokens.iter().map(|t| keyformat::parse(t).map(|p| (p.kind, self.pepper.hash(t)))).collect();
         let mut by_hmac: HashMap<String, Leaked> = HashMap::new();
-        for kind in [TokenKind::Secret, TokenKind::Management, TokenKind::Verify, TokenKind::Session] {
+        for kind in [TokenKind::Secret, TokenKind::Management, TokenKind::Verify, TokenKind::Session, TokenKind::Operator] {
             let wanted = sorted(hmacs.iter().flatten().filter(|(k, _)| *k == kind).map(|(_, h)| h.clone()).collect());
             if wanted.is_empty() {
+                continue;
+            }
+            if kind == TokenKind::Operator {
+                // Operators hold few tokens and report them rarely: one lookup each.
+                for h in &wanted {
+                    if let Some(o) = self.store.operator_token_by_hash(h).await? {
+                        by_hmac.insert(h.clone(), Leaked::Operator(o));
+                    }
+                }
                 continue;
             }
             match leakable(kind) {

@@ -8,10 +8,11 @@ use serde_json::Value;
 use std::net::SocketAddr;
 
 use keyward_core::audit::{AuditActor, AuditTarget};
-use keyward_store::{AuditRecord, CredentialKind, Origin};
+use keyward_core::operator_action::OperatorAction;
+use keyward_store::{AuditRecord, CredentialKind, OperatorRecord, Origin};
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, Operator};
 use crate::state::{AppState, SharedState};
 
 /// The request's origin: the client address (through trusted proxies), its user agent and
@@ -71,6 +72,15 @@ impl Caller {
             changes,
             origin: origin.0.clone(),
         }
+    }
+}
+
+impl Operator {
+    /// An operator-log record (and, for a workspace's action, its audit record) of this
+    /// operator doing `action`, with a new line id.
+    pub(crate) fn record(&self, state: &SharedState, origin: &RequestOrigin, action: OperatorAction) -> OperatorRecord {
+        let id = keyward_core::ids::new_id("opl", state.clock.now(), state.random.as_ref());
+        OperatorRecord::by_token(id, (&self.0.id, &self.0.name), action, origin.0.clone())
     }
 }
 

@@ -1,7 +1,9 @@
 //! Helpers of the management routes: approval quorums, no-escalation checks, one-time codes,
-//! account and address lockouts, new key records, idempotent answers, sealing, audit origins.
+//! account and address lockouts, new key records, idempotent answers, sealing, audit origins,
+//! deleted workspaces' erasure.
 
 pub(crate) mod audit;
+pub(crate) mod erasure;
 pub(crate) mod escalation;
 pub(crate) mod idempotency;
 pub(crate) mod key_records;

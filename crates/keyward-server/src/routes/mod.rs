@@ -9,6 +9,7 @@ pub mod keys;
 pub mod leaks;
 pub mod management_keys;
 pub mod members;
+pub mod operators;
 mod paging;
 pub mod policies;
 pub mod ratelimit;
@@ -44,6 +45,7 @@ use crate::state::SharedState;
          (name = "identities", description = "customers of the operator whose limits and credits their keys share"),
          (name = "leaks", description = "leaked keys reported by GitHub's secret scanning or by anyone who found one"),
          (name = "ratelimit", description = "rate limiting as a service: limits not about keys, and overrides per identifier"),
+         (name = "operators", description = "the service's operator: workspaces provisioned, suspended, resumed and deleted (operator token required)"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -55,6 +57,10 @@ impl Modify for ManagementAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "management_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "operator_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
@@ -129,6 +135,11 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(ratelimit::limit))
         .routes(routes!(ratelimit::set_override, ratelimit::list_overrides))
         .routes(routes!(ratelimit::delete_override))
+        .routes(routes!(operators::create_workspace, operators::list_workspaces))
+        .routes(routes!(operators::get_workspace, operators::update_workspace, operators::delete_workspace))
+        .routes(routes!(operators::suspend_workspace))
+        .routes(routes!(operators::resume_workspace))
+        .routes(routes!(operators::operator_log))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }

@@ -13,9 +13,11 @@ pub(crate) fn unkey_code(code: VerifyCode) -> &'static str {
         VerifyCode::RateLimited => "RATE_LIMITED",
         VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         // Not this caller's to use here: an address or environment refused, a key awaiting
-        // approval, a signed request's refusals (which /v2 never sees).
+        // approval, a suspended workspace's key, a signed request's refusals (which /v2
+        // never sees).
         VerifyCode::IpNotAllowed
         | VerifyCode::WrongEnvironment
+        | VerifyCode::Suspended
         | VerifyCode::Pending
         | VerifyCode::InvalidSignature
         | VerifyCode::NonceExpired
@@ -45,5 +47,6 @@ mod tests {
         assert_eq!(unkey_code(VerifyCode::Revoked), "NOT_FOUND");
         assert_eq!(unkey_code(VerifyCode::WrongEnvironment), "FORBIDDEN");
         assert_eq!(unkey_code(VerifyCode::IpNotAllowed), "FORBIDDEN");
+        assert_eq!(unkey_code(VerifyCode::Suspended), "FORBIDDEN");
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::signing::SignedParts;
+use keyward_core::standing::Standing;
 use keyward_core::verify::{decide, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::verify::VerifyResponse;
 
@@ -130,11 +131,11 @@ impl AppState {
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
-            Entry::Found(k) if in_scope(&k, req) => k,
+            Entry::Found(k) if found(&k, req) => k,
             Entry::Found(_) => return Ok(self.unknown(req, missing, started)),
             // No key has this HMAC: perhaps an imported key not used yet (cold: `imported.rs`).
             Entry::Missing => match Box::pin(self.find_imported(token, hash)).await? {
-                Some(k) if in_scope(&k, req) => k,
+                Some(k) if found(&k, req) => k,
                 _ => return Ok(self.unknown(req, missing, started)),
             },
         };
@@ -200,7 +201,7 @@ impl AppState {
         };
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
-            Entry::Found(k) if in_scope(&k, req) => k,
+            Entry::Found(k) if found(&k, req) => k,
             _ => return Ok(Err(self.unknown(req, VerifyCode::NotFound, started))),
         };
         // Then another environment's, also before the signature: the answer is bare, since
@@ -360,10 +361,13 @@ impl AppState {
 
 impl AppState {
     /// A stored key as the cache keeps it: its roles' permissions and its owner read with it
-    /// (no extra read for a key without roles or owner).
+    /// (no extra read for a key without roles or owner), and its workspace's standing on
+    /// this node (read last: a standing change after it bumps the fill's epoch).
     async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
         let ctx = self.store.key_context(&rec).await?;
-        Ok(VerifiableKey::new(rec, ctx))
+        let mut key = VerifiableKey::new(rec, ctx);
+        key.standing = self.standings.of(&key.workspace_id);
+        Ok(key)
     }
 }
 
@@ -415,9 +419,11 @@ fn costs(req: &Requirements<'_>) -> (u32, u32) {
     (cost, req.credit_cost.unwrap_or(cost))
 }
 
-/// Is `key` inside the workspace the caller bound verification to (if any)?
-fn in_scope(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
-    req.workspace.is_none_or(|w| *key.workspace_id == *w)
+/// Is `key` there for this caller: inside the workspace the caller bound verification to
+/// (if any), and of a workspace not deleted (whose keys are as good as gone: not found,
+/// and counted as unknown, not as the key's)?
+fn found(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
+    req.workspace.is_none_or(|w| *key.workspace_id == *w) && key.standing != Standing::Deleted
 }
 
 /// Is `key` of the environment the caller bound verification to (if any)?
@@ -440,6 +446,7 @@ pub(crate) fn refused(code: VerifyCode) -> ApiError {
         VerifyCode::Replayed => "this signed request was already used",
         VerifyCode::Disabled => "API key is disabled (or its service account is)",
         VerifyCode::WrongEnvironment => "API key belongs to another environment",
+        VerifyCode::Suspended => "API key's workspace is suspended",
         _ => "request refused",
     };
     ApiError::Refused { code, message: message.into() }

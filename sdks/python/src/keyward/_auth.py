@@ -28,6 +28,7 @@ MESSAGES = {
     "REPLAYED": "this signed request was already used",
     "DISABLED": "API key is disabled (or its service account is)",
     "WRONG_ENVIRONMENT": "API key belongs to another environment",
+    "SUSPENDED": "API key's workspace is suspended",
     "RATE_LIMITED": "API key rate limit reached",
     "USAGE_EXCEEDED": "API key has no credits left",
 }

@@ -212,8 +212,9 @@ class DeliveryView:
 class ErrorDetail:
     code: str
     """
-    invalid_request, unauthenticated, forbidden, not_found, method_not_allowed, conflict,
-    mfa_required, rate_limited, payload_too_large, bad_gateway, unavailable, internal
+    invalid_request, unauthenticated, forbidden, workspace_suspended, not_found,
+    method_not_allowed, conflict, mfa_required, rate_limited, payload_too_large,
+    bad_gateway, unavailable, internal
     """
     message: str
     field: Optional[str] = None
@@ -533,6 +534,50 @@ class NewWebhookRequest:
 
 
 @dataclass
+class NewWorkspaceRequest:
+    """
+    `POST /v1/workspaces`: a new workspace and its owner.
+    """
+
+    name: str
+    """
+    1-64 characters.
+    """
+    owner_email: str
+    """
+    The owner: sets a password with `owner.setup_token` (`POST /v1/members/setup`).
+    """
+    prefix: Optional[str] = None
+    """
+    The workspace's key prefix (`caibo` gives `caibo_live_sk_…`): 1-16 lowercase letters or
+    digits, starting with a letter. Default `kw`.
+    """
+
+
+@dataclass
+class OperatorLogEntry:
+    """
+    One operator action, as `GET /v1/operator/log` lists it.
+    """
+
+    action: str
+    """
+    e.g. `workspace.suspend`, `operator_token.create`
+    """
+    actor: AuditActor
+    """
+    `operator` (an operator token: its id and name), `cli` (the `keyward` command on the
+    database) or `system`.
+    """
+    changes: Dict[str, Any]
+    id: str
+    time: str
+    ip: Optional[str] = None
+    request_id: Optional[str] = None
+    workspace_id: Optional[str] = None
+
+
+@dataclass
 class OtpBody:
     otp: Optional[str] = None
 
@@ -575,12 +620,39 @@ class OverrideView:
 
 
 @dataclass
+class OwnerSetup:
+    """
+    The owner of a workspace just provisioned, and the one-time token to hand them.
+    """
+
+    email: str
+    member_id: str
+    setup_expires_at: str
+    setup_token: str
+    """
+    Shown only here: `POST /v1/members/setup {"setup_token", "password"}`.
+    """
+
+
+@dataclass
 class PasswordChange:
     password: str
     current_password: Optional[str] = None
     """
     Required when the member already has a password.
     """
+
+
+@dataclass
+class ProvisionedWorkspace:
+    """
+    The answer of `POST /v1/workspaces`.
+    """
+
+    id: str
+    name: str
+    owner: OwnerSetup
+    prefix: str
 
 
 @dataclass
@@ -796,6 +868,18 @@ class SigningKeyView:
 
 
 @dataclass
+class SuspendRequest:
+    """
+    `POST /v1/workspaces/{id}/suspend`.
+    """
+
+    reason: str
+    """
+    Why (1-500 characters): told to the workspace's members, its audit trail and webhooks.
+    """
+
+
+@dataclass
 class TopKey:
     """
     One of the busiest keys of a range.
@@ -871,6 +955,7 @@ VerifyCode = Literal[
     "DISABLED",
     "USAGE_EXCEEDED",
     "WRONG_ENVIRONMENT",
+    "SUSPENDED",
 ]
 
 
@@ -1064,6 +1149,34 @@ class WebhookView:
 
 
 @dataclass
+class WorkspaceChanges:
+    """
+    `PATCH /v1/workspaces/{id}`.
+    """
+
+    name: Optional[str] = None
+    """
+    1-64 characters.
+    """
+
+
+@dataclass
+class WorkspaceKeyCounts:
+    """
+    How many keys a workspace holds.
+    """
+
+    live: int
+    """
+    Keys that verify or may (active, awaiting approval, not expired).
+    """
+    total: int
+    """
+    Every stored key, revoked and expired ones included.
+    """
+
+
+@dataclass
 class WorkspaceUsage:
     """
     `GET /v1/usage`: the workspace's totals (refusals whose key was not known included).
@@ -1083,6 +1196,30 @@ class WorkspaceUsage:
     """
     Verifications refused before a key was known (`MALFORMED`, unknown keys).
     """
+
+
+@dataclass
+class WorkspaceView:
+    """
+    A workspace as its operator sees it.
+    """
+
+    created_at: str
+    id: str
+    keys: WorkspaceKeyCounts
+    name: str
+    prefix: str
+    status: str
+    """
+    active, suspended or deleted
+    """
+    deleted_at: Optional[str] = None
+    erased_at: Optional[str] = None
+    """
+    When the deleted workspace's data was erased (absent while it is being erased).
+    """
+    suspend_reason: Optional[str] = None
+    suspended_at: Optional[str] = None
 
 
 @dataclass
@@ -1389,6 +1526,16 @@ class NewManagementKeyView:
 
 
 @dataclass
+class OperatorLog:
+    """
+    A page of the operator log, newest first.
+    """
+
+    items: List[OperatorLogEntry]
+    next_cursor: Optional[str] = None
+
+
+@dataclass
 class OverrideList:
     """
     `GET /v1/ratelimit/overrides`.
@@ -1610,6 +1757,12 @@ class VerifyTokenList:
 @dataclass
 class WebhookList:
     items: List[WebhookView]
+
+
+@dataclass
+class WorkspaceList:
+    items: List[WorkspaceView]
+    next_cursor: Optional[str] = None
 
 
 @dataclass
