@@ -20,6 +20,7 @@ pub mod keyscan;
 pub mod limit_plan;
 pub mod mfa;
 pub mod model;
+pub mod oauth;
 pub mod password;
 pub mod pepper;
 pub mod permissions;

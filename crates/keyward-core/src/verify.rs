@@ -454,6 +454,9 @@ mod tests {
                 ratelimit: None,
                 credits: None,
                 ratelimits: None,
+                kind: None,
+                app_id: None,
+                installation_id: None,
             }
         }
     }

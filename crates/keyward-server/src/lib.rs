@@ -3,9 +3,10 @@
 //! errors become HTTP answers. The subsystems each have a folder: `http` (connections,
 //! serving threads, the fast lane), `verify`, `gateway`, `limits`, `usage`, `cache`,
 //! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), `leaks` (leaked keys: GitHub's
-//! signing keys, what a leak does), and `manage` (the management routes' helpers).
+//! signing keys, what a leak does), `apps` (apps' OAuth tokens), and `manage` (the management routes' helpers).
 
 pub mod app;
+mod apps;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;

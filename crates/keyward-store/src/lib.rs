@@ -2,7 +2,9 @@
 //! default, WAL) and PostgreSQL (several nodes); the few backend differences live in
 //! [`dialect`] alone.
 
+mod app_tokens;
 mod approvals;
+mod apps;
 mod audit;
 mod conflict;
 pub mod dialect;
@@ -30,6 +32,10 @@ mod verify_tokens;
 mod webhooks;
 mod workspaces;
 
+pub use app_tokens::{Issue, NewTokens, Redeemed, SigningKeyRow, TokenState};
+pub use apps::{
+    app_event, AppChanges, AppKey, AppRecord, Installation, InstallationStatus, APP_EVENT_PREFIX,
+};
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
 pub use audit::{AuditFilter, AuditRecord, Origin};
 pub use conflict::Conflict;

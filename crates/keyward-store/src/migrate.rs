@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "identities", include_str!("../migrations/0019_identities.sql")),
     (21, "usage tags", include_str!("../migrations/0021_usage_tags.sql")),
     (22, "key leaks", include_str!("../migrations/0022_key_leaks.sql")),
+    (26, "apps", include_str!("../migrations/0026_apps.sql")),
 ];
 
 #[derive(Debug)]

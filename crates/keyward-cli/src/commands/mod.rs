@@ -1,3 +1,4 @@
+mod apps;
 mod audit;
 mod governance;
 mod identities;
@@ -33,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(c).await,
         Command::Webhooks(c) => webhooks::run(c).await,
         Command::Identities(c) => identities::run(c).await,
+        Command::Apps(c) => apps::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Ratelimit(c) => ratelimit::run(c).await,
         Command::Scan(a) => scan::run(a).await,
