@@ -616,7 +616,11 @@ impl ServerSettings {
         }
         if let Some(u) = &self.public_url {
             match reqwest::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() && url.fragment().is_none() => {
+                Ok(url)
+                    if matches!(url.scheme(), "http" | "https")
+                        && url.query().is_none()
+                        && url.fragment().is_none() =>
+                {
                     c.public_url = Some(u.trim_end_matches('/').to_string())
                 }
                 _ => bail!("public_url: {u:?} is not an http(s) URL without a query"),

@@ -53,7 +53,10 @@ pub struct TokenSource {
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource").field("app_id", &self.app_id).field("installation", &self.installation_id).finish()
+        f.debug_struct("TokenSource")
+            .field("app_id", &self.app_id)
+            .field("installation", &self.installation_id)
+            .finish()
     }
 }
 

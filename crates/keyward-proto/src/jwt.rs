@@ -104,8 +104,9 @@ impl Jws<'_> {
         }
         let input = self.signing_input.as_bytes();
         match key {
-            PublicKey::Ed25519(k) => ed25519_dalek::Signature::from_slice(&self.signature)
-                .is_ok_and(|s| k.verify_strict(input, &s).is_ok()),
+            PublicKey::Ed25519(k) => {
+                ed25519_dalek::Signature::from_slice(&self.signature).is_ok_and(|s| k.verify_strict(input, &s).is_ok())
+            }
             #[cfg(feature = "secp256k1")]
             PublicKey::Secp256k1(k) => {
                 use k256::ecdsa::signature::Verifier as _;

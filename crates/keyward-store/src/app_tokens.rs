@@ -135,11 +135,7 @@ async fn revoke_family(tx: &mut Tx, family_id: &str, reason: &str, now: DateTime
 
 /// Holds the installation's row while tokens are issued for it (an uninstall waits, or is
 /// seen): its record when it is active and, with `app_id`, that app's, its app not deleted.
-async fn active_installation(
-    tx: &mut Tx,
-    id: &str,
-    app_id: Option<&str>,
-) -> Result<Option<Installation>, StoreError> {
+async fn active_installation(tx: &mut Tx, id: &str, app_id: Option<&str>) -> Result<Option<Installation>, StoreError> {
     let held = sqlx::query(
         "UPDATE app_installations SET updated_at = updated_at WHERE id = $1 AND status = 'active' \
          AND ($2 = '' OR app_id = $2) AND app_id IN (SELECT id FROM apps WHERE deleted_at IS NULL)",
@@ -232,7 +228,8 @@ impl Store {
             "SELECT {SIGNING_COLUMNS} FROM app_signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
              ORDER BY created_at, kid LIMIT 10000"
         );
-        let rows: Vec<SigningKeyTuple> = sqlx::query_as(&sql).bind(to_ms(oldest_live_token)).fetch_all(&self.pool).await?;
+        let rows: Vec<SigningKeyTuple> =
+            sqlx::query_as(&sql).bind(to_ms(oldest_live_token)).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(signing_key).collect())
     }
 

@@ -209,19 +209,26 @@ async fn keys_of(ex: &mut sqlx::AnyConnection, app_id: &str) -> Result<Vec<AppKe
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(public_key, algorithm, c, e)| AppKey { public_key, algorithm, created_at: from_ms(c), expires_at: e.map(from_ms) })
+        .map(|(public_key, algorithm, c, e)| AppKey {
+            public_key,
+            algorithm,
+            created_at: from_ms(c),
+            expires_at: e.map(from_ms),
+        })
         .collect())
 }
 
 async fn insert_key(tx: &mut Tx, app_id: &str, k: &AppKey) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO app_keys (app_id, public_key, algorithm, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(app_id)
-        .bind(&k.public_key)
-        .bind(&k.algorithm)
-        .bind(to_ms(k.created_at))
-        .bind(k.expires_at.map(to_ms))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO app_keys (app_id, public_key, algorithm, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(app_id)
+    .bind(&k.public_key)
+    .bind(&k.algorithm)
+    .bind(to_ms(k.created_at))
+    .bind(k.expires_at.map(to_ms))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -385,13 +392,14 @@ impl Store {
         audit: &AuditRecord,
     ) -> Result<Option<AppRecord>, StoreError> {
         let mut tx = self.audited(workspace_id, audit, key.created_at).await?;
-        let live = sqlx::query("UPDATE apps SET updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND deleted_at IS NULL")
-            .bind(to_ms(key.created_at))
-            .bind(workspace_id)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+        let live =
+            sqlx::query("UPDATE apps SET updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND deleted_at IS NULL")
+                .bind(to_ms(key.created_at))
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
         if live == 0 {
             tx.rollback().await?;
             return Ok(None);
@@ -501,8 +509,9 @@ impl Store {
 
     /// An app's installations, newest first.
     pub async fn app_installations(&self, app_id: &str) -> Result<Vec<Installation>, StoreError> {
-        let sql =
-            format!("SELECT {INSTALLATION_COLUMNS} FROM {INSTALLATION_FROM} WHERE i.app_id = $1 ORDER BY i.id DESC LIMIT 1000");
+        let sql = format!(
+            "SELECT {INSTALLATION_COLUMNS} FROM {INSTALLATION_FROM} WHERE i.app_id = $1 ORDER BY i.id DESC LIMIT 1000"
+        );
         let rows = sqlx::query_as::<_, InstallationRow>(&sql).bind(app_id).fetch_all(&self.pool).await?;
         rows.into_iter().map(InstallationRow::record).collect()
     }

@@ -33,10 +33,8 @@ mod webhooks;
 mod workspaces;
 
 pub use app_tokens::{Issue, NewTokens, Redeemed, SigningKeyRow, TokenState};
-pub use apps::{
-    app_event, AppChanges, AppKey, AppRecord, Installation, InstallationStatus, APP_EVENT_PREFIX,
-};
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
+pub use apps::{app_event, AppChanges, AppKey, AppRecord, Installation, InstallationStatus, APP_EVENT_PREFIX};
 pub use audit::{AuditFilter, AuditRecord, Origin};
 pub use conflict::Conflict;
 pub use dialect::Dialect;

@@ -156,7 +156,11 @@ fn issued(inst: &Installation, app_name: &str, origin: &Origin, grant: &str, t: 
     AuditRecord {
         actor: AuditActor { kind: "app".into(), id: Some(inst.app_id.clone()), name: Some(app_name.to_string()) },
         action: AuditAction::AppTokenIssue,
-        target: AuditTarget { kind: "installation".into(), id: Some(inst.id.clone()), name: Some(app_name.to_string()) },
+        target: AuditTarget {
+            kind: "installation".into(),
+            id: Some(inst.id.clone()),
+            name: Some(app_name.to_string()),
+        },
         changes: serde_json::json!({
             "app_id": inst.app_id, "installation_id": inst.id, "grant_type": grant,
             "jti": t.jti, "expires_at": t.access_expires_at,

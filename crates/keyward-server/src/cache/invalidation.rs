@@ -206,7 +206,7 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
         // Events after `from` may have been pruned while this node was away.
         tracing::info!(from, first, "missed key changes are no longer all kept; clearing the cache");
         state.cache.clear();
-            state.app_tokens.clear();
+        state.app_tokens.clear();
         crate::cache::backstop::refill_imported(state);
         applied.last = applied.last.max(first - 1);
     }

@@ -35,8 +35,7 @@ fn app_view(a: AppRecord, now: chrono::DateTime<chrono::Utc>) -> AppView {
             expires_at: k.expires_at,
         })
         .collect();
-    let (public_key, algorithm) =
-        keys.first().map(|k| (k.public_key.clone(), k.algorithm.clone())).unwrap_or_default();
+    let (public_key, algorithm) = keys.first().map(|k| (k.public_key.clone(), k.algorithm.clone())).unwrap_or_default();
     AppView {
         id: a.id,
         workspace_id: a.workspace_id,
@@ -189,7 +188,8 @@ pub async fn delete_app(
 ) -> ApiResult<Json<AppView>> {
     caller.require(Action::ManageApps)?;
     let app = own_app(&state, &caller, &id).await?;
-    let audit = caller.audit(&origin, AuditAction::AppDelete, target("app", &id, Some(&app.name)), serde_json::json!({}));
+    let audit =
+        caller.audit(&origin, AuditAction::AppDelete, target("app", &id, Some(&app.name)), serde_json::json!({}));
     let now = state.clock.now();
     let app = state
         .store
@@ -305,7 +305,8 @@ pub async fn install(
         .await?;
     let now = state.clock.now();
     let id = ids::new_id("inst", now, state.random.as_ref());
-    let change = ApprovalChange::AppInstall { app_id: app.id.clone(), permissions: permissions.clone(), scopes: scopes.clone() };
+    let change =
+        ApprovalChange::AppInstall { app_id: app.id.clone(), permissions: permissions.clone(), scopes: scopes.clone() };
     let approval = crate::quorum::approval_for(&state, &caller, change, &id).await?;
     let i = Installation {
         id: id.clone(),
@@ -337,10 +338,7 @@ pub async fn install(
 #[utoipa::path(get, path = "/v1/installations", tag = "apps",
     responses((status = 200, description = "the apps installed in this workspace", body = InstallationList)),
     security(("management_key" = [])))]
-pub async fn list_installations(
-    State(state): State<SharedState>,
-    caller: Caller,
-) -> ApiResult<Json<InstallationList>> {
+pub async fn list_installations(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<InstallationList>> {
     let items = state.store.list_installations(&caller.0.workspace_id).await?;
     Ok(Json(InstallationList { items: items.into_iter().map(installation_view).collect() }))
 }

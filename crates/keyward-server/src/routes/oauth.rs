@@ -15,8 +15,8 @@ use keyward_core::oauth::{OAuthCode, OAuthRefusal};
 use keyward_core::roles::Action;
 use keyward_core::verify::{Requirements, VerifyCode};
 use keyward_core::wire::apps::{
-    AccessClaims, Introspection, OAuthError, ServerMetadata, SigningKeyRotated, TokenForm, TokenRequest,
-    TokenResponse, JWT_BEARER, REFRESH_TOKEN, TOKEN_PATH,
+    AccessClaims, Introspection, OAuthError, ServerMetadata, SigningKeyRotated, TokenForm, TokenRequest, TokenResponse,
+    JWT_BEARER, REFRESH_TOKEN, TOKEN_PATH,
 };
 use keyward_core::wire::jwt::{self, JwkSet};
 use keyward_store::AuditRecord;
@@ -226,7 +226,8 @@ pub async fn rotate_signing_key(
 ) -> ApiResult<Json<SigningKeyRotated>> {
     caller.require(Action::ManageApps)?;
     let ws = caller.0.workspace_id.clone();
-    let audit = caller.audit(&origin, AuditAction::AppSigningKeyRotate, target("workspace", &ws, None), serde_json::json!({}));
+    let audit =
+        caller.audit(&origin, AuditAction::AppSigningKeyRotate, target("workspace", &ws, None), serde_json::json!({}));
     let kid = crate::apps::signing::rotate(&state, &ws, &audit).await?;
     Ok(Json(SigningKeyRotated { kid }))
 }
