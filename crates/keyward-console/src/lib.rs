@@ -33,7 +33,7 @@ pub struct Console {
 /// The console's routes, to be nested at `/console`. `api` answers the management API.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
     use pages::{
-        account, approvals, audit, identities, keys, management_keys, members, policies, roles, service_accounts,
+        account, approvals, apps, audit, identities, keys, management_keys, members, policies, roles, service_accounts,
         usage, verify_tokens, webhooks,
     };
     let console = Console { api, secrets, secure };
@@ -67,6 +67,12 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, secure: bool) -> Router {
         .route("/management-keys/{id}/revoke", post(management_keys::revoke))
         .route("/verify-tokens", get(verify_tokens::list).post(verify_tokens::create))
         .route("/verify-tokens/{id}/revoke", post(verify_tokens::revoke))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{id}/keys", post(apps::rotate_key))
+        .route("/apps/{id}/delete", post(apps::delete))
+        .route("/installed-apps", get(apps::installed).post(apps::install))
+        .route("/installed-apps/consent", get(apps::consent))
+        .route("/installed-apps/{id}/uninstall", post(apps::uninstall))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/members", get(members::list).post(members::invite))

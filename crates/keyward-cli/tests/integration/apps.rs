@@ -20,7 +20,11 @@ use keyward_testkit::{code, test_config, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-on_both_backends!(an_app_installed_elsewhere_buys_tokens_that_verify_everywhere, governed_installs_and_the_sdk);
+on_both_backends!(
+    an_app_installed_elsewhere_buys_tokens_that_verify_everywhere,
+    governed_installs_and_the_sdk,
+    the_console_registers_installs_and_uninstalls
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 /// Where people reach the server (`--public-url`): the assertions' audience and the tokens'
@@ -239,6 +243,17 @@ async fn an_app_installed_elsewhere_buys_tokens_that_verify_everywhere(b: Backen
     long["exp"] = (now() + 3600).into();
     let (st, e) = buy(&s, &assertion(&seed, long)).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    // Another app (its own key, its own id) cannot use this app's installation.
+    let other_seed = "17".repeat(32);
+    let other_public = PrivateKey::from_hex(Algorithm::Ed25519, &other_seed).unwrap().public_key().to_hex();
+    let (st, other) =
+        s.call(Method::POST, "/v1/apps", Some(json!({"name": "Other", "public_key": other_public}))).await;
+    assert_eq!(st, 201, "{other}");
+    let (st, e) = buy(&s, &assertion(&other_seed, claims(other["id"].as_str().unwrap(), &inst_id, "jti-other"))).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "another app's installation: {e}");
+    // The developer cannot uninstall the organisation's installation.
+    let (st, _) = s.call(Method::DELETE, &format!("/v1/installations/{inst_id}"), None).await;
+    assert_eq!(st, 404);
     let (st, e) = token_call(&s, &[("grant_type", "password")]).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("unsupported_grant_type")), "{e}");
 
@@ -284,6 +299,12 @@ async fn governed_installs_and_the_sdk(b: Backend) {
     let s = server(b).await;
     let (org, _) = two_workspaces(&s).await;
     let key = PrivateKey::generate(Algorithm::Secp256k1, &OsRandom);
+    // Owners and admins register apps; a developer may not.
+    let developer = s.member("developer", false).await;
+    let hex = key.public_key().to_hex();
+    let (st, _) =
+        s.call_as(&developer.token, Method::POST, "/v1/apps", Some(json!({"name": "x", "public_key": hex}))).await;
+    assert_eq!(st, 403);
     let body = json!({"name": "Payroll", "public_key": key.public_key().to_hex(), "algorithm": "secp256k1",
         "permissions": ["payroll.read", "payroll.write"]});
     let (st, app) = s.call(Method::POST, "/v1/apps", Some(body)).await;
@@ -378,5 +399,61 @@ async fn governed_installs_and_the_sdk(b: Backend) {
         s.http().get(s.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["token_endpoint"], AUD);
     assert_eq!(meta["issuer"], PUBLIC);
+    s.stop().await;
+}
+
+async fn the_console_registers_installs_and_uninstalls(b: Backend) {
+    use crate::console::Browser;
+    let s = server(b).await;
+    let (org, _) = two_workspaces(&s).await;
+    let dev = s.member("admin", false).await;
+    let mut br = Browser::signed_in(&s, &dev).await;
+    let nav = br.get("/console/keys").await.body;
+    assert!(nav.contains(r#"<a href="/console/apps""#) && nav.contains(r#"<a href="/console/installed-apps""#));
+    let key = PrivateKey::generate(Algorithm::Ed25519, &OsRandom);
+    let a = br
+        .submit(
+            "/console/apps",
+            "/console/apps",
+            &[
+                ("name", "Audit bot"),
+                ("public_key", &key.public_key().to_hex()),
+                ("algorithm", "ed25519"),
+                ("permissions", "audit.read, keys.read"),
+                ("scopes", ""),
+            ],
+        )
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/apps"), "{}", a.body);
+    let (_, apps) = s.call(Method::GET, "/v1/apps", None).await;
+    let app_id = apps["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(apps["items"][0]["permissions"], json!(["audit.read", "keys.read"]));
+
+    // The organisation's admin sees what it asks for, grants one of the two.
+    let org_admin = s.member_as(&org, "admin", false).await;
+    let mut ob = Browser::signed_in(&s, &org_admin).await;
+    let consent = ob.get(&format!("/console/installed-apps/consent?app_id={app_id}")).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("audit.read") && consent.body.contains("keys.read"), "{}", consent.body);
+    let page = format!("/console/installed-apps/consent?app_id={app_id}");
+    let a = ob
+        .submit(
+            &page,
+            "/console/installed-apps",
+            &[("app_id", &app_id), ("permission", "audit.read"), ("environment", "live")],
+        )
+        .await;
+    assert_eq!((a.status, a.location()), (303, "/console/installed-apps"), "{}", a.body);
+    let listed = ob.get("/console/installed-apps").await.body;
+    assert!(listed.contains("Audit bot") && listed.contains("Uninstall Audit bot"), "{listed}");
+    let (_, mine) = s.call(Method::GET, &format!("/v1/apps/{app_id}/installations"), None).await;
+    assert_eq!(mine["items"][0]["permissions"], json!(["audit.read"]));
+    let inst = mine["items"][0]["id"].as_str().unwrap().to_string();
+    // The developer's page shows where it is installed.
+    assert!(br.get("/console/apps").await.body.contains(&inst));
+    let a = ob.submit("/console/installed-apps", &format!("/console/installed-apps/{inst}/uninstall"), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let (_, after) = s.call_as(&org, Method::GET, &format!("/v1/installations/{inst}"), None).await;
+    assert_eq!(after["status"], "uninstalled");
     s.stop().await;
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 pub(crate) mod approvals;
+pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod identities;
 pub(crate) mod keys;
