@@ -311,6 +311,22 @@ async fn governed_installs_and_the_sdk(b: Backend) {
     assert_eq!(st, 201, "{app}");
     let app_id = app["id"].as_str().unwrap().to_string();
     assert_eq!(app["algorithm"], "secp256k1");
+    let patch = json!({"description": "pays people", "homepage_url": "https://payroll.example",
+        "permissions": ["payroll.read", "payroll.write", "payroll.audit"]});
+    let (st, changed) = s.call(Method::PATCH, &format!("/v1/apps/{app_id}"), Some(patch)).await;
+    assert_eq!(st, 200, "{changed}");
+    assert_eq!(changed["permissions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        (changed["name"].as_str(), changed["homepage_url"].as_str()),
+        (Some("Payroll"), Some("https://payroll.example"))
+    );
+    let (st, cleared) = s.call(Method::PATCH, &format!("/v1/apps/{app_id}"), Some(json!({"homepage_url": null}))).await;
+    assert_eq!(
+        (st, cleared["homepage_url"].clone(), cleared["description"].as_str()),
+        (200, Value::Null, Some("pays people"))
+    );
+    let (st, e) = s.call(Method::PATCH, &format!("/v1/apps/{app_id}"), Some(json!({"scopes": ["has space"]}))).await;
+    assert_eq!((st, e["error"]["field"].as_str()), (400, Some("scopes[0]")), "{e}");
 
     // The organisation's policy asks one approval for app.install.
     let admin = {
