@@ -148,3 +148,80 @@ impl TokenCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::model::KeyRecord;
+    use keyward_core::oauth::{access_claims, token_record, Grant};
+    use keyward_core::verify::KeyContext;
+
+    fn decision(inst: &str, family: &str, app: &str) -> Arc<TokenDecision> {
+        let g = Grant {
+            issuer: "https://kw.example",
+            installation_id: inst,
+            app_id: app,
+            workspace_id: "ws_1",
+            permissions: &[],
+            scopes: &[],
+        };
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let c = access_claims(&g, "j".into(), now);
+        let rec: KeyRecord = token_record(&c, "app", "live", false, now);
+        Arc::new(TokenDecision {
+            digest: [0; 32],
+            installation: inst.into(),
+            family: family.into(),
+            app: app.into(),
+            key: Arc::new(VerifiableKey::new(rec, KeyContext::default())),
+            extra: "".into(),
+            exp: c.exp,
+        })
+    }
+
+    #[test]
+    fn events_drop_what_they_name_and_nothing_else() {
+        let c = TokenCache::new(100);
+        for (jti, inst, fam, app) in [("t1", "i1", "f1", "a1"), ("t2", "i1", "f2", "a1"), ("t3", "i2", "f3", "a2")] {
+            c.fill(jti, decision(inst, fam, app), c.generation(), 0);
+        }
+        c.apply("fam:f2");
+        assert!(c.get("t2").is_none() && c.get("t1").is_some());
+        c.apply("inst:i1");
+        assert!(c.get("t1").is_none() && c.get("t3").is_some());
+        c.apply("tok:t3");
+        assert!(c.is_empty());
+        c.fill("t4", decision("i4", "f4", "a4"), c.generation(), 0);
+        c.apply("app:a4");
+        assert!(c.get("t4").is_none());
+    }
+
+    /// A decision read before an event arrived is stale: it is not kept.
+    #[test]
+    fn a_fill_begun_before_an_event_is_dropped() {
+        let c = TokenCache::new(100);
+        let before = c.generation();
+        c.apply("inst:i9");
+        c.fill("t1", decision("i1", "f1", "a1"), before, 0);
+        assert!(c.get("t1").is_none());
+        c.fill_key("tsk_1", None, before);
+        assert!(c.key("tsk_1").is_none(), "nor a key looked up before it");
+    }
+
+    #[test]
+    fn unknown_kids_are_looked_up_within_a_budget() {
+        let c = TokenCache::new(100);
+        let allowed = (0..100).filter(|_| c.may_look_up(5_000)).count();
+        assert_eq!(allowed, KID_LOOKUPS_PER_SECOND as usize);
+        assert!(c.may_look_up(6_000), "a new second, a new budget");
+    }
+
+    #[test]
+    fn capacity_is_a_bound() {
+        let c = TokenCache::new(2);
+        for i in 0..5 {
+            c.fill(&format!("t{i}"), decision("i", "f", "a"), c.generation(), i64::MAX);
+        }
+        assert!(c.len() <= 2);
+    }
+}
