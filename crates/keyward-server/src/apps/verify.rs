@@ -32,6 +32,8 @@ impl AppState {
     ) -> ApiResult<Verdict> {
         let d = match self.token_decision(token).await? {
             Ok(d) => d,
+            // Not an access token at all: perhaps an imported key of that shape.
+            Err(VerifyCode::Malformed) => return Box::pin(self.verify_unshaped(token, req, started)).await,
             Err(code) => return Ok(self.refused_token(req, code, started)),
         };
         let key = &d.key;
