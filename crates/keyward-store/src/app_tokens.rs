@@ -449,8 +449,8 @@ impl Store {
         }))
     }
 
-    /// Forgets assertion ids past their `exp` and tokens long expired: the tables stay as
-    /// small as the tokens alive.
+    /// Forgets assertion ids past their `exp`, tokens long expired and the families left
+    /// without tokens: the tables stay as small as the tokens alive.
     pub async fn sweep_app_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut n = 0;
         for (sql, at) in [
@@ -460,6 +460,16 @@ impl Store {
         ] {
             n += sqlx::query(sql).bind(to_ms(at)).execute(&self.pool).await?.rows_affected();
         }
+        // A family none of whose tokens is kept any more has nothing left to revoke.
+        n += sqlx::query(
+            "DELETE FROM app_token_families WHERE created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM app_refresh_tokens r WHERE r.family_id = app_token_families.id) \
+             AND NOT EXISTS (SELECT 1 FROM app_access_tokens t WHERE t.family_id = app_token_families.id)",
+        )
+        .bind(to_ms(now - chrono::Duration::days(1)))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n)
     }
 }

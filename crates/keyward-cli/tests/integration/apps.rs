@@ -415,6 +415,11 @@ async fn governed_installs_and_the_sdk(b: Backend) {
         s.http().get(s.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["token_endpoint"], AUD);
     assert_eq!(meta["issuer"], PUBLIC);
+    // Long after, the sweep forgets the used assertion ids, the ended tokens and their families.
+    s.clock.advance(chrono::Duration::days(40));
+    let swept = s.store.sweep_app_tokens(keyward_core::Clock::now(s.clock.as_ref())).await.unwrap();
+    assert!(swept >= 8, "swept {swept} rows");
+    assert_eq!(s.store.sweep_app_tokens(keyward_core::Clock::now(s.clock.as_ref())).await.unwrap(), 0);
     s.stop().await;
 }
 
