@@ -378,6 +378,26 @@ async fn governed_installs_and_the_sdk(b: Backend) {
     assert_eq!(now_active["status"], "active");
     let (_, told) = s.call(Method::GET, "/v1/audit?action=app.installed", None).await;
     assert_eq!(told["items"][0]["changes"]["installation_id"], inst_id.as_str(), "the developer is told");
+    // A rejected request leaves its installation rejected, and the developer untold.
+    let (st, second) = s
+        .call_as(
+            &org,
+            Method::POST,
+            "/v1/installations",
+            Some(json!({"app_id": app_id, "permissions": ["payroll.write"]})),
+        )
+        .await;
+    assert_eq!((st, second["status"].as_str()), (201, Some("pending")), "{second}");
+    s.clock.advance(chrono::Duration::seconds(30));
+    let otp = s.otp(&admin.1);
+    let reject = format!("/v1/approvals/{}/reject", second["approval_id"].as_str().unwrap());
+    let (st, v) = s.call_as(&admin.0, Method::POST, &reject, Some(json!({"otp": otp, "reason": "not now"}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, rejected) =
+        s.call_as(&org, Method::GET, &format!("/v1/installations/{}", second["id"].as_str().unwrap()), None).await;
+    assert_eq!(rejected["status"], "rejected");
+    let (_, told) = s.call(Method::GET, "/v1/audit?action=app.installed", None).await;
+    assert_eq!(told["items"].as_array().unwrap().len(), 1);
 
     // The SDK's source: an ES256K assertion buys a token; it is kept while fresh…
     let t1 = source.access_token().await.unwrap();
