@@ -192,10 +192,11 @@ mod tests {
     use serde_json::{json, Value};
 
     fn keys() -> Vec<SecretKey> {
-        let mut out = vec![SecretKey::from_hex(Algorithm::Ed25519, &"07".repeat(32)).unwrap()];
-        #[cfg(feature = "secp256k1")]
-        out.push(SecretKey::from_hex(Algorithm::Secp256k1, &"07".repeat(32)).unwrap());
-        out
+        vec![
+            SecretKey::from_hex(Algorithm::Ed25519, &"07".repeat(32)).unwrap(),
+            #[cfg(feature = "secp256k1")]
+            SecretKey::from_hex(Algorithm::Secp256k1, &"07".repeat(32)).unwrap(),
+        ]
     }
 
     #[test]
