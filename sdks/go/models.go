@@ -289,6 +289,13 @@ type Verification struct {
 	// Ratelimits lists every limit checked, when the request named limits or the key's
 	// identity has limits.
 	Ratelimits []CheckedLimit `json:"ratelimits,omitempty"`
+	// Kind is "app_token" when the credential was an app's access token (empty for keys);
+	// KeyID is then the installation's id and Name the app's.
+	Kind string `json:"kind,omitempty"`
+	// AppID is the app whose access token it was.
+	AppID string `json:"app_id,omitempty"`
+	// InstallationID is the installation the access token was issued for.
+	InstallationID string `json:"installation_id,omitempty"`
 }
 
 // VerifiedIdentity is a verified key's identity (schema VerifyIdentity).

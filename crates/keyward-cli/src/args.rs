@@ -71,6 +71,9 @@ pub enum Command {
     /// Verify tokens: bind verification calls to this workspace (`Keyward-Verify-Token`).
     #[command(subcommand, name = "verify-tokens")]
     VerifyTokens(VerifyTokensCommand),
+    /// Apps: register one with the configured APP pair, install others', buy tokens.
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// The server's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -1041,6 +1044,96 @@ pub struct KeyFields {
     /// The identity (customer) the key belongs to, by its external id (created when unknown).
     #[arg(long)]
     pub external_id: Option<String>,
+}
+
+/// `keyward apps …`.
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Register an app with the APP pair of `--env` (`keyward keys generate --key-type APP`).
+    Create {
+        #[command(flatten)]
+        remote: Remote,
+        /// The config section (environment) holding the APP pair.
+        #[arg(long = "env", default_value = "test")]
+        env: String,
+        /// Config file (default ~/.keyward/config.toml, or KEYWARD_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// A permission the app asks for (repeatable).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// A resource scope the app asks for (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        homepage_url: Option<String>,
+    },
+    /// The workspace's apps.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete an app: every token of its installations stops at once.
+    Delete {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Where an app of yours is installed.
+    Installations {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    /// Install another workspace's app here, granting some of what it asks for.
+    Install {
+        #[command(flatten)]
+        remote: Remote,
+        app_id: String,
+        /// A permission granted (repeatable; each within what the app asks for).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// A resource scope granted (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// test or live (default live).
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// The apps installed in this workspace.
+    Installed {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Uninstall an app: every token of the installation stops at once.
+    Uninstall {
+        #[command(flatten)]
+        remote: Remote,
+        installation_id: String,
+    },
+    /// Print an access token for an installation, bought with an assertion signed by the
+    /// APP pair of `--env`.
+    Token {
+        /// The server's base URL (its token endpoint is the assertion's audience unless
+        /// --audience says otherwise).
+        #[arg(long, env = "KEYWARD_SERVER")]
+        server: String,
+        #[arg(long = "env", default_value = "test")]
+        env: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        installation: String,
+        /// The token endpoint's URL under the server's --public-url.
+        #[arg(long)]
+        audience: Option<String>,
+    },
 }
 
 /// `keyward identities …`.

@@ -13,8 +13,9 @@
 //! The request and answer types are those of `keyward-proto`, re-exported here; the SDK does
 //! not build the server's domain crate (no argon2, totp-rs, utoipa or sqlx).
 //!
-//! Features: `secp256k1` (off by default) lets the request signer ([`signer::Signer`]) sign
-//! with secp256k1 keys as well as Ed25519 ones; it brings in `k256`. Without it
+//! Features: `secp256k1` (off by default) lets the request signer ([`signer::Signer`]) and an
+//! app's [`token_source::TokenSource`] sign with secp256k1 keys as well as Ed25519 ones; it
+//! brings in `k256`. Without it
 //! `Algorithm::Secp256k1` does not exist.
 
 // The SDK runs in the caller's process, where the system's time is the time (the `Clock`
@@ -23,11 +24,16 @@
 
 pub mod layer;
 pub mod signer;
+pub mod token_source;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use keyward_proto::apps::{
+    AppList, AppListing, AppView, InstallationList, InstallationView, NewAppRequest, NewInstallationRequest,
+    TokenResponse,
+};
 pub use keyward_proto::audit::{AuditEvent, AuditList, ChainCheck};
 pub use keyward_proto::codes::VerifyCode;
 pub use keyward_proto::error::{ErrorBody, ErrorDetail};
@@ -684,6 +690,41 @@ impl Client {
     /// The `whpk_…` public key per-key callbacks are signed with.
     pub async fn webhook_signing_key(&self) -> Result<SigningKeyView, ClientError> {
         Self::send(self.request(Method::GET, "/v1/webhooks/signing-key")).await
+    }
+
+    /// Registers an app (`POST /v1/apps`).
+    pub async fn create_app(&self, req: &NewAppRequest) -> Result<AppView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/apps").json(req)).await
+    }
+
+    pub async fn list_apps(&self) -> Result<AppList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/apps")).await
+    }
+
+    pub async fn get_app(&self, id: &str) -> Result<AppView, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/apps/{id}"))).await
+    }
+
+    pub async fn delete_app(&self, id: &str) -> Result<AppView, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/apps/{id}"))).await
+    }
+
+    /// Where the app is installed (`GET /v1/apps/{id}/installations`).
+    pub async fn app_installations(&self, id: &str) -> Result<InstallationList, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/apps/{id}/installations"))).await
+    }
+
+    /// Installs an app in this workspace (`POST /v1/installations`).
+    pub async fn install_app(&self, req: &NewInstallationRequest) -> Result<InstallationView, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/installations").json(req)).await
+    }
+
+    pub async fn list_installations(&self) -> Result<InstallationList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/installations")).await
+    }
+
+    pub async fn uninstall_app(&self, installation_id: &str) -> Result<InstallationView, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/installations/{installation_id}"))).await
     }
 }
 

@@ -32,6 +32,11 @@ impl Signer {
         &self.public_hex
     }
 
+    /// The private key (an app's [`crate::token_source::TokenSource`] signs with it too).
+    pub fn private_key(&self) -> &SecretKey {
+        &self.key
+    }
+
     /// The headers for a request sent at `now_ms` (Unix milliseconds, the nonce). `query` is
     /// the raw query string exactly as it will be sent, without `?`.
     pub fn headers(

@@ -38,8 +38,8 @@ pub struct Console {
 /// `sso`, when given, offers single sign-on on the login page.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>, secure: bool) -> Router {
     use pages::{
-        account, approvals, audit, environment, identities, key_detail, keys, management_keys, members, policies,
-        roles, service_accounts, sso, usage, verify_tokens, webhooks,
+        account, approvals, apps, audit, environment, identities, key_detail, keys, management_keys, members,
+        policies, roles, service_accounts, sso, usage, verify_tokens, webhooks,
     };
     let console = Console { api, secrets, sso, secure };
     Router::new()
@@ -76,6 +76,12 @@ pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>,
         .route("/management-keys/{id}/revoke", post(management_keys::revoke))
         .route("/verify-tokens", get(verify_tokens::list).post(verify_tokens::create))
         .route("/verify-tokens/{id}/revoke", post(verify_tokens::revoke))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{id}/keys", post(apps::rotate_key))
+        .route("/apps/{id}/delete", post(apps::delete))
+        .route("/installed-apps", get(apps::installed).post(apps::install))
+        .route("/installed-apps/consent", get(apps::consent))
+        .route("/installed-apps/{id}/uninstall", post(apps::uninstall))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/members", get(members::list).post(members::invite))

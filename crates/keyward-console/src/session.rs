@@ -41,6 +41,8 @@ pub(crate) struct May {
     /// Roles and service accounts.
     pub manage_roles: bool,
     pub read_audit: bool,
+    /// Apps: registering them and installing others'.
+    pub manage_apps: bool,
 }
 
 impl May {
@@ -52,6 +54,7 @@ impl May {
             manage_policies: yes(Action::ManagePolicies),
             manage_roles: yes(Action::ManageRoles),
             read_audit: yes(Action::ReadAudit),
+            manage_apps: yes(Action::ManageApps),
         }
     }
 

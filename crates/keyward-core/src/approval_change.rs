@@ -35,6 +35,8 @@ pub enum ApprovalChange {
     PolicyUpdate { changes: Box<PolicyPatch>, weakens: Option<String>, basis: Option<Box<Policy>> },
     /// `{"role", "from"}`
     ServiceAccountRole { role: String, from: String },
+    /// `{"app_id", "permissions", "scopes"}`: what the installation would grant.
+    AppInstall { app_id: String, permissions: Vec<String>, scopes: Vec<String> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,6 +79,15 @@ struct RoleEdit {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Install {
+    app_id: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct PolicyChange {
     changes: Box<PolicyPatch>,
     #[serde(default)]
@@ -108,6 +119,7 @@ impl ApprovalChange {
             ApprovalChange::RoleUpdate { .. } => KeyAction::RoleUpdate,
             ApprovalChange::PolicyUpdate { .. } => KeyAction::PolicyUpdate,
             ApprovalChange::ServiceAccountRole { .. } => KeyAction::ServiceAccountRole,
+            ApprovalChange::AppInstall { .. } => KeyAction::AppInstall,
         }
     }
 
@@ -130,6 +142,9 @@ impl ApprovalChange {
             }
             ApprovalChange::ServiceAccountRole { role, from } => {
                 value(RoleFrom { role: role.clone(), from: Some(from.clone()) })
+            }
+            ApprovalChange::AppInstall { app_id, permissions, scopes } => {
+                value(Install { app_id: app_id.clone(), permissions: permissions.clone(), scopes: scopes.clone() })
             }
         }
     }
@@ -169,6 +184,10 @@ impl ApprovalChange {
                 let r: RoleFrom<String> = read(payload)?;
                 ApprovalChange::ServiceAccountRole { role: r.role, from: r.from.unwrap_or_default() }
             }
+            KeyAction::AppInstall => {
+                let i: Install = read(payload)?;
+                ApprovalChange::AppInstall { app_id: i.app_id, permissions: i.permissions, scopes: i.scopes }
+            }
         })
     }
 }
@@ -191,11 +210,19 @@ pub enum SubjectKind {
     /// The workspace itself (its policy).
     Workspace,
     ServiceAccount,
+    /// An app's installation in the workspace.
+    Installation,
 }
 
 impl SubjectKind {
-    pub const ALL: [SubjectKind; 5] =
-        [SubjectKind::Key, SubjectKind::Member, SubjectKind::Role, SubjectKind::Workspace, SubjectKind::ServiceAccount];
+    pub const ALL: [SubjectKind; 6] = [
+        SubjectKind::Key,
+        SubjectKind::Member,
+        SubjectKind::Role,
+        SubjectKind::Workspace,
+        SubjectKind::ServiceAccount,
+        SubjectKind::Installation,
+    ];
 
     /// Stored in `approvals.subject_kind`.
     pub const fn as_str(self) -> &'static str {
@@ -205,6 +232,7 @@ impl SubjectKind {
             SubjectKind::Role => "role",
             SubjectKind::Workspace => "workspace",
             SubjectKind::ServiceAccount => "service_account",
+            SubjectKind::Installation => "installation",
         }
     }
 
@@ -220,6 +248,7 @@ impl SubjectKind {
             KeyAction::RoleUpdate => SubjectKind::Role,
             KeyAction::PolicyUpdate => SubjectKind::Workspace,
             KeyAction::ServiceAccountRole => SubjectKind::ServiceAccount,
+            KeyAction::AppInstall => SubjectKind::Installation,
         }
     }
 }
@@ -276,6 +305,7 @@ mod tests {
             ),
             (KeyAction::PolicyUpdate, json!({"changes": {"temporary_max_days": 3}, "weakens": null})),
             (KeyAction::ServiceAccountRole, json!({"role": "deployer", "from": "reader"})),
+            (KeyAction::AppInstall, json!({"app_id": "app_1", "permissions": ["a.b"], "scopes": []})),
         ]
     }
 

@@ -8,6 +8,18 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
     AlertAcknowledge,
+    AppCreate,
+    AppDelete,
+    AppInstall,
+    AppInstalled,
+    AppKeyRotate,
+    AppSigningKeyRotate,
+    AppTokenIssue,
+    AppTokenReuse,
+    AppTokenRevoke,
+    AppUninstall,
+    AppUninstalled,
+    AppUpdate,
     ApprovalApprove,
     ApprovalApproved,
     ApprovalCancel,
@@ -77,6 +89,18 @@ impl AuditAction {
     /// Every action, for parsing and tests.
     pub const ALL: &'static [AuditAction] = &[
         AuditAction::AlertAcknowledge,
+        AuditAction::AppCreate,
+        AuditAction::AppDelete,
+        AuditAction::AppInstall,
+        AuditAction::AppInstalled,
+        AuditAction::AppKeyRotate,
+        AuditAction::AppSigningKeyRotate,
+        AuditAction::AppTokenIssue,
+        AuditAction::AppTokenReuse,
+        AuditAction::AppTokenRevoke,
+        AuditAction::AppUninstall,
+        AuditAction::AppUninstalled,
+        AuditAction::AppUpdate,
         AuditAction::ApprovalApprove,
         AuditAction::ApprovalApproved,
         AuditAction::ApprovalCancel,
@@ -146,6 +170,18 @@ impl AuditAction {
     pub const fn as_str(self) -> &'static str {
         match self {
             AuditAction::AlertAcknowledge => "alert.acknowledge",
+            AuditAction::AppCreate => "app.create",
+            AuditAction::AppDelete => "app.delete",
+            AuditAction::AppInstall => "app.install",
+            AuditAction::AppInstalled => "app.installed",
+            AuditAction::AppKeyRotate => "app.key_rotate",
+            AuditAction::AppSigningKeyRotate => "app.signing_key_rotate",
+            AuditAction::AppTokenIssue => "app_token.issue",
+            AuditAction::AppTokenReuse => "app_token.refresh_reused",
+            AuditAction::AppTokenRevoke => "app_token.revoke",
+            AuditAction::AppUninstall => "app.uninstall",
+            AuditAction::AppUninstalled => "app.uninstalled",
+            AuditAction::AppUpdate => "app.update",
             AuditAction::ApprovalApprove => "approval.approve",
             AuditAction::ApprovalApproved => "approval.approved",
             AuditAction::ApprovalCancel => "approval.cancel",
@@ -220,6 +256,8 @@ impl AuditAction {
     /// The webhook event type this action raises, when it is one.
     pub const fn webhook_event(self) -> Option<&'static str> {
         Some(match self {
+            AuditAction::AppInstalled => "app.installed",
+            AuditAction::AppUninstalled => "app.uninstalled",
             AuditAction::ApprovalApproved => "approval.approved",
             AuditAction::ApprovalExpired => "approval.expired",
             AuditAction::ApprovalReject => "approval.rejected",
@@ -274,6 +312,18 @@ mod tests {
     fn the_wire_strings_are_todays() {
         let today = [
             "alert.acknowledge",
+            "app.create",
+            "app.delete",
+            "app.install",
+            "app.installed",
+            "app.key_rotate",
+            "app.signing_key_rotate",
+            "app_token.issue",
+            "app_token.refresh_reused",
+            "app_token.revoke",
+            "app.uninstall",
+            "app.uninstalled",
+            "app.update",
             "approval.approve",
             "approval.approved",
             "approval.cancel",
@@ -372,6 +422,9 @@ mod tests {
             // Added with operators (issue 33).
             ("workspace.suspend", "workspace.suspended"),
             ("workspace.resume", "workspace.resumed"),
+            // Added with apps (issue 35): told to the app's developer.
+            ("app.installed", "app.installed"),
+            ("app.uninstalled", "app.uninstalled"),
         ];
         for (action, ty) in before {
             let a = AuditAction::parse(action).unwrap_or_else(|| panic!("{action} is no longer an action"));

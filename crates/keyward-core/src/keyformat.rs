@@ -5,6 +5,7 @@
 //! Session token:   `<prefix>_st_<43 random base62><6 base62 CRC32>` (from a password login)
 //! Verify token:    `<prefix>_vt_<43 random base62><6 base62 CRC32>` (binds verification to a workspace)
 //! Operator token:  `kw_op_<43 random base62><6 base62 CRC32>` (the service's operator, above workspaces)
+//! Refresh token:   `<prefix>_rt_<43 random base62><6 base62 CRC32>` (an app's, used once)
 //!
 //! The checksum lets the server (and secret scanners) reject a mistyped or made-up key before
 //! any storage access.
@@ -95,6 +96,22 @@ fn valid_env(e: &str) -> bool {
     (1..=16).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+pub fn generate_refresh_token(prefix: &str, rng: &dyn Random) -> String {
+    format!("{prefix}_rt_{}", body(rng))
+}
+
+/// Is `token` shaped like a refresh token, its checksum right? (Not a [`TokenKind`]: it is
+/// never a credential of the management or verify APIs, only of the token endpoint.)
+pub fn is_refresh_token(token: &str) -> bool {
+    if token.len() > MAX_TOKEN_LEN || token.len() <= BODY_LEN || !token.is_ascii() {
+        return false;
+    }
+    let (head, body) = token.split_at(token.len() - BODY_LEN);
+    let Some(prefix) = head.strip_suffix("_rt_") else { return false };
+    let (random, sum) = body.split_at(RANDOM_LEN);
+    valid_prefix(prefix) && body.bytes().all(|b| b.is_ascii_alphanumeric()) && checksum_matches(random, sum)
+}
+
 /// Parses and checksums a token. `None` means malformed.
 pub fn parse(token: &str) -> Option<ParsedToken<'_>> {
     if token.len() > MAX_TOKEN_LEN || token.len() <= BODY_LEN || !token.is_ascii() {
@@ -147,6 +164,18 @@ mod tests {
         assert_eq!(p.prefix, "caibo");
         assert_eq!(p.environment, Some("live"));
         assert_eq!(p.start, &k[.."caibo_live_sk_".len() + 4]);
+    }
+
+    #[test]
+    fn refresh_tokens_are_told_by_shape_and_checksum() {
+        let t = generate_refresh_token("kw", &OsRandom);
+        assert!(t.starts_with("kw_rt_") && is_refresh_token(&t), "{t}");
+        assert!(parse(&t).is_none(), "never a credential of the other APIs");
+        let mut typo = t.clone().into_bytes();
+        let last = typo.len() - 8;
+        typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+        assert!(!is_refresh_token(&String::from_utf8(typo).unwrap()));
+        assert!(!is_refresh_token(&generate_management("kw", &OsRandom)));
     }
 
     #[test]

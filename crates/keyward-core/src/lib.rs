@@ -21,6 +21,7 @@ pub mod limit_plan;
 pub mod mfa;
 pub mod model;
 pub mod operator_action;
+pub mod oauth;
 pub mod password;
 pub mod pepper;
 pub mod permissions;

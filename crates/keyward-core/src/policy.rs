@@ -44,6 +44,8 @@ pub enum KeyAction {
     MemberRemove,
     /// Giving a service account a role that widens its keys (the target is the account).
     ServiceAccountRole,
+    /// Installing an app (the request's target is the installation).
+    AppInstall,
 }
 
 impl KeyAction {
@@ -59,6 +61,7 @@ impl KeyAction {
             KeyAction::PolicyUpdate => "policy.update",
             KeyAction::MemberRemove => "member.remove",
             KeyAction::ServiceAccountRole => "service_account.role",
+            KeyAction::AppInstall => "app.install",
         }
     }
 
@@ -74,6 +77,7 @@ impl KeyAction {
             KeyAction::PolicyUpdate,
             KeyAction::MemberRemove,
             KeyAction::ServiceAccountRole,
+            KeyAction::AppInstall,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -116,7 +120,7 @@ fn check_rule(field: &str, r: &ActionRule) -> Result<(), CoreError> {
 pub trait PolicyRules {
     fn rule(&self, a: KeyAction) -> &ActionRule;
     /// Every approval rule, with the action it governs.
-    fn rules(&self) -> [(KeyAction, &ActionRule); 8];
+    fn rules(&self) -> [(KeyAction, &ActionRule); 9];
     /// Does a member of `role` count towards some quorum now in force?
     fn binds(&self, role: Role) -> bool;
     /// Would going from this policy to `next` possibly weaken it: an approvals count lowered
@@ -139,13 +143,14 @@ impl PolicyRules for Policy {
             KeyAction::MemberRole => &self.member_role,
             KeyAction::RoleUpdate | KeyAction::ServiceAccountRole => &self.role_update,
             KeyAction::PolicyUpdate => &self.policy_update,
+            KeyAction::AppInstall => &self.app_install,
             // Quorum-cutting changes take the strictest rule (see `rules`); this is the rule
             // that governs adding an approver.
             KeyAction::MemberRemove => &self.member_role,
         }
     }
 
-    fn rules(&self) -> [(KeyAction, &ActionRule); 8] {
+    fn rules(&self) -> [(KeyAction, &ActionRule); 9] {
         [
             (KeyAction::Create, &self.key_create),
             (KeyAction::Update, &self.key_update),
@@ -155,6 +160,7 @@ impl PolicyRules for Policy {
             (KeyAction::MemberRole, &self.member_role),
             (KeyAction::RoleUpdate, &self.role_update),
             (KeyAction::PolicyUpdate, &self.policy_update),
+            (KeyAction::AppInstall, &self.app_install),
         ]
     }
 
@@ -197,6 +203,7 @@ impl PolicyRules for Policy {
             ("member.role", &p.member_role, &mut n.member_role),
             ("role.update", &p.role_update, &mut n.role_update),
             ("policy.update", &p.policy_update, &mut n.policy_update),
+            ("app.install", &p.app_install, &mut n.app_install),
         ] {
             if let Some(r) = new {
                 check_rule(field, r)?;

@@ -49,6 +49,8 @@ pub enum Action {
     /// Create, change and delete identities (reading them is `Read`; a key naming an
     /// unknown `external_id` creates one under `CreateKey`/`UpdateKey`).
     ManageIdentities,
+    /// Register apps, install them in the workspace and uninstall them (owners and admins).
+    ManageApps,
 }
 
 /// The answer of [`RoleMatrix::allows`].

@@ -462,6 +462,9 @@ mod tests {
                 ratelimit: None,
                 credits: None,
                 ratelimits: None,
+                kind: None,
+                app_id: None,
+                installation_id: None,
             }
         }
     }

@@ -35,6 +35,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "usage.alert",
     "workspace.suspended",
     "workspace.resumed",
+    "app.installed",
+    "app.uninstalled",
 ];
 
 /// Where a delivery stands: waiting (due now or at its next attempt), or finished one of
@@ -122,6 +124,14 @@ pub fn body(ty: &str, e: &AuditEvent) -> Value {
     // An alert's webhook says what it is at once: {"key_id", "kind", "detail", "alert_id"}.
     if ty == "usage.alert" {
         for f in ["kind", "detail", "alert_id"] {
+            if let Some(v) = e.changes.get(f) {
+                data[f] = v.clone();
+            }
+        }
+    }
+    // An app's developer is told which installation at once: {"installation_id", "app_id"}.
+    if ty.starts_with("app.") {
+        for f in ["installation_id", "app_id"] {
             if let Some(v) = e.changes.get(f) {
                 data[f] = v.clone();
             }

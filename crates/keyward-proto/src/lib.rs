@@ -8,6 +8,7 @@
 //! Features: `openapi` derives `utoipa::ToSchema`; `secp256k1` adds secp256k1 keys to
 //! [`signing`] (Ed25519 is always there).
 
+pub mod apps;
 pub mod audit;
 pub mod codes;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod governance;
 pub mod hex;
 pub mod identities;
 pub mod import;
+pub mod jwt;
 pub mod keys;
 pub mod leaks;
 pub mod member_role;

@@ -176,6 +176,9 @@ pub struct Policy {
     /// of the strictest rule in force when it is asked for.
     #[serde(rename = "policy.update", default = "ActionRule::none")]
     pub policy_update: ActionRule,
+    /// Installing an app in this workspace (the installation waits as `pending`).
+    #[serde(rename = "app.install", default = "ActionRule::none")]
+    pub app_install: ActionRule,
     /// A new management key expires after at most this many days (its default expiry).
     #[serde(default = "default_management_key_max_days")]
     pub management_key_max_days: u32,
@@ -232,6 +235,7 @@ impl Default for Policy {
             member_role: ActionRule::none(),
             role_update: ActionRule::none(),
             policy_update: ActionRule::none(),
+            app_install: ActionRule::none(),
             management_key_max_days: MANAGEMENT_KEY_DEFAULT_MAX_DAYS,
             permanent_requires_ip_allowlist: true,
             temporary_max_days: TEMPORARY_DEFAULT_DAYS as u32,
@@ -267,6 +271,8 @@ pub struct PolicyPatch {
     pub role_update: Option<ActionRule>,
     #[serde(rename = "policy.update", default, skip_serializing_if = "Option::is_none")]
     pub policy_update: Option<ActionRule>,
+    #[serde(rename = "app.install", default, skip_serializing_if = "Option::is_none")]
+    pub app_install: Option<ActionRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_key_max_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -154,6 +154,16 @@ pub struct VerifyResponse {
     /// identity has limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<RatelimitResult>>,
+    /// `app_token` when the credential was an app's access token (absent for keys); then
+    /// `key_id` is the installation's id and `name` the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The app whose token it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The installation the token was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<String>,
 }
 
 /// The identity of a verified key.
@@ -221,6 +231,9 @@ impl VerifyResponse {
             ratelimit: None,
             credits: None,
             ratelimits: None,
+            kind: None,
+            app_id: None,
+            installation_id: None,
         }
     }
 }

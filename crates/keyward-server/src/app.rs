@@ -57,6 +57,7 @@ pub fn state(
         metrics: crate::metrics::Metrics::default(),
         node_id: keyward_core::ids::new_id("node", services.clock.now(), services.random.as_ref()),
         cache: KeyCache::new(config.cache_capacity),
+        app_tokens: crate::apps::cache::TokenCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         limits: crate::limits::local::LocalLimits::default(),
         service_limits: crate::limits::service::ServiceLimits::default(),
@@ -354,6 +355,8 @@ async fn pruner(state: SharedState, mut stopped: watch::Receiver<bool>) {
         let _ = state.store.prune_events(now - invalidation::EVENT_RETENTION).await;
         let _ = state.store.prune_idempotency(now - chrono::Duration::hours(24)).await;
         let _ = state.store.prune_deliveries(now - DELIVERY_LOG_RETENTION).await;
+        // Assertion ids past their `exp`, tokens long expired.
+        let _ = state.store.sweep_app_tokens(now).await;
     }
 }
 

@@ -3,10 +3,11 @@
 //! errors become HTTP answers. The subsystems each have a folder: `http` (connections,
 //! serving threads, the fast lane), `verify`, `gateway`, `limits`, `usage`, `cache`,
 //! `webhooks`, `ext_authz` (Envoy's gRPC external authorization), `leaks` (leaked keys: GitHub's
-//! signing keys, what a leak does), `oidc` (the console's single sign-on), and `manage` (the
-//! management routes' helpers).
+//! signing keys, what a leak does), `oidc` (the console's single sign-on), `apps` (apps' OAuth
+//! tokens), and `manage` (the management routes' helpers).
 
 pub mod app;
+mod apps;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;

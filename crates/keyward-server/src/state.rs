@@ -17,6 +17,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub cache: KeyCache,
+    /// Apps' access tokens verified on this node, and the keys that sign them.
+    pub app_tokens: crate::apps::cache::TokenCache,
     pub usage: UsageBuffer,
     /// Signatures seen within the freshness window (this node only).
     pub replays: crate::verify::replay::ReplayGuard,

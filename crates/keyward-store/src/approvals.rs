@@ -254,6 +254,7 @@ async fn apply(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<K
                 .await?;
             emit(tx, &crate::service_accounts::event(subject), now).await?;
         }
+        ApprovalChange::AppInstall { .. } => crate::apps::activate(tx, subject, &a.id, now).await?,
         ApprovalChange::RoleUpdate { permissions, description } => {
             let current = crate::roles::read_role(tx, &a.workspace_id, subject).await?;
             if let Some(current) = current {
@@ -288,6 +289,7 @@ async fn undo(tx: &mut Tx, a: &NewApproval, now: DateTime<Utc>) -> Result<Vec<Ke
         | ApprovalChange::MemberRole { .. }
         | ApprovalChange::MemberRemove { .. } => settle_member_request(tx, a.action(), subject, &a.id, false).await?,
         ApprovalChange::RoleUpdate { .. } => release_role(tx, &a.workspace_id, &a.id).await?,
+        ApprovalChange::AppInstall { .. } => crate::apps::reject(tx, subject, &a.id, now).await?,
         // Nothing was held: the policy and the account stayed as they were.
         ApprovalChange::PolicyUpdate { .. } | ApprovalChange::ServiceAccountRole { .. } => {}
     }

@@ -282,6 +282,14 @@ impl Audited<'_> {
         self.tx.commit().await
     }
 
+    /// Appends the event, then `also` to another workspace's chain (an app's developer told
+    /// of an installation), then commits: the change's own chain first, always.
+    pub(crate) async fn commit_also(mut self, workspace_id: &str, also: &AuditRecord) -> Result<(), StoreError> {
+        append(&mut self.tx, self.workspace_id, &self.rec, self.now).await?;
+        append(&mut self.tx, workspace_id, also, self.now).await?;
+        self.tx.commit().await
+    }
+
     /// Ends it unchanged and unrecorded (the change turned out to be refused or a no-op).
     pub(crate) async fn rollback(self) -> Result<(), StoreError> {
         self.tx.rollback().await

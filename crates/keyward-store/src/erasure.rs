@@ -19,6 +19,16 @@ const BATCH: u32 = 500;
 /// Each table a workspace's data lives in, with which of its rows are the workspace's
 /// (`$1`), in an order no foreign key refuses: children before the rows they name.
 const TABLES: &[(&str, &str)] = &[
+    // Apps: the tokens of installations in this workspace and of its own apps' installations
+    // elsewhere (an erased developer's app is gone for every organisation), then the rest.
+    ("app_access_tokens", "installation_id IN (SELECT id FROM app_installations WHERE workspace_id = $1 OR app_id IN (SELECT id FROM apps WHERE workspace_id = $1))"),
+    ("app_refresh_tokens", "installation_id IN (SELECT id FROM app_installations WHERE workspace_id = $1 OR app_id IN (SELECT id FROM apps WHERE workspace_id = $1))"),
+    ("app_token_families", "installation_id IN (SELECT id FROM app_installations WHERE workspace_id = $1 OR app_id IN (SELECT id FROM apps WHERE workspace_id = $1))"),
+    ("app_installations", "workspace_id = $1 OR app_id IN (SELECT id FROM apps WHERE workspace_id = $1)"),
+    ("app_assertion_ids", "app_id IN (SELECT id FROM apps WHERE workspace_id = $1)"),
+    ("app_keys", "app_id IN (SELECT id FROM apps WHERE workspace_id = $1)"),
+    ("apps", "workspace_id = $1"),
+    ("app_signing_keys", "workspace_id = $1"),
     ("webhook_attempts", "delivery_id IN (SELECT id FROM webhook_deliveries WHERE workspace_id = $1)"),
     ("webhook_deliveries", "workspace_id = $1"),
     ("webhook_messages", "workspace_id = $1"),

@@ -2,7 +2,9 @@
 //! default, WAL) and PostgreSQL (several nodes); the few backend differences live in
 //! [`dialect`] alone.
 
+mod app_tokens;
 mod approvals;
+mod apps;
 mod audit;
 mod conflict;
 mod credential_leaks;
@@ -35,7 +37,9 @@ mod webhooks;
 mod workspace_state;
 mod workspaces;
 
+pub use app_tokens::{Issue, NewTokens, Redeemed, SigningKeyRow, TokenState};
 pub use approvals::{Approval, ApprovalStatus, Decision, NewApproval, RequestOutcome, Vote};
+pub use apps::{app_event, AppChanges, AppKey, AppRecord, Installation, InstallationStatus, APP_EVENT_PREFIX};
 pub use audit::{AuditFilter, AuditRecord, Origin};
 pub use conflict::Conflict;
 pub use credential_leaks::{CredentialLeakFound, LeakableCredential, LeakableKind};

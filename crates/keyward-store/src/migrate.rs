@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (22, "key leaks", include_str!("../migrations/0022_key_leaks.sql")),
     (23, "operators", include_str!("../migrations/0023_operators.sql")),
     (25, "key rotation links", include_str!("../migrations/0025_key_rotation_links.sql")),
+    (26, "apps", include_str!("../migrations/0026_apps.sql")),
     (28, "credential leaks", include_str!("../migrations/0028_credential_leaks.sql")),
 ];
 

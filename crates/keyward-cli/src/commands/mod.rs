@@ -1,3 +1,4 @@
+mod apps;
 mod audit;
 mod governance;
 mod identities;
@@ -38,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Identities(c) => identities::run(c).await,
         Command::ManagementKeys(c) => management_keys::run(c).await,
         Command::VerifyTokens(c) => verify_tokens::run(c).await,
+        Command::Apps(c) => apps::run(c).await,
         Command::ServiceAccounts(c) => roles::service_accounts(c).await,
         Command::Ratelimit(c) => ratelimit::run(c).await,
         Command::Scan(a) => scan::run(a).await,

@@ -116,7 +116,7 @@ impl Browser {
     }
 
     /// Posts a form with the CSRF token of the page at `page`.
-    async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let csrf = self.get(page).await.csrf();
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);

@@ -10,6 +10,7 @@
 extern crate keyward_testkit;
 
 mod approvals;
+mod apps;
 mod audit;
 mod backstop;
 mod cli;

@@ -61,6 +61,7 @@ fn asked(action: &str, name: Option<&str>) -> String {
         "policy.update" => "Change the policy",
         "member.remove" => "Remove a member",
         "service_account.role" => "Change a service account's role",
+        "app.install" => "Install an app",
         other => other,
     };
     match name {

@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 pub(crate) mod approvals;
+pub(crate) mod apps;
 pub(crate) mod audit;
 mod audit_changes;
 pub(crate) mod environment;

@@ -3,13 +3,14 @@
 //! the role (so a busy role's keys are not all read again at once); a workspace's rate limit
 //! overrides' drops the overrides held for it (`limits/service.rs`); an identity's drops its
 //! cached keys (they hold its limits, credits and meta); a workspace's (its standing changed:
-//! suspended, resumed, deleted) rewrites its cached keys' standing in place (`standings.rs`).
+//! suspended, resumed, deleted) rewrites its cached keys' standing in place (`standings.rs`); an
+//! app's (`app:`) drops the token decisions it touches (`apps/cache.rs`).
 
 use std::sync::Arc;
 
 use keyward_store::{
-    parse_role_event, IDENTITY_EVENT_PREFIX, RATELIMIT_OVERRIDE_EVENT_PREFIX, SERVICE_ACCOUNT_EVENT_PREFIX,
-    WORKSPACE_EVENT_PREFIX,
+    parse_role_event, APP_EVENT_PREFIX, IDENTITY_EVENT_PREFIX, RATELIMIT_OVERRIDE_EVENT_PREFIX,
+    SERVICE_ACCOUNT_EVENT_PREFIX, WORKSPACE_EVENT_PREFIX,
 };
 
 use crate::state::{AppState, SharedState};
@@ -27,6 +28,8 @@ pub fn apply(state: &SharedState, event: &str) {
         state.cache.evict_owner(id);
     } else if let Some(id) = event.strip_prefix(IDENTITY_EVENT_PREFIX) {
         state.cache.evict_identity(id);
+    } else if let Some(app) = event.strip_prefix(APP_EVENT_PREFIX) {
+        state.app_tokens.apply(app);
     } else if let Some(workspace) = event.strip_prefix(RATELIMIT_OVERRIDE_EVENT_PREFIX) {
         state.service_limits.forget_overrides(workspace);
     } else {

@@ -207,6 +207,7 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
         // Events after `from` may have been pruned while this node was away.
         tracing::info!(from, first, "missed key changes are no longer all kept; clearing the cache");
         state.cache.clear();
+        state.app_tokens.clear();
         crate::cache::backstop::refill_imported(state);
         applied.last = applied.last.max(first - 1);
     }
@@ -225,6 +226,7 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
         }
         if read >= CATCH_UP_LIMIT {
             state.cache.clear();
+            state.app_tokens.clear();
             // The skipped events may have named imported hashes.
             crate::cache::backstop::refill_imported(state);
             // Skip the rest: the cache is empty, and new events arrive as notifications.

@@ -2,8 +2,9 @@
 //! new key's secret; the sealing key derives from the pepper and the client's idempotency
 //! key, neither of which is stored) and members' TOTP secrets (key from the pepper and the
 //! member id), webhook endpoints' secrets (key from the pepper and the endpoint id) and each
-//! workspace's callback signing key (key from the pepper and the workspace id), and what a
-//! browser carries through a single sign-on (key from the pepper and the stage).
+//! workspace's callback signing key (key from the pepper and the workspace id), what a
+//! browser carries through a single sign-on (key from the pepper and the stage), and access-token
+//! signing keys (key from the pepper and the key's `kid`).
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -61,6 +62,15 @@ pub fn seal_signing_key(pepper: &Pepper, rng: &dyn Random, workspace_id: &str, s
 
 pub fn open_signing_key(pepper: &Pepper, workspace_id: &str, sealed: &str) -> Option<[u8; 32]> {
     open_with(pepper, "webhook-signing-seal", workspace_id, sealed)?.try_into().ok()
+}
+
+/// A workspace's access-token signing key (Ed25519 seed), sealed under its `kid`.
+pub fn seal_token_key(pepper: &Pepper, rng: &dyn Random, kid: &str, seed: &[u8; 32]) -> Option<String> {
+    seal_with(pepper, rng, "app-token-signing-seal", kid, seed)
+}
+
+pub fn open_token_key(pepper: &Pepper, kid: &str, sealed: &str) -> Option<[u8; 32]> {
+    open_with(pepper, "app-token-signing-seal", kid, sealed)?.try_into().ok()
 }
 
 /// The console's one-time reveals, readable only with the session they were made for.

@@ -200,6 +200,10 @@ async fn requester_may_still_give(state: &AppState, a: &Approval) -> ApiResult<(
             let gift = Gift { roles: std::slice::from_ref(role), ..Gift::default() };
             state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
         }
+        ApprovalChange::AppInstall { permissions, .. } => {
+            let gift = Gift { permissions, ..Gift::default() };
+            state.may_give(&r.workspace_id, requester.role, gift).await.map_err(refused)
+        }
         _ => match state.store.get_key(&r.workspace_id, &r.subject.id).await? {
             Some(k) => state.may_give(&r.workspace_id, requester.role, Gift::of_key(&k)).await.map_err(refused),
             None => Ok(()),

@@ -2,6 +2,7 @@
 //! without its OpenAPI description.
 
 pub mod approvals;
+pub mod apps;
 pub mod audit;
 pub mod identities;
 pub mod key_imports;
@@ -10,6 +11,7 @@ pub mod leaks;
 pub mod management_keys;
 pub mod members;
 pub mod operators;
+pub mod oauth;
 mod paging;
 pub mod policies;
 pub mod ratelimit;
@@ -46,6 +48,7 @@ use crate::state::SharedState;
          (name = "leaks", description = "leaked keys reported by GitHub's secret scanning or by anyone who found one"),
          (name = "ratelimit", description = "rate limiting as a service: limits not about keys, and overrides per identifier"),
          (name = "operators", description = "the service's operator: workspaces provisioned, suspended, resumed and deleted (operator token required)"),
+         (name = "apps", description = "apps installed in other workspaces, and their OAuth access tokens"),
          (name = "system"))
 )]
 pub struct ApiDoc;
@@ -140,6 +143,19 @@ pub fn api() -> OpenApiRouter<SharedState> {
         .routes(routes!(operators::suspend_workspace))
         .routes(routes!(operators::resume_workspace))
         .routes(routes!(operators::operator_log))
+        .routes(routes!(apps::create_app, apps::list_apps))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
+        .routes(routes!(apps::rotate_app_key))
+        .routes(routes!(apps::app_installations))
+        .routes(routes!(apps::app_listing))
+        .routes(routes!(apps::install, apps::list_installations))
+        .routes(routes!(apps::get_installation, apps::uninstall))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::introspect))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::metadata))
+        .routes(routes!(oauth::rotate_signing_key))
         .routes(routes!(system::healthz))
         .routes(routes!(system::openapi_json))
 }

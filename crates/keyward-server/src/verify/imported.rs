@@ -26,7 +26,7 @@ impl AppState {
     /// only when a set in memory says it may exist — its HMAC (a key re-keyed already) or its
     /// plain hash (one not used yet) — so a malformed made-up key never reaches storage
     /// once the sets are loaded.
-    pub(super) async fn verify_unshaped(
+    pub(crate) async fn verify_unshaped(
         &self,
         token: &str,
         req: &Requirements<'_>,

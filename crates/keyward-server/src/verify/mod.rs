@@ -34,6 +34,8 @@ pub struct Verdict {
     pub key: Option<Arc<VerifiableKey>>,
     /// What the key's limits and credits said (keys that have them).
     pub spent: Option<Box<crate::limits::local::Spent>>,
+    /// More of the answer (`,"kind":"app_token",…` for an app's access token).
+    pub extra: Option<Arc<str>>,
 }
 
 /// A signed request's key, found and in scope, waiting for its signature to be checked.
@@ -46,7 +48,7 @@ pub struct SignedKey {
 
 impl Verdict {
     pub(crate) fn bare(code: VerifyCode) -> Self {
-        Verdict { code, key: None, spent: None }
+        Verdict { code, key: None, spent: None, extra: None }
     }
 
     /// `RateLimit-Policy` and `RateLimit` (and `Retry-After` when refused) for the surfaces
@@ -81,10 +83,11 @@ impl Verdict {
 
     /// The answer's JSON; for a found key, spliced from its cached serialization.
     pub fn to_json(&self) -> String {
-        match (&self.key, &self.spent) {
-            (Some(k), Some(s)) => k.answer_json_with(self.code, &s.json()),
-            (Some(k), None) => k.answer_json(self.code),
-            (None, _) => serde_json::to_string(&VerifyResponse::bare(self.code)).unwrap_or_default(),
+        match (&self.key, &self.spent, &self.extra) {
+            (Some(k), _, Some(e)) => k.answer_json_with(self.code, e),
+            (Some(k), Some(s), None) => k.answer_json_with(self.code, &s.json()),
+            (Some(k), None, None) => k.answer_json(self.code),
+            (None, _, _) => serde_json::to_string(&VerifyResponse::bare(self.code)).unwrap_or_default(),
         }
     }
 }
@@ -98,6 +101,10 @@ impl AppState {
         // key may have another shape, and the sets in memory say whether one can (cold path).
         match keyformat::parse(token) {
             Some(p) if p.kind == TokenKind::Secret => {}
+            // An app's access token: never a key's shape, so keys pay nothing for it.
+            _ if keyward_core::wire::jwt::looks_like(token) => {
+                return Box::pin(self.verify_app_token(token, req, started)).await
+            }
             _ => return Box::pin(self.verify_unshaped(token, req, started)).await,
         }
         let hash = self.pepper.hash_bytes(token);
@@ -280,7 +287,7 @@ impl AppState {
         };
         let code = spent.as_ref().and_then(|s| s.refused).unwrap_or(code);
         self.count(&key, code, now, req, started);
-        Ok(Verdict { code, key: Some(key), spent })
+        Ok(Verdict { code, key: Some(key), spent, extra: None })
     }
 
     /// Spends the planned limits and the key's and its identity's credits in one Redis

@@ -59,6 +59,64 @@ class AlertView:
 
 
 @dataclass
+class AppKeyView:
+    """
+    One of an app's public keys.
+    """
+
+    algorithm: str
+    created_at: str
+    public_key: str
+    expires_at: Optional[str] = None
+    """
+    When a rotation's overlap ends for this key (`null`: the current key).
+    """
+
+
+@dataclass
+class AppListing:
+    """
+    What an organisation sees of an app before installing it (the consent screen).
+    """
+
+    description: str
+    id: str
+    name: str
+    permissions: List[str]
+    scopes: List[str]
+    homepage_url: Optional[str] = None
+
+
+@dataclass
+class AppView:
+    """
+    An app as its developer sees it.
+    """
+
+    algorithm: str
+    created_at: str
+    description: str
+    id: str
+    keys: List[AppKeyView]
+    """
+    Every key that may sign assertions now, newest first.
+    """
+    name: str
+    permissions: List[str]
+    public_key: str
+    """
+    The current public key and its algorithm.
+    """
+    scopes: List[str]
+    updated_at: str
+    workspace_id: str
+    """
+    The developer's workspace.
+    """
+    homepage_url: Optional[str] = None
+
+
+@dataclass
 class ApproveBody:
     otp: Optional[str] = None
     """
@@ -295,10 +353,59 @@ class ImportHash:
     variant: HashVariant
 
 
+@dataclass
+class InstallationView:
+    """
+    An installation: an app's access to an organisation.
+    """
+
+    app_id: str
+    app_name: str
+    created_at: str
+    environment: str
+    id: str
+    permissions: List[str]
+    scopes: List[str]
+    status: str
+    """
+    `pending` (waiting on approvals), `active`, `rejected` or `uninstalled`.
+    """
+    workspace_id: str
+    """
+    The organisation's workspace.
+    """
+    approval_id: Optional[str] = None
+    """
+    The approval request a pending installation waits on.
+    """
+    uninstalled_at: Optional[str] = None
+
+
 Interval = Literal["daily", "monthly"]
 """
 How often credits come back.
 """
+
+
+@dataclass
+class Introspection:
+    """
+    The answer of `POST /v1/oauth/introspect` (RFC 7662): `{"active": false}` for a token
+    that is not one of this server's live tokens.
+    """
+
+    active: bool
+    aud: Optional[str] = None
+    client_id: Optional[str] = None
+    exp: Optional[int] = None
+    iat: Optional[int] = None
+    iss: Optional[str] = None
+    jti: Optional[str] = None
+    permissions: Optional[List[str]] = None
+    scope: Optional[str] = None
+    sub: Optional[str] = None
+    token_type: Optional[str] = None
+    workspace_id: Optional[str] = None
 
 
 @dataclass
@@ -308,6 +415,30 @@ class InviteRequest:
     """
     owner, admin, manager, developer, operator or viewer
     """
+
+
+@dataclass
+class Jwk:
+    """
+    A public key as a JSON Web Key (RFC 7517): `OKP`/`Ed25519` (RFC 8037) or `EC`/`secp256k1`.
+    """
+
+    alg: str
+    crv: str
+    kid: str
+    kty: str
+    use: str
+    x: str
+    y: Optional[str] = None
+
+
+@dataclass
+class JwkSet:
+    """
+    A JWK Set (`/.well-known/jwks.json`).
+    """
+
+    keys: List[Jwk]
 
 
 @dataclass
@@ -488,6 +619,53 @@ class ManagementKeyView:
 
 
 @dataclass
+class NewAppRequest:
+    """
+    `POST /v1/apps`.
+    """
+
+    name: str
+    """
+    1-64 characters.
+    """
+    public_key: str
+    """
+    The APP pair's public key (hex: 64 characters for Ed25519, 66 for compressed
+    secp256k1), as `keyward keys generate --key-type APP` prints it.
+    """
+    algorithm: Optional[str] = None
+    """
+    `ed25519` (default) or `secp256k1`: the assertion is then signed `EdDSA` or `ES256K`.
+    """
+    description: Optional[str] = None
+    homepage_url: Optional[str] = None
+    permissions: Optional[List[str]] = None
+    """
+    The permissions the app asks an organisation for.
+    """
+    scopes: Optional[List[str]] = None
+    """
+    The resource scopes the app asks an organisation for.
+    """
+
+
+@dataclass
+class NewInstallationRequest:
+    """
+    `POST /v1/installations`: what the organisation grants, each covered by what the app
+    asks for (never more).
+    """
+
+    app_id: str
+    environment: Optional[str] = None
+    """
+    The environment the app's tokens verify in (`test` or `live`, default `live`).
+    """
+    permissions: Optional[List[str]] = None
+    scopes: Optional[List[str]] = None
+
+
+@dataclass
 class NewManagementKeyRequest:
     """
     `POST /v1/members/me/keys` (the body is optional).
@@ -552,6 +730,20 @@ class NewWorkspaceRequest:
     The workspace's key prefix (`caibo` gives `caibo_live_sk_…`): 1-16 lowercase letters or
     digits, starting with a letter. Default `kw`.
     """
+
+
+@dataclass
+class OAuthError:
+    """
+    A refusal of the OAuth endpoints (RFC 6749 §5.2).
+    """
+
+    error: str
+    """
+    `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    `unsupported_grant_type`, `invalid_scope` or `server_error`.
+    """
+    error_description: str
 
 
 @dataclass
@@ -784,6 +976,18 @@ class RoleView:
 
 
 @dataclass
+class RotateAppKeyRequest:
+    """
+    `POST /v1/apps/{id}/keys`: a new public key for the app. The keys before it keep signing
+    assertions for `overlap` (default `24h`; `0s` ends them at once).
+    """
+
+    public_key: str
+    algorithm: Optional[str] = None
+    overlap: Optional[str] = None
+
+
+@dataclass
 class RotateRequest:
     """
     `POST /v1/keys/{id}/rotate`.
@@ -806,6 +1010,25 @@ class RotateSecretRequest:
     How long the previous secret keeps signing too (both signatures are sent), e.g.
     `24h` (the default); `0s` ends it at once.
     """
+
+
+@dataclass
+class ServerMetadata:
+    """
+    `/.well-known/oauth-authorization-server` (RFC 8414).
+    """
+
+    grant_types_supported: List[str]
+    introspection_endpoint: str
+    introspection_endpoint_auth_methods_supported: List[str]
+    issuer: str
+    jwks_uri: str
+    response_types_supported: List[str]
+    revocation_endpoint: str
+    revocation_endpoint_auth_methods_supported: List[str]
+    token_endpoint: str
+    token_endpoint_auth_methods_supported: List[str]
+    token_endpoint_auth_signing_alg_values_supported: List[str]
 
 
 @dataclass
@@ -856,6 +1079,15 @@ class SetupRequest:
 
 
 @dataclass
+class SigningKeyRotated:
+    """
+    `POST /v1/oauth/signing-key/rotate`: the new key's `kid`.
+    """
+
+    kid: str
+
+
+@dataclass
 class SigningKeyView:
     """
     `GET /v1/webhooks/signing-key`: the workspace's public key for per-key callbacks (`v1a`).
@@ -880,6 +1112,64 @@ class SuspendRequest:
 
 
 @dataclass
+class TokenForm:
+    """
+    `POST /v1/oauth/introspect` and `POST /v1/oauth/revoke`'s form.
+    """
+
+    token: str
+    token_type_hint: Optional[str] = None
+    """
+    `access_token` or `refresh_token` (a hint: the token's shape decides).
+    """
+
+
+@dataclass
+class TokenRequest:
+    """
+    `POST /v1/oauth/token`'s form (`application/x-www-form-urlencoded`).
+    """
+
+    grant_type: str
+    """
+    `urn:ietf:params:oauth:grant-type:jwt-bearer` or `refresh_token`.
+    """
+    assertion: Optional[str] = None
+    """
+    With `jwt-bearer`: the assertion the app signed.
+    """
+    refresh_token: Optional[str] = None
+    """
+    With `refresh_token`.
+    """
+
+
+@dataclass
+class TokenResponse:
+    """
+    The answer of `POST /v1/oauth/token` (RFC 6749 §5.1).
+    """
+
+    access_token: str
+    expires_in: int
+    """
+    Seconds until the access token expires.
+    """
+    refresh_token: str
+    """
+    Used once: a second use revokes every token descended from the same assertion.
+    """
+    scope: str
+    """
+    The granted resource scopes, space-separated.
+    """
+    token_type: str
+    """
+    Always `Bearer`.
+    """
+
+
+@dataclass
 class TopKey:
     """
     One of the busiest keys of a range.
@@ -898,6 +1188,23 @@ class TotpEnrolment:
     """
     Base32, for typing into an authenticator app.
     """
+
+
+@dataclass
+class UpdateAppRequest:
+    """
+    `PATCH /v1/apps/{id}`: a field left out keeps its value. What the app asks for changes
+    only future installations: an installation keeps what it was granted.
+    """
+
+    description: Optional[str] = None
+    homepage_url: Optional[str] = None
+    """
+    `null` removes it.
+    """
+    name: Optional[str] = None
+    permissions: Optional[List[str]] = None
+    scopes: Optional[List[str]] = None
 
 
 @dataclass
@@ -1003,6 +1310,10 @@ class VerifyResponse:
 
     code: VerifyCode
     valid: bool
+    app_id: Optional[str] = None
+    """
+    The app whose token it was.
+    """
     credits: Optional[CreditsAnswer] = None
     environment: Optional[str] = None
     expires_at: Optional[str] = None
@@ -1011,7 +1322,16 @@ class VerifyResponse:
     Roles the key holds only in scopes of their own.
     """
     identity: Optional[VerifyIdentity] = None
+    installation_id: Optional[str] = None
+    """
+    The installation the token was issued for.
+    """
     key_id: Optional[str] = None
+    kind: Optional[str] = None
+    """
+    `app_token` when the credential was an app's access token (absent for keys); then
+    `key_id` is the installation's id and `name` the app's.
+    """
     meta: Optional[Dict[str, Any]] = None
     name: Optional[str] = None
     permissions: Optional[List[str]] = None
@@ -1239,6 +1559,11 @@ class AlertList:
 
 
 @dataclass
+class AppList:
+    items: List[AppView]
+
+
+@dataclass
 class ApprovalView:
     """
     An approval request. `details` holds the proposed changes of an update
@@ -1379,6 +1704,11 @@ class ImportKey:
     The display hint shown in lists instead of the secret (e.g. `sk_live_ab`); at most 32
     printable ASCII characters.
     """
+
+
+@dataclass
+class InstallationList:
+    items: List[InstallationView]
 
 
 @dataclass
@@ -1575,6 +1905,10 @@ class Policy:
     """
     Alerts on unusual use (`usage.alert` events).
     """
+    app_install: Optional[ActionRule] = None
+    """
+    Installing an app in this workspace (the installation waits as `pending`).
+    """
     default_ratelimits: Optional[Dict[str, List[RateLimitSpec]]] = None
     """
     Rate limits a new key gets when its request names none, by environment
@@ -1626,6 +1960,7 @@ class PolicyPatch:
     """
 
     alerts: Optional[AlertPolicy] = None
+    app_install: Optional[ActionRule] = None
     approval_expiry_hours: Optional[int] = None
     default_ratelimits: Optional[Dict[str, List[RateLimitSpec]]] = None
     """
