@@ -38,8 +38,8 @@ pub struct Console {
 /// `sso`, when given, offers single sign-on on the login page.
 pub fn router(api: Router, secrets: Arc<dyn Secrets>, sso: Option<Arc<dyn Sso>>, secure: bool) -> Router {
     use pages::{
-        account, approvals, apps, audit, environment, identities, key_detail, keys, management_keys, members,
-        policies, roles, service_accounts, sso, usage, verify_tokens, webhooks,
+        account, approvals, apps, audit, environment, identities, key_detail, keys, management_keys, members, policies,
+        roles, service_accounts, sso, usage, verify_tokens, webhooks,
     };
     let console = Console { api, secrets, sso, secure };
     Router::new()

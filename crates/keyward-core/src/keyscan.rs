@@ -118,7 +118,9 @@ impl Scanner {
 /// Is the `_` at `at` a kind marker's (`_sk_`, `_mk_`, `_vt_`, `_st_`, `_op_`)?
 fn is_marker(hay: &[u8], at: usize) -> bool {
     match hay.get(at + 1..at + MARKER_LEN) {
-        Some([a, b, b'_']) => matches!((a, b), (b's', b'k') | (b'm', b'k') | (b'v', b't') | (b's', b't') | (b'o', b'p')),
+        Some([a, b, b'_']) => {
+            matches!((a, b), (b's', b'k') | (b'm', b'k') | (b'v', b't') | (b's', b't') | (b'o', b'p'))
+        }
         _ => false,
     }
 }

@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
+use keyward_core::audit::AuditActor;
 use keyward_core::import::{plain_hash, MAX_IMPORTED_SECRET_LEN};
 use keyward_core::keyformat::{self, TokenKind};
 use keyward_core::model::KeyRecord;
-use keyward_core::pepper::hex_encode;
-use keyward_core::audit::AuditActor;
 use keyward_core::operator_action::OperatorAction;
+use keyward_core::pepper::hex_encode;
 use keyward_store::{LeakableCredential, LeakableKind, OperatorRecord, OperatorToken};
 
 use super::credential::credential_leaked;
@@ -102,7 +102,9 @@ impl AppState {
         let hmacs: Vec<Option<(TokenKind, String)>> =
             tokens.iter().map(|t| keyformat::parse(t).map(|p| (p.kind, self.pepper.hash(t)))).collect();
         let mut by_hmac: HashMap<String, Leaked> = HashMap::new();
-        for kind in [TokenKind::Secret, TokenKind::Management, TokenKind::Verify, TokenKind::Session, TokenKind::Operator] {
+        for kind in
+            [TokenKind::Secret, TokenKind::Management, TokenKind::Verify, TokenKind::Session, TokenKind::Operator]
+        {
             let wanted = sorted(hmacs.iter().flatten().filter(|(k, _)| *k == kind).map(|(_, h)| h.clone()).collect());
             if wanted.is_empty() {
                 continue;
