@@ -118,6 +118,16 @@ async fn standing_in(tx: &mut Tx, id: &str) -> Result<Option<Standing>, StoreErr
     Ok(row.map(|(s, d)| Standing::of(s.is_some(), d.is_some())))
 }
 
+/// Whether workspace `id` exists, refusing a deleted one (the caller's transaction rolls
+/// back when it is dropped with the error).
+async fn undeleted_in(tx: &mut Tx, id: &str) -> Result<bool, StoreError> {
+    match standing_in(tx, id).await? {
+        None => Ok(false),
+        Some(Standing::Deleted) => Err(Conflict::WorkspaceDeleted.into()),
+        Some(_) => Ok(true),
+    }
+}
+
 impl Store {
     /// A workspace provisioned by an operator: its owner has no password yet and sets one
     /// with the setup token whose HMAC is `setup_hash` (as an invited member does).
@@ -194,16 +204,9 @@ impl Store {
     ) -> Result<Option<Workspace>, StoreError> {
         let audit = audit_of(rec, id)?;
         let mut tx = self.audited(id, &audit, now).await?;
-        match standing_in(&mut tx, id).await? {
-            None => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Some(Standing::Deleted) => {
-                tx.rollback().await?;
-                return Err(Conflict::WorkspaceDeleted.into());
-            }
-            Some(_) => {}
+        if !undeleted_in(&mut tx, id).await? {
+            tx.rollback().await?;
+            return Ok(None);
         }
         sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&mut **tx).await?;
         log(&mut tx, rec, now).await?;
@@ -299,16 +302,9 @@ impl Store {
     ) -> Result<Option<Workspace>, StoreError> {
         let audit = audit_of(rec, id)?;
         let mut tx = self.audited(id, &audit, now).await?;
-        match standing_in(&mut tx, id).await? {
-            None => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Some(Standing::Deleted) => {
-                tx.rollback().await?;
-                return Err(Conflict::WorkspaceDeleted.into());
-            }
-            Some(_) => {}
+        if !undeleted_in(&mut tx, id).await? {
+            tx.rollback().await?;
+            return Ok(None);
         }
         let live: i64 =
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM api_keys k WHERE {LIVE} AND k.workspace_id = $2"))
