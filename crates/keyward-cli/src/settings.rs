@@ -247,6 +247,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_LEAK_REPORT_LIMIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_report_limit: Option<String>,
+    /// Tokens `POST /v1/oauth/token` issues to one app installation per window, as N/WINDOW
+    /// [default: 30/1m]; more answer 429.
+    #[arg(long, env = "KEYWARD_OAUTH_TOKEN_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_token_limit: Option<String>,
     /// Where people and clients reach Keyward, e.g. `https://keys.example.com` (SSO redirect
     /// URIs and OAuth token audiences are built from it).
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
@@ -455,6 +460,7 @@ layered!(ServerSettings {
     usage_days_kept,
     secret_scanning_keys_url,
     leak_report_limit,
+    oauth_token_limit,
     public_url,
     log_format,
     webhook_retry_schedule,
@@ -588,6 +594,7 @@ impl ServerSettings {
             usage_days_kept: d.usage_retention.2.to_std().ok().map(Span),
             secret_scanning_keys_url: Some(d.secret_scanning_keys_url.clone()),
             leak_report_limit: Some(format!("{}/{}", d.leak_report_limit.0, Span(d.leak_report_limit.1))),
+            oauth_token_limit: Some(format!("{}/{}", d.oauth_token_limit.0, Span(d.oauth_token_limit.1))),
             public_url: None,
             log_format: Some("text".into()),
             webhook_retry_schedule: None,
@@ -716,6 +723,13 @@ impl ServerSettings {
             c.leak_report_limit = per_window(l).ok_or_else(|| {
                 anyhow::anyhow!(
                     "leak_report_limit: {l:?} is not N/WINDOW with N at least 1 and WINDOW at least 1s, e.g. 30/1m"
+                )
+            })?;
+        }
+        if let Some(l) = &self.oauth_token_limit {
+            c.oauth_token_limit = per_window(l).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "oauth_token_limit: {l:?} is not N/WINDOW with N at least 1 and WINDOW at least 1s, e.g. 30/1m"
                 )
             })?;
         }
@@ -899,6 +913,14 @@ mod tests {
         // The default, as `config show` prints it, parses back to the server's default.
         let shown = ServerSettings::defaults().leak_report_limit.unwrap_or_default();
         assert_eq!(per_window(&shown), Some(ServerConfig::default().leak_report_limit));
+        // Tokens per installation take the same form, and name their own field.
+        let set =
+            |l: &str| ServerSettings { oauth_token_limit: Some(l.into()), ..ServerSettings::default() }.resolve(listen);
+        assert_eq!(set("4/1h").map(|c| c.oauth_token_limit).ok(), Some((4, Duration::from_secs(3600))));
+        let e = set("0/1m").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("oauth_token_limit"), "{e}");
+        let shown = ServerSettings::defaults().oauth_token_limit.unwrap_or_default();
+        assert_eq!(per_window(&shown), Some(ServerConfig::default().oauth_token_limit));
     }
 
     #[test]

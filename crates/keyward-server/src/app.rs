@@ -65,6 +65,10 @@ pub fn state(
         replays: crate::verify::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
         logins: crate::manage::limiter::LoginLimiter::new(config.ip_lockout.0, config.ip_lockout.1),
         leak_reports: crate::manage::limiter::LoginLimiter::new(config.leak_report_limit.0, config.leak_report_limit.1),
+        token_issues: crate::manage::limiter::WindowCounter::new(
+            config.oauth_token_limit.0,
+            config.oauth_token_limit.1,
+        ),
         scanning_keys: crate::leaks::signing_keys::SigningKeys::new(
             &config.secret_scanning_keys_url,
             config.webhook_timeout,

@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub secret_scanning_keys_url: String,
     /// Leak reports (`POST /v1/leaks`) one address may send within a window, and the window.
     pub leak_report_limit: (u32, Duration),
+    /// Tokens the token endpoint issues to one installation within a window, and the window.
+    pub oauth_token_limit: (u32, Duration),
     /// Where people and clients reach this server (scheme, host, optional port and path
     /// prefix, no trailing slash): redirect URIs and token audiences are built from it.
     /// `None` when unset; the features that need it say so.
@@ -159,6 +161,7 @@ impl Default for ServerConfig {
             rollup_interval: Duration::from_secs(60),
             secret_scanning_keys_url: GITHUB_SECRET_SCANNING_KEYS.to_string(),
             leak_report_limit: (30, Duration::from_secs(60)),
+            oauth_token_limit: (30, Duration::from_secs(60)),
             public_url: None,
             oidc: None,
         }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub logins: crate::manage::limiter::LoginLimiter,
     /// Leak reports per client IP (this node only; through Redis when it is configured).
     pub leak_reports: crate::manage::limiter::LoginLimiter,
+    /// Tokens issued per installation (`--oauth-token-limit`), on this node without Redis.
+    pub token_issues: crate::manage::limiter::WindowCounter<Box<str>>,
     /// The public keys that sign GitHub's secret-scanning calls, fetched and cached.
     pub scanning_keys: crate::leaks::signing_keys::SigningKeys,
     /// The console's single sign-on provider, when configured.

@@ -3,8 +3,8 @@
 //! deleted) emits an `app:` event, so every node drops the token decisions it cached.
 //! Installing and uninstalling are recorded in both workspaces' trails: the organisation's
 //! (who did it) and the developer's (`app.installed`, `app.uninstalled`, which are webhooks
-//! there) — the organisation's chain first, always, so two such changes never wait on
-//! each other's locks.
+//! there) — both chains' heads locked in the order of their ids, so two such changes never
+//! wait on each other's locks.
 
 use chrono::{DateTime, Utc};
 use keyward_core::clock::{from_ms, to_ms};
@@ -271,6 +271,9 @@ pub(crate) async fn activate(tx: &mut Tx, id: &str, approval_id: &str, now: Date
     if done > 0 {
         if let Some(i) = installation_in(tx, id).await? {
             let rec = developer_record(keyward_core::audit_action::AuditAction::AppInstalled, &i);
+            // The organisation's chain is written when the approval commits: both locked now,
+            // in the one order every two-chain change takes.
+            crate::audit::lock_heads(tx, [&i.workspace_id, &i.app_workspace_id]).await?;
             append(tx, &i.app_workspace_id, &rec, now).await?;
         }
     }
@@ -483,8 +486,7 @@ impl Store {
         match approval {
             Some(a) => crate::approvals::insert_approval(&mut tx, a).await?,
             None => {
-                // The organisation's event first, then the developer's: both chains are
-                // always taken in this order.
+                // The organisation's event, then the developer's (heads locked in id order).
                 let rec = developer_record(keyward_core::audit_action::AuditAction::AppInstalled, i);
                 return tx.commit_also(&i.app_workspace_id, &rec).await;
             }

@@ -210,6 +210,23 @@ async fn write(
 }
 
 /// Appends `rec` to `workspace_id`'s chain inside `tx`.
+/// Locks two chains' heads (made when missing) in the order of their workspace ids, so that
+/// transactions writing to both take them in one order whatever their own.
+pub(crate) async fn lock_heads(tx: &mut Tx, mut ids: [&str; 2]) -> Result<(), StoreError> {
+    ids.sort_unstable();
+    for id in ids {
+        sqlx::query(
+            "INSERT INTO audit_heads (workspace_id, seq, hash, keyed_from) VALUES ($1, 0, $2, 1) ON CONFLICT (workspace_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(GENESIS)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE audit_heads SET seq = seq WHERE workspace_id = $1").bind(id).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn append(
     tx: &mut Tx,
     workspace_id: &str,
@@ -283,8 +300,11 @@ impl Audited<'_> {
     }
 
     /// Appends the event, then `also` to another workspace's chain (an app's developer told
-    /// of an installation), then commits: the change's own chain first, always.
+    /// of an installation), then commits. Both chains' heads are locked first in the order
+    /// of their ids: two workspaces installing each other's apps at once never wait on each
+    /// other's locks.
     pub(crate) async fn commit_also(mut self, workspace_id: &str, also: &AuditRecord) -> Result<(), StoreError> {
+        lock_heads(&mut self.tx, [self.workspace_id, workspace_id]).await?;
         append(&mut self.tx, self.workspace_id, &self.rec, self.now).await?;
         append(&mut self.tx, workspace_id, also, self.now).await?;
         self.tx.commit().await

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
 use keyward_client::signer::{Algorithm, PrivateKey};
 use keyward_client::token_source::TokenSource;
+use keyward_core::clock::Clock;
 use keyward_core::OsRandom;
 use keyward_server::bootstrap::{create_workspace, InitOptions};
 use keyward_testkit::{code, test_config, Backend, TestServer};
@@ -23,7 +24,9 @@ use serde_json::{json, Value};
 on_both_backends!(
     an_app_installed_elsewhere_buys_tokens_that_verify_everywhere,
     governed_installs_and_the_sdk,
-    the_console_registers_installs_and_uninstalls
+    the_console_registers_installs_and_uninstalls,
+    tokens_are_refused_while_suspended_past_the_limit_and_after_their_end,
+    workspaces_install_each_others_apps_at_once
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
@@ -507,5 +510,118 @@ async fn the_console_registers_installs_and_uninstalls(b: Backend) {
     assert_eq!(a.status, 303, "{}", a.body);
     let (_, after) = s.call_as(&org, Method::GET, &format!("/v1/installations/{inst}"), None).await;
     assert_eq!(after["status"], "uninstalled");
+    s.stop().await;
+}
+
+/// An app registered by `ws` (its management key) with an Ed25519 key from `seed`.
+async fn register(s: &TestServer, token: &str, name: &str, seed: &str) -> String {
+    let public = PrivateKey::from_hex(Algorithm::Ed25519, seed).unwrap().public_key().to_hex();
+    let body = json!({"name": name, "public_key": public, "permissions": ["wallet.read"]});
+    let (st, app) = s.call_as(token, Method::POST, "/v1/apps", Some(body)).await;
+    assert_eq!(st, 201, "{app}");
+    app["id"].as_str().unwrap().to_string()
+}
+
+async fn install(s: &TestServer, token: &str, app_id: &str) -> (u16, Value) {
+    let grant = json!({"app_id": app_id, "permissions": ["wallet.read"]});
+    s.call_as(token, Method::POST, "/v1/installations", Some(grant)).await
+}
+
+async fn tokens_are_refused_while_suspended_past_the_limit_and_after_their_end(b: Backend) {
+    let config = keyward_server::ServerConfig {
+        public_url: Some(PUBLIC.into()),
+        oauth_token_limit: (3, Duration::from_secs(60)),
+        ..test_config()
+    };
+    let s = TestServer::start_with(b, config).await;
+    let (org, org_ws) = two_workspaces(&s).await;
+    let seed = "5a".repeat(32);
+    let app_id = register(&s, &s.management_key, "Ledger", &seed).await;
+    let (st, inst) = install(&s, &org, &app_id).await;
+    assert_eq!(st, 201, "{inst}");
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "a-1"))).await;
+    assert_eq!(st, 200, "{t}");
+    let access = t["access_token"].as_str().unwrap().to_string();
+    let refresh_token = t["refresh_token"].as_str().unwrap().to_string();
+
+    // While the organisation is suspended no token is issued, by either grant.
+    let srv = &s;
+    let op = |path: String| async move {
+        let s = srv;
+        let (st, v) = s.call_as(&s.operator_token, Method::POST, &path, Some(json!({"reason": "unpaid"}))).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    };
+    op(format!("/v1/workspaces/{org_ws}/suspend")).await;
+    let (st, e) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "a-2"))).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    assert!(e["error_description"].as_str().unwrap().contains("suspended"), "{e}");
+    let (st, e) = refresh(&s, &refresh_token).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    op(format!("/v1/workspaces/{org_ws}/resume")).await;
+    // Nor while the app's developer is.
+    op(format!("/v1/workspaces/{}/suspend", s.workspace_id)).await;
+    let (st, e) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "a-3"))).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("unauthorized_client")), "{e}");
+    op(format!("/v1/workspaces/{}/resume", s.workspace_id)).await;
+
+    // Three tokens a minute for the installation (the refusals above were not counted).
+    let (st, t) = refresh(&s, &refresh_token).await;
+    assert_eq!(st, 200, "the refresh token outlived the suspension: {t}");
+    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "a-4"))).await;
+    assert_eq!(st, 200, "{t}");
+    let r = s
+        .http()
+        .post(s.url("/v1/oauth/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &assertion(&seed, claims(&app_id, &inst_id, "a-5"))),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "slow_down", "{e}");
+    // Another installation has its own count.
+    let (_, other) = s.call_as(&org, Method::GET, "/v1/installations", None).await;
+    assert_eq!(other["items"].as_array().unwrap().len(), 1);
+
+    // A day and more past its end the token's row is swept; still ours, still expired.
+    assert_eq!(code(&s.verify(&access, json!({})).await), "VALID");
+    s.clock.advance(chrono::Duration::days(2));
+    assert!(s.store.sweep_app_tokens(s.clock.now()).await.unwrap() >= 1);
+    let n2 = s.second_node().await;
+    assert_eq!(code(&n2.verify(&access, json!({})).await), "EXPIRED", "a fresh node, nothing cached");
+    n2.stop().await;
+    s.stop().await;
+}
+
+/// Two workspaces installing each other's apps at the same moment, many times over: each
+/// install writes both workspaces' audit chains, and none waits on the other forever (on
+/// PostgreSQL the heads are row locks; taken in opposite orders they deadlocked).
+async fn workspaces_install_each_others_apps_at_once(b: Backend) {
+    let s = server(b).await;
+    let (org, _) = two_workspaces(&s).await;
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        let mine = register(&s, &s.management_key, &format!("mine-{i}"), &format!("{:02x}", 16 + i).repeat(32)).await;
+        let theirs = register(&s, &org, &format!("theirs-{i}"), &format!("{:02x}", 64 + i).repeat(32)).await;
+        pairs.push((mine, theirs));
+    }
+    let calls = pairs.iter().flat_map(|(mine, theirs)| {
+        [Box::pin(install(&s, &org, mine)), Box::pin(install(&s, &s.management_key, theirs))]
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (st, v) in &answers {
+        assert_eq!(*st, 201, "{v}");
+    }
+    // Both chains still verify.
+    for token in [&s.management_key, &org] {
+        let (st, v) = s.call_as(token, Method::GET, "/v1/audit/verify", None).await;
+        assert_eq!((st, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    }
     s.stop().await;
 }

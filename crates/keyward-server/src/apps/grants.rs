@@ -21,6 +21,8 @@ pub(crate) enum Refusal {
     Api(ApiError),
     /// This server has no `--public-url`: it cannot name itself as issuer or audience.
     NoPublicUrl,
+    /// Too many tokens for one installation in the window: try again after these seconds.
+    SlowDown(u64),
 }
 
 impl From<ApiError> for Refusal {
@@ -95,6 +97,8 @@ pub(crate) async fn assertion_grant(
         }
         _ => return refuse(OAuthCode::InvalidGrant, "the app is no longer installed there"),
     }
+    in_standing(state, &inst)?;
+    throttled(state, &inst).await?;
     let (kid, key) = super::signing::current(state, &inst.workspace_id).await?;
     let redeemed = Redeemed {
         app_id: app.id.clone(),
@@ -124,6 +128,8 @@ pub(crate) async fn refresh_grant(state: &AppState, refresh: &str, origin: &Orig
         return unknown();
     };
     let Some(inst) = state.store.get_installation(&installation_id).await? else { return unknown() };
+    in_standing(state, &inst)?;
+    throttled(state, &inst).await?;
     let (kid, key) = super::signing::current(state, &workspace_id).await?;
     let (tokens, new_refresh) = new_tokens(state, &inst.id);
     let audit = issued(&inst, &inst.app_name, origin, "refresh_token", &tokens);
@@ -143,6 +149,28 @@ pub(crate) async fn refresh_grant(state: &AppState, refresh: &str, origin: &Orig
         }
         Issue::NotActive => refuse(OAuthCode::InvalidGrant, "the app is no longer installed there"),
         _ => unknown(),
+    }
+}
+
+/// Refused while the organisation's workspace, or the app developer's, is suspended or
+/// deleted: its tokens would be refused at verification anyway (this node's standings, kept
+/// by `ws:` events, as verification reads them).
+fn in_standing(state: &AppState, inst: &Installation) -> Result<(), Refusal> {
+    if state.standings.of(&inst.workspace_id).refusal().is_some() {
+        return refuse(OAuthCode::InvalidGrant, "the organisation's workspace is suspended or deleted");
+    }
+    if state.standings.of(&inst.app_workspace_id).refusal().is_some() {
+        return refuse(OAuthCode::UnauthorizedClient, "the app's developer workspace is suspended or deleted");
+    }
+    Ok(())
+}
+
+/// Tokens issued per installation within `--oauth-token-limit` (across nodes through Redis
+/// when it is configured): a runaway client cannot fill storage with assertion ids.
+async fn throttled(state: &AppState, inst: &Installation) -> Result<(), Refusal> {
+    match state.token_issue_refused(&inst.id, state.clock.now()).await {
+        Some(wait) => Err(Refusal::SlowDown(wait)),
+        None => Ok(()),
     }
 }
 

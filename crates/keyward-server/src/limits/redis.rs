@@ -574,6 +574,18 @@ impl Shared {
         Some(n)
     }
 
+    /// Counts a token issued to installation `id` in the current window (shared by every
+    /// node); the count with this one, or `None` while Redis is away.
+    pub async fn token_issued(&self, id: &str, window: Duration) -> Option<u32> {
+        let mut conn = self.conn.clone();
+        let key = format!("kw:ti:{id}");
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
+        let (n,): (u32,) = self.answer("token issue throttle", pipe.query_async(&mut conn)).await?;
+        Some(n)
+    }
+
     /// Failed logins from `ip` in the current window, and the milliseconds it has left.
     pub async fn login_count(&self, ip: &str) -> Option<(u32, i64)> {
         let mut conn = self.conn.clone();

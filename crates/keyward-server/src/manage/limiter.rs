@@ -24,40 +24,55 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
 /// Entries beyond which old windows are pruned, so memory stays bounded under a spray.
 const PRUNE_AT: usize = 10_000;
 
-pub struct LoginLimiter {
+/// Attempts counted per address (failed logins, leak reports).
+pub type LoginLimiter = WindowCounter<IpAddr>;
+
+/// Counts per key in fixed windows, in memory, bounded by pruning ended windows.
+pub struct WindowCounter<K> {
     pub(crate) max: u32,
     pub(crate) window: chrono::Duration,
-    seen: Mutex<HashMap<IpAddr, (u32, DateTime<Utc>)>>,
+    seen: Mutex<HashMap<K, (u32, DateTime<Utc>)>>,
 }
 
-impl LoginLimiter {
+impl<K: std::hash::Hash + Eq> WindowCounter<K> {
     pub fn new(max: u32, window: Duration) -> Self {
-        LoginLimiter {
+        WindowCounter {
             max,
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15)),
             seen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Seconds until `ip` may try again, when it is blocked.
-    pub fn blocked(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
+    /// Seconds until `k` may try again, when it has reached the count.
+    pub fn blocked_key(&self, k: &K, now: DateTime<Utc>) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (n, since) = seen.get(&bucket(ip))?;
+        let (n, since) = seen.get(k)?;
         let until = *since + self.window;
         (*n >= self.max && until > now).then(|| u64::try_from((until - now).num_seconds()).unwrap_or(0).max(1))
     }
 
-    pub fn failed(&self, ip: IpAddr, now: DateTime<Utc>) {
+    pub fn count_key(&self, k: K, now: DateTime<Utc>) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= PRUNE_AT {
             let window = self.window;
             seen.retain(|_, (_, since)| *since + window > now);
         }
-        let e = seen.entry(bucket(ip)).or_insert((0, now));
+        let e = seen.entry(k).or_insert((0, now));
         if e.1 + self.window <= now {
             *e = (0, now);
         }
         e.0 += 1;
+    }
+}
+
+impl WindowCounter<IpAddr> {
+    /// Seconds until `ip` may try again, when it is blocked.
+    pub fn blocked(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
+        self.blocked_key(&bucket(ip), now)
+    }
+
+    pub fn failed(&self, ip: IpAddr, now: DateTime<Utc>) {
+        self.count_key(bucket(ip), now)
     }
 }
 

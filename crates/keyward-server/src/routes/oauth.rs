@@ -49,6 +49,7 @@ fn refused(code: OAuthCode, why: &str) -> Response {
     responses((status = 200, description = "an access token (an RFC 9068 JWT) and a refresh token", body = TokenResponse),
         (status = 400, description = "refused (RFC 6749 §5.2)", body = OAuthError),
         (status = 401, description = "`invalid_client`: no such app, or not its signature", body = OAuthError),
+        (status = 429, description = "`slow_down`: too many tokens for the installation in the window (`--oauth-token-limit`); `Retry-After` says when to try again", body = OAuthError),
         (status = 503, description = "`server_error`: the server has no --public-url, or the database is unavailable", body = OAuthError)))]
 pub async fn token(State(state): State<SharedState>, origin: RequestOrigin, RawBody(body): RawBody) -> Response {
     let form = match grants::form(&body) {
@@ -75,6 +76,19 @@ pub async fn token(State(state): State<SharedState>, origin: RequestOrigin, RawB
     match answer {
         Ok(t) => no_store(StatusCode::OK, t),
         Err(Refusal::OAuth(r)) => oauth_error(r),
+        Err(Refusal::SlowDown(wait)) => {
+            let mut r = no_store(
+                StatusCode::TOO_MANY_REQUESTS,
+                OAuthError {
+                    error: "slow_down".into(),
+                    error_description: format!(
+                        "too many tokens for this installation (--oauth-token-limit): try again in {wait} s"
+                    ),
+                },
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            r
+        }
         Err(Refusal::NoPublicUrl) => no_store(
             StatusCode::SERVICE_UNAVAILABLE,
             OAuthError {
