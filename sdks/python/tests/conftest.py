@@ -33,6 +33,7 @@ class Server:
     management_key: str
     workspace_id: str
     proc: Optional[subprocess.Popen] = None
+    operator_token: Optional[str] = None
     data: Optional[str] = None
 
     def stop(self) -> None:
@@ -46,15 +47,16 @@ class Server:
             shutil.rmtree(self.data, ignore_errors=True)
 
 
-def start_server(*extra: str) -> Server:
-    """`keyward serve` on a free port with a fresh data dir; its URL, owner key and workspace."""
+def start_server(*extra: str, listen: str = "127.0.0.1:0") -> Server:
+    """`keyward serve` on a free port (or ``listen``) with a fresh data dir; its URL, owner key,
+    workspace and operator token."""
     binary = os.environ.get("KEYWARD_BIN") or shutil.which("keyward")
     if not binary:
         pytest.skip("KEYWARD_BIN is not set")
     data = tempfile.mkdtemp(prefix="kw-py-")
     log = open(os.path.join(data, "serve.log"), "w+")
     proc = subprocess.Popen(
-        [binary, "serve", "--data-dir", os.path.join(data, "d"), "--listen", "127.0.0.1:0",
+        [binary, "serve", "--data-dir", os.path.join(data, "d"), "--listen", listen,
          "--webhook-allow-private", *extra],
         stdout=subprocess.DEVNULL, stderr=log,
     )
@@ -71,10 +73,11 @@ def start_server(*extra: str) -> Server:
     addr = re.search(r"keyward listening.*addr=([0-9.:]+)", text)
     mk = re.search(r"[a-z0-9]+_mk_[A-Za-z0-9]+", text)
     ws = re.search(r"ws_[A-Za-z0-9]+", text)
+    op = re.search(r"kw_op_[A-Za-z0-9_]+", text)
     if not (addr and mk and ws):
         proc.kill()
         raise RuntimeError("keyward serve did not start:\n" + text)
-    return Server(f"http://{addr.group(1)}", mk.group(0), ws.group(0), proc, data)
+    return Server(f"http://{addr.group(1)}", mk.group(0), ws.group(0), proc=proc, data=data, operator_token=op.group(0) if op else None)
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,25 @@ export class KeywardConnectionError extends KeywardError {
   }
 }
 
+/**
+ * The token endpoint refused a grant (RFC 6749 §5.2). `code` (also `error`) is
+ * `invalid_request`, `invalid_client` (401: no such app, or not signed by its key),
+ * `invalid_grant` (claims wrong or expired, `jti` used before, not installed or pending, a
+ * refresh token unknown, ended or reused), `unsupported_grant_type`, or `server_error` (503:
+ * the server has no `--public-url`); `message` is its `error_description`.
+ */
+export class KeywardOAuthError extends KeywardError {
+  constructor(init: { message: string; code: string; status: number; requestId?: string | null; body?: unknown }) {
+    super(init);
+    this.name = "KeywardOAuthError";
+  }
+
+  /** RFC 6749's name for `code`. */
+  get error(): string {
+    return this.code;
+  }
+}
+
 /** A webhook delivery whose signature or timestamp does not check out. */
 export class WebhookVerificationError extends Error {
   constructor(message: string) {

@@ -1,6 +1,8 @@
 export { Keyward, Keys, Roles, ServiceAccounts, Usage, VerifyTokens, Webhooks, VERSION, permissionQuery } from "./client.js";
 export type { KeywardOptions, RequestOptions, VerifyParams, VerifySignedParams, ListKeysParams, UsageParams, ListDeliveriesParams } from "./client.js";
-export { KeywardError, KeywardTimeoutError, KeywardConnectionError, WebhookVerificationError } from "./errors.js";
+export { KeywardError, KeywardTimeoutError, KeywardConnectionError, KeywardOAuthError, WebhookVerificationError } from "./errors.js";
+export { TokenSource, JWT_BEARER, TOKEN_PATH } from "./apps.js";
+export type { TokenSourceOptions } from "./apps.js";
 export { verifyWebhook, Webhook as WebhookVerifier } from "./webhooks.js";
 export type { WebhookEvent, WebhookHeaders, VerifyWebhookOptions } from "./webhooks.js";
 export { Signer, stringToSign, signingDigest, SIGNATURE_HEADERS } from "./signing.js";

@@ -141,6 +141,24 @@ export class Signer {
     return { algorithm, secretKey, publicKey: new Signer({ secretKey, algorithm }).publicKey };
   }
 
+  /** The JWS `alg` this key signs with: `EdDSA` (Ed25519) or `ES256K` (secp256k1). */
+  get jwsAlgorithm(): "EdDSA" | "ES256K" {
+    return this.algorithm === "ed25519" ? "EdDSA" : "ES256K";
+  }
+
+  /**
+   * A JWS signature of `header.payload` (an app's assertion, see `TokenSource`): Ed25519 over
+   * the bytes; ES256K: ECDSA over their SHA-256, low-S, `r ‖ s` (RFC 8812).
+   */
+  signJws(signingInput: string | Uint8Array): Buffer {
+    const data = typeof signingInput === "string" ? Buffer.from(signingInput, "utf8") : signingInput;
+    if (this.algorithm === "ed25519") return sign(null, data, this.#key);
+    const raw = sign("sha256", data, { key: this.#key, dsaEncoding: "ieee-p1363" });
+    const s = BigInt("0x" + raw.subarray(32).toString("hex"));
+    if (s <= SECP256K1_N / 2n) return raw;
+    return Buffer.concat([raw.subarray(0, 32), Buffer.from((SECP256K1_N - s).toString(16).padStart(64, "0"), "hex")]);
+  }
+
   /** The three `Biz-Api-*` headers for a request. */
   sign(req: RequestToSign): SignedHeaders {
     const nonce = req.nonce ?? Date.now();

@@ -16,10 +16,10 @@ function keywardBin() {
   return bin;
 }
 
-/** Starts `keyward serve` on a free port; resolves with { url, managementKey, workspaceId, stop }. */
-export function startServer(extraArgs = []) {
+/** Starts `keyward serve` on a free port (or `listen`); resolves with { url, managementKey, workspaceId, operatorToken, stop }. */
+export function startServer(extraArgs = [], { listen = "127.0.0.1:0" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "keyward-ts-"));
-  const child = spawn(keywardBin(), ["serve", "--data-dir", join(dir, "data"), "--listen", "127.0.0.1:0", "--webhook-allow-private", ...extraArgs], {
+  const child = spawn(keywardBin(), ["serve", "--data-dir", join(dir, "data"), "--listen", listen, "--webhook-allow-private", ...extraArgs], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";
@@ -34,7 +34,8 @@ export function startServer(extraArgs = []) {
       if (addr && mk && ws) {
         clearTimeout(timer);
         child.removeAllListeners("exit");
-        resolve({ url: `http://${addr[1]}`, managementKey: mk[0], workspaceId: ws[0], stop: () => child.kill() });
+        const op = /kw_op_[A-Za-z0-9_]+/.exec(log);
+        resolve({ url: `http://${addr[1]}`, managementKey: mk[0], workspaceId: ws[0], operatorToken: op?.[0], stop: () => child.kill() });
       }
     });
   });

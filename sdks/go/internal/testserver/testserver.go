@@ -21,6 +21,8 @@ type Server struct {
 	URL           string
 	ManagementKey string
 	WorkspaceID   string
+	// OperatorToken is the kw_op_ token a fresh server prints (empty for KEYWARD_URL's).
+	OperatorToken string
 	cmd           *exec.Cmd
 	dir           string
 }
@@ -66,15 +68,22 @@ var (
 	listenRe = regexp.MustCompile(`keyward listening.*addr=([0-9.:\[\]a-f]+)`)
 	mkRe     = regexp.MustCompile(`[a-z0-9]+_mk_[A-Za-z0-9]+`)
 	wsRe     = regexp.MustCompile(`ws_[A-Za-z0-9]+`)
+	opRe     = regexp.MustCompile(`kw_op_[A-Za-z0-9_]+`)
 )
 
 // Start runs `bin serve` on a fresh data dir and a free port and waits until it listens.
 func Start(bin string, extra ...string) (*Server, error) {
+	return StartAt(bin, "127.0.0.1:0", extra...)
+}
+
+// StartAt is Start listening at listen (e.g. a port chosen beforehand, to give the server a
+// --public-url naming it).
+func StartAt(bin, listen string, extra ...string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "keyward-go-test-")
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--data-dir", dir + "/data", "--listen", "127.0.0.1:0", "--webhook-allow-private"}, extra...)
+	args := append([]string{"serve", "--data-dir", dir + "/data", "--listen", listen, "--webhook-allow-private"}, extra...)
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -95,6 +104,9 @@ func Start(bin string, extra ...string) (*Server, error) {
 			}
 			if s.WorkspaceID == "" {
 				s.WorkspaceID = wsRe.FindString(line)
+			}
+			if s.OperatorToken == "" {
+				s.OperatorToken = opRe.FindString(line)
 			}
 			if m := listenRe.FindStringSubmatch(line); m != nil && !sent {
 				s.URL = "http://" + m[1]

@@ -11,8 +11,9 @@ from . import models
 from ._base import NOT_GIVEN
 from ._client import AsyncKeyward, Keyward
 from ._convert import to_dict
-from ._errors import KeywardConnectionError, KeywardError, KeywardTimeoutError
+from ._errors import KeywardConnectionError, KeywardError, KeywardOAuthError, KeywardTimeoutError
 from ._version import __version__
+from .apps import AsyncTokenSource, TokenSource
 from .models import KeyView, VerifyResponse
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "KeywardError",
     "KeywardTimeoutError",
     "KeywardConnectionError",
+    "KeywardOAuthError",
+    "TokenSource",
+    "AsyncTokenSource",
     "KeyView",
     "VerifyResponse",
     "NOT_GIVEN",

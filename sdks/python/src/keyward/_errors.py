@@ -80,6 +80,36 @@ class KeywardConnectionError(KeywardError):
     """The server could not be reached (``code`` ``"connection_error"``)."""
 
 
+class KeywardOAuthError(KeywardError):
+    """The token endpoint refused a grant (RFC 6749 §5.2): ``code`` (also ``error``) is
+    ``invalid_request``, ``invalid_client`` (401: no such app, or not signed by its key),
+    ``invalid_grant`` (claims wrong or expired, ``jti`` used before, not installed or pending,
+    a refresh token unknown, ended or reused), ``unsupported_grant_type`` or ``server_error``
+    (503: the server has no ``--public-url``); ``message`` is its ``error_description``."""
+
+    @property
+    def error(self) -> str:
+        return self.code
+
+    @classmethod
+    def _from_response(cls, resp: httpx.Response) -> "KeywardOAuthError":
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text
+        err = body if isinstance(body, dict) else {}
+        code = err.get("error") if isinstance(err.get("error"), str) else None
+        return cls(
+            str(err.get("error_description") or code or resp.reason_phrase or f"HTTP {resp.status_code}"),
+            status=resp.status_code,
+            code=code or _code_for(resp.status_code),
+            request_id=resp.headers.get("x-request-id"),
+            retry_after=_retry_after(resp),
+            response=resp,
+            body=body,
+        )
+
+
 def _code_for(status: int) -> str:
     return {
         400: "invalid_request",

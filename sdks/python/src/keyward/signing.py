@@ -107,6 +107,25 @@ class Signer(httpx.Auth):
             s = _SECP256K1_N - s
         return utils.encode_dss_signature(r, s).hex()
 
+    @property
+    def jws_algorithm(self) -> str:
+        """The JWS ``alg`` this key signs with: ``EdDSA`` (Ed25519) or ``ES256K`` (secp256k1)."""
+        return "EdDSA" if self.algorithm == "ed25519" else "ES256K"
+
+    def sign_jws(self, signing_input: bytes) -> bytes:
+        """A JWS signature of ``header.payload`` (an app's assertion, :mod:`keyward.apps`):
+        Ed25519 over the bytes; ES256K: ECDSA over their SHA-256, low-S, ``r ‖ s`` (RFC 8812)."""
+        if self.algorithm == "ed25519":
+            return self._key.sign(signing_input)  # type: ignore[attr-defined,no-any-return]
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+        der = self._key.sign(signing_input, ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
+        r, s = utils.decode_dss_signature(der)
+        if s > _SECP256K1_N // 2:
+            s = _SECP256K1_N - s
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
     def headers(
         self, method: str, path: str, *, query: str = "", body: Union[str, bytes] = "", nonce: Optional[int] = None
     ) -> Dict[str, str]:

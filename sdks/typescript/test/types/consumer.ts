@@ -1,5 +1,5 @@
 // Type-checked (not run) by ci.sh: the package's declarations as a TypeScript user sees them.
-import Keyward, { KeywardError, verifyWebhook, Signer, type Verification, type CreatedKey, type Key } from "@keyward/sdk";
+import Keyward, { KeywardError, KeywardOAuthError, TokenSource, verifyWebhook, Signer, type Verification, type CreatedKey, type Key } from "@keyward/sdk";
 import express from "express";
 import { keywardAuth as expressAuth } from "@keyward/sdk/express";
 import { Hono } from "hono";
@@ -29,6 +29,16 @@ async function main(): Promise<void> {
   const headers = new Signer({ secretKey: "00".repeat(32) }).sign({ method: "GET", path: "/" });
   await kw.verifySigned({ method: "GET", path: "/", headers });
   verifyWebhook("{}", { "webhook-id": "x" }, "whsec_x");
+  const tokens = new TokenSource({ client: kw, appId: "app_x", installationId: "inst_x", secretKey: "01".repeat(32), algorithm: "secp256k1" });
+  try {
+    const bearer: string = await tokens.authorization();
+    void bearer;
+  } catch (e) {
+    if (e instanceof KeywardOAuthError) {
+      const rfc6749: string = e.error;
+      void rfc6749;
+    }
+  }
   void ok, code, remaining;
 
   const app = express();

@@ -1,0 +1,269 @@
+"""Apps' organisation access tokens (docs/APPS.md): an app installed in other workspaces buys
+short-lived access tokens for each installation by signing an assertion (RFC 7523) with its
+APP private key — ``EdDSA`` for Ed25519, ``ES256K`` for secp256k1 — and sends them as
+``Authorization: Bearer …`` wherever a Keyward key would go.
+
+:class:`TokenSource` (and :class:`AsyncTokenSource`) keeps one installation's token fresh: it
+signs the assertion, replaces the token a minute before it expires — with the refresh token
+first, with a new assertion when the refresh is refused — and lets one caller at a time do so
+(two refreshing at once would spend one refresh token twice, which revokes its family).
+Needs ``cryptography`` (``pip install keyward[signing]``).
+
+    tokens = TokenSource("https://keyward.example.com", app_id="app_01J…",
+                         installation_id="inst_01J…", private_key=app_secret_hex, algorithm="ed25519")
+    httpx.get("https://api.example.com/ledger", headers={"authorization": tokens.authorization()})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Union
+
+import httpx
+
+from ._base import DEFAULT_TIMEOUT, BaseClient
+from ._errors import KeywardConnectionError, KeywardError, KeywardOAuthError, KeywardTimeoutError
+from ._version import __version__
+from .signing import Signer
+
+__all__ = ["TokenSource", "AsyncTokenSource", "KeywardOAuthError", "JWT_BEARER", "TOKEN_PATH"]
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+TOKEN_PATH = "/v1/oauth/token"
+#: How far ahead an assertion's ``exp`` is set (the server takes at most five minutes).
+ASSERTION_SECONDS = 120
+
+
+@dataclass
+class _Held:
+    access: str
+    refresh: Optional[str]
+    expires_at: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class _TokenSourceBase:
+    def __init__(
+        self,
+        base_url: Union[str, BaseClient],
+        app_id: str,
+        installation_id: str,
+        private_key: Union[str, Signer],
+        *,
+        algorithm: str = "ed25519",
+        audience: Optional[str] = None,
+        refresh_ahead: float = 60.0,
+        timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        url = base_url.base_url if isinstance(base_url, BaseClient) else base_url
+        self.endpoint = url.rstrip("/") + TOKEN_PATH
+        # The server checks `aud` against its --public-url: pass it when that is not the URL
+        # this process reaches the server at (a proxy, an internal address).
+        self.audience = audience or self.endpoint
+        self.app_id = app_id
+        self.installation_id = installation_id
+        self.signer = private_key if isinstance(private_key, Signer) else Signer.from_hex(private_key, algorithm)
+        self.refresh_ahead = refresh_ahead
+        self.timeout = timeout
+        self._clock = clock
+        self._held: Optional[_Held] = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(app_id={self.app_id!r}, installation_id={self.installation_id!r})"
+
+    def assertion(self) -> str:
+        """A new signed assertion: ``iss`` the app, ``sub`` the installation, ``aud`` the token
+        endpoint, two minutes to live, a ``jti`` never used before."""
+        now = int(time.time())  # the server checks iat and exp against its own clock
+        header = {"alg": self.signer.jws_algorithm, "typ": "JWT"}
+        claims = {
+            "iss": self.app_id,
+            "sub": self.installation_id,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + ASSERTION_SECONDS,
+            "jti": uuid.uuid4().hex,
+        }
+        signing_input = _b64(json.dumps(header, separators=(",", ":")).encode()) + "." + _b64(
+            json.dumps(claims, separators=(",", ":")).encode()
+        )
+        return signing_input + "." + _b64(self.signer.sign_jws(signing_input.encode("ascii")))
+
+    def _fresh(self, now: float) -> Optional[str]:
+        h = self._held
+        return h.access if h is not None and h.expires_at - self.refresh_ahead > now else None
+
+    def _refresh_form(self) -> Optional[Dict[str, str]]:
+        h = self._held
+        return {"grant_type": "refresh_token", "refresh_token": h.refresh} if h and h.refresh else None
+
+    def _assertion_form(self) -> Dict[str, str]:
+        return {"grant_type": JWT_BEARER, "assertion": self.assertion()}
+
+    def _keep(self, resp: httpx.Response, now: float) -> str:
+        if resp.status_code >= 400:
+            raise KeywardOAuthError._from_response(resp)
+        try:
+            t = resp.json()
+            access, expires_in = str(t["access_token"]), float(t["expires_in"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise KeywardError(f"the token endpoint's answer is not a token: {e}", status=resp.status_code,
+                               code="decode_error", response=resp) from e
+        self._held = _Held(access, t.get("refresh_token"), now + expires_in)
+        return access
+
+    def _transport_error(self, e: httpx.TransportError) -> KeywardError:
+        if isinstance(e, httpx.TimeoutException):
+            return KeywardTimeoutError(f"no answer from Keyward in time (POST {TOKEN_PATH})", code="timeout")
+        return KeywardConnectionError(f"cannot reach Keyward (POST {TOKEN_PATH}): {e}", code="connection_error")
+
+    _headers = {"user-agent": f"keyward-python/{__version__}", "accept": "application/json"}
+
+
+class TokenSource(_TokenSourceBase):
+    """Keeps one installation's access token fresh; safe to share between threads.
+
+    ``base_url`` is the server (or a :class:`~keyward.Keyward` client, whose ``base_url`` is
+    used); ``private_key`` the APP secret's hex as ``keyward keys generate --key-type APP``
+    writes ``app_secret`` (with ``algorithm`` its ``app_alg``), or a :class:`~keyward.signing.Signer`.
+    Refusals raise :class:`~keyward.KeywardOAuthError` (``code`` the RFC 6749 ``error``).
+    ``clock`` (Unix seconds) decides only when the held token is due (tests); assertions
+    always carry the real time, which the server checks.
+    """
+
+    def __init__(
+        self,
+        base_url: Union[str, BaseClient],
+        app_id: str,
+        installation_id: str,
+        private_key: Union[str, Signer],
+        *,
+        algorithm: str = "ed25519",
+        audience: Optional[str] = None,
+        refresh_ahead: float = 60.0,
+        timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        http_client: Optional[httpx.Client] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(base_url, app_id, installation_id, private_key, algorithm=algorithm, audience=audience,
+                         refresh_ahead=refresh_ahead, timeout=timeout, clock=clock)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        """A fresh access token: the one held while it has more than ``refresh_ahead`` seconds
+        left, else a refreshed one, else one bought with a new assertion."""
+        with self._lock:
+            now = self._clock()
+            held = self._fresh(now)
+            if held is not None:
+                return held
+            form = self._refresh_form()
+            if form is not None:
+                try:
+                    return self._keep(self._post(form), now)
+                except KeywardError:
+                    pass  # ended, reused or revoked: a new assertion starts a new family
+            return self._keep(self._post(self._assertion_form()), now)
+
+    def authorization(self) -> str:
+        """``Authorization``'s value: ``Bearer <access token>``."""
+        return "Bearer " + self.token()
+
+    def forget(self) -> None:
+        """Drops the held tokens: the next call buys new ones with an assertion."""
+        with self._lock:
+            self._held = None
+
+    def _post(self, form: Dict[str, str]) -> httpx.Response:
+        try:
+            return self._http.post(self.endpoint, data=form, headers=self._headers, timeout=self.timeout)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> "TokenSource":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncTokenSource(_TokenSourceBase):
+    """:class:`TokenSource` for asyncio: ``await tokens.token()``; concurrent tasks share one
+    refresh."""
+
+    def __init__(
+        self,
+        base_url: Union[str, BaseClient],
+        app_id: str,
+        installation_id: str,
+        private_key: Union[str, Signer],
+        *,
+        algorithm: str = "ed25519",
+        audience: Optional[str] = None,
+        refresh_ahead: float = 60.0,
+        timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        http_client: Optional[httpx.AsyncClient] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(base_url, app_id, installation_id, private_key, algorithm=algorithm, audience=audience,
+                         refresh_ahead=refresh_ahead, timeout=timeout, clock=clock)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        # Made on first use, inside the running loop (Python 3.9 binds a Lock to a loop at birth).
+        self._lock: Optional[asyncio.Lock] = None
+
+    async def token(self) -> str:
+        """A fresh access token (see :meth:`TokenSource.token`)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            now = self._clock()
+            held = self._fresh(now)
+            if held is not None:
+                return held
+            form = self._refresh_form()
+            if form is not None:
+                try:
+                    return self._keep(await self._post(form), now)
+                except KeywardError:
+                    pass  # ended, reused or revoked: a new assertion starts a new family
+            return self._keep(await self._post(self._assertion_form()), now)
+
+    async def authorization(self) -> str:
+        return "Bearer " + await self.token()
+
+    def forget(self) -> None:
+        """Drops the held tokens: the next call buys new ones with an assertion."""
+        self._held = None
+
+    async def _post(self, form: Dict[str, str]) -> httpx.Response:
+        try:
+            return await self._http.post(self.endpoint, data=form, headers=self._headers, timeout=self.timeout)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncTokenSource":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
