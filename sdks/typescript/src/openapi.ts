@@ -10419,13 +10419,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many attempts; see Retry-After */
+            /** @description `slow_down`: too many tokens for the installation in the window (`--oauth-token-limit`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["OAuthError"];
                 };
             };
             /** @description internal error (no detail) */
