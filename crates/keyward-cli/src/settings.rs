@@ -134,8 +134,10 @@ pub struct ServerSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<Secret>,
     /// Share rate limits, credits, signed-request replay memory and login throttles with
-    /// every node through Redis (redis://[:PASSWORD@]HOST:PORT[/DB]); without it each node
-    /// keeps its own.
+    /// every node through Redis (redis://[:PASSWORD@]HOST:PORT[/DB]; a Redis Cluster: its
+    /// nodes' redis:// URLs comma-separated; Sentinel:
+    /// redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/SERVICE[/DB]); without it each
+    /// node keeps its own.
     #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<Secret>,
@@ -644,8 +646,10 @@ impl ServerSettings {
             c.verify_token = Some(t.clone());
         }
         if let Some(u) = &self.redis_url {
-            if !u.expose().starts_with("redis://") {
-                bail!("redis_url must start with redis://");
+            let url = u.expose().trim();
+            let cluster_or_one = url.split(',').all(|part| part.trim().starts_with("redis://"));
+            if !cluster_or_one && !url.starts_with("redis+sentinel://") {
+                bail!("redis_url must be redis://…, several redis://… comma-separated (a Redis Cluster), or redis+sentinel://…");
             }
             c.redis_url = Some(u.clone());
         }
@@ -881,6 +885,20 @@ mod tests {
         assert!("".parse::<Span>().is_err());
         assert_eq!(Span(Duration::from_secs(7 * 86_400)).to_string(), "7d");
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn redis_urls_one_a_cluster_or_sentinel() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let set =
+            |u: &str| ServerSettings { redis_url: Some(Secret::new(u)), ..ServerSettings::default() }.resolve(listen);
+        for good in ["redis://h:6379", "redis://a:1, redis://b:2,redis://c:3", "redis+sentinel://s1,s2:5000/kw"] {
+            assert!(set(good).is_ok(), "{good}");
+        }
+        for bad in ["http://h", "redis://a:1,http://b", "h:6379"] {
+            let e = set(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("redis_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -5,8 +5,10 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod proxy;
+pub mod redis_topologies;
 
 pub use proxy::Blackhole;
+pub use redis_topologies::{OwnCluster, OwnSentinel};
 
 use std::io::Write;
 use std::net::SocketAddr;

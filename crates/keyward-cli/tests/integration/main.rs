@@ -38,6 +38,7 @@ mod operators;
 mod policy_changes;
 mod ratelimit_service;
 mod ratelimits;
+mod redis_cluster;
 mod resilience;
 mod role_names;
 mod roles;

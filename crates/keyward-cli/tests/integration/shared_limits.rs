@@ -1,7 +1,7 @@
 //! Limits, credits, replay memory and login throttles shared by every node through Redis:
-//! two nodes allow `limit` in total, credits spent at once from two nodes never go below
-//! zero, a replayed signature on a second node is `REPLAYED`, failed logins count across
-//! nodes; and a Redis the test starts itself, stopped mid-test: `allow` or `deny` as
+//! two nodes under 900 verifications from 32 tasks allow `limit` exactly once in total and
+//! grant exactly the credits (never below zero, the database's count 0 after the flush), a
+//! replayed signature on a second node is `REPLAYED`, failed logins count across nodes; and a Redis the test starts itself, stopped mid-test: `allow` or `deny` as
 //! configured, a metric and a log line, then recovery by itself; stalled (SIGSTOP): credits
 //! refused by default, nothing answered without Redis charged when it wakes; restarted empty:
 //! credits go on from the count written to the database.
@@ -31,57 +31,65 @@ async fn two_nodes_share_limits_and_credits(b: Backend) {
     let Some(url) = redis_url("two_nodes_share_limits_and_credits") else { return };
     let a = TestServer::start_with(b, with_redis(&url)).await;
     let c = a.second_node_with(with_redis(&url)).await;
-    let (_, key) = a.create(json!({"name": "shared", "ratelimits": [{"limit": 5, "duration": "1m"}]})).await;
-    let mut valid = 0;
-    for i in 0..10 {
-        let node = if i % 2 == 0 { &a } else { &c };
-        let v = node.verify(&key, json!({})).await;
-        if v["code"] == "VALID" {
-            valid += 1;
-        } else {
-            assert_eq!(v["code"], "RATE_LIMITED", "{v}");
-        }
-    }
-    assert_eq!(valid, 5, "two nodes allow the limit once in total, not twice");
+    // 900 verifications from 32 tasks at once, split across the two nodes, against a limit of
+    // 300 a minute: exactly 300. (Both nodes count by one manual clock, so no token comes
+    // back during the run; on a real clock one does every 200 ms, which the limit allows.)
+    let (_, key) = a.create(json!({"name": "shared", "ratelimits": [{"limit": 300, "duration": "1m"}]})).await;
+    let answers = at_once(&[&a, &c], &key, 900, 32).await;
+    let valid: Vec<&serde_json::Value> = answers.iter().filter(|v| v["code"] == "VALID").collect();
+    assert_eq!(valid.len(), 300, "two nodes allow the limit once in total, not twice");
+    assert!(answers.iter().all(|v| v["code"] == "VALID" || v["code"] == "RATE_LIMITED"));
+    let mut left: Vec<i64> = valid.iter().map(|v| v["ratelimit"]["remaining"].as_i64().unwrap()).collect();
+    left.sort_unstable();
+    assert_eq!(left, (0..300).collect::<Vec<_>>(), "each allowed use counted once, none twice");
 
-    // Credits spent at once from both nodes: exactly the credits, never below zero.
-    let (id, key) = a.create(json!({"name": "prepaid", "credits": {"remaining": 20}})).await;
-    let mut tasks = Vec::new();
-    for i in 0..60 {
-        let (http, base) = if i % 2 == 0 { (a.http(), a.base.clone()) } else { (c.http(), c.base.clone()) };
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = http.post(format!("{base}/v1/keys/verify")).json(&json!({"key": key})).send().await.unwrap();
-            r.json::<serde_json::Value>().await.unwrap()
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        let v = t.await.unwrap();
+    // Credits the same way: exactly the credits, each granted once, never below zero.
+    let (id, key) = a.create(json!({"name": "prepaid", "credits": {"remaining": 300}})).await;
+    let answers = at_once(&[&a, &c], &key, 900, 32).await;
+    let mut left = Vec::new();
+    for v in &answers {
         assert!(v["credits"]["remaining"].as_i64().unwrap() >= 0);
         match v["code"].as_str().unwrap() {
-            "VALID" => ok += 1,
+            "VALID" => left.push(v["credits"]["remaining"].as_i64().unwrap()),
             "USAGE_EXCEEDED" => {}
             other => panic!("unexpected {other}: {v}"),
         }
     }
-    assert_eq!(ok, 20);
+    left.sort_unstable();
+    assert_eq!(left, (0..300).collect::<Vec<_>>(), "300 credits, 300 granted, each once");
     // Written back to the database by the nodes that spent them (each flushes on its own
     // clock), and once written 0 stays 0 whichever node writes last.
-    let mut v = serde_json::Value::Null;
-    for _ in 0..100 {
-        v = a.call(reqwest::Method::GET, &format!("/v1/keys/{id}"), None).await.1;
-        if v["credits"]["remaining"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(v["credits"]["remaining"], 0, "{v}");
+    crate::redis_cluster::written_back(&a, &id, 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, v) = a.call(reqwest::Method::GET, &format!("/v1/keys/{id}"), None).await;
     assert_eq!(v["credits"]["remaining"], 0, "no node wrote back an older count: {v}");
     c.stop().await;
     a.stop().await;
+}
+
+/// `n` verifications of `key` from `tasks` tasks at once, each with a client of its own and
+/// going to the nodes in turn; every answer.
+async fn at_once(nodes: &[&TestServer], key: &str, n: usize, tasks: usize) -> Vec<serde_json::Value> {
+    let urls: Vec<String> = nodes.iter().map(|s| s.url("/v1/keys/verify")).collect();
+    let mut running = Vec::new();
+    for t in 0..tasks {
+        let (urls, key) = (urls.clone(), key.to_string());
+        running.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut out = Vec::new();
+            for i in (t..n).step_by(tasks) {
+                let r = http.post(&urls[i % urls.len()]).json(&json!({"key": key})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                out.push(r.json::<serde_json::Value>().await.unwrap());
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in running {
+        all.extend(t.await.unwrap());
+    }
+    all
 }
 
 async fn replays_and_logins_across_nodes(b: Backend) {

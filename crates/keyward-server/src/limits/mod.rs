@@ -5,4 +5,5 @@
 pub mod local;
 pub mod redis;
 mod redis_clock;
+mod redis_conn;
 pub mod service;

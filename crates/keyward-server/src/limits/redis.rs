@@ -1,8 +1,9 @@
 //! Limits, credits, signed-request replay memory and per-address login throttles shared by
 //! every node through Redis (`--redis-url`). Each check is one round trip: one script run
 //! (`EVALSHA`, loaded once) for a key's limits and credits, one `SET NX PX` for a nonce, one
-//! `INCR` for a failed login. The connection is redis-rs's `ConnectionManager` (one
-//! multiplexed connection per node, pipelining concurrent requests, reconnecting by itself).
+//! `INCR` for a failed login. The connection (`redis_conn.rs`) is one server's, a Redis
+//! Cluster's or a Sentinel-named primary's, each multiplexed (pipelining concurrent requests)
+//! and reconnecting by itself; in a cluster every script run's keys share one hash tag.
 //!
 //! When Redis does not answer within [`DEADLINE`], verification goes on: rate limits as
 //! `--ratelimit-on-error` says (`allow`, the default, answers as if the key had room; `deny`
@@ -28,10 +29,10 @@ use keyward_core::limit_plan::{Holder, Planned, Slot};
 use keyward_core::ratelimit::RefillRules;
 use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
-use redis::aio::ConnectionManager;
 
 use crate::limits::local::{combine, CreditWrite, Spent};
 use crate::limits::redis_clock::RedisClock;
+use crate::limits::redis_conn::RedisConn;
 
 /// Longest a verification waits for Redis.
 pub const DEADLINE: Duration = Duration::from_millis(250);
@@ -181,7 +182,7 @@ const STALE: i64 = 1;
 const SEED: i64 = 2;
 
 pub struct Shared {
-    conn: ConnectionManager,
+    conn: RedisConn,
     script: redis::Script,
     /// Rate limits while Redis is away.
     pub on_error: OnError,
@@ -216,12 +217,11 @@ impl Shared {
         credits_on_error: OnError,
         time: Arc<dyn Clock>,
     ) -> std::io::Result<Shared> {
-        let client = redis::Client::open(url).map_err(|e| std::io::Error::other(format!("--redis-url: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(DEADLINE));
         let connecting = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            // Boxed: redis-rs's cluster and sentinel futures are deep, and every future that
+            // starts a server would embed them.
+            let mut conn = Box::pin(RedisConn::connect(url, DEADLINE)).await?;
+            // Any node's time, in a cluster: see `redis_clock.rs`.
             let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
             let clock = RedisClock::new(secs.saturating_mul(1_000_000).saturating_add(micros), Instant::now());
             Ok::<_, redis::RedisError>((conn, clock))
@@ -229,7 +229,8 @@ impl Shared {
         let (conn, clock) = tokio::time::timeout(Duration::from_secs(5), connecting)
             .await
             .map_err(|_| std::io::Error::other("Redis did not answer within 5 s"))?
-            .map_err(|e| std::io::Error::other(format!("cannot reach Redis: {e}")))?;
+            .map_err(|e| std::io::Error::other(format!("cannot reach Redis (--redis-url): {e}")))?;
+        tracing::info!(topology = conn.topology(), "Redis connected");
         Ok(Shared {
             conn,
             script: redis::Script::new(SCRIPT),
@@ -391,9 +392,10 @@ impl Shared {
             [(Holder::Key, Some((key_id, limits))), (Holder::Identity, identity.map(|i| (&*i.id, &i.limits)))];
         let mut inv = self.script.prepare_invoke();
         let m = if identity.is_some() { 2 } else { 1 };
+        let tag = identity.map_or(key_id, |i| &*i.id);
         for (_, h) in holders.iter().take(m) {
-            let id = h.map_or("", |h| h.0);
-            inv.key(format!("kw:rl:{id}")).key(format!("kw:cr:{id}"));
+            let (rl, cr) = self.conn.names(tag, h.map_or("", |h| h.0));
+            inv.key(rl).key(cr);
         }
         inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" }).arg(m);
         for (holder, h) in holders.iter().take(m) {

@@ -4,7 +4,10 @@
 //! carries Redis's `TIME`, and the offset kept is a lower bound of the true one (Redis read
 //! its clock before the answer arrived), so a deadline is never later in Redis's time than
 //! the moment it stands for here. The node's elapsed time is `Instant` (monotonic): this is
-//! about real waiting, not the `Clock` that limits and credits are counted by.
+//! about real waiting, not the `Clock` that limits and credits are counted by. In a Redis
+//! Cluster each answer carries the `TIME` of the master that ran it, and the offset kept is
+//! the largest over all of them: a master whose clock lags the others' by `d` sees deadlines
+//! `d` later (documented in docs/RATELIMITS.md; NTP keeps `d` small).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
