@@ -322,7 +322,7 @@ impl Leases {
         let mut all = true;
         let mut busy = false;
         for p in plan.iter() {
-            let (id, own, in_first) = whose(&*p);
+            let (id, own, in_first) = whose(p);
             let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, own.fingerprint) else {
                 return Local::Busy;
             };
@@ -356,8 +356,8 @@ impl Leases {
         let mut need = [0u8; 2];
         let mut returns = Vec::new();
         for p in plan.iter() {
-            let (id, own, in_first) = whose(&*p);
-            let n = slot(&*p);
+            let (id, own, in_first) = whose(p);
+            let n = slot(p);
             let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, own.fingerprint) else {
                 continue;
             };
