@@ -98,6 +98,9 @@ type RateLimit struct {
 	Duration string `json:"duration"`
 	// AutoApply false checks the limit only when a verification names it (default true).
 	AutoApply *bool `json:"auto_apply,omitempty"`
+	// Mode is "exact" (the default) or "fast": with Redis, a fast limit is answered from
+	// leases of its tokens on each node (never more than the limit; briefly fewer).
+	Mode string `json:"mode,omitempty"`
 }
 
 // Credits are uses a key may spend, with an optional refill (schema CreditsSpec).

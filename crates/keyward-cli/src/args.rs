@@ -1030,8 +1030,9 @@ pub struct KeyFields {
     pub expires_at: Option<String>,
     #[arg(long)]
     pub callback_url: Option<String>,
-    /// A rate limit LIMIT/DURATION or NAME=LIMIT/DURATION, e.g. 100/1m or burst=10/1s
-    /// (repeatable; on update it replaces the key's limits).
+    /// A rate limit LIMIT/DURATION or NAME=LIMIT/DURATION, e.g. 100/1m or burst=10/1s, with
+    /// :fast after it for a fast limit (e.g. 1000/1s:fast) (repeatable; on update it
+    /// replaces the key's limits).
     #[arg(long = "ratelimit", alias = "ratelimits")]
     pub ratelimits: Option<Vec<String>>,
     /// Uses the key may spend (an override on update: the count starts again).
@@ -1188,8 +1189,8 @@ pub struct IdentityFields {
     /// A JSON object.
     #[arg(long)]
     pub meta: Option<String>,
-    /// A shared limit LIMIT/DURATION or NAME=LIMIT/DURATION (repeatable; on update it
-    /// replaces the identity's limits).
+    /// A shared limit LIMIT/DURATION or NAME=LIMIT/DURATION, :fast after it for a fast limit
+    /// (repeatable; on update it replaces the identity's limits).
     #[arg(long = "ratelimit", alias = "ratelimits")]
     pub ratelimits: Option<Vec<String>>,
     /// Shared credits (an override on update: the count starts again).

@@ -114,7 +114,13 @@ pub fn plan<'a>(
             (Some(limit), Some(duration_ms)) => planned(
                 Holder::Key,
                 Slot::Request,
-                Cow::Owned(RateLimit { name: n.name.to_string(), limit, duration_ms, auto_apply: false }),
+                Cow::Owned(RateLimit {
+                    name: n.name.to_string(),
+                    limit,
+                    duration_ms,
+                    auto_apply: false,
+                    mode: crate::ratelimit::LimitMode::Exact,
+                }),
                 cost,
             ),
             _ => {

@@ -88,6 +88,7 @@ impl From<&crate::ratelimit::RateLimit> for RateLimitSpec {
             limit: l.limit,
             duration: crate::ratelimit::format_window(l.duration_ms),
             auto_apply: l.auto_apply,
+            mode: l.mode.as_str().to_string(),
         }
     }
 }

@@ -29,6 +29,70 @@ pub struct RateLimit {
     /// only when `false`, so limits written before it read back as they were.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub auto_apply: bool,
+    /// How nodes sharing Redis count it (see [`LimitMode`]). Stored only when `fast`.
+    #[serde(default, skip_serializing_if = "LimitMode::is_exact")]
+    pub mode: LimitMode,
+}
+
+/// How a limit is counted across nodes sharing Redis. `Exact`: every check is one Redis
+/// script run. `Fast`: a node takes leases of a few tokens at a time ([`lease_size`]) and
+/// answers checks from them without Redis; tokens are prepaid, so the limit is never
+/// exceeded, and tokens leased but unused are held back from other nodes for at most
+/// [`LEASE_LIFE_MS`] (then returned). Without Redis both count on the node alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    #[default]
+    Exact,
+    Fast,
+}
+
+impl LimitMode {
+    pub fn parse(field: impl Into<String>, s: &str) -> Result<LimitMode, CoreError> {
+        match s {
+            "exact" => Ok(LimitMode::Exact),
+            "fast" => Ok(LimitMode::Fast),
+            _ => Err(CoreError::invalid(field, "a limit's mode is \"exact\" or \"fast\"")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitMode::Exact => "exact",
+            LimitMode::Fast => "fast",
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        *self == LimitMode::Exact
+    }
+}
+
+/// Longest a fast limit's lease lives on a node before its unused tokens are returned.
+pub const LEASE_LIFE_MS: u64 = 1_000;
+/// Most tokens one lease holds.
+pub const MAX_LEASE: u32 = 1_000;
+
+/// The tokens a node leases at a time for a fast limit: 1 % of the limit, at least 1 and at
+/// most [`MAX_LEASE`]. With N nodes, at most (N − 1) × this is held unused by other nodes
+/// when one is refused: the bound on fast mode's under-admission.
+pub fn lease_size(limit: u32) -> u32 {
+    (limit / 100).clamp(1, MAX_LEASE)
+}
+
+/// What returning `unused` tokens of a lease gives back, in the TAT's unit: the part of the
+/// lease's unused tail (its last `unused × t`) still ahead of `now`. `end` is the TAT the
+/// lease left; `shift` how much other leases returned since it was taken (the lease's
+/// place moved at most that much earlier); `tat` the TAT now. Never more than what is still
+/// ahead of `now` in the count, so returning cannot free what other nodes spent or what
+/// time already freed. The Redis script (`limits/lease.rs`) applies the same rule.
+pub fn returnable(end: i64, shift: i64, tat: i64, now: i64, unused: i64) -> i64 {
+    if shift < 0 {
+        // The count was reset (lost or changed) since the lease was taken.
+        return 0;
+    }
+    let end = (end - shift).min(tat);
+    unused.min((end - now).max(0)).max(0)
 }
 
 fn yes() -> bool {
@@ -72,7 +136,7 @@ impl RateLimit {
             .ok_or_else(|| {
                 CoreError::invalid(field, "a limit's duration is 1s to 30d, e.g. \"1s\", \"1m\", \"1h\", \"1d\"")
             })?;
-        Ok(RateLimit { name: name.to_string(), limit, duration_ms: ms, auto_apply: true })
+        Ok(RateLimit { name: name.to_string(), limit, duration_ms: ms, auto_apply: true, mode: LimitMode::Exact })
     }
 
     /// A key's limits from (name, limit, duration): at most [`MAX_LIMITS`], names unique;
@@ -85,13 +149,22 @@ impl RateLimit {
     pub fn list_applied<'a>(
         specs: impl IntoIterator<Item = (&'a str, u32, &'a str, bool)>,
     ) -> Result<Vec<RateLimit>, CoreError> {
+        Self::list_full(specs.into_iter().map(|(n, l, d, a)| (n, l, d, a, "exact")))
+    }
+
+    /// Like [`RateLimit::list_applied`], each with its mode (`exact` or `fast`; errors name
+    /// `ratelimits[i].mode`).
+    pub fn list_full<'a>(
+        specs: impl IntoIterator<Item = (&'a str, u32, &'a str, bool, &'a str)>,
+    ) -> Result<Vec<RateLimit>, CoreError> {
         let mut out: Vec<RateLimit> = Vec::new();
-        for (i, (name, limit, duration, auto_apply)) in specs.into_iter().enumerate() {
+        for (i, (name, limit, duration, auto_apply, mode)) in specs.into_iter().enumerate() {
             if i >= MAX_LIMITS {
                 return Err(CoreError::invalid("ratelimits", format!("at most {MAX_LIMITS} limits per key")));
             }
             let mut l = RateLimit::new(&format!("ratelimits[{i}]"), name, limit, duration)?;
             l.auto_apply = auto_apply;
+            l.mode = LimitMode::parse(format!("ratelimits[{i}].mode"), mode)?;
             if out.iter().any(|o| o.name == l.name) {
                 return Err(CoreError::invalid(
                     format!("ratelimits[{i}].name"),
@@ -103,15 +176,22 @@ impl RateLimit {
         Ok(out)
     }
 
-    /// `100/1m`, or `name=100/1m` (the CLI's form; the name defaults to `default`).
+    /// `100/1m`, or `name=100/1m` (the CLI's form; the name defaults to `default`), with
+    /// `:fast` after it for a fast limit (`100/1m:fast`).
     pub fn parse_spec(spec: &str) -> Result<RateLimit, CoreError> {
+        let (spec, mode) = match spec.rsplit_once(':') {
+            Some((s, m)) => (s, LimitMode::parse("ratelimit", m.trim())?),
+            None => (spec, LimitMode::Exact),
+        };
         let (name, rest) = spec.split_once('=').unwrap_or(("default", spec));
         let (limit, duration) = rest
             .split_once('/')
             .ok_or_else(|| CoreError::invalid("ratelimit", "write a limit as 100/1m or name=100/1m"))?;
         let limit =
             limit.trim().parse().map_err(|_| CoreError::invalid("ratelimit", "the limit must be a whole number"))?;
-        RateLimit::new("ratelimit", name, limit, duration.trim())
+        let mut l = RateLimit::new("ratelimit", name, limit, duration.trim())?;
+        l.mode = mode;
+        Ok(l)
     }
 
     /// The spacing of requests, `ceil(D / L)`, and the burst window `T × L` (≥ `D`, so that
@@ -348,12 +428,65 @@ mod tests {
     fn limits_are_checked() {
         assert_eq!(
             RateLimit::parse_spec("100/1m").unwrap(),
-            RateLimit { name: "default".into(), limit: 100, duration_ms: 60_000, auto_apply: true }
+            RateLimit {
+                name: "default".into(),
+                limit: 100,
+                duration_ms: 60_000,
+                auto_apply: true,
+                mode: LimitMode::Exact
+            }
         );
+        assert_eq!(RateLimit::parse_spec("b=10/1s:fast").unwrap().mode, LimitMode::Fast);
+        assert!(RateLimit::parse_spec("10/1s:quick").is_err());
         assert_eq!(RateLimit::parse_spec("burst=10/1s").unwrap().name, "burst");
         for bad in ["100", "0/1m", "x/1m", "10/0s", "10/31d", "10/500ms", "bad name=1/1s", "=1/1s"] {
             assert!(RateLimit::parse_spec(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn modes_read_and_write() {
+        let l = RateLimit::list_full([("a", 1, "1s", true, "fast"), ("b", 1, "1s", true, "exact")]).unwrap();
+        assert_eq!((l[0].mode, l[1].mode), (LimitMode::Fast, LimitMode::Exact));
+        let e = RateLimit::list_full([("a", 1, "1s", true, "exact"), ("b", 1, "1s", true, "FAST")]).unwrap_err();
+        assert_eq!(e.field(), "ratelimits[1].mode");
+        // Stored limits without a mode read as exact; exact is not written.
+        let old: RateLimit = serde_json::from_str(r#"{"name":"a","limit":1,"duration_ms":1000}"#).unwrap();
+        assert_eq!(old.mode, LimitMode::Exact);
+        assert!(!serde_json::to_string(&old).unwrap().contains("mode"));
+        assert!(serde_json::to_string(&l[0]).unwrap().contains(r#""mode":"fast""#));
+    }
+
+    #[test]
+    fn lease_sizes() {
+        assert_eq!([1, 99, 100, 300, 250_000, 1_000_000_000].map(lease_size), [1, 1, 1, 3, 1000, 1000]);
+    }
+
+    /// Returning a lease's unused tokens: all of them while they are still ahead of now,
+    /// only what is left ahead of now once time reached them, nothing after the count was
+    /// reset, and never past the count now (which other nodes may have moved on).
+    #[test]
+    fn lease_returns_give_back_only_what_is_still_counted() {
+        let t = 10;
+        // A lease of 5 left the TAT at 1_000; 3 unused (30); now 500; others spent 200 more.
+        assert_eq!(returnable(1_000, 0, 1_200, 500, 3 * t), 30);
+        // Time passed into the unused tail: only the part still ahead.
+        assert_eq!(returnable(1_000, 0, 1_200, 990, 3 * t), 10);
+        assert_eq!(returnable(1_000, 0, 1_200, 1_500, 3 * t), 0);
+        // Another lease taken earlier returned 50: this one's tail moved at most 50 earlier.
+        assert_eq!(returnable(1_000, 50, 1_150, 960, 3 * t), 0);
+        assert_eq!(returnable(1_000, 50, 1_150, 930, 3 * t), 20);
+        // The count was reset (returns counter behind the lease's): nothing.
+        assert_eq!(returnable(1_000, -10, 1_000, 0, 3 * t), 0);
+        // The count now is behind the lease's end (it was reset and refilled): at most it.
+        assert_eq!(returnable(1_000, 0, 520, 500, 3 * t), 20);
+        // Applied as GCRA would: returning all unused of a fresh lease is as if it was never
+        // taken, so the limit allows them again.
+        let l = RateLimit::new("x", "a", 100, "1s").unwrap();
+        let (tat, _) = gcra(&l, 0, 0, 5);
+        let back = returnable(tat / 1000, 0, tat / 1000, 0, 5 * (l.spacing().0 / 1000)) * 1000;
+        let (_, c) = gcra(&l, tat - back, 0, 100);
+        assert!(c.allowed, "the whole limit again");
     }
 
     #[test]

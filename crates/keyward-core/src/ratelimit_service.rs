@@ -28,7 +28,13 @@ pub struct ServiceLimit {
 impl ServiceLimit {
     /// The limit in the form [`crate::ratelimit::gcra`] takes (for `limit` ≥ 1).
     pub fn as_rate_limit(&self) -> RateLimit {
-        RateLimit { name: String::new(), limit: self.limit, duration_ms: self.duration_ms, auto_apply: true }
+        RateLimit {
+            name: String::new(),
+            limit: self.limit,
+            duration_ms: self.duration_ms,
+            auto_apply: true,
+            mode: crate::ratelimit::LimitMode::Exact,
+        }
     }
 }
 

@@ -468,7 +468,9 @@ impl UpdateKeyRules for UpdateKeyRequest {
 
 /// A key's limits, checked (see [`RateLimit::list`]).
 pub fn ratelimits(specs: &[RateLimitSpec]) -> Result<Vec<RateLimit>, CoreError> {
-    RateLimit::list_applied(specs.iter().map(|s| (s.name.as_str(), s.limit, s.duration.as_str(), s.auto_apply)))
+    RateLimit::list_full(
+        specs.iter().map(|s| (s.name.as_str(), s.limit, s.duration.as_str(), s.auto_apply, s.mode.as_str())),
+    )
 }
 
 /// Longest `external_id`, in bytes.

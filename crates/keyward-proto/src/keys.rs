@@ -182,6 +182,20 @@ pub struct RateLimitSpec {
     /// names it in `ratelimits`.
     #[serde(default = "enabled_by_default", skip_serializing_if = "is_true")]
     pub auto_apply: bool,
+    /// `exact` (the default): every check counted in Redis when nodes share it; `fast`: a
+    /// node leases a few tokens at a time and answers most checks without Redis (never
+    /// more than the limit; briefly fewer, see docs/RATELIMITS.md). Shown only when `fast`.
+    #[serde(default = "exact_mode", skip_serializing_if = "is_exact_mode")]
+    #[cfg_attr(feature = "openapi", schema(example = "exact"))]
+    pub mode: String,
+}
+
+fn exact_mode() -> String {
+    "exact".into()
+}
+
+fn is_exact_mode(m: &String) -> bool {
+    m == "exact"
 }
 
 fn is_true(b: &bool) -> bool {

@@ -60,6 +60,7 @@ pub fn state(
         app_tokens: crate::apps::cache::TokenCache::new(config.cache_capacity),
         usage: UsageBuffer::default(),
         limits: crate::limits::local::LocalLimits::default(),
+        leases: crate::limits::lease::Leases::default(),
         service_limits: crate::limits::service::ServiceLimits::default(),
         shared,
         replays: crate::verify::replay::ReplayGuard::new(config.signature_window, config.cache_capacity),
@@ -264,6 +265,7 @@ async fn start_with(
     }
     tasks.extend([
         tokio::spawn(flusher(state.clone(), stopped.clone())),
+        tokio::spawn(crate::limits::lease::run(state.clone(), stopped.clone())),
         tokio::spawn(invalidation::run(state.clone(), stopped.clone())),
         tokio::spawn(pruner(state.clone(), stopped.clone())),
         tokio::spawn(crate::cache::backstop::run(state.clone(), stopped.clone())),

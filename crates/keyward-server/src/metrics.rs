@@ -162,6 +162,18 @@ pub struct Gauges {
     pub outbox_pending: Option<i64>,
     /// Answers given without Redis (when it is configured).
     pub redis_errors: Option<u64>,
+    /// Redis runs for keys' limits (exact, lease takes, lease returns) and the tokens this
+    /// node holds in leases (when Redis is configured).
+    pub redis_limits: Option<RedisLimits>,
+}
+
+/// Redis script runs for keys' limits, and leased tokens held (`limits/lease.rs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisLimits {
+    pub exact_runs: u64,
+    pub lease_runs: u64,
+    pub return_runs: u64,
+    pub lease_tokens_held: u64,
 }
 
 impl Metrics {
@@ -282,6 +294,19 @@ impl Metrics {
                 "# HELP keyward_redis_errors_total Limit, credit, replay and login checks answered without Redis (it did not answer in time).\n# TYPE keyward_redis_errors_total counter\nkeyward_redis_errors_total {n}\n"
             );
         }
+        if let Some(r) = g.redis_limits {
+            let _ = write!(
+                out,
+                "# HELP keyward_redis_limit_runs_total Redis script runs for keys' limits and credits: exact checks, fast limits' lease takes, and returns of unused leased tokens.\n\
+                 # TYPE keyward_redis_limit_runs_total counter\n\
+                 keyward_redis_limit_runs_total{{kind=\"exact\"}} {}\n\
+                 keyward_redis_limit_runs_total{{kind=\"lease\"}} {}\n\
+                 keyward_redis_limit_runs_total{{kind=\"return\"}} {}\n\
+                 # HELP keyward_redis_lease_tokens_held Fast limits' tokens this node holds in leases, unused or waiting to be returned.\n\
+                 # TYPE keyward_redis_lease_tokens_held gauge\nkeyward_redis_lease_tokens_held {}\n",
+                r.exact_runs, r.lease_runs, r.return_runs, r.lease_tokens_held
+            );
+        }
         if let Some(p) = g.outbox_pending {
             let _ = write!(
                 out,
@@ -329,6 +354,7 @@ mod tests {
             usage_tags_dropped: 0,
             outbox_pending: None,
             redis_errors: None,
+            redis_limits: None,
         }
     }
 

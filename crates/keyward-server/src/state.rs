@@ -24,6 +24,8 @@ pub struct AppState {
     pub replays: crate::verify::replay::ReplayGuard,
     /// Rate limits and credits counted on this node.
     pub limits: crate::limits::local::LocalLimits,
+    /// Leases of `fast` limits' tokens taken from Redis (with `shared` only).
+    pub leases: crate::limits::lease::Leases,
     /// Rate limiting as a service (`POST /v1/ratelimit`): counts on this node and the
     /// overrides held.
     pub service_limits: crate::limits::service::ServiceLimits,

@@ -2298,6 +2298,13 @@ export interface components {
             duration: string;
             /** Format: int32 */
             limit: number;
+            /**
+             * @description `exact` (the default): every check counted in Redis when nodes share it; `fast`: a
+             *     node leases a few tokens at a time and answers most checks without Redis (never
+             *     more than the limit; briefly fewer, see docs/RATELIMITS.md). Shown only when `fast`.
+             * @example exact
+             */
+            mode?: string;
             name?: string;
         };
         /** @description Single-use recovery codes, shown only here. */

@@ -53,7 +53,7 @@ pub(crate) fn create_request(
     })
 }
 
-/// `--ratelimit 100/1m` (repeatable) as the API's limits.
+/// `--ratelimit 100/1m` or `100/1m:fast` (repeatable) as the API's limits.
 pub(crate) fn ratelimits(specs: &Option<Vec<String>>) -> Result<Option<Vec<RateLimitSpec>>> {
     specs
         .as_ref()

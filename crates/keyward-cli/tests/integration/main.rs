@@ -19,6 +19,7 @@ mod console;
 mod environments;
 mod ext_authz;
 mod fast_lane;
+mod fast_limits;
 mod faults;
 mod forward_auth;
 mod gateway;

@@ -35,13 +35,17 @@ pub(crate) fn parse_grants(raw: &str) -> Result<Vec<KeyGrant>, Fail> {
         .collect()
 }
 
-/// Limits comma-separated, `default` unnamed: `10/1s, burst=100/1m`.
+/// Limits comma-separated, `default` unnamed, `:fast` after a fast one:
+/// `10/1s, burst=100/1m:fast`.
 pub(crate) fn limits_text(limits: &[RateLimitSpec]) -> String {
     limits
         .iter()
-        .map(|l| match l.name.as_str() {
-            "default" => format!("{}/{}", l.limit, l.duration),
-            n => format!("{n}={}/{}", l.limit, l.duration),
+        .map(|l| {
+            let mode = if l.mode == "exact" { "" } else { ":fast" };
+            match l.name.as_str() {
+                "default" => format!("{}/{}{mode}", l.limit, l.duration),
+                n => format!("{n}={}/{}{mode}", l.limit, l.duration),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -135,8 +139,9 @@ mod tests {
 
     #[test]
     fn limits_keep_their_names_and_auto_apply() {
-        let current = parse_limits("10/1s, burst=100/1m", &[]).unwrap();
-        assert_eq!(limits_text(&current), "10/1s, burst=100/1m");
+        let current = parse_limits("10/1s, burst=100/1m:fast", &[]).unwrap();
+        assert_eq!(limits_text(&current), "10/1s, burst=100/1m:fast");
+        assert_eq!(current[1].mode, "fast");
         let named_only = RateLimitSpec { auto_apply: false, ..current[1].clone() };
         let again = parse_limits("burst=50/1m", &[named_only]).unwrap();
         assert!(!again[0].auto_apply && again[0].limit == 50);

@@ -597,10 +597,41 @@ impl Shared {
         let (n, ttl): (Option<u32>, i64) = self.answer("login throttle", pipe.query_async(&mut conn)).await?;
         Some((n.unwrap_or(0), ttl))
     }
+
+    /// The deadline in Redis's time for a script run sent now (see [`RUN_BY`]).
+    /// Whether `fast` limits may be answered from leases: not yet in a Redis Cluster, where a
+    /// key's counts may live under its identity's hash tag (`redis_conn::names`), which the
+    /// leases' own names do not follow; there every check is exact.
+    pub(crate) fn leases_apply(&self) -> bool {
+        !matches!(self.conn, RedisConn::Cluster(_))
+    }
+
+    pub(crate) fn run_by(&self) -> i64 {
+        self.clock.deadline(RUN_BY)
+    }
+
+    /// Runs another module's script (`limits/lease.rs`) whose first argument is
+    /// [`Shared::run_by`] and whose answer starts like [`SCRIPT`]'s (a status, Redis's
+    /// time); `None` when it was not answered in time or started too late (counted and
+    /// logged; nothing was applied then).
+    pub(crate) async fn run_script(&self, what: &str, inv: &redis::ScriptInvocation<'_>) -> Option<Vec<redis::Value>> {
+        let mut conn = self.conn.clone();
+        let values = self.answer::<Vec<redis::Value>>(what, inv.invoke_async(&mut conn)).await?;
+        if let Some(redis::Value::Int(t)) = values.get(1) {
+            self.clock.saw(*t);
+        }
+        match values.first() {
+            Some(redis::Value::Int(DONE)) => Some(values),
+            _ => {
+                self.failed(what, &"Redis started the run after its deadline (it was stalled)");
+                None
+            }
+        }
+    }
 }
 
 /// A limit's spacing and burst window in microseconds (see `keyward_core::ratelimit`).
-fn spacing_us(l: &RateLimit) -> (i64, i64) {
+pub(crate) fn spacing_us(l: &RateLimit) -> (i64, i64) {
     let d = i64::try_from(l.duration_ms).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
     let n = i64::from(l.limit.max(1));
     let t = (d + n - 1) / n;

@@ -280,6 +280,16 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         .ok()
         .and_then(Result::ok);
     let redis_errors = state.shared.as_ref().map(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed));
+    let redis_limits = state.shared.as_ref().map(|_| {
+        let l = &state.leases;
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::RedisLimits {
+            exact_runs: n(&l.exact_runs),
+            lease_runs: n(&l.lease_runs),
+            return_runs: n(&l.return_runs),
+            lease_tokens_held: l.held(),
+        }
+    });
     let (usage_entries_dropped, usage_rows_dropped) = state.usage.dropped();
     let body = state.metrics.render(&Gauges {
         cache_entries: state.cache.len(),
@@ -289,6 +299,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         usage_tags_dropped: state.usage.tags_dropped(),
         outbox_pending,
         redis_errors,
+        redis_limits,
     });
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

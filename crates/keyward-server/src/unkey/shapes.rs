@@ -113,6 +113,9 @@ pub(crate) struct RatelimitRequest {
     /// Unkey's default is `false`: the limit is checked only when a verification names it.
     #[serde(default)]
     pub auto_apply: Option<bool>,
+    /// Keyward's own: `exact` (the default) or `fast` (see docs/RATELIMITS.md).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// A list of limits as Keyward's, each checked (`at` is the list's location, `body.ratelimits`).
@@ -130,6 +133,7 @@ impl RatelimitRequest {
             limit,
             duration: duration_secs(&format!("{at}.duration"), self.duration)?,
             auto_apply: self.auto_apply.unwrap_or(false),
+            mode: self.mode.clone().unwrap_or_else(|| "exact".into()),
         })
     }
 }
@@ -154,6 +158,9 @@ pub(crate) struct RatelimitData {
     pub limit: u32,
     pub duration: i64,
     pub auto_apply: bool,
+    /// Keyward's own, shown only for a `fast` limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 impl RatelimitData {
@@ -166,6 +173,7 @@ impl RatelimitData {
             limit: l.limit,
             duration: ms,
             auto_apply: l.auto_apply,
+            mode: (l.mode != "exact").then(|| l.mode.clone()),
         }
     }
 }

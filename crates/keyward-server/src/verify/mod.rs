@@ -291,7 +291,7 @@ impl AppState {
     }
 
     /// Spends the planned limits and the key's and its identity's credits in one Redis
-    /// script run.
+    /// script run, or (fast limits only) from this node's leases.
     async fn spend_shared(
         &self,
         key: &VerifiableKey,
@@ -304,6 +304,13 @@ impl AppState {
         let Some(shared) = &self.shared else {
             return self.limits.check(key.id(), limits, plan, now, cost, list);
         };
+        // Fast limits from this node's leases: most checks never reach Redis.
+        if shared.leases_apply() && crate::limits::lease::Leases::applies(limits, plan) {
+            if let Some(spent) = self.leases.check(shared, key.id(), limits, plan, now, list).await {
+                return spent;
+            }
+        }
+        self.leases.exact_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Credits Redis does not have start from the database's last written counts.
         let stored = || async {
             let read = async {

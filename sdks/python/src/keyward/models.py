@@ -863,6 +863,12 @@ class RateLimitSpec:
     Checked on every verification (default `true`); `false`: only when a verification
     names it in `ratelimits`.
     """
+    mode: Optional[str] = None
+    """
+    `exact` (the default): every check counted in Redis when nodes share it; `fast`: a
+    node leases a few tokens at a time and answers most checks without Redis (never
+    more than the limit; briefly fewer, see docs/RATELIMITS.md). Shown only when `fast`.
+    """
     name: Optional[str] = None
 
 
