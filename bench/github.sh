@@ -33,7 +33,7 @@ pids+=("$!")
 times=()
 for run in $(seq "$RUNS"); do
   rm -rf "$work/data"
-  RUST_LOG=warn "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
+  RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
     --secret-scanning-keys-url "http://127.0.0.1:$keys_port/keys" 2>"$work/serve.log" &
   server_pid=$!
   pids+=("$server_pid")

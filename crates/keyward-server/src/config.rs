@@ -78,6 +78,9 @@ pub struct ServerConfig {
     pub secret_scanning_keys_url: String,
     /// Leak reports (`POST /v1/leaks`) one address may send within a window, and the window.
     pub leak_report_limit: (u32, Duration),
+    /// How long GitHub's secret-scanning call waits for its leaks to be handled before it is
+    /// answered (the rest go on after the answer): GitHub allows 30 s.
+    pub github_answer_within: Duration,
     /// Tokens the token endpoint issues to one installation within a window, and the window.
     pub oauth_token_limit: (u32, Duration),
     /// Where people and clients reach this server (scheme, host, optional port and path
@@ -161,6 +164,7 @@ impl Default for ServerConfig {
             rollup_interval: Duration::from_secs(60),
             secret_scanning_keys_url: GITHUB_SECRET_SCANNING_KEYS.to_string(),
             leak_report_limit: (30, Duration::from_secs(60)),
+            github_answer_within: Duration::from_secs(20),
             oauth_token_limit: (30, Duration::from_secs(60)),
             public_url: None,
             oidc: None,

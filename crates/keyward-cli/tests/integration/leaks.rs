@@ -36,6 +36,7 @@ on_both_backends!(
     a_large_batch_is_looked_up_in_chunks,
     reports_count_per_address_across_nodes,
     a_leaked_operator_token_is_revoked,
+    a_slow_batch_is_answered_in_time_and_finished_after,
 );
 
 /// The sender's keys URL: the document it serves, how often it was fetched, and a switch
@@ -764,5 +765,40 @@ async fn a_leaked_operator_token_is_revoked(b: Backend) {
     assert_eq!(revokes.len(), 1, "{log:?}");
     assert_eq!(revokes[0].changes["reason"], "leaked");
     assert!(!format!("{log:?}").contains(&op), "the secret reached the operator log");
+    s.stop().await;
+}
+
+/// GitHub allows a call 30 s: a batch whose leaks take longer than the answer may wait is
+/// answered with its labels, and its leaks are handled after (here the wait is zero).
+async fn a_slow_batch_is_answered_in_time_and_finished_after(b: Backend) {
+    let sk = new_signer();
+    let keys = KeysUrl::start(&[("gh-1", &sk)]).await;
+    let config = keyward_server::ServerConfig {
+        secret_scanning_keys_url: keys.url.clone(),
+        github_answer_within: std::time::Duration::ZERO,
+        ..test_config()
+    };
+    let s = TestServer::start_with(b, config).await;
+    let mut made = Vec::new();
+    for i in 0..20 {
+        made.push(s.create(json!({"name": format!("leaked-{i}")})).await);
+    }
+    let secrets: Vec<&str> = made.iter().map(|(_, secret)| secret.as_str()).chain(["not-a-key"]).collect();
+    let (st, v) = github_call(&s, "gh-1", &sk, &matches(&secrets)).await;
+    assert_eq!(st, 200, "{v}");
+    let labels: Vec<&str> = v.as_array().unwrap().iter().map(|f| f["label"].as_str().unwrap()).collect();
+    assert_eq!(labels.iter().filter(|l| **l == "true_positive").count(), 20, "{v}");
+    assert_eq!(labels.last(), Some(&"false_positive"));
+    // Every key is revoked soon after the answer.
+    let started = std::time::Instant::now();
+    for (id, _) in &made {
+        loop {
+            if key(&s, id).await["status"] == "revoked" {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{id} is still not revoked");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     s.stop().await;
 }

@@ -69,24 +69,48 @@ pub async fn github(
     let found = state.find_leaked(&tokens).await?;
     let mut handled = HashSet::new();
     let mut feedback = Vec::with_capacity(matches.len());
-    for (m, found) in matches.iter().zip(&found) {
-        if let Some(leaked) = found.as_ref().filter(|l| !l.reported()) {
-            if handled.insert(leaked.identity()) {
-                let from = LeakSource {
-                    source: LeakSource::github_source(&m.source),
-                    url: Some(m.url.as_str()),
-                    reporter: "github secret scanning",
-                    origin: keyward_store::Origin::default(),
-                };
-                leaked.report(&state, &from).await?;
-            }
-        }
+    let mut reports = Vec::new();
+    for (m, found) in matches.iter().zip(found) {
         let label = if found.is_some() { "true_positive" } else { "false_positive" };
         feedback.push(GithubFeedback {
             token_raw: m.token.clone(),
             token_type: m.token_type.clone(),
             label: label.into(),
         });
+        if let Some(leaked) = found.filter(|l| !l.reported()) {
+            let (kind, id) = leaked.identity();
+            if handled.insert((kind, id.to_string())) {
+                reports.push((leaked, LeakSource::github_source(&m.source), m.url.clone()));
+            }
+        }
+    }
+    // The labels are known; the leaks are handled in a task of their own, which the answer
+    // waits for up to `github_answer_within` (GitHub gives a call 30 s). A batch of
+    // thousands of live keys finishes after the answer rather than time GitHub out.
+    let task = tokio::spawn({
+        let state = state.clone();
+        async move {
+            for (leaked, source, url) in reports {
+                let from = LeakSource {
+                    source,
+                    url: Some(url.as_str()),
+                    reporter: "github secret scanning",
+                    origin: keyward_store::Origin::default(),
+                };
+                if let Err(e) = leaked.report(&state, &from).await {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        }
+    });
+    match tokio::time::timeout(state.config.github_answer_within, task).await {
+        Ok(Ok(done)) => done?,
+        Ok(Err(e)) => return Err(ApiError::Internal(format!("handling reported leaks: {e}"))),
+        Err(_) => tracing::warn!(
+            matches = matches.len(),
+            "a secret-scanning batch takes longer than the answer may wait: its leaks are still being handled"
+        ),
     }
     Ok(Json(feedback))
 }
