@@ -97,11 +97,9 @@ pub async fn github(
                     reporter: "github secret scanning",
                     origin: keyward_store::Origin::default(),
                 };
-                if let Err(e) = leaked.report(&state, &from).await {
-                    return Err(e);
-                }
+                leaked.report(&state, &from).await?;
             }
-            Ok(())
+            Ok::<(), ApiError>(())
         }
     });
     match tokio::time::timeout(state.config.github_answer_within, task).await {
