@@ -19,6 +19,8 @@ pub use crate::verify::keyhash::{key_hash, KeyHash};
 pub(crate) mod backstop;
 pub(crate) mod changes;
 pub(crate) mod clock_cache;
+#[cfg(test)]
+mod footprint;
 pub(crate) mod invalidation;
 pub(crate) mod standings;
 

@@ -363,6 +363,13 @@ impl UsageBuffer {
         taken
     }
 
+    /// What a flush takes, taken and dropped as if written: what the buffer keeps after a
+    /// flush is left (for tests weighing it).
+    #[cfg(test)]
+    pub(crate) fn flushed_now(&self) -> usize {
+        self.take_for_flush().len()
+    }
+
     fn take(&self) -> Vec<(String, Slot)> {
         let mut out = Vec::new();
         for shard in &self.shards {
