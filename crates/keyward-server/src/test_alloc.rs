@@ -90,7 +90,8 @@ mod tests {
 
     #[test]
     fn size_classes_and_counting() {
-        let classes: Vec<usize> = [1, 8, 9, 64, 65, 72, 81, 97, 113, 128, 129, 161, 200, 257].map(mimalloc_block).into();
+        let classes: Vec<usize> =
+            [1, 8, 9, 64, 65, 72, 81, 97, 113, 128, 129, 161, 200, 257].map(mimalloc_block).into();
         assert_eq!(classes, [8, 8, 16, 64, 80, 80, 96, 112, 128, 128, 160, 192, 224, 320]);
         let before = held();
         let b = vec![0u8; 100];
