@@ -185,11 +185,12 @@ impl VerifiableKey {
             expires_at: record.expires_at,
             identity: identity.map(|i| IdentityPart { id: &i.id, external_id: &i.external_id, meta: &i.meta }),
         });
-        let name = serde_json::to_string(&record.name).unwrap_or_default();
-        let text = match format!(",{tail}") {
-            t if t == PLAIN_TAIL => name.clone(),
-            t => name.clone() + &t,
-        };
+        let mut text = serde_json::to_string(&record.name).unwrap_or_default();
+        let name_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        if PLAIN_TAIL.get(1..) != Some(&*tail) {
+            text.push(',');
+            text.push_str(&tail);
+        }
         let access = crate::intern::access(Basis {
             permissions: crate::intern::list(record.permissions),
             scopes: crate::intern::list(record.scopes),
@@ -231,8 +232,8 @@ impl VerifiableKey {
             updated_at: record.updated_at,
             limits,
             rare,
-            name_len: u32::try_from(name.len()).unwrap_or(u32::MAX),
             text: text.into(),
+            name_len,
             id: compact.unwrap_or_default(),
             status: record.status,
             disabled: record.disabled_at.is_some() || ctx.owner.is_some_and(|o| o.disabled),
