@@ -54,13 +54,32 @@ pub struct Access {
     /// Each role with the scopes it applies in, as `X-Keyward-Grants` carries it
     /// ([`Basis::grants_listed`]).
     pub grants_listed: Box<str>,
+    /// The verify answer's `"roles":…,"permissions":…,"grants":…,"scopes":…`, serialized
+    /// once for all the keys that share this access (see `verify::VerifiableKey`).
+    pub answer: Box<str>,
+}
+
+/// The fields of the verify answer an access decides, in the answer's order.
+#[derive(serde::Serialize)]
+struct AnswerPart<'a> {
+    roles: &'a [String],
+    permissions: &'a [String],
+    grants: &'a [KeyGrant],
+    scopes: &'a [String],
 }
 
 impl Access {
     pub fn new(basis: Basis) -> Access {
         let listed = (basis.roles.join(",").into(), basis.scopes.join(",").into());
         let grants_listed = basis.grants_listed().into();
-        Access { authority: basis.derive(), basis, listed, grants_listed }
+        let authority = basis.derive();
+        let answer = crate::verify::json_fields(&AnswerPart {
+            roles: &basis.roles,
+            permissions: authority.effective(),
+            grants: &basis.grants,
+            scopes: &basis.scopes,
+        });
+        Access { authority, basis, listed, grants_listed, answer }
     }
 }
 

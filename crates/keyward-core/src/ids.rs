@@ -39,6 +39,70 @@ pub fn is_id(prefix: &str, s: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z'))
 }
 
+/// The 16 bytes of a key id's ULID, when `id` is exactly what [`new_id`] makes under `key`
+/// (it renders back to the same text): what a cached key keeps instead of the id's text.
+pub fn compact_key_id(id: &str) -> Option<[u8; 16]> {
+    let ulid = id.strip_prefix("key_").filter(|_| is_id("key", id))?;
+    let bytes = ulid::Ulid::from_string(ulid).ok()?.to_bytes();
+    (KeyIdText::new(bytes).as_str() == id).then_some(bytes)
+}
+
+/// A compact key id's text (`key_` and its ULID), written on the stack.
+#[derive(Clone, Copy)]
+pub struct KeyIdText([u8; 4 + ULID_CHARS]);
+
+impl KeyIdText {
+    pub fn new(bytes: [u8; 16]) -> Self {
+        let mut text = [0u8; 4 + ULID_CHARS];
+        text[..4].copy_from_slice(b"key_");
+        let mut ulid = [0u8; ULID_CHARS];
+        ulid::Ulid::from_bytes(bytes).array_to_str(&mut ulid);
+        text[4..].copy_from_slice(&ulid);
+        KeyIdText(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always ASCII: the prefix and Crockford's alphabet.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// A cached key's id: rendered from its compact form, or the text it was kept as.
+#[derive(Clone, Copy)]
+pub enum KeyId<'a> {
+    Compact(KeyIdText),
+    Other(&'a str),
+}
+
+impl std::ops::Deref for KeyId<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            KeyId::Compact(t) => t.as_str(),
+            KeyId::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for KeyId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq<&str> for KeyId<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +128,20 @@ mod tests {
         let with_i = format!("ws_{}", "I".repeat(26));
         assert!(!is_id("ws", &with_i), "not Crockford");
         assert!(!is_id("ws", &"a".repeat(3000)));
+    }
+
+    #[test]
+    fn key_ids_in_16_bytes() {
+        let id = new_id("key", DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(), &OsRandom);
+        let bytes = compact_key_id(&id).unwrap();
+        assert_eq!(KeyIdText::new(bytes).as_str(), id);
+        let max = format!("key_7{}", "Z".repeat(25));
+        assert_eq!(compact_key_id(&max).map(|b| KeyIdText::new(b).as_str().to_string()), Some(max));
+        // Only ids that render back as they are: no other prefix, case or overflow.
+        let other_prefix = id.replacen("key_", "inst_", 1);
+        let too_big = format!("key_8{}", "0".repeat(25));
+        for other in [other_prefix.as_str(), &id.to_lowercase(), &too_big, "key_1", "", &format!("{id}0")] {
+            assert_eq!(compact_key_id(other), None, "{other}");
+        }
     }
 }

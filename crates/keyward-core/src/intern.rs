@@ -1,6 +1,6 @@
-//! Shared copies of what many cached keys hold alike — their workspace id, environment,
-//! permission and scope lists, and what those allow — so 100,000 keys with the same
-//! permissions keep one list, not 100,000. Entries no key holds any more are dropped when
+//! Shared copies of what many cached keys hold alike — their workspace and environment,
+//! permission and scope lists, what those allow, and those parts of their verify answer — so
+//! 100,000 keys with the same permissions keep one list, not 100,000. Entries no key holds any more are dropped when
 //! the table has doubled since the last sweep.
 
 use std::borrow::Borrow;
@@ -9,6 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use crate::authority::{Access, Basis};
+use crate::place::Place;
 
 struct Table<T: ?Sized> {
     set: HashSet<Arc<T>>,
@@ -45,6 +46,7 @@ impl Borrow<Basis> for Arc<Access> {
 static ACCESSES: Mutex<Option<Table<Access>>> = Mutex::new(None);
 static LISTS: Mutex<Option<Table<[String]>>> = Mutex::new(None);
 static STRS: Mutex<Option<Table<str>>> = Mutex::new(None);
+static PLACES: Mutex<Option<Table<Place>>> = Mutex::new(None);
 
 fn with<T: ?Sized + Hash + Eq, R>(table: &Mutex<Option<Table<T>>>, f: impl FnOnce(&mut Table<T>) -> R) -> R {
     let mut guard = table.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,6 +61,12 @@ pub fn list(v: Vec<String>) -> Arc<[String]> {
 /// The shared access of keys holding `basis`, derived only when no key holds it yet.
 pub fn access(basis: Basis) -> Arc<Access> {
     with(&ACCESSES, |t| t.get(&basis, || Arc::new(Access::new(basis.clone()))))
+}
+
+/// The shared place of the keys of `workspace_id` in `environment`.
+pub fn place(workspace_id: &str, environment: &str) -> Arc<Place> {
+    let place = Place::new(workspace_id, environment);
+    with(&PLACES, |t| t.get(&place, || Arc::new(place.clone())))
 }
 
 /// The shared copy of a string.
@@ -84,5 +92,7 @@ mod tests {
         let kept = with(&STRS, |t| t.set.len());
         assert!(kept < 3000, "{kept}");
         assert!(Arc::ptr_eq(&str("ws_1"), &str("ws_1")));
+        assert!(Arc::ptr_eq(&place("ws_1", "live"), &place("ws_1", "live")));
+        assert!(!Arc::ptr_eq(&place("ws_1", "live"), &place("ws_1", "test")));
     }
 }

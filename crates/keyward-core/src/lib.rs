@@ -25,6 +25,7 @@ pub mod operator_action;
 pub mod password;
 pub mod pepper;
 pub mod permissions;
+pub mod place;
 pub mod policy;
 pub mod random;
 pub mod ratelimit;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 
-use crate::authority::{Access, Authority, Basis, KeyGrant, RoleDefs};
+use crate::authority::{Access, Basis, RoleDefs};
 pub use crate::codes::VerifyCode;
 use crate::model::{KeyRecord, KeyStatus};
 use crate::permissions::Query;
@@ -46,39 +46,38 @@ impl KeyContext {
 
 /// What the verification cache keeps of a key: only the fields a decision or an answer needs
 /// (a node may cache a million of these), its allowlist parsed once, its authority derived
-/// once (and shared by the keys that hold the same), and its verify answer serialized once
-/// (in three parts, so a role change re-derives only the middle one). Kept to 144 bytes, so
-/// that with its `Arc` it fits the allocator's 160-byte blocks: what most keys lack is boxed
-/// in `rare`, and the id is read from the answer's JSON.
+/// once, and its verify answer kept as parts written out one after the other: the part its
+/// workspace and environment decide and the part its authority decides are shared by the
+/// keys that have the same (`intern`), so a key keeps only its id (16 bytes), its name and,
+/// when they are not the usual empty ones, its meta, expiry and identity. Kept to 96 bytes,
+/// so that with its `Arc` it fits the allocator's 112-byte blocks: what most keys lack is
+/// boxed in `rare`.
 #[derive(Debug, Clone)]
 pub struct VerifiableKey {
-    /// Shared by the keys of a workspace (see `intern`).
-    pub workspace_id: std::sync::Arc<str>,
-    pub environment: std::sync::Arc<str>,
-    pub status: KeyStatus,
+    /// Its workspace and environment, shared by their keys.
+    place: std::sync::Arc<crate::place::Place>,
+    access: std::sync::Arc<Access>,
     pub expires_at: Option<DateTime<Utc>>,
     /// When the stored record last changed: the cache's backstop compares it with storage.
     pub updated_at: DateTime<Utc>,
+    /// Rate limits and credits (`None` and empty for most keys: nothing to check).
+    pub limits: Option<Box<Limits>>,
+    /// An owner, an allowlist, a public key, an identity, or an id not of Keyward's making;
+    /// `None` for most keys.
+    rare: Option<Box<Rare>>,
+    /// The name's JSON, then the answer's `,"meta":…,"expires_at":…` (and `,"identity":…`)
+    /// when they differ from [`PLAIN_TAIL`] (most keys: nothing more).
+    text: Box<str>,
+    name_len: u32,
+    /// The id's ULID (`key_` and these, as text), unless `rare` holds the id.
+    id: [u8; 16],
+    pub status: KeyStatus,
     /// The key is disabled, or its owner is disabled or deleted: one flag for both, so a
     /// disabled key costs verification nothing more.
     pub disabled: bool,
     /// Its workspace's standing on the node that cached it (active unless the node set it):
     /// the node keeps it true as suspensions come and go, so deciding it reads one byte.
     pub standing: crate::standing::Standing,
-    /// For a registered public key: the key, parsed once, that its requests are signed with.
-    /// Boxed: a parsed key is ~200 bytes, and most cached keys are secret keys without one.
-    pub public_key: Option<Box<crate::signing::PublicKey>>,
-    /// Rate limits and credits (`None` and empty for most keys: nothing to check).
-    pub limits: Option<Box<Limits>>,
-    access: std::sync::Arc<Access>,
-    /// An owner, an allowlist, or an id the answer had to escape; `None` for most keys.
-    rare: Option<Box<Rare>>,
-    /// `"key_id":…,"environment":…,"roles":…,"permissions":…,"grants":…,"scopes":…,
-    /// "meta":…,"expires_at":…`, in one allocation; `derived` is where the part a role
-    /// change rewrites (roles to grants) lies in it. The id is its first value.
-    identity_json: Box<str>,
-    derived: (u32, u32),
-    id_len: u16,
 }
 
 /// The parts of a cached key that most keys do not have.
@@ -87,14 +86,16 @@ struct Rare {
     /// The service account owning the key.
     owner: Option<Box<str>>,
     nets: Box<[IpNet]>,
-    /// The id, when it does not stand as it is in the answer's JSON.
-    id: Option<Box<str>>,
+    /// The id and its JSON, when it is not a key id [`crate::ids::new_id`] made.
+    id: Option<(Box<str>, Box<str>)>,
     /// The identity the key belongs to (its id), so that a change to it finds its keys.
     identity: Option<Box<str>>,
+    /// For a registered public key: the key, parsed once, that its requests are signed with.
+    public_key: Option<Box<crate::signing::PublicKey>>,
 }
 
-/// Where the id starts in `identity_json`: after `"key_id":"`.
-const ID_AT: usize = 10;
+/// The end of the answer about a key without meta, expiry or identity.
+const PLAIN_TAIL: &str = r#","meta":{},"expires_at":null"#;
 
 /// What a key's verifications spend: its own limits and credits, and its identity's,
 /// shared with the identity's other keys (checked together, in one step: see
@@ -146,23 +147,7 @@ impl Limits {
 }
 
 #[derive(Serialize)]
-struct Head<'a> {
-    key_id: &'a str,
-    workspace_id: &'a str,
-    name: &'a str,
-    environment: &'a str,
-}
-
-#[derive(Serialize)]
-struct Derived<'a> {
-    roles: &'a [String],
-    permissions: &'a [String],
-    grants: &'a [KeyGrant],
-}
-
-#[derive(Serialize)]
 struct Tail<'a> {
-    scopes: &'a [String],
     meta: &'a Map<String, Value>,
     expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,21 +162,9 @@ struct IdentityPart<'a> {
 }
 
 /// An object's fields without its braces.
-fn fields<T: Serialize>(t: &T) -> Box<str> {
+pub(crate) fn json_fields<T: Serialize>(t: &T) -> Box<str> {
     let s = serde_json::to_string(t).unwrap_or_default();
     s.get(1..s.len().saturating_sub(1)).unwrap_or_default().into()
-}
-
-fn derived_json(basis: &Basis, authority: &Authority) -> Box<str> {
-    fields(&Derived { roles: &basis.roles, permissions: authority.effective(), grants: &basis.grants })
-}
-
-/// `head,derived,tail` in one string, and where `derived` lies in it.
-fn splice(head: &str, derived: &str, tail: &str) -> (Box<str>, (u32, u32)) {
-    let start = head.len() + 1;
-    let end = start + derived.len();
-    let joined = format!("{head},{derived},{tail}").into_boxed_str();
-    (joined, (u32::try_from(start).unwrap_or(u32::MAX), u32::try_from(end).unwrap_or(u32::MAX)))
 }
 
 impl VerifiableKey {
@@ -206,19 +179,18 @@ impl VerifiableKey {
             KeyContext::roles_of(&record, ctx.owner.as_ref().map(|o| o.role.as_str()).filter(|r| !r.is_empty()));
         let mut defs = ctx.defs;
         defs.retain(|name, _| roles.contains(name));
-        let head_json = fields(&Head {
-            key_id: &record.id,
-            workspace_id: &record.workspace_id,
-            name: &record.name,
-            environment: &record.environment,
-        });
         let identity = ctx.identity.as_ref().filter(|i| record.identity_id.as_deref() == Some(i.id.as_str()));
-        let tail_json = fields(&Tail {
-            scopes: &record.scopes,
+        let tail = json_fields(&Tail {
             meta: &record.meta,
             expires_at: record.expires_at,
             identity: identity.map(|i| IdentityPart { id: &i.id, external_id: &i.external_id, meta: &i.meta }),
         });
+        let mut text = serde_json::to_string(&record.name).unwrap_or_default();
+        let name_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        if PLAIN_TAIL.get(1..) != Some(&*tail) {
+            text.push(',');
+            text.push_str(&tail);
+        }
         let access = crate::intern::access(Basis {
             permissions: crate::intern::list(record.permissions),
             scopes: crate::intern::list(record.scopes),
@@ -226,14 +198,7 @@ impl VerifiableKey {
             grants: record.grants.into(),
             defs,
         });
-        let (identity_json, derived) = splice(&head_json, &derived_json(&access.basis, &access.authority), &tail_json);
-        // The id is read from the JSON when it stands there as it is (always, for the ids
-        // Keyward makes).
-        let id_len = u16::try_from(record.id.len()).ok().filter(|n| {
-            let end = ID_AT + usize::from(*n);
-            identity_json.get(ID_AT..end) == Some(record.id.as_str())
-                && identity_json.as_bytes().get(end) == Some(&b'"')
-        });
+        let compact = crate::ids::compact_key_id(&record.id);
         let shared = identity
             .filter(|i| !i.ratelimits.is_empty() || i.credits.is_some())
             .map(|i| (i.id.clone(), Limits::new(i.ratelimits.clone(), i.credits)));
@@ -247,34 +212,50 @@ impl VerifiableKey {
         let rare = Rare {
             owner: record.service_account_id.map(Into::into),
             nets,
-            id: id_len.is_none().then(|| record.id.into()),
+            id: compact.is_none().then(|| {
+                let json = serde_json::to_string(&record.id).unwrap_or_default();
+                (record.id.as_str().into(), json.into())
+            }),
             identity: record.identity_id.map(Into::into),
+            public_key,
         };
-        let rare = (rare.owner.is_some() || !rare.nets.is_empty() || rare.id.is_some() || rare.identity.is_some())
-            .then(|| Box::new(rare));
+        let rare = (rare.owner.is_some()
+            || !rare.nets.is_empty()
+            || rare.id.is_some()
+            || rare.identity.is_some()
+            || rare.public_key.is_some())
+        .then(|| Box::new(rare));
         VerifiableKey {
-            workspace_id: crate::intern::str(&record.workspace_id),
-            environment: crate::intern::str(&record.environment),
-            status: record.status,
+            place: crate::intern::place(&record.workspace_id, &record.environment),
+            access,
             expires_at: record.expires_at,
             updated_at: record.updated_at,
+            limits,
+            rare,
+            text: text.into(),
+            name_len,
+            id: compact.unwrap_or_default(),
+            status: record.status,
             disabled: record.disabled_at.is_some() || ctx.owner.is_some_and(|o| o.disabled),
             standing: crate::standing::Standing::Active,
-            public_key,
-            limits,
-            access,
-            rare,
-            identity_json,
-            derived,
-            id_len: id_len.unwrap_or(0),
         }
     }
 
-    pub fn id(&self) -> &str {
-        match self.rare.as_ref().and_then(|r| r.id.as_deref()) {
-            Some(id) => id,
-            None => self.identity_json.get(ID_AT..ID_AT + usize::from(self.id_len)).unwrap_or_default(),
+    /// The key's id: rendered from its 16 bytes (on the stack), or the id `rare` keeps.
+    pub fn id(&self) -> crate::ids::KeyId<'_> {
+        match self.rare.as_ref().and_then(|r| r.id.as_ref()) {
+            Some((id, _)) => crate::ids::KeyId::Other(id),
+            None => crate::ids::KeyId::Compact(crate::ids::KeyIdText::new(self.id)),
         }
+    }
+
+    /// Its workspace's id, shared by the workspace's cached keys.
+    pub fn workspace_id(&self) -> &std::sync::Arc<str> {
+        &self.place.workspace_id
+    }
+
+    pub fn environment(&self) -> &std::sync::Arc<str> {
+        &self.place.environment
     }
 
     /// The service account owning the key.
@@ -292,6 +273,11 @@ impl VerifiableKey {
         self.rare.as_ref().map_or(&[], |r| &r.nets)
     }
 
+    /// For a registered public key: the key its requests are signed with.
+    pub fn public_key(&self) -> Option<&crate::signing::PublicKey> {
+        self.rare.as_ref().and_then(|r| r.public_key.as_deref())
+    }
+
     /// This key with role `name` now granting `permissions` (`None`: the role is gone), or
     /// `None` when the key does not hold the role.
     pub fn with_role(&self, name: &str, permissions: Option<&[String]>) -> Option<VerifiableKey> {
@@ -303,12 +289,8 @@ impl VerifiableKey {
             Some(p) => basis.defs.insert(name.to_string(), p.to_vec()),
             None => basis.defs.remove(name),
         };
-        let access = crate::intern::access(basis);
-        let (start, end) = (self.derived.0 as usize, self.derived.1 as usize);
-        let head = self.identity_json.get(..start.saturating_sub(1)).unwrap_or_default();
-        let tail = self.identity_json.get(end + 1..).unwrap_or_default();
-        let (identity_json, derived) = splice(head, &derived_json(&access.basis, &access.authority), tail);
-        Some(VerifiableKey { identity_json, derived, access, ..self.clone() })
+        // The answer's part for the access comes with it: nothing of the key's own changes.
+        Some(VerifiableKey { access: crate::intern::access(basis), ..self.clone() })
     }
 
     pub fn holds_role(&self, name: &str) -> bool {
@@ -349,8 +331,46 @@ impl VerifiableKey {
 
     /// The answer's JSON with `extra` (`,"ratelimit":{…}`) before its closing brace.
     pub fn answer_json_with(&self, code: VerifyCode, extra: &str) -> String {
-        let mut out = self.answer_json(code);
-        out.pop();
+        let n = self.name_len as usize;
+        let name = self.text.get(..n).unwrap_or_default();
+        let tail = match self.text.get(n..).unwrap_or_default() {
+            "" => PLAIN_TAIL,
+            own => own,
+        };
+        let rare_id = self.rare.as_ref().and_then(|r| r.id.as_ref()).map(|(_, json)| &**json);
+        let id_len = rare_id.map_or(32, str::len);
+        let (place, access) = (&*self.place, &*self.access);
+        let valid = if code == VerifyCode::Valid { "true" } else { "false" };
+        // Written in one allocation, of the exact length, from the parts.
+        let len = r#"{"valid":,"code":"","key_id":}"#.len()
+            + valid.len()
+            + code.as_str().len()
+            + id_len
+            + place.before_name.len()
+            + name.len()
+            + place.after_name.len()
+            + access.answer.len()
+            + tail.len()
+            + extra.len();
+        let mut out = String::with_capacity(len);
+        out.push_str(r#"{"valid":"#);
+        out.push_str(valid);
+        out.push_str(r#","code":""#);
+        out.push_str(code.as_str());
+        out.push_str(r#"","key_id":"#);
+        match rare_id {
+            Some(json) => out.push_str(json),
+            None => {
+                out.push('"');
+                out.push_str(crate::ids::KeyIdText::new(self.id).as_str());
+                out.push('"');
+            }
+        }
+        out.push_str(&place.before_name);
+        out.push_str(name);
+        out.push_str(&place.after_name);
+        out.push_str(&access.answer);
+        out.push_str(tail);
         out.push_str(extra);
         out.push('}');
         out
@@ -358,18 +378,9 @@ impl VerifiableKey {
 
     /// The JSON of the answer about this key with `code`, without building one.
     pub fn answer_json(&self, code: VerifyCode) -> String {
-        let mut out = String::with_capacity(self.identity_json.len() + 56);
-        out.push_str(r#"{"valid":"#);
-        out.push_str(if code == VerifyCode::Valid { "true" } else { "false" });
-        out.push_str(r#","code":""#);
-        out.push_str(code.as_str());
-        out.push_str("\",");
-        out.push_str(&self.identity_json);
-        out.push('}');
-        out
+        self.answer_json_with(code, "")
     }
 }
-
 /// What a request asks of the key.
 #[derive(Debug, Default)]
 pub struct Requirements<'a> {
@@ -433,6 +444,7 @@ pub fn decide(key: &VerifiableKey, now: DateTime<Utc>, req: &Requirements<'_>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::KeyGrant;
     use crate::model::KeyKind;
     use crate::wire::verify::VerifyResponse;
     use chrono::Duration;
@@ -514,24 +526,50 @@ mod tests {
         DateTime::from_timestamp(1_800_000_100, 0).unwrap()
     }
 
+    /// An id as Keyward makes them (a ULID under `key_`).
+    const KEY_ID: &str = "key_01HZY2B3C4D5E6F7G8H9JKMNPQ";
+
+    /// The answer written from a key's parts is the serde output of the whole answer, byte
+    /// for byte, for every kind of key: ids kept in 16 bytes or as text (one the JSON must
+    /// escape), names, workspaces and environments to escape, roles, grants, scopes, meta,
+    /// an expiry (with and without a fraction of a second), and every code.
     #[test]
     fn spliced_answer_equals_the_serialized_one() {
         let mut with_all = rec();
+        with_all.id = KEY_ID.into();
         with_all.name = "quote \" and \u{e9}".into();
         with_all.meta.insert("plan".into(), serde_json::json!({"tier": 2}));
         with_all.expires_at = Some(now());
         with_all.roles = vec!["admin".into()];
         with_all.grants = vec![KeyGrant { role: "operator".into(), scopes: vec!["wallet:w_1".into()] }];
+        let mut odd = rec();
+        odd.id = "key_\"odd\\".into();
+        odd.workspace_id = "ws_\"</\u{2028}".into();
+        odd.environment = "te\tst".into();
+        odd.name = String::new();
+        odd.expires_at = DateTime::from_timestamp(1_800_000_000, 123_456_789);
+        odd.scopes = vec![];
+        odd.permissions = vec![];
+        let mut bench = rec();
+        bench.id = "key_01JB0000000000000000000000".into();
+        bench.name = "bench-3-1234".into();
+        bench.permissions = vec!["wallet.read".into(), "tx.create".into()];
         let mut ctx = KeyContext::default();
         ctx.defs.insert("operator".into(), vec!["tx.create".into(), "wallet.read".into()]);
-        for r in [rec(), with_all] {
+        for r in [rec(), with_all, odd, bench] {
             let k = VerifiableKey::new(r.clone(), ctx.clone());
+            assert_eq!(k.id(), r.id.as_str());
+            assert_eq!(k.rare.is_none(), r.id.starts_with("key_01"), "{}", r.id);
             let roles = KeyContext::roles_of(&r, None);
             let perms = k.permissions().to_vec();
-            assert_eq!(perms.contains(&"tx.create".to_string()), !r.grants.is_empty());
-            for code in [VerifyCode::Valid, VerifyCode::Revoked, VerifyCode::InsufficientPermissions] {
+            assert_eq!(perms.contains(&"tx.create".to_string()), !r.grants.is_empty() || r.id.starts_with("key_01JB"));
+            for code in VerifyCode::ALL {
                 let want = serde_json::to_string(&VerifyResponse::about(&r, code, &roles, &perms)).unwrap();
                 assert_eq!(k.answer_json(code), want);
+                // The extra fields go before the closing brace, in a string of the exact size.
+                let with = k.answer_json_with(code, r#","kind":"x""#);
+                assert_eq!(with, format!(r#"{},"kind":"x"}}"#, &want[..want.len() - 1]));
+                assert_eq!(with.capacity(), with.len());
             }
         }
     }
@@ -570,25 +608,33 @@ mod tests {
 
     #[test]
     fn compact_record_ids_owners_and_shared_access() {
-        // With its Arc's two counters, a cached key fits a 160-byte allocation.
-        assert!(std::mem::size_of::<VerifiableKey>() <= 144, "{}", std::mem::size_of::<VerifiableKey>());
-        let a = VerifiableKey::new(rec(), KeyContext::default());
-        assert_eq!(a.id(), "key_1");
-        assert!(a.rare.is_none() && a.owner().is_none() && a.nets().is_empty());
+        // With its Arc's two counters, a cached key fits a 112-byte allocation.
+        assert!(std::mem::size_of::<VerifiableKey>() <= 96, "{}", std::mem::size_of::<VerifiableKey>());
         let mut r = rec();
-        r.id = "key_2".into();
+        r.id = KEY_ID.into();
+        let a = VerifiableKey::new(r, KeyContext::default());
+        assert_eq!(a.id(), KEY_ID);
+        assert!(a.rare.is_none() && a.owner().is_none() && a.nets().is_empty() && a.public_key().is_none());
+        assert_eq!(&*a.text, r#""n""#, "a key without meta, expiry or identity keeps only its name");
+        let mut r = rec();
+        r.id = "key_01HZY2B3C4D5E6F7G8H9JKMNP0".into();
         r.service_account_id = Some("sa_1".into());
         let b = VerifiableKey::new(r, KeyContext::default());
-        assert_eq!((b.id(), b.owner()), ("key_2", Some("sa_1")));
+        assert_eq!(b.id(), "key_01HZY2B3C4D5E6F7G8H9JKMNP0");
+        assert_eq!(b.owner(), Some("sa_1"));
         assert!(std::sync::Arc::ptr_eq(&a.access, &b.access), "the same permissions share one access");
+        assert!(std::sync::Arc::ptr_eq(&a.place, &b.place), "the same workspace and environment share one place");
         let mut r = rec();
         r.permissions = vec!["other.*".into()];
         assert!(!std::sync::Arc::ptr_eq(&a.access, &VerifiableKey::new(r, KeyContext::default()).access));
-        // An id the JSON must escape is kept on its own.
+        let mut r = rec();
+        r.environment = "live".into();
+        assert!(!std::sync::Arc::ptr_eq(&a.place, &VerifiableKey::new(r, KeyContext::default()).place));
+        // An id the JSON must escape, or not made by Keyward, is kept on its own.
         let mut r = rec();
         r.id = "key_\"odd\\".into();
         let odd = VerifiableKey::new(r.clone(), KeyContext::default());
-        assert_eq!(odd.id(), r.id);
+        assert_eq!(odd.id(), r.id.as_str());
         let want = VerifyResponse::about(&r, VerifyCode::Valid, odd.roles(), odd.permissions());
         assert_eq!(odd.answer_json(VerifyCode::Valid), serde_json::to_string(&want).unwrap());
         assert_eq!(odd.with_role("none", None).map(|k| k.id().to_string()), None);

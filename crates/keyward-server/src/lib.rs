@@ -24,6 +24,8 @@ pub mod metrics;
 mod oidc;
 pub mod routes;
 pub mod state;
+#[cfg(test)]
+mod test_alloc;
 mod unkey;
 pub mod usage;
 mod verify;

@@ -37,15 +37,15 @@ impl AppState {
             Err(code) => return Ok(self.refused_token(req, code, started)),
         };
         let key = &d.key;
-        if req.workspace.is_some_and(|w| *key.workspace_id != *w) {
+        if req.workspace.is_some_and(|w| **key.workspace_id() != *w) {
             return Ok(self.refused_token(req, VerifyCode::NotFound, started));
         }
-        if req.environment.is_some_and(|e| *key.environment != *e) {
+        if req.environment.is_some_and(|e| **key.environment() != *e) {
             return Ok(self.refused_token(req, VerifyCode::WrongEnvironment, started));
         }
         // The organisation's standing now, not when the decision was cached: a suspended or
         // deleted workspace's tokens stop with its keys, on every node (`ws:` events).
-        if let Some(code) = self.standings.of(&key.workspace_id).refusal() {
+        if let Some(code) = self.standings.of(key.workspace_id()).refusal() {
             return Ok(self.refused_token(req, code, started));
         }
         let code = decide(key, self.clock.now(), req);

@@ -75,7 +75,7 @@ async fn sweep_roles<'a>(state: &SharedState, entries: impl Iterator<Item = &'a 
         if let Entry::Found(k) = entry {
             for role in k.roles() {
                 let taken = k.role_defs().get(role);
-                held.entry(k.workspace_id.clone()).or_default().entry(role.as_str()).or_default().insert(taken);
+                held.entry(k.workspace_id().clone()).or_default().entry(role.as_str()).or_default().insert(taken);
             }
         }
     }

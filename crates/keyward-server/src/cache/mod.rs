@@ -19,6 +19,8 @@ pub use crate::verify::keyhash::{key_hash, KeyHash};
 pub(crate) mod backstop;
 pub(crate) mod changes;
 pub(crate) mod clock_cache;
+#[cfg(test)]
+mod footprint;
 pub(crate) mod invalidation;
 pub(crate) mod standings;
 
@@ -218,7 +220,7 @@ impl KeyCache {
     /// replaced atomically: a change event for the key itself, which removes the entry, is
     /// never undone by this.
     pub fn rederive_role(&self, workspace: &str, name: &str, permissions: Result<Option<&[String]>, ()>) -> usize {
-        let holds = |e: &Entry| matches!(e, Entry::Found(k) if &*k.workspace_id == workspace && k.holds_role(name));
+        let holds = |e: &Entry| matches!(e, Entry::Found(k) if &**k.workspace_id() == workspace && k.holds_role(name));
         let secret: Vec<KeyHash> = self.entries.collect(|k, e| holds(e).then_some(*k));
         let public: Vec<String> = self.public.collect(|k, e| holds(e).then(|| k.clone()));
         let touched = secret.len() + public.len();
@@ -245,7 +247,7 @@ impl KeyCache {
     /// entry replaced atomically, as a role change does: a key's own change event, which
     /// removes its entry, is never undone). Returns how many keys it touched.
     pub fn restand(&self, workspace: &str, standing: keyward_core::standing::Standing) -> usize {
-        let of = |e: &Entry| matches!(e, Entry::Found(k) if &*k.workspace_id == workspace && k.standing != standing);
+        let of = |e: &Entry| matches!(e, Entry::Found(k) if &**k.workspace_id() == workspace && k.standing != standing);
         let secret: Vec<KeyHash> = self.entries.collect(|k, e| of(e).then_some(*k));
         let public: Vec<String> = self.public.collect(|k, e| of(e).then(|| k.clone()));
         let touched = secret.len() + public.len();

@@ -139,9 +139,9 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
 pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 6] {
     let (roles, scopes) = key.listed();
     [
-        (HeaderName::from_static("x-keyward-key-id"), header(key.id())),
-        (HeaderName::from_static("x-keyward-workspace"), header(&key.workspace_id)),
-        (HeaderName::from_static("x-keyward-environment"), header(&key.environment)),
+        (HeaderName::from_static("x-keyward-key-id"), header(&key.id())),
+        (HeaderName::from_static("x-keyward-workspace"), header(key.workspace_id())),
+        (HeaderName::from_static("x-keyward-environment"), header(key.environment())),
         (HeaderName::from_static("x-keyward-roles"), header(roles)),
         (HeaderName::from_static("x-keyward-scopes"), header(scopes)),
         (HeaderName::from_static("x-keyward-grants"), header(key.grants_listed())),

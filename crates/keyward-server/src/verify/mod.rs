@@ -230,7 +230,7 @@ impl AppState {
         req: &Requirements<'_>,
     ) -> Verdict {
         let SignedKey { pk, key, now, started } = found;
-        if !key.public_key.as_ref().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
+        if !key.public_key().is_some_and(|k| k.verify(&parts.digest(), signature.trim())) {
             self.count(&key, VerifyCode::InvalidSignature, now, req, started);
             return Verdict::bare(VerifyCode::InvalidSignature);
         }
@@ -280,7 +280,7 @@ impl AppState {
             // Without Redis the step is synchronous: no future to box on the hit path.
             Some(Box::new(match &self.shared {
                 Some(_) => Box::pin(self.spend_shared(&key, limits, &mut plan, now, credit_cost, list)).await,
-                None => self.limits.check(key.id(), limits, &mut plan, now, credit_cost, list),
+                None => self.limits.check(&key.id(), limits, &mut plan, now, credit_cost, list),
             }))
         } else {
             None
@@ -302,7 +302,7 @@ impl AppState {
         list: bool,
     ) -> crate::limits::local::Spent {
         let Some(shared) = &self.shared else {
-            return self.limits.check(key.id(), limits, plan, now, cost, list);
+            return self.limits.check(&key.id(), limits, plan, now, cost, list);
         };
         // Fast limits from this node's leases: most checks never reach Redis.
         if shared.leases_apply() && crate::limits::lease::Leases::applies(limits, plan) {
@@ -314,7 +314,7 @@ impl AppState {
         // Credits Redis does not have start from the database's last written counts.
         let stored = || async {
             let read = async {
-                let k = self.store.get_key(&key.workspace_id, key.id()).await?.and_then(|r| r.credits);
+                let k = self.store.get_key(key.workspace_id(), &key.id()).await?.and_then(|r| r.credits);
                 let i = match limits.identity.as_deref() {
                     Some(i) if i.limits.credits.is_some() => {
                         self.store.identity_by_id(&i.id).await?.and_then(|r| r.credits)
@@ -325,7 +325,7 @@ impl AppState {
             };
             bounded(read).await.ok()
         };
-        shared.check(key.id(), limits, plan, now, cost, list, stored).await
+        shared.check(&key.id(), limits, plan, now, cost, list, stored).await
     }
 
     /// Counts a verification of a found key: its usage slot and the metrics.
@@ -337,9 +337,9 @@ impl AppState {
         req: &Requirements<'_>,
         started: std::time::Instant,
     ) {
-        self.usage.record(key.id(), &key.workspace_id, now.timestamp_millis(), code, req.ip);
+        self.usage.record(&key.id(), key.workspace_id(), now.timestamp_millis(), code, req.ip);
         if !req.tags.is_empty() {
-            self.usage.record_tags(key.id(), &key.workspace_id, now.timestamp_millis(), code, req.tags);
+            self.usage.record_tags(&key.id(), key.workspace_id(), now.timestamp_millis(), code, req.tags);
         }
         self.metrics.verified(code, started);
     }
@@ -380,7 +380,7 @@ impl AppState {
     async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
         let ctx = self.store.key_context(&rec).await?;
         let mut key = VerifiableKey::new(rec, ctx);
-        key.standing = self.standings.of(&key.workspace_id);
+        key.standing = self.standings.of(key.workspace_id());
         Ok(key)
     }
 }
@@ -437,12 +437,12 @@ fn costs(req: &Requirements<'_>) -> (u32, u32) {
 /// (if any), and of a workspace not deleted (whose keys are as good as gone: not found,
 /// and counted as unknown, not as the key's)?
 fn found(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
-    req.workspace.is_none_or(|w| *key.workspace_id == *w) && key.standing != Standing::Deleted
+    req.workspace.is_none_or(|w| **key.workspace_id() == *w) && key.standing != Standing::Deleted
 }
 
 /// Is `key` of the environment the caller bound verification to (if any)?
 fn in_environment(key: &VerifiableKey, req: &Requirements<'_>) -> bool {
-    req.environment.is_none_or(|e| *key.environment == *e)
+    req.environment.is_none_or(|e| **key.environment() == *e)
 }
 
 /// The refusal forward-auth and the gateway answer with (401 or 403, by the code).
