@@ -306,7 +306,7 @@ impl AppState {
         };
         // Fast limits from this node's leases: most checks never reach Redis.
         if shared.leases_apply() && crate::limits::lease::Leases::applies(limits, plan) {
-            if let Some(spent) = self.leases.check(shared, key.id(), limits, plan, now, list).await {
+            if let Some(spent) = self.leases.check(shared, &key.id(), limits, plan, now, list).await {
                 return spent;
             }
         }
