@@ -555,36 +555,28 @@ impl Shared {
 
     /// Counts a failed login from `ip`; answers the count in the current window.
     pub async fn login_failed(&self, ip: &str, window: Duration) -> Option<u32> {
-        let mut conn = self.conn.clone();
-        let key = format!("kw:lf:{ip}");
-        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
-        let (n,): (u32,) = self.answer("login throttle", pipe.query_async(&mut conn)).await?;
-        Some(n)
+        self.count_in_window("login throttle", &format!("kw:lf:{ip}"), window).await
     }
 
     /// Counts a leak report from `ip` in the current window (shared by every node); the
     /// count with this one, or `None` while Redis is away.
     pub async fn leak_report(&self, ip: &str, window: Duration) -> Option<u32> {
-        let mut conn = self.conn.clone();
-        let key = format!("kw:lr:{ip}");
-        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
-        let (n,): (u32,) = self.answer("leak report throttle", pipe.query_async(&mut conn)).await?;
-        Some(n)
+        self.count_in_window("leak report throttle", &format!("kw:lr:{ip}"), window).await
     }
 
     /// Counts a token issued to installation `id` in the current window (shared by every
     /// node); the count with this one, or `None` while Redis is away.
     pub async fn token_issued(&self, id: &str, window: Duration) -> Option<u32> {
+        self.count_in_window("token issue throttle", &format!("kw:ti:{id}"), window).await
+    }
+
+    /// One more in `key`'s fixed window (it starts with the first count and lasts `window`).
+    async fn count_in_window(&self, what: &str, key: &str, window: Duration) -> Option<u32> {
         let mut conn = self.conn.clone();
-        let key = format!("kw:ti:{id}");
         let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
-        let (n,): (u32,) = self.answer("token issue throttle", pipe.query_async(&mut conn)).await?;
+        pipe.atomic().cmd("INCR").arg(key).cmd("PEXPIRE").arg(key).arg(ms).arg("NX").ignore();
+        let (n,): (u32,) = self.answer(what, pipe.query_async(&mut conn)).await?;
         Some(n)
     }
 
