@@ -82,20 +82,34 @@ CONF
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # wrk -t1 -cCONNS against URL $2 with Lua script $3 (and its arguments after them), measuring
-# the CPU process $1 spent: prints req/s, p50 µs, p99 µs, non-2xx answers, CPU µs/request.
+# the CPU process $1 spent: prints req/s, p50 µs, p99 µs, non-2xx answers, CPU µs/request,
+# and, when REDIS_CPU_URL names a Redis, the CPU µs that Redis spent per request (from its
+# `INFO cpu`; else `-`).
 wrk_cpu() {
   local pid=$1 url=$2 script=$3; shift 3
-  local before after
+  local before after r_before r_after
   before=$(cpu_ticks "$pid")
+  r_before=$(redis_cpu_seconds)
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" -- "$@" >"$work/wrk.txt"
   after=$(cpu_ticks "$pid")
-  awk -v ticks=$((after - before)) -v hz="$TICK" '
+  r_after=$(redis_cpu_seconds)
+  awk -v ticks=$((after - before)) -v hz="$TICK" -v rb="$r_before" -v ra="$r_after" '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
     /requests in/ { n = $1 }
     /Requests\/sec/ { rps = $2 }
     $1 == "50%" { p50 = us($2) } $1 == "99%" { p99 = us($2) }
     /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.0f %.0f %d %.1f\n", rps, p50, p99, bad, ticks * 1000000 / hz / (n > 0 ? n : 1) }' "$work/wrk.txt"
+    END {
+      per = n > 0 ? n : 1
+      redis = rb == "" ? "-" : sprintf("%.1f", (ra - rb) * 1000000 / per)
+      printf "%.0f %.0f %.0f %d %.1f %s\n", rps, p50, p99, bad, ticks * 1000000 / hz / per, redis
+    }' "$work/wrk.txt"
+}
+
+# Redis's CPU seconds so far (user + system) at REDIS_CPU_URL; nothing when it is unset.
+redis_cpu_seconds() {
+  [ -n "${REDIS_CPU_URL:-}" ] || return 0
+  redis-cli -u "$REDIS_CPU_URL" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { print s }'
 }
 
 # The median of the numbers on standard input.
@@ -104,20 +118,26 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 col_median() { awk -v c="$2" '{ print $c }' "$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# RUNS rounds of wrk_cpu on each target ("NAME PID URL", URL with its path), the order
+# RUNS rounds of wrk_cpu on each target ("NAME PID URL [KEYS]", URL with its path), the order
 # alternating each round so drift in the machine's speed weighs on all alike; then sets
-# NAME_1 (req/s), NAME_2 (p50), NAME_3 (p99), NAME_5 (CPU µs/request), medians, and NAME_bad
-# (non-2xx, summed). The remaining arguments after `--` go to wrk_cpu.
+# NAME_1 (req/s), NAME_2 (p50), NAME_3 (p99), NAME_5 (CPU µs/request), NAME_6 (Redis's CPU
+# µs/request, or `-`), medians, and NAME_bad (non-2xx, summed). The remaining arguments after
+# `--` go to wrk_cpu: the script, then its arguments, the first of which (a keys file) a
+# target's own KEYS replaces.
 measure_in_turns() {
-  local targets=() rest run i name pid url row c
+  local targets=() rest run i name pid url keys row c
   while [ "$1" != "--" ]; do targets+=("$1"); shift; done
   shift
   rest=("$@")
   for run in $(seq "$RUNS"); do
     if ((run % 2)); then order=$(seq 0 $((${#targets[@]} - 1))); else order=$(seq $((${#targets[@]} - 1)) -1 0); fi
     for i in $order; do
-      read -r name pid url <<<"${targets[$i]}"
-      row=$(wrk_cpu "$pid" "$url" "${rest[@]}")
+      read -r name pid url keys <<<"${targets[$i]}"
+      if [ -n "$keys" ]; then
+        row=$(wrk_cpu "$pid" "$url" "${rest[0]}" "$keys" "${rest[@]:2}")
+      else
+        row=$(wrk_cpu "$pid" "$url" "${rest[@]}")
+      fi
       echo "$row" >>"$work/$name.rows"
       echo "run $run $name: $row  (req/s p50 p99 non-2xx cpu-µs/req)" >&2
     done
@@ -125,6 +145,7 @@ measure_in_turns() {
   for t in "${targets[@]}"; do
     read -r name _ <<<"$t"
     for c in 1 2 3 5; do eval "${name}_$c=$(col_median "$work/$name.rows" "$c")"; done
+    if grep -q ' -$' "$work/$name.rows"; then eval "${name}_6=-"; else eval "${name}_6=$(col_median "$work/$name.rows" 6)"; fi
     eval "${name}_bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/$name.rows")"
   done
 }

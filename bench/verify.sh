@@ -31,11 +31,42 @@ ceiling_pid=$!
 pids+=("$ceiling_pid")
 ceiling=$(wait_addr "$work/ceiling.log" "ceiling listening" "on")
 
-# Warm the cache with every key once, then measure the three in turns.
+# Servers like the first whose KEYS keys have a rate limit (never reached: 1,000,000 a second)
+# and credits, counted on the node and through Redis; and a limit alone through Redis, `exact`
+# (every check a script run) and `fast` (leases). limited NAME "SEED ARGUMENTS" [SERVE
+# ARGUMENTS…] starts one, seeds and warms it, and adds it to `limited_targets`.
+limited_targets=()
+limited() {
+  local name=$1 seed=$2 dir=$work/data-$1 a m; shift 2
+  RUST_LOG=info "$BIN/keyward" serve --data-dir "$dir" --listen 127.0.0.1:0 --http-threads "$HTTP_THREADS" "$@" \
+    2>"$dir.log" &
+  local pid=$!
+  pids+=("$pid")
+  a=$(wait_addr "$dir.log" "keyward listening" "addr=")
+  m=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$dir.log" | head -1)
+  # shellcheck disable=SC2086
+  "$BIN/kwbench" seed --server "http://$a" --token "$m" --count "$KEYS" --out "$work/$name.txt" $seed 2>/dev/null
+  "$BIN/kwbench" load --url "http://$a/v1/keys/verify" --keys "$work/$name.txt" --connections 8 >/dev/null
+  limited_targets+=("$name $pid http://$a/v1/keys/verify $work/$name.txt")
+}
+redis=${REDIS_URL:-redis://127.0.0.1:6379}
+both="--ratelimit 1000000/1s --credits 1000000000"
+limited local "$both"
+have_redis=""
+if command -v redis-cli >/dev/null && redis-cli -u "$redis" ping >/dev/null 2>&1; then
+  have_redis=1
+  export REDIS_CPU_URL=$redis
+  limited redis "$both" --redis-url "$redis"
+  limited exact "--ratelimit 1000000/1s" --redis-url "$redis"
+  limited fast "--ratelimit 1000000/1s:fast" --redis-url "$redis"
+fi
+
+# Warm the cache with every key once, then measure all in turns.
 "$BIN/kwbench" load --url "http://$addr/v1/keys/verify" --keys "$work/keys.txt" --connections 8 >/dev/null
 measure_in_turns "keyward $server_pid http://$addr/v1/keys/verify" \
   "nginx $nginx_pid http://127.0.0.1:$nginx_port/v1/keys/verify" "axum $ceiling_pid http://$ceiling/v1/keys/verify" \
-  -- bench/verify.lua "$work/keys.txt"
+  "${limited_targets[@]}" -- bench/verify.lua "$work/keys.txt"
+for t in "${limited_targets[@]}"; do read -r _ pid _ <<<"$t"; kill "$pid"; done
 
 # Both at half of the server's peak, open loop.
 half=$((${keyward_1%.*} / 2))
@@ -56,32 +87,13 @@ sleep 5
 rss_big=$(rss)
 per_key=$(awk -v a="$rss_small" -v b="$rss_big" -v n=$((MEMKEYS - KEYS)) 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
 
-# Keys with a rate limit (never reached: 1,000,000 a second each) and credits, on a fresh
-# server like the first (KEYS keys): counted on the node, then shared through Redis at
-# REDIS_URL (default the local one). Each as a ratio to the plain run above.
-limited_run() {
-  local dir=$work/data-$1; shift
-  RUST_LOG=info "$BIN/keyward" serve --data-dir "$dir" --listen 127.0.0.1:0 --http-threads "$HTTP_THREADS" "$@" \
-    2>"$dir.log" &
-  local pid=$!
-  pids+=("$pid")
-  local a m
-  a=$(wait_addr "$dir.log" "keyward listening" "addr=")
-  m=$(grep -Eo '[a-z0-9]+_mk_[A-Za-z0-9]+' "$dir.log" | head -1)
-  "$BIN/kwbench" seed --server "http://$a" --token "$m" --count "$KEYS" --out "$work/limited.txt" \
-    --ratelimit 1000000/1s --credits 1000000000 >/dev/null 2>&1
-  "$BIN/kwbench" load --url "http://$a/v1/keys/verify" --keys "$work/limited.txt" --connections 8 >/dev/null
-  wrk_cpu "$pid" "http://$a/v1/keys/verify" bench/verify.lua "$work/limited.txt"
-  rm -f "$work/limited.txt"
-  kill "$pid"
+# One report line for the limited server NAME ($2), under the label $1.
+limited_line() {
+  if [ "$2" != local ] && [ -z "$have_redis" ]; then echo "$1 skipped (no Redis)"; return; fi
+  local rps p50 p99 bad cpu rcpu
+  eval "rps=\$${2}_1 p50=\$${2}_2 p99=\$${2}_3 bad=\$${2}_bad cpu=\$${2}_5 rcpu=\$${2}_6"
+  echo "$1 $rps req/s, $cpu µs CPU/request$([ "$2" != local ] && [ "$rcpu" != - ] && echo " + Redis $rcpu µs") (ratio to plain verify $(ratio "$rps" "$keyward_1"); p50 $p50 µs, p99 $p99 µs, non-2xx $bad)"
 }
-kill "$server_pid"
-read -r l_rps l_p50 l_p99 l_bad l_cpu < <(limited_run local)
-redis=${REDIS_URL:-redis://127.0.0.1:6379}
-r_rps=""
-if command -v redis-cli >/dev/null && redis-cli -u "$redis" ping >/dev/null 2>&1; then
-  read -r r_rps r_p50 r_p99 r_bad r_cpu < <(limited_run redis --redis-url "$redis")
-fi
 
 cat <<REPORT
 
@@ -95,8 +107,11 @@ at $half req/s (half of keyward's peak), open loop, keyward / nginx:
 p50 (µs)                  $(field "$kh" p50_us) / $(field "$nh" p50_us)
 p99 (µs)                  $(field "$kh" p99_us) / $(field "$nh" p99_us)
 errors                    $(field "$kh" errors) / $(field "$nh" errors)
-with limits and credits, local   $l_rps req/s, $l_cpu µs CPU/request (ratio to plain verify $(ratio "$l_rps" "$keyward_1"); p50 $l_p50 µs, p99 $l_p99 µs, non-2xx ${l_bad:-0})
-with limits and credits, Redis   ${r_rps:-skipped (no Redis)}$( [ -n "$r_rps" ] && echo " req/s, $r_cpu µs CPU/request (ratio to plain verify $(ratio "$r_rps" "$keyward_1"); p50 $r_p50 µs, p99 $r_p99 µs, non-2xx ${r_bad:-0})")
+same rounds, keys with a rate limit (1,000,000/s, never reached):
+$(limited_line "with limits and credits, local  " local)
+$(limited_line "with limits and credits, Redis  " redis)
+$(limited_line "with a limit, Redis, exact      " exact)
+$(limited_line "with a limit, Redis, fast       " fast)
 server RSS: $((rss_small / 1024)) MB with $KEYS keys cached, $((rss_big / 1024)) MB with $MEMKEYS (right after the warm pass, before a flush: $((rss_warm / 1024)) MB)
 RSS per cached key: $per_key bytes ((RSS with $MEMKEYS − RSS with $KEYS) / $((MEMKEYS - KEYS)); warm pass: $(cat "$work/warm.json"))
 REPORT

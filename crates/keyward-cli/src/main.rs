@@ -15,5 +15,22 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    return_memory_in_the_background();
     keyward_cli::main()
+}
+
+/// How often freed memory is handed back to the OS while the process is otherwise idle.
+const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// mimalloc hands memory freed a while ago back to the OS only when it is called again; an
+/// idle node (a cache filled, then quiet) kept what the fill had freed. A thread asks it to
+/// every second; it costs nothing on a request's way (docs/BENCHMARKS.md).
+fn return_memory_in_the_background() {
+    let spawned = std::thread::Builder::new().name("keyward-memory".into()).spawn(|| loop {
+        std::thread::sleep(RETURN_MEMORY_EVERY);
+        // SAFETY: mi_collect takes no pointers; `false`: only what is due (no forced purge).
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    });
+    // Without the thread memory is returned as before, on later allocations.
+    drop(spawned);
 }
