@@ -34,6 +34,8 @@ rss_parts() {
 for t in $THREADS; do
   : >"$work/rounds-$t"
   for round in $(seq "$ROUNDS"); do
+    : >"$work/serve-$t.log"
+    : >"$work/serve-$t.log"
     RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 --http-threads "$t" \
       2>"$work/serve-$t.log" &
     pid=$!
