@@ -337,7 +337,8 @@ impl Leases {
         let mut busy = false;
         for p in plan.iter() {
             let (id, own, in_first) = whose(p);
-            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint) else {
+            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+            else {
                 return Local::Busy;
             };
             let l = &e.leases[slot(p)];
@@ -353,7 +354,8 @@ impl Leases {
             for p in plan.iter_mut() {
                 let (id, own, in_first) = whose(&*p);
                 let n = slot(&*p);
-                let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint) else {
+                let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+                else {
                     return Local::Busy;
                 };
                 let l = &mut e.leases[n];
@@ -372,7 +374,8 @@ impl Leases {
         for p in plan.iter() {
             let (id, own, in_first) = whose(p);
             let n = slot(p);
-            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint) else {
+            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+            else {
                 continue;
             };
             let l = &mut e.leases[n];
@@ -380,7 +383,8 @@ impl Leases {
                 continue;
             }
             returns.extend(l.unused(id, &e.tag, own.fingerprint, n));
-            e.leases[n] = Lease { taking: true, until: Some(now + 2 * crate::limits::redis::DEADLINE), ..Lease::default() };
+            e.leases[n] =
+                Lease { taking: true, until: Some(now + 2 * crate::limits::redis::DEADLINE), ..Lease::default() };
             need[usize::from(p.holder == Holder::Identity)] |= 1 << n;
         }
         Local::Need(need, returns)
@@ -396,7 +400,9 @@ impl Leases {
             if map.len() >= MOST_HOLDERS / SHARDS {
                 let gone = map.iter().find(|(_, e)| !e.leases.iter().any(|l| l.taking)).map(|(k, _)| k.clone());
                 if let Some((gone, e)) = gone.and_then(|k| map.remove_entry(&k)) {
-                    self.queue(e.leases.iter().enumerate().filter_map(|(n, l)| l.unused(&gone, &e.tag, e.fingerprint, n)));
+                    self.queue(
+                        e.leases.iter().enumerate().filter_map(|(n, l)| l.unused(&gone, &e.tag, e.fingerprint, n)),
+                    );
                 }
             }
             map.insert(id.into(), fresh());
