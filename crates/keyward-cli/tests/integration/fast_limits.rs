@@ -21,7 +21,7 @@ on_both_backends!(
 );
 
 /// A figure from a node's /metrics (0 when absent).
-async fn metric(node: &TestServer, line: &str) -> u64 {
+pub(crate) async fn metric(node: &TestServer, line: &str) -> u64 {
     let text = node.http().get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(line).and_then(|r| r.strip_prefix(' ')))
@@ -30,9 +30,9 @@ async fn metric(node: &TestServer, line: &str) -> u64 {
 }
 
 const EXACT_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"exact\"}";
-const LEASE_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"lease\"}";
-const HELD: &str = "keyward_redis_lease_tokens_held";
-const ERRORS: &str = "keyward_redis_errors_total";
+pub(crate) const LEASE_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"lease\"}";
+pub(crate) const HELD: &str = "keyward_redis_lease_tokens_held";
+pub(crate) const ERRORS: &str = "keyward_redis_errors_total";
 
 async fn two_nodes_lease_a_fast_limit_never_past_it(b: Backend) {
     let Some(url) = redis_url("two_nodes_lease_a_fast_limit_never_past_it") else { return };

@@ -5,20 +5,28 @@
 //! node given one master's URL finds the cluster by itself. One master killed: the keys on it
 //! are answered as each node's `--ratelimit-on-error` says (never a 5xx), the others by Redis;
 //! restarted empty on its port and node file, it answers again, its keys' counts started over.
+//! `fast` limits lease their tokens from the cluster, from the hashes exact checks use (the
+//! key's own tag, or its identity's): two nodes under a burst never allow more than the limit.
 //! A Sentinel failover: answered without Redis until the sentinel names the replica, then by
 //! it, the counts replicated before the primary died kept.
 
 use std::time::{Duration, Instant};
 
+use keyward_core::ratelimit::lease_size;
 use keyward_server::limits::redis::OnError;
 use keyward_server::ServerConfig;
 use keyward_testkit::{Backend, OwnCluster, OwnSentinel, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::fast_limits::{metric, ERRORS, HELD, LEASE_RUNS};
 use crate::shared_limits::with_redis;
 
-on_both_backends!(a_cluster_shares_limits_and_credits_and_outlives_a_master, a_sentinel_failover_is_followed);
+on_both_backends!(
+    a_cluster_shares_limits_and_credits_and_outlives_a_master,
+    a_cluster_leases_fast_limits_never_past_them,
+    a_sentinel_failover_is_followed,
+);
 
 /// The second node's settings: the other answer for each, while Redis is away.
 fn denying(url: &str) -> ServerConfig {
@@ -138,6 +146,104 @@ async fn a_cluster_shares_limits_and_credits_and_outlives_a_master(b: Backend) {
     assert_eq!(c.verify(&on[1], json!({})).await["code"], "RATE_LIMITED");
     c.stop().await;
     a.stop().await;
+}
+
+/// `fast_limits.rs`'s `two_nodes_lease_a_fast_limit_never_past_it` over a cluster: a key's own
+/// fast limit, then an identity's shared by two keys (one with a fast limit of its own, in its
+/// identity's slot).
+async fn a_cluster_leases_fast_limits_never_past_them(b: Backend) {
+    let Some(cluster) = OwnCluster::start("a_cluster_leases_fast_limits_never_past_them").await else { return };
+    let urls = cluster.urls();
+    // A check Redis does not answer in time (a loaded machine) is refused, not allowed: the
+    // upper bound holds whatever the load.
+    let deny = ServerConfig { ratelimit_on_error: OnError::Deny, ..with_redis(&urls) };
+    let a = TestServer::start_with(b, deny.clone()).await;
+    let c = a.second_node_with(deny).await;
+    // The servers' clock stands still: nothing refills during the test.
+    assert_eq!(lease_size(300), 3);
+
+    // A key's own fast limit: leased from, and returned to, its tagged hash `kw:rl:{<key>}`,
+    // where the exact checks (once a lease is refused) count too.
+    let (id, key) =
+        a.create(json!({"name": "fast", "ratelimits": [{"limit": 300, "duration": "60s", "mode": "fast"}]})).await;
+    let (leased, late) = (lease_runs(&a, &c).await, errors(&a, &c).await);
+    let spent = spend(&[(&a, &key), (&c, &key)], 900).await;
+    assert!(lease_runs(&a, &c).await > leased, "leases taken from the cluster");
+    assert!(cluster.holder_of(&format!("kw:rl:{{{id}}}")).is_some(), "the key's hash under its tag");
+    assert_eq!(cluster.holder_of(&format!("kw:rl:{id}")), None, "no hash of another name");
+    fast_bounds(&a, &c, &spent, &key, 300, late).await;
+
+    // An identity's fast limit, shared by two keys on two nodes; the first key's own fast
+    // limit (never reached) is leased from its hash in the identity's slot.
+    let ext = format!("fast-{}", rand::random::<u32>());
+    let team = json!([{"name": "team", "limit": 300, "duration": "60s", "mode": "fast"}]);
+    let (s, identity) =
+        a.call(Method::POST, "/v1/identities", Some(json!({"external_id": ext, "ratelimits": team}))).await;
+    assert_eq!(s, 201, "{identity}");
+    let iid = identity["id"].as_str().unwrap();
+    let own = json!([{"limit": 10_000, "duration": "60s", "mode": "fast"}]);
+    let (k1_id, k1) = a.create(json!({"name": "one", "external_id": ext, "ratelimits": own})).await;
+    let (_, k2) = a.create(json!({"name": "two", "external_id": ext})).await;
+    let (leased, late) = (lease_runs(&a, &c).await, errors(&a, &c).await);
+    let spent = spend(&[(&a, &k1), (&c, &k2)], 900).await;
+    assert!(lease_runs(&a, &c).await > leased, "leases taken from the cluster");
+    let slot = cluster.holder_of(&format!("kw:rl:{{{iid}}}"));
+    assert!(slot.is_some(), "the identity's hash under its tag");
+    assert_eq!(cluster.holder_of(&format!("kw:rl:{{{iid}}}:{k1_id}")), slot, "the key's hash beside its identity's");
+    for other in [format!("kw:rl:{iid}"), format!("kw:rl:{k1_id}"), format!("kw:rl:{{{k1_id}}}")] {
+        assert_eq!(cluster.holder_of(&other), None, "no hash named {other}");
+    }
+    fast_bounds(&a, &c, &spent, &k2, 300, late).await;
+    c.stop().await;
+    a.stop().await;
+}
+
+/// The bounds docs/RATELIMITS.md states for a fast limit of `limit` spent by `spent` on two
+/// nodes: never more than the limit; while Redis answered every run (`late`: the errors
+/// before), at most the other node's lease fewer, and once the leases are returned `c` alone
+/// allows exactly the rest with `key`.
+async fn fast_bounds(a: &TestServer, c: &TestServer, spent: &[(String, usize)], key: &str, limit: u64, late: u64) {
+    assert!(spent.iter().all(|(code, _)| code == "VALID" || code == "RATE_LIMITED"), "{spent:?}");
+    let valid = valid(spent, None);
+    let k = u64::from(lease_size(u32::try_from(limit).unwrap()));
+    assert!(valid <= limit, "never past the limit: {valid}");
+    // A run answered too late may have been applied (its tokens then unused for the
+    // window), as for exact checks: the lower bounds are for a Redis that answers.
+    let answered = errors(a, c).await == late;
+    if answered {
+        assert!(valid >= limit - k, "at most one other node's lease held back: {valid}");
+    }
+    for node in [a, c] {
+        let started = Instant::now();
+        while metric(node, HELD).await > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "leases not returned");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut more = 0;
+    loop {
+        let v = c.verify(key, json!({})).await;
+        if v["code"] != "VALID" {
+            assert_eq!(v["code"], "RATE_LIMITED", "{v}");
+            break;
+        }
+        more += 1;
+        assert!(more <= limit, "past the limit");
+    }
+    assert!(valid + more <= limit, "past the limit: {valid} + {more}");
+    if answered && errors(a, c).await == late {
+        assert_eq!(valid + more, limit, "returned tokens are allowed again, to the hash they came from");
+    } else {
+        eprintln!("Redis did not answer every run in time: lower bounds not checked ({valid} + {more})");
+    }
+}
+
+async fn lease_runs(a: &TestServer, c: &TestServer) -> u64 {
+    metric(a, LEASE_RUNS).await + metric(c, LEASE_RUNS).await
+}
+
+async fn errors(a: &TestServer, c: &TestServer) -> u64 {
+    metric(a, ERRORS).await + metric(c, ERRORS).await
 }
 
 async fn a_sentinel_failover_is_followed(b: Backend) {

@@ -8,6 +8,11 @@
 //! others hold at most (N − 1) × k tokens unused, each for at most a lease's life and the
 //! return interval (docs/RATELIMITS.md).
 //!
+//! A lease comes from the holder's hash that exact checks count in, on every topology: in a
+//! Redis Cluster named with the key's holders' hash tag (`redis_conn::holders_tag`). The tag
+//! is kept with the leases, so unused tokens go back where they were taken from even after
+//! the key's identity (and so its tag) changed.
+//!
 //! Only a verification whose limits are all fast, all the key's or its identity's own, each
 //! at a cost within a lease, and without credits, is answered here; the rest (and a fast
 //! limit whose lease Redis refuses: it is nearly spent) take the exact script run.
@@ -30,6 +35,7 @@ use keyward_core::verify::Limits;
 
 use crate::limits::local::Spent;
 use crate::limits::redis::{spacing_us, OnError, Shared};
+use crate::limits::redis_conn::holders_tag;
 
 const SHARDS: usize = 16;
 /// Most keys and identities holding leases on this node; past it one is let go (its
@@ -133,10 +139,12 @@ impl Lease {
         !self.taking && self.until.is_some_and(|u| u > now)
     }
 
-    /// Its unused tokens, to give back (none left: `None`).
-    fn unused(&self, holder: &str, fingerprint: u64, slot: usize) -> Option<Return> {
+    /// Its unused tokens, to give back to the hash it was taken from, holder's under
+    /// `tag` (none left: `None`).
+    fn unused(&self, holder: &str, tag: &str, fingerprint: u64, slot: usize) -> Option<Return> {
         (!self.taking && self.left > 0).then(|| Return {
             holder: holder.into(),
+            tag: tag.into(),
             fingerprint,
             slot,
             end_us: self.end_us,
@@ -148,6 +156,9 @@ impl Lease {
 
 struct Entry {
     fingerprint: u64,
+    /// The hash tag its leases were taken under (`redis_conn::holders_tag`): a key's changes
+    /// with its identity, and its leases then go back under the old one.
+    tag: Box<str>,
     leases: [Lease; MAX_LIMITS],
 }
 
@@ -155,6 +166,8 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct Return {
     holder: Box<str>,
+    /// The hash tag it was taken under: it goes back to that hash.
+    tag: Box<str>,
     fingerprint: u64,
     slot: usize,
     end_us: i64,
@@ -201,12 +214,6 @@ fn pick<'g>(first: &'g mut Shard, second: Option<&'g mut Shard>, in_first: bool)
     }
 }
 
-/// The Redis hash of a holder's limits: the name `Shared::run` gives it on one server (or a
-/// Sentinel-named primary); in a Redis Cluster leases are not used (`Shared::leases_apply`).
-fn limits_key(id: &str) -> String {
-    format!("kw:rl:{id}")
-}
-
 impl Leases {
     /// May `plan` be answered from leases? Every limit fast, the key's or its identity's own
     /// (not one the request made), at a cost within a lease; no credits (they stay exact).
@@ -241,17 +248,22 @@ impl Leases {
         };
         let identity = limits.identity.as_deref();
         let holders = [(key_id, limits), (identity.map_or("", |i| &*i.id), identity.map_or(limits, |i| &i.limits))];
+        // Both holders' hashes by the exact script's names (one slot in a cluster).
+        let tag = holders_tag(key_id, limits);
         let now_us = now.timestamp_micros();
+        let goes_with = |r: &Return, h: usize| need[h] != 0 && *r.holder == *holders[h].0 && *r.tag == *tag;
         let take = |h: usize| {
             let (id, own) = holders[h];
-            let back: Vec<&Return> = returns.iter().filter(|r| *r.holder == *id).collect();
-            self.take(shared, id, own, need[h], back, now_us)
+            let back: Vec<&Return> = returns.iter().filter(|r| goes_with(r, h)).collect();
+            self.take(shared, tag, id, own, need[h], back, now_us)
         };
         let (key_taken, identity_taken) = match (need[0] != 0, need[1] != 0) {
             (true, true) => tokio::join!(take(0), take(1)),
             (true, false) => (take(0).await, Some(Vec::new())),
             _ => (Some(Vec::new()), take(1).await),
         };
+        // Any return not sent with a lease run goes back in the background.
+        self.queue(returns.into_iter().filter(|r| !goes_with(r, 0) && !goes_with(r, 1)));
         let mut refused = false;
         let mut unanswered = false;
         for (h, taken) in [key_taken, identity_taken].into_iter().enumerate() {
@@ -260,9 +272,9 @@ impl Leases {
             }
             let (id, own) = holders[h];
             match taken {
-                Some(taken) => refused |= self.install(id, own, need[h], &taken),
+                Some(taken) => refused |= self.install(id, tag, own, need[h], &taken),
                 None => {
-                    self.install(id, own, need[h], &[]);
+                    self.install(id, tag, own, need[h], &[]);
                     unanswered = true;
                 }
             }
@@ -286,7 +298,7 @@ impl Leases {
                 self.queue(returns);
                 for (h, (id, own)) in holders.iter().enumerate() {
                     if need[h] != 0 {
-                        self.install(id, own, need[h], &[]);
+                        self.install(id, tag, own, need[h], &[]);
                     }
                 }
                 None
@@ -299,6 +311,7 @@ impl Leases {
     /// those without as being taken.
     fn spend(&self, key_id: &str, limits: &Limits, plan: &mut [Planned<'_>], now: Instant) -> Local {
         let identity = limits.identity.as_deref();
+        let tag = holders_tag(key_id, limits);
         let key_shard = shard_of(key_id);
         let id_shard = identity.map(|i| shard_of(&i.id));
         let (low, high) = match id_shard {
@@ -324,7 +337,8 @@ impl Leases {
         let mut busy = false;
         for p in plan.iter() {
             let (id, own, in_first) = whose(p);
-            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, own.fingerprint) else {
+            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+            else {
                 return Local::Busy;
             };
             let l = &e.leases[slot(p)];
@@ -340,7 +354,8 @@ impl Leases {
             for p in plan.iter_mut() {
                 let (id, own, in_first) = whose(&*p);
                 let n = slot(&*p);
-                let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, own.fingerprint) else {
+                let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+                else {
                     return Local::Busy;
                 };
                 let l = &mut e.leases[n];
@@ -359,46 +374,57 @@ impl Leases {
         for p in plan.iter() {
             let (id, own, in_first) = whose(p);
             let n = slot(p);
-            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, own.fingerprint) else {
+            let Some(e) = self.entry(pick(&mut first, second.as_deref_mut(), in_first), id, tag, own.fingerprint)
+            else {
                 continue;
             };
             let l = &mut e.leases[n];
             if l.live(now) && l.left >= p.cost {
                 continue;
             }
-            returns.extend(l.unused(id, own.fingerprint, n));
-            *l = Lease { taking: true, until: Some(now + 2 * crate::limits::redis::DEADLINE), ..Lease::default() };
+            returns.extend(l.unused(id, &e.tag, own.fingerprint, n));
+            e.leases[n] =
+                Lease { taking: true, until: Some(now + 2 * crate::limits::redis::DEADLINE), ..Lease::default() };
             need[usize::from(p.holder == Holder::Identity)] |= 1 << n;
         }
         Local::Need(need, returns)
     }
 
-    /// The entry of `id` (made the first time: the id copied only then; when the shard is
-    /// full, another let go and its leases returned), its leases dropped when its limits
-    /// changed (their counts in Redis restart too).
-    fn entry<'m>(&self, map: &'m mut Shard, id: &str, fingerprint: u64) -> Option<&'m mut Entry> {
+    /// The entry of `id` with its leases taken under hash tag `tag` (made the first time:
+    /// the id and tag copied only then; when the shard is full, another let go and its leases
+    /// returned), its leases dropped when its limits changed (their counts in Redis restart
+    /// too), or returned under their old tag when its tag changed (a key's identity did).
+    fn entry<'m>(&self, map: &'m mut Shard, id: &str, tag: &str, fingerprint: u64) -> Option<&'m mut Entry> {
+        let fresh = || Entry { fingerprint, tag: tag.into(), leases: [Lease::default(); MAX_LIMITS] };
         if !map.contains_key(id) {
             if map.len() >= MOST_HOLDERS / SHARDS {
                 let gone = map.iter().find(|(_, e)| !e.leases.iter().any(|l| l.taking)).map(|(k, _)| k.clone());
-                if let Some(e) = gone.and_then(|k| map.remove_entry(&k)) {
-                    self.queue(e.1.leases.iter().enumerate().filter_map(|(n, l)| l.unused(&e.0, e.1.fingerprint, n)));
+                if let Some((gone, e)) = gone.and_then(|k| map.remove_entry(&k)) {
+                    self.queue(
+                        e.leases.iter().enumerate().filter_map(|(n, l)| l.unused(&gone, &e.tag, e.fingerprint, n)),
+                    );
                 }
             }
-            map.insert(id.into(), Entry { fingerprint, leases: [Lease::default(); MAX_LIMITS] });
+            map.insert(id.into(), fresh());
         }
         let e = map.get_mut(id)?;
-        if e.fingerprint != fingerprint {
-            *e = Entry { fingerprint, leases: [Lease::default(); MAX_LIMITS] };
+        if *e.tag != *tag {
+            self.queue(e.leases.iter().enumerate().filter_map(|(n, l)| l.unused(id, &e.tag, e.fingerprint, n)));
+            *e = fresh();
+        } else if e.fingerprint != fingerprint {
+            *e = fresh();
         }
         Some(e)
     }
 
-    /// One run for holder `id`: gives back `back`, takes a lease of each limit in `need`.
-    /// Answers per limit taken (in order) whether it was granted, the TAT it left, `g<n>`
-    /// and the uses left; `None` when Redis did not answer in time.
+    /// One run for holder `id` (its hash tagged `tag`): gives back `back`, takes a lease of
+    /// each limit in `need`. Answers per limit taken (in order) whether it was granted, the
+    /// TAT it left, `g<n>` and the uses left; `None` when Redis did not answer in time.
+    #[allow(clippy::too_many_arguments)]
     async fn take(
         &self,
         shared: &Shared,
+        tag: &str,
         id: &str,
         own: &Limits,
         need: u8,
@@ -407,7 +433,7 @@ impl Leases {
     ) -> Option<Vec<[i64; 4]>> {
         self.lease_runs.fetch_add(1, Ordering::Relaxed);
         let mut inv = LEASE_SCRIPT.prepare_invoke();
-        inv.key(limits_key(id));
+        inv.key(shared.limits_name(tag, id));
         inv.arg(shared.run_by()).arg(now_us).arg(own.fingerprint.to_string()).arg(back.len());
         for r in back {
             inv.arg(r.slot + 1).arg(r.end_us).arg(r.returned_us).arg(r.unused_us);
@@ -428,11 +454,11 @@ impl Leases {
         Some((0..limits.len()).map(|i| [int(2 + 4 * i), int(3 + 4 * i), int(4 + 4 * i), int(5 + 4 * i)]).collect())
     }
 
-    /// Puts the leases taken for `need` of holder `id` (with limits `own`) in place,
-    /// clearing their marks; those refused or not answered stay empty. True when one was
-    /// refused. A lease whose holder was let go or whose limits changed meanwhile is
-    /// returned whole.
-    fn install(&self, id: &str, own: &Limits, need: u8, taken: &[[i64; 4]]) -> bool {
+    /// Puts the leases taken for `need` of holder `id` (with limits `own`, under hash tag
+    /// `tag`) in place, clearing their marks; those refused or not answered stay empty. True
+    /// when one was refused. A lease whose holder was let go, or whose limits or tag changed
+    /// meanwhile, is returned whole, to the hash it was taken from.
+    fn install(&self, id: &str, tag: &str, own: &Limits, need: u8, taken: &[[i64; 4]]) -> bool {
         let slots = (0..MAX_LIMITS).filter(|n| need & (1 << n) != 0);
         let lease = |n: usize, t: &[i64; 4]| {
             let l = own.ratelimits.get(n)?;
@@ -451,10 +477,10 @@ impl Leases {
         let granted = || taken.iter().zip(slots.clone()).filter(|(t, _)| t[0] == 1);
         let refused = taken.iter().any(|t| t[0] != 1);
         let Ok(mut shard) = self.shards[shard_of(id)].lock() else { return true };
-        let Some(e) = shard.get_mut(id).filter(|e| e.fingerprint == own.fingerprint) else {
+        let Some(e) = shard.get_mut(id).filter(|e| e.fingerprint == own.fingerprint && *e.tag == *tag) else {
             drop(shard);
             // Nowhere to keep them: give them back.
-            let back = granted().filter_map(|(t, n)| lease(n, t)?.unused(id, own.fingerprint, n));
+            let back = granted().filter_map(|(t, n)| lease(n, t)?.unused(id, tag, own.fingerprint, n));
             self.queue(back.collect::<Vec<_>>());
             return true;
         };
@@ -488,7 +514,7 @@ impl Leases {
             shard.retain(|id, e| {
                 for (n, l) in e.leases.iter_mut().enumerate() {
                     if l.until.is_some_and(|u| u <= now) {
-                        out.extend(l.unused(id, e.fingerprint, n));
+                        out.extend(l.unused(id, &e.tag, e.fingerprint, n));
                         *l = Lease::default();
                     }
                 }
@@ -498,18 +524,22 @@ impl Leases {
         self.queue(out);
     }
 
-    /// Sends the queued returns, one run per holder.
+    /// Sends the queued returns, one run per holder's hash (the one each was taken from,
+    /// under the tag it was taken with).
     async fn give_back(&self, shared: &Shared, now_us: i64) {
         let mut q = match self.returns.lock() {
             Ok(mut q) => std::mem::take(&mut *q),
             Err(_) => return,
         };
-        q.sort_by(|a, b| a.holder.cmp(&b.holder));
-        for group in q.chunk_by(|a, b| a.holder == b.holder && a.fingerprint == b.fingerprint) {
+        fn whose(r: &Return) -> (&str, &str, u64) {
+            (&r.holder, &r.tag, r.fingerprint)
+        }
+        q.sort_by(|a, b| whose(a).cmp(&whose(b)));
+        for group in q.chunk_by(|a, b| whose(a) == whose(b)) {
             let Some(first) = group.first() else { continue };
             self.return_runs.fetch_add(1, Ordering::Relaxed);
             let mut inv = LEASE_SCRIPT.prepare_invoke();
-            inv.key(limits_key(&first.holder));
+            inv.key(shared.limits_name(&first.tag, &first.holder));
             inv.arg(shared.run_by()).arg(now_us).arg(first.fingerprint.to_string()).arg(group.len());
             for r in group {
                 inv.arg(r.slot + 1).arg(r.end_us).arg(r.returned_us).arg(r.unused_us);
@@ -573,7 +603,7 @@ mod tests {
         assert_eq!((need, back.len()), ([1, 0], 0));
         // While one check takes the lease, the others go exact rather than take one too.
         assert!(matches!(leases.spend("k", &limits, &mut p, now), Local::Busy));
-        assert!(!leases.install("k", &limits, 1, &[[1, 60_000_000, 0, 297]]));
+        assert!(!leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 297]]));
         assert_eq!(leases.held(), 3);
         for left in [299, 298, 297] {
             assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Spent));
@@ -582,7 +612,7 @@ mod tests {
         // Used up: another is needed, nothing to give back; refused, it stays empty.
         let Local::Need(need, back) = leases.spend("k", &limits, &mut p, Instant::now()) else { panic!() };
         assert_eq!((need, back.len()), ([1, 0], 0));
-        assert!(leases.install("k", &limits, 1, &[[0, 60_000_000, 0, 0]]));
+        assert!(leases.install("k", "k", &limits, 1, &[[0, 60_000_000, 0, 0]]));
         assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Need(..)));
     }
 
@@ -592,7 +622,7 @@ mod tests {
         let limits = fast(300);
         let mut p = plan(&limits.ratelimits, &[], &[], 1).unwrap();
         let _ = leases.spend("k", &limits, &mut p, Instant::now());
-        leases.install("k", &limits, 1, &[[1, 60_000_000, 7, 297]]);
+        leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 7, 297]]);
         assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Spent));
         leases.expire(Instant::now() + LIFE + Duration::from_millis(1));
         let q = leases.returns.lock().unwrap().clone();
@@ -603,15 +633,41 @@ mod tests {
         assert!(leases.shards.iter().all(|s| s.lock().unwrap().is_empty()), "the holder is let go");
         // A lease too small for a request's cost is replaced, its rest given back with it.
         let _ = leases.spend("k", &limits, &mut p, Instant::now());
-        leases.install("k", &limits, 1, &[[1, 60_000_000, 0, 297]]);
+        leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 297]]);
         let mut p3 = plan(&limits.ratelimits, &[], &[], 3).unwrap();
         assert!(matches!(leases.spend("k", &limits, &mut p3, Instant::now()), Local::Spent));
         let mut p2 = plan(&limits.ratelimits, &[], &[], 1).unwrap();
         let _ = leases.spend("k", &limits, &mut p2, Instant::now());
-        leases.install("k", &limits, 1, &[[1, 60_000_000, 0, 297]]);
+        leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 297]]);
         assert!(matches!(leases.spend("k", &limits, &mut p2, Instant::now()), Local::Spent));
         let Local::Need(_, back) = leases.spend("k", &limits, &mut p3, Instant::now()) else { panic!() };
         assert_eq!(back.len(), 1, "two left, three asked: the two go back with the next lease");
+    }
+
+    #[test]
+    fn leases_go_back_under_the_tag_they_were_taken_with() {
+        let leases = Leases::default();
+        let limits = fast(300);
+        let mut p = plan(&limits.ratelimits, &[], &[], 1).unwrap();
+        let _ = leases.spend("k", &limits, &mut p, Instant::now());
+        assert!(!leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 297]]));
+        assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Spent));
+        // The key joins an identity with limits: its hashes are tagged with the identity's
+        // id now (in a cluster, another name). Its lease goes back under the old tag.
+        let joined = limits.clone().with_identity("i", fast(10));
+        let mut pj = plan(&joined.ratelimits, &[], &[], 1).unwrap();
+        let Local::Need(need, back) = leases.spend("k", &joined, &mut pj, Instant::now()) else { panic!() };
+        assert_eq!((need, back.len()), ([1, 0], 0), "a fresh lease under the new tag");
+        let q = leases.returns.lock().unwrap().clone();
+        assert_eq!(q.len(), 1);
+        assert_eq!((&*q[0].holder, &*q[0].tag, q[0].unused_us), ("k", "k", 400_000));
+        // It leaves the identity while that lease is being taken: the lease, taken under
+        // "i", goes back there whole rather than be spent under "k".
+        assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Need(..)));
+        assert!(leases.install("k", "i", &joined, 1, &[[1, 60_000_000, 0, 297]]), "not kept");
+        let q = leases.returns.lock().unwrap().clone();
+        assert_eq!(q.len(), 2);
+        assert_eq!((&*q[1].holder, &*q[1].tag, q[1].unused_us), ("k", "i", 600_000));
     }
 
     #[test]
@@ -629,10 +685,10 @@ mod tests {
         let limits = fast(300);
         let mut map = Shard::new();
         for i in 0..MOST_HOLDERS / SHARDS {
-            let e = leases.entry(&mut map, &format!("k{i}"), limits.fingerprint).unwrap();
+            let e = leases.entry(&mut map, &format!("k{i}"), &format!("k{i}"), limits.fingerprint).unwrap();
             e.leases[0] = Lease { left: 1, until: Some(Instant::now() + LIFE), spacing_us: 5, ..Lease::default() };
         }
-        leases.entry(&mut map, "one more", limits.fingerprint).unwrap();
+        leases.entry(&mut map, "one more", "one more", limits.fingerprint).unwrap();
         assert_eq!(map.len(), MOST_HOLDERS / SHARDS);
         assert_eq!(leases.returns.lock().unwrap().len(), 1, "the holder let go gives its lease back");
     }

@@ -32,7 +32,7 @@ use keyward_core::verify::Limits;
 
 use crate::limits::local::{combine, CreditWrite, Spent};
 use crate::limits::redis_clock::RedisClock;
-use crate::limits::redis_conn::RedisConn;
+use crate::limits::redis_conn::{holders_tag, RedisConn};
 
 /// Longest a verification waits for Redis.
 pub const DEADLINE: Duration = Duration::from_millis(250);
@@ -392,7 +392,7 @@ impl Shared {
             [(Holder::Key, Some((key_id, limits))), (Holder::Identity, identity.map(|i| (&*i.id, &i.limits)))];
         let mut inv = self.script.prepare_invoke();
         let m = if identity.is_some() { 2 } else { 1 };
-        let tag = identity.map_or(key_id, |i| &*i.id);
+        let tag = holders_tag(key_id, limits);
         for (_, h) in holders.iter().take(m) {
             let (rl, cr) = self.conn.names(tag, h.map_or("", |h| h.0));
             inv.key(rl).key(cr);
@@ -590,14 +590,14 @@ impl Shared {
         Some((n.unwrap_or(0), ttl))
     }
 
-    /// The deadline in Redis's time for a script run sent now (see [`RUN_BY`]).
-    /// Whether `fast` limits may be answered from leases: not yet in a Redis Cluster, where a
-    /// key's counts may live under its identity's hash tag (`redis_conn::names`), which the
-    /// leases' own names do not follow; there every check is exact.
-    pub(crate) fn leases_apply(&self) -> bool {
-        !matches!(self.conn, RedisConn::Cluster(_))
+    /// The hash of holder `id`'s limit counts, tagged `tag` in a cluster
+    /// ([`holders_tag`]): the one [`SCRIPT`] counts in, so leases (`limits/lease.rs`) and
+    /// exact checks of a limit share one count, on any topology.
+    pub(crate) fn limits_name(&self, tag: &str, id: &str) -> String {
+        self.conn.limits_name(tag, id)
     }
 
+    /// The deadline in Redis's time for a script run sent now (see [`RUN_BY`]).
     pub(crate) fn run_by(&self) -> i64 {
         self.clock.deadline(RUN_BY)
     }

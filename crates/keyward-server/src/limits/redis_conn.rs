@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use keyward_core::verify::Limits;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
@@ -84,14 +85,31 @@ impl RedisConn {
     pub fn names(&self, tag: &str, id: &str) -> (String, String) {
         names(matches!(self, RedisConn::Cluster(_)), tag, id)
     }
+
+    /// The first of [`RedisConn::names`] only: the hash of a holder's limit counts (what
+    /// `lease.rs` takes leases from and returns them to).
+    pub fn limits_name(&self, tag: &str, id: &str) -> String {
+        name("rl", matches!(self, RedisConn::Cluster(_)), tag, id)
+    }
+}
+
+/// The hash tag of a key's holders (the key and, when it has one with limits or credits,
+/// its identity): the identity's id, else the key's. Exact checks and leases both name a
+/// holder's hashes by it ([`RedisConn::names`]), so they count in one place.
+pub fn holders_tag<'a>(key_id: &'a str, limits: &'a Limits) -> &'a str {
+    limits.identity.as_deref().map_or(key_id, |i| &*i.id)
+}
+
+fn name(kind: &str, cluster: bool, tag: &str, id: &str) -> String {
+    match cluster {
+        true if tag == id => format!("kw:{kind}:{{{tag}}}"),
+        true => format!("kw:{kind}:{{{tag}}}:{id}"),
+        false => format!("kw:{kind}:{id}"),
+    }
 }
 
 fn names(cluster: bool, tag: &str, id: &str) -> (String, String) {
-    match cluster {
-        true if tag == id => (format!("kw:rl:{{{tag}}}"), format!("kw:cr:{{{tag}}}")),
-        true => (format!("kw:rl:{{{tag}}}:{id}"), format!("kw:cr:{{{tag}}}:{id}")),
-        false => (format!("kw:rl:{id}"), format!("kw:cr:{id}")),
-    }
+    (name("rl", cluster, tag, id), name("cr", cluster, tag, id))
 }
 
 async fn cluster(urls: &[&str], response: Duration) -> RedisResult<ClusterConnection> {
@@ -311,6 +329,18 @@ mod tests {
         assert_eq!(names(true, "key_1", "key_1"), ("kw:rl:{key_1}".into(), "kw:cr:{key_1}".into()));
         assert_eq!(names(true, "id_1", "id_1"), ("kw:rl:{id_1}".into(), "kw:cr:{id_1}".into()));
         assert_eq!(names(true, "id_1", "key_1"), ("kw:rl:{id_1}:key_1".into(), "kw:cr:{id_1}:key_1".into()));
+    }
+
+    #[test]
+    fn a_keys_holders_are_tagged_with_its_identity_when_it_shares_limits() {
+        let own = Limits::new(Vec::new(), None);
+        assert_eq!(holders_tag("key_1", &own), "key_1");
+        let shared = own.clone().with_identity("id_1", Limits::new(Vec::new(), None));
+        assert_eq!(holders_tag("key_1", &shared), "id_1");
+        // The key's and the identity's hashes, exact or leased, then share the identity's slot.
+        let tag = holders_tag("key_1", &shared);
+        assert_eq!(name("rl", true, tag, "key_1"), "kw:rl:{id_1}:key_1");
+        assert_eq!(name("rl", true, tag, "id_1"), "kw:rl:{id_1}");
     }
 
     #[test]

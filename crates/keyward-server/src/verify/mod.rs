@@ -305,7 +305,7 @@ impl AppState {
             return self.limits.check(&key.id(), limits, plan, now, cost, list);
         };
         // Fast limits from this node's leases: most checks never reach Redis.
-        if shared.leases_apply() && crate::limits::lease::Leases::applies(limits, plan) {
+        if crate::limits::lease::Leases::applies(limits, plan) {
             if let Some(spent) = self.leases.check(shared, &key.id(), limits, plan, now, list).await {
                 return spent;
             }
