@@ -162,7 +162,8 @@ pub async fn run(a: Args) -> Result<()> {
                 Err(e) => return Err(e),
             };
             let mut buf = Vec::with_capacity(8192);
-            let mut t = Tally { lat: Vec::with_capacity((total.min(1 << 20) / conns + 1) as usize), ..Tally::default() };
+            let mut t =
+                Tally { lat: Vec::with_capacity((total.min(1 << 20) / conns + 1) as usize), ..Tally::default() };
             let mut i = w;
             // Everyone starts together, so requests / elapsed is the rate achieved.
             tokio::time::sleep_until(start.into()).await;

@@ -150,8 +150,11 @@ async fn made_up_keys_stay_within_the_budget_while_the_known_set_loads(b: Backen
     // The manual clock stands still: one second's budget for the whole test.
     let limit = keyward_server::LOOKUPS_PER_SECOND as f64;
     assert!(during <= limit, "{during} storage reads for {N} made-up keys while the set loaded");
+    // Not found, or 503 where the lookup could not finish in time (a budgeted read queued on
+    // the pool behind the lock): never an answer from a read past the budget.
     for (status, body) in &answers {
-        assert_eq!((*status, body["code"].as_str()), (200, Some("NOT_FOUND")), "{body}");
+        let answered = (*status, body["code"].as_str(), body["error"]["code"].as_str());
+        assert!(matches!(answered, (200, Some("NOT_FOUND"), _) | (503, _, Some("unavailable"))), "{body}");
     }
     let total = secret_reads(&metrics(&node).await);
     assert!(total <= limit, "{total} storage reads for {N} made-up keys");

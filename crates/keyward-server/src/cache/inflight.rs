@@ -243,13 +243,17 @@ mod tests {
             let (inflight, gate) = (Arc::clone(&inflight), gate.clone());
             tokio::spawn(async move {
                 inflight
-                    .get(&7, || 1, |_| {
-                        let mut gate = gate.clone();
-                        async move {
-                            let _ = gate.wait_for(|o| *o).await;
-                            Ok(1)
-                        }
-                    })
+                    .get(
+                        &7,
+                        || 1,
+                        |_| {
+                            let mut gate = gate.clone();
+                            async move {
+                                let _ = gate.wait_for(|o| *o).await;
+                                Ok(1)
+                            }
+                        },
+                    )
                     .await
             })
         };

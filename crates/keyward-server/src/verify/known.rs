@@ -254,12 +254,6 @@ mod tests {
         assert_eq!(k.gate(4, t), Gate::Wait, "loading again (events were skipped)");
     }
 
-    #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_set_that_never_loads_answers_after_the_wait() {
-        let k = KnownHashes::default();
-        assert_eq!(k.after_loading(9, || 0).await, None, "still loading after LOADING_WAIT: 503");
-    }
-
     #[test]
     fn lookups_of_unknown_hashes_are_bounded() {
         let k = KnownHashes::default();

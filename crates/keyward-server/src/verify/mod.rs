@@ -24,10 +24,10 @@ pub mod replay;
 pub(crate) mod request;
 
 use crate::cache::{Entry, KeyHash};
-use known::Gate;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use keyward_core::pepper::hex_encode;
+use known::Gate;
 
 /// The outcome of a verification: the code, and the key when one was found.
 pub struct Verdict {
@@ -367,7 +367,9 @@ impl AppState {
     /// (`cache/inflight.rs`).
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
         let reads = &self.cache.public_reads;
-        reads.get(&public_key, || self.cache.epoch_public(&public_key), |epoch| self.read_public(&public_key, epoch)).await
+        reads
+            .get(&public_key, || self.cache.epoch_public(&public_key), |epoch| self.read_public(&public_key, epoch))
+            .await
     }
 
     async fn read_public(&self, public_key: &str, epoch: crate::cache::Epoch) -> ApiResult<Entry> {
