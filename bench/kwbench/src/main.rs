@@ -1,10 +1,11 @@
-//! Helpers for `bench/verify.sh`. Not part of the product.
+//! Helpers for `bench/verify.sh` and `bench/coldstart.sh`. Not part of the product.
 // Not server code: may read the system's time (the `Clock` rule in clippy.toml is for
 // server-side crates).
 #![allow(clippy::disallowed_methods)]
 
 mod ceiling;
 mod load;
+mod mint;
 mod seed;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Ceiling(ceiling::Args),
     /// Send verify requests at a fixed rate (or as fast as possible) and report latency.
     Load(load::Args),
+    /// Make secrets offline and, with the pepper, the rows storing them (for `COPY`).
+    Mint(mint::Args),
 }
 
 #[tokio::main]
@@ -36,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed(a) => seed::run(a).await,
         Command::Ceiling(a) => ceiling::run(a).await,
         Command::Load(a) => load::run(a).await,
+        Command::Mint(a) => mint::run(a),
     }
 }

@@ -8,7 +8,9 @@ use keyward_store::{Conflict, StoreError};
 
 pub use keyward_core::wire::error::{ErrorBody, ErrorDetail};
 
-#[derive(Debug)]
+/// `Clone`: one storage read's failure is the answer of every request that waited on it
+/// (`cache/inflight.rs`).
+#[derive(Debug, Clone)]
 pub enum ApiError {
     Invalid {
         field: Option<String>,

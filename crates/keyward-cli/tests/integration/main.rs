@@ -14,6 +14,7 @@ mod apps;
 mod audit;
 mod backstop;
 mod cli;
+mod cold_start;
 mod config;
 mod console;
 mod environments;

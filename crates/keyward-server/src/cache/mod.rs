@@ -1,6 +1,7 @@
 //! The key cache and what keeps it true: the clock cache under it, change events from other
 //! nodes (`invalidation`), what each event does (`changes`), the background `backstop`, the
-//! workspaces' standings its keys carry (`standings`).
+//! workspaces' standings its keys carry (`standings`), one storage read at a time per
+//! credential missed (`inflight`).
 //!
 //! The verification cache: key records by secret hash, bounded in size (a clock cache,
 //! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
@@ -21,6 +22,7 @@ pub(crate) mod changes;
 pub(crate) mod clock_cache;
 #[cfg(test)]
 mod footprint;
+pub(crate) mod inflight;
 pub(crate) mod invalidation;
 pub(crate) mod standings;
 
@@ -72,6 +74,10 @@ pub struct KeyCache {
     /// Bumped by every invalidation in their stripe; a fill that raced one is thrown away.
     /// Secret hashes and public keys share the stripes (a spurious discard costs one read).
     epochs: Box<[AtomicU64]>,
+    /// Storage reads of secret keys in flight: concurrent misses for one key share one read.
+    pub(crate) secret_reads: inflight::Inflight<KeyHash, Entry, Epoch, Hasher>,
+    /// Likewise for public keys.
+    pub(crate) public_reads: inflight::Inflight<String, Entry, Epoch>,
 }
 
 /// The epoch a fill was started under; see [`KeyCache::fill`].
@@ -93,6 +99,8 @@ impl KeyCache {
             known_imported: crate::verify::known::KnownHashes::default(),
             public_ids: foldhash::quality::RandomState::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            secret_reads: inflight::Inflight::default(),
+            public_reads: inflight::Inflight::default(),
         }
     }
 

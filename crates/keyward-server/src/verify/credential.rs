@@ -27,13 +27,7 @@ impl AppState {
                 Some(w) => w,
                 // A token none has: looked up only while the second's budget lasts, as for
                 // secret keys.
-                None if !self
-                    .cache
-                    .known_tokens
-                    .may_look_up(crate::cache::KeyCache::token_id(&hash), self.clock.now().timestamp_millis()) =>
-                {
-                    None
-                }
+                None if !self.may_read_token(&hash).await? => None,
                 None => {
                     self.metrics.storage_read(crate::metrics::Lookup::VerifyToken);
                     let epoch = self.cache.epoch_public(&hash);
@@ -53,6 +47,16 @@ impl AppState {
         } else {
             Err(ApiError::Unauthenticated("missing or wrong Keyward-Verify-Token".into()))
         }
+    }
+
+    /// May a verify token the cache does not hold be read from storage (`known.rs`)?
+    async fn may_read_token(&self, hash: &str) -> ApiResult<bool> {
+        let id = crate::cache::KeyCache::token_id(hash);
+        Ok(match self.cache.known_tokens.gate(id, self.clock.now().timestamp_millis()) {
+            super::known::Gate::Read => true,
+            super::known::Gate::Refuse => false,
+            super::known::Gate::Wait => Box::pin(self.after_loading(&self.cache.known_tokens, id)).await?,
+        })
     }
 
     /// Is `peer` one of the proxies whose word about the client is believed?

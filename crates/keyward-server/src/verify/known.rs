@@ -5,6 +5,10 @@
 //! credential a set does not hold is still looked up in storage — one created on another node
 //! a moment ago may not have reached this node yet — but only `LOOKUPS_PER_SECOND` of those a
 //! second (of the injected clock) per set; past that, unknown ones are refused without storage.
+//! While a set is still loading (a node just started), it cannot tell a credential not loaded
+//! yet from a made-up one: those it does not hold yet spend the same budget, and past it they
+//! wait for the set to be loaded (at most `LOADING_WAIT`, then 503) instead of reading storage,
+//! so a restarted node under a flood of made-up keys does not read storage for each.
 //! It holds 8 bytes of each HMAC (for public keys, a hash keyed at random per node): a
 //! collision only costs the storage read it would have cost.
 
@@ -19,15 +23,44 @@ type Prefixes = HashSet<u64, Hasher>;
 /// Storage lookups a second for hashes the set does not hold.
 pub const LOOKUPS_PER_SECOND: u32 = 200;
 
-#[derive(Default)]
+/// How long a credential the set does not hold yet, past the budget, waits for a set still
+/// loading; then the answer is 503 (storage cannot say yet). Loading 1,000,000 secret-key
+/// hashes takes a few seconds (docs/BENCHMARKS.md, "Cold start").
+pub const LOADING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a credential the cache does not hold may do, by the set ([`KnownHashes::gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Read storage.
+    Read,
+    /// No such credential: answer without storage.
+    Refuse,
+    /// The set is loading and the budget is spent: [`KnownHashes::after_loading`].
+    Wait,
+}
+
 pub struct KnownHashes {
     set: RwLock<Prefixes>,
     ready: AtomicBool,
+    /// `ready`, for those waiting for it.
+    loaded: tokio::sync::watch::Sender<bool>,
     /// Set once the set holds anything: read without the lock where an empty set means
     /// there is nothing to look for.
     nonempty: AtomicBool,
     /// The current second's start (ms) and the lookups spent in it.
     budget: std::sync::Mutex<Option<(i64, u32)>>,
+}
+
+impl Default for KnownHashes {
+    fn default() -> Self {
+        KnownHashes {
+            set: RwLock::default(),
+            ready: AtomicBool::new(false),
+            loaded: tokio::sync::watch::Sender::new(false),
+            nonempty: AtomicBool::new(false),
+            budget: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// The 8 bytes of an HMAC the set holds.
@@ -39,11 +72,13 @@ pub fn prefix(h: &KeyHash) -> u64 {
 
 impl KnownHashes {
     /// Could a key with this hash exist? `true` until the set is filled.
+    #[cfg(test)]
     pub fn may_exist(&self, h: &KeyHash) -> bool {
         self.may_exist_id(prefix(h))
     }
 
     /// Like [`Self::may_exist`], for a credential by its 8-byte id.
+    #[cfg(test)]
     pub fn may_exist_id(&self, id: u64) -> bool {
         !self.ready.load(Ordering::Acquire) || self.set.read().map(|s| s.contains(&id)).unwrap_or(true)
     }
@@ -64,10 +99,31 @@ impl KnownHashes {
         }
     }
 
-    /// May a credential the set does not hold be read from storage? Yes while the set is
-    /// not loaded or holds it, else while this second's lookups last.
-    pub fn may_look_up(&self, id: u64, now_ms: i64) -> bool {
-        self.may_exist_id(id) || self.spend_lookup(now_ms)
+    /// May a credential not cached be read from storage at `now_ms`? Yes when the set holds
+    /// it, else while this second's lookups last; past them, refused once the set is loaded,
+    /// and left to wait for it while it loads.
+    pub fn gate(&self, id: u64, now_ms: i64) -> Gate {
+        let ready = self.ready.load(Ordering::Acquire);
+        if self.holds(id) || self.spend_lookup(now_ms) {
+            Gate::Read
+        } else if ready {
+            Gate::Refuse
+        } else {
+            Gate::Wait
+        }
+    }
+
+    /// After [`Gate::Wait`]: waits for the set to be loaded (at most [`LOADING_WAIT`]), then
+    /// decides as a loaded set does (`now_ms` read then). `None`: still loading.
+    pub async fn after_loading(&self, id: u64, now_ms: impl Fn() -> i64) -> Option<bool> {
+        let mut loaded = self.loaded.subscribe();
+        tokio::time::timeout(LOADING_WAIT, loaded.wait_for(|l| *l)).await.ok()?.ok()?;
+        Some(self.holds(id) || self.spend_lookup(now_ms()))
+    }
+
+    /// Does the set (as loaded so far) hold `id`?
+    fn holds(&self, id: u64) -> bool {
+        self.set.read().map(|s| s.contains(&id)).unwrap_or(true)
     }
 
     /// Does the set hold `id`? `None` while it is not filled yet (it may then hold less than
@@ -103,11 +159,13 @@ impl KnownHashes {
     /// The set holds every stored hash: unknown ones may be answered from it.
     pub fn mark_filled(&self) {
         self.ready.store(true, Ordering::Release);
+        self.loaded.send_replace(true);
     }
 
     /// The set may miss hashes (events were skipped) until it is filled again.
     pub fn mark_loading(&self) {
         self.ready.store(false, Ordering::Release);
+        self.loaded.send_replace(false);
     }
 
     pub fn len(&self) -> usize {
@@ -163,6 +221,37 @@ mod tests {
         assert!(!k.may_exist(&b));
         k.add(&b);
         assert!(k.may_exist(&b), "a created key is known at once");
+    }
+
+    /// A node just started: hashes loaded so far are read, unknown ones spend the budget,
+    /// and past it they wait for the set instead of reading storage.
+    #[tokio::test(flavor = "current_thread")]
+    async fn while_loading_unknown_hashes_past_the_budget_wait_for_the_set() {
+        let k = std::sync::Arc::new(KnownHashes::default());
+        let t = 5_000_000;
+        k.add_id(1);
+        assert_eq!(k.gate(1, t), Gate::Read, "loaded already");
+        let read = (0..LOOKUPS_PER_SECOND + 100).filter(|i| k.gate(100 + u64::from(*i), t) == Gate::Read).count();
+        assert_eq!(read, LOOKUPS_PER_SECOND as usize, "the budget holds while loading");
+        assert_eq!(k.gate(2, t), Gate::Wait);
+        assert_eq!(k.gate(1, t), Gate::Read, "held: no budget needed");
+        let waiting = {
+            let k = std::sync::Arc::clone(&k);
+            tokio::spawn(async move { (k.after_loading(2, || t).await, k.after_loading(3, || t).await) })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "waits while the set loads");
+        k.add_id(2); // loaded meanwhile
+        k.mark_filled();
+        assert_eq!(
+            waiting.await.unwrap(),
+            (Some(true), Some(false)),
+            "a hash loaded meanwhile is read; one not held is refused, the second's budget spent"
+        );
+        assert_eq!(k.gate(4, t), Gate::Refuse, "loaded: past the budget, refused");
+        assert_eq!(k.after_loading(4, || t).await, Some(false));
+        k.mark_loading();
+        assert_eq!(k.gate(4, t), Gate::Wait, "loading again (events were skipped)");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::cache::{Entry, KeyHash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use keyward_core::pepper::hex_encode;
+use known::Gate;
 
 /// The outcome of a verification: the code, and the key when one was found.
 pub struct Verdict {
@@ -126,15 +127,15 @@ impl AppState {
         let entry = match cached {
             Some(e) => e,
             // A hash no key has: looked up only while the second's budget lasts.
-            None if !self
-                .cache
-                .known
-                .may_look_up(crate::verify::known::prefix(&hash), self.clock.now().timestamp_millis()) =>
-            {
-                Entry::Missing
-            }
-            // Boxed, like every storage read below: the hit path's future stays small.
-            None => Box::pin(self.load(hash)).await?,
+            None => match self.cache.known.gate(known::prefix(&hash), self.clock.now().timestamp_millis()) {
+                Gate::Refuse => Entry::Missing,
+                // Boxed, like every storage read below: the hit path's future stays small.
+                Gate::Read => Box::pin(self.load(hash)).await?,
+                Gate::Wait => match Box::pin(self.after_loading(&self.cache.known, known::prefix(&hash))).await? {
+                    true => Box::pin(self.load(hash)).await?,
+                    false => Entry::Missing,
+                },
+            },
         };
         let key = match entry {
             // The cache and the store are keyed by this hash, so a found entry is this key.
@@ -201,10 +202,19 @@ impl AppState {
             Some(e) => e,
             // A public key none is registered under: looked up only while the second's
             // budget lasts, as for secret keys.
-            None if !self.cache.known_public.may_look_up(self.cache.public_id(&pk), now.timestamp_millis()) => {
-                Entry::Missing
+            None => {
+                let id = self.cache.public_id(&pk);
+                let look = match self.cache.known_public.gate(id, now.timestamp_millis()) {
+                    Gate::Read => true,
+                    Gate::Refuse => false,
+                    Gate::Wait => Box::pin(self.after_loading(&self.cache.known_public, id)).await?,
+                };
+                if look {
+                    Box::pin(self.load_public(pk.clone())).await?
+                } else {
+                    Entry::Missing
+                }
             }
-            None => Box::pin(self.load_public(pk.clone())).await?,
         };
         // Another workspace's key is not found, before its signature is looked at.
         let key = match entry {
@@ -344,23 +354,53 @@ impl AppState {
         self.metrics.verified(code, started);
     }
 
+    /// After [`Gate::Wait`]: may the credential `id` be read, by `set` once loaded? 503 when
+    /// it is still loading after [`known::LOADING_WAIT`] (storage cannot say yet).
+    pub(crate) async fn after_loading(&self, set: &known::KnownHashes, id: u64) -> ApiResult<bool> {
+        set.after_loading(id, || self.clock.now().timestamp_millis()).await.ok_or_else(|| {
+            tracing::debug!("the set of existing credentials is still loading; answering 503");
+            ApiError::Unavailable
+        })
+    }
+
+    /// A public key the cache does not hold, read once for every concurrent miss of it
+    /// (`cache/inflight.rs`).
     async fn load_public(&self, public_key: String) -> ApiResult<Entry> {
+        let reads = &self.cache.public_reads;
+        reads
+            .get(&public_key, || self.cache.epoch_public(&public_key), |epoch| self.read_public(&public_key, epoch))
+            .await
+    }
+
+    async fn read_public(&self, public_key: &str, epoch: crate::cache::Epoch) -> ApiResult<Entry> {
+        // Filled between this request's miss and its taking the lead: no read.
+        if let Some(e) = self.cache.get_public(public_key) {
+            return Ok(e);
+        }
         self.metrics.storage_read(crate::metrics::Lookup::PublicKey);
-        let epoch = self.cache.epoch_public(&public_key);
         let read = async {
-            Ok(match self.store.key_by_public_key(&public_key).await? {
+            Ok(match self.store.key_by_public_key(public_key).await? {
                 Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),
                 None => Entry::Missing,
             })
         };
         let entry = bounded(read).await?;
-        self.cache.fill_public(public_key, entry.clone(), epoch);
+        self.cache.fill_public(public_key.to_string(), entry.clone(), epoch);
         Ok(entry)
     }
 
+    /// A secret key the cache does not hold, read once for every concurrent miss of it
+    /// (`cache/inflight.rs`).
     async fn load(&self, hash: KeyHash) -> ApiResult<Entry> {
+        self.cache.secret_reads.get(&hash, || self.cache.epoch(&hash), |epoch| self.read_key(hash, epoch)).await
+    }
+
+    async fn read_key(&self, hash: KeyHash, epoch: crate::cache::Epoch) -> ApiResult<Entry> {
+        // Filled between this request's miss and its taking the lead: no read.
+        if let Some(e) = self.cache.get(&hash) {
+            return Ok(e);
+        }
         self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
-        let epoch = self.cache.epoch(&hash);
         let read = async {
             Ok(match self.store.key_by_hash(&hex_encode(&hash)).await? {
                 Some(rec) => Entry::Found(Arc::new(self.verifiable(rec).await?)),

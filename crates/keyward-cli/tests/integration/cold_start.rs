@@ -1,0 +1,166 @@
+//! A node whose cache is cold, under load: concurrent misses for one key make one storage read
+//! (and share its failure), and made-up keys stay within the lookup budget while the node is
+//! still loading the set of keys that exist. Storage is made slow by holding a PostgreSQL lock
+//! on `api_keys` (reads of it wait), so these run on PostgreSQL only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use keyward_core::keyformat::generate_secret;
+use keyward_core::OsRandom;
+use keyward_testkit::{Backend, TestServer};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+
+use crate::verify_floods::metrics;
+
+on_both_backends!(
+    concurrent_misses_for_one_key_make_one_storage_read,
+    a_failed_read_answers_every_request_that_waited_on_it,
+    made_up_keys_stay_within_the_budget_while_the_known_set_loads,
+);
+
+fn secret_reads(m: &HashMap<String, f64>) -> f64 {
+    m["keyward_verify_storage_reads_total{credential=\"secret_key\"}"]
+}
+
+/// Holds `ACCESS EXCLUSIVE` on `api_keys` until the returned connection rolls back: every
+/// read of a key waits meanwhile.
+async fn lock_keys(s: &TestServer) -> sqlx::PgConnection {
+    let mut c = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    c.execute("BEGIN").await.unwrap();
+    c.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    c
+}
+
+async fn unlock(mut c: sqlx::PgConnection) {
+    c.execute("ROLLBACK").await.unwrap();
+    c.close().await.ok();
+}
+
+/// `n` verifications of `key` at once on `s`: (status, body) each.
+async fn verify_all(s: &TestServer, keys: Vec<String>) -> Vec<(u16, Value)> {
+    let h = s.http();
+    let calls = keys.into_iter().map(|k| {
+        let r = h.post(s.url("/v1/keys/verify")).json(&json!({"key": k}));
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    });
+    join_all(calls).await
+}
+
+async fn wait_known_loaded(s: &TestServer) {
+    let started = std::time::Instant::now();
+    while metrics(s).await["keyward_known_credentials_loaded"] != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the known sets never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A key created on `s` and not cached by it, with its own change event passed (an event in
+/// its stripe would make later misses read for themselves).
+async fn uncached_key(s: &TestServer) -> String {
+    wait_known_loaded(s).await;
+    let (_, secret) = s.create(json!({"name": "hot"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    secret
+}
+
+fn postgres_only(s: &TestServer, test: &str) -> bool {
+    if !s.db.is_postgres() {
+        keyward_testkit::skipped(&format!("sqlite::{test}"), "PostgreSQL only (a table lock makes reads wait)");
+    }
+    s.db.is_postgres()
+}
+
+async fn concurrent_misses_for_one_key_make_one_storage_read(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !postgres_only(&s, "concurrent_misses_for_one_key_make_one_storage_read") {
+        return s.stop().await;
+    }
+    let secret = uncached_key(&s).await;
+    let before = secret_reads(&metrics(&s).await);
+    let lock = lock_keys(&s).await;
+    let calls = {
+        let s = &s;
+        let secret = secret.clone();
+        async move { verify_all(s, vec![secret; 50]).await }
+    };
+    let check = async {
+        // Every request has had time to arrive and miss; the first one's read waits on the lock.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let during = secret_reads(&metrics(&s).await) - before;
+        unlock(lock).await;
+        during
+    };
+    let (answers, during) = tokio::join!(calls, check);
+    assert_eq!(during, 1.0, "50 concurrent misses for one key read storage {during} times");
+    for (status, body) in &answers {
+        assert_eq!((*status, body["code"].as_str()), (200, Some("VALID")), "{body}");
+    }
+    assert_eq!(secret_reads(&metrics(&s).await) - before, 1.0);
+    s.stop().await;
+}
+
+async fn a_failed_read_answers_every_request_that_waited_on_it(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !postgres_only(&s, "a_failed_read_answers_every_request_that_waited_on_it") {
+        return s.stop().await;
+    }
+    let secret = uncached_key(&s).await;
+    let before = secret_reads(&metrics(&s).await);
+    let lock = lock_keys(&s).await;
+    // Held past the verification's storage timeout (3 s): the read fails with 503.
+    let answers = verify_all(&s, vec![secret.clone(); 50]).await;
+    unlock(lock).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body, &answers[0].1, "every waiter answers as the read did");
+    }
+    assert_eq!(secret_reads(&metrics(&s).await) - before, 1.0, "the waiters did not read again");
+    // Nothing was cached from the failure: the next request reads, and the key verifies.
+    assert_eq!(keyward_testkit::code(&s.verify(&secret, json!({})).await), "VALID");
+    assert_eq!(secret_reads(&metrics(&s).await) - before, 2.0);
+    s.stop().await;
+}
+
+async fn made_up_keys_stay_within_the_budget_while_the_known_set_loads(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !postgres_only(&s, "made_up_keys_stay_within_the_budget_while_the_known_set_loads") {
+        return s.stop().await;
+    }
+    let (_, real) = s.create(json!({"name": "real"})).await;
+    // A node started while the keys cannot be read: its set of known keys stays loading.
+    let lock = lock_keys(&s).await;
+    let node = s.second_node().await;
+    assert_eq!(metrics(&node).await["keyward_known_credentials_loaded"], 0.0);
+    const N: usize = 400;
+    let made_up: Vec<String> = (0..N).map(|_| generate_secret("kw", "live", &OsRandom)).collect();
+    let calls = verify_all(&node, made_up);
+    let check = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let during = secret_reads(&metrics(&node).await);
+        unlock(lock).await;
+        during
+    };
+    let (answers, during) = tokio::join!(calls, check);
+    // The manual clock stands still: one second's budget for the whole test.
+    let limit = keyward_server::LOOKUPS_PER_SECOND as f64;
+    assert!(during <= limit, "{during} storage reads for {N} made-up keys while the set loaded");
+    // Not found, or 503 where the lookup could not finish in time (a budgeted read queued on
+    // the pool behind the lock): never an answer from a read past the budget.
+    for (status, body) in &answers {
+        let answered = (*status, body["code"].as_str(), body["error"]["code"].as_str());
+        assert!(matches!(answered, (200, Some("NOT_FOUND"), _) | (503, _, Some("unavailable"))), "{body}");
+    }
+    let total = secret_reads(&metrics(&node).await);
+    assert!(total <= limit, "{total} storage reads for {N} made-up keys");
+    // The real key is in the set once it is loaded, and verifies past the spent budget.
+    wait_known_loaded(&node).await;
+    assert_eq!(keyward_testkit::code(&node.verify(&real, json!({})).await), "VALID");
+    node.stop().await;
+    s.stop().await;
+}
