@@ -81,16 +81,42 @@ impl RedisConn {
     /// slot, so they carry a hash tag, the identity's id when the key has an identity with
     /// limits or credits (so its keys and it share a slot), else the key's: `kw:rl:{<tag>}`
     /// for the tag's own holder, `kw:rl:{<tag>}:<id>` for a key in its identity's slot.
-    pub fn names(&self, tag: &str, id: &str) -> (String, String) {
+    pub fn names<'a>(&self, tag: &'a str, id: &'a str) -> (HashName<'a>, HashName<'a>) {
         names(matches!(self, RedisConn::Cluster(_)), tag, id)
     }
 }
 
-fn names(cluster: bool, tag: &str, id: &str) -> (String, String) {
-    match cluster {
-        true if tag == id => (format!("kw:rl:{{{tag}}}"), format!("kw:cr:{{{tag}}}")),
-        true => (format!("kw:rl:{{{tag}}}:{id}"), format!("kw:cr:{{{tag}}}:{id}")),
-        false => (format!("kw:rl:{id}"), format!("kw:cr:{id}")),
+fn names<'a>(cluster: bool, tag: &'a str, id: &'a str) -> (HashName<'a>, HashName<'a>) {
+    let name = |prefix| match cluster {
+        true if tag == id => HashName([prefix, "{", tag, "}", ""]),
+        true => HashName([prefix, "{", tag, "}:", id]),
+        false => HashName([prefix, id, "", "", ""]),
+    };
+    (name("kw:rl:"), name("kw:cr:"))
+}
+
+/// A hash's name in the pieces it is made of, written straight into a command (a check
+/// makes no string of it).
+#[derive(Debug, Clone, Copy)]
+pub struct HashName<'a>([&'a str; 5]);
+
+impl redis::ToRedisArgs for HashName<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write;
+        let mut w = out.writer_for_next_arg();
+        for piece in self.0 {
+            // Writing into the command's own buffer cannot fail.
+            let _ = w.write_all(piece.as_bytes());
+        }
+    }
+}
+
+impl std::fmt::Display for HashName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|piece| f.write_str(piece))
     }
 }
 
@@ -307,10 +333,21 @@ mod tests {
 
     #[test]
     fn a_cluster_tags_a_key_and_its_identity_alike() {
+        let names = |cluster, tag, id| {
+            let (rl, cr) = names(cluster, tag, id);
+            (rl.to_string(), cr.to_string())
+        };
         assert_eq!(names(false, "id_1", "key_1"), ("kw:rl:key_1".into(), "kw:cr:key_1".into()), "as before");
         assert_eq!(names(true, "key_1", "key_1"), ("kw:rl:{key_1}".into(), "kw:cr:{key_1}".into()));
         assert_eq!(names(true, "id_1", "id_1"), ("kw:rl:{id_1}".into(), "kw:cr:{id_1}".into()));
         assert_eq!(names(true, "id_1", "key_1"), ("kw:rl:{id_1}:key_1".into(), "kw:cr:{id_1}:key_1".into()));
+    }
+
+    #[test]
+    fn a_name_is_written_into_a_command_as_it_reads() {
+        let (rl, cr) = names(true, "id_1", "key_1");
+        let packed = redis::cmd("EXISTS").arg(rl).arg(cr).get_packed_command();
+        assert_eq!(packed, b"*3\r\n$6\r\nEXISTS\r\n$18\r\nkw:rl:{id_1}:key_1\r\n$18\r\nkw:cr:{id_1}:key_1\r\n");
     }
 
     #[test]
