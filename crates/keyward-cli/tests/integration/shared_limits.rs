@@ -304,7 +304,8 @@ async fn the_stored_counts_keep_their_form(b: Backend) {
     let cr = hash(&redis, &format!("kw:cr:{id}"));
     assert_eq!(cr.get("remaining").map(String::as_str), Some("99"), "{cr:?}");
     assert!(cr.len() == 3 && integer_text(cr.get("period")) && integer_text(cr.get("set_at")), "{cr:?}");
-    let ttl: i64 = keyward_testkit::redis_topologies::cli(redis.port, &["PTTL", &format!("kw:rl:{id}")]).parse().unwrap();
+    let ttl: i64 =
+        keyward_testkit::redis_topologies::cli(redis.port, &["PTTL", &format!("kw:rl:{id}")]).parse().unwrap();
     assert!(ttl > 60_000 && ttl <= 61_000, "the longest window and a second: {ttl}");
 
     // A limit the request makes has its own field; once it refuses, nothing is spent.
