@@ -21,6 +21,7 @@ on_both_backends!(
     redis_goes_away_and_comes_back,
     a_stalled_redis_neither_frees_nor_charges_credits,
     credits_go_on_from_the_written_count_after_redis_loses_them,
+    the_stored_counts_keep_their_form,
 );
 
 pub(crate) fn with_redis(url: &str) -> ServerConfig {
@@ -271,6 +272,61 @@ async fn credits_go_on_from_the_written_count_after_redis_loses_them(b: Backend)
     assert_eq!((v["code"].as_str(), v["credits"]["remaining"].as_i64()), (Some("VALID"), Some(0)), "{v}");
     assert_eq!(c.verify(&key, json!({})).await["code"], "USAGE_EXCEEDED", "1,000 credits, 1,000 granted");
     c.stop().await;
+    a.stop().await;
+}
+
+/// A hash's fields and values, read with `redis-cli HGETALL`.
+fn hash(redis: &OwnRedis, name: &str) -> std::collections::HashMap<String, String> {
+    let out = keyward_testkit::redis_topologies::cli(redis.port, &["HGETALL", name]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines.chunks(2).filter_map(|p| Some((p.first()?.to_string(), p.get(1)?.to_string()))).collect()
+}
+
+fn integer_text(v: Option<&String>) -> bool {
+    v.is_some_and(|v| !v.is_empty() && v.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What a check leaves in Redis keeps its form (the lease script of `limits/lease.rs`, and
+/// nodes of the previous version during a rolling upgrade, read the same hashes): the
+/// limits' TATs under `l<n>` and `r:<name>:<limit>:<ms>` beside `fp`, the credits'
+/// `remaining`, `period` and `set_at`, every number an integer as text; a refused check
+/// writes no credits, and a hash whose limits changed starts again.
+async fn the_stored_counts_keep_their_form(b: Backend) {
+    let Some(redis) = OwnRedis::start("the_stored_counts_keep_their_form").await else { return };
+    let a = TestServer::start_with(b, with_redis(&redis.url())).await;
+    let body = json!({"name": "both", "ratelimits": [{"limit": 10, "duration": "1m"}], "credits": {"remaining": 100}});
+    let (id, key) = a.create(body).await;
+    let v = a.verify(&key, json!({})).await;
+    assert_eq!((v["ratelimit"]["remaining"].as_i64(), v["credits"]["remaining"].as_i64()), (Some(9), Some(99)), "{v}");
+    let rl = hash(&redis, &format!("kw:rl:{id}"));
+    assert_eq!(rl.len(), 2, "{rl:?}");
+    assert!(integer_text(rl.get("fp")) && integer_text(rl.get("l1")), "{rl:?}");
+    let cr = hash(&redis, &format!("kw:cr:{id}"));
+    assert_eq!(cr.get("remaining").map(String::as_str), Some("99"), "{cr:?}");
+    assert!(cr.len() == 3 && integer_text(cr.get("period")) && integer_text(cr.get("set_at")), "{cr:?}");
+    let ttl: i64 =
+        keyward_testkit::redis_topologies::cli(redis.port, &["PTTL", &format!("kw:rl:{id}")]).parse().unwrap();
+    assert!(ttl > 60_000 && ttl <= 61_000, "the longest window and a second: {ttl}");
+
+    // A limit the request makes has its own field; once it refuses, nothing is spent.
+    let made = json!({"ratelimits": [{"name": "burst", "limit": 1, "duration": 60_000}]});
+    assert_eq!(a.verify(&key, made.clone()).await["credits"]["remaining"], 98);
+    let rl = hash(&redis, &format!("kw:rl:{id}"));
+    assert!(integer_text(rl.get("r:burst:1:60000")), "{rl:?}");
+    let v = a.verify(&key, made).await;
+    assert_eq!((v["code"].as_str(), v["credits"]["remaining"].as_i64()), (Some("RATE_LIMITED"), Some(98)), "{v}");
+    assert_eq!(hash(&redis, &format!("kw:rl:{id}")), rl, "a refused check moves no limit");
+    assert_eq!(hash(&redis, &format!("kw:cr:{id}")).get("remaining").map(String::as_str), Some("98"));
+
+    // New limits: the hash starts again under the new fingerprint.
+    let patch = json!({"ratelimits": [{"limit": 5, "duration": "1h"}]});
+    let (st, _) = a.call(reqwest::Method::PATCH, &format!("/v1/keys/{id}"), Some(patch)).await;
+    assert_eq!(st, 200);
+    let v = a.verify(&key, json!({})).await;
+    assert_eq!((v["ratelimit"]["remaining"].as_i64(), v["credits"]["remaining"].as_i64()), (Some(4), Some(97)), "{v}");
+    let after = hash(&redis, &format!("kw:rl:{id}"));
+    assert_eq!(after.len(), 2, "the old fields are gone: {after:?}");
+    assert!(after.get("fp") != rl.get("fp") && integer_text(after.get("l1")), "{after:?}");
     a.stop().await;
 }
 

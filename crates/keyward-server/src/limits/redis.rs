@@ -76,103 +76,124 @@ impl OnError {
 ///
 /// ARGV: now, the deadline in Redis's time, `1` when the credits given are the database's
 /// (they may seed), the number of holders; per holder its limits' fingerprint and longest
-/// window; the number of limits, then per limit its holder, its position in the holder's
-/// list (hash field `l<n>`) or the `r:…` field of a limit the request made, spacing, window and
-/// cost; per holder `1` and its credits' cost, count, period, set time, refill period and
-/// refill amount (or `0`). The answer starts with a status — [`DONE`], [`STALE`] (started
-/// after the deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or
-/// older than the cached record's: nothing changed, ask again with the database's) — and
-/// Redis's time; then, when done, four numbers per limit and four per holder with credits.
+/// window; the number of limits, then per limit its holder, its hash field (`l<n>` for the
+/// holder's own limit n, `r:…` for a limit the request made), spacing, window and cost; per
+/// holder `1` and its credits' cost, count, period, set time, refill period and refill
+/// amount (or `0`). The answer starts with a status — [`DONE`], [`STALE`] (started after the
+/// deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or older than
+/// the cached record's: nothing changed, ask again with the database's) — and Redis's time;
+/// then, when done, four integers per limit and four per holder with credits (left, period,
+/// set time).
+///
+/// Redis's share of a check is mostly its calls: each holder's hashes are read with one
+/// `HMGET` and written with one `HSET` (none when nothing changed), so a key with a limit and
+/// credits costs `TIME`, two `HMGET`, two `HSET` and a `PEXPIRE`. The stored fields are as
+/// before (`fp`, `l<n>`/`r:…` TATs in µs, `remaining`, `period`, `set_at`, integers as
+/// text): `limits/lease.rs` reads and writes the same limit hashes.
 const SCRIPT: &str = r#"
 local clock = redis.call('TIME')
 local rtime = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 if rtime > tonumber(ARGV[2]) then return {1, rtime} end
 local now = tonumber(ARGV[1])
-local seeding = ARGV[3] == '1'
 local m = tonumber(ARGV[4])
-local at = 5
-local fps, longest, used = {}, {}, {}
-for h = 1, m do fps[h] = ARGV[at]; longest[h] = tonumber(ARGV[at + 1]); at = at + 2 end
-local n = tonumber(ARGV[at]); at = at + 1
-local lim = {}
-for i = 1, n do
-  local field = ARGV[at + 1]
-  if string.sub(field, 1, 2) ~= 'r:' then field = 'l' .. field end
-  lim[i] = {tonumber(ARGV[at]), field, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
-  used[lim[i][1]] = true
-  at = at + 5
-end
-local cr, stored = {}, {}
+local n = tonumber(ARGV[5 + 2 * m])
+local first = 6 + 2 * m
+local cr = {}
+local at = first + 5 * n
 for h = 1, m do
   if ARGV[at] == '1' then
-    cr[h] = {tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], tonumber(ARGV[at + 5]), ARGV[at + 6]}
+    local s = redis.call('HMGET', KEYS[2 * h], 'set_at', 'remaining', 'period')
+    local set_at = tonumber(ARGV[at + 4])
+    if tonumber(s[1] or '-1') < set_at then
+      if ARGV[3] ~= '1' then return {2, rtime} end
+      cr[h] = {at, true, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), set_at}
+    else
+      cr[h] = {at, false, tonumber(s[2]), tonumber(s[3]), tonumber(s[1])}
+    end
     at = at + 7
-    stored[h] = tonumber(redis.call('HGET', KEYS[2 * h], 'set_at') or '-1')
-    if stored[h] < tonumber(cr[h][4]) and not seeding then return {2, rtime} end
   else
     at = at + 1
   end
 end
+local tat, mine, reset = {}, {}, {}
 for h = 1, m do
-  if used[h] and redis.call('HGET', KEYS[2 * h - 1], 'fp') ~= fps[h] then
-    redis.call('DEL', KEYS[2 * h - 1])
-    redis.call('HSET', KEYS[2 * h - 1], 'fp', fps[h])
+  local args, own = {KEYS[2 * h - 1], 'fp'}, {}
+  for i = 1, n do
+    local a = first + 5 * i - 5
+    if tonumber(ARGV[a]) == h then args[#args + 1] = ARGV[a + 1]; own[#own + 1] = i end
+  end
+  mine[h] = own
+  if #own > 0 then
+    local got = redis.call('HMGET', unpack(args))
+    if got[1] ~= ARGV[3 + 2 * h] then
+      reset[h] = true
+      redis.call('DEL', KEYS[2 * h - 1])
+    else
+      for j = 1, #own do tat[own[j]] = tonumber(got[j + 1] or '0') end
+    end
   end
 end
 local out = {0, rtime}
-local tats = {}
-local limited = 0
+local limited = false
+local after = {}
 for i = 1, n do
-  local h, t, w, cost = lim[i][1], lim[i][3], lim[i][4], lim[i][5]
-  local tat = tonumber(redis.call('HGET', KEYS[2 * h - 1], lim[i][2]) or '0')
-  local base = math.max(tat, now)
-  local after = base + t * cost
-  local ok = (after - now) <= w
+  local a = first + 5 * i - 5
+  local t, w, cost = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local base = math.max(tat[i] or 0, now)
+  local aft = base + t * cost
+  local ok = (aft - now) <= w
   local u, full, retry
-  if ok then u = after - now; full = after; retry = 0; tats[i] = after
-  else u = base - now; full = base; retry = after - w - now; limited = 1 end
-  local remaining = math.floor(math.max(w - u, 0) / math.max(t, 1))
+  if ok then u = aft - now; full = aft; retry = 0; after[i] = aft
+  else u = base - now; full = base; retry = aft - w - now; limited = true end
   out[#out + 1] = ok and 1 or 0
-  out[#out + 1] = remaining
+  out[#out + 1] = math.floor(math.max(w - u, 0) / math.max(t, 1))
   out[#out + 1] = math.floor(math.max(full, now) / 1000)
   out[#out + 1] = math.ceil(math.max(retry, 0) / 1000)
 end
-if limited == 0 then
-  for i = 1, n do
-    if lim[i][5] > 0 then redis.call('HSET', KEYS[2 * lim[i][1] - 1], lim[i][2], string.format('%.0f', tats[i])) end
+for h = 1, m do
+  local own = mine[h]
+  if #own > 0 then
+    local args = {KEYS[2 * h - 1]}
+    if reset[h] then args[2] = 'fp'; args[3] = ARGV[3 + 2 * h] end
+    if not limited then
+      for j = 1, #own do
+        local a = first + 5 * own[j] - 5
+        if tonumber(ARGV[a + 4]) > 0 then
+          args[#args + 1] = ARGV[a + 1]
+          args[#args + 1] = string.format('%.0f', after[own[j]])
+        end
+      end
+    end
+    if #args > 1 then redis.call('HSET', unpack(args)) end
+    redis.call('PEXPIRE', KEYS[2 * h - 1], math.ceil(tonumber(ARGV[4 + 2 * h]) / 1000) + 1000)
   end
 end
-for h = 1, m do
-  if used[h] then redis.call('PEXPIRE', KEYS[2 * h - 1], math.ceil(longest[h] / 1000) + 1000) end
-end
-local rems, pers, oks = {}, {}, {}
 local all_ok = true
 for h = 1, m do
   local c = cr[h]
   if c then
-    if stored[h] < tonumber(c[4]) then
-      redis.call('HSET', KEYS[2 * h], 'remaining', c[2], 'period', c[3], 'set_at', c[4])
-    end
-    local rem = tonumber(redis.call('HGET', KEYS[2 * h], 'remaining'))
-    local per = tonumber(redis.call('HGET', KEYS[2 * h], 'period'))
-    if c[5] >= 0 and c[5] > per then rem = tonumber(c[6]); per = c[5] end
-    local spend = c[1]
-    if limited == 1 then spend = 0 end
-    oks[h] = rem >= spend
-    if not oks[h] then all_ok = false end
-    rems[h] = rem; pers[h] = per
+    local rem, per, a = c[3], c[4], c[1]
+    local refill = tonumber(ARGV[a + 5])
+    if refill >= 0 and refill > per then rem = tonumber(ARGV[a + 6]); per = refill end
+    c[6], c[7] = rem, per
+    c[8] = rem >= (limited and 0 or tonumber(ARGV[a + 1]))
+    if not c[8] then all_ok = false end
   end
 end
 for h = 1, m do
   local c = cr[h]
   if c then
-    local rem = rems[h]
-    if limited == 0 and all_ok then rem = rem - c[1] end
-    redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', pers[h]))
-    out[#out + 1] = oks[h] and 1 or 0
-    out[#out + 1] = string.format('%.0f', rem)
-    out[#out + 1] = string.format('%.0f', pers[h])
-    out[#out + 1] = redis.call('HGET', KEYS[2 * h], 'set_at')
+    local rem, per = c[6], c[7]
+    if not limited and all_ok then rem = rem - tonumber(ARGV[c[1] + 1]) end
+    if c[2] then
+      redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', per), 'set_at', ARGV[c[1] + 4])
+    elseif rem ~= c[3] or per ~= c[4] then
+      redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', per))
+    end
+    out[#out + 1] = c[8] and 1 or 0
+    out[#out + 1] = rem
+    out[#out + 1] = per
+    out[#out + 1] = c[5]
   end
 end
 return out
@@ -322,12 +343,7 @@ impl Shared {
         for ((answer, credits), id) in answers.iter_mut().zip(cached).zip(ids) {
             let (Some(_), Some(id)) = (credits, id) else { continue };
             let left = u64::try_from(num(at + 1)).unwrap_or(0);
-            self.saw(CreditWrite {
-                key_id: id.to_string(),
-                remaining: left,
-                period: num(at + 2),
-                set_at_ms: num(at + 3),
-            });
+            self.saw(id, left, num(at + 2), num(at + 3));
             *answer = Some((num(at) == 1, left));
             at += 4;
         }
@@ -346,15 +362,14 @@ impl Shared {
         now: DateTime<Utc>,
         cost: u32,
     ) -> Option<LimitCheck> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(key).key(key);
         let (t, w) = spacing_us(limit);
-        inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
-        inv.arg(fingerprint.to_string()).arg(w);
-        inv.arg(1).arg(1).arg(1).arg(t).arg(w).arg(cost);
-        inv.arg("0");
-        let mut conn = self.conn.clone();
-        let values = self.answer::<Vec<redis::Value>>("service limits", inv.invoke_async(&mut conn)).await?;
+        let mut cmd = evalsha(&self.script, 2);
+        cmd.arg(key).arg(key);
+        cmd.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
+        cmd.arg(fingerprint).arg(w);
+        cmd.arg(1).arg(1).arg(Field::Own(0)).arg(t).arg(w).arg(cost);
+        cmd.arg("0");
+        let values = self.eval("service limits", &cmd).await?;
         let num = |i: usize| match values.get(i) {
             Some(redis::Value::Int(n)) => Some(*n),
             _ => None,
@@ -390,14 +405,16 @@ impl Shared {
         let identity = limits.identity.as_deref();
         let holders: [(Holder, Option<(&str, &Limits)>); 2] =
             [(Holder::Key, Some((key_id, limits))), (Holder::Identity, identity.map(|i| (&*i.id, &i.limits)))];
-        let mut inv = self.script.prepare_invoke();
         let m = if identity.is_some() { 2 } else { 1 };
+        // The command is written in place: integers straight into its buffer, no string or
+        // vector made per argument (`ScriptInvocation` makes one of each, then copies them).
+        let mut cmd = evalsha(&self.script, 2 * m);
         let tag = holders_tag(key_id, limits);
         for (_, h) in holders.iter().take(m) {
             let (rl, cr) = self.conn.names(tag, h.map_or("", |h| h.0));
-            inv.key(rl).key(cr);
+            cmd.arg(rl).arg(cr);
         }
-        inv.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" }).arg(m);
+        cmd.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg(if seeding { "1" } else { "0" }).arg(m);
         for (holder, h) in holders.iter().take(m) {
             let own = h.map(|h| h.1);
             // The hash lives as long as the longest window it may hold: its own limits' and
@@ -409,25 +426,22 @@ impl Shared {
                 .map(|l| spacing_us(l).1)
                 .max()
                 .unwrap_or(0);
-            inv.arg(own.map_or(0, |l| l.fingerprint).to_string()).arg(longest);
+            cmd.arg(own.map_or(0, |l| l.fingerprint)).arg(longest);
         }
-        inv.arg(plan.len());
+        cmd.arg(plan.len());
         for p in plan {
             let (t, w) = spacing_us(&p.limit);
-            inv.arg(if p.holder == Holder::Key { 1 } else { 2 });
-            // A holder's own limit by its position (the script names its field `l<n>`); a
-            // limit the request made by its name, limit and window.
-            match p.slot {
-                Slot::At(n) => inv.arg(n + 1),
-                Slot::Request => inv.arg(format!("r:{}:{}:{}", p.limit.name, p.limit.limit, p.limit.duration_ms)),
+            let field = match p.slot {
+                Slot::At(n) => Field::Own(n),
+                Slot::Request => Field::Request(&p.limit),
             };
-            inv.arg(t).arg(w).arg(p.cost);
+            cmd.arg(if p.holder == Holder::Key { 1 } else { 2 }).arg(field).arg(t).arg(w).arg(p.cost);
         }
         for c in credits.iter().take(m) {
             match c {
                 Some(c) => {
                     let refill_period = c.refill.map_or(-1, |r| r.period(now));
-                    inv.arg("1")
+                    cmd.arg("1")
                         .arg(cost)
                         .arg(c.remaining)
                         .arg(c.period)
@@ -436,12 +450,11 @@ impl Shared {
                         .arg(c.refill.map_or(0, |r| r.amount));
                 }
                 None => {
-                    inv.arg("0");
+                    cmd.arg("0");
                 }
             }
         }
-        let mut conn = self.conn.clone();
-        let Some(values) = self.answer::<Vec<redis::Value>>("limits", inv.invoke_async(&mut conn)).await else {
+        let Some(values) = self.eval("limits", &cmd).await else {
             return Run::Unanswered;
         };
         let int = |i: usize| match values.get(i) {
@@ -505,6 +518,24 @@ impl Shared {
         s
     }
 
+    /// Runs `cmd` (an [`evalsha`] of [`SCRIPT`]) within [`DEADLINE`]; when Redis does not
+    /// have the script (a restart, `SCRIPT FLUSH`, a new cluster node) it is loaded and run
+    /// again, as `redis::Script::invoke_async` does. `None` when not answered (counted and
+    /// logged).
+    async fn eval(&self, what: &str, cmd: &redis::Cmd) -> Option<Vec<redis::Value>> {
+        let mut conn = self.conn.clone();
+        let run = async {
+            match cmd.query_async(&mut conn).await {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    self.script.load_async(&mut conn).await?;
+                    cmd.query_async(&mut conn).await
+                }
+                answer => answer,
+            }
+        };
+        self.answer(what, run).await
+    }
+
     /// Redis's answer within [`DEADLINE`], or `None` (counted and logged).
     async fn answer<T>(
         &self,
@@ -524,18 +555,27 @@ impl Shared {
         }
     }
 
-    /// Keeps the latest count seen of a key: answers to concurrent checks arrive in any order.
-    fn saw(&self, write: CreditWrite) {
+    /// Keeps the latest count seen of `id`: answers to concurrent checks arrive in any order.
+    /// The id is copied only the first time it is seen since the last flush.
+    fn saw(&self, id: &str, remaining: u64, period: i64, set_at_ms: i64) {
         let Ok(mut seen) = self.seen_credits.lock() else { return };
-        if seen.get(&write.key_id).is_none_or(|had| write.is_later_than(had)) {
-            seen.insert(write.key_id.clone(), write);
+        let count = CreditWrite { key_id: String::new(), remaining, period, set_at_ms };
+        match seen.get_mut(id) {
+            Some(had) => {
+                if count.is_later_than(had) {
+                    (had.remaining, had.period, had.set_at_ms) = (remaining, period, set_at_ms);
+                }
+            }
+            None => {
+                seen.insert(id.to_string(), CreditWrite { key_id: id.to_string(), ..count });
+            }
         }
     }
 
     /// Puts back counts whose write failed, unless a later one was seen meanwhile.
     pub fn put_back(&self, writes: Vec<CreditWrite>) {
         for w in writes {
-            self.saw(w);
+            self.saw(&w.key_id, w.remaining, w.period, w.set_at_ms);
         }
     }
 
@@ -628,4 +668,38 @@ pub(crate) fn spacing_us(l: &RateLimit) -> (i64, i64) {
     let n = i64::from(l.limit.max(1));
     let t = (d + n - 1) / n;
     (t, t.saturating_mul(n))
+}
+
+/// `EVALSHA <script's hash> <keys>`, for the keys and arguments to follow.
+fn evalsha(script: &redis::Script, keys: usize) -> redis::Cmd {
+    // Room for a key with an identity and two limits without growing.
+    let mut cmd = redis::Cmd::with_capacity(48, 512);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
+    cmd
+}
+
+/// A planned limit's field in its holder's limits hash, written straight into the command:
+/// `l<n>` (from 1) for the holder's own limit n, `r:<name>:<limit>:<duration ms>` for a limit
+/// the request made.
+enum Field<'a> {
+    Own(usize),
+    Request(&'a RateLimit),
+}
+
+impl redis::ToRedisArgs for Field<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write;
+        let mut w = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = match self {
+            Field::Own(n) => {
+                let mut digits = itoa::Buffer::new();
+                w.write_all(b"l").and_then(|()| w.write_all(digits.format(n + 1).as_bytes()))
+            }
+            Field::Request(l) => write!(w, "r:{}:{}:{}", l.name, l.limit, l.duration_ms),
+        };
+    }
 }

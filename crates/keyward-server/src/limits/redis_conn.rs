@@ -82,14 +82,14 @@ impl RedisConn {
     /// slot, so they carry a hash tag, the identity's id when the key has an identity with
     /// limits or credits (so its keys and it share a slot), else the key's: `kw:rl:{<tag>}`
     /// for the tag's own holder, `kw:rl:{<tag>}:<id>` for a key in its identity's slot.
-    pub fn names(&self, tag: &str, id: &str) -> (String, String) {
+    pub fn names<'a>(&self, tag: &'a str, id: &'a str) -> (HashName<'a>, HashName<'a>) {
         names(matches!(self, RedisConn::Cluster(_)), tag, id)
     }
 
     /// The first of [`RedisConn::names`] only: the hash of a holder's limit counts (what
     /// `lease.rs` takes leases from and returns them to).
     pub fn limits_name(&self, tag: &str, id: &str) -> String {
-        name("rl", matches!(self, RedisConn::Cluster(_)), tag, id)
+        self.names(tag, id).0.to_string()
     }
 }
 
@@ -100,16 +100,38 @@ pub fn holders_tag<'a>(key_id: &'a str, limits: &'a Limits) -> &'a str {
     limits.identity.as_deref().map_or(key_id, |i| &*i.id)
 }
 
-fn name(kind: &str, cluster: bool, tag: &str, id: &str) -> String {
-    match cluster {
-        true if tag == id => format!("kw:{kind}:{{{tag}}}"),
-        true => format!("kw:{kind}:{{{tag}}}:{id}"),
-        false => format!("kw:{kind}:{id}"),
+fn names<'a>(cluster: bool, tag: &'a str, id: &'a str) -> (HashName<'a>, HashName<'a>) {
+    let name = |prefix| match cluster {
+        true if tag == id => HashName([prefix, "{", tag, "}", ""]),
+        true => HashName([prefix, "{", tag, "}:", id]),
+        false => HashName([prefix, id, "", "", ""]),
+    };
+    (name("kw:rl:"), name("kw:cr:"))
+}
+
+/// A hash's name in the pieces it is made of, written straight into a command (a check
+/// makes no string of it).
+#[derive(Debug, Clone, Copy)]
+pub struct HashName<'a>([&'a str; 5]);
+
+impl redis::ToRedisArgs for HashName<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write;
+        let mut w = out.writer_for_next_arg();
+        for piece in self.0 {
+            // Writing into the command's own buffer cannot fail.
+            let _ = w.write_all(piece.as_bytes());
+        }
     }
 }
 
-fn names(cluster: bool, tag: &str, id: &str) -> (String, String) {
-    (name("rl", cluster, tag, id), name("cr", cluster, tag, id))
+impl std::fmt::Display for HashName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|piece| f.write_str(piece))
+    }
 }
 
 async fn cluster(urls: &[&str], response: Duration) -> RedisResult<ClusterConnection> {
@@ -325,6 +347,10 @@ mod tests {
 
     #[test]
     fn a_cluster_tags_a_key_and_its_identity_alike() {
+        let names = |cluster, tag, id| {
+            let (rl, cr) = names(cluster, tag, id);
+            (rl.to_string(), cr.to_string())
+        };
         assert_eq!(names(false, "id_1", "key_1"), ("kw:rl:key_1".into(), "kw:cr:key_1".into()), "as before");
         assert_eq!(names(true, "key_1", "key_1"), ("kw:rl:{key_1}".into(), "kw:cr:{key_1}".into()));
         assert_eq!(names(true, "id_1", "id_1"), ("kw:rl:{id_1}".into(), "kw:cr:{id_1}".into()));
@@ -339,8 +365,15 @@ mod tests {
         assert_eq!(holders_tag("key_1", &shared), "id_1");
         // The key's and the identity's hashes, exact or leased, then share the identity's slot.
         let tag = holders_tag("key_1", &shared);
-        assert_eq!(name("rl", true, tag, "key_1"), "kw:rl:{id_1}:key_1");
-        assert_eq!(name("rl", true, tag, "id_1"), "kw:rl:{id_1}");
+        assert_eq!(names(true, tag, "key_1").0.to_string(), "kw:rl:{id_1}:key_1");
+        assert_eq!(names(true, tag, "id_1").0.to_string(), "kw:rl:{id_1}");
+    }
+
+    #[test]
+    fn a_name_is_written_into_a_command_as_it_reads() {
+        let (rl, cr) = names(true, "id_1", "key_1");
+        let packed = redis::cmd("EXISTS").arg(rl).arg(cr).get_packed_command();
+        assert_eq!(packed, b"*3\r\n$6\r\nEXISTS\r\n$18\r\nkw:rl:{id_1}:key_1\r\n$18\r\nkw:cr:{id_1}:key_1\r\n");
     }
 
     #[test]
