@@ -16,8 +16,15 @@ fn main() -> std::process::ExitCode {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     return_memory_in_the_background();
-    keyward_cli::main()
+    let code = keyward_cli::main();
+    // Exit never runs beside an `mi_collect`: wait for one under way, and hold the lock
+    // (forgotten, never released) so no other starts while the allocator shuts down.
+    std::mem::forget(COLLECTING.lock());
+    code
 }
+
+/// Held while the memory thread is inside mimalloc, and by `main` from its return on.
+static COLLECTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How often freed memory is handed back to the OS while the process is otherwise idle.
 const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -28,6 +35,7 @@ const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(
 fn return_memory_in_the_background() {
     let spawned = std::thread::Builder::new().name("keyward-memory".into()).spawn(|| loop {
         std::thread::sleep(RETURN_MEMORY_EVERY);
+        let _collecting = COLLECTING.lock();
         // SAFETY: mi_collect takes no pointers; `false`: only what is due (no forced purge).
         unsafe { libmimalloc_sys::mi_collect(false) };
     });
