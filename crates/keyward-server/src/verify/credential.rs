@@ -52,11 +52,7 @@ impl AppState {
     /// May a verify token the cache does not hold be read from storage (`known.rs`)?
     async fn may_read_token(&self, hash: &str) -> ApiResult<bool> {
         let id = crate::cache::KeyCache::token_id(hash);
-        Ok(match self.cache.known_tokens.gate(id, self.clock.now().timestamp_millis()) {
-            super::known::Gate::Read => true,
-            super::known::Gate::Refuse => false,
-            super::known::Gate::Wait => Box::pin(self.after_loading(&self.cache.known_tokens, id)).await?,
-        })
+        self.may_read(&self.cache.known_tokens, id).await
     }
 
     /// Is `peer` one of the proxies whose word about the client is believed?

@@ -127,14 +127,10 @@ impl AppState {
         let entry = match cached {
             Some(e) => e,
             // A hash no key has: looked up only while the second's budget lasts.
-            None => match self.cache.known.gate(known::prefix(&hash), self.clock.now().timestamp_millis()) {
-                Gate::Refuse => Entry::Missing,
-                // Boxed, like every storage read below: the hit path's future stays small.
-                Gate::Read => Box::pin(self.load(hash)).await?,
-                Gate::Wait => match Box::pin(self.after_loading(&self.cache.known, known::prefix(&hash))).await? {
-                    true => Box::pin(self.load(hash)).await?,
-                    false => Entry::Missing,
-                },
+            // Boxed, like every storage read below: the hit path's future stays small.
+            None => match self.may_read(&self.cache.known, known::prefix(&hash)).await? {
+                true => Box::pin(self.load(hash)).await?,
+                false => Entry::Missing,
             },
         };
         let key = match entry {
@@ -203,13 +199,7 @@ impl AppState {
             // A public key none is registered under: looked up only while the second's
             // budget lasts, as for secret keys.
             None => {
-                let id = self.cache.public_id(&pk);
-                let look = match self.cache.known_public.gate(id, now.timestamp_millis()) {
-                    Gate::Read => true,
-                    Gate::Refuse => false,
-                    Gate::Wait => Box::pin(self.after_loading(&self.cache.known_public, id)).await?,
-                };
-                if look {
+                if self.may_read(&self.cache.known_public, self.cache.public_id(&pk)).await? {
                     Box::pin(self.load_public(pk.clone())).await?
                 } else {
                     Entry::Missing
@@ -354,9 +344,20 @@ impl AppState {
         self.metrics.verified(code, started);
     }
 
+    /// May a credential the cache does not hold (`id` in `set`) be read from storage
+    /// (`known.rs`)? Decided at once unless the set is loading and the budget is spent; then
+    /// it waits for the load (boxed: a flood of refused ones allocates nothing).
+    pub(crate) async fn may_read(&self, set: &known::KnownHashes, id: u64) -> ApiResult<bool> {
+        match set.gate(id, self.clock.now().timestamp_millis()) {
+            Gate::Read => Ok(true),
+            Gate::Refuse => Ok(false),
+            Gate::Wait => Box::pin(self.after_loading(set, id)).await,
+        }
+    }
+
     /// After [`Gate::Wait`]: may the credential `id` be read, by `set` once loaded? 503 when
     /// it is still loading after [`known::LOADING_WAIT`] (storage cannot say yet).
-    pub(crate) async fn after_loading(&self, set: &known::KnownHashes, id: u64) -> ApiResult<bool> {
+    async fn after_loading(&self, set: &known::KnownHashes, id: u64) -> ApiResult<bool> {
         set.after_loading(id, || self.clock.now().timestamp_millis()).await.ok_or_else(|| {
             tracing::debug!("the set of existing credentials is still loading; answering 503");
             ApiError::Unavailable
