@@ -340,7 +340,10 @@ pub(crate) async fn flush_credits(state: &SharedState) {
 }
 
 async fn flusher(state: SharedState, mut stopped: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(state.config.flush_interval);
+    // The first flush one period after start, not at once: a task first polled late (a busy
+    // machine) would otherwise write the marks of requests already served, early.
+    let period = state.config.flush_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
