@@ -12,15 +12,17 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, Response};
+use axum::http::{HeaderName, Request, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use crate::http::lane_loop::{self, Ended, Rewind, Whole};
 use crate::http::workers::{Dispatcher, Job};
 use crate::metrics::ConnectionStats;
 
@@ -47,19 +49,60 @@ pub trait Lane: Send + Sync + 'static {
     fn takes(&self, req: &Request<Incoming>) -> bool;
 
     fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+
+    /// Are connections read by the lane's own loop (`lane_loop`) until their first request it
+    /// does not take whole? (Then hyper serves them.)
+    fn own_loop(&self) -> bool;
+
+    /// Does the own loop answer `method` `path` (the request target, query included)?
+    fn takes_whole(&self, method: &str, path: &str) -> bool;
+
+    /// The headers [`Lane::answer_whole`] reads; the own loop keeps no others.
+    fn reads(&self) -> &[HeaderName];
+
+    /// The largest body the lane reads, and how long it waits for one.
+    fn body_limit(&self) -> usize;
+    fn body_timeout(&self) -> Duration;
+
+    /// The answer to a whole request the own loop read.
+    fn answer_whole(&self, req: Whole<'_>) -> impl Future<Output = Response<Body>> + Send;
 }
 
 /// No lane: a front of the router alone.
 pub enum NoLane {}
 
+// No `NoLane` exists, so none of this runs; each empty match says so to the compiler.
+#[allow(unreachable_code)]
 impl Lane for NoLane {
     fn takes(&self, _: &Request<Incoming>) -> bool {
         match *self {}
     }
 
-    // No `NoLane` exists, so this never runs; the empty match says so to the compiler.
-    #[allow(unreachable_code)]
     fn answer(&self, _: Request<Incoming>, _: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+        std::future::ready(match *self {})
+    }
+
+    fn own_loop(&self) -> bool {
+        match *self {}
+    }
+
+    fn takes_whole(&self, _: &str, _: &str) -> bool {
+        match *self {}
+    }
+
+    fn reads(&self) -> &[HeaderName] {
+        match *self {}
+    }
+
+    fn body_limit(&self) -> usize {
+        match *self {}
+    }
+
+    fn body_timeout(&self) -> Duration {
+        match *self {}
+    }
+
+    fn answer_whole(&self, _: Whole<'_>) -> impl Future<Output = Response<Body>> + Send {
         std::future::ready(match *self {})
     }
 }
@@ -154,41 +197,19 @@ pub async fn serve<L: Lane>(
                 continue;
             }
         };
-        let (front, builder, tls, watcher, stats) =
-            (front.clone(), builder.clone(), tls.clone(), graceful.watcher(), stats.clone());
+        let (front, builder, tls, watcher, stats, stopped) =
+            (front.clone(), builder.clone(), tls.clone(), graceful.watcher(), stats.clone(), stopped.clone());
         stats.open.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
             Box::pin(async move {
                 let _open = Open { stats, _slot: slot };
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
-                let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    let front = front.clone();
-                    async move {
-                        let app = match &front {
-                            Front::Lane(lane) => return Ok::<_, Infallible>(lane.answer(req, peer).await),
-                            Front::Split(lane, _) if lane.takes(&req) => return Ok(lane.answer(req, peer).await),
-                            Front::Split(_, app) | Front::Router(app) => app.clone(),
-                        };
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        // Boxed: the router's future is large, and moving it with every
-                        // request's future (the lane's too) was a measurable share of the CPU.
-                        Ok(Box::pin(app.oneshot(req)).await.unwrap_or_else(|never| match never {}))
-                    }
-                });
+                let conn = Conn { front, builder, watcher, peer, header_read_timeout, stopped };
                 match tls {
-                    None => {
-                        if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    }
+                    None => conn.serve(stream).await,
                     // The handshake is bounded like the headers that follow it.
                     Some(acceptor) => match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), service));
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        }
+                        Ok(Ok(tls_stream)) => conn.serve(tls_stream).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     },
@@ -205,4 +226,52 @@ pub async fn serve<L: Lane>(
         tracing::warn!("connections still open after {DRAIN_WITHIN:?}; closing them");
     }
     Ok(())
+}
+
+/// One accepted connection and what serves it.
+struct Conn<L: Lane> {
+    front: Front<L>,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+    header_read_timeout: Duration,
+    stopped: watch::Receiver<bool>,
+}
+
+impl<L: Lane> Conn<L> {
+    /// The lane's own loop first, where the lane has one; hyper from the first request it
+    /// does not take (or from the start). The watcher is held throughout, so a stopping
+    /// server waits for the connection either way.
+    async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, io: IO) {
+        let Conn { front, builder, watcher, peer, header_read_timeout, mut stopped } = self;
+        let io = match &front {
+            Front::Split(lane, _) | Front::Lane(lane) if lane.own_loop() => {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                match lane_loop::serve(io, &**lane, peer, header_read_timeout, stop).await {
+                    Ended::Closed => return,
+                    Ended::Handed(io) => io,
+                }
+            }
+            _ => Rewind::new(io, Vec::new()),
+        };
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let front = front.clone();
+            async move {
+                let app = match &front {
+                    Front::Lane(lane) => return Ok::<_, Infallible>(lane.answer(req, peer).await),
+                    Front::Split(lane, _) if lane.takes(&req) => return Ok(lane.answer(req, peer).await),
+                    Front::Split(_, app) | Front::Router(app) => app.clone(),
+                };
+                req.extensions_mut().insert(ConnectInfo(peer));
+                // Boxed: the router's future is large, and moving it with every
+                // request's future (the lane's too) was a measurable share of the CPU.
+                Ok(Box::pin(app.oneshot(req)).await.unwrap_or_else(|never| match never {}))
+            }
+        });
+        if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
 }

@@ -10,9 +10,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Method, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
 use axum::response::IntoResponse;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
@@ -21,8 +22,9 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::http::connections::Lane;
+use crate::http::lane_loop::Whole;
 use crate::http::pipeline::{panicked, read_body, within};
-use crate::http::request_id::{span_of, Ids, HEADER};
+use crate::http::request_id::{span_for, span_of, Ids, HEADER};
 use crate::state::SharedState;
 
 pub struct FastLane {
@@ -54,16 +56,15 @@ impl FastLane {
     async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let id = self.ids.of(req.headers());
         let span = span_of(&req, id.as_ref(), true);
-        let handled = AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await;
-        let mut resp = match handled {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => e.into_response(),
-            Err(_) => panicked(),
-        };
-        if let Some(id) = id {
-            resp.headers_mut().insert(HEADER, id);
-        }
-        resp
+        finish(id, AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await)
+    }
+
+    /// The same around the verify handler, for a whole request read by the own loop.
+    async fn answer_whole(&self, req: Whole<'_>) -> Response<Body> {
+        let id = self.ids.of(&req.headers);
+        let span = span_for(Method::POST.as_str(), VERIFY_PATH, id.as_ref(), true);
+        let handle = async { crate::verify::key::verify_key_body(&self.state, &req.headers, req.body?).await };
+        finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
@@ -84,16 +85,57 @@ impl FastLane {
     }
 }
 
+/// The answer, or the refusal or the panic's answer, with the request's id.
+fn finish(id: Option<HeaderValue>, handled: std::thread::Result<Result<Response<Body>, ApiError>>) -> Response<Body> {
+    let mut resp = match handled {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => panicked(),
+    };
+    if let Some(id) = id {
+        resp.headers_mut().insert(HEADER, id);
+    }
+    resp
+}
+
+const VERIFY_PATH: &str = "/v1/keys/verify";
+
 impl Lane for FastLane {
     /// In front of the API, `POST /v1/keys/verify` only; the gateway's lane takes everything.
     fn takes(&self, req: &Request<Incoming>) -> bool {
         match self.serves {
-            Serves::Verify => req.method() == Method::POST && req.uri().path() == "/v1/keys/verify",
+            Serves::Verify => req.method() == Method::POST && req.uri().path() == VERIFY_PATH,
             Serves::Gateway(_) => true,
         }
     }
 
     fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
         FastLane::answer(self, req, peer)
+    }
+
+    /// Verification only: the gateway streams bodies both ways, which the own loop does not.
+    fn own_loop(&self) -> bool {
+        matches!(self.serves, Serves::Verify)
+    }
+
+    /// The exact path, no query (which hyper's URI rules might refuse).
+    fn takes_whole(&self, method: &str, path: &str) -> bool {
+        self.own_loop() && method == "POST" && path == VERIFY_PATH
+    }
+
+    fn reads(&self) -> &[HeaderName] {
+        &crate::verify::key::READS
+    }
+
+    fn body_limit(&self) -> usize {
+        self.state.config.body_limit
+    }
+
+    fn body_timeout(&self) -> Duration {
+        self.state.config.body_read_timeout
+    }
+
+    fn answer_whole(&self, req: Whole<'_>) -> impl Future<Output = Response<Body>> + Send {
+        FastLane::answer_whole(self, req)
     }
 }

@@ -28,6 +28,11 @@ pub fn unreadable(e: impl Display) -> ApiError {
 /// What the body-timeout layer's error says (tower-http's `TimeoutError`).
 const TIMED_OUT: &str = "data was not received within the designated timeout";
 
+/// The refusal of a body that did not come within the body-read timeout (400).
+pub fn timed_out() -> ApiError {
+    unreadable(TIMED_OUT)
+}
+
 /// The answer to a handler that panicked.
 pub fn panicked() -> Response {
     ApiError::Internal("handler panicked".into()).into_response()
@@ -51,7 +56,7 @@ pub async fn within(timeout: Duration, read: impl Future<Output = Result<Bytes, 
         }
         let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(unreadable(TIMED_OUT))),
+            Poll::Ready(()) => Poll::Ready(Err(timed_out())),
             Poll::Pending => Poll::Pending,
         }
     })

@@ -141,12 +141,16 @@ pub fn span<B>(req: &Request<B>) -> tracing::Span {
 /// routes, every request the gateway proxies): its span is at debug level, so that with the
 /// usual `info` filter it costs nothing.
 pub fn span_of<B>(req: &Request<B>, id: Option<&HeaderValue>, hot: bool) -> tracing::Span {
+    span_for(req.method().as_str(), req.uri().path(), id, hot)
+}
+
+/// [`span_of`] from the request's method and path.
+pub fn span_for(method: &str, path: &str, id: Option<&HeaderValue>, hot: bool) -> tracing::Span {
     let id = id.and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let path = req.uri().path();
     if hot {
-        tracing::debug_span!("request", method = %req.method(), path, request_id = id)
+        tracing::debug_span!("request", method, path, request_id = id)
     } else {
-        tracing::info_span!("request", method = %req.method(), path, request_id = id)
+        tracing::info_span!("request", method, path, request_id = id)
     }
 }
 

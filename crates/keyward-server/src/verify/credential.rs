@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::bearer;
 use crate::state::AppState;
 
-const VERIFY_TOKEN_HEADER: &str = "keyward-verify-token";
+pub(crate) const VERIFY_TOKEN_HEADER: HeaderName = HeaderName::from_static("keyward-verify-token");
 
 impl AppState {
     /// Who may verify, and inside which workspace: a workspace's verify token (`…_vt_…`)

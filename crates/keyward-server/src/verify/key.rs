@@ -4,7 +4,7 @@
 use std::fmt::Display;
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use axum::response::Response;
 
 use keyward_core::verify::VerifyCode;
@@ -25,10 +25,18 @@ where
     B::Error: Display,
 {
     let body = within(state.config.body_read_timeout, read_body(body, state.config.body_limit, too_large)).await?;
+    verify_key_body(state, headers, &body).await
+}
+
+/// The headers [`verify_key_body`] reads: the HTTP lane's own loop keeps only these.
+pub(crate) static READS: [HeaderName; 2] = [crate::http::request_id::HEADER, super::credential::VERIFY_TOKEN_HEADER];
+
+/// `POST /v1/keys/verify` once its body is read.
+pub(crate) async fn verify_key_body(state: &SharedState, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
     // The plain parse is the quick way; what it refuses, the parser naming the field words.
-    let args = match serde_json::from_slice::<VerifyKeyRequest>(&body) {
+    let args = match serde_json::from_slice::<VerifyKeyRequest>(body) {
         Ok(args) => args,
-        Err(_) => parse_json::<VerifyKeyRequest>(&body)?,
+        Err(_) => parse_json::<VerifyKeyRequest>(body)?,
     };
     verify_key_with(state, headers, &args).await
 }
