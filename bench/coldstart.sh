@@ -6,7 +6,7 @@
 # and one with a flood of made-up keys mixed in (FLOOD_CONNS more connections sending U keys no
 # one has): time from the restart to the listening line and to the set of existing keys loaded,
 # hot-key throughput before and the time until it is back to ≥ 90 % of it, hot answers that
-# were not VALID after the restart, and the secret-key storage reads the new node made in its
+# were not VALID (2xx) or not 2xx (a 503 when a wait for the set ran out) after the restart, and the secret-key storage reads the new node made in its
 # first seconds (`keyward_verify_storage_reads_total` from /metrics). See docs/BENCHMARKS.md.
 #   bench/coldstart.sh     # N=1000000 H=10000 U=100000 CONNS=16 FLOOD_CONNS=4 BEFORE=10 AFTER=20
 # PG_ADMIN is a PostgreSQL URL allowed to create databases (default: the local postgres user).
@@ -164,7 +164,7 @@ hot keys before (req/s)                  $plain_rps          $flood_rps
 kill → listening (s)                     $plain_listen          $flood_listen
 kill → set of keys loaded (s)            $(loaded_at plain)          $(loaded_at flood)
 kill → hot keys back to ≥ 90 % (s)       $plain_back          $flood_back
-hot answers not VALID / failed sends     $(field plain not_valid) / $(field plain failed)          $(field flood not_valid) / $(field flood failed)
+hot answers not VALID / non-2xx / failed sends  $(field plain not_valid) / $(field plain errors) / $(field plain failed)          $(field flood not_valid) / $(field flood errors) / $(field flood failed)
 secret-key storage reads by +1 s         $(reads_by plain 1000)          $(reads_by flood 1000)
                          by +2 s         $(reads_by plain 2000)          $(reads_by flood 2000)
                          by +5 s         $(reads_by plain 5000)          $(reads_by flood 5000)

@@ -58,7 +58,7 @@ pub trait Lane: Send + Sync + 'static {
     fn takes_whole(&self, method: &str, path: &str) -> bool;
 
     /// The headers [`Lane::answer_whole`] reads; the own loop keeps no others.
-    fn reads(&self) -> &[HeaderName];
+    fn reads(&self) -> Reads<'_>;
 
     /// The largest body the lane reads, and how long it waits for one.
     fn body_limit(&self) -> usize;
@@ -66,6 +66,14 @@ pub trait Lane: Send + Sync + 'static {
 
     /// The answer to a whole request the own loop read.
     fn answer_whole(&self, req: Whole<'_>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The headers a lane's whole requests keep.
+pub enum Reads<'a> {
+    /// These (the request's method and target are not needed either).
+    Only(&'a [HeaderName]),
+    /// Every one, with the method and the target as a URI (the gateway passes them on).
+    All,
 }
 
 /// No lane: a front of the router alone.
@@ -90,7 +98,7 @@ impl Lane for NoLane {
         match *self {}
     }
 
-    fn reads(&self) -> &[HeaderName] {
+    fn reads(&self) -> Reads<'_> {
         match *self {}
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
+use axum::http::{HeaderValue, Method, Request, Response};
 use axum::response::IntoResponse;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::http::connections::Lane;
+use crate::http::connections::{Lane, Reads};
 use crate::http::lane_loop::Whole;
 use crate::http::pipeline::{panicked, read_body, within};
 use crate::http::request_id::{span_for, span_of, Ids, HEADER};
@@ -59,12 +59,26 @@ impl FastLane {
         finish(id, AssertUnwindSafe(self.handle(req, peer)).catch_unwind().instrument(span).await)
     }
 
-    /// The same around the verify handler, for a whole request read by the own loop.
+    /// The same around the handler, for a whole request read by the own loop: verification,
+    /// or a bodiless request the gateway passes on.
     async fn answer_whole(&self, req: Whole<'_>) -> Response<Body> {
         let id = self.ids.of(&req.headers);
-        let span = span_for(Method::POST.as_str(), VERIFY_PATH, id.as_ref(), true);
-        let handle = async { crate::verify::key::verify_key_body(&self.state, &req.headers, req.body?).await };
-        finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
+        match (&self.serves, req.request) {
+            (Serves::Gateway(gw), Some((method, uri))) => {
+                let span = span_for(method.as_str(), uri.path(), id.as_ref(), true);
+                let (mut parts, ()) = Request::new(()).into_parts();
+                (parts.method, parts.uri, parts.headers) = (method, uri, req.headers);
+                // Taken only without a body (`body_limit` 0): nothing to wait for or hold.
+                let body = std::future::ready(Ok(axum::body::Bytes::new()));
+                let handle = Box::pin(gw.forward(req.peer, parts, body));
+                finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
+            }
+            _ => {
+                let span = span_for(Method::POST.as_str(), VERIFY_PATH, id.as_ref(), true);
+                let handle = async { crate::verify::key::verify_key_body(&self.state, &req.headers, req.body?).await };
+                finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
+            }
+        }
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
@@ -113,22 +127,34 @@ impl Lane for FastLane {
         FastLane::answer(self, req, peer)
     }
 
-    /// Verification only: the gateway streams bodies both ways, which the own loop does not.
     fn own_loop(&self) -> bool {
-        matches!(self.serves, Serves::Verify)
+        true
     }
 
-    /// The exact path, no query (which hyper's URI rules might refuse).
+    /// Verification: the exact path, no query (which hyper's URI rules might refuse). The
+    /// gateway: every method but `HEAD` (its answer's length without a body) and `CONNECT`,
+    /// on an origin-form target.
     fn takes_whole(&self, method: &str, path: &str) -> bool {
-        self.own_loop() && method == "POST" && path == VERIFY_PATH
+        match self.serves {
+            Serves::Verify => method == "POST" && path == VERIFY_PATH,
+            Serves::Gateway(_) => method != "HEAD" && method != "CONNECT" && path.starts_with('/'),
+        }
     }
 
-    fn reads(&self) -> &[HeaderName] {
-        &crate::verify::key::READS
+    fn reads(&self) -> Reads<'_> {
+        match self.serves {
+            Serves::Verify => Reads::Only(&crate::verify::key::READS),
+            Serves::Gateway(_) => Reads::All,
+        }
     }
 
+    /// The gateway's own loop takes bodiless requests only: the gateway reads a body only
+    /// once the key is accepted, and hyper's way keeps that.
     fn body_limit(&self) -> usize {
-        self.state.config.body_limit
+        match self.serves {
+            Serves::Verify => self.state.config.body_limit,
+            Serves::Gateway(_) => 0,
+        }
     }
 
     fn body_timeout(&self) -> Duration {

@@ -1,30 +1,91 @@
 //! An answer written as hyper's HTTP/1 server writes it, byte for byte: the status line, the
 //! headers in their order and lower case, `connection: close` when the connection ends with
-//! it, then `content-length` and `date` unless the answer has them. The differential tests
-//! hold the two to the same bytes.
+//! it, then `content-length` (or, for a streamed body of unknown length,
+//! `transfer-encoding: chunked`) and `date` unless the answer has them. A whole answer goes
+//! out in one write; a streamed one (the gateway's, from its upstream) piece by piece as it
+//! comes. The differential tests hold the two servers to the same bytes.
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::header::{CONTENT_LENGTH, DATE};
 use axum::http::{response, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::http::pipeline::read_body;
-
-/// Writes `resp` to `out`; false if its body failed (nothing is written then).
-pub(crate) async fn write(resp: Response<Body>, close: bool, out: &mut Vec<u8>) -> bool {
-    let (parts, body) = resp.into_parts();
-    // The lane's answers are whole (one frame), so this does not wait.
-    let Ok(body) = read_body(body, usize::MAX, crate::http::pipeline::too_large).await else { return false };
-    head(&parts, body.len(), close, out);
-    if has_body(parts.status) {
-        out.extend_from_slice(&body);
-    }
-    true
+/// How the body is framed.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// `content-length` written here (unless the answer has one).
+    Length(u64),
+    /// `transfer-encoding: chunked`.
+    Chunked,
 }
 
-fn head(parts: &response::Parts, len: usize, close: bool, out: &mut Vec<u8>) {
+/// Writes `resp` to `io` (through `out`); false if its body or the connection failed (the
+/// connection must then be closed: the answer may be cut short).
+pub(crate) async fn send<IO: AsyncWrite + Unpin>(
+    resp: Response<Body>,
+    close: bool,
+    out: &mut Vec<u8>,
+    io: &mut IO,
+) -> bool {
+    out.clear();
+    let (parts, mut body) = resp.into_parts();
+    if body.is_end_stream() {
+        head(&parts, Framing::Length(0), close, out);
+        return io.write_all(out).await.is_ok() && io.flush().await.is_ok();
+    }
+    // A length the answer says itself stands (as hyper trusts it), else the body's own.
+    let framing = match body.size_hint().exact() {
+        Some(n) => Framing::Length(n),
+        None if parts.headers.contains_key(CONTENT_LENGTH) => Framing::Length(0),
+        None => Framing::Chunked,
+    };
+    head(&parts, framing, close, out);
+    let bodied = has_body(parts.status);
+    loop {
+        let data = match body.frame().await {
+            None => Bytes::new(),
+            Some(Err(_)) => return false,
+            // Trailers: the lane's answers have none (the gateway's client drops them).
+            Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+        };
+        let last = body.is_end_stream();
+        if bodied && !data.is_empty() {
+            match framing {
+                Framing::Length(_) => out.extend_from_slice(&data),
+                Framing::Chunked => {
+                    let mut size = itoa_hex(data.len());
+                    size.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&size);
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        if last {
+            if bodied && matches!(framing, Framing::Chunked) {
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            return io.write_all(out).await.is_ok() && io.flush().await.is_ok();
+        }
+        // More to come: what is here goes out first.
+        if !out.is_empty() && (io.write_all(out).await.is_err() || io.flush().await.is_err()) {
+            return false;
+        }
+        out.clear();
+    }
+}
+
+/// A chunk's size as hyper writes it: upper-case hex.
+fn itoa_hex(n: usize) -> Vec<u8> {
+    format!("{n:X}").into_bytes()
+}
+
+fn head(parts: &response::Parts, framing: Framing, close: bool, out: &mut Vec<u8>) {
     if parts.status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
@@ -49,9 +110,14 @@ fn head(parts: &response::Parts, len: usize, close: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"connection: close\r\n");
     }
     if !wrote_len && has_body(parts.status) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        match framing {
+            Framing::Length(len) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
     }
     if !wrote_date {
         out.extend_from_slice(b"date: ");
@@ -93,9 +159,10 @@ mod tests {
 
     fn written(resp: Response<Body>, close: bool) -> String {
         let mut out = Vec::new();
+        let mut wire = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        assert!(rt.block_on(write(resp, close, &mut out)));
-        let text = String::from_utf8(out).unwrap();
+        assert!(rt.block_on(send(resp, close, &mut out, &mut wire)));
+        let text = String::from_utf8(wire).unwrap();
         // The date is checked for its form, then left out.
         let start = text.find("date: ").unwrap();
         let end = start + text[start..].find("\r\n").unwrap();

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::Whole;
 use crate::error::ApiError;
-use crate::http::connections::{serve, Bounds, Front, Lane};
+use crate::http::connections::{serve, Bounds, Front, Lane, Reads};
 use crate::http::pipeline::{read_body, too_large, within};
 use crate::http::workers::Workers;
 
@@ -77,8 +77,8 @@ impl Lane for Echo {
         method == "POST" && path == "/v1/keys/verify"
     }
 
-    fn reads(&self) -> &[HeaderName] {
-        &READS
+    fn reads(&self) -> Reads<'_> {
+        Reads::Only(&READS)
     }
 
     fn body_limit(&self) -> usize {
@@ -94,9 +94,9 @@ impl Lane for Echo {
     }
 }
 
-/// A server of `Echo` in front of a router that names what it got.
-struct Server {
-    addr: SocketAddr,
+/// A server of a lane (in front of a router that names what it got, for `Echo`).
+pub(super) struct Server {
+    pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     _workers: Workers,
@@ -107,21 +107,24 @@ async fn start(own: bool) -> Server {
 }
 
 async fn start_with(own: bool, header_read_timeout: Duration) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let router = axum::Router::new()
         .fallback(|req: axum::extract::Request| async move { format!("router {} {}", req.method(), req.uri()) });
+    start_front(Front::Split(Arc::new(Echo { own }), router), header_read_timeout).await
+}
+
+pub(super) async fn start_front<L: Lane>(front: Front<L>, header_read_timeout: Duration) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
     let workers = Workers::start(1).unwrap();
     let bounds = Bounds { header_read_timeout, max_connections: 64 };
-    let front = Front::Split(Arc::new(Echo { own }), router);
     let served = tokio::spawn(serve(listener, front, bounds, Arc::default(), stopped, None, workers.dispatcher()));
     Server { addr, stop, served, _workers: workers }
 }
 
 /// Sends `pieces` (a pause between them) and reads until the server closes; the `date` lines
 /// are blanked.
-async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>]) -> String {
+pub(super) async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>]) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     for (i, p) in pieces.iter().enumerate() {
@@ -318,6 +321,11 @@ fn script(reqs: &[Req], cuts: &[usize]) -> Vec<Vec<u8>> {
     if !closed {
         bytes.extend_from_slice(b"GET /end HTTP/1.1\r\nconnection: close\r\n\r\n");
     }
+    cut(bytes, cuts)
+}
+
+/// `bytes` cut at the given points (taken modulo its length).
+pub(super) fn cut(bytes: Vec<u8>, cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % bytes.len()).filter(|c| *c > 0).collect();
     cuts.sort_unstable();
     cuts.dedup();

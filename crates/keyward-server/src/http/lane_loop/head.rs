@@ -3,14 +3,16 @@
 //! body framed by one Content-Length within the lane's limit, no `Expect`, no transfer coding,
 //! no upgrade — so on everything it takes, hyper could not have decided otherwise.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::http::connections::Lane;
+use crate::http::connections::{Lane, Reads};
 
 /// Header lines one head may have before it goes to hyper (which takes up to 100).
 const MAX_HEADERS: usize = 32;
 
 /// What the bytes at the front of the buffer are.
+// Returned once per request and taken apart at once: a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
     /// A head, not yet whole.
     Partial,
@@ -21,6 +23,8 @@ pub(crate) enum Parsed {
 }
 
 pub(crate) struct Taken {
+    /// The method and target, read only for a lane that reads every header.
+    pub request: Option<(Method, Uri)>,
     /// Where the head ends and the body begins.
     pub head_len: usize,
     pub body_len: usize,
@@ -44,7 +48,16 @@ pub(crate) fn read<L: Lane>(bytes: &[u8], lane: &L) -> Parsed {
     if !lane.takes_whole(method, path) {
         return Parsed::Other;
     }
-    let mut taken = Taken { head_len, body_len: 0, close: false, headers: HeaderMap::new() };
+    let all = matches!(lane.reads(), Reads::All);
+    let request = match all {
+        // Parsed as hyper parses them; what does not parse is hyper's to refuse.
+        true => match (Method::from_bytes(method.as_bytes()), Uri::try_from(path)) {
+            (Ok(m), Ok(u)) => Some((m, u)),
+            _ => return Parsed::Other,
+        },
+        false => None,
+    };
+    let mut taken = Taken { request, head_len, body_len: 0, close: false, headers: HeaderMap::new() };
     let mut length = None;
     for h in req.headers.iter() {
         let name = h.name;
@@ -64,9 +77,17 @@ pub(crate) fn read<L: Lane>(bytes: &[u8], lane: &L) -> Parsed {
             }
         } else if ["transfer-encoding", "expect", "upgrade"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
             return Parsed::Other;
-        } else if let Some(known) = lane.reads().iter().find(|n| name.eq_ignore_ascii_case(n.as_str())) {
+        }
+        let kept = match lane.reads() {
+            Reads::All => match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(n) => Some(n),
+                Err(_) => return Parsed::Other,
+            },
+            Reads::Only(names) => names.iter().find(|n| name.eq_ignore_ascii_case(n.as_str())).cloned(),
+        };
+        if let Some(kept) = kept {
             let Ok(value) = HeaderValue::from_bytes(h.value) else { return Parsed::Other };
-            taken.headers.append(known.clone(), value);
+            taken.headers.append(kept, value);
         }
     }
     taken.body_len = length.unwrap_or(0);

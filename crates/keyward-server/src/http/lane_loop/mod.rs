@@ -17,6 +17,8 @@ mod head;
 pub mod rewind;
 
 #[cfg(test)]
+mod differential_gateway_tests;
+#[cfg(test)]
 mod differential_tests;
 
 use std::future::Future;
@@ -25,7 +27,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -42,6 +44,9 @@ const FIRST: usize = 4 * 1024;
 /// A whole request the lane answers: the headers it reads, and its body (or why it is not
 /// there: the body-read timeout).
 pub struct Whole<'a> {
+    /// The method and target, for a lane that reads every header
+    /// ([`crate::http::connections::Reads::All`]).
+    pub request: Option<(Method, Uri)>,
     pub headers: HeaderMap,
     pub body: Result<&'a [u8], ApiError>,
     pub peer: SocketAddr,
@@ -106,16 +111,12 @@ where
             false => Ok(&buf.filled()[taken.head_len..need]),
             true => Err(crate::http::pipeline::timed_out()),
         };
-        let resp = lane.answer_whole(Whole { headers: taken.headers, body, peer }).await;
+        let resp = lane.answer_whole(Whole { request: taken.request, headers: taken.headers, body, peer }).await;
         // `connection: close` answers the caller's; a body not read whole leaves the
         // connection unusable, so it is closed after the answer too (as hyper does, unsaid).
-        if !answer::write(resp, taken.close, &mut out).await
-            || io.write_all(&out).await.is_err()
-            || io.flush().await.is_err()
-        {
+        if !answer::send(resp, taken.close, &mut out, &mut io).await {
             return Ended::Closed;
         }
-        out.clear();
         if taken.close || timed_out {
             let _ = io.shutdown().await;
             return Ended::Closed;
