@@ -1,6 +1,6 @@
 //! The fast lane's own HTTP/1 connection loop: it reads a connection's requests, answers those
-//! the lane takes whole ([`head`] says which: `POST /v1/keys/verify` in its plainest form) and
-//! writes the answers as hyper would ([`answer`]). At the first request it does not take, it
+//! the lane takes whole ([`head`] says which: `POST /v1/keys/verify` in its plainest form, or a
+//! bodiless request to the gateway) and writes the answers as hyper would ([`answer`]). At the first request it does not take, it
 //! hands the connection, with the bytes it has read, to hyper ([`rewind`]), which serves it
 //! from there on. Written for the verify path's speed: hyper's server built a `HeaderMap`,
 //! armed a header-read timer and took a fresh read buffer for every request, about a tenth of
