@@ -64,6 +64,11 @@ impl FastLane {
     async fn answer_whole(&self, req: Whole<'_>) -> Response<Body> {
         let id = self.ids.of(&req.headers);
         match (&self.serves, req.request) {
+            (Serves::Verify, _) => {
+                let span = span_for(Method::POST.as_str(), VERIFY_PATH, id.as_ref(), true);
+                let handle = async { crate::verify::key::verify_key_body(&self.state, &req.headers, req.body?).await };
+                finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
+            }
             (Serves::Gateway(gw), Some((method, uri))) => {
                 let span = span_for(method.as_str(), uri.path(), id.as_ref(), true);
                 let (mut parts, ()) = Request::new(()).into_parts();
@@ -73,10 +78,10 @@ impl FastLane {
                 let handle = Box::pin(gw.forward(req.peer, parts, body));
                 finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
             }
-            _ => {
-                let span = span_for(Method::POST.as_str(), VERIFY_PATH, id.as_ref(), true);
-                let handle = async { crate::verify::key::verify_key_body(&self.state, &req.headers, req.body?).await };
-                finish(id, AssertUnwindSafe(handle).catch_unwind().instrument(span).await)
+            // Not reached: the gateway reads every header (`Reads::All`), so the loop always
+            // hands it the method and target.
+            (Serves::Gateway(_), None) => {
+                finish(id, Ok(Err(ApiError::Internal("a gateway request without its method and target".into()))))
             }
         }
     }

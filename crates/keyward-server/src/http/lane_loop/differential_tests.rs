@@ -301,13 +301,14 @@ fn req() -> impl Strategy<Value = Req> {
             Just("POST /v1/keys/verify HTTP/1.1\r\nbad header\r\n\r\n"),
             Just("garbage\r\n\r\n"),
             Just("POST /v1/keys/verify HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab"),
+            Just("POST /v1/keys/verify HTTP/1.1\r\nx-request-id: a\0b\r\ncontent-length: 0\r\n\r\n"),
+            Just("POST /v1/keys/verify\0 HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
         ]
         .prop_map(Req::Malformed),
     ]
 }
 
-/// Requests up to the first that closes, then (if none did) one the router answers with a
-/// close; the bytes cut at the given points.
+/// Requests up to the first that closes, ended and cut by [`end_and_cut`].
 fn script(reqs: &[Req], cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut closed = false;
@@ -318,14 +319,15 @@ fn script(reqs: &[Req], cuts: &[usize]) -> Vec<Vec<u8>> {
             break;
         }
     }
+    end_and_cut(bytes, closed, cuts)
+}
+
+/// A script's `bytes`, ended (unless its last request `closed` the connection) by one the
+/// router answers with a close, cut at the given points (taken modulo its length).
+pub(super) fn end_and_cut(mut bytes: Vec<u8>, closed: bool, cuts: &[usize]) -> Vec<Vec<u8>> {
     if !closed {
         bytes.extend_from_slice(b"GET /end HTTP/1.1\r\nconnection: close\r\n\r\n");
     }
-    cut(bytes, cuts)
-}
-
-/// `bytes` cut at the given points (taken modulo its length).
-pub(super) fn cut(bytes: Vec<u8>, cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % bytes.len()).filter(|c| *c > 0).collect();
     cuts.sort_unstable();
     cuts.dedup();
@@ -355,6 +357,22 @@ proptest! {
             prop_assert_eq!(a, b);
             Ok::<(), TestCaseError>(())
         })?;
+    }
+}
+
+/// Heads past what the loop holds — more header lines than it reads, a line longer than its
+/// buffer — go to hyper, which answers them as it would have from the start.
+#[tokio::test]
+async fn heads_too_large_for_the_loop_are_answered_alike() {
+    let (own, hyper) = (start(true).await, start(false).await);
+    let many: String = (0..40).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+    let huge = format!("x-big: {}\r\n", "y".repeat(super::MAX_HOLD + 10));
+    for (extra, what) in [(many, "40 lines"), (huge, "a 64 KiB line")] {
+        let head = format!("POST /v1/keys/verify HTTP/1.1\r\n{extra}content-length: 2\r\n\r\nhi");
+        let pieces = end_and_cut(head.into_bytes(), false, &[]);
+        let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+        assert_eq!(a, b, "{what}");
+        assert!(a.starts_with("HTTP/1.1 "), "{what}: {a}");
     }
 }
 
