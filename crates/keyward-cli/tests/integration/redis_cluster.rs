@@ -205,8 +205,8 @@ async fn a_cluster_leases_fast_limits_never_past_them(b: Backend) {
 /// The bounds docs/RATELIMITS.md states for a fast limit of `limit` spent by `spent` on two
 /// nodes: never more than the limit; while Redis answered every run (`late`: the errors
 /// before), at most the other node's lease fewer — two leases' worth when the spend outlived
-/// a lease (`within_a_lease` false): a loaded CI run once allowed 296 of 300 with k = 3, one
-/// token past the stated bound, cause not found (docs/RATELIMITS.md) —, and once the leases
+/// a lease (`within_a_lease` false): an expired lease's unused tokens wait for the background
+/// return while a new lease is held (docs/RATELIMITS.md) —, and once the leases
 /// are returned `c` alone allows exactly the rest with `key`.
 async fn fast_bounds(
     a: &TestServer,

@@ -484,7 +484,12 @@ impl Leases {
             self.queue(back.collect::<Vec<_>>());
             return true;
         };
+        let mut replaced = Vec::new();
         for n in slots.clone() {
+            // Not always this take's mark: a take that outlived its mark (a task not polled
+            // for a while) finds the lease another take installed since. Its unused tokens
+            // go back, not lost.
+            replaced.extend(e.leases[n].unused(id, &e.tag, e.fingerprint, n));
             e.leases[n] = Lease::default();
         }
         for (t, n) in granted() {
@@ -492,6 +497,8 @@ impl Leases {
                 e.leases[n] = l;
             }
         }
+        drop(shard);
+        self.queue(replaced);
         refused
     }
 
@@ -668,6 +675,27 @@ mod tests {
         let q = leases.returns.lock().unwrap().clone();
         assert_eq!(q.len(), 2);
         assert_eq!((&*q[1].holder, &*q[1].tag, q[1].unused_us), ("k", "i", 600_000));
+    }
+
+    #[test]
+    fn a_take_that_outlived_its_mark_loses_no_tokens() {
+        let leases = Leases::default();
+        let limits = fast(300);
+        let mut p = plan(&limits.ratelimits, &[], &[], 1).unwrap();
+        let now = Instant::now();
+        assert!(matches!(leases.spend("k", &limits, &mut p, now), Local::Need(..)));
+        // The first take's task is not polled for a while: its mark is given up on and a
+        // second check takes a lease too.
+        leases.expire(now + 2 * crate::limits::redis::DEADLINE + Duration::from_millis(1));
+        assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Need(..)));
+        // Both are granted; whichever comes second replaces the other, which goes back.
+        assert!(!leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 297]]));
+        assert!(matches!(leases.spend("k", &limits, &mut p, Instant::now()), Local::Spent));
+        assert!(!leases.install("k", "k", &limits, 1, &[[1, 60_000_000, 0, 294]]));
+        let q = leases.returns.lock().unwrap().clone();
+        assert_eq!(q.len(), 1, "the replaced lease's two unused tokens go back");
+        assert_eq!(q[0].unused_us, 400_000);
+        assert_eq!(leases.held(), 3 + 1);
     }
 
     #[test]
