@@ -6,8 +6,10 @@
 # and one with a flood of made-up keys mixed in (FLOOD_CONNS more connections sending U keys no
 # one has): time from the restart to the listening line and to the set of existing keys loaded,
 # hot-key throughput before and the time until it is back to ≥ 90 % of it, hot answers that
-# were not VALID (2xx) or not 2xx (a 503 when a wait for the set ran out) after the restart, and the secret-key storage reads the new node made in its
-# first seconds (`keyward_verify_storage_reads_total` from /metrics). See docs/BENCHMARKS.md.
+# were not VALID (2xx) or not 2xx (a 503 when a wait for the set ran out) after the restart,
+# the keys its cache was warmed with at start (`keyward_cache_warmed_keys`), and the
+# secret-key storage reads the new node's verifications made in its first seconds
+# (`keyward_verify_storage_reads_total` from /metrics). See docs/BENCHMARKS.md.
 #   bench/coldstart.sh     # N=1000000 H=10000 U=100000 CONNS=16 FLOOD_CONNS=4 BEFORE=10 AFTER=20
 # PG_ADMIN is a PostgreSQL URL allowed to create databases (default: the local postgres user).
 set -euo pipefail
@@ -51,12 +53,14 @@ start_node() {
   echo "node $1 did not start: $(cat "$work/serve-$1.log")" >&2
   exit 1
 }
-# From /metrics: the secret-key storage reads and whether the set of keys is loaded.
+# From /metrics: the secret-key storage reads, whether the set of keys is loaded, and the
+# keys the cache was warmed with (0 until that read is done).
 sample() {
   curl -s "http://$addr/metrics" | awk '
     index($0, "keyward_verify_storage_reads_total{credential=\"secret_key\"}") == 1 { r = $NF }
     index($0, "keyward_known_credentials_loaded ") == 1 { l = $NF }
-    END { print r, l }'
+    index($0, "keyward_cache_warmed_keys ") == 1 { w = $NF }
+    END { print r, l, w }'
 }
 
 # 1. The schema, a workspace and one key made through the API: the template of the others.
@@ -152,6 +156,8 @@ read -r flood_rps flood_listen flood_back <"$work/flood.row"
 # (s) the set of keys was loaded.
 reads_by() { awk -v t="$2" '$1 <= t && $2 != "" { r = $2 } END { print (r == "" ? "-" : r) }' "$work/$1.reads"; }
 loaded_at() { awk '$3 == 1 { printf "%.1f", $1 / 1000; found = 1; exit } END { if (!found) print "not seen" }' "$work/$1.reads"; }
+# The keys the cache was warmed with, and when (s) that read was done.
+warmed() { awk '$4 > 0 { printf "%d at %.1f s", $4, $1 / 1000; found = 1; exit } END { if (!found) print "none seen" }' "$work/$1.reads"; }
 field() { grep -Eo "\"$2\":[0-9.]+" "$work/$1.json" | cut -d: -f2; }
 
 cat <<REPORT
@@ -163,6 +169,7 @@ the node killed (SIGKILL) after ${BEFORE} s and started again at once; load for 
 hot keys before (req/s)                  $plain_rps          $flood_rps
 kill → listening (s)                     $plain_listen          $flood_listen
 kill → set of keys loaded (s)            $(loaded_at plain)          $(loaded_at flood)
+keys warmed (recently used, one read)    $(warmed plain)          $(warmed flood)
 kill → hot keys back to ≥ 90 % (s)       $plain_back          $flood_back
 hot answers not VALID / non-2xx / failed sends  $(field plain not_valid) / $(field plain errors) / $(field plain failed)          $(field flood not_valid) / $(field flood errors) / $(field flood failed)
 secret-key storage reads by +1 s         $(reads_by plain 1000)          $(reads_by flood 1000)

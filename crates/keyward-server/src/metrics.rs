@@ -129,6 +129,8 @@ pub struct Metrics {
     event_seq: AtomicU64,
     /// Times the change listener connected and caught up (once at start, then per loss).
     listener_connects: AtomicU64,
+    /// Keys the cache was warmed with at start (`cache/warm.rs`).
+    warmed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -144,6 +146,7 @@ impl Default for Metrics {
             heard_ms: AtomicU64::new(0),
             event_seq: AtomicU64::new(0),
             listener_connects: AtomicU64::new(0),
+            warmed: AtomicU64::new(0),
         }
     }
 }
@@ -227,6 +230,11 @@ impl Metrics {
         self.event_seq.fetch_max(u64::try_from(seq).unwrap_or(0), Relaxed);
     }
 
+    /// The cache was warmed with `n` recently used keys.
+    pub fn warmed(&self, n: u64) {
+        self.warmed.store(n, Relaxed);
+    }
+
     /// The change listener (re)connected and caught up.
     pub fn listening(&self) {
         self.listener_connects.fetch_add(1, Relaxed);
@@ -275,6 +283,11 @@ impl Metrics {
             out,
             "# HELP keyward_known_credentials_loaded 1 once this node holds the set of existing secret keys, public keys and verify tokens (made-up ones are then answered from memory past a per-second lookup budget).\n# TYPE keyward_known_credentials_loaded gauge\nkeyward_known_credentials_loaded {}\n",
             u8::from(g.known_loaded)
+        );
+        let _ = write!(
+            out,
+            "# HELP keyward_cache_warmed_keys Recently used keys read into the cache at start, once that read is done.\n# TYPE keyward_cache_warmed_keys gauge\nkeyward_cache_warmed_keys {}\n",
+            self.warmed.load(Relaxed)
         );
         let lag = (self.started.elapsed().as_millis() as f64 - self.heard_ms.load(Relaxed) as f64).max(0.0) / 1000.0;
         let _ = write!(

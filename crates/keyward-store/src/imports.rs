@@ -172,16 +172,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Plain hashes of imported keys not used yet, after `after` in order, at most `limit`
-    /// (to fill a node's set of imported hashes page by page).
-    pub async fn import_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT import_hash FROM key_imports WHERE import_hash > $1 ORDER BY import_hash LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Plain hashes of imported keys not used yet, streamed (to fill a node's set of
+    /// imported hashes).
+    pub fn import_hashes(&self) -> crate::Column<'_> {
+        crate::column(&self.pool, "SELECT import_hash FROM key_imports")
     }
 
     /// Is the plain hash of this imported key still kept (it has not been used yet)?

@@ -2,6 +2,8 @@
 //! so other nodes drop their cached copy.
 
 use chrono::{DateTime, Utc};
+use futures_core::stream::BoxStream;
+use futures_util::StreamExt;
 use keyward_core::clock::to_ms;
 use keyward_core::model::{KeyKind, KeyRecord, KeyStatus};
 use keyward_core::validate::KeyChanges;
@@ -15,7 +17,7 @@ use crate::events::emit;
 use crate::idempotency::{insert_idempotency, IdempotencyRecord, InsertOutcome};
 use crate::key_state::{apply_changes, cache_key, insert_row, refusal, retire};
 use crate::rows::{key_from_row, KEY_COLUMNS};
-use crate::{Conflict, Store, StoreError};
+use crate::{column, Column, Conflict, Store, StoreError};
 
 /// Filters of `GET /v1/keys`.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +168,19 @@ impl Store {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
         let row = sqlx::query(&sql).bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// The keys with a secret used at or after `since`, most recently used first, at most
+    /// `limit`, streamed: what a restarted node warms its cache with (`cache/warm.rs`).
+    pub fn recently_used_keys(&self, since: DateTime<Utc>, limit: i64) -> BoxStream<'_, Result<KeyRecord, StoreError>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash IS NOT NULL AND last_used_at >= $1 \
+                 ORDER BY last_used_at DESC LIMIT $2"
+            )
+        });
+        let rows = sqlx::query(SQL.as_str()).bind(to_ms(since)).bind(limit).fetch(&self.pool);
+        Box::pin(rows.map(|row| key_from_row(&row?)))
     }
 
     /// The signed-request path's lookup: by the registered public key (lower-case hex).
@@ -387,26 +402,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Secret-key hashes after `after` in order, at most `limit` (to fill a node's set of
-    /// known hashes page by page).
-    pub async fn key_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT hash FROM api_keys WHERE hash IS NOT NULL AND hash > $1 ORDER BY hash LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+    /// Every secret-key hash, streamed in storage's own order (to fill a node's set of known
+    /// hashes in one read: a table scan, several times faster than pages in hash order).
+    pub fn key_hashes(&self) -> Column<'_> {
+        column(&self.pool, "SELECT hash FROM api_keys WHERE hash IS NOT NULL")
     }
 
-    /// Registered public keys (lower-case hex, as verification looks them up) after `after`,
-    /// in order: a page of the set of existing ones.
-    pub async fn public_keys_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT public_key FROM api_keys WHERE public_key IS NOT NULL AND public_key > $1 ORDER BY public_key LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Every registered public key (lower-case hex, as verification looks them up), streamed.
+    pub fn public_keys(&self) -> Column<'_> {
+        column(&self.pool, "SELECT public_key FROM api_keys WHERE public_key IS NOT NULL")
     }
 
     pub async fn count_keys(&self, workspace_id: &str) -> Result<i64, StoreError> {

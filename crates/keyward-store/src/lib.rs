@@ -72,9 +72,18 @@ pub use webhooks::{AfterAttempt, Attempt, DeliveriesTo, Delivery, DueDelivery, W
 pub use workspace_state::{workspace_event, StandingFilter, Workspace, WORKSPACE_EVENT_PREFIX};
 pub use workspaces::{NewManagementKey, NewWorkspace};
 
+use futures_util::TryStreamExt;
 use sqlx::AnyPool;
 
 use crate::tx::Tx;
+
+/// One text column of many rows, streamed as storage reads them: a whole table's worth is
+/// never held at once.
+pub type Column<'a> = futures_core::stream::BoxStream<'a, Result<String, StoreError>>;
+
+fn column<'a>(pool: &'a AnyPool, sql: &'static str) -> Column<'a> {
+    Box::pin(sqlx::query_scalar(sql).fetch(pool).map_err(StoreError::from))
+}
 
 #[derive(Clone)]
 pub struct Store {

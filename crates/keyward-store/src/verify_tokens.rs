@@ -117,14 +117,9 @@ impl Store {
             .await?)
     }
 
-    /// Verify-token hashes after `after`, in order (revoked ones too): a page of the set of
-    /// existing ones.
-    pub async fn verify_token_hashes_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT hash FROM verify_tokens WHERE hash > $1 ORDER BY hash LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+    /// Every verify-token hash (revoked ones too), streamed: the set of existing ones.
+    pub fn verify_token_hashes(&self) -> crate::Column<'_> {
+        crate::column(&self.pool, "SELECT hash FROM verify_tokens")
     }
 
     pub async fn list_verify_tokens(&self, workspace_id: &str) -> Result<Vec<VerifyToken>, StoreError> {

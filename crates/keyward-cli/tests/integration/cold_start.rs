@@ -1,7 +1,8 @@
 //! A node whose cache is cold, under load: concurrent misses for one key make one storage read
 //! (and share its failure), and made-up keys stay within the lookup budget while the node is
 //! still loading the set of keys that exist. Storage is made slow by holding a PostgreSQL lock
-//! on `api_keys` (reads of it wait), so these run on PostgreSQL only.
+//! on `api_keys` (reads of it wait), so these run on PostgreSQL only. A new node reads the
+//! recently used keys into its cache at start (both backends).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +20,7 @@ on_both_backends!(
     concurrent_misses_for_one_key_make_one_storage_read,
     a_failed_read_answers_every_request_that_waited_on_it,
     made_up_keys_stay_within_the_budget_while_the_known_set_loads,
+    a_new_node_is_warmed_with_the_recently_used_keys,
 );
 
 fn secret_reads(m: &HashMap<String, f64>) -> f64 {
@@ -161,6 +163,47 @@ async fn made_up_keys_stay_within_the_budget_while_the_known_set_loads(b: Backen
     // The real key is in the set once it is loaded, and verifies past the spent budget.
     wait_known_loaded(&node).await;
     assert_eq!(keyward_testkit::code(&node.verify(&real, json!({})).await), "VALID");
+    node.stop().await;
+    s.stop().await;
+}
+
+/// A node started on a database whose keys were used reads the most recently used ones into
+/// its cache in one read: their first verifications read nothing, a key never used is read
+/// as before, and a change after the warm read still reaches the warmed entry.
+async fn a_new_node_is_warmed_with_the_recently_used_keys(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (used_id, used) = s.create(json!({"name": "used"})).await;
+    let (other_id, other) = s.create(json!({"name": "used too"})).await;
+    let (_, idle) = s.create(json!({"name": "idle"})).await;
+    for k in [&used, &other] {
+        assert_eq!(keyward_testkit::code(&s.verify(k, json!({})).await), "VALID");
+    }
+    let started = std::time::Instant::now();
+    for id in [&used_id, &other_id] {
+        while s.store.get_key(&s.workspace_id, id).await.unwrap().unwrap().last_used_at.is_none() {
+            assert!(started.elapsed() < Duration::from_secs(10), "last-used marks never written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let node = s.second_node().await;
+    let started = std::time::Instant::now();
+    while metrics(&node).await["keyward_cache_warmed_keys"] != 2.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the cache was never warmed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(secret_reads(&metrics(&node).await), 0.0);
+    assert_eq!(keyward_testkit::code(&node.verify(&used, json!({})).await), "VALID");
+    assert_eq!(secret_reads(&metrics(&node).await), 0.0, "a warmed key is answered from the cache");
+    assert_eq!(keyward_testkit::code(&node.verify(&idle, json!({})).await), "VALID");
+    assert_eq!(secret_reads(&metrics(&node).await), 1.0, "a key never used is read when asked for");
+    // Revoked on the first node: the change event drops the warmed entry on this one.
+    let (st, body) = s.call(reqwest::Method::POST, &format!("/v1/keys/{other_id}/revoke"), None).await;
+    assert!(st < 300, "{st} {body}");
+    let started = std::time::Instant::now();
+    while keyward_testkit::code(&node.verify(&other, json!({})).await) != "REVOKED" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the warmed entry outlived its key's revocation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     node.stop().await;
     s.stop().await;
 }

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use keyward_store::{KeyVersion, StoreError, PUBLIC_KEY_EVENT_PREFIX, VERIFY_TOKEN_EVENT_PREFIX};
@@ -151,7 +152,12 @@ pub(crate) fn refill_imported(state: &SharedState) {
     });
 }
 
-/// Fills one set; `false` when stopped first.
+/// Ids added to a set under one lock while it loads.
+const LOAD_BATCH: usize = 4096;
+
+/// Fills one set in one streamed read (a table scan: a million hashes in about a second;
+/// pages in hash order took several); `false` when stopped first. A read that fails part way
+/// starts again from the beginning a second later: adding an id twice changes nothing.
 async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::watch::Receiver<bool>) -> bool {
     let set = match kind {
         Known::SecretKeys => &state.cache.known,
@@ -159,68 +165,49 @@ async fn fill_one(state: &SharedState, kind: Known, stopped: &mut tokio::sync::w
         Known::VerifyTokens => &state.cache.known_tokens,
         Known::ImportedHashes => &state.cache.known_imported,
     };
-    let store = &state.store;
-    let mut after = String::new();
-    let mut in_byte_order = true;
+    let id_of = |item: &str| match kind {
+        Known::SecretKeys | Known::ImportedHashes => {
+            crate::cache::key_hash(item).map(|k| crate::verify::known::prefix(&k))
+        }
+        Known::PublicKeys => Some(state.cache.public_id(item)),
+        Known::VerifyTokens => Some(crate::cache::KeyCache::token_id(item)),
+    };
     loop {
-        let page = async {
-            match kind {
-                Known::SecretKeys => store.key_hashes_after(&after, 10_000).await,
-                Known::PublicKeys => store.public_keys_after(&after, 10_000).await,
-                Known::VerifyTokens => store.verify_token_hashes_after(&after, 10_000).await,
-                Known::ImportedHashes => store.import_hashes_after(&after, 10_000).await,
+        let store = &state.store;
+        let mut rows = match kind {
+            Known::SecretKeys => store.key_hashes(),
+            Known::PublicKeys => store.public_keys(),
+            Known::VerifyTokens => store.verify_token_hashes(),
+            Known::ImportedHashes => store.import_hashes(),
+        };
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let failed = loop {
+            let row = tokio::select! {
+                r = rows.next() => r,
+                _ = stopped.wait_for(|s| *s) => return false,
+            };
+            match row {
+                Some(Ok(item)) => {
+                    batch.extend(id_of(&item));
+                    if batch.len() == LOAD_BATCH {
+                        set.add_ids(&batch);
+                        batch.clear();
+                    }
+                }
+                Some(Err(e)) => break e,
+                None => {
+                    set.add_ids(&batch);
+                    set.mark_filled();
+                    return true;
+                }
             }
         };
-        let page = tokio::select! {
-            p = page => p,
+        set.add_ids(&batch);
+        drop(rows);
+        tracing::debug!(error = %failed, "cannot load known credentials yet");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = stopped.wait_for(|s| *s) => return false,
-        };
-        match page {
-            Ok(items) if items.is_empty() => {
-                set.mark_filled();
-                return true;
-            }
-            Ok(items) => {
-                for item in &items {
-                    match kind {
-                        Known::SecretKeys => {
-                            if let Some(k) = crate::cache::key_hash(item) {
-                                set.add(&k);
-                            }
-                        }
-                        Known::PublicKeys => set.add_id(state.cache.public_id(item)),
-                        Known::VerifyTokens => set.add_id(crate::cache::KeyCache::token_id(item)),
-                        Known::ImportedHashes => {
-                            if let Some(k) = crate::cache::key_hash(item) {
-                                set.add(&k);
-                            }
-                        }
-                    }
-                }
-                // Storage pages by its collation; waiters are let go by the hashes' byte order,
-                // so only while pages come in it (lower-case hex sorts so in every usual
-                // collation; a page that does not leaves the rest of the load to `mark_filled`).
-                let lower_hex = |i: &str| i.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                let ordered = items.iter().try_fold(after.as_str(), |prev, i| {
-                    (lower_hex(i) && i.as_bytes() > prev.as_bytes()).then_some(i.as_str())
-                });
-                in_byte_order &= ordered.is_some();
-                if let Some(last) = items.last() {
-                    after.clone_from(last);
-                }
-                if in_byte_order && matches!(kind, Known::SecretKeys | Known::ImportedHashes) {
-                    if let Some(k) = crate::cache::key_hash(&after) {
-                        set.passed(crate::verify::known::prefix(&k));
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot load known credentials yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = stopped.wait_for(|s| *s) => return false,
-                }
-            }
         }
     }
 }

@@ -91,6 +91,7 @@ impl Applied {
 async fn listen(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut applied = Applied::at_start(&state).await;
     reload_standings(&state).await;
+    warm_after_start(&state, &stopped);
     state.metrics.applied(applied.last);
     loop {
         tokio::select! {
@@ -237,9 +238,17 @@ async fn catch_up(state: &SharedState, sub: &mut impl EventSource, applied: &mut
     }
 }
 
+/// Warms the cache (`warm.rs`) once the events before start are applied and the standings
+/// read: an event of that window or a standing read after the warm read would drop or
+/// change what it cached.
+fn warm_after_start(state: &SharedState, stopped: &watch::Receiver<bool>) {
+    tokio::spawn(crate::cache::warm::run(SharedState::clone(state), stopped.clone()));
+}
+
 async fn poll(state: SharedState, mut stopped: watch::Receiver<bool>) {
     let mut seen = state.store.last_event_seq().await.unwrap_or(0);
     reload_standings(&state).await;
+    warm_after_start(&state, &stopped);
     let mut tick = tokio::time::interval(state.config.poll_interval);
     loop {
         tokio::select! {

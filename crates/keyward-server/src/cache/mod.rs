@@ -1,7 +1,7 @@
 //! The key cache and what keeps it true: the clock cache under it, change events from other
 //! nodes (`invalidation`), what each event does (`changes`), the background `backstop`, the
 //! workspaces' standings its keys carry (`standings`), one storage read at a time per
-//! credential missed (`inflight`).
+//! credential missed (`inflight`), the recently used keys read at start (`warm`).
 //!
 //! The verification cache: key records by secret hash, bounded in size (a clock cache,
 //! `clock_cache.rs`), dropped on change events (never expired by a TTL). "No such key" is
@@ -25,6 +25,7 @@ mod footprint;
 pub(crate) mod inflight;
 pub(crate) mod invalidation;
 pub(crate) mod standings;
+pub(crate) mod warm;
 
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -78,6 +79,16 @@ pub struct KeyCache {
     pub(crate) secret_reads: inflight::Inflight<KeyHash, Entry, Epoch, Hasher>,
     /// Likewise for public keys.
     pub(crate) public_reads: inflight::Inflight<String, Entry, Epoch>,
+}
+
+/// Every stripe's epoch at one moment ([`KeyCache::epochs_now`]).
+pub struct Epochs(Box<[Epoch]>);
+
+impl Epochs {
+    /// What [`KeyCache::epoch`] said for `key` then.
+    pub fn of(&self, key: &KeyHash) -> Option<Epoch> {
+        self.0.get(stripe_of_bytes(key)).copied()
+    }
 }
 
 /// The epoch a fill was started under; see [`KeyCache::fill`].
@@ -142,6 +153,12 @@ impl KeyCache {
     /// Call before reading storage for `key`; pass the value to [`KeyCache::fill`].
     pub fn epoch(&self, key: &KeyHash) -> Epoch {
         self.epoch_at(stripe_of_bytes(key))
+    }
+
+    /// Every stripe's epoch now, for one read of many keys (`warm.rs`): each key's fill takes
+    /// its stripe's from it.
+    pub fn epochs_now(&self) -> Epochs {
+        Epochs((0..STRIPES).map(|s| self.epoch_at(s)).collect())
     }
 
     /// Like [`KeyCache::epoch`], for a public key.

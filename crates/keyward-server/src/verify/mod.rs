@@ -418,7 +418,7 @@ impl AppState {
     /// A stored key as the cache keeps it: its roles' permissions and its owner read with it
     /// (no extra read for a key without roles or owner), and its workspace's standing on
     /// this node (read last: a standing change after it bumps the fill's epoch).
-    async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
+    pub(crate) async fn verifiable(&self, rec: keyward_core::model::KeyRecord) -> ApiResult<VerifiableKey> {
         let ctx = self.store.key_context(&rec).await?;
         let mut key = VerifiableKey::new(rec, ctx);
         key.standing = self.standings.of(key.workspace_id());
