@@ -2,7 +2,9 @@
 # RSS per cached key. Creates KEYS secret keys once (SQLite), then ROUNDS times for each
 # thread count in THREADS: starts `keyward serve` on that data, verifies 1,000 keys and reads
 # VmRSS after SETTLE seconds, verifies all KEYS and reads it again; per key = the growth over
-# the keys added. Prints each round and the medians, with the split of the last round's RSS
+# the entries the cache gained between the two readings (`keyward_cache_entries`: from the
+# second round on, the node warms its cache with keys the round before used, up to 20,000,
+# before the first reading). Prints each round and the medians, with the split of the last round's RSS
 # (mimalloc's anonymous memory, the C heap that SQLite uses, the mapped binary).
 # RSS moves with what the allocator has not yet returned, so one reading says little: the
 # medians of several restarts do. It times nothing, so a busy machine changes it little.
@@ -24,6 +26,7 @@ wait "$server_pid" 2>/dev/null || true
 head -1000 "$work/keys.txt" >"$work/first.txt"
 
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+entries() { curl -s "http://$1/metrics" | awk '$1 == "keyward_cache_entries" { print $2 }'; }
 # kB of the process's mappings: anonymous ones over 10 MB (mimalloc's arenas), [heap], the binary.
 rss_parts() {
   awk -v bin="$BIN/keyward" '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 }
@@ -44,12 +47,14 @@ for t in $THREADS; do
     "$BIN/kwbench" load --url "http://$a/v1/keys/verify" --keys "$work/first.txt" --connections 8 >/dev/null
     sleep "$SETTLE"
     small=$(rss "$pid")
+    held=$(entries "$a")
     "$BIN/kwbench" load --url "http://$a/v1/keys/verify" --keys "$work/keys.txt" --connections 8 >/dev/null
     sleep "$SETTLE"
     big=$(rss "$pid")
-    per=$(awk -v a="$small" -v b="$big" -v n=$((KEYS - 1000)) 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+    all=$(entries "$a")
+    per=$(awk -v a="$small" -v b="$big" -v n=$((all - held)) 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
     echo "$per $small $big" >>"$work/rounds-$t"
-    echo "threads $t round $round: RSS $((small / 1024)) MB with 1,000 keys, $((big / 1024)) MB with $KEYS: $per B per key" >&2
+    echo "threads $t round $round: RSS $((small / 1024)) MB with $held keys cached, $((big / 1024)) MB with $all: $per B per key" >&2
     parts=$(rss_parts "$pid")
     kill "$pid"
     wait "$pid" 2>/dev/null || true

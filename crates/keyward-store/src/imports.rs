@@ -104,13 +104,15 @@ impl Store {
     }
 
     /// The verify path's second lookup, after the HMAC found nothing: an imported key not
-    /// used yet, by the plain hash of the presented secret (lower-case hex).
-    pub async fn key_by_import_hash(&self, import_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+    /// used yet, by the plain hash of the presented secret (lower-case hex), or — re-keyed
+    /// since the HMAC was looked up, by another request's first use — by its HMAC `hash`.
+    /// One round trip; a record with no `hash` is still waiting to be re-keyed.
+    pub async fn key_by_import_hash(&self, import_hash: &str, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = (SELECT key_id FROM key_imports WHERE import_hash = $1) \
-             AND hash IS NULL"
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE (id = (SELECT key_id FROM key_imports WHERE import_hash = $1) \
+             AND hash IS NULL) OR hash = $2"
         );
-        let row = sqlx::query(&sql).bind(import_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(import_hash).bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(key_from_row).transpose()
     }
 

@@ -21,6 +21,7 @@ on_both_backends!(
     a_failed_read_answers_every_request_that_waited_on_it,
     made_up_keys_stay_within_the_budget_while_the_known_set_loads,
     a_new_node_is_warmed_with_the_recently_used_keys,
+    first_uses_of_an_imported_key_at_once_share_one_read,
 );
 
 fn secret_reads(m: &HashMap<String, f64>) -> f64 {
@@ -205,5 +206,36 @@ async fn a_new_node_is_warmed_with_the_recently_used_keys(b: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     node.stop().await;
+    s.stop().await;
+}
+
+/// Fifty first uses of one imported key at once (held together behind the table lock, in the
+/// one shared read of its HMAC, which finds nothing) look it up by its plain hash once, and
+/// every one is answered `VALID`: none is lost to the re-keying the first made meanwhile.
+async fn first_uses_of_an_imported_key_at_once_share_one_read(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !postgres_only(&s, "first_uses_of_an_imported_key_at_once_share_one_read") {
+        return s.stop().await;
+    }
+    let secret = "legacy-5b2d0c8e-1f4a-4e7b-9c3d-6a8f0e2b4d71";
+    let plain = keyward_core::pepper::hex_encode(&keyward_core::import::plain_hash(secret));
+    let body = json!([{"hash": {"variant": "sha256_hex", "value": plain}, "name": "imported"}]);
+    let (st, v) = s.call(reqwest::Method::POST, "/v1/keys/import", Some(body)).await;
+    assert_eq!(st, 201, "{v}");
+    wait_known_loaded(&s).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = secret_reads(&metrics(&s).await);
+    let lock = lock_keys(&s).await;
+    let calls = verify_all(&s, vec![secret.to_string(); 50]);
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        unlock(lock).await;
+    };
+    let (answers, ()) = tokio::join!(calls, release);
+    for (status, body) in &answers {
+        assert_eq!((*status, body["code"].as_str()), (200, Some("VALID")), "{body}");
+    }
+    let reads = secret_reads(&metrics(&s).await) - before;
+    assert_eq!(reads, 2.0, "one read of the HMAC and one of the plain hash, not one per request");
     s.stop().await;
 }

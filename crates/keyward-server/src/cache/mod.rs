@@ -79,6 +79,8 @@ pub struct KeyCache {
     pub(crate) secret_reads: inflight::Inflight<KeyHash, Entry, Epoch, Hasher>,
     /// Likewise for public keys.
     pub(crate) public_reads: inflight::Inflight<String, Entry, Epoch>,
+    /// Likewise for the first uses of an imported key, by the HMAC it is cached under.
+    pub(crate) import_reads: inflight::Inflight<KeyHash, Option<Arc<VerifiableKey>>, Epoch, Hasher>,
 }
 
 /// Every stripe's epoch at one moment ([`KeyCache::epochs_now`]).
@@ -112,6 +114,7 @@ impl KeyCache {
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             secret_reads: inflight::Inflight::default(),
             public_reads: inflight::Inflight::default(),
+            import_reads: inflight::Inflight::default(),
         }
     }
 

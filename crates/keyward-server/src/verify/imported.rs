@@ -59,6 +59,7 @@ impl AppState {
 
     /// The imported key not used yet whose plain hash is the presented secret's, when no key
     /// has the secret's HMAC. Found, it is cached under `hash` and re-keyed in the background.
+    /// Concurrent first uses of one key share one read (`cache/inflight.rs`).
     pub(super) async fn find_imported(&self, token: &str, hash: KeyHash) -> ApiResult<Option<Arc<VerifiableKey>>> {
         let imported = &self.cache.known_imported;
         // Nothing imported waits for its first use (the usual case): no hash, no read.
@@ -73,18 +74,35 @@ impl AppState {
         if !look {
             return Ok(None);
         }
-        self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
-        let epoch = self.cache.epoch(&hash);
         let import_hash = hex_encode(&plain);
+        let read = |epoch| self.read_imported(&import_hash, hash, epoch);
+        self.cache.import_reads.get(&hash, || self.cache.epoch(&hash), read).await
+    }
+
+    /// [`Self::find_imported`]'s read, once per key at a time.
+    async fn read_imported(
+        &self,
+        import_hash: &str,
+        hash: KeyHash,
+        epoch: crate::cache::Epoch,
+    ) -> ApiResult<Option<Arc<VerifiableKey>>> {
+        // Found by a read that ended between this request's miss and its taking the lead.
+        if let Some(Entry::Found(key)) = self.cache.get(&hash) {
+            return Ok(Some(key));
+        }
+        self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
         let read = async {
-            Ok(match self.store.key_by_import_hash(&import_hash).await? {
-                Some(rec) => Some(Arc::new(self.verifiable(rec).await?)),
+            Ok(match self.store.key_by_import_hash(import_hash, &hex_encode(&hash)).await? {
+                // No HMAC yet: this is its first use, to be re-keyed.
+                Some(rec) => Some((rec.hash.is_none(), Arc::new(self.verifiable(rec).await?))),
                 None => None,
             })
         };
-        let Some(key) = bounded(read).await? else { return Ok(None) };
+        let Some((imported, key)) = bounded(read).await? else { return Ok(None) };
         self.cache.fill(hash, Entry::Found(Arc::clone(&key)), epoch);
-        self.rekey(import_hash, hash);
+        if imported {
+            self.rekey(import_hash.to_string(), hash);
+        }
         Ok(Some(key))
     }
 
