@@ -2,9 +2,9 @@
 # RSS per cached key. Creates KEYS secret keys once (SQLite), then ROUNDS times for each
 # thread count in THREADS: starts `keyward serve` on that data, verifies 1,000 keys and reads
 # VmRSS after SETTLE seconds, verifies all KEYS and reads it again; per key = the growth over
-# the entries the cache gained between the two readings (`keyward_cache_entries`: from the
-# second round on, the node warms its cache with keys the round before used, up to 20,000,
-# before the first reading). Prints each round and the medians, with the split of the last round's RSS
+# the entries the cache gained between the two readings (`keyward_cache_entries`). Each round
+# starts from the data as seeded: a node warms its cache at start with the keys used before
+# (`cache/warm.rs`), which would put most of them in the first reading. Prints each round and the medians, with the split of the last round's RSS
 # (mimalloc's anonymous memory, the C heap that SQLite uses, the mapped binary).
 # RSS moves with what the allocator has not yet returned, so one reading says little: the
 # medians of several restarts do. It times nothing, so a busy machine changes it little.
@@ -24,6 +24,7 @@ start_keyward
 kill "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 head -1000 "$work/keys.txt" >"$work/first.txt"
+cp -a "$work/data" "$work/seeded"
 
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 entries() { curl -s "http://$1/metrics" | awk '$1 == "keyward_cache_entries" { print $2 }'; }
@@ -38,7 +39,7 @@ for t in $THREADS; do
   : >"$work/rounds-$t"
   for round in $(seq "$ROUNDS"); do
     : >"$work/serve-$t.log"
-    : >"$work/serve-$t.log"
+    rm -rf "$work/data" && cp -a "$work/seeded" "$work/data"
     RUST_LOG=info "$BIN/keyward" serve --data-dir "$work/data" --listen 127.0.0.1:0 --http-threads "$t" \
       2>"$work/serve-$t.log" &
     pid=$!
