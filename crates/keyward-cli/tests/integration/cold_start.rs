@@ -22,6 +22,7 @@ on_both_backends!(
     made_up_keys_stay_within_the_budget_while_the_known_set_loads,
     a_new_node_is_warmed_with_the_recently_used_keys,
     first_uses_of_an_imported_key_at_once_share_one_read,
+    storage_failing_under_the_start_reads_leaves_a_node_that_serves,
 );
 
 fn secret_reads(m: &HashMap<String, f64>) -> f64 {
@@ -240,5 +241,61 @@ async fn first_uses_of_an_imported_key_at_once_share_one_read(b: Backend) {
     // change event dropped the entry the read filled.
     let reads = secret_reads(&metrics(&s).await) - before;
     assert!((2.0..=4.0).contains(&reads), "{reads} reads for 50 first uses");
+    s.stop().await;
+}
+
+/// The reads a node makes at start — the set of existing keys and the warm read of the
+/// recently used ones — cut off by the database (their backends terminated while a table
+/// lock holds them): the set is read again until it loads, the warm read gives up, and the
+/// node answers every key, reading them as requests come.
+async fn storage_failing_under_the_start_reads_leaves_a_node_that_serves(b: Backend) {
+    let s = TestServer::start(b).await;
+    if !postgres_only(&s, "storage_failing_under_the_start_reads_leaves_a_node_that_serves") {
+        return s.stop().await;
+    }
+    let (used_id, used) = s.create(json!({"name": "used"})).await;
+    assert_eq!(keyward_testkit::code(&s.verify(&used, json!({})).await), "VALID");
+    let started = std::time::Instant::now();
+    while s.store.get_key(&s.workspace_id, &used_id).await.unwrap().unwrap().last_used_at.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "last-used marks never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lock = lock_keys(&s).await;
+    let node = s.second_node().await;
+    let mut admin = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut set_cut, mut warm_cut) = (false, false);
+    while !(set_cut && warm_cut) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the start reads never reached the database");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Which reads were cut: `true` for the warm read.
+        let cut: Vec<(bool, bool)> = sqlx::query_as(
+            "SELECT warm, pg_terminate_backend(pid) FROM (SELECT pid, query LIKE '%ORDER BY last_used_at DESC%' AS warm \
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' \
+             AND (query LIKE 'SELECT hash FROM api_keys WHERE hash IS NOT NULL%' \
+             OR query LIKE 'SELECT id, workspace_id%ORDER BY last_used_at DESC%') OFFSET 0) AS reads",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        for (warm, _) in cut {
+            if warm {
+                warm_cut = true
+            } else {
+                set_cut = true
+            }
+        }
+    }
+    unlock(lock).await;
+    admin.close().await.ok();
+    let started = std::time::Instant::now();
+    while metrics(&node).await["keyward_known_credentials_loaded"] != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the set of keys was not read again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metrics(&node).await["keyward_cache_warmed_keys"], 0.0, "the warm read gave up");
+    assert_eq!(keyward_testkit::code(&node.verify(&used, json!({})).await), "VALID");
+    assert_eq!(secret_reads(&metrics(&node).await), 1.0, "read when asked for");
+    node.stop().await;
     s.stop().await;
 }

@@ -19,7 +19,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use proptest::prelude::*;
 
-use super::differential_tests::{end_and_cut, exchange, start_front};
+use super::differential_tests::{case_runtime, end_and_cut, exchange_both, start_front};
 use super::Whole;
 use crate::http::connections::{Front, Lane, Reads};
 use crate::http::pipeline::{read_body, too_large, within};
@@ -201,7 +201,7 @@ proptest! {
         reqs in proptest::collection::vec(req(), 1..5),
         cuts in proptest::collection::vec(any::<usize>(), 0..4),
     ) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = case_runtime();
         rt.block_on(async {
             let timeout = Duration::from_millis(800);
             let own = start_front(Front::Lane(Arc::new(Relay { own: true })), timeout).await;
@@ -216,7 +216,7 @@ proptest! {
                 }
             }
             let pieces = end_and_cut(bytes, closed, &cuts);
-            let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+            let (a, b) = exchange_both(&own, &hyper, &pieces).await;
             prop_assert_eq!(a, b);
             Ok::<(), TestCaseError>(())
         })?;
@@ -234,7 +234,7 @@ async fn an_answer_that_breaks_off_ends_the_connection_alike() {
     let own = start_front(Front::Lane(Arc::new(Relay { own: true })), timeout).await;
     let hyper = start_front(Front::Lane(Arc::new(Relay { own: false })), timeout).await;
     let pieces = [b"GET /breaks HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\n".to_vec()];
-    let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+    let (a, b) = exchange_both(&own, &hyper, &pieces).await;
     assert_eq!(b, "", "hyper drops what it held");
     assert!(a.is_empty() || a.ends_with("\r\n7\r\npartial\r\n"), "cut short, never ended: {a}");
     assert!(!a.contains("0\r\n\r\n") && !a.contains("GET /a"), "nothing more after the break: {a}");

@@ -165,6 +165,16 @@ pub(super) async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>]) -> String {
         .join("\r\n")
 }
 
+/// The same pieces sent to both servers at once: (the own loop's answer, hyper's).
+pub(super) async fn exchange_both(own: &Server, hyper: &Server, pieces: &[Vec<u8>]) -> (String, String) {
+    tokio::join!(exchange(own.addr, pieces), exchange(hyper.addr, pieces))
+}
+
+/// A proptest case's runtime: one worker, as a serving thread has.
+pub(super) fn case_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
 /// One request of a script.
 #[derive(Debug, Clone)]
 enum Req {
@@ -366,11 +376,11 @@ proptest! {
         reqs in proptest::collection::vec(req(), 1..5),
         cuts in proptest::collection::vec(any::<usize>(), 0..4),
     ) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = case_runtime();
         rt.block_on(async {
             let (own, hyper) = (start(true).await, start(false).await);
             let pieces = script(&reqs, &cuts);
-            let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+            let (a, b) = exchange_both(&own, &hyper, &pieces).await;
             prop_assert_eq!(a, b);
             Ok::<(), TestCaseError>(())
         })?;
@@ -387,7 +397,7 @@ async fn heads_too_large_for_the_loop_are_answered_alike() {
     for (extra, what) in [(many, "40 lines"), (huge, "a 64 KiB line")] {
         let head = format!("POST /v1/keys/verify HTTP/1.1\r\n{extra}content-length: 2\r\n\r\nhi");
         let pieces = end_and_cut(head.into_bytes(), false, &[]);
-        let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+        let (a, b) = exchange_both(&own, &hyper, &pieces).await;
         assert_eq!(a, b, "{what}");
         assert!(a.starts_with("HTTP/1.1 "), "{what}: {a}");
     }
@@ -397,7 +407,7 @@ async fn heads_too_large_for_the_loop_are_answered_alike() {
 async fn a_body_late_past_its_timeout_is_refused_alike() {
     let (own, hyper) = (start(true).await, start(false).await);
     let pieces = [b"POST /v1/keys/verify HTTP/1.1\r\ncontent-length: 10\r\nx-request-id: late\r\n\r\nabc".to_vec()];
-    let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+    let (a, b) = exchange_both(&own, &hyper, &pieces).await;
     assert_eq!(a, b);
     assert!(a.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{a}");
     assert!(a.contains("x-request-id: late\r\n"), "{a}");
@@ -408,11 +418,11 @@ async fn a_head_not_finished_in_time_ends_the_connection_alike() {
     let (own, hyper) = (start(true).await, start(false).await);
     // An answered request, then half a head; and a connection that sends nothing at all.
     let pieces = [b"POST /v1/keys/verify HTTP/1.1\r\ncontent-length: 2\r\n\r\nhiPOST /v1/ke".to_vec()];
-    let (a, b) = tokio::join!(exchange(own.addr, &pieces), exchange(hyper.addr, &pieces));
+    let (a, b) = exchange_both(&own, &hyper, &pieces).await;
     assert_eq!(a, b);
     assert!(a.contains("{\"len\":2,\"sum\":209}"), "{a}");
     let nothing = [Vec::new()];
-    let (a, b) = tokio::join!(exchange(own.addr, &nothing), exchange(hyper.addr, &nothing));
+    let (a, b) = exchange_both(&own, &hyper, &nothing).await;
     assert_eq!((a.as_str(), b.as_str()), ("", ""));
 }
 
