@@ -174,6 +174,8 @@ pub struct Gauges {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RedisLimits {
     pub exact_runs: u64,
+    /// Script runs that carried the exact checks (and rate limiting as a service's).
+    pub exact_batches: u64,
     pub lease_runs: u64,
     pub return_runs: u64,
     pub lease_tokens_held: u64,
@@ -315,9 +317,11 @@ impl Metrics {
                  keyward_redis_limit_runs_total{{kind=\"exact\"}} {}\n\
                  keyward_redis_limit_runs_total{{kind=\"lease\"}} {}\n\
                  keyward_redis_limit_runs_total{{kind=\"return\"}} {}\n\
+                 # HELP keyward_redis_exact_batches_total Redis script runs that carried exact checks (those of concurrent requests go together; rate limiting as a service's too).\n\
+                 # TYPE keyward_redis_exact_batches_total counter\nkeyward_redis_exact_batches_total {}\n\
                  # HELP keyward_redis_lease_tokens_held Fast limits' tokens this node holds in leases, unused or waiting to be returned.\n\
                  # TYPE keyward_redis_lease_tokens_held gauge\nkeyward_redis_lease_tokens_held {}\n",
-                r.exact_runs, r.lease_runs, r.return_runs, r.lease_tokens_held
+                r.exact_runs, r.lease_runs, r.return_runs, r.exact_batches, r.lease_tokens_held
             );
         }
         if let Some(p) = g.outbox_pending {

@@ -29,7 +29,7 @@ pub(crate) async fn metric(node: &TestServer, line: &str) -> u64 {
         .unwrap_or(0)
 }
 
-const EXACT_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"exact\"}";
+pub(crate) const EXACT_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"exact\"}";
 pub(crate) const LEASE_RUNS: &str = "keyward_redis_limit_runs_total{kind=\"lease\"}";
 pub(crate) const HELD: &str = "keyward_redis_lease_tokens_held";
 pub(crate) const ERRORS: &str = "keyward_redis_errors_total";

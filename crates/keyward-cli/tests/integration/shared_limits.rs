@@ -22,6 +22,7 @@ on_both_backends!(
     a_stalled_redis_neither_frees_nor_charges_credits,
     credits_go_on_from_the_written_count_after_redis_loses_them,
     the_stored_counts_keep_their_form,
+    concurrent_exact_checks_share_script_runs,
 );
 
 pub(crate) fn with_redis(url: &str) -> ServerConfig {
@@ -67,6 +68,37 @@ async fn two_nodes_share_limits_and_credits(b: Backend) {
     c.stop().await;
     a.stop().await;
 }
+
+/// The exact checks of concurrent requests go to Redis together (`limits/redis_batch.rs`):
+/// 600 verifications from 64 tasks at once, of two keys, take fewer script runs than checks,
+/// and each key's limit still allows exactly its count, each remaining count once.
+async fn concurrent_exact_checks_share_script_runs(b: Backend) {
+    let Some(url) = redis_url("concurrent_exact_checks_share_script_runs") else { return };
+    let a = TestServer::start_with(b, with_redis(&url)).await;
+    let limited = json!({"name": "gathered", "ratelimits": [{"limit": 100, "duration": "1m"}]});
+    let (_, one) = a.create(limited.clone()).await;
+    let (_, two) = a.create(limited).await;
+    let before = crate::fast_limits::metric(&a, BATCHES).await;
+    let node = [&a];
+    let (first, second) = tokio::join!(at_once(&node, &one, 300, 32), at_once(&node, &two, 300, 32));
+    for answers in [first, second] {
+        let mut left: Vec<i64> = answers
+            .iter()
+            .filter(|v| v["code"] == "VALID")
+            .map(|v| v["ratelimit"]["remaining"].as_i64().unwrap())
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, (0..100).collect::<Vec<_>>(), "each key's limit exactly, each count once");
+        assert!(answers.iter().all(|v| v["code"] == "VALID" || v["code"] == "RATE_LIMITED"));
+    }
+    let checks = crate::fast_limits::metric(&a, crate::fast_limits::EXACT_RUNS).await;
+    let runs = crate::fast_limits::metric(&a, BATCHES).await - before;
+    assert_eq!(checks, 600, "one exact check per verification");
+    assert!(runs < checks, "checks that arrive together share a run: {runs} runs for {checks} checks");
+    a.stop().await;
+}
+
+const BATCHES: &str = "keyward_redis_exact_batches_total";
 
 /// `n` verifications of `key` from `tasks` tasks at once, each with a client of its own and
 /// going to the nodes in turn; every answer.

@@ -6,6 +6,7 @@
 pub mod lease;
 pub mod local;
 pub mod redis;
+mod redis_batch;
 mod redis_clock;
 mod redis_conn;
 pub mod service;

@@ -1,6 +1,7 @@
 //! Limits, credits, signed-request replay memory and per-address login throttles shared by
 //! every node through Redis (`--redis-url`). Each check is one round trip: one script run
-//! (`EVALSHA`, loaded once) for a key's limits and credits, one `SET NX PX` for a nonce, one
+//! (`EVALSHA`, loaded once) for a key's limits and credits — gathered with the checks of
+//! concurrent requests into one run (`redis_batch.rs`) — one `SET NX PX` for a nonce, one
 //! `INCR` for a failed login. The connection (`redis_conn.rs`) is one server's, a Redis
 //! Cluster's or a Sentinel-named primary's, each multiplexed (pipelining concurrent requests)
 //! and reconnecting by itself; in a cluster every script run's keys share one hash tag.
@@ -31,6 +32,7 @@ use keyward_core::ratelimit::{KeyCredits, LimitCheck, RateLimit};
 use keyward_core::verify::Limits;
 
 use crate::limits::local::{combine, CreditWrite, Spent};
+use crate::limits::redis_batch::{Answer, Part, Runs};
 use crate::limits::redis_clock::RedisClock;
 use crate::limits::redis_conn::{holders_tag, RedisConn};
 
@@ -68,133 +70,162 @@ impl OnError {
 }
 
 /// GCRA over every planned limit, then the credits, atomically, for a key and (when it has
-/// one) its identity: each *holder* has a hash of limit counts (`KEYS[2h-1]`) and one of
-/// credits (`KEYS[2h]`). Times in microseconds (Lua numbers are doubles: exact up to 2^53 µs,
-/// far beyond any date). The same rules as `keyward_core::ratelimit` and `limits/local.rs`:
-/// no limit is spent unless every limit allows; no credits are spent unless every limit
-/// allows and every holder's credits cover the cost.
+/// one) its identity, for each of the checks in the run (`limits/redis_batch.rs` gathers
+/// those of concurrent requests): each check's *holder* h has a hash of limit counts
+/// (its `KEYS[2h-1]`) and one of credits (its `KEYS[2h]`). Times in microseconds (Lua numbers
+/// are doubles: exact up to 2^53 µs, far beyond any date). The same rules as
+/// `keyward_core::ratelimit` and `limits/local.rs`: no limit is spent unless every limit
+/// allows; no credits are spent unless every limit allows and every holder's credits cover
+/// the cost. The checks run one after another, so two of one key in a run count as two
+/// runs would.
 ///
-/// ARGV: now, the deadline in Redis's time, `1` when the credits given are the database's
-/// (they may seed), the number of holders; per holder its limits' fingerprint and longest
-/// window; the number of limits, then per limit its holder, its hash field (`l<n>` for the
-/// holder's own limit n, `r:…` for a limit the request made), spacing, window and cost; per
-/// holder `1` and its credits' cost, count, period, set time, refill period and refill
-/// amount (or `0`). The answer starts with a status — [`DONE`], [`STALE`] (started after the
-/// deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or older than
-/// the cached record's: nothing changed, ask again with the database's) — and Redis's time;
-/// then, when done, four integers per limit and four per holder with credits (left, period,
-/// set time).
+/// ARGV: the number of checks, then each check's arguments after their count: now, the
+/// deadline in Redis's time, `1` when the credits given are the database's (they may seed),
+/// the number of holders; per holder its limits' fingerprint and longest window; the number
+/// of limits, then per limit its holder, its hash field (`l<n>` for the holder's own limit n,
+/// `r:…` for a limit the request made), spacing, window and cost; per holder `1` and its
+/// credits' cost, count, period, set time, refill period and refill amount (or `0`). The
+/// answer starts with Redis's time, then per check a status — [`DONE`], [`STALE`] (started
+/// after its deadline: nothing changed) or [`SEED`] (a holder's credits are not in Redis, or
+/// older than the cached record's: nothing changed, ask again with the database's) — and the
+/// count of integers that follow: when done, four per limit and four per holder with credits
+/// (left, period, set time).
 ///
 /// Redis's share of a check is mostly its calls: each holder's hashes are read with one
 /// `HMGET` and written with one `HSET` (none when nothing changed), so a key with a limit and
-/// credits costs `TIME`, two `HMGET`, two `HSET` and a `PEXPIRE`. The stored fields are as
-/// before (`fp`, `l<n>`/`r:…` TATs in µs, `remaining`, `period`, `set_at`, integers as
-/// text): `limits/lease.rs` reads and writes the same limit hashes.
+/// credits costs two `HMGET`, two `HSET` and a `PEXPIRE` (and its run's `TIME`). The stored
+/// fields are as before (`fp`, `l<n>`/`r:…` TATs in µs, `remaining`, `period`, `set_at`,
+/// integers as text): `limits/lease.rs` reads and writes the same limit hashes.
 const SCRIPT: &str = r#"
-local clock = redis.call('TIME')
-local rtime = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-if rtime > tonumber(ARGV[2]) then return {1, rtime} end
-local now = tonumber(ARGV[1])
-local m = tonumber(ARGV[4])
-local n = tonumber(ARGV[5 + 2 * m])
-local first = 6 + 2 * m
-local cr = {}
-local at = first + 5 * n
-for h = 1, m do
-  if ARGV[at] == '1' then
-    local s = redis.call('HMGET', KEYS[2 * h], 'set_at', 'remaining', 'period')
-    local set_at = tonumber(ARGV[at + 4])
-    if tonumber(s[1] or '-1') < set_at then
-      if ARGV[3] ~= '1' then return {2, rtime} end
-      cr[h] = {at, true, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), set_at}
+local call, num, A, K = redis.call, tonumber, ARGV, KEYS
+local floor, ceil, fmt = math.floor, math.ceil, string.format
+local clock = call('TIME')
+local rtime = num(clock[1]) * 1000000 + num(clock[2])
+local out, o = {rtime}, 1
+-- Scratch tables every check of the run reuses, each entry set before it is read: a table
+-- made per check costs more than the check's arithmetic.
+local cr, tat, after, costs, hold, owns, rst, args = {}, {}, {}, {}, {}, {}, {}, {}
+local function check(k, a)
+  if rtime > num(A[a + 2]) then out[o + 1] = 1; out[o + 2] = 0; o = o + 2; return end
+  local now = num(A[a + 1])
+  local m = num(A[a + 4])
+  local n = num(A[a + 5 + 2 * m])
+  local first = a + 6 + 2 * m
+  local at = first + 5 * n
+  for h = 1, m do
+    if A[at] == '1' then
+      local s = call('HMGET', K[k + 2 * h], 'set_at', 'remaining', 'period')
+      local set_at = num(A[at + 4])
+      if num(s[1] or '-1') < set_at then
+        if A[a + 3] ~= '1' then out[o + 1] = 2; out[o + 2] = 0; o = o + 2; return end
+        cr[h] = {at, true, num(A[at + 2]), num(A[at + 3]), set_at}
+      else
+        cr[h] = {at, false, num(s[2]), num(s[3]), num(s[1])}
+      end
+      at = at + 7
     else
-      cr[h] = {at, false, tonumber(s[2]), tonumber(s[3]), tonumber(s[1])}
-    end
-    at = at + 7
-  else
-    at = at + 1
-  end
-end
-local tat, mine, reset = {}, {}, {}
-for h = 1, m do
-  local args, own = {KEYS[2 * h - 1], 'fp'}, {}
-  for i = 1, n do
-    local a = first + 5 * i - 5
-    if tonumber(ARGV[a]) == h then args[#args + 1] = ARGV[a + 1]; own[#own + 1] = i end
-  end
-  mine[h] = own
-  if #own > 0 then
-    local got = redis.call('HMGET', unpack(args))
-    if got[1] ~= ARGV[3 + 2 * h] then
-      reset[h] = true
-      redis.call('DEL', KEYS[2 * h - 1])
-    else
-      for j = 1, #own do tat[own[j]] = tonumber(got[j + 1] or '0') end
+      cr[h] = false
+      at = at + 1
     end
   end
-end
-local out = {0, rtime}
-local limited = false
-local after = {}
-for i = 1, n do
-  local a = first + 5 * i - 5
-  local t, w, cost = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local base = math.max(tat[i] or 0, now)
-  local aft = base + t * cost
-  local ok = (aft - now) <= w
-  local u, full, retry
-  if ok then u = aft - now; full = aft; retry = 0; after[i] = aft
-  else u = base - now; full = base; retry = aft - w - now; limited = true end
-  out[#out + 1] = ok and 1 or 0
-  out[#out + 1] = math.floor(math.max(w - u, 0) / math.max(t, 1))
-  out[#out + 1] = math.floor(math.max(full, now) / 1000)
-  out[#out + 1] = math.ceil(math.max(retry, 0) / 1000)
-end
-for h = 1, m do
-  local own = mine[h]
-  if #own > 0 then
-    local args = {KEYS[2 * h - 1]}
-    if reset[h] then args[2] = 'fp'; args[3] = ARGV[3 + 2 * h] end
-    if not limited then
-      for j = 1, #own do
-        local a = first + 5 * own[j] - 5
-        if tonumber(ARGV[a + 4]) > 0 then
-          args[#args + 1] = ARGV[a + 1]
-          args[#args + 1] = string.format('%.0f', after[own[j]])
-        end
+  for i = 1, n do hold[i] = num(A[first + 5 * i - 5]) end
+  for h = 1, m do
+    local c = 2
+    args[1] = K[k + 2 * h - 1]; args[2] = 'fp'
+    for i = 1, n do
+      if hold[i] == h then c = c + 1; args[c] = A[first + 5 * i - 4] end
+    end
+    owns[h] = c - 2
+    rst[h] = false
+    if c > 2 then
+      local got = call('HMGET', unpack(args, 1, c))
+      if got[1] ~= A[a + 3 + 2 * h] then
+        rst[h] = true
+        call('DEL', K[k + 2 * h - 1])
+        for i = 1, n do if hold[i] == h then tat[i] = 0 end end
+      else
+        local j = 1
+        for i = 1, n do if hold[i] == h then j = j + 1; tat[i] = num(got[j] or '0') end end
       end
     end
-    if #args > 1 then redis.call('HSET', unpack(args)) end
-    redis.call('PEXPIRE', KEYS[2 * h - 1], math.ceil(tonumber(ARGV[4 + 2 * h]) / 1000) + 1000)
   end
-end
-local all_ok = true
-for h = 1, m do
-  local c = cr[h]
-  if c then
-    local rem, per, a = c[3], c[4], c[1]
-    local refill = tonumber(ARGV[a + 5])
-    if refill >= 0 and refill > per then rem = tonumber(ARGV[a + 6]); per = refill end
-    c[6], c[7] = rem, per
-    c[8] = rem >= (limited and 0 or tonumber(ARGV[a + 1]))
-    if not c[8] then all_ok = false end
-  end
-end
-for h = 1, m do
-  local c = cr[h]
-  if c then
-    local rem, per = c[6], c[7]
-    if not limited and all_ok then rem = rem - tonumber(ARGV[c[1] + 1]) end
-    if c[2] then
-      redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', per), 'set_at', ARGV[c[1] + 4])
-    elseif rem ~= c[3] or per ~= c[4] then
-      redis.call('HSET', KEYS[2 * h], 'remaining', string.format('%.0f', rem), 'period', string.format('%.0f', per))
+  local start = o + 1
+  out[start] = 0
+  o = o + 2
+  local limited = false
+  for i = 1, n do
+    local b = first + 5 * i - 5
+    local t, w, cost = num(A[b + 2]), num(A[b + 3]), num(A[b + 4])
+    costs[i] = cost
+    local base = tat[i]
+    if base < now then base = now end
+    local aft = base + t * cost
+    local u, full, retry
+    if aft - now <= w then
+      u = aft - now; full = aft; retry = 0; after[i] = aft; out[o + 1] = 1
+    else
+      u = base - now; full = base; retry = aft - w - now; limited = true; out[o + 1] = 0
     end
-    out[#out + 1] = c[8] and 1 or 0
-    out[#out + 1] = rem
-    out[#out + 1] = per
-    out[#out + 1] = c[5]
+    local left = w - u
+    if left < 0 then left = 0 end
+    out[o + 2] = floor(left / (t > 1 and t or 1))
+    if full < now then full = now end
+    out[o + 3] = floor(full / 1000)
+    out[o + 4] = retry > 0 and ceil(retry / 1000) or 0
+    o = o + 4
   end
+  for h = 1, m do
+    if owns[h] > 0 then
+      local c = 1
+      args[1] = K[k + 2 * h - 1]
+      if rst[h] then args[2] = 'fp'; args[3] = A[a + 3 + 2 * h]; c = 3 end
+      if not limited then
+        for i = 1, n do
+          if hold[i] == h and costs[i] > 0 then
+            args[c + 1] = A[first + 5 * i - 4]; args[c + 2] = fmt('%.0f', after[i]); c = c + 2
+          end
+        end
+      end
+      if c > 1 then call('HSET', unpack(args, 1, c)) end
+      call('PEXPIRE', K[k + 2 * h - 1], ceil(num(A[a + 4 + 2 * h]) / 1000) + 1000)
+    end
+  end
+  local all_ok = true
+  for h = 1, m do
+    local c = cr[h]
+    if c then
+      local rem, per, b = c[3], c[4], c[1]
+      local refill = num(A[b + 5])
+      if refill >= 0 and refill > per then rem = num(A[b + 6]); per = refill end
+      c[6], c[7] = rem, per
+      c[8] = rem >= (limited and 0 or num(A[b + 1]))
+      if not c[8] then all_ok = false end
+    end
+  end
+  for h = 1, m do
+    local c = cr[h]
+    if c then
+      local rem, per = c[6], c[7]
+      if not limited and all_ok then rem = rem - num(A[c[1] + 1]) end
+      if c[2] then
+        call('HSET', K[k + 2 * h], 'remaining', fmt('%.0f', rem), 'period', fmt('%.0f', per), 'set_at', A[c[1] + 4])
+      elseif rem ~= c[3] or per ~= c[4] then
+        call('HSET', K[k + 2 * h], 'remaining', fmt('%.0f', rem), 'period', fmt('%.0f', per))
+      end
+      out[o + 1] = c[8] and 1 or 0
+      out[o + 2] = rem
+      out[o + 3] = per
+      out[o + 4] = c[5]
+      o = o + 4
+    end
+  end
+  out[start + 1] = o - start - 1
+end
+local k, a = 0, 2
+for _ = 1, num(A[1]) do
+  check(k, a)
+  k = k + 2 * num(A[a + 4])
+  a = a + num(A[a]) + 1
 end
 return out
 "#;
@@ -204,7 +235,8 @@ const SEED: i64 = 2;
 
 pub struct Shared {
     conn: RedisConn,
-    script: redis::Script,
+    /// Where [`SCRIPT`]'s runs go (gathered, on one server).
+    runs: Runs,
     /// Rate limits while Redis is away.
     pub on_error: OnError,
     /// Credits while Redis is away.
@@ -222,7 +254,7 @@ pub struct Shared {
 
 /// What one script run came back with.
 enum Run {
-    Done(Vec<redis::Value>),
+    Done(Answer),
     /// Not applied: no answer in time, or it started too late.
     Unanswered,
     /// Not applied: the credits must be seeded from the database.
@@ -253,8 +285,8 @@ impl Shared {
             .map_err(|e| std::io::Error::other(format!("cannot reach Redis (--redis-url): {e}")))?;
         tracing::info!(topology = conn.topology(), "Redis connected");
         Ok(Shared {
+            runs: Runs::new(conn.clone(), redis::Script::new(SCRIPT)),
             conn,
-            script: redis::Script::new(SCRIPT),
             on_error,
             credits_on_error,
             errors: AtomicU64::new(0),
@@ -303,7 +335,7 @@ impl Shared {
         let identity = limits.identity.as_deref();
         let cached = [limits.credits, limits.identity_credits().copied()];
         let values = match self.run(key_id, limits, plan, cached, false, now, cost).await {
-            Run::Done(values) => values,
+            Run::Done(answer) => answer,
             Run::Unanswered => return self.without(limits, plan, now),
             Run::Seed => {
                 let Some((key_db, identity_db)) = stored().await else {
@@ -315,20 +347,12 @@ impl Shared {
                     identity.and_then(|i| i.limits.credits.map(|c| self.seed(&i.id, c, identity_db))),
                 ];
                 match self.run(key_id, limits, plan, seed, true, now, cost).await {
-                    Run::Done(values) => values,
+                    Run::Done(answer) => answer,
                     Run::Unanswered | Run::Seed => return self.without(limits, plan, now),
                 }
             }
         };
-        let num = |i: usize| -> i64 {
-            match values.get(i + 2) {
-                Some(redis::Value::Int(n)) => *n,
-                Some(redis::Value::BulkString(b)) => {
-                    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
-                }
-                _ => 0,
-            }
-        };
+        let num = |i: usize| values.num(i);
         for (i, p) in plan.iter_mut().enumerate() {
             p.check = LimitCheck {
                 allowed: num(i * 4) == 1,
@@ -363,29 +387,23 @@ impl Shared {
         cost: u32,
     ) -> Option<LimitCheck> {
         let (t, w) = spacing_us(limit);
-        let mut cmd = evalsha(&self.script, 2);
+        let mut part = Part::new(2);
+        let cmd = &mut part.cmd;
         cmd.arg(key).arg(key);
         cmd.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
         cmd.arg(fingerprint).arg(w);
         cmd.arg(1).arg(1).arg(Field::Own(0)).arg(t).arg(w).arg(cost);
         cmd.arg("0");
-        let values = self.eval("service limits", &cmd).await?;
-        let num = |i: usize| match values.get(i) {
-            Some(redis::Value::Int(n)) => Some(*n),
-            _ => None,
-        };
-        if let Some(t) = num(1) {
-            self.clock.saw(t);
-        }
-        if num(0) != Some(DONE) {
+        let answer = self.script("service limits", part).await?;
+        if answer.status() != Some(DONE) {
             self.failed("service limits", &"Redis started the check after its deadline (it was stalled)");
             return None;
         }
         Some(LimitCheck {
-            allowed: num(2)? == 1,
-            remaining: u32::try_from(num(3)?).unwrap_or(0),
-            reset_ms: num(4)?,
-            retry_after_ms: num(5)?,
+            allowed: answer.num(0) == 1,
+            remaining: u32::try_from(answer.num(1)).unwrap_or(0),
+            reset_ms: answer.num(2),
+            retry_after_ms: answer.num(3),
         })
     }
 
@@ -408,7 +426,8 @@ impl Shared {
         let m = if identity.is_some() { 2 } else { 1 };
         // The command is written in place: integers straight into its buffer, no string or
         // vector made per argument (`ScriptInvocation` makes one of each, then copies them).
-        let mut cmd = evalsha(&self.script, 2 * m);
+        let mut part = Part::new(2 * m);
+        let cmd = &mut part.cmd;
         let tag = holders_tag(key_id, limits);
         for (_, h) in holders.iter().take(m) {
             let (rl, cr) = self.conn.names(tag, h.map_or("", |h| h.0));
@@ -454,18 +473,11 @@ impl Shared {
                 }
             }
         }
-        let Some(values) = self.eval("limits", &cmd).await else {
+        let Some(answer) = self.script("limits", part).await else {
             return Run::Unanswered;
         };
-        let int = |i: usize| match values.get(i) {
-            Some(redis::Value::Int(n)) => Some(*n),
-            _ => None,
-        };
-        if let Some(t) = int(1) {
-            self.clock.saw(t);
-        }
-        match int(0) {
-            Some(DONE) => Run::Done(values),
+        match answer.status() {
+            Some(DONE) => Run::Done(answer),
             Some(SEED) => Run::Seed,
             Some(STALE) => {
                 self.failed("limits", &"Redis started the check after its deadline (it was stalled)");
@@ -518,22 +530,26 @@ impl Shared {
         s
     }
 
-    /// Runs `cmd` (an [`evalsha`] of [`SCRIPT`]) within [`DEADLINE`]; when Redis does not
-    /// have the script (a restart, `SCRIPT FLUSH`, a new cluster node) it is loaded and run
-    /// again, as `redis::Script::invoke_async` does. `None` when not answered (counted and
-    /// logged).
-    async fn eval(&self, what: &str, cmd: &redis::Cmd) -> Option<Vec<redis::Value>> {
-        let mut conn = self.conn.clone();
-        let run = async {
-            match cmd.query_async(&mut conn).await {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                    self.script.load_async(&mut conn).await?;
-                    cmd.query_async(&mut conn).await
+    /// One check's run of [`SCRIPT`] (gathered with others', on one server) within
+    /// [`DEADLINE`]; `None` when not answered (counted and logged). Redis's time in the
+    /// answer keeps the clock.
+    async fn script(&self, what: &str, part: Part) -> Option<Answer> {
+        match tokio::time::timeout(DEADLINE, self.runs.run(part)).await {
+            Ok(Ok(answer)) => {
+                if let Some(t) = answer.redis_time() {
+                    self.clock.saw(t);
                 }
-                answer => answer,
+                Some(answer)
             }
-        };
-        self.answer(what, run).await
+            Ok(Err(e)) => {
+                self.failed(what, &e);
+                None
+            }
+            Err(_) => {
+                self.failed(what, &"timed out");
+                None
+            }
+        }
     }
 
     /// Redis's answer within [`DEADLINE`], or `None` (counted and logged).
@@ -570,6 +586,11 @@ impl Shared {
                 seen.insert(id.to_string(), CreditWrite { key_id: id.to_string(), ..count });
             }
         }
+    }
+
+    /// Runs of [`SCRIPT`] sent (each carries the exact checks that arrived together).
+    pub fn exact_batches(&self) -> u64 {
+        self.runs.sent()
     }
 
     /// Puts back counts whose write failed, unless a later one was seen meanwhile.
@@ -668,14 +689,6 @@ pub(crate) fn spacing_us(l: &RateLimit) -> (i64, i64) {
     let n = i64::from(l.limit.max(1));
     let t = (d + n - 1) / n;
     (t, t.saturating_mul(n))
-}
-
-/// `EVALSHA <script's hash> <keys>`, for the keys and arguments to follow.
-fn evalsha(script: &redis::Script, keys: usize) -> redis::Cmd {
-    // Room for a key with an identity and two limits without growing.
-    let mut cmd = redis::Cmd::with_capacity(48, 512);
-    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
-    cmd
 }
 
 /// A planned limit's field in its holder's limits hash, written straight into the command:

@@ -280,11 +280,12 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         .ok()
         .and_then(Result::ok);
     let redis_errors = state.shared.as_ref().map(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed));
-    let redis_limits = state.shared.as_ref().map(|_| {
+    let redis_limits = state.shared.as_ref().map(|shared| {
         let l = &state.leases;
         let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         crate::metrics::RedisLimits {
             exact_runs: n(&l.exact_runs),
+            exact_batches: shared.exact_batches(),
             lease_runs: n(&l.lease_runs),
             return_runs: n(&l.return_runs),
             lease_tokens_held: l.held(),

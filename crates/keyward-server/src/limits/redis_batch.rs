@@ -1,0 +1,299 @@
+//! Exact checks of concurrent requests in one script run. Redis spends most of a check on
+//! the run itself (the call, its `KEYS`/`ARGV` tables, `TIME`, the reply) and the node on
+//! redis-rs's request machinery (packing, the multiplexer's channel, the reply's parser), so
+//! checks that arrive while a run is out wait for it and go together in the next: under load
+//! a run carries tens of checks; alone, a check goes at once, as before. Each check stays
+//! atomic and exact (the script runs them one after another, each against its own deadline).
+//!
+//! On one server or a Sentinel-named primary, one task sends the runs, one at a time. In a
+//! Redis Cluster a run's keys must share a slot, so there each check is a run of its own,
+//! sent by the request that made it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use redis::{Arg, Cmd, RedisError, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::limits::redis_conn::RedisConn;
+
+/// Most checks in one run: bounds how long a run holds Redis (each check is a few
+/// microseconds of its time) and how much one failed run takes with it.
+const MOST: usize = 64;
+
+/// One check's share of a run: its keys, then its arguments (see `redis.rs`'s `SCRIPT`).
+pub(crate) struct Part {
+    pub cmd: Cmd,
+    keys: usize,
+}
+
+impl Part {
+    /// A part whose first `keys` arguments will be its keys.
+    pub fn new(keys: usize) -> Part {
+        // Room for a key with an identity and two limits without growing.
+        Part { cmd: Cmd::with_capacity(40, 384), keys }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.cmd.args_iter().take(self.keys).filter_map(simple)
+    }
+
+    fn args(&self) -> impl Iterator<Item = &[u8]> {
+        self.cmd.args_iter().skip(self.keys).filter_map(simple)
+    }
+}
+
+fn simple(a: Arg<&[u8]>) -> Option<&[u8]> {
+    match a {
+        Arg::Simple(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// Why a check was not answered.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    Redis(Arc<RedisError>),
+    /// Redis did not answer the run in time.
+    TimedOut,
+    /// An answer the script does not give.
+    Malformed,
+    /// The task that sends the runs is gone (the server is stopping).
+    Gone,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Redis(e) => e.fmt(f),
+            Failure::TimedOut => f.write_str("timed out"),
+            Failure::Malformed => f.write_str("an answer the script does not give"),
+            Failure::Gone => f.write_str("the server is stopping"),
+        }
+    }
+}
+
+impl From<RedisError> for Failure {
+    fn from(e: RedisError) -> Failure {
+        Failure::Redis(Arc::new(e))
+    }
+}
+
+/// One check's answer: its status and the integers that follow it, in the run's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    values: Arc<Vec<Value>>,
+    /// Where the check's status is.
+    at: usize,
+    len: usize,
+}
+
+impl Answer {
+    /// Redis's time (µs) when the run started.
+    pub fn redis_time(&self) -> Option<i64> {
+        int(self.values.first())
+    }
+
+    pub fn status(&self) -> Option<i64> {
+        int(self.values.get(self.at))
+    }
+
+    /// The check's i-th integer, or 0 when it gave fewer.
+    pub fn num(&self, i: usize) -> i64 {
+        if i >= self.len {
+            return 0;
+        }
+        int(self.values.get(self.at + 2 + i)).unwrap_or(0)
+    }
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The answers of a run of `checks` checks, in their order.
+fn split(values: Vec<Value>, checks: usize) -> Result<Vec<Answer>, Failure> {
+    let values = Arc::new(values);
+    let mut answers = Vec::with_capacity(checks);
+    let mut at = 1;
+    for _ in 0..checks {
+        int(values.get(at)).ok_or(Failure::Malformed)?;
+        let len = int(values.get(at + 1)).and_then(|n| usize::try_from(n).ok()).ok_or(Failure::Malformed)?;
+        if at + 2 + len > values.len() {
+            return Err(Failure::Malformed);
+        }
+        answers.push(Answer { values: Arc::clone(&values), at, len });
+        at += 2 + len;
+    }
+    Ok(answers)
+}
+
+/// Sends the script's runs: at once (a cluster), or through the task that gathers them.
+pub(crate) struct Runs {
+    how: How,
+    /// Runs sent (`keyward_redis_exact_batches_total`).
+    sent: Arc<AtomicU64>,
+}
+
+enum How {
+    Each(RedisConn, redis::Script),
+    Gathered(mpsc::UnboundedSender<Pending>),
+}
+
+struct Pending {
+    part: Part,
+    answer: oneshot::Sender<Result<Answer, Failure>>,
+}
+
+impl Runs {
+    /// Chooses by the connection's topology; on one server (or a Sentinel's primary) starts
+    /// the task that sends the gathered runs, which ends when this is dropped.
+    pub fn new(conn: RedisConn, script: redis::Script) -> Runs {
+        let sent = Arc::new(AtomicU64::new(0));
+        if matches!(conn, RedisConn::Cluster(_)) {
+            return Runs { how: How::Each(conn, script), sent };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(gather(rx, conn, script, Arc::clone(&sent)));
+        Runs { how: How::Gathered(tx), sent }
+    }
+
+    /// Runs sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// `part`'s answer (the caller bounds the wait).
+    pub async fn run(&self, part: Part) -> Result<Answer, Failure> {
+        match &self.how {
+            How::Each(conn, script) => {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                let mut answers = run(&mut conn.clone(), script, std::slice::from_ref(&part)).await?;
+                answers.pop().ok_or(Failure::Malformed)
+            }
+            How::Gathered(tx) => {
+                let (answer, answered) = oneshot::channel();
+                tx.send(Pending { part, answer }).map_err(|_| Failure::Gone)?;
+                answered.await.map_err(|_| Failure::Gone)?
+            }
+        }
+    }
+}
+
+/// The task behind a gathering [`Runs`]: takes every check waiting (at most [`MOST`]), sends
+/// them as one run, answers each; meanwhile the next ones wait.
+async fn gather(
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut conn: RedisConn,
+    script: redis::Script,
+    sent: Arc<AtomicU64>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MOST);
+    let mut parts: Vec<Part> = Vec::with_capacity(MOST);
+    let mut answers = Vec::with_capacity(MOST);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MOST {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        // A check whose request stopped waiting (Redis was slow) is not sent: Redis would
+        // refuse it as stale anyway.
+        for p in batch.drain(..) {
+            if !p.answer.is_closed() {
+                parts.push(p.part);
+                answers.push(p.answer);
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        sent.fetch_add(1, Ordering::Relaxed);
+        let ran = tokio::time::timeout(super::redis::DEADLINE, run(&mut conn, &script, &parts)).await;
+        match ran.unwrap_or(Err(Failure::TimedOut)) {
+            Ok(got) => {
+                for (answer, got) in answers.drain(..).zip(got) {
+                    let _ = answer.send(Ok(got));
+                }
+            }
+            Err(e) => {
+                for answer in answers.drain(..) {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+        }
+        parts.clear();
+    }
+}
+
+/// One run of `script` for `parts`; when Redis does not have the script (a restart,
+/// `SCRIPT FLUSH`, a new cluster node) it is loaded and run again, as redis-rs's
+/// `Script::invoke_async` does.
+async fn run(conn: &mut RedisConn, script: &redis::Script, parts: &[Part]) -> Result<Vec<Answer>, Failure> {
+    let keys: usize = parts.iter().map(|p| p.keys).sum();
+    let bytes: usize =
+        parts.iter().map(|p| p.cmd.args_iter().map(|a| simple(a).map_or(0, <[u8]>::len)).sum::<usize>()).sum();
+    let mut cmd = Cmd::with_capacity(4 + parts.iter().map(|p| p.cmd.args_iter().len() + 1).sum::<usize>(), bytes + 64);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
+    for p in parts {
+        for k in p.keys() {
+            cmd.arg(k);
+        }
+    }
+    cmd.arg(parts.len());
+    for p in parts {
+        cmd.arg(p.cmd.args_iter().len() - p.keys);
+        for a in p.args() {
+            cmd.arg(a);
+        }
+    }
+    let values: Vec<Value> = match cmd.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load_async(conn).await?;
+            cmd.query_async(conn).await?
+        }
+        answer => answer?,
+    };
+    split(values, parts.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_answer_is_split_by_each_checks_count() {
+        let v = |n: i64| Value::Int(n);
+        // Redis's time; a done check with 4 integers; a stale one; a done one with 8.
+        let mut values = vec![v(77), v(0), v(4), v(1), v(9), v(1000), v(0), v(1), v(0)];
+        values.extend([v(0), v(8)]);
+        values.extend((1..=8).map(v));
+        let answers = split(values, 3).expect("well formed");
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[0].redis_time(), Some(77));
+        assert_eq!((answers[0].status(), answers[0].num(1), answers[0].num(4)), (Some(0), 9, 0));
+        assert_eq!((answers[1].status(), answers[1].num(0)), (Some(1), 0));
+        assert_eq!((answers[2].status(), answers[2].num(0), answers[2].num(7)), (Some(0), 1, 8));
+    }
+
+    #[test]
+    fn an_answer_shorter_than_its_counts_is_refused() {
+        let v = |n: i64| Value::Int(n);
+        assert!(matches!(split(vec![v(1), v(0), v(4), v(1)], 1), Err(Failure::Malformed)));
+        assert!(matches!(split(vec![v(1), v(0), v(0)], 2), Err(Failure::Malformed)));
+        assert!(matches!(split(vec![v(1), Value::Nil, v(0)], 1), Err(Failure::Malformed)));
+    }
+
+    #[test]
+    fn a_part_keeps_its_keys_apart_from_its_arguments() {
+        let mut p = Part::new(2);
+        p.cmd.arg("kw:rl:a").arg("kw:cr:a").arg(5).arg("x");
+        assert_eq!(p.keys().collect::<Vec<_>>(), [&b"kw:rl:a"[..], b"kw:cr:a"]);
+        assert_eq!(p.args().collect::<Vec<_>>(), [&b"5"[..], b"x"]);
+    }
+}
