@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     return_memory_in_the_background();
+    keyward_server::http::workers::set_housekeeping(return_this_threads_memory);
     let code = keyward_cli::main();
     // Exit never runs beside an `mi_collect`: wait for one under way, and hold the lock
     // (forgotten, never released) so no other starts while the allocator shuts down.
@@ -41,4 +42,15 @@ fn return_memory_in_the_background() {
     });
     // Without the thread memory is returned as before, on later allocations.
     drop(spawned);
+}
+
+/// The same for a serving thread's own heap, called on it once a second: memory freed to
+/// that heap by other threads (the usage flush frees what requests made) is taken back only
+/// by the heap's thread, and one idle after a burst would otherwise keep it. Skipped while
+/// another collection holds the lock, and from `main`'s return on.
+fn return_this_threads_memory() {
+    if let Ok(_collecting) = COLLECTING.try_lock() {
+        // SAFETY: as above.
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    }
 }

@@ -9,9 +9,22 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+
+/// What each serving thread calls once a second, when the binary sets it
+/// ([`set_housekeeping`]).
+static HOUSEKEEPING: OnceLock<fn()> = OnceLock::new();
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets what each serving thread calls once a second, on its own thread, between its tasks:
+/// the binary's allocator hands back what a thread freed only when that thread calls it
+/// (`keyward-cli`'s `main.rs`). The first call wins.
+pub fn set_housekeeping(work: fn()) {
+    let _ = HOUSEKEEPING.set(work);
+}
 
 /// Work for a serving thread: called inside its runtime, it returns the task to run there.
 pub type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -83,8 +96,11 @@ impl Drop for Workers {
 /// A serving thread's loop: spawns each job's task until released. Its runtime is dropped
 /// when this returns, which ends the tasks still running.
 async fn serve_jobs(mut jobs: mpsc::UnboundedReceiver<Job>, mut released: watch::Receiver<bool>) {
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_EVERY);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = housekeeping.tick() => if let Some(work) = HOUSEKEEPING.get() { work() },
             job = jobs.recv() => match job {
                 Some(job) => { tokio::spawn(job()); }
                 None => break,
@@ -121,5 +137,25 @@ mod tests {
         // Released threads stop taking jobs.
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(!dispatcher.run(Box::new(|| Box::pin(async {}))));
+    }
+
+    static HOUSEKEPT_ON: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    fn note_thread() {
+        let name = std::thread::current().name().unwrap_or_default().to_string();
+        HOUSEKEPT_ON.lock().unwrap().push(name);
+    }
+
+    #[test]
+    fn each_serving_thread_does_its_housekeeping_while_idle() {
+        set_housekeeping(note_thread);
+        let workers = Workers::start(2).unwrap();
+        // The first tick is at once, the next a second later: both threads, twice, idle.
+        std::thread::sleep(Duration::from_millis(1_500));
+        drop(workers);
+        let seen = HOUSEKEPT_ON.lock().unwrap().clone();
+        for thread in ["keyward-http-0", "keyward-http-1"] {
+            assert!(seen.iter().filter(|t| *t == thread).count() >= 2, "{thread}: {seen:?}");
+        }
     }
 }

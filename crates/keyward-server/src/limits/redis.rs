@@ -534,29 +534,18 @@ impl Shared {
     /// [`DEADLINE`]; `None` when not answered (counted and logged). Redis's time in the
     /// answer keeps the clock.
     async fn script(&self, what: &str, part: Part) -> Option<Answer> {
-        match tokio::time::timeout(DEADLINE, self.runs.run(part)).await {
-            Ok(Ok(answer)) => {
-                if let Some(t) = answer.redis_time() {
-                    self.clock.saw(t);
-                }
-                Some(answer)
-            }
-            Ok(Err(e)) => {
-                self.failed(what, &e);
-                None
-            }
-            Err(_) => {
-                self.failed(what, &"timed out");
-                None
-            }
+        let answer = self.answer(what, self.runs.run(part)).await?;
+        if let Some(t) = answer.redis_time() {
+            self.clock.saw(t);
         }
+        Some(answer)
     }
 
     /// Redis's answer within [`DEADLINE`], or `None` (counted and logged).
-    async fn answer<T>(
+    async fn answer<T, E: std::fmt::Display>(
         &self,
         what: &str,
-        query: impl std::future::Future<Output = redis::RedisResult<T>>,
+        query: impl std::future::Future<Output = Result<T, E>>,
     ) -> Option<T> {
         match tokio::time::timeout(DEADLINE, query).await {
             Ok(Ok(v)) => Some(v),
@@ -669,7 +658,7 @@ impl Shared {
     /// logged; nothing was applied then).
     pub(crate) async fn run_script(&self, what: &str, inv: &redis::ScriptInvocation<'_>) -> Option<Vec<redis::Value>> {
         let mut conn = self.conn.clone();
-        let values = self.answer::<Vec<redis::Value>>(what, inv.invoke_async(&mut conn)).await?;
+        let values = self.answer::<Vec<redis::Value>, _>(what, inv.invoke_async(&mut conn)).await?;
         if let Some(redis::Value::Int(t)) = values.get(1) {
             self.clock.saw(*t);
         }
