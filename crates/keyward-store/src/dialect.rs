@@ -21,6 +21,9 @@ pub enum Dialect {
 /// The channel key changes are announced on (PostgreSQL).
 pub(crate) const CHANNEL: &str = "keyward_keys";
 
+/// Longest a session may sit inside a transaction between statements (PostgreSQL).
+const IDLE_IN_TRANSACTION: &str = "SET idle_in_transaction_session_timeout = '10s'";
+
 impl Dialect {
     /// The dialect a database URL names.
     pub fn from_url(url: &str) -> Result<Dialect, StoreError> {
@@ -47,7 +50,15 @@ impl Dialect {
                     // verification cache holds what is read often, the OS caches the file,
                     // and eight full page caches were ~170 bytes of every cached key's RSS.
                     if self == Dialect::Sqlite {
-                        sqlx::query("PRAGMA cache_size = -512").execute(conn).await?;
+                        sqlx::query("PRAGMA cache_size = -512").execute(&mut *conn).await?;
+                    }
+                    // A node cut off from the database in the middle of a transaction (a
+                    // partition that drops packets, a hung process) keeps that transaction's
+                    // row locks until PostgreSQL notices, and another node's write of those
+                    // rows (a revocation) waited on it without end. Ours never idle that long
+                    // between statements, so the server ends such a session.
+                    if self == Dialect::Postgres {
+                        sqlx::query(IDLE_IN_TRANSACTION).execute(conn).await?;
                     }
                     Ok(())
                 })
@@ -304,6 +315,30 @@ mod tests {
         assert_eq!(Dialect::from_url("postgresql://u@h/db").ok(), Some(Dialect::Postgres));
         assert_eq!(Dialect::from_url("sqlite://x.db").ok(), Some(Dialect::Sqlite));
         assert!(Dialect::from_url("mysql://u@h/db").is_err());
+    }
+
+    /// Every pooled PostgreSQL session has the idle-in-transaction bound (a cut-off node's
+    /// locks must not block the others' writes without end); skipped without a database.
+    #[tokio::test]
+    async fn postgres_sessions_end_a_transaction_left_idle() {
+        let Ok(url) = std::env::var("KEYWARD_TEST_DATABASE_URL") else {
+            eprintln!(
+                "SKIPPED dialect::postgres_sessions_end_a_transaction_left_idle: KEYWARD_TEST_DATABASE_URL is not set"
+            );
+            return;
+        };
+        let pool = Dialect::Postgres.connect(&url).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        for c in &mut held {
+            let (set,): (String,) = sqlx::query_as("SELECT current_setting('idle_in_transaction_session_timeout')")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!(set, "10s");
+        }
     }
 
     #[test]
