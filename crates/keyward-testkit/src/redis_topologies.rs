@@ -234,9 +234,17 @@ impl OwnSentinel {
         format!("redis+sentinel://127.0.0.1:{}/kw", self.sentinel)
     }
 
-    /// Kills the primary (after its writes reached the replica).
+    /// Kills the primary, once its writes reached the replica: `WAIT` asked again until the
+    /// replica acknowledges them (on a loaded machine its first sync can take longer than
+    /// one wait; a CI run once killed the primary before it and lost the writes).
     pub fn stop_primary(&mut self) {
-        let _ = cli(self.primary, &["WAIT", "1", "2000"]);
+        let started = std::time::Instant::now();
+        while cli(self.primary, &["WAIT", "1", "2000"]).trim().parse::<u32>().unwrap_or(0) < 1 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the replica never acknowledged the writes"
+            );
+        }
         if let Some(c) = self.children.first_mut() {
             kill(c);
         }
