@@ -191,23 +191,19 @@ async fn gather(
     script: redis::Script,
     sent: Arc<AtomicU64>,
 ) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MOST);
     let mut parts: Vec<Part> = Vec::with_capacity(MOST);
     let mut answers = Vec::with_capacity(MOST);
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MOST {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        // A check whose request stopped waiting (Redis was slow) is not sent: Redis would
-        // refuse it as stale anyway.
-        for p in batch.drain(..) {
+        let mut next = Some(first);
+        while let Some(p) = next.take() {
+            // A check whose request stopped waiting (Redis was slow) is not sent: Redis
+            // would refuse it as stale anyway.
             if !p.answer.is_closed() {
                 parts.push(p.part);
                 answers.push(p.answer);
+            }
+            if parts.len() < MOST {
+                next = rx.try_recv().ok();
             }
         }
         if parts.is_empty() {
@@ -236,9 +232,8 @@ async fn gather(
 /// `Script::invoke_async` does.
 async fn run(conn: &mut RedisConn, script: &redis::Script, parts: &[Part]) -> Result<Vec<Answer>, Failure> {
     let keys: usize = parts.iter().map(|p| p.keys).sum();
-    let bytes: usize =
-        parts.iter().map(|p| p.cmd.args_iter().map(|a| simple(a).map_or(0, <[u8]>::len)).sum::<usize>()).sum();
-    let mut cmd = Cmd::with_capacity(4 + parts.iter().map(|p| p.cmd.args_iter().len() + 1).sum::<usize>(), bytes + 64);
+    // Each part's own room (see `Part::new`), and the count before each part's arguments.
+    let mut cmd = Cmd::with_capacity(4 + parts.len() * 41, 64 + parts.len() * 390);
     cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
     for p in parts {
         for k in p.keys() {
