@@ -36,7 +36,8 @@ now = int(time.time() * 1e6)
 keys, args = [], [str(n)]
 for i in range(n):
     keys += [f"kw:rl:bench_{i}", f"kw:cr:bench_{i}"]
-    a = [now, now + 10**12, "1" if credits else "0", 1, 12345, 1000000, 1, 1, "l1", 1, 1000000, 1]
+    # The holder's fingerprint and its hash's lifetime (ms), then its one limit.
+    a = [now, now + 10**12, "1" if credits else "0", 1, 12345, 2000, 1, 1, "l1", 1, 1000000, 1]
     a += ["1", 1, 10**12, 0, 1000, -1, 0] if credits else ["0"]
     args += [str(len(a))] + [str(x) for x in a]
 print(" ".join(["EVALSHA", sha, str(len(keys))] + keys + args))

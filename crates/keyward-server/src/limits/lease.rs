@@ -110,7 +110,13 @@ for i = 1, n do
   out[#out + 1] = math.floor(math.max(w - (full - now), 0) / math.max(t, 1))
   at = at + 4
 end
-redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000)
+-- Never shortened while the hash lives on (the exact script's limits a request made may
+-- hold longer windows); a hash started again here has no lifetime yet.
+if same then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000, 'GT')
+else
+  redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000)
+end
 return out
 "#;
 

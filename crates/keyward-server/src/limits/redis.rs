@@ -81,7 +81,8 @@ impl OnError {
 ///
 /// ARGV: the number of checks, then each check's arguments after their count: now, the
 /// deadline in Redis's time, `1` when the credits given are the database's (they may seed),
-/// the number of holders; per holder its limits' fingerprint and longest window; the number
+/// the number of holders; per holder its limits' fingerprint and how long its limits hash
+/// lives after a write (ms, [`hash_ttl_ms`]); the number
 /// of limits, then per limit its holder, its hash field (`l<n>` for the holder's own limit n,
 /// `r:…` for a limit the request made), spacing, window and cost; per holder `1` and its
 /// credits' cost, count, period, set time, refill period and refill amount (or `0`). The
@@ -91,9 +92,12 @@ impl OnError {
 /// count of integers that follow: when done, four per limit and four per holder with credits
 /// (left, period, set time).
 ///
-/// Redis's share of a check is mostly its calls: each holder's hashes are read with one
-/// `HMGET` and written with one `HSET` (none when nothing changed), so a key with a limit and
-/// credits costs two `HMGET`, two `HSET` and a `PEXPIRE` (and its run's `TIME`). The stored
+/// Redis's share of a check is its calls and turning text into numbers and back: each
+/// holder's hashes are read with one `HMGET` and written with one `HSET` (none when nothing
+/// changed), so a key with a limit and credits costs two `HMGET`, two `HSET` and a `PEXPIRE`
+/// (none when refused: nothing was written), and its run's `TIME`. Numbers are written with
+/// `%d` (every count is an integer below 2^53; `%.0f` took a microsecond each) and the hash's
+/// lifetime comes ready to use, so Lua formats no number for it. The stored
 /// fields are as before (`fp`, `l<n>`/`r:…` TATs in µs, `remaining`, `period`, `set_at`,
 /// integers as text): `limits/lease.rs` reads and writes the same limit hashes.
 const SCRIPT: &str = r#"
@@ -128,7 +132,7 @@ local function check(k, a)
       at = at + 1
     end
   end
-  for i = 1, n do hold[i] = num(A[first + 5 * i - 5]) end
+  for i = 1, n do hold[i] = A[first + 5 * i - 5] == '1' and 1 or 2 end
   for h = 1, m do
     local c = 2
     args[1] = K[k + 2 * h - 1]; args[2] = 'fp'
@@ -182,12 +186,20 @@ local function check(k, a)
       if not limited then
         for i = 1, n do
           if hold[i] == h and costs[i] > 0 then
-            args[c + 1] = A[first + 5 * i - 4]; args[c + 2] = fmt('%.0f', after[i]); c = c + 2
+            args[c + 1] = A[first + 5 * i - 4]; args[c + 2] = fmt('%d', after[i]); c = c + 2
           end
         end
       end
-      if c > 1 then call('HSET', unpack(args, 1, c)) end
-      call('PEXPIRE', K[k + 2 * h - 1], ceil(num(A[a + 4 + 2 * h]) / 1000) + 1000)
+      if c > 1 then
+        call('HSET', unpack(args, 1, c))
+        -- Never shortened while the hash lives on (a limit a request made may hold a longer
+        -- window than this check's): only a hash started again here has no lifetime yet.
+        if rst[h] then
+          call('PEXPIRE', K[k + 2 * h - 1], A[a + 4 + 2 * h])
+        else
+          call('PEXPIRE', K[k + 2 * h - 1], A[a + 4 + 2 * h], 'GT')
+        end
+      end
     end
   end
   local all_ok = true
@@ -208,9 +220,9 @@ local function check(k, a)
       local rem, per = c[6], c[7]
       if not limited and all_ok then rem = rem - num(A[c[1] + 1]) end
       if c[2] then
-        call('HSET', K[k + 2 * h], 'remaining', fmt('%.0f', rem), 'period', fmt('%.0f', per), 'set_at', A[c[1] + 4])
+        call('HSET', K[k + 2 * h], 'remaining', fmt('%d', rem), 'period', fmt('%d', per), 'set_at', A[c[1] + 4])
       elseif rem ~= c[3] or per ~= c[4] then
-        call('HSET', K[k + 2 * h], 'remaining', fmt('%.0f', rem), 'period', fmt('%.0f', per))
+        call('HSET', K[k + 2 * h], 'remaining', fmt('%d', rem), 'period', fmt('%d', per))
       end
       out[o + 1] = c[8] and 1 or 0
       out[o + 2] = rem
@@ -285,7 +297,7 @@ impl Shared {
             .map_err(|e| std::io::Error::other(format!("cannot reach Redis (--redis-url): {e}")))?;
         tracing::info!(topology = conn.topology(), "Redis connected");
         Ok(Shared {
-            runs: Runs::new(conn.clone(), redis::Script::new(SCRIPT)),
+            runs: Runs::new(conn.clone(), redis::Script::new(SCRIPT), Some(url)),
             conn,
             on_error,
             credits_on_error,
@@ -391,7 +403,7 @@ impl Shared {
         let cmd = &mut part.cmd;
         cmd.arg(key).arg(key);
         cmd.arg(now.timestamp_micros()).arg(self.clock.deadline(RUN_BY)).arg("0").arg(1);
-        cmd.arg(fingerprint).arg(w);
+        cmd.arg(fingerprint).arg(hash_ttl_ms(w));
         cmd.arg(1).arg(1).arg(Field::Own(0)).arg(t).arg(w).arg(cost);
         cmd.arg("0");
         let answer = self.script("service limits", part).await?;
@@ -437,7 +449,8 @@ impl Shared {
         for (holder, h) in holders.iter().take(m) {
             let own = h.map(|h| h.1);
             // The hash lives as long as the longest window it may hold: its own limits' and
-            // those requests made for it.
+            // those this request made for it (the script never shortens a live hash's
+            // lifetime, so a count an earlier request made with a longer window outlives it).
             let longest = own
                 .iter()
                 .flat_map(|l| l.ratelimits.iter())
@@ -445,7 +458,7 @@ impl Shared {
                 .map(|l| spacing_us(l).1)
                 .max()
                 .unwrap_or(0);
-            cmd.arg(own.map_or(0, |l| l.fingerprint)).arg(longest);
+            cmd.arg(own.map_or(0, |l| l.fingerprint)).arg(hash_ttl_ms(longest));
         }
         cmd.arg(plan.len());
         for p in plan {
@@ -672,6 +685,12 @@ impl Shared {
     }
 }
 
+/// How long a holder's limits hash lives after a write, in ms, from the longest window it
+/// holds in µs: past it every count in the hash would be full again, so nothing is lost.
+pub(crate) fn hash_ttl_ms(longest_us: i64) -> i64 {
+    longest_us.max(0).saturating_add(999) / 1000 + 1000
+}
+
 /// A limit's spacing and burst window in microseconds (see `keyward_core::ratelimit`).
 pub(crate) fn spacing_us(l: &RateLimit) -> (i64, i64) {
     let d = i64::try_from(l.duration_ms).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
@@ -703,5 +722,21 @@ impl redis::ToRedisArgs for Field<'_> {
             }
             Field::Request(l) => write!(w, "r:{}:{}:{}", l.name, l.limit, l.duration_ms),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limits_hash_lives_its_longest_window_rounded_up_and_a_second() {
+        // As the script computed it before it came ready made: ceil(µs / 1000) + 1000.
+        assert_eq!(hash_ttl_ms(60_000_000), 61_000);
+        assert_eq!(hash_ttl_ms(1_000_001), 2_001);
+        assert_eq!(hash_ttl_ms(1), 1_001);
+        assert_eq!(hash_ttl_ms(0), 1_000);
+        assert_eq!(hash_ttl_ms(-5), 1_000);
+        assert_eq!(hash_ttl_ms(i64::MAX), i64::MAX / 1000 + 1000);
     }
 }

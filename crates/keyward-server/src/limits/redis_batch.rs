@@ -5,17 +5,21 @@
 //! a run carries tens of checks; alone, a check goes at once, as before. Each check stays
 //! atomic and exact (the script runs them one after another, each against its own deadline).
 //!
-//! On one server or a Sentinel-named primary, one task sends the runs, one at a time. In a
-//! Redis Cluster a run's keys must share a slot, so there each check is a run of its own,
-//! sent by the request that made it.
+//! A task sends the runs, one at a time. On one server each serving thread has its own such
+//! task and connection, on its runtime ([`PerThread`]); on a Sentinel-named primary (and for
+//! checks made on another runtime) one task serves the node. In a Redis Cluster a run's keys
+//! must share a slot, so there each check is a run of its own, sent by the request that made
+//! it.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::{Arg, Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::limits::redis_conn::RedisConn;
+use crate::limits::redis_conn::{single, RedisConn};
 
 /// Most checks in one run: bounds how long a run holds Redis (each check is a few
 /// microseconds of its time) and how much one failed run takes with it.
@@ -131,7 +135,7 @@ fn split(values: Vec<Value>, checks: usize) -> Result<Vec<Answer>, Failure> {
     Ok(answers)
 }
 
-/// Sends the script's runs: at once (a cluster), or through the task that gathers them.
+/// Sends the script's runs: at once (a cluster), or through a task that gathers them.
 pub(crate) struct Runs {
     how: How,
     /// Runs sent (`keyward_redis_exact_batches_total`).
@@ -140,7 +144,13 @@ pub(crate) struct Runs {
 
 enum How {
     Each(RedisConn, redis::Script),
-    Gathered(mpsc::UnboundedSender<Pending>),
+    Gathered {
+        /// The node's gathering task, on the main runtime.
+        shared: mpsc::UnboundedSender<Pending>,
+        /// One server's: each serving thread's own lane (its connection and gathering task,
+        /// on its runtime).
+        per_thread: Option<PerThread>,
+    },
 }
 
 struct Pending {
@@ -150,15 +160,23 @@ struct Pending {
 
 impl Runs {
     /// Chooses by the connection's topology; on one server (or a Sentinel's primary) starts
-    /// the task that sends the gathered runs, which ends when this is dropped.
-    pub fn new(conn: RedisConn, script: redis::Script) -> Runs {
+    /// the task that sends the gathered runs, which ends when this is dropped. With `url`
+    /// (one server's), each serving thread gathers its own checks on a connection of its own
+    /// once it has one ([`PerThread`]).
+    pub fn new(conn: RedisConn, script: redis::Script, url: Option<&str>) -> Runs {
         let sent = Arc::new(AtomicU64::new(0));
-        if matches!(conn, RedisConn::Cluster(_)) {
-            return Runs { how: How::Each(conn, script), sent };
-        }
+        let per_thread = match (&conn, url) {
+            (RedisConn::Cluster(_), _) => return Runs { how: How::Each(conn, script), sent },
+            (RedisConn::Single(_), Some(url)) => Some(PerThread {
+                id: NEXT_RUNS.fetch_add(1, Ordering::Relaxed),
+                url: url.to_string(),
+                script: script.clone(),
+            }),
+            _ => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(gather(rx, conn, script, Arc::clone(&sent)));
-        Runs { how: How::Gathered(tx), sent }
+        Runs { how: How::Gathered { shared: tx, per_thread }, sent }
     }
 
     /// Runs sent so far.
@@ -174,12 +192,103 @@ impl Runs {
                 let mut answers = run(&mut conn.clone(), script, std::slice::from_ref(&part)).await?;
                 answers.pop().ok_or(Failure::Malformed)
             }
-            How::Gathered(tx) => {
+            How::Gathered { shared, per_thread } => {
                 let (answer, answered) = oneshot::channel();
-                tx.send(Pending { part, answer }).map_err(|_| Failure::Gone)?;
+                let mut pending = Pending { part, answer };
+                if let Some(lane) = per_thread.as_ref().and_then(|p| p.lane(&self.sent)) {
+                    match lane.send(pending) {
+                        Ok(()) => return answered.await.map_err(|_| Failure::Gone)?,
+                        // The lane's task ended (its runtime stopped): the next check makes
+                        // a new one.
+                        Err(mpsc::error::SendError(p)) => pending = p,
+                    }
+                }
+                shared.send(pending).map_err(|_| Failure::Gone)?;
                 answered.await.map_err(|_| Failure::Gone)?
             }
         }
+    }
+}
+
+/// Numbers [`Runs`], to tell their lanes apart on a thread (a process may run several
+/// servers: the tests do).
+static NEXT_RUNS: AtomicU64 = AtomicU64::new(0);
+/// How long a lane that could not connect waits before trying again (meanwhile its thread's
+/// checks go through the node's shared task).
+const LANE_RETRY: Duration = Duration::from_secs(5);
+
+/// Each serving thread's own gathering, on one server. A serving thread runs a runtime of its
+/// own (`http/workers.rs`); a check that went through the node's task woke that task's
+/// thread, which woke the connection's, whose answer woke the serving thread again: on two
+/// cores most of the exact path's time was the kernel's, switching between them. A lane's
+/// connection and task live on the serving thread, so a check's way to Redis and back wakes
+/// no other thread. A thread's first check makes its lane (connecting in the background) and
+/// goes through the node's task meanwhile, as do checks on any other runtime.
+struct PerThread {
+    id: u64,
+    url: String,
+    script: redis::Script,
+}
+
+enum Lane {
+    Connecting(Instant),
+    Ready(mpsc::UnboundedSender<Pending>),
+    Failed(Instant),
+}
+
+thread_local! {
+    /// This thread's lanes, by [`PerThread::id`].
+    static LANES: RefCell<Vec<(u64, Lane)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl PerThread {
+    /// This serving thread's lane, when it has one ready; else starts making it (unless it is
+    /// being made, or failed a moment ago) and answers `None`.
+    fn lane(&self, sent: &Arc<AtomicU64>) -> Option<mpsc::UnboundedSender<Pending>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        LANES.with_borrow_mut(|lanes| {
+            let now = Instant::now();
+            let i = match lanes.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => i,
+                None => {
+                    lanes.push((self.id, Lane::Failed(now)));
+                    lanes.len() - 1
+                }
+            };
+            match &lanes[i].1 {
+                Lane::Ready(tx) if !tx.is_closed() => return Some(tx.clone()),
+                // A runtime stopped while connecting (a test's) leaves this behind.
+                Lane::Connecting(since) if now < *since + LANE_RETRY => return None,
+                Lane::Failed(at) if now < *at => return None,
+                _ => {}
+            }
+            lanes[i].1 = Lane::Connecting(now);
+            let (id, url, script, sent) = (self.id, self.url.clone(), self.script.clone(), Arc::clone(sent));
+            // Spawned on this thread's own runtime: the connection's tasks, and the lane's,
+            // run here.
+            handle.spawn(async move {
+                let lane = match single(&url, super::redis::DEADLINE).await {
+                    Ok(conn) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(gather(rx, RedisConn::Single(conn), script, sent));
+                        Lane::Ready(tx)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a serving thread's Redis connection failed; trying again later");
+                        Lane::Failed(Instant::now() + LANE_RETRY)
+                    }
+                };
+                LANES.with_borrow_mut(|lanes| {
+                    if let Some((_, l)) = lanes.iter_mut().find(|(i, _)| *i == id) {
+                        *l = lane;
+                    }
+                });
+            });
+            None
+        })
     }
 }
 
@@ -282,6 +391,61 @@ mod tests {
         assert!(matches!(split(vec![v(1), v(0), v(4), v(1)], 1), Err(Failure::Malformed)));
         assert!(matches!(split(vec![v(1), v(0), v(0)], 2), Err(Failure::Malformed)));
         assert!(matches!(split(vec![v(1), Value::Nil, v(0)], 1), Err(Failure::Malformed)));
+    }
+
+    /// A script that sets each part's one key and answers each part done with nothing.
+    const SET_EACH: &str = "local out = {0}
+        for i = 1, #KEYS do redis.call('SET', KEYS[i], 1); out[#out + 1] = 0; out[#out + 1] = 0 end
+        return out";
+
+    fn on_db(url: &str, db: u8) -> String {
+        format!("{}/{db}", url.trim_end_matches('/'))
+    }
+
+    fn setting(key: &str) -> Part {
+        let mut p = Part::new(1);
+        p.cmd.arg(key);
+        p
+    }
+
+    #[test]
+    fn a_serving_threads_checks_go_through_its_own_connection() {
+        let Ok(url) = std::env::var("KEYWARD_TEST_REDIS_URL") else {
+            eprintln!("SKIPPED redis_batch::a_serving_threads_checks_go_through_its_own_connection: KEYWARD_TEST_REDIS_URL is not set");
+            return;
+        };
+        // A serving thread's runtime. The node's connection is to DB 14, the lane's to DB 15
+        // (a server gives both the same URL): the DB a key lands in tells the way it went.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let node = RedisConn::Single(single(&on_db(&url, 14), super::super::redis::DEADLINE).await.unwrap());
+            let runs = Runs::new(node, redis::Script::new(SET_EACH), Some(&on_db(&url, 15)));
+            let tag = format!("kw:test:lane:{}", std::process::id());
+            let (first, later) = (format!("{tag}:first"), format!("{tag}:later"));
+            // The thread's first check makes its lane and goes the node's way meanwhile.
+            runs.run(setting(&first)).await.unwrap();
+            let lane_ready =
+                || LANES.with_borrow(|l| l.iter().any(|(_, lane)| matches!(lane, Lane::Ready(tx) if !tx.is_closed())));
+            for _ in 0..100 {
+                if lane_ready() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(lane_ready(), "the lane connected");
+            runs.run(setting(&later)).await.unwrap();
+            let deadline = super::super::redis::DEADLINE;
+            let (mut db14, mut db15) =
+                (single(&on_db(&url, 14), deadline).await.unwrap(), single(&on_db(&url, 15), deadline).await.unwrap());
+            let both = || redis::pipe().cmd("EXISTS").arg(&first).cmd("EXISTS").arg(&later).to_owned();
+            let on_node: (bool, bool) = both().query_async(&mut db14).await.unwrap();
+            let on_lane: (bool, bool) = both().query_async(&mut db15).await.unwrap();
+            for db in [&mut db14, &mut db15] {
+                let _: () = redis::cmd("DEL").arg(&first).arg(&later).query_async(db).await.unwrap();
+            }
+            assert_eq!((on_node, on_lane), ((true, false), (false, true)));
+            assert_eq!(runs.sent(), 2);
+        });
     }
 
     #[test]

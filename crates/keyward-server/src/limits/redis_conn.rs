@@ -55,10 +55,7 @@ impl RedisConn {
         if urls.len() > 1 {
             return cluster(&urls, response).await.map(RedisConn::Cluster);
         }
-        let client = redis::Client::open(url)?;
-        let config =
-            ConnectionManagerConfig::new().set_connection_timeout(Some(CONNECT)).set_response_timeout(Some(response));
-        let mut single = ConnectionManager::new_with_config(client, config).await?;
+        let mut single = single(url, response).await?;
         // A server that may not say (`INFO` refused by an ACL) is taken as one server.
         let info: Option<String> = redis::cmd("INFO").arg("cluster").query_async(&mut single).await.ok();
         if info.is_some_and(|i| i.lines().any(|l| l.trim() == "cluster_enabled:1")) {
@@ -91,6 +88,15 @@ impl RedisConn {
     pub fn limits_name(&self, tag: &str, id: &str) -> String {
         self.names(tag, id).0.to_string()
     }
+}
+
+/// A connection to one server (`url`, a single `redis://` URL), reconnecting by itself; its
+/// tasks run on the runtime it is made on (`redis_batch.rs` makes one per serving thread).
+pub async fn single(url: &str, response: Duration) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url.trim())?;
+    let config =
+        ConnectionManagerConfig::new().set_connection_timeout(Some(CONNECT)).set_response_timeout(Some(response));
+    ConnectionManager::new_with_config(client, config).await
 }
 
 /// The hash tag of a key's holders (the key and, when it has one with limits or credits,
