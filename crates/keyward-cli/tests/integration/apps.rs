@@ -26,6 +26,7 @@ on_both_backends!(
     governed_installs_and_the_sdk,
     the_console_registers_installs_and_uninstalls,
     tokens_are_refused_while_suspended_past_the_limit_and_after_their_end,
+    concurrent_first_uses_of_an_app_token_share_one_read,
     workspaces_install_each_others_apps_at_once
 );
 
@@ -623,5 +624,56 @@ async fn workspaces_install_each_others_apps_at_once(b: Backend) {
         let (st, v) = s.call_as(token, Method::GET, "/v1/audit/verify", None).await;
         assert_eq!((st, v["ok"].as_bool()), (200, Some(true)), "{v}");
     }
+    s.stop().await;
+}
+
+/// A node that has no decision about a token, under load: its concurrent first uses share one
+/// read of the signing key and one of the token's row (a node restarted under load would
+/// otherwise read a hot token once per request, and spend the second's budget of signing-key
+/// lookups on one key, answering the rest `NOT_FOUND`). Storage is made slow by holding
+/// PostgreSQL locks on both tables, so this runs on PostgreSQL only.
+async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
+    use sqlx::{Connection, Executor};
+    let s = server(b).await;
+    if !s.db.is_postgres() {
+        keyward_testkit::skipped(
+            "sqlite::concurrent_first_uses_of_an_app_token_share_one_read",
+            "PostgreSQL only (a table lock makes reads wait)",
+        );
+        s.stop().await;
+        return;
+    }
+    let (org, _) = two_workspaces(&s).await;
+    let seed = "6b".repeat(32);
+    let app_id = register(&s, &s.management_key, "Hot", &seed).await;
+    let (st, inst) = install(&s, &org, &app_id).await;
+    assert_eq!(st, 201, "{inst}");
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "hot-1"))).await;
+    assert_eq!(st, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_string();
+    // The events of the set-up have passed: misses from now on share one generation.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reads =
+        |m: &std::collections::HashMap<String, f64>| m["keyward_verify_storage_reads_total{credential=\"secret_key\"}"];
+    let before = reads(&crate::verify_floods::metrics(&s).await);
+
+    let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    lock.execute("BEGIN").await.unwrap();
+    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": token}));
+            tokio::spawn(async move { r.send().await.unwrap().json::<Value>().await.unwrap() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.execute("ROLLBACK").await.unwrap();
+    for call in calls {
+        let v = call.await.unwrap();
+        assert_eq!(code(&v), "VALID", "{v}");
+    }
+    let after = reads(&crate::verify_floods::metrics(&s).await);
+    assert_eq!(after - before, 1.0, "one read of the token for 40 first uses");
     s.stop().await;
 }

@@ -9,6 +9,9 @@ use std::sync::{Arc, RwLock};
 
 use keyward_core::signing::PublicKey;
 use keyward_core::verify::VerifiableKey;
+use keyward_store::TokenState;
+
+use crate::cache::inflight::Inflight;
 
 /// A verified token as the verifier needs it again.
 #[derive(Debug)]
@@ -39,6 +42,13 @@ pub struct TokenCache {
     /// `kid`s cannot turn into a storage read each.
     lookup_second: AtomicI64,
     lookups: AtomicU32,
+    /// Concurrent first uses of one token share its storage read (`cache/inflight.rs`), by
+    /// `jti`, under the generation they began in: a node restarted under load would
+    /// otherwise read a hot token's row once per request.
+    pub(crate) state_reads: Inflight<Box<str>, Option<Arc<TokenState>>, u64>,
+    /// The same for a signing key this node does not know yet: one read, and one unit of the
+    /// lookup budget, for all of its concurrent first uses.
+    pub(crate) key_reads: Inflight<Box<str>, KnownKey, u64>,
 }
 
 /// Unknown `kid`s looked up in storage per second, per node.
@@ -59,6 +69,8 @@ impl TokenCache {
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).clamp(1, 100_000),
             lookup_second: AtomicI64::new(0),
             lookups: AtomicU32::new(0),
+            state_reads: Inflight::default(),
+            key_reads: Inflight::default(),
         }
     }
 

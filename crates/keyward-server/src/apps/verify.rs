@@ -102,9 +102,13 @@ impl AppState {
         if self.config.public_url.as_deref().is_some_and(|iss| iss.trim_end_matches('/') != claims.iss) {
             return early(VerifyCode::NotFound);
         }
-        self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
-        let read = async { Ok(self.store.token_state(&claims.jti).await?) };
-        let Some(state) = bounded(read).await? else {
+        let jti: Box<str> = claims.jti.as_str().into();
+        let read = |_generation| async {
+            self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
+            let read = async { Ok(self.store.token_state(&claims.jti).await?) };
+            Ok(bounded(read).await?.map(Arc::new))
+        };
+        let Some(state) = self.app_tokens.state_reads.get(&jti, || self.app_tokens.generation(), read).await? else {
             // Swept a day after it expired: it is ours (the signature says so), and expired.
             if claims.exp < self.clock.now().timestamp() {
                 return early(VerifyCode::Expired);
@@ -122,9 +126,9 @@ impl AppState {
         );
         let d = Arc::new(TokenDecision {
             digest,
-            installation: state.installation_id.into(),
-            family: state.family_id.into(),
-            app: state.app_id.into(),
+            installation: state.installation_id.as_str().into(),
+            family: state.family_id.as_str().into(),
+            app: state.app_id.as_str().into(),
             key: Arc::new(VerifiableKey::new(record, KeyContext::default())),
             extra: extra.into(),
             exp: claims.exp,
@@ -136,6 +140,17 @@ impl AppState {
     /// The workspace and public key of signing key `kid`: this node's memory, else storage
     /// (a `kid` it does not know, only while the second's budget of such reads lasts).
     async fn token_key(&self, kid: &str, generation: u64) -> ApiResult<KnownKey> {
+        if let Some(k) = self.app_tokens.key(kid) {
+            return Ok(k);
+        }
+        let read = |generation| self.read_token_key(kid, generation);
+        self.app_tokens.key_reads.get(&Box::from(kid), || generation, read).await
+    }
+
+    /// One read of signing key `kid`, for every concurrent miss of it, while the second's
+    /// budget of such reads lasts.
+    async fn read_token_key(&self, kid: &str, generation: u64) -> ApiResult<KnownKey> {
+        // Filled between this request's miss and its taking the lead: no read.
         if let Some(k) = self.app_tokens.key(kid) {
             return Ok(k);
         }
