@@ -250,22 +250,21 @@ impl PerThread {
             return None;
         }
         LANES.with_borrow_mut(|lanes| {
-            let now = Instant::now();
-            let i = match lanes.iter().position(|(id, _)| *id == self.id) {
-                Some(i) => i,
-                None => {
-                    lanes.push((self.id, Lane::Failed(now)));
-                    lanes.len() - 1
+            let at = lanes.iter().position(|(id, _)| *id == self.id);
+            if let Some(i) = at {
+                match &lanes[i].1 {
+                    Lane::Ready(tx) if !tx.is_closed() => return Some(tx.clone()),
+                    // A runtime stopped while connecting (a test's) leaves this behind.
+                    Lane::Connecting(since) if since.elapsed() < LANE_RETRY => return None,
+                    Lane::Failed(until) if Instant::now() < *until => return None,
+                    _ => {}
                 }
-            };
-            match &lanes[i].1 {
-                Lane::Ready(tx) if !tx.is_closed() => return Some(tx.clone()),
-                // A runtime stopped while connecting (a test's) leaves this behind.
-                Lane::Connecting(since) if now < *since + LANE_RETRY => return None,
-                Lane::Failed(at) if now < *at => return None,
-                _ => {}
             }
-            lanes[i].1 = Lane::Connecting(now);
+            let connecting = Lane::Connecting(Instant::now());
+            match at {
+                Some(i) => lanes[i].1 = connecting,
+                None => lanes.push((self.id, connecting)),
+            }
             let (id, url, script, sent) = (self.id, self.url.clone(), self.script.clone(), Arc::clone(sent));
             // Spawned on this thread's own runtime: the connection's tasks, and the lane's,
             // run here.
