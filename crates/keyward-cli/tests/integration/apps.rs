@@ -675,5 +675,56 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
     }
     let after = reads(&crate::verify_floods::metrics(&s).await);
     assert_eq!(after - before, 1.0, "one read of the token for 40 first uses");
+
+    // Strangers' `kid`s at once — made-up ones of the right form, a huge one, one with a NUL —
+    // are refused without a 5xx, and the real token still verifies beside them.
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap().to_string();
+    let (stem, tail) = kid.split_at(kid.len() - 2);
+    let mut kids: Vec<String> = (0..60)
+        .map(|i| {
+            let alphabet: Vec<char> = "0123456789ABCDEFGHJKMNPQRSTVWXYZ".chars().collect();
+            format!("{stem}{}{}", alphabet[i % 32], alphabet[(i / 32 + 7) % 32])
+        })
+        .filter(|k| !k.ends_with(tail))
+        .collect();
+    kids.push(format!("tsk_{}", "Z".repeat(100_000)));
+    kids.push(format!("{stem}\0Z"));
+    let forged: Vec<String> = kids
+        .iter()
+        .map(|k| {
+            header["kid"] = k.as_str().into();
+            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), parts[1], parts[2])
+        })
+        .collect();
+    let calls: Vec<_> = forged
+        .iter()
+        .chain(std::iter::once(&token))
+        .map(|t| {
+            let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": t}));
+            tokio::spawn(async move {
+                let r = r.send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let answers = join_all_handles(calls).await;
+    let (real, strangers) = answers.split_last().unwrap();
+    assert_eq!((real.0, code(&real.1)), (200, "VALID"), "{}", real.1);
+    for (st, v) in strangers {
+        assert!(*st < 500, "{st} {v}");
+        assert_ne!(code(v), "VALID", "{v}");
+    }
     s.stop().await;
+}
+
+async fn join_all_handles<T>(calls: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
 }

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use keyward_core::signing::PublicKey;
-use keyward_core::verify::VerifiableKey;
-use keyward_store::TokenState;
+use keyward_core::verify::{VerifiableKey, VerifyCode};
 
 use crate::cache::inflight::Inflight;
 
@@ -42,10 +41,11 @@ pub struct TokenCache {
     /// `kid`s cannot turn into a storage read each.
     lookup_second: AtomicI64,
     lookups: AtomicU32,
-    /// Concurrent first uses of one token share its storage read (`cache/inflight.rs`), by
-    /// `jti`, under the generation they began in: a node restarted under load would
-    /// otherwise read a hot token's row once per request.
-    pub(crate) state_reads: Inflight<Box<str>, Option<Arc<TokenState>>, u64>,
+    /// Concurrent first uses of one token share its decision and the storage read behind it
+    /// (`cache/inflight.rs`), by the token's digest (the same bytes, so the same claims),
+    /// under the generation they began in: a node restarted under load would otherwise read
+    /// a hot token's row once per request.
+    pub(crate) decisions: Inflight<[u8; 32], Result<Arc<TokenDecision>, VerifyCode>, u64>,
     /// The same for a signing key this node does not know yet: one read, and one unit of the
     /// lookup budget, for all of its concurrent first uses.
     pub(crate) key_reads: Inflight<Box<str>, KnownKey, u64>,
@@ -69,7 +69,7 @@ impl TokenCache {
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).clamp(1, 100_000),
             lookup_second: AtomicI64::new(0),
             lookups: AtomicU32::new(0),
-            state_reads: Inflight::default(),
+            decisions: Inflight::default(),
             key_reads: Inflight::default(),
         }
     }

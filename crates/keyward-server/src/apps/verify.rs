@@ -102,13 +102,27 @@ impl AppState {
         if self.config.public_url.as_deref().is_some_and(|iss| iss.trim_end_matches('/') != claims.iss) {
             return early(VerifyCode::NotFound);
         }
-        let jti: Box<str> = claims.jti.as_str().into();
-        let read = |_generation| async {
-            self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
-            let read = async { Ok(self.store.token_state(&claims.jti).await?) };
-            Ok(bounded(read).await?.map(Arc::new))
-        };
-        let Some(state) = self.app_tokens.state_reads.get(&jti, || self.app_tokens.generation(), read).await? else {
+        // Concurrent first uses of this very token share one decision (one storage read).
+        let read = |generation| self.decide_from_storage(&claims, digest, generation);
+        self.app_tokens.decisions.get(&digest, || generation, read).await
+    }
+
+    /// The decision about a validly signed token from its row: for every concurrent first
+    /// use of it (`cache/inflight.rs`).
+    async fn decide_from_storage(
+        &self,
+        claims: &AccessClaims,
+        digest: [u8; 32],
+        generation: u64,
+    ) -> ApiResult<Result<Arc<TokenDecision>, VerifyCode>> {
+        let early = |c| Ok(Err(c));
+        // Decided between this request's miss and its taking the lead: no read.
+        if let Some(d) = self.app_tokens.get(&claims.jti).filter(|d| d.digest == digest) {
+            return Ok(Ok(d));
+        }
+        self.metrics.storage_read(crate::metrics::Lookup::SecretKey);
+        let read = async { Ok(self.store.token_state(&claims.jti).await?) };
+        let Some(state) = bounded(read).await? else {
             // Swept a day after it expired: it is ours (the signature says so), and expired.
             if claims.exp < self.clock.now().timestamp() {
                 return early(VerifyCode::Expired);
@@ -118,7 +132,7 @@ impl AppState {
         if state.installation_id != claims.sub || state.app_id != claims.client_id {
             return early(VerifyCode::NotFound);
         }
-        let record = token_record(&claims, &state.app_name, &state.environment, state.revoked, state.created_at);
+        let record = token_record(claims, &state.app_name, &state.environment, state.revoked, state.created_at);
         let extra = format!(
             r#","kind":"app_token","app_id":{},"installation_id":{}"#,
             serde_json::to_string(&state.app_id).unwrap_or_default(),
@@ -126,9 +140,9 @@ impl AppState {
         );
         let d = Arc::new(TokenDecision {
             digest,
-            installation: state.installation_id.as_str().into(),
-            family: state.family_id.as_str().into(),
-            app: state.app_id.as_str().into(),
+            installation: state.installation_id.into(),
+            family: state.family_id.into(),
+            app: state.app_id.into(),
             key: Arc::new(VerifiableKey::new(record, KeyContext::default())),
             extra: extra.into(),
             exp: claims.exp,

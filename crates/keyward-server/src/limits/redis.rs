@@ -297,7 +297,7 @@ impl Shared {
             .map_err(|e| std::io::Error::other(format!("cannot reach Redis (--redis-url): {e}")))?;
         tracing::info!(topology = conn.topology(), "Redis connected");
         Ok(Shared {
-            runs: Runs::new(conn.clone(), redis::Script::new(SCRIPT), Some(url)),
+            runs: Runs::new(conn.clone(), redis::Script::new(SCRIPT), url),
             conn,
             on_error,
             credits_on_error,

@@ -160,19 +160,19 @@ struct Pending {
 
 impl Runs {
     /// Chooses by the connection's topology; on one server (or a Sentinel's primary) starts
-    /// the task that sends the gathered runs, which ends when this is dropped. With `url`
-    /// (one server's), each serving thread gathers its own checks on a connection of its own
+    /// the task that sends the gathered runs, which ends when this is dropped. On one server
+    /// (`url`), each serving thread also gathers its own checks on a connection of its own
     /// once it has one ([`PerThread`]).
-    pub fn new(conn: RedisConn, script: redis::Script, url: Option<&str>) -> Runs {
+    pub fn new(conn: RedisConn, script: redis::Script, url: &str) -> Runs {
         let sent = Arc::new(AtomicU64::new(0));
-        let per_thread = match (&conn, url) {
-            (RedisConn::Cluster(_), _) => return Runs { how: How::Each(conn, script), sent },
-            (RedisConn::Single(_), Some(url)) => Some(PerThread {
+        let per_thread = match &conn {
+            RedisConn::Cluster(_) => return Runs { how: How::Each(conn, script), sent },
+            RedisConn::Single(_) => Some(PerThread {
                 id: NEXT_RUNS.fetch_add(1, Ordering::Relaxed),
                 url: url.to_string(),
                 script: script.clone(),
             }),
-            _ => None,
+            RedisConn::Sentinel(_) => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(gather(rx, conn, script, Arc::clone(&sent)));
@@ -216,6 +216,9 @@ static NEXT_RUNS: AtomicU64 = AtomicU64::new(0);
 /// How long a lane that could not connect waits before trying again (meanwhile its thread's
 /// checks go through the node's shared task).
 const LANE_RETRY: Duration = Duration::from_secs(5);
+/// Longest a lane's connection may take (redis-rs would otherwise retry a refused one for
+/// about 6 s, past [`LANE_RETRY`], and a second attempt would start beside it).
+const LANE_CONNECT: Duration = Duration::from_secs(2);
 
 /// Each serving thread's own gathering, on one server. A serving thread runs a runtime of its
 /// own (`http/workers.rs`); a check that went through the node's task woke that task's
@@ -245,10 +248,6 @@ impl PerThread {
     /// This serving thread's lane, when it has one ready; else starts making it (unless it is
     /// being made, or failed a moment ago) and answers `None`.
     fn lane(&self, sent: &Arc<AtomicU64>) -> Option<mpsc::UnboundedSender<Pending>> {
-        let handle = tokio::runtime::Handle::try_current().ok()?;
-        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
-            return None;
-        }
         LANES.with_borrow_mut(|lanes| {
             let at = lanes.iter().position(|(id, _)| *id == self.id);
             if let Some(i) = at {
@@ -260,6 +259,12 @@ impl PerThread {
                     _ => {}
                 }
             }
+            // Only a serving thread's own (single-threaded) runtime keeps a lane on its
+            // thread; asked only here, so a ready lane costs no handle.
+            let handle = tokio::runtime::Handle::try_current().ok()?;
+            if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+                return None;
+            }
             let connecting = Lane::Connecting(Instant::now());
             match at {
                 Some(i) => lanes[i].1 = connecting,
@@ -269,16 +274,19 @@ impl PerThread {
             // Spawned on this thread's own runtime: the connection's tasks, and the lane's,
             // run here.
             handle.spawn(async move {
-                let lane = match single(&url, super::redis::DEADLINE).await {
-                    Ok(conn) => {
+                let connecting = single(&url, super::redis::DEADLINE);
+                let failed = |why: &dyn std::fmt::Display| {
+                    tracing::debug!(error = %why, "a serving thread's Redis connection failed; trying again later");
+                    Lane::Failed(Instant::now() + LANE_RETRY)
+                };
+                let lane = match tokio::time::timeout(LANE_CONNECT, connecting).await {
+                    Ok(Ok(conn)) => {
                         let (tx, rx) = mpsc::unbounded_channel();
                         tokio::spawn(gather(rx, RedisConn::Single(conn), script, sent));
                         Lane::Ready(tx)
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "a serving thread's Redis connection failed; trying again later");
-                        Lane::Failed(Instant::now() + LANE_RETRY)
-                    }
+                    Ok(Err(e)) => failed(&e),
+                    Err(_) => failed(&"timed out"),
                 };
                 LANES.with_borrow_mut(|lanes| {
                     if let Some((_, l)) = lanes.iter_mut().find(|(i, _)| *i == id) {
@@ -418,7 +426,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let node = RedisConn::Single(single(&on_db(&url, 14), super::super::redis::DEADLINE).await.unwrap());
-            let runs = Runs::new(node, redis::Script::new(SET_EACH), Some(&on_db(&url, 15)));
+            let runs = Runs::new(node, redis::Script::new(SET_EACH), &on_db(&url, 15));
             let tag = format!("kw:test:lane:{}", std::process::id());
             let (first, later) = (format!("{tag}:first"), format!("{tag}:later"));
             // The thread's first check makes its lane and goes the node's way meanwhile.
@@ -444,6 +452,39 @@ mod tests {
             }
             assert_eq!((on_node, on_lane), ((true, false), (false, true)));
             assert_eq!(runs.sent(), 2);
+        });
+    }
+
+    #[test]
+    fn a_thread_whose_connection_fails_goes_the_nodes_way() {
+        let Ok(url) = std::env::var("KEYWARD_TEST_REDIS_URL") else {
+            eprintln!("SKIPPED redis_batch::a_thread_whose_connection_fails_goes_the_nodes_way: KEYWARD_TEST_REDIS_URL is not set");
+            return;
+        };
+        // The lane's server is gone (a port nothing listens on): every check is still
+        // answered, through the node's connection (DB 14), and the lane waits to try again.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let deadline = super::super::redis::DEADLINE;
+            let node = RedisConn::Single(single(&on_db(&url, 14), deadline).await.unwrap());
+            let runs = Runs::new(node, redis::Script::new(SET_EACH), &format!("redis://{gone}"));
+            let key = format!("kw:test:lane-gone:{}", std::process::id());
+            runs.run(setting(&key)).await.unwrap();
+            let failed = || LANES.with_borrow(|l| l.iter().any(|(_, lane)| matches!(lane, Lane::Failed(_))));
+            for _ in 0..100 {
+                if failed() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(failed(), "the lane's connection failed");
+            runs.run(setting(&key)).await.unwrap();
+            let mut db14 = single(&on_db(&url, 14), deadline).await.unwrap();
+            let there: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut db14).await.unwrap();
+            let _: () = redis::cmd("DEL").arg(&key).query_async(&mut db14).await.unwrap();
+            assert!(there);
+            assert_eq!(runs.sent(), 2, "both checks went the node's way");
         });
     }
 
