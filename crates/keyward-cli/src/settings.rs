@@ -159,6 +159,14 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_CACHE_CAPACITY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_capacity: Option<u64>,
+    /// Most keys read into the cache at start, the most recently used first (0: none).
+    #[arg(long, env = "KEYWARD_WARM_KEYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_keys: Option<u64>,
+    /// Only keys used within this long before start are read into the cache at start.
+    #[arg(long, env = "KEYWARD_WARM_WITHIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_within: Option<Span>,
     /// Between writes of last-used marks (a number of seconds, or 500ms, 2s, …).
     #[arg(long, env = "KEYWARD_FLUSH_INTERVAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -440,6 +448,8 @@ layered!(ServerSettings {
     credits_on_error,
     trusted_proxies,
     cache_capacity,
+    warm_keys,
+    warm_within,
     flush_interval,
     poll_interval,
     body_limit,
@@ -574,6 +584,8 @@ impl ServerSettings {
             credits_on_error: Some(d.credits_on_error.as_str().into()),
             trusted_proxies: Some(d.trusted_proxies.iter().map(ToString::to_string).collect()),
             cache_capacity: Some(d.cache_capacity),
+            warm_keys: Some(d.warm.0),
+            warm_within: d.warm.1.to_std().ok().map(Span),
             flush_interval: Some(Span(d.flush_interval)),
             poll_interval: Some(Span(d.poll_interval)),
             body_limit: Some(d.body_limit),
@@ -675,6 +687,12 @@ impl ServerSettings {
         }
         if let Some(n) = self.body_limit {
             c.body_limit = n;
+        }
+        if let Some(n) = self.warm_keys {
+            c.warm.0 = n;
+        }
+        if let Some(d) = positive("warm_within", self.warm_within)? {
+            c.warm.1 = chrono::Duration::from_std(d).context("warm_within is too long")?;
         }
         let set = |slot: &mut Duration, v: Option<Duration>| {
             if let Some(v) = v {
@@ -912,6 +930,24 @@ mod tests {
         }
         let default = ServerSettings::default().resolve(listen).map(|c| c.http_threads).ok();
         assert_eq!(default, Some(ServerConfig::default().http_threads));
+    }
+
+    #[test]
+    fn warming_at_start_is_set_by_count_and_age() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let set = |n: Option<u64>, within: Option<&str>| {
+            let within = within.map(|w| w.parse::<Span>()).transpose().ok().flatten();
+            ServerSettings { warm_keys: n, warm_within: within, ..ServerSettings::default() }.resolve(listen)
+        };
+        assert_eq!(set(None, None).map(|c| c.warm).ok(), Some(ServerConfig::default().warm));
+        let c = set(Some(0), Some("6h")).map(|c| c.warm).ok();
+        assert_eq!(c, Some((0, chrono::Duration::hours(6))), "0 keys turns warming off");
+        let e = set(None, Some("0s")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("warm_within"), "{e}");
+        // The defaults, as `config show` prints them, resolve to the server's.
+        let shown = ServerSettings::defaults();
+        let c = ServerSettings { warm_keys: shown.warm_keys, warm_within: shown.warm_within, ..Default::default() };
+        assert_eq!(c.resolve(listen).map(|c| c.warm).ok(), Some(ServerConfig::default().warm));
     }
 
     #[test]

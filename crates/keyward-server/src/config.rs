@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Most key records (and misses) held by the verification cache.
     pub cache_capacity: u64,
+    /// Most keys read into the cache at start, the most recently used first (never past
+    /// `cache_capacity`; 0 warms nothing), and how recently they must have been used.
+    pub warm: (u64, chrono::Duration),
     /// Threads serving connections, each with a runtime of its own (default: one per core).
     pub http_threads: usize,
     /// How often last-used marks are written.
@@ -139,6 +142,7 @@ impl Default for ServerConfig {
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
             ],
             cache_capacity: 1_000_000,
+            warm: (20_000, chrono::Duration::days(1)),
             http_threads: crate::http::workers::Workers::default_threads(),
             flush_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use keyward_core::keyformat::generate_secret;
 use keyward_core::OsRandom;
+use keyward_server::ServerConfig;
 use keyward_testkit::{Backend, TestServer};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
@@ -198,6 +199,21 @@ async fn a_new_node_is_warmed_with_the_recently_used_keys(b: Backend) {
     assert_eq!(secret_reads(&metrics(&node).await), 0.0, "a warmed key is answered from the cache");
     assert_eq!(keyward_testkit::code(&node.verify(&idle, json!({})).await), "VALID");
     assert_eq!(secret_reads(&metrics(&node).await), 1.0, "a key never used is read when asked for");
+    // `--warm-keys 1` reads only one of the two used keys; `--warm-keys 0` none (the count
+    // is set once, when the warm read ends).
+    for most in [1, 0] {
+        let config = ServerConfig { warm: (most, chrono::Duration::days(1)), ..keyward_testkit::test_config() };
+        let small = s.second_node_with(config).await;
+        wait_known_loaded(&small).await;
+        let started = std::time::Instant::now();
+        while most > 0 && metrics(&small).await["keyward_cache_warmed_keys"] == 0.0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "the cache was never warmed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(metrics(&small).await["keyward_cache_warmed_keys"], most as f64, "--warm-keys {most}");
+        small.stop().await;
+    }
     // Revoked on the first node: the change event drops the warmed entry on this one.
     let (st, body) = s.call(reqwest::Method::POST, &format!("/v1/keys/{other_id}/revoke"), None).await;
     assert!(st < 300, "{st} {body}");

@@ -16,25 +16,21 @@ use crate::cache::{key_hash, Entry};
 use crate::state::SharedState;
 use crate::verify::known::prefix;
 
-/// Most keys read: a bound on the read and on the memory it fills (never past the cache's
-/// capacity).
-pub const WARM_KEYS: u64 = 20_000;
-
-/// Only keys used within this long before start: a key idle longer is not hot.
-pub const WARM_WITHIN: chrono::Duration = chrono::Duration::days(1);
-
 /// Keys added to the set of existing ones under one lock (each addition wakes its waiters).
 const KNOWN_BATCH: usize = 256;
 
 /// Reads the most recently used keys' records into the cache. Once: if storage fails, warming
 /// was only a head start, and requests read their keys as before.
 pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
-    let most = WARM_KEYS.min(state.config.cache_capacity);
+    // At most `warm_keys` (a bound on the read and on the memory it fills, never past the
+    // cache's capacity), used within `warm_within` before start (a key idle longer is not hot).
+    let (warm_keys, warm_within) = state.config.warm;
+    let most = warm_keys.min(state.config.cache_capacity);
     if most == 0 {
         return;
     }
     let epochs = state.cache.epochs_now();
-    let since = state.clock.now() - WARM_WITHIN;
+    let since = state.clock.now() - warm_within;
     let mut rows = state.store.recently_used_keys(since, i64::try_from(most).unwrap_or(i64::MAX));
     let mut warmed = 0u64;
     let mut known = Vec::with_capacity(KNOWN_BATCH);
