@@ -5,7 +5,7 @@
 //! a run carries tens of checks; alone, a check goes at once, as before. Each check stays
 //! atomic and exact (the script runs them one after another, each against its own deadline).
 //!
-//! A task sends the runs, one at a time. On one server each serving thread has its own such
+//! A task sends the runs, at most two out at once. On one server each serving thread has its own such
 //! task and connection, on its runtime ([`PerThread`]); on a Sentinel-named primary (and for
 //! checks made on another runtime) one task serves the node. In a Redis Cluster a run's keys
 //! must share a slot, so there each check is a run of its own, sent by the request that made
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::{Arg, Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -299,17 +300,32 @@ impl PerThread {
     }
 }
 
-/// The task behind a gathering [`Runs`]: takes every check waiting (at most [`MOST`]), sends
-/// them as one run, answers each; meanwhile the next ones wait.
+/// Runs one connection has out at once. With one out, a serving thread that had gathered
+/// its next checks sat idle until Redis answered, and Redis until the next run came: on two
+/// cores a third of the machine was idle under an exact-limit load (docs/BENCHMARKS.md,
+/// "Issue 34, seventh stop"). With two, one run is gathered and sent while the other is at
+/// Redis; the connection keeps them in order.
+const IN_FLIGHT: usize = 2;
+
+/// The task behind a gathering [`Runs`]: takes every check waiting (at most [`MOST`]) and
+/// sends them as one run, while fewer than [`IN_FLIGHT`] runs are out; answers each check
+/// when its run comes back. Meanwhile the next ones wait.
 async fn gather(
     mut rx: mpsc::UnboundedReceiver<Pending>,
-    mut conn: RedisConn,
+    conn: RedisConn,
     script: redis::Script,
     sent: Arc<AtomicU64>,
 ) {
-    let mut parts: Vec<Part> = Vec::with_capacity(MOST);
-    let mut answers = Vec::with_capacity(MOST);
-    while let Some(first) = rx.recv().await {
+    let mut out = FuturesUnordered::new();
+    loop {
+        let first = tokio::select! {
+            // Answers first: they free a place for the checks that waited.
+            biased;
+            Some(()) = out.next(), if !out.is_empty() => continue,
+            first = rx.recv(), if out.len() < IN_FLIGHT => first,
+        };
+        let Some(first) = first else { break };
+        let (mut parts, mut answers) = (Vec::with_capacity(MOST), Vec::with_capacity(MOST));
         let mut next = Some(first);
         while let Some(p) = next.take() {
             // A check whose request stopped waiting (Redis was slow) is not sent: Redis
@@ -326,20 +342,31 @@ async fn gather(
             continue;
         }
         sent.fetch_add(1, Ordering::Relaxed);
-        let ran = tokio::time::timeout(super::redis::DEADLINE, run(&mut conn, &script, &parts)).await;
-        match ran.unwrap_or(Err(Failure::TimedOut)) {
-            Ok(got) => {
-                for (answer, got) in answers.drain(..).zip(got) {
-                    let _ = answer.send(Ok(got));
-                }
-            }
-            Err(e) => {
-                for answer in answers.drain(..) {
-                    let _ = answer.send(Err(e.clone()));
-                }
+        out.push(send(conn.clone(), &script, parts, answers));
+    }
+    // The sender is gone (the server is stopping): the runs out are still answered.
+    while out.next().await.is_some() {}
+}
+
+/// Sends one gathered run and answers each of its checks.
+async fn send(
+    mut conn: RedisConn,
+    script: &redis::Script,
+    parts: Vec<Part>,
+    answers: Vec<oneshot::Sender<Result<Answer, Failure>>>,
+) {
+    let ran = tokio::time::timeout(super::redis::DEADLINE, run(&mut conn, script, &parts)).await;
+    match ran.unwrap_or(Err(Failure::TimedOut)) {
+        Ok(got) => {
+            for (answer, got) in answers.into_iter().zip(got) {
+                let _ = answer.send(Ok(got));
             }
         }
-        parts.clear();
+        Err(e) => {
+            for answer in answers {
+                let _ = answer.send(Err(e.clone()));
+            }
+        }
     }
 }
 
@@ -486,6 +513,84 @@ mod tests {
             assert!(there);
             assert_eq!(runs.sent(), 2, "both checks went the node's way");
         });
+    }
+
+    /// The first element of the RESP array (a command) at the start of `b`, and its length
+    /// in bytes; `None` until the whole command is there.
+    fn command(b: &[u8]) -> Option<(Vec<u8>, usize)> {
+        let number = |at: usize| -> Option<(usize, usize)> {
+            let end = b.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+            Some((std::str::from_utf8(b.get(at + 1..end)?).ok()?.parse().ok()?, end + 2))
+        };
+        if b.first() != Some(&b'*') {
+            return None;
+        }
+        let (n, mut at) = number(0)?;
+        let mut first = None;
+        for _ in 0..n {
+            let (len, start) = number(at)?;
+            first.get_or_insert_with(|| b.get(start..start + len).map(<[u8]>::to_vec));
+            at = start + len + 2;
+            if b.len() < at {
+                return None;
+            }
+        }
+        Some((first.flatten().unwrap_or_default(), at))
+    }
+
+    /// A stand-in for Redis that answers every command but `EVALSHA` with `+OK`, and each
+    /// `EVALSHA` (a run: Redis's time, then one check done with no integers) only once a
+    /// second one has come: a connection that sends a run only after the last one's answer
+    /// waits for it in vain.
+    async fn answering_in_pairs(listener: tokio::net::TcpListener) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let (mut buf, mut held) = (Vec::new(), 0);
+        loop {
+            while let Some((name, used)) = command(&buf) {
+                buf.drain(..used);
+                if name.eq_ignore_ascii_case(b"EVALSHA") {
+                    held += 1;
+                    if held == 2 {
+                        sock.write_all(b"*3\r\n:1\r\n:0\r\n:0\r\n*3\r\n:1\r\n:0\r\n:0\r\n").await.unwrap();
+                        held = 0;
+                    }
+                } else {
+                    sock.write_all(b"+OK\r\n").await.unwrap();
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_is_sent_while_another_is_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        tokio::spawn(answering_in_pairs(listener));
+        let conn = RedisConn::Single(single(&url, Duration::from_secs(5)).await.unwrap());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sent = Arc::new(AtomicU64::new(0));
+        tokio::spawn(gather(rx, conn, redis::Script::new(SET_EACH), Arc::clone(&sent)));
+        let check = |key: &str| {
+            let (answer, answered) = oneshot::channel();
+            tx.send(Pending { part: setting(key), answer }).unwrap();
+            answered
+        };
+        let first = check("kw:test:first");
+        // The first run is out, its answer held, before the second check comes.
+        while sent.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = check("kw:test:second");
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert!(first.is_ok() && second.is_ok(), "{first:?} / {second:?}");
+        assert_eq!(sent.load(Ordering::Relaxed), 2);
     }
 
     #[test]
