@@ -27,6 +27,7 @@ on_both_backends!(
     the_console_registers_installs_and_uninstalls,
     tokens_are_refused_while_suspended_past_the_limit_and_after_their_end,
     concurrent_first_uses_of_an_app_token_share_one_read,
+    storage_failing_under_an_app_tokens_first_uses_answers_503,
     workspaces_install_each_others_apps_at_once
 );
 
@@ -643,15 +644,7 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
         s.stop().await;
         return;
     }
-    let (org, _) = two_workspaces(&s).await;
-    let seed = "6b".repeat(32);
-    let app_id = register(&s, &s.management_key, "Hot", &seed).await;
-    let (st, inst) = install(&s, &org, &app_id).await;
-    assert_eq!(st, 201, "{inst}");
-    let inst_id = inst["id"].as_str().unwrap().to_string();
-    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "hot-1"))).await;
-    assert_eq!(st, 200, "{t}");
-    let token = t["access_token"].as_str().unwrap().to_string();
+    let token = installed_token(&s, "Hot", &"6b".repeat(32), "hot-1").await;
     // The events of the set-up have passed: misses from now on share one generation.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reads =
@@ -717,6 +710,86 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
     for (st, v) in strangers {
         assert!(*st < 500, "{st} {v}");
         assert_ne!(code(v), "VALID", "{v}");
+    }
+    s.stop().await;
+}
+
+/// An access token bought by a new app named `name` (its key's seed `seed`), installed by a
+/// second workspace.
+async fn installed_token(s: &TestServer, name: &str, seed: &str, jti: &str) -> String {
+    let (org, _) = two_workspaces(s).await;
+    let app_id = register(s, &s.management_key, name, seed).await;
+    let (st, inst) = install(s, &org, &app_id).await;
+    assert_eq!(st, 201, "{inst}");
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    let (st, t) = buy(s, &assertion(seed, claims(&app_id, &inst_id, jti))).await;
+    assert_eq!(st, 200, "{t}");
+    t["access_token"].as_str().unwrap().to_string()
+}
+
+/// Concurrent first uses of an app token while storage fails under their shared read (its
+/// database backend terminated while a table lock holds it, again for each new read): every
+/// one answers 503 naming nothing internal — none `VALID` from a read that failed, none
+/// `NOT_FOUND` for a token that exists — and once storage is back the token verifies, with no
+/// restart.
+async fn storage_failing_under_an_app_tokens_first_uses_answers_503(b: Backend) {
+    use sqlx::{Connection, Executor};
+    let s = server(b).await;
+    if !s.db.is_postgres() {
+        keyward_testkit::skipped(
+            "sqlite::storage_failing_under_an_app_tokens_first_uses_answers_503",
+            "PostgreSQL only (a table lock holds the read while its backend is cut)",
+        );
+        s.stop().await;
+        return;
+    }
+    let token = installed_token(&s, "Cut", &"7c".repeat(32), "cut-1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    lock.execute("BEGIN").await.unwrap();
+    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": token}));
+            tokio::spawn(async move {
+                let r = r.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut admin = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    let (started, mut cut) = (Instant::now(), 0);
+    while !calls.iter().all(|c| c.is_finished()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "first uses still waiting after {cut} cut reads");
+        let gone: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state = 'active' \
+             AND (query LIKE '%app_access_tokens%' OR query LIKE '%app_signing_keys%')",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        cut += gone.len();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cut >= 1, "no read reached the database");
+    for (st, body) in join_all_handles(calls).await {
+        assert_eq!(st, 503, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "unavailable", "{body}");
+        for internal in ["terminat", "sqlx", "postgres", "app_access_tokens", "app_signing_keys"] {
+            assert!(!body.to_lowercase().contains(internal), "{internal} in {body}");
+        }
+    }
+    lock.execute("ROLLBACK").await.unwrap();
+    let started = Instant::now();
+    loop {
+        let v = s.verify(&token, json!({})).await;
+        if code(&v) == "VALID" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still {v} after storage came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.stop().await;
 }
