@@ -634,15 +634,10 @@ async fn workspaces_install_each_others_apps_at_once(b: Backend) {
 /// lookups on one key, answering the rest `NOT_FOUND`). Storage is made slow by holding
 /// PostgreSQL locks on both tables, so this runs on PostgreSQL only.
 async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
-    use sqlx::{Connection, Executor};
+    use sqlx::Executor;
     let s = server(b).await;
-    if !s.db.is_postgres() {
-        keyward_testkit::skipped(
-            "sqlite::concurrent_first_uses_of_an_app_token_share_one_read",
-            "PostgreSQL only (a table lock makes reads wait)",
-        );
-        s.stop().await;
-        return;
+    if !on_postgres(&s, "concurrent_first_uses_of_an_app_token_share_one_read") {
+        return s.stop().await;
     }
     let token = installed_token(&s, "Hot", &"6b".repeat(32), "hot-1").await;
     // The events of the set-up have passed: misses from now on share one generation.
@@ -651,9 +646,7 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
         |m: &std::collections::HashMap<String, f64>| m["keyward_verify_storage_reads_total{credential=\"secret_key\"}"];
     let before = reads(&crate::verify_floods::metrics(&s).await);
 
-    let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
-    lock.execute("BEGIN").await.unwrap();
-    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let mut lock = lock_app_tables(&s).await;
     let calls: Vec<_> = (0..40)
         .map(|_| {
             let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": token}));
@@ -714,6 +707,26 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
     s.stop().await;
 }
 
+/// Whether `s` runs on PostgreSQL, whose table locks hold reads back; else says the test
+/// `name` was skipped.
+fn on_postgres(s: &TestServer, name: &str) -> bool {
+    let yes = s.db.is_postgres();
+    if !yes {
+        keyward_testkit::skipped(&format!("sqlite::{name}"), "PostgreSQL only (a table lock holds reads back)");
+    }
+    yes
+}
+
+/// A connection whose open transaction holds both app-token tables locked: every read of
+/// them waits until it rolls back.
+async fn lock_app_tables(s: &TestServer) -> sqlx::PgConnection {
+    use sqlx::{Connection, Executor};
+    let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    lock.execute("BEGIN").await.unwrap();
+    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    lock
+}
+
 /// An access token bought by a new app named `name` (its key's seed `seed`), installed by a
 /// second workspace.
 async fn installed_token(s: &TestServer, name: &str, seed: &str, jti: &str) -> String {
@@ -735,19 +748,12 @@ async fn installed_token(s: &TestServer, name: &str, seed: &str, jti: &str) -> S
 async fn storage_failing_under_an_app_tokens_first_uses_answers_503(b: Backend) {
     use sqlx::{Connection, Executor};
     let s = server(b).await;
-    if !s.db.is_postgres() {
-        keyward_testkit::skipped(
-            "sqlite::storage_failing_under_an_app_tokens_first_uses_answers_503",
-            "PostgreSQL only (a table lock holds the read while its backend is cut)",
-        );
-        s.stop().await;
-        return;
+    if !on_postgres(&s, "storage_failing_under_an_app_tokens_first_uses_answers_503") {
+        return s.stop().await;
     }
     let token = installed_token(&s, "Cut", &"7c".repeat(32), "cut-1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
-    lock.execute("BEGIN").await.unwrap();
-    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let mut lock = lock_app_tables(&s).await;
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let r = s.http().post(s.url("/v1/keys/verify")).json(&json!({"key": token}));

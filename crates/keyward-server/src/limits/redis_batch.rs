@@ -5,11 +5,11 @@
 //! a run carries tens of checks; alone, a check goes at once, as before. Each check stays
 //! atomic and exact (the script runs them one after another, each against its own deadline).
 //!
-//! A task sends the runs, at most two out at once. On one server each serving thread has its own such
-//! task and connection, on its runtime ([`PerThread`]); on a Sentinel-named primary (and for
-//! checks made on another runtime) one task serves the node. In a Redis Cluster a run's keys
-//! must share a slot, so there each check is a run of its own, sent by the request that made
-//! it.
+//! A task sends the runs, at most two out at once ([`IN_FLIGHT`]). On one server each serving
+//! thread has its own such task and connection, on its runtime ([`PerThread`]); on a
+//! Sentinel-named primary (and for checks made on another runtime) one task serves the node.
+//! In a Redis Cluster a run's keys must share a slot, so there each check is a run of its
+//! own, sent by the request that made it.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
