@@ -200,9 +200,11 @@ async fn a_new_node_is_warmed_with_the_recently_used_keys(b: Backend) {
     assert_eq!(keyward_testkit::code(&node.verify(&idle, json!({})).await), "VALID");
     assert_eq!(secret_reads(&metrics(&node).await), 1.0, "a key never used is read when asked for");
     // `--warm-keys 1` reads only one of the two used keys; `--warm-keys 0` none (the count
-    // is set once, when the warm read ends).
-    for most in [1, 0] {
-        let config = ServerConfig { warm: (most, chrono::Duration::days(1)), ..keyward_testkit::test_config() };
+    // is set once, when the warm read ends); a window longer than a date can reach back is
+    // every key's.
+    for (most, within) in [(1, chrono::Duration::days(1)), (0, chrono::Duration::days(1)), (1, chrono::TimeDelta::MAX)]
+    {
+        let config = ServerConfig { warm: (most, within), ..keyward_testkit::test_config() };
         let small = s.second_node_with(config).await;
         wait_known_loaded(&small).await;
         let started = std::time::Instant::now();

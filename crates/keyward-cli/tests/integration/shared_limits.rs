@@ -347,6 +347,13 @@ async fn the_stored_counts_keep_their_form(b: Backend) {
     let ttl: i64 =
         keyward_testkit::redis_topologies::cli(redis.port, &["PTTL", &format!("kw:rl:{id}")]).parse().unwrap();
     assert!(ttl > 60_000 && ttl <= 61_000, "the longest window and a second: {ttl}");
+    // A `fast` limit's lease writes the same hash and gives it the same lifetime.
+    let (fast_id, fast) =
+        a.create(json!({"name": "fast", "ratelimits": [{"limit": 1000, "duration": "1m", "mode": "fast"}]})).await;
+    assert_eq!(a.verify(&fast, json!({})).await["code"], "VALID");
+    let ttl: i64 =
+        keyward_testkit::redis_topologies::cli(redis.port, &["PTTL", &format!("kw:rl:{fast_id}")]).parse().unwrap();
+    assert!(ttl > 60_000 && ttl <= 61_000, "a leased limit's window and a second: {ttl}");
 
     // A limit the request makes has its own field; once it refuses, nothing is spent.
     let made = json!({"ratelimits": [{"name": "burst", "limit": 1, "duration": 60_000}]});

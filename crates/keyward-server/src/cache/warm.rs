@@ -30,7 +30,8 @@ pub async fn run(state: SharedState, mut stopped: watch::Receiver<bool>) {
         return;
     }
     let epochs = state.cache.epochs_now();
-    let since = state.clock.now() - warm_within;
+    // A window reaching past what a date can hold (`--warm-within 99999999d`) is every key.
+    let since = state.clock.now().checked_sub_signed(warm_within).unwrap_or(chrono::DateTime::UNIX_EPOCH);
     let mut rows = state.store.recently_used_keys(since, i64::try_from(most).unwrap_or(i64::MAX));
     let mut warmed = 0u64;
     let mut known = Vec::with_capacity(KNOWN_BATCH);

@@ -34,7 +34,7 @@ use keyward_core::ratelimit::{lease_size, LimitCheck, LimitMode, RateLimit, LEAS
 use keyward_core::verify::Limits;
 
 use crate::limits::local::Spent;
-use crate::limits::redis::{spacing_us, OnError, Shared};
+use crate::limits::redis::{hash_ttl_ms, spacing_us, OnError, Shared};
 use crate::limits::redis_conn::holders_tag;
 
 const SHARDS: usize = 16;
@@ -52,8 +52,8 @@ const LIFE: Duration = Duration::from_millis(LEASE_LIFE_MS);
 /// exact script's: field `l<n>` holds limit n's TAT, `g<n>` the microseconds returned to it
 /// so far). ARGV: the deadline in Redis's time, now (µs), the holder's fingerprint, the
 /// number of returns, per return its limit (n), the TAT the lease left, `g<n>` when it was
-/// taken and its unused tokens × spacing; the number of leases to take, the longest window,
-/// per lease its limit, spacing, window and size. A return gives back only the part of the
+/// taken and its unused tokens × spacing; the number of leases to take, how long the hash
+/// lives after a write (ms, the exact script's [`hash_ttl_ms`]), per lease its limit, spacing, window and size. A return gives back only the part of the
 /// unused tail still ahead of now, placed no later than returns since could have moved it
 /// (`keyward_core::ratelimit::returnable`). Answers a status (0 done, 1 started after the
 /// deadline: nothing changed) and Redis's time, then per lease taken: granted, the TAT it
@@ -90,7 +90,7 @@ if not same then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'fp', fp)
 end
-local longest = tonumber(ARGV[at + 1])
+local ttl = ARGV[at + 1]
 at = at + 2
 for i = 1, n do
   local f, gf = 'l' .. ARGV[at], 'g' .. ARGV[at]
@@ -113,9 +113,9 @@ end
 -- Never shortened while the hash lives on (the exact script's limits a request made may
 -- hold longer windows); a hash started again here has no lifetime yet.
 if same then
-  redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000, 'GT')
+  redis.call('PEXPIRE', KEYS[1], ttl, 'GT')
 else
-  redis.call('PEXPIRE', KEYS[1], math.ceil(longest / 1000) + 1000)
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return out
 "#;
@@ -447,7 +447,7 @@ impl Leases {
         let limits: Vec<(usize, &RateLimit)> =
             own.ratelimits.iter().enumerate().filter(|(n, _)| need & (1 << n) != 0).collect();
         let longest = own.ratelimits.iter().map(|l| spacing_us(l).1).max().unwrap_or(0);
-        inv.arg(limits.len()).arg(longest);
+        inv.arg(limits.len()).arg(hash_ttl_ms(longest));
         for (n, l) in &limits {
             let (t, w) = spacing_us(l);
             inv.arg(n + 1).arg(t).arg(w).arg(lease_size(l.limit));

@@ -442,6 +442,17 @@ mod tests {
         p
     }
 
+    /// Whether one of this thread's lanes comes to be as `is` says within 5 s.
+    async fn a_lane_becomes(is: impl Fn(&Lane) -> bool) -> bool {
+        for _ in 0..100 {
+            if LANES.with_borrow(|l| l.iter().any(|(_, lane)| is(lane))) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     #[test]
     fn a_serving_threads_checks_go_through_its_own_connection() {
         let Ok(url) = std::env::var("KEYWARD_TEST_REDIS_URL") else {
@@ -458,15 +469,8 @@ mod tests {
             let (first, later) = (format!("{tag}:first"), format!("{tag}:later"));
             // The thread's first check makes its lane and goes the node's way meanwhile.
             runs.run(setting(&first)).await.unwrap();
-            let lane_ready =
-                || LANES.with_borrow(|l| l.iter().any(|(_, lane)| matches!(lane, Lane::Ready(tx) if !tx.is_closed())));
-            for _ in 0..100 {
-                if lane_ready() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(lane_ready(), "the lane connected");
+            let ready = |lane: &Lane| matches!(lane, Lane::Ready(tx) if !tx.is_closed());
+            assert!(a_lane_becomes(ready).await, "the lane connected");
             runs.run(setting(&later)).await.unwrap();
             let deadline = super::super::redis::DEADLINE;
             let (mut db14, mut db15) =
@@ -498,14 +502,7 @@ mod tests {
             let runs = Runs::new(node, redis::Script::new(SET_EACH), &format!("redis://{gone}"));
             let key = format!("kw:test:lane-gone:{}", std::process::id());
             runs.run(setting(&key)).await.unwrap();
-            let failed = || LANES.with_borrow(|l| l.iter().any(|(_, lane)| matches!(lane, Lane::Failed(_))));
-            for _ in 0..100 {
-                if failed() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(failed(), "the lane's connection failed");
+            assert!(a_lane_becomes(|lane| matches!(lane, Lane::Failed(_))).await, "the lane's connection failed");
             runs.run(setting(&key)).await.unwrap();
             let mut db14 = single(&on_db(&url, 14), deadline).await.unwrap();
             let there: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut db14).await.unwrap();
