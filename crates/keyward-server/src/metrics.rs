@@ -283,7 +283,7 @@ impl Metrics {
         }
         let _ = write!(
             out,
-            "# HELP keyward_known_credentials_loaded 1 once this node holds the set of existing secret keys, public keys and verify tokens (made-up ones are then answered from memory past a per-second lookup budget).\n# TYPE keyward_known_credentials_loaded gauge\nkeyward_known_credentials_loaded {}\n",
+            "# HELP keyward_known_credentials_loaded 1 once this node holds the set of existing secret keys, public keys and verify tokens, and the apps' token-signing keys (made-up ones are then answered from memory past a per-second lookup budget).\n# TYPE keyward_known_credentials_loaded gauge\nkeyward_known_credentials_loaded {}\n",
             u8::from(g.known_loaded)
         );
         let _ = write!(

@@ -218,6 +218,14 @@ impl Store {
         Ok(row.map(signing_key))
     }
 
+    /// The newest `limit` token-signing keys, retired or not, as (`kid`, workspace, public
+    /// key): what a verifying node holds in memory (never the sealed private key).
+    pub async fn newest_signing_public_keys(&self, limit: i64) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql =
+            "SELECT kid, workspace_id, public_key FROM app_signing_keys ORDER BY created_at DESC, kid DESC LIMIT $1";
+        Ok(sqlx::query_as(sql).bind(limit).fetch_all(&self.pool).await?)
+    }
+
     /// Every key a token alive at `now` may be signed with: the current ones, and those
     /// retired after `oldest_live_token` was issued.
     pub async fn published_signing_keys(

@@ -28,6 +28,7 @@ on_both_backends!(
     tokens_are_refused_while_suspended_past_the_limit_and_after_their_end,
     concurrent_first_uses_of_an_app_token_share_one_read,
     storage_failing_under_an_app_tokens_first_uses_answers_503,
+    made_up_kids_starve_no_real_signing_key,
     workspaces_install_each_others_apps_at_once
 );
 
@@ -664,28 +665,10 @@ async fn concurrent_first_uses_of_an_app_token_share_one_read(b: Backend) {
 
     // Strangers' `kid`s at once — made-up ones of the right form, a huge one, one with a NUL —
     // are refused without a 5xx, and the real token still verifies beside them.
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let kid = header["kid"].as_str().unwrap().to_string();
-    let (stem, tail) = kid.split_at(kid.len() - 2);
-    let mut kids: Vec<String> = (0..60)
-        .map(|i| {
-            let alphabet: Vec<char> = "0123456789ABCDEFGHJKMNPQRSTVWXYZ".chars().collect();
-            format!("{stem}{}{}", alphabet[i % 32], alphabet[(i / 32 + 7) % 32])
-        })
-        .filter(|k| !k.ends_with(tail))
-        .collect();
-    kids.push(format!("tsk_{}", "Z".repeat(100_000)));
-    kids.push(format!("{stem}\0Z"));
-    let forged: Vec<String> = kids
-        .iter()
-        .map(|k| {
-            header["kid"] = k.as_str().into();
-            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), parts[1], parts[2])
-        })
-        .collect();
+    let mut forged = under_made_up_kids(&token, 60);
+    let stem = &kid_of(&token)[..kid_of(&token).len() - 2];
+    forged.push(under_kid(&token, &format!("tsk_{}", "Z".repeat(100_000))));
+    forged.push(under_kid(&token, &format!("{stem}\0Z")));
     let calls: Vec<_> = forged
         .iter()
         .chain(std::iter::once(&token))
@@ -797,6 +780,97 @@ async fn storage_failing_under_an_app_tokens_first_uses_answers_503(b: Backend) 
         assert!(started.elapsed() < Duration::from_secs(5), "still {v} after storage came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    s.stop().await;
+}
+
+/// The `kid` a token's header names.
+fn kid_of(token: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+/// `token` with its header's `kid` replaced (its signature no longer matches anything).
+fn under_kid(token: &str, kid: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    header["kid"] = kid.into();
+    format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), parts[1], parts[2])
+}
+
+/// Up to `n` copies of `token` under made-up `kid`s of the right form (its own with the last
+/// two characters changed).
+fn under_made_up_kids(token: &str, n: usize) -> Vec<String> {
+    let kid = kid_of(token);
+    let (stem, tail) = kid.split_at(kid.len() - 2);
+    let alphabet: Vec<char> = "0123456789ABCDEFGHJKMNPQRSTVWXYZ".chars().collect();
+    (0..n)
+        .map(|i| format!("{stem}{}{}", alphabet[i % 32], alphabet[(i / 32 + 7) % 32]))
+        .filter(|k| !k.ends_with(tail))
+        .map(|k| under_kid(token, &k))
+        .collect()
+}
+
+/// Tokens under made-up `kid`s spend a node's budget of signing-key lookups (the second's:
+/// the test's clock does not move), yet a real key is never starved of its read: one made
+/// before the node started is held from its start, and one made since is announced by its
+/// event and read without the budget. Before, both answered `NOT_FOUND` for as long as the
+/// flood lasted.
+async fn made_up_kids_starve_no_real_signing_key(b: Backend) {
+    let s = server(b).await;
+    let (org, _) = two_workspaces(&s).await;
+    let seed = "5d".repeat(32);
+    let app_id = register(&s, &s.management_key, "Flooded", &seed).await;
+    let (st, inst) = install(&s, &org, &app_id).await;
+    assert_eq!(st, 201, "{inst}");
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "flood-1"))).await;
+    assert_eq!(st, 200, "{t}");
+    let first = t["access_token"].as_str().unwrap().to_string();
+    // The key's event gone (pruned): the new node knows the key only by reading them all.
+    s.store.prune_events(s.clock.now() + chrono::Duration::seconds(1)).await.unwrap();
+
+    let n2 = s.second_node().await;
+    let started = Instant::now();
+    while crate::verify_floods::metrics(&n2).await["keyward_known_credentials_loaded"] != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new node's sets never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let flood = |token: &str| {
+        let calls: Vec<_> = under_made_up_kids(token, 40)
+            .into_iter()
+            .map(|t| {
+                let r = n2.http().post(n2.url("/v1/keys/verify")).json(&json!({"key": t}));
+                tokio::spawn(async move {
+                    let r = r.send().await.unwrap();
+                    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        join_all_handles(calls)
+    };
+    for (st, v) in flood(&first).await {
+        assert_eq!((st, code(&v)), (200, "NOT_FOUND"), "{v}");
+    }
+    let v = n2.verify(&first, json!({})).await;
+    assert_eq!(code(&v), "VALID", "a key made before the node started: {v}");
+
+    // A rotation on the first node makes a key the second has never read.
+    let (st, rotated) = s.call_as(&org, Method::POST, "/v1/oauth/signing-key/rotate", None).await;
+    assert_eq!(st, 200, "{rotated}");
+    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "flood-2"))).await;
+    assert_eq!(st, 200, "{t}");
+    let second = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(kid_of(&second), rotated["kid"].as_str().unwrap());
+    for (st, v) in flood(&second).await {
+        assert_eq!((st, code(&v)), (200, "NOT_FOUND"), "{v}");
+    }
+    within_a_second(&n2, &second, "VALID").await;
+    n2.stop().await;
     s.stop().await;
 }
 

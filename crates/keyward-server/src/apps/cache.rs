@@ -2,8 +2,13 @@
 //! (by `jti`, with the token's digest, so a forged token under a known `jti` is checked in
 //! full) and the signing keys by `kid`. Change events (`app:…`) drop what they touch; a
 //! decision read from storage while an event arrived is not kept.
+//!
+//! Signing keys are few (one per workspace and rotation) and never change once made, so a
+//! node holds them all: read at start ([`TokenCache::load_keys`]), and each new one announced
+//! by its event, so that a `kid` no key has can only spend the lookup budget, never a real
+//! key's chance to be read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -34,6 +39,9 @@ pub type KnownKey = Option<Arc<(Box<str>, PublicKey)>>;
 pub struct TokenCache {
     tokens: RwLock<HashMap<Box<str>, Arc<TokenDecision>>>,
     keys: RwLock<HashMap<Box<str>, KnownKey>>,
+    /// Signing keys made since this node read them all, by their events: looked up without
+    /// the budget, which made-up `kid`s may have spent.
+    announced: RwLock<HashSet<Box<str>>>,
     /// Bumped by every event: a fill begun before one is dropped.
     generation: AtomicU64,
     capacity: usize,
@@ -53,8 +61,8 @@ pub struct TokenCache {
 
 /// Unknown `kid`s looked up in storage per second, per node.
 const KID_LOOKUPS_PER_SECOND: u32 = 20;
-/// Most `kid`s remembered (known and unknown).
-const MAX_KIDS: usize = 10_000;
+/// Most `kid`s remembered (known and unknown), and read at start.
+pub(crate) const MAX_KIDS: usize = 10_000;
 
 fn lock_poisoned<T>(e: std::sync::PoisonError<T>) -> T {
     e.into_inner()
@@ -65,6 +73,7 @@ impl TokenCache {
         TokenCache {
             tokens: RwLock::default(),
             keys: RwLock::default(),
+            announced: RwLock::default(),
             generation: AtomicU64::new(0),
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).clamp(1, 100_000),
             lookup_second: AtomicI64::new(0),
@@ -109,7 +118,25 @@ impl TokenCache {
         if map.len() >= MAX_KIDS {
             map.retain(|_, k| k.is_some());
         }
+        if k.is_some() {
+            self.announced.write().unwrap_or_else(lock_poisoned).remove(kid);
+        }
         map.insert(kid.into(), k);
+    }
+
+    /// Holds the signing keys read from storage (at start). A key never changes once made,
+    /// so what was read stands whatever events came meanwhile.
+    pub fn load_keys(&self, keys: impl IntoIterator<Item = (Box<str>, Arc<(Box<str>, PublicKey)>)>) {
+        let mut map = self.keys.write().unwrap_or_else(lock_poisoned);
+        for (kid, k) in keys {
+            map.insert(kid, Some(k));
+        }
+    }
+
+    /// Was signing key `kid` made since this node read them all (its event came, and it has
+    /// not been read yet)?
+    pub fn announced(&self, kid: &str) -> bool {
+        self.announced.read().unwrap_or_else(lock_poisoned).contains(kid)
     }
 
     /// May an unknown `kid` be looked up now (`now_ms`)?
@@ -139,17 +166,30 @@ impl TokenCache {
             }
             "key" => {
                 drop(tokens);
-                self.keys.write().unwrap_or_else(lock_poisoned).remove(id);
+                // A new key: a "no such key" this node kept for its `kid` is wrong now. One
+                // already held (read at start, or the event seen again) stays as it is.
+                let mut keys = self.keys.write().unwrap_or_else(lock_poisoned);
+                if keys.get(id).is_some_and(|k| k.is_some()) {
+                    return;
+                }
+                keys.remove(id);
+                let mut announced = self.announced.write().unwrap_or_else(lock_poisoned);
+                if announced.len() < MAX_KIDS {
+                    announced.insert(id.into());
+                }
             }
             _ => tokens.clear(),
         }
     }
 
-    /// Forgets every decision (a missed event may have been lost).
+    /// Forgets every decision, and every `kid` taken for no key's (a missed event may have
+    /// been a key's making); the keys themselves never change.
     pub fn clear(&self) {
         let mut tokens = self.tokens.write().unwrap_or_else(lock_poisoned);
         self.generation.fetch_add(1, Ordering::AcqRel);
         tokens.clear();
+        drop(tokens);
+        self.keys.write().unwrap_or_else(lock_poisoned).retain(|_, k| k.is_some());
     }
 
     pub fn len(&self) -> usize {
@@ -226,6 +266,38 @@ mod tests {
         let allowed = (0..100).filter(|_| c.may_look_up(5_000)).count();
         assert_eq!(allowed, KID_LOOKUPS_PER_SECOND as usize);
         assert!(c.may_look_up(6_000), "a new second, a new budget");
+    }
+
+    fn public_key() -> Arc<(Box<str>, PublicKey)> {
+        let k = keyward_core::signing::SecretKey::generate(
+            keyward_core::signing::Algorithm::Ed25519,
+            &keyward_core::OsRandom,
+        );
+        Arc::new(("ws_1".into(), k.public_key()))
+    }
+
+    /// A key made after the node read them all is announced by its event and read without
+    /// the budget until it is held; a missed event drops every "no such key".
+    #[test]
+    fn new_keys_are_announced_and_a_clear_forgets_absent_kids() {
+        let c = TokenCache::new(100);
+        c.load_keys([("tsk_old".into(), public_key())]);
+        assert!(c.key("tsk_old").is_some_and(|k| k.is_some()));
+        c.fill_key("tsk_new", None, c.generation());
+        assert!(!c.announced("tsk_new"));
+        c.apply("key:tsk_new");
+        assert!(c.key("tsk_new").is_none(), "its \"no such key\" is gone");
+        assert!(c.announced("tsk_new"));
+        c.fill_key("tsk_new", Some(public_key()), c.generation());
+        assert!(!c.announced("tsk_new"), "held now");
+        c.apply("key:tsk_old");
+        assert!(c.key("tsk_old").is_some_and(|k| k.is_some()), "an event seen again drops no held key");
+        assert!(!c.announced("tsk_old"));
+
+        c.fill_key("tsk_none", None, c.generation());
+        c.clear();
+        assert!(c.key("tsk_none").is_none(), "a missed event may have made it");
+        assert!(c.key("tsk_old").is_some() && c.key("tsk_new").is_some(), "keys never change");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use keyward_core::wire::apps::ACCESS_TOKEN_SECONDS;
 use keyward_core::wire::jwt::{Jwk, JwkSet};
 use keyward_store::{AuditRecord, SigningKeyRow};
 
+use crate::apps::cache::MAX_KIDS;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -66,4 +67,21 @@ pub(crate) async fn jwks(state: &AppState) -> Result<JwkSet, ApiError> {
         .filter_map(|r| PublicKey::parse(Algorithm::Ed25519, &r.public_key).ok().map(|k| Jwk::of(&k, &r.kid)))
         .collect();
     Ok(JwkSet { keys })
+}
+
+/// Reads every token-signing key's public half (the newest [`MAX_KIDS`]) into this node's
+/// memory: a token signed by any of them is then checked without a storage read of its key,
+/// whatever made-up `kid`s have spent of the lookup budget.
+pub(crate) async fn hold_all(state: &AppState) -> Result<usize, keyward_store::StoreError> {
+    let rows = state.store.newest_signing_public_keys(MAX_KIDS as i64).await?;
+    let keys: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(kid, workspace, public)| {
+            let k = PublicKey::parse(Algorithm::Ed25519, &public).ok()?;
+            Some((kid.into_boxed_str(), std::sync::Arc::new((workspace.into_boxed_str(), k))))
+        })
+        .collect();
+    let n = keys.len();
+    state.app_tokens.load_keys(keys);
+    Ok(n)
 }

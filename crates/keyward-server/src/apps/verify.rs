@@ -161,14 +161,14 @@ impl AppState {
         self.app_tokens.key_reads.get(&Box::from(kid), || generation, read).await
     }
 
-    /// One read of signing key `kid`, for every concurrent miss of it, while the second's
-    /// budget of such reads lasts.
+    /// One read of signing key `kid`, for every concurrent miss of it: a key announced since
+    /// the node read them all, or else while the second's budget of such reads lasts.
     async fn read_token_key(&self, kid: &str, generation: u64) -> ApiResult<KnownKey> {
         // Filled between this request's miss and its taking the lead: no read.
         if let Some(k) = self.app_tokens.key(kid) {
             return Ok(k);
         }
-        if !self.app_tokens.may_look_up(self.clock.now().timestamp_millis()) {
+        if !self.app_tokens.announced(kid) && !self.app_tokens.may_look_up(self.clock.now().timestamp_millis()) {
             return Ok(None);
         }
         let read = async { Ok(self.store.signing_key_by_kid(kid).await?) };

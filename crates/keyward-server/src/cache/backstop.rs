@@ -128,9 +128,24 @@ enum Known {
     ImportedHashes,
 }
 
-/// Reads every stored secret-key hash, public key, verify-token hash and imported plain hash
-/// into the cache's known sets, page by page, in the background; retries until done.
+/// Reads the apps' token-signing keys (`apps::signing::hold_all`), then every stored
+/// secret-key hash, public key, verify-token hash and imported plain hash into the cache's
+/// known sets, in the background; retries until done.
 pub async fn fill_known(state: crate::state::SharedState, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    // First the apps' signing keys: a few rows, and the sets below are marked loaded after.
+    loop {
+        match crate::apps::signing::hold_all(&state).await {
+            Ok(n) => {
+                tracing::debug!(keys = n, "token-signing keys loaded");
+                break;
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot load token-signing keys yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
     for kind in [Known::SecretKeys, Known::PublicKeys, Known::VerifyTokens, Known::ImportedHashes] {
         if !fill_one(&state, kind, &mut stopped).await {
             return;
