@@ -392,6 +392,7 @@ async fn slow_idle_and_surplus_connections_are_bounded() {
     assert!(served, "service did not resume once connections closed");
     let v: Value = s.http().get(s.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert!(v["connections"]["refused"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v.get("redis").is_none(), "no Redis configured, none reported: {v}");
     s.stop().await;
 }
 

@@ -135,6 +135,8 @@ async fn a_cluster_shares_limits_and_credits_and_outlives_a_master(b: Backend) {
         }
     }
     assert!(redis_errors(&a).await >= 3);
+    let said = crate::shared_limits::redis_health(&a).await;
+    assert!(["degraded", "unavailable"].contains(&said.as_str()), "a master gone shows in /healthz: {said}");
 
     // Back on its port with its node file, empty (no persistence, no replica): its keys'
     // counts start over; the other masters kept theirs.
@@ -144,6 +146,7 @@ async fn a_cluster_shares_limits_and_credits_and_outlives_a_master(b: Backend) {
     let v = by_redis(&c, &on[0], "ratelimit").await;
     assert_eq!((v["code"].as_str(), v["ratelimit"]["remaining"].as_i64()), (Some("VALID"), Some(1)), "{v}");
     assert_eq!(c.verify(&on[1], json!({})).await["code"], "RATE_LIMITED");
+    crate::shared_limits::redis_health_becomes(&c, "ok").await;
     c.stop().await;
     a.stop().await;
 }

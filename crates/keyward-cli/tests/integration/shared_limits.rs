@@ -164,7 +164,9 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     let (_, key) = allow.create(json!({"name": "r", "ratelimits": [{"limit": 1, "duration": "1h"}]})).await;
     assert_eq!(allow.verify(&key, json!({})).await["code"], "VALID");
     assert_eq!(deny.verify(&key, json!({})).await["code"], "RATE_LIMITED", "counted in Redis");
+    assert_eq!(redis_health(&allow).await, "ok");
     redis.stop();
+    assert_eq!(redis_health(&allow).await, "unavailable", "/healthz says so, still 200");
     // Verification goes on: allow answers as if there were room, deny refuses.
     let v = allow.verify(&key, json!({})).await;
     assert_eq!(v["code"], "VALID", "{v}");
@@ -197,8 +199,31 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(counted, 1, "the emptied Redis allows its one use once");
+    redis_health_becomes(&deny, "ok").await;
     deny.stop().await;
     allow.stop().await;
+}
+
+/// What `/healthz` says of Redis; it answers 200 either way while the database is there.
+pub(crate) async fn redis_health(node: &TestServer) -> String {
+    let r = node.http().get(node.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["redis"].as_str().unwrap_or_default().to_string()
+}
+
+/// Polls `/healthz` until it says `want` of Redis (`degraded` lasts 5 s after the last check
+/// answered without it): healed without a restart.
+pub(crate) async fn redis_health_becomes(node: &TestServer, want: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let now = redis_health(node).await;
+        if now == want {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "/healthz still says {now:?} of Redis, not {want:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A verification answered by Redis carries the counts; one answered without it does not.
@@ -235,6 +260,7 @@ async fn a_stalled_redis_neither_frees_nor_charges_credits(b: Backend) {
     assert_eq!(a.verify(&prepaid, json!({"cost": 3})).await["credits"]["remaining"], 7);
 
     redis.freeze();
+    assert_eq!(redis_health(&a).await, "unavailable", "a stalled Redis shows in /healthz");
     // Spent credits do not come back while Redis cannot say so: a temporary refusal.
     let v = a.verify(&spent, json!({})).await;
     assert_eq!((v["valid"].as_bool(), v["code"].as_str()), (Some(false), Some("RATE_LIMITED")), "{v}");
@@ -263,6 +289,7 @@ async fn a_stalled_redis_neither_frees_nor_charges_credits(b: Backend) {
     let v = a.verify(&limited, json!({"cost": 0})).await;
     assert_eq!(v["ratelimit"]["remaining"], 100, "no use answered without Redis was counted: {v}");
     assert_eq!(a.verify(&prepaid, json!({})).await["credits"]["remaining"], 6);
+    redis_health_becomes(&c, "ok").await;
     c.stop().await;
     a.stop().await;
 }

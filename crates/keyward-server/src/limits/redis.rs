@@ -38,6 +38,8 @@ use crate::limits::redis_conn::{holders_tag, RedisConn};
 
 /// Longest a verification waits for Redis.
 pub const DEADLINE: Duration = Duration::from_millis(250);
+/// How long `/healthz` says `degraded` after a check was answered without Redis.
+pub const HEALTH_WINDOW: Duration = Duration::from_secs(5);
 /// Latest a check may start in Redis after it was sent; later it is refused unapplied. The
 /// rest of [`DEADLINE`] is for the answer to travel back, so an answer the node stopped
 /// waiting for was not applied either.
@@ -255,6 +257,9 @@ pub struct Shared {
     pub credits_on_error: OnError,
     /// Answers given without Redis (`keyward_redis_errors_total`).
     pub errors: AtomicU64,
+    /// When the last of them was given (ms since `started`, real time: `/healthz`'s window).
+    last_failed: AtomicU64,
+    started: Instant,
     /// When the last warning was logged (ms, by `clock`).
     last_warned: AtomicI64,
     /// The node's clock, for spacing the warnings.
@@ -302,6 +307,8 @@ impl Shared {
             on_error,
             credits_on_error,
             errors: AtomicU64::new(0),
+            last_failed: AtomicU64::new(0),
+            started: Instant::now(),
             last_warned: AtomicI64::new(i64::MIN / 2),
             time,
             seen_credits: Mutex::default(),
@@ -311,6 +318,9 @@ impl Shared {
 
     fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        // 0 stands for "never": a failure in the first millisecond counts as at 1.
+        let at = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+        self.last_failed.store(at, Ordering::Relaxed);
         let now = self.time.now().timestamp_millis();
         let last = self.last_warned.load(Ordering::Relaxed);
         if now - last >= WARN_EVERY
@@ -605,6 +615,25 @@ impl Shared {
     /// The credit counts read from Redis since the last call.
     pub fn take_credit_writes(&self) -> Vec<CreditWrite> {
         self.seen_credits.lock().map(|mut s| s.drain().map(|(_, w)| w).collect()).unwrap_or_default()
+    }
+
+    /// What `/healthz` says of Redis: `unavailable` when it does not answer a `PING` now
+    /// (in a cluster, every master the client is connected to) within twice the checks'
+    /// deadline; `degraded` when it does but a check was answered without it in the last
+    /// [`HEALTH_WINDOW`] (a cluster's master away, a stall just over, answers too late);
+    /// else `ok`.
+    pub async fn health(&self) -> &'static str {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        if !matches!(tokio::time::timeout(DEADLINE * 2, ping.query_async::<()>(&mut conn)).await, Ok(Ok(()))) {
+            return "unavailable";
+        }
+        let last = self.last_failed.load(Ordering::Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match last != 0 && now.saturating_sub(last) < HEALTH_WINDOW.as_millis() as u64 {
+            true => "degraded",
+            false => "ok",
+        }
     }
 
     /// True the first time a signed request is seen by any node; `None` when Redis is away.
