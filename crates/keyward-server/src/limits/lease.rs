@@ -221,12 +221,11 @@ fn pick<'g>(first: &'g mut Shard, second: Option<&'g mut Shard>, in_first: bool)
 }
 
 impl Leases {
-    /// May `plan` be answered from leases? Every limit fast, the key's or its identity's own
-    /// (not one the request made), at a cost within a lease; no credits (they stay exact).
-    pub fn applies(limits: &Limits, plan: &[Planned<'_>]) -> bool {
+    /// May `plan`'s limits be answered from leases? Every limit fast, the key's or its
+    /// identity's own (not one the request made), at a cost within a lease. Credits are not
+    /// leased: they stay exact, checked in a Redis run of their own.
+    pub fn applies(plan: &[Planned<'_>]) -> bool {
         !plan.is_empty()
-            && limits.credits.is_none()
-            && limits.identity_credits().is_none()
             && plan.iter().all(|p| {
                 p.limit.mode == LimitMode::Fast
                     && matches!(p.slot, Slot::At(n) if n < MAX_LIMITS)
@@ -611,7 +610,7 @@ mod tests {
         let limits = fast(300);
         let now = Instant::now();
         let mut p = plan(&limits.ratelimits, &[], &[], 1).unwrap();
-        assert!(Leases::applies(&limits, &p));
+        assert!(Leases::applies(&p));
         let Local::Need(need, back) = leases.spend("k", &limits, &mut p, now) else { panic!("no lease yet") };
         assert_eq!((need, back.len()), ([1, 0], 0));
         // While one check takes the lease, the others go exact rather than take one too.
@@ -707,10 +706,10 @@ mod tests {
     #[test]
     fn what_takes_the_fast_path() {
         let limits = fast(300);
-        assert!(!Leases::applies(&limits, &plan(&limits.ratelimits, &[], &[], 4).unwrap()), "cost past a lease");
+        assert!(!Leases::applies(&plan(&limits.ratelimits, &[], &[], 4).unwrap()), "cost past a lease");
         let exact = Limits::new(vec![RateLimit::new("x", "a", 300, "1m").unwrap()], None);
-        assert!(!Leases::applies(&exact, &plan(&exact.ratelimits, &[], &[], 1).unwrap()));
-        assert!(!Leases::applies(&limits, &[]));
+        assert!(!Leases::applies(&plan(&exact.ratelimits, &[], &[], 1).unwrap()));
+        assert!(!Leases::applies(&[]));
     }
 
     #[test]

@@ -291,7 +291,8 @@ impl AppState {
     }
 
     /// Spends the planned limits and the key's and its identity's credits in one Redis
-    /// script run, or (fast limits only) from this node's leases.
+    /// script run, or (fast limits only) the limits from this node's leases and the credits,
+    /// if any, in a run of their own.
     async fn spend_shared(
         &self,
         key: &VerifiableKey,
@@ -304,11 +305,15 @@ impl AppState {
         let Some(shared) = &self.shared else {
             return self.limits.check(&key.id(), limits, plan, now, cost, list);
         };
-        // Fast limits from this node's leases: most checks never reach Redis.
-        if crate::limits::lease::Leases::applies(limits, plan) {
-            if let Some(spent) = self.leases.check(shared, &key.id(), limits, plan, now, list).await {
-                return spent;
-            }
+        // Fast limits from this node's leases: most checks never reach Redis for them.
+        let leased = match crate::limits::lease::Leases::applies(plan) {
+            true => self.leases.check(shared, &key.id(), limits, plan, now, list).await,
+            false => None,
+        };
+        let credited = limits.credits.is_some() || limits.identity_credits().is_some();
+        match leased {
+            Some(spent) if !credited || spent.refused.is_some() => return spent,
+            _ => {}
         }
         self.leases.exact_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Credits Redis does not have start from the database's last written counts.
@@ -325,7 +330,15 @@ impl AppState {
             };
             bounded(read).await.ok()
         };
-        shared.check(&key.id(), limits, plan, now, cost, list, stored).await
+        match leased {
+            // The limits allowed from leases; the credits stay exact: one run for them alone
+            // (spent only now that every limit allowed, as in one run for both).
+            Some(limited) => {
+                let credits = shared.check(&key.id(), limits, &mut [], now, cost, false, stored).await;
+                crate::limits::local::Spent { ratelimit: limited.ratelimit, ratelimits: limited.ratelimits, ..credits }
+            }
+            None => shared.check(&key.id(), limits, plan, now, cost, list, stored).await,
+        }
     }
 
     /// Counts a verification of a found key: its usage slot and the metrics.
