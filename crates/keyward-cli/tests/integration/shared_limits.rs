@@ -165,6 +165,27 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     assert_eq!(allow.verify(&key, json!({})).await["code"], "VALID");
     assert_eq!(deny.verify(&key, json!({})).await["code"], "RATE_LIMITED", "counted in Redis");
     assert_eq!(redis_health(&allow).await, "ok");
+    // A flood of health checks sends Redis one `PING` at a time, not one each.
+    let pings = || {
+        let stats = keyward_testkit::redis_topologies::cli(redis.port, &["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+            .and_then(|r| r.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = pings();
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let r = allow.http().get(allow.url("/healthz"));
+            tokio::spawn(async move { r.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+    let sent = pings() - before;
+    assert!((1..20).contains(&sent), "{sent} PINGs for 40 concurrent health checks");
     redis.stop();
     assert_eq!(redis_health(&allow).await, "unavailable", "/healthz says so, still 200");
     // Verification goes on: allow answers as if there were room, deny refuses.

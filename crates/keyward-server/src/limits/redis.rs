@@ -260,6 +260,10 @@ pub struct Shared {
     /// When the last of them was given (ms since `started`, real time: `/healthz`'s window).
     last_failed: AtomicU64,
     started: Instant,
+    /// `/healthz`'s `PING`s: concurrent calls share one (as the database's probe does), so a
+    /// flood of them sends Redis one at a time.
+    pings_begun: AtomicU64,
+    last_ping: tokio::sync::Mutex<Option<(u64, bool)>>,
     /// When the last warning was logged (ms, by `clock`).
     last_warned: AtomicI64,
     /// The node's clock, for spacing the warnings.
@@ -309,6 +313,8 @@ impl Shared {
             errors: AtomicU64::new(0),
             last_failed: AtomicU64::new(0),
             started: Instant::now(),
+            pings_begun: AtomicU64::new(0),
+            last_ping: tokio::sync::Mutex::new(None),
             last_warned: AtomicI64::new(i64::MIN / 2),
             time,
             seen_credits: Mutex::default(),
@@ -623,9 +629,7 @@ impl Shared {
     /// [`HEALTH_WINDOW`] (a cluster's master away, a stall just over, answers too late);
     /// else `ok`.
     pub async fn health(&self) -> &'static str {
-        let mut conn = self.conn.clone();
-        let ping = redis::cmd("PING");
-        if !matches!(tokio::time::timeout(DEADLINE * 2, ping.query_async::<()>(&mut conn)).await, Ok(Ok(()))) {
+        if !self.answers_ping().await {
             return "unavailable";
         }
         let last = self.last_failed.load(Ordering::Relaxed);
@@ -634,6 +638,24 @@ impl Shared {
             true => "degraded",
             false => "ok",
         }
+    }
+
+    /// Whether Redis answers a `PING`: this caller's, or that of one begun after it arrived.
+    async fn answers_ping(&self) -> bool {
+        let arrived = self.pings_begun.load(Ordering::Acquire);
+        let mut last = self.last_ping.lock().await;
+        if let Some((n, answered)) = *last {
+            if n > arrived {
+                return answered;
+            }
+        }
+        let n = self.pings_begun.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        let answered =
+            matches!(tokio::time::timeout(DEADLINE * 2, ping.query_async::<()>(&mut conn)).await, Ok(Ok(())));
+        *last = Some((n, answered));
+        answered
     }
 
     /// True the first time a signed request is seen by any node; `None` when Redis is away.
