@@ -3187,7 +3187,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the node can serve: the database is reachable and takes writes */
+            /** @description the node can serve: the database is reachable and takes writes; with `--redis-url`, `redis` says whether Redis answers: `ok`, `degraded` (it does, but a check was answered without it in the last 5 s) or `unavailable` (limits and credits are then answered as `--ratelimit-on-error` and `--credits-on-error` say) */
             200: {
                 headers: {
                     [name: string]: unknown;

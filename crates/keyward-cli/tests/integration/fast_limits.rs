@@ -21,6 +21,17 @@ on_both_backends!(
     modes_are_written_read_and_checked,
 );
 
+/// `n` verifications of `key` at once, every other one on each node; their answers' tasks.
+fn burst(a: &TestServer, c: &TestServer, key: &str, n: usize) -> Vec<tokio::task::JoinHandle<serde_json::Value>> {
+    (0..n)
+        .map(|i| {
+            let node = if i % 2 == 0 { a } else { c };
+            let r = node.http().post(node.url("/v1/keys/verify")).json(&json!({"key": key}));
+            tokio::spawn(async move { r.send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
+        })
+        .collect()
+}
+
 /// A figure from a node's /metrics (0 when absent).
 pub(crate) async fn metric(node: &TestServer, line: &str) -> u64 {
     let text = node.http().get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -47,15 +58,7 @@ async fn two_nodes_lease_a_fast_limit_never_past_it(b: Backend) {
     // The servers' clock stands still: nothing refills during the test.
     let k = keyward_core::ratelimit::lease_size(300);
     assert_eq!(k, 3);
-    let mut tasks = Vec::new();
-    for i in 0..900 {
-        let (http, base) = if i % 2 == 0 { (a.http(), a.base.clone()) } else { (c.http(), c.base.clone()) };
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = http.post(format!("{base}/v1/keys/verify")).json(&json!({"key": key})).send().await.unwrap();
-            r.json::<serde_json::Value>().await.unwrap()
-        }));
-    }
+    let tasks = burst(&a, &c, &key, 900);
     let mut valid = 0u32;
     for t in tasks {
         let v = t.await.unwrap();
@@ -158,15 +161,7 @@ async fn fast_limits_of_a_key_with_credits_are_leased_and_its_credits_stay_exact
     let (ra, rc) = (&a, &c);
     let runs = |kind| async move { metric(ra, kind).await + metric(rc, kind).await };
     let (exact0, lease0) = (runs(EXACT_RUNS).await, runs(LEASE_RUNS).await);
-    let mut tasks = Vec::new();
-    for i in 0..900 {
-        let (http, base) = if i % 2 == 0 { (a.http(), a.base.clone()) } else { (c.http(), c.base.clone()) };
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = http.post(format!("{base}/v1/keys/verify")).json(&json!({"key": key})).send().await.unwrap();
-            r.json::<serde_json::Value>().await.unwrap()
-        }));
-    }
+    let tasks = burst(&a, &c, &key, 900);
     let mut left = Vec::new();
     let mut refused = 0;
     for t in tasks {
@@ -188,14 +183,16 @@ async fn fast_limits_of_a_key_with_credits_are_leased_and_its_credits_stay_exact
     if late == 0 {
         assert_eq!(left, (0..300).collect::<Vec<u64>>(), "each credit granted once");
         assert_eq!(runs(EXACT_RUNS).await - exact0, 900, "one credits run per verification");
+        // What Redis holds is what is left: no lease of credits, nothing to give back.
+        let v = a.verify(&key, json!({"cost": 0})).await;
+        assert_eq!(v["credits"]["remaining"].as_u64(), Some(0), "{v}");
     } else {
+        // A run answered too late may have been applied (credits spent, the answer a
+        // refusal), as for any exact check.
         eprintln!("Redis did not answer every run in time ({late}): lower bounds not checked");
     }
     let leases = runs(LEASE_RUNS).await - lease0;
     assert!((1..100).contains(&leases), "the limit from leases (k = 1,000): {leases} lease runs");
-    // What Redis holds is what is left: no lease of credits, nothing to give back.
-    let v = a.verify(&key, json!({"cost": 0})).await;
-    assert_eq!(v["credits"]["remaining"].as_u64(), Some(300 - left.len() as u64), "{v}");
     c.stop().await;
     a.stop().await;
 }
