@@ -710,17 +710,29 @@ async fn lock_app_tables(s: &TestServer) -> sqlx::PgConnection {
     lock
 }
 
-/// An access token bought by a new app named `name` (its key's seed `seed`), installed by a
-/// second workspace.
-async fn installed_token(s: &TestServer, name: &str, seed: &str, jti: &str) -> String {
+/// A new app named `name` (its key's seed `seed`) installed by a second workspace:
+/// (the organisation's management key, the app's id, the installation's id).
+async fn installed(s: &TestServer, name: &str, seed: &str) -> (String, String, String) {
     let (org, _) = two_workspaces(s).await;
     let app_id = register(s, &s.management_key, name, seed).await;
     let (st, inst) = install(s, &org, &app_id).await;
     assert_eq!(st, 201, "{inst}");
     let inst_id = inst["id"].as_str().unwrap().to_string();
-    let (st, t) = buy(s, &assertion(seed, claims(&app_id, &inst_id, jti))).await;
+    (org, app_id, inst_id)
+}
+
+/// An access token the installation `inst_id` of `app_id` (its key's seed `seed`) buys.
+async fn bought(s: &TestServer, seed: &str, app_id: &str, inst_id: &str, jti: &str) -> String {
+    let (st, t) = buy(s, &assertion(seed, claims(app_id, inst_id, jti))).await;
     assert_eq!(st, 200, "{t}");
     t["access_token"].as_str().unwrap().to_string()
+}
+
+/// An access token bought by a new app named `name` (its key's seed `seed`), installed by a
+/// second workspace.
+async fn installed_token(s: &TestServer, name: &str, seed: &str, jti: &str) -> String {
+    let (_, app_id, inst_id) = installed(s, name, seed).await;
+    bought(s, seed, &app_id, &inst_id, jti).await
 }
 
 /// Concurrent first uses of an app token while storage fails under their shared read (its
@@ -822,15 +834,9 @@ fn under_made_up_kids(token: &str, n: usize) -> Vec<String> {
 /// flood lasted.
 async fn made_up_kids_starve_no_real_signing_key(b: Backend) {
     let s = server(b).await;
-    let (org, _) = two_workspaces(&s).await;
     let seed = "5d".repeat(32);
-    let app_id = register(&s, &s.management_key, "Flooded", &seed).await;
-    let (st, inst) = install(&s, &org, &app_id).await;
-    assert_eq!(st, 201, "{inst}");
-    let inst_id = inst["id"].as_str().unwrap().to_string();
-    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "flood-1"))).await;
-    assert_eq!(st, 200, "{t}");
-    let first = t["access_token"].as_str().unwrap().to_string();
+    let (org, app_id, inst_id) = installed(&s, "Flooded", &seed).await;
+    let first = bought(&s, &seed, &app_id, &inst_id, "flood-1").await;
     // The key's event gone (pruned): the new node knows the key only by reading them all.
     s.store.prune_events(s.clock.now() + chrono::Duration::seconds(1)).await.unwrap();
 
@@ -862,9 +868,7 @@ async fn made_up_kids_starve_no_real_signing_key(b: Backend) {
     // A rotation on the first node makes a key the second has never read.
     let (st, rotated) = s.call_as(&org, Method::POST, "/v1/oauth/signing-key/rotate", None).await;
     assert_eq!(st, 200, "{rotated}");
-    let (st, t) = buy(&s, &assertion(&seed, claims(&app_id, &inst_id, "flood-2"))).await;
-    assert_eq!(st, 200, "{t}");
-    let second = t["access_token"].as_str().unwrap().to_string();
+    let second = bought(&s, &seed, &app_id, &inst_id, "flood-2").await;
     assert_eq!(kid_of(&second), rotated["kid"].as_str().unwrap());
     for (st, v) in flood(&second).await {
         assert_eq!((st, code(&v)), (200, "NOT_FOUND"), "{v}");

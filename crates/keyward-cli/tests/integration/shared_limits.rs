@@ -162,6 +162,12 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
         })
         .await;
     let (_, key) = allow.create(json!({"name": "r", "ratelimits": [{"limit": 1, "duration": "1h"}]})).await;
+    // A fast limit with credits: its limit from a lease, its credits from a run of their own.
+    let (_, prepaid) = allow
+        .create(json!({"name": "p", "credits": {"remaining": 10},
+                       "ratelimits": [{"limit": 1000, "duration": "1h", "mode": "fast"}]}))
+        .await;
+    assert_eq!(allow.verify(&prepaid, json!({})).await["credits"]["remaining"], 9);
     assert_eq!(allow.verify(&key, json!({})).await["code"], "VALID");
     assert_eq!(deny.verify(&key, json!({})).await["code"], "RATE_LIMITED", "counted in Redis");
     assert_eq!(redis_health(&allow).await, "ok");
@@ -192,6 +198,11 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
     let v = allow.verify(&key, json!({})).await;
     assert_eq!(v["code"], "VALID", "{v}");
     assert_eq!(deny.verify(&key, json!({})).await["code"], "RATE_LIMITED");
+    // Its lease still holds tokens, but its credits cannot be known: refused as
+    // `--credits-on-error deny` says (the default), with no count, never a 5xx.
+    let v = allow.verify(&prepaid, json!({})).await;
+    assert_eq!(v["code"], "RATE_LIMITED", "{v}");
+    assert!(v.get("credits").is_none(), "{v}");
     let metrics = allow.http().get(allow.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let errors: u64 = metrics
         .lines()
@@ -220,6 +231,9 @@ async fn redis_goes_away_and_comes_back(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(counted, 1, "the emptied Redis allows its one use once");
+    // Its credits go on from the database once Redis is back.
+    let v = answered_by_redis(&allow, &prepaid, json!({})).await;
+    assert_eq!(v["code"], "VALID", "{v}");
     redis_health_becomes(&deny, "ok").await;
     deny.stop().await;
     allow.stop().await;
