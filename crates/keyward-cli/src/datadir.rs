@@ -26,6 +26,9 @@ pub struct StorageArgs {
     /// Use PostgreSQL (postgres://…) instead of the embedded SQLite database.
     #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The database pool's size (`serve` and `gateway` set it; other commands need few).
+    #[arg(skip)]
+    pub pool_size: Option<u32>,
 }
 const PEPPER_ENV: &str = "KEYWARD_PEPPER";
 

@@ -129,6 +129,11 @@ pub struct ServerSettings {
     #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<DatabaseUrl>,
+    /// Database connections this node keeps at most (default: 16 for PostgreSQL, 8 for
+    /// SQLite); PostgreSQL's change listener takes one more.
+    #[arg(long, env = "KEYWARD_DATABASE_POOL_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_pool_size: Option<u32>,
     /// Require `Keyward-Verify-Token: TOKEN` on the verification endpoints.
     #[arg(long, env = "KEYWARD_VERIFY_TOKEN", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -442,6 +447,7 @@ macro_rules! layered {
 layered!(ServerSettings {
     data_dir,
     database_url,
+    database_pool_size,
     verify_token,
     redis_url,
     ratelimit_on_error,
@@ -578,6 +584,7 @@ impl ServerSettings {
         ServerSettings {
             data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
             database_url: None,
+            database_pool_size: None,
             verify_token: None,
             redis_url: None,
             ratelimit_on_error: Some("allow".into()),
@@ -639,11 +646,21 @@ impl ServerSettings {
         StorageArgs {
             data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             database_url: self.database_url.as_ref().map(|u| u.0.clone()),
+            pool_size: self.database_pool_size,
+        }
+    }
+
+    /// The database pool's size, when set (else the backend's default).
+    pub fn database_pool_size(&self) -> Result<Option<u32>> {
+        match self.database_pool_size {
+            Some(n) if n == 0 || n > 1000 => bail!("database_pool_size must be between 1 and 1000"),
+            n => Ok(n),
         }
     }
 
     /// The server's configuration: what is set here, the default for the rest.
     pub fn resolve(&self, listen: SocketAddr) -> Result<ServerConfig> {
+        self.database_pool_size()?;
         let mut c = ServerConfig { listen, ..ServerConfig::default() };
         let positive = |name: &str, s: Option<Span>| -> Result<Option<Duration>> {
             match s {
@@ -916,6 +933,18 @@ mod tests {
         for bad in ["http://h", "redis://a:1,http://b", "h:6379"] {
             let e = set(bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("redis_url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_database_pool_size_is_set_and_bounded() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let set = |n| ServerSettings { database_pool_size: Some(n), ..ServerSettings::default() };
+        assert_eq!(set(4).storage().pool_size, Some(4));
+        assert_eq!(ServerSettings::default().storage().pool_size, None, "the backend's default");
+        for bad in [0, 1001] {
+            let e = set(bad).resolve(listen).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("database_pool_size"), "{bad}: {e}");
         }
     }
 

@@ -36,14 +36,20 @@ impl Dialect {
         }
     }
 
-    /// Opens a pool: SQLite serialises writers anyway, so it needs fewer connections.
-    pub(crate) async fn connect(self, url: &str) -> Result<AnyPool, StoreError> {
+    /// The pool's size when none is set: SQLite serialises writers anyway, so it needs
+    /// fewer connections.
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
+        }
+    }
+
+    /// Opens a pool of at most `size` connections (else [`Self::default_pool_size`]).
+    pub(crate) async fn connect(self, url: &str, size: Option<u32>) -> Result<AnyPool, StoreError> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
-            .max_connections(match self {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            })
+            .max_connections(size.unwrap_or(self.default_pool_size()).max(1))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // Each connection's page cache, 2 MiB by default, kept to 512 KiB: the
@@ -317,6 +323,22 @@ mod tests {
         assert!(Dialect::from_url("mysql://u@h/db").is_err());
     }
 
+    /// A pool holds at most the connections it is given (`--database-pool-size`): the next
+    /// caller waits for one to come back.
+    #[tokio::test]
+    async fn a_pool_holds_at_most_its_size() {
+        let url = "sqlite::memory:";
+        let pool = Dialect::Sqlite.connect(url, Some(2)).await.unwrap();
+        let held = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+        let third = tokio::time::timeout(std::time::Duration::from_millis(300), pool.acquire()).await;
+        assert!(third.is_err(), "a third connection was opened");
+        drop(held);
+        assert!(pool.acquire().await.is_ok(), "one came back");
+        let default = Dialect::Sqlite.connect(url, None).await.unwrap();
+        let held: Vec<_> = futures_util::future::join_all((0..8).map(|_| default.acquire())).await;
+        assert!(held.iter().all(Result::is_ok), "eight by default");
+    }
+
     /// Every pooled PostgreSQL session has the idle-in-transaction bound (a cut-off node's
     /// locks must not block the others' writes without end); skipped without a database.
     #[tokio::test]
@@ -327,7 +349,7 @@ mod tests {
             );
             return;
         };
-        let pool = Dialect::Postgres.connect(&url).await.unwrap();
+        let pool = Dialect::Postgres.connect(&url, None).await.unwrap();
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(pool.acquire().await.unwrap());

@@ -127,8 +127,15 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_pooled(url, None).await
+    }
+
+    /// Connects with a pool of at most `size` connections (`None`: the backend's default,
+    /// [`Dialect::default_pool_size`]): nodes sharing one PostgreSQL server must fit, pools
+    /// and listeners together, within its `max_connections`.
+    pub async fn connect_pooled(url: &str, size: Option<u32>) -> Result<Store, StoreError> {
         let dialect = Dialect::from_url(url)?;
-        let pool = dialect.connect(url).await?;
+        let pool = dialect.connect(url, size).await?;
         let store = Store {
             pool,
             dialect,

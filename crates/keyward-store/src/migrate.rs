@@ -80,7 +80,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 #[doc(hidden)]
 pub async fn migrate_to(url: &str, version: i64) -> Result<(), StoreError> {
     let dialect = Dialect::from_url(url)?;
-    let pool = dialect.connect(url).await?;
+    let pool = dialect.connect(url, Some(1)).await?;
     let mut migrator = Migrator::new(Embedded(dialect)).await?;
     migrator.migrations = Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect());
     let ran = migrator.run(&pool).await;

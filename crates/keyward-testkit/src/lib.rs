@@ -218,6 +218,20 @@ impl TestDb {
         c.close().await.ok();
     }
 
+    /// How many sessions are open on this test's database (PostgreSQL), the asker's not
+    /// counted.
+    pub async fn sessions(&self) -> i64 {
+        let Some((admin, name)) = &self.pg else { panic!("sessions need PostgreSQL") };
+        let mut c = sqlx::PgConnection::connect(admin).await.expect("connect as admin");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .expect("count sessions");
+        c.close().await.ok();
+        n
+    }
+
     /// Ends every session on this test's database (so pools must connect anew).
     pub async fn terminate_sessions(&self) {
         self.admin(
@@ -272,6 +286,11 @@ struct Credentials {
     operator_token: String,
 }
 
+/// Each test node's database pool: half the default, so that two tests of several nodes each
+/// running at once stay well within a PostgreSQL server's 100 connections (a starved pool
+/// holds up a node's change listener past what the tests allow).
+const NODE_POOL: Option<u32> = Some(8);
+
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -298,7 +317,7 @@ impl TestServer {
     /// A server on a database the test prepared.
     pub async fn start_on(db: TestDb, config: ServerConfig) -> TestServer {
         let db = Arc::new(db);
-        let store = Store::connect(&db.url).await.expect("store");
+        let store = Store::connect_pooled(&db.url, NODE_POOL).await.expect("store");
         let pepper = Pepper::generate(&OsRandom);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let out = initialise(&store, &pepper, clock.as_ref(), &OsRandom, &InitOptions::default()).await.expect("init");
@@ -323,7 +342,7 @@ impl TestServer {
     }
 
     async fn node(&self, url: &str, config: ServerConfig) -> TestServer {
-        let store = Store::connect(url).await.expect("store");
+        let store = Store::connect_pooled(url, NODE_POOL).await.expect("store");
         let ids = Credentials {
             management_key: self.management_key.clone(),
             workspace_id: self.workspace_id.clone(),

@@ -26,7 +26,7 @@ pub async fn run(a: ServeArgs) -> Result<ExitCode> {
     init_logging(json);
     fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
-    let store = Store::connect(&url).await.context("cannot open the database")?;
+    let store = Store::connect_pooled(&url, storage.pool_size).await.context("cannot open the database")?;
     // Whom the console's first sign-in is for, said once the address is bound.
     let mut first_owner = None;
     let pepper = if store.is_initialised().await? {
@@ -148,7 +148,7 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let mut config = settings.resolve(listen)?;
     fit_connections_to_descriptors(&mut config);
     let url = datadir::database_url(&storage)?;
-    let store = Store::connect(&url).await.context("cannot open the database")?;
+    let store = Store::connect_pooled(&url, storage.pool_size).await.context("cannot open the database")?;
     if !store.is_initialised().await? {
         anyhow::bail!("the database is not initialised: run `keyward init` (or `keyward serve`) first");
     }

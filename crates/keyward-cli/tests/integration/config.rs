@@ -89,6 +89,7 @@ fn unknown_keys_and_bad_values_are_named() {
         ("[webhooks]\nretry_schedule = \"soon\"\n", "webhook_retry_schedule"),
         ("[webhooks]\nretries = 3\n", "retries"),
         ("credits_on_error = \"maybe\"\n", "credits_on_error"),
+        ("database_pool_size = 0\n", "database_pool_size"),
     ] {
         let f = file(dir.path(), text);
         let (ok, _, out) = show(&user, &["--config", &f], &[]);
@@ -117,12 +118,15 @@ fn secrets_stay_out_of_help() {
 
 on_both_backends!(serve_runs_with_the_file, json_logs_carry_the_request_id);
 
-/// `serve` takes its settings from the file: a body limit and a leak-report limit set only
-/// there are enforced.
+/// `serve` takes its settings from the file: a body limit, a leak-report limit and a
+/// database pool's size set only there are in force.
 async fn serve_runs_with_the_file(b: Backend) {
     let db = TestDb::new(&b).await;
     let data = db.dir.path().join("data");
-    let f = file(db.dir.path(), "body_limit = 200\nlisten = \"127.0.0.1:1\"\nleak_report_limit = \"2/1h\"\n");
+    let f = file(
+        db.dir.path(),
+        "body_limit = 200\nlisten = \"127.0.0.1:1\"\nleak_report_limit = \"2/1h\"\ndatabase_pool_size = 2\n",
+    );
     let mut args = storage(&db, &data);
     args.extend(["--config".to_string(), f]);
     // The `--listen 127.0.0.1:0` flag Serve adds beats the file's listen.
@@ -141,6 +145,16 @@ async fn serve_runs_with_the_file(b: Backend) {
         answers.push(r.await.unwrap().status().as_u16());
     }
     assert_eq!(answers, [202, 202, 429], "the file's leak_report_limit is not in force");
+    // Many management calls at once share the pool's two connections (PostgreSQL's change
+    // listener holds one more); each is answered.
+    let calls = (0..30).map(|_| http.get(format!("{}/v1/keys", s.url())).bearer_auth(&mk).send());
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    if db.is_postgres() {
+        let open = db.sessions().await;
+        assert!(open <= 3, "the file's database_pool_size is not in force: {open} sessions");
+    }
     drop(s);
     db.drop_db().await;
 }
