@@ -83,6 +83,11 @@ func AppKeyFromHex(algorithm, secretHex string) (AppKey, error) {
 // when the refresh is refused — and lets one caller at a time do so (two refreshing at once
 // would spend one refresh token twice, which revokes its family). It is safe for concurrent
 // use. Refusals are *Error with Code the RFC 6749 error (errors.Is(err, ErrInvalidGrant)).
+//
+// A 429, 502, 503 or 504 answer is retried as the Client retries (WithTokenMaxRetries), an
+// assertion grant also after no answer, with a new assertion each time. A refresh that got
+// no answer, or a proxy's 502 or 504, is never sent again: the server may have spent the
+// refresh token, and a second use would revoke its family; a new assertion is bought instead.
 type TokenSource struct {
 	endpoint       string
 	audience       string
@@ -91,6 +96,8 @@ type TokenSource struct {
 	key            AppKey
 	httpClient     *http.Client
 	timeout        time.Duration
+	maxRetries     int
+	retryBase      time.Duration
 	refreshAhead   time.Duration
 	now            func() time.Time
 	userAgent      string
@@ -131,6 +138,25 @@ func WithTokenTimeout(d time.Duration) TokenSourceOption {
 	return func(s *TokenSource) { s.timeout = d }
 }
 
+// WithTokenMaxRetries sets how many times a call of the token endpoint is retried after a
+// 429, 502, 503 or 504 answer, or (an assertion grant) no answer (default 2, or the Client's
+// WithMaxRetries; 0 disables retries).
+func WithTokenMaxRetries(n int) TokenSourceOption {
+	return func(s *TokenSource) {
+		if n < 0 {
+			n = 0
+		}
+		s.maxRetries = n
+	}
+}
+
+// WithTokenRetryBackoff sets the first wait between retries (default 250ms, or the Client's
+// WithRetryBackoff; it doubles each time, with jitter, and a longer Retry-After up to 10s
+// wins).
+func WithTokenRetryBackoff(d time.Duration) TokenSourceOption {
+	return func(s *TokenSource) { s.retryBase = d }
+}
+
 // WithTokenClock sets the clock that decides when the held token is due (tests); assertions
 // always carry the real time, which the server checks.
 func WithTokenClock(now func() time.Time) TokenSourceOption {
@@ -149,6 +175,8 @@ func NewTokenSource(baseURL, appID, installationID string, key AppKey, opts ...T
 		key:            key,
 		httpClient:     &http.Client{},
 		timeout:        defaultTimeout,
+		maxRetries:     defaultMaxRetries,
+		retryBase:      defaultRetryBackoff,
 		refreshAhead:   time.Minute,
 		now:            time.Now,
 		userAgent:      "keyward-go/" + Version,
@@ -161,9 +189,13 @@ func NewTokenSource(baseURL, appID, installationID string, key AppKey, opts ...T
 }
 
 // TokenSource returns a source of tokens bought from the client's server, with its HTTP
-// client, timeout and User-Agent (options given win).
+// client, timeout, retries and User-Agent (options given win).
 func (c *Client) TokenSource(appID, installationID string, key AppKey, opts ...TokenSourceOption) *TokenSource {
-	base := []TokenSourceOption{WithTokenHTTPClient(c.httpClient), WithTokenTimeout(c.timeout), func(s *TokenSource) { s.userAgent = c.userAgent }}
+	base := []TokenSourceOption{
+		WithTokenHTTPClient(c.httpClient), WithTokenTimeout(c.timeout),
+		WithTokenMaxRetries(c.maxRetries), WithTokenRetryBackoff(c.retryBase),
+		func(s *TokenSource) { s.userAgent = c.userAgent },
+	}
 	return NewTokenSource(c.baseURL, appID, installationID, key, append(base, opts...)...)
 }
 
@@ -216,21 +248,33 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 		return h.access, nil
 	}
 	if h != nil && h.refresh != "" {
-		t, err := s.grant(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {h.refresh}}, now)
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {h.refresh}}
+		t, status, err := s.grant(ctx, now, func() (url.Values, error) { return form, nil }, false)
 		if err == nil {
 			return t, nil
 		}
-		var apiErr *Error
-		if !errors.As(err, &apiErr) {
-			return "", err // no answer: a new assertion would not get one either
+		if refreshRetryable(status) {
+			return "", err // the server did not spend the refresh token: the next call tries it again
 		}
-		// Ended, reused or revoked: a new assertion starts a new family.
+		// Refused (ended, reused, revoked), or perhaps spent (no answer, which a second use
+		// would turn into reuse): never sent again. A new assertion starts a new family.
+		s.mu.Lock()
+		if s.held == h {
+			s.held = nil
+		}
+		s.mu.Unlock()
+		if ctx.Err() != nil {
+			return "", err
+		}
 	}
-	assertion, err := s.Assertion()
-	if err != nil {
-		return "", err
-	}
-	return s.grant(ctx, url.Values{"grant_type": {GrantJWTBearer}, "assertion": {assertion}}, now)
+	t, _, err := s.grant(ctx, now, func() (url.Values, error) {
+		assertion, err := s.Assertion() // a new jti each attempt: the server takes each once
+		if err != nil {
+			return nil, err
+		}
+		return url.Values{"grant_type": {GrantJWTBearer}, "assertion": {assertion}}, nil
+	}, true)
+	return t, err
 }
 
 // Authorization returns the Authorization header's value: "Bearer <access token>".
@@ -276,7 +320,63 @@ func (t bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r2)
 }
 
-func (s *TokenSource) grant(ctx context.Context, form url.Values, now time.Time) (string, error) {
+// transient says whether an answer's status is worth another try: a rate limit, or a server
+// (or a proxy before it) that did not act on the request.
+func transient(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// refreshRetryable says whether a refresh may be sent again with the same refresh token:
+// after Keyward's own 429 or 503, given before it spends one. A proxy's 502 or 504 may come
+// after the server spent it, and a second use would revoke its family.
+func refreshRetryable(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+}
+
+// grant calls the token endpoint until it answers a token or a refusal, or the retries run
+// out, and returns the last answer's status (0: none came back). form makes each attempt's
+// request; resend says whether one that got no answer may be sent again.
+func (s *TokenSource) grant(ctx context.Context, now time.Time, form func() (url.Values, error), resend bool) (string, int, error) {
+	status := 0
+	for attempt := 0; ; attempt++ {
+		values, err := form()
+		if err != nil {
+			return "", status, err
+		}
+		t, resp, err := s.exchange(ctx, values, now)
+		status = 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		if err == nil || attempt >= s.maxRetries || ctx.Err() != nil {
+			return t, status, err
+		}
+		wait := backoff(s.retryBase, attempt)
+		switch {
+		case resp == nil && !resend:
+			return "", status, err
+		case resp == nil:
+		case transient(status) && (resend || refreshRetryable(status)):
+			var ok bool
+			if wait, ok = answerWait(resp.Header, wait); !ok {
+				return "", status, err
+			}
+		default:
+			return "", status, err
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return "", status, err
+		}
+	}
+}
+
+// exchange makes one call of the token endpoint. resp is its answer (the body read and
+// closed), nil when none came back complete: the server may have acted on the request.
+func (s *TokenSource) exchange(ctx context.Context, form url.Values, now time.Time) (string, *http.Response, error) {
 	actx := ctx
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
@@ -285,22 +385,22 @@ func (s *TokenSource) grant(ctx context.Context, form url.Values, now time.Time)
 	}
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", fmt.Errorf("keyward: %w", err)
+		return "", nil, fmt.Errorf("keyward: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", s.userAgent)
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("keyward: POST %s: %w", TokenPath, err)
+		return "", nil, fmt.Errorf("keyward: POST %s: %w", TokenPath, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", fmt.Errorf("keyward: reading the answer of POST %s: %w", TokenPath, err)
+		return "", nil, fmt.Errorf("keyward: reading the answer of POST %s: %w", TokenPath, err)
 	}
 	if resp.StatusCode >= 300 {
-		return "", newOAuthError(resp, body)
+		return "", resp, newOAuthError(resp, body)
 	}
 	var t struct {
 		AccessToken  string `json:"access_token"`
@@ -308,12 +408,12 @@ func (s *TokenSource) grant(ctx context.Context, form url.Values, now time.Time)
 		ExpiresIn    int64  `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
-		return "", fmt.Errorf("keyward: the answer of POST %s is not a token (%v)", TokenPath, err)
+		return "", resp, fmt.Errorf("keyward: the answer of POST %s is not a token (%v)", TokenPath, err)
 	}
 	s.mu.Lock()
 	s.held = &heldToken{access: t.AccessToken, refresh: t.RefreshToken, expiresAt: now.Add(time.Duration(t.ExpiresIn) * time.Second)}
 	s.mu.Unlock()
-	return t.AccessToken, nil
+	return t.AccessToken, resp, nil
 }
 
 // newOAuthError reads RFC 6749's {"error", "error_description"} into an *Error.

@@ -21,9 +21,10 @@ import (
 const Version = "0.1.0"
 
 const (
-	defaultTimeout    = 30 * time.Second
-	defaultMaxRetries = 2
-	maxRetryWait      = 10 * time.Second
+	defaultTimeout      = 30 * time.Second
+	defaultMaxRetries   = 2
+	defaultRetryBackoff = 250 * time.Millisecond
+	maxRetryWait        = 10 * time.Second
 )
 
 // Client talks to one Keyward server. It is safe for concurrent use.
@@ -98,7 +99,7 @@ func New(baseURL string, opts ...Option) *Client {
 		baseURL:    strings.TrimRight(baseURL, "/"),
 		timeout:    defaultTimeout,
 		maxRetries: defaultMaxRetries,
-		retryBase:  250 * time.Millisecond,
+		retryBase:  defaultRetryBackoff,
 		userAgent:  "keyward-go/" + Version,
 	}
 	for _, o := range opts {
@@ -216,15 +217,11 @@ func (c *Client) do(ctx context.Context, cl call, out interface{}) error {
 			}
 			return apiErr
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if sleep(ctx, wait) != nil {
 			if err != nil {
 				return err
 			}
 			return apiErr
-		case <-t.C:
 		}
 	}
 }
@@ -284,10 +281,9 @@ func (c *Client) shouldRetry(resp *http.Response, err error, attempt int) (time.
 	if attempt >= c.maxRetries {
 		return 0, false
 	}
-	backoff := time.Duration(float64(c.retryBase) * math.Pow(2, float64(attempt)))
-	backoff = backoff/2 + time.Duration(mrand.Int63n(int64(backoff/2)+1))
+	wait := backoff(c.retryBase, attempt)
 	if err != nil {
-		return backoff, true
+		return wait, true
 	}
 	switch resp.StatusCode {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
@@ -295,15 +291,40 @@ func (c *Client) shouldRetry(resp *http.Response, err error, attempt int) (time.
 	default:
 		return 0, false
 	}
-	if ra := retryAfter(resp.Header); ra > 0 {
+	return answerWait(resp.Header, wait)
+}
+
+// backoff is the wait before retry attempt+1: base doubled attempt times, less up to half
+// of it at random (jitter, so that clients failed together do not retry together).
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := time.Duration(float64(base) * math.Pow(2, float64(attempt)))
+	return d/2 + time.Duration(mrand.Int63n(int64(d/2)+1))
+}
+
+// answerWait is the wait before retrying an answer: its Retry-After when longer than the
+// backoff d; false when that is past maxRetryWait (the caller is better told than kept waiting).
+func answerWait(h http.Header, d time.Duration) (time.Duration, bool) {
+	if ra := retryAfter(h); ra > 0 {
 		if ra > maxRetryWait {
 			return 0, false
 		}
-		if ra > backoff {
-			backoff = ra
+		if ra > d {
+			return ra, true
 		}
 	}
-	return backoff, true
+	return d, true
+}
+
+// sleep waits d, or until ctx is done (then its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func retryAfter(h http.Header) time.Duration {

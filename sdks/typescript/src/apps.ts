@@ -14,7 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Keyward } from "./client.js";
-import { VERSION } from "./client.js";
+import { DEFAULT_MAX_RETRIES, VERSION, backoff, retryAfterMs, retryWait, sleep } from "./client.js";
 import { KeywardConnectionError, KeywardError, KeywardOAuthError, KeywardTimeoutError } from "./errors.js";
 import { Signer, type SigningAlgorithm } from "./signing.js";
 
@@ -22,6 +22,8 @@ export const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 export const TOKEN_PATH = "/v1/oauth/token";
 /** How far ahead an assertion's `exp` is set (the server takes at most five minutes). */
 const ASSERTION_SECONDS = 120;
+/** Answers after which the server has not used the grant: retried. */
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 
 export interface TokenSourceOptions {
   /** The server, e.g. `https://keyward.example.com` (or give `client`). */
@@ -42,8 +44,10 @@ export interface TokenSourceOptions {
   audience?: string;
   /** How long before its end a token is replaced, in milliseconds (default 60,000). */
   refreshAheadMs?: number;
-  /** Time allowed for one call of the token endpoint, in milliseconds (default 10,000). */
+  /** Time allowed for one call of the token endpoint (each attempt), in milliseconds (default 10,000). */
   timeoutMs?: number;
+  /** Retries of a grant answered 429, 502, 503 or 504, or (assertions only) not answered; default the client's `maxRetries`, else 2. */
+  maxRetries?: number;
   /** A `fetch` of your own (tests, proxies); default the global one. */
   fetch?: typeof globalThis.fetch;
   /** The time in milliseconds since the epoch that decides when the held token is due (tests); default `Date.now`. Assertions always carry the real time, which the server checks. */
@@ -66,6 +70,11 @@ function b64url(data: string | Uint8Array): string {
  * minute before it expires — with the refresh token first, with a new assertion when the
  * refresh is refused — and lets one call at a time do so (two refreshing at once would spend
  * one refresh token twice, which revokes its family). Refusals reject with `KeywardOAuthError`.
+ *
+ * Answers of 429, 502, 503 and 504 are retried (`maxRetries`, after `Retry-After` or a backoff),
+ * and so are assertion grants that got no answer, each with a new assertion. A refresh token
+ * that got no answer, or a proxy's 502 or 504, is never sent again (the server may have spent
+ * it, and a second use would revoke its family): a new assertion replaces it.
  */
 export class TokenSource {
   readonly appId: string;
@@ -73,6 +82,7 @@ export class TokenSource {
   /** The token endpoint's URL. */
   readonly endpoint: string;
   readonly audience: string;
+  readonly maxRetries: number;
   readonly #signer: Signer;
   readonly #refreshAheadMs: number;
   readonly #timeoutMs: number;
@@ -95,6 +105,7 @@ export class TokenSource {
     else throw new TypeError("TokenSource needs secretKey or signer");
     this.#refreshAheadMs = options.refreshAheadMs ?? 60_000;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxRetries = options.maxRetries ?? options.client?.maxRetries ?? DEFAULT_MAX_RETRIES;
     const f = options.fetch ?? globalThis.fetch;
     if (typeof f !== "function") throw new TypeError("no fetch: use Node 18 or later, or pass options.fetch");
     this.#fetch = f;
@@ -132,19 +143,41 @@ export class TokenSource {
     const held = this.#held;
     if (held && held.expiresAt - this.#refreshAheadMs > now) return held.access;
     if (held?.refresh) {
+      const form = { grant_type: "refresh_token", refresh_token: held.refresh };
       try {
-        return await this.#grant({ grant_type: "refresh_token", refresh_token: held.refresh }, now);
+        return await this.#retrying(() => form, false, now);
       } catch (err) {
-        if (!(err instanceof KeywardError)) throw err;
-        // Ended, reused or revoked: a new assertion starts a new family.
+        // Busy or unavailable past the retries: the refresh token is unspent, kept for the next call.
+        if (!(err instanceof KeywardError) || isTransient(err, true)) throw err;
+        // Ended, reused or revoked — or perhaps spent without an answer, when a second use
+        // would revoke its family: never sent again, a new assertion starts a new family.
+        this.#held = { ...held, refresh: undefined };
       }
     }
-    return this.#grant({ grant_type: JWT_BEARER, assertion: this.assertion() }, now);
+    return this.#retrying(() => ({ grant_type: JWT_BEARER, assertion: this.assertion() }), true, now);
   }
 
+  /** `#grant` with retries: after a transient answer, and after no answer when `resendable`; `form` is called for each attempt. */
+  async #retrying(form: () => Record<string, string>, resendable: boolean, now: number): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#grant(form(), now);
+      } catch (err) {
+        if (!(err instanceof KeywardError) || attempt >= this.maxRetries) throw err;
+        let wait: number | undefined;
+        if (isTransient(err, !resendable)) wait = retryWait(attempt, err.retryAfter === undefined ? undefined : err.retryAfter * 1000);
+        else if (resendable && (err instanceof KeywardTimeoutError || err instanceof KeywardConnectionError)) wait = backoff(attempt);
+        if (wait === undefined) throw err;
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** One call of the token endpoint. Rejects with `KeywardTimeoutError` or `KeywardConnectionError` when no whole answer arrived. */
   async #grant(form: Record<string, string>, now: number): Promise<string> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    let res: Response;
+    let res: Response | undefined;
+    let text: string;
     try {
       res = await this.#fetch(this.endpoint, {
         method: "POST",
@@ -152,12 +185,13 @@ export class TokenSource {
         body: new URLSearchParams(form).toString(),
         signal: timeout,
       });
+      text = await res.text();
     } catch (err) {
       if (timeout.aborted) throw new KeywardTimeoutError(`POST ${TOKEN_PATH}: no answer within ${this.#timeoutMs} ms`, err);
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new KeywardConnectionError(`POST ${TOKEN_PATH}: cannot reach ${this.endpoint} (${cause?.code ?? cause?.message ?? (err as Error).message})`, err);
+      const what = res ? "the answer was cut off" : `cannot reach ${this.endpoint}`;
+      throw new KeywardConnectionError(`POST ${TOKEN_PATH}: ${what} (${cause?.code ?? cause?.message ?? (err as Error).message})`, err);
     }
-    const text = await res.text();
     let data: unknown;
     try {
       data = text ? JSON.parse(text) : undefined;
@@ -168,7 +202,11 @@ export class TokenSource {
     if (!res.ok) {
       const code = typeof body.error === "string" ? body.error : `http_${res.status}`;
       const description = typeof body.error_description === "string" ? body.error_description : undefined;
-      throw new KeywardOAuthError({ message: description ?? `POST ${TOKEN_PATH} answered ${res.status} ${code}`, code, status: res.status, requestId: res.headers.get("x-request-id"), body: data });
+      const retryAfter = retryAfterMs(res.headers.get("retry-after"));
+      throw new KeywardOAuthError({
+        message: description ?? `POST ${TOKEN_PATH} answered ${res.status} ${code}`, code, status: res.status, requestId: res.headers.get("x-request-id"),
+        retryAfter: retryAfter === undefined ? undefined : Math.ceil(retryAfter / 1000), body: data,
+      });
     }
     if (typeof body.access_token !== "string" || typeof body.expires_in !== "number") {
       throw new KeywardError({ message: `POST ${TOKEN_PATH}: the answer is not a token`, code: "decode_error", status: res.status, body: data });
@@ -180,4 +218,17 @@ export class TokenSource {
     };
     return body.access_token;
   }
+}
+
+/**
+ * Those a refresh is retried on with the same refresh token: Keyward's own answers before it
+ * spends one. A proxy's 502 or 504 may come after the server spent it (a second use would
+ * revoke its family), so such a refresh counts as unanswered.
+ */
+const REFRESH_RETRY_STATUSES = new Set([429, 503]);
+
+/** Answered, but busy or unavailable: the grant was not used, and may be sent again. */
+function isTransient(err: KeywardError, refresh = false): boolean {
+  const statuses = refresh ? REFRESH_RETRY_STATUSES : RETRY_STATUSES;
+  return err instanceof KeywardOAuthError && err.status !== undefined && statuses.has(err.status);
 }

@@ -66,6 +66,10 @@ interface Call {
 }
 
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+/** @internal Retries after a transient failure, unless `maxRetries` says otherwise. */
+export const DEFAULT_MAX_RETRIES = 2;
+/** A longer `Retry-After` is not waited for: the answer is returned (thrown) as it is. */
+const MAX_RETRY_AFTER_MS = 60_000;
 const SIGNATURE_HEADER_NAMES = ["biz-api-key", "biz-api-nonce", "biz-api-signature"];
 
 function env(name: string): string | undefined {
@@ -83,7 +87,8 @@ export function permissionQuery(p: string | string[] | null | undefined): string
   return p.map((x) => (/\s/.test(x.trim()) ? `(${x})` : x)).join(" AND ");
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** @internal */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
     signal?.addEventListener("abort", () => {
@@ -127,7 +132,7 @@ export class Keyward {
     this.#workspaceId = options.workspaceId;
     this.#environment = options.environment;
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.maxRetries = options.maxRetries ?? 2;
+    this.maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
     this.#headers = { ...options.headers };
     const f = options.fetch ?? globalThis.fetch;
     if (typeof f !== "function") throw new TypeError("no fetch: use Node 18 or later, or pass options.fetch");
@@ -239,10 +244,10 @@ export class Keyward {
         );
       }
       if (!res.ok && RETRY_STATUSES.has(res.status) && attempt < maxRetries) {
-        const wait = retryAfterMs(res.headers.get("retry-after"));
-        if (wait === undefined || wait <= 60_000) {
+        const wait = retryWait(attempt, retryAfterMs(res.headers.get("retry-after")));
+        if (wait !== undefined) {
           await res.body?.cancel().catch(() => undefined);
-          await sleep(wait ?? backoff(attempt), options.signal);
+          await sleep(wait, options.signal);
           continue;
         }
       }
@@ -262,12 +267,23 @@ function anySignal(signals: AbortSignal[]): AbortSignal {
   return c.signal;
 }
 
-function backoff(attempt: number): number {
+/** @internal The wait before retry `attempt` (from 0) when the server named none: from 250 ms doubling, with jitter. */
+export function backoff(attempt: number): number {
   const base = Math.min(8000, 250 * 2 ** attempt);
   return base / 2 + Math.random() * (base / 2);
 }
 
-function retryAfterMs(h: string | null): number | undefined {
+/**
+ * @internal The wait before retry `attempt` after an answer: its `Retry-After` (in milliseconds)
+ * when it has one, else `backoff`; `undefined` (do not retry) past a minute.
+ */
+export function retryWait(attempt: number, retryAfter: number | undefined): number | undefined {
+  if (retryAfter === undefined) return backoff(attempt);
+  return retryAfter <= MAX_RETRY_AFTER_MS ? retryAfter : undefined;
+}
+
+/** @internal `Retry-After` (seconds or an HTTP date) in milliseconds. */
+export function retryAfterMs(h: string | null): number | undefined {
   if (!h) return undefined;
   if (/^\d+$/.test(h.trim())) return Number(h.trim()) * 1000;
   const t = Date.parse(h);

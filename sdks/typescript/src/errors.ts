@@ -73,11 +73,12 @@ export class KeywardConnectionError extends KeywardError {
  * The token endpoint refused a grant (RFC 6749 §5.2). `code` (also `error`) is
  * `invalid_request`, `invalid_client` (401: no such app, or not signed by its key),
  * `invalid_grant` (claims wrong or expired, `jti` used before, not installed or pending, a
- * refresh token unknown, ended or reused), `unsupported_grant_type`, or `server_error` (503:
- * the server has no `--public-url`); `message` is its `error_description`.
+ * refresh token unknown, ended or reused), `unsupported_grant_type`, `slow_down` (429, with
+ * `retryAfter`), or `server_error` (503: the server has no `--public-url`, or its database is
+ * unavailable); `message` is its `error_description`.
  */
 export class KeywardOAuthError extends KeywardError {
-  constructor(init: { message: string; code: string; status: number; requestId?: string | null; body?: unknown }) {
+  constructor(init: { message: string; code: string; status: number; requestId?: string | null; retryAfter?: number; body?: unknown }) {
     super(init);
     this.name = "KeywardOAuthError";
   }

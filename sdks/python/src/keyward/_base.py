@@ -87,6 +87,17 @@ def permission_query(p: Union[None, str, Sequence[str]]) -> Optional[str]:
     return " AND ".join(p)
 
 
+def retry_wait(attempt: int, max_retries: int, err: Optional[KeywardError]) -> Optional[float]:
+    """Seconds before retry number ``attempt`` (0-based), or None for no retry: the error's
+    ``Retry-After`` (one past MAX_RETRY_WAIT is not waited for), else back-off doubling from
+    0.25 s, with jitter."""
+    if attempt >= max_retries:
+        return None
+    if err is not None and err.retry_after is not None:
+        return err.retry_after if err.retry_after <= MAX_RETRY_WAIT else None
+    return min(8.0, 0.25 * (2**attempt)) * (0.75 + random.random() / 2)
+
+
 def new_idempotency_key() -> str:
     return "kw-py-" + uuid.uuid4().hex
 
@@ -133,11 +144,7 @@ class BaseClient:
 
     def _wait(self, attempt: int, err: Optional[KeywardError]) -> Optional[float]:
         """Seconds before retry number ``attempt`` (0-based), or None for no retry."""
-        if attempt >= self.max_retries:
-            return None
-        if err is not None and err.retry_after is not None:
-            return err.retry_after if err.retry_after <= MAX_RETRY_WAIT else None
-        return min(8.0, 0.25 * (2**attempt)) * (0.75 + random.random() / 2)
+        return retry_wait(attempt, self.max_retries, err)
 
     def _result(self, req: Req, resp: httpx.Response) -> Any:
         if resp.status_code >= 400:

@@ -7,6 +7,10 @@ APP private key — ``EdDSA`` for Ed25519, ``ES256K`` for secp256k1 — and send
 signs the assertion, replaces the token a minute before it expires — with the refresh token
 first, with a new assertion when the refresh is refused — and lets one caller at a time do so
 (two refreshing at once would spend one refresh token twice, which revokes its family).
+Answers 429, 502, 503 and 504 are retried as the clients retry (``max_retries``, ``Retry-After``,
+back-off); so are assertion grants that got no answer, each with a new assertion. A refresh
+token that got no answer, or a proxy's 502 or 504, is never sent again (the server may have
+spent it): a new assertion buys the token instead.
 Needs ``cryptography`` (``pip install keyward[signing]``).
 
     tokens = TokenSource("https://keyward.example.com", app_id="app_01J…",
@@ -27,7 +31,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import httpx
 
-from ._base import DEFAULT_TIMEOUT, BaseClient
+from ._base import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, BaseClient, retry_wait
 from ._errors import KeywardConnectionError, KeywardError, KeywardOAuthError, KeywardTimeoutError
 from ._version import __version__
 from .signing import Signer
@@ -38,6 +42,13 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_PATH = "/v1/oauth/token"
 #: How far ahead an assertion's ``exp`` is set (the server takes at most five minutes).
 ASSERTION_SECONDS = 120
+#: Answers retried: the rate limit (``slow_down``), the database or a proxy away. Not 500: the
+#: server may have failed after spending a refresh token.
+TOKEN_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Those a refresh is retried on with the same refresh token: Keyward's own refusals before
+#: spending it. A proxy's 502 or 504 may come after the server spent it, and a second use
+#: would revoke its family: such a refresh is treated as unanswered.
+REFRESH_RETRY_STATUSES = frozenset({429, 503})
 
 
 @dataclass
@@ -63,9 +74,13 @@ class _TokenSourceBase:
         audience: Optional[str] = None,
         refresh_ahead: float = 60.0,
         timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        max_retries: Optional[int] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         url = base_url.base_url if isinstance(base_url, BaseClient) else base_url
+        if max_retries is None:
+            max_retries = base_url.max_retries if isinstance(base_url, BaseClient) else DEFAULT_MAX_RETRIES
+        self.max_retries = max(0, int(max_retries))
         self.endpoint = url.rstrip("/") + TOKEN_PATH
         # The server checks `aud` against its --public-url: pass it when that is not the URL
         # this process reaches the server at (a proxy, an internal address).
@@ -122,6 +137,9 @@ class _TokenSourceBase:
         self._held = _Held(access, t.get("refresh_token"), now + expires_in)
         return access
 
+    def _wait(self, attempt: int, err: Optional[KeywardError]) -> Optional[float]:
+        return retry_wait(attempt, self.max_retries, err)
+
     def _transport_error(self, e: httpx.TransportError) -> KeywardError:
         if isinstance(e, httpx.TimeoutException):
             return KeywardTimeoutError(f"no answer from Keyward in time (POST {TOKEN_PATH})", code="timeout")
@@ -137,6 +155,8 @@ class TokenSource(_TokenSourceBase):
     used); ``private_key`` the APP secret's hex as ``keyward keys generate --key-type APP``
     writes ``app_secret`` (with ``algorithm`` its ``app_alg``), or a :class:`~keyward.signing.Signer`.
     Refusals raise :class:`~keyward.KeywardOAuthError` (``code`` the RFC 6749 ``error``).
+    ``max_retries`` bounds the retries of one grant: left out, the client's when ``base_url`` is
+    a client, else ``DEFAULT_MAX_RETRIES`` (2).
     ``clock`` (Unix seconds) decides only when the held token is due (tests); assertions
     always carry the real time, which the server checks.
     """
@@ -152,11 +172,12 @@ class TokenSource(_TokenSourceBase):
         audience: Optional[str] = None,
         refresh_ahead: float = 60.0,
         timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        max_retries: Optional[int] = None,
         http_client: Optional[httpx.Client] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(base_url, app_id, installation_id, private_key, algorithm=algorithm, audience=audience,
-                         refresh_ahead=refresh_ahead, timeout=timeout, clock=clock)
+                         refresh_ahead=refresh_ahead, timeout=timeout, max_retries=max_retries, clock=clock)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
         self._lock = threading.Lock()
@@ -172,10 +193,15 @@ class TokenSource(_TokenSourceBase):
             form = self._refresh_form()
             if form is not None:
                 try:
-                    return self._keep(self._post(form), now)
-                except KeywardError:
-                    pass  # ended, reused or revoked: a new assertion starts a new family
-            return self._keep(self._post(self._assertion_form()), now)
+                    return self._grant(lambda: form, resend_unanswered=False)
+                except KeywardError as e:
+                    if e.status in REFRESH_RETRY_STATUSES:
+                        raise  # retries ran out, the refresh token unspent: kept for the next call
+                    # Refused (ended, reused, revoked), or unanswered (a proxy's 502/504 too): then
+                    # it may be spent, and a second use would revoke its family. Dropped; a new
+                    # assertion starts a family.
+                    self._held = None
+            return self._grant(self._assertion_form, resend_unanswered=True)
 
     def authorization(self) -> str:
         """``Authorization``'s value: ``Bearer <access token>``."""
@@ -186,11 +212,29 @@ class TokenSource(_TokenSourceBase):
         with self._lock:
             self._held = None
 
-    def _post(self, form: Dict[str, str]) -> httpx.Response:
-        try:
-            return self._http.post(self.endpoint, data=form, headers=self._headers, timeout=self.timeout)
-        except httpx.TransportError as e:
-            raise self._transport_error(e) from e
+    def _grant(self, form: Callable[[], Dict[str, str]], *, resend_unanswered: bool) -> str:
+        """Posts ``form()`` (called for each attempt: an assertion is single-use) until a token or
+        an answer not worth retrying comes back, with the clients' waits."""
+        attempt = 0
+        while True:
+            now = self._clock()
+            try:
+                resp = self._http.post(self.endpoint, data=form(), headers=self._headers, timeout=self.timeout)
+            except httpx.TransportError as e:
+                err = self._transport_error(e)
+                wait = self._wait(attempt, None) if resend_unanswered else None
+                if wait is None:
+                    raise err from e
+            else:
+                if resp.status_code not in TOKEN_RETRY_STATUSES:
+                    return self._keep(resp, now)
+                err = KeywardOAuthError._from_response(resp)
+                retry = resend_unanswered or resp.status_code in REFRESH_RETRY_STATUSES
+                wait = self._wait(attempt, err) if retry else None
+                if wait is None:
+                    raise err
+            time.sleep(wait)
+            attempt += 1
 
     def close(self) -> None:
         if self._owns_http:
@@ -218,11 +262,12 @@ class AsyncTokenSource(_TokenSourceBase):
         audience: Optional[str] = None,
         refresh_ahead: float = 60.0,
         timeout: Union[float, httpx.Timeout, None] = DEFAULT_TIMEOUT,
+        max_retries: Optional[int] = None,
         http_client: Optional[httpx.AsyncClient] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(base_url, app_id, installation_id, private_key, algorithm=algorithm, audience=audience,
-                         refresh_ahead=refresh_ahead, timeout=timeout, clock=clock)
+                         refresh_ahead=refresh_ahead, timeout=timeout, max_retries=max_retries, clock=clock)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         # Made on first use, inside the running loop (Python 3.9 binds a Lock to a loop at birth).
@@ -240,10 +285,12 @@ class AsyncTokenSource(_TokenSourceBase):
             form = self._refresh_form()
             if form is not None:
                 try:
-                    return self._keep(await self._post(form), now)
-                except KeywardError:
-                    pass  # ended, reused or revoked: a new assertion starts a new family
-            return self._keep(await self._post(self._assertion_form()), now)
+                    return await self._grant(lambda: form, resend_unanswered=False)
+                except KeywardError as e:
+                    if e.status in REFRESH_RETRY_STATUSES:
+                        raise  # as in TokenSource.token
+                    self._held = None
+            return await self._grant(self._assertion_form, resend_unanswered=True)
 
     async def authorization(self) -> str:
         return "Bearer " + await self.token()
@@ -252,11 +299,28 @@ class AsyncTokenSource(_TokenSourceBase):
         """Drops the held tokens: the next call buys new ones with an assertion."""
         self._held = None
 
-    async def _post(self, form: Dict[str, str]) -> httpx.Response:
-        try:
-            return await self._http.post(self.endpoint, data=form, headers=self._headers, timeout=self.timeout)
-        except httpx.TransportError as e:
-            raise self._transport_error(e) from e
+    async def _grant(self, form: Callable[[], Dict[str, str]], *, resend_unanswered: bool) -> str:
+        """:meth:`TokenSource._grant`, sleeping with asyncio."""
+        attempt = 0
+        while True:
+            now = self._clock()
+            try:
+                resp = await self._http.post(self.endpoint, data=form(), headers=self._headers, timeout=self.timeout)
+            except httpx.TransportError as e:
+                err = self._transport_error(e)
+                wait = self._wait(attempt, None) if resend_unanswered else None
+                if wait is None:
+                    raise err from e
+            else:
+                if resp.status_code not in TOKEN_RETRY_STATUSES:
+                    return self._keep(resp, now)
+                err = KeywardOAuthError._from_response(resp)
+                retry = resend_unanswered or resp.status_code in REFRESH_RETRY_STATUSES
+                wait = self._wait(attempt, err) if retry else None
+                if wait is None:
+                    raise err
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def aclose(self) -> None:
         if self._owns_http:
