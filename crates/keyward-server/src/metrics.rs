@@ -242,6 +242,11 @@ impl Metrics {
         self.listener_connects.fetch_add(1, Relaxed);
     }
 
+    /// How many times the change listener connected and caught up (0: not yet).
+    pub fn listener_connects(&self) -> u64 {
+        self.listener_connects.load(Relaxed)
+    }
+
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         let _ = writeln!(

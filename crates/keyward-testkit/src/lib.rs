@@ -363,6 +363,15 @@ impl TestServer {
         let services =
             Services { store: store.clone(), pepper: pepper.clone(), clock: clock.clone(), random: Arc::new(OsRandom) };
         let server = keyward_server::start(services, config).await.expect("start");
+        // A node serves before its change listener is connected (PostgreSQL): tests that a
+        // change reaches it "within a second" measure the change, not a start slowed by load.
+        if store.pushes_changes() {
+            let started = std::time::Instant::now();
+            while server.state.metrics.listener_connects() == 0 {
+                assert!(started.elapsed() < Duration::from_secs(30), "the change listener did not connect");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let addr = server.addr;
         let base = format!("http://{addr}");
         let client = Client::new(&base, Some(management_key.clone())).expect("client");
