@@ -481,43 +481,35 @@ mod tests {
         assert_eq!(fake.seen().iter().filter(|b| assertion_of(b).is_some()).count(), 2);
     }
 
-    #[tokio::test]
-    async fn an_unanswered_refresh_is_never_sent_again() {
-        let fake = Fake::start(vec![Reply::Token, Reply::Drop]).await;
+    /// Buys a token (the fake's first reply must grant it), moves past its refresh and asks
+    /// again, the refresh meeting `then`: that answer, and the bodies the fake was sent.
+    async fn refreshed(then: Reply) -> (String, Vec<String>) {
+        let fake = Fake::start(vec![Reply::Token, then]).await;
         let now = Arc::new(AtomicI64::new(1_000_000));
         let tokens = source(&fake, &now);
         assert_eq!(tokens.access_token().await.unwrap(), "at1");
         now.fetch_add(3_600, Ordering::Relaxed);
-        assert_eq!(tokens.access_token().await.unwrap(), "at3", "bought with a new assertion");
-        let seen = fake.seen();
-        assert_eq!(seen.iter().filter(|b| is_refresh(b, "rt1")).count(), 1, "{seen:?}");
-        assert!(assertion_of(&seen[2]).is_some(), "{seen:?}");
+        (tokens.access_token().await.unwrap(), fake.seen())
     }
 
     #[tokio::test]
-    async fn a_refresh_a_proxy_answered_502_is_not_sent_again() {
-        let fake = Fake::start(vec![Reply::Token, Reply::Busy(502)]).await;
-        let now = Arc::new(AtomicI64::new(1_000_000));
-        let tokens = source(&fake, &now);
-        tokens.access_token().await.unwrap();
-        now.fetch_add(3_600, Ordering::Relaxed);
-        assert_eq!(tokens.access_token().await.unwrap(), "at3");
-        let seen = fake.seen();
-        assert_eq!(seen.iter().filter(|b| is_refresh(b, "rt1")).count(), 1, "{seen:?}");
-        assert!(assertion_of(&seen[2]).is_some(), "{seen:?}");
+    async fn an_unanswered_refresh_or_a_proxys_502_is_never_sent_again() {
+        for then in [Reply::Drop, Reply::Busy(502), Reply::Busy(504)] {
+            let (token, seen) = refreshed(then).await;
+            assert_eq!(token, "at3", "bought with a new assertion");
+            assert_eq!(seen.iter().filter(|b| is_refresh(b, "rt1")).count(), 1, "{seen:?}");
+            assert!(assertion_of(&seen[2]).is_some(), "{seen:?}");
+        }
     }
 
     #[tokio::test]
     async fn a_busy_refresh_is_tried_again_with_its_token() {
-        let fake = Fake::start(vec![Reply::Token, Reply::Busy(503)]).await;
-        let now = Arc::new(AtomicI64::new(1_000_000));
-        let tokens = source(&fake, &now);
-        tokens.access_token().await.unwrap();
-        now.fetch_add(3_600, Ordering::Relaxed);
-        assert_eq!(tokens.access_token().await.unwrap(), "at3");
-        let seen = fake.seen();
-        assert!(is_refresh(&seen[1], "rt1") && is_refresh(&seen[2], "rt1"), "{seen:?}");
-        assert_eq!(seen.len(), 3, "no assertion needed: {seen:?}");
+        for then in [Reply::Busy(503), Reply::Busy(429)] {
+            let (token, seen) = refreshed(then).await;
+            assert_eq!(token, "at3");
+            assert!(is_refresh(&seen[1], "rt1") && is_refresh(&seen[2], "rt1"), "{seen:?}");
+            assert_eq!(seen.len(), 3, "no assertion needed: {seen:?}");
+        }
     }
 
     #[tokio::test]

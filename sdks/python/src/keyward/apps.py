@@ -137,8 +137,23 @@ class _TokenSourceBase:
         self._held = _Held(access, t.get("refresh_token"), now + expires_in)
         return access
 
-    def _wait(self, attempt: int, err: Optional[KeywardError]) -> Optional[float]:
-        return retry_wait(attempt, self.max_retries, err)
+    def _unanswered(self, attempt: int, e: httpx.TransportError, resend: bool) -> float:
+        """The wait before trying a grant that got no answer again; raises when it is not tried
+        again (``resend`` false: a refresh token the server may have spent)."""
+        wait = retry_wait(attempt, self.max_retries, None) if resend else None
+        if wait is None:
+            raise self._transport_error(e) from e
+        return wait
+
+    def _busy(self, attempt: int, resp: httpx.Response, resend: bool) -> float:
+        """The wait before trying a grant answered 429, 502, 503 or 504 again; raises the answer
+        when it is not tried again."""
+        err = KeywardOAuthError._from_response(resp)
+        retry = resend or resp.status_code in REFRESH_RETRY_STATUSES
+        wait = retry_wait(attempt, self.max_retries, err) if retry else None
+        if wait is None:
+            raise err
+        return wait
 
     def _transport_error(self, e: httpx.TransportError) -> KeywardError:
         if isinstance(e, httpx.TimeoutException):
@@ -221,18 +236,11 @@ class TokenSource(_TokenSourceBase):
             try:
                 resp = self._http.post(self.endpoint, data=form(), headers=self._headers, timeout=self.timeout)
             except httpx.TransportError as e:
-                err = self._transport_error(e)
-                wait = self._wait(attempt, None) if resend_unanswered else None
-                if wait is None:
-                    raise err from e
+                wait = self._unanswered(attempt, e, resend_unanswered)
             else:
                 if resp.status_code not in TOKEN_RETRY_STATUSES:
                     return self._keep(resp, now)
-                err = KeywardOAuthError._from_response(resp)
-                retry = resend_unanswered or resp.status_code in REFRESH_RETRY_STATUSES
-                wait = self._wait(attempt, err) if retry else None
-                if wait is None:
-                    raise err
+                wait = self._busy(attempt, resp, resend_unanswered)
             time.sleep(wait)
             attempt += 1
 
@@ -307,18 +315,11 @@ class AsyncTokenSource(_TokenSourceBase):
             try:
                 resp = await self._http.post(self.endpoint, data=form(), headers=self._headers, timeout=self.timeout)
             except httpx.TransportError as e:
-                err = self._transport_error(e)
-                wait = self._wait(attempt, None) if resend_unanswered else None
-                if wait is None:
-                    raise err from e
+                wait = self._unanswered(attempt, e, resend_unanswered)
             else:
                 if resp.status_code not in TOKEN_RETRY_STATUSES:
                     return self._keep(resp, now)
-                err = KeywardOAuthError._from_response(resp)
-                retry = resend_unanswered or resp.status_code in REFRESH_RETRY_STATUSES
-                wait = self._wait(attempt, err) if retry else None
-                if wait is None:
-                    raise err
+                wait = self._busy(attempt, resp, resend_unanswered)
             await asyncio.sleep(wait)
             attempt += 1
 
