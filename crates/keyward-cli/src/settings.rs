@@ -650,17 +650,13 @@ impl ServerSettings {
         }
     }
 
-    /// The database pool's size, when set (else the backend's default).
-    pub fn database_pool_size(&self) -> Result<Option<u32>> {
-        match self.database_pool_size {
-            Some(n) if n == 0 || n > 1000 => bail!("database_pool_size must be between 1 and 1000"),
-            n => Ok(n),
-        }
-    }
-
     /// The server's configuration: what is set here, the default for the rest.
     pub fn resolve(&self, listen: SocketAddr) -> Result<ServerConfig> {
-        self.database_pool_size()?;
+        // Not part of ServerConfig (the store is opened with it, `storage()`): checked here,
+        // before anything is opened.
+        if self.database_pool_size.is_some_and(|n| n == 0 || n > 1000) {
+            bail!("database_pool_size must be between 1 and 1000");
+        }
         let mut c = ServerConfig { listen, ..ServerConfig::default() };
         let positive = |name: &str, s: Option<Span>| -> Result<Option<Duration>> {
             match s {

@@ -2,7 +2,7 @@
 //! app's APP private key — `EdDSA` for Ed25519, `ES256K` for secp256k1 (with the crate's
 //! `secp256k1` feature) — buys an access token at the token endpoint, refreshes it before it
 //! expires, and falls back to a new assertion when a refresh is refused. An answer of 429,
-//! 502, 503 or 504 is tried again after its `Retry-After` (else a doubling wait), twice by
+//! 502, 503 or 504 is tried again after its `Retry-After` up to 10 s (else a doubling wait), twice by
 //! default; an assertion is also tried again when no answer came, but a refresh token is
 //! never sent again after no answer or a proxy's 502/504 (the server may have spent it, and a
 //! second use revokes its family): a new assertion is bought instead.
@@ -38,7 +38,7 @@ const ASSERTION_SECONDS: i64 = 120;
 const DEFAULT_RETRIES: u32 = 2;
 /// The first wait between tries; it doubles each time (with jitter).
 const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait, whatever `Retry-After` says.
+/// The longest `Retry-After` waited for; past it the answer is the error.
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// The time in Unix seconds (the system's unless a test sets its own).
@@ -257,10 +257,11 @@ impl TokenSource {
                 (Outcome::Unanswered(e), Grant::Assertion) => (e, None),
                 (Outcome::Busy(e, after), _) => (e, after),
             };
-            if attempt >= self.retries {
+            // A longer Retry-After is not waited for: the caller is better told than held.
+            if attempt >= self.retries || after.is_some_and(|a| a > MAX_WAIT) {
                 return Err(error);
             }
-            tokio::time::sleep(after.unwrap_or_else(|| self.wait(attempt)).min(MAX_WAIT)).await;
+            tokio::time::sleep(after.unwrap_or_else(|| self.wait(attempt))).await;
             attempt += 1;
         }
     }
@@ -328,6 +329,8 @@ mod tests {
     enum Reply {
         Token,
         Busy(u16),
+        /// 429 with `Retry-After: 3600`.
+        Later,
         Refuse,
         /// Closes the connection without an answer, the request read.
         Drop,
@@ -385,6 +388,9 @@ mod tests {
                 ),
                 Reply::Busy(s) => {
                     (s, r#"{"error":"server_error","error_description":"busy"}"#.into(), "retry-after: 0\r\n")
+                }
+                Reply::Later => {
+                    (429, r#"{"error":"slow_down","error_description":"later"}"#.into(), "retry-after: 3600\r\n")
                 }
                 Reply::Refuse => (400, r#"{"error":"invalid_grant","error_description":"no"}"#.into(), ""),
             };
@@ -460,6 +466,15 @@ mod tests {
         let fake = Fake::start(vec![Reply::Busy(502)]).await;
         assert_eq!(source(&fake, &now).retries(0).access_token().await.unwrap_err().status(), Some(502));
         assert_eq!(fake.seen().len(), 1, "0 retries: one try");
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_past_ten_seconds_is_not_waited_for() {
+        let fake = Fake::start(vec![Reply::Later]).await;
+        let now = Arc::new(AtomicI64::new(1_000_000));
+        let e = source(&fake, &now).access_token().await.unwrap_err();
+        assert_eq!(e.status(), Some(429), "{e}");
+        assert_eq!(fake.seen().len(), 1);
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ impl Dialect {
 
     /// The pool's size when none is set: SQLite serialises writers anyway, so it needs
     /// fewer connections.
-    pub fn default_pool_size(self) -> u32 {
+    fn default_pool_size(self) -> u32 {
         match self {
             Dialect::Sqlite => 8,
             Dialect::Postgres => 16,

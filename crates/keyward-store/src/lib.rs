@@ -130,9 +130,9 @@ impl Store {
         Self::connect_pooled(url, None).await
     }
 
-    /// Connects with a pool of at most `size` connections (`None`: the backend's default,
-    /// [`Dialect::default_pool_size`]): nodes sharing one PostgreSQL server must fit, pools
-    /// and listeners together, within its `max_connections`.
+    /// Connects with a pool of at most `size` connections (`None`: the backend's default, 16
+    /// for PostgreSQL, 8 for SQLite): nodes sharing one PostgreSQL server must fit, pools and
+    /// listeners together, within its `max_connections`.
     pub async fn connect_pooled(url: &str, size: Option<u32>) -> Result<Store, StoreError> {
         let dialect = Dialect::from_url(url)?;
         let pool = dialect.connect(url, size).await?;

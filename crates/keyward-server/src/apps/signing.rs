@@ -69,6 +69,13 @@ pub(crate) async fn jwks(state: &AppState) -> Result<JwkSet, ApiError> {
     Ok(JwkSet { keys })
 }
 
+/// A signing key as a node holds it: its workspace and its public half (`None`: a stored
+/// public key that does not parse).
+pub(crate) fn held_key(workspace: String, public_hex: &str) -> Option<std::sync::Arc<(Box<str>, PublicKey)>> {
+    let k = PublicKey::parse(Algorithm::Ed25519, public_hex).ok()?;
+    Some(std::sync::Arc::new((workspace.into_boxed_str(), k)))
+}
+
 /// Reads every token-signing key's public half (the newest [`MAX_KIDS`]) into this node's
 /// memory: a token signed by any of them is then checked without a storage read of its key,
 /// whatever made-up `kid`s have spent of the lookup budget.
@@ -76,10 +83,7 @@ pub(crate) async fn hold_all(state: &AppState) -> Result<usize, keyward_store::S
     let rows = state.store.newest_signing_public_keys(MAX_KIDS as i64).await?;
     let keys: Vec<_> = rows
         .into_iter()
-        .filter_map(|(kid, workspace, public)| {
-            let k = PublicKey::parse(Algorithm::Ed25519, &public).ok()?;
-            Some((kid.into_boxed_str(), std::sync::Arc::new((workspace.into_boxed_str(), k))))
-        })
+        .filter_map(|(kid, workspace, public)| Some((kid.into_boxed_str(), held_key(workspace, &public)?)))
         .collect();
     let n = keys.len();
     state.app_tokens.load_keys(keys);

@@ -10,13 +10,13 @@
 use std::sync::Arc;
 
 use keyward_core::oauth::token_record;
-use keyward_core::signing::{Algorithm, PublicKey};
 use keyward_core::verify::{decide, KeyContext, Requirements, VerifiableKey, VerifyCode};
 use keyward_core::wire::apps::{AccessClaims, ACCESS_TOKEN_TYP};
 use keyward_core::wire::jwt::{self, Jws};
 use sha2::{Digest, Sha256};
 
 use super::cache::{KnownKey, TokenDecision};
+use super::signing::held_key;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::verify::{bounded, Verdict};
@@ -172,11 +172,7 @@ impl AppState {
             return Ok(None);
         }
         let read = async { Ok(self.store.signing_key_by_kid(kid).await?) };
-        let found = bounded(read).await?.and_then(|row| {
-            PublicKey::parse(Algorithm::Ed25519, &row.public_key)
-                .ok()
-                .map(|k| Arc::new((row.workspace_id.into_boxed_str(), k)))
-        });
+        let found = bounded(read).await?.and_then(|row| held_key(row.workspace_id, &row.public_key));
         self.app_tokens.fill_key(kid, found.clone(), generation);
         Ok(found)
     }
