@@ -40,6 +40,8 @@ const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest `Retry-After` waited for; past it the answer is the error.
 const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Largest token endpoint answer read (a grant is well under a kilobyte), as the Go SDK's.
+const MAX_ANSWER: usize = 1 << 20;
 
 /// The time in Unix seconds (the system's unless a test sets its own).
 pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -286,8 +288,12 @@ impl TokenSource {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = match r.bytes().await {
-            Ok(b) => b,
+        let bytes = match read_bounded(r).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                let e = format!("the token endpoint's answer is larger than {} bytes", MAX_ANSWER);
+                return Outcome::Refused(ClientError::Decode(e));
+            }
             Err(e) => return Outcome::Unanswered(ClientError::Transport(e.to_string())),
         };
         if status.is_success() {
@@ -315,6 +321,22 @@ impl TokenSource {
     }
 }
 
+/// The answer's body, or `None` once it passes [`MAX_ANSWER`] (nothing more is read: a
+/// broken or hostile endpoint cannot make the caller hold an unbounded answer).
+async fn read_bounded(mut r: reqwest::Response) -> reqwest::Result<Option<Vec<u8>>> {
+    if r.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +356,8 @@ mod tests {
         Refuse,
         /// Closes the connection without an answer, the request read.
         Drop,
+        /// A 200 whose chunked body (no length said) runs past a mebibyte.
+        Huge,
     }
 
     /// A token endpoint answering each request with the next of its replies (then tokens);
@@ -379,6 +403,20 @@ mod tests {
             let reply = replies.lock().unwrap().pop_front().unwrap_or(Reply::Token);
             let (status, text, extra) = match reply {
                 Reply::Drop => return,
+                Reply::Huge => {
+                    let head =
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                    // The client stops reading past its bound; a write then failing ends this.
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    for _ in 0..64 {
+                        if sock.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = sock.write_all(b"0\r\n\r\n").await;
+                    return;
+                }
                 Reply::Token => (
                     200,
                     format!(
@@ -454,6 +492,15 @@ mod tests {
         let seen = fake.seen();
         let assertions: std::collections::HashSet<_> = seen.iter().filter_map(|b| assertion_of(b)).collect();
         assert_eq!((seen.len(), assertions.len()), (3, 3), "three tries, three assertions: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_a_mebibyte_is_refused_not_read_whole() {
+        let fake = Fake::start(vec![Reply::Huge]).await;
+        let now = Arc::new(AtomicI64::new(1_000_000));
+        let e = source(&fake, &now).access_token().await.unwrap_err();
+        assert!(matches!(&e, ClientError::Decode(m) if m.contains("larger than 1048576 bytes")), "{e}");
+        assert_eq!(fake.seen().len(), 1, "not retried");
     }
 
     #[tokio::test]
