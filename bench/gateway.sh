@@ -6,6 +6,8 @@
 # with the CPU time the proxy spent per request (from /proc/PID/stat); it prints the medians
 # and their ratios, then the latency the gateway adds under an open-loop load of RATE req/s.
 #   bench/gateway.sh            # DURATION=10 CONNS=32 KEYS=1000 RATE=5000 RUNS=3
+# BASE_BIN=DIR also runs DIR's keyward gateway (an earlier build) beside this one, on the same
+# data and upstream, measured in the same turns: the report adds the two builds' ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -29,9 +31,20 @@ gateway_pid=$!
 pids+=("$gateway_pid")
 gateway=$(wait_addr "$work/gateway.log" "keyward listening" "addr=")
 
-# Warm the gateway's cache with every key, then measure the three in turns.
+targets=("gateway $gateway_pid http://$gateway/v1/items")
+if [ -n "${BASE_BIN:-}" ]; then
+  RUST_LOG=info "$BASE_BIN/keyward" gateway --upstream "http://$upstream" --data-dir "$work/data" \
+    --listen 127.0.0.1:0 --http-threads "$HTTP_THREADS" 2>"$work/base.log" &
+  base_pid=$!
+  pids+=("$base_pid")
+  base=$(wait_addr "$work/base.log" "keyward listening" "addr=")
+  targets+=("base $base_pid http://$base/v1/items")
+  "$BIN/kwbench" load --url "http://$base/v1/items" --keys "$work/keys.txt" --key-in-header >/dev/null
+fi
+
+# Warm the gateway's cache with every key, then measure them in turns.
 "$BIN/kwbench" load --url "http://$gateway/v1/items" --keys "$work/keys.txt" --key-in-header >/dev/null
-measure_in_turns "gateway $gateway_pid http://$gateway/v1/items" "nginx $proxy_pid http://$proxy/v1/items" \
+measure_in_turns "${targets[@]}" "nginx $proxy_pid http://$proxy/v1/items" \
   "direct $upstream_pid http://$upstream/v1/items" -- bench/verify.lua "$work/keys.txt" header
 
 load() {
@@ -54,3 +67,8 @@ p50 (µs)                  $(field "$direct_open" p50_us) → $(field "$via_open
 p99 (µs)                  $(field "$direct_open" p99_us) → $(field "$via_open" p99_us)  (added $(( $(field "$via_open" p99_us) - $(field "$direct_open" p99_us) )))
 errors                    $(field "$direct_open" errors) / $(field "$via_open" errors)
 REPORT
+if [ -n "${BASE_BIN:-}" ]; then
+  cat <<REPORT
+this build ÷ BASE_BIN's gateway, same runs: throughput $(ratio "$gateway_1" "$base_1") ($gateway_1 / $base_1 req/s), CPU per request $(ratio "$gateway_5" "$base_5") ($gateway_5 / $base_5 µs); BASE_BIN's gateway ÷ nginx $(ratio "$base_1" "$nginx_1"), CPU $(ratio "$base_5" "$nginx_5")×
+REPORT
+fi

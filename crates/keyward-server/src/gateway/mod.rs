@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::gateway::upstream::conn::Outgoing;
 use crate::gateway::upstream::head::{hop_by_hop, tokens};
 use crate::state::SharedState;
-use crate::verify::credential::{carries_credential, credential, identity_headers, Credential, X_FORWARDED_FOR};
+use crate::verify::credential::{carries_credential, credential, identity_fields, Credential, X_FORWARDED_FOR};
 use crate::verify::refused;
 
 mod path;
@@ -76,11 +76,16 @@ pub(crate) struct Gateway {
     upstream: crate::gateway::upstream::client::Upstream,
 }
 
-/// What never reaches the upstream: hop-by-hop headers, credentials, and identity headers
-/// (those come only from us). `Host` is replaced by the upstream's, and the length by the
-/// one the buffered body is sent with.
+/// What never reaches the upstream as the client sent it: hop-by-hop headers, credentials,
+/// identity headers (those come only from us) and `X-Forwarded-For` (ours extends the
+/// client's). `Host` is replaced by the upstream's, and the length by the one the buffered
+/// body is sent with.
 fn not_forwarded(name: &str) -> bool {
-    hop_by_hop(name) || name == "content-length" || carries_credential(name) || identity_like(name)
+    hop_by_hop(name)
+        || name == "content-length"
+        || name == "x-forwarded-for"
+        || carries_credential(name)
+        || identity_like(name)
 }
 
 /// What a request from a peer that is not a trusted proxy does not pass on either: what it
@@ -124,15 +129,15 @@ pub(crate) fn gateway(state: SharedState, config: GatewayConfig) -> std::io::Res
 const X_KEYWARD_CODE: HeaderName = HeaderName::from_static("x-keyward-code");
 
 /// `X-Forwarded-For` as the upstream gets it: the client's list, if any (every line of it,
-/// in order, as one), and its peer.
-fn forwarded_for<'a>(prev: impl IntoIterator<Item = &'a HeaderValue>, peer: std::net::IpAddr) -> HeaderValue {
+/// in order, as one), and its peer. Each line is a valid header value, and so is the list.
+fn forwarded_for<'a>(prev: impl IntoIterator<Item = &'a HeaderValue>, peer: std::net::IpAddr) -> Vec<u8> {
     let mut v = Vec::with_capacity(64);
     for line in prev.into_iter().map(|l| l.as_bytes().trim_ascii()).filter(|l| !l.is_empty()) {
         v.extend_from_slice(line);
         v.extend_from_slice(b", ");
     }
     write_ip(&mut v, peer);
-    HeaderValue::from_maybe_shared(axum::body::Bytes::from(v)).unwrap_or_else(|_| HeaderValue::from_static(""))
+    v
 }
 
 /// An address as text; an IPv4 one without a formatter (this is on every request).
@@ -286,20 +291,19 @@ impl Gateway {
             }
         };
         let forwarded = forwarded_for(parts.headers.get_all(X_FORWARDED_FOR), peer.ip());
-        let identity = identity_headers(key);
-        // The request's own headers, rewritten in place: credentials and hop-by-hop ones out,
-        // the identity in.
+        let id = key.id();
+        let [a, b, c, d, e, f] = identity_fields(key, &id).map(|(name, value)| (name, value.as_bytes()));
+        // Written after the request's own headers, made into no `HeaderValue`.
+        let added = [("x-forwarded-for", &forwarded[..]), a, b, c, d, e, f];
+        // The request's own headers, rewritten in place: credentials, hop-by-hop ones and
+        // what `added` replaces out.
         let mut headers = parts.headers;
         if state.trusts(peer.ip()) {
             strip(&mut headers, not_forwarded);
         } else {
             strip(&mut headers, not_forwarded_untrusted);
         }
-        headers.insert(X_FORWARDED_FOR, forwarded);
-        for (name, value) in identity {
-            headers.insert(name, value);
-        }
-        let sent = Outgoing { method: &parts.method, target: &target, headers: &headers, body };
+        let sent = Outgoing { method: &parts.method, target: &target, headers: &headers, added: &added, body };
         let upstream = self.upstream.send(sent).await.map_err(|e| match e {
             crate::gateway::upstream::failure::Failure::TimedOut => {
                 tracing::warn!("upstream did not answer in time");
@@ -329,9 +333,9 @@ mod tests {
     fn forwarded_for_writes_addresses_as_std_does() {
         for ip in ["0.0.0.0", "255.255.255.255", "10.20.3.100", "127.0.0.1", "192.168.9.99", "::1", "2001:db8::7"] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(forwarded_for(None, ip).to_str().unwrap(), ip.to_string());
+            assert_eq!(forwarded_for(None, ip), ip.to_string().as_bytes());
             let prev = HeaderValue::from_static("203.0.113.5");
-            assert_eq!(forwarded_for(Some(&prev), ip).to_str().unwrap(), format!("203.0.113.5, {ip}"));
+            assert_eq!(forwarded_for(Some(&prev), ip), format!("203.0.113.5, {ip}").as_bytes());
         }
         // Every line, in order: a proxy that appended its own line is not hidden behind the
         // client's.
@@ -341,8 +345,8 @@ mod tests {
         }
         let peer = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            forwarded_for(h.get_all(X_FORWARDED_FOR), peer).to_str().unwrap(),
-            "198.51.100.1, 203.0.113.9, 203.0.113.5, 127.0.0.1"
+            forwarded_for(h.get_all(X_FORWARDED_FOR), peer),
+            b"198.51.100.1, 203.0.113.9, 203.0.113.5, 127.0.0.1"
         );
     }
 

@@ -134,18 +134,25 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
     }
 }
 
-/// The `X-Keyward-*` headers naming a verified key: on forward-auth answers, and on the
-/// requests the gateway passes upstream.
-pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 6] {
+/// The `X-Keyward-*` headers naming a verified key, as names and text (`id` is
+/// `key.id()`, which the caller holds): the gateway writes them straight into the request
+/// it sends upstream, with no `HeaderValue` made.
+pub(crate) fn identity_fields<'a>(key: &'a VerifiableKey, id: &'a str) -> [(&'static str, &'a str); 6] {
     let (roles, scopes) = key.listed();
     [
-        (HeaderName::from_static("x-keyward-key-id"), header(&key.id())),
-        (HeaderName::from_static("x-keyward-workspace"), header(key.workspace_id())),
-        (HeaderName::from_static("x-keyward-environment"), header(key.environment())),
-        (HeaderName::from_static("x-keyward-roles"), header(roles)),
-        (HeaderName::from_static("x-keyward-scopes"), header(scopes)),
-        (HeaderName::from_static("x-keyward-grants"), header(key.grants_listed())),
+        ("x-keyward-key-id", id),
+        ("x-keyward-workspace", key.workspace_id()),
+        ("x-keyward-environment", key.environment()),
+        ("x-keyward-roles", roles),
+        ("x-keyward-scopes", scopes),
+        ("x-keyward-grants", key.grants_listed()),
     ]
+}
+
+/// [`identity_fields`] as headers, for a forward-auth answer.
+pub(crate) fn identity_headers(key: &VerifiableKey) -> [(HeaderName, HeaderValue); 6] {
+    let id = key.id();
+    identity_fields(key, &id).map(|(name, value)| (HeaderName::from_static(name), header(value)))
 }
 
 pub(crate) fn header(v: &str) -> HeaderValue {

@@ -141,6 +141,16 @@ impl Conn {
             w.extend_from_slice(value.as_bytes());
             w.extend_from_slice(b"\r\n");
         }
+        for (name, value) in req.added {
+            w.extend_from_slice(name.as_bytes());
+            w.extend_from_slice(b": ");
+            // As `HeaderValue::from_bytes` would refuse it, a value that could split the
+            // head goes empty (none of ours should).
+            if is_header_value(value) {
+                w.extend_from_slice(value);
+            }
+            w.extend_from_slice(b"\r\n");
+        }
         let bodiless =
             matches!(*req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE);
         if !req.body.is_empty() || !bodiless {
@@ -176,12 +186,20 @@ impl Conn {
 }
 
 /// A request as the gateway sends it on: `target` in origin form, `headers` without
-/// hop-by-hop ones (a `Host` among them is replaced by the upstream's).
+/// hop-by-hop ones (a `Host` among them is replaced by the upstream's), then `added` (names
+/// lowercase and valid, none among `headers`).
 pub struct Outgoing<'a> {
     pub method: &'a Method,
     pub target: &'a str,
     pub headers: &'a HeaderMap,
+    pub added: &'a [(&'a str, &'a [u8])],
     pub body: Bytes,
+}
+
+/// Bytes `HeaderValue::from_bytes` takes: visible ASCII, space, tab and obs-text, no
+/// control character (a CR or LF would end the header).
+fn is_header_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 /// Writes all of `bytes` by the deadline.
@@ -237,5 +255,19 @@ impl Pool {
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_judged_as_http_judges_them() {
+        for b in 0..=u8::MAX {
+            let v = [b'a', b, b'z'];
+            assert_eq!(is_header_value(&v), HeaderValue::from_bytes(&v).is_ok(), "byte {b:#04x}");
+        }
+        assert!(is_header_value(b"") && is_header_value(b"role:a, role:b"));
     }
 }

@@ -356,7 +356,7 @@ async fn ours(addr: std::net::SocketAddr, head_request: bool) -> Outcome {
     let upstream = Upstream::new(&uri, Duration::from_secs(20), None).unwrap();
     let method = if head_request { Method::HEAD } else { Method::GET };
     let headers = HeaderMap::new();
-    let req = Outgoing { method: &method, target: "/", headers: &headers, body: Bytes::new() };
+    let req = Outgoing { method: &method, target: "/", headers: &headers, added: &[], body: Bytes::new() };
     let resp = match upstream.send(req).await {
         Ok(resp) => resp,
         Err(e) => return Outcome::Refused(format!("{e:?}")),

@@ -52,9 +52,11 @@ pub(crate) struct Head {
 /// The answer's head if `read` holds all of it (cut from it); an interim answer is dropped.
 /// `reusable`: whether the upstream keeps the connection after this answer.
 pub(crate) fn parse(read: &mut BytesMut, head_request: bool, reusable: &mut bool) -> Result<Parsed, Failure> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(read) {
+    // Left uninitialised, as the lane's request parse does (`http/lane_loop/head.rs`).
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, read, &mut slots)
+    {
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => return Ok(Parsed::Partial),
         Ok(_) => return Err(unreachable("the upstream's answer head is too large")),
