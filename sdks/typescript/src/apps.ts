@@ -121,16 +121,34 @@ export class TokenSource {
     return `${input}.${b64url(this.#signer.signJws(input))}`;
   }
 
-  /** A fresh access token: the one held while it has more than `refreshAheadMs` left, else a refreshed one, else one bought with a new assertion. */
-  token(): Promise<string> {
+  /**
+   * A fresh access token: the one held while it has more than `refreshAheadMs` left, else a
+   * refreshed one, else one bought with a new assertion.
+   *
+   * `signal` ends this caller's wait (rejecting with its reason), not the grant: other callers
+   * may be waiting for the same token, and a refresh cut off midway might spend its refresh
+   * token unanswered. The token it brings is held for the next call.
+   */
+  token(options: { signal?: AbortSignal } = {}): Promise<string> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const run = this.#queue.then(() => this.#fresh());
     this.#queue = run.catch(() => undefined);
-    return run;
+    if (!signal) return run;
+    return new Promise((resolve, reject) => {
+      const abandon = () => reject(signal.reason);
+      signal.addEventListener("abort", abandon, { once: true });
+      const settle = () => signal.removeEventListener("abort", abandon);
+      run.then(
+        (token) => (settle(), resolve(token)),
+        (err: unknown) => (settle(), reject(err)),
+      );
+    });
   }
 
-  /** `Authorization`'s value: `Bearer <access token>`. */
-  async authorization(): Promise<string> {
-    return `Bearer ${await this.token()}`;
+  /** `Authorization`'s value: `Bearer <access token>` (`signal` as for {@link token}). */
+  async authorization(options: { signal?: AbortSignal } = {}): Promise<string> {
+    return `Bearer ${await this.token(options)}`;
   }
 
   /** Drops the held tokens: the next call buys new ones with an assertion. */

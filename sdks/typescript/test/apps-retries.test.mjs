@@ -203,3 +203,26 @@ test("concurrent callers share one grant, retries included", async (t) => {
   assert.deepEqual(new Set(again), new Set(["at_4"]));
   assert.deepEqual(srv.grants(), ["assertion", "assertion", "refresh_token", "refresh_token"]);
 });
+
+test("a caller's signal ends its own wait, not the grant others wait for", async (t) => {
+  const srv = await tokenEndpoint([{ ...busy, headers: { "retry-after": "1" } }, "ok"]);
+  t.after(() => srv.close());
+  const clock = { now: Date.now() };
+  const tokens = source(srv, clock);
+  const gone = new AbortController();
+  const abandoned = tokens.token({ signal: gone.signal });
+  const waiting = tokens.authorization();
+  setTimeout(() => gone.abort(), 50);
+  const started = Date.now();
+  await assert.rejects(abandoned, { name: "AbortError" });
+  assert.ok(Date.now() - started < 900, "rejected at the abort, not after the retry's wait");
+  assert.equal(await waiting, "Bearer at_2");
+  // The grant went on: its token is held, and the next caller needs no request.
+  assert.equal(await tokens.token({ signal: new AbortController().signal }), "at_2");
+  assert.deepEqual(srv.grants(), ["assertion", "assertion"]);
+  // A signal already aborted rejects at once and sends nothing.
+  await assert.rejects(tokens.token({ signal: AbortSignal.abort() }), { name: "AbortError" });
+  clock.now += HOUR;
+  await assert.rejects(tokens.token({ signal: AbortSignal.abort() }), { name: "AbortError" });
+  assert.equal(srv.seen.length, 2);
+});
