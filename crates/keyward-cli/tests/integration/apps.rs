@@ -29,7 +29,8 @@ on_both_backends!(
     concurrent_first_uses_of_an_app_token_share_one_read,
     storage_failing_under_an_app_tokens_first_uses_answers_503,
     made_up_kids_starve_no_real_signing_key,
-    workspaces_install_each_others_apps_at_once
+    workspaces_install_each_others_apps_at_once,
+    a_failed_read_of_the_signing_keys_at_start_is_made_again
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
@@ -884,4 +885,59 @@ async fn join_all_handles<T>(calls: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
         out.push(c.await.unwrap());
     }
     out
+}
+
+/// A node's read of every token-signing key at start, cut off by the database (its backend
+/// terminated while a table lock holds it), is made again until it succeeds: the node's known
+/// sets load after it, and the key is then held — a token signed with it verifies while the
+/// keys' table is locked again, with no read of it.
+async fn a_failed_read_of_the_signing_keys_at_start_is_made_again(b: Backend) {
+    use sqlx::{Connection, Executor};
+    let s = server(b).await;
+    if !on_postgres(&s, "a_failed_read_of_the_signing_keys_at_start_is_made_again") {
+        return s.stop().await;
+    }
+    let token = installed_token(&s, "Restarted", &"6e".repeat(32), "start-1").await;
+    // The key's event gone (pruned): the new node knows the key only by reading them all.
+    s.store.prune_events(s.clock.now() + chrono::Duration::seconds(1)).await.unwrap();
+    let lock_keys = || async {
+        let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+        lock.execute("BEGIN").await.unwrap();
+        lock.execute("LOCK TABLE app_signing_keys IN ACCESS EXCLUSIVE MODE").await.unwrap();
+        lock
+    };
+    let mut lock = lock_keys().await;
+    let n2 = s.second_node().await;
+    let mut admin = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(10), "the start read never reached the database");
+        let cut: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state = 'active' \
+             AND query LIKE 'SELECT kid, workspace_id, public_key FROM app_signing_keys ORDER BY%'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if !cut.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lock.execute("ROLLBACK").await.unwrap();
+    let started = Instant::now();
+    while crate::verify_floods::metrics(&n2).await["keyward_known_credentials_loaded"] != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the signing keys were not read again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut lock = lock_keys().await;
+    let v = tokio::time::timeout(Duration::from_secs(5), n2.verify(&token, json!({})))
+        .await
+        .expect("the key is held: no read of the locked table");
+    assert_eq!(code(&v), "VALID", "{v}");
+    lock.execute("ROLLBACK").await.unwrap();
+    admin.close().await.ok();
+    n2.stop().await;
+    s.stop().await;
 }
