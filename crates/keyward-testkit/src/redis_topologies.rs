@@ -234,16 +234,23 @@ impl OwnSentinel {
         format!("redis+sentinel://127.0.0.1:{}/kw", self.sentinel)
     }
 
-    /// Kills the primary, once its writes reached the replica: `WAIT` asked again until the
-    /// replica acknowledges them (on a loaded machine its first sync can take longer than
-    /// one wait; a CI run once killed the primary before it and lost the writes).
+    /// Kills the primary, once the replica has applied everything written to it: the
+    /// replica's offset has reached the primary's. (`WAIT` from a new `redis-cli` proved
+    /// nothing: it waits for that client's own writes, and it had made none — CI runs twice
+    /// killed the primary before the replica had the test's writes.)
     pub fn stop_primary(&mut self) {
+        let offset = |port: u16, field: &str| {
+            let info = cli(port, &["INFO", "replication"]);
+            info.lines().find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':')?.parse::<u64>().ok())
+        };
+        let written = offset(self.primary, "master_repl_offset").expect("the primary's replication offset");
         let started = std::time::Instant::now();
-        while cli(self.primary, &["WAIT", "1", "2000"]).trim().parse::<u32>().unwrap_or(0) < 1 {
+        while offset(self.replica, "slave_repl_offset").is_none_or(|applied| applied < written) {
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(30),
-                "the replica never acknowledged the writes"
+                "the replica never caught up with the primary's writes"
             );
+            std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(c) = self.children.first_mut() {
             kill(c);
