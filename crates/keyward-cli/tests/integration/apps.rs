@@ -704,10 +704,15 @@ fn on_postgres(s: &TestServer, name: &str) -> bool {
 /// A connection whose open transaction holds both app-token tables locked: every read of
 /// them waits until it rolls back.
 async fn lock_app_tables(s: &TestServer) -> sqlx::PgConnection {
+    lock_tables(s, "app_signing_keys, app_access_tokens").await
+}
+
+/// A connection whose open transaction holds `tables` locked.
+async fn lock_tables(s: &TestServer, tables: &str) -> sqlx::PgConnection {
     use sqlx::{Connection, Executor};
     let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
     lock.execute("BEGIN").await.unwrap();
-    lock.execute("LOCK TABLE app_signing_keys, app_access_tokens IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    lock.execute(format!("LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE").as_str()).await.unwrap();
     lock
 }
 
@@ -900,13 +905,7 @@ async fn a_failed_read_of_the_signing_keys_at_start_is_made_again(b: Backend) {
     let token = installed_token(&s, "Restarted", &"6e".repeat(32), "start-1").await;
     // The key's event gone (pruned): the new node knows the key only by reading them all.
     s.store.prune_events(s.clock.now() + chrono::Duration::seconds(1)).await.unwrap();
-    let lock_keys = || async {
-        let mut lock = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
-        lock.execute("BEGIN").await.unwrap();
-        lock.execute("LOCK TABLE app_signing_keys IN ACCESS EXCLUSIVE MODE").await.unwrap();
-        lock
-    };
-    let mut lock = lock_keys().await;
+    let mut lock = lock_tables(&s, "app_signing_keys").await;
     let n2 = s.second_node().await;
     let mut admin = sqlx::PgConnection::connect(&s.db.url).await.unwrap();
     let started = Instant::now();
@@ -931,7 +930,7 @@ async fn a_failed_read_of_the_signing_keys_at_start_is_made_again(b: Backend) {
         assert!(started.elapsed() < Duration::from_secs(10), "the signing keys were not read again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut lock = lock_keys().await;
+    let mut lock = lock_tables(&s, "app_signing_keys").await;
     let v = tokio::time::timeout(Duration::from_secs(5), n2.verify(&token, json!({})))
         .await
         .expect("the key is held: no read of the locked table");
